@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: rendering only, over the governance service API."""

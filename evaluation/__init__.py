@@ -1,0 +1,1 @@
+"""The metric engine: performance, calibration, fairness and drift per model version."""

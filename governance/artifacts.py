@@ -1,0 +1,80 @@
+"""The content-addressed artifact folder: files stored once, named by their sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from governance.errors import InvalidInput, NotFound
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """`root/sha256/ab/abcdef…`; writes go through `root/tmp/` and an atomic rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def scratch_path(self, suffix: str = "") -> Path:
+        """A fresh path under tmp/ for work in progress (removed or adopted by the caller)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}.part"
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Copy `source` in; return (sha256, size). Storing the same bytes again is a no-op."""
+        source = Path(source)
+        if not source.is_file():
+            raise NotFound(f"file {source} does not exist or is not a regular file.")
+        scratch = self.scratch_path()
+        digest = hashlib.sha256()
+        try:
+            with open(source, "rb") as src, open(scratch, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except OSError as exc:
+            scratch.unlink(missing_ok=True)
+            raise InvalidInput(f"cannot read {source}: {exc.strerror}.") from exc
+        return self.adopt(scratch, digest.hexdigest())
+
+    def adopt(self, scratch: Path, sha256: str) -> tuple[str, int]:
+        """Move a finished scratch file to its content address (atomic; idempotent)."""
+        target = self.path_for(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = scratch.stat().st_size
+        if target.exists():
+            scratch.unlink()
+        else:
+            os.replace(scratch, target)
+        return sha256, size
+
+    def open_path(self, sha256: str) -> Path:
+        path = self.path_for(sha256)
+        if not path.exists():
+            raise NotFound(f"artifact {sha256} is missing from {self.root}.")
+        return path
+
+    def discard(self, scratch: Path) -> None:
+        if scratch.is_dir():
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            scratch.unlink(missing_ok=True)

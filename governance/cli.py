@@ -1,0 +1,305 @@
+"""The `govern` command line: thin commands over the service API.
+
+Exit codes: 0 success, 1 a negative verdict (a verification failed; later a blocked gate),
+2 an error (bad input, not found, not allowed, store busy), with one sentence on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from governance import __version__
+from governance.audit_export import FORMATS
+from governance.errors import GovernError
+from governance.ingest import SPLITS, ColumnRoles
+from governance.records import Record
+from governance.roles import Role
+from governance.service import RISK_TIERS, Service, verify_audit_export
+
+
+class GovernGroup(click.Group):
+    """Turns every foreseeable failure into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GovernError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def _service(ctx: click.Context) -> Service:
+    options = ctx.find_root().obj
+    return Service.open(home=options["home"], actor=options["actor"], lock_timeout_s=options["lock_timeout"])
+
+
+def _emit(value: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        plain = [v.to_dict() for v in value] if isinstance(value, list) else (
+            value.to_dict() if isinstance(value, Record) or hasattr(value, "to_dict") else value)
+        click.echo(json.dumps(plain, indent=2, sort_keys=True, default=str))
+    elif text is not None:
+        click.echo(text)
+
+
+def _split_list(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+
+
+def _read_password(enabled: bool) -> str | None:
+    if not enabled:
+        return None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(cls=GovernGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", envvar="GOVERN_HOME", type=click.Path(file_okay=False),
+              help="Data home holding govern.duckdb and artifacts/ [env GOVERN_HOME; default ./govern-data].")
+@click.option("--as", "actor", envvar="GOVERN_USER", metavar="USER",
+              help="Act as this user [env GOVERN_USER]; the user's role decides what is allowed.")
+@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+              help="How long to wait for a store held by another process [env GOVERN_LOCK_TIMEOUT; default 30].")
+@click.version_option(__version__, prog_name="govern")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: float | None) -> None:
+    """govern: evaluate model versions, gate releases on policies, review, retrain, and audit it all.
+
+    Exit codes: 0 success, 1 a negative verdict (verification failed), 2 an error.
+    """
+    ctx.obj = {"home": home, "actor": actor, "lock_timeout": lock_timeout}
+
+
+@cli.command()
+@click.option("--admin", metavar="NAME", help="Create this first admin user (only on a store without users).")
+@click.option("--password-stdin", is_flag=True, help="Read the admin's dashboard password from stdin.")
+@json_option
+@click.pass_context
+def init(ctx: click.Context, admin: str | None, password_stdin: bool, as_json: bool) -> None:
+    """Create the store in the data home (safe to run again) and bootstrap the first admin."""
+    status = _service(ctx).init(admin=admin, password=_read_password(password_stdin))
+    _emit(status, as_json, f"store ready at {status.home} ({len(status.migrations)} migrations applied)"
+          + (f"; admin {admin!r}" if admin else ""))
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the store: location, migrations, counts and the audit chain head."""
+    s = _service(ctx).status()
+    _emit(s, as_json, "\n".join([
+        f"home:            {s.home}",
+        f"migrations:      {', '.join(s.migrations)}",
+        f"users:           {s.users}",
+        f"models:          {s.models}",
+        f"versions:        {s.versions}",
+        f"prediction sets: {s.prediction_sets}",
+        f"audit events:    {s.audit_events} (head {s.audit_head[:16] + '…' if s.audit_head else 'none'})",
+    ]))
+
+
+@cli.group(cls=GovernGroup)
+def user() -> None:
+    """Manage users and their roles (admins)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help="The user's role.")
+@click.option("--password-stdin", is_flag=True, help="Read a dashboard password from stdin (stored as argon2).")
+@json_option
+@click.pass_context
+def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool, as_json: bool) -> None:
+    """Add a user with a role."""
+    added = _service(ctx).add_user(name=name, role=role, password=_read_password(password_stdin))
+    _emit(added, as_json, f"added user {added.name!r} as {added.role.value}")
+
+
+@user.command("list")
+@json_option
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool) -> None:
+    """List users and their roles."""
+    found = _service(ctx).list_users()
+    _emit(found, as_json, "\n".join(f"{u.name}\t{u.role.value}" for u in found) or "no users")
+
+
+@cli.group(cls=GovernGroup)
+def model() -> None:
+    """Register and list models."""
+
+
+@model.command("register")
+@click.argument("name")
+@click.option("--owner", metavar="USER", help="The accountable user (default: you).")
+@click.option("--description", metavar="TEXT", help="What the model is for.")
+@click.option("--risk-tier", type=click.Choice(RISK_TIERS), default="medium", show_default=True,
+              help="Risk tier; policies can require more of high-risk models.")
+@json_option
+@click.pass_context
+def model_register(ctx: click.Context, name: str, owner: str | None, description: str | None, risk_tier: str,
+                   as_json: bool) -> None:
+    """Register a model."""
+    registered = _service(ctx).register_model(name=name, owner=owner, description=description, risk_tier=risk_tier)
+    _emit(registered, as_json, f"registered model {registered.name!r} (risk tier {registered.risk_tier})")
+
+
+@model.command("list")
+@json_option
+@click.pass_context
+def model_list(ctx: click.Context, as_json: bool) -> None:
+    """List registered models."""
+    found = _service(ctx).list_models()
+    _emit(found, as_json, "\n".join(f"{m.name}\t{m.risk_tier}\t{m.owner or ''}" for m in found) or "no models")
+
+
+@cli.group(cls=GovernGroup)
+def version() -> None:
+    """Register, list and show model versions."""
+
+
+@version.command("register")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--artifact", required=True, type=click.Path(dir_okay=False), help="The model file to store.")
+@click.option("--training-data", type=click.Path(dir_okay=False), help="CSV or Parquet the version was trained on.")
+@click.option("--parent", metavar="VERSION", help="The version this one was derived from.")
+@json_option
+@click.pass_context
+def version_register(ctx: click.Context, model_name: str, version_name: str, artifact: str,
+                     training_data: str | None, parent: str | None, as_json: bool) -> None:
+    """Register a version: its artifact (and training data) are stored by sha256."""
+    registered = _service(ctx).register_version(
+        model=model_name, version=version_name, artifact=Path(artifact),
+        training_data=Path(training_data) if training_data else None, parent=parent)
+    _emit(registered, as_json,
+          f"registered {registered.model} version {registered.version} (artifact {registered.artifact_sha256[:12]}…)")
+
+
+@version.command("list")
+@click.argument("model_name", metavar="MODEL")
+@json_option
+@click.pass_context
+def version_list(ctx: click.Context, model_name: str, as_json: bool) -> None:
+    """List a model's versions."""
+    found = _service(ctx).list_versions(model=model_name)
+    _emit(found, as_json, "\n".join(
+        f"{v.version}\t{v.status}\t{v.created_by}\t{v.created_at:%Y-%m-%d %H:%M}" for v in found) or "no versions")
+
+
+@version.command("show")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@json_option
+@click.pass_context
+def version_show(ctx: click.Context, model_name: str, version_name: str, as_json: bool) -> None:
+    """Show a version, its lineage and its prediction sets with their row counts."""
+    detail = _service(ctx).show_version(model=model_name, version=version_name)
+    v = detail.version
+    lines = [
+        f"{v.model} version {v.version} ({v.status})",
+        f"  created:       {v.created_at:%Y-%m-%d %H:%M:%S} by {v.created_by}",
+        f"  artifact:      {v.artifact_sha256}",
+        f"  training data: {v.training_data_sha256 or '-'}"
+        + (f" ({detail.training_data.row_count} rows)" if detail.training_data else ""),
+        f"  parent:        {v.parent_version or '-'}",
+        f"  prediction sets: {len(detail.prediction_sets) or 'none'}",
+    ]
+    lines += [
+        f"    {p.id}  {p.split:<10} {p.row_count:>10} rows  {p.source_name}"
+        + (f"  batch {p.batch_time:%Y-%m-%d %H:%M}" if p.batch_time else "")
+        for p in detail.prediction_sets
+    ]
+    _emit(detail, as_json, "\n".join(lines))
+
+
+@cli.command()
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--split", required=True, type=click.Choice(SPLITS), help="What the predictions are for.")
+@click.option("--label", default="label", show_default=True, help="Column with the true label (0 or 1).")
+@click.option("--score", default="score", show_default=True, help="Column with the predicted probability of 1.")
+@click.option("--id", "id_column", metavar="COL", help="Column with unique row ids (default: row position).")
+@click.option("--sensitive", metavar="A,B", help="Sensitive feature columns (groups for fairness metrics).")
+@click.option("--features", metavar="X,Y", help="Feature columns to keep (default: every other column).")
+@click.option("--batch-time", metavar="ISO8601", help="When the batch was scored (production batches).")
+@click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, model_name: str, version_name: str, file: str, split: str, label: str, score: str,
+           id_column: str | None, sensitive: str | None, features: str | None, batch_time: str | None,
+           delimiter: str, as_json: bool) -> None:
+    """Validate a CSV or Parquet file of predictions and store it as a prediction set.
+
+    Every problem in the file is reported at once; nothing is written unless the file is clean.
+    """
+    roles = ColumnRoles(label=label, score=score, id=id_column, sensitive=_split_list(sensitive),
+                        features=_split_list(features) if features else None)
+    prediction_set = _service(ctx).ingest(model=model_name, version=version_name, file=Path(file), split=split,
+                                          roles=roles, batch_time=batch_time, delimiter=delimiter)
+    _emit(prediction_set, as_json,
+          f"ingested {prediction_set.row_count} rows as {prediction_set.id} ({split}) "
+          f"for {model_name} version {version_name}")
+
+
+@cli.group(cls=GovernGroup)
+def audit() -> None:
+    """Verify and export the tamper-evident decision log (auditors, admins)."""
+
+
+@audit.command("verify")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--key", metavar="HEX", help="With DIR: the installation's public key (`govern audit key`).")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, directory: str | None, key: str | None, as_json: bool) -> None:
+    """Verify the live chain, or with DIR an export, offline from its files alone.
+
+    Exit 0 when intact, 1 when tampering is detected (naming the event), 2 on an error.
+    """
+    if directory is None:
+        report = _service(ctx).verify_audit()
+        text = (f"audit chain intact: {report.event_count} events, head {report.head_hash}" if report.ok
+                else f"audit chain BROKEN at seq {report.broken_seq}: {report.problem}")
+    else:
+        report = verify_audit_export(Path(directory), expected_public_key=key)
+        text = (f"export intact: {report.row_count} events, head {report.head_hash}, signed by {report.public_key}"
+                if report.ok else "export FAILED verification:\n  - " + "\n  - ".join(report.problems))
+    _emit(report, as_json, text)
+    ctx.exit(0 if report.ok else 1)
+
+
+@audit.command("export")
+@click.option("--out", required=True, type=click.Path(), help="New folder to write the export into.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@json_option
+@click.pass_context
+def audit_export(ctx: click.Context, out: str, fmt: str, as_json: bool) -> None:
+    """Export the whole log with a signed manifest (row count, head hash, file hashes)."""
+    manifest = _service(ctx).export_audit(out=Path(out), fmt=fmt)
+    _emit(manifest, as_json, f"exported {manifest['row_count']} events to {out} "
+                             f"(head {manifest['head_hash'][:16]}…); verify with `govern audit verify {out}`")
+
+
+@audit.command("key")
+@click.pass_context
+def audit_key(ctx: click.Context) -> None:
+    """Print this installation's Ed25519 public key, which signs every export."""
+    click.echo(_service(ctx).public_key())
+
+
+def main() -> None:
+    cli(prog_name="govern")
+
+
+if __name__ == "__main__":
+    main()

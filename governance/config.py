@@ -1,0 +1,47 @@
+"""Where the data home is and how long to wait for the store lock."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from governance.errors import InvalidInput
+
+DEFAULT_HOME = "govern-data"
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "govern.duckdb"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+
+def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: float | None = None) -> Settings:
+    """Settings from explicit values, else GOVERN_HOME / GOVERN_LOCK_TIMEOUT, else the defaults."""
+    home_path = Path(home or os.environ.get("GOVERN_HOME") or DEFAULT_HOME).expanduser().absolute()
+    if lock_timeout_s is None:
+        raw = os.environ.get("GOVERN_LOCK_TIMEOUT")
+        if raw:
+            try:
+                lock_timeout_s = float(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"GOVERN_LOCK_TIMEOUT must be a number of seconds, not {raw!r}.") from exc
+        else:
+            lock_timeout_s = DEFAULT_LOCK_TIMEOUT_S
+    if lock_timeout_s < 0:
+        raise InvalidInput(f"the lock timeout must be zero or more seconds, not {lock_timeout_s}.")
+    return Settings(home=home_path, lock_timeout_s=lock_timeout_s)

@@ -1,0 +1,276 @@
+"""Validate a prediction file completely, then normalise it to Parquet, before the store is touched.
+
+Every problem found (column, kind, first rows) is reported in one InvalidInput message. Nothing
+here opens the store: the heavy work runs in a private in-memory DuckDB, so the store's lock is held
+only for the short transaction that records the finished prediction set.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from governance.artifacts import sha256_file
+from governance.errors import InvalidInput, NotFound
+
+Split = Literal["reference", "eval", "production"]
+SPLITS: tuple[str, ...] = ("reference", "eval", "production")
+_SHOWN_ROWS = 5
+# Quotes, semicolons and control characters have no business in a column name; refusing them
+# keeps every identifier we quote unambiguous.
+_BAD_NAME = re.compile(r'["`;\x00-\x1f\x7f]')
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which columns of the file play which part; features default to every other column."""
+
+    label: str = "label"
+    score: str = "score"
+    id: str | None = None
+    sensitive: tuple[str, ...] = ()
+    features: tuple[str, ...] | None = None
+
+    def named(self) -> list[tuple[str, str]]:
+        """(role, column) for every column the roles name explicitly."""
+        pairs = [("label", self.label), ("score", self.score)]
+        pairs += [("id", self.id)] if self.id else []
+        pairs += [("sensitive", c) for c in self.sensitive]
+        pairs += [("feature", c) for c in self.features or ()]
+        return pairs
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A validated file normalised to Parquet at `scratch`, not yet in the store."""
+
+    scratch: Path
+    sha256: str
+    source_sha256: str
+    source_name: str
+    format: str
+    row_count: int
+    columns: dict[str, str]
+    features: list[str]
+
+
+@dataclass
+class _Problems:
+    items: list[str] = field(default_factory=list)
+
+    def add(self, column: str | None, text: str, rows: list[int] | None = None, sample: object = None) -> None:
+        where = f"column {column!r}: " if column is not None else ""
+        detail = ""
+        if rows:
+            shown = ", ".join(str(r) for r in rows[:_SHOWN_ROWS])
+            detail = f" (row{'s' if len(rows) > 1 else ''} {shown}{', …' if len(rows) > _SHOWN_ROWS else ''}"
+            detail += f"; e.g. {sample!r})" if sample is not None else ")"
+        self.items.append(where + text + detail)
+
+
+def detect_format(path: Path) -> str:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
+    with open(path, "rb") as handle:
+        return "parquet" if handle.read(4) == b"PAR1" else "csv"
+
+
+def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, delimiter: str = ",") -> PreparedFile:
+    """Validate `path` against `roles` and write the normalised Parquet to `scratch`.
+
+    Raises NotFound for a missing file and InvalidInput naming every problem found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"file {path} does not exist or is not a regular file.")
+    if path.stat().st_size == 0:
+        raise InvalidInput(f"cannot ingest {path.name}: the file is empty.")
+    fmt = detect_format(path)
+    conn = duckdb.connect()
+    try:
+        _load(conn, path, fmt, delimiter)
+        columns = _column_types(conn)
+        problems = _Problems()
+        _check_names(problems, path, fmt, delimiter, list(columns))
+        _check_roles(problems, roles, columns, delimiter)
+        row_count = conn.execute("SELECT count(*) FROM src").fetchone()[0]
+        if row_count == 0:
+            problems.add(None, "the file has a header but no data rows")
+        if row_count:
+            _check_values(conn, problems, roles, present=set(columns))
+        if problems.items:
+            count = len(problems.items)
+            raise InvalidInput(
+                f"cannot ingest {path.name}: {count} problem{'s' if count > 1 else ''}, nothing was written.\n  - "
+                + "\n  - ".join(problems.items)
+            )
+        features = list(roles.features) if roles.features is not None else [
+            c for c in columns if c not in {r[1] for r in roles.named()}
+        ]
+        kept = [c for c in columns if c in {r[1] for r in roles.named()} | set(features)]
+        out_types = _output_types(conn, roles, kept, columns, fmt)
+        select = ", ".join(f"CAST({_quote(c)} AS {out_types[c]}) AS {_quote(c)}" for c in kept)
+        conn.execute(f"COPY (SELECT {select} FROM src ORDER BY rowid) TO {_literal(scratch)} (FORMAT parquet)")
+    finally:
+        conn.close()
+    return PreparedFile(
+        scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(path), source_name=path.name,
+        format=fmt, row_count=row_count, columns=out_types, features=features,
+    )
+
+
+def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str) -> None:
+    try:
+        if fmt == "parquet":
+            conn.execute("CREATE TABLE src AS SELECT * FROM read_parquet(?)", [str(path)])
+        else:
+            # Everything as text first: a stray string in a numeric column becomes a reported
+            # problem with its row, not a cast error from a type guessed on a sample.
+            conn.execute(
+                "CREATE TABLE src AS SELECT * FROM read_csv(?, header = true, delim = ?, all_varchar = true)",
+                [str(path), delimiter],
+            )
+    except duckdb.Error as exc:
+        message = str(exc)
+        if "unicode" in message.lower() or "utf-8" in message.lower():
+            line = _CSV_LINE.search(message)
+            where = f" (invalid bytes on line {line.group(1)})" if line else ""
+            raise InvalidInput(f"cannot ingest {path.name}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
+        what = "a Parquet file" if fmt == "parquet" else f"CSV separated by {delimiter!r}"
+        first = message.strip().splitlines()[0]
+        raise InvalidInput(f"cannot ingest {path.name}: it cannot be read as {what} ({first}).") from exc
+
+
+def _column_types(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {row[0]: row[1] for row in conn.execute("DESCRIBE src").fetchall()}
+
+
+def _check_names(problems: _Problems, path: Path, fmt: str, delimiter: str, names: list[str]) -> None:
+    raw = names
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            raw = next(csv.reader(handle, delimiter=delimiter), names)
+    seen: set[str] = set()
+    for name in raw:
+        if name.strip() == "":
+            problems.add(None, "a column has an empty name")
+        elif _BAD_NAME.search(name):
+            problems.add(None, f"column name {name!r} contains quotes, semicolons or control characters; rename it")
+        elif name in seen:
+            problems.add(name, "the name appears more than once in the header")
+        seen.add(name)
+
+
+def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str], delimiter: str) -> None:
+    available = list(columns)
+    for role, column in roles.named():
+        if column not in columns:
+            shown = ", ".join(repr(c) for c in available[:10]) + (", …" if len(available) > 10 else "")
+            problems.add(column, f"the {role} column is missing (the file has {shown})")
+    if len(available) == 1 and re.search(r"[;\t|]", available[0]):
+        problems.add(None, f"the file has a single column; is it separated by something other than {delimiter!r}?")
+    used = [column for _, column in roles.named()]
+    for column in sorted({c for c in used if used.count(c) > 1}):
+        problems.add(column, "the column is given more than one role")
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple[list[int], object, int]:
+    """Row numbers (1-based, header excluded) where `condition` holds, a sample value, the count."""
+    count, rows, sample = conn.execute(
+        f"SELECT count(*), list(rowid + 1 ORDER BY rowid)[1:{_SHOWN_ROWS + 1}], "
+        f"first(CAST({_quote(column)} AS VARCHAR) ORDER BY rowid) FROM src WHERE {condition}"
+    ).fetchone()
+    return rows or [], sample, count
+
+
+def _check_values(
+    conn: duckdb.DuckDBPyConnection, problems: _Problems, roles: ColumnRoles, *, present: set[str]
+) -> None:
+    checks: list[tuple[str, str, str]] = []
+    for column in (roles.label, roles.score):
+        q = _quote(column)
+        number = f"TRY_CAST({q} AS DOUBLE)"
+        checks += [
+            (column, f"{q} IS NULL", "empty values"),
+            (column, f"{q} IS NOT NULL AND {number} IS NULL", "values that are not numbers"),
+        ]
+    label, score = (f"TRY_CAST({_quote(c)} AS DOUBLE)" for c in (roles.label, roles.score))
+    checks += [
+        (roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "labels other than 0 or 1"),
+        (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "scores that are NaN or infinite"),
+        (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "scores outside [0, 1]"),
+    ]
+    for column in roles.sensitive:
+        checks.append((column, f"{_quote(column)} IS NULL", "empty values (give missing groups a name such as 'unknown')"))
+    if roles.id:
+        q = _quote(roles.id)
+        checks += [
+            (roles.id, f"{q} IS NULL", "empty ids"),
+            (roles.id, f"{q} IS NOT NULL AND count(*) OVER (PARTITION BY {q}) > 1", "duplicated ids"),
+        ]
+    for column, condition, kind in checks:
+        if column not in present:
+            continue
+        if "OVER" in condition:
+            condition = f"rowid IN (SELECT rowid FROM (SELECT rowid, {condition} AS hit FROM src) WHERE hit)"
+        rows, sample, count = _rows(conn, condition, column)
+        if count:
+            problems.add(column, f"{count} {kind}", rows, sample)
+
+
+def _output_types(
+    conn: duckdb.DuckDBPyConnection, roles: ColumnRoles, kept: list[str], columns: dict[str, str], fmt: str
+) -> dict[str, str]:
+    types = {c: columns[c] for c in kept}
+    types[roles.label], types[roles.score] = "TINYINT", "DOUBLE"
+    if fmt == "csv":
+        # Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would
+        # decide with the whole file as its sample.
+        inferred = [c for c in kept if c not in (roles.label, roles.score)]
+        if inferred:
+            probes = ", ".join(
+                f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS BIGINT)), "
+                f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
+                for c in inferred
+            )
+            flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
+            for i, column in enumerate(inferred):
+                is_int, is_float = flags[2 * i], flags[2 * i + 1]
+                types[column] = "BIGINT" if is_int else "DOUBLE" if is_float else "VARCHAR"
+    return types
+
+
+def _quote(identifier: str) -> str:
+    """Quote a column name already checked against the file's real header."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def describe_table_file(path: Path) -> tuple[str, int, dict[str, str]]:
+    """(format, row count, column types) of a CSV or Parquet file, such as a version's training data."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"file {path} does not exist or is not a regular file.")
+    if path.stat().st_size == 0:
+        raise InvalidInput(f"{path.name} is empty; training data must be a CSV or Parquet file with rows.")
+    fmt = detect_format(path)
+    reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, sample_size = -1)"
+    conn = duckdb.connect()
+    try:
+        columns = {row[0]: row[1] for row in conn.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
+        row_count = conn.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchone()[0]
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InvalidInput(f"{path.name} cannot be read as {fmt.upper()} ({first}).") from exc
+    finally:
+        conn.close()
+    return fmt, row_count, columns

@@ -1,0 +1,109 @@
+"""Typed results the service returns and the CLI and dashboard render."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from governance.roles import Role
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Record:
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class User(Record):
+    name: str
+    role: Role
+    has_password: bool
+    created_at: datetime
+    created_by: str | None
+
+
+@dataclass(frozen=True)
+class Model(Record):
+    name: str
+    owner: str | None
+    description: str | None
+    risk_tier: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class Dataset(Record):
+    sha256: str
+    format: str
+    row_count: int
+    columns: dict[str, str]
+    original_name: str | None
+
+    @classmethod
+    def from_row(cls, sha256: str, fmt: str, row_count: int, schema_json: str, original_name: str | None) -> "Dataset":
+        return cls(sha256, fmt, row_count, json.loads(schema_json), original_name)
+
+
+@dataclass(frozen=True)
+class Version(Record):
+    model: str
+    version: str
+    artifact_sha256: str
+    training_data_sha256: str | None
+    parent_version: str | None
+    status: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class PredictionSet(Record):
+    id: str
+    model: str
+    version: str
+    split: str
+    batch_time: datetime | None
+    dataset_sha256: str
+    source_name: str
+    source_sha256: str
+    row_count: int
+    id_column: str | None
+    label_column: str
+    score_column: str
+    sensitive: list[str]
+    features: list[str]
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class VersionDetail(Record):
+    version: Version
+    training_data: Dataset | None
+    prediction_sets: list[PredictionSet] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoreStatus(Record):
+    home: str
+    database: str
+    migrations: list[str]
+    users: int
+    models: int
+    versions: int
+    prediction_sets: int
+    audit_events: int
+    audit_head: str | None

@@ -1,0 +1,51 @@
+"""SQL of the audit log: append one event in the caller's transaction, read events back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from governance.audit_chain import GENESIS_HASH, AuditEvent, seal
+
+_COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
+
+
+def utc_timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def append_event(
+    conn: duckdb.DuckDBPyConnection, *, actor: str | None, action: str, entity: str, payload: dict[str, Any]
+) -> AuditEvent:
+    """Append an event after the current head, in the caller's transaction.
+
+    Two transactions appending at once both pick the same seq and prev_hash; the PRIMARY KEY and
+    UNIQUE(prev_hash) constraints fail the second at commit and the unit of work is retried.
+    """
+    head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    event = seal(
+        prev_hash=prev_hash, seq=seq, ts=utc_timestamp(), actor=actor, action=action, entity=entity, payload=payload
+    )
+    conn.execute(
+        f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [event.seq, event.ts, event.actor, event.action, event.entity, event.payload, event.prev_hash, event.hash],
+    )
+    return event
+
+
+def read_events(conn: duckdb.DuckDBPyConnection) -> list[AuditEvent]:
+    # seq is inside each hash, so renumbering to hide a deletion or reordering breaks the chain.
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq").fetchall()
+    return [AuditEvent(*row) for row in rows]
+
+
+def event_count(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+
+
+def head(conn: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,92 @@
+"""Open the store per unit of work; retry lock conflicts and commit conflicts with bounded backoff.
+
+DuckDB lets one process hold a database file at a time (readers included), so no process keeps a
+connection: each unit of work opens, runs one transaction, commits and closes. Inside one process,
+threads share the file and their transactions may conflict at commit (a duplicate key appended
+concurrently): the whole unit is run again, which is why a unit is a function, not a block.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import duckdb
+
+from governance.errors import Conflict, NotFound, StoreBusy
+
+T = TypeVar("T")
+
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class Database:
+    """A DuckDB file opened only for the length of one transaction at a time."""
+
+    def __init__(self, path: Path, *, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
+        """Run `unit(connection)` inside one transaction and return its result.
+
+        Lock conflicts (another process holds the file) and commit conflicts (another transaction
+        of this process appended the same key) are retried with jittered exponential backoff up
+        to the lock timeout. Raises StoreBusy when it runs out, NotFound when the store does not
+        exist (unless `create`), and whatever domain error `unit` raises (after rolling back).
+        """
+        if not create and not self.exists():
+            raise NotFound(f"no govern store at {self.path.parent}; run `govern init` first.")
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                return self._run_once(unit)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                last = exc
+            except duckdb.TransactionException as exc:
+                last = exc
+            if time.monotonic() + delay > deadline:
+                raise self._exhausted(last) from last
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+
+    def _run_once(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = duckdb.connect(str(self.path))
+        try:
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                result = unit(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+        finally:
+            connection.close()
+
+    def _exhausted(self, exc: Exception) -> Exception:
+        if isinstance(exc, duckdb.TransactionException):
+            return Conflict(
+                f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s "
+                f"and was not applied ({_first_line(exc)}); run it again."
+            )
+        holder = _LOCK_PID.search(str(exc))
+        who = f"process {holder.group(1)}" if holder else "another process"
+        return StoreBusy(
+            f"the store {self.path} stayed locked by {who} for {self.lock_timeout_s:g} s; "
+            "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,0 +1,131 @@
+"""Named schema migrations, applied in order and recorded in `schema_migrations`.
+
+A migration is a function of a connection, named by its position and purpose. Add new ones at the
+end of MIGRATIONS; never edit one that has shipped (stores in the field have recorded its name).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def m001_users_registry_artifacts(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("""
+        CREATE TABLE users (
+            name          VARCHAR PRIMARY KEY,
+            role          VARCHAR NOT NULL,
+            password_hash VARCHAR,
+            created_at    TIMESTAMP NOT NULL,
+            created_by    VARCHAR
+        )""")
+    conn.execute("""
+        CREATE TABLE artifacts (
+            sha256        VARCHAR PRIMARY KEY,
+            size_bytes    BIGINT NOT NULL,
+            original_name VARCHAR,
+            created_at    TIMESTAMP NOT NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE datasets (
+            sha256        VARCHAR PRIMARY KEY,
+            format        VARCHAR NOT NULL,
+            row_count     BIGINT NOT NULL,
+            schema_json   VARCHAR NOT NULL,
+            original_name VARCHAR,
+            created_at    TIMESTAMP NOT NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE models (
+            name        VARCHAR PRIMARY KEY,
+            owner       VARCHAR,
+            description VARCHAR,
+            risk_tier   VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            created_by  VARCHAR NOT NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE versions (
+            model                VARCHAR NOT NULL,
+            version              VARCHAR NOT NULL,
+            artifact_sha256      VARCHAR NOT NULL,
+            training_data_sha256 VARCHAR,
+            parent_version       VARCHAR,
+            status               VARCHAR NOT NULL,
+            created_at           TIMESTAMP NOT NULL,
+            created_by           VARCHAR NOT NULL,
+            PRIMARY KEY (model, version)
+        )""")
+
+
+def m002_prediction_sets(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("""
+        CREATE TABLE prediction_sets (
+            id             VARCHAR PRIMARY KEY,
+            model          VARCHAR NOT NULL,
+            version        VARCHAR NOT NULL,
+            split          VARCHAR NOT NULL,
+            batch_time     TIMESTAMP,
+            dataset_sha256 VARCHAR NOT NULL,
+            source_name    VARCHAR NOT NULL,
+            source_sha256  VARCHAR NOT NULL,
+            row_count      BIGINT NOT NULL,
+            id_column      VARCHAR,
+            label_column   VARCHAR NOT NULL,
+            score_column   VARCHAR NOT NULL,
+            sensitive_json VARCHAR NOT NULL,
+            features_json  VARCHAR NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            created_by     VARCHAR NOT NULL
+        )""")
+
+
+def m003_audit_events(conn: duckdb.DuckDBPyConnection) -> None:
+    # UNIQUE(prev_hash): one successor per event, even when two transactions append at once.
+    conn.execute("""
+        CREATE TABLE audit_events (
+            seq       BIGINT PRIMARY KEY,
+            ts        VARCHAR NOT NULL,
+            actor     VARCHAR,
+            action    VARCHAR NOT NULL,
+            entity    VARCHAR NOT NULL,
+            payload   VARCHAR NOT NULL,
+            prev_hash VARCHAR NOT NULL UNIQUE,
+            hash      VARCHAR NOT NULL UNIQUE
+        )""")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_users_registry_artifacts,
+    m002_prediction_sets,
+    m003_audit_events,
+)
+
+
+def applied_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    conn.execute("""
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            name       VARCHAR PRIMARY KEY,
+            applied_at TIMESTAMP NOT NULL
+        )""")
+    return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+
+
+def apply_pending(conn: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the migrations not yet recorded, in order; return the names applied now."""
+    done = set(applied_migrations(conn))
+    applied = []
+    for migration in migrations:
+        if migration.__name__ in done:
+            continue
+        migration(conn)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?)",
+            [migration.__name__, datetime.now(timezone.utc).replace(tzinfo=None)],
+        )
+        applied.append(migration.__name__)
+    return applied

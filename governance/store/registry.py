@@ -1,0 +1,116 @@
+"""SQL of models, versions, artifacts, datasets and prediction sets."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+
+from governance.records import Dataset, Model, PredictionSet, Version
+
+_MODEL = "name, owner, description, risk_tier, created_at, created_by"
+_VERSION = (
+    "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by"
+)
+_PREDICTION_SET = (
+    "id, model, version, split, batch_time, dataset_sha256, source_name, source_sha256, row_count, "
+    "id_column, label_column, score_column, sensitive_json, features_json, created_at, created_by"
+)
+
+
+def get_model(conn: duckdb.DuckDBPyConnection, name: str) -> Model | None:
+    row = conn.execute(f"SELECT {_MODEL} FROM models WHERE name = ?", [name]).fetchone()
+    return Model(*row) if row else None
+
+
+def list_models(conn: duckdb.DuckDBPyConnection) -> list[Model]:
+    return [Model(*row) for row in conn.execute(f"SELECT {_MODEL} FROM models ORDER BY name").fetchall()]
+
+
+def insert_model(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
+    conn.execute(
+        f"INSERT INTO models ({_MODEL}) VALUES (?, ?, ?, ?, ?, ?)",
+        [model.name, model.owner, model.description, model.risk_tier, model.created_at, model.created_by],
+    )
+
+
+def get_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Version | None:
+    row = conn.execute(
+        f"SELECT {_VERSION} FROM versions WHERE model = ? AND version = ?", [model, version]
+    ).fetchone()
+    return Version(*row) if row else None
+
+
+def list_versions(conn: duckdb.DuckDBPyConnection, model: str) -> list[Version]:
+    rows = conn.execute(
+        f"SELECT {_VERSION} FROM versions WHERE model = ? ORDER BY created_at, version", [model]
+    ).fetchall()
+    return [Version(*row) for row in rows]
+
+
+def insert_version(conn: duckdb.DuckDBPyConnection, version: Version) -> None:
+    conn.execute(
+        f"INSERT INTO versions ({_VERSION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [version.model, version.version, version.artifact_sha256, version.training_data_sha256,
+         version.parent_version, version.status, version.created_at, version.created_by],
+    )
+
+
+def insert_artifact(
+    conn: duckdb.DuckDBPyConnection, *, sha256: str, size_bytes: int, original_name: str | None, created_at: datetime
+) -> None:
+    # Content-addressed: the same bytes stored twice are one artifact.
+    conn.execute(
+        "INSERT INTO artifacts (sha256, size_bytes, original_name, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [sha256, size_bytes, original_name, created_at],
+    )
+
+
+def insert_dataset(conn: duckdb.DuckDBPyConnection, dataset: Dataset, *, created_at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO datasets (sha256, format, row_count, schema_json, original_name, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [dataset.sha256, dataset.format, dataset.row_count, json.dumps(dataset.columns), dataset.original_name,
+         created_at],
+    )
+
+
+def get_dataset(conn: duckdb.DuckDBPyConnection, sha256: str) -> Dataset | None:
+    row = conn.execute(
+        "SELECT sha256, format, row_count, schema_json, original_name FROM datasets WHERE sha256 = ?", [sha256]
+    ).fetchone()
+    return Dataset.from_row(*row) if row else None
+
+
+def _prediction_set(row: tuple) -> PredictionSet:
+    values = list(row)
+    values[12], values[13] = json.loads(values[12]), json.loads(values[13])
+    return PredictionSet(*values)
+
+
+def insert_prediction_set(conn: duckdb.DuckDBPyConnection, ps: PredictionSet) -> None:
+    conn.execute(
+        f"INSERT INTO prediction_sets ({_PREDICTION_SET}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [ps.id, ps.model, ps.version, ps.split, ps.batch_time, ps.dataset_sha256, ps.source_name, ps.source_sha256,
+         ps.row_count, ps.id_column, ps.label_column, ps.score_column, json.dumps(ps.sensitive),
+         json.dumps(ps.features), ps.created_at, ps.created_by],
+    )
+
+
+def list_prediction_sets(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[PredictionSet]:
+    rows = conn.execute(
+        f"SELECT {_PREDICTION_SET} FROM prediction_sets WHERE model = ? AND version = ? "
+        "ORDER BY created_at, id",
+        [model, version],
+    ).fetchall()
+    return [_prediction_set(row) for row in rows]
+
+
+def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    # Table names are constants of this module, never user input.
+    return {
+        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("models", "versions", "prediction_sets")
+    }

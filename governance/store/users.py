@@ -1,0 +1,44 @@
+"""SQL of users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from governance.records import User
+from governance.roles import Role
+
+_COLUMNS = "name, role, password_hash IS NOT NULL, created_at, created_by"
+
+
+def _user(row: tuple) -> User:
+    return User(row[0], Role(row[1]), bool(row[2]), row[3], row[4])
+
+
+def get_user(conn: duckdb.DuckDBPyConnection, name: str) -> User | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE name = ?", [name]).fetchone()
+    return _user(row) if row else None
+
+
+def list_users(conn: duckdb.DuckDBPyConnection) -> list[User]:
+    return [_user(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY name").fetchall()]
+
+
+def insert_user(
+    conn: duckdb.DuckDBPyConnection, *, name: str, role: Role, password_hash: str | None,
+    created_at: datetime, created_by: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO users (name, role, password_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        [name, role.value, password_hash, created_at, created_by],
+    )
+
+
+def password_hash(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    row = conn.execute("SELECT password_hash FROM users WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def count_users(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT count(*) FROM users").fetchone()[0]

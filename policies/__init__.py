@@ -1,0 +1,1 @@
+"""Policy packs, their schema and the release gate."""

@@ -1,0 +1,1 @@
+"""Torch retraining: feedback datasets, curriculum, calibration, worker."""
