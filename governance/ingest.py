@@ -96,6 +96,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
     try:
         _load(conn, path, fmt, delimiter)
         columns = _column_types(conn)
+        _refuse_single_delimited_column(path, list(columns), delimiter)
         problems = _Problems()
         _check_names(problems, path, fmt, delimiter, list(columns))
         _check_roles(problems, roles, columns, delimiter)
@@ -115,7 +116,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         ]
         kept = [c for c in columns if c in {r[1] for r in roles.named()} | set(features)]
         out_types = _output_types(conn, roles, kept, columns, fmt)
-        select = ", ".join(f"CAST({_quote(c)} AS {out_types[c]}) AS {_quote(c)}" for c in kept)
+        select = ", ".join(f"{_cast(c, out_types[c], roles)} AS {_quote(c)}" for c in kept)
         conn.execute(f"COPY (SELECT {select} FROM src ORDER BY rowid) TO {_literal(scratch)} (FORMAT parquet)")
     finally:
         conn.close()
@@ -138,7 +139,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str)
             )
     except duckdb.Error as exc:
         message = str(exc)
-        if "unicode" in message.lower() or "utf-8" in message.lower():
+        if fmt == "csv" and "unicode" in message.lower():
             line = _CSV_LINE.search(message)
             where = f" (invalid bytes on line {line.group(1)})" if line else ""
             raise InvalidInput(f"cannot ingest {path.name}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
@@ -167,14 +168,24 @@ def _check_names(problems: _Problems, path: Path, fmt: str, delimiter: str, name
         seen.add(name)
 
 
+def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str) -> None:
+    """A lone column whose name holds another separator means the wrong delimiter, not missing columns."""
+    if len(names) != 1:
+        return
+    found = next((sep for sep in (";", "\t", "|", ",") if sep != delimiter and sep in names[0]), None)
+    if found:
+        raise InvalidInput(
+            f"cannot ingest {path.name}: it has a single column {names[0]!r}; it looks separated by {found!r}, "
+            f"not {delimiter!r}: pass --delimiter {found!r}."
+        )
+
+
 def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str], delimiter: str) -> None:
     available = list(columns)
     for role, column in roles.named():
         if column not in columns:
             shown = ", ".join(repr(c) for c in available[:10]) + (", …" if len(available) > 10 else "")
             problems.add(column, f"the {role} column is missing (the file has {shown})")
-    if len(available) == 1 and re.search(r"[;\t|]", available[0]):
-        problems.add(None, f"the file has a single column; is it separated by something other than {delimiter!r}?")
     used = [column for _, column in roles.named()]
     for column in sorted({c for c in used if used.count(c) > 1}):
         problems.add(column, "the column is given more than one role")
@@ -197,22 +208,22 @@ def _check_values(
         q = _quote(column)
         number = f"TRY_CAST({q} AS DOUBLE)"
         checks += [
-            (column, f"{q} IS NULL", "empty values"),
-            (column, f"{q} IS NOT NULL AND {number} IS NULL", "values that are not numbers"),
+            (column, f"{q} IS NULL", "empty"),
+            (column, f"{q} IS NOT NULL AND {number} IS NULL", "not a number"),
         ]
     label, score = (f"TRY_CAST({_quote(c)} AS DOUBLE)" for c in (roles.label, roles.score))
     checks += [
-        (roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "labels other than 0 or 1"),
-        (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "scores that are NaN or infinite"),
-        (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "scores outside [0, 1]"),
+        (roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "not 0 or 1"),
+        (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "NaN or infinite"),
+        (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "outside [0, 1]"),
     ]
     for column in roles.sensitive:
-        checks.append((column, f"{_quote(column)} IS NULL", "empty values (give missing groups a name such as 'unknown')"))
+        checks.append((column, f"{_quote(column)} IS NULL", "empty (name missing groups, e.g. 'unknown')"))
     if roles.id:
         q = _quote(roles.id)
         checks += [
-            (roles.id, f"{q} IS NULL", "empty ids"),
-            (roles.id, f"{q} IS NOT NULL AND count(*) OVER (PARTITION BY {q}) > 1", "duplicated ids"),
+            (roles.id, f"{q} IS NULL", "empty"),
+            (roles.id, f"{q} IS NOT NULL AND count(*) OVER (PARTITION BY {q}) > 1", "duplicated"),
         ]
     for column, condition, kind in checks:
         if column not in present:
@@ -221,7 +232,7 @@ def _check_values(
             condition = f"rowid IN (SELECT rowid FROM (SELECT rowid, {condition} AS hit FROM src) WHERE hit)"
         rows, sample, count = _rows(conn, condition, column)
         if count:
-            problems.add(column, f"{count} {kind}", rows, sample)
+            problems.add(column, f"{kind} in {count} row{'s' if count != 1 else ''}", rows, sample)
 
 
 def _output_types(
@@ -235,7 +246,8 @@ def _output_types(
         inferred = [c for c in kept if c not in (roles.label, roles.score)]
         if inferred:
             probes = ", ".join(
-                f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS BIGINT)), "
+                f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
+                f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
                 f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
                 for c in inferred
             )
@@ -244,6 +256,12 @@ def _output_types(
                 is_int, is_float = flags[2 * i], flags[2 * i + 1]
                 types[column] = "BIGINT" if is_int else "DOUBLE" if is_float else "VARCHAR"
     return types
+
+
+def _cast(column: str, sql_type: str, roles: ColumnRoles) -> str:
+    if column == roles.label:  # validated as a number equal to 0 or 1, maybe written "1.0"
+        return f"CAST(CAST({_quote(column)} AS DOUBLE) AS TINYINT)"
+    return f"CAST({_quote(column)} AS {sql_type})"
 
 
 def _quote(identifier: str) -> str:

@@ -1,0 +1,107 @@
+"""Fixtures: a fresh store per test, a factory for seeded stores, and a CLI runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from governance.cli import cli
+from governance.service import Service
+
+DATA = Path(__file__).parent / "data"
+# One user per role; the admin bootstraps the store.
+USERS = {"ada": "admin", "vic": "viewer", "rey": "reviewer", "eng": "engineer", "aud": "auditor"}
+
+
+@dataclass
+class Seeded:
+    home: Path
+    artifact: Path
+
+    def as_(self, user: str) -> Service:
+        return Service.open(home=self.home, actor=user, lock_timeout_s=30)
+
+
+def predictions_frame(n: int = 200, *, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)],
+        "label": rng.integers(0, 2, n),
+        "score": rng.random(n).round(6),
+        "sex": rng.choice(["female", "male"], n),
+        "age": rng.integers(18, 90, n),
+        "income": rng.normal(50_000, 9_000, n).round(2),
+    })
+
+
+def german_frame() -> pd.DataFrame:
+    """UCI German credit (real data): 20 coded attributes and `label` (1 = bad credit)."""
+    frame = pd.read_csv(DATA / "german.data", sep=" ", header=None)
+    frame.columns = [f"a{i:02d}" for i in range(1, 21)] + ["label"]
+    frame["label"] = (frame["label"] == 2).astype(int)
+    return frame
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Callable[..., Seeded]:
+    """make_store(versions=("1",)) → a store with one user per role and model 'credit'."""
+
+    def make(*, versions: tuple[str, ...] = ("1",), with_model: bool = True, name: str = "home") -> Seeded:
+        store_home = tmp_path / name
+        artifact = tmp_path / f"{name}-model.bin"
+        artifact.write_bytes(b"weights for " + name.encode())
+        Service.open(home=store_home).init(admin="ada")
+        admin = Service.open(home=store_home, actor="ada")
+        for user, role in USERS.items():
+            if role != "admin":
+                admin.add_user(name=user, role=role)
+        if with_model:
+            engineer = Service.open(home=store_home, actor="eng")
+            engineer.register_model(name="credit", description="credit default", risk_tier="high")
+            for version in versions:
+                engineer.register_version(model="credit", version=version, artifact=artifact)
+        return Seeded(store_home, artifact)
+
+    return make
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Seeded]) -> Seeded:
+    return make_store()
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    """run_cli(home, *args, as_=USER, input=TEXT): the real CLI in-process, as a user would call it."""
+
+    def run(home: Path, *args: str, as_: str | None = None, input: str | None = None) -> Result:
+        prefix = ["--home", str(home)] + (["--as", as_] if as_ else [])
+        return CliRunner().invoke(cli, prefix + [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return run
+
+
+def snapshot(home: Path) -> dict:
+    """Every row of every table plus the artifact files: equal snapshots mean an unchanged store."""
+    conn = duckdb.connect(str(home / "govern.duckdb"), read_only=True)
+    try:
+        tables = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        state = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
+    finally:
+        conn.close()
+    state["_artifacts"] = sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "sha256").rglob("*")
+                                 if p.is_file()) if (home / "artifacts" / "sha256").exists() else []
+    return state

@@ -1,0 +1,189 @@
+"""Ingest: good files land complete; every bad file is refused with every problem named, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from governance.errors import GovernError, InvalidInput
+from governance.ingest import ColumnRoles
+from tests.conftest import german_frame, predictions_frame, snapshot
+
+ROLES = ColumnRoles(id="id", sensitive=("sex",))
+
+
+def _stored(store, prediction_set) -> pd.DataFrame:
+    path = store.as_("vic").prediction_set_path(prediction_set)
+    return duckdb.connect().execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_good_file_is_stored_complete_with_its_roles(store, tmp_path, fmt):
+    frame = predictions_frame(500)
+    path = tmp_path / f"preds.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+
+    ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ROLES)
+
+    assert (ps.row_count, ps.split, ps.id_column, ps.sensitive) == (500, "eval", "id", ["sex"])
+    assert ps.features == ["age", "income"]
+    stored = _stored(store, ps)
+    pd.testing.assert_series_equal(stored["score"], frame["score"], check_dtype=False)
+    assert stored["label"].tolist() == frame["label"].tolist()
+    assert stored["id"].tolist() == frame["id"].tolist()
+    assert stored["age"].dtype.kind == "i" and stored["income"].dtype.kind == "f"
+    detail = store.as_("vic").show_version(model="credit", version="1")
+    assert [(p.id, p.row_count) for p in detail.prediction_sets] == [(ps.id, 500)]
+
+
+def test_real_data_ingests_with_explicit_features_and_batch_time(store, tmp_path):
+    german = german_frame()
+    german["score"] = ((german["a02"] - german["a02"].min()) / (german["a02"].max() - german["a02"].min())).round(8)
+    path = tmp_path / "german.csv"
+    german.to_csv(path, index=False)
+    ps = store.as_("eng").ingest(
+        model="credit", version="1", file=path, split="production",
+        roles=ColumnRoles(sensitive=("a09", "a20"), features=("a02", "a05", "a13")), batch_time="2024-03-01T12:00:00Z",
+    )
+    assert ps.row_count == 1000 and ps.features == ["a02", "a05", "a13"]
+    assert ps.batch_time.isoformat() == "2024-03-01T12:00:00"
+    assert list(_stored(store, ps).columns) == ["a02", "a05", "a09", "a13", "a20", "label", "score"]
+
+
+def test_cli_ingest_json_and_version_show_row_counts(store, tmp_path, run_cli):
+    path = tmp_path / "preds.csv"
+    predictions_frame(123).to_csv(path, index=False)
+    result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "reference", "--id", "id",
+                     "--sensitive", "sex,age", "--json", as_="eng")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["row_count"] == 123
+    shown = json.loads(run_cli(store.home, "version", "show", "credit", "1", "--json", as_="vic").stdout)
+    assert [(p["split"], p["row_count"], p["sensitive"]) for p in shown["prediction_sets"]] == \
+        [("reference", 123, ["sex", "age"])]
+
+
+def _write(tmp_path, name, content: bytes | str) -> "Path":
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+HEADER = "id,label,score,sex\n"
+BAD_FILES = {
+    "missing_columns": ("f.csv", "id,label\n1,0\n", ColumnRoles(id="id"),
+                        "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                        "  - column 'score': the score column is missing (the file has 'id', 'label')"),
+    "strings_in_numeric": ("f.csv", HEADER + "1,0,0.2,f\n2,1,high,m\n3,yes,0.3,f\n", ROLES,
+                           "cannot ingest f.csv: 2 problems, nothing was written.\n"
+                           "  - column 'label': not a number in 1 row (row 3; e.g. 'yes')\n"
+                           "  - column 'score': not a number in 1 row (row 2; e.g. 'high')"),
+    "nan_and_inf": ("f.csv", HEADER + "1,0,nan,f\n2,1,inf,m\n3,1,-Infinity,m\n4,0,0.5,f\n", ROLES,
+                    "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                    "  - column 'score': NaN or infinite in 3 rows (rows 1, 2, 3; e.g. 'nan')"),
+    "scores_outside_unit_interval": ("f.csv", HEADER + "1,0,1.5,f\n2,1,-0.1,m\n3,1,1.0,m\n", ROLES,
+                                     "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                                     "  - column 'score': outside [0, 1] in 2 rows (rows 1, 2; e.g. '1.5')"),
+    "labels_not_binary": ("f.csv", HEADER + "1,2,0.5,f\n2,-1,0.5,m\n3,1,0.5,m\n4,0.5,0.5,m\n", ROLES,
+                          "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                          "  - column 'label': not 0 or 1 in 3 rows (rows 1, 2, 4; e.g. '2')"),
+    "empty_label_and_score": ("f.csv", HEADER + "1,,0.5,f\n2,1,,m\n", ROLES,
+                              "cannot ingest f.csv: 2 problems, nothing was written.\n"
+                              "  - column 'label': empty in 1 row (row 1)\n"
+                              "  - column 'score': empty in 1 row (row 2)"),
+    "duplicate_ids": ("f.csv", HEADER + "a,0,0.5,f\nb,1,0.5,m\na,1,0.5,m\n", ROLES,
+                      "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                      "  - column 'id': duplicated in 2 rows (rows 1, 3; e.g. 'a')"),
+    "empty_file": ("f.csv", "", ROLES, "cannot ingest f.csv: the file is empty."),
+    "header_only": ("f.csv", HEADER, ROLES,
+                    "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                    "  - the file has a header but no data rows"),
+    "wrong_delimiter": ("f.csv", "id;label;score;sex\n1;0;0.5;f\n", ROLES,
+                        "cannot ingest f.csv: it has a single column 'id;label;score;sex'; it looks separated "
+                        "by ';', not ',': pass --delimiter ';'."),
+    "non_utf8": ("f.csv", HEADER.encode() + b"1,0,0.5,f\n2,1,0.5,m\xe9\xff\n", ROLES,
+                 "cannot ingest f.csv: the file is not UTF-8 text (invalid bytes on line 3); save it as UTF-8."),
+    "column_named_like_sql": ("f.csv", 'id,label,score,sex,"x"";DROP TABLE models;--"\n1,0,0.5,f,1\n', ROLES,
+                              "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                              "  - column name 'x\";DROP TABLE models;--' contains quotes, semicolons or control "
+                              "characters; rename it"),
+    "sql_in_a_role_name": ("f.csv", HEADER + "1,0,0.5,f\n", ColumnRoles(sensitive=('sex"; DROP TABLE users; --',)),
+                           "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                           "  - column 'sex\"; DROP TABLE users; --': the sensitive column is missing "
+                           "(the file has 'id', 'label', 'score', 'sex')"),
+    "ragged_rows": ("f.csv", HEADER + "1,0,0.5,f,extra,more\n2,1\n", ROLES, None),
+    "empty_sensitive_group": ("f.csv", HEADER + "1,0,0.5,\n2,1,0.5,m\n", ROLES,
+                              "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                              "  - column 'sex': empty (name missing groups, e.g. 'unknown') in 1 row (row 1)"),
+    "duplicate_header": ("f.csv", "id,label,score,sex,sex\n1,0,0.5,f,f\n", ROLES,
+                         "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                         "  - column 'sex': the name appears more than once in the header"),
+    "not_parquet": ("f.parquet", HEADER + "1,0,0.5,f\n", ROLES, None),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_is_refused_with_every_problem_and_nothing_written(store, tmp_path, case):
+    name, content, roles, expected = BAD_FILES[case]
+    path = _write(tmp_path, name, content)
+    before = snapshot(store.home)
+    with pytest.raises(InvalidInput) as caught:
+        store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=roles)
+    if expected is None:
+        assert str(caught.value).startswith(f"cannot ingest {name}: it cannot be read as")
+    else:
+        assert str(caught.value) == expected
+    assert snapshot(store.home) == before
+    assert not list((store.home / "artifacts" / "tmp").glob("*"))
+
+
+def test_parquet_with_strings_in_the_score_column(store, tmp_path):
+    path = tmp_path / "f.parquet"
+    pd.DataFrame({"label": [0, 1], "score": ["0.3", "high"]}).to_parquet(path)
+    with pytest.raises(InvalidInput) as caught:
+        store.as_("eng").ingest(model="credit", version="1", file=path, split="eval")
+    assert str(caught.value) == ("cannot ingest f.parquet: 1 problem, nothing was written.\n"
+                                 "  - column 'score': not a number in 1 row (row 2; e.g. 'high')")
+
+
+def test_cli_bad_file_exits_2_with_the_message_on_stderr(store, tmp_path, run_cli):
+    path = _write(tmp_path, "f.csv", HEADER + "1,0,1.5,f\n")
+    before = snapshot(store.home)
+    result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", as_="eng")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("error: cannot ingest f.csv: 1 problem, nothing was written.\n"
+                             "  - column 'score': outside [0, 1] in 1 row (row 1; e.g. '1.5')\n")
+    assert snapshot(store.home) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", "train"], "Invalid value for '--split'"),
+    (["--split", "eval", "--batch-time", "yesterday"], "batch time 'yesterday' is not an ISO 8601 time"),
+])
+def test_cli_bad_options_exit_2(store, tmp_path, run_cli, args, message):
+    path = _write(tmp_path, "f.csv", HEADER + "1,0,0.5,f\n")
+    result = run_cli(store.home, "ingest", "credit", "1", path, *args, as_="eng")
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_unknown_version_or_missing_file(store, tmp_path):
+    path = _write(tmp_path, "f.csv", HEADER + "1,0,0.5,f\n")
+    with pytest.raises(GovernError, match="^version '9' of model 'credit' is not registered.$"):
+        store.as_("eng").ingest(model="credit", version="9", file=path, split="eval")
+    with pytest.raises(GovernError, match="does not exist"):
+        store.as_("eng").ingest(model="credit", version="1", file=tmp_path / "nope.csv", split="eval")
+
+
+def test_semicolon_file_ingests_with_its_delimiter(store, tmp_path):
+    path = _write(tmp_path, "f.csv", "id;label;score;sex\n1;0;0.25;f\n2;1;0.75;m\n")
+    ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ROLES, delimiter=";")
+    assert ps.row_count == 2 and _stored(store, ps)["score"].tolist() == [0.25, 0.75]
+
+
+def test_decimal_looking_feature_stays_decimal(store, tmp_path):
+    path = _write(tmp_path, "f.csv", "label,score,x,code\n0,0.5,1.5,007\n1,0.5,2,12\n")
+    ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval")
+    stored = _stored(store, ps)
+    assert stored["x"].tolist() == [1.5, 2.0] and stored["code"].tolist() == [7, 12]

@@ -1,0 +1,124 @@
+"""The permission matrix of DESIGN.md, enforced by the service for every role and action."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.errors import NotAllowed
+from governance.ingest import ColumnRoles
+from governance.roles import PERMISSIONS, Action, Role, authorize
+from tests.conftest import USERS, predictions_frame
+
+# The matrix exactly as DESIGN.md draws it, written out independently of governance.roles.
+MATRIX = {
+    "view": {"viewer", "reviewer", "engineer", "auditor", "admin"},
+    "register": {"engineer", "admin"},
+    "ingest": {"engineer", "admin"},
+    "evaluate": {"engineer", "admin"},
+    "gate": {"engineer", "admin"},
+    "judge": {"reviewer", "admin"},
+    "sign_off": {"reviewer", "admin"},
+    "release": {"engineer", "admin"},
+    "rollback": {"engineer", "admin"},
+    "audit": {"auditor", "admin"},
+    "override": {"admin"},
+    "manage_users": {"admin"},
+}
+
+
+@pytest.mark.parametrize("action", list(Action), ids=lambda a: a.name.lower())
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_matrix_allows_and_refuses_each_role_and_action(role, action):
+    allowed = role.value in MATRIX[action.name.lower()]
+    assert (role in PERMISSIONS[action]) == allowed
+    if allowed:
+        authorize(user="u", role=role, action=action)
+    else:
+        with pytest.raises(NotAllowed, match="that needs the role"):
+            authorize(user="u", role=role, action=action)
+
+
+def test_refusal_names_the_user_their_role_and_the_roles_needed():
+    with pytest.raises(NotAllowed) as caught:
+        authorize(user="vic", role=Role.VIEWER, action=Action.REGISTER)
+    assert str(caught.value) == (
+        "user 'vic' is a viewer and may not register models and versions: that needs the role engineer or admin."
+    )
+    with pytest.raises(NotAllowed) as caught:
+        authorize(user="eng", role=Role.ENGINEER, action=Action.OVERRIDE)
+    assert str(caught.value) == "user 'eng' is an engineer and may not override a gate: that needs the role admin."
+
+
+def _actions(store, tmp_path):
+    """One real service call per implemented action, each on fresh names so they can repeat."""
+    csv = tmp_path / "preds.csv"
+    predictions_frame(20).to_csv(csv, index=False)
+    counter = iter(range(1000))
+
+    def register(s):
+        n = next(counter)
+        s.register_model(name=f"m{n}")
+        s.register_version(model=f"m{n}", version="1", artifact=store.artifact)
+
+    return {
+        "view": lambda s: (s.status(), s.show_version(model="credit", version="1"), s.list_models()),
+        "register": register,
+        "ingest": lambda s: s.ingest(model="credit", version="1", file=csv, split="eval",
+                                     roles=ColumnRoles(id="id", sensitive=("sex",))),
+        "audit": lambda s: (s.verify_audit(), s.export_audit(out=tmp_path / f"export{next(counter)}")),
+        "manage_users": lambda s: (s.add_user(name=f"u{next(counter)}", role="viewer"), s.list_users()),
+    }
+
+
+@pytest.mark.parametrize("user", list(USERS))
+def test_service_enforces_the_matrix_for_every_implemented_action(store, tmp_path, user):
+    role = USERS[user]
+    for action, call in _actions(store, tmp_path).items():
+        if role in MATRIX[action]:
+            call(store.as_(user))
+        else:
+            with pytest.raises(NotAllowed, match=f"^user '{user}' is an? {role} and may not"):
+                call(store.as_(user))
+
+
+def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(store, run_cli):
+    result = run_cli(store.home, "model", "register", "m9", as_="nobody")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: unknown user 'nobody': an admin adds users with `govern user add` "
+        "(to register models and versions you need the role engineer or admin).\n"
+    )
+
+
+def test_missing_acting_user_is_refused_with_exit_2(store, run_cli):
+    result = run_cli(store.home, "audit", "verify")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no acting user: pass --as USER or set GOVERN_USER "
+        "(to export and verify the audit log you need the role auditor or admin).\n"
+    )
+
+
+def test_refused_cli_call_exits_2_and_changes_nothing(store, run_cli):
+    from tests.conftest import snapshot
+
+    before = snapshot(store.home)
+    result = run_cli(store.home, "user", "add", "mallory", "--role", "admin", as_="eng")
+    assert result.exit_code == 2
+    assert "may not manage users: that needs the role admin." in result.stderr
+    assert snapshot(store.home) == before
+
+
+def test_passwords_are_stored_only_as_argon2_hashes(store, run_cli):
+    result = run_cli(store.home, "user", "add", "pam", "--role", "reviewer", "--password-stdin", as_="ada",
+                     input="correct horse battery\n")
+    assert result.exit_code == 0, result.output
+    import duckdb
+
+    conn = duckdb.connect(str(store.home / "govern.duckdb"), read_only=True)
+    stored = conn.execute("SELECT password_hash FROM users WHERE name = 'pam'").fetchone()[0]
+    conn.close()
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert store.as_(None).check_password(name="pam", password="correct horse battery").role is Role.REVIEWER
+    with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
+        store.as_(None).check_password(name="pam", password="wrong password!")

@@ -1,0 +1,124 @@
+"""The store: migrations, init, units of work and the lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pytest
+
+from governance.errors import NotAllowed, NotFound, StoreBusy
+from governance.service import Service
+from governance.store import Database
+from governance.store.migrations import MIGRATIONS, applied_migrations, apply_pending
+from tests.conftest import snapshot
+
+
+def test_fresh_store_records_every_migration_in_order(home):
+    status = Service.open(home=home).init(admin="ada")
+    assert status.migrations == [m.__name__ for m in MIGRATIONS]
+    assert (home / "govern.duckdb").is_file() and (home / "artifacts").is_dir()
+    assert (home / "keys" / "installation_ed25519.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home):
+    db = Database(home / "govern.duckdb")
+    db.run(lambda conn: apply_pending(conn, MIGRATIONS[:1]), create=True)
+    db.run(lambda conn: conn.execute(
+        "INSERT INTO users VALUES ('ada', 'admin', NULL, now()::TIMESTAMP, NULL)"))
+
+    status = Service.open(home=home, actor="ada").status()
+
+    assert status.migrations == [m.__name__ for m in MIGRATIONS]
+    assert status.users == 1
+    events = db.run(lambda conn: conn.execute("SELECT action, payload FROM audit_events").fetchall())
+    assert events == [("store.migrate", '{"applied":["m002_prediction_sets","m003_audit_events"],'
+                                         '"govern_version":"0.1.0"}')]
+
+
+def test_migrations_already_applied_are_not_run_again(home):
+    Service.open(home=home).init()
+    db = Database(home / "govern.duckdb")
+    assert db.run(apply_pending) == []
+    assert db.run(applied_migrations) == [m.__name__ for m in MIGRATIONS]
+
+
+def test_init_is_idempotent(home):
+    Service.open(home=home).init(admin="ada")
+    before = snapshot(home)
+    Service.open(home=home).init(admin="ada")
+    assert snapshot(home) == before
+
+
+def test_init_cannot_add_an_admin_to_a_store_that_has_users(home):
+    Service.open(home=home).init(admin="ada")
+    with pytest.raises(NotAllowed, match="already has users"):
+        Service.open(home=home).init(admin="mallory")
+
+
+def test_commands_on_a_missing_store_say_how_to_create_it(tmp_path):
+    with pytest.raises(NotFound, match=r"no govern store at .*; run `govern init` first\."):
+        Service.open(home=tmp_path / "nowhere", actor="ada").status()
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time, duckdb
+    conn = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+""")
+
+
+def _hold_lock(path, seconds):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_store_held_too_long_by_another_process_is_reported_in_one_sentence(store):
+    holder = _hold_lock(store.home / "govern.duckdb", 10)
+    try:
+        with pytest.raises(StoreBusy) as caught:
+            Service.open(home=store.home, actor="ada", lock_timeout_s=0.5).status()
+        assert str(caught.value) == (
+            f"the store {store.home / 'govern.duckdb'} stayed locked by process {holder.pid} for 0.5 s; "
+            "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_released_within_the_timeout_is_waited_for(store):
+    holder = _hold_lock(store.home / "govern.duckdb", 1.0)
+    try:
+        started = time.monotonic()
+        status = Service.open(home=store.home, actor="ada", lock_timeout_s=30).status()
+        assert status.users == 5
+        assert time.monotonic() - started >= 0.5  # it really waited for the holder
+    finally:
+        holder.wait()
+
+
+def test_a_failing_unit_of_work_rolls_back_everything(store):
+    db = Database(store.home / "govern.duckdb")
+    before = snapshot(store.home)
+
+    def unit(conn):
+        conn.execute("INSERT INTO users VALUES ('zed', 'viewer', NULL, now()::TIMESTAMP, NULL)")
+        raise NotFound("something later in the unit failed")
+
+    with pytest.raises(NotFound):
+        db.run(unit)
+    assert snapshot(store.home) == before
+
+
+def test_values_are_parameters_even_when_they_look_like_sql(store):
+    text = "x'); DROP TABLE models; --"
+    store.as_("eng").register_model(name="m2", description=text)
+    assert [m.description for m in store.as_("vic").list_models() if m.name == "m2"] == [text]
+    assert len(store.as_("vic").list_models()) == 2
