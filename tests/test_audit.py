@@ -1,0 +1,265 @@
+"""The audit log: every change is recorded, and any edit, deletion, insertion or reordering is caught,
+in the live store and in every export format, by the service and by `govern audit verify`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from governance.artifacts import sha256_file
+from governance.audit_chain import AuditEvent, seal, verify_chain
+from governance.errors import InvalidInput
+from governance.service import verify_audit_export
+from tests.conftest import predictions_frame
+
+COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
+
+
+def _events(home: Path) -> list[AuditEvent]:
+    conn = duckdb.connect(str(home / "govern.duckdb"), read_only=True)
+    rows = conn.execute(f"SELECT {COLUMNS} FROM audit_events ORDER BY seq").fetchall()
+    conn.close()
+    return [AuditEvent(*row) for row in rows]
+
+
+def _rewrite(home: Path, events: list[AuditEvent]) -> None:
+    """What an attacker with write access to the file does: replace the table's rows."""
+    conn = duckdb.connect(str(home / "govern.duckdb"))
+    # The constraints would refuse some of these edits; a determined attacker drops them first.
+    conn.execute("DROP TABLE audit_events")
+    conn.execute("CREATE TABLE audit_events (seq BIGINT, ts VARCHAR, actor VARCHAR, action VARCHAR, "
+                 "entity VARCHAR, payload VARCHAR, prev_hash VARCHAR, hash VARCHAR)")
+    for e in events:
+        conn.execute("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [e.seq, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash])
+    conn.close()
+
+
+def _forged_after(previous: AuditEvent, seq: int) -> AuditEvent:
+    # A well-formed event, correctly hashed onto its predecessor: only its successors can expose it.
+    return seal(prev_hash=previous.hash, seq=seq, ts=previous.ts, actor="mallory", action="user.add",
+                entity="user:mallory", payload={"name": "mallory", "role": "admin"})
+
+
+
+def edit(events):
+    e = events[3]
+    payload = json.loads(e.payload) | {"role": "admin"}  # grant rey admin after the fact
+    events[3] = AuditEvent(e.seq, e.ts, e.actor, e.action, e.entity, json.dumps(payload), e.prev_hash, e.hash)
+    return events, 4
+
+
+def delete(events):
+    del events[3]
+    return events, 5
+
+
+def insert(events):
+    forged = _forged_after(events[2], 4)
+    shifted = [AuditEvent(e.seq + 1, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash)
+               for e in events[3:]]
+    return events[:3] + [forged] + shifted, 5
+
+
+def reorder(events):
+    events[3], events[4] = events[4], events[3]
+    a, b = events[3], events[4]
+    # Keep seq in order, as a careful attacker would: the links must still break.
+    events[3] = AuditEvent(4, a.ts, a.actor, a.action, a.entity, a.payload, a.prev_hash, a.hash)
+    events[4] = AuditEvent(5, b.ts, b.actor, b.action, b.entity, b.payload, b.prev_hash, b.hash)
+    return events, 4
+
+
+TAMPERING = {"edit": edit, "delete": delete, "insert": insert, "reorder": reorder}
+
+
+def test_every_change_is_logged_in_order(store):
+    actions = [(e.actor, e.action, e.entity) for e in _events(store.home)]
+    assert actions == [
+        (None, "store.init", "store"),
+        ("ada", "user.add", "user:ada"),
+        ("ada", "user.add", "user:vic"),
+        ("ada", "user.add", "user:rey"),
+        ("ada", "user.add", "user:eng"),
+        ("ada", "user.add", "user:aud"),
+        ("eng", "model.register", "model:credit"),
+        ("eng", "version.register", "version:credit/1"),
+    ]
+    report = store.as_("aud").verify_audit()
+    assert report.ok and report.event_count == 8 and report.head_hash == _events(store.home)[-1].hash
+
+
+def test_a_failed_change_logs_nothing(store):
+    before = _events(store.home)
+    with pytest.raises(Exception):
+        store.as_("eng").register_model(name="credit")
+    assert _events(store.home) == before
+
+
+@pytest.mark.parametrize("kind", list(TAMPERING))
+def test_tampering_in_the_store_is_detected_and_named(store, run_cli, kind):
+    events, broken_seq = TAMPERING[kind](_events(store.home))
+    _rewrite(store.home, events)
+
+    report = store.as_("aud").verify_audit()
+    assert not report.ok and report.broken_seq == broken_seq
+
+    result = run_cli(store.home, "audit", "verify", as_="aud")
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"audit chain BROKEN at seq {broken_seq}: ")
+
+
+def test_the_store_itself_refuses_a_second_successor(store):
+    events = _events(store.home)
+    forged = _forged_after(events[2], 99)
+    conn = duckdb.connect(str(store.home / "govern.duckdb"))
+    with pytest.raises(duckdb.ConstraintException, match="prev_hash"):
+        conn.execute("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(vars(forged).values()))
+    conn.close()
+
+
+def test_live_verify_cli_exit_0_and_json(store, run_cli):
+    result = run_cli(store.home, "audit", "verify", "--json", as_="aud")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["ok"] is True
+
+
+def _export(store, run_cli, tmp_path, fmt) -> Path:
+    out = tmp_path / f"export-{fmt}"
+    result = run_cli(store.home, "audit", "export", "--out", out, "--format", fmt, as_="aud")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _read_rows(path: Path, fmt: str) -> list[dict]:
+    if fmt == "csv":
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    if fmt == "jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    return pq.read_table(path).to_pylist()
+
+
+def _write_rows(path: Path, fmt: str, rows: list[dict]) -> None:
+    if fmt == "csv":
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
+
+
+def _as_events(rows: list[dict]) -> list[AuditEvent]:
+    return [AuditEvent(**{**r, "seq": int(r["seq"]), "actor": r["actor"] or None}) for r in rows]
+
+
+def _as_rows(events: list[AuditEvent], like: list[dict]) -> list[dict]:
+    as_str = isinstance(like[0]["seq"], str)
+    return [{**e.to_dict(), "seq": str(e.seq) if as_str else e.seq,
+             "actor": (e.actor or "") if as_str else e.actor} for e in events]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, fmt):
+    out = _export(store, run_cli, tmp_path, fmt)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"audit_events.{fmt}", "manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["row_count"] == 9 and manifest["format"] == fmt
+    assert manifest["files"][f"audit_events.{fmt}"] == sha256_file(out / f"audit_events.{fmt}")
+    exported = _as_events(_read_rows(out / f"audit_events.{fmt}", fmt))
+    assert exported[-1].action == "audit.export" and exported[-1].actor == "aud"
+    assert exported == _events(store.home)
+
+    key = run_cli(store.home, "audit", "key", as_="aud").stdout.strip()
+    assert key == manifest["public_key"]
+    # Offline: no store, no user, only the folder (and optionally the expected key).
+    result = run_cli(tmp_path / "no-store-here", "audit", "verify", out, "--key", key)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("export intact: 9 events")
+
+
+@pytest.mark.parametrize("kind", list(TAMPERING))
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, tmp_path, fmt, kind):
+    out = _export(store, run_cli, tmp_path, fmt)
+    data = out / f"audit_events.{fmt}"
+    rows = _read_rows(data, fmt)
+    events, broken_seq = TAMPERING[kind](_as_events(rows))
+    _write_rows(data, fmt, _as_rows(events, rows))
+    # Hide the file change from the file-hash check, so the chain itself must catch it.
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"][data.name] = sha256_file(data)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+    report = verify_audit_export(out)
+    assert not report.ok and report.broken_seq == broken_seq
+    assert any(p.startswith(f"chain broken: event") and f"seq {broken_seq}" in p for p in report.problems)
+    result = run_cli(tmp_path, "audit", "verify", out)
+    assert result.exit_code == 1 and "chain broken" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(store, run_cli, tmp_path, fmt):
+    out = _export(store, run_cli, tmp_path, fmt)
+    data = out / f"audit_events.{fmt}"
+    rows = _read_rows(data, fmt)
+    _write_rows(data, fmt, rows[:-1])  # drop the last event: the chain alone still links
+    report = verify_audit_export(out)
+    assert not report.ok
+    assert "the file holds 8 events but the manifest says 9." in report.problems
+
+    # An attacker who also rewrites the manifest cannot re-sign it with this installation's key.
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest.update(row_count=8, head_hash=rows[-2]["hash"], head_seq=8)
+    manifest["files"][data.name] = sha256_file(data)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_audit_export(out)
+    assert report.problems == [
+        "the manifest's signature does not verify with its public key: the manifest was changed."]
+
+
+def test_an_export_signed_by_another_key_is_refused_when_the_key_is_given(make_store, run_cli, tmp_path):
+    first, second = make_store(name="first"), make_store(name="second")
+    out = _export(second, run_cli, tmp_path, "jsonl")
+    key_of_first = run_cli(first.home, "audit", "key", as_="aud").stdout.strip()
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", key_of_first)
+    assert result.exit_code == 1
+    assert "signed by a different key" in result.stdout
+
+
+def test_export_into_a_non_empty_folder_is_refused_and_writes_nothing(store, run_cli, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    before = _events(store.home)
+    result = run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {out} already exists and is not an empty folder; choose a new one.\n"
+    assert _events(store.home) == before and [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_verify_of_a_folder_that_is_not_an_export(tmp_path, run_cli):
+    result = run_cli(tmp_path, "audit", "verify", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {tmp_path} holds no manifest.json; is it a govern audit export?\n"
+
+
+def test_chain_of_nothing_is_intact_and_genesis_is_checked():
+    assert verify_chain([]).ok
+    first = seal(prev_hash="f" * 64, seq=1, ts="t", actor=None, action="a", entity="e", payload={})
+    report = verify_chain([first])
+    assert not report.ok and report.broken_seq == 1
+
+
+def test_unknown_export_format_is_refused(store):
+    with pytest.raises(InvalidInput, match="^export format 'xml' is not one of csv, jsonl, parquet.$"):
+        store.as_("aud").export_audit(out=Path("x"), fmt="xml")
