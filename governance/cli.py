@@ -280,7 +280,8 @@ def audit_verify(ctx: click.Context, directory: str | None, key: str | None, as_
 
 @audit.command("export")
 @click.option("--out", required=True, type=click.Path(), help="New folder to write the export into.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
+              help="File format of the events; the manifest is always JSON.")
 @json_option
 @click.pass_context
 def audit_export(ctx: click.Context, out: str, fmt: str, as_json: bool) -> None:

@@ -122,3 +122,24 @@ def test_values_are_parameters_even_when_they_look_like_sql(store):
     store.as_("eng").register_model(name="m2", description=text)
     assert [m.description for m in store.as_("vic").list_models() if m.name == "m2"] == [text]
     assert len(store.as_("vic").list_models()) == 2
+
+
+def test_commit_conflicts_are_retried_then_reported(store):
+    db = Database(store.home / "govern.duckdb", lock_timeout_s=0.3)
+    attempts = []
+
+    def flaky(conn):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise duckdb.TransactionException("Failed to commit: PRIMARY KEY or UNIQUE constraint violation")
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+
+    assert db.run(flaky) == 5 and len(attempts) == 3
+
+    def always(conn):
+        raise duckdb.ConstraintException('Duplicate key "seq: 9" violates primary key constraint.')
+
+    from governance.errors import Conflict
+
+    with pytest.raises(Conflict, match=r"^the change kept colliding with concurrent changes for 0.3 s"):
+        db.run(always)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -52,7 +53,10 @@ class Database:
                 if "lock" not in str(exc).lower():
                     raise
                 last = exc
-            except duckdb.TransactionException as exc:
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+                # A concurrent transaction committed the same key first (the audit head, say):
+                # run the unit again on fresh state. A real duplicate is then caught by the unit's
+                # own check and reported in words; one it does not check ends as Conflict.
                 last = exc
             if time.monotonic() + delay > deadline:
                 raise self._exhausted(last) from last
@@ -61,6 +65,13 @@ class Database:
 
     def _run_once(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One unit at a time per file within this process: DuckDB's per-process instance cache
+        # races when one thread closes the last connection while another opens the file, and
+        # across processes the file lock serialises units anyway.
+        with _process_lock(self.path):
+            return self._run_locked(unit)
+
+    def _run_locked(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         connection = duckdb.connect(str(self.path))
         try:
             connection.execute("BEGIN TRANSACTION")
@@ -75,7 +86,7 @@ class Database:
             connection.close()
 
     def _exhausted(self, exc: Exception) -> Exception:
-        if isinstance(exc, duckdb.TransactionException):
+        if isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException)):
             return Conflict(
                 f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s "
                 f"and was not applied ({_first_line(exc)}); run it again."
@@ -86,6 +97,15 @@ class Database:
             f"the store {self.path} stayed locked by {who} for {self.lock_timeout_s:g} s; "
             "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
         )
+
+
+_process_locks: dict[Path, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    with _process_locks_guard:
+        return _process_locks.setdefault(path.resolve(), threading.Lock())
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,94 @@
+"""Ingest throughput: N prediction rows with 10 columns, from CSV and from Parquet.
+
+Each ingest runs as a whole `govern ingest` process (start-up, validation, Parquet
+normalisation, the store transaction), the way CI and users call it; the in-process service
+time is reported too. Prints one line per format and, with --json, a JSON object.
+
+    python benchmarks/ingest_throughput.py [--rows 1000000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from governance.ingest import ColumnRoles
+from governance.service import Service
+
+
+def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": np.arange(rows),
+        "label": rng.integers(0, 2, rows),
+        "score": rng.random(rows).round(6),
+        "sex": rng.choice(["female", "male"], rows),
+        "race": rng.choice(["a", "b", "c", "d", "e"], rows),
+        "age": rng.integers(18, 90, rows),
+        "income": rng.normal(50_000, 12_000, rows).round(2),
+        "tenure": rng.exponential(4.0, rows).round(3),
+        "region": rng.choice([f"r{i}" for i in range(40)], rows),
+        "balance": rng.normal(0, 1, rows).round(5),
+    })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        frame = make_frame(args.rows)
+        files = {"csv": tmp_path / "preds.csv", "parquet": tmp_path / "preds.parquet"}
+        frame.to_csv(files["csv"], index=False)
+        frame.to_parquet(files["parquet"], index=False)
+        home = tmp_path / "home"
+        Service.open(home=home).init(admin="bench")
+        admin = Service.open(home=home, actor="bench")
+        admin.register_model(name="bench")
+        artifact = tmp_path / "model.bin"
+        artifact.write_bytes(b"model")
+        admin.register_version(model="bench", version="1", artifact=artifact)
+
+        results = {}
+        for fmt, path in files.items():
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "governance.cli", "--home", str(home), "--as", "bench", "ingest", "bench",
+                 "1", str(path), "--split", "eval", "--id", "id", "--sensitive", "sex,race"],
+                check=True, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            )
+            process_s = time.perf_counter() - started
+            started = time.perf_counter()
+            admin.ingest(model="bench", version="1", file=path, split="eval",
+                         roles=ColumnRoles(id="id", sensitive=("sex", "race")))
+            service_s = time.perf_counter() - started
+            results[fmt] = {
+                "rows": args.rows, "file_mb": round(path.stat().st_size / 2**20, 1),
+                "process_seconds": round(process_s, 2), "rows_per_second": round(args.rows / process_s),
+                "service_seconds": round(service_s, 2),
+                "service_rows_per_second": round(args.rows / service_s),
+            }
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for fmt, r in results.items():
+            print(f"{fmt:8} {r['rows']:>10,} rows {r['file_mb']:>7} MB  whole process {r['process_seconds']:>6} s "
+                  f"= {r['rows_per_second']:>10,} rows/s   (service call {r['service_seconds']} s "
+                  f"= {r['service_rows_per_second']:,} rows/s)")
+
+
+if __name__ == "__main__":
+    main()
