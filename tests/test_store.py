@@ -143,3 +143,12 @@ def test_commit_conflicts_are_retried_then_reported(store):
 
     with pytest.raises(Conflict, match=r"^the change kept colliding with concurrent changes for 0.3 s"):
         db.run(always)
+
+
+def test_a_file_that_is_not_a_store_is_reported_not_crashed(tmp_path, run_cli):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "govern.duckdb").write_bytes(b"this is not a database" * 100)
+    result = run_cli(home, "status", as_="ada")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot open the store {home / 'govern.duckdb'}: ")

@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 
 import duckdb
 
-from governance.errors import Conflict, NotFound, StoreBusy
+from governance.errors import Conflict, GovernError, NotFound, StoreBusy
 
 T = TypeVar("T")
 
@@ -72,7 +72,12 @@ class Database:
             return self._run_locked(unit)
 
     def _run_locked(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        connection = duckdb.connect(str(self.path))
+        try:
+            connection = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+                raise  # retried by run()
+            raise StoreUnreadable(f"cannot open the store {self.path}: {_first_line(exc)}") from exc
         try:
             connection.execute("BEGIN TRANSACTION")
             try:
@@ -97,6 +102,10 @@ class Database:
             f"the store {self.path} stayed locked by {who} for {self.lock_timeout_s:g} s; "
             "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
         )
+
+
+class StoreUnreadable(GovernError):
+    """The database file exists but is not a DuckDB store this version can open."""
 
 
 _process_locks: dict[Path, threading.Lock] = {}
