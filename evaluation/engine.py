@@ -1,0 +1,143 @@
+"""evaluate(): every metric record for one set of predictions, optionally against a reference."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import duckdb
+import numpy as np
+
+from evaluation import classification, fairness
+from evaluation.bootstrap import UNSTABLE_BELOW, group_intervals, overall_intervals
+from evaluation.drift import DriftColumn, drift_records
+from evaluation.errors import MetricInputError
+from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
+from evaluation.sources import Columns, Source, check_columns, check_values, register
+
+HEADLINE = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier_score", "ece", "mce"}
+
+
+def evaluate(
+    *,
+    current: Source,
+    label: str,
+    score: str,
+    reference: Source | None = None,
+    sensitive: Sequence[str] = (),
+    features: Sequence[str] = (),
+    threshold: float = 0.5,
+    resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+    threads: int | None = None,
+) -> MetricSet:
+    """Compute performance, calibration, fairness and (with a reference) drift records.
+
+    `current` and `reference` are Parquet or CSV paths, pandas DataFrames or Arrow tables; the
+    reference needs only the drift columns (and label and score, for label and prediction drift).
+    Drift is computed for `features` and `sensitive` when a reference is given; asking for
+    `features` without one is an error. Raises MetricInputError naming the column and the problem.
+
+    >>> metric_set = evaluate(current="eval.parquet", label="y", score="p", sensitive=["sex"])
+    >>> metric_set.find("calibration", "ece").value
+    """
+    if not 0 <= threshold <= 1:
+        raise MetricInputError(f"the threshold must lie in [0, 1], not {threshold}.")
+    if resamples < 0:
+        raise MetricInputError(f"the number of bootstrap resamples must be 0 or more, not {resamples}.")
+    if not 0 < confidence < 1:
+        raise MetricInputError(f"the confidence level must lie strictly between 0 and 1, not {confidence}.")
+    if features and reference is None:
+        raise MetricInputError("drift over features needs reference data: pass a reference (--reference FILE).")
+    columns = Columns(label, score, tuple(sensitive), tuple(features))
+    started = time.perf_counter()
+    conn = duckdb.connect()
+    try:
+        if threads:
+            conn.execute(f"SET threads = {int(threads)}")
+        current_types = register(conn, "cur", current, "current")
+        check_columns(current_types, columns, "current")
+        n = check_values(conn, "cur", columns, "current")
+        records = _classification(conn, columns, threshold, resamples, seed, confidence)
+        for offset, feature in enumerate(columns.sensitive, start=1):
+            records += _fairness(conn, columns, feature, threshold, resamples, seed + offset, confidence)
+        reference_rows = None
+        if reference is not None:
+            reference_types = register(conn, "ref", reference, "reference")
+            check_columns(reference_types, Columns(label, score, (), columns.drift_columns), "reference",
+                          need_label_score=False)
+            reference_rows = conn.execute("SELECT count(*) FROM ref").fetchone()[0]
+            drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature")
+                             for c in columns.drift_columns]
+            for name, role in ((score, "score"), (label, "label")):
+                if name in reference_types:
+                    drift_columns.append(DriftColumn(name, current_types[name], role))
+            records += drift_records(conn, "ref", "cur", drift_columns)
+    finally:
+        conn.close()
+    params = {
+        "engine": ENGINE_VERSION, "threshold": threshold, "resamples": resamples, "seed": seed,
+        "confidence": confidence, "n_bins": classification.N_BINS, "rows": n, "reference_rows": reference_rows,
+        "label": label, "score": score, "sensitive": list(sensitive), "features": list(features),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return MetricSet(tuple(records), params)
+
+
+def _with_interval(record: MetricRecord, interval: tuple[float, float] | None, note: str | None = None) -> MetricRecord:
+    detail = dict(record.detail)
+    if note:
+        detail["ci_note"] = note
+    if interval is None or record.value is None:
+        return MetricRecord(record.family, record.metric, record.feature, record.group, record.value, record.n,
+                            detail=detail)
+    return MetricRecord(record.family, record.metric, record.feature, record.group, record.value, record.n,
+                        interval[0], interval[1], detail)
+
+
+def _unstable(n: int) -> str | None:
+    return f"only {n} rows: the interval is not stable" if n < UNSTABLE_BELOW else None
+
+
+def _classification(conn, columns: Columns, threshold: float, resamples: int, seed: int,
+                    confidence: float) -> list[MetricRecord]:
+    cells = classification.cells(conn, "cur", columns.label, columns.score, threshold)
+    auc, auc_reason = classification.roc_auc(conn, "cur", columns.label, columns.score)
+    records = classification.performance_records(cells, auc, auc_reason) + classification.calibration_records(cells)
+    if not resamples:
+        return records
+    intervals = overall_intervals(cells, auc_exact=auc, resamples=resamples, seed=seed, confidence=confidence)
+    n = int(cells["n"].sum())
+    return [_with_interval(r, intervals.get(r.metric), _unstable(n)) if r.metric in HEADLINE and r.feature is None
+            else r for r in records]
+
+
+def _fairness(conn, columns: Columns, feature: str, threshold: float, resamples: int, seed: int,
+              confidence: float) -> list[MetricRecord]:
+    frame = fairness.group_cells(conn, "cur", columns.label, columns.score, threshold, feature)
+    records = fairness.fairness_records(frame, feature)
+    if not resamples:
+        return records
+    groups, counts = fairness.confusion_by_group(frame)
+    group_ci, parity_ci = group_intervals(counts, resamples=resamples, seed=seed, confidence=confidence)
+    index = {g: i for i, g in enumerate(groups)}
+    smallest = int(counts.sum(axis=1).min())
+    result = []
+    for r in records:
+        if r.family != "fairness":
+            result.append(r)
+        elif r.group is None:
+            note = f"the smallest group has {smallest} rows: the interval is not stable" \
+                if smallest < UNSTABLE_BELOW else None
+            result.append(_with_interval(r, parity_ci[r.metric], note))
+        elif r.metric == "count":
+            result.append(r)
+        else:
+            lows, highs = group_ci[r.metric]
+            i = index[r.group]
+            result.append(_with_interval(r, (float(lows[i]), float(highs[i])), _unstable(r.n)))
+    return result
+
+
+

@@ -1,0 +1,107 @@
+"""Turn what the caller has (a Parquet or CSV path, a DataFrame, an Arrow table) into a DuckDB view
+with checked columns, so every metric query runs in place and out of core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import duckdb
+
+from evaluation.errors import MetricInputError
+
+Source = Union[str, Path, Any]  # a path, a pandas DataFrame or a pyarrow Table
+
+
+def quote(identifier: str) -> str:
+    """Quote a column name that was checked against the source's real columns."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column roles. Drift columns are `features` plus `sensitive`."""
+
+    label: str
+    score: str
+    sensitive: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+
+    @property
+    def drift_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.features + self.sensitive))
+
+
+def register(conn: duckdb.DuckDBPyConnection, name: str, source: Source, what: str) -> dict[str, str]:
+    """Make `source` queryable as view `name`; return its column types."""
+    try:
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise MetricInputError(f"the {what} file {path} does not exist.")
+            with open(path, "rb") as handle:
+                is_parquet = handle.read(4) == b"PAR1"
+            relation = conn.read_parquet(str(path)) if is_parquet else conn.read_csv(str(path), header=True)
+            relation.create_view(name)
+        else:
+            conn.register(name, source)  # a DataFrame or an Arrow table, scanned in place
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MetricInputError(f"the {what} data cannot be read ({first}).") from exc
+    return {row[0]: row[1] for row in conn.execute(f"DESCRIBE {name}").fetchall()}
+
+
+def check_columns(types: dict[str, str], columns: Columns, what: str, *, need_label_score: bool = True) -> None:
+    wanted: list[tuple[str, str]] = []
+    if need_label_score:
+        wanted += [("label", columns.label), ("score", columns.score)]
+    wanted += [("sensitive", c) for c in columns.sensitive] + [("feature", c) for c in columns.features]
+    missing = [f"{role} column {name!r}" for role, name in wanted if name not in types]
+    if missing:
+        shown = ", ".join(repr(c) for c in list(types)[:12])
+        raise MetricInputError(f"the {what} data has no {', no '.join(missing)} (its columns: {shown}).")
+    if need_label_score:
+        for role, name in (("label", columns.label), ("score", columns.score)):
+            if not _numeric(types[name]):
+                raise MetricInputError(f"the {role} column {name!r} of the {what} data is {types[name]}, not numeric.")
+
+
+def check_values(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, what: str) -> int:
+    """One pass over label and score: the same rules as ingest. Returns the row count."""
+    y, p = quote(columns.label), quote(columns.score)
+    n, bad_label, null_score, bad_score = conn.execute(
+        f"SELECT count(*), count(*) FILTER ({y} IS NULL OR {y} NOT IN (0, 1)), count(*) FILTER ({p} IS NULL), "
+        f"count(*) FILTER (NOT isfinite({p}) OR {p} < 0 OR {p} > 1) FROM {view}"
+    ).fetchone()
+    problems = []
+    if bad_label:
+        problems.append(f"{bad_label} labels in {columns.label!r} are empty or not 0/1")
+    if null_score:
+        problems.append(f"{null_score} scores in {columns.score!r} are empty")
+    if bad_score:
+        problems.append(f"{bad_score} scores in {columns.score!r} are not finite numbers in [0, 1]")
+    if problems:
+        raise MetricInputError(f"the {what} data cannot be evaluated: " + "; ".join(problems) + ".")
+    if n == 0:
+        raise MetricInputError(f"the {what} data has no rows.")
+    return n
+
+
+def _numeric(sql_type: str) -> bool:
+    return sql_type.upper().split("(")[0] in {
+        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+        "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN", "REAL",
+    }
+
+
+def is_float_type(sql_type: str) -> bool:
+    return sql_type.upper().split("(")[0] in {"FLOAT", "DOUBLE", "REAL", "DECIMAL"}
+
+
+def is_integer_type(sql_type: str) -> bool:
+    return _numeric(sql_type) and not is_float_type(sql_type) and sql_type.upper() != "BOOLEAN"
+
+
+def group_labels(values: Sequence[Any]) -> list[str]:
+    return [str(v) for v in values]
