@@ -6,7 +6,6 @@ import time
 from typing import Sequence
 
 import duckdb
-import numpy as np
 
 from evaluation import classification, fairness
 from evaluation.bootstrap import UNSTABLE_BELOW, group_intervals, overall_intervals

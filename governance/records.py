@@ -107,3 +107,20 @@ class StoreStatus(Record):
     prediction_sets: int
     audit_events: int
     audit_head: str | None
+
+
+@dataclass(frozen=True)
+class Evaluation(Record):
+    """One immutable evaluation of a version's prediction set: its records live in metric_records."""
+
+    id: str
+    model: str
+    version: str
+    prediction_set_id: str
+    reference_set_id: str | None
+    engine: str
+    params: dict[str, Any]
+    records_sha256: str
+    record_count: int
+    created_at: datetime
+    created_by: str

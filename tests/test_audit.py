@@ -16,7 +16,6 @@ from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, seal, verify_chain
 from governance.errors import InvalidInput
 from governance.service import verify_audit_export
-from tests.conftest import predictions_frame
 
 COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
 
@@ -202,7 +201,7 @@ def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, t
 
     report = verify_audit_export(out)
     assert not report.ok and report.broken_seq == broken_seq
-    assert any(p.startswith(f"chain broken: event") and f"seq {broken_seq}" in p for p in report.problems)
+    assert any(p.startswith("chain broken: event") and f"seq {broken_seq}" in p for p in report.problems)
     result = run_cli(tmp_path, "audit", "verify", out)
     assert result.exit_code == 1 and "chain broken" in result.stdout
 

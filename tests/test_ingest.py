@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -65,7 +66,7 @@ def test_cli_ingest_json_and_version_show_row_counts(store, tmp_path, run_cli):
         [("reference", 123, ["sex", "age"])]
 
 
-def _write(tmp_path, name, content: bytes | str) -> "Path":
+def _write(tmp_path, name, content: bytes | str) -> Path:
     path = tmp_path / name
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     return path

@@ -99,10 +99,44 @@ def m003_audit_events(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def m004_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
+    # An evaluation is immutable: re-evaluating adds a new one, it never replaces records.
+    conn.execute("""
+        CREATE TABLE evaluations (
+            id                VARCHAR PRIMARY KEY,
+            model             VARCHAR NOT NULL,
+            version           VARCHAR NOT NULL,
+            prediction_set_id VARCHAR NOT NULL,
+            reference_set_id  VARCHAR,
+            engine            VARCHAR NOT NULL,
+            params_json       VARCHAR NOT NULL,
+            records_sha256    VARCHAR NOT NULL,
+            record_count      INTEGER NOT NULL,
+            created_at        TIMESTAMP NOT NULL,
+            created_by        VARCHAR NOT NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE metric_records (
+            evaluation_id VARCHAR NOT NULL,
+            position      INTEGER NOT NULL,
+            family        VARCHAR NOT NULL,
+            metric        VARCHAR NOT NULL,
+            feature       VARCHAR,
+            group_value   VARCHAR,
+            value         DOUBLE,
+            n             BIGINT NOT NULL,
+            ci_low        DOUBLE,
+            ci_high       DOUBLE,
+            detail_json   VARCHAR NOT NULL,
+            PRIMARY KEY (evaluation_id, position)
+        )""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
     m003_audit_events,
+    m004_evaluations,
 )
 
 

@@ -1,0 +1,18 @@
+"""The service API: every action the CLI, the dashboard and the tests take is one method here.
+
+Each method authorises the acting user inside the same transaction as its change, and appends
+its audit event in that transaction too, so a change and its record land together or not at all.
+The actions are grouped by area in the modules of this package; `Service` is all of them.
+"""
+
+from governance.service.audit import AuditActions, verify_audit_export
+from governance.service.base import ServiceBase, check_name
+from governance.service.registry import RISK_TIERS, RegistryActions
+from governance.service.users import UserActions
+
+
+class Service(UserActions, RegistryActions, AuditActions):
+    """One installation seen by one acting user (`actor`, None only for store-level commands)."""
+
+
+__all__ = ["Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]

@@ -1,0 +1,90 @@
+"""The decision log: verify, export, key."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from governance.artifacts import sha256_file
+from governance.audit_chain import ChainReport, verify_chain
+from governance.audit_export import (
+    FORMATS,
+    MANIFEST,
+    ExportVerification,
+    build_manifest,
+    events_file_name,
+    manifest_message,
+    verify_export,
+    write_events,
+)
+from governance.errors import InvalidInput
+from governance.keys import load_or_create_key, public_key_hex, sign
+from governance.roles import Action
+from governance.service.base import (
+    ServiceBase,
+)
+from governance.store import audit_log
+from governance.store.audit_log import utc_timestamp
+
+
+class AuditActions(ServiceBase):
+
+    def verify_audit(self) -> ChainReport:
+        def unit(conn: duckdb.DuckDBPyConnection) -> ChainReport:
+            self._authorize(conn, Action.AUDIT)
+            return verify_chain(audit_log.read_events(conn))
+
+        return self._run(unit)
+
+    def export_audit(self, *, out: Path, fmt: str = "jsonl") -> dict[str, Any]:
+        """Write the whole log plus a signed manifest into the new folder `out`; return the manifest.
+
+        The export is itself an audit event, the last one in the export. Files are written to a
+        scratch folder inside the transaction and moved into place only after it commits.
+        """
+        if fmt not in FORMATS:
+            raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(FORMATS)}.")
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
+        key = load_or_create_key(self.settings.keys_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".audit-export-", dir=out.parent))
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            user = self._authorize(conn, Action.AUDIT)
+            self._log(conn, "audit.export", "audit", {"format": fmt, "out": out.name})
+            events = audit_log.read_events(conn)
+            name = events_file_name(fmt)
+            write_events(events, scratch / name, fmt)
+            manifest = build_manifest(events=events, fmt=fmt, files={name: sha256_file(scratch / name)},
+                                      exported_at=utc_timestamp(), exported_by=user.name,
+                                      public_key=public_key_hex(key))
+            manifest["signature"] = sign(key, manifest_message(manifest))
+            (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            return manifest
+
+        try:
+            manifest = self._run(unit)
+            if out.exists():
+                out.rmdir()
+            scratch.rename(out)
+        finally:
+            self.artifacts.discard(scratch)
+        return manifest
+
+    def public_key(self) -> str:
+        self._run(lambda conn: self._authorize(conn, Action.VIEW))
+        return public_key_hex(load_or_create_key(self.settings.keys_dir))
+
+
+
+def verify_audit_export(directory: Path, *, expected_public_key: str | None = None) -> ExportVerification:
+    """Offline verification: needs only the export's files, no store and no user."""
+    return verify_export(Path(directory), expected_public_key=expected_public_key)
+
+

@@ -1,0 +1,166 @@
+"""Models, versions and prediction sets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from governance.errors import Conflict, InvalidInput, NotFound
+from governance.ingest import (
+    SPLITS,
+    ColumnRoles,
+    PreparedFile,
+    describe_table_file,
+    prepare_prediction_file,
+)
+from governance.records import Dataset, Model, PredictionSet, Version, VersionDetail
+from governance.roles import Action
+from governance.service.base import (
+    ServiceBase,
+    _now,
+    _require_model,
+    _require_version,
+    check_name,
+)
+from governance.store import registry, users
+
+RISK_TIERS = ("low", "medium", "high")
+
+
+class RegistryActions(ServiceBase):
+
+    def register_model(self, *, name: str, owner: str | None = None, description: str | None = None,
+                       risk_tier: str = "medium") -> Model:
+        check_name("model", name)
+        if risk_tier not in RISK_TIERS:
+            raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> Model:
+            user = self._authorize(conn, Action.REGISTER)
+            if registry.get_model(conn, name) is not None:
+                raise Conflict(f"model {name!r} is already registered.")
+            if owner is not None and users.get_user(conn, owner) is None:
+                raise NotFound(f"owner {owner!r} is not a user of this store.")
+            model = Model(name, owner or user.name, description, risk_tier, _now(), user.name)
+            registry.insert_model(conn, model)
+            self._log(conn, "model.register", f"model:{name}", model.to_dict())
+            return model
+
+        return self._run(unit)
+
+    def list_models(self) -> list[Model]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Model]:
+            self._authorize(conn, Action.VIEW)
+            return registry.list_models(conn)
+
+        return self._run(unit)
+
+    def register_version(self, *, model: str, version: str, artifact: Path, training_data: Path | None = None,
+                         parent: str | None = None) -> Version:
+        """Store the artifact (and training data) by sha256 and register the version."""
+        check_name("version", version)
+        self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
+        if not Path(artifact).is_file():
+            raise NotFound(f"artifact {artifact} does not exist or is not a regular file.")
+        training = self._store_dataset(Path(training_data)) if training_data is not None else None
+        artifact_sha, artifact_size = self.artifacts.put_file(Path(artifact))
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> Version:
+            user = self._authorize(conn, Action.REGISTER)
+            _require_model(conn, model)
+            if registry.get_version(conn, model, version) is not None:
+                raise Conflict(f"version {version!r} of model {model!r} is already registered.")
+            if parent is not None and registry.get_version(conn, model, parent) is None:
+                raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
+            registry.insert_artifact(conn, sha256=artifact_sha, size_bytes=artifact_size,
+                                     original_name=Path(artifact).name, created_at=_now())
+            if training is not None:
+                registry.insert_dataset(conn, training, created_at=_now())
+            record = Version(model, version, artifact_sha, training.sha256 if training else None, parent,
+                             "registered", _now(), user.name)
+            registry.insert_version(conn, record)
+            self._log(conn, "version.register", f"version:{model}/{version}", record.to_dict())
+            return record
+
+        return self._run(unit)
+
+    def _store_dataset(self, path: Path) -> Dataset:
+        fmt, row_count, columns = describe_table_file(path)
+        sha, _ = self.artifacts.put_file(path)
+        return Dataset(sha, fmt, row_count, columns, path.name)
+
+    def show_version(self, *, model: str, version: str) -> VersionDetail:
+        def unit(conn: duckdb.DuckDBPyConnection) -> VersionDetail:
+            self._authorize(conn, Action.VIEW)
+            record = _require_version(conn, model, version)
+            training = registry.get_dataset(conn, record.training_data_sha256) if record.training_data_sha256 else None
+            return VersionDetail(record, training, registry.list_prediction_sets(conn, model, version))
+
+        return self._run(unit)
+
+    def list_versions(self, *, model: str) -> list[Version]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
+            self._authorize(conn, Action.VIEW)
+            _require_model(conn, model)
+            return registry.list_versions(conn, model)
+
+        return self._run(unit)
+
+
+    def ingest(self, *, model: str, version: str, file: Path, split: str, roles: ColumnRoles = ColumnRoles(),
+               batch_time: str | datetime | None = None, delimiter: str = ",") -> PredictionSet:
+        """Validate `file` completely, store it as Parquet by sha256 and record the prediction set.
+
+        Raises InvalidInput listing every problem in the file; the store is unchanged then.
+        """
+        if split not in SPLITS:
+            raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}.")
+        when = _parse_time(batch_time)
+        self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
+        scratch = self.artifacts.scratch_path(".parquet")
+        try:
+            prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter)
+            self.artifacts.adopt(scratch, prepared.sha256)
+        finally:
+            self.artifacts.discard(scratch)
+        return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
+
+    def _record_prediction_set(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, split: str,
+                               when: datetime | None, roles: ColumnRoles, prepared: PreparedFile) -> PredictionSet:
+        user = self._authorize(conn, Action.INGEST)
+        _require_version(conn, model, version)
+        registry.insert_dataset(
+            conn, Dataset(prepared.sha256, "parquet", prepared.row_count, prepared.columns, prepared.source_name),
+            created_at=_now(),
+        )
+        prediction_set = PredictionSet(
+            id=f"ps-{uuid.uuid4().hex[:12]}", model=model, version=version, split=split, batch_time=when,
+            dataset_sha256=prepared.sha256, source_name=prepared.source_name, source_sha256=prepared.source_sha256,
+            row_count=prepared.row_count, id_column=roles.id, label_column=roles.label, score_column=roles.score,
+            sensitive=list(roles.sensitive), features=prepared.features, created_at=_now(), created_by=user.name,
+        )
+        registry.insert_prediction_set(conn, prediction_set)
+        self._log(conn, "predictions.ingest", f"prediction_set:{prediction_set.id}", prediction_set.to_dict())
+        return prediction_set
+
+    def prediction_set_path(self, prediction_set: PredictionSet) -> Path:
+        """The Parquet file holding a prediction set's rows (for the metric engine to query in place)."""
+        return self.artifacts.open_path(prediction_set.dataset_sha256)
+
+
+def _parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(f"batch time {value!r} is not an ISO 8601 time such as 2024-05-01T00:00:00Z.") from exc
+    if parsed is not None and parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+

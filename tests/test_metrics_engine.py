@@ -1,0 +1,132 @@
+"""The engine's behaviour beyond equality: degenerate data, intervals, inputs and errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from fairlearn import metrics as fm
+from sklearn import metrics as skm
+
+from evaluation import MetricInputError, evaluate
+
+
+def frame(n=600, seed=0, **columns):
+    rng = np.random.default_rng(seed)
+    p = rng.random(n)
+    data = {"y": (rng.random(n) < p).astype(int), "p": p, "sex": rng.choice(["f", "m"], n)}
+    data.update(columns)
+    return pd.DataFrame(data)
+
+
+def test_one_class_leaves_roc_auc_undefined_with_a_reason():
+    data = frame().assign(y=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:  # scikit-learn returns NaN (newer) or raises (older): undefined either way
+            assert np.isnan(skm.roc_auc_score(data["y"], data["p"]))
+        except ValueError:
+            pass
+    record = evaluate(current=data, label="y", score="p").find("performance", "roc_auc")
+    assert record.value is None and record.ci_low is None
+    assert record.detail["reason"] == "only one class is present in the labels, so ROC AUC is undefined"
+
+
+def test_ratios_of_all_zero_rates_are_undefined_like_fairlearn():
+    data = frame().assign(p=0.1)  # nobody is selected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(fm.demographic_parity_ratio(data["y"], (data["p"] >= 0.5).astype(int),
+                                                    sensitive_features=data["sex"]))
+    record = evaluate(current=data, label="y", score="p", sensitive=["sex"]).find(
+        "fairness", "demographic_parity_ratio", "sex")
+    assert record.value is None and "0/0" in record.detail["reason"]
+
+
+def test_column_empty_in_the_reference_and_text_columns_get_reasons_not_crashes():
+    current = frame(x=np.arange(600.0), note=[f"free text {i}" for i in range(600)])
+    reference = current.assign(x=np.nan)
+    result = evaluate(current=current, reference=reference, label="y", score="p", features=["x", "note"])
+    x, note = result.find("drift", "drift_score", "x"), result.find("drift", "drift_score", "note")
+    assert x.value is None and x.detail["reason"] == "the column has no values in the reference data, so drift is undefined"
+    assert note.value is None and "treats it as text" in note.detail["reason"]
+    share = result.find("drift", "share_of_drifted_columns")
+    assert share is None  # no column could be judged, so there is no share to report
+
+
+def test_intervals_are_seeded_and_bracket_a_row_bootstrap():
+    data = frame(n=3000, seed=3)
+    first = evaluate(current=data, label="y", score="p", sensitive=["sex"], seed=7)
+    again = evaluate(current=data, label="y", score="p", sensitive=["sex"], seed=7)
+    other = evaluate(current=data, label="y", score="p", sensitive=["sex"], seed=8)
+    assert first.records == again.records and first.records != other.records
+
+    # A plain row bootstrap with many resamples must agree with the cell bootstrap's interval.
+    rng = np.random.default_rng(11)
+    y, p = data["y"].to_numpy(), data["p"].to_numpy()
+    rows = rng.integers(0, len(y), size=(2000, len(y)))
+    accuracy = ((p[rows] >= 0.5) == y[rows]).mean(axis=1)
+    brier = ((y[rows] - p[rows]) ** 2).mean(axis=1)
+    for metric, replicates in (("accuracy", accuracy), ("brier_score", brier)):
+        record = evaluate(current=data, label="y", score="p", resamples=2000, seed=1).select(metric=metric)[0]
+        low, high = np.percentile(replicates, [2.5, 97.5])
+        width = high - low
+        assert abs(record.ci_low - low) < 0.1 * width and abs(record.ci_high - high) < 0.1 * width
+
+
+def test_small_groups_say_their_interval_is_unstable():
+    data = frame(n=500)
+    data.loc[:9, "sex"] = "x"
+    result = evaluate(current=data, label="y", score="p", sensitive=["sex"])
+    assert result.find("fairness", "selection_rate", "sex", "x").detail["ci_note"] == \
+        "only 10 rows: the interval is not stable"
+    assert "smallest group has 10 rows" in result.find("fairness", "demographic_parity_difference", "sex").detail["ci_note"]
+
+
+def test_no_resamples_means_no_intervals():
+    result = evaluate(current=frame(), label="y", score="p", resamples=0)
+    assert all(r.ci_low is None and r.ci_high is None for r in result.records)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "arrow"])
+def test_files_and_arrow_tables_give_the_same_records_as_a_dataframe(tmp_path, kind):
+    data = frame(x=np.linspace(0, 1, 600))
+    expected = evaluate(current=data, reference=data, label="y", score="p", sensitive=["sex"], features=["x"])
+    if kind == "arrow":
+        source = pa.Table.from_pandas(data)
+    else:
+        source = tmp_path / f"data.{kind}"
+        data.to_parquet(source) if kind == "parquet" else data.to_csv(source, index=False)
+    ours = evaluate(current=source, reference=source, label="y", score="p", sensitive=["sex"], features=["x"])
+    assert [r.key() for r in ours.records] == [r.key() for r in expected.records]
+    assert [r.value for r in ours.records] == pytest.approx([r.value for r in expected.records], rel=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(label="missing"), "the current data has no label column 'missing' (its columns: 'y', 'p', 'sex')."),
+    (dict(sensitive=["race"]), "the current data has no sensitive column 'race' (its columns: 'y', 'p', 'sex')."),
+    (dict(features=["x"]), "drift over features needs reference data: pass a reference (--reference FILE)."),
+    (dict(sensitive=["one"]), "the sensitive column 'one' has a single group ('a'); fairness compares at least two groups."),
+    (dict(score="sex"), "the score column 'sex' of the current data is VARCHAR, not numeric."),
+    (dict(threshold=1.5), "the threshold must lie in [0, 1], not 1.5."),
+])
+def test_bad_requests_are_refused_with_a_sentence(kwargs, message):
+    data = frame()
+    if kwargs.get("sensitive") == ["one"]:
+        data["one"] = "a"
+    args = dict(current=data, label="y", score="p") | kwargs
+    with pytest.raises(MetricInputError) as caught:
+        evaluate(**args)
+    assert str(caught.value) == message
+
+
+def test_out_of_range_scores_and_bad_labels_are_refused():
+    data = frame()
+    data.loc[0, "p"], data.loc[1, "y"] = 1.2, 3
+    with pytest.raises(MetricInputError) as caught:
+        evaluate(current=data, label="y", score="p")
+    assert str(caught.value) == ("the current data cannot be evaluated: 1 labels in 'y' are empty or not 0/1; "
+                                 "1 scores in 'p' are not finite numbers in [0, 1].")
