@@ -18,27 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from governance.ingest import ColumnRoles
-from governance.service import Service
-
-
-def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": np.arange(rows),
-        "label": rng.integers(0, 2, rows),
-        "score": rng.random(rows).round(6),
-        "sex": rng.choice(["female", "male"], rows),
-        "race": rng.choice(["a", "b", "c", "d", "e"], rows),
-        "age": rng.integers(18, 90, rows),
-        "income": rng.normal(50_000, 12_000, rows).round(2),
-        "tenure": rng.exponential(4.0, rows).round(3),
-        "region": rng.choice([f"r{i}" for i in range(40)], rows),
-        "balance": rng.normal(0, 1, rows).round(5),
-    })
+from benchmarks.synthetic import predictions  # noqa: E402
+from governance.ingest import ColumnRoles  # noqa: E402
+from governance.service import Service  # noqa: E402
 
 
 def main() -> None:
@@ -49,7 +33,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        frame = make_frame(args.rows)
+        frame = predictions(args.rows).rename_axis("id").reset_index()
         files = {"csv": tmp_path / "preds.csv", "parquet": tmp_path / "preds.parquet"}
         frame.to_csv(files["csv"], index=False)
         frame.to_parquet(files["parquet"], index=False)
@@ -66,13 +50,13 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(
                 [sys.executable, "-m", "governance.cli", "--home", str(home), "--as", "bench", "ingest", "bench",
-                 "1", str(path), "--split", "eval", "--id", "id", "--sensitive", "sex,race"],
+                 "1", str(path), "--split", "eval", "--id", "id", "--sensitive", "sex,race,age_band"],
                 check=True, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONUNBUFFERED": "1"},
             )
             process_s = time.perf_counter() - started
             started = time.perf_counter()
             admin.ingest(model="bench", version="1", file=path, split="eval",
-                         roles=ColumnRoles(id="id", sensitive=("sex", "race")))
+                         roles=ColumnRoles(id="id", sensitive=("sex", "race", "age_band")))
             service_s = time.perf_counter() - started
             results[fmt] = {
                 "rows": args.rows, "file_mb": round(path.stat().st_size / 2**20, 1),

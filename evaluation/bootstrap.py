@@ -4,25 +4,25 @@ Resampling n rows with replacement is the same as drawing how many times each ro
 multinomial. Every headline metric is a function of per-cell counts and sums (cells from
 classification.py: label × prediction × calibration bin × 1/1024 score step), so drawing the cell
 counts from Multinomial(n, cell shares) resamples exactly for every count-based metric
-(accuracy, precision, recall, F1, per-group rates, parity differences). For metrics that also sum
+(accuracy, precision, recall, F1, per-group rates, parity metrics). For metrics that also sum
 scores within a cell (Brier, log loss, ECE, MCE) a resampled cell contributes its count times the
 cell's mean; scores within a cell differ by under 1/1024, so this is the row bootstrap up to that
 rounding. ROC AUC's replicates, which see ties within a cell, are shifted by the difference
-between the exact AUC and the cell AUC of the full sample. The whole thing costs milliseconds at
-any row count.
+between the exact AUC and the cell AUC of the full sample. The cost is milliseconds at any size.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from evaluation.classification import N_BINS, SCORE_STEPS
+from evaluation.classification import N_BINS, SCORE_STEPS, Cells
+from evaluation.fairness import GROUP_METRICS, group_rates, parity
 
 UNSTABLE_BELOW = 30
 
 
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over the first axis (the replicates)."""
     alpha = (1 - confidence) / 2
     with np.errstate(all="ignore"):
         low, high = np.nanpercentile(values, [100 * alpha, 100 * (1 - alpha)], axis=0)
@@ -39,15 +39,13 @@ def _draw(counts: np.ndarray, resamples: int, rng: np.random.Generator) -> np.nd
     return rng.multinomial(total, counts / total, size=resamples).astype(float)
 
 
-def overall_intervals(cells: pd.DataFrame, *, auc_exact: float | None, resamples: int, seed: int,
+def overall_intervals(c: Cells, *, auc_exact: float | None, resamples: int, seed: int,
                       confidence: float) -> dict[str, tuple[float, float]]:
     """Intervals for performance, brier_score, log_loss, ece and mce over all rows."""
     rng = np.random.default_rng(seed)
-    n = cells["n"].to_numpy(dtype=float)
-    y, pred = cells["y"].to_numpy(), cells["pred"].to_numpy()
+    n, y, pred = c["n"].astype(float), c["y"], c["pred"]
     k = _draw(n, resamples, rng)
     total = n.sum()
-
     tp, fp = k[:, (y == 1) & (pred == 1)].sum(1), k[:, (y == 0) & (pred == 1)].sum(1)
     tn, fn = k[:, (y == 0) & (pred == 0)].sum(1), k[:, (y == 1) & (pred == 0)].sum(1)
     values = {
@@ -55,28 +53,25 @@ def overall_intervals(cells: pd.DataFrame, *, auc_exact: float | None, resamples
         "precision": _safe(tp, tp + fp),
         "recall": _safe(tp, tp + fn),
         "f1": _safe(2 * tp, 2 * tp + fp + fn),
-        "brier_score": k @ (cells["sse"].to_numpy() / n) / total,
-        "log_loss": k @ (cells["sloss"].to_numpy() / n) / total,
+        "brier_score": k @ (c["sse"] / n) / total,
+        "log_loss": k @ (c["sloss"] / n) / total,
     }
-
-    one_hot = np.eye(N_BINS + 1)[cells["bin"].to_numpy()]
+    one_hot = np.eye(N_BINS + 1)[c["bin"]]
     count_bin = k @ one_hot
-    gap = np.abs(_safe(k @ (one_hot * y[:, None]), count_bin) - _safe(k @ (one_hot * (cells["sp"].to_numpy() / n)[:, None]), count_bin))
+    gap = np.abs(_safe(k @ (one_hot * y[:, None]), count_bin) - _safe(k @ (one_hot * (c["sp"] / n)[:, None]), count_bin))
     values["ece"] = (gap * count_bin).sum(1) / total
     values["mce"] = gap.max(1)
-
     if auc_exact is not None:
-        values["roc_auc"] = _cell_auc(k, cells) + (auc_exact - _cell_auc(n[None, :], cells)[0])
-
+        values["roc_auc"] = _cell_auc(k, c) + (auc_exact - _cell_auc(n[None, :], c)[0])
     intervals = {}
     for metric, replicates in values.items():
-        low, high = _percentiles(replicates[:, None], confidence)
-        intervals[metric] = (float(low[0]), float(high[0]))
+        low, high = _percentiles(replicates, confidence)
+        intervals[metric] = (float(low), float(high))
     return intervals
 
 
-def _cell_auc(k: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
-    q, y = cells["q"].to_numpy(), cells["y"].to_numpy()
+def _cell_auc(k: np.ndarray, c: Cells) -> np.ndarray:
+    q, y = c["q"], c["y"]
     one_hot = np.zeros((len(q), SCORE_STEPS + 1))
     one_hot[np.arange(len(q)), q] = 1.0
     pos, neg = k @ (one_hot * (y == 1)[:, None]), k @ (one_hot * (y == 0)[:, None])
@@ -92,40 +87,13 @@ def group_intervals(confusion: np.ndarray, *, resamples: int, seed: int, confide
     `confusion` is (groups × 4): tp, fp, tn, fn. Returns (per-group metric → (lows, highs) by
     group, parity metric → (low, high)).
     """
-    from evaluation.fairness import GROUP_METRICS
-
     rng = np.random.default_rng(seed)
     groups = confusion.shape[0]
     k = _draw(confusion.reshape(-1), resamples, rng).reshape(resamples, groups, 4)
-    tp, fp, tn, fn = (k[:, :, i] for i in range(4))
-    count = tp + fp + tn + fn
-    absent = count == 0
-    per_group = {
-        "count": count,
-        "selection_rate": np.where(absent, np.nan, _safe(tp + fp, count)),
-        "true_positive_rate": np.where(absent, np.nan, _safe(tp, tp + fn)),
-        "false_positive_rate": np.where(absent, np.nan, _safe(fp, fp + tn)),
-        "accuracy": np.where(absent, np.nan, _safe(tp + tn, count)),
-    }
-    with np.errstate(all="ignore"):
-        def diff(v):
-            return np.nanmax(v, axis=1) - np.nanmin(v, axis=1)
-
-        def ratio(v):
-            return np.nanmin(v, axis=1) / np.nanmax(v, axis=1)
-
-        sr, tpr, fpr = per_group["selection_rate"], per_group["true_positive_rate"], per_group["false_positive_rate"]
-        parity = {
-            "demographic_parity_difference": diff(sr),
-            "demographic_parity_ratio": ratio(sr),
-            "equalized_odds_difference": np.maximum(diff(tpr), diff(fpr)),
-            "equalized_odds_ratio": np.minimum(ratio(tpr), ratio(fpr)),
-            "equal_opportunity_difference": diff(tpr),
-            "equal_opportunity_ratio": ratio(tpr),
-        }
-    group_ci = {metric: _percentiles(per_group[metric], confidence) for metric in GROUP_METRICS}
+    rates = group_rates(k[:, :, 0], k[:, :, 1], k[:, :, 2], k[:, :, 3])
+    group_ci = {metric: _percentiles(rates[metric], confidence) for metric in GROUP_METRICS}
     parity_ci = {}
-    for metric, replicates in parity.items():
-        low, high = _percentiles(replicates[:, None], confidence)
-        parity_ci[metric] = (float(low[0]), float(high[0]))
+    for metric, replicates in parity(rates).items():
+        low, high = _percentiles(replicates, confidence)
+        parity_ci[metric] = (float(low), float(high))
     return group_ci, parity_ci

@@ -1,19 +1,19 @@
-"""Performance and calibration from one pass over the predictions.
+"""Performance and calibration from one grouped pass over the predictions.
 
-One GROUP BY yields "cells" (label × prediction × calibration bin × fine score step) with exact
-counts and sums, from which every performance and calibration metric follows exactly (ROC AUC has
-its own exact query), and the same cells drive the bootstrap (see bootstrap.py).
+One GROUP BY yields "cells" (label × prediction × calibration bin × 1/1024 score step) with exact
+counts and sums, from which every performance and calibration metric follows exactly, and which
+drive the bootstrap (see bootstrap.py). Cells are plain dicts of numpy arrays, one entry per cell.
 """
 
 from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from evaluation.records import MetricRecord
 from evaluation.sources import quote
 
+Cells = dict[str, np.ndarray]
 N_BINS = 15
 # torchmetrics' bin boundaries, torch.linspace(0, 1, 16, dtype=float64), bit for bit (a test pins
 # them against torch). A score of exactly 1.0 lands in a 16th bin of its own, as in torchmetrics.
@@ -23,69 +23,73 @@ BIN_EDGES = tuple(float.fromhex(h) for h in (
     "0x1.3333333333333p-1", "0x1.5555555555555p-1", "0x1.7777777777778p-1", "0x1.999999999999ap-1",
     "0x1.bbbbbbbbbbbbcp-1", "0x1.ddddddddddddep-1", "0x1.0000000000000p+0",
 ))
-# Fine score steps for the bootstrap's cells; see bootstrap.py for why this is sound.
-SCORE_STEPS = 1024
+SCORE_STEPS = 1024  # fine score steps of the bootstrap's cells
 EPS = float(np.finfo(np.float64).eps)  # scikit-learn's log_loss clip
+# torch.bucketize(p, edges, right=True) - 1 is the number of edges after the first that are ≤ p.
+# floor(p * 15) agrees except within rounding distance of an edge, where the exact count decides.
+_EXACT_BIN = " + ".join(f"CAST(p >= $edge{i} AS INTEGER)" for i in range(1, len(BIN_EDGES)))
+_BIN = f"CASE WHEN abs(p * 15 - round(p * 15)) < 1e-6 THEN ({_EXACT_BIN}) ELSE CAST(floor(p * 15) AS INTEGER) END"
+_EDGE_PARAMS = {f"edge{i}": BIN_EDGES[i] for i in range(1, len(BIN_EDGES))}
 
 
-def bin_expression(p: str) -> str:
-    """torch.bucketize(p, edges, right=True) - 1: how many edges after the first are ≤ p."""
-    return " + ".join(f"CAST({p} >= $edge{i} AS INTEGER)" for i in range(1, len(BIN_EDGES)))
+def _rows(view: str, label: str, score: str, group: str | None = None) -> str:
+    extra = f", CAST({quote(group)} AS VARCHAR) AS g" if group else ""
+    return (f"SELECT CAST({quote(label)} AS INTEGER) AS y, CAST({quote(score)} AS DOUBLE) AS p{extra} "
+            f"FROM {view}")
 
 
-def base_select(view: str, label: str, score: str, threshold: float, extra: str = "") -> tuple[str, dict]:
-    """SELECT of the per-row quantities every classification query starts from."""
-    y, p = quote(label), quote(score)
-    sql = (
-        f"SELECT CAST({y} AS INTEGER) AS y, CAST({p} AS DOUBLE) AS p, "
-        f"CAST(CAST({p} AS DOUBLE) >= $threshold AS INTEGER) AS pred, ({bin_expression(f'CAST({p} AS DOUBLE)')}) AS bin, "
-        f"CAST(floor(CAST({p} AS DOUBLE) * {SCORE_STEPS}) AS INTEGER) AS q{extra} FROM {view}"
-    )
-    return sql, {"threshold": threshold} | {f"edge{i}": BIN_EDGES[i] for i in range(1, len(BIN_EDGES))}
+def cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float) -> Cells:
+    """Exact counts and sums of score, squared error and log loss per (y, pred, bin, q)."""
+    # One packed integer key groups several times faster than four key columns.
+    sql = f"""
+        SELECT ((y * 2 + CAST(p >= $threshold AS INTEGER)) * {N_BINS + 1} + {_BIN}) * {SCORE_STEPS + 1}
+                   + CAST(floor(p * {SCORE_STEPS}) AS INTEGER) AS cell,
+               count(*) AS n, sum(p) AS sp, sum((y - p) * (y - p)) AS sse,
+               sum(-ln(greatest(least(CASE WHEN y = 1 THEN p ELSE 1 - p END, $upper), $lower))) AS sloss
+        FROM ({_rows(view, label, score)}) GROUP BY cell ORDER BY cell"""
+    params = _EDGE_PARAMS | {"threshold": threshold, "upper": 1 - EPS, "lower": EPS}
+    c = _arrays(conn.execute(sql, params).fetchnumpy())
+    cell = c.pop("cell").astype(np.int64)
+    c["q"], rest = cell % (SCORE_STEPS + 1), cell // (SCORE_STEPS + 1)
+    c["bin"], rest = rest % (N_BINS + 1), rest // (N_BINS + 1)
+    c["pred"], c["y"] = rest % 2, rest // 2
+    return c
 
 
-def cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
-          group_column: str | None = None) -> pd.DataFrame:
-    """Exact counts and sums per (group?, y, pred, bin, q)."""
-    extra = f", CAST({quote(group_column)} AS VARCHAR) AS g" if group_column else ""
-    base, params = base_select(view, label, score, threshold, extra)
-    keys = ("g, " if group_column else "") + "y, pred, bin, q"
-    sql = (
-        f"SELECT {keys}, count(*) AS n, sum(p) AS sp, sum((y - p) * (y - p)) AS sse, "
-        f"sum(-ln(greatest(least(CASE WHEN y = 1 THEN p ELSE 1 - p END, $upper), $lower))) AS sloss "
-        f"FROM ({base}) GROUP BY {keys} ORDER BY {keys}"
-    )
-    return conn.execute(sql, params | {"upper": 1 - EPS, "lower": EPS}).df()
+def group_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
+                group: str) -> Cells:
+    """Exact counts and score sums per (g, y, pred, bin); the group is the value as text."""
+    sql = f"""
+        SELECT g, y, CAST(p >= $threshold AS INTEGER) AS pred, {_BIN} AS bin, count(*) AS n, sum(p) AS sp
+        FROM ({_rows(view, label, score, group)}) GROUP BY ALL ORDER BY ALL"""
+    return _arrays(conn.execute(sql, _EDGE_PARAMS | {"threshold": threshold}).fetchnumpy())
+
+
+def _arrays(result: dict) -> Cells:
+    return {name: np.asarray(values) for name, values in result.items()}
 
 
 def roc_auc(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str) -> tuple[float | None, str | None]:
-    """Mann-Whitney form of the ROC AUC with ties counted half: scikit-learn's value exactly."""
-    y, p = quote(label), quote(score)
-    pos, neg, above = conn.execute(
-        f"""
-        WITH by_score AS (
-            SELECT CAST({p} AS DOUBLE) AS p, CAST(count(*) FILTER ({y} = 1) AS HUGEINT) AS pos,
-                   CAST(count(*) FILTER ({y} = 0) AS HUGEINT) AS neg
-            FROM {view} GROUP BY 1),
-        ranked AS (
-            SELECT pos, neg, coalesce(sum(neg) OVER (ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                   AS neg_below FROM by_score)
-        SELECT sum(pos), sum(neg), sum(2 * pos * neg_below + pos * neg) FROM ranked
-        """
-    ).fetchone()
-    if not pos or not neg:
+    """Mann-Whitney form of the ROC AUC, ties counted half: scikit-learn's value.
+
+    A rank statistic needs one sort; numpy's vectorised sort of the scores is several times faster
+    than a DuckDB window here, and the pair count is exact integer arithmetic.
+    """
+    rows = _rows(view, label, score)
+    positives = np.sort(conn.execute(f"SELECT p FROM ({rows}) WHERE y = 1").fetchnumpy()["p"])
+    negatives = np.sort(conn.execute(f"SELECT p FROM ({rows}) WHERE y = 0").fetchnumpy()["p"])
+    if not len(positives) or not len(negatives):
         return None, "only one class is present in the labels, so ROC AUC is undefined"
-    return float(above) / (2.0 * float(pos) * float(neg)), None
+    below = np.searchsorted(negatives, positives, "left").sum(dtype=np.int64)
+    at_or_below = np.searchsorted(negatives, positives, "right").sum(dtype=np.int64)
+    return float(int(below) + int(at_or_below)) / (2.0 * len(positives) * len(negatives)), None
 
 
-def confusion(frame: pd.DataFrame) -> tuple[float, float, float, float]:
-    """(tp, fp, tn, fn) from cells or from resampled counts with the same columns."""
-    n = frame["n"]
-    tp = n[(frame["y"] == 1) & (frame["pred"] == 1)].sum()
-    fp = n[(frame["y"] == 0) & (frame["pred"] == 1)].sum()
-    tn = n[(frame["y"] == 0) & (frame["pred"] == 0)].sum()
-    fn = n[(frame["y"] == 1) & (frame["pred"] == 0)].sum()
-    return float(tp), float(fp), float(tn), float(fn)
+def confusion(c: Cells) -> tuple[float, float, float, float]:
+    """(tp, fp, tn, fn) from cells."""
+    n, y, pred = c["n"], c["y"], c["pred"]
+    return (float(n[(y == 1) & (pred == 1)].sum()), float(n[(y == 0) & (pred == 1)].sum()),
+            float(n[(y == 0) & (pred == 0)].sum()), float(n[(y == 1) & (pred == 0)].sum()))
 
 
 def ratio(numerator: float, denominator: float) -> float:
@@ -102,46 +106,48 @@ def performance_values(tp: float, fp: float, tn: float, fn: float) -> dict[str, 
     }
 
 
-def calibration_bins(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per calibration bin: count, positives, sum of scores (from cells)."""
-    frame = frame.assign(pos=frame["n"] * frame["y"])
-    return frame.groupby("bin", as_index=False).agg(n=("n", "sum"), pos=("pos", "sum"), sp=("sp", "sum"))
+def calibration_bins(c: Cells) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(bin, count, positives, score sum) for each non-empty calibration bin."""
+    bins = np.arange(N_BINS + 1)
+    count = np.bincount(c["bin"], weights=c["n"], minlength=N_BINS + 1)
+    positives = np.bincount(c["bin"], weights=c["n"] * c["y"], minlength=N_BINS + 1)
+    score_sum = np.bincount(c["bin"], weights=c["sp"], minlength=N_BINS + 1)
+    present = count > 0
+    return bins[present], count[present], positives[present], score_sum[present]
 
 
-def calibration_errors(bins: pd.DataFrame) -> tuple[float, float]:
+def calibration_errors(count: np.ndarray, positives: np.ndarray, score_sum: np.ndarray) -> tuple[float, float]:
     """(ece, mce) as torchmetrics computes them from binned sums."""
-    total = bins["n"].sum()
-    gap = (bins["pos"] / bins["n"] - bins["sp"] / bins["n"]).abs()
-    return float((gap * bins["n"] / total).sum()), float(gap.max())
+    gap = np.abs(positives / count - score_sum / count)
+    return float((gap * count / count.sum()).sum()), float(gap.max())
 
 
-def performance_records(frame: pd.DataFrame, auc: float | None, auc_reason: str | None) -> list[MetricRecord]:
-    n = int(frame["n"].sum())
-    values = performance_values(*confusion(frame))
-    records = [MetricRecord("performance", name, None, None, value, n) for name, value in values.items()]
+def performance_records(c: Cells, auc: float | None, auc_reason: str | None) -> list[MetricRecord]:
+    n = int(c["n"].sum())
+    records = [MetricRecord("performance", name, None, None, value, n)
+               for name, value in performance_values(*confusion(c)).items()]
     records.append(MetricRecord("performance", "roc_auc", None, None, auc, n,
                                 detail={"reason": auc_reason} if auc_reason else {}))
-    records.append(MetricRecord("performance", "log_loss", None, None, frame["sloss"].sum() / n, n))
+    records.append(MetricRecord("performance", "log_loss", None, None, c["sloss"].sum() / n, n))
     return records
 
 
-def calibration_records(frame: pd.DataFrame, feature: str | None = None, group: str | None = None) -> list[MetricRecord]:
+def calibration_records(c: Cells, feature: str | None = None, group: str | None = None) -> list[MetricRecord]:
     """brier_score (overall only), ece, mce and the reliability bins, for all rows or one group."""
-    n = int(frame["n"].sum())
-    bins = calibration_bins(frame)
-    ece, mce = calibration_errors(bins)
+    n = int(c["n"].sum())
+    bins, count, positives, score_sum = calibration_bins(c)
+    ece, mce = calibration_errors(count, positives, score_sum)
     records = []
     if feature is None:
-        records.append(MetricRecord("calibration", "brier_score", None, None, frame["sse"].sum() / n, n))
+        records.append(MetricRecord("calibration", "brier_score", None, None, c["sse"].sum() / n, n))
     records += [
         MetricRecord("calibration", "ece", feature, group, ece, n, detail={"n_bins": N_BINS, "norm": "l1"}),
         MetricRecord("calibration", "mce", feature, group, mce, n, detail={"n_bins": N_BINS, "norm": "max"}),
     ]
-    for row in bins.itertuples():
-        k = int(row.bin)
+    for k, total, pos, sp in zip(bins.tolist(), count, positives, score_sum):
         records.append(MetricRecord(
-            "calibration", "reliability_bin", feature, group, row.pos / row.n, row.n,
+            "calibration", "reliability_bin", feature, group, pos / total, total,
             detail={"bin": k, "lower": BIN_EDGES[k], "upper": BIN_EDGES[k + 1] if k < N_BINS else 1.0,
-                    "mean_score": row.sp / row.n},
+                    "mean_score": sp / total},
         ))
     return records

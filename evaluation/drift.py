@@ -3,8 +3,10 @@
 Evidently (ValueDrift, legacy stattests) drops empty and infinite values, then picks by reference
 size and distinct values: ≤ 1000 reference rows → K-S for numbers with > 5 values, else
 chi-square (> 2 values) or a two-proportion Z-test; > 1000 rows → normed Wasserstein for numbers
-with > 5 values, else Jensen-Shannon. Counts, histograms and the Wasserstein integral run in
-DuckDB; only the small K-S sample and the final p-values go through scipy.
+with > 5 values, else Jensen-Shannon. Category counts come from DuckDB. Numeric columns need
+their values sorted (Wasserstein, K-S, histograms, distinct counts): DuckDB filters them and numpy
+sorts them, which measured several times faster than a DuckDB window on this machine; every
+formula then follows Evidently's and scipy's own arithmetic.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from typing import Literal
 
 import duckdb
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
 from evaluation.records import MetricRecord
 from evaluation.sources import is_float_type, is_integer_type, quote
@@ -41,22 +41,22 @@ class DriftColumn:
     role: str  # feature | sensitive | score | label
 
 
-def column_kind(conn: duckdb.DuckDBPyConnection, view: str, column: DriftColumn) -> Kind:
-    """Evidently's inference on the current data (evidently.core.datasets.infer_column_type)."""
-    if is_float_type(column.sql_type):
-        return "num"
-    q = quote(column.name)
-    distinct, present = conn.execute(f"SELECT count(DISTINCT {q}), count({q}) FROM {view}").fetchone()
-    if is_integer_type(column.sql_type):
-        return "cat" if distinct <= INTEGER_CARDINALITY_LIMIT else "num"
-    if column.sql_type.upper() == "BOOLEAN":
-        return "cat"
-    return "text" if distinct > present * 0.5 else "cat"
+@dataclass(frozen=True)
+class Samples:
+    """One column's cleaned values: sorted arrays for numbers, (keys, counts) for categories."""
 
+    kind: Kind
+    reference: np.ndarray | None = None  # sorted values (numbers)
+    current: np.ndarray | None = None
+    keys: list | None = None  # category values and their counts
+    reference_counts: np.ndarray | None = None
+    current_counts: np.ndarray | None = None
 
-def _clean(column: DriftColumn, kind: Kind) -> str:
-    q = quote(column.name)
-    return f"{q} IS NOT NULL AND isfinite(CAST({q} AS DOUBLE))" if kind == "num" else f"{q} IS NOT NULL"
+    @property
+    def sizes(self) -> tuple[int, int]:
+        if self.reference is not None:
+            return len(self.reference), len(self.current)
+        return int(self.reference_counts.sum()), int(self.current_counts.sum())
 
 
 def drift_records(conn: duckdb.DuckDBPyConnection, reference: str, current: str,
@@ -64,7 +64,7 @@ def drift_records(conn: duckdb.DuckDBPyConnection, reference: str, current: str,
     records: list[MetricRecord] = []
     verdicts: list[tuple[str, bool]] = []
     for column in columns:
-        column_records, drifted = _column_drift(conn, reference, current, column)
+        column_records, drifted = _column_drift(_samples(conn, reference, current, column), column)
         records += column_records
         if drifted is not None and column.role in ("feature", "sensitive"):
             verdicts.append((column.name, drifted))
@@ -80,40 +80,74 @@ def drift_records(conn: duckdb.DuckDBPyConnection, reference: str, current: str,
     return records
 
 
-def _column_drift(conn, reference: str, current: str, column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
-    kind = column_kind(conn, current, column)
-    base_detail = {"role": column.role, "column_type": kind}
-    if kind == "text":
+def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, column: DriftColumn) -> Samples:
+    """Cleaned values, and the column kind as Evidently infers it from the current data."""
+    q = quote(column.name)
+    if is_float_type(column.sql_type) or is_integer_type(column.sql_type):
+        fetch = f"SELECT CAST({q} AS DOUBLE) AS v FROM {{}} WHERE {q} IS NOT NULL AND isfinite(CAST({q} AS DOUBLE))"
+        ref = np.sort(conn.execute(fetch.format(reference)).fetchnumpy()["v"])
+        cur = np.sort(conn.execute(fetch.format(current)).fetchnumpy()["v"])
+        if is_float_type(column.sql_type) or _distinct_sorted(cur) > INTEGER_CARDINALITY_LIMIT:
+            return Samples("num", reference=ref, current=cur)
+        keys = np.union1d(ref, cur)
+        return Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(ref, keys),
+                       current_counts=_counts_sorted(cur, keys))
+    if column.sql_type.upper() != "BOOLEAN":
+        distinct, present = conn.execute(f"SELECT count(DISTINCT {q}), count({q}) FROM {current}").fetchone()
+        if distinct > present * 0.5:
+            return Samples("text")
+    rows = conn.execute(
+        f"SELECT v, count(*) FILTER (r = 1), count(*) FILTER (r = 0) FROM ("
+        f"SELECT {q} AS v, 1 AS r FROM {reference} WHERE {q} IS NOT NULL UNION ALL "
+        f"SELECT {q}, 0 FROM {current} WHERE {q} IS NOT NULL) GROUP BY v ORDER BY v"
+    ).fetchall()
+    return Samples("cat", keys=[r[0] for r in rows], reference_counts=np.array([r[1] for r in rows], dtype=float),
+                   current_counts=np.array([r[2] for r in rows], dtype=float))
+
+
+def _distinct_sorted(values: np.ndarray) -> int:
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if len(values) else 0
+
+
+def _counts_sorted(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return (np.searchsorted(values, keys, "right") - np.searchsorted(values, keys, "left")).astype(float)
+
+
+def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
+    base_detail = {"role": column.role, "column_type": samples.kind}
+    if samples.kind == "text":
         reason = ("more than half of its values are distinct, so Evidently treats it as text and trains a "
                   "classifier; govern does not compute text drift")
         return [MetricRecord("drift", "drift_score", column.name, None, None, 0, detail=base_detail | {"reason": reason})], None
-    q, clean = quote(column.name), _clean(column, kind)
-    union = f"SELECT {q} AS v, 1 AS r FROM {reference} WHERE {clean} UNION ALL SELECT {q}, 0 FROM {current} WHERE {clean}"
-    n_ref, n_cur, n_values, ref_values = conn.execute(
-        f"SELECT count(*) FILTER (r = 1), count(*) FILTER (r = 0), count(DISTINCT v), "
-        f"count(DISTINCT v) FILTER (r = 1) FROM ({union})"
-    ).fetchone()
-    n = n_ref + n_cur
+    n_ref, n_cur = samples.sizes
     if not n_ref or not n_cur:
-        where = "reference" if not n_ref else "current"
-        reason = f"the column has no values in the {where} data, so drift is undefined"
-        return [MetricRecord("drift", "drift_score", column.name, None, None, n, detail=base_detail | {"reason": reason})], None
-
-    method = _default_method(kind, n_ref, n_values)
-    score = _score(conn, method, union, reference, current, clean, q)
+        reason = f"the column has no values in the {'reference' if not n_ref else 'current'} data, so drift is undefined"
+        return [MetricRecord("drift", "drift_score", column.name, None, None, n_ref + n_cur,
+                             detail=base_detail | {"reason": reason})], None
+    if samples.kind == "num":
+        ref_distinct, cur_distinct = _distinct_sorted(samples.reference), _distinct_sorted(samples.current)
+        many = ref_distinct > 5 or cur_distinct > 5
+        n_values = 6 if many else len(np.union1d(samples.reference, samples.current))
+    else:
+        ref_distinct, n_values = int((samples.reference_counts > 0).sum()), len(samples.keys)
+    method = _default_method(samples.kind, n_ref, n_values)
+    if samples.kind == "num" and method in ("chisquare", "z", "jensenshannon"):
+        keys = np.union1d(samples.reference, samples.current)
+        samples = Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(samples.reference, keys),
+                          current_counts=_counts_sorted(samples.current, keys))
+    score = _score(method, samples)
     threshold, direction, method_name = METHODS[method]
     drifted = bool({"le": score <= threshold, "lt": score < threshold, "ge": score >= threshold}[direction])
     detail = base_detail | {"method": method, "method_name": method_name, "threshold": threshold,
                             "reference_rows": n_ref, "current_rows": n_cur}
-    records = [
-        MetricRecord("drift", "drift_score", column.name, None, score, n, detail=detail),
-        MetricRecord("drift", "drift_detected", column.name, None, float(drifted), n, detail=detail),
-    ]
-    psi, binning = _psi(conn, union, kind, ref_values, n_ref, n_cur)
-    records.append(MetricRecord("drift", "psi", column.name, None, psi, n,
-                                detail=base_detail | {"threshold": PSI_THRESHOLD, "drift": bool(psi >= PSI_THRESHOLD),
-                                                      "binning": binning}))
-    return records, drifted
+    psi, binning = _psi(samples, ref_distinct)
+    return [
+        MetricRecord("drift", "drift_score", column.name, None, score, n_ref + n_cur, detail=detail),
+        MetricRecord("drift", "drift_detected", column.name, None, float(drifted), n_ref + n_cur, detail=detail),
+        MetricRecord("drift", "psi", column.name, None, psi, n_ref + n_cur,
+                     detail=base_detail | {"threshold": PSI_THRESHOLD, "drift": bool(psi >= PSI_THRESHOLD),
+                                           "binning": binning}),
+    ], drifted
 
 
 def _default_method(kind: Kind, n_ref: int, n_values: int) -> str:
@@ -126,33 +160,57 @@ def _default_method(kind: Kind, n_ref: int, n_values: int) -> str:
     return "jensenshannon"
 
 
-def _counts(conn, union: str) -> tuple[list, np.ndarray, np.ndarray]:
-    rows = conn.execute(
-        f"SELECT v, count(*) FILTER (r = 1), count(*) FILTER (r = 0) FROM ({union}) GROUP BY v"
-    ).fetchall()
-    keys = [row[0] for row in rows]
-    return keys, np.array([row[1] for row in rows], dtype=float), np.array([row[2] for row in rows], dtype=float)
-
-
-def _score(conn, method: str, union: str, reference: str, current: str, clean: str, q: str) -> float:
+def _score(method: str, s: Samples) -> float:
     if method == "ks":
-        ref = conn.execute(f"SELECT CAST({q} AS DOUBLE) FROM {reference} WHERE {clean}").fetchnumpy()
-        cur = conn.execute(f"SELECT CAST({q} AS DOUBLE) FROM {current} WHERE {clean}").fetchnumpy()
-        return float(stats.ks_2samp(next(iter(ref.values())), next(iter(cur.values())))[1])
+        from scipy.stats import ks_2samp  # small references only; scipy.stats is slow to import
+
+        return float(ks_2samp(s.reference, s.current)[1])
     if method == "wasserstein":
-        return _wasserstein_normed(conn, union)
-    keys, ref_counts, cur_counts = _counts(conn, union)
+        return wasserstein_normed(s.reference, s.current)
+    ref, cur = s.reference_counts, s.current_counts
     if method == "chisquare":
-        expected = ref_counts * (cur_counts.sum() / ref_counts.sum())
+        from scipy.special import chdtrc  # scipy.stats.chisquare's survival function
+
+        expected = ref * (cur.sum() / ref.sum())
         with np.errstate(divide="ignore", invalid="ignore"):
-            return float(stats.chisquare(cur_counts, expected)[1])
+            statistic = ((cur - expected) ** 2 / expected).sum()
+        return float(chdtrc(len(cur) - 1, statistic))
     if method == "z":
-        return _z_test(keys, ref_counts, cur_counts)
-    return float(distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()))
+        return _z_test(s.keys, ref, cur)
+    return jensenshannon(ref / ref.sum(), cur / cur.sum())
+
+
+def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
+    """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std.
+
+    scipy evaluates both CDFs at every point of the merged sample; merging the two sorted samples
+    by position gives the same terms (within a run of ties the step width is 0) in linear time.
+    """
+    size = ref.size + cur.size
+    is_ref = np.zeros(size, dtype=bool)
+    is_ref[np.arange(ref.size) + np.searchsorted(cur, ref, "left")] = True
+    values = np.empty(size)
+    values[is_ref], values[~is_ref] = ref, cur
+    ref_cdf = np.cumsum(is_ref)[:-1] / ref.size
+    cur_cdf = np.cumsum(~is_ref)[:-1] / cur.size
+    distance = float(np.sum(np.multiply(np.abs(ref_cdf - cur_cdf), np.diff(values))))
+    return distance / max(float(np.std(ref)), 0.001)
+
+
+def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
+    """scipy.spatial.distance.jensenshannon (natural log) on two share vectors."""
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(p > 0, p * np.log(p / m), 0.0)
+        right = np.where(q > 0, q * np.log(q / m), 0.0)
+    return float(np.sqrt((np.sum(left) + np.sum(right)) / 2.0))
 
 
 def _z_test(keys: list, ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     """Evidently's two-proportion Z-test: share of values other than the smallest key."""
+    from scipy.special import ndtr  # scipy.stats.norm.cdf
+
     if (ref_counts > 0).sum() == 1 and (cur_counts > 0).sum() == 1 and \
             np.argmax(ref_counts > 0) == np.argmax(cur_counts > 0):
         return 1.0
@@ -162,30 +220,19 @@ def _z_test(keys: list, ref_counts: np.ndarray, cur_counts: np.ndarray) -> float
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+    return float(2 * (1 - ndtr(np.abs(z))))
 
 
-def _wasserstein_normed(conn, union: str) -> float:
-    """scipy.stats.wasserstein_distance (∫|F_ref − F_cur|) over the reference's population std."""
-    distance_value, std = conn.execute(
-        f"""
-        WITH v AS (SELECT CAST(v AS DOUBLE) AS v, r FROM ({union})),
-        totals AS (SELECT count(*) FILTER (r = 1) AS nr, count(*) FILTER (r = 0) AS nc,
-                          stddev_pop(v) FILTER (r = 1) AS std FROM v),
-        steps AS (SELECT v, count(*) FILTER (r = 1) AS cr, count(*) FILTER (r = 0) AS cc FROM v GROUP BY v),
-        cdf AS (SELECT v, sum(cr) OVER w AS fr, sum(cc) OVER w AS fc, lead(v) OVER (ORDER BY v) - v AS dv
-                FROM steps WINDOW w AS (ORDER BY v ROWS UNBOUNDED PRECEDING))
-        SELECT sum(abs(fr / nr - fc / nc) * dv), any_value(std) FROM cdf, totals WHERE dv IS NOT NULL
-        """
-    ).fetchone()
-    return float(distance_value or 0.0) / max(float(std or 0.0), 0.001)
-
-
-def sturges_edges(low: float | int, high: float | int, size: int) -> np.ndarray:
+def sturges_edges(low: float, high: float, size: int) -> np.ndarray:
     """np.histogram_bin_edges(data, bins="sturges") from the data's min, max and size alone."""
     width = (high - low) / (np.log2(size) + 1.0)
-    bins = int(np.ceil((high - low) / width))
-    return np.linspace(low, high, bins + 1, endpoint=True, dtype=float)
+    return np.linspace(low, high, int(np.ceil((high - low) / width)) + 1, endpoint=True)
+
+
+def _histogram_sorted(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """np.histogram's own counting (searchsorted on sorted data, last bin closed)."""
+    cut = np.concatenate([np.searchsorted(values, edges[:-1], "left"), np.searchsorted(values, edges[-1:], "right")])
+    return np.diff(cut).astype(float)
 
 
 def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
@@ -194,23 +241,21 @@ def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
     return np.where(percents == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001, percents)
 
 
-def _psi(conn, union: str, kind: Kind, ref_values: int, n_ref: int, n_cur: int) -> tuple[float, str]:
-    """Evidently's PSI: Sturges histogram of both samples for numbers with > 20 reference values,
+def _psi(s: Samples, ref_distinct: int) -> tuple[float, str]:
+    """Evidently's PSI: a Sturges histogram of both samples for numbers with > 20 reference values,
     else shares per value."""
-    if kind == "num" and ref_values > 20:
-        low, high = conn.execute(f"SELECT min(v), max(v) FROM ({union})").fetchone()
+    n_ref, n_cur = s.sizes
+    if s.kind == "num" and ref_distinct > 20:
+        low, high = min(s.reference[0], s.current[0]), max(s.reference[-1], s.current[-1])
         edges = sturges_edges(low, high, n_ref + n_cur)
-        bucket = " + ".join("CAST(CAST(v AS DOUBLE) >= ? AS INTEGER)" for _ in edges[1:-1]) or "0"
-        rows = conn.execute(
-            f"SELECT {bucket} AS b, count(*) FILTER (r = 1), count(*) FILTER (r = 0) FROM ({union}) GROUP BY b",
-            [float(e) for e in edges[1:-1]],
-        ).fetchall()
-        ref_counts, cur_counts = np.zeros(len(edges) - 1), np.zeros(len(edges) - 1)
-        for b, rc, cc in rows:
-            ref_counts[b], cur_counts[b] = rc, cc
+        ref_counts, cur_counts = _histogram_sorted(s.reference, edges), _histogram_sorted(s.current, edges)
         binning = f"sturges ({len(edges) - 1} bins)"
     else:
-        _, ref_counts, cur_counts = _counts(conn, union)
+        if s.kind == "num":
+            keys = np.union1d(s.reference, s.current)
+            ref_counts, cur_counts = _counts_sorted(s.reference, keys), _counts_sorted(s.current, keys)
+        else:
+            ref_counts, cur_counts = s.reference_counts, s.current_counts
         binning = "values"
     ref_pct, cur_pct = _fill_zeroes(ref_counts / n_ref), _fill_zeroes(cur_counts / n_cur)
     return float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct))), binning

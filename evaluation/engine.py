@@ -114,11 +114,11 @@ def _classification(conn, columns: Columns, threshold: float, resamples: int, se
 
 def _fairness(conn, columns: Columns, feature: str, threshold: float, resamples: int, seed: int,
               confidence: float) -> list[MetricRecord]:
-    frame = fairness.group_cells(conn, "cur", columns.label, columns.score, threshold, feature)
-    records = fairness.fairness_records(frame, feature)
+    cells = fairness.feature_cells(conn, "cur", columns.label, columns.score, threshold, feature)
+    records = fairness.fairness_records(cells, feature)
     if not resamples:
         return records
-    groups, counts = fairness.confusion_by_group(frame)
+    groups, counts = fairness.confusion_by_group(cells)
     group_ci, parity_ci = group_intervals(counts, resamples=resamples, seed=seed, confidence=confidence)
     index = {g: i for i, g in enumerate(groups)}
     smallest = int(counts.sum(axis=1).min())

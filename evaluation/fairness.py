@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pandas as pd
 
-from evaluation.classification import base_select, calibration_records
+from evaluation.classification import Cells, calibration_records, group_cells
 from evaluation.errors import MetricInputError
 from evaluation.records import MetricRecord
 from evaluation.sources import quote
@@ -15,90 +14,87 @@ from evaluation.sources import quote
 GROUP_METRICS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 
 
-def group_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
-                feature: str) -> pd.DataFrame:
-    """Exact counts and score sums per (group, y, pred, bin); the group is the value as text."""
+def feature_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
+                  feature: str) -> Cells:
     nulls = conn.execute(f"SELECT count(*) FILTER ({quote(feature)} IS NULL) FROM {view}").fetchone()[0]
     if nulls:
         raise MetricInputError(f"the sensitive column {feature!r} has {nulls} empty values; name missing groups "
                                "(e.g. 'unknown') so every row belongs to a group.")
-    base, params = base_select(view, label, score, threshold, f", CAST({quote(feature)} AS VARCHAR) AS g")
-    frame = conn.execute(
-        f"SELECT g, y, pred, bin, count(*) AS n, sum(p) AS sp FROM ({base}) GROUP BY ALL ORDER BY ALL", params
-    ).df()
-    if frame["g"].nunique() < 2:
-        only = frame["g"].iloc[0] if len(frame) else None
-        raise MetricInputError(f"the sensitive column {feature!r} has a single group ({only!r}); "
-                               "fairness compares at least two groups.")
-    return frame
+    c = group_cells(conn, view, label, score, threshold, feature)
+    groups = np.unique(c["g"])
+    if len(groups) < 2:
+        raise MetricInputError(f"the sensitive column {feature!r} has a single group "
+                               f"({groups[0] if len(groups) else None!r}); fairness compares at least two groups.")
+    return c
 
 
-def rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-group rates as fairlearn computes them (a rate over an empty denominator is 0)."""
-    n = tp + fp + tn + fn
+def confusion_by_group(c: Cells) -> tuple[list[str], np.ndarray]:
+    """Groups (sorted) and a (groups × 4) array of tp, fp, tn, fn."""
+    groups, index = np.unique(c["g"], return_inverse=True)
+    y, pred, n = c["y"], c["pred"], c["n"]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(index[mask], weights=n[mask], minlength=len(groups))
+
+    counts = np.stack([count((y == 1) & (pred == 1)), count((y == 0) & (pred == 1)),
+                       count((y == 0) & (pred == 0)), count((y == 1) & (pred == 0))], axis=1)
+    return [str(g) for g in groups], counts
+
+
+def _safe(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """A rate over an empty denominator is 0, as fairlearn's confusion-matrix rates give."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        def safe(num, den):
-            return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-
-        return {
-            "count": n.astype(float),
-            "selection_rate": np.where(n > 0, (tp + fp) / np.where(n > 0, n, 1), np.nan),
-            "true_positive_rate": safe(tp, tp + fn),
-            "false_positive_rate": safe(fp, fp + tn),
-            "accuracy": np.where(n > 0, (tp + tn) / np.where(n > 0, n, 1), np.nan),
-        }
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
 
 
-def parity(per_group: dict[str, np.ndarray]) -> dict[str, float]:
-    """fairlearn's between-groups differences (max − min) and ratios (min / max), worst case for
-    equalized odds. Groups absent from a bootstrap replicate (count 0) are left out."""
-    present = per_group["count"] > 0
-
-    def diff(values: np.ndarray) -> float:
-        v = values[present]
-        return float(v.max() - v.min())
-
-    def ratio(values: np.ndarray) -> float:
-        v = values[present]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.float64(v.min()) / np.float64(v.max()))
-
-    sr, tpr, fpr = per_group["selection_rate"], per_group["true_positive_rate"], per_group["false_positive_rate"]
+def group_rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-group metrics over the last axis; groups with no rows (in a bootstrap replicate) are NaN."""
+    count = tp + fp + tn + fn
+    absent = count == 0
     return {
-        "demographic_parity_difference": diff(sr),
-        "demographic_parity_ratio": ratio(sr),
-        "equalized_odds_difference": max(diff(tpr), diff(fpr)),
-        "equalized_odds_ratio": min(ratio(tpr), ratio(fpr)),
-        "equal_opportunity_difference": diff(tpr),
-        "equal_opportunity_ratio": ratio(tpr),
+        "count": count,
+        "selection_rate": np.where(absent, np.nan, _safe(tp + fp, count)),
+        "true_positive_rate": np.where(absent, np.nan, _safe(tp, tp + fn)),
+        "false_positive_rate": np.where(absent, np.nan, _safe(fp, fp + tn)),
+        "accuracy": np.where(absent, np.nan, _safe(tp + tn, count)),
     }
 
 
-def confusion_by_group(frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Groups (sorted) and a (groups × 4) array of tp, fp, tn, fn."""
-    table = frame.groupby(["g", "y", "pred"])["n"].sum().unstack(["y", "pred"], fill_value=0)
-    for key in ((1, 1), (0, 1), (0, 0), (1, 0)):
-        if key not in table.columns:
-            table[key] = 0
-    counts = table[[(1, 1), (0, 1), (0, 0), (1, 0)]].to_numpy(dtype=float)
-    return [str(g) for g in table.index], counts
+def parity(rates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """fairlearn's between-groups differences (max − min) and ratios (min / max) over the last axis,
+    worst case for equalized odds; groups without rows are left out."""
+    with np.errstate(all="ignore"):
+        def diff(v: np.ndarray) -> np.ndarray:
+            return np.nanmax(v, axis=-1) - np.nanmin(v, axis=-1)
+
+        def ratio(v: np.ndarray) -> np.ndarray:
+            return np.nanmin(v, axis=-1) / np.nanmax(v, axis=-1)
+
+        sr, tpr, fpr = rates["selection_rate"], rates["true_positive_rate"], rates["false_positive_rate"]
+        return {
+            "demographic_parity_difference": diff(sr),
+            "demographic_parity_ratio": ratio(sr),
+            "equalized_odds_difference": np.maximum(diff(tpr), diff(fpr)),
+            "equalized_odds_ratio": np.minimum(ratio(tpr), ratio(fpr)),
+            "equal_opportunity_difference": diff(tpr),
+            "equal_opportunity_ratio": ratio(tpr),
+        }
 
 
-def fairness_records(frame: pd.DataFrame, feature: str) -> list[MetricRecord]:
-    groups, counts = confusion_by_group(frame)
-    per_group = rates(*counts.T)
+def fairness_records(c: Cells, feature: str) -> list[MetricRecord]:
+    groups, counts = confusion_by_group(c)
+    rates = group_rates(*counts.T)
     records = []
     for i, group in enumerate(groups):
-        n = int(per_group["count"][i])
-        for metric in GROUP_METRICS:
-            records.append(MetricRecord("fairness", metric, feature, group, per_group[metric][i], n))
+        n = int(rates["count"][i])
+        records += [MetricRecord("fairness", metric, feature, group, rates[metric][i], n) for metric in GROUP_METRICS]
     total = int(counts.sum())
-    for metric, value in parity(per_group).items():
+    for metric, value in parity(rates).items():
         detail = {"groups": len(groups), "method": "between_groups"}
         if not np.isfinite(value):
             detail["reason"] = "every group's rate is 0, so the ratio 0/0 is undefined"
-        records.append(MetricRecord("fairness", metric, feature, None, value, total, detail=detail))
+        records.append(MetricRecord("fairness", metric, feature, None, float(value), total, detail=detail))
     for group in groups:
-        group_frame = frame[frame["g"] == group].assign(sse=0.0, sloss=0.0)
-        records += calibration_records(group_frame, feature=feature, group=group)
+        mask = c["g"] == group
+        records += calibration_records({k: v[mask] for k, v in c.items()}, feature=feature, group=group)
     return records

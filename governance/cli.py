@@ -15,9 +15,11 @@ import click
 
 from governance import __version__
 from governance.audit_export import FORMATS
+from evaluation.errors import MetricInputError
 from governance.errors import GovernError
 from governance.ingest import SPLITS, ColumnRoles
 from governance.records import Record
+from governance.render import records_table
 from governance.roles import Role
 from governance.service import RISK_TIERS, Service, verify_audit_export
 
@@ -28,7 +30,7 @@ class GovernGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except GovernError as exc:
+        except (GovernError, MetricInputError) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
 
@@ -249,6 +251,66 @@ def ingest(ctx: click.Context, model_name: str, version_name: str, file: str, sp
     _emit(prediction_set, as_json,
           f"ingested {prediction_set.row_count} rows as {prediction_set.id} ({split}) "
           f"for {model_name} version {version_name}")
+
+
+@cli.command("evaluate")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--reference-split", type=click.Choice(["reference", "production"]), default="reference",
+              show_default=True, help="Which of the version's own prediction sets drift is measured against.")
+@click.option("--reference-version", metavar="VERSION",
+              help="Measure drift against this version's reference set (or its eval set) instead.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@click.option("--resamples", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap resamples for the confidence intervals (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@json_option
+@click.pass_context
+def evaluate_command(ctx: click.Context, model_name: str, version_name: str, reference_split: str,
+                     reference_version: str | None, threshold: float, resamples: int, seed: int,
+                     as_json: bool) -> None:
+    """Compute and store every metric for a version's latest eval predictions (a new, immutable evaluation).
+
+    Performance, calibration, fairness per sensitive column and drift against the reference.
+    """
+    evaluation, metric_set = _service(ctx).evaluate(
+        model=model_name, version=version_name, reference_split=reference_split,
+        reference_version=reference_version, threshold=threshold, resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list()},
+                              indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(f"evaluation {evaluation.id} of {model_name} version {version_name}: "
+                   f"{evaluation.record_count} records, {metric_set.params['rows']} rows"
+                   + (f"; {metric_set.params['drift']}" if "drift" in metric_set.params else ""))
+        click.echo(records_table(metric_set.records))
+
+
+@cli.command("metrics")
+@click.argument("current", type=click.Path(dir_okay=False))
+@click.option("--reference", type=click.Path(dir_okay=False), help="Reference file for drift (CSV or Parquet).")
+@click.option("--label", required=True, help="Column with the true label (0 or 1).")
+@click.option("--score", required=True, help="Column with the predicted probability of 1.")
+@click.option("--sensitive", metavar="A,B", help="Sensitive columns: fairness and calibration per group.")
+@click.option("--features", metavar="X,Y", help="Columns to measure drift on (needs --reference).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@click.option("--resamples", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap resamples for the confidence intervals (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="json prints a JSON array of records and nothing else.")
+def metrics_command(current: str, reference: str | None, label: str, score: str, sensitive: str | None,
+                    features: str | None, threshold: float, resamples: int, seed: int, fmt: str) -> None:
+    """Compute the metric records for files, without a store (CSV or Parquet)."""
+    from evaluation import evaluate
+
+    metric_set = evaluate(current=Path(current), reference=Path(reference) if reference else None, label=label,
+                          score=score, sensitive=_split_list(sensitive), features=_split_list(features),
+                          threshold=threshold, resamples=resamples, seed=seed)
+    if fmt == "json":
+        click.echo(json.dumps(metric_set.to_list(), separators=(",", ":")))
+    else:
+        click.echo(records_table(metric_set.records))
 
 
 @cli.group(cls=GovernGroup)

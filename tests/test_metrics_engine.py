@@ -130,3 +130,20 @@ def test_out_of_range_scores_and_bad_labels_are_refused():
         evaluate(current=data, label="y", score="p")
     assert str(caught.value) == ("the current data cannot be evaluated: 1 labels in 'y' are empty or not 0/1; "
                                  "1 scores in 'p' are not finite numbers in [0, 1].")
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "identical", "sizes"])
+def test_wasserstein_merge_equals_scipy(case):
+    from scipy.stats import wasserstein_distance
+
+    from evaluation.drift import wasserstein_normed
+
+    rng = np.random.default_rng(5)
+    ref, cur = {
+        "continuous": (rng.normal(size=3000), rng.normal(0.3, 1.2, size=3000)),
+        "ties": (rng.integers(0, 7, 2500).astype(float), rng.integers(1, 9, 4000).astype(float)),
+        "identical": (np.linspace(0, 1, 100), np.linspace(0, 1, 100)),
+        "sizes": (rng.exponential(size=17), rng.exponential(2, size=5001)),
+    }[case]
+    expected = wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001)
+    assert wasserstein_normed(np.sort(ref), np.sort(cur)) == pytest.approx(expected, rel=1e-12, abs=1e-15)

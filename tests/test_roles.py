@@ -7,6 +7,7 @@ import pytest
 from governance.errors import NotAllowed
 from governance.ingest import ColumnRoles
 from governance.roles import PERMISSIONS, Action, Role, authorize
+from governance.service import Service
 from tests.conftest import USERS, predictions_frame
 
 # The matrix exactly as DESIGN.md draws it, written out independently of governance.roles.
@@ -60,11 +61,14 @@ def _actions(store, tmp_path):
         s.register_model(name=f"m{n}")
         s.register_version(model=f"m{n}", version="1", artifact=store.artifact)
 
+    Service.open(home=store.home, actor="eng").ingest(model="credit", version="1", file=csv, split="eval",
+                                                     roles=ColumnRoles(id="id", sensitive=("sex",)))
     return {
         "view": lambda s: (s.status(), s.show_version(model="credit", version="1"), s.list_models()),
         "register": register,
         "ingest": lambda s: s.ingest(model="credit", version="1", file=csv, split="eval",
                                      roles=ColumnRoles(id="id", sensitive=("sex",))),
+        "evaluate": lambda s: s.evaluate(model="credit", version="1", resamples=0),
         "audit": lambda s: (s.verify_audit(), s.export_audit(out=tmp_path / f"export{next(counter)}")),
         "manage_users": lambda s: (s.add_user(name=f"u{next(counter)}", role="viewer"), s.list_users()),
     }

@@ -7,11 +7,12 @@ The actions are grouped by area in the modules of this package; `Service` is all
 
 from governance.service.audit import AuditActions, verify_audit_export
 from governance.service.base import ServiceBase, check_name
+from governance.service.evaluations import EvaluationActions
 from governance.service.registry import RISK_TIERS, RegistryActions
 from governance.service.users import UserActions
 
 
-class Service(UserActions, RegistryActions, AuditActions):
+class Service(UserActions, RegistryActions, EvaluationActions, AuditActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
 

@@ -114,3 +114,12 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
         table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         for table in ("models", "versions", "prediction_sets")
     }
+
+
+def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: str, split: str) -> PredictionSet | None:
+    row = conn.execute(
+        f"SELECT {_PREDICTION_SET} FROM prediction_sets WHERE model = ? AND version = ? AND split = ? "
+        "ORDER BY created_at DESC, id DESC LIMIT 1",
+        [model, version, split],
+    ).fetchone()
+    return _prediction_set(row) if row else None

@@ -1,0 +1,115 @@
+"""Evaluations: run the metric engine on a version's predictions and keep the records."""
+
+from __future__ import annotations
+
+import uuid
+
+import duckdb
+
+from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
+from governance.errors import InvalidInput, NotFound
+from governance.records import Evaluation, PredictionSet
+from governance.roles import Action
+from governance.service.base import ServiceBase, _now, _require_version
+from governance.store import evaluations, registry
+
+
+class EvaluationActions(ServiceBase):
+    def evaluate(self, *, model: str, version: str, reference_split: str = "reference",
+                 reference_version: str | None = None, resamples: int = 200, seed: int = 0,
+                 threshold: float = 0.5) -> tuple[Evaluation, MetricSet]:
+        """Evaluate the version's latest eval predictions, with drift against a reference.
+
+        The reference is the version's own latest prediction set of `reference_split` (reference,
+        or production to compare with what is live), or with `reference_version` that version's
+        reference set (its eval set if it has none). Without
+        any reference the evaluation has no drift records and says so in its params. Every call
+        stores a new immutable evaluation; nothing is replaced.
+        """
+        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet | None]:
+            self._authorize(conn, Action.EVALUATE)
+            _require_version(conn, model, version)
+            current = registry.latest_prediction_set(conn, model, version, "eval")
+            if current is None:
+                raise NotFound(f"{model} version {version} has no eval predictions; ingest them with "
+                               f"`govern ingest {model} {version} FILE --split eval`.")
+            if reference_split not in ("reference", "production"):
+                raise InvalidInput(f"reference split {reference_split!r} is not reference or production.")
+            if reference_version is None:
+                return current, registry.latest_prediction_set(conn, model, version, reference_split)
+            _require_version(conn, model, reference_version)
+            reference = (registry.latest_prediction_set(conn, model, reference_version, "reference")
+                         or registry.latest_prediction_set(conn, model, reference_version, "eval"))
+            if reference is None:
+                raise NotFound(f"{model} version {reference_version} has no reference or eval predictions to "
+                               "compare with.")
+            return current, reference
+
+        current, reference = self._run(plan)
+        metric_set = self._compute(current, reference, resamples=resamples, seed=seed, threshold=threshold)
+        evaluation = Evaluation(
+            id=f"ev-{uuid.uuid4().hex[:12]}", model=model, version=version, prediction_set_id=current.id,
+            reference_set_id=reference.id if reference else None, engine=ENGINE_VERSION, params=metric_set.params,
+            records_sha256=metric_set.sha256(), record_count=len(metric_set.records), created_at=_now(),
+            created_by=self.actor or "",
+        )
+
+        def record(conn: duckdb.DuckDBPyConnection) -> Evaluation:
+            user = self._authorize(conn, Action.EVALUATE)
+            stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
+            evaluations.insert_evaluation(conn, stored, metric_set)
+            self._log(conn, "version.evaluate", f"version:{model}/{version}", {
+                "evaluation": stored.id, "prediction_set": current.id, "reference_set": stored.reference_set_id,
+                "engine": ENGINE_VERSION, "records": stored.record_count, "records_sha256": stored.records_sha256,
+            })
+            return stored
+
+        return self._run(record), metric_set
+
+    def _compute(self, current: PredictionSet, reference: PredictionSet | None, *, resamples: int, seed: int,
+                 threshold: float) -> MetricSet:
+        features: tuple[str, ...] = ()
+        skipped: list[str] = []
+        if reference is not None:
+            reference_columns = set(reference.features) | set(reference.sensitive) | {reference.label_column,
+                                                                                     reference.score_column}
+            features = tuple(f for f in current.features if f in reference_columns)
+            skipped = [f for f in current.features if f not in reference_columns]
+            missing = [s for s in current.sensitive if s not in reference_columns]
+            if missing:
+                raise InvalidInput(f"the reference set {reference.id} lacks the sensitive columns "
+                                   f"{', '.join(missing)}; ingest it with the same --sensitive columns.")
+        try:
+            metric_set = evaluate(
+                current=self.prediction_set_path(current),
+                reference=self.prediction_set_path(reference) if reference else None,
+                label=current.label_column, score=current.score_column, sensitive=current.sensitive,
+                features=features, threshold=threshold, resamples=resamples, seed=seed,
+            )
+        except MetricInputError as exc:
+            raise InvalidInput(str(exc)) from exc
+        notes = {"drift": "no reference set: drift not computed"} if reference is None else {}
+        if skipped:
+            notes["features_without_reference"] = skipped
+        return MetricSet(metric_set.records, {**metric_set.params, **notes})
+
+    def latest_evaluation(self, *, model: str, version: str) -> tuple[Evaluation, MetricSet]:
+        """The version's most recent evaluation and its records; NotFound if it has none."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Evaluation, MetricSet]:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            found = evaluations.latest_evaluation(conn, model, version)
+            if found is None:
+                raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} "
+                               f"{version}`.")
+            return found, evaluations.metric_set(conn, found)
+
+        return self._run(unit)
+
+    def list_evaluations(self, *, model: str, version: str) -> list[Evaluation]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Evaluation]:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            return evaluations.list_evaluations(conn, model, version)
+
+        return self._run(unit)

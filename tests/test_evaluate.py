@@ -1,0 +1,131 @@
+"""`govern evaluate` on the store and `govern metrics` on files: the engine behind the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluation import evaluate
+from governance.errors import NotAllowed, NotFound
+from governance.ingest import ColumnRoles
+from tests import datasets
+
+ROLES = ColumnRoles(label="employed", score="predicted_probability", sensitive=("SEX", "RAC1P"),
+                    features=("AGEP", "SCHL", "MAR", "DIS"))
+
+
+@pytest.fixture(scope="module")
+def acs_files(tmp_path_factory):
+    case = datasets.acs()
+    folder = tmp_path_factory.mktemp("acs")
+    current, reference = folder / "current.parquet", folder / "reference.csv"
+    case["current"].to_parquet(current, index=False)
+    case["reference"].to_csv(reference, index=False)
+    return current, reference
+
+
+@pytest.fixture
+def evaluated_store(store, acs_files):
+    current, reference = acs_files
+    engineer = store.as_("eng")
+    engineer.ingest(model="credit", version="1", file=current, split="eval", roles=ROLES)
+    engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ROLES)
+    return store
+
+
+def test_evaluation_is_stored_whole_and_equals_the_engine_on_the_same_files(evaluated_store, acs_files):
+    evaluation, metric_set = evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)
+    current, reference = acs_files
+    direct = evaluate(current=current, reference=reference, label="employed", score="predicted_probability",
+                      sensitive=["SEX", "RAC1P"], features=["AGEP", "SCHL", "MAR", "DIS"], resamples=50)
+    # The store holds the reference as Parquet while this reads the CSV: sums may differ in the last bit.
+    assert [r.key() for r in metric_set.records] == [r.key() for r in direct.records]
+    assert [r.value for r in metric_set.records] == pytest.approx([r.value for r in direct.records], rel=1e-12)
+
+    stored_evaluation, stored = evaluated_store.as_("vic").latest_evaluation(model="credit", version="1")
+    assert stored_evaluation == evaluation
+    assert stored.records == metric_set.records and stored.sha256() == evaluation.records_sha256
+    assert {r.family for r in stored.records} == {"performance", "calibration", "fairness", "drift"}
+
+
+def test_re_evaluating_adds_a_new_evaluation_and_logs_each(evaluated_store):
+    engineer = evaluated_store.as_("eng")
+    first, _ = engineer.evaluate(model="credit", version="1", resamples=0)
+    second, _ = engineer.evaluate(model="credit", version="1", resamples=0, threshold=0.6)
+    listed = engineer.list_evaluations(model="credit", version="1")
+    assert [e.id for e in listed] == [first.id, second.id]
+    assert engineer.latest_evaluation(model="credit", version="1")[0].id == second.id
+    assert first.records_sha256 != second.records_sha256
+    report = evaluated_store.as_("aud").verify_audit()
+    assert report.ok
+
+
+def test_without_a_reference_set_there_is_no_drift_and_the_params_say_so(store, acs_files):
+    store.as_("eng").ingest(model="credit", version="1", file=acs_files[0], split="eval", roles=ROLES)
+    _, metric_set = store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    assert not metric_set.select(family="drift")
+    assert metric_set.params["drift"] == "no reference set: drift not computed"
+
+
+def test_reference_version_is_used_for_drift(evaluated_store, acs_files):
+    engineer = evaluated_store.as_("eng")
+    engineer.register_version(model="credit", version="2", artifact=evaluated_store.artifact, parent="1")
+    engineer.ingest(model="credit", version="2", file=acs_files[0], split="eval", roles=ROLES)
+    evaluation, metric_set = engineer.evaluate(model="credit", version="2", reference_version="1", resamples=0)
+    reference_set = [p for p in engineer.show_version(model="credit", version="1").prediction_sets
+                     if p.split == "reference"][0]
+    assert evaluation.reference_set_id == reference_set.id
+    assert metric_set.find("drift", "share_of_drifted_columns") is not None
+
+
+def test_evaluate_needs_eval_predictions_and_the_engineer_role(store):
+    with pytest.raises(NotFound) as caught:
+        store.as_("eng").evaluate(model="credit", version="1")
+    assert str(caught.value) == ("credit version 1 has no eval predictions; ingest them with "
+                                 "`govern ingest credit 1 FILE --split eval`.")
+    with pytest.raises(NotAllowed, match="may not evaluate versions: that needs the role engineer or admin"):
+        store.as_("rey").evaluate(model="credit", version="1")
+
+
+def test_cli_evaluate_json_and_table(evaluated_store, run_cli):
+    result = run_cli(evaluated_store.home, "evaluate", "credit", "1", "--resamples", "20", "--json", as_="eng")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["evaluation"]["record_count"] == len(body["records"])
+    table = run_cli(evaluated_store.home, "evaluate", "credit", "1", "--resamples", "0", as_="eng").stdout
+    assert "demographic_parity_difference" in table and "Wasserstein distance (normed)" in table
+
+
+def test_cli_metrics_json_is_only_the_records(acs_files, run_cli, tmp_path):
+    current, reference = acs_files
+    result = run_cli(tmp_path, "metrics", current, "--reference", reference, "--label", "employed", "--score",
+                     "predicted_probability", "--sensitive", "SEX", "--features", "AGEP,SCHL", "--format", "json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    direct = evaluate(current=current, reference=reference, label="employed", score="predicted_probability",
+                      sensitive=["SEX"], features=["AGEP", "SCHL"])
+    assert records == direct.to_list()
+    assert set(records[0]) == {"family", "metric", "feature", "group", "value", "n", "ci_low", "ci_high", "detail"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--label", "nope", "--score", "predicted_probability"], "the current data has no label column 'nope'"),
+    (["--label", "employed", "--score", "predicted_probability", "--features", "AGEP"],
+     "drift over features needs reference data"),
+    (["--label", "employed", "--score", "predicted_probability", "--sensitive", "year"],
+     "the sensitive column 'year' has a single group ('2016')"),
+    (["--label", "employed", "--score", "AGEP"], "the current data cannot be evaluated:"),
+])
+def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, message):
+    result = run_cli(tmp_path, "metrics", acs_files[0], *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {message}")
+
+
+def test_cli_metrics_non_numeric_score(tmp_path, run_cli):
+    path = tmp_path / "f.csv"
+    path.write_text("y,p\n0,low\n1,high\n")
+    result = run_cli(tmp_path, "metrics", path, "--label", "y", "--score", "p")
+    assert result.exit_code == 2
+    assert result.stderr == "error: the score column 'p' of the current data is VARCHAR, not numeric.\n"
