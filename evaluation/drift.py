@@ -11,8 +11,9 @@ formula then follows Evidently's and scipy's own arithmetic.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import duckdb
 import numpy as np
@@ -59,12 +60,24 @@ class Samples:
         return int(self.reference_counts.sum()), int(self.current_counts.sum())
 
 
-def drift_records(conn: duckdb.DuckDBPyConnection, reference: str, current: str,
+def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], reference: str, current: str,
                   columns: list[DriftColumn]) -> list[MetricRecord]:
+    """Drift records per column plus the dataset share; `open_cursor` gives a connection on which
+    the `reference` and `current` views exist (one per worker thread)."""
     records: list[MetricRecord] = []
     verdicts: list[tuple[str, bool]] = []
-    for column in columns:
-        column_records, drifted = _column_drift(_samples(conn, reference, current, column), column)
+
+    def one(column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
+        cursor = open_cursor()  # a DuckDB connection is not shared between threads
+        try:
+            return _column_drift(_samples(cursor, reference, current, column), column)
+        finally:
+            cursor.close()
+
+    # Columns are independent and numpy's sorts release the GIL: two at a time use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, columns))
+    for column, (column_records, drifted) in zip(columns, results):
         records += column_records
         if drifted is not None and column.role in ("feature", "sensitive"):
             verdicts.append((column.name, drifted))
@@ -183,18 +196,23 @@ def _score(method: str, s: Samples) -> float:
 def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
     """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std.
 
-    scipy evaluates both CDFs at every point of the merged sample; merging the two sorted samples
-    by position gives the same terms (within a run of ties the step width is 0) in linear time.
+    scipy evaluates both CDFs at every point of the merged sample. A stable argsort of the two
+    sorted runs merges them in linear time and tells which sample each point came from; running
+    counts then give the same CDF steps (inside a run of ties the step width is 0).
     """
-    size = ref.size + cur.size
-    is_ref = np.zeros(size, dtype=bool)
-    is_ref[np.arange(ref.size) + np.searchsorted(cur, ref, "left")] = True
-    values = np.empty(size)
-    values[is_ref], values[~is_ref] = ref, cur
-    ref_cdf = np.cumsum(is_ref)[:-1] / ref.size
-    cur_cdf = np.cumsum(~is_ref)[:-1] / cur.size
-    distance = float(np.sum(np.multiply(np.abs(ref_cdf - cur_cdf), np.diff(values))))
-    return distance / max(float(np.std(ref)), 0.001)
+    both = np.concatenate([ref, cur])
+    order = np.argsort(both, kind="stable")
+    values = both[order]
+    del both
+    ref_count = np.cumsum(order < ref.size)[:-1]
+    del order
+    ref_cdf = ref_count / ref.size
+    cur_cdf = (np.arange(1, values.size) - ref_count) / cur.size
+    del ref_count
+    np.subtract(ref_cdf, cur_cdf, out=ref_cdf)
+    np.abs(ref_cdf, out=ref_cdf)
+    np.multiply(ref_cdf, np.diff(values), out=ref_cdf)
+    return float(np.sum(ref_cdf)) / max(float(np.std(ref)), 0.001)
 
 
 def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:

@@ -72,7 +72,14 @@ def evaluate(
             for name, role in ((score, "score"), (label, "label")):
                 if name in reference_types:
                     drift_columns.append(DriftColumn(name, current_types[name], role))
-            records += drift_records(conn, "ref", "cur", drift_columns)
+
+            def open_cursor() -> duckdb.DuckDBPyConnection:
+                cursor = conn.cursor()
+                register(cursor, "cur", current, "current")
+                register(cursor, "ref", reference, "reference")
+                return cursor
+
+            records += drift_records(open_cursor, "ref", "cur", drift_columns)
     finally:
         conn.close()
     params = {
