@@ -16,7 +16,7 @@ import click
 from governance import __version__
 from governance.audit_export import FORMATS
 from evaluation.errors import MetricInputError
-from governance.errors import GovernError
+from governance.errors import GovernError, InvalidInput
 from governance.ingest import SPLITS, ColumnRoles
 from governance.records import Record
 from governance.render import records_table
@@ -311,6 +311,115 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
         click.echo(json.dumps(metric_set.to_list(), separators=(",", ":")))
     else:
         click.echo(records_table(metric_set.records))
+
+
+def _policy_path(value: str) -> Path:
+    """A policy file, or the name of a pack that ships with govern (default, strict)."""
+    from policies import shipped_packs
+
+    path = Path(value)
+    if not path.exists() and value in shipped_packs():
+        return shipped_packs()[value]
+    return path
+
+
+@cli.group(cls=GovernGroup)
+def policy() -> None:
+    """Validate policy packs (YAML). Shipped packs: default, strict."""
+
+
+@policy.command("validate")
+@click.argument("file", metavar="FILE")
+@json_option
+@click.pass_context
+def policy_validate(ctx: click.Context, file: str, as_json: bool) -> None:
+    """Check a policy pack against the schema; exit 0 if valid, 2 with every problem named if not."""
+    from policies import PolicyInvalid, load_policy
+
+    try:
+        loaded = load_policy(_policy_path(file))
+    except PolicyInvalid as exc:
+        raise InvalidInput(str(exc)) from exc
+    body = {"name": loaded.policy.name, "version": loaded.policy.version, "rules": len(loaded.policy.rules),
+            "sha256": loaded.sha256, "valid": True}
+    _emit(body, as_json, f"valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "
+                         f"sha256 {loaded.sha256}")
+
+
+_MARK = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient": "INSUFFICIENT"}
+
+
+@cli.command("gate")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--policy", "policy_file", required=True, metavar="FILE",
+              help="Policy pack (YAML), or a shipped pack's name: default, strict.")
+@click.option("--dry-run", is_flag=True, help="Decide and report, but store and queue nothing.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write the decision as JUnit XML here.")
+@json_option
+@click.pass_context
+def gate_command(ctx: click.Context, model_name: str, version_name: str, policy_file: str, dry_run: bool,
+                 junit: str | None, as_json: bool) -> None:
+    """Judge the version's latest evaluation against a policy: exit 0 pass, 1 blocked, 2 error.
+
+    Enforced, the decision is stored and logged, and failing rules queue review items and a
+    retraining job as their on_fail says (never twice for the same evidence).
+    """
+    outcome = _service(ctx).gate(model=model_name, version=version_name, policy=_policy_path(policy_file),
+                                 dry_run=dry_run)
+    decision = outcome.decision
+    if junit:
+        from policies.junit import junit_xml
+
+        Path(junit).write_text(junit_xml(decision, model=model_name, version=version_name), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
+        lines += [f"  {_MARK[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
+        if outcome.review_items or outcome.jobs:
+            lines.append(f"queued {len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s); "
+                         "see `govern review list` and `govern jobs list`")
+        click.echo("\n".join(lines))
+    ctx.exit(0 if decision.verdict == "passed" else 1)
+
+
+@cli.group(cls=GovernGroup)
+def review() -> None:
+    """The human review queue."""
+
+
+@review.command("list")
+@click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
+@click.option("--version", "version_name", metavar="VERSION", help="Only this version's items.")
+@click.option("--status", type=click.Choice(["open", "claimed", "resolved", "dismissed"]), help="Only items in this state.")
+@json_option
+@click.pass_context
+def review_list(ctx: click.Context, model_name: str | None, version_name: str | None, status: str | None,
+                as_json: bool) -> None:
+    """List review items, oldest first."""
+    items = _service(ctx).list_review_items(model=model_name, version=version_name, status=status)
+    _emit(items, as_json, "\n".join(
+        f"{i.id}  {i.model}/{i.version}  {i.kind:<13} {i.status:<8} {i.priority:<8} {i.rule_id or ''}"
+        for i in items) or "no review items")
+
+
+@cli.group(cls=GovernGroup)
+def jobs() -> None:
+    """Retraining jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice(["waiting_review", "queued", "running", "succeeded", "failed",
+                                             "cancelled"]), help="Only jobs in this state.")
+@json_option
+@click.pass_context
+def jobs_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List retraining jobs, oldest first."""
+    found = _service(ctx).list_jobs(status=status)
+    _emit(found, as_json, "\n".join(
+        f"{j.id}  {j.model}/{j.version}  {j.status:<14} {'+'.join(j.strategies)}  rules: {', '.join(j.failing_rules)}"
+        for j in found) or "no jobs")
 
 
 @cli.group(cls=GovernGroup)

@@ -124,3 +124,57 @@ class Evaluation(Record):
     record_count: int
     created_at: datetime
     created_by: str
+
+
+@dataclass(frozen=True)
+class ReviewItem(Record):
+    """Work for reviewers: a failed rule, a sampled example, a drift alert or a hand-filed item."""
+
+    id: str
+    model: str
+    version: str
+    kind: str
+    rule_id: str | None
+    gate_decision_id: str | None
+    priority: str
+    status: str
+    judgments_required: int
+    evidence: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class Job(Record):
+    """A retraining job queued by a gate failure."""
+
+    id: str
+    model: str
+    version: str
+    kind: str
+    status: str
+    strategies: list[str]
+    failing_rules: list[str]
+    depends_on: list[str]
+    gate_decision_id: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class GateRecord(Record):
+    """A stored gate decision (the decision's full body is in `decision`)."""
+
+    id: str
+    model: str
+    version: str
+    evaluation_id: str
+    policy_name: str
+    policy_version: str
+    policy_sha256: str
+    metrics_sha256: str
+    verdict: str
+    decision: dict[str, Any]
+    created_at: datetime
+    created_by: str

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from governance.cli import cli
+from governance.ingest import ColumnRoles
 from governance.service import Service
 
 DATA = Path(__file__).parent / "data"
@@ -105,3 +106,28 @@ def snapshot(home: Path) -> dict:
     state["_artifacts"] = sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "sha256").rglob("*")
                                  if p.is_file()) if (home / "artifacts" / "sha256").exists() else []
     return state
+
+
+ACS_ROLES = ColumnRoles(label="employed", score="predicted_probability", sensitive=("SEX", "RAC1P"),
+                    features=("AGEP", "SCHL", "MAR", "DIS"))
+
+
+@pytest.fixture(scope="module")
+def acs_files(tmp_path_factory):
+    from tests import datasets
+
+    case = datasets.acs()
+    folder = tmp_path_factory.mktemp("acs")
+    current, reference = folder / "current.parquet", folder / "reference.csv"
+    case["current"].to_parquet(current, index=False)
+    case["reference"].to_csv(reference, index=False)
+    return current, reference
+
+
+@pytest.fixture
+def evaluated_store(store, acs_files):
+    current, reference = acs_files
+    engineer = store.as_("eng")
+    engineer.ingest(model="credit", version="1", file=current, split="eval", roles=ACS_ROLES)
+    engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ACS_ROLES)
+    return store

@@ -8,31 +8,7 @@ import pytest
 
 from evaluation import evaluate
 from governance.errors import NotAllowed, NotFound
-from governance.ingest import ColumnRoles
-from tests import datasets
-
-ROLES = ColumnRoles(label="employed", score="predicted_probability", sensitive=("SEX", "RAC1P"),
-                    features=("AGEP", "SCHL", "MAR", "DIS"))
-
-
-@pytest.fixture(scope="module")
-def acs_files(tmp_path_factory):
-    case = datasets.acs()
-    folder = tmp_path_factory.mktemp("acs")
-    current, reference = folder / "current.parquet", folder / "reference.csv"
-    case["current"].to_parquet(current, index=False)
-    case["reference"].to_csv(reference, index=False)
-    return current, reference
-
-
-@pytest.fixture
-def evaluated_store(store, acs_files):
-    current, reference = acs_files
-    engineer = store.as_("eng")
-    engineer.ingest(model="credit", version="1", file=current, split="eval", roles=ROLES)
-    engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ROLES)
-    return store
-
+from tests.conftest import ACS_ROLES as ROLES
 
 def test_evaluation_is_stored_whole_and_equals_the_engine_on_the_same_files(evaluated_store, acs_files):
     evaluation, metric_set = evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)

@@ -61,14 +61,18 @@ def _actions(store, tmp_path):
         s.register_model(name=f"m{n}")
         s.register_version(model=f"m{n}", version="1", artifact=store.artifact)
 
-    Service.open(home=store.home, actor="eng").ingest(model="credit", version="1", file=csv, split="eval",
-                                                     roles=ColumnRoles(id="id", sensitive=("sex",)))
+    engineer = Service.open(home=store.home, actor="eng")
+    engineer.ingest(model="credit", version="1", file=csv, split="eval", roles=ColumnRoles(id="id", sensitive=("sex",)))
+    engineer.evaluate(model="credit", version="1", resamples=0)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: p\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n")
     return {
         "view": lambda s: (s.status(), s.show_version(model="credit", version="1"), s.list_models()),
         "register": register,
         "ingest": lambda s: s.ingest(model="credit", version="1", file=csv, split="eval",
                                      roles=ColumnRoles(id="id", sensitive=("sex",))),
         "evaluate": lambda s: s.evaluate(model="credit", version="1", resamples=0),
+        "gate": lambda s: s.gate(model="credit", version="1", policy=policy),
         "audit": lambda s: (s.verify_audit(), s.export_audit(out=tmp_path / f"export{next(counter)}")),
         "manage_users": lambda s: (s.add_user(name=f"u{next(counter)}", role="viewer"), s.list_users()),
     }

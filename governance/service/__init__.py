@@ -8,12 +8,13 @@ The actions are grouped by area in the modules of this package; `Service` is all
 from governance.service.audit import AuditActions, verify_audit_export
 from governance.service.base import ServiceBase, check_name
 from governance.service.evaluations import EvaluationActions
+from governance.service.gates import GateActions, GateOutcome
 from governance.service.registry import RISK_TIERS, RegistryActions
 from governance.service.users import UserActions
 
 
-class Service(UserActions, RegistryActions, EvaluationActions, AuditActions):
+class Service(UserActions, RegistryActions, EvaluationActions, GateActions, AuditActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
 
-__all__ = ["Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]
+__all__ = ["GateOutcome", "Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]

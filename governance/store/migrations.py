@@ -132,11 +132,72 @@ def m004_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def m005_gates_reviews_jobs(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("""
+        CREATE TABLE aliases (
+            model   VARCHAR NOT NULL,
+            alias   VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            set_at  TIMESTAMP NOT NULL,
+            set_by  VARCHAR NOT NULL,
+            PRIMARY KEY (model, alias)
+        )""")
+    conn.execute("""
+        CREATE TABLE gate_decisions (
+            id              VARCHAR PRIMARY KEY,
+            model           VARCHAR NOT NULL,
+            version         VARCHAR NOT NULL,
+            evaluation_id   VARCHAR NOT NULL,
+            policy_name     VARCHAR NOT NULL,
+            policy_version  VARCHAR NOT NULL,
+            policy_sha256   VARCHAR NOT NULL,
+            metrics_sha256  VARCHAR NOT NULL,
+            verdict         VARCHAR NOT NULL,
+            decision_json   VARCHAR NOT NULL,
+            created_at      TIMESTAMP NOT NULL,
+            created_by      VARCHAR NOT NULL
+        )""")
+    # dedupe_key: gating again on the same evidence must not queue the same work twice.
+    conn.execute("""
+        CREATE TABLE review_items (
+            id                 VARCHAR PRIMARY KEY,
+            dedupe_key         VARCHAR NOT NULL UNIQUE,
+            model              VARCHAR NOT NULL,
+            version            VARCHAR NOT NULL,
+            kind               VARCHAR NOT NULL,
+            rule_id            VARCHAR,
+            gate_decision_id   VARCHAR,
+            priority           VARCHAR NOT NULL,
+            status             VARCHAR NOT NULL,
+            judgments_required INTEGER NOT NULL,
+            evidence_json      VARCHAR NOT NULL,
+            created_at         TIMESTAMP NOT NULL,
+            created_by         VARCHAR NOT NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE jobs (
+            id                VARCHAR PRIMARY KEY,
+            dedupe_key        VARCHAR NOT NULL UNIQUE,
+            model             VARCHAR NOT NULL,
+            version           VARCHAR NOT NULL,
+            kind              VARCHAR NOT NULL,
+            status            VARCHAR NOT NULL,
+            strategies_json   VARCHAR NOT NULL,
+            failing_rules_json VARCHAR NOT NULL,
+            depends_on_json   VARCHAR NOT NULL,
+            gate_decision_id  VARCHAR NOT NULL,
+            attempts          INTEGER NOT NULL,
+            created_at        TIMESTAMP NOT NULL,
+            updated_at        TIMESTAMP NOT NULL
+        )""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
     m003_audit_events,
     m004_evaluations,
+    m005_gates_reviews_jobs,
 )
 
 

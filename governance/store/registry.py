@@ -123,3 +123,8 @@ def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: 
         [model, version, split],
     ).fetchone()
     return _prediction_set(row) if row else None
+
+
+def get_prediction_set(conn: duckdb.DuckDBPyConnection, prediction_set_id: str) -> PredictionSet | None:
+    row = conn.execute(f"SELECT {_PREDICTION_SET} FROM prediction_sets WHERE id = ?", [prediction_set_id]).fetchone()
+    return _prediction_set(row) if row else None

@@ -1,0 +1,206 @@
+"""The release gate on the store: judge a version's latest evaluation, record the decision, and turn
+failures into review items and a retraining job (once per piece of evidence)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from evaluation import MetricSet
+from governance.errors import InvalidInput, NotFound
+from governance.records import GateRecord, Job, ReviewItem
+from governance.roles import Action
+from governance.sampling import sample_examples
+from governance.service.base import ServiceBase, _now, _require_version
+from governance.store import evaluations, gates, registry
+from policies import GateDecision, LoadedPolicy, PolicyInvalid, ReviewState, RuleResult, load_policy, run_gate
+from policies.schema import MetricRule
+
+EXAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The decision, where it was stored, and the work it queued (empty for a dry run)."""
+
+    decision: GateDecision
+    gate_id: str | None
+    review_items: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
+                "jobs": self.jobs}
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+class GateActions(ServiceBase):
+    def load_policy(self, path: Path) -> LoadedPolicy:
+        try:
+            return load_policy(path)
+        except PolicyInvalid as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    def gate(self, *, model: str, version: str, policy: Path | LoadedPolicy, dry_run: bool = False) -> GateOutcome:
+        """Judge the version's latest evaluation under `policy`.
+
+        Enforced, the decision is stored and logged, and each failing rule queues what its
+        on_fail asks: a review item with the rule's evidence, sampled examples, and one retraining
+        job (waiting_review while those items are open). Gating again on the same evidence queues
+        nothing new. A dry run stores and queues nothing. Raises NotFound without an evaluation.
+        """
+        loaded = policy if isinstance(policy, LoadedPolicy) else self.load_policy(Path(policy))
+        evaluation, metrics, baselines, reviews = self._run(lambda conn: self._gate_inputs(conn, model, version, loaded))
+        try:
+            decision = run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews,
+                                mode="dry_run" if dry_run else "enforce")
+        except PolicyInvalid as exc:
+            raise InvalidInput(f"{loaded.source}: {exc}") from exc
+        if dry_run:
+            return GateOutcome(decision, None)
+        examples = self._examples(loaded, decision, evaluation.prediction_set_id, metrics)
+        return self._run(lambda conn: self._record(conn, model, version, evaluation.id, loaded, decision, examples))
+
+    def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
+        self._authorize(conn, Action.GATE)
+        _require_version(conn, model, version)
+        evaluation = evaluations.latest_evaluation(conn, model, version)
+        if evaluation is None:
+            raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} "
+                           f"{version}` first.")
+        metrics = evaluations.metric_set(conn, evaluation)
+        baselines: dict[str, tuple[str, MetricSet] | None] = {}
+        for rule in loaded.policy.rules:
+            if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
+                baselines[rule.baseline] = self._baseline(conn, model, rule.baseline)
+        reviews = ReviewState(open_items=gates.count_open_items(conn, model, version))
+        return evaluation, metrics, baselines, reviews
+
+    def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str) -> tuple[str, MetricSet] | None:
+        if baseline == "production":
+            target = gates.get_alias(conn, model, "production")
+            if target is None:
+                return None
+            label = f"production, version {target}"
+        else:
+            if registry.get_version(conn, model, baseline) is None:
+                raise InvalidInput(f"the policy's baseline version {baseline!r} of model {model!r} is not registered.")
+            target, label = baseline, f"version {baseline}"
+        found = evaluations.latest_evaluation(conn, model, target)
+        return (label, evaluations.metric_set(conn, found)) if found else None
+
+    def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set_id: str,
+                  metrics: MetricSet) -> dict[str, list[dict[str, Any]]]:
+        """Sampled example rows per failing rule that asks for review (read before the write)."""
+        wanted = {r.id: r for r in loaded.policy.rules if isinstance(r, MetricRule) and r.on_fail and r.on_fail.review}
+        failing = [res for res in decision.results if res.status in ("failed", "warned") and res.rule_id in wanted]
+        if not failing:
+            return {}
+        prediction_set = self._run(lambda conn: registry.get_prediction_set(conn, prediction_set_id))
+        path = self.prediction_set_path(prediction_set)
+        threshold = float(metrics.params.get("threshold", 0.5))
+        examples = {}
+        for result in failing:
+            review = wanted[result.rule_id].on_fail.review
+            examples[result.rule_id] = sample_examples(
+                path, prediction_set, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
+                threshold=threshold, group=_worst_group(result, metrics))
+        return examples
+
+    def _record(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, evaluation_id: str,
+                loaded: LoadedPolicy, decision: GateDecision, examples: dict[str, list[dict[str, Any]]]) -> GateOutcome:
+        user = self._authorize(conn, Action.GATE)
+        now = _now()
+        record = GateRecord(f"gd-{uuid.uuid4().hex[:12]}", model, version, evaluation_id, decision.policy_name,
+                            decision.policy_version, decision.policy_sha256, decision.metrics_sha256,
+                            decision.verdict, decision.to_dict(), now, user.name)
+        gates.insert_gate(conn, record)
+        evidence_key = (model, version, decision.policy_sha256, decision.metrics_sha256)
+        rules = {r.id: r for r in loaded.policy.rules}
+        item_ids, blocking_items, strategies, retrain_rules = [], [], [], []
+        for result in decision.results:
+            rule = rules[result.rule_id]
+            on_fail = getattr(rule, "on_fail", None)
+            if result.status not in ("failed", "warned") or on_fail is None:
+                continue
+            if on_fail.review:
+                ids = self._queue_items(conn, record, rule, result, examples.get(rule.id, []), evidence_key, now)
+                item_ids += ids
+                blocking_items += ids if on_fail.retrain else []
+            if on_fail.retrain:
+                strategies += [s for s in on_fail.retrain.strategies() if s not in strategies]
+                retrain_rules.append(rule.id)
+        job_ids = []
+        if strategies:
+            status = "waiting_review" if blocking_items else "queued"
+            job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
+                      blocking_items, record.id, 0, now, now)
+            job_ids.append(gates.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies))))
+        self._log(conn, "gate.decide", f"version:{model}/{version}", {
+            "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
+            "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,
+            "metrics_sha256": decision.metrics_sha256, "evaluation": evaluation_id,
+            "failed_rules": [r.rule_id for r in decision.results if r.blocking],
+            "review_items": item_ids, "jobs": job_ids,
+        })
+        return GateOutcome(decision, record.id, item_ids, job_ids)
+
+    def _queue_items(self, conn, record: GateRecord, rule, result: RuleResult, rows: list[dict[str, Any]],
+                     evidence_key: tuple, now) -> list[str]:
+        review = rule.on_fail.review
+        priority = "blocking" if result.blocking else "normal"
+        items = [("rule_failure", {"rule": result.to_dict(), "policy": record.policy_name,
+                                   "policy_version": record.policy_version}, rule.id)]
+        items += [("example", row, f"{rule.id}:{row['row']}") for row in rows]
+        batch = []
+        for kind, evidence, discriminator in items:
+            key = _key(*evidence_key, kind, discriminator)
+            batch.append((ReviewItem(f"ri-{key[:12]}", record.model, record.version, kind, rule.id, record.id,
+                                     priority, "open", review.judgments, evidence, now, record.created_by), key))
+        return gates.insert_items(conn, batch)
+
+    def list_review_items(self, *, model: str | None = None, version: str | None = None,
+                          status: str | None = None) -> list[ReviewItem]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
+            self._authorize(conn, Action.VIEW)
+            return gates.list_items(conn, model=model, version=version, status=status)
+
+        return self._run(unit)
+
+    def list_jobs(self, *, status: str | None = None) -> list[Job]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Job]:
+            self._authorize(conn, Action.VIEW)
+            return gates.list_jobs(conn, status=status)
+
+        return self._run(unit)
+
+    def latest_gate(self, *, model: str, version: str) -> GateRecord | None:
+        def unit(conn: duckdb.DuckDBPyConnection) -> GateRecord | None:
+            self._authorize(conn, Action.VIEW)
+            return gates.latest_gate(conn, model, version)
+
+        return self._run(unit)
+
+
+def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
+    """The group the examples come from for worst_group: the rule's failing group, or the group of
+    the rule's feature with the lowest accuracy."""
+    if result.failing_groups and "=" in result.failing_groups[0]:
+        feature, group = result.failing_groups[0].split("=", 1)
+        return feature, group
+    if result.feature and result.group:
+        return result.feature, result.group
+    if result.feature:
+        groups = [r for r in metrics.select("fairness", "accuracy", result.feature) if r.value is not None]
+        if groups:
+            worst = min(groups, key=lambda r: r.value)
+            return result.feature, worst.group
+    return None

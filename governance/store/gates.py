@@ -1,0 +1,113 @@
+"""SQL of gate decisions, review items, jobs and model aliases."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from governance.records import GateRecord, Job, ReviewItem
+
+_ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
+         "evidence_json, created_at, created_by")
+_JOB = ("id, model, version, kind, status, strategies_json, failing_rules_json, depends_on_json, gate_decision_id, "
+        "attempts, created_at, updated_at")
+_GATE = ("id, model, version, evaluation_id, policy_name, policy_version, policy_sha256, metrics_sha256, verdict, "
+         "decision_json, created_at, created_by")
+_SELECT_ITEMS = f"SELECT {_ITEM} FROM review_items"
+_SELECT_JOBS = f"SELECT {_JOB} FROM jobs"
+_SELECT_GATES = f"SELECT {_GATE} FROM gate_decisions"
+
+
+def get_alias(conn: duckdb.DuckDBPyConnection, model: str, alias: str) -> str | None:
+    row = conn.execute("SELECT version FROM aliases WHERE model = ? AND alias = ?", [model, alias]).fetchone()
+    return row[0] if row else None
+
+
+def insert_gate(conn: duckdb.DuckDBPyConnection, gate: GateRecord) -> None:
+    conn.execute(
+        f"INSERT INTO gate_decisions ({_GATE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [gate.id, gate.model, gate.version, gate.evaluation_id, gate.policy_name, gate.policy_version,
+         gate.policy_sha256, gate.metrics_sha256, gate.verdict, json.dumps(gate.decision, sort_keys=True),
+         gate.created_at, gate.created_by],
+    )
+
+
+def latest_gate(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> GateRecord | None:
+    row = conn.execute(_SELECT_GATES + " WHERE model = ? AND version = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+                       [model, version]).fetchone()
+    return _gate(row) if row else None
+
+
+def _gate(row: tuple) -> GateRecord:
+    values = list(row)
+    values[9] = json.loads(values[9])
+    return GateRecord(*values)
+
+
+def insert_items(conn: duckdb.DuckDBPyConnection, items: list[tuple[ReviewItem, str]]) -> list[str]:
+    """Insert (item, dedupe key) pairs, skipping keys already queued; return the id holding each key."""
+    if not items:
+        return []
+    conn.executemany(
+        f"INSERT INTO review_items (dedupe_key, {_ITEM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [[key, i.id, i.model, i.version, i.kind, i.rule_id, i.gate_decision_id, i.priority, i.status,
+          i.judgments_required, json.dumps(i.evidence, sort_keys=True, default=str), i.created_at, i.created_by]
+         for i, key in items],
+    )
+    keys = [key for _, key in items]
+    holders = dict(conn.execute("SELECT dedupe_key, id FROM review_items WHERE list_contains(?, dedupe_key)",
+                                [keys]).fetchall())
+    return [holders[key] for key in keys]
+
+
+def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
+    conn.execute(
+        f"INSERT INTO jobs (dedupe_key, {_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [dedupe_key, job.id, job.model, job.version, job.kind, job.status, json.dumps(job.strategies),
+         json.dumps(job.failing_rules), json.dumps(job.depends_on), job.gate_decision_id, job.attempts,
+         job.created_at, job.updated_at],
+    )
+    return conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()[0]
+
+
+def _item(row: tuple) -> ReviewItem:
+    values = list(row)
+    values[9] = json.loads(values[9])
+    return ReviewItem(*values)
+
+
+def _job(row: tuple) -> Job:
+    values = list(row)
+    values[5], values[6], values[7] = (json.loads(v) for v in values[5:8])
+    return Job(*values)
+
+
+def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, version: str | None = None,
+               status: str | None = None) -> list[ReviewItem]:
+    rows = conn.execute(
+        _SELECT_ITEMS + " WHERE (? IS NULL OR model = ?) AND (? IS NULL OR version = ?) AND (? IS NULL OR status = ?) "
+        "ORDER BY created_at, rule_id, kind DESC, id", [model, model, version, version, status, status]).fetchall()
+    return [_item(row) for row in rows]
+
+
+def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> int:
+    return conn.execute("SELECT count(*) FROM review_items WHERE model = ? AND version = ? AND status IN "
+                        "('open', 'claimed')", [model, version]).fetchone()[0]
+
+
+def list_jobs(conn: duckdb.DuckDBPyConnection, *, status: str | None = None) -> list[Job]:
+    rows = conn.execute(_SELECT_JOBS + " WHERE (? IS NULL OR status = ?) ORDER BY created_at, id",
+                        [status, status]).fetchall()
+    return [_job(row) for row in rows]
+
+
+def set_alias(conn: duckdb.DuckDBPyConnection, *, model: str, alias: str, version: str, actor: str) -> None:
+    """Point `alias` (production) at `version`; the caller logs the move in the same transaction."""
+    conn.execute(
+        "INSERT INTO aliases (model, alias, version, set_at, set_by) VALUES (?, ?, ?, now()::TIMESTAMP, ?) "
+        "ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, set_at = excluded.set_at, "
+        "set_by = excluded.set_by",
+        [model, alias, version, actor],
+    )

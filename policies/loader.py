@@ -1,0 +1,125 @@
+"""Read a policy pack from YAML, validating every rule and naming the rule and line of each problem."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from policies.errors import PolicyInvalid
+from policies.schema import RULE_KINDS, Policy, Rule
+
+_TOP_KEYS = {"name", "version", "description", "rules"}
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated policy with the hash of its exact text and the line of each rule."""
+
+    policy: Policy
+    sha256: str
+    text: str
+    source: str
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, rule_id: str) -> int | None:
+        return self.lines.get(rule_id)
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Load and validate the pack at `path`; raise PolicyInvalid listing every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyInvalid(f"cannot read policy {path}: {exc.strerror}.") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyInvalid(f"{path.name} is not UTF-8 text.") from exc
+    return parse_policy(text, source=path.name)
+
+
+def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PolicyInvalid(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
+    if not isinstance(data, dict):
+        raise PolicyInvalid(f"{source}: a policy is a mapping with name, version and rules.")
+    problems: list[str] = []
+    for key in sorted(set(data) - _TOP_KEYS, key=str):
+        problems.append(f"line {_key_line(node, key)}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    rules_node = _child(node, "rules")
+    rules = data.get("rules")
+    if not isinstance(rules, list) or not rules:
+        problems.append("rules: give a non-empty list of rules")
+        rules = []
+    parsed: list[Rule] = []
+    lines: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        rule_node = rules_node.value[index] if rules_node is not None else None
+        line = rule_node.start_mark.line + 1 if rule_node is not None else 0
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        label = f"rule {rule_id!r}" if rule_id else f"rule {index + 1}"
+        if not isinstance(rule, dict):
+            problems.append(f"{label} (line {line}): a rule is a mapping")
+            continue
+        kind = rule.get("kind", "metric")
+        cls = RULE_KINDS.get(kind)
+        if cls is None:
+            problems.append(f"{label} (line {line}): unknown kind {kind!r} (known: {', '.join(RULE_KINDS)})")
+            continue
+        try:
+            parsed.append(cls.model_validate(rule))
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = str(error["loc"][0]) if error["loc"] else None
+                at = _key_line(rule_node, key) if key else line
+                problems.append(f"{label} (line {at}): {_describe(error)}")
+            continue
+        if rule_id in lines:
+            problems.append(f"{label} (line {line}): the id is used twice (first on line {lines[rule_id]})")
+        lines[rule_id] = line
+    policy = None
+    if not problems:
+        try:
+            policy = Policy.model_validate({**data, "rules": parsed})
+        except ValidationError as exc:
+            problems += [f"line {_key_line(node, str(e['loc'][0]))}: {_describe(e)}" for e in exc.errors()]
+    if problems:
+        count = len(problems)
+        raise PolicyInvalid(f"{source} is not a valid policy ({count} problem{'s' if count > 1 else ''}):\n  - "
+                            + "\n  - ".join(problems))
+    return LoadedPolicy(policy, hashlib.sha256(text.encode("utf-8")).hexdigest(), text, source, lines)
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {loc!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{loc}: {message}" if loc else message
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return value_node
+    return None
+
+
+def _key_line(node: yaml.Node | None, key: str | None) -> int:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if key_node.value == key:
+                return key_node.start_mark.line + 1
+        return node.start_mark.line + 1
+    return node.start_mark.line + 1 if node is not None else 0

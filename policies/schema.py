@@ -1,0 +1,152 @@
+"""Policy packs: a name, a version and rules, each rule of a registered kind that owns its schema.
+
+    name: credit-default
+    version: 3
+    rules:
+      - id: calibration-ece
+        metric: calibration.ece
+        max: 0.05
+        on_fail: {review: {sample: 20, strategy: high_confidence_errors}, retrain: {strategy: recalibrate}}
+      - {id: two-approvals, kind: approvals, min: 2}
+
+A rule without `kind` is a metric rule. `policies/schema.json` is this module's JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evaluation.catalogue import METRICS
+
+RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Unique id of the rule.")]
+Severity = Literal["block", "warn"]
+ReviewStrategy = Literal["high_confidence_errors", "uncertain", "worst_group"]
+RetrainStrategy = Literal["recalibrate", "reweight", "curriculum", "fairness_penalty"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReviewAction(Strict):
+    """Review items to queue when the rule fails: one for the rule, plus sampled examples."""
+
+    sample: int = Field(20, ge=0, le=10_000, description="How many example predictions to sample for review.")
+    strategy: ReviewStrategy = Field("high_confidence_errors", description="How the examples are chosen.")
+    judgments: int = Field(1, ge=1, le=10, description="Independent judgments each item needs.")
+
+
+class RetrainAction(Strict):
+    """A retraining job to queue when the rule fails."""
+
+    strategy: list[RetrainStrategy] = Field(
+        min_length=1, description="Strategy, or a list of strategies to combine (a single name is accepted).")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    def strategies(self) -> list[str]:
+        return list(self.strategy)
+
+
+class OnFail(Strict):
+    review: ReviewAction | None = None
+    retrain: RetrainAction | None = None
+
+
+class RuleBase(Strict):
+    id: RuleId
+    severity: Severity = Field("block", description="block stops the release; warn only reports.")
+    description: str | None = Field(None, description="What the rule protects, in words.")
+    serves: list[str] = Field(default_factory=list, description="Regulatory expectations the rule serves.")
+
+
+class MetricRule(RuleBase):
+    """A bound on one metric record: a threshold (max / min) or an allowed regression from a baseline."""
+
+    kind: Literal["metric"] = "metric"
+    metric: str = Field(description="family.metric, as in the metric records (e.g. calibration.ece).")
+    feature: str | None = Field(
+        None, description="The sensitive or drifting column, or every (each one the evaluation has).")
+    group: str | None = Field(None, description="A group's value, or every / worst, for per-group metrics.")
+    max: float | None = Field(None, description="Highest allowed value.")
+    min: float | None = Field(None, description="Lowest allowed value.")
+    max_regression: float | None = Field(None, ge=0, description="Largest allowed worsening against the baseline.")
+    baseline: str = Field("production", description="production (the model's alias) or a version.")
+    judge: Literal["point", "ci_upper", "ci_lower"] = Field(
+        "point", description="Judge the point estimate or a bound of its confidence interval.")
+    min_samples: int = Field(0, ge=0, description="Below this many rows the evidence is insufficient.")
+    insufficient: Literal["warn", "block", "pass"] = Field(
+        "warn", description="How insufficient evidence counts.")
+    on_fail: OnFail | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            family = value.split(".")[0]
+            near = [name for name in METRICS if name.startswith(family + ".")] or list(METRICS)
+            raise ValueError(f"unknown metric {value!r}; known: {', '.join(near)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MetricRule":
+        spec = METRICS[self.metric]
+        comparisons = [k for k in ("max", "min", "max_regression") if getattr(self, k) is not None]
+        if len(comparisons) != 1:
+            raise ValueError("give exactly one of max, min or max_regression")
+        if self.max_regression is not None and spec.better == "neither":
+            raise ValueError(f"{self.metric} has no better direction, so max_regression cannot apply; use max or min")
+        if "overall" in spec.scopes and self.feature is None:
+            if self.group is not None:
+                raise ValueError("group needs a feature")
+        elif self.feature is None:
+            raise ValueError(f"{self.metric} is reported per feature: name the feature")
+        if "group" in spec.scopes and self.feature is not None and self.group is None:
+            raise ValueError(f"{self.metric} is reported per group: give group (a value, every or worst)")
+        if "group" not in spec.scopes and self.group is not None:
+            raise ValueError(f"{self.metric} is not reported per group: remove group")
+        if self.judge != "point" and not spec.has_interval:
+            raise ValueError(f"{self.metric} has no confidence interval: judge must be point")
+        return self
+
+
+class ApprovalsRule(RuleBase):
+    """At least `min` distinct reviewers approved the version (sign-off)."""
+
+    kind: Literal["approvals"]
+    min: int = Field(ge=1, description="Distinct approvals required.")
+
+
+class OpenReviewsRule(RuleBase):
+    """At most `max` review items of the version are still open."""
+
+    kind: Literal["open_reviews"]
+    max: int = Field(0, ge=0, description="Open review items allowed.")
+
+
+RULE_KINDS: dict[str, type[RuleBase]] = {"metric": MetricRule, "approvals": ApprovalsRule,
+                                         "open_reviews": OpenReviewsRule}
+Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule]
+
+
+class Policy(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    version: Union[int, str]
+    description: str | None = None
+    rules: list[Rule] = Field(min_length=1)
+
+
+def json_schema() -> dict:
+    """The published JSON Schema: a policy whose rules are one of the registered kinds."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(Policy).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "govern policy pack"
+    return schema
+

@@ -1,0 +1,151 @@
+"""The gate as a pure function: every rule kind and option, judged on hand-made metric records."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaluation import MetricRecord, MetricSet
+from policies import PolicyInvalid, ReviewState, parse_policy, run_gate
+
+
+def R(family, metric, value, n=1000, feature=None, group=None, low=None, high=None, **detail):
+    return MetricRecord(family, metric, feature, group, value, n, low, high, detail)
+
+
+METRICS = MetricSet((
+    R("performance", "accuracy", 0.82, low=0.80, high=0.84),
+    R("performance", "roc_auc", 0.88, low=0.86, high=0.90),
+    R("calibration", "ece", 0.04, low=0.03, high=0.07),
+    R("calibration", "ece", 0.02, feature="sex", group="f", n=400),
+    R("calibration", "ece", 0.09, feature="sex", group="m", n=600),
+    R("fairness", "count", 400, feature="sex", group="f", n=400),
+    R("fairness", "count", 600, feature="sex", group="m", n=600),
+    R("fairness", "accuracy", 0.85, feature="sex", group="f", n=400, low=0.8, high=0.9),
+    R("fairness", "accuracy", 0.66, feature="sex", group="m", n=600, low=0.62, high=0.7),
+    R("fairness", "count", 990, feature="race", group="a", n=990),
+    R("fairness", "count", 10, feature="race", group="tiny", n=10),
+    R("fairness", "accuracy", 0.8, feature="race", group="a", n=990),
+    R("fairness", "accuracy", 0.5, feature="race", group="tiny", n=10),
+    R("fairness", "demographic_parity_difference", 0.06, feature="sex", low=0.02, high=0.12),
+    R("fairness", "demographic_parity_difference", 0.15, feature="race", low=0.05, high=0.4),
+    R("drift", "share_of_drifted_columns", 0.25, n=4),
+))
+
+
+def gate(rules: str, metrics=METRICS, **kwargs):
+    policy = parse_policy(f"name: t\nversion: 1\nrules:\n{rules}", source="t.yaml")
+    return run_gate(policy=policy, metrics=metrics, **kwargs)
+
+
+def one(rules: str, **kwargs):
+    decision = gate(rules, **kwargs)
+    assert len(decision.results) == 1
+    return decision, decision.results[0]
+
+
+def test_max_and_min_on_the_point_estimate():
+    decision, result = one("  - {id: ece, metric: calibration.ece, max: 0.05}")
+    assert (decision.verdict, result.status, result.judged, result.threshold) == ("passed", "passed", 0.04, 0.05)
+    assert result.reason == "ece is 0.04, within the maximum 0.05."
+    decision, result = one("  - {id: acc, metric: performance.accuracy, min: 0.9}")
+    assert (decision.verdict, result.status, result.blocking) == ("blocked", "failed", True)
+    assert result.reason == "accuracy is 0.82, below the minimum 0.9."
+
+
+def test_confidence_bounds_are_judged_when_asked():
+    _, point = one("  - {id: ece, metric: calibration.ece, max: 0.05}")
+    _, upper = one("  - {id: ece, metric: calibration.ece, max: 0.05, judge: ci_upper}")
+    _, lower = one("  - {id: acc, metric: performance.accuracy, min: 0.81, judge: ci_lower}")
+    assert point.status == "passed"
+    assert (upper.status, upper.judged, upper.observed) == ("failed", 0.07, 0.04)
+    assert upper.reason == "ece is 0.07 (upper confidence bound), above the maximum 0.05."
+    assert (lower.status, lower.judged) == ("failed", 0.80)
+
+
+def test_warn_severity_reports_without_blocking():
+    decision, result = one("  - {id: acc, metric: performance.accuracy, min: 0.9, severity: warn}")
+    assert (decision.verdict, result.status, result.blocking) == ("passed", "warned", False)
+
+
+@pytest.mark.parametrize("treat, blocking, verdict", [("warn", False, "passed"), ("block", True, "blocked"),
+                                                      ("pass", False, "passed")])
+def test_too_few_samples_is_insufficient_evidence_treated_as_the_rule_says(treat, blocking, verdict):
+    decision, result = one(f"  - {{id: p, metric: fairness.demographic_parity_difference, feature: race, "
+                           f"max: 0.2, min_samples: 50, insufficient: {treat}}}")
+    assert (result.status, result.blocking, decision.verdict) == ("insufficient", blocking, verdict)
+    assert result.reason.startswith("demographic parity difference for race: only 10 rows (minimum 50); "
+                                    "insufficient evidence.")
+
+
+def test_an_undefined_value_is_insufficient_with_its_reason():
+    metrics = MetricSet((R("performance", "roc_auc", None, reason="only one class is present"),))
+    _, result = one("  - {id: auc, metric: performance.roc_auc, min: 0.7}", metrics=metrics)
+    assert result.status == "insufficient" and "only one class is present" in result.reason
+
+
+def test_regression_against_a_baseline():
+    baseline = MetricSet((R("performance", "roc_auc", 0.90), R("calibration", "ece", 0.035)))
+    rules = ("  - {id: auc, metric: performance.roc_auc, max_regression: 0.01}\n"
+             "  - {id: ece, metric: calibration.ece, max_regression: 0.01, baseline: '3'}")
+    decision = gate(rules, baseline={"production": ("production, version 2", baseline), "3": ("version 3", baseline)})
+    auc, ece = decision.results
+    assert (auc.status, auc.baseline_value) == ("failed", 0.90)
+    assert auc.reason == ("roc auc is 0.88, 0.02 below the baseline 0.9 (production, version 2); "
+                          "at most 0.01 worse is allowed.")
+    assert ece.status == "passed"  # 0.04 vs 0.035: 0.005 worse, within 0.01
+    assert decision.baseline == "production, version 2, version 3"
+
+
+def test_regression_without_a_baseline_is_insufficient():
+    decision, result = one("  - {id: auc, metric: performance.roc_auc, max_regression: 0.01, insufficient: pass}",
+                           baseline={"production": None})
+    assert (result.status, decision.verdict) == ("insufficient", "passed")
+    assert "there is no evaluated baseline (production)" in result.reason
+
+
+def test_a_named_group_every_group_and_the_worst_group():
+    _, named = one("  - {id: f, metric: fairness.accuracy, feature: sex, group: f, min: 0.7}")
+    assert (named.status, named.judged, named.group) == ("passed", 0.85, "f")
+    _, every = one("  - {id: e, metric: fairness.accuracy, feature: sex, group: every, min: 0.7}")
+    assert (every.status, every.failing_groups, every.group) == ("failed", ["sex=m"], "m")
+    assert every.reason == "accuracy is below the minimum 0.7 in 1 of 2 (every group of sex): sex=m 0.66."
+    _, worst = one("  - {id: w, metric: calibration.ece, feature: sex, group: worst, max: 0.1}")
+    assert (worst.status, worst.judged, worst.group) == ("passed", 0.09, "m")
+
+
+def test_groups_below_min_samples_are_skipped_and_named():
+    _, result = one("  - {id: e, metric: fairness.accuracy, feature: race, group: every, min: 0.7, min_samples: 50}")
+    assert result.status == "passed"
+    assert result.reason.endswith("(not judged, too few rows or undefined: race=tiny).")
+
+
+def test_every_sensitive_feature():
+    _, result = one("  - {id: p, metric: fairness.demographic_parity_difference, feature: every, max: 0.1}")
+    assert (result.status, result.failing_groups, result.feature) == ("failed", ["race"], "race")
+
+
+def test_approvals_and_open_reviews_read_the_review_state():
+    rules = "  - {id: a, kind: approvals, min: 2}\n  - {id: o, kind: open_reviews, max: 0}"
+    blocked = gate(rules, reviews=ReviewState(approvals=1, open_items=3))
+    assert [r.status for r in blocked.results] == ["failed", "failed"]
+    assert [r.reason for r in blocked.results] == ["1 of 2 required approvals.",
+                                                  "3 review item(s) open; at most 0 allowed."]
+    assert gate(rules, reviews=ReviewState(approvals=2)).verdict == "passed"
+    rejected = gate(rules, reviews=ReviewState(approvals=2, rejections=1))
+    assert rejected.results[0].reason == "2 of 2 required approvals, and 1 rejection(s) stand."
+
+
+def test_a_feature_the_evaluation_lacks_names_the_rule_and_line():
+    with pytest.raises(PolicyInvalid) as caught:
+        gate("  - id: ok\n    metric: performance.accuracy\n    min: 0.5\n"
+             "  - id: age-parity\n    metric: fairness.demographic_parity_difference\n    feature: age\n    max: 0.1")
+    assert str(caught.value) == ("rule 'age-parity' (line 7): the evaluation has no "
+                                 "fairness.demographic_parity_difference for feature 'age'; evaluate with that "
+                                 "sensitive or feature column, or fix the rule.")
+
+
+def test_the_decision_is_deterministic_and_carries_the_hashes():
+    rules = "  - {id: ece, metric: calibration.ece, max: 0.05}\n  - {id: d, metric: drift.share_of_drifted_columns, max: 0.3}"
+    first, second = gate(rules), gate(rules)
+    assert first == second
+    assert first.metrics_sha256 == METRICS.sha256() and len(first.policy_sha256) == 64

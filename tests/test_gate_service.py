@@ -1,0 +1,199 @@
+"""`govern gate` on the store: stored decisions, queued reviews and jobs, idempotency, dry runs, exit
+codes and JUnit output."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.store import Database, gates
+from tests.conftest import snapshot
+
+FAILING = """name: tight
+version: 2
+rules:
+  - id: ece
+    metric: calibration.ece
+    max: 0.001
+    on_fail:
+      review: {sample: 5, strategy: high_confidence_errors, judgments: 2}
+      retrain: {strategy: recalibrate}
+  - id: parity
+    metric: fairness.demographic_parity_difference
+    feature: SEX
+    max: 0.0001
+    on_fail:
+      review: {sample: 3, strategy: worst_group}
+      retrain: {strategy: [reweight, recalibrate]}
+  - id: uncertain-drift
+    metric: drift.share_of_drifted_columns
+    max: 0.0
+    severity: warn
+    on_fail:
+      review: {sample: 4, strategy: uncertain}
+  - id: auc
+    metric: performance.roc_auc
+    min: 0.5
+"""
+LENIENT = """name: lenient
+version: 1
+rules:
+  - {id: auc, metric: performance.roc_auc, min: 0.5}
+  - {id: ece, metric: calibration.ece, max: 0.5, judge: ci_upper}
+"""
+
+
+@pytest.fixture
+def gated(evaluated_store, tmp_path):
+    evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)
+    policy = tmp_path / "tight.yaml"
+    policy.write_text(FAILING)
+    return evaluated_store, policy
+
+
+def test_a_blocked_gate_stores_its_decision_and_queues_reviews_and_one_job(gated):
+    store, policy = gated
+    outcome = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    decision = outcome.decision
+    assert decision.verdict == "blocked"
+    assert [(r.rule_id, r.status) for r in decision.results] == [
+        ("ece", "failed"), ("parity", "failed"), ("uncertain-drift", "passed"), ("auc", "passed")]
+
+    items = store.as_("vic").list_review_items(model="credit", version="1")
+    assert sorted(i.id for i in items) == sorted(outcome.review_items)
+    assert [(i.kind, i.rule_id) for i in items if i.kind == "rule_failure"] == [("rule_failure", "ece"),
+                                                                                ("rule_failure", "parity")]
+    examples = {rule: [i for i in items if i.kind == "example" and i.rule_id == rule] for rule in ("ece", "parity")}
+    assert len(examples["ece"]) == 5 and len(examples["parity"]) == 3
+    confident = sorted((i.evidence for i in examples["ece"]), key=lambda e: e["rank"])
+    assert all(e["prediction"] != e["label"] for e in confident)  # they are errors …
+    margins = [abs(e["score"] - 0.5) for e in confident]
+    assert margins == sorted(margins, reverse=True)  # … the most confident first
+    assert all(i.judgments_required == 2 and i.priority == "blocking" and i.status == "open" for i in examples["ece"])
+
+    [job] = store.as_("vic").list_jobs()
+    assert job.id == outcome.jobs[0] and job.gate_decision_id == outcome.gate_id
+    assert (job.status, job.strategies, job.failing_rules) == ("waiting_review", ["recalibrate", "reweight"],
+                                                                ["ece", "parity"])
+    assert sorted(job.depends_on) == sorted(outcome.review_items)
+    stored = store.as_("vic").latest_gate(model="credit", version="1")
+    assert (stored.id, stored.verdict, stored.policy_name, stored.policy_version) == (outcome.gate_id, "blocked",
+                                                                                       "tight", "2")
+    assert stored.metrics_sha256 == store.as_("vic").latest_evaluation(model="credit", version="1")[1].sha256()
+    assert store.as_("aud").verify_audit().ok
+
+
+def test_worst_group_examples_come_from_the_worst_group(gated):
+    store, policy = gated
+    store.as_("eng").gate(model="credit", version="1", policy=policy)
+    _, metrics = store.as_("vic").latest_evaluation(model="credit", version="1")
+    worst = min(metrics.select("fairness", "accuracy", "SEX"), key=lambda r: r.value).group
+    examples = [i for i in store.as_("vic").list_review_items() if i.kind == "example" and i.rule_id == "parity"]
+    assert {e.evidence["groups"]["SEX"] for e in examples} == {worst}
+
+
+def test_gating_again_on_the_same_evidence_queues_nothing_new(gated):
+    store, policy = gated
+    first = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    second = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    assert second.review_items == first.review_items and second.jobs == first.jobs
+    assert len(store.as_("vic").list_review_items()) == len(first.review_items)
+    assert len(store.as_("vic").list_jobs()) == 1
+    assert second.gate_id != first.gate_id  # each run is on the record
+
+
+def test_a_dry_run_writes_nothing(gated):
+    store, policy = gated
+    before = snapshot(store.home)
+    outcome = store.as_("eng").gate(model="credit", version="1", policy=policy, dry_run=True)
+    assert outcome.decision.verdict == "blocked" and outcome.gate_id is None and not outcome.review_items
+    assert snapshot(store.home) == before
+
+
+def test_open_reviews_rule_counts_the_queued_items(gated, tmp_path):
+    store, policy = gated
+    store.as_("eng").gate(model="credit", version="1", policy=policy)
+    rule = tmp_path / "open.yaml"
+    rule.write_text("name: o\nversion: 1\nrules:\n  - {id: open, kind: open_reviews, max: 0}\n")
+    result = store.as_("eng").gate(model="credit", version="1", policy=rule, dry_run=True).decision.results[0]
+    assert result.status == "failed" and result.observed == 10
+
+
+def test_regression_against_the_production_alias_and_a_named_version(evaluated_store, acs_files, tmp_path):
+    from tests.conftest import ACS_ROLES
+
+    engineer = evaluated_store.as_("eng")
+    engineer.evaluate(model="credit", version="1", resamples=0)
+    engineer.register_version(model="credit", version="2", artifact=evaluated_store.artifact, parent="1")
+    worse = tmp_path / "worse.parquet"
+    import pandas as pd
+
+    frame = pd.read_parquet(acs_files[0])
+    frame["predicted_probability"] = (frame["predicted_probability"] * 0.5 + 0.25)  # same ranks: AUC unchanged
+    frame.loc[frame.index[::3], "predicted_probability"] = 0.5  # but a third of the ranking lost
+    frame.to_parquet(worse)
+    engineer.ingest(model="credit", version="2", file=worse, split="eval", roles=ACS_ROLES)
+    engineer.evaluate(model="credit", version="2", reference_version="1", resamples=0)
+    policy = tmp_path / "reg.yaml"
+    policy.write_text("name: r\nversion: 1\nrules:\n"
+                      "  - {id: vs-prod, metric: performance.roc_auc, max_regression: 0.01}\n"
+                      "  - {id: vs-v1, metric: performance.roc_auc, max_regression: 0.01, baseline: '1'}\n")
+    before = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
+    assert [r.status for r in before.results] == ["insufficient", "failed"]  # no production version yet
+
+    db = Database(evaluated_store.home / "govern.duckdb")
+    db.run(lambda conn: gates.set_alias(conn, model="credit", alias="production", version="1", actor="ada"))
+    after = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
+    assert [r.status for r in after.results] == ["failed", "failed"]
+    assert after.results[0].reason.endswith("(production, version 1); at most 0.01 worse is allowed.")
+
+
+def test_cli_exit_codes_json_and_junit(gated, run_cli, tmp_path):
+    store, policy = gated
+    junit = tmp_path / "gate.xml"
+    result = run_cli(store.home, "gate", "credit", "1", "--policy", policy, "--junit", junit, as_="eng")
+    assert result.exit_code == 1 and result.stdout.startswith("gate BLOCKED under tight v2: blocked by ece, parity")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
+    assert [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None] == ["ece", "parity"]
+
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text(LENIENT)
+    result = run_cli(store.home, "gate", "credit", "1", "--policy", lenient, "--json", as_="eng")
+    assert result.exit_code == 0
+    body = json.loads(result.stdout)
+    assert body["decision"]["verdict"] == "passed" and body["gate_id"].startswith("gd-")
+
+    listed = json.loads(run_cli(store.home, "review", "list", "--status", "open", "--json", as_="vic").stdout)
+    assert len(listed) == 10
+    jobs = json.loads(run_cli(store.home, "jobs", "list", "--status", "waiting_review", "--json", as_="vic").stdout)
+    assert len(jobs) == 1
+
+
+def test_cli_errors_exit_2(store, evaluated_store, run_cli, tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text("name: p\nversion: 1\nrules:\n  - {id: x, metric: fairness.demographic_parity_difference, "
+                      "feature: age, max: 0.1}\n")
+    result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", policy, as_="eng")
+    assert result.exit_code == 2 and "has not been evaluated" in result.stderr
+    evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", policy, as_="eng")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: p.yaml: rule 'x' (line 4): the evaluation has no "
+                             "fairness.demographic_parity_difference for feature 'age'; evaluate with that sensitive or "
+                             "feature column, or fix the rule.\n")
+    result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", tmp_path / "missing.yaml", as_="eng")
+    assert result.exit_code == 2 and "cannot read policy" in result.stderr
+
+
+def test_only_engineers_and_admins_gate(gated):
+    store, policy = gated
+    with pytest.raises(NotAllowed, match="may not run the release gate: that needs the role engineer or admin"):
+        store.as_("rey").gate(model="credit", version="1", policy=policy)
+    with pytest.raises(NotFound):
+        store.as_("eng").gate(model="credit", version="9", policy=policy)
+    with pytest.raises(InvalidInput):
+        store.as_("eng").gate(model="credit", version="1", policy=store.home / "none.yaml")

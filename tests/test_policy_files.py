@@ -1,0 +1,106 @@
+"""Policy packs on disk: shipped packs, the published schema, and a corpus of malformed policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policies import SCHEMA_PATH, PolicyInvalid, load_policy, parse_policy, shipped_packs
+from policies.schema import RULE_KINDS, json_schema
+
+
+@pytest.mark.parametrize("name", ["default", "strict"])
+def test_shipped_packs_are_valid(name, run_cli, tmp_path):
+    loaded = load_policy(shipped_packs()[name])
+    assert loaded.policy.rules
+    result = run_cli(tmp_path, "policy", "validate", name)
+    assert result.exit_code == 0 and result.stdout.startswith(f"valid: {loaded.policy.name} v1")
+
+
+def test_strict_pack_says_which_regulation_each_rule_serves():
+    for rule in load_policy(shipped_packs()["strict"]).policy.rules:
+        assert rule.serves and all(("EU AI Act" in s) or ("SR 11-7" in s) for s in rule.serves), rule.id
+
+
+def test_published_schema_is_current_and_documents_every_rule_kind():
+    published = json.loads(SCHEMA_PATH.read_text())
+    assert published == json.loads(json.dumps(json_schema())), "run `python -m policies` to regenerate schema.json"
+    for kind, cls in RULE_KINDS.items():
+        assert cls.__name__ in published["$defs"], kind
+        assert published["$defs"][cls.__name__]["properties"]["kind"]
+
+
+HEAD = "name: p\nversion: 1\nrules:\n"
+MALFORMED = {
+    "unknown_metric": (HEAD + "  - {id: a, metric: calibration.eec, max: 0.1}",
+                       "rule 'a' (line 4): metric: unknown metric 'calibration.eec'; known: calibration.brier_score, "
+                       "calibration.ece, calibration.mce"),
+    "unknown_key": (HEAD + "  - id: a\n    metric: calibration.ece\n    max: 0.1\n    maximum: 0.2",
+                    "rule 'a' (line 7): unknown key 'maximum'"),
+    "unknown_operator": (HEAD + "  - id: a\n    metric: calibration.ece\n    lt: 0.1",
+                         "rule 'a' (line 6): unknown key 'lt'"),
+    "unknown_kind": (HEAD + "  - {id: a, kind: approval, min: 2}",
+                     "rule 'a' (line 4): unknown kind 'approval' (known: metric, approvals, open_reviews)"),
+    "no_comparison": (HEAD + "  - {id: a, metric: calibration.ece}",
+                      "rule 'a' (line 4): give exactly one of max, min or max_regression"),
+    "two_comparisons": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min: 0.0}",
+                        "rule 'a' (line 4): give exactly one of max, min or max_regression"),
+    "missing_feature": (HEAD + "  - {id: a, metric: fairness.demographic_parity_difference, max: 0.1}",
+                        "rule 'a' (line 4): fairness.demographic_parity_difference is reported per feature: "
+                        "name the feature"),
+    "missing_group": (HEAD + "  - {id: a, metric: fairness.accuracy, feature: sex, min: 0.7}",
+                      "rule 'a' (line 4): fairness.accuracy is reported per group: give group (a value, every or worst)"),
+    "group_on_feature_metric": (HEAD + "  - {id: a, metric: fairness.demographic_parity_difference, feature: sex, "
+                                       "group: f, max: 0.1}",
+                                "rule 'a' (line 4): fairness.demographic_parity_difference is not reported per group: "
+                                "remove group"),
+    "judge_without_interval": (HEAD + "  - {id: a, metric: drift.share_of_drifted_columns, max: 0.3, judge: ci_upper}",
+                               "rule 'a' (line 4): drift.share_of_drifted_columns has no confidence interval: "
+                               "judge must be point"),
+    "bad_severity": (HEAD + "  - id: a\n    metric: calibration.ece\n    max: 0.1\n    severity: fatal",
+                     "rule 'a' (line 7): severity: Input should be 'block' or 'warn'"),
+    "bad_review_strategy": (HEAD + "  - id: a\n    metric: calibration.ece\n    max: 0.1\n    on_fail:\n"
+                                   "      review: {strategy: random}",
+                            "rule 'a' (line 7): on_fail.review.strategy: Input should be 'high_confidence_errors', "
+                            "'uncertain' or 'worst_group'"),
+    "bad_retrain_strategy": (HEAD + "  - id: a\n    metric: calibration.ece\n    max: 0.1\n    on_fail:\n"
+                                    "      retrain: {strategy: dropout}",
+                             "rule 'a' (line 7): on_fail.retrain.strategy.0: Input should be 'recalibrate', "
+                             "'reweight', 'curriculum' or 'fairness_penalty'"),
+    "negative_min_samples": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: -5}",
+                             "rule 'a' (line 4): min_samples: Input should be greater than or equal to 0"),
+    "duplicate_ids": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1}\n  - {id: a, kind: approvals, min: 1}",
+                      "rule 'a' (line 5): the id is used twice (first on line 4)"),
+    "top_level_key": ("name: p\nversion: 1\nowner: me\nrules:\n  - {id: a, kind: approvals, min: 1}",
+                      "line 3: unknown key 'owner' (allowed: description, name, rules, version)"),
+    "empty_rules": ("name: p\nversion: 1\nrules: []", "rules: give a non-empty list of rules"),
+    "not_yaml": ("name: p\nrules: [\n", None),
+    "not_a_mapping": ("- just\n- a list\n", None),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_policies_are_refused_naming_rule_and_line(case):
+    text, problem = MALFORMED[case]
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy(text, source="bad.yaml")
+    message = str(caught.value)
+    if problem is None:
+        assert message.startswith("bad.yaml")
+    else:
+        assert message == f"bad.yaml is not a valid policy (1 problem):\n  - {problem}"
+
+
+def test_every_problem_is_reported_at_once():
+    text = HEAD + "  - {id: a, metric: nope.x, max: 1}\n  - {id: b, kind: approvals}\n  - {id: c, kind: open_reviews, max: -1}"
+    with pytest.raises(PolicyInvalid, match=r"^bad.yaml is not a valid policy \(3 problems\)"):
+        parse_policy(text, source="bad.yaml")
+
+
+def test_cli_validate_exits_2_with_the_problems(tmp_path, run_cli):
+    path = tmp_path / "bad.yaml"
+    path.write_text(MALFORMED["unknown_operator"][0])
+    result = run_cli(tmp_path, "policy", "validate", path)
+    assert result.exit_code == 2
+    assert result.stderr == "error: bad.yaml is not a valid policy (1 problem):\n  - rule 'a' (line 6): unknown key 'lt'\n"
