@@ -13,6 +13,8 @@ between the exact AUC and the cell AUC of the full sample. The cost is milliseco
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from evaluation.classification import N_BINS, SCORE_STEPS, Cells
@@ -24,7 +26,8 @@ UNSTABLE_BELOW = 30
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval over the first axis (the replicates)."""
     alpha = (1 - confidence) / 2
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined in every replicate stays NaN
         low, high = np.nanpercentile(values, [100 * alpha, 100 * (1 - alpha)], axis=0)
     return low, high
 

@@ -98,8 +98,10 @@ INGEST_BIG = textwrap.dedent("""
     from pathlib import Path
     from governance.ingest import ColumnRoles
     from governance.service import Service
-    Service.open(home=sys.argv[1], actor="eng").ingest(
-        model="credit", version="1", file=Path(sys.argv[2]), split="eval", roles=ColumnRoles(sensitive=("sex",)))
+    service = Service.open(home=sys.argv[1], actor="eng")
+    print("ready", flush=True)
+    service.ingest(model="credit", version="1", file=Path(sys.argv[2]), split="eval",
+                   roles=ColumnRoles(sensitive=("sex",)))
     print("finished", flush=True)
 """)
 
@@ -130,17 +132,19 @@ def big_csv(tmp_path_factory) -> Path:
 def _assert_intact_without_partial_sets(store, before) -> None:
     assert snapshot(store.home)["prediction_sets"] == before["prediction_sets"]
     report = store.as_("aud").verify_audit()
-    assert report.ok and report.event_count == 8
+    assert report.ok and report.event_count == len(before["audit_events"])
 
 
 def _start_big_ingest(home: Path, csv: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", INGEST_BIG, str(home), str(csv)],
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    child = subprocess.Popen([sys.executable, "-c", INGEST_BIG, str(home), str(csv)],
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    assert child.stdout.readline().strip() == "ready"  # imports done: the ingest itself starts now
+    return child
 
 
 @pytest.fixture(scope="module")
-def full_ingest_seconds(big_csv, tmp_path_factory) -> float:
-    """How long the whole ingest takes here, so the kills land inside it on any machine."""
+def ingest_seconds(big_csv, tmp_path_factory) -> float:
+    """How long the ingest itself takes here, so the kills land inside it on any machine."""
     from tests.conftest import USERS
 
     home = tmp_path_factory.mktemp("timing") / "home"
@@ -149,23 +153,28 @@ def full_ingest_seconds(big_csv, tmp_path_factory) -> float:
     engineer = Service.open(home=home, actor="eng")
     engineer.register_model(name="credit")
     engineer.register_version(model="credit", version="1", artifact=big_csv)
-    started = time.monotonic()
     child = _start_big_ingest(home, big_csv)
-    assert child.communicate()[0].strip() == "finished"
+    started = time.monotonic()
+    assert child.stdout.readline().strip() == "finished"
+    child.wait()
     return time.monotonic() - started
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.85])
-def test_sigkill_during_a_large_ingest_leaves_no_partial_prediction_set(store, big_csv, full_ingest_seconds,
-                                                                        fraction):
-    before = snapshot(store.home)
-    child = _start_big_ingest(store.home, big_csv)
-    time.sleep(full_ingest_seconds * fraction)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
-    _assert_intact_without_partial_sets(store, before)
+@pytest.mark.parametrize("fraction", [0.1, 0.4, 0.7])
+def test_sigkill_during_a_large_ingest_leaves_no_partial_prediction_set(store, big_csv, ingest_seconds, fraction):
+    killed = False
+    for attempt in range(4):  # a faster run may finish first: then try again sooner
+        before = snapshot(store.home)
+        child = _start_big_ingest(store.home, big_csv)
+        time.sleep(ingest_seconds * fraction / 2 ** attempt)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        if child.returncode == -signal.SIGKILL:
+            killed = True
+            _assert_intact_without_partial_sets(store, before)
+            break
+    assert killed, "every ingest finished before it could be killed"
     # And the store takes the next ingest normally.
     small = big_csv.parent / "small.csv"
     predictions_frame(10).to_csv(small, index=False)
