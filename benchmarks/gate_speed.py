@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import FEATURES, SENSITIVE, predictions  # noqa: E402
+from benchmarks.synthetic import FEATURES, SENSITIVE, bench_store, predictions  # noqa: E402
 from governance.ingest import ColumnRoles  # noqa: E402
-from governance.service import Service  # noqa: E402
 
 
 POLICY = """name: bench
@@ -52,13 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        home = tmp_path / "home"
-        Service.open(home=home).init(admin="bench")
-        service = Service.open(home=home, actor="bench")
-        service.register_model(name="bench")
-        artifact = tmp_path / "model.bin"
-        artifact.write_bytes(b"model")
-        service.register_version(model="bench", version="1", artifact=artifact)
+        home, service = bench_store(tmp_path)
         roles = ColumnRoles(sensitive=tuple(SENSITIVE), features=tuple(FEATURES))
         for split, seed, shift in (("eval", 1, 0.1), ("reference", 2, 0.0)):
             path = tmp_path / f"{split}.parquet"

@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import predictions  # noqa: E402
+from benchmarks.synthetic import bench_store, predictions  # noqa: E402
 from governance.ingest import ColumnRoles  # noqa: E402
-from governance.service import Service  # noqa: E402
 
 
 def main() -> None:
@@ -37,13 +36,7 @@ def main() -> None:
         files = {"csv": tmp_path / "preds.csv", "parquet": tmp_path / "preds.parquet"}
         frame.to_csv(files["csv"], index=False)
         frame.to_parquet(files["parquet"], index=False)
-        home = tmp_path / "home"
-        Service.open(home=home).init(admin="bench")
-        admin = Service.open(home=home, actor="bench")
-        admin.register_model(name="bench")
-        artifact = tmp_path / "model.bin"
-        artifact.write_bytes(b"model")
-        admin.register_version(model="bench", version="1", artifact=artifact)
+        home, admin = bench_store(tmp_path)
 
         results = {}
         for fmt, path in files.items():

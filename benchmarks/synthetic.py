@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -25,3 +27,17 @@ def predictions(rows: int, *, seed: int = 0, shift: float = 0.0) -> pd.DataFrame
         "x4": rng.choice(list("pqrstu"), rows),
         "x5": rng.normal(0, 1, rows),
     })
+
+
+def bench_store(folder: Path):
+    """A fresh store in `folder` with user `bench` (admin) and model bench version 1; its service."""
+    from governance.service import Service
+
+    home = folder / "home"
+    Service.open(home=home).init(admin="bench")
+    service = Service.open(home=home, actor="bench")
+    service.register_model(name="bench")
+    artifact = folder / "model.bin"
+    artifact.write_bytes(b"model")
+    service.register_version(model="bench", version="1", artifact=artifact)
+    return home, service

@@ -74,6 +74,15 @@ class _Problems:
         self.items.append(where + text + detail)
 
 
+def _existing_file(path: Path, empty_message: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"file {path} does not exist or is not a regular file.")
+    if path.stat().st_size == 0:
+        raise InvalidInput(empty_message)
+    return path
+
+
 def detect_format(path: Path) -> str:
     if path.suffix.lower() in (".parquet", ".pq"):
         return "parquet"
@@ -86,11 +95,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
 
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"file {path} does not exist or is not a regular file.")
-    if path.stat().st_size == 0:
-        raise InvalidInput(f"cannot ingest {path.name}: the file is empty.")
+    path = _existing_file(path, f"cannot ingest {Path(path).name}: the file is empty.")
     fmt = detect_format(path)
     conn = duckdb.connect()
     try:
@@ -275,11 +280,7 @@ def _literal(path: Path) -> str:
 
 def describe_table_file(path: Path) -> tuple[str, int, dict[str, str]]:
     """(format, row count, column types) of a CSV or Parquet file, such as a version's training data."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"file {path} does not exist or is not a regular file.")
-    if path.stat().st_size == 0:
-        raise InvalidInput(f"{path.name} is empty; training data must be a CSV or Parquet file with rows.")
+    path = _existing_file(path, f"{Path(path).name} is empty; training data must be a CSV or Parquet file with rows.")
     fmt = detect_format(path)
     reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, sample_size = -1)"
     conn = duckdb.connect()

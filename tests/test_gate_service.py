@@ -197,3 +197,28 @@ def test_only_engineers_and_admins_gate(gated):
         store.as_("eng").gate(model="credit", version="9", policy=policy)
     with pytest.raises(InvalidInput):
         store.as_("eng").gate(model="credit", version="1", policy=store.home / "none.yaml")
+
+
+def test_a_job_without_review_items_to_wait_for_is_queued(evaluated_store, tmp_path):
+    evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    policy = tmp_path / "retrain-only.yaml"
+    policy.write_text("name: r\nversion: 1\nrules:\n  - id: ece\n    metric: calibration.ece\n    max: 0.0001\n"
+                      "    on_fail: {retrain: {strategy: curriculum}}\n")
+    outcome = evaluated_store.as_("eng").gate(model="credit", version="1", policy=policy)
+    [job] = evaluated_store.as_("vic").list_jobs()
+    assert (job.id, job.status, job.depends_on, outcome.review_items) == (outcome.jobs[0], "queued", [], [])
+
+
+def test_uncertain_examples_are_the_scores_closest_to_the_threshold(evaluated_store, acs_files):
+    import numpy as np
+    import pandas as pd
+
+    from governance.sampling import sample_examples
+
+    prediction_set = evaluated_store.as_("vic").show_version(model="credit", version="1").prediction_sets[0]
+    path = evaluated_store.as_("vic").prediction_set_path(prediction_set)
+    picked = sample_examples(path, prediction_set, strategy="uncertain", count=7, seed=3)
+    scores = pd.read_parquet(path)["predicted_probability"].to_numpy()
+    closest = np.sort(np.abs(scores - 0.5))[:7]
+    assert [abs(e["score"] - 0.5) for e in picked] == pytest.approx(list(closest))
+    assert picked == sample_examples(path, prediction_set, strategy="uncertain", count=7, seed=3)
