@@ -404,6 +404,184 @@ def review_list(ctx: click.Context, model_name: str | None, version_name: str | 
         for i in items) or "no review items")
 
 
+@review.command("show")
+@click.argument("item_id", metavar="ID")
+@json_option
+@click.pass_context
+def review_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
+    """Show an item's evidence, status and judgments."""
+    detail = _service(ctx).show_review_item(item_id=item_id)
+    i = detail.item
+    lines = [f"{i.id}  {i.model}/{i.version}  {i.kind}  {i.status}  priority {i.priority}"
+             + (f"  claimed by {i.assignee} until {i.claim_expires_at:%Y-%m-%d %H:%M}" if i.status == "claimed" else ""),
+             f"  needs {i.judgments_required} judgment(s); rule {i.rule_id or '-'}; gate {i.gate_decision_id or '-'}",
+             "  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str)]
+    lines += [f"  {j.reviewer}: {j.verdict}" + (f" → label {j.corrected_label}" if j.corrected_label is not None else "")
+              + f"  “{j.comment}”" for j in detail.judgments]
+    _emit(detail, as_json, "\n".join(lines))
+
+
+@review.command("claim")
+@click.argument("item_id", metavar="ID")
+@click.option("--minutes", type=click.IntRange(min=1), default=60, show_default=True,
+              help="How long the claim holds before others may take the item.")
+@json_option
+@click.pass_context
+def review_claim(ctx: click.Context, item_id: str, minutes: int, as_json: bool) -> None:
+    """Claim an item so that only you judge it (reviewers)."""
+    item = _service(ctx).claim_review_item(item_id=item_id, minutes=minutes)
+    _emit(item, as_json, f"claimed {item.id} until {item.claim_expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+@review.command("judge")
+@click.argument("item_id", metavar="ID")
+@click.option("--verdict", required=True, type=click.Choice(["label_correct", "label_wrong", "model_wrong", "ambiguous"]),
+              help="What is wrong, if anything.")
+@click.option("--label", type=int, help="With label_wrong: the corrected label, 0 or 1.")
+@click.option("--comment", required=True, help="Why, in a sentence.")
+@json_option
+@click.pass_context
+def review_judge(ctx: click.Context, item_id: str, verdict: str, label: int | None, comment: str,
+                 as_json: bool) -> None:
+    """Judge an item you claimed; it resolves when it has its required judgments."""
+    item = _service(ctx).judge_review_item(item_id=item_id, verdict=verdict, label=label, comment=comment)
+    _emit(item, as_json, f"judged {item.id}: now {item.status}")
+
+
+@review.command("add")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--evidence", required=True, help="What to look at, as text or a JSON object.")
+@click.option("--priority", type=click.Choice(["normal", "blocking"]), default="normal", show_default=True,
+              help="Blocking items hold up release under an open_reviews rule.")
+@click.option("--judgments", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="Independent judgments the item needs.")
+@click.option("--due", metavar="ISO8601", help="When it should be done.")
+@click.option("--gold-verdict", type=click.Choice(["label_correct", "label_wrong", "model_wrong", "ambiguous"]),
+              help="Admins: make it a gold item with this known verdict.")
+@click.option("--gold-label", type=int, help="Admins: the gold item's known corrected label.")
+@json_option
+@click.pass_context
+def review_add(ctx: click.Context, model_name: str, version_name: str, evidence: str, priority: str, judgments: int,
+               due: str | None, gold_verdict: str | None, gold_label: int | None, as_json: bool) -> None:
+    """File a review item by hand (or, for admins, a gold item that measures reviewers)."""
+    try:
+        body = json.loads(evidence)
+    except ValueError:
+        body = {"note": evidence}
+    if not isinstance(body, dict):
+        body = {"note": body}
+    gold = {"verdict": gold_verdict, "label": gold_label} if gold_verdict else None
+    item = _service(ctx).add_review_item(model=model_name, version=version_name, evidence=body, priority=priority,
+                                         judgments=judgments, due=due, gold=gold)
+    _emit(item, as_json, f"filed {item.id} ({item.kind})")
+
+
+@review.command("dismiss")
+@click.argument("item_id", metavar="ID")
+@click.option("--comment", required=True, help="Why the item needs no judgment.")
+@json_option
+@click.pass_context
+def review_dismiss(ctx: click.Context, item_id: str, comment: str, as_json: bool) -> None:
+    """Close an item without judging it."""
+    item = _service(ctx).dismiss_review_item(item_id=item_id, comment=comment)
+    _emit(item, as_json, f"dismissed {item.id}")
+
+
+@cli.command("agreement")
+@click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
+@click.option("--floor", type=float, default=0.8, show_default=True,
+              help="Flag reviewers whose gold accuracy falls below this.")
+@json_option
+@click.pass_context
+def agreement_command(ctx: click.Context, model_name: str | None, floor: float, as_json: bool) -> None:
+    """Reviewer agreement (Krippendorff's alpha, Cohen's kappa per pair) and gold-item accuracy."""
+    result = _service(ctx).agreement(model=model_name, accuracy_floor=floor)
+
+    def fmt(value: float | None) -> str:
+        return "undefined" if value is None else f"{value:.3f}"
+
+    lines = [f"items judged by 2+ reviewers: {result.items}; Krippendorff's alpha {fmt(result.alpha)}"]
+    lines += [f"  kappa {p['reviewers'][0]} ~ {p['reviewers'][1]}: {fmt(p['cohens_kappa'])} over {p['items']} items"
+              for p in result.pairs]
+    lines += [f"  {r['reviewer']}: gold accuracy {r['gold_accuracy']:.2f} over {r['gold_judged']}"
+              + ("  FLAGGED" if r["flagged"] else "") for r in result.reviewers]
+    _emit(result, as_json, "\n".join(lines))
+
+
+@cli.command("feedback")
+@click.argument("model_name", metavar="MODEL")
+@json_option
+@click.pass_context
+def feedback_command(ctx: click.Context, model_name: str, as_json: bool) -> None:
+    """Snapshot reviewers' label corrections as the model's next feedback dataset (retraining reads it)."""
+    result = _service(ctx).build_feedback(model=model_name)
+    _emit(result, as_json, f"feedback dataset v{result['version']} of {model_name}: {result['corrections']} "
+                           f"corrections, sha256 {result['sha256'][:16]}…" + ("" if result["new"] else " (unchanged)"))
+
+
+@cli.command("signoff")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--approve", "decision", flag_value="approve", help="Approve the release.")
+@click.option("--reject", "decision", flag_value="reject", help="Reject it (blocks release until withdrawn).")
+@click.option("--withdraw", "decision", flag_value="withdraw", help="Withdraw your earlier decision.")
+@click.option("--comment", default="", help="Why; required to reject.")
+@json_option
+@click.pass_context
+def signoff_command(ctx: click.Context, model_name: str, version_name: str, decision: str | None, comment: str,
+                    as_json: bool) -> None:
+    """Approve or reject a version for release (reviewers and admins; never its creator)."""
+    if decision is None:
+        raise InvalidInput("say --approve, --reject or --withdraw.")
+    signoff = _service(ctx).sign_off(model=model_name, version=version_name, decision=decision, comment=comment)
+    _emit(signoff, as_json, f"{signoff.reviewer} {decision}d {model_name} version {version_name} "
+                            f"(decision {signoff.revision})" if decision != "withdraw" else
+          f"{signoff.reviewer} withdrew their decision on {model_name} version {version_name}")
+
+
+@cli.command("release")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--override", is_flag=True, help="Admins: release despite the gate or approvals (marked).")
+@click.option("--reason", help="With --override: why.")
+@click.option("--expires", metavar="ISO8601", help="With --override: when the exception lapses.")
+@json_option
+@click.pass_context
+def release_command(ctx: click.Context, model_name: str, version_name: str, override: bool, reason: str | None,
+                    expires: str | None, as_json: bool) -> None:
+    """Move the model's production alias to VERSION: needs a passing gate and the policy's approvals."""
+    move = _service(ctx).release(model=model_name, version=version_name, override=override, reason=reason,
+                                 expires=expires)
+    _emit(move, as_json, f"{model_name} production: {move.previous_version or '-'} → {move.version}"
+                         + (f" (OVERRIDE by {move.actor}: {move.override_reason}; expires "
+                            f"{move.override_expires:%Y-%m-%d %H:%M})" if move.action == "override" else ""))
+
+
+@cli.command("rollback")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--to", "to_version", metavar="VERSION", help="A version that was in production before.")
+@json_option
+@click.pass_context
+def rollback_command(ctx: click.Context, model_name: str, to_version: str | None, as_json: bool) -> None:
+    """Move production back to the previous released version (or --to one)."""
+    move = _service(ctx).rollback(model=model_name, to=to_version)
+    _emit(move, as_json, f"{model_name} production rolled back: {move.previous_version} → {move.version}")
+
+
+@cli.command("history")
+@click.argument("model_name", metavar="MODEL")
+@json_option
+@click.pass_context
+def history_command(ctx: click.Context, model_name: str, as_json: bool) -> None:
+    """Who moved the production alias, when, to which version and why (overrides marked)."""
+    moves = _service(ctx).history(model=model_name)
+    _emit(moves, as_json, "\n".join(
+        f"{m.seq:>3}  {m.moved_at:%Y-%m-%d %H:%M}  {m.action:<8} {m.previous_version or '-'} → {m.version}  by {m.actor}"
+        + (f"  OVERRIDE: {m.override_reason} (expires {m.override_expires:%Y-%m-%d %H:%M})"
+           if m.action == "override" else "") for m in moves) or "no releases yet")
+
+
 @cli.group(cls=GovernGroup)
 def jobs() -> None:
     """Retraining jobs."""

@@ -142,6 +142,49 @@ class ReviewItem(Record):
     evidence: dict[str, Any]
     created_at: datetime
     created_by: str
+    assignee: str | None = None
+    claim_expires_at: datetime | None = None
+    due_at: datetime | None = None
+    is_gold: bool = False
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Judgment(Record):
+    item_id: str
+    reviewer: str
+    verdict: str
+    corrected_label: int | None
+    comment: str
+    judged_at: datetime
+
+
+@dataclass(frozen=True)
+class SignOff(Record):
+    model: str
+    version: str
+    reviewer: str
+    revision: int
+    decision: str
+    comment: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasMove(Record):
+    """One move of a model's alias: a release, a rollback or an admin override (marked)."""
+
+    model: str
+    seq: int
+    alias: str
+    version: str
+    previous_version: str | None
+    action: str
+    gate_id: str | None
+    override_reason: str | None
+    override_expires: datetime | None
+    actor: str
+    moved_at: datetime
 
 
 @dataclass(frozen=True)

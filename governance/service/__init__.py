@@ -10,10 +10,13 @@ from governance.service.base import ServiceBase, check_name
 from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.registry import RISK_TIERS, RegistryActions
+from governance.service.releases import ReleaseActions
+from governance.service.reviews import ReviewActions
 from governance.service.users import UserActions
 
 
-class Service(UserActions, RegistryActions, EvaluationActions, GateActions, AuditActions):
+class Service(UserActions, RegistryActions, EvaluationActions, GateActions, ReviewActions, ReleaseActions,
+              AuditActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
 

@@ -18,6 +18,7 @@ from governance.roles import Action
 from governance.sampling import sample_examples
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.store import evaluations, gates, registry
+from governance.store import reviews as signoffs
 from policies import GateDecision, LoadedPolicy, PolicyInvalid, ReviewState, RuleResult, load_policy, run_gate
 from policies.schema import MetricRule
 
@@ -81,7 +82,10 @@ class GateActions(ServiceBase):
         for rule in loaded.policy.rules:
             if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
                 baselines[rule.baseline] = self._baseline(conn, model, rule.baseline)
-        reviews = ReviewState(open_items=gates.count_open_items(conn, model, version))
+        current = signoffs.current_signoffs(conn, model, version)
+        reviews = ReviewState(approvals=sum(s.decision == "approve" for s in current),
+                              rejections=sum(s.decision == "reject" for s in current),
+                              open_items=gates.count_open_items(conn, model, version))
         return evaluation, metrics, baselines, reviews
 
     def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str) -> tuple[str, MetricSet] | None:

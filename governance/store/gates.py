@@ -10,11 +10,12 @@ from governance.records import GateRecord, Job, ReviewItem
 
 _ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
          "evidence_json, created_at, created_by")
+_ITEM_READ = _ITEM + ", assignee, claim_expires_at, due_at, gold_json IS NOT NULL, resolved_at"
 _JOB = ("id, model, version, kind, status, strategies_json, failing_rules_json, depends_on_json, gate_decision_id, "
         "attempts, created_at, updated_at")
 _GATE = ("id, model, version, evaluation_id, policy_name, policy_version, policy_sha256, metrics_sha256, verdict, "
          "decision_json, created_at, created_by")
-_SELECT_ITEMS = f"SELECT {_ITEM} FROM review_items"
+_SELECT_ITEMS = f"SELECT {_ITEM_READ} FROM review_items"
 _SELECT_JOBS = f"SELECT {_JOB} FROM jobs"
 _SELECT_GATES = f"SELECT {_GATE} FROM gate_decisions"
 
@@ -72,7 +73,7 @@ def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> st
     return conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()[0]
 
 
-def _item(row: tuple) -> ReviewItem:
+def item_from_row(row: tuple) -> ReviewItem:
     values = list(row)
     values[9] = json.loads(values[9])
     return ReviewItem(*values)
@@ -89,7 +90,7 @@ def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, ver
     rows = conn.execute(
         _SELECT_ITEMS + " WHERE (? IS NULL OR model = ?) AND (? IS NULL OR version = ?) AND (? IS NULL OR status = ?) "
         "ORDER BY created_at, rule_id, kind DESC, id", [model, model, version, version, status, status]).fetchall()
-    return [_item(row) for row in rows]
+    return [item_from_row(row) for row in rows]
 
 
 def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> int:

@@ -192,12 +192,69 @@ def m005_gates_reviews_jobs(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def m006_reviews_signoffs_releases(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("ALTER TABLE review_items ADD COLUMN assignee VARCHAR")
+    conn.execute("ALTER TABLE review_items ADD COLUMN claim_expires_at TIMESTAMP")
+    conn.execute("ALTER TABLE review_items ADD COLUMN due_at TIMESTAMP")
+    conn.execute("ALTER TABLE review_items ADD COLUMN gold_json VARCHAR")  # a gold item's known answer
+    conn.execute("ALTER TABLE review_items ADD COLUMN resolved_at TIMESTAMP")
+    # One judgment per reviewer per item: the key refuses a second, even from a concurrent process.
+    conn.execute("""
+        CREATE TABLE judgments (
+            item_id         VARCHAR NOT NULL,
+            reviewer        VARCHAR NOT NULL,
+            verdict         VARCHAR NOT NULL,
+            corrected_label INTEGER,
+            comment         VARCHAR NOT NULL,
+            judged_at       TIMESTAMP NOT NULL,
+            PRIMARY KEY (item_id, reviewer)
+        )""")
+    # Every sign-off decision is kept; a reviewer's latest revision is their current decision.
+    conn.execute("""
+        CREATE TABLE signoffs (
+            model      VARCHAR NOT NULL,
+            version    VARCHAR NOT NULL,
+            reviewer   VARCHAR NOT NULL,
+            revision   INTEGER NOT NULL,
+            decision   VARCHAR NOT NULL,
+            comment    VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, version, reviewer, revision)
+        )""")
+    conn.execute("""
+        CREATE TABLE alias_history (
+            model            VARCHAR NOT NULL,
+            seq              INTEGER NOT NULL,
+            alias            VARCHAR NOT NULL,
+            version          VARCHAR NOT NULL,
+            previous_version VARCHAR,
+            action           VARCHAR NOT NULL,
+            gate_id          VARCHAR,
+            override_reason  VARCHAR,
+            override_expires TIMESTAMP,
+            actor            VARCHAR NOT NULL,
+            moved_at         TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, seq)
+        )""")
+    conn.execute("""
+        CREATE TABLE feedback_datasets (
+            model          VARCHAR NOT NULL,
+            version        INTEGER NOT NULL,
+            dataset_sha256 VARCHAR NOT NULL,
+            corrections    INTEGER NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            created_by     VARCHAR NOT NULL,
+            PRIMARY KEY (model, version)
+        )""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
     m003_audit_events,
     m004_evaluations,
     m005_gates_reviews_jobs,
+    m006_reviews_signoffs_releases,
 )
 
 

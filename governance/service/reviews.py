@@ -1,0 +1,273 @@
+"""The review queue: file, claim, judge and dismiss items; agreement and gold accuracy; feedback sets."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from governance.agreement import krippendorff_alpha, pairwise_kappas
+from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from governance.records import Dataset, Judgment, ReviewItem
+from governance.roles import Action, Role
+from governance.service.base import ServiceBase, _now, _require_version
+from governance.store import gates, registry, reviews
+
+VERDICTS = ("label_correct", "label_wrong", "model_wrong", "ambiguous")
+CLAIM_MINUTES = 60
+GOLD_ACCURACY_FLOOR = 0.8
+GOLD_MINIMUM = 3
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    item: ReviewItem
+    judgments: list[Judgment]
+    gold_answer: dict | None = None  # shown to admins only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item": self.item.to_dict(), "judgments": [j.to_dict() for j in self.judgments],
+                "gold_answer": self.gold_answer}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    items: int
+    alpha: float | None
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    reviewers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "krippendorff_alpha": self.alpha, "pairs": self.pairs,
+                "reviewers": self.reviewers}
+
+
+def _label(judgment: Judgment) -> str:
+    return f"{judgment.verdict}:{judgment.corrected_label}" if judgment.verdict == "label_wrong" else judgment.verdict
+
+
+def _matches(answer: dict, verdict: str, label: int | None) -> bool:
+    return answer.get("verdict") == verdict and (verdict != "label_wrong" or answer.get("label") == label)
+
+
+class ReviewActions(ServiceBase):
+    def add_review_item(self, *, model: str, version: str, evidence: dict[str, Any], kind: str = "manual",
+                        priority: str = "normal", judgments: int = 1, due: str | datetime | None = None,
+                        gold: dict[str, Any] | None = None) -> ReviewItem:
+        """File an item by hand (engineers, reviewers, admins); `gold` (admins only) makes it a gold item
+        with a known answer {"verdict": …, "label": …} that measures reviewers' accuracy."""
+        if priority not in ("blocking", "normal"):
+            raise InvalidInput(f"priority {priority!r} is not blocking or normal.")
+        if not 1 <= judgments <= 10:
+            raise InvalidInput(f"an item needs 1 to 10 judgments, not {judgments}.")
+        if gold is not None:
+            _check_verdict(gold.get("verdict"), gold.get("label"))
+        due_at = _parse_due(due)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
+            user = self._authorize_any(conn, (Action.JUDGE, Action.GATE), "file review items")
+            if gold is not None and user.role is not Role.ADMIN:
+                raise NotAllowed(f"user {user.name!r} is {user.role.value}; only an admin files gold items.")
+            _require_version(conn, model, version)
+            now = _now()
+            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind, None, None,
+                              priority, "open", judgments, evidence, now, user.name)
+            gates.insert_items(conn, [(item, uuid.uuid4().hex)])
+            reviews.set_due(conn, item.id, due_at)
+            if gold is not None:
+                reviews.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")})
+            self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
+                                                                      "kind": item.kind, "gold": gold is not None})
+            return reviews.get_item(conn, item.id)
+
+        return self._run(unit)
+
+    def show_review_item(self, *, item_id: str) -> ItemDetail:
+        def unit(conn: duckdb.DuckDBPyConnection) -> ItemDetail:
+            user = self._authorize(conn, Action.VIEW)
+            item = _require_item(conn, item_id)
+            answer = reviews.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
+            return ItemDetail(item, reviews.judgments_of(conn, item_id), answer)
+
+        return self._run(unit)
+
+    def claim_review_item(self, *, item_id: str, minutes: int = CLAIM_MINUTES) -> ReviewItem:
+        """Take the item for `minutes`; Conflict while another reviewer's claim is live."""
+        if minutes <= 0:
+            raise InvalidInput("a claim lasts a positive number of minutes.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
+            user = self._authorize(conn, Action.JUDGE)
+            item = _require_item(conn, item_id)
+            if item.status in ("resolved", "dismissed"):
+                raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
+            if any(j.reviewer == user.name for j in reviews.judgments_of(conn, item_id)):
+                raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
+            now = _now()
+            if not reviews.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
+                raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
+                               f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
+            self._log(conn, "review.claim", f"review_item:{item_id}", {"minutes": minutes})
+            return reviews.get_item(conn, item_id)
+
+        return self._run(unit)
+
+    def judge_review_item(self, *, item_id: str, verdict: str, comment: str, label: int | None = None) -> ReviewItem:
+        """Record the claimer's judgment; the item resolves once it has its k distinct judgments."""
+        _check_verdict(verdict, label)
+        if not comment or not comment.strip():
+            raise InvalidInput("a judgment needs a comment saying why.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
+            user = self._authorize(conn, Action.JUDGE)
+            item = _require_item(conn, item_id)
+            now = _now()
+            if item.status != "claimed" or item.assignee != user.name or item.claim_expires_at < now:
+                raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
+                                 f"`govern review claim {item_id}`.")
+            reviews.insert_judgment(conn, Judgment(item_id, user.name, verdict, label, comment.strip(), now))
+            count = len(reviews.judgments_of(conn, item_id))
+            if count >= item.judgments_required:
+                reviews.resolve(conn, item_id, "resolved", now)
+            else:
+                reviews.release_claim(conn, item_id)
+            self._log(conn, "review.judge", f"review_item:{item_id}", {
+                "verdict": verdict, "label": label, "comment": comment.strip(), "judgments": count,
+                "required": item.judgments_required})
+            return reviews.get_item(conn, item_id)
+
+        return self._run(unit)
+
+    def dismiss_review_item(self, *, item_id: str, comment: str) -> ReviewItem:
+        if not comment or not comment.strip():
+            raise InvalidInput("dismissing an item needs a comment saying why.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
+            self._authorize(conn, Action.JUDGE)
+            item = _require_item(conn, item_id)
+            if item.status in ("resolved", "dismissed"):
+                raise Conflict(f"review item {item_id} is already {item.status}.")
+            reviews.resolve(conn, item_id, "dismissed", _now())
+            self._log(conn, "review.dismiss", f"review_item:{item_id}", {"comment": comment.strip()})
+            return reviews.get_item(conn, item_id)
+
+        return self._run(unit)
+
+    def agreement(self, *, model: str | None = None, accuracy_floor: float = GOLD_ACCURACY_FLOOR) -> Agreement:
+        """Krippendorff's alpha over items with ≥ 2 judgments, Cohen's kappa per reviewer pair, and each
+        reviewer's accuracy on gold items (flagged below `accuracy_floor` after 3 gold judgments)."""
+        def unit(conn: duckdb.DuckDBPyConnection):
+            self._authorize(conn, Action.VIEW)
+            return reviews.all_judgments(conn, model), reviews.gold_judgments(conn)
+
+        judged, gold = self._run(unit)
+        by_item: dict[str, dict[str, str]] = {}
+        for judgment, _ in judged:
+            by_item.setdefault(judgment.item_id, {})[judgment.reviewer] = _label(judgment)
+        shared = {item: labels for item, labels in by_item.items() if len(labels) >= 2}
+        pairs = [{"reviewers": list(pair), "cohens_kappa": kappa, "items": n}
+                 for pair, (kappa, n) in pairwise_kappas(shared).items()]
+        scores: dict[str, list[bool]] = {}
+        for reviewer, verdict, label, answer in gold:
+            scores.setdefault(reviewer, []).append(_matches(json.loads(answer), verdict, label))
+        reviewers = [{"reviewer": r, "gold_judged": len(s), "gold_accuracy": sum(s) / len(s),
+                      "flagged": len(s) >= GOLD_MINIMUM and sum(s) / len(s) < accuracy_floor}
+                     for r, s in sorted(scores.items())]
+        alpha = krippendorff_alpha({item: list(labels.values()) for item, labels in shared.items()})
+        return Agreement(len(shared), alpha, pairs, reviewers)
+
+    def build_feedback(self, *, model: str) -> dict[str, Any]:
+        """Snapshot the model's label corrections as a new feedback dataset version (if they changed).
+
+        Each row: the prediction set and row, the original and corrected label, and provenance
+        (item, reviewers, gate decision). Retraining reads the latest version.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._run(lambda conn: (self._authorize(conn, Action.GATE), reviews.corrections(conn, model))[1])
+        by_item: dict[str, list[tuple]] = {}
+        for row in rows:
+            by_item.setdefault(row[0], []).append(row)
+        records = []
+        for item_id, judged in sorted(by_item.items()):
+            labels = Counter(r[5] for r in judged if r[5] is not None)
+            wrong = [r for r in judged if r[5] is not None]
+            if len(wrong) * 2 <= len(judged) or not labels:
+                continue  # the consensus is not "label wrong"
+            evidence = json.loads(judged[0][3])
+            records.append({"item": item_id, "version": judged[0][1], "gate": judged[0][2],
+                            "prediction_set": evidence.get("prediction_set"), "row": evidence.get("row"),
+                            "id": str(evidence.get("id")), "original_label": evidence.get("label"),
+                            "corrected_label": labels.most_common(1)[0][0],
+                            "reviewers": ",".join(sorted(r[4] for r in judged))})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "feedback.parquet"
+            pq.write_table(pa.Table.from_pylist(records, schema=_arrow_schema()), path)
+            sha, _ = self.artifacts.put_file(path)
+
+        def record(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            user = self._authorize(conn, Action.GATE)
+            latest = reviews.latest_feedback(conn, model)
+            if latest and latest[1] == sha:
+                return {"model": model, "version": latest[0], "sha256": sha, "corrections": latest[2], "new": False}
+            number = (latest[0] + 1) if latest else 1
+            registry.insert_dataset(conn, Dataset(sha, "parquet", len(records), _FEEDBACK_COLUMNS,
+                                                  f"feedback-{model}-v{number}.parquet"), created_at=_now())
+            reviews.insert_feedback(conn, model, number, sha, len(records), _now(), user.name)
+            self._log(conn, "feedback.build", f"model:{model}", {"version": number, "sha256": sha,
+                                                                 "corrections": len(records)})
+            return {"model": model, "version": number, "sha256": sha, "corrections": len(records), "new": True}
+
+        return self._run(record)
+
+    def _authorize_any(self, conn: duckdb.DuckDBPyConnection, actions: tuple[Action, ...], what: str):
+        errors = []
+        for action in actions:
+            try:
+                return self._authorize(conn, action)
+            except NotAllowed as exc:
+                errors.append(exc)
+        user = self.actor or "nobody"
+        raise NotAllowed(f"user {user!r} may not {what}: that needs the role reviewer, engineer or admin.") from errors[0]
+
+
+_FEEDBACK_COLUMNS = {"item": "VARCHAR", "version": "VARCHAR", "gate": "VARCHAR", "prediction_set": "VARCHAR",
+                     "row": "BIGINT", "id": "VARCHAR", "original_label": "BIGINT", "corrected_label": "BIGINT",
+                     "reviewers": "VARCHAR"}
+
+
+def _arrow_schema():
+    import pyarrow as pa
+
+    kinds = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
+    return pa.schema([(name, kinds[t]) for name, t in _FEEDBACK_COLUMNS.items()])
+
+
+def _check_verdict(verdict: str | None, label: int | None) -> None:
+    if verdict not in VERDICTS:
+        raise InvalidInput(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}.")
+    if verdict == "label_wrong" and label not in (0, 1):
+        raise InvalidInput(f"label_wrong needs the corrected label, 0 or 1 (got {label!r}).")
+    if verdict != "label_wrong" and label is not None:
+        raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
+
+
+def _parse_due(value: str | datetime | None) -> datetime | None:
+    from governance.service.registry import _parse_time
+
+    return _parse_time(value)
+
+
+def _require_item(conn: duckdb.DuckDBPyConnection, item_id: str) -> ReviewItem:
+    item = reviews.get_item(conn, item_id)
+    if item is None:
+        raise NotFound(f"review item {item_id!r} does not exist; `govern review list` shows the queue.")
+    return item

@@ -1,0 +1,333 @@
+"""Review queue, agreement, gold items, feedback sets, four-eyes sign-off, release and rollback."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from governance.agreement import cohens_kappa, krippendorff_alpha
+from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from governance.service import Service
+from governance.store import Database
+from tests.conftest import snapshot
+
+QUEUE_POLICY = """name: q
+version: 1
+rules:
+  - id: ece
+    metric: calibration.ece
+    max: 0.0001
+    on_fail:
+      review: {sample: 4, strategy: high_confidence_errors}
+      retrain: {strategy: recalibrate}
+"""
+RELEASE_POLICY = """name: r
+version: 1
+rules:
+  - {id: auc, metric: performance.roc_auc, min: 0.5}
+  - {id: two, kind: approvals, min: 2}
+"""
+
+
+@pytest.fixture
+def queue(evaluated_store, tmp_path):
+    """A store whose version 1 failed a gate: 1 rule item + 4 example items, all open."""
+    store = evaluated_store
+    admin = store.as_("ada")
+    for name in ("rev2", "rev3", "rev4"):
+        admin.add_user(name=name, role="reviewer")
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    policy = tmp_path / "q.yaml"
+    policy.write_text(QUEUE_POLICY)
+    outcome = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    examples = [i.id for i in store.as_("vic").list_review_items() if i.kind == "example"]
+    return store, outcome, examples
+
+
+@pytest.fixture
+def releasable(queue, tmp_path):
+    """Version 1 gated under a policy that passes but for its two approvals."""
+    store, _, _ = queue
+    policy = tmp_path / "r.yaml"
+    policy.write_text(RELEASE_POLICY)
+    store.as_("eng").gate(model="credit", version="1", policy=policy)
+    return store, policy
+
+
+def test_claim_judge_resolve_and_the_log(queue):
+    store, _, examples = queue
+    item = store.as_("rey").claim_review_item(item_id=examples[0])
+    assert (item.status, item.assignee) == ("claimed", "rey")
+    done = store.as_("rey").judge_review_item(item_id=examples[0], verdict="label_wrong", label=1,
+                                              comment="the applicant was employed")
+    assert done.status == "resolved" and done.resolved_at is not None
+    detail = store.as_("vic").show_review_item(item_id=examples[0])
+    assert [(j.reviewer, j.verdict, j.corrected_label) for j in detail.judgments] == [("rey", "label_wrong", 1)]
+    actions = [e for e in _events(store) if e[2] == f"review_item:{examples[0]}"]
+    assert [(actor, action) for actor, action, _ in actions] == [("rey", "review.claim"), ("rey", "review.judge")]
+    assert store.as_("aud").verify_audit().ok
+
+
+def _events(store):
+    import duckdb
+
+    conn = duckdb.connect(str(store.home / "govern.duckdb"), read_only=True)
+    rows = conn.execute("SELECT actor, action, entity FROM audit_events ORDER BY seq").fetchall()
+    conn.close()
+    return rows
+
+
+def test_an_item_needing_two_judgments_resolves_on_the_second_distinct_reviewer(queue):
+    store, _, _ = queue
+    item = store.as_("ada").add_review_item(model="credit", version="1", evidence={"note": "check"}, judgments=2)
+    store.as_("rey").claim_review_item(item_id=item.id)
+    after_one = store.as_("rey").judge_review_item(item_id=item.id, verdict="ambiguous", comment="unclear")
+    assert (after_one.status, after_one.assignee) == ("open", None)
+    with pytest.raises(Conflict, match="you already judged review item"):
+        store.as_("rey").claim_review_item(item_id=item.id)
+    store.as_("rev2").claim_review_item(item_id=item.id)
+    assert store.as_("rev2").judge_review_item(item_id=item.id, verdict="model_wrong",
+                                               comment="the model is off").status == "resolved"
+
+
+def test_a_live_claim_is_exclusive_and_an_expired_one_is_not(queue):
+    store, _, examples = queue
+    store.as_("rey").claim_review_item(item_id=examples[1], minutes=30)
+    with pytest.raises(Conflict, match=f"review item {examples[1]} is claimed by rey until"):
+        store.as_("rev2").claim_review_item(item_id=examples[1])
+    Database(store.home / "govern.duckdb").run(lambda conn: conn.execute(
+        "UPDATE review_items SET claim_expires_at = now()::TIMESTAMP - INTERVAL 1 MINUTE WHERE id = ?",
+        [examples[1]]))
+    assert store.as_("rev2").claim_review_item(item_id=examples[1]).assignee == "rev2"
+    with pytest.raises(NotAllowed, match="you do not hold a live claim"):
+        store.as_("rey").judge_review_item(item_id=examples[1], verdict="label_correct", comment="fine")
+
+
+def _claim(home: str, reviewer: str, item_id: str, results) -> None:
+    try:
+        Service.open(home=home, actor=reviewer, lock_timeout_s=60).claim_review_item(item_id=item_id)
+        results.put((reviewer, "won"))
+    except Conflict:
+        results.put((reviewer, "refused"))
+
+
+def test_concurrent_claims_from_several_processes_exactly_one_wins(queue):
+    store, _, examples = queue
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    reviewers = ["rey", "rev2", "rev3", "rev4"]
+    processes = [ctx.Process(target=_claim, args=(str(store.home), r, examples[2], results)) for r in reviewers]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=120)
+    outcomes = sorted(results.get(timeout=5) for _ in reviewers)
+    winners = [r for r, outcome in outcomes if outcome == "won"]
+    assert len(winners) == 1 and len(outcomes) == 4
+    assert store.as_("vic").show_review_item(item_id=examples[2]).item.assignee == winners[0]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(item_id="ri-nope", verdict="label_correct", comment="x"), NotFound, "review item 'ri-nope' does not exist"),
+    (dict(verdict="label_wrong", label=2, comment="x"), InvalidInput, "label_wrong needs the corrected label, 0 or 1"),
+    (dict(verdict="label_correct", label=1, comment="x"), InvalidInput, "a corrected label goes only with"),
+    (dict(verdict="guess", comment="x"), InvalidInput, "verdict 'guess' is not one of"),
+    (dict(verdict="label_correct", comment="  "), InvalidInput, "a judgment needs a comment"),
+    (dict(verdict="label_correct", comment="not claimed"), NotAllowed, "you do not hold a live claim"),
+])
+def test_bad_judgments_are_refused_and_change_nothing(queue, kwargs, error, message):
+    store, _, examples = queue
+    before = snapshot(store.home)
+    with pytest.raises(error, match=message):
+        store.as_("rey").judge_review_item(**{"item_id": examples[3], **kwargs})
+    assert snapshot(store.home) == before
+
+
+def test_agreement_against_hand_computed_values():
+    a, b = ["x", "x", "y", "y"], ["x", "y", "y", "y"]
+    assert cohens_kappa(a, b) == pytest.approx(0.5)  # p_o 3/4, p_e (2·1 + 2·3)/16 = 1/2
+    # Coincidences o_xx 2, o_xy = o_yx 1, o_yy 4; n_x 3, n_y 5, n 8: α = 1 − 2 / (2·3·5 / 7) = 8/15.
+    assert krippendorff_alpha({i: [x, y] for i, (x, y) in enumerate(zip(a, b))}) == pytest.approx(8 / 15)
+
+
+def test_agreement_matches_reference_implementations():
+    import krippendorff
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 3, 60)
+    coders = [np.where(rng.random(60) < q, truth, rng.integers(0, 3, 60)) for q in (0.9, 0.7, 0.5)]
+    assert cohens_kappa(list(coders[0]), list(coders[1])) == pytest.approx(cohen_kappa_score(coders[0], coders[1]))
+    data = np.array(coders, dtype=float)
+    data[2, :10] = np.nan  # a coder who skipped some units
+    units = {u: [int(v) for v in data[:, u] if not np.isnan(v)] for u in range(60)}
+    assert krippendorff_alpha(units) == pytest.approx(krippendorff.alpha(reliability_data=data,
+                                                                         level_of_measurement="nominal"))
+
+
+def test_agreement_and_gold_accuracy_from_the_store(queue):
+    store, _, examples = queue
+    admin = store.as_("ada")
+    for reviewer in ("rey", "rev2"):
+        for item_id, verdict in zip(examples[:2], ("label_correct", "ambiguous")):
+            shared = admin.add_review_item(model="credit", version="1", evidence={"copy_of": item_id}, judgments=2)
+            store.as_(reviewer).claim_review_item(item_id=shared.id) if reviewer == "rey" else None
+        break
+    items = [i for i in store.as_("vic").list_review_items() if i.kind == "manual"]
+    for item, (v1, v2) in zip(items, (("label_correct", "label_correct"), ("ambiguous", "model_wrong"))):
+        for reviewer, verdict in (("rey", v1), ("rev2", v2)):
+            if store.as_("vic").show_review_item(item_id=item.id).item.assignee != reviewer:
+                store.as_(reviewer).claim_review_item(item_id=item.id)
+            store.as_(reviewer).judge_review_item(item_id=item.id, verdict=verdict, comment="seen")
+    gold = [admin.add_review_item(model="credit", version="1", evidence={"n": n}, gold={"verdict": "label_wrong",
+                                                                                     "label": 1}) for n in range(3)]
+    for item, label in zip(gold, (1, 0, 0)):
+        store.as_("rev3").claim_review_item(item_id=item.id)
+        store.as_("rev3").judge_review_item(item_id=item.id, verdict="label_wrong", label=label, comment="gold")
+    result = store.as_("vic").agreement(model="credit")
+    assert result.items == 2
+    assert result.pairs == [{"reviewers": ["rev2", "rey"], "cohens_kappa": cohens_kappa(
+        ["label_correct", "model_wrong"], ["label_correct", "ambiguous"]), "items": 2}]
+    [rev3] = result.reviewers
+    assert (rev3["reviewer"], rev3["gold_judged"], rev3["flagged"]) == ("rev3", 3, True)
+    assert rev3["gold_accuracy"] == pytest.approx(1 / 3)
+    assert store.as_("ada").show_review_item(item_id=gold[0].id).gold_answer == {"verdict": "label_wrong", "label": 1}
+    assert store.as_("rey").show_review_item(item_id=gold[0].id).gold_answer is None  # hidden from reviewers
+    with pytest.raises(NotAllowed, match="only an admin files gold items"):
+        store.as_("eng").add_review_item(model="credit", version="1", evidence={}, gold={"verdict": "ambiguous"})
+
+
+def test_corrections_become_versioned_feedback_datasets(queue):
+    import pandas as pd
+
+    store, outcome, examples = queue
+    for item_id, reviewer in zip(examples[:2], ("rey", "rev2")):
+        store.as_(reviewer).claim_review_item(item_id=item_id)
+        store.as_(reviewer).judge_review_item(item_id=item_id, verdict="label_wrong", label=1, comment="relabel")
+    first = store.as_("eng").build_feedback(model="credit")
+    assert (first["version"], first["corrections"], first["new"]) == (1, 2, True)
+    assert store.as_("eng").build_feedback(model="credit")["new"] is False
+    frame = pd.read_parquet(store.home / "artifacts" / "sha256" / first["sha256"][:2] / first["sha256"])
+    assert set(frame["item"]) == set(examples[:2]) and set(frame["corrected_label"]) == {1}
+    assert set(frame["gate"]) == {outcome.gate_id} and set(frame["reviewers"]) == {"rey", "rev2"}
+    store.as_("rev3").claim_review_item(item_id=examples[2])
+    store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=0, comment="relabel")
+    assert store.as_("eng").build_feedback(model="credit")["version"] == 2
+
+
+def test_the_creator_cannot_sign_off_and_a_later_decision_supersedes(releasable):
+    store, _ = releasable
+    # An admin may both register and sign off, but never sign off a version of their own.
+    store.as_("ada").register_version(model="credit", version="own", artifact=store.artifact)
+    with pytest.raises(NotAllowed, match="^user 'ada' created credit version own; four eyes: its creator cannot"):
+        store.as_("ada").sign_off(model="credit", version="own", decision="approve")
+    with pytest.raises(NotAllowed, match="may not sign off releases"):
+        store.as_("eng").sign_off(model="credit", version="1", decision="approve")
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve", comment="ok")
+    with pytest.raises(InvalidInput, match="a rejection needs a comment"):
+        store.as_("rey").sign_off(model="credit", version="1", decision="reject")
+    store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="parity worries me")
+    [current] = store.as_("vic").signoffs(model="credit", version="1")
+    assert (current.reviewer, current.decision, current.revision) == ("rey", "reject", 2)
+
+
+def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable, queue, tmp_path):
+    store, policy = releasable
+    engineer = store.as_("eng")
+    with pytest.raises(NotAllowed, match="has 0 of the 2 approvals its policy requires"):
+        engineer.release(model="credit", version="1")
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    store.as_("rev2").sign_off(model="credit", version="1", decision="reject", comment="not yet")
+    with pytest.raises(NotAllowed, match="is rejected by rev2; a rejection blocks release until it is withdrawn"):
+        engineer.release(model="credit", version="1")
+    store.as_("rev2").sign_off(model="credit", version="1", decision="withdraw")
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+    first = engineer.release(model="credit", version="1")
+    assert (first.version, first.previous_version, first.action) == ("1", None, "release")
+    assert store.as_("vic").production_version(model="credit") == "1"
+
+    engineer.register_version(model="credit", version="2", artifact=store.artifact, parent="1")
+    with pytest.raises(NotAllowed, match="has no gate decision"):
+        engineer.release(model="credit", version="2")
+    with pytest.raises(NotAllowed, match="may not override a gate: that needs the role admin"):
+        engineer.release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01T00:00:00Z")
+    with pytest.raises(InvalidInput, match="an override needs a reason"):
+        store.as_("ada").release(model="credit", version="2", override=True, reason=" ", expires="2099-01-01")
+    with pytest.raises(InvalidInput, match="is not in the future"):
+        store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2001-01-01")
+    override = store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix for outage",
+                                        expires="2099-01-01T00:00:00Z")
+    assert (override.action, override.override_reason, override.previous_version) == ("override", "hotfix for outage",
+                                                                                       "1")
+    back = engineer.rollback(model="credit")
+    assert (back.version, back.previous_version, back.action) == ("1", "2", "rollback")
+    again = engineer.rollback(model="credit", to="2")
+    assert again.version == "2"
+    with pytest.raises(InvalidInput, match="was never in production before"):
+        engineer.rollback(model="credit", to="7")
+    history = store.as_("vic").history(model="credit")
+    assert [(m.action, m.version, m.actor) for m in history] == [
+        ("release", "1", "eng"), ("override", "2", "ada"), ("rollback", "1", "eng"), ("rollback", "2", "eng")]
+    logged = [(actor, action) for actor, action, entity in _events(store) if entity == "model:credit"
+              and action.startswith("alias.")]
+    assert logged == [("eng", "alias.release"), ("ada", "alias.override"), ("eng", "alias.rollback"),
+                      ("eng", "alias.rollback")]
+    assert store.as_("aud").verify_audit().ok
+
+
+def test_a_blocked_gate_refuses_release(queue):
+    store, _, _ = queue
+    with pytest.raises(NotAllowed, match="the latest gate of credit version 1 is blocked by ece"):
+        store.as_("eng").release(model="credit", version="1")
+
+
+@pytest.mark.parametrize("user, allowed", [("vic", set()), ("rey", {"claim", "signoff"}),
+                                           ("eng", {"release", "rollback"}), ("aud", set()),
+                                           ("ada", {"claim", "signoff", "release", "rollback", "override"})])
+def test_role_matrix_for_review_and_release_actions(releasable, user, allowed):
+    store, _ = releasable
+    item = store.as_("ada").add_review_item(model="credit", version="1", evidence={"x": 1})
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("ada").release(model="credit", version="1", override=True, reason="seed", expires="2099-01-01")
+    store.as_("eng").register_version(model="credit", version="3", artifact=store.artifact)
+    store.as_("ada").release(model="credit", version="3", override=True, reason="seed", expires="2099-01-01")
+    calls = {
+        "claim": lambda s: s.claim_review_item(item_id=item.id),
+        "signoff": lambda s: s.sign_off(model="credit", version="1", decision="approve"),
+        "release": lambda s: s.release(model="credit", version="1"),
+        "rollback": lambda s: s.rollback(model="credit"),
+        "override": lambda s: s.release(model="credit", version="3", override=True, reason="r", expires="2099-01-01"),
+    }
+    for action, call in calls.items():
+        if action in allowed:
+            call(store.as_(user))
+        else:
+            with pytest.raises(NotAllowed):
+                call(store.as_(user))
+
+
+def test_cli_review_signoff_release_history(releasable, run_cli):
+    store, _ = releasable
+    item = [i for i in store.as_("vic").list_review_items() if i.kind == "example"][0]
+    assert run_cli(store.home, "review", "claim", item.id, as_="rey").exit_code == 0
+    result = run_cli(store.home, "review", "judge", item.id, "--verdict", "label_wrong", "--label", "1",
+                     "--comment", "employed", as_="rey")
+    assert result.exit_code == 0 and result.stdout == f"judged {item.id}: now resolved\n"
+    result = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment", "x", as_="rev2")
+    assert result.exit_code == 2 and "you do not hold a live claim" in result.stderr
+    for reviewer in ("rey", "rev2"):
+        assert run_cli(store.home, "signoff", "credit", "1", "--approve", as_=reviewer).exit_code == 0
+    result = run_cli(store.home, "signoff", "credit", "1", "--reject", as_="rev3")
+    assert result.exit_code == 2 and "a rejection needs a comment" in result.stderr
+    assert run_cli(store.home, "release", "credit", "1", as_="eng").stdout == "credit production: - → 1\n"
+    import json
+
+    history = json.loads(run_cli(store.home, "history", "credit", "--json", as_="vic").stdout)
+    assert [(h["action"], h["version"]) for h in history] == [("release", "1")]
+    agreement = json.loads(run_cli(store.home, "agreement", "--json", as_="vic").stdout)
+    assert set(agreement) == {"items", "krippendorff_alpha", "pairs", "reviewers"}
+    assert run_cli(store.home, "review", "show", item.id, as_="vic").exit_code == 0
