@@ -286,6 +286,27 @@ def evaluate_command(ctx: click.Context, model_name: str, version_name: str, ref
         click.echo(records_table(metric_set.records))
 
 
+@cli.command("monitor")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--batch", metavar="PREDICTION_SET", help="A production prediction set id (default: the latest batch).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@json_option
+@click.pass_context
+def monitor_command(ctx: click.Context, model_name: str, version_name: str, batch: str | None, threshold: float,
+                    as_json: bool) -> None:
+    """Evaluate a production batch against the reference; dataset drift files a drift_alert review item."""
+    evaluation, metric_set, alert = _service(ctx).monitor(model=model_name, version=version_name, batch=batch,
+                                                          threshold=threshold)
+    if as_json:
+        click.echo(json.dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list(), "alert": alert},
+                              indent=2, sort_keys=True, default=str))
+        return
+    share = metric_set.find("drift", "share_of_drifted_columns")
+    click.echo(f"batch {evaluation.prediction_set_id}: evaluation {evaluation.id}; share of drifted columns "
+               f"{share.value if share else 'n/a'}" + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert"))
+
+
 @cli.command("metrics")
 @click.argument("current", type=click.Path(dir_okay=False))
 @click.option("--reference", type=click.Path(dir_okay=False), help="Reference file for drift (CSV or Parquet).")

@@ -331,3 +331,51 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
     agreement = json.loads(run_cli(store.home, "agreement", "--json", as_="vic").stdout)
     assert set(agreement) == {"items", "krippendorff_alpha", "pairs", "reviewers"}
     assert run_cli(store.home, "review", "show", item.id, as_="vic").exit_code == 0
+
+
+def test_a_drifting_production_batch_files_one_drift_alert(evaluated_store, acs_files, tmp_path):
+    import pandas as pd
+
+    from tests.conftest import ACS_ROLES
+
+    store = evaluated_store
+    engineer = store.as_("eng")
+    frame = pd.read_parquet(acs_files[0])
+    calm = tmp_path / "calm.parquet"
+    frame.to_parquet(calm)
+    drifted = tmp_path / "drifted.parquet"
+    frame.assign(AGEP=frame["AGEP"] + 25, SCHL=frame["SCHL"].clip(upper=12), MAR=1).to_parquet(drifted)
+    engineer.ingest(model="credit", version="1", file=calm, split="production", roles=ACS_ROLES,
+                    batch_time="2017-01-01T00:00:00Z")
+    _, metrics, alert = engineer.monitor(model="credit", version="1")
+    assert alert is None and metrics.find("drift", "dataset_drift").value == 0
+    batch = engineer.ingest(model="credit", version="1", file=drifted, split="production", roles=ACS_ROLES,
+                            batch_time="2018-01-01T00:00:00Z")
+    evaluation, metrics, alert = engineer.monitor(model="credit", version="1")
+    assert evaluation.prediction_set_id == batch.id and metrics.find("drift", "dataset_drift").value == 1
+    item = store.as_("vic").show_review_item(item_id=alert).item
+    assert item.kind == "drift_alert" and set(item.evidence["drifted_columns"]) >= {"AGEP", "SCHL", "MAR"}
+    assert engineer.monitor(model="credit", version="1", batch=batch.id)[2] == alert  # once per batch
+    assert len(store.as_("vic").list_evaluations(model="credit", version="1")) == 3
+    with pytest.raises(NotFound, match="has not been evaluated"):  # batches are monitored, not gated
+        store.as_("vic").latest_evaluation(model="credit", version="1")
+
+
+def test_refused_sign_offs_and_overrides_change_nothing_and_accepted_ones_are_logged(releasable):
+    store, _ = releasable
+    before = snapshot(store.home)
+    with pytest.raises(InvalidInput):
+        store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="")
+    with pytest.raises(InvalidInput):
+        store.as_("ada").release(model="credit", version="1", override=True, reason="", expires="2099-01-01")
+    with pytest.raises(InvalidInput):
+        store.as_("ada").release(model="credit", version="1", override=True, reason="why")  # no expiry
+    with pytest.raises(NotFound):
+        store.as_("rey").claim_review_item(item_id="ri-missing")
+    assert snapshot(store.home) == before
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve", comment="ok")
+    store.as_("rey").sign_off(model="credit", version="1", decision="withdraw")
+    logged = [(actor, action) for actor, action, entity in _events(store) if entity == "version:credit/1"
+              and action.startswith("signoff.")]
+    assert logged == [("rey", "signoff.approve"), ("rey", "signoff.withdraw")]
+    assert store.as_("aud").verify_audit().ok

@@ -8,10 +8,10 @@ import duckdb
 
 from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
 from governance.errors import InvalidInput, NotFound
-from governance.records import Evaluation, PredictionSet
+from governance.records import Evaluation, PredictionSet, ReviewItem
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
-from governance.store import evaluations, registry
+from governance.store import evaluations, gates, registry
 
 
 class EvaluationActions(ServiceBase):
@@ -46,6 +46,50 @@ class EvaluationActions(ServiceBase):
             return current, reference
 
         current, reference = self._run(plan)
+        return self._evaluate_sets(model, version, current, reference, resamples=resamples, seed=seed,
+                                   threshold=threshold)
+
+    def monitor(self, *, model: str, version: str, batch: str | None = None, resamples: int = 0,
+                threshold: float = 0.5) -> tuple[Evaluation, MetricSet, str | None]:
+        """Evaluate a production batch (the latest, or prediction set `batch`) against the version's
+        reference set; when the batch shows dataset drift, file a drift_alert review item (once per
+        batch). Returns the evaluation, its records and the alert item's id, if any."""
+        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet]:
+            self._authorize(conn, Action.EVALUATE)
+            _require_version(conn, model, version)
+            current = (registry.get_prediction_set(conn, batch) if batch
+                       else registry.latest_prediction_set(conn, model, version, "production"))
+            if current is None or current.model != model or current.version != version or current.split != "production":
+                what = f"prediction set {batch!r}" if batch else "a production batch"
+                raise NotFound(f"{model} version {version} has no {what}; ingest batches with `--split production`.")
+            reference = registry.latest_prediction_set(conn, model, version, "reference")
+            if reference is None:
+                raise NotFound(f"{model} version {version} has no reference set to measure drift against.")
+            return current, reference
+
+        current, reference = self._run(plan)
+        evaluation, metric_set = self._evaluate_sets(model, version, current, reference, resamples=resamples, seed=0,
+                                                     threshold=threshold)
+        drift = metric_set.find("drift", "dataset_drift")
+        if drift is None or not drift.value:
+            return evaluation, metric_set, None
+        share = metric_set.find("drift", "share_of_drifted_columns")
+
+        def alert(conn: duckdb.DuckDBPyConnection) -> str:
+            user = self._authorize(conn, Action.EVALUATE)
+            evidence = {"evaluation": evaluation.id, "prediction_set": current.id,
+                        "batch_time": current.batch_time.isoformat() if current.batch_time else None,
+                        "share_of_drifted_columns": share.value, "drifted_columns": share.detail["drifted_columns"]}
+            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "drift_alert", None, None, "normal",
+                              "open", 1, evidence, _now(), user.name)
+            [item_id] = gates.insert_items(conn, [(item, f"drift_alert:{current.id}")])
+            self._log(conn, "review.drift_alert", f"review_item:{item_id}", evidence)
+            return item_id
+
+        return evaluation, metric_set, self._run(alert)
+
+    def _evaluate_sets(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None, *,
+                       resamples: int, seed: int, threshold: float) -> tuple[Evaluation, MetricSet]:
         metric_set = self._compute(current, reference, resamples=resamples, seed=seed, threshold=threshold)
         evaluation = Evaluation(
             id=f"ev-{uuid.uuid4().hex[:12]}", model=model, version=version, prediction_set_id=current.id,

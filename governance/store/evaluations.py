@@ -42,7 +42,10 @@ def list_evaluations(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
 
 
 def latest_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation | None:
-    row = conn.execute(_SELECT_EVALUATIONS + " ORDER BY created_at DESC, id DESC LIMIT 1", [model, version]).fetchone()
+    """The newest evaluation of the version's eval predictions (production-batch monitoring aside)."""
+    row = conn.execute(
+        _SELECT_EVALUATIONS + " AND prediction_set_id IN (SELECT id FROM prediction_sets WHERE split = 'eval') "
+        "ORDER BY created_at DESC, id DESC LIMIT 1", [model, version]).fetchone()
     return _evaluation(row) if row else None
 
 
