@@ -1,0 +1,242 @@
+"""Train the tabular MLP, seeded and reproducible, with the retraining strategies a job asks for.
+
+Strategies (combinable): reweight (Kamiran-Calders reweighing of sensitive group × label cells),
+fairness_penalty (the gap in mean score between groups, added to the loss), curriculum (easy → hard
+by a reference model's loss, growing the training set over stages) and recalibrate (temperature
+scaling on a held-out calibration split).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from training.data import TabularSpec, encode, fit_spec
+from training.model import TabularMLP
+
+STRATEGIES = ("recalibrate", "reweight", "curriculum", "fairness_penalty")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    patience: int = 5
+    validation_fraction: float = 0.2
+    calibration_fraction: float = 0.2
+    seed: int = 0
+    strategies: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+    fairness_weight: float = 1.0
+    curriculum_stages: int = 3
+    curriculum_start: float = 0.4
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}.")
+        if {"reweight", "fairness_penalty"} & set(self.strategies) and not self.sensitive:
+            raise ValueError("reweight and fairness_penalty need the sensitive columns.")
+
+
+@dataclass
+class TrainedModel:
+    spec: TabularSpec
+    config: TrainConfig
+    state: dict[str, torch.Tensor]
+    temperature: float = 1.0
+    history: list[dict] = field(default_factory=list)
+
+    def network(self) -> TabularMLP:
+        model = TabularMLP(len(self.spec.numeric), self.spec.cardinalities(), self.config.hidden, self.config.dropout)
+        model.load_state_dict(self.state)
+        return model.eval()
+
+    def logits(self, frame: pd.DataFrame) -> torch.Tensor:
+        numbers, codes = encode(frame, self.spec)
+        with torch.no_grad():
+            return self.network()(numbers, codes)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the positive class per row."""
+        return torch.sigmoid(self.logits(frame) / self.temperature).numpy().astype(np.float64)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"state": self.state, "spec": self.spec.to_dict(), "config": asdict(self.config),
+                    "temperature": self.temperature, "history": self.history}, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "TrainedModel":
+        body = torch.load(io.BytesIO(data), weights_only=False)
+        config = body["config"]
+        config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
+                      sensitive=tuple(config["sensitive"]))
+        return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), body["state"], body["temperature"],
+                   body["history"])
+
+
+def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    order = rng.permutation(n)
+    n_val = int(n * config.validation_fraction)
+    n_cal = int(n * config.calibration_fraction) if "recalibrate" in config.strategies else 0
+    return {"validation": order[:n_val], "calibration": order[n_val:n_val + n_cal], "train": order[n_val + n_cal:]}
+
+
+def _groups(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
+    keys = frame[list(sensitive)].astype(str).agg("|".join, axis=1)
+    return pd.factorize(keys, sort=True)[0]
+
+
+def reweighing(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Kamiran & Calders: w(g, y) = P(g) P(y) / P(g, y), so group and label look independent."""
+    weights = np.ones(len(labels))
+    for g in np.unique(groups):
+        for y in (0, 1):
+            cell = (groups == g) & (labels == y)
+            if cell.any():
+                weights[cell] = (groups == g).mean() * (labels == y).mean() / cell.mean()
+    return weights
+
+
+def _score_gap(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Largest difference in mean predicted score between the groups present (differentiable)."""
+    scores = torch.sigmoid(logits)
+    means = [scores[groups == g].mean() for g in torch.unique(groups)]
+    if len(means) < 2:
+        return scores.sum() * 0.0
+    stacked = torch.stack(means)
+    return stacked.max() - stacked.min()
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature minimising the calibration split's log loss (Guo et al. 2017)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig = TrainConfig(),
+          sample_weights: np.ndarray | None = None, device: str | None = None,
+          on_epoch: Callable[[int, int, dict], bool] | None = None) -> TrainedModel:
+    """Train on `frame` and return the model with its history.
+
+    `sample_weights` (e.g. judged examples upweighted) multiply the strategy's weights. `on_epoch`
+    is called after each epoch with (epoch, total epochs, metrics) and may return False to stop
+    (a cancelled job). Same data, config and seed give the same weights on the CPU.
+    """
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rng = np.random.default_rng(config.seed)
+    frame = frame.reset_index(drop=True)
+    labels = frame[label].to_numpy(dtype=np.float32)
+    splits = _splits(len(frame), config, rng)
+    train_idx = splits["train"]
+    spec = fit_spec(frame.iloc[train_idx], features)
+    numbers, codes = encode(frame, spec)
+    y = torch.from_numpy(labels)
+    weights = np.ones(len(frame)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
+    groups = _groups(frame, config.sensitive) if config.sensitive else np.zeros(len(frame), dtype=np.int64)
+    if "reweight" in config.strategies:
+        weights = weights.copy()
+        weights[train_idx] *= reweighing(groups[train_idx], labels[train_idx])
+    w = torch.from_numpy(weights.astype(np.float32))
+    g = torch.from_numpy(groups.astype(np.int64))
+    stages = _curriculum(numbers, codes, y, train_idx, config, device) if "curriculum" in config.strategies \
+        else [train_idx]
+
+    model = TabularMLP(len(spec.numeric), spec.cardinalities(), config.hidden, config.dropout).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    generator = torch.Generator().manual_seed(config.seed)
+    val = torch.from_numpy(splits["validation"])
+    best, best_loss, waited, history = copy.deepcopy(model.state_dict()), float("inf"), 0, []
+    epochs_per_stage = max(1, config.epochs // len(stages))
+    epoch = 0
+    for stage, stage_idx in enumerate(stages):
+        for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs):
+            model.train()
+            order = torch.from_numpy(stage_idx)[torch.randperm(len(stage_idx), generator=generator)]
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start:start + config.batch_size]
+                logits = model(numbers[batch].to(device), codes[batch].to(device))
+                bw = w[batch].to(device)
+                loss = (loss_fn(logits, y[batch].to(device)) * bw).sum() / bw.sum()
+                if "fairness_penalty" in config.strategies:
+                    loss = loss + config.fairness_weight * _score_gap(logits, g[batch].to(device))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                val_loss = float(loss_fn(model(numbers[val].to(device), codes[val].to(device)),
+                                         y[val].to(device)).mean()) if len(val) else 0.0
+            epoch += 1
+            record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
+            history.append(record)
+            if val_loss < best_loss - 1e-6:
+                best, best_loss, waited = copy.deepcopy(model.state_dict()), val_loss, 0
+            else:
+                waited += 1
+            if on_epoch is not None and on_epoch(epoch, config.epochs, record) is False:
+                history.append({"epoch": epoch, "stopped": "cancelled"})
+                break
+            if waited >= config.patience and stage == len(stages) - 1:
+                history.append({"epoch": epoch, "stopped": "early stopping"})
+                break
+        else:
+            continue
+        break
+    model.load_state_dict(best)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    trained = TrainedModel(spec, config, state, 1.0, history)
+    if "recalibrate" in config.strategies and len(splits["calibration"]):
+        cal = splits["calibration"]
+        trained.temperature = fit_temperature(trained.logits(frame.iloc[cal]), y[torch.from_numpy(cal)])
+    return trained
+
+
+def _curriculum(numbers, codes, y, train_idx: np.ndarray, config: TrainConfig, device: str) -> list[np.ndarray]:
+    """Stages of growing size, easiest first by a reference (logistic) model's loss on each row."""
+    torch.manual_seed(config.seed)
+    reference = nn.Linear(numbers.shape[1] + codes.shape[1], 1).to(device)
+    inputs = torch.cat([numbers, codes.float()], dim=1)[torch.from_numpy(train_idx)].to(device)
+    target = y[torch.from_numpy(train_idx)].to(device)
+    optimizer = torch.optim.LBFGS(reference.parameters(), max_iter=50)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(reference(inputs).squeeze(1), target)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        difficulty = nn.BCEWithLogitsLoss(reduction="none")(reference(inputs).squeeze(1), target).cpu().numpy()
+    ordered = train_idx[np.argsort(difficulty, kind="stable")]
+    stages = max(1, config.curriculum_stages)
+    shares = [config.curriculum_start + (1 - config.curriculum_start) * s / max(1, stages - 1) for s in range(stages)]
+    return [ordered[:max(1, int(round(share * len(ordered))))] for share in shares]
