@@ -621,6 +621,111 @@ def jobs_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
         for j in found) or "no jobs")
 
 
+@jobs.command("show")
+@click.argument("job_id", metavar="ID")
+@json_option
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Show a job: status, strategies, attempts, progress, error and resulting version."""
+    job = _service(ctx).show_job(job_id=job_id)
+    progress = job.get("progress") or {}
+    _emit(job, as_json, "\n".join([
+        f"{job['id']}  {job['model']}/{job['version']}  {job['status']}  attempts {job['attempts']}",
+        f"  strategies: {', '.join(job['strategies'])}; failing rules: {', '.join(job['failing_rules'])}",
+        f"  progress: epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
+        + (f"; worker {job['lease_owner']}" if job.get("lease_owner") else ""),
+        f"  result: version {job['result_version']}" if job.get("result_version") else
+        f"  error: {job['error']}" if job.get("error") else "  result: -",
+    ]))
+
+
+@jobs.command("cancel")
+@click.argument("job_id", metavar="ID")
+@json_option
+@click.pass_context
+def jobs_cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Cancel a job (a running one stops at its next epoch)."""
+    job = _service(ctx).cancel_job(job_id=job_id)
+    _emit(job, as_json, f"{job_id}: " + ("cancellation requested; it stops at the next epoch"
+                                         if job["status"] == "running" else job["status"]))
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="Run the jobs waiting now, then exit (no polling).")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after this many jobs.")
+@click.option("--lease", "lease_seconds", type=click.IntRange(min=5), default=60, show_default=True,
+              help="Seconds a job stays leased without a heartbeat before another worker may take it.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Lapsed leases after which a job is failed.")
+@click.pass_context
+def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_seconds: int,
+                   max_attempts: int) -> None:
+    """Claim retraining jobs with a lease and heartbeat, and run them (progress on stderr)."""
+    results = _service(ctx).run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
+                                       max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
+    for result in results:
+        click.echo(f"{result['job']}: {result['status']}" + (f" → version {result['version']}"
+                                                              if result.get("version") else "")
+                   + (f" ({result['error']})" if result.get("error") else ""))
+    if not results:
+        click.echo("no jobs to run")
+
+
+@cli.command("train")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training table (CSV or Parquet).")
+@click.option("--label", required=True, help="The label column (0 or 1).")
+@click.option("--sensitive", metavar="A,B", help="Sensitive columns (fairness per group; kept in the predictions).")
+@click.option("--features", metavar="X,Y", help="Feature columns (default: every column but the label).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML or JSON with training settings (epochs, batch_size, learning_rate, hidden, seed, …).")
+@click.option("--version", "version_name", metavar="V", help="Version name (default: the next number).")
+@click.option("--eval-fraction", type=float, default=0.25, show_default=True, help="Rows held out for evaluation.")
+@json_option
+@click.pass_context
+def train_command(ctx: click.Context, model_name: str, data: str, label: str, sensitive: str | None,
+                  features: str | None, config_file: str | None, version_name: str | None, eval_fraction: float,
+                  as_json: bool) -> None:
+    """Train a version on your table, store and register it, and ingest its held-out predictions."""
+    from governance.service.training import load_config
+
+    sensitive_columns = _split_list(sensitive)
+    config = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
+    result = _service(ctx).train_version(
+        model=model_name, data=Path(data), label=label, sensitive=sensitive_columns,
+        features=_split_list(features) or None, config=config, version=version_name, eval_fraction=eval_fraction,
+        progress=None if as_json else _epoch_printer())
+    _emit(result, as_json, f"trained {model_name} version {result.version.version} in {result.epochs} epochs; eval "
+                           f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows); next: "
+                           f"`govern evaluate {model_name} {result.version.version}`")
+
+
+def _epoch_printer():
+    def show(epoch: int, total: int, record: dict) -> bool:
+        click.echo(f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}", err=True)
+        return True
+
+    return show
+
+
+@cli.command("lineage")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@json_option
+@click.pass_context
+def lineage_command(ctx: click.Context, model_name: str, version_name: str, as_json: bool) -> None:
+    """The chain of versions back to the first: job, gate, failing rules, feedback and config of each."""
+    chain = _service(ctx).lineage(model=model_name, version=version_name)
+    lines = []
+    for v in chain:
+        line = f"{v.model} version {v.version} ({v.created_at:%Y-%m-%d %H:%M} by {v.created_by})"
+        if v.lineage:
+            line += (f" ← {v.parent_version} by job {v.lineage.get('job')} for {', '.join(v.lineage['failing_rules'])}"
+                     f" ({'+'.join(v.lineage['strategies'])}; {v.lineage['corrections_applied']} corrections)")
+        lines.append(line)
+    _emit(chain, as_json, "\n".join(lines))
+
+
 @cli.group(cls=GovernGroup)
 def audit() -> None:
     """Verify and export the tamper-evident decision log (auditors, admins)."""

@@ -67,6 +67,7 @@ class Version(Record):
     status: str
     created_at: datetime
     created_by: str
+    lineage: dict[str, Any] | None = None  # for retrained versions: job, gate, failing rules, feedback, config
 
 
 @dataclass(frozen=True)

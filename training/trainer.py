@@ -57,6 +57,7 @@ class TrainedModel:
     state: dict[str, torch.Tensor]
     temperature: float = 1.0
     history: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # label, features, sensitive, split: how to retrain it alike
 
     def network(self) -> TabularMLP:
         model = TabularMLP(len(self.spec.numeric), self.spec.cardinalities(), self.config.hidden, self.config.dropout)
@@ -75,7 +76,7 @@ class TrainedModel:
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         torch.save({"state": self.state, "spec": self.spec.to_dict(), "config": asdict(self.config),
-                    "temperature": self.temperature, "history": self.history}, buffer)
+                    "temperature": self.temperature, "history": self.history, "meta": self.meta}, buffer)
         return buffer.getvalue()
 
     @classmethod
@@ -85,7 +86,7 @@ class TrainedModel:
         config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
                       sensitive=tuple(config["sensitive"]))
         return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), body["state"], body["temperature"],
-                   body["history"])
+                   body["history"], body.get("meta", {}))
 
 
 def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -12,11 +12,13 @@ from governance.service.gates import GateActions, GateOutcome
 from governance.service.registry import RISK_TIERS, RegistryActions
 from governance.service.releases import ReleaseActions
 from governance.service.reviews import ReviewActions
+from governance.service.jobs import JobActions
+from governance.service.training import TrainingActions
 from governance.service.users import UserActions
 
 
 class Service(UserActions, RegistryActions, EvaluationActions, GateActions, ReviewActions, ReleaseActions,
-              AuditActions):
+              TrainingActions, JobActions, AuditActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
 

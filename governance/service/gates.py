@@ -127,6 +127,7 @@ class GateActions(ServiceBase):
                             decision.policy_version, decision.policy_sha256, decision.metrics_sha256,
                             decision.verdict, decision.to_dict(), now, user.name)
         gates.insert_gate(conn, record)
+        gates.set_policy_text(conn, record.id, loaded.text)
         evidence_key = (model, version, decision.policy_sha256, decision.metrics_sha256)
         rules = {r.id: r for r in loaded.policy.rules}
         item_ids, blocking_items, strategies, retrain_rules = [], [], [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -59,7 +60,7 @@ class RegistryActions(ServiceBase):
         return self._run(unit)
 
     def register_version(self, *, model: str, version: str, artifact: Path, training_data: Path | None = None,
-                         parent: str | None = None) -> Version:
+                         parent: str | None = None, lineage: dict[str, Any] | None = None) -> Version:
         """Store the artifact (and training data) by sha256 and register the version."""
         check_name("version", version)
         self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
@@ -80,7 +81,7 @@ class RegistryActions(ServiceBase):
             if training is not None:
                 registry.insert_dataset(conn, training, created_at=_now())
             record = Version(model, version, artifact_sha, training.sha256 if training else None, parent,
-                             "registered", _now(), user.name)
+                             "registered", _now(), user.name, lineage)
             registry.insert_version(conn, record)
             self._log(conn, "version.register", f"version:{model}/{version}", record.to_dict())
             return record

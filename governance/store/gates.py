@@ -112,3 +112,76 @@ def set_alias(conn: duckdb.DuckDBPyConnection, *, model: str, alias: str, versio
         "set_by = excluded.set_by",
         [model, alias, version, actor],
     )
+
+
+def set_policy_text(conn: duckdb.DuckDBPyConnection, gate_id: str, text: str) -> None:
+    conn.execute("UPDATE gate_decisions SET policy_text = ? WHERE id = ?", [text, gate_id])
+
+
+def policy_text(conn: duckdb.DuckDBPyConnection, gate_id: str) -> str | None:
+    row = conn.execute("SELECT policy_text FROM gate_decisions WHERE id = ?", [gate_id]).fetchone()
+    return row[0] if row else None
+
+
+_JOB_STATE = "lease_owner, lease_expires_at, progress_json, cancel_requested, error, result_version"
+
+
+def job_state(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict | None:
+    row = conn.execute(f"SELECT {_JOB_STATE} FROM jobs WHERE id = ?", [job_id]).fetchone()
+    if row is None:
+        return None
+    owner, expires, progress, cancel, error, result = row
+    return {"lease_owner": owner, "lease_expires_at": expires, "progress": json.loads(progress) if progress else None,
+            "cancel_requested": bool(cancel), "error": error, "result_version": result}
+
+
+def get_job(conn: duckdb.DuckDBPyConnection, job_id: str) -> Job | None:
+    row = conn.execute(_SELECT_JOBS + " WHERE id = ?", [job_id]).fetchone()
+    return _job(row) if row else None
+
+
+def promote_waiting_jobs(conn: duckdb.DuckDBPyConnection, now) -> list[str]:
+    """waiting_review → queued for jobs whose review items are all resolved or dismissed."""
+    waiting = conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review'").fetchall()
+    promoted = []
+    for job_id, depends in waiting:
+        items = json.loads(depends)
+        open_count = conn.execute("SELECT count(*) FROM review_items WHERE list_contains(?, id) AND status IN "
+                                  "('open', 'claimed')", [items]).fetchone()[0] if items else 0
+        if open_count == 0:
+            conn.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE id = ?", [now, job_id])
+            promoted.append(job_id)
+    return promoted
+
+
+def claimable_job(conn: duckdb.DuckDBPyConnection, now) -> Job | None:
+    row = conn.execute(_SELECT_JOBS + " WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < ?) "
+                       "ORDER BY created_at, id LIMIT 1", [now]).fetchone()
+    return _job(row) if row else None
+
+
+def take_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires) -> bool:
+    """Lease the job to `worker` unless someone else holds a live lease (one conditional UPDATE)."""
+    count = conn.execute(
+        "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, "
+        "updated_at = ? WHERE id = ? AND (status = 'queued' OR (status = 'running' AND lease_expires_at < ?))",
+        [worker, expires, now, job_id, now]).fetchone()[0]
+    return count == 1
+
+
+def heartbeat(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires, progress: dict) -> bool | None:
+    """Extend the lease; None if `worker` no longer holds it, else whether cancellation was asked."""
+    row = conn.execute("UPDATE jobs SET lease_expires_at = ?, progress_json = ?, updated_at = ? "
+                       "WHERE id = ? AND status = 'running' AND lease_owner = ? RETURNING cancel_requested",
+                       [expires, json.dumps(progress, default=str), now, job_id, worker]).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def finish_job(conn: duckdb.DuckDBPyConnection, job_id: str, status: str, now, *, error: str | None = None,
+               result_version: str | None = None) -> None:
+    conn.execute("UPDATE jobs SET status = ?, error = ?, result_version = ?, lease_owner = NULL, "
+                 "lease_expires_at = NULL, updated_at = ? WHERE id = ?", [status, error, result_version, now, job_id])
+
+
+def request_cancel(conn: duckdb.DuckDBPyConnection, job_id: str, now) -> None:
+    conn.execute("UPDATE jobs SET cancel_requested = true, updated_at = ? WHERE id = ?", [now, job_id])

@@ -248,6 +248,17 @@ def m006_reviews_signoffs_releases(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def m007_training_jobs(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("ALTER TABLE versions ADD COLUMN lineage_json VARCHAR")  # job, gate, rules, feedback, config
+    conn.execute("ALTER TABLE jobs ADD COLUMN lease_owner VARCHAR")
+    conn.execute("ALTER TABLE jobs ADD COLUMN lease_expires_at TIMESTAMP")
+    conn.execute("ALTER TABLE jobs ADD COLUMN progress_json VARCHAR")
+    conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN DEFAULT false")
+    conn.execute("ALTER TABLE jobs ADD COLUMN error VARCHAR")
+    conn.execute("ALTER TABLE jobs ADD COLUMN result_version VARCHAR")
+    conn.execute("ALTER TABLE gate_decisions ADD COLUMN policy_text VARCHAR")  # so a retrained version is gated alike
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -255,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m004_evaluations,
     m005_gates_reviews_jobs,
     m006_reviews_signoffs_releases,
+    m007_training_jobs,
 )
 
 

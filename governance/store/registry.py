@@ -11,7 +11,7 @@ from governance.records import Dataset, Model, PredictionSet, Version
 
 _MODEL = "name, owner, description, risk_tier, created_at, created_by"
 _VERSION = (
-    "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by"
+    "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by, lineage_json"
 )
 _PREDICTION_SET = (
     "id, model, version, split, batch_time, dataset_sha256, source_name, source_sha256, row_count, "
@@ -39,21 +39,26 @@ def get_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Ve
     row = conn.execute(
         f"SELECT {_VERSION} FROM versions WHERE model = ? AND version = ?", [model, version]
     ).fetchone()
-    return Version(*row) if row else None
+    return _version(row) if row else None
+
+
+def _version(row: tuple) -> Version:
+    return Version(*row[:-1], json.loads(row[-1]) if row[-1] else None)
 
 
 def list_versions(conn: duckdb.DuckDBPyConnection, model: str) -> list[Version]:
     rows = conn.execute(
         f"SELECT {_VERSION} FROM versions WHERE model = ? ORDER BY created_at, version", [model]
     ).fetchall()
-    return [Version(*row) for row in rows]
+    return [_version(row) for row in rows]
 
 
 def insert_version(conn: duckdb.DuckDBPyConnection, version: Version) -> None:
     conn.execute(
-        f"INSERT INTO versions ({_VERSION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO versions ({_VERSION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [version.model, version.version, version.artifact_sha256, version.training_data_sha256,
-         version.parent_version, version.status, version.created_at, version.created_by],
+         version.parent_version, version.status, version.created_at, version.created_by,
+         json.dumps(version.lineage, sort_keys=True, default=str) if version.lineage else None],
     )
 
 

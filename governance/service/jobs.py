@@ -1,0 +1,208 @@
+"""Retraining jobs: leases and heartbeats for workers, cancellation, and the retraining itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+import uuid
+from dataclasses import asdict, replace
+from datetime import timedelta
+from typing import Any, Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from governance.errors import Conflict, GovernError, NotFound
+from governance.records import Job, Version
+from governance.roles import Action
+from governance.service.base import ServiceBase, _now, _require_version
+from governance.service.training import ROW_ID, split_rows
+from governance.store import gates
+from policies import parse_policy
+
+LEASE_SECONDS = 60
+MAX_ATTEMPTS = 3
+FEEDBACK_WEIGHT = 2.0
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class JobActions(ServiceBase):
+    def show_job(self, *, job_id: str) -> dict[str, Any]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            self._authorize(conn, Action.VIEW)
+            job = gates.get_job(conn, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
+            return job.to_dict() | gates.job_state(conn, job_id)
+
+        return self._run(unit)
+
+    def cancel_job(self, *, job_id: str) -> dict[str, Any]:
+        """Cancel a waiting or queued job now; ask a running one to stop at its next epoch."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> None:
+            self._authorize(conn, Action.EVALUATE)
+            job = gates.get_job(conn, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
+            if job.status in ("succeeded", "failed", "cancelled"):
+                raise Conflict(f"job {job_id} already {job.status}.")
+            if job.status == "running":
+                gates.request_cancel(conn, job_id, _now())
+            else:
+                gates.finish_job(conn, job_id, "cancelled", _now(), error="cancelled before it ran")
+            self._log(conn, "job.cancel", f"job:{job_id}", {"was": job.status})
+
+        self._run(unit)
+        return self.show_job(job_id=job_id)
+
+    def claim_job(self, *, worker: str, lease_seconds: int = LEASE_SECONDS,
+                  max_attempts: int = MAX_ATTEMPTS) -> Job | None:
+        """Lease the oldest runnable job (queued, or running with a lapsed lease) to `worker`.
+
+        A job whose lease lapsed `max_attempts` times is failed instead, its last worker presumed dead.
+        """
+        def unit(conn: duckdb.DuckDBPyConnection) -> Job | None:
+            self._authorize(conn, Action.EVALUATE)
+            now = _now()
+            for job_id in gates.promote_waiting_jobs(conn, now):
+                self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
+            while (job := gates.claimable_job(conn, now)) is not None:
+                if job.status == "running" and job.attempts >= max_attempts:
+                    gates.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "
+                                     f"{job.attempts} times (lease lapsed)")
+                    self._log(conn, "job.fail", f"job:{job.id}", {"attempts": job.attempts})
+                    continue
+                if gates.take_job(conn, job.id, worker, now, now + timedelta(seconds=lease_seconds)):
+                    self._log(conn, "job.claim", f"job:{job.id}", {"worker": worker, "attempt": job.attempts + 1})
+                    return gates.get_job(conn, job.id)
+                return None
+            return None
+
+        return self._run(unit)
+
+    def _heartbeat(self, job_id: str, worker: str, lease_seconds: int, progress: dict) -> None:
+        now = _now()
+        cancel = self._run(lambda conn: gates.heartbeat(conn, job_id, worker, now,
+                                                        now + timedelta(seconds=lease_seconds), progress))
+        if cancel is None:
+            raise LeaseLost(f"worker {worker} lost the lease on job {job_id}")
+        if cancel:
+            raise JobCancelled()
+
+    def _finish(self, job_id: str, status: str, *, error: str | None = None, result: str | None = None) -> None:
+        def unit(conn: duckdb.DuckDBPyConnection) -> None:
+            gates.finish_job(conn, job_id, status, _now(), error=error, result_version=result)
+            self._log(conn, f"job.{'succeed' if status == 'succeeded' else status}", f"job:{job_id}",
+                      {"error": error, "version": result})
+
+        self._run(unit)
+
+    def run_worker(self, *, once: bool = False, max_jobs: int | None = None, lease_seconds: int = LEASE_SECONDS,
+                   max_attempts: int = MAX_ATTEMPTS, poll_seconds: float = 2.0,
+                   report: Callable[[str], None] = lambda line: None) -> list[dict[str, Any]]:
+        """Claim and run jobs until none is left (`once`) or `max_jobs` ran; returns what each did."""
+        worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        done: list[dict[str, Any]] = []
+        while max_jobs is None or len(done) < max_jobs:
+            job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts)
+            if job is None:
+                if once:
+                    break
+                time.sleep(poll_seconds)
+                continue
+            report(f"{job.id}: retraining {job.model} version {job.version} with {'+'.join(job.strategies)} "
+                   f"(attempt {job.attempts})")
+            done.append(self._run_claimed(job, worker, lease_seconds, report))
+        return done
+
+    def _run_claimed(self, job: Job, worker: str, lease_seconds: int, report) -> dict[str, Any]:
+        def progress(epoch: int, total: int, record: dict) -> bool:
+            self._heartbeat(job.id, worker, lease_seconds, {"epoch": epoch, "epochs": total, **record})
+            report(f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}")
+            return True
+
+        try:
+            version = self.retrain(job, progress=progress)
+        except JobCancelled:
+            self._finish(job.id, "cancelled", error="cancelled while running")
+            return {"job": job.id, "status": "cancelled"}
+        except LeaseLost as exc:
+            return {"job": job.id, "status": "abandoned", "error": str(exc)}
+        except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
+            detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
+            self._finish(job.id, "failed", error=str(detail))
+            return {"job": job.id, "status": "failed", "error": str(detail)}
+        self._finish(job.id, "succeeded", result=version.version)
+        return {"job": job.id, "status": "succeeded", "version": version.version}
+
+    def retrain(self, job: Job, *, progress: Callable | None = None) -> Version:
+        """Train the job's new version: the parent's data and split, reviewers' corrections folded in
+        (corrected rows join the training rows, upweighted), the job's strategies; then evaluate it
+        against the parent's reference and gate it with the policy that queued the job."""
+        parent = self.load_trained(model=job.model, version=job.version)
+        meta = parent.meta
+        detail = self.show_version(model=job.model, version=job.version)
+        data_path = self.artifacts.open_path(detail.version.training_data_sha256)
+        frame = read_table_from_artifact(data_path, meta)
+        train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
+        feedback = self.build_feedback(model=job.model)
+        corrections = self._corrections(feedback["sha256"])
+        frame[ROW_ID] = np.arange(len(frame))
+        weights = np.ones(len(frame))
+        corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
+        if len(corrected_rows):
+            frame.loc[corrected_rows, meta["label"]] = [corrections[r] for r in corrected_rows]
+            weights[corrected_rows] = FEEDBACK_WEIGHT
+            train_rows = np.union1d(train_rows, corrected_rows)
+            eval_rows = np.setdiff1d(eval_rows, corrected_rows)
+        config = replace(parent.config, strategies=tuple(job.strategies), sensitive=tuple(meta["sensitive"]))
+        lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
+                   "strategies": job.strategies, "feedback": {k: feedback[k] for k in ("version", "sha256",
+                                                                                       "corrections")},
+                   "corrections_applied": int(len(corrected_rows)), "config": asdict(config), "seed": config.seed}
+        result = self._fit_and_register(model=job.model, version=None, frame=frame, train_rows=train_rows,
+                                        eval_rows=eval_rows, config=config, meta=meta, data=data_path,
+                                        parent=job.version, lineage=lineage, progress=progress, weights=weights,
+                                        corrections=int(len(corrected_rows)))
+        self.evaluate(model=job.model, version=result.version.version, reference_version=job.version)
+        text = self._run(lambda conn: gates.policy_text(conn, job.gate_decision_id))
+        if text:
+            self.gate(model=job.model, version=result.version.version, policy=parse_policy(text, source="policy"))
+        return result.version
+
+    def _corrections(self, sha256: str) -> dict[int, int]:
+        """row → corrected label from a feedback dataset (rows are positions in the training file)."""
+        frame = pd.read_parquet(self.artifacts.open_path(sha256))
+        return {int(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"]) if str(i).isdigit()}
+
+    def lineage(self, *, model: str, version: str) -> list[Version]:
+        """The version and its ancestors, newest first."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
+            self._authorize(conn, Action.VIEW)
+            chain, current, seen = [], version, set()
+            while current is not None and current not in seen:
+                record = _require_version(conn, model, current)
+                chain.append(record)
+                seen.add(current)
+                current = record.parent_version
+            return chain
+
+        return self._run(unit)
+
+
+def read_table_from_artifact(path, meta: dict) -> pd.DataFrame:
+    """The parent's training file (stored by content, without its name): CSV or Parquet by its bytes."""
+    with open(path, "rb") as handle:
+        is_parquet = handle.read(4) == b"PAR1"
+    return pd.read_parquet(path) if is_parquet else pd.read_csv(path, skipinitialspace=True)
+

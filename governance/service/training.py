@@ -1,0 +1,167 @@
+"""Train versions from a user's table, and retrain them in jobs with reviewers' corrections folded in."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from governance.errors import InvalidInput
+from governance.ingest import ColumnRoles
+from governance.records import PredictionSet, Version
+from governance.roles import Action
+from governance.service.base import ServiceBase
+from governance.store import registry
+from training.trainer import TrainConfig, TrainedModel, train
+
+ROW_ID = "row_id"  # the row's position in the user's file: how corrections find their row again
+SCORE = "govern_score"
+REFERENCE_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: Version
+    eval_set: PredictionSet
+    reference_set: PredictionSet
+    epochs: int
+    temperature: float
+    corrections_applied: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version.to_dict(), "eval_set": self.eval_set.id, "reference_set": self.reference_set.id,
+                "epochs": self.epochs, "temperature": self.temperature,
+                "corrections_applied": self.corrections_applied}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"training data {path} does not exist.")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True)
+    except Exception as exc:  # pandas raises many kinds for unreadable files
+        raise InvalidInput(f"cannot read {path.name} as CSV or Parquet ({exc}).") from exc
+
+
+def split_rows(n: int, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, eval rows), the same for the same n, fraction and seed."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_eval = int(round(n * eval_fraction))
+    return np.sort(order[n_eval:]), np.sort(order[:n_eval])
+
+
+class TrainingActions(ServiceBase):
+    def train_version(self, *, model: str, data: Path, label: str, sensitive: Sequence[str] = (),
+                      features: Sequence[str] | None = None, config: TrainConfig | None = None,
+                      version: str | None = None, eval_fraction: float = 0.25,
+                      progress: Callable[[int, int, dict], bool] | None = None) -> TrainResult:
+        """Train on `data`, register the version (artifact and training data by sha256) and ingest its
+        predictions on a held-out eval split (and a reference sample of the training rows), so
+        `evaluate` and `gate` can follow. Registers the model first if it is new."""
+        frame = read_table(Path(data))
+        features = _check_columns(frame, label, sensitive, features)
+        config = config or TrainConfig(sensitive=tuple(sensitive))
+        if not 0 < eval_fraction < 1:
+            raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
+        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
+        if model not in {m.name for m in self.list_models()}:
+            self.register_model(name=model, description=f"trained from {Path(data).name}")
+        train_rows, eval_rows = split_rows(len(frame), eval_fraction, config.seed)
+        meta = {"label": label, "features": list(features), "sensitive": list(sensitive),
+                "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
+        return self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
+                                      eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
+                                      lineage=None, progress=progress)
+
+    def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
+                          eval_rows: np.ndarray, config: TrainConfig, meta: dict, data: Path, parent: str | None,
+                          lineage: dict | None, progress, weights: np.ndarray | None = None,
+                          corrections: int = 0) -> TrainResult:
+        label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
+        frame = frame.assign(**{ROW_ID: np.arange(len(frame))}) if ROW_ID not in frame else frame
+        trained = train(frame.iloc[train_rows], label=label, features=features, config=config,
+                        sample_weights=None if weights is None else weights[train_rows], on_epoch=progress)
+        trained.meta = meta
+        number = version or self._next_version(model)
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = Path(tmp) / f"{model}-{number}.pt"
+            artifact.write_bytes(trained.to_bytes())
+            registered = self.register_version(model=model, version=number, artifact=artifact, training_data=data,
+                                               parent=parent, lineage=lineage)
+            keep = [ROW_ID, label, *dict.fromkeys([*sensitive, *features])]
+            roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
+                                features=tuple(c for c in dict.fromkeys(features) if c not in sensitive))
+            sets = []
+            sample = train_rows[np.random.default_rng(config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
+            for split, rows in (("eval", eval_rows), ("reference", np.sort(sample))):
+                part = frame.iloc[rows][keep].copy()
+                part[SCORE] = trained.predict(frame.iloc[rows])
+                path = Path(tmp) / f"{split}.parquet"
+                part.to_parquet(path, index=False)
+                sets.append(self.ingest(model=model, version=number, file=path, split=split, roles=roles))
+        epochs = max((h.get("epoch", 0) for h in trained.history), default=0)
+        return TrainResult(registered, sets[0], sets[1], epochs, trained.temperature, corrections, trained.history)
+
+    def _next_version(self, model: str) -> str:
+        def unit(conn: duckdb.DuckDBPyConnection) -> str:
+            numbers = [int(v.version) for v in registry.list_versions(conn, model) if re.fullmatch(r"\d+", v.version)]
+            return str(max(numbers, default=0) + 1)
+
+        return self._run(unit)
+
+    def load_trained(self, *, model: str, version: str) -> TrainedModel:
+        detail = self.show_version(model=model, version=version)
+        path = self.artifacts.open_path(detail.version.artifact_sha256)
+        try:
+            return TrainedModel.from_bytes(path.read_bytes())
+        except Exception as exc:
+            raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be retrained "
+                               f"here ({type(exc).__name__}).") from exc
+
+
+def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str], features: Sequence[str] | None) -> list[str]:
+    missing = [c for c in [label, *sensitive, *(features or [])] if c not in frame.columns]
+    if missing:
+        raise InvalidInput(f"the training data has no column {', '.join(repr(c) for c in missing)} "
+                           f"(its columns: {', '.join(map(repr, list(frame.columns)[:15]))}).")
+    values = set(pd.unique(frame[label].dropna()))
+    if frame[label].isna().any() or not values <= {0, 1}:
+        raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
+    chosen = list(features) if features else [c for c in frame.columns if c not in (label, ROW_ID)]
+    return [c for c in chosen if c != label]
+
+
+def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> TrainConfig:
+    """Training settings from a YAML/JSON file (keys of TrainConfig); unknown keys are an error."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInput(f"cannot read training config {path}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise InvalidInput(f"training config {path} must be a mapping of settings.")
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInput(f"unknown training settings {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    for key in ("hidden", "strategies", "sensitive"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values.setdefault("sensitive", tuple(sensitive))
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"training config: {exc}") from exc
