@@ -1,0 +1,233 @@
+"""Training from a table, and the retraining loop: jobs, workers, leases, cancel and lineage."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from governance.errors import InvalidInput
+from governance.service import Service
+from tests.test_training import biased
+from training.trainer import TrainConfig
+
+POLICY = """name: loop
+version: 1
+rules:
+  - id: parity
+    metric: fairness.demographic_parity_difference
+    feature: sex
+    max: 0.05
+    on_fail:
+      review: {sample: 3, strategy: high_confidence_errors}
+      retrain: {strategy: [reweight, recalibrate]}
+"""
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A store with model m version 1 trained on biased data, evaluated, and blocked by a parity rule."""
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    admin = Service.open(home=home, actor="ada")
+    admin.add_user(name="eng", role="engineer")
+    admin.add_user(name="rey", role="reviewer")
+    data = tmp_path / "biased.csv"
+    biased(1600).to_csv(data, index=False)
+    engineer = Service.open(home=home, actor="eng")
+    result = engineer.train_version(model="m", data=data, label="y", sensitive=["sex"],
+                                    config=TrainConfig(epochs=4, sensitive=("sex",)))
+    engineer.evaluate(model="m", version="1", resamples=0)
+    policy = tmp_path / "loop.yaml"
+    policy.write_text(POLICY)
+    outcome = engineer.gate(model="m", version="1", policy=policy)
+    assert outcome.decision.verdict == "blocked" and outcome.jobs
+    return home, data, result, outcome
+
+
+def as_(home: Path, user: str) -> Service:
+    return Service.open(home=home, actor=user)
+
+
+def judge_all(home: Path, label: int = 1) -> list[dict]:
+    reviewer = as_(home, "rey")
+    judged = []
+    for item in reviewer.list_review_items(status="open"):
+        reviewer.claim_review_item(item_id=item.id)
+        if item.kind == "example":
+            reviewer.judge_review_item(item_id=item.id, verdict="label_wrong", label=label, comment="relabelled")
+            judged.append(item.evidence)
+        else:
+            reviewer.judge_review_item(item_id=item.id, verdict="model_wrong", comment="parity gap")
+    return judged
+
+
+def test_train_registers_the_version_and_its_predictions(trained):
+    home, data, result, _ = trained
+    detail = as_(home, "eng").show_version(model="m", version="1")
+    assert detail.training_data.row_count == 1600 and detail.version.training_data_sha256
+    assert {p.split: p.row_count for p in detail.prediction_sets} == {"eval": 400, "reference": 1200}
+    model = as_(home, "eng").load_trained(model="m", version="1")
+    assert model.meta["label"] == "y" and model.meta["sensitive"] == ["sex"]
+
+
+def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(trained):
+    home, _, _, outcome = trained
+    engineer = as_(home, "eng")
+    assert engineer.run_worker(once=True) == []  # the job waits for its review items
+    corrected = judge_all(home, label=1)
+    [done] = engineer.run_worker(once=True)
+    assert done["status"] == "succeeded" and done["version"] == "2"
+    job = engineer.show_job(job_id=outcome.jobs[0])
+    assert (job["status"], job["result_version"], job["attempts"]) == ("succeeded", "2", 1)
+    assert job["progress"]["epoch"] >= 1
+
+    v2 = engineer.show_version(model="m", version="2").version
+    lineage = v2.lineage
+    assert (v2.parent_version, lineage["job"], lineage["gate"]) == ("1", outcome.jobs[0], outcome.gate_id)
+    assert lineage["failing_rules"] == ["parity"] and lineage["strategies"] == ["reweight", "recalibrate"]
+    assert lineage["corrections_applied"] == len(corrected) == 3 and len(lineage["feedback"]["sha256"]) == 64
+    assert lineage["config"]["strategies"] == ["reweight", "recalibrate"] and lineage["seed"] == 0
+    # Corrections win: the corrected rows trained with the corrected label, and left the eval split.
+    sets = {p.split: p for p in engineer.show_version(model="m", version="2").prediction_sets}
+    reference = pd.read_parquet(engineer.prediction_set_path(sets["reference"]))
+    evaluation_rows = pd.read_parquet(engineer.prediction_set_path(sets["eval"]))["row_id"]
+    for evidence in corrected:
+        assert reference.loc[reference["row_id"] == evidence["id"], "y"].tolist() == [1]
+        assert evidence["id"] not in set(evaluation_rows)
+    # Evaluated against the parent's reference and gated with the same policy.
+    evaluation, _ = engineer.latest_evaluation(model="m", version="2")
+    parent_reference = {p.split: p for p in engineer.show_version(model="m", version="1").prediction_sets}["reference"]
+    assert evaluation.reference_set_id == parent_reference.id
+    gate = engineer.latest_gate(model="m", version="2")
+    assert gate.policy_sha256 == engineer.latest_gate(model="m", version="1").policy_sha256
+    assert [v.version for v in engineer.lineage(model="m", version="2")] == ["2", "1"]
+    assert as_(home, "ada").verify_audit().ok
+
+
+def test_reweighting_in_the_loop_shrinks_the_parity_gap(trained):
+    home, _, _, _ = trained
+    judge_all(home, label=1)
+    engineer = as_(home, "eng")
+    engineer.run_worker(once=True)
+    gaps = [engineer.latest_evaluation(model="m", version=v)[1].find(
+        "fairness", "demographic_parity_difference", "sex").value for v in ("1", "2")]
+    assert gaps[1] < gaps[0]
+
+
+WORKER = textwrap.dedent("""
+    import sys
+    from governance.service import Service
+    service = Service.open(home=sys.argv[1], actor="eng")
+    def report(line):
+        print(line, flush=True)
+    service.run_worker(once=True, lease_seconds=int(sys.argv[2]), report=report)
+""")
+
+
+def test_a_killed_worker_loses_its_lease_and_another_retries_the_job(trained, tmp_path):
+    home, data, _, outcome = trained
+    judge_all(home)
+    child = subprocess.Popen([sys.executable, "-c", WORKER, str(home), "2"], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parent.parent)
+    while "epoch" not in (line := child.stdout.readline()):
+        assert line, "the worker exited before training"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    engineer = as_(home, "eng")
+    assert engineer.show_job(job_id=outcome.jobs[0])["status"] == "running"
+    assert engineer.run_worker(once=True) == []  # its lease is still live
+    time.sleep(2.5)
+    [done] = engineer.run_worker(once=True, lease_seconds=30)
+    job = engineer.show_job(job_id=outcome.jobs[0])
+    assert done["status"] == "succeeded" and (job["status"], job["attempts"]) == ("succeeded", 2)
+
+
+def test_a_job_whose_workers_keep_dying_fails_with_the_reason(trained):
+    home, _, _, outcome = trained
+    judge_all(home)
+    engineer = as_(home, "eng")
+    for _ in range(2):
+        assert engineer.claim_job(worker="ghost", lease_seconds=0) is not None
+        time.sleep(0.01)
+    assert engineer.claim_job(worker="ghost", lease_seconds=0, max_attempts=2) is None
+    job = engineer.show_job(job_id=outcome.jobs[0])
+    assert job["status"] == "failed" and job["error"] == "its worker stopped answering 2 times (lease lapsed)"
+
+
+def _claim(home: str, name: str, results) -> None:
+    job = Service.open(home=home, actor="eng", lock_timeout_s=60).claim_job(worker=name)
+    results.put((name, job.id if job else None))
+
+
+def test_two_workers_never_take_the_same_job(trained):
+    home, _, _, outcome = trained
+    judge_all(home)
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_claim, args=(str(home), f"w{i}", results)) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    taken = [job for _, job in (results.get(timeout=5) for _ in workers) if job]
+    assert taken == [outcome.jobs[0]]
+
+
+def test_cancel_stops_a_running_job_at_the_next_epoch(trained):
+    home, _, _, outcome = trained
+    judge_all(home)
+    engineer = as_(home, "eng")
+    results = []
+    thread = threading.Thread(target=lambda: results.extend(engineer.run_worker(once=True)))
+    thread.start()
+    while engineer.show_job(job_id=outcome.jobs[0])["status"] != "running":
+        time.sleep(0.05)
+    assert as_(home, "eng").cancel_job(job_id=outcome.jobs[0])["cancel_requested"] is True
+    thread.join(timeout=120)
+    assert results == [{"job": outcome.jobs[0], "status": "cancelled"}]
+    assert engineer.show_job(job_id=outcome.jobs[0])["status"] == "cancelled"
+
+
+def test_cancelling_a_waiting_job_is_immediate(trained):
+    home, _, _, outcome = trained
+    job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0])
+    assert (job["status"], job["error"]) == ("cancelled", "cancelled before it ran")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--label", "nope"], "the training data has no column 'nope'"),
+    (["--label", "x"], "the label column 'x' must hold only 0 and 1"),
+    (["--label", "y", "--config", "CONFIG"], "unknown training settings epochz"),
+])
+def test_train_refuses_bad_input_with_exit_2(tmp_path, run_cli, args, message):
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    data = tmp_path / "d.csv"
+    biased(200).to_csv(data, index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text("epochz: 3\n")
+    args = [str(config) if a == "CONFIG" else a for a in args]
+    result = run_cli(home, "train", "m", "--data", data, *args, as_="ada")
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_training_config_from_a_file(tmp_path):
+    from governance.service.training import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\nhidden: [8, 4]\nstrategies: [fairness_penalty]\nfairness_weight: 0.5\n")
+    config = load_config(path, sensitive=["sex"])
+    assert (config.epochs, config.hidden, config.strategies, config.sensitive) == (3, (8, 4), ("fairness_penalty",),
+                                                                                  ("sex",))
+    path.write_text("strategies: [recalibrate, reweight]\n")
+    with pytest.raises(InvalidInput, match="need the sensitive columns"):
+        load_config(path)
