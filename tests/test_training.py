@@ -94,3 +94,11 @@ def test_bad_configs_are_refused():
         TrainConfig(strategies=("dropout",))
     with pytest.raises(ValueError, match="need the sensitive columns"):
         TrainConfig(strategies=("reweight",))
+
+
+def test_the_adult_benchmark_data_loads_whole():
+    from benchmarks.adult import load_adult
+
+    frame = load_adult()
+    assert len(frame) == 48_842 and set(frame["income"].unique()) == {0, 1}
+    assert frame["income"].mean() == pytest.approx(0.239, abs=0.002)
