@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
+from evaluation.errors import MetricInputError
 from governance import __version__
 from governance.audit_export import FORMATS
-from evaluation.errors import MetricInputError
 from governance.errors import GovernError, InvalidInput
 from governance.ingest import SPLITS, ColumnRoles
 from governance.records import Record

@@ -9,10 +9,10 @@ from governance.service.audit import AuditActions, verify_audit_export
 from governance.service.base import ServiceBase, check_name
 from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
+from governance.service.jobs import JobActions
 from governance.service.registry import RISK_TIERS, RegistryActions
 from governance.service.releases import ReleaseActions
 from governance.service.reviews import ReviewActions
-from governance.service.jobs import JobActions
 from governance.service.training import TrainingActions
 from governance.service.users import UserActions
 

@@ -102,3 +102,16 @@ def _require_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
     if record is None:
         raise NotFound(f"version {version!r} of model {model!r} is not registered.")
     return record
+
+
+def parse_time(value: str | datetime | None, *, what: str = "time") -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 time such as 2024-05-01T00:00:00Z.") from exc
+    if parsed is not None and parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed

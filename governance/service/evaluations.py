@@ -141,11 +141,7 @@ class EvaluationActions(ServiceBase):
         """The version's most recent evaluation and its records; NotFound if it has none."""
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Evaluation, MetricSet]:
             self._authorize(conn, Action.VIEW)
-            _require_version(conn, model, version)
-            found = evaluations.latest_evaluation(conn, model, version)
-            if found is None:
-                raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} "
-                               f"{version}`.")
+            found = require_evaluation(conn, model, version)
             return found, evaluations.metric_set(conn, found)
 
         return self._run(unit)
@@ -157,3 +153,12 @@ class EvaluationActions(ServiceBase):
             return evaluations.list_evaluations(conn, model, version)
 
         return self._run(unit)
+
+
+def require_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation:
+    """The version's latest evaluation of its eval predictions; NotFound, saying what to run, if none."""
+    _require_version(conn, model, version)
+    found = evaluations.latest_evaluation(conn, model, version)
+    if found is None:
+        raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} {version}`.")
+    return found

@@ -12,14 +12,23 @@ from typing import Any
 import duckdb
 
 from evaluation import MetricSet
-from governance.errors import InvalidInput, NotFound
+from governance.errors import InvalidInput
 from governance.records import GateRecord, Job, ReviewItem
 from governance.roles import Action
 from governance.sampling import sample_examples
-from governance.service.base import ServiceBase, _now, _require_version
+from governance.service.base import ServiceBase, _now
+from governance.service.evaluations import require_evaluation
 from governance.store import evaluations, gates, registry
 from governance.store import reviews as signoffs
-from policies import GateDecision, LoadedPolicy, PolicyInvalid, ReviewState, RuleResult, load_policy, run_gate
+from policies import (
+    GateDecision,
+    LoadedPolicy,
+    PolicyInvalid,
+    ReviewState,
+    RuleResult,
+    load_policy,
+    run_gate,
+)
 from policies.schema import MetricRule
 
 EXAMPLE_SEED = 0
@@ -72,11 +81,7 @@ class GateActions(ServiceBase):
 
     def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
         self._authorize(conn, Action.GATE)
-        _require_version(conn, model, version)
-        evaluation = evaluations.latest_evaluation(conn, model, version)
-        if evaluation is None:
-            raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} "
-                           f"{version}` first.")
+        evaluation = require_evaluation(conn, model, version)
         metrics = evaluations.metric_set(conn, evaluation)
         baselines: dict[str, tuple[str, MetricSet] | None] = {}
         for rule in loaded.policy.rules:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from governance.service.base import (
     _require_model,
     _require_version,
     check_name,
+    parse_time,
 )
 from governance.store import registry, users
 
@@ -119,7 +120,7 @@ class RegistryActions(ServiceBase):
         """
         if split not in SPLITS:
             raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}.")
-        when = _parse_time(batch_time)
+        when = parse_time(batch_time, what="batch time")
         self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
         scratch = self.artifacts.scratch_path(".parquet")
         try:
@@ -150,18 +151,3 @@ class RegistryActions(ServiceBase):
     def prediction_set_path(self, prediction_set: PredictionSet) -> Path:
         """The Parquet file holding a prediction set's rows (for the metric engine to query in place)."""
         return self.artifacts.open_path(prediction_set.dataset_sha256)
-
-
-def _parse_time(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidInput(f"batch time {value!r} is not an ISO 8601 time such as 2024-05-01T00:00:00Z.") from exc
-    if parsed is not None and parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
-
-

@@ -9,7 +9,13 @@ import duckdb
 from governance.errors import Conflict, InvalidInput, NotAllowed
 from governance.records import AliasMove, SignOff
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_model, _require_version
+from governance.service.base import (
+    ServiceBase,
+    _now,
+    _require_model,
+    _require_version,
+    parse_time,
+)
 from governance.store import gates, reviews
 
 DECISIONS = ("approve", "reject", "withdraw")
@@ -146,11 +152,9 @@ def _check_releasable(conn, model: str, version: str, gate) -> None:
 
 
 def _future(value: str | datetime | None) -> datetime:
-    from governance.service.registry import _parse_time
-
     if value is None:
         raise InvalidInput("an override needs an expiry (--expires ISO8601), after which it no longer holds.")
-    when = _parse_time(value)
+    when = parse_time(value, what="expiry")
     if when <= datetime.now(timezone.utc).replace(tzinfo=None):
         raise InvalidInput(f"the override's expiry {value} is not in the future.")
     return when

@@ -17,7 +17,7 @@ from governance.agreement import krippendorff_alpha, pairwise_kappas
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.records import Dataset, Judgment, ReviewItem
 from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, _require_version
+from governance.service.base import ServiceBase, _now, _require_version, parse_time
 from governance.store import gates, registry, reviews
 
 VERDICTS = ("label_correct", "label_wrong", "model_wrong", "ambiguous")
@@ -261,9 +261,7 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
 
 
 def _parse_due(value: str | datetime | None) -> datetime | None:
-    from governance.service.registry import _parse_time
-
-    return _parse_time(value)
+    return parse_time(value, what="due time")
 
 
 def _require_item(conn: duckdb.DuckDBPyConnection, item_id: str) -> ReviewItem:
