@@ -1,0 +1,66 @@
+"""govern's dashboard: `streamlit run dashboard/app.py` (GOVERN_HOME selects the store).
+
+One entry point with st.navigation: sign-in first, then the pages the user's role may use. Pages only
+render; every action is one call of the service API, which checks the role again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import state
+from governance.errors import GovernError
+
+VIEWS = Path(__file__).resolve().parent / "views"
+# (file, title, roles that see it); the service refuses the actions anyway.
+PAGES = [
+    ("overview.py", "Overview", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
+    ("version.py", "Model version", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
+    ("review.py", "Review queue", {"reviewer", "admin"}),
+    ("release.py", "Sign-off and release", {"reviewer", "engineer", "admin"}),
+    ("jobs.py", "Retraining jobs", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
+    ("audit.py", "Audit log", {"auditor", "admin"}),
+    ("users.py", "Users", {"admin"}),
+]
+
+
+def pages_for(role: str | None) -> list[str]:
+    return [title for _, title, roles in PAGES if role in roles]
+
+
+def sign_in() -> None:
+    st.title("govern")
+    st.caption("Model governance: metrics per version, release gates, review, retraining, audit.")
+    with st.form("sign-in"):
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        try:
+            found = state.service().check_password(name=name, password=password)
+        except GovernError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["govern.user"], st.session_state["govern.role"] = found.name, found.role.value
+            st.rerun()
+
+
+def main() -> None:
+    st.set_page_config(page_title="govern", layout="wide")
+    state.init()
+    if state.user() is None:
+        st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")]).run()
+        return
+    with st.sidebar:
+        st.write(f"Signed in as **{state.user()}** ({state.role()})")
+        if st.button("Sign out"):
+            for key in state.KEYS:
+                st.session_state[key] = None
+            st.rerun()
+    visible = [st.Page(str(VIEWS / file), title=title) for file, title, roles in PAGES if state.role() in roles]
+    st.navigation(visible).run()
+
+
+main()

@@ -1,0 +1,50 @@
+"""Session state (every key initialised here, namespaced `govern.`) and the per-call service."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from governance.service import Service
+
+KEYS = {"govern.user": None, "govern.role": None, "govern.flash": None, "govern.audit_zip": None, "govern.audit_verified": None}
+
+
+def init() -> None:
+    for key, default in KEYS.items():
+        st.session_state.setdefault(key, default)
+
+
+def home() -> str:
+    return os.environ.get("GOVERN_HOME", "govern-data")
+
+
+def user() -> str | None:
+    return st.session_state.get("govern.user")
+
+
+def role() -> str | None:
+    return st.session_state.get("govern.role")
+
+
+def service() -> Service:
+    """A service for the signed-in user; it opens the store per call and holds no connection."""
+    return Service.open(home=home(), actor=user())
+
+
+def flash(message: str) -> None:
+    """A message shown once on the next run (after an action and its rerun)."""
+    st.session_state["govern.flash"] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.get("govern.flash")
+    if message:
+        st.success(message)
+        st.session_state["govern.flash"] = None
+
+
+def changed() -> None:
+    """After a write: cached reads are stale."""
+    st.cache_data.clear()

@@ -1,0 +1,65 @@
+"""Sign-off and release: approvals so far, approve or reject, release, rollback, admin override."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, state
+from governance.errors import GovernError
+
+st.title("Sign-off and release")
+state.show_flash()
+home, actor, role = state.home(), state.user(), state.role()
+models = [m.name for m in data.models(home, actor)]
+if not models:
+    st.info("No models yet.")
+    st.stop()
+model = st.selectbox("Model", models, key="release.model")
+versions = [v.version for v in data.versions(home, actor, model)]
+if not versions:
+    st.stop()
+version = st.selectbox("Version", versions, index=len(versions) - 1, key="release.version")
+st.write(f"Production: **{data.production(home, actor, model) or '-'}**")
+signoffs = data.signoffs(home, actor, model, version)
+if signoffs:
+    st.dataframe(pd.DataFrame([s.to_dict() for s in signoffs]), hide_index=True)
+else:
+    st.caption("No sign-offs yet.")
+service = state.service()
+
+
+def act(call, message: str) -> None:
+    try:
+        call()
+    except GovernError as exc:
+        st.error(str(exc))
+        return
+    state.changed()
+    state.flash(message)
+    st.rerun()
+
+
+if role in ("reviewer", "admin"):
+    comment = st.text_input("Comment", key="release.comment")
+    left, right = st.columns(2)
+    if left.button("Approve", key="release.approve"):
+        act(lambda: service.sign_off(model=model, version=version, decision="approve", comment=comment),
+            f"Approved {model} {version}.")
+    if right.button("Reject", key="release.reject"):
+        act(lambda: service.sign_off(model=model, version=version, decision="reject", comment=comment),
+            f"Rejected {model} {version}.")
+if role in ("engineer", "admin"):
+    if st.button("Release", key="release.release"):
+        act(lambda: service.release(model=model, version=version), f"Released {model} {version}.")
+    if st.button("Roll back", key="release.rollback"):
+        act(lambda: service.rollback(model=model), f"Rolled {model} back.")
+if role == "admin":
+    with st.expander("Override the gate"):
+        reason = st.text_input("Reason", key="release.reason")
+        expires = st.text_input("Expires (ISO 8601)", key="release.expires")
+        if st.button("Release with override", key="release.override"):
+            act(lambda: service.release(model=model, version=version, override=True, reason=reason,
+                                        expires=expires or None), f"Released {model} {version} by override.")
+moves = data.history(home, actor, model)
+if moves:
+    st.subheader("History")
+    st.dataframe(pd.DataFrame([m.to_dict() for m in moves]), hide_index=True, width="stretch")

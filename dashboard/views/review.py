@@ -1,0 +1,53 @@
+"""The review queue: pick an item, claim it, see the evidence, judge it."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, state
+from governance.errors import GovernError
+
+st.title("Review queue")
+state.show_flash()
+home, actor = state.home(), state.user()
+status = st.selectbox("Show", ["to do", "open", "claimed", "resolved", "dismissed"], key="review.status",
+                      help="to do: open items and the ones you claimed")
+if status == "to do":
+    items = data.review_items(home, actor, "open") + [i for i in data.review_items(home, actor, "claimed")
+                                                      if i.assignee == actor]
+else:
+    items = data.review_items(home, actor, status)
+if not items:
+    st.info(f"No review items ({status}).")
+    st.stop()
+st.dataframe(pd.DataFrame([{"id": i.id, "model": i.model, "version": i.version, "kind": i.kind,
+                            "rule": i.rule_id or "", "priority": i.priority, "assignee": i.assignee or ""}
+                           for i in items]), hide_index=True, width="stretch")
+item_id = st.selectbox("Item", [i.id for i in items], key="review.item")
+item = next(i for i in items if i.id == item_id)
+st.subheader(f"{item.kind} · {item.model} {item.version}")
+st.code(json.dumps(item.evidence, indent=2, sort_keys=True, default=str), language="json")
+service = state.service()
+if item.status == "open" and st.button("Claim", key="review.claim"):
+    try:
+        service.claim_review_item(item_id=item.id)
+        state.changed()
+        state.flash(f"Claimed {item.id}.")
+        st.rerun()
+    except GovernError as exc:
+        st.error(str(exc))
+if item.status == "claimed" and item.assignee == actor:
+    with st.form("review.judge"):
+        verdict = st.selectbox("Verdict", ["label_correct", "label_wrong", "model_wrong", "ambiguous"])
+        label = st.selectbox("Corrected label (for label_wrong)", ["", "0", "1"])
+        comment = st.text_area("Comment")
+        if st.form_submit_button("Judge"):
+            try:
+                service.judge_review_item(item_id=item.id, verdict=verdict, comment=comment,
+                                          label=int(label) if label else None)
+                state.changed()
+                state.flash(f"Judged {item.id}.")
+                st.rerun()
+            except GovernError as exc:
+                st.error(str(exc))

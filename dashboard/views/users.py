@@ -1,0 +1,23 @@
+"""Users and roles (admins)."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from governance.errors import GovernError
+
+st.title("Users")
+state.show_flash()
+service = state.service()
+st.dataframe(pd.DataFrame([u.to_dict() for u in service.list_users()]), hide_index=True, width="stretch")
+with st.form("users.add"):
+    name = st.text_input("Name")
+    role = st.selectbox("Role", ["viewer", "reviewer", "engineer", "auditor", "admin"])
+    password = st.text_input("Password (8+ characters)", type="password")
+    if st.form_submit_button("Add user"):
+        try:
+            service.add_user(name=name, role=role, password=password or None)
+            state.flash(f"Added {name}.")
+            st.rerun()
+        except GovernError as exc:
+            st.error(str(exc))
