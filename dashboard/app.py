@@ -21,6 +21,7 @@ PAGES = [
     ("review.py", "Review queue", {"reviewer", "admin"}),
     ("release.py", "Sign-off and release", {"reviewer", "engineer", "admin"}),
     ("jobs.py", "Retraining jobs", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
+    ("policies.py", "Policies", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
     ("audit.py", "Audit log", {"auditor", "admin"}),
     ("users.py", "Users", {"admin"}),
 ]

@@ -71,7 +71,7 @@ def test_every_page_renders_for_the_roles_that_see_it(seeded, user):
 def test_navigation_offers_only_what_the_role_may_use():
     from dashboard.app import pages_for
 
-    assert pages_for("viewer") == ["Overview", "Model version", "Retraining jobs"]
+    assert pages_for("viewer") == ["Overview", "Model version", "Retraining jobs", "Policies"]
     assert "Audit log" in pages_for("auditor") and "Review queue" not in pages_for("auditor")
     assert pages_for("admin") == [title for _, title, _ in PAGES]
 
@@ -125,3 +125,29 @@ def test_export_in_the_dashboard_is_verified_and_logged(seeded):
     assert at.session_state["govern.audit_verified"] is True
     assert any(m.value == "Export verified offline: yes" for m in at.markdown)
     assert store.as_("aud").verify_audit().ok
+
+
+def test_policy_dry_run_in_the_dashboard_stores_nothing(seeded):
+    from tests.conftest import snapshot
+
+    store, _ = seeded
+    before = snapshot(store.home)
+    at = app("eng")
+    at.run()
+    at.switch_page("views/policies.py").run()
+    assert at.success[0].value.startswith("Valid: default v1")
+    at.button(key="policies.dry_run").click().run()
+    assert not at.exception
+    assert any(m.value.startswith("Verdict: **") for m in at.markdown)
+    assert snapshot(store.home) == before
+
+
+def test_cancel_a_job_in_the_dashboard(seeded):
+    store, _ = seeded
+    [job] = store.as_("vic").list_jobs()
+    at = app("eng")
+    at.run()
+    at.switch_page("views/jobs.py").run()
+    at.button(key="jobs.cancel").click().run()
+    assert not at.exception
+    assert store.as_("vic").show_job(job_id=job.id)["status"] == "cancelled"
