@@ -1,0 +1,116 @@
+"""The real dashboard in a real browser: Streamlit server on a free port, Debian's Chromium driven by
+Playwright. A reviewer judges an item and approves a version; an auditor downloads a verified export."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from governance.service import verify_audit_export
+from tests.test_reviews import QUEUE_POLICY, RELEASE_POLICY
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(evaluated_store, tmp_path):
+    store = evaluated_store
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    for name, text in (("q.yaml", QUEUE_POLICY), ("r.yaml", RELEASE_POLICY)):
+        (tmp_path / name).write_text(text)
+    store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "q.yaml")
+    store.as_("ada").add_user(name="rita", role="reviewer", password="rita's passphrase")
+    store.as_("ada").add_user(name="otto", role="auditor", password="otto's passphrase")
+    port = free_port()
+    env = os.environ | {"GOVERN_HOME": str(store.home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("the Streamlit server did not become healthy in 60 s")
+    yield store, f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield launched
+        launched.close()
+
+
+def sign_in(page, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="User").fill(user)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {user}").wait_for(timeout=30_000)
+
+
+def test_reviewer_judges_and_approves_then_auditor_downloads_a_verified_export(server, browser, tmp_path):
+    store, url = server
+    page = browser.new_page(accept_downloads=True)
+    sign_in(page, url, "rita", "rita's passphrase")
+    page.get_by_role("link", name="Review queue").click()
+    page.get_by_role("button", name="Claim").click()
+    comment = page.get_by_role("textbox", name="Comment")
+    comment.wait_for(timeout=30_000)
+    comment.fill("label is right")
+    page.get_by_role("button", name="Judge").click()
+    page.get_by_text("Judged ri-").wait_for(timeout=30_000)
+    judged = [i for i in store.as_("vic").list_review_items(status="resolved")]
+    assert [j.reviewer for j in store.as_("vic").show_review_item(item_id=judged[0].id).judgments] == ["rita"]
+
+    page.get_by_role("link", name="Sign-off and release").click()
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("Approved credit 1.").wait_for(timeout=30_000)
+    assert [(s.reviewer, s.decision) for s in store.as_("vic").signoffs(model="credit", version="1")] == \
+        [("rita", "approve")]
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, url, "otto", "otto's passphrase")
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_text("Chain intact").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Prepare export").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download export (zip)").click()
+    archive = tmp_path / "export.zip"
+    download.value.save_as(archive)
+    folder = tmp_path / "export"
+    zipfile.ZipFile(archive).extractall(folder)
+    report = verify_audit_export(folder, expected_public_key=store.as_("aud").public_key())
+    assert report.ok, report.problems
+    page.screenshot(path=str(tmp_path / "audit.png"))
