@@ -31,9 +31,28 @@ def pages_for(role: str | None) -> list[str]:
     return [title for _, title, roles in PAGES if role in roles]
 
 
+def oidc_configured() -> bool:
+    """st.login is offered when the app's secrets hold an [auth] section (Streamlit's OIDC settings)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
 def sign_in() -> None:
     st.title("govern")
     st.caption("Model governance: metrics per version, release gates, review, retraining, audit.")
+    if oidc_configured():
+        if st.user.is_logged_in:
+            try:
+                found = state.service().identify(name=str(st.user.get("email") or st.user.get("name") or ""))
+            except GovernError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["govern.user"], st.session_state["govern.role"] = found.name, found.role.value
+                st.rerun()
+        st.button("Sign in with your identity provider", on_click=st.login)
+        st.divider()
     with st.form("sign-in"):
         name = st.text_input("User")
         password = st.text_input("Password", type="password")

@@ -130,3 +130,10 @@ def test_passwords_are_stored_only_as_argon2_hashes(store, run_cli):
     assert store.as_(None).check_password(name="pam", password="correct horse battery").role is Role.REVIEWER
     with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
         store.as_(None).check_password(name="pam", password="wrong password!")
+
+
+def test_an_external_identity_gets_only_the_role_the_store_gives(store):
+    user = store.as_(None).identify(name="rey")
+    assert (user.name, user.role) == ("rey", Role.REVIEWER)
+    with pytest.raises(NotAllowed, match="^'mallory@example.com' signed in, but is not a user of govern"):
+        store.as_(None).identify(name="mallory@example.com")

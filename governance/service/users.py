@@ -96,6 +96,18 @@ class UserActions(ServiceBase):
 
         return self._run(unit)
 
+    def identify(self, *, name: str) -> User:
+        """The user an external sign-in (OIDC) vouched for. The identity provider says who someone is,
+        never what they may do: the role is the one this store gives that user."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> User | None:
+            return users.get_user(conn, name)
+
+        user = self._run(unit) if name else None
+        if user is None:
+            raise NotAllowed(f"{name!r} signed in, but is not a user of govern; an admin adds them with "
+                             "`govern user add`.")
+        return user
+
     def check_password(self, *, name: str, password: str) -> User:
         """The user if `password` is theirs; NotAllowed (saying nothing of which part was wrong) if not."""
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None]:
