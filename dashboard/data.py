@@ -50,3 +50,21 @@ def history(home: str, actor: str, model: str):
 @st.cache_data(ttl=30, show_spinner=False)
 def signoffs(home: str, actor: str, model: str, version: str):
     return Service.open(home=home, actor=actor).signoffs(model=model, version=version)
+
+
+def pick_version(page: str) -> tuple[str, str]:
+    """Model and version selectboxes (keys `{page}.model`, `{page}.version`); stops the page when
+    there is nothing to pick."""
+    from dashboard import state
+
+    home, actor = state.home(), state.user()
+    names = [m.name for m in models(home, actor)]
+    if not names:
+        st.info("No models yet. Register one with `govern model register` or `govern train`.")
+        st.stop()
+    model = st.selectbox("Model", names, key=f"{page}.model")
+    found = [v.version for v in versions(home, actor, model)]
+    if not found:
+        st.info("This model has no versions yet.")
+        st.stop()
+    return model, st.selectbox("Version", found, index=len(found) - 1, key=f"{page}.version")

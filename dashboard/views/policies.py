@@ -25,13 +25,10 @@ except PolicyInvalid as exc:
 st.success(f"Valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "
            f"sha256 {loaded.sha256[:16]}…")
 home, actor = state.home(), state.user()
-models = [m.name for m in data.models(home, actor)]
-if models and state.role() in ("engineer", "admin"):
+if state.role() in ("engineer", "admin"):
     st.subheader("Dry run")
-    model = st.selectbox("Model", models, key="policies.model")
-    versions = [v.version for v in data.versions(home, actor, model)]
-    version = st.selectbox("Version", versions, index=max(len(versions) - 1, 0), key="policies.version")
-    if versions and st.button("Dry run the gate", key="policies.dry_run"):
+    model, version = data.pick_version("policies")
+    if st.button("Dry run the gate", key="policies.dry_run"):
         try:
             outcome = state.service().gate(model=model, version=version, policy=loaded, dry_run=True)
         except GovernError as exc:

@@ -9,15 +9,7 @@ from governance.errors import GovernError
 st.title("Sign-off and release")
 state.show_flash()
 home, actor, role = state.home(), state.user(), state.role()
-models = [m.name for m in data.models(home, actor)]
-if not models:
-    st.info("No models yet.")
-    st.stop()
-model = st.selectbox("Model", models, key="release.model")
-versions = [v.version for v in data.versions(home, actor, model)]
-if not versions:
-    st.stop()
-version = st.selectbox("Version", versions, index=len(versions) - 1, key="release.version")
+model, version = data.pick_version("release")
 st.write(f"Production: **{data.production(home, actor, model) or '-'}**")
 signoffs = data.signoffs(home, actor, model, version)
 if signoffs:

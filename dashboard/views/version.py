@@ -9,16 +9,7 @@ from governance.errors import GovernError
 
 st.title("Model version")
 home, actor = state.home(), state.user()
-models = [m.name for m in data.models(home, actor)]
-if not models:
-    st.info("No models yet.")
-    st.stop()
-model = st.selectbox("Model", models, key="version.model")
-versions = [v.version for v in data.versions(home, actor, model)]
-if not versions:
-    st.info("This model has no versions yet.")
-    st.stop()
-version = st.selectbox("Version", versions, index=len(versions) - 1, key="version.version")
+model, version = data.pick_version("version")
 try:
     evaluation, metrics = data.evaluation(home, actor, model, version)
 except GovernError as exc:
