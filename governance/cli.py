@@ -355,12 +355,7 @@ def policy() -> None:
 @click.pass_context
 def policy_validate(ctx: click.Context, file: str, as_json: bool) -> None:
     """Check a policy pack against the schema; exit 0 if valid, 2 with every problem named if not."""
-    from policies import PolicyInvalid, load_policy
-
-    try:
-        loaded = load_policy(_policy_path(file))
-    except PolicyInvalid as exc:
-        raise InvalidInput(str(exc)) from exc
+    loaded = _service(ctx).load_policy(_policy_path(file))
     body = {"name": loaded.policy.name, "version": loaded.policy.version, "rules": len(loaded.policy.rules),
             "sha256": loaded.sha256, "valid": True}
     _emit(body, as_json, f"valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "

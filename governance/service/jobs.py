@@ -19,7 +19,7 @@ from governance.errors import Conflict, GovernError, NotFound
 from governance.records import Job, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
-from governance.service.training import ROW_ID, split_rows
+from governance.service.training import ROW_ID, read_table, split_rows
 from governance.store import gates
 from policies import parse_policy
 
@@ -153,7 +153,7 @@ class JobActions(ServiceBase):
         meta = parent.meta
         detail = self.show_version(model=job.model, version=job.version)
         data_path = self.artifacts.open_path(detail.version.training_data_sha256)
-        frame = read_table_from_artifact(data_path, meta)
+        frame = read_table(data_path)
         train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
         feedback = self.build_feedback(model=job.model)
         corrections = self._corrections(feedback["sha256"])
@@ -198,11 +198,3 @@ class JobActions(ServiceBase):
             return chain
 
         return self._run(unit)
-
-
-def read_table_from_artifact(path, meta: dict) -> pd.DataFrame:
-    """The parent's training file (stored by content, without its name): CSV or Parquet by its bytes."""
-    with open(path, "rb") as handle:
-        is_parquet = handle.read(4) == b"PAR1"
-    return pd.read_parquet(path) if is_parquet else pd.read_csv(path, skipinitialspace=True)
-

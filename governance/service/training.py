@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from governance.errors import InvalidInput
-from governance.ingest import ColumnRoles
+from governance.ingest import ColumnRoles, detect_format
 from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase
@@ -46,7 +46,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InvalidInput(f"training data {path} does not exist.")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if detect_format(path) == "parquet":  # by suffix or by content (stored artifacts have no suffix)
             return pd.read_parquet(path)
         return pd.read_csv(path, skipinitialspace=True)
     except Exception as exc:  # pandas raises many kinds for unreadable files
