@@ -334,6 +334,39 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
         click.echo(records_table(metric_set.records))
 
 
+@cli.command("compare")
+@click.argument("model")
+@click.argument("a")
+@click.argument("b")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Significance level of the two-sided test.")
+@click.option("--all", "show_all", is_flag=True, help="List every shared record, not only the significant ones.")
+@json_option
+@click.pass_context
+def compare_command(ctx: click.Context, model: str, a: str, b: str, alpha: float, show_all: bool,
+                    as_json: bool) -> None:
+    """Compare two versions' latest evaluations: B − A for every shared record, and whether it is
+    significant (normal test on the bootstrap intervals; conservative when both saw the same rows)."""
+    differences = _service(ctx).compare_versions(model=model, a=a, b=b, alpha=alpha)
+    if as_json:
+        _emit(differences, True)
+        return
+    shown = differences if show_all else [d for d in differences if d.significant]
+    lines = [f"{model}: version {b} against {a}, {len(differences)} shared records, "
+             f"{sum(1 for d in differences if d.significant)} significant at alpha={alpha}"]
+    for d in shown:
+        where = f"[{d.feature}={d.group}]" if d.group else f"[{d.feature}]" if d.feature else ""
+        verdict = {True: "significant", False: "not significant", None: "no interval"}[d.significant]
+        diff = "n/a" if d.difference is None else f"{d.difference:+.4f}"
+        p_value = "" if d.p_value is None else f" p={d.p_value:.3g}"
+        lines.append(f"  {d.family:<11} {d.metric + where:<48} {_fmt(d.a)} → {_fmt(d.b)}  {diff}  {verdict}{p_value}")
+    click.echo("\n".join(lines))
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _policy_path(value: str) -> Path:
     """A policy file, or the name of a pack that ships with govern (default, strict)."""
     from policies import shipped_packs
@@ -748,6 +781,36 @@ def audit_verify(ctx: click.Context, directory: str | None, key: str | None, as_
     ctx.exit(0 if report.ok else 1)
 
 
+TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+
+
+@audit.command("list")
+@click.option("--model", help="Events about this model, its versions, prediction sets, review items and jobs.")
+@click.option("--actor", help="Events by this user.")
+@click.option("--action", help="An action (review.judge) or its prefix (review).")
+@click.option("--since", type=click.DateTime(TIME_FORMATS), help="From this time on (UTC unless an offset is given).")
+@click.option("--until", type=click.DateTime(TIME_FORMATS),
+              help="Up to this time; a date alone means the end of that day (UTC unless an offset is given).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many, newest first.")
+@json_option
+@click.pass_context
+def audit_list(ctx: click.Context, model: str | None, actor: str | None, action: str | None, since: Any, until: Any,
+               limit: int, as_json: bool) -> None:
+    """List decision-log events, newest first, filtered by model, actor, action and time."""
+    from datetime import timedelta
+
+    if until is not None and (until.hour, until.minute, until.second, until.microsecond) == (0, 0, 0, 0):
+        until = until + timedelta(days=1) - timedelta(microseconds=1)
+    matched, events = _service(ctx).audit_events(model=model, actor=actor, action=action, since=since, until=until,
+                                                 limit=limit)
+    if as_json:
+        _emit({"matched": matched, "events": [e.to_dict() for e in events]}, True)
+        return
+    lines = [f"{matched} event(s) matched" + (f"; the newest {len(events)} shown" if matched > len(events) else "")]
+    lines += [f"  {e.seq:>6}  {e.ts}  {e.actor or '-':<12} {e.action:<20} {e.entity}" for e in events]
+    click.echo("\n".join(lines))
+
+
 @audit.command("export")
 @click.option("--out", required=True, type=click.Path(), help="New folder to write the export into.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
@@ -766,6 +829,27 @@ def audit_export(ctx: click.Context, out: str, fmt: str, as_json: bool) -> None:
 def audit_key(ctx: click.Context) -> None:
     """Print this installation's Ed25519 public key, which signs every export."""
     click.echo(_service(ctx).public_key())
+
+
+@cli.command("dashboard")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to serve on.")
+@click.option("--address", default="localhost", show_default=True,
+              help="Address to listen on (0.0.0.0 to serve other machines; put TLS in front).")
+@click.pass_context
+def dashboard_command(ctx: click.Context, port: int, address: str) -> None:
+    """Start the Streamlit dashboard (headless) on the store selected by --home / GOVERN_HOME."""
+    import os
+
+    home = Path(ctx.find_root().obj["home"]).resolve()
+    if not (home / "govern.duckdb").exists():
+        raise InvalidInput(f"no govern store at {home}; run `govern --home {home} init --admin NAME` "
+                           f"or `govern demo --home {home}` first.")
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    click.echo(f"govern dashboard on http://{address}:{port} (store {home}); Ctrl-C stops it", err=True)
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+               "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false"]
+    # Replace this process with the server, so signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
+    os.execve(sys.executable, command, {**os.environ, "GOVERN_HOME": str(home)})
 
 
 def main() -> None:

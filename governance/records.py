@@ -222,3 +222,32 @@ class GateRecord(Record):
     decision: dict[str, Any]
     created_at: datetime
     created_by: str
+
+
+@dataclass(frozen=True)
+class TrendPoint(Record):
+    """One headline record of a version's latest evaluation, for charts across versions."""
+
+    version: str
+    version_created_at: datetime
+    evaluation_id: str
+    metric: str
+    feature: str | None
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class DriftPoint(Record):
+    """One drift record of a production batch's (latest) monitoring evaluation."""
+
+    prediction_set_id: str
+    batch_time: datetime | None
+    ingested_at: datetime
+    evaluation_id: str
+    metric: str
+    feature: str | None
+    value: float | None
+    method: str | None

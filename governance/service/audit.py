@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from governance.artifacts import sha256_file
-from governance.audit_chain import ChainReport, verify_chain
+from governance.audit_chain import AuditEvent, ChainReport, verify_chain
 from governance.audit_export import (
     FORMATS,
     MANIFEST,
@@ -37,6 +38,26 @@ class AuditActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> ChainReport:
             self._authorize(conn, Action.AUDIT)
             return verify_chain(audit_log.read_events(conn))
+
+        return self._run(unit)
+
+    def audit_events(self, *, model: str | None = None, actor: str | None = None, action: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     limit: int = 500) -> tuple[int, list[AuditEvent]]:
+        """Events matching every given filter, newest first (at most `limit`), and how many matched.
+
+        `model` also matches its versions, prediction sets, review items and jobs; `action` matches
+        exactly or as a prefix ("review" matches review.judge); times are inclusive (UTC when naive).
+        """
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1, not {limit}.")
+        if since is not None and until is not None and since > until:
+            raise InvalidInput(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[AuditEvent]]:
+            self._authorize(conn, Action.AUDIT)
+            return audit_log.filter_events(conn, model=model or None, actor=actor or None, action=action or None,
+                                           since=_stamp(since), until=_stamp(until), limit=limit)
 
         return self._run(unit)
 
@@ -81,6 +102,15 @@ class AuditActions(ServiceBase):
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
         return public_key_hex(load_or_create_key(self.settings.keys_dir))
 
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    """The audit log's own timestamp format (UTC, microseconds), so text comparison orders correctly."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def verify_audit_export(directory: Path, *, expected_public_key: str | None = None) -> ExportVerification:

@@ -7,11 +7,16 @@ import uuid
 import duckdb
 
 from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
+from evaluation.compare import Difference, compare
 from governance.errors import InvalidInput, NotFound
-from governance.records import Evaluation, PredictionSet, ReviewItem
+from governance.records import DriftPoint, Evaluation, PredictionSet, ReviewItem, TrendPoint
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.store import evaluations, gates, registry
+
+
+# What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
+HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
 
 
 class EvaluationActions(ServiceBase):
@@ -153,6 +158,41 @@ class EvaluationActions(ServiceBase):
             return evaluations.list_evaluations(conn, model, version)
 
         return self._run(unit)
+
+    def metric_trend(self, *, model: str, metrics: tuple[str, ...] = HEADLINE) -> list[TrendPoint]:
+        """The overall `metrics` (with intervals) of every version's latest evaluation, oldest first."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[TrendPoint]:
+            self._authorize(conn, Action.VIEW)
+            if registry.get_model(conn, model) is None:
+                raise NotFound(f"model {model!r} is not registered.")
+            return [TrendPoint(*row) for row in evaluations.metric_trend(conn, model, list(metrics))]
+
+        return self._run(unit)
+
+    def drift_timeline(self, *, model: str, version: str) -> list[DriftPoint]:
+        """Drift scores per feature and the share of drifted columns for every monitored production
+        batch of the version, in batch order (`govern monitor` makes these)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[DriftPoint]:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            return [DriftPoint(*row) for row in evaluations.drift_timeline(conn, model, version)]
+
+        return self._run(unit)
+
+    def compare_versions(self, *, model: str, a: str, b: str, alpha: float = 0.05) -> list[Difference]:
+        """Every record both versions' latest evaluations share: a, b, b − a and whether the difference
+        is significant at `alpha` (see evaluation.compare for the test and its assumptions)."""
+        if not 0 < alpha < 1:
+            raise InvalidInput(f"alpha must lie strictly between 0 and 1, not {alpha}.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[MetricSet, MetricSet]:
+            self._authorize(conn, Action.VIEW)
+            first, second = require_evaluation(conn, model, a), require_evaluation(conn, model, b)
+            return evaluations.metric_set(conn, first), evaluations.metric_set(conn, second)
+
+        first, second = self._run(unit)
+        return compare(first, second, alpha=alpha)
+
 
 
 def require_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation:

@@ -49,3 +49,37 @@ def event_count(conn: duckdb.DuckDBPyConnection) -> int:
 def head(conn: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else None
+
+
+def filter_events(conn: duckdb.DuckDBPyConnection, *, model: str | None, actor: str | None, action: str | None,
+                  since: str | None, until: str | None, limit: int) -> tuple[int, list[AuditEvent]]:
+    """Events matching every given filter, newest first, at most `limit`, and how many matched.
+
+    `model` matches the model, its versions, and the prediction sets, review items and jobs that
+    belong to it; `action` matches exactly or as a prefix before a dot ("review" → review.judge);
+    `since`/`until` are ISO UTC timestamps compared with each event's ts (inclusive).
+    """
+    where, params = [], []
+    if model is not None:
+        where.append("(entity = 'model:' || ? OR starts_with(entity, 'version:' || ? || '/') "
+                     "OR entity IN (SELECT 'prediction_set:' || id FROM prediction_sets WHERE model = ?) "
+                     "OR entity IN (SELECT 'review_item:' || id FROM review_items WHERE model = ?) "
+                     "OR entity IN (SELECT 'job:' || id FROM jobs WHERE model = ?))")
+        params += [model] * 5
+    if actor is not None:
+        where.append("actor = ?")
+        params.append(actor)
+    if action is not None:
+        where.append("(action = ? OR starts_with(action, ? || '.'))")
+        params += [action, action]
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("ts <= ?")
+        params.append(until)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = conn.execute(f"SELECT count(*) FROM audit_events{clause}", params).fetchone()[0]
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_events{clause} ORDER BY seq DESC LIMIT ?",
+                        [*params, limit]).fetchall()
+    return total, [AuditEvent(*row) for row in rows]

@@ -54,3 +54,35 @@ def metric_set(conn: duckdb.DuckDBPyConnection, evaluation: Evaluation) -> Metri
     records = tuple(MetricRecord(family, metric, feature, group, value, n, low, high, json.loads(detail))
                     for family, metric, feature, group, value, n, low, high, detail in rows)
     return MetricSet(records, evaluation.params)
+
+
+def _latest_per(partition: str, split: str) -> str:
+    """Evaluations of `split` prediction sets, the newest one per `partition` (a column of evaluations)."""
+    return (f"SELECT e.* FROM evaluations e JOIN prediction_sets p ON p.id = e.prediction_set_id "
+            f"WHERE e.model = ? AND p.split = '{split}' "
+            f"QUALIFY row_number() OVER (PARTITION BY e.{partition} ORDER BY e.created_at DESC, e.id DESC) = 1")
+
+
+def metric_trend(conn: duckdb.DuckDBPyConnection, model: str, metrics: list[str]) -> list[tuple]:
+    """(version, version created_at, evaluation id, metric, feature, value, ci_low, ci_high, n) of the
+    overall (group-less) `metrics` of every version's latest eval evaluation, oldest version first."""
+    return conn.execute(
+        f"SELECT v.version, v.created_at, e.id, r.metric, r.feature, r.value, r.ci_low, r.ci_high, r.n "
+        f"FROM ({_latest_per('version', 'eval')}) e "
+        f"JOIN versions v ON v.model = e.model AND v.version = e.version "
+        f"JOIN metric_records r ON r.evaluation_id = e.id "
+        f"WHERE r.group_value IS NULL AND list_contains(?, r.metric) "
+        f"ORDER BY v.created_at, v.version, r.position", [model, metrics]).fetchall()
+
+
+def drift_timeline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[tuple]:
+    """(prediction set, batch_time, ingested at, evaluation, metric, feature, value, method) of the
+    drift records of each production batch's latest evaluation, in batch order."""
+    return conn.execute(
+        f"SELECT p.id, p.batch_time, p.created_at, e.id, r.metric, r.feature, r.value, "
+        f"json_extract_string(r.detail_json, '$.method_name') "
+        f"FROM ({_latest_per('prediction_set_id', 'production')}) e "
+        f"JOIN prediction_sets p ON p.id = e.prediction_set_id "
+        f"JOIN metric_records r ON r.evaluation_id = e.id "
+        f"WHERE e.version = ? AND r.family = 'drift' AND r.metric IN ('drift_score', 'share_of_drifted_columns') "
+        f"ORDER BY coalesce(p.batch_time, p.created_at), p.created_at, r.position", [model, version]).fetchall()

@@ -41,8 +41,8 @@ def server(evaluated_store, tmp_path):
     port = free_port()
     env = os.environ | {"GOVERN_HOME": str(store.home)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "governance.cli", "--home", str(store.home), "dashboard", "--port", str(port),
+         "--address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -1,0 +1,204 @@
+"""Reads behind the dashboard's charts: metric trends across versions, comparing two versions with a
+significance test, drift over production batches in time, and the filtered audit log."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from evaluation import MetricRecord, MetricSet
+from evaluation.compare import compare
+from governance.errors import InvalidInput, NotAllowed, NotFound
+from tests.conftest import ACS_ROLES, snapshot
+
+
+@pytest.fixture
+def two_versions(evaluated_store, acs_files, tmp_path):
+    """credit v1 with the shipped ACS scores; v2 scores the same rows with noise (a worse model)."""
+    import pandas as pd
+
+    store = evaluated_store
+    current, reference = acs_files
+    engineer = store.as_("eng")
+    engineer.register_version(model="credit", version="2", artifact=store.artifact)
+    noisy = pd.read_parquet(current)
+    rng = np.random.default_rng(7)
+    noisy["predicted_probability"] = np.clip(noisy["predicted_probability"] + rng.normal(0, 0.35, len(noisy)), 0, 1)
+    noisy_path = tmp_path / "noisy.parquet"
+    noisy.to_parquet(noisy_path, index=False)
+    engineer.ingest(model="credit", version="2", file=noisy_path, split="eval", roles=ACS_ROLES)
+    engineer.ingest(model="credit", version="2", file=reference, split="reference", roles=ACS_ROLES)
+    first = engineer.evaluate(model="credit", version="1", resamples=40)[1]
+    second = engineer.evaluate(model="credit", version="2", resamples=40)[1]
+    return store, first, second
+
+
+def test_trend_has_each_versions_latest_headline_records(two_versions):
+    store, first, second = two_versions
+    trend = store.as_("vic").metric_trend(model="credit")
+    assert [p.version for p in trend if p.metric == "roc_auc"] == ["1", "2"]
+    for point in trend:
+        source = first if point.version == "1" else second
+        record = next(r for r in source.records
+                      if r.metric == point.metric and r.feature == point.feature and r.group is None)
+        assert (point.value, point.ci_low, point.ci_high, point.n) == (record.value, record.ci_low, record.ci_high,
+                                                                       record.n)
+    metrics = {p.metric for p in trend}
+    assert metrics == {"roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference"}
+    # one parity record per sensitive feature and version
+    assert sorted(p.feature for p in trend if p.metric == "demographic_parity_difference" and p.version == "1") \
+        == ["RAC1P", "SEX"]
+
+
+def test_trend_uses_the_latest_evaluation_only(two_versions):
+    store, _, _ = two_versions
+    again = store.as_("eng").evaluate(model="credit", version="1", resamples=10, seed=3)[0]
+    trend = store.as_("vic").metric_trend(model="credit", metrics=("roc_auc",))
+    assert [(p.version, p.evaluation_id == again.id) for p in trend] == [("1", True), ("2", False)]
+
+
+def test_trend_of_an_unknown_model_is_not_found(store):
+    with pytest.raises(NotFound, match="not registered"):
+        store.as_("vic").metric_trend(model="nope")
+
+
+def test_compare_finds_the_worse_model_significantly_worse(two_versions):
+    store, first, second = two_versions
+    differences = store.as_("vic").compare_versions(model="credit", a="1", b="2")
+    auc = next(d for d in differences if d.metric == "roc_auc")
+    assert auc.b < auc.a and auc.significant is True
+    # the test, by hand from the stored intervals
+    a = next(r for r in first.records if r.metric == "roc_auc")
+    b = next(r for r in second.records if r.metric == "roc_auc")
+    z = NormalDist().inv_cdf(0.975)
+    spread = math.hypot((a.ci_high - a.ci_low) / (2 * z), (b.ci_high - b.ci_low) / (2 * z))
+    assert auc.p_value == pytest.approx(2 * (1 - NormalDist().cdf(abs(b.value - a.value) / spread)))
+    assert auc.difference == pytest.approx(b.value - a.value)
+    # reliability bins are charts, not comparable records; drift records have no interval → no verdict
+    assert not any(d.metric == "reliability_bin" for d in differences)
+    drift = [d for d in differences if d.family == "drift"]
+    assert drift and all(d.significant is None and d.p_value is None for d in drift)
+
+
+def test_a_version_compared_with_itself_differs_nowhere(two_versions):
+    store, _, _ = two_versions
+    differences = store.as_("vic").compare_versions(model="credit", a="1", b="1")
+    assert differences and all(d.difference in (0, None) and d.significant in (False, None) for d in differences)
+
+
+def test_compare_edge_cases():
+    def one(value, low, high, metric="accuracy"):
+        return MetricSet((MetricRecord("performance", metric, None, None, value, 100, low, high),), {"confidence": 0.95})
+
+    [same] = compare(one(0.8, 0.8, 0.8), one(0.8, 0.8, 0.8))
+    [moved] = compare(one(0.8, 0.8, 0.8), one(0.9, 0.9, 0.9))
+    [undefined] = compare(one(None, None, None), one(0.9, 0.8, 1.0))
+    [no_interval] = compare(one(0.8, None, None), one(0.9, 0.8, 1.0))
+    assert (same.p_value, same.significant) == (1.0, False)
+    assert (moved.p_value, moved.significant) == (0.0, True)
+    assert undefined.difference is None and undefined.significant is None
+    assert no_interval.difference == pytest.approx(0.1) and no_interval.significant is None
+    assert compare(one(0.8, 0.7, 0.9), one(0.8, 0.7, 0.9, metric="roc_auc")) == []
+    with pytest.raises(ValueError):
+        compare(one(0.8, 0.7, 0.9), one(0.8, 0.7, 0.9), alpha=1.5)
+
+
+def test_compare_needs_both_evaluations(evaluated_store):
+    store = evaluated_store
+    store.as_("eng").register_version(model="credit", version="2", artifact=store.artifact)
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    with pytest.raises(NotFound, match="version 2 has not been evaluated"):
+        store.as_("vic").compare_versions(model="credit", a="1", b="2")
+    with pytest.raises(InvalidInput, match="alpha"):
+        store.as_("vic").compare_versions(model="credit", a="1", b="1", alpha=0)
+
+
+def test_drift_timeline_follows_batch_time(evaluated_store, tmp_path):
+    import pandas as pd
+
+    from tests import datasets
+
+    store = evaluated_store
+    engineer = store.as_("eng")
+    frame = pd.read_csv(datasets.DATA / "acs_employment_ma_every20th.csv.gz")
+    expected = {}
+    # ingested out of order: the timeline orders by batch time, not by arrival
+    for year in (2018, 2016, 2017):
+        path = tmp_path / f"batch-{year}.parquet"
+        frame[frame["year"] == year].to_parquet(path, index=False)
+        batch = engineer.ingest(model="credit", version="1", file=path, split="production", roles=ACS_ROLES,
+                                batch_time=f"{year}-07-01")
+        expected[year] = engineer.monitor(model="credit", version="1", batch=batch.id)[1]
+    timeline = store.as_("vic").drift_timeline(model="credit", version="1")
+    years = [p.batch_time.year for p in timeline if p.metric == "share_of_drifted_columns"]
+    assert years == [2016, 2017, 2018]
+    for point in timeline:
+        record = next(r for r in expected[point.batch_time.year].records
+                      if r.metric == point.metric and r.feature == point.feature)
+        assert point.value == record.value
+        if point.metric == "drift_score":
+            assert point.method == record.detail["method_name"]
+    assert {p.feature for p in timeline if p.metric == "drift_score"} >= {"AGEP", "SCHL", "predicted_probability"}
+
+
+def test_drift_timeline_is_empty_without_monitoring(evaluated_store):
+    assert evaluated_store.as_("vic").drift_timeline(model="credit", version="1") == []
+
+
+def test_audit_filters(make_store, tmp_path):
+    store = make_store()
+    store.as_("eng").register_model(name="churn", description="", risk_tier="low")
+    store.as_("eng").register_version(model="churn", version="1", artifact=store.artifact)
+    auditor = store.as_("aud")
+    total, events = auditor.audit_events()
+    assert total == len(events) and [e.seq for e in events] == sorted((e.seq for e in events), reverse=True)
+    _, credit = auditor.audit_events(model="credit")
+    assert {e.entity for e in credit} == {"model:credit", "version:credit/1"}
+    _, churn = auditor.audit_events(model="churn")
+    assert {e.entity for e in churn} == {"model:churn", "version:churn/1"}
+    _, registrations = auditor.audit_events(action="version")
+    assert {e.action for e in registrations} == {"version.register"}
+    _, by_ada = auditor.audit_events(actor="ada")
+    assert by_ada and all(e.actor == "ada" for e in by_ada)
+    count, last_two = auditor.audit_events(limit=2)
+    assert count == total and len(last_two) == 2
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    assert auditor.audit_events(since=future) == (0, [])
+    assert auditor.audit_events(until=future)[0] == total
+    # the time filter compares instants: a time zone offset is honoured
+    newest = datetime.strptime(events[0].ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    east = newest.astimezone(timezone(timedelta(hours=5)))
+    assert auditor.audit_events(since=east)[1][0].seq == events[0].seq
+    with pytest.raises(InvalidInput, match="after until"):
+        auditor.audit_events(since=future, until=newest)
+    with pytest.raises(NotAllowed):
+        store.as_("vic").audit_events()
+
+
+def test_audit_list_cli(make_store, run_cli):
+    store = make_store()
+    before = snapshot(store.home)
+    result = run_cli(store.home, "audit", "list", "--model", "credit", "--json", as_="aud")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["matched"] == 2 and {e["action"] for e in body["events"]} == {"model.register", "version.register"}
+    text = run_cli(store.home, "audit", "list", "--action", "user", as_="aud")
+    assert text.exit_code == 0 and "user.add" in text.output
+    bad = run_cli(store.home, "audit", "list", "--since", "yesterday", as_="aud")
+    assert bad.exit_code == 2 and "yesterday" in bad.output
+    assert snapshot(store.home) == before
+
+
+def test_compare_cli(two_versions, run_cli):
+    store, _, _ = two_versions
+    result = run_cli(store.home, "compare", "credit", "1", "2", "--json", as_="vic")
+    assert result.exit_code == 0, result.output
+    auc = next(d for d in json.loads(result.output) if d["metric"] == "roc_auc")
+    assert auc["significant"] is True
+    text = run_cli(store.home, "compare", "credit", "1", "2", as_="vic")
+    assert "roc_auc" in text.output and "significant" in text.output
