@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import duckdb
 import numpy as np
@@ -33,6 +33,7 @@ METHODS = {  # evidently's stattest name → (threshold, drift when the score is
     "jensenshannon": (0.1, "ge", "Jensen-Shannon distance"),
 }
 PSI_THRESHOLD = 0.1
+DISTRIBUTION_BINS = 40  # bins or values kept in a drift record for charts
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,13 @@ def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRec
     drifted = bool({"le": score <= threshold, "lt": score < threshold, "ge": score >= threshold}[direction])
     detail = base_detail | {"method": method, "method_name": method_name, "threshold": threshold,
                             "reference_rows": n_ref, "current_rows": n_cur}
-    psi, binning = _psi(samples, ref_distinct)
+    psi, binning, distribution = _psi(samples, ref_distinct)
     return [
         MetricRecord("drift", "drift_score", column.name, None, score, n_ref + n_cur, detail=detail),
         MetricRecord("drift", "drift_detected", column.name, None, float(drifted), n_ref + n_cur, detail=detail),
         MetricRecord("drift", "psi", column.name, None, psi, n_ref + n_cur,
                      detail=base_detail | {"threshold": PSI_THRESHOLD, "drift": bool(psi >= PSI_THRESHOLD),
-                                           "binning": binning}),
+                                           "binning": binning, "distribution": distribution}),
     ], drifted
 
 
@@ -259,21 +260,36 @@ def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
     return np.where(percents == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001, percents)
 
 
-def _psi(s: Samples, ref_distinct: int) -> tuple[float, str]:
+def _psi(s: Samples, ref_distinct: int) -> tuple[float, str, dict[str, Any]]:
     """Evidently's PSI: a Sturges histogram of both samples for numbers with > 20 reference values,
-    else shares per value."""
+    else shares per value. Also returns the two distributions it compared, for charts."""
     n_ref, n_cur = s.sizes
     if s.kind == "num" and ref_distinct > 20:
         low, high = min(s.reference[0], s.current[0]), max(s.reference[-1], s.current[-1])
         edges = sturges_edges(low, high, n_ref + n_cur)
         ref_counts, cur_counts = _histogram_sorted(s.reference, edges), _histogram_sorted(s.current, edges)
         binning = f"sturges ({len(edges) - 1} bins)"
+        labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
+                  for i in range(len(edges) - 1)]
     else:
         if s.kind == "num":
             keys = np.union1d(s.reference, s.current)
             ref_counts, cur_counts = _counts_sorted(s.reference, keys), _counts_sorted(s.current, keys)
         else:
             ref_counts, cur_counts = s.reference_counts, s.current_counts
+            keys = s.keys
         binning = "values"
+        labels = [f"{k:g}" if isinstance(k, (float, np.floating)) else str(k) for k in keys]
     ref_pct, cur_pct = _fill_zeroes(ref_counts / n_ref), _fill_zeroes(cur_counts / n_cur)
-    return float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct))), binning
+    psi = float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct)))
+    return psi, binning, _distribution(labels, ref_counts / n_ref, cur_counts / n_cur)
+
+
+def _distribution(labels: list[str], reference: np.ndarray, current: np.ndarray) -> dict[str, Any]:
+    """The two samples' shares per bin or value (the largest DISTRIBUTION_BINS by combined share)."""
+    order = np.arange(len(labels))
+    truncated = len(labels) > DISTRIBUTION_BINS
+    if truncated:
+        order = np.sort(np.argsort(-(reference + current), kind="stable")[:DISTRIBUTION_BINS])
+    return {"bins": [labels[i] for i in order], "reference_share": [round(float(reference[i]), 6) for i in order],
+            "current_share": [round(float(current[i]), 6) for i in order], "truncated": truncated}

@@ -147,3 +147,21 @@ def test_wasserstein_merge_equals_scipy(case):
     }[case]
     expected = wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001)
     assert wasserstein_normed(np.sort(ref), np.sort(cur)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_psi_records_carry_the_distributions_they_compared():
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"y": rng.integers(0, 2, 500), "p": rng.random(500), "age": rng.normal(40, 10, 500),
+                              "city": rng.choice(["a", "b", "c"], 500)})
+    current = reference.assign(age=rng.normal(45, 12, 500), city=rng.choice(["a", "b", "d"], 500))
+    records = evaluate(current=current, reference=reference, label="y", score="p", features=["age", "city"],
+                       resamples=0).records
+    age = next(r for r in records if r.metric == "psi" and r.feature == "age").detail["distribution"]
+    edges = np.histogram_bin_edges(np.concatenate([reference["age"], current["age"]]), bins="sturges")
+    assert age["reference_share"] == pytest.approx(np.histogram(reference["age"], edges)[0] / 500, abs=1e-6)
+    assert age["current_share"] == pytest.approx(np.histogram(current["age"], edges)[0] / 500, abs=1e-6)
+    assert len(age["bins"]) == len(edges) - 1 and not age["truncated"]
+    city = next(r for r in records if r.metric == "psi" and r.feature == "city").detail["distribution"]
+    assert city["bins"] == ["a", "b", "c", "d"]
+    assert city["reference_share"][3] == 0 and city["current_share"][2] == 0
+    assert city["current_share"][3] == pytest.approx((current["city"] == "d").mean(), abs=1e-6)
