@@ -68,3 +68,34 @@ def pick_version(page: str) -> tuple[str, str]:
         st.info("This model has no versions yet.")
         st.stop()
     return model, st.selectbox("Version", found, index=len(found) - 1, key=f"{page}.version")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def trend(home: str, actor: str, model: str):
+    return Service.open(home=home, actor=actor).metric_trend(model=model)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def drift_timeline(home: str, actor: str, model: str, version: str):
+    return Service.open(home=home, actor=actor).drift_timeline(model=model, version=version)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def compare(home: str, actor: str, model: str, a: str, b: str):
+    return Service.open(home=home, actor=actor).compare_versions(model=model, a=a, b=b)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def audit_events(home: str, actor: str, model: str | None, who: str | None, action: str | None, since, until):
+    return Service.open(home=home, actor=actor).audit_events(model=model, actor=who, action=action, since=since,
+                                                             until=until, limit=1000)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def chain_report(home: str, actor: str):
+    return Service.open(home=home, actor=actor).verify_audit()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def gate_policy_text(home: str, actor: str, gate_id: str):
+    return Service.open(home=home, actor=actor).gate_policy_text(gate_id=gate_id)

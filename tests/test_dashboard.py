@@ -151,3 +151,118 @@ def test_cancel_a_job_in_the_dashboard(seeded):
     at.button(key="jobs.cancel").click().run()
     assert not at.exception
     assert store.as_("vic").show_job(job_id=job.id)["status"] == "cancelled"
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Vega-Lite specs of the page's Altair charts."""
+    import json
+
+    return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+@pytest.fixture
+def two_versions(seeded, acs_files):
+    """seeded plus version 2: the same rows with noisier scores (significantly worse), monitored batches."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.conftest import ACS_ROLES
+
+    store, tmp_path = seeded
+    current, reference = acs_files
+    engineer = store.as_("eng")
+    engineer.register_version(model="credit", version="2", artifact=store.artifact)
+    noisy = pd.read_parquet(current)
+    noisy["predicted_probability"] = np.clip(
+        noisy["predicted_probability"] + np.random.default_rng(1).normal(0, 0.35, len(noisy)), 0, 1)
+    noisy.to_parquet(tmp_path / "noisy.parquet", index=False)
+    engineer.ingest(model="credit", version="2", file=tmp_path / "noisy.parquet", split="eval", roles=ACS_ROLES)
+    engineer.ingest(model="credit", version="2", file=reference, split="reference", roles=ACS_ROLES)
+    engineer.evaluate(model="credit", version="2", resamples=20)
+    for year, path in (("2016", current), ("2017", tmp_path / "noisy.parquet")):
+        batch = engineer.ingest(model="credit", version="2", file=path, split="production", roles=ACS_ROLES,
+                                batch_time=f"{year}-06-30")
+        engineer.monitor(model="credit", version="2", batch=batch.id)
+    return store, tmp_path
+
+
+def test_overview_charts_headline_metrics_across_versions(two_versions):
+    at = app("vic")
+    at.run()
+    assert not at.exception
+    assert "roc_auc" in at.selectbox(key="overview.metric").options
+    [spec] = charts(at)
+    assert spec["layer"][0]["mark"]["type"] == "area"  # the confidence band under the line
+    assert spec["layer"][0]["encoding"]["x"]["sort"] == ["1", "2"]
+
+
+def test_version_page_compares_versions_with_significance(two_versions):
+    at = app("vic")
+    at.run()
+    at.switch_page("views/version.py").run()
+    assert at.selectbox(key="version.version").value == "2"
+    assert at.selectbox(key="version.compare").value == "1"
+    compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
+    auc = compared[compared["metric"] == "roc_auc"].iloc[0]
+    assert auc["significant"] == "yes" and auc["difference"] < 0
+    at.checkbox(key="version.significant").check().run()
+    compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
+    assert set(compared["significant"]) == {"yes"}
+
+
+def test_version_page_charts_groups_against_thresholds_and_drift_in_time(two_versions):
+    at = app("vic")
+    at.run()
+    at.switch_page("views/version.py").run()
+    assert not at.exception
+    specs = charts(at)
+    marks = [[layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+              for layer in spec.get("layer", spec.get("spec", {}).get("layer", []))] for spec in specs]
+    assert ["bar", "errorbar"] in marks  # per-group bars with intervals
+    time_axes = [s for s in specs if s.get("encoding", {}).get("x", {}).get("type") == "temporal"]
+    assert len(time_axes) == 2  # share of drifted columns and scores per feature, over batch time
+    assert at.selectbox(key="version.drift_feature").options  # reference vs current distributions
+
+
+def test_parity_bars_show_the_policy_threshold(two_versions):
+    from policies import shipped_packs
+
+    store, _ = two_versions
+    store.as_("eng").gate(model="credit", version="2", policy=shipped_packs()["default"])
+    at = app("vic")
+    at.run()
+    at.switch_page("views/version.py").run()
+    at.selectbox(key="version.gap").set_value("demographic_parity_difference").run()
+    ticks = [layer for spec in charts(at) for layer in spec.get("layer", []) if layer["mark"].get("type") == "tick"]
+    assert len(ticks) == 1
+    assert any("thresholds of default v1" in c.value for c in at.caption)
+
+
+def test_engineers_evaluate_from_the_version_page_viewers_cannot(two_versions):
+    store, _ = two_versions
+    before = len(store.as_("vic").list_evaluations(model="credit", version="2"))
+    viewer = app("vic")
+    viewer.run()
+    viewer.switch_page("views/version.py").run()
+    assert not [b for b in viewer.button if b.key == "version.evaluate"]
+    at = app("eng")
+    at.run()
+    at.switch_page("views/version.py").run()
+    at.button(key="version.evaluate").click().run()
+    assert not at.exception
+    assert len(store.as_("vic").list_evaluations(model="credit", version="2")) == before + 1
+
+
+def test_audit_page_filters_events(two_versions):
+    store, _ = two_versions
+    at = app("aud")
+    at.run()
+    at.switch_page("views/audit.py").run()
+    everything = at.dataframe[0].value
+    assert len(everything) == store.as_("aud").verify_audit().event_count
+    at.text_input(key="audit.action").input("predictions")
+    at.text_input(key="audit.actor").input("eng")
+    next(b for b in at.button if b.label == "Filter").click().run()
+    filtered = at.dataframe[0].value
+    expected, _ = store.as_("aud").audit_events(action="predictions", actor="eng")
+    assert len(filtered) == expected > 0 and set(filtered["action"]) == {"predictions.ingest"}

@@ -1,17 +1,19 @@
-"""Every model: its production version, latest gate verdict, open review items and running jobs."""
+"""Every model: its production version, latest gate verdict, open review items and running jobs; the
+headline metrics across versions with their confidence bands."""
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import charts, data, state
 
 st.title("Overview")
 state.show_flash()
 home, actor = state.home(), state.user()
 items = data.review_items(home, actor, "open")
 running = [j for j in data.jobs(home, actor) if j.status in ("queued", "running", "waiting_review")]
+models = data.models(home, actor)
 rows = []
-for model in data.models(home, actor):
+for model in models:
     versions = data.versions(home, actor, model.name)
     latest = versions[-1].version if versions else None
     gate = data.latest_gate(home, actor, model.name, latest) if latest else None
@@ -20,7 +22,23 @@ for model in data.models(home, actor):
                  "latest gate": gate.verdict if gate else "-",
                  "open review items": sum(1 for i in items if i.model == model.name),
                  "active jobs": sum(1 for j in running if j.model == model.name)})
-if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-else:
+if not rows:
     st.info("No models yet. Register one with `govern model register` or `govern train`.")
+    st.stop()
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+st.subheader("Headline metrics across versions")
+left, right = st.columns(2)
+model = left.selectbox("Model", [m.name for m in models], key="overview.model")
+points = data.trend(home, actor, model)
+if not points:
+    st.info("No version of this model has been evaluated yet (`govern evaluate`).")
+    st.stop()
+metric = right.selectbox("Metric", list(dict.fromkeys(p.metric for p in points)), key="overview.metric")
+frame = pd.DataFrame([{"version": p.version, "value": p.value, "low": p.ci_low, "high": p.ci_high, "n": p.n,
+                       "series": p.feature or "overall"} for p in points if p.metric == metric])
+order = list(dict.fromkeys(p.version for p in points))  # oldest version first
+st.altair_chart(charts.band_line(frame, x="version", y="value", low="low", high="high", color="series", sort=order),
+                width="stretch")
+st.caption("Each version's latest evaluation; the band is the bootstrap confidence interval. "
+           "Parity differences have one line per sensitive feature.")

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from evaluation import MetricSet
-from governance.errors import InvalidInput
+from governance.errors import InvalidInput, NotFound
 from governance.records import GateRecord, Job, ReviewItem
 from governance.roles import Action
 from governance.sampling import sample_examples
@@ -189,6 +189,17 @@ class GateActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[Job]:
             self._authorize(conn, Action.VIEW)
             return gates.list_jobs(conn, status=status)
+
+        return self._run(unit)
+
+    def gate_policy_text(self, *, gate_id: str) -> str:
+        """The exact policy text a stored gate decision was made under (its sha256 is on the decision)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> str:
+            self._authorize(conn, Action.VIEW)
+            text = gates.policy_text(conn, gate_id)
+            if text is None:
+                raise NotFound(f"gate decision {gate_id!r} does not exist.")
+            return text
 
         return self._run(unit)
 
