@@ -99,3 +99,8 @@ def chain_report(home: str, actor: str):
 @st.cache_data(ttl=300, show_spinner=False)
 def gate_policy_text(home: str, actor: str, gate_id: str):
     return Service.open(home=home, actor=actor).gate_policy_text(gate_id=gate_id)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def lineage(home: str, actor: str, model: str, version: str):
+    return Service.open(home=home, actor=actor).lineage(model=model, version=version)

@@ -165,5 +165,5 @@ with tabs[5]:
             st.code(data.gate_policy_text(home, actor, gate.id), language="yaml")
     else:
         st.info("Not gated yet.")
-    chain = state.service().lineage(model=model, version=version)
+    chain = data.lineage(home, actor, model, version)
     st.text("Lineage: " + " ← ".join(v.version for v in chain))

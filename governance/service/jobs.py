@@ -20,7 +20,7 @@ from governance.records import Job, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.service.training import ROW_ID, read_table, split_rows
-from governance.store import gates
+from governance.store import gates, registry
 from policies import parse_policy
 
 LEASE_SECONDS = 60
@@ -189,12 +189,12 @@ class JobActions(ServiceBase):
         """The version and its ancestors, newest first."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
             self._authorize(conn, Action.VIEW)
-            chain, current, seen = [], version, set()
-            while current is not None and current not in seen:
-                record = _require_version(conn, model, current)
-                chain.append(record)
-                seen.add(current)
-                current = record.parent_version
+            _require_version(conn, model, version)
+            by_name = {v.version: v for v in registry.list_versions(conn, model)}  # one query, not one per step
+            chain, current = [], version
+            while current in by_name and by_name[current] not in chain:
+                chain.append(by_name[current])
+                current = by_name[current].parent_version
             return chain
 
         return self._run(unit)
