@@ -1,9 +1,10 @@
 """Train the tabular MLP, seeded and reproducible, with the retraining strategies a job asks for.
 
 Strategies (combinable): reweight (Kamiran-Calders reweighing of sensitive group × label cells),
-fairness_penalty (the gap in mean score between groups, added to the loss), curriculum (easy → hard
-by a reference model's loss, growing the training set over stages) and recalibrate (temperature
-scaling on a held-out calibration split).
+fairness_penalty (per sensitive column, the gap in mean score between its groups, added to the loss and
+to the validation objective that picks the epoch), curriculum (easy → hard by a reference model's loss,
+growing the training set over stages) and recalibrate (temperature scaling on a held-out calibration
+split, with an intercept too when reweighing or the penalty shifted the base rate).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class TrainedModel:
     temperature: float = 1.0
     history: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)  # label, features, sensitive, split: how to retrain it alike
+    bias: float = 0.0  # recalibration: probability = sigmoid(logit / temperature + bias)
 
     def network(self) -> TabularMLP:
         model = TabularMLP(len(self.spec.numeric), self.spec.cardinalities(), self.config.hidden, self.config.dropout)
@@ -71,12 +73,13 @@ class TrainedModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class per row."""
-        return torch.sigmoid(self.logits(frame) / self.temperature).numpy().astype(np.float64)
+        return torch.sigmoid(self.logits(frame) / self.temperature + self.bias).numpy().astype(np.float64)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         torch.save({"state": self.state, "spec": self.spec.to_dict(), "config": asdict(self.config),
-                    "temperature": self.temperature, "history": self.history, "meta": self.meta}, buffer)
+                    "temperature": self.temperature, "bias": self.bias, "history": self.history, "meta": self.meta},
+                   buffer)
         return buffer.getvalue()
 
     @classmethod
@@ -86,7 +89,7 @@ class TrainedModel:
         config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
                       sensitive=tuple(config["sensitive"]))
         return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), body["state"], body["temperature"],
-                   body["history"], body.get("meta", {}))
+                   body["history"], body.get("meta", {}), body.get("bias", 0.0))
 
 
 def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -112,30 +115,43 @@ def reweighing(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _score_gap(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Largest difference in mean predicted score between the groups present (differentiable)."""
+def _column_codes(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
+    """(rows, columns) group codes, one column per sensitive column."""
+    return np.stack([pd.factorize(frame[c].astype(str), sort=True)[0] for c in sensitive], axis=1)
+
+
+def _score_gap(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Sum over the sensitive columns of the largest difference in mean predicted score between that
+    column's groups present (differentiable): what demographic parity measures, per column."""
     scores = torch.sigmoid(logits)
-    means = [scores[groups == g].mean() for g in torch.unique(groups)]
-    if len(means) < 2:
-        return scores.sum() * 0.0
-    stacked = torch.stack(means)
-    return stacked.max() - stacked.min()
+    total = scores.sum() * 0.0
+    for column in codes.T:
+        means = [scores[column == g].mean() for g in torch.unique(column)]
+        if len(means) > 1:
+            stacked = torch.stack(means)
+            total = total + stacked.max() - stacked.min()
+    return total
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Temperature minimising the calibration split's log loss (Guo et al. 2017)."""
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, with_bias: bool = False) -> tuple[float, float]:
+    """Temperature (and with `with_bias` an intercept) minimising the calibration split's log loss:
+    Guo et al. 2017's temperature scaling, or Platt scaling of the logits. The intercept corrects the
+    shifted base rate that reweighing or a fairness penalty leaves; a plainly trained model has none
+    to correct, and a free intercept would only fit the calibration split's noise."""
     log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
+    bias = torch.zeros(1, requires_grad=with_bias)
+    optimizer = torch.optim.LBFGS([log_t, bias] if with_bias else [log_t], lr=0.1, max_iter=200,
+                                  line_search_fn="strong_wolfe")
     loss_fn = nn.BCEWithLogitsLoss()
 
     def closure():
         optimizer.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), labels)
+        loss = loss_fn(logits / log_t.exp() + bias, labels)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0)), float(bias.detach().clamp(-10.0, 10.0))
 
 
 def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig = TrainConfig(),
@@ -164,7 +180,8 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
         weights = weights.copy()
         weights[train_idx] *= reweighing(groups[train_idx], labels[train_idx])
     w = torch.from_numpy(weights.astype(np.float32))
-    g = torch.from_numpy(groups.astype(np.int64))
+    codes_by_column = torch.from_numpy(_column_codes(frame, config.sensitive)) if config.sensitive else None
+    penalised = "fairness_penalty" in config.strategies
     stages = _curriculum(numbers, codes, y, train_idx, config, device) if "curriculum" in config.strategies \
         else [train_idx]
 
@@ -185,15 +202,17 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
                 logits = model(numbers[batch].to(device), codes[batch].to(device))
                 bw = w[batch].to(device)
                 loss = (loss_fn(logits, y[batch].to(device)) * bw).sum() / bw.sum()
-                if "fairness_penalty" in config.strategies:
-                    loss = loss + config.fairness_weight * _score_gap(logits, g[batch].to(device))
+                if penalised:
+                    loss = loss + config.fairness_weight * _score_gap(logits, codes_by_column[batch].to(device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             model.eval()
-            with torch.no_grad():
-                val_loss = float(loss_fn(model(numbers[val].to(device), codes[val].to(device)),
-                                         y[val].to(device)).mean()) if len(val) else 0.0
+            with torch.no_grad():  # the objective trained for: with the penalty when there is one
+                val_logits = model(numbers[val].to(device), codes[val].to(device))
+                val_loss = float(loss_fn(val_logits, y[val].to(device)).mean()) if len(val) else 0.0
+                if penalised and len(val):
+                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val].to(device)))
             epoch += 1
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
             history.append(record)
@@ -215,7 +234,9 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     trained = TrainedModel(spec, config, state, 1.0, history)
     if "recalibrate" in config.strategies and len(splits["calibration"]):
         cal = splits["calibration"]
-        trained.temperature = fit_temperature(trained.logits(frame.iloc[cal]), y[torch.from_numpy(cal)])
+        trained.temperature, trained.bias = fit_temperature(
+            trained.logits(frame.iloc[cal]), y[torch.from_numpy(cal)],
+            with_bias=bool({"reweight", "fairness_penalty"} & set(config.strategies)))
     return trained
 
 

@@ -165,9 +165,11 @@ class JobActions(ServiceBase):
             weights[corrected_rows] = FEEDBACK_WEIGHT
             train_rows = np.union1d(train_rows, corrected_rows)
             eval_rows = np.setdiff1d(eval_rows, corrected_rows)
-        config = replace(parent.config, strategies=tuple(job.strategies), sensitive=tuple(meta["sensitive"]))
+        # The parent's own strategies stay: recalibrating a fairness-penalised parent must not drop the penalty.
+        strategies = tuple(dict.fromkeys([*parent.config.strategies, *job.strategies]))
+        config = replace(parent.config, strategies=strategies, sensitive=tuple(meta["sensitive"]))
         lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
-                   "strategies": job.strategies, "feedback": {k: feedback[k] for k in ("version", "sha256",
+                   "strategies": list(strategies), "feedback": {k: feedback[k] for k in ("version", "sha256",
                                                                                        "corrections")},
                    "corrections_applied": int(len(corrected_rows)), "config": asdict(config), "seed": config.seed}
         result = self._fit_and_register(model=job.model, version=None, frame=frame, train_rows=train_rows,
