@@ -831,6 +831,35 @@ def audit_key(ctx: click.Context) -> None:
     click.echo(_service(ctx).public_key())
 
 
+@cli.command("demo")
+@click.option("--home", "demo_home", type=click.Path(file_okay=False), default="govern-demo", show_default=True,
+              help="A new folder for the demo's store (refused if it already holds one).")
+@click.option("--quick", is_flag=True, help="A reduced run: 30% of the rows, 8 epochs, 20 resamples (under a minute).")
+@click.option("--flip-rate", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of women's >50K labels the biased history records as <=50K.")
+@click.option("--reviewer-accuracy", metavar="A,B,C", default="0.95,0.9,0.8", show_default=True,
+              help="How often each simulated reviewer (rosa, ravi, remy) knows the true label.")
+@json_option
+def demo_command(demo_home: str, quick: bool, flip_rate: float, reviewer_accuracy: str, as_json: bool) -> None:
+    """Run the whole loop on real data in a new store: train on biased labels, gate (blocked), review,
+    retrain, gate (passes), sign off, release; then monitor ACS batches for drift by year.
+
+    Progress goes to stderr; the summary (or with --json the summary as JSON) to stdout.
+    """
+    from governance.demo import DemoConfig, format_summary, run_demo
+
+    try:
+        accuracies = [float(part) for part in reviewer_accuracy.split(",")]
+    except ValueError:
+        raise InvalidInput(f"--reviewer-accuracy takes up to three numbers like 0.95,0.9,0.8, not {reviewer_accuracy!r}.")
+    if not 1 <= len(accuracies) <= 3:
+        raise InvalidInput("--reviewer-accuracy takes one to three numbers (for rosa, ravi, remy).")
+    config = DemoConfig(flip_rate=flip_rate, reviewers=dict(zip(("rosa", "ravi", "remy"), accuracies)),
+                        **(dict(sample=0.3, epochs=8, resamples=20, gold_items=6) if quick else {}))
+    summary = run_demo(Path(demo_home), config, report=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str) if as_json else format_summary(summary))
+
+
 @cli.command("dashboard")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to serve on.")
 @click.option("--address", default="localhost", show_default=True,

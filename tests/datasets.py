@@ -10,6 +10,7 @@ import pandas as pd
 from tests.conftest import german_frame
 
 DATA = Path(__file__).parent / "data"
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "governance" / "data"
 BOUNDARIES = np.array([float.fromhex(h) for h in ("0x1.1111111111111p-4", "0x1.999999999999ap-3",
                                                   "0x1.5555555555555p-1", "0x1.ddddddddddddep-1")])
 
@@ -73,7 +74,7 @@ def edges(seed: int = 2) -> dict:
 
 def acs() -> dict:
     """Real: ACS employment, Massachusetts; 2015 as reference, 2016 as current, the shipped model's scores."""
-    frame = pd.read_csv(DATA / "acs_employment_ma_every20th.csv.gz")
+    frame = pd.read_csv(PACKAGE_DATA / "acs_employment_ma_every20th.csv.gz")
     return {
         "current": frame[frame["year"] == 2016].reset_index(drop=True),
         "reference": frame[frame["year"] == 2015].reset_index(drop=True),

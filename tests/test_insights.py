@@ -125,7 +125,7 @@ def test_drift_timeline_follows_batch_time(evaluated_store, tmp_path):
 
     store = evaluated_store
     engineer = store.as_("eng")
-    frame = pd.read_csv(datasets.DATA / "acs_employment_ma_every20th.csv.gz")
+    frame = pd.read_csv(datasets.PACKAGE_DATA / "acs_employment_ma_every20th.csv.gz")
     expected = {}
     # ingested out of order: the timeline orders by batch time, not by arrival
     for year in (2018, 2016, 2017):

@@ -4,7 +4,7 @@ Strategies (combinable): reweight (Kamiran-Calders reweighing of sensitive group
 fairness_penalty (per sensitive column, the gap in mean score between its groups, added to the loss and
 to the validation objective that picks the epoch), curriculum (easy → hard by a reference model's loss,
 growing the training set over stages) and recalibrate (temperature scaling on a held-out calibration
-split, with an intercept too when reweighing or the penalty shifted the base rate).
+split, with an intercept too where the validation split says it calibrates better).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class TrainConfig:
     strategies: tuple[str, ...] = ()
     sensitive: tuple[str, ...] = ()
     fairness_weight: float = 1.0
+    fairness_sharpness: float = 3.0  # the penalty compares sigmoid(sharpness × logit): near the 0.5 decision
     curriculum_stages: int = 3
     curriculum_start: float = 0.4
 
@@ -120,10 +121,11 @@ def _column_codes(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
     return np.stack([pd.factorize(frame[c].astype(str), sort=True)[0] for c in sensitive], axis=1)
 
 
-def _score_gap(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """Sum over the sensitive columns of the largest difference in mean predicted score between that
-    column's groups present (differentiable): what demographic parity measures, per column."""
-    scores = torch.sigmoid(logits)
+def _score_gap(logits: torch.Tensor, codes: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
+    """Sum over the sensitive columns of the largest difference in mean soft decision between that
+    column's groups present (differentiable). With `sharpness` > 1, sigmoid(sharpness × logit) is a
+    closer stand-in for the thresholded decision whose rate demographic parity compares."""
+    scores = torch.sigmoid(logits * sharpness)
     total = scores.sum() * 0.0
     for column in codes.T:
         means = [scores[column == g].mean() for g in torch.unique(column)]
@@ -133,11 +135,24 @@ def _score_gap(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def recalibrate(trained: "TrainedModel", frame: pd.DataFrame, y: torch.Tensor, cal: np.ndarray,
+                val: np.ndarray) -> tuple[float, float]:
+    """Temperature scaling, or Platt scaling (temperature and intercept) where that calibrates the
+    validation split better: both fitted on the calibration split. The intercept corrects a shifted
+    base rate (reweighing, a fairness penalty, an unconverged model); where there is none to correct it
+    would only fit the calibration split's noise, and the validation split says so."""
+    cal_logits, cal_y = trained.logits(frame.iloc[cal]), y[torch.from_numpy(cal)]
+    fits = [fit_temperature(cal_logits, cal_y), fit_temperature(cal_logits, cal_y, with_bias=True)]
+    if not len(val):
+        return fits[0]
+    val_logits, val_y = trained.logits(frame.iloc[val]), y[torch.from_numpy(val)]
+    losses = [float(nn.functional.binary_cross_entropy_with_logits(val_logits / t + b, val_y)) for t, b in fits]
+    return fits[int(np.argmin(losses))]
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, with_bias: bool = False) -> tuple[float, float]:
-    """Temperature (and with `with_bias` an intercept) minimising the calibration split's log loss:
-    Guo et al. 2017's temperature scaling, or Platt scaling of the logits. The intercept corrects the
-    shifted base rate that reweighing or a fairness penalty leaves; a plainly trained model has none
-    to correct, and a free intercept would only fit the calibration split's noise."""
+    """Temperature (and with `with_bias` an intercept) minimising the log loss of `logits`: Guo et al.
+    2017's temperature scaling, or Platt scaling of the logits."""
     log_t = torch.zeros(1, requires_grad=True)
     bias = torch.zeros(1, requires_grad=with_bias)
     optimizer = torch.optim.LBFGS([log_t, bias] if with_bias else [log_t], lr=0.1, max_iter=200,
@@ -203,7 +218,8 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
                 bw = w[batch].to(device)
                 loss = (loss_fn(logits, y[batch].to(device)) * bw).sum() / bw.sum()
                 if penalised:
-                    loss = loss + config.fairness_weight * _score_gap(logits, codes_by_column[batch].to(device))
+                    loss = loss + config.fairness_weight * _score_gap(logits, codes_by_column[batch].to(device),
+                                                                     config.fairness_sharpness)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -212,7 +228,8 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
                 val_logits = model(numbers[val].to(device), codes[val].to(device))
                 val_loss = float(loss_fn(val_logits, y[val].to(device)).mean()) if len(val) else 0.0
                 if penalised and len(val):
-                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val].to(device)))
+                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val].to(device),
+                                                                            config.fairness_sharpness))
             epoch += 1
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
             history.append(record)
@@ -234,9 +251,7 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     trained = TrainedModel(spec, config, state, 1.0, history)
     if "recalibrate" in config.strategies and len(splits["calibration"]):
         cal = splits["calibration"]
-        trained.temperature, trained.bias = fit_temperature(
-            trained.logits(frame.iloc[cal]), y[torch.from_numpy(cal)],
-            with_bias=bool({"reweight", "fairness_penalty"} & set(config.strategies)))
+        trained.temperature, trained.bias = recalibrate(trained, frame, y, cal, splits["validation"])
     return trained
 
 
