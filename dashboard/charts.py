@@ -12,9 +12,9 @@ def band_line(frame: pd.DataFrame, *, x: str, y: str, low: str, high: str, color
     axis = alt.X(f"{x}:{x_type}", sort=sort, title=title or x)
     encode = {"color": alt.Color(f"{color}:N")} if color else {}
     band = alt.Chart(frame.dropna(subset=[low, high])).mark_area(opacity=0.25).encode(
-        x=axis, y=alt.Y(f"{low}:Q", title=y), y2=f"{high}:Q", **encode)
+        x=axis, y=alt.Y(f"{low}:Q", title=y, scale=alt.Scale(zero=False)), y2=f"{high}:Q", **encode)
     line = alt.Chart(frame).mark_line(point=True).encode(
-        x=axis, y=alt.Y(f"{y}:Q", title=y), tooltip=[c for c in frame.columns], **encode)
+        x=axis, y=alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=False)), tooltip=[c for c in frame.columns], **encode)
     return band + line
 
 
@@ -30,4 +30,6 @@ def bars_with_intervals(frame: pd.DataFrame, *, category: str, value: str, low: 
         layers.append(alt.Chart(frame.dropna(subset=[threshold])).mark_tick(color="red", thickness=3)
                       .encode(x=f"{category}:N", y=f"{threshold}:Q"))
     chart = alt.layer(*layers)
-    return chart.facet(column=f"{column}:N").resolve_scale(x="independent") if column else chart
+    if column is None:
+        return chart
+    return chart.properties(width=260, height=240).facet(column=f"{column}:N").resolve_scale(x="independent")

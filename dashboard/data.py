@@ -52,6 +52,12 @@ def signoffs(home: str, actor: str, model: str, version: str):
     return Service.open(home=home, actor=actor).signoffs(model=model, version=version)
 
 
+def busiest(home: str, actor: str, names: list[str]) -> int:
+    """Index of the model with the most versions: the one people most likely came to look at."""
+    counts = [len(versions(home, actor, name)) for name in names]
+    return counts.index(max(counts))
+
+
 def pick_version(page: str) -> tuple[str, str]:
     """Model and version selectboxes (keys `{page}.model`, `{page}.version`); stops the page when
     there is nothing to pick."""
@@ -62,7 +68,7 @@ def pick_version(page: str) -> tuple[str, str]:
     if not names:
         st.info("No models yet. Register one with `govern model register` or `govern train`.")
         st.stop()
-    model = st.selectbox("Model", names, key=f"{page}.model")
+    model = st.selectbox("Model", names, index=busiest(home, actor, names), key=f"{page}.model")
     found = [v.version for v in versions(home, actor, model)]
     if not found:
         st.info("This model has no versions yet.")

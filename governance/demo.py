@@ -340,7 +340,7 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
         path = tmp / f"acs-{year}.parquet"
         frame[frame["year"] == year].to_parquet(path, index=False)
         batch = engineer.ingest(model="employment", version="1", file=path, split="production", roles=roles,
-                                batch_time=f"{year}-12-31")
+                                batch_time=f"{year}-07-01")  # mid-year: the year the batch stands for
         _, records, alert = engineer.monitor(model="employment", version="1", batch=batch.id)
         share = records.find("drift", "share_of_drifted_columns")
         drifted = share.detail.get("drifted_columns", []) if share else []

@@ -29,7 +29,8 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 st.subheader("Headline metrics across versions")
 left, right = st.columns(2)
-model = left.selectbox("Model", [m.name for m in models], key="overview.model")
+names = [m.name for m in models]
+model = left.selectbox("Model", names, index=data.busiest(home, actor, names), key="overview.model")
 points = data.trend(home, actor, model)
 if not points:
     st.info("No version of this model has been evaluated yet (`govern evaluate`).")

@@ -126,7 +126,8 @@ with tabs[3]:
                                "value": p.value, "method": p.method or ""} for p in timeline])
         shares_over_time = frame[frame["feature"] == "share of drifted columns"]
         st.altair_chart(alt.Chart(shares_over_time).mark_line(point=True).encode(
-            x=alt.X("batch:T"), y=alt.Y("value:Q", title="share of drifted columns")), width="stretch")
+            x=alt.X("batch:T"), y=alt.Y("value:Q", title="share of drifted columns", scale=alt.Scale(domain=[0, 1]),
+                                        axis=alt.Axis(format="%"))), width="stretch")
         scores = frame[frame["feature"] != "share of drifted columns"]
         st.altair_chart(alt.Chart(scores).mark_line(point=True).encode(
             x=alt.X("batch:T"), y=alt.Y("value:Q", title="drift score"), color="feature:N",
