@@ -110,3 +110,13 @@ def gate_policy_text(home: str, actor: str, gate_id: str):
 @st.cache_data(ttl=30, show_spinner=False)
 def lineage(home: str, actor: str, model: str, version: str):
     return Service.open(home=home, actor=actor).lineage(model=model, version=version)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def job_overview(home: str, actor: str):
+    return Service.open(home=home, actor=actor).job_overview()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def agreement(home: str, actor: str, model: str | None):
+    return Service.open(home=home, actor=actor).agreement(model=model)

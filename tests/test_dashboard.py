@@ -86,9 +86,9 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
     assert store.as_("vic").show_review_item(item_id=item_id).item.assignee == "rey"
     assert at.selectbox(key="review.item").value == item_id  # "to do" keeps the claimed item in view
     form = at.get("form")[0]
-    at.selectbox[2].set_value("label_wrong")
-    at.selectbox[3].set_value("1")
-    at.text_area[0].input("employed after all")
+    at.selectbox(key="review.verdict").set_value("label_wrong")
+    at.selectbox(key="review.label").set_value("1")
+    at.text_area(key="review.comment").input("employed after all")
     next(b for b in at.button if b.label == "Judge").click().run()
     assert not at.exception, at.exception
     assert [e.value for e in at.error] == [], ([b.label for b in at.button], [x.label for x in at.selectbox])

@@ -108,3 +108,26 @@ def test_demo_cli_rejects_bad_options(tmp_path, run_cli):
     result = run_cli(tmp_path / "x", "demo", "--home", str(tmp_path / "d"), "--reviewer-accuracy", "high")
     assert result.exit_code == 2 and "--reviewer-accuracy" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_every_dashboard_page_renders_on_the_demo_store(demo, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.app import PAGES
+    from tests.test_dashboard import APP
+
+    home, summary, _ = demo
+    monkeypatch.setenv("GOVERN_HOME", str(home))
+    for file, title, _ in PAGES:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["govern.user"], at.session_state["govern.role"] = "admin", "admin"
+        at.run()
+        at.switch_page(f"views/{file}").run()
+        assert not at.exception, (title, at.exception)
+        if file == "jobs.py":
+            jobs = at.dataframe[0].value
+            assert list(jobs["resulting version"]) == [summary["income"]["final_version"]]
+        if file == "review.py":
+            at.selectbox(key="review.status").set_value("resolved").run()
+            alpha = summary["income"]["agreement"]["krippendorff_alpha"]
+            assert any(m.value == f"Krippendorff's alpha: {alpha:.3f}" for m in at.markdown)

@@ -11,13 +11,36 @@ from governance.errors import GovernError
 st.title("Review queue")
 state.show_flash()
 home, actor = state.home(), state.user()
-status = st.selectbox("Show", ["to do", "open", "claimed", "resolved", "dismissed"], key="review.status",
-                      help="to do: open items and the ones you claimed")
+left, middle, right = st.columns(3)
+status = left.selectbox("Show", ["to do", "open", "claimed", "resolved", "dismissed"], key="review.status",
+                        help="to do: open items and the ones you claimed")
+model_filter = middle.selectbox("Model", ["(all)", *[m.name for m in data.models(home, actor)]], key="review.model")
+kind_filter = right.selectbox("Kind", ["(all)", "rule_failure", "example", "drift_alert", "gold", "manual"],
+                              key="review.kind")
 if status == "to do":
     items = data.review_items(home, actor, "open") + [i for i in data.review_items(home, actor, "claimed")
                                                       if i.assignee == actor]
 else:
     items = data.review_items(home, actor, status)
+items = [i for i in items if model_filter in ("(all)", i.model) and kind_filter in ("(all)", i.kind)]
+
+
+def agreement_section() -> None:
+    """How much reviewers agree (items judged by several) and their accuracy on gold items."""
+    found = data.agreement(home, actor, None if model_filter == "(all)" else model_filter)
+    with st.expander(f"Agreement and reviewer accuracy ({found.items} items judged by several reviewers)"):
+        st.write("Krippendorff's alpha: " + ("n/a (no item has two judgments yet)" if found.alpha is None
+                                             else f"{found.alpha:.3f}"))
+        if found.pairs:
+            st.dataframe(pd.DataFrame([{"reviewers": " & ".join(p["reviewers"]), "Cohen's kappa": p["cohens_kappa"],
+                                        "items": p["items"]} for p in found.pairs]), hide_index=True)
+        if found.reviewers:
+            st.dataframe(pd.DataFrame([{"reviewer": r["reviewer"], "gold judged": r["gold_judged"],
+                                        "gold accuracy": r["gold_accuracy"], "flagged": r["flagged"]}
+                                       for r in found.reviewers]), hide_index=True)
+
+
+agreement_section()
 if not items:
     st.info(f"No review items ({status}).")
     st.stop()
@@ -39,9 +62,10 @@ if item.status == "open" and st.button("Claim", key="review.claim"):
         st.error(str(exc))
 if item.status == "claimed" and item.assignee == actor:
     with st.form("review.judge"):
-        verdict = st.selectbox("Verdict", ["label_correct", "label_wrong", "model_wrong", "ambiguous"])
-        label = st.selectbox("Corrected label (for label_wrong)", ["", "0", "1"])
-        comment = st.text_area("Comment")
+        verdict = st.selectbox("Verdict", ["label_correct", "label_wrong", "model_wrong", "ambiguous"],
+                               key="review.verdict")
+        label = st.selectbox("Corrected label (for label_wrong)", ["", "0", "1"], key="review.label")
+        comment = st.text_area("Comment", key="review.comment")
         if st.form_submit_button("Judge"):
             try:
                 service.judge_review_item(item_id=item.id, verdict=verdict, comment=comment,

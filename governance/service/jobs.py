@@ -47,6 +47,15 @@ class JobActions(ServiceBase):
 
         return self._run(unit)
 
+    def job_overview(self) -> list[dict[str, Any]]:
+        """Every job with its lease, progress, error and resulting version (what show_job gives one job)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            self._authorize(conn, Action.VIEW)
+            states = gates.job_states(conn)
+            return [job.to_dict() | states.get(job.id, {}) for job in gates.list_jobs(conn)]
+
+        return self._run(unit)
+
     def cancel_job(self, *, job_id: str) -> dict[str, Any]:
         """Cancel a waiting or queued job now; ask a running one to stop at its next epoch."""
         def unit(conn: duckdb.DuckDBPyConnection) -> None:

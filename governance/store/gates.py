@@ -130,9 +130,17 @@ def job_state(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict | None:
     row = conn.execute(f"SELECT {_JOB_STATE} FROM jobs WHERE id = ?", [job_id]).fetchone()
     if row is None:
         return None
-    owner, expires, progress, cancel, error, result = row
+    return _state(*row)
+
+
+def _state(owner, expires, progress, cancel, error, result) -> dict:
     return {"lease_owner": owner, "lease_expires_at": expires, "progress": json.loads(progress) if progress else None,
             "cancel_requested": bool(cancel), "error": error, "result_version": result}
+
+
+def job_states(conn: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    """Every job's lease, progress, error and result, by job id (one query)."""
+    return {row[0]: _state(*row[1:]) for row in conn.execute(f"SELECT id, {_JOB_STATE} FROM jobs").fetchall()}
 
 
 def get_job(conn: duckdb.DuckDBPyConnection, job_id: str) -> Job | None:
