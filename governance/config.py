@@ -16,10 +16,23 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 class Settings:
     home: Path
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    store: str = ""  # "" the embedded file in home; "ducklake:postgres:<libpq conninfo>" a shared DuckLake
+    data_path: Path | None = None  # DuckLake's Parquet files (GOVERN_DATA_PATH; default home/lake)
 
     @property
     def database_path(self) -> Path:
         return self.home / "govern.duckdb"
+
+    def database(self):
+        """The unit-of-work runner for the configured store."""
+        if self.store:
+            from governance.store.ducklake import DuckLakeDatabase, parse_store
+
+            return DuckLakeDatabase(parse_store(self.store), self.data_path or self.home / "lake",
+                                    lock_timeout_s=self.lock_timeout_s)
+        from governance.store.database import Database
+
+        return Database(self.database_path, lock_timeout_s=self.lock_timeout_s)
 
     @property
     def artifacts_dir(self) -> Path:
@@ -31,7 +44,8 @@ class Settings:
 
 
 def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: float | None = None) -> Settings:
-    """Settings from explicit values, else GOVERN_HOME / GOVERN_LOCK_TIMEOUT, else the defaults."""
+    """Settings from explicit values, else GOVERN_HOME / GOVERN_LOCK_TIMEOUT / GOVERN_STORE /
+    GOVERN_DATA_PATH, else the defaults."""
     home_path = Path(home or os.environ.get("GOVERN_HOME") or DEFAULT_HOME).expanduser().absolute()
     if lock_timeout_s is None:
         raw = os.environ.get("GOVERN_LOCK_TIMEOUT")
@@ -44,4 +58,11 @@ def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: f
             lock_timeout_s = DEFAULT_LOCK_TIMEOUT_S
     if lock_timeout_s < 0:
         raise InvalidInput(f"the lock timeout must be zero or more seconds, not {lock_timeout_s}.")
-    return Settings(home=home_path, lock_timeout_s=lock_timeout_s)
+    store = os.environ.get("GOVERN_STORE", "").strip()
+    if store:
+        from governance.store.ducklake import parse_store
+
+        parse_store(store)  # a clear sentence now rather than a failed attach later
+    data_path = os.environ.get("GOVERN_DATA_PATH")
+    return Settings(home=home_path, lock_timeout_s=lock_timeout_s, store=store,
+                    data_path=Path(data_path).expanduser().absolute() if data_path else None)

@@ -15,7 +15,7 @@ from governance.config import Settings, resolve_settings
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.records import Model, User, Version
 from governance.roles import Action, authorize, needed_roles_text
-from governance.store import Database, audit_log, migrations, registry, users
+from governance.store import audit_log, migrations, registry, users
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -41,7 +41,7 @@ class ServiceBase:
     def __init__(self, settings: Settings, actor: str | None = None) -> None:
         self.settings = settings
         self.actor = actor
-        self.database = Database(settings.database_path, lock_timeout_s=settings.lock_timeout_s)
+        self.database = settings.database()
         self.artifacts = ArtifactStore(settings.artifacts_dir)
 
     @classmethod
@@ -53,14 +53,14 @@ class ServiceBase:
 
     def _run(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run a unit of work, applying pending migrations first (once per process and store)."""
-        path = self.settings.database_path
+        path = self.database.path
         if path not in _migrated:
             self.database.run(self._migrate)
             _migrated.add(path)
         return self.database.run(unit)
 
     def _mark_migrated(self) -> None:
-        _migrated.add(self.settings.database_path)
+        _migrated.add(self.database.path)
 
     def _migrate(self, conn: duckdb.DuckDBPyConnection) -> list[str]:
         applied = migrations.apply_pending(conn)

@@ -63,7 +63,7 @@ class UserActions(ServiceBase):
             head = audit_log.head(conn)
             counts = registry.counts(conn)
             return StoreStatus(
-                home=str(self.settings.home), database=str(self.settings.database_path),
+                home=str(self.settings.home), database=str(self.database.path),
                 migrations=migrations.applied_migrations(conn), users=users.count_users(conn),
                 models=counts["models"], versions=counts["versions"], prediction_sets=counts["prediction_sets"],
                 audit_events=audit_log.event_count(conn), audit_head=head[1] if head else None,

@@ -21,10 +21,11 @@ def append_event(
 ) -> AuditEvent:
     """Append an event after the current head, in the caller's transaction.
 
-    Two transactions appending at once both pick the same seq and prev_hash; the PRIMARY KEY and
-    UNIQUE(prev_hash) constraints fail the second at commit and the unit of work is retried.
+    Two transactions appending at once both pick the same seq and prev_hash; both update the head
+    row, so the second fails at commit (and on the file store the PRIMARY KEY and UNIQUE(prev_hash)
+    constraints as well) and its unit of work is retried.
     """
-    head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    head = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     event = seal(
         prev_hash=prev_hash, seq=seq, ts=utc_timestamp(), actor=actor, action=action, entity=entity, payload=payload
@@ -33,6 +34,12 @@ def append_event(
         f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [event.seq, event.ts, event.actor, event.action, event.entity, event.payload, event.prev_hash, event.hash],
     )
+    # The head row is what serialises appends: a concurrent append updated it too and one of the two
+    # fails at commit (on DuckLake as on the file), so there is never a fork.
+    if head:
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", [event.seq, event.hash])
+    else:
+        conn.execute("INSERT INTO audit_head VALUES (1, ?, ?)", [event.seq, event.hash])
     return event
 
 

@@ -50,22 +50,33 @@ def insert_items(conn: duckdb.DuckDBPyConnection, items: list[tuple[ReviewItem, 
     """Insert (item, dedupe key) pairs, skipping keys already queued; return the id holding each key."""
     if not items:
         return []
-    conn.executemany(
-        f"INSERT INTO review_items (dedupe_key, {_ITEM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        [[key, i.id, i.model, i.version, i.kind, i.rule_id, i.gate_decision_id, i.priority, i.status,
-          i.judgments_required, json.dumps(i.evidence, sort_keys=True, default=str), i.created_at, i.created_by]
-         for i, key in items],
-    )
+    # Portable "skip keys already queued" (DuckLake has no UNIQUE for ON CONFLICT): the unit's audit append
+    # serialises concurrent gates, so the check cannot race.
     keys = [key for _, key in items]
+    queued = {row[0] for row in conn.execute("SELECT dedupe_key FROM review_items WHERE list_contains(?, dedupe_key)",
+                                             [keys]).fetchall()}
+    fresh = {}
+    for item, key in items:
+        if key not in queued:
+            fresh.setdefault(key, item)
+    if fresh:
+        conn.executemany(
+            f"INSERT INTO review_items (dedupe_key, {_ITEM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[key, i.id, i.model, i.version, i.kind, i.rule_id, i.gate_decision_id, i.priority, i.status,
+              i.judgments_required, json.dumps(i.evidence, sort_keys=True, default=str), i.created_at, i.created_by]
+             for key, i in fresh.items()],
+        )
     holders = dict(conn.execute("SELECT dedupe_key, id FROM review_items WHERE list_contains(?, dedupe_key)",
                                 [keys]).fetchall())
     return [holders[key] for key in keys]
 
 
 def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
+    found = conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
+    if found:
+        return found[0]
     conn.execute(
-        f"INSERT INTO jobs (dedupe_key, {_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        f"INSERT INTO jobs (dedupe_key, {_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dedupe_key, job.id, job.model, job.version, job.kind, job.status, json.dumps(job.strategies),
          json.dumps(job.failing_rules), json.dumps(job.depends_on), job.gate_decision_id, job.attempts,
          job.created_at, job.updated_at],
@@ -106,12 +117,9 @@ def list_jobs(conn: duckdb.DuckDBPyConnection, *, status: str | None = None) -> 
 
 def set_alias(conn: duckdb.DuckDBPyConnection, *, model: str, alias: str, version: str, actor: str) -> None:
     """Point `alias` (production) at `version`; the caller logs the move in the same transaction."""
-    conn.execute(
-        "INSERT INTO aliases (model, alias, version, set_at, set_by) VALUES (?, ?, ?, now()::TIMESTAMP, ?) "
-        "ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, set_at = excluded.set_at, "
-        "set_by = excluded.set_by",
-        [model, alias, version, actor],
-    )
+    conn.execute("DELETE FROM aliases WHERE model = ? AND alias = ?", [model, alias])
+    conn.execute("INSERT INTO aliases (model, alias, version, set_at, set_by) VALUES (?, ?, ?, now()::TIMESTAMP, ?)",
+                 [model, alias, version, actor])
 
 
 def set_policy_text(conn: duckdb.DuckDBPyConnection, gate_id: str, text: str) -> None:

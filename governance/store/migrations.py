@@ -6,10 +6,14 @@ end of MIGRATIONS; never edit one that has shipped (stores in the field have rec
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 import duckdb
+
+from governance.audit_chain import GENESIS_HASH
+from governance.store.ducklake import is_ducklake, strip_constraints
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -259,6 +263,14 @@ def m007_training_jobs(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("ALTER TABLE gate_decisions ADD COLUMN policy_text VARCHAR")  # so a retrained version is gated alike
 
 
+def m008_audit_head(conn: duckdb.DuckDBPyConnection) -> None:
+    # One row naming the chain's head. Every append updates it, so two concurrent appends collide at
+    # commit on either store (DuckLake has no UNIQUE(prev_hash) to do it) and one is run again.
+    conn.execute("CREATE TABLE audit_head (id INTEGER NOT NULL, seq BIGINT NOT NULL, hash VARCHAR NOT NULL)")
+    conn.execute("INSERT INTO audit_head SELECT 1, coalesce(max(seq), 0), coalesce(arg_max(hash, seq), ?) "
+                 "FROM audit_events", [GENESIS_HASH])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -267,6 +279,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m005_gates_reviews_jobs,
     m006_reviews_signoffs_releases,
     m007_training_jobs,
+    m008_audit_head,
 )
 
 
@@ -279,8 +292,34 @@ def applied_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
 
 
+_ADD_WITH_DEFAULT = re.compile(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+) (\w+) DEFAULT (\S+)\s*$", re.IGNORECASE)
+
+
+class _PortableDDL:
+    """The connection, but CREATE TABLE without PRIMARY KEY / UNIQUE on DuckLake, which has neither (the
+    service keeps uniqueness there; see governance.store.ducklake)."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._conn = conn
+        self._lake = is_ducklake(conn)
+
+    def execute(self, sql: str, *args):
+        if self._lake and sql.lstrip().upper().startswith("CREATE TABLE"):
+            sql = strip_constraints(sql)
+        added = _ADD_WITH_DEFAULT.match(sql) if self._lake else None
+        if added:  # DuckLake refuses these defaults: existing rows get the value, new ones NULL (read as it)
+            table, column, kind, default = added.groups()
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            return self._conn.execute(f"UPDATE {table} SET {column} = {default}")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
 def apply_pending(conn: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
     """Apply the migrations not yet recorded, in order; return the names applied now."""
+    conn = _PortableDDL(conn)
     done = set(applied_migrations(conn))
     applied = []
     for migration in migrations:

@@ -67,18 +67,18 @@ def insert_artifact(
 ) -> None:
     # Content-addressed: the same bytes stored twice are one artifact.
     conn.execute(
-        "INSERT INTO artifacts (sha256, size_bytes, original_name, created_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        [sha256, size_bytes, original_name, created_at],
+        "INSERT INTO artifacts (sha256, size_bytes, original_name, created_at) SELECT ?, ?, ?, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = ?)",
+        [sha256, size_bytes, original_name, created_at, sha256],
     )
 
 
 def insert_dataset(conn: duckdb.DuckDBPyConnection, dataset: Dataset, *, created_at: datetime) -> None:
     conn.execute(
         "INSERT INTO datasets (sha256, format, row_count, schema_json, original_name, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM datasets WHERE sha256 = ?)",
         [dataset.sha256, dataset.format, dataset.row_count, json.dumps(dataset.columns), dataset.original_name,
-         created_at],
+         created_at, dataset.sha256],
     )
 
 

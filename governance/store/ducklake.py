@@ -1,0 +1,161 @@
+"""The store on DuckLake: a PostgreSQL catalog (metadata, transactions) and Parquet data files, so
+several machines run the service against one store.
+
+Selected with `GOVERN_STORE=ducklake:postgres:dbname=D host=H port=P user=U` and `GOVERN_DATA_PATH`
+(where DuckLake writes its Parquet files: a shared folder, or object storage through the httpfs
+extension). The extensions load offline from the `duckdb-extension-ducklake` and
+`duckdb-extension-postgres` wheels, by file path.
+
+Unlike the embedded file, DuckLake has no lock to wait for: many clients write at once with snapshot
+isolation, and a transaction whose changes collide with one committed since it began fails at
+commit and is run again. DuckLake has no PRIMARY KEY or UNIQUE constraints; the service keeps
+uniqueness by serialising every audited write on the audit head (see audit_log.append_event): two
+units that both append to the log collide at commit, so a check-then-insert inside a unit is safe.
+
+Extension loading costs a quarter of a second, so each process keeps one in-memory DuckDB instance
+with the lake attached (no file lock is involved) and runs each unit of work on a cursor of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import duckdb
+
+from governance.errors import Conflict, GovernError, InvalidInput
+
+T = TypeVar("T")
+PREFIX = "ducklake:postgres:"
+CATALOG = "govern"
+_instances: dict[tuple[str, str, int], duckdb.DuckDBPyConnection] = {}
+_guard = threading.Lock()
+
+
+def extension_files() -> dict[str, Path]:
+    """The two extension files from their wheels, the postgres one under the name its entry point
+    expects (postgres_scanner), copied once into a private folder."""
+    import duckdb_extension_ducklake
+    import duckdb_extension_postgres
+
+    found = {}
+    for name, module, target in (("ducklake", duckdb_extension_ducklake, "ducklake.duckdb_extension"),
+                                 ("postgres", duckdb_extension_postgres, "postgres_scanner.duckdb_extension")):
+        files = sorted(Path(module.__file__).parent.rglob(f"v{duckdb.__version__}/*.duckdb_extension"))
+        if not files:
+            raise GovernError(f"the {name} extension wheel has no build for DuckDB {duckdb.__version__}; install "
+                              f"duckdb-extension-{name}=={duckdb.__version__}.")
+        folder = Path(tempfile.gettempdir()) / f"govern-duckdb-extensions-{duckdb.__version__}-{os.getuid()}"
+        folder.mkdir(exist_ok=True)
+        copy = folder / target
+        if not copy.exists() or copy.stat().st_size != files[0].stat().st_size:
+            scratch = folder / f".{target}.{os.getpid()}"
+            shutil.copyfile(files[0], scratch)
+            scratch.replace(copy)
+        found[name] = copy
+    return found
+
+
+def parse_store(value: str) -> str:
+    """The libpq connection string of a `ducklake:postgres:...` store setting."""
+    if not value.startswith(PREFIX) or not value[len(PREFIX):].strip():
+        raise InvalidInput(f"GOVERN_STORE must be empty (the embedded file) or {PREFIX}dbname=D host=H port=P "
+                           f"user=U, not {value!r}.")
+    return value[len(PREFIX):].strip()
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckLakeDatabase:
+    """Units of work on a DuckLake store: same interface as the embedded file's Database."""
+
+    def __init__(self, conninfo: str, data_path: Path, *, lock_timeout_s: float = 30.0) -> None:
+        self.conninfo = conninfo
+        self.data_path = Path(data_path)
+        self.lock_timeout_s = lock_timeout_s
+        self.path = Path(f"{PREFIX}{conninfo}")  # the identity the service keys per-store state on
+
+    def _instance(self) -> duckdb.DuckDBPyConnection:
+        key = (self.conninfo, str(self.data_path), os.getpid())  # a forked child builds its own
+        with _guard:
+            found = _instances.get(key)
+            if found is None:
+                files = extension_files()
+                found = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                           "autoload_known_extensions": False})
+                found.execute(f"LOAD {_quote(str(files['postgres']))}")
+                found.execute(f"LOAD {_quote(str(files['ducklake']))}")
+                self.data_path.mkdir(parents=True, exist_ok=True)
+                try:
+                    found.execute(f"ATTACH {_quote('ducklake:postgres:' + self.conninfo)} AS {CATALOG} "
+                                  f"(DATA_PATH {_quote(str(self.data_path) + '/')})")
+                except duckdb.Error as exc:
+                    found.close()
+                    raise GovernError(f"cannot attach the DuckLake store ({_first_line(exc)}); check GOVERN_STORE "
+                                      "and that PostgreSQL is reachable.") from exc
+                _instances[key] = found
+            return found
+
+    def exists(self) -> bool:
+        cursor = self._instance().cursor()
+        try:
+            found = cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
+                                   "'schema_migrations'", [CATALOG]).fetchone()[0]
+            return bool(found)
+        finally:
+            cursor.close()
+
+    def run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
+        from governance.errors import NotFound
+
+        if not create and not self.exists():
+            raise NotFound(f"no govern store in the DuckLake catalog {self.conninfo!r}; run `govern init` first.")
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.01
+        while True:
+            cursor = self._instance().cursor()
+            try:
+                cursor.execute(f"USE {CATALOG}")
+                cursor.execute("BEGIN TRANSACTION")
+                try:
+                    result = unit(cursor)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+                return result
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+                last = exc  # a concurrent commit collided with this one: run the unit again on fresh state
+            finally:
+                cursor.close()
+            if time.monotonic() + delay > deadline:
+                raise Conflict(f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s and "
+                               f"was not applied ({_first_line(last)}); run it again.") from last
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+
+
+def is_ducklake(conn: duckdb.DuckDBPyConnection) -> bool:
+    row = conn.execute("SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return bool(row) and row[0] == "ducklake"
+
+
+_CONSTRAINT = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b|\s+UNIQUE\b", re.IGNORECASE)
+
+
+def strip_constraints(sql: str) -> str:
+    """CREATE TABLE without PRIMARY KEY / UNIQUE, which DuckLake does not have."""
+    return _CONSTRAINT.sub("", sql)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
