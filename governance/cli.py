@@ -869,8 +869,10 @@ def dashboard_command(ctx: click.Context, port: int, address: str) -> None:
     """Start the Streamlit dashboard (headless) on the store selected by --home / GOVERN_HOME."""
     import os
 
+    from governance.config import resolve_settings
+
     home = Path(ctx.find_root().obj["home"]).resolve()
-    if not (home / "govern.duckdb").exists():
+    if not resolve_settings(home=home).database().exists():
         raise InvalidInput(f"no govern store at {home}; run `govern --home {home} init --admin NAME` "
                            f"or `govern demo --home {home}` first.")
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"

@@ -104,7 +104,9 @@ def run_demo(home: Path, config: DemoConfig = DemoConfig(), report: Callable[[st
 
     config.check()
     home = Path(home)
-    if (home / "govern.duckdb").exists():
+    from governance.config import resolve_settings
+
+    if resolve_settings(home=home).database().exists():
         raise InvalidInput(f"{home} already holds a govern store; give the demo a new --home (or remove that one).")
     started = time.perf_counter()
     Service.open(home=home).init(admin="admin", password=PASSWORD)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +17,8 @@ from governance.ingest import ColumnRoles
 from governance.service import Service
 
 DATA = Path(__file__).parent / "data"
+# The stores every store test runs on (GOVERN_TEST_STORES=file runs the file alone, e.g. without PostgreSQL).
+STORES = [kind for kind in os.environ.get("GOVERN_TEST_STORES", "file,ducklake").split(",") if kind]
 # One user per role; the admin bootstraps the store.
 USERS = {"ada": "admin", "vic": "viewer", "rey": "reviewer", "eng": "engineer", "aud": "auditor"}
 
@@ -50,13 +52,40 @@ def german_frame() -> pd.DataFrame:
     return frame
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the DuckLake stores, started on first use, stopped at the end."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request, tmp_path: Path, monkeypatch) -> str:
+    """Every test that makes a store runs on the embedded file and on DuckLake (its own PostgreSQL
+    database and data folder); tests about the file itself pin `file` with indirect parametrisation."""
+    if request.param == "ducklake":
+        cluster = request.getfixturevalue("postgres")
+        monkeypatch.setenv("GOVERN_STORE", f"ducklake:postgres:{cluster.new_database()}")
+        monkeypatch.setenv("GOVERN_DATA_PATH", str(tmp_path / "lake"))
+    else:
+        monkeypatch.delenv("GOVERN_STORE", raising=False)
+        monkeypatch.delenv("GOVERN_DATA_PATH", raising=False)
+    return request.param
+
+
+file_only = pytest.mark.parametrize("store_kind", ["file"], indirect=True)
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def home(tmp_path: Path, store_kind: str) -> Path:
     return tmp_path / "home"
 
 
 @pytest.fixture
-def make_store(tmp_path: Path) -> Callable[..., Seeded]:
+def make_store(tmp_path: Path, store_kind: str) -> Callable[..., Seeded]:
     """make_store(versions=("1",)) → a store with one user per role and model 'credit'."""
 
     def make(*, versions: tuple[str, ...] = ("1",), with_model: bool = True, name: str = "home") -> Seeded:
@@ -94,15 +123,23 @@ def run_cli() -> Callable[..., Result]:
     return run
 
 
+def run_sql(home: Path, unit: Callable):
+    """Run `unit(connection)` in one transaction on the store of `home` (whichever kind it is): for
+    tests that read or tamper with tables behind the service's back."""
+    from governance.config import resolve_settings
+
+    return resolve_settings(home=home).database().run(unit)
+
+
 def snapshot(home: Path) -> dict:
     """Every row of every table plus the artifact files: equal snapshots mean an unchanged store."""
-    conn = duckdb.connect(str(home / "govern.duckdb"), read_only=True)
-    try:
+    def unit(conn) -> dict:
         tables = [row[0] for row in conn.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
-        state = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
-    finally:
-        conn.close()
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "ORDER BY table_name").fetchall()]
+        return {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
+
+    state = run_sql(home, unit)
     state["_artifacts"] = sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "sha256").rglob("*")
                                  if p.is_file()) if (home / "artifacts" / "sha256").exists() else []
     return state

@@ -16,28 +16,28 @@ from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, seal, verify_chain
 from governance.errors import InvalidInput
 from governance.service import verify_audit_export
+from tests.conftest import file_only, run_sql
 
 COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
 
 
 def _events(home: Path) -> list[AuditEvent]:
-    conn = duckdb.connect(str(home / "govern.duckdb"), read_only=True)
-    rows = conn.execute(f"SELECT {COLUMNS} FROM audit_events ORDER BY seq").fetchall()
-    conn.close()
+    rows = run_sql(home, lambda conn: conn.execute(f"SELECT {COLUMNS} FROM audit_events ORDER BY seq").fetchall())
     return [AuditEvent(*row) for row in rows]
 
 
 def _rewrite(home: Path, events: list[AuditEvent]) -> None:
-    """What an attacker with write access to the file does: replace the table's rows."""
-    conn = duckdb.connect(str(home / "govern.duckdb"))
-    # The constraints would refuse some of these edits; a determined attacker drops them first.
-    conn.execute("DROP TABLE audit_events")
-    conn.execute("CREATE TABLE audit_events (seq BIGINT, ts VARCHAR, actor VARCHAR, action VARCHAR, "
-                 "entity VARCHAR, payload VARCHAR, prev_hash VARCHAR, hash VARCHAR)")
-    for e in events:
-        conn.execute("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [e.seq, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash])
-    conn.close()
+    """What an attacker with write access to the store does: replace the table's rows."""
+    def unit(conn) -> None:
+        # The constraints would refuse some of these edits; a determined attacker drops them first.
+        conn.execute("DROP TABLE audit_events")
+        conn.execute("CREATE TABLE audit_events (seq BIGINT, ts VARCHAR, actor VARCHAR, action VARCHAR, "
+                     "entity VARCHAR, payload VARCHAR, prev_hash VARCHAR, hash VARCHAR)")
+        for e in events:
+            conn.execute("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [e.seq, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash])
+
+    run_sql(home, unit)
 
 
 def _forged_after(previous: AuditEvent, seq: int) -> AuditEvent:
@@ -114,6 +114,7 @@ def test_tampering_in_the_store_is_detected_and_named(store, run_cli, kind):
     assert result.stdout.startswith(f"audit chain BROKEN at seq {broken_seq}: ")
 
 
+@file_only  # DuckLake has no UNIQUE: there the head row serialises appends (tests/test_ducklake.py)
 def test_the_store_itself_refuses_a_second_successor(store):
     events = _events(store.home)
     forged = _forged_after(events[2], 99)
@@ -226,6 +227,7 @@ def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(store, 
         "the manifest's signature does not verify with its public key: the manifest was changed."]
 
 
+@file_only  # two stores at once: GOVERN_STORE names one DuckLake per process
 def test_an_export_signed_by_another_key_is_refused_when_the_key_is_given(make_store, run_cli, tmp_path):
     first, second = make_store(name="first"), make_store(name="second")
     out = _export(second, run_cli, tmp_path, "jsonl")

@@ -108,7 +108,7 @@ INGEST_BIG = textwrap.dedent("""
 
 KILL_IN_TRANSACTION = textwrap.dedent("""
     import sys, time
-    from governance.store import Database
+    from governance.config import resolve_settings
     def unit(conn):
         conn.execute("INSERT INTO prediction_sets SELECT 'ps-partial', 'credit', '1', 'eval', NULL, 'x', 'f', 'x', "
                      "1000000, NULL, 'label', 'score', '[]', '[]', now()::TIMESTAMP, 'eng'")
@@ -116,7 +116,7 @@ KILL_IN_TRANSACTION = textwrap.dedent("""
                      "'p' || repeat('0', 63), 'h' || repeat('0', 63))")
         print("inside", flush=True)
         time.sleep(60)
-    Database(__import__('pathlib').Path(sys.argv[1]) / "govern.duckdb").run(unit)
+    resolve_settings(home=sys.argv[1]).database().run(unit)
 """)
 
 

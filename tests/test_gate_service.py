@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from governance.errors import InvalidInput, NotAllowed, NotFound
-from governance.store import Database, gates
-from tests.conftest import snapshot
+from governance.store import gates
+from tests.conftest import run_sql, snapshot
 
 FAILING = """name: tight
 version: 2
@@ -144,8 +144,8 @@ def test_regression_against_the_production_alias_and_a_named_version(evaluated_s
     before = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
     assert [r.status for r in before.results] == ["insufficient", "failed"]  # no production version yet
 
-    db = Database(evaluated_store.home / "govern.duckdb")
-    db.run(lambda conn: gates.set_alias(conn, model="credit", alias="production", version="1", actor="ada"))
+    run_sql(evaluated_store.home, lambda conn: gates.set_alias(conn, model="credit", alias="production", version="1",
+                                                               actor="ada"))
     after = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
     assert [r.status for r in after.results] == ["failed", "failed"]
     assert after.results[0].reason.endswith("(production, version 1); at most 0.01 worse is allowed.")

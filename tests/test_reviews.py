@@ -9,8 +9,7 @@ import pytest
 from governance.agreement import cohens_kappa, krippendorff_alpha
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.service import Service
-from governance.store import Database
-from tests.conftest import snapshot
+from tests.conftest import run_sql, snapshot
 
 QUEUE_POLICY = """name: q
 version: 1
@@ -70,12 +69,8 @@ def test_claim_judge_resolve_and_the_log(queue):
 
 
 def _events(store):
-    import duckdb
-
-    conn = duckdb.connect(str(store.home / "govern.duckdb"), read_only=True)
-    rows = conn.execute("SELECT actor, action, entity FROM audit_events ORDER BY seq").fetchall()
-    conn.close()
-    return rows
+    return run_sql(store.home, lambda conn: conn.execute(
+        "SELECT actor, action, entity FROM audit_events ORDER BY seq").fetchall())
 
 
 def test_an_item_needing_two_judgments_resolves_on_the_second_distinct_reviewer(queue):
@@ -96,7 +91,7 @@ def test_a_live_claim_is_exclusive_and_an_expired_one_is_not(queue):
     store.as_("rey").claim_review_item(item_id=examples[1], minutes=30)
     with pytest.raises(Conflict, match=f"review item {examples[1]} is claimed by rey until"):
         store.as_("rev2").claim_review_item(item_id=examples[1])
-    Database(store.home / "govern.duckdb").run(lambda conn: conn.execute(
+    run_sql(store.home, lambda conn: conn.execute(
         "UPDATE review_items SET claim_expires_at = now()::TIMESTAMP - INTERVAL 1 MINUTE WHERE id = ?",
         [examples[1]]))
     assert store.as_("rev2").claim_review_item(item_id=examples[1]).assignee == "rev2"

@@ -8,7 +8,7 @@ from governance.errors import NotAllowed
 from governance.ingest import ColumnRoles
 from governance.roles import PERMISSIONS, Action, Role, authorize
 from governance.service import Service
-from tests.conftest import USERS, predictions_frame
+from tests.conftest import USERS, predictions_frame, run_sql
 
 # The matrix exactly as DESIGN.md draws it, written out independently of governance.roles.
 MATRIX = {
@@ -121,11 +121,8 @@ def test_passwords_are_stored_only_as_argon2_hashes(store, run_cli):
     result = run_cli(store.home, "user", "add", "pam", "--role", "reviewer", "--password-stdin", as_="ada",
                      input="correct horse battery\n")
     assert result.exit_code == 0, result.output
-    import duckdb
-
-    conn = duckdb.connect(str(store.home / "govern.duckdb"), read_only=True)
-    stored = conn.execute("SELECT password_hash FROM users WHERE name = 'pam'").fetchone()[0]
-    conn.close()
+    stored = run_sql(store.home, lambda conn: conn.execute(
+        "SELECT password_hash FROM users WHERE name = 'pam'").fetchone()[0])
     assert stored.startswith("$argon2id$") and "correct horse" not in stored
     assert store.as_(None).check_password(name="pam", password="correct horse battery").role is Role.REVIEWER
     with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):

@@ -14,9 +14,10 @@ from governance.errors import NotAllowed, NotFound, StoreBusy
 from governance.service import Service
 from governance.store import Database
 from governance.store.migrations import MIGRATIONS, applied_migrations, apply_pending
-from tests.conftest import snapshot
+from tests.conftest import file_only, snapshot
 
 
+@file_only  # about the embedded file itself
 def test_fresh_store_records_every_migration_in_order(home):
     status = Service.open(home=home).init(admin="ada")
     assert status.migrations == [m.__name__ for m in MIGRATIONS]
@@ -24,6 +25,7 @@ def test_fresh_store_records_every_migration_in_order(home):
     assert (home / "keys" / "installation_ed25519.pem").stat().st_mode & 0o777 == 0o600
 
 
+@file_only  # about the embedded file itself
 def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home):
     db = Database(home / "govern.duckdb")
     db.run(lambda conn: apply_pending(conn, MIGRATIONS[:1]), create=True)
@@ -39,6 +41,7 @@ def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home
     assert events == [("store.migrate", f'{{"applied":[{pending}],"govern_version":"0.1.0"}}')]
 
 
+@file_only  # about the embedded file itself
 def test_migrations_already_applied_are_not_run_again(home):
     Service.open(home=home).init()
     db = Database(home / "govern.duckdb")
@@ -79,6 +82,7 @@ def _hold_lock(path, seconds):
     return holder
 
 
+@file_only  # about the embedded file itself
 def test_a_store_held_too_long_by_another_process_is_reported_in_one_sentence(store):
     holder = _hold_lock(store.home / "govern.duckdb", 10)
     try:
@@ -93,6 +97,7 @@ def test_a_store_held_too_long_by_another_process_is_reported_in_one_sentence(st
         holder.wait()
 
 
+@file_only  # about the embedded file itself
 def test_a_lock_released_within_the_timeout_is_waited_for(store):
     holder = _hold_lock(store.home / "govern.duckdb", 1.0)
     try:
@@ -124,6 +129,7 @@ def test_values_are_parameters_even_when_they_look_like_sql(store):
     assert len(store.as_("vic").list_models()) == 2
 
 
+@file_only  # about the embedded file itself
 def test_commit_conflicts_are_retried_then_reported(store):
     db = Database(store.home / "govern.duckdb", lock_timeout_s=0.3)
     attempts = []
