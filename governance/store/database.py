@@ -79,14 +79,7 @@ class Database:
                 raise  # retried by run()
             raise StoreUnreadable(f"cannot open the store {self.path}: {_first_line(exc)}") from exc
         try:
-            connection.execute("BEGIN TRANSACTION")
-            try:
-                result = unit(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return result
+            return in_transaction(connection, unit)
         finally:
             connection.close()
 
@@ -102,6 +95,18 @@ class Database:
             f"the store {self.path} stayed locked by {who} for {self.lock_timeout_s:g} s; "
             "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
         )
+
+
+def in_transaction(connection: duckdb.DuckDBPyConnection, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    """`unit(connection)` in one transaction: committed if it returns, rolled back if it raises."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        result = unit(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
 
 
 class StoreUnreadable(GovernError):

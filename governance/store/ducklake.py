@@ -31,6 +31,7 @@ from typing import Callable, TypeVar
 import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput
+from governance.store.database import in_transaction
 
 T = TypeVar("T")
 PREFIX = "ducklake:postgres:"
@@ -125,14 +126,7 @@ class DuckLakeDatabase:
             cursor = self._instance().cursor()
             try:
                 cursor.execute(f"USE {CATALOG}")
-                cursor.execute("BEGIN TRANSACTION")
-                try:
-                    result = unit(cursor)
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
-                return result
+                return in_transaction(cursor, unit)
             except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
                 last = exc  # a concurrent commit collided with this one: run the unit again on fresh state
             finally:
