@@ -37,6 +37,7 @@ import pandas as pd
 
 from governance.errors import InvalidInput
 from governance.ingest import ColumnRoles
+from governance.service.evaluations import HEADLINE as HEADLINE_METRICS
 
 DATA = Path(__file__).resolve().parent / "data"
 ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -48,7 +49,6 @@ USERS = {"erin": "engineer", "rosa": "reviewer", "ravi": "reviewer", "remy": "re
 ACS_SENSITIVE = ("SEX", "RAC1P")
 ACS_FEATURES = ("AGEP", "SCHL", "MAR", "DIS", "CIT", "MIG", "NATIVITY")
 EVAL_FRACTION = 0.25
-HEADLINE = ("accuracy", "roc_auc", "ece", "demographic_parity_difference", "equalized_odds_difference")
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ def _eval_rows(service, eval_set) -> list[int]:
 def _headline(metric_set) -> dict[str, Any]:
     out = {}
     for record in metric_set.records:
-        if record.metric in HEADLINE and record.group is None and record.family != "drift":
+        if record.metric in HEADLINE_METRICS and record.group is None and record.family != "drift":
             key = record.metric if record.feature is None else f"{record.metric}[{record.feature}]"
             out[key] = {"value": record.value, "ci_low": record.ci_low, "ci_high": record.ci_high}
     return out
@@ -407,7 +407,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  not released: the loop did not reach a passing gate")
     employment = summary["employment"]
     lines += ["", f"employment (ACS Massachusetts, a shipped model): v1 on 2015 gate {employment['gate']['verdict']}"
-              + (f", released" if employment["released"] else "") + "; production batches against 2015:",
+              + (", released" if employment["released"] else "") + "; production batches against 2015:",
               f"  {'year':<6}{'rows':>7}  {'drifted share':<15}{'accuracy':<10}{'ECE':<8}{'alert':<18}drifted columns"]
     for batch in employment["batches"]:
         share = batch["share_of_drifted_columns"]

@@ -9,11 +9,16 @@ import duckdb
 from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
 from evaluation.compare import Difference, compare
 from governance.errors import InvalidInput, NotFound
-from governance.records import DriftPoint, Evaluation, PredictionSet, ReviewItem, TrendPoint
+from governance.records import (
+    DriftPoint,
+    Evaluation,
+    PredictionSet,
+    ReviewItem,
+    TrendPoint,
+)
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.store import evaluations, gates, registry
-
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")

@@ -44,24 +44,7 @@ class Database:
         """
         if not create and not self.exists():
             raise NotFound(f"no govern store at {self.path.parent}; run `govern init` first.")
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.01
-        while True:
-            try:
-                return self._run_once(unit)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                last = exc
-            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
-                # A concurrent transaction committed the same key first (the audit head, say):
-                # run the unit again on fresh state. A real duplicate is then caught by the unit's
-                # own check and reported in words; one it does not check ends as Conflict.
-                last = exc
-            if time.monotonic() + delay > deadline:
-                raise self._exhausted(last) from last
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+        return with_backoff(lambda: self._run_once(unit), _retryable, self.lock_timeout_s, self._exhausted)
 
     def _run_once(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +60,7 @@ class Database:
         except duckdb.Error as exc:
             if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
                 raise  # retried by run()
-            raise StoreUnreadable(f"cannot open the store {self.path}: {_first_line(exc)}") from exc
+            raise StoreUnreadable(f"cannot open the store {self.path}: {first_line(exc)}") from exc
         try:
             return in_transaction(connection, unit)
         finally:
@@ -87,7 +70,7 @@ class Database:
         if isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException)):
             return Conflict(
                 f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s "
-                f"and was not applied ({_first_line(exc)}); run it again."
+                f"and was not applied ({first_line(exc)}); run it again."
             )
         holder = _LOCK_PID.search(str(exc))
         who = f"process {holder.group(1)}" if holder else "another process"
@@ -95,6 +78,34 @@ class Database:
             f"the store {self.path} stayed locked by {who} for {self.lock_timeout_s:g} s; "
             "try again when it finishes, or wait longer with --lock-timeout / GOVERN_LOCK_TIMEOUT."
         )
+
+
+def _retryable(exc: Exception) -> bool:
+    # Another process holds the file, or a concurrent transaction committed the same key first (the
+    # audit head, say): run the unit again on fresh state. A real duplicate is then caught by the
+    # unit's own check and reported in words; one it does not check ends as Conflict.
+    if isinstance(exc, duckdb.IOException):
+        return "lock" in str(exc).lower()
+    return isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException))
+
+
+def with_backoff(attempt: Callable[[], T], retryable: Callable[[Exception], bool], timeout_s: float,
+                 exhausted: Callable[[Exception], Exception]) -> T:
+    """`attempt()` until it returns, again after each retryable failure with jittered exponential
+    backoff; `exhausted(last failure)` is raised once another wait would pass `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            last = exc
+        if time.monotonic() + delay > deadline:
+            raise exhausted(last) from last
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
 
 
 def in_transaction(connection: duckdb.DuckDBPyConnection, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
@@ -122,5 +133,5 @@ def _process_lock(path: Path) -> threading.Lock:
         return _process_locks.setdefault(path.resolve(), threading.Lock())
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]

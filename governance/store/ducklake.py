@@ -19,19 +19,17 @@ with the lake attached (no file lock is involved) and runs each unit of work on 
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import duckdb
 
-from governance.errors import Conflict, GovernError, InvalidInput
-from governance.store.database import in_transaction
+from governance.errors import Conflict, GovernError, InvalidInput, NotFound
+from governance.store.database import first_line, in_transaction, with_backoff
 
 T = TypeVar("T")
 PREFIX = "ducklake:postgres:"
@@ -101,7 +99,7 @@ class DuckLakeDatabase:
                                   f"(DATA_PATH {_quote(str(self.data_path) + '/')})")
                 except duckdb.Error as exc:
                     found.close()
-                    raise GovernError(f"cannot attach the DuckLake store ({_first_line(exc)}); check GOVERN_STORE "
+                    raise GovernError(f"cannot attach the DuckLake store ({first_line(exc)}); check GOVERN_STORE "
                                       "and that PostgreSQL is reachable.") from exc
                 _instances[key] = found
             return found
@@ -116,26 +114,25 @@ class DuckLakeDatabase:
             cursor.close()
 
     def run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
-        from governance.errors import NotFound
-
         if not create and not self.exists():
             raise NotFound(f"no govern store in the DuckLake catalog {self.conninfo!r}; run `govern init` first.")
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.01
-        while True:
+
+        def attempt() -> T:
             cursor = self._instance().cursor()
             try:
                 cursor.execute(f"USE {CATALOG}")
                 return in_transaction(cursor, unit)
-            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
-                last = exc  # a concurrent commit collided with this one: run the unit again on fresh state
             finally:
                 cursor.close()
-            if time.monotonic() + delay > deadline:
-                raise Conflict(f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s and "
-                               f"was not applied ({_first_line(last)}); run it again.") from last
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+
+        # A concurrent commit collided with this one: run the unit again on fresh state.
+        return with_backoff(attempt, lambda exc: isinstance(exc, (duckdb.TransactionException,
+                                                                  duckdb.ConstraintException)),
+                            self.lock_timeout_s, self._exhausted)
+
+    def _exhausted(self, exc: Exception) -> Exception:
+        return Conflict(f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s and "
+                        f"was not applied ({first_line(exc)}); run it again.")
 
 
 def is_ducklake(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -149,7 +146,3 @@ _CONSTRAINT = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b|\s+UNIQU
 def strip_constraints(sql: str) -> str:
     """CREATE TABLE without PRIMARY KEY / UNIQUE, which DuckLake does not have."""
     return _CONSTRAINT.sub("", sql)
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
