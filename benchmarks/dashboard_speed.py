@@ -90,12 +90,14 @@ def render_times(home: Path, repeats: int) -> list[tuple[str, float, list[float]
 
 
     os.environ["GOVERN_HOME"] = str(home)
+    token = Service.open(home=home, actor="bench").create_token(user="bench", name="benchmark").secret
     results = []
     for file, title, _ in PAGES:
         times = []
         for _ in range(repeats + 1):
             at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300)
             at.session_state["govern.user"], at.session_state["govern.role"] = "bench", "admin"
+            at.session_state["govern.token"] = token
             at.run()
             started = time.perf_counter()
             at.switch_page(f"views/{file}").run()

@@ -45,11 +45,12 @@ def sign_in() -> None:
     if oidc_configured():
         if st.user.is_logged_in:
             try:
-                found = state.service().identify(name=str(st.user.get("email") or st.user.get("name") or ""))
+                found = state.anonymous().sign_in_external(
+                    name=str(st.user.get("email") or st.user.get("name") or ""))
             except GovernError as exc:
                 st.error(str(exc))
             else:
-                st.session_state["govern.user"], st.session_state["govern.role"] = found.name, found.role.value
+                state.signed_in(found)
                 st.rerun()
         st.button("Sign in with your identity provider", on_click=st.login)
         st.divider()
@@ -59,23 +60,35 @@ def sign_in() -> None:
         submitted = st.form_submit_button("Sign in")
     if submitted:
         try:
-            found = state.service().check_password(name=name, password=password)
+            found = state.anonymous().sign_in(name=name, password=password, client=state.client(), kind="dashboard")
         except GovernError as exc:
             st.error(str(exc))
         else:
-            st.session_state["govern.user"], st.session_state["govern.role"] = found.name, found.role.value
+            state.signed_in(found)
             st.rerun()
 
 
 def main() -> None:
     st.set_page_config(page_title="govern", layout="wide")
     state.init()
+    if state.user() is not None:
+        try:  # a revoked or expired session, or a disabled user, is signed out here with the reason
+            state.service().whoami()
+        except GovernError as exc:
+            for key in state.KEYS:
+                st.session_state[key] = None
+            st.session_state["govern.flash"] = None
+            st.warning(f"You were signed out: {exc}")
     if state.user() is None:
         st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")]).run()
         return
     with st.sidebar:
         st.write(f"Signed in as **{state.user()}** ({state.role()})")
         if st.button("Sign out"):
+            try:
+                state.service().logout()
+            except GovernError:
+                pass  # an expired or revoked session: signing out needs nothing more
             for key in state.KEYS:
                 st.session_state[key] = None
             st.rerun()

@@ -7,49 +7,55 @@ import streamlit as st
 from governance.service import Service
 
 
+def _service(home: str, actor: str) -> Service:
+    """The signed-in user's service, proven by their dashboard session. Cached results are keyed by the
+    user, so a session only ever sees what its own user may see."""
+    return Service.open(home=home, actor=actor, token=st.session_state.get("govern.token"), require_proof=True)
+
+
 @st.cache_data(ttl=30, show_spinner=False)
 def models(home: str, actor: str):
-    return Service.open(home=home, actor=actor).list_models()
+    return _service(home, actor).list_models()
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def versions(home: str, actor: str, model: str):
-    return Service.open(home=home, actor=actor).list_versions(model=model)
+    return _service(home, actor).list_versions(model=model)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def production(home: str, actor: str, model: str):
-    return Service.open(home=home, actor=actor).production_version(model=model)
+    return _service(home, actor).production_version(model=model)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def latest_gate(home: str, actor: str, model: str, version: str):
-    return Service.open(home=home, actor=actor).latest_gate(model=model, version=version)
+    return _service(home, actor).latest_gate(model=model, version=version)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def evaluation(home: str, actor: str, model: str, version: str):
-    return Service.open(home=home, actor=actor).latest_evaluation(model=model, version=version)
+    return _service(home, actor).latest_evaluation(model=model, version=version)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def review_items(home: str, actor: str, status: str | None):
-    return Service.open(home=home, actor=actor).list_review_items(status=status)
+    return _service(home, actor).list_review_items(status=status)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def jobs(home: str, actor: str):
-    return Service.open(home=home, actor=actor).list_jobs()
+    return _service(home, actor).list_jobs()
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def history(home: str, actor: str, model: str):
-    return Service.open(home=home, actor=actor).history(model=model)
+    return _service(home, actor).history(model=model)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def signoffs(home: str, actor: str, model: str, version: str):
-    return Service.open(home=home, actor=actor).signoffs(model=model, version=version)
+    return _service(home, actor).signoffs(model=model, version=version)
 
 
 def busiest(home: str, actor: str, names: list[str]) -> int:
@@ -78,45 +84,55 @@ def pick_version(page: str) -> tuple[str, str]:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def trend(home: str, actor: str, model: str):
-    return Service.open(home=home, actor=actor).metric_trend(model=model)
+    return _service(home, actor).metric_trend(model=model)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def drift_timeline(home: str, actor: str, model: str, version: str):
-    return Service.open(home=home, actor=actor).drift_timeline(model=model, version=version)
+    return _service(home, actor).drift_timeline(model=model, version=version)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def compare(home: str, actor: str, model: str, a: str, b: str):
-    return Service.open(home=home, actor=actor).compare_versions(model=model, a=a, b=b)
+    return _service(home, actor).compare_versions(model=model, a=a, b=b)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def audit_events(home: str, actor: str, model: str | None, who: str | None, action: str | None, since, until):
-    return Service.open(home=home, actor=actor).audit_events(model=model, actor=who, action=action, since=since,
+    return _service(home, actor).audit_events(model=model, actor=who, action=action, since=since,
                                                              until=until, limit=1000)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def chain_report(home: str, actor: str):
-    return Service.open(home=home, actor=actor).verify_audit()
+    return _service(home, actor).verify_audit()
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def gate_policy_text(home: str, actor: str, gate_id: str):
-    return Service.open(home=home, actor=actor).gate_policy_text(gate_id=gate_id)
+    return _service(home, actor).gate_policy_text(gate_id=gate_id)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def lineage(home: str, actor: str, model: str, version: str):
-    return Service.open(home=home, actor=actor).lineage(model=model, version=version)
+    return _service(home, actor).lineage(model=model, version=version)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def job_overview(home: str, actor: str):
-    return Service.open(home=home, actor=actor).job_overview()
+    return _service(home, actor).job_overview()
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def agreement(home: str, actor: str, model: str | None):
-    return Service.open(home=home, actor=actor).agreement(model=model)
+    return _service(home, actor).agreement(model=model)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def current_releases(home: str, actor: str):
+    return {m.model: m for m in _service(home, actor).current_releases()}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def witness(home: str, actor: str):
+    return _service(home, actor).witness_status()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from governance.service import Service
 
-KEYS = {"govern.user": None, "govern.role": None, "govern.flash": None, "govern.audit_zip": None, "govern.audit_verified": None}
+KEYS = {"govern.user": None, "govern.role": None, "govern.token": None, "govern.flash": None, "govern.audit_zip": None, "govern.audit_verified": None}
 
 
 def init() -> None:
@@ -29,8 +29,29 @@ def role() -> str | None:
 
 
 def service() -> Service:
-    """A service for the signed-in user; it opens the store per call and holds no connection."""
-    return Service.open(home=home(), actor=user())
+    """A service for the signed-in user, proven by their dashboard session (revoked, expired or disabled, it
+    stops working at once); it opens the store per call and holds no connection."""
+    return Service.open(home=home(), actor=user(), token=st.session_state.get("govern.token"), require_proof=True)
+
+
+def anonymous() -> Service:
+    """For signing in: no user yet."""
+    return Service.open(home=home())
+
+
+def client() -> str:
+    """Who is knocking, for the sign-in back-off: the browser's address as Streamlit sees it."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # bare mode (tests)
+        address = None
+    return f"web:{address or 'unknown'}"
+
+
+def signed_in(credential) -> None:
+    st.session_state["govern.user"] = credential.user
+    st.session_state["govern.role"] = credential.role
+    st.session_state["govern.token"] = credential.secret
 
 
 def flash(message: str) -> None:

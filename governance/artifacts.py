@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from governance.errors import InvalidInput, NotFound
+from governance.private import private_dir
 
 _CHUNK = 1 << 20
 
@@ -36,6 +37,7 @@ class ArtifactStore:
 
     def scratch_path(self, suffix: str = "") -> Path:
         """A fresh path under tmp/ for work in progress (removed or adopted by the caller)."""
+        private_dir(self.root)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}.part"
 
@@ -64,6 +66,7 @@ class ArtifactStore:
         if target.exists():
             scratch.unlink()
         else:
+            os.chmod(scratch, 0o600)
             os.replace(scratch, target)
         return sha256, size
 

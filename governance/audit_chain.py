@@ -76,6 +76,7 @@ class ChainReport:
     head_hash: str
     broken_seq: int | None = None
     problem: str | None = None
+    witnessed: int | None = None  # signed heads the live chain was compared with
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,7 @@ from governance import __version__
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, canonical_json, verify_chain
 from governance.errors import InvalidInput, NotFound
-from governance.keys import signature_valid
+from governance.keys import is_public_key, signature_valid
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -65,7 +65,7 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
         else:
             raise InvalidInput(f"unknown export format {fmt!r} in the manifest.")
         return [AuditEvent(**{name: row[name] for name in _FIELDS} | {"seq": int(row["seq"])}) for row in rows]
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError, pa.ArrowException) as exc:
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError, OSError, pa.ArrowException) as exc:
         raise InvalidInput(f"{path.name} is not a readable audit event file ({exc}).") from exc
 
 
@@ -103,27 +103,88 @@ class ExportVerification:
     public_key: str | None
     broken_seq: int | None = None
     problems: list[str] = field(default_factory=list)
+    since: str | None = None  # the earlier export this one was proven to extend
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def verify_export(directory: Path, *, expected_public_key: str | None = None) -> ExportVerification:
-    """Check file hashes, the chain, row count and head, and the manifest's signature.
+def verify_export(directory: Path, *, expected_public_key: str | None) -> ExportVerification:
+    """Check file hashes, the chain, row count and head, and the manifest's signature by the given key.
 
-    Raises NotFound when the folder or its manifest is missing and InvalidInput when the manifest
-    cannot be read; a readable export that fails a check is a negative verdict, not an error.
+    Fails closed: InvalidInput when the key is missing, empty or not a key (64 hex digits), NotFound
+    when the folder or its manifest is missing, InvalidInput when the manifest cannot be read. A
+    readable export that fails a check is a negative verdict, not an error.
     """
-    directory = Path(directory)
+    verdict, _ = _verify(Path(directory), _require_key(expected_public_key))
+    return verdict
+
+
+def verify_consistency(directory: Path, *, since: Path, expected_public_key: str | None) -> ExportVerification:
+    """Verify the export in `directory`, the earlier export in `since`, and that the earlier one's events
+    are a prefix of the later one's (as Certificate Transparency proves a log only grew): a chain
+    rebuilt between the two exports is named by its first diverging event."""
+    key = _require_key(expected_public_key)
+    newer, new_events = _verify(Path(directory), key)
+    older, old_events = _verify(Path(since), key)
+    problems = list(newer.problems) + [f"the earlier export {since}: {p}" for p in older.problems]
+    broken_seq = newer.broken_seq
+    if new_events is not None and old_events is not None:
+        for old, new in zip(old_events, new_events):
+            if old.hash != new.hash or old.seq != new.seq:
+                problems.append(f"event seq {old.seq} differs between the exports ({old.action} {old.entity} in the "
+                                f"earlier one): the log was rewritten from seq {old.seq} on after {since} was taken.")
+                broken_seq = old.seq if broken_seq is None else min(broken_seq, old.seq)
+                break
+        else:
+            if len(new_events) < len(old_events):
+                first_missing = old_events[len(new_events)].seq
+                problems.append(f"the later export ends at seq {new_events[-1].seq if new_events else 0} but the earlier "
+                                f"one holds up to seq {old_events[-1].seq}: events from seq {first_missing} on were "
+                                "removed.")
+                broken_seq = first_missing if broken_seq is None else min(broken_seq, first_missing)
+    return ExportVerification(ok=not problems, directory=str(directory), row_count=newer.row_count,
+                              head_hash=newer.head_hash, public_key=newer.public_key, broken_seq=broken_seq,
+                              problems=problems, since=str(since))
+
+
+def _require_key(expected_public_key: str | None) -> str:
+    key = (expected_public_key or "").strip().lower()
+    if not key:
+        raise InvalidInput("verifying an export needs the installation's public key (--key, printed by "
+                           "`govern audit key`); without it anyone could have signed the export.")
+    if not is_public_key(key):
+        raise InvalidInput(f"--key {expected_public_key!r} is not an Ed25519 public key (64 hex digits, as "
+                           "`govern audit key` prints it).")
+    return key
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
     manifest_path = directory / MANIFEST
+    if not directory.is_dir():
+        raise NotFound(f"{directory} is not a folder; is it a govern audit export?")
     if not manifest_path.is_file():
         raise NotFound(f"{directory} holds no {MANIFEST}; is it a govern audit export?")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        fmt, files = manifest["format"], manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{manifest_path} is not a readable manifest ({exc}).") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InvalidInput(f"{manifest_path} is not a readable manifest ({str(exc)[:200]}).") from exc
+    if not isinstance(manifest, dict):
+        raise InvalidInput(f"{manifest_path} is not a readable manifest (not a JSON object).")
+    files = manifest.get("files")
+    if manifest.get("format") not in FORMATS:
+        raise InvalidInput(f"{manifest_path} names no known event format (csv, jsonl or parquet).")
+    if not isinstance(files, dict) or not files or not all(isinstance(k, str) and isinstance(v, str)
+                                                             for k, v in files.items()):
+        raise InvalidInput(f"{manifest_path}: 'files' must map each file name to its sha256.")
+    if not isinstance(manifest.get("row_count"), int) or isinstance(manifest.get("row_count"), bool):
+        raise InvalidInput(f"{manifest_path}: 'row_count' must be a whole number.")
+    return manifest
 
+
+def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEvent] | None]:
+    manifest = _read_manifest(directory)
+    fmt, files = manifest["format"], manifest["files"]
     problems: list[str] = []
     for name, expected in sorted(files.items()):
         path = directory / name
@@ -132,29 +193,34 @@ def verify_export(directory: Path, *, expected_public_key: str | None = None) ->
         elif sha256_file(path) != expected:
             problems.append(f"{name} does not match its sha256 in the manifest: the file was changed.")
 
-    broken_seq = None
+    broken_seq, events = None, None
     events_path = directory / events_file_name(fmt)
+    if events_file_name(fmt) not in files:
+        problems.append(f"the manifest does not list {events_path.name}, so its hash is not covered.")
     if events_path.is_file():
         events = read_events_file(events_path, fmt)
         chain = verify_chain(events)
         if not chain.ok:
             broken_seq = chain.broken_seq
             problems.append(f"chain broken: {chain.problem}")
-        if len(events) != manifest.get("row_count"):
-            problems.append(f"the file holds {len(events)} events but the manifest says {manifest.get('row_count')}.")
+        if len(events) != manifest["row_count"]:
+            problems.append(f"the file holds {len(events)} events but the manifest says {manifest['row_count']}.")
         if chain.ok and events and events[-1].hash != manifest.get("head_hash"):
             problems.append("the chain's head does not match the manifest's head_hash: events were added or removed at the end.")
     else:
         problems.append(f"{events_path.name} is missing.")
 
     public_key = manifest.get("public_key")
-    if not public_key or not signature_valid(public_key, manifest_message(manifest), manifest.get("signature", "")):
+    if not isinstance(public_key, str) or not signature_valid(public_key, manifest_message(manifest),
+                                                             manifest.get("signature")):
         problems.append("the manifest's signature does not verify with its public key: the manifest was changed.")
-    if expected_public_key and public_key != expected_public_key.strip().lower():
+    if public_key != key:
         problems.append(
             "the export was signed by a different key than the one given: it does not come from that installation."
         )
-    return ExportVerification(
-        ok=not problems, directory=str(directory), row_count=manifest.get("row_count"),
-        head_hash=manifest.get("head_hash"), public_key=public_key, broken_seq=broken_seq, problems=problems,
+    verdict = ExportVerification(
+        ok=not problems, directory=str(directory), row_count=manifest["row_count"],
+        head_hash=manifest.get("head_hash") if isinstance(manifest.get("head_hash"), str) else None,
+        public_key=public_key if isinstance(public_key, str) else None, broken_seq=broken_seq, problems=problems,
     )
+    return verdict, events

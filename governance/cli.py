@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a negative verdict (a verification failed; later a bloc
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,29 @@ class GovernGroup(click.Group):
             ctx.exit(2)
 
 
-def _service(ctx: click.Context) -> Service:
+def _settings(ctx: click.Context):
+    from governance.config import resolve_settings
+
     options = ctx.find_root().obj
-    return Service.open(home=options["home"], actor=options["actor"], lock_timeout_s=options["lock_timeout"])
+    return resolve_settings(home=options["home"], lock_timeout_s=options["lock_timeout"])
+
+
+def _service(ctx: click.Context) -> Service:
+    """The service acting as the user this command proves to be: GOVERN_TOKEN when set, else the session
+    `govern login` saved for this store (for --as USER, that user's). Never an unproven name."""
+    from governance import sessions
+
+    settings = _settings(ctx)
+    actor = ctx.find_root().obj["actor"]
+    token = os.environ.get("GOVERN_TOKEN", "").strip() or None
+    if token is None:
+        token, actor = sessions.find(settings.store_id, actor)
+    return Service.open(settings=settings, actor=actor, token=token, require_proof=True)
+
+
+def _anonymous(ctx: click.Context) -> Service:
+    """For the commands that act as nobody yet (init, login): no credential, no actor."""
+    return Service.open(settings=_settings(ctx))
 
 
 def _emit(value: Any, as_json: bool, text: str | None = None) -> None:
@@ -66,7 +87,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @click.option("--home", envvar="GOVERN_HOME", type=click.Path(file_okay=False),
               help="Data home holding govern.duckdb and artifacts/ [env GOVERN_HOME; default ./govern-data].")
 @click.option("--as", "actor", envvar="GOVERN_USER", metavar="USER",
-              help="Act as this user [env GOVERN_USER]; the user's role decides what is allowed.")
+              help="Act as this user [env GOVERN_USER], who must be logged in on this store (`govern login`); "
+                   "GOVERN_TOKEN (an API token) proves the user instead. Default: the last user logged in.")
 @click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
               help="How long to wait for a store held by another process [env GOVERN_LOCK_TIMEOUT; default 30].")
 @click.version_option(__version__, prog_name="govern")
@@ -80,15 +102,72 @@ def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: f
 
 
 @cli.command()
-@click.option("--admin", metavar="NAME", help="Create this first admin user (only on a store without users).")
-@click.option("--password-stdin", is_flag=True, help="Read the admin's dashboard password from stdin.")
+@click.option("--admin", metavar="NAME", help="Create this first admin user (only on a store without users); "
+                                               "they are logged in on this machine.")
+@click.option("--password-stdin", is_flag=True, help="Read the admin's password from stdin (for `govern login` "
+                                                     "and the dashboard).")
 @json_option
 @click.pass_context
 def init(ctx: click.Context, admin: str | None, password_stdin: bool, as_json: bool) -> None:
-    """Create the store in the data home (safe to run again) and bootstrap the first admin."""
-    status = _service(ctx).init(admin=admin, password=_read_password(password_stdin))
+    """Create the store in the data home (safe to run again) and bootstrap the first admin, logged in."""
+    from governance import sessions
+
+    service = _anonymous(ctx)
+    result = service.bootstrap(admin=admin, password=_read_password(password_stdin))
+    if result.session is not None:
+        sessions.save(service.settings.store_id, result.session.user, result.session.secret,
+                      result.session.expires_at)
+    status = result.status
     _emit(status, as_json, f"store ready at {status.home} ({len(status.migrations)} migrations applied)"
-          + (f"; admin {admin!r}" if admin else ""))
+          + (f"; admin {admin!r}" if admin else "")
+          + (f", logged in until {result.session.expires_at:%Y-%m-%d %H:%M} UTC" if result.session else ""))
+
+
+@cli.command()
+@click.argument("name", metavar="USER")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin instead of prompting.")
+@click.option("--expires", default="12h", show_default=True, metavar="DURATION",
+              help="How long the session lasts: 30m, 12h, 7d (at most 366d).")
+@json_option
+@click.pass_context
+def login(ctx: click.Context, name: str, password_stdin: bool, expires: str, as_json: bool) -> None:
+    """Prove who you are with your password; the session is saved (0600) in your config folder for this
+    store, and later commands act as USER until it expires or you log out."""
+    from governance import sessions
+    from governance.identity import os_user, parse_duration
+
+    lifetime = parse_duration(expires)
+    password = _read_password(True) if password_stdin else click.prompt(f"password for {name}", hide_input=True,
+                                                                        err=True)
+    service = _anonymous(ctx)
+    session = service.sign_in(name=name, password=password or "", client=f"cli:{os_user()}", kind="session",
+                              lifetime=lifetime)
+    sessions.save(service.settings.store_id, session.user, session.secret, session.expires_at)
+    _emit({k: v for k, v in session.to_dict().items() if k != "secret"}, as_json,
+          f"logged in as {session.user} ({session.role}) until {session.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+@cli.command()
+@click.pass_context
+def logout(ctx: click.Context) -> None:
+    """End your session on this store (revoked in the store, removed from your config folder)."""
+    from governance import sessions
+
+    service = _service(ctx)
+    revoked = service.logout()
+    if service.actor:
+        sessions.forget(service.settings.store_id, service.actor)
+    click.echo(f"logged out {service.actor}" + (f" (session {revoked} revoked)" if revoked else ""))
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def whoami(ctx: click.Context, as_json: bool) -> None:
+    """Who this command would act as, and how it is authenticated."""
+    me = _service(ctx).whoami()
+    _emit(me, as_json, f"{me['user']} ({me['role']}), authenticated by {me['method']}"
+          + (f" {me['token']}" if me.get("token") else ""))
 
 
 @cli.command()
@@ -97,6 +176,7 @@ def init(ctx: click.Context, admin: str | None, password_stdin: bool, as_json: b
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the store: location, migrations, counts and the audit chain head."""
     s = _service(ctx).status()
+    witness = s.witness or {}
     _emit(s, as_json, "\n".join([
         f"home:            {s.home}",
         f"migrations:      {', '.join(s.migrations)}",
@@ -105,7 +185,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"versions:        {s.versions}",
         f"prediction sets: {s.prediction_sets}",
         f"audit events:    {s.audit_events} (head {s.audit_head[:16] + '…' if s.audit_head else 'none'})",
-    ]))
+        f"witness:         {witness.get('witnessed', 0)} signed heads, "
+        + ("the live chain matches" if witness.get("ok", True) else "MISMATCH"),
+    ] + [f"PROBLEM: {problem}" for problem in s.problems]))
+    ctx.exit(0 if s.ok else 1)
 
 
 @cli.group(cls=GovernGroup)
@@ -131,7 +214,86 @@ def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool, as_
 def user_list(ctx: click.Context, as_json: bool) -> None:
     """List users and their roles."""
     found = _service(ctx).list_users()
-    _emit(found, as_json, "\n".join(f"{u.name}\t{u.role.value}" for u in found) or "no users")
+    _emit(found, as_json, "\n".join(f"{u.name}\t{u.role.value}" + ("" if u.enabled else "\tdisabled")
+                                    for u in found) or "no users")
+
+
+@user.command("disable")
+@click.argument("name")
+@json_option
+@click.pass_context
+def user_disable(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Disable a user: their sessions and API tokens stop working at once (admins)."""
+    changed = _service(ctx).set_user_enabled(name=name, enabled=False)
+    _emit(changed, as_json, f"disabled {changed.name}")
+
+
+@user.command("enable")
+@click.argument("name")
+@json_option
+@click.pass_context
+def user_enable(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Enable a disabled user again (admins)."""
+    changed = _service(ctx).set_user_enabled(name=name, enabled=True)
+    _emit(changed, as_json, f"enabled {changed.name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin instead of prompting.")
+@json_option
+@click.pass_context
+def user_passwd(ctx: click.Context, name: str, password_stdin: bool, as_json: bool) -> None:
+    """Set a user's password: your own, or anyone's for admins."""
+    password = _read_password(True) if password_stdin else click.prompt(
+        f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    changed = _service(ctx).set_password(name=name, password=password)
+    _emit(changed, as_json, f"password of {changed.name} changed")
+
+
+@cli.group(cls=GovernGroup)
+def token() -> None:
+    """API tokens for CI and workers (admins create them; GOVERN_TOKEN uses one)."""
+
+
+@token.command("create")
+@click.argument("user_name", metavar="USER")
+@click.option("--name", metavar="NAME", help="What the token is for (ci, worker-1).")
+@click.option("--expires", default="90d", show_default=True, metavar="DURATION",
+              help="How long it lasts: 30m, 12h, 90d (at most 366d).")
+@json_option
+@click.pass_context
+def token_create(ctx: click.Context, user_name: str, name: str | None, expires: str, as_json: bool) -> None:
+    """Create an API token for USER and print it once (it is stored hashed)."""
+    from governance.identity import parse_duration
+
+    issued = _service(ctx).create_token(user=user_name, name=name, lifetime=parse_duration(expires))
+    _emit(issued, as_json, issued.secret)
+    if not as_json:
+        click.echo(f"token {issued.id} for {issued.user} ({issued.role}) until {issued.expires_at:%Y-%m-%d %H:%M} "
+                   "UTC; shown once: use it as GOVERN_TOKEN", err=True)
+
+
+@token.command("list")
+@click.option("--user", "user_name", metavar="USER", help="Only this user's (admins see everyone's).")
+@click.option("--sessions", is_flag=True, help="Include login and dashboard sessions.")
+@json_option
+@click.pass_context
+def token_list(ctx: click.Context, user_name: str | None, sessions: bool, as_json: bool) -> None:
+    """List tokens (never their secrets): id, user, kind, name, expiry, revoked."""
+    found = _service(ctx).list_tokens(user=user_name, include_sessions=sessions)
+    _emit([{k: v for k, v in t.to_dict().items() if k != "secret_sha256"} for t in found], as_json, "\n".join(
+        f"{t.id}  {t.user:<12} {t.kind:<9} {t.name or '-':<12} expires {t.expires_at:%Y-%m-%d %H:%M}"
+        + (f"  revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "") for t in found) or "no tokens")
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke a token or session at once (admins any, others their own)."""
+    revoked = _service(ctx).revoke_token(token_id=token_id)
+    click.echo(f"revoked {revoked.id} ({revoked.kind} of {revoked.user})")
 
 
 @cli.group(cls=GovernGroup)
@@ -152,6 +314,24 @@ def model_register(ctx: click.Context, name: str, owner: str | None, description
     """Register a model."""
     registered = _service(ctx).register_model(name=name, owner=owner, description=description, risk_tier=risk_tier)
     _emit(registered, as_json, f"registered model {registered.name!r} (risk tier {registered.risk_tier})")
+
+
+@model.command("edit")
+@click.argument("name")
+@click.option("--description", metavar="TEXT", help="What the model is for.")
+@click.option("--risk-tier", type=click.Choice(RISK_TIERS), help="Admins: the model's risk tier.")
+@click.option("--min-approvals", type=click.IntRange(1, 20), metavar="N",
+              help="Admins: raise the independent approvals every release needs above the risk tier's "
+                   "(low/medium 1, high 2); never lower.")
+@json_option
+@click.pass_context
+def model_edit(ctx: click.Context, name: str, description: str | None, risk_tier: str | None,
+               min_approvals: int | None, as_json: bool) -> None:
+    """Change a model's description, risk tier or approval floor (audited)."""
+    changed = _service(ctx).edit_model(name=name, description=description, risk_tier=risk_tier,
+                                       min_approvals=min_approvals)
+    _emit(changed, as_json, f"{changed.name}: risk tier {changed.risk_tier}, approvals floor "
+                            f"{changed.min_approvals or 'of the tier'}")
 
 
 @model.command("list")
@@ -367,19 +547,10 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _policy_path(value: str) -> Path:
-    """A policy file, or the name of a pack that ships with govern (default, strict)."""
-    from policies import shipped_packs
-
-    path = Path(value)
-    if not path.exists() and value in shipped_packs():
-        return shipped_packs()[value]
-    return path
-
-
 @cli.group(cls=GovernGroup)
 def policy() -> None:
-    """Validate policy packs (YAML). Shipped packs: default, strict."""
+    """Policy packs (YAML): validate, register, assign. Shipped packs: default, strict (those names always
+    mean the shipped packs). A binding gate runs the pack assigned to the model."""
 
 
 @policy.command("validate")
@@ -388,11 +559,54 @@ def policy() -> None:
 @click.pass_context
 def policy_validate(ctx: click.Context, file: str, as_json: bool) -> None:
     """Check a policy pack against the schema; exit 0 if valid, 2 with every problem named if not."""
-    loaded = _service(ctx).load_policy(_policy_path(file))
+    loaded = _anonymous(ctx).load_policy(Path(file))
     body = {"name": loaded.policy.name, "version": loaded.policy.version, "rules": len(loaded.policy.rules),
             "sha256": loaded.sha256, "valid": True}
     _emit(body, as_json, f"valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "
                          f"sha256 {loaded.sha256}")
+
+
+@policy.command("register")
+@click.argument("file", type=click.Path(dir_okay=False))
+@json_option
+@click.pass_context
+def policy_register(ctx: click.Context, file: str, as_json: bool) -> None:
+    """Register a pack under its name as that name's next version (admins; audited)."""
+    pack = _service(ctx).register_policy(file=Path(file))
+    _emit({k: v for k, v in pack.to_dict().items() if k != "text"}, as_json,
+          f"registered policy {pack.name}@{pack.version} (sha256 {pack.sha256[:16]}…); assign it with "
+          f"`govern policy assign {pack.name} --model MODEL`")
+
+
+@policy.command("assign")
+@click.argument("name", metavar="NAME[@VERSION]")
+@click.option("--model", "model_name", metavar="MODEL", help="Assign to this model.")
+@click.option("--tier", type=click.Choice(RISK_TIERS), help="Assign to every model of this risk tier.")
+@json_option
+@click.pass_context
+def policy_assign(ctx: click.Context, name: str, model_name: str | None, tier: str | None, as_json: bool) -> None:
+    """Make a registered or shipped pack the one binding gates run for a model or a risk tier (admins)."""
+    assigned = _service(ctx).assign_policy(policy=name, model=model_name, tier=tier)
+    version = f"@{assigned.policy_version}" if assigned.policy_version else " (shipped)"
+    _emit(assigned, as_json, f"{assigned.scope} {assigned.target}: binding gates run {assigned.policy_name}{version}")
+
+
+@policy.command("list")
+@json_option
+@click.pass_context
+def policy_list(ctx: click.Context, as_json: bool) -> None:
+    """Registered packs, shipped packs and assignments."""
+    catalog = _service(ctx).policy_catalog()
+    if as_json:
+        _emit({"packs": [{k: v for k, v in p.to_dict().items() if k != "text"} for p in catalog.packs],
+               "assignments": [a.to_dict() for a in catalog.assignments], "shipped": catalog.shipped}, True)
+        return
+    lines = [f"shipped: {', '.join(catalog.shipped)} (risk tiers low/medium: default, high: strict, unless assigned)"]
+    lines += [f"{p.name}@{p.version}  sha256 {p.sha256[:16]}…  by {p.registered_by} {p.registered_at:%Y-%m-%d}"
+              for p in catalog.packs]
+    lines += [f"{a.scope} {a.target} → {a.policy_name}" + (f"@{a.policy_version}" if a.policy_version else "")
+              for a in catalog.assignments]
+    click.echo("\n".join(lines))
 
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient": "INSUFFICIENT"}
@@ -401,26 +615,32 @@ _MARK = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient": "
 @cli.command("gate")
 @click.argument("model_name", metavar="MODEL")
 @click.argument("version_name", metavar="VERSION")
-@click.option("--policy", "policy_file", required=True, metavar="FILE",
-              help="Policy pack (YAML), or a shipped pack's name: default, strict.")
+@click.option("--policy", "policy_file", metavar="PACK",
+              help="Binding: must be the model's assigned pack (the default). With --dry-run: any file, shipped "
+                   "pack (default, strict) or registered pack (NAME or NAME@VERSION).")
 @click.option("--dry-run", is_flag=True, help="Decide and report, but store and queue nothing.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write the decision as JUnit XML here.")
 @json_option
 @click.pass_context
-def gate_command(ctx: click.Context, model_name: str, version_name: str, policy_file: str, dry_run: bool,
+def gate_command(ctx: click.Context, model_name: str, version_name: str, policy_file: str | None, dry_run: bool,
                  junit: str | None, as_json: bool) -> None:
-    """Judge the version's latest evaluation against a policy: exit 0 pass, 1 blocked, 2 error.
+    """Judge the version's latest evaluation against its assigned policy: exit 0 pass, 1 blocked, 2 error.
 
     Enforced, the decision is stored and logged, and failing rules queue review items and a
     retraining job as their on_fail says (never twice for the same evidence).
     """
-    outcome = _service(ctx).gate(model=model_name, version=version_name, policy=_policy_path(policy_file),
-                                 dry_run=dry_run)
+    if junit and not Path(junit).parent.is_dir():
+        raise InvalidInput(f"--junit {junit}: the folder {Path(junit).parent} does not exist.")
+    outcome = _service(ctx).gate(model=model_name, version=version_name, policy=policy_file, dry_run=dry_run)
     decision = outcome.decision
     if junit:
         from policies.junit import junit_xml
 
-        Path(junit).write_text(junit_xml(decision, model=model_name, version=version_name), encoding="utf-8")
+        try:
+            Path(junit).write_text(junit_xml(decision, model=model_name, version=version_name), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"the gate decision {outcome.gate_id or '(dry run)'} was made, but --junit {junit} "
+                               f"could not be written ({exc.strerror}).") from exc
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2, sort_keys=True, default=str))
     else:
@@ -576,17 +796,26 @@ def feedback_command(ctx: click.Context, model_name: str, as_json: bool) -> None
 @click.option("--reject", "decision", flag_value="reject", help="Reject it (blocks release until withdrawn).")
 @click.option("--withdraw", "decision", flag_value="withdraw", help="Withdraw your earlier decision.")
 @click.option("--comment", default="", help="Why; required to reject.")
+@click.option("--acknowledge-blocked", is_flag=True,
+              help="Approve although the latest gate is blocked (recorded with the sign-off).")
 @json_option
 @click.pass_context
 def signoff_command(ctx: click.Context, model_name: str, version_name: str, decision: str | None, comment: str,
-                    as_json: bool) -> None:
-    """Approve or reject a version for release (reviewers and admins; never its creator)."""
+                    acknowledge_blocked: bool, as_json: bool) -> None:
+    """Approve or reject a version for release (reviewers and admins; never its creator).
+
+    A decision binds to the artifact and the evaluation the latest gate judged: a new evaluation needs
+    new approvals, and a rejection blocks that artifact under any version name until withdrawn."""
     if decision is None:
         raise InvalidInput("say --approve, --reject or --withdraw.")
-    signoff = _service(ctx).sign_off(model=model_name, version=version_name, decision=decision, comment=comment)
-    _emit(signoff, as_json, f"{signoff.reviewer} {decision}d {model_name} version {version_name} "
+    signoff = _service(ctx).sign_off(model=model_name, version=version_name, decision=decision, comment=comment,
+                                     acknowledge_blocked=acknowledge_blocked)
+    _emit(signoff, as_json, f"{signoff.reviewer} {_PAST[decision]} {model_name} version {version_name} "
                             f"(decision {signoff.revision})" if decision != "withdraw" else
           f"{signoff.reviewer} withdrew their decision on {model_name} version {version_name}")
+
+
+_PAST = {"approve": "approved", "reject": "rejected", "withdraw": "withdrew"}
 
 
 @cli.command("release")
@@ -599,7 +828,8 @@ def signoff_command(ctx: click.Context, model_name: str, version_name: str, deci
 @click.pass_context
 def release_command(ctx: click.Context, model_name: str, version_name: str, override: bool, reason: str | None,
                     expires: str | None, as_json: bool) -> None:
-    """Move the model's production alias to VERSION: needs a passing gate and the policy's approvals."""
+    """Move the model's production alias to VERSION: needs a passing binding gate and independent
+    approvals of that evidence (risk tier low/medium 1, high 2, or what the policy or an admin asks)."""
     move = _service(ctx).release(model=model_name, version=version_name, override=override, reason=reason,
                                  expires=expires)
     _emit(move, as_json, f"{model_name} production: {move.previous_version or '-'} → {move.version}"
@@ -627,8 +857,9 @@ def history_command(ctx: click.Context, model_name: str, as_json: bool) -> None:
     moves = _service(ctx).history(model=model_name)
     _emit(moves, as_json, "\n".join(
         f"{m.seq:>3}  {m.moved_at:%Y-%m-%d %H:%M}  {m.action:<8} {m.previous_version or '-'} → {m.version}  by {m.actor}"
-        + (f"  OVERRIDE: {m.override_reason} (expires {m.override_expires:%Y-%m-%d %H:%M})"
-           if m.action == "override" else "") for m in moves) or "no releases yet")
+        + (f"  OVERRIDE: {m.override_reason} ({'EXPIRED' if m.expired else 'expires'} "
+           f"{m.override_expires:%Y-%m-%d %H:%M})" if m.action == "override" else "") for m in moves)
+          or "no releases yet")
 
 
 @cli.group(cls=GovernGroup)
@@ -761,21 +992,32 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
-@click.option("--key", metavar="HEX", help="With DIR: the installation's public key (`govern audit key`).")
+@click.option("--key", metavar="HEX", envvar="GOVERN_AUDIT_KEY",
+              help="With DIR (required): the installation's public key, as `govern audit key` prints it "
+                   "[env GOVERN_AUDIT_KEY].")
+@click.option("--since", type=click.Path(file_okay=False), metavar="EARLIER_EXPORT",
+              help="With DIR: also prove this earlier export is a prefix of DIR (nothing rewritten in between).")
 @json_option
 @click.pass_context
-def audit_verify(ctx: click.Context, directory: str | None, key: str | None, as_json: bool) -> None:
-    """Verify the live chain, or with DIR an export, offline from its files alone.
+def audit_verify(ctx: click.Context, directory: str | None, key: str | None, since: str | None,
+                 as_json: bool) -> None:
+    """Verify the live chain (and the witness of signed heads), or with DIR an export, offline from its
+    files and the installation's public key alone.
 
     Exit 0 when intact, 1 when tampering is detected (naming the event), 2 on an error.
     """
     if directory is None:
+        if since or key:
+            raise InvalidInput("--key and --since verify an export: give its folder (govern audit verify DIR).")
         report = _service(ctx).verify_audit()
-        text = (f"audit chain intact: {report.event_count} events, head {report.head_hash}" if report.ok
+        text = (f"audit chain intact: {report.event_count} events, head {report.head_hash}; "
+                f"{report.witnessed or 0} witnessed heads match" if report.ok
                 else f"audit chain BROKEN at seq {report.broken_seq}: {report.problem}")
     else:
-        report = verify_audit_export(Path(directory), expected_public_key=key)
+        report = verify_audit_export(Path(directory), expected_public_key=key,
+                                     since=Path(since) if since else None)
         text = (f"export intact: {report.row_count} events, head {report.head_hash}, signed by {report.public_key}"
+                + (f"; extends {since} unchanged" if since else "")
                 if report.ok else "export FAILED verification:\n  - " + "\n  - ".join(report.problems))
     _emit(report, as_json, text)
     ctx.exit(0 if report.ok else 1)
@@ -871,7 +1113,7 @@ def dashboard_command(ctx: click.Context, port: int, address: str) -> None:
 
     from governance.config import resolve_settings
 
-    home = Path(ctx.find_root().obj["home"]).resolve()
+    home = _settings(ctx).home
     if not resolve_settings(home=home).database().exists():
         raise InvalidInput(f"no govern store at {home}; run `govern --home {home} init --admin NAME` "
                            f"or `govern demo --home {home}` first.")

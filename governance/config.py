@@ -18,6 +18,8 @@ class Settings:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     store: str = ""  # "" the embedded file in home; "ducklake:postgres:<libpq conninfo>" a shared DuckLake
     data_path: Path | None = None  # DuckLake's Parquet files (GOVERN_DATA_PATH; default home/lake)
+    key_file: Path | None = None  # the signing key (GOVERN_KEY_FILE; default home/keys/installation_ed25519.pem)
+    witness_file: Path | None = None  # signed heads (GOVERN_WITNESS_FILE; default home/witness/heads.jsonl)
 
     @property
     def database_path(self) -> Path:
@@ -39,8 +41,21 @@ class Settings:
         return self.home / "artifacts"
 
     @property
-    def keys_dir(self) -> Path:
-        return self.home / "keys"
+    def key_path(self) -> Path:
+        return self.key_file or self.home / "keys" / "installation_ed25519.pem"
+
+    @property
+    def witness_path(self) -> Path:
+        return self.witness_file or self.home / "witness" / "heads.jsonl"
+
+    @property
+    def store_id(self) -> str:
+        """What names this store to a user's saved sessions: the file, or the catalog without its password."""
+        if self.store:
+            from governance.store.ducklake import redact
+
+            return f"{redact(self.store)} data={self.data_path or self.home / 'lake'}"
+        return str(self.database_path.resolve())
 
 
 def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: float | None = None) -> Settings:
@@ -63,6 +78,13 @@ def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: f
         from governance.store.ducklake import parse_store
 
         parse_store(store)  # a clear sentence now rather than a failed attach later
-    data_path = os.environ.get("GOVERN_DATA_PATH")
+    if lock_timeout_s != lock_timeout_s or lock_timeout_s == float("inf"):
+        raise InvalidInput("the lock timeout must be a finite number of seconds.")
     return Settings(home=home_path, lock_timeout_s=lock_timeout_s, store=store,
-                    data_path=Path(data_path).expanduser().absolute() if data_path else None)
+                    data_path=_env_path("GOVERN_DATA_PATH"), key_file=_env_path("GOVERN_KEY_FILE"),
+                    witness_file=_env_path("GOVERN_WITNESS_FILE"))
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser().absolute() if value else None

@@ -97,6 +97,21 @@ def biased_history(frame: pd.DataFrame, flip_rate: float, seed: int) -> tuple[pd
     return frame.assign(income=np.where(flip, 0, truth)), truth
 
 
+_sessions: dict[tuple[str, str], str] = {}
+
+
+def _as(home: Path, name: str):
+    """A service for a demo user, who signs in with their password like anyone else (the audit log
+    records a password session), once per run."""
+    from governance.service import Service
+
+    key = (str(Path(home).resolve()), name)
+    if key not in _sessions:
+        _sessions[key] = Service.open(home=home).sign_in(name=name, password=PASSWORD, client="demo",
+                                                         kind="session").secret
+    return Service.open(home=home, token=_sessions[key])
+
+
 def run_demo(home: Path, config: DemoConfig = DemoConfig(), report: Callable[[str], None] = lambda line: None,
              ) -> dict[str, Any]:
     """Run the loop in a new store at `home`; return the summary (also what `--json` prints)."""
@@ -110,13 +125,13 @@ def run_demo(home: Path, config: DemoConfig = DemoConfig(), report: Callable[[st
         raise InvalidInput(f"{home} already holds a govern store; give the demo a new --home (or remove that one).")
     started = time.perf_counter()
     Service.open(home=home).init(admin="admin", password=PASSWORD)
-    admin = Service.open(home=home, actor="admin")
+    admin = _as(home, "admin")
     for name, role in USERS.items():
         admin.add_user(name=name, role=role, password=PASSWORD)
     with tempfile.TemporaryDirectory() as tmp:
         income = _adult_loop(home, Path(tmp), config, report)
         employment = _acs_monitoring(home, Path(tmp), config, report)
-    chain = Service.open(home=home, actor="audrey").verify_audit()
+    chain = _as(home, "audrey").verify_audit()
     report(f"audit chain: {'intact' if chain.ok else 'BROKEN'}, {chain.event_count} events")
     return {"home": str(home), "seconds": round(time.perf_counter() - started, 1), "config": asdict(config),
             "income": income, "employment": employment,
@@ -126,13 +141,12 @@ def run_demo(home: Path, config: DemoConfig = DemoConfig(), report: Callable[[st
 
 def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, Any]:
     from evaluation import evaluate
-    from governance.service import Service
     from governance.service.training import split_rows
     from policies import shipped_packs
     from training.trainer import TrainConfig, train
 
-    engineer = Service.open(home=home, actor="erin")
-    admin = Service.open(home=home, actor="admin")
+    engineer = _as(home, "erin")
+    admin = _as(home, "admin")
     frame = load_adult()
     if config.sample < 1:
         frame = frame.sample(frac=config.sample, random_state=config.seed)
@@ -183,7 +197,7 @@ def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, 
     if version != "1" and gate is not None and gate.verdict == "passed":
         approvers = list(config.reviewers)[:2]
         for reviewer in approvers:
-            Service.open(home=home, actor=reviewer).sign_off(
+            _as(home, reviewer).sign_off(
                 model="income", version=version, decision="approve",
                 comment="parity and calibration within the default policy; corrections reviewed")
         move = engineer.release(model="income", version=version)
@@ -249,17 +263,16 @@ def _judge_everything(home: Path, model: str, truth: np.ndarray, config: DemoCon
     """Each open item: the reviewers it needs claim it in turn and judge. A reviewer knows the true label
     with probability `accuracy` (else believes the opposite); a recorded label that differs from what
     they believe is corrected."""
-    from governance.service import Service
 
     rng = random.Random(config.seed)
     names = list(config.reviewers)
     judgments = corrections = 0
-    viewer = Service.open(home=home, actor="victor")
+    viewer = _as(home, "victor")
     items = viewer.list_review_items(model=model, status="open")
     for index, item in enumerate(items):
         for turn in range(item.judgments_required):
             name = names[(index + turn) % len(names)]
-            reviewer = Service.open(home=home, actor=name)
+            reviewer = _as(home, name)
             reviewer.claim_review_item(item_id=item.id)
             accuracy = config.reviewers[name]
             if item.kind == "rule_failure":
@@ -306,10 +319,9 @@ def _plain(value: Any) -> Any:
 
 
 def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, Any]:
-    from governance.service import Service
     from policies import shipped_packs
 
-    engineer = Service.open(home=home, actor="erin")
+    engineer = _as(home, "erin")
     frame = load_acs()
     if config.sample < 1:
         frame = frame.groupby("year").sample(frac=config.sample, random_state=config.seed)
@@ -334,7 +346,7 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
     released = None
     if gate.decision.verdict == "passed":
         for reviewer in list(config.reviewers)[:2]:
-            Service.open(home=home, actor=reviewer).sign_off(model="employment", version="1", decision="approve",
+            _as(home, reviewer).sign_off(model="employment", version="1", decision="approve",
                                                              comment="2015 evaluation within the default policy")
         released = engineer.release(model="employment", version="1").version
     batches = []

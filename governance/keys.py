@@ -12,14 +12,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-KEY_FILE = "installation_ed25519.pem"
+from governance.errors import GovernError
+from governance.private import private_dir
 
 
-def load_or_create_key(keys_dir: Path) -> Ed25519PrivateKey:
-    """Load the installation key, creating it (mode 0600) on first use."""
-    path = Path(keys_dir) / KEY_FILE
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """Load the installation key from `path`, creating it (mode 0600, folder 0700) on first use."""
+    path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -30,8 +31,12 @@ def load_or_create_key(keys_dir: Path) -> Ed25519PrivateKey:
                 handle.write(pem)
         except FileExistsError:
             pass
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise GovernError(f"the signing key {path} cannot be read as an Ed25519 private key ({exc}).") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise GovernError(f"the signing key {path} is not an Ed25519 key.")
     return key
 
 
@@ -44,10 +49,23 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> str:
     return key.sign(message).hex()
 
 
+def is_public_key(text: object) -> bool:
+    """64 hex digits: the form `govern audit key` prints."""
+    if not isinstance(text, str) or len(text) != 64:
+        return False
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
 def signature_valid(public_hex: str, message: bytes, signature_hex: str) -> bool:
+    if not isinstance(public_hex, str) or not isinstance(signature_hex, str):
+        return False
     try:
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
         public.verify(bytes.fromhex(signature_hex), message)
-    except (ValueError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True

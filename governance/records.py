@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from governance.roles import Role
@@ -20,6 +20,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 class Record:
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))  # type: ignore[call-overload]
@@ -32,6 +36,11 @@ class User(Record):
     has_password: bool
     created_at: datetime
     created_by: str | None
+    disabled_at: datetime | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class Model(Record):
     risk_tier: str
     created_at: datetime
     created_by: str
+    min_approvals: int | None = None  # an admin's floor above the risk tier's, if any
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,13 @@ class StoreStatus(Record):
     prediction_sets: int
     audit_events: int
     audit_head: str | None
+    witness: dict[str, Any] | None = None  # the live chain against the witnessed heads
+    expired_overrides: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what `status` exits 1 for
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,11 @@ class SignOff(Record):
     decision: str
     comment: str
     created_at: datetime
+    # The evidence the decision binds to: an approval counts only for this artifact and evaluation.
+    artifact_sha256: str | None = None
+    evaluation_id: str | None = None
+    gate_id: str | None = None
+    acknowledged_blocked: bool = False  # signed off although the gate it saw was blocked
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,11 @@ class AliasMove(Record):
     override_expires: datetime | None
     actor: str
     moved_at: datetime
+
+    @property
+    def expired(self) -> bool:
+        """An override whose expiry has passed (it still holds production until someone moves it)."""
+        return self.override_expires is not None and self.override_expires <= _utcnow()
 
 
 @dataclass(frozen=True)

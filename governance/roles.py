@@ -30,6 +30,8 @@ class Action(StrEnum):
     AUDIT = "export and verify the audit log"
     OVERRIDE = "override a gate"
     MANAGE_USERS = "manage users"
+    MANAGE_POLICIES = "register and assign policy packs"
+    SET_RELEASE_RULES = "change a model's risk tier or approval floor"
 
 
 _ALL = frozenset(Role)
@@ -47,6 +49,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.AUDIT: frozenset({Role.AUDITOR, Role.ADMIN}),
     Action.OVERRIDE: frozenset({Role.ADMIN}),
     Action.MANAGE_USERS: frozenset({Role.ADMIN}),
+    Action.MANAGE_POLICIES: frozenset({Role.ADMIN}),
+    Action.SET_RELEASE_RULES: frozenset({Role.ADMIN}),
 }
 
 

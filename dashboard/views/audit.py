@@ -56,7 +56,7 @@ if st.button("Prepare export", key="audit.export"):
         manifest = service.export_audit(out=out, fmt=fmt)
         st.write(f"Wrote {manifest['row_count']} events and the signed manifest.")
         progress.update(label="Verifying the export offline…")
-        verified = verify_audit_export(out)
+        verified = verify_audit_export(out, expected_public_key=service.public_key())
         st.write("Verified: " + ("yes" if verified.ok else "NO — " + "; ".join(verified.problems)))
         progress.update(label="Packing the files…")
         buffer = io.BytesIO()

@@ -12,13 +12,35 @@ home, actor = state.home(), state.user()
 items = data.review_items(home, actor, "open")
 running = [j for j in data.jobs(home, actor) if j.status in ("queued", "running", "waiting_review")]
 models = data.models(home, actor)
+releases = data.current_releases(home, actor)
+seen = data.witness(home, actor)
+if not seen.ok:
+    st.error("The decision log no longer matches the heads witnessed before: " + " ".join(seen.problems)
+             + " An auditor should compare it with the latest export (`govern audit verify NEW --since OLD`).",
+             icon="🚨")
+expired = [m for m in releases.values() if m.action == "override" and m.expired]
+for move in expired:
+    st.error(f"{move.model}: production version {move.version} rests on an admin override that EXPIRED "
+             f"{move.override_expires:%Y-%m-%d %H:%M} UTC (reason: {move.override_reason}). Release a version "
+             "through the gate and sign-off, roll back, or override again.", icon="⏰")
 rows = []
+
+
+def _production(move) -> str:
+    if move is None:
+        return "-"
+    if move.action != "override":
+        return move.version
+    state_word = "OVERRIDE EXPIRED" if move.expired else "OVERRIDE until"
+    return f"{move.version} ({state_word} {move.override_expires:%Y-%m-%d %H:%M})"
+
+
 for model in models:
     versions = data.versions(home, actor, model.name)
     latest = versions[-1].version if versions else None
     gate = data.latest_gate(home, actor, model.name, latest) if latest else None
     rows.append({"model": model.name, "risk tier": model.risk_tier, "versions": len(versions),
-                 "production": data.production(home, actor, model.name) or "-", "latest version": latest or "-",
+                 "production": _production(releases.get(model.name)), "latest version": latest or "-",
                  "latest gate": gate.verdict if gate else "-",
                  "open review items": sum(1 for i in items if i.model == model.name),
                  "active jobs": sum(1 for j in running if j.model == model.name)})

@@ -31,10 +31,21 @@ def act(call, message: str) -> None:
 
 
 if role in ("reviewer", "admin"):
+    gate = data.latest_gate(home, actor, model, version)
+    blocked = [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"] \
+        if gate else []
+    acknowledged = False
+    if gate is None:
+        st.info("No gate decision yet: an approval binds to the evidence a binding gate judged.")
+    elif blocked:
+        st.warning(f"The latest gate of {model} {version} is blocked by {', '.join(blocked)}. An approval now is "
+                   "recorded as given despite the blocked gate.")
+        acknowledged = st.checkbox("I have read why the gate is blocked and approve anyway", key="release.ack")
     comment = st.text_input("Comment", key="release.comment")
     left, right = st.columns(2)
     if left.button("Approve", key="release.approve"):
-        act(lambda: service.sign_off(model=model, version=version, decision="approve", comment=comment),
+        act(lambda: service.sign_off(model=model, version=version, decision="approve", comment=comment,
+                                     acknowledge_blocked=acknowledged),
             f"Approved {model} {version}.")
     if right.button("Reject", key="release.reject"):
         act(lambda: service.sign_off(model=model, version=version, decision="reject", comment=comment),

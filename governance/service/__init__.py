@@ -14,7 +14,8 @@ from governance.service.registry import RISK_TIERS, RegistryActions
 from governance.service.releases import ReleaseActions
 from governance.service.reviews import ReviewActions
 from governance.service.training import TrainingActions
-from governance.service.users import UserActions
+from governance.service.users import Bootstrap, UserActions
+from governance.service.auth import Credential
 
 
 class Service(UserActions, RegistryActions, EvaluationActions, GateActions, ReviewActions, ReleaseActions,
@@ -22,4 +23,4 @@ class Service(UserActions, RegistryActions, EvaluationActions, GateActions, Revi
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
 
-__all__ = ["GateOutcome", "Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]
+__all__ = ["Bootstrap", "Credential", "GateOutcome", "Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from governance.audit_export import (
     build_manifest,
     events_file_name,
     manifest_message,
+    verify_consistency,
     verify_export,
     write_events,
 )
+from governance import witness
 from governance.errors import InvalidInput
 from governance.keys import load_or_create_key, public_key_hex, sign
 from governance.roles import Action
@@ -30,16 +33,38 @@ from governance.service.base import (
 )
 from governance.store import audit_log
 from governance.store.audit_log import utc_timestamp
+from governance.witness import WitnessReport
 
 
 class AuditActions(ServiceBase):
 
     def verify_audit(self) -> ChainReport:
-        def unit(conn: duckdb.DuckDBPyConnection) -> ChainReport:
+        """Walk the live chain and compare it with the witness of signed heads: an edit, deletion,
+        insertion or reordering breaks the chain; a rebuilt chain (every later hash recomputed) or a
+        removed tail no longer matches the heads witnessed before."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[AuditEvent]:
             self._authorize(conn, Action.AUDIT)
-            return verify_chain(audit_log.read_events(conn))
+            return audit_log.read_events(conn)
 
-        return self._run(unit)
+        events = self._run(unit)
+        report = verify_chain(events)
+        seen = self._check_witness({e.seq: e.hash for e in events})
+        if report.ok and not seen.ok:
+            return replace(report, ok=False, broken_seq=seen.first_bad_seq, problem=" ".join(seen.problems),
+                           witnessed=seen.witnessed)
+        return replace(report, witnessed=seen.witnessed)
+
+    def witness_status(self) -> WitnessReport:
+        """The live chain against the witness (any role may see whether the log still matches)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> dict[int, str]:
+            self._authorize(conn, Action.VIEW)
+            return audit_log.hashes(conn)
+
+        return self._check_witness(self._run(unit))
+
+    def _check_witness(self, live: dict[int, str]) -> WitnessReport:
+        key = public_key_hex(load_or_create_key(self.settings.key_path))
+        return witness.check(self.settings.witness_path, key, live)
 
     def audit_events(self, *, model: str | None = None, actor: str | None = None, action: str | None = None,
                      since: datetime | None = None, until: datetime | None = None,
@@ -72,7 +97,7 @@ class AuditActions(ServiceBase):
         out = Path(out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
-        key = load_or_create_key(self.settings.keys_dir)
+        key = load_or_create_key(self.settings.key_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".audit-export-", dir=out.parent))
 
@@ -100,7 +125,7 @@ class AuditActions(ServiceBase):
 
     def public_key(self) -> str:
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
-        return public_key_hex(load_or_create_key(self.settings.keys_dir))
+        return public_key_hex(load_or_create_key(self.settings.key_path))
 
 
 
@@ -113,8 +138,12 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def verify_audit_export(directory: Path, *, expected_public_key: str | None = None) -> ExportVerification:
-    """Offline verification: needs only the export's files, no store and no user."""
+def verify_audit_export(directory: Path, *, expected_public_key: str | None,
+                        since: Path | None = None) -> ExportVerification:
+    """Offline verification: needs only the export's files and the installation's public key, no store
+    and no user. With `since`, also proves that earlier export is a prefix of this one."""
+    if since is not None:
+        return verify_consistency(Path(directory), since=Path(since), expected_public_key=expected_public_key)
     return verify_export(Path(directory), expected_public_key=expected_public_key)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -13,12 +14,13 @@ from governance import __version__
 from governance.artifacts import ArtifactStore
 from governance.config import Settings, resolve_settings
 from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.identity import digest_matches, os_user, parse_credential
 from governance.records import Model, User, Version
 from governance.roles import Action, authorize, needed_roles_text
-from governance.store import audit_log, migrations, registry, users
+from governance.store import audit_log, auth, migrations, registry, users
 
 T = TypeVar("T")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _migrated: set[Path] = set()
 
 
@@ -27,7 +29,9 @@ def _now() -> datetime:
 
 
 def check_name(kind: str, value: str) -> str:
-    if not _NAME.match(value or ""):
+    """`value` if it is a valid name in full: no trailing newline, no control characters, no look-alikes
+    (a name must be its own NFKC normal form and plain ASCII letters, digits, '.', '_', '-')."""
+    if not isinstance(value, str) or unicodedata.normalize("NFKC", value) != value or not _NAME.fullmatch(value):
         raise InvalidInput(
             f"{kind} {value!r} is not a valid name: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."
@@ -36,28 +40,60 @@ def check_name(kind: str, value: str) -> str:
 
 
 class ServiceBase:
-    """One installation seen by one acting user (`actor`, None only for store-level commands)."""
+    """One installation seen by one acting user.
 
-    def __init__(self, settings: Settings, actor: str | None = None) -> None:
+    The user proves who they are with a credential (`token`: a session from `govern login` or the
+    dashboard, or an admin's API token): the CLI and the dashboard always pass one (`require_proof`).
+    An in-process caller of the Python API may name `actor` alone; it can open the store file anyway,
+    which is the trust boundary the README states. `actor` is None only for store-level commands.
+    """
+
+    def __init__(self, settings: Settings, actor: str | None = None, *, token: str | None = None,
+                 require_proof: bool = False) -> None:
         self.settings = settings
         self.actor = actor
+        self.token = token
+        self.require_proof = require_proof or token is not None
         self.database = settings.database()
         self.artifacts = ArtifactStore(settings.artifacts_dir)
+        self._auth: dict[str, Any] | None = None  # how the actor was authenticated, logged with each event
+        self._head: tuple[int, str, str] | None = None  # the audit head this unit of work appended
 
     @classmethod
-    def open(cls, *, home: str | Path | None = None, actor: str | None = None,
-             lock_timeout_s: float | None = None) -> "ServiceBase":
-        return cls(resolve_settings(home=home, lock_timeout_s=lock_timeout_s), actor)
+    def open(cls, *, home: str | Path | None = None, actor: str | None = None, token: str | None = None,
+             require_proof: bool = False, lock_timeout_s: float | None = None,
+             settings: Settings | None = None) -> "ServiceBase":
+        return cls(settings or resolve_settings(home=home, lock_timeout_s=lock_timeout_s), actor, token=token,
+                   require_proof=require_proof)
 
     # -- units of work -------------------------------------------------------------------------------------
 
-    def _run(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run a unit of work, applying pending migrations first (once per process and store)."""
+    def _run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
+        """Run a unit of work, applying pending migrations first (once per process and store); once it
+        committed, the audit head it appended goes to the witness."""
         path = self.database.path
-        if path not in _migrated:
-            self.database.run(self._migrate)
+        if path not in _migrated and not create:
+            self._commit(self._migrate)
             _migrated.add(path)
-        return self.database.run(unit)
+        return self._commit(unit, create=create)
+
+    def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
+        def attempt(conn: duckdb.DuckDBPyConnection) -> T:
+            self._head = None  # a retried unit appends afresh
+            return unit(conn)
+
+        result = self.database.run(attempt, create=create)
+        if self._head is not None:
+            self._witness(*self._head)
+            self._head = None
+        return result
+
+    def _witness(self, seq: int, head_hash: str, ts: str) -> None:
+        from governance import witness
+        from governance.keys import load_or_create_key
+
+        witness.record(self.settings.witness_path, load_or_create_key(self.settings.key_path), seq=seq,
+                       head_hash=head_hash, ts=ts)
 
     def _mark_migrated(self) -> None:
         _migrated.add(self.database.path)
@@ -65,27 +101,59 @@ class ServiceBase:
     def _migrate(self, conn: duckdb.DuckDBPyConnection) -> list[str]:
         applied = migrations.apply_pending(conn)
         if applied:
-            audit_log.append_event(conn, actor=self.actor, action="store.migrate", entity="store",
-                                   payload={"applied": applied, "govern_version": __version__})
+            self._log(conn, "store.migrate", "store", {"applied": applied, "govern_version": __version__})
         return applied
 
     def _authorize(self, conn: duckdb.DuckDBPyConnection, action: Action) -> User:
-        if not self.actor:
-            raise NotAllowed(
-                f"no acting user: pass --as USER or set GOVERN_USER (to {action.value} "
-                f"you need the role {needed_roles_text(action)})."
-            )
-        user = users.get_user(conn, self.actor)
-        if user is None:
-            raise NotAllowed(
-                f"unknown user {self.actor!r}: an admin adds users with `govern user add` "
-                f"(to {action.value} you need the role {needed_roles_text(action)})."
-            )
+        user = self._identify(conn, action)
         authorize(user=user.name, role=user.role, action=action)
         return user
 
-    def _log(self, conn: duckdb.DuckDBPyConnection, action: str, entity: str, payload: dict[str, Any]) -> None:
-        audit_log.append_event(conn, actor=self.actor, action=action, entity=entity, payload=payload)
+    def _identify(self, conn: duckdb.DuckDBPyConnection, action: Action) -> User:
+        """The acting user, proven by the credential when there is one; NotAllowed otherwise."""
+        needs = f"to {action.value} you need the role {needed_roles_text(action)}"
+        if self.token is not None:
+            token_id, secret = parse_credential(self.token)
+            row = auth.get_token(conn, token_id)
+            if row is None or not digest_matches(row.secret_sha256, secret):
+                raise NotAllowed("the credential is not valid for this store; log in with `govern login USER` "
+                                 "or ask an admin for an API token.")
+            what = "API token" if row.kind == "api" else "session"
+            if row.revoked_at is not None:
+                raise NotAllowed(f"your {what} {row.id} was revoked; log in again with `govern login {row.user}`.")
+            if row.expires_at <= _now():
+                raise NotAllowed(f"your {what} {row.id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; log in "
+                                 f"again with `govern login {row.user}`.")
+            if self.actor and self.actor != row.user:
+                raise NotAllowed(f"you are signed in as {row.user!r}, not {self.actor!r}: to act as {self.actor}, "
+                                 f"run `govern login {self.actor}`.")
+            name, method, token_id = row.user, row.kind, row.id
+        elif self.require_proof:
+            if not self.actor:
+                raise NotAllowed(f"no acting user: log in with `govern login USER` or set GOVERN_TOKEN ({needs}).")
+            raise NotAllowed(f"you are not logged in as {self.actor!r} on this store: run `govern login "
+                             f"{self.actor}`, or set GOVERN_TOKEN to an API token an admin created ({needs}).")
+        else:
+            if not self.actor:
+                raise NotAllowed(f"no acting user: pass --as USER or set GOVERN_USER ({needs}).")
+            name, method, token_id = self.actor, "library", None
+        user = users.get_user(conn, name)
+        if user is None:
+            raise NotAllowed(f"unknown user {name!r}: an admin adds users with `govern user add` ({needs}).")
+        if not user.enabled:
+            raise NotAllowed(f"user {name!r} is disabled; an admin enables it with `govern user enable {name}`.")
+        self.actor = user.name
+        self._auth = {"method": method, "token": token_id, "os_user": os_user()}
+        return user
+
+    def _log(self, conn: duckdb.DuckDBPyConnection, action: str, entity: str, payload: dict[str, Any],
+             *, actor: str | None = None, auth_method: str | None = None) -> None:
+        """Append an audit event recording who acted and how they were authenticated."""
+        how = self._auth or {"method": auth_method or ("library" if self.actor else "none"), "token": None,
+                             "os_user": os_user()}
+        event = audit_log.append_event(conn, actor=actor or self.actor, action=action, entity=entity,
+                                       payload={**payload, "auth": how})
+        self._head = (event.seq, event.hash, event.ts)
 
 
 def _require_model(conn: duckdb.DuckDBPyConnection, model: str) -> Model:

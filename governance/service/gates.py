@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,7 +15,8 @@ from governance.errors import InvalidInput, NotFound
 from governance.records import GateRecord, Job, ReviewItem
 from governance.roles import Action
 from governance.sampling import sample_examples
-from governance.service.base import ServiceBase, _now
+from governance.service.base import _now, _require_model
+from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.evaluations import require_evaluation
 from governance.store import evaluations, gates, registry
 from governance.store import reviews as signoffs
@@ -26,7 +26,6 @@ from policies import (
     PolicyInvalid,
     ReviewState,
     RuleResult,
-    load_policy,
     run_gate,
 )
 from policies.schema import MetricRule
@@ -52,23 +51,26 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
-class GateActions(ServiceBase):
-    def load_policy(self, path: Path) -> LoadedPolicy:
-        try:
-            return load_policy(path)
-        except PolicyInvalid as exc:
-            raise InvalidInput(str(exc)) from exc
+class GateActions(PolicyActions):
+    def gate(self, *, model: str, version: str, policy: PolicyRef | None = None,
+             dry_run: bool = False) -> GateOutcome:
+        """Judge the version's latest evaluation under a policy pack.
 
-    def gate(self, *, model: str, version: str, policy: Path | LoadedPolicy, dry_run: bool = False) -> GateOutcome:
-        """Judge the version's latest evaluation under `policy`.
-
-        Enforced, the decision is stored and logged, and each failing rule queues what its
-        on_fail asks: a review item with the rule's evidence, sampled examples, and one retraining
-        job (waiting_review while those items are open). Gating again on the same evidence queues
-        nothing new. A dry run stores and queues nothing. Raises NotFound without an evaluation.
+        Enforced (binding), the gate runs the pack assigned to the model (`policy`, if given, must be
+        that pack, else NotAllowed); the decision is stored and logged, and each failing rule queues
+        what its on_fail asks: a review item with the rule's evidence, sampled examples, and one
+        retraining job (waiting_review while those items are open). Gating again on the same evidence
+        queues nothing new. A dry run may use any pack or file (default: the assigned one) and stores
+        and queues nothing. Raises NotFound without an evaluation.
         """
-        loaded = policy if isinstance(policy, LoadedPolicy) else self.load_policy(Path(policy))
-        evaluation, metrics, baselines, reviews = self._run(lambda conn: self._gate_inputs(conn, model, version, loaded))
+        def inputs(conn: duckdb.DuckDBPyConnection):
+            self._authorize(conn, Action.GATE)
+            _require_model(conn, model)
+            loaded = self._resolve(conn, policy if policy is not None else self._assigned(conn, model).loaded) \
+                if dry_run else self._binding(conn, model, policy)
+            return (loaded, *self._gate_inputs(conn, model, version, loaded))
+
+        loaded, evaluation, metrics, baselines, reviews = self._run(inputs)
         try:
             decision = run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews,
                                 mode="dry_run" if dry_run else "enforce")
@@ -80,16 +82,18 @@ class GateActions(ServiceBase):
         return self._run(lambda conn: self._record(conn, model, version, evaluation.id, loaded, decision, examples))
 
     def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
-        self._authorize(conn, Action.GATE)
         evaluation = require_evaluation(conn, model, version)
         metrics = evaluations.metric_set(conn, evaluation)
         baselines: dict[str, tuple[str, MetricSet] | None] = {}
         for rule in loaded.policy.rules:
             if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
                 baselines[rule.baseline] = self._baseline(conn, model, rule.baseline)
+        artifact = registry.get_version(conn, model, version).artifact_sha256
         current = signoffs.current_signoffs(conn, model, version)
-        reviews = ReviewState(approvals=sum(s.decision == "approve" for s in current),
-                              rejections=sum(s.decision == "reject" for s in current),
+        # Approvals count for the evidence they saw; rejections follow the artifact under any version name.
+        reviews = ReviewState(approvals=sum(s.decision == "approve" and s.evaluation_id == evaluation.id
+                                            and s.artifact_sha256 == artifact for s in current),
+                              rejections=len(signoffs.rejections_of_artifact(conn, artifact)),
                               open_items=gates.count_open_items(conn, model, version))
         return evaluation, metrics, baselines, reviews
 

@@ -21,7 +21,6 @@ from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.service.training import ROW_ID, read_table, split_rows
 from governance.store import gates, registry
-from policies import parse_policy
 
 LEASE_SECONDS = 60
 MAX_ATTEMPTS = 3
@@ -157,7 +156,7 @@ class JobActions(ServiceBase):
     def retrain(self, job: Job, *, progress: Callable | None = None) -> Version:
         """Train the job's new version: the parent's data and split, reviewers' corrections folded in
         (corrected rows join the training rows, upweighted), the job's strategies; then evaluate it
-        against the parent's reference and gate it with the policy that queued the job."""
+        against the parent's reference and gate it with the model's assigned policy."""
         parent = self.load_trained(model=job.model, version=job.version)
         meta = parent.meta
         detail = self.show_version(model=job.model, version=job.version)
@@ -186,9 +185,8 @@ class JobActions(ServiceBase):
                                         parent=job.version, lineage=lineage, progress=progress, weights=weights,
                                         corrections=int(len(corrected_rows)))
         self.evaluate(model=job.model, version=result.version.version, reference_version=job.version)
-        text = self._run(lambda conn: gates.policy_text(conn, job.gate_decision_id))
-        if text:
-            self.gate(model=job.model, version=result.version.version, policy=parse_policy(text, source="policy"))
+        # Binding, so with the pack assigned to the model (normally the one whose gate queued the job).
+        self.gate(model=job.model, version=result.version.version)
         return result.version
 
     def _corrections(self, sha256: str) -> dict[int, int]:

@@ -30,6 +30,16 @@ from governance.service.base import (
 from governance.store import registry, users
 
 RISK_TIERS = ("low", "medium", "high")
+# Independent approvals every release needs, whatever policy was gated; admins may only raise it per model.
+TIER_APPROVALS = {"low": 1, "medium": 1, "high": 2}
+
+
+def approval_floor(model: Model) -> tuple[int, str]:
+    """The approvals a release of `model` needs at least, and why, in words."""
+    tier = TIER_APPROVALS.get(model.risk_tier, max(TIER_APPROVALS.values()))
+    if model.min_approvals is not None and model.min_approvals > tier:
+        return model.min_approvals, f"an admin set {model.min_approvals} for {model.name}"
+    return tier, f"risk tier {model.risk_tier} needs {tier}"
 
 
 class RegistryActions(ServiceBase):
@@ -50,6 +60,37 @@ class RegistryActions(ServiceBase):
             registry.insert_model(conn, model)
             self._log(conn, "model.register", f"model:{name}", model.to_dict())
             return model
+
+        return self._run(unit)
+
+    def edit_model(self, *, name: str, description: str | None = None, risk_tier: str | None = None,
+                   min_approvals: int | None = None) -> Model:
+        """Change a model's description (engineers, admins), or its risk tier or approval floor (admins:
+        they set the approvals a release needs, which may be raised above the tier's, never lowered)."""
+        if risk_tier is not None and risk_tier not in RISK_TIERS:
+            raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
+        if min_approvals is not None and not 1 <= min_approvals <= 20:
+            raise InvalidInput(f"--min-approvals must be between 1 and 20, not {min_approvals}.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> Model:
+            self._authorize(conn, Action.REGISTER)
+            if risk_tier is not None or min_approvals is not None:
+                self._authorize(conn, Action.SET_RELEASE_RULES)
+            current = _require_model(conn, name)
+            tier = risk_tier or current.risk_tier
+            if min_approvals is not None and min_approvals < TIER_APPROVALS[tier]:
+                raise InvalidInput(f"risk tier {tier} already needs {TIER_APPROVALS[tier]} approvals; the floor "
+                                   f"can be raised above that, never lowered (asked: {min_approvals}).")
+            floor = min_approvals if min_approvals is not None else current.min_approvals
+            registry.update_model(conn, name, risk_tier=tier, min_approvals=floor,
+                                  description=description if description is not None else current.description)
+            changed = registry.get_model(conn, name)
+            self._log(conn, "model.edit", f"model:{name}", {
+                "before": {"risk_tier": current.risk_tier, "min_approvals": current.min_approvals,
+                           "description": current.description},
+                "after": {"risk_tier": changed.risk_tier, "min_approvals": changed.min_approvals,
+                          "description": changed.description}})
+            return changed
 
         return self._run(unit)
 

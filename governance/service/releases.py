@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotAllowed
-from governance.records import AliasMove, SignOff
-from governance.roles import Action
+from governance.records import AliasMove, Model, ReviewItem, SignOff, Version
+from governance.roles import Action, Role
 from governance.service.base import (
     ServiceBase,
     _now,
@@ -16,16 +17,24 @@ from governance.service.base import (
     _require_version,
     parse_time,
 )
-from governance.store import gates, reviews
+from governance.service.registry import approval_floor
+from governance.store import gates, reviews, users
 
 DECISIONS = ("approve", "reject", "withdraw")
 ALIAS = "production"
 
 
 class ReleaseActions(ServiceBase):
-    def sign_off(self, *, model: str, version: str, decision: str, comment: str = "") -> SignOff:
+    def sign_off(self, *, model: str, version: str, decision: str, comment: str = "",
+                 acknowledge_blocked: bool = False) -> SignOff:
         """Record a reviewer's approve / reject / withdraw; a later decision supersedes their earlier one
-        (both stay on the record). The version's creator cannot sign it off."""
+        (both stay on the record). The version's creator cannot sign it off.
+
+        A decision binds to the evidence: the version's artifact sha256 and the evaluation its latest
+        binding gate judged. An approval needs such a gate (and, when that gate is blocked, an explicit
+        `acknowledge_blocked`, recorded); it counts only while the gate judges that same evaluation. A
+        rejection blocks every version with the same artifact until its reviewer withdraws it.
+        """
         if decision not in DECISIONS:
             raise InvalidInput(f"decision {decision!r} is not one of {', '.join(DECISIONS)}.")
         if decision == "reject" and not comment.strip():
@@ -37,11 +46,25 @@ class ReleaseActions(ServiceBase):
             if record.created_by == user.name:
                 raise NotAllowed(f"user {user.name!r} created {model} version {version}; four eyes: its creator "
                                  "cannot sign it off.")
+            gate = gates.latest_gate(conn, model, version)
+            if decision == "approve":
+                if gate is None:
+                    raise NotAllowed(f"{model} version {version} has no gate decision to approve: an approval binds "
+                                     "to the evidence a binding gate judged; an engineer runs `govern gate` first.")
+                blocked_by = _blocking_rules(gate)
+                if blocked_by and not acknowledge_blocked:
+                    raise NotAllowed(f"the latest gate of {model} version {version} is blocked by "
+                                     f"{', '.join(blocked_by)}; to approve it anyway, acknowledge that "
+                                     "(--acknowledge-blocked), and it is recorded with your sign-off.")
             signoff = SignOff(model, version, user.name, reviews.next_signoff_revision(conn, model, version, user.name),
-                              decision, comment.strip(), _now())
+                              decision, comment.strip(), _now(), record.artifact_sha256,
+                              gate.evaluation_id if gate else None, gate.id if gate else None,
+                              bool(acknowledge_blocked and gate and _blocking_rules(gate)))
             reviews.insert_signoff(conn, signoff)
             self._log(conn, f"signoff.{decision}", f"version:{model}/{version}",
-                      {"revision": signoff.revision, "comment": signoff.comment})
+                      {"revision": signoff.revision, "comment": signoff.comment,
+                       "artifact_sha256": signoff.artifact_sha256, "evaluation": signoff.evaluation_id,
+                       "gate": signoff.gate_id, "acknowledged_blocked": signoff.acknowledged_blocked})
             return signoff
 
         return self._run(unit)
@@ -58,9 +81,11 @@ class ReleaseActions(ServiceBase):
                 expires: str | datetime | None = None) -> AliasMove:
         """Point the model's production alias at `version`.
 
-        Needs the latest gate passed (its approvals rules aside), the approvals those rules ask for
-        and no standing rejection; or, with `override`, an admin, a reason and a future expiry,
-        which the history marks.
+        Needs the latest binding gate passed (its approvals rules aside), no standing rejection of the
+        artifact under any version name, and independent approvals bound to that gate's evidence, from
+        reviewers who are neither the version's creator nor the releaser: at least the model's floor
+        (risk tier low/medium 1, high 2, or more if an admin raised it), more if the policy asks. Or,
+        with `override`, an admin, a reason and a future expiry, which the history marks.
         """
         expires_at = _future(expires) if override else None
         if override and not (reason and reason.strip()):
@@ -68,10 +93,10 @@ class ReleaseActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> AliasMove:
             user = self._authorize(conn, Action.OVERRIDE if override else Action.RELEASE)
-            _require_version(conn, model, version)
+            record = _require_version(conn, model, version)
             gate = gates.latest_gate(conn, model, version)
             if not override:
-                _check_releasable(conn, model, version, gate)
+                _check_releasable(conn, _require_model(conn, model), record, gate, user.name)
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, reason.strip() if override else None, expires_at)
             conn.execute("UPDATE versions SET status = 'released' WHERE model = ? AND version = ?", [model, version])
@@ -111,6 +136,45 @@ class ReleaseActions(ServiceBase):
 
         return self._run(unit)
 
+    def current_releases(self) -> list[AliasMove]:
+        """Each model's latest move of its production alias: what production rests on now (a release, a
+        rollback, or an override with its expiry; `expired` says whether that has passed)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
+            self._authorize(conn, Action.VIEW)
+            return reviews.current_moves(conn)
+
+        return self._run(unit)
+
+    def expired_overrides(self, *, file_items: bool = False) -> list[AliasMove]:
+        """Production aliases that rest on an admin override past its expiry. An expired override moves
+        nothing by itself; it is shown as expired everywhere and, with `file_items`, raises one
+        `override_expired` review item for admins per override (never twice)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
+            self._authorize(conn, Action.VIEW)
+            now = _now()
+            expired = [m for m in reviews.current_moves(conn) if m.action == "override" and m.override_expires
+                       and m.override_expires <= now]
+            if file_items and expired:
+                batch = [(ReviewItem(f"ri-{_key('override_expired', m.model, m.seq)[:12]}", m.model, m.version,
+                                     "override_expired", None, None, "blocking", "open", 1,
+                                     {"model": m.model, "version": m.version, "override_seq": m.seq,
+                                      "reason": m.override_reason, "expired_at": m.override_expires.isoformat(),
+                                      "by": m.actor,
+                                      "todo": "release a version through the gate and sign-off, roll back, or "
+                                              "override again with a new reason and expiry"}, now, "govern"),
+                          _key("override_expired", m.model, m.seq)) for m in expired]
+                known = {row for row in gates.existing_keys(conn, [key for _, key in batch])}
+                fresh = [(item, key) for item, key in batch if key not in known]
+                if fresh:
+                    gates.insert_items(conn, fresh)
+                    for item, _ in fresh:
+                        self._log(conn, "review.add", f"review_item:{item.id}", {
+                            "kind": item.kind, "model": item.model, "version": item.version,
+                            "expired_at": item.evidence["expired_at"]})
+            return expired
+
+        return self._run(unit)
+
     def production_version(self, *, model: str) -> str | None:
         def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
             self._authorize(conn, Action.VIEW)
@@ -131,24 +195,56 @@ class ReleaseActions(ServiceBase):
         return move
 
 
-def _check_releasable(conn, model: str, version: str, gate) -> None:
+def _key(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _blocking_rules(gate) -> list[str]:
+    return [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"]
+
+
+def _check_releasable(conn, model: Model, version: Version, gate, releaser: str) -> None:
+    name, number = model.name, version.version
     if gate is None:
-        raise NotAllowed(f"{model} version {version} has no gate decision; run `govern gate` first (or an admin "
+        raise NotAllowed(f"{name} version {number} has no gate decision; run `govern gate` first (or an admin "
                          "overrides with a reason).")
-    results = gate.decision["results"]
-    blocking = [r["rule_id"] for r in results if r["blocking"] and r["kind"] != "approvals"]
+    blocking = _blocking_rules(gate)
     if blocking:
-        raise NotAllowed(f"the latest gate of {model} version {version} is blocked by {', '.join(blocking)}; "
+        raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "
                          "fix and gate again (or an admin overrides with a reason).")
-    needed = max([int(r["threshold"]) for r in results if r["kind"] == "approvals"] or [0])
-    current = reviews.current_signoffs(conn, model, version)
-    rejections = [s.reviewer for s in current if s.decision == "reject"]
+    rejections = reviews.rejections_of_artifact(conn, version.artifact_sha256)
     if rejections:
-        raise NotAllowed(f"{model} version {version} is rejected by {', '.join(rejections)}; a rejection blocks "
-                         "release until it is withdrawn.")
-    approvals = sum(1 for s in current if s.decision == "approve")
-    if approvals < needed:
-        raise NotAllowed(f"{model} version {version} has {approvals} of the {needed} approvals its policy requires.")
+        where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
+        first = rejections[0]
+        raise NotAllowed(f"the artifact of {name} version {number} is rejected ({where}); a rejection blocks that "
+                         f"artifact under any version name until its reviewer withdraws it (`govern signoff "
+                         f"{first.model} {first.version} --withdraw`).")
+    floor, why = approval_floor(model)
+    policy_needs = max([int(r["threshold"]) for r in gate.decision["results"] if r["kind"] == "approvals"] or [0])
+    needed = max(floor, policy_needs)
+    if policy_needs > floor:
+        why = f"its policy {gate.policy_name} asks for {policy_needs}"
+    approvals = [s for s in reviews.current_signoffs(conn, name, number) if s.decision == "approve"]
+    counted, stale, excluded = [], [], []
+    for signoff in approvals:
+        reviewer = users.get_user(conn, signoff.reviewer)
+        if signoff.reviewer in (version.created_by, releaser):
+            excluded.append(f"{signoff.reviewer} (creator or releaser)")
+        elif reviewer is None or not reviewer.enabled or reviewer.role not in (Role.REVIEWER, Role.ADMIN):
+            excluded.append(f"{signoff.reviewer} (no longer an active reviewer)")
+        elif signoff.evaluation_id != gate.evaluation_id or signoff.artifact_sha256 != version.artifact_sha256:
+            stale.append(signoff.reviewer)
+        else:
+            counted.append(signoff.reviewer)
+    if len(counted) < needed:
+        notes = []
+        if stale:
+            notes.append(f"approvals by {', '.join(stale)} were given on other evidence (an earlier evaluation) and "
+                         "must be given again")
+        if excluded:
+            notes.append(f"not counted: {', '.join(excluded)}")
+        raise NotAllowed(f"{name} version {number} has {len(counted)} of the {needed} independent approvals it needs "
+                         f"({why})" + (f"; {'; '.join(notes)}" if notes else "") + ".")
 
 
 def _future(value: str | datetime | None) -> datetime:

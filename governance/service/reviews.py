@@ -106,6 +106,7 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             user = self._authorize(conn, Action.JUDGE)
             item = _require_item(conn, item_id)
+            _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
             if any(j.reviewer == user.name for j in reviews.judgments_of(conn, item_id)):
@@ -150,8 +151,9 @@ class ReviewActions(ServiceBase):
             raise InvalidInput("dismissing an item needs a comment saying why.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            self._authorize(conn, Action.JUDGE)
+            user = self._authorize(conn, Action.JUDGE)
             item = _require_item(conn, item_id)
+            _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
             reviews.resolve(conn, item_id, "dismissed", _now())
@@ -249,6 +251,14 @@ def _arrow_schema():
 
     kinds = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
     return pa.schema([(name, kinds[t]) for name, t in _FEEDBACK_COLUMNS.items()])
+
+
+ADMIN_ITEM_KINDS = ("override_expired",)  # items about admins' own decisions
+
+
+def _check_kind_allowed(item: ReviewItem, user) -> None:
+    if item.kind in ADMIN_ITEM_KINDS and user.role is not Role.ADMIN:
+        raise NotAllowed(f"review item {item.id} is an {item.kind} item, which only admins work.")
 
 
 def _check_verdict(verdict: str | None, label: int | None) -> None:

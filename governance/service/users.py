@@ -2,75 +2,105 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import duckdb
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 
 from governance import __version__
-from governance.errors import Conflict, InvalidInput, NotAllowed
+from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from governance.identity import SESSION_LIFETIME
 from governance.keys import load_or_create_key
-from governance.records import StoreStatus, User
+from governance.private import private_dir
+from governance.records import Record, StoreStatus, User
 from governance.roles import Action, Role, parse_role
-from governance.service.base import (
-    ServiceBase,
-    _now,
-    check_name,
-)
-from governance.store import audit_log, migrations, registry, users
+from governance.service.auth import AuthActions, Credential
+from governance.service.base import _now, check_name
+from governance.store import migrations, registry, users
 
 
-class UserActions(ServiceBase):
+@dataclass(frozen=True)
+class Bootstrap(Record):
+    """The store after `init`, and the first admin's session when this call created that admin."""
+
+    status: StoreStatus
+    session: Credential | None
+
+
+class UserActions(AuthActions):
 
     def init(self, *, admin: str | None = None, password: str | None = None) -> StoreStatus:
         """Create the store (idempotent) and, on a store with no users, its first admin."""
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        load_or_create_key(self.settings.keys_dir)
+        return self.bootstrap(admin=admin, password=password, login=False).status
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> None:
+    def bootstrap(self, *, admin: str | None = None, password: str | None = None, login: bool = True) -> Bootstrap:
+        """`init`, and with `login` a session for the admin it created (none when the admin existed)."""
+        if admin is not None:
+            check_name("user", admin)
+        password_hash = _hash(password)
+        private_dir(self.settings.home)
+        private_dir(self.settings.artifacts_dir)
+        load_or_create_key(self.settings.key_path)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> Credential | None:
             applied = migrations.apply_pending(conn)
             if applied:
                 self._log(conn, "store.init" if "m001_users_registry_artifacts" in applied else "store.migrate",
                           "store", {"applied": applied, "govern_version": __version__})
             if admin is None:
-                return
-            check_name("user", admin)
+                return None
             existing = users.get_user(conn, admin)
             if existing is not None:
                 if existing.role is not Role.ADMIN:
                     raise Conflict(f"user {admin!r} already exists as {existing.role.value}, not admin.")
-                return
+                return None
             if users.count_users(conn):
                 raise NotAllowed(
                     "the store already has users, so `init --admin` cannot add one; "
                     "an admin adds users with `govern user add NAME --role admin`."
                 )
-            users.insert_user(conn, name=admin, role=Role.ADMIN, password_hash=_hash(password),
+            users.insert_user(conn, name=admin, role=Role.ADMIN, password_hash=password_hash,
                               created_at=_now(), created_by=None)
-            audit_log.append_event(conn, actor=admin, action="user.add", entity=f"user:{admin}",
-                                   payload={"name": admin, "role": "admin", "bootstrap": True})
+            self._log(conn, "user.add", f"user:{admin}", {"name": admin, "role": "admin", "bootstrap": True},
+                      actor=admin, auth_method="bootstrap")
+            if not login:
+                return None
+            return self._issue(conn, users.get_user(conn, admin), kind="session", name="init",
+                               lifetime=SESSION_LIFETIME, created_by=admin, client="init")
 
-        self.database.run(unit, create=True)
+        session = self._run(unit, create=True)
         self._mark_migrated()
-        return self._status_unchecked()
+        return Bootstrap(self._status_unchecked(), session)
 
     def status(self) -> StoreStatus:
+        """The store's state and what is wrong with it: a live chain that no longer matches the witnessed
+        heads, production aliases resting on expired overrides (each raises an item for admins)."""
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
-        return self._status_unchecked()
+        current = self._status_unchecked()
+        seen = self.witness_status()
+        expired = self.expired_overrides(file_items=True)
+        problems = list(seen.problems) + [
+            f"{m.model}: production version {m.version} rests on an override that expired "
+            f"{m.override_expires:%Y-%m-%d %H:%M} UTC ({m.override_reason})" for m in expired]
+        return replace(current, witness=seen.to_dict(),
+                       expired_overrides=[{"model": m.model, "version": m.version, "reason": m.override_reason,
+                                           "expired_at": m.override_expires.isoformat(), "by": m.actor}
+                                          for m in expired], problems=problems)
 
     def _status_unchecked(self) -> StoreStatus:
+        from governance.store import audit_log
+
         def unit(conn: duckdb.DuckDBPyConnection) -> StoreStatus:
             head = audit_log.head(conn)
             counts = registry.counts(conn)
             return StoreStatus(
-                home=str(self.settings.home), database=str(self.database.path),
+                home=str(self.settings.home), database=_shown_database(self),
                 migrations=migrations.applied_migrations(conn), users=users.count_users(conn),
                 models=counts["models"], versions=counts["versions"], prediction_sets=counts["prediction_sets"],
                 audit_events=audit_log.event_count(conn), audit_head=head[1] if head else None,
             )
 
         return self._run(unit)
-
 
     def add_user(self, *, name: str, role: str | Role, password: str | None = None) -> User:
         check_name("user", name)
@@ -96,30 +126,47 @@ class UserActions(ServiceBase):
 
         return self._run(unit)
 
-    def identify(self, *, name: str) -> User:
-        """The user an external sign-in (OIDC) vouched for. The identity provider says who someone is,
-        never what they may do: the role is the one this store gives that user."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> User | None:
+    def set_user_enabled(self, *, name: str, enabled: bool) -> User:
+        """Disable (or enable again) a user (admins): a disabled user's sessions and tokens stop working.
+        The last enabled admin cannot be disabled."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> User:
+            self._authorize(conn, Action.MANAGE_USERS)
+            found = users.get_user(conn, name)
+            if found is None:
+                raise NotFound(f"user {name!r} does not exist.")
+            if found.enabled == enabled:
+                return found
+            if not enabled and found.role is Role.ADMIN and users.count_enabled_admins(conn) <= 1:
+                raise Conflict(f"{name!r} is the last enabled admin; add or enable another admin first.")
+            users.set_disabled(conn, name, None if enabled else _now())
+            self._log(conn, "user.enable" if enabled else "user.disable", f"user:{name}", {"name": name})
             return users.get_user(conn, name)
 
-        user = self._run(unit) if name else None
-        if user is None:
-            raise NotAllowed(f"{name!r} signed in, but is not a user of govern; an admin adds them with "
-                             "`govern user add`.")
-        return user
+        return self._run(unit)
 
-    def check_password(self, *, name: str, password: str) -> User:
-        """The user if `password` is theirs; NotAllowed (saying nothing of which part was wrong) if not."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None]:
-            return users.get_user(conn, name), users.password_hash(conn, name)
+    def set_password(self, *, name: str, password: str | None) -> User:
+        """Set or clear (None) a user's password: their own, or anyone's for admins."""
+        password_hash = _hash(password)
 
-        user, stored = self._run(unit)
-        try:
-            if user is None or stored is None or not PasswordHasher().verify(stored, password):
-                raise VerificationError()
-        except VerificationError:
-            raise NotAllowed("unknown user or wrong password.") from None
-        return user
+        def unit(conn: duckdb.DuckDBPyConnection) -> User:
+            me = self._authorize(conn, Action.VIEW)
+            if me.name != name:
+                self._authorize(conn, Action.MANAGE_USERS)
+            if users.get_user(conn, name) is None:
+                raise NotFound(f"user {name!r} does not exist.")
+            users.set_password_hash(conn, name, password_hash)
+            self._log(conn, "user.passwd", f"user:{name}", {"name": name, "password_set": password is not None})
+            return users.get_user(conn, name)
+
+        return self._run(unit)
+
+
+def _shown_database(service: UserActions) -> str:
+    if service.settings.store:
+        from governance.store.ducklake import redact
+
+        return "ducklake:postgres:" + redact(service.settings.store.split(":", 2)[2])
+    return str(service.database.path)
 
 
 def _hash(password: str | None) -> str | None:
@@ -127,6 +174,6 @@ def _hash(password: str | None) -> str | None:
         return None
     if len(password) < 8:
         raise InvalidInput("a password needs at least 8 characters.")
+    if len(password) > 1024:
+        raise InvalidInput("a password may have at most 1024 characters.")
     return PasswordHasher().hash(password)
-
-

@@ -49,6 +49,10 @@ def read_events(conn: duckdb.DuckDBPyConnection) -> list[AuditEvent]:
     return [AuditEvent(*row) for row in rows]
 
 
+def hashes(conn: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    return dict(conn.execute("SELECT seq, hash FROM audit_events").fetchall())
+
+
 def event_count(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
 

@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 import duckdb
 
 from governance.errors import Conflict, GovernError, NotFound, StoreBusy
+from governance.private import private_file
 
 T = TypeVar("T")
 
@@ -65,6 +66,9 @@ class Database:
             return in_transaction(connection, unit)
         finally:
             connection.close()
+            # Private to its owner (password hashes live here), whatever the umask was when DuckDB created it.
+            private_file(self.path)
+            private_file(self.path.with_name(self.path.name + ".wal"))
 
     def _exhausted(self, exc: Exception) -> Exception:
         if isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException)):

@@ -66,8 +66,16 @@ def parse_store(value: str) -> str:
     """The libpq connection string of a `ducklake:postgres:...` store setting."""
     if not value.startswith(PREFIX) or not value[len(PREFIX):].strip():
         raise InvalidInput(f"GOVERN_STORE must be empty (the embedded file) or {PREFIX}dbname=D host=H port=P "
-                           f"user=U, not {value!r}.")
+                           f"user=U, not {redact(value)!r}.")
     return value[len(PREFIX):].strip()
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(conninfo: str) -> str:
+    """A connection string fit to print: its password replaced by ***."""
+    return _PASSWORD.sub(r"\1***", conninfo)
 
 
 def _quote(text: str) -> str:
@@ -99,8 +107,9 @@ class DuckLakeDatabase:
                                   f"(DATA_PATH {_quote(str(self.data_path) + '/')})")
                 except duckdb.Error as exc:
                     found.close()
-                    raise GovernError(f"cannot attach the DuckLake store ({first_line(exc)}); check GOVERN_STORE "
-                                      "and that PostgreSQL is reachable.") from exc
+                    detail = redact(first_line(exc)).replace(self.conninfo, redact(self.conninfo))
+                    raise GovernError(f"cannot attach the DuckLake store ({detail}); check GOVERN_STORE "
+                                      "and that PostgreSQL is reachable.") from None
                 _instances[key] = found
             return found
 
@@ -115,7 +124,7 @@ class DuckLakeDatabase:
 
     def run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
         if not create and not self.exists():
-            raise NotFound(f"no govern store in the DuckLake catalog {self.conninfo!r}; run `govern init` first.")
+            raise NotFound(f"no govern store in the DuckLake catalog {redact(self.conninfo)!r}; run `govern init` first.")
 
         def attempt() -> T:
             cursor = self._instance().cursor()

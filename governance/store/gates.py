@@ -71,6 +71,12 @@ def insert_items(conn: duckdb.DuckDBPyConnection, items: list[tuple[ReviewItem, 
     return [holders[key] for key in keys]
 
 
+def existing_keys(conn: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
+    """The dedupe keys among `keys` already queued as review items."""
+    return {row[0] for row in conn.execute("SELECT dedupe_key FROM review_items WHERE list_contains(?, dedupe_key)",
+                                           [keys]).fetchall()}
+
+
 def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
     found = conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
     if found:

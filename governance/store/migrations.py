@@ -271,6 +271,58 @@ def m008_audit_head(conn: duckdb.DuckDBPyConnection) -> None:
                  "FROM audit_events", [GENESIS_HASH])
 
 
+def m009_trust_controls(conn: duckdb.DuckDBPyConnection) -> None:
+    # Credentials: sessions (`govern login`, dashboard sign-ins) and admins' API tokens, stored hashed.
+    conn.execute("""
+        CREATE TABLE auth_tokens (
+            id            VARCHAR PRIMARY KEY,
+            user_name     VARCHAR NOT NULL,
+            kind          VARCHAR NOT NULL,
+            name          VARCHAR,
+            secret_sha256 VARCHAR NOT NULL,
+            created_at    TIMESTAMP NOT NULL,
+            created_by    VARCHAR NOT NULL,
+            expires_at    TIMESTAMP NOT NULL,
+            revoked_at    TIMESTAMP
+        )""")
+    # Failed sign-ins per user and client, for the back-off; the audit log keeps them too.
+    conn.execute("""
+        CREATE TABLE signin_failures (
+            user_name VARCHAR NOT NULL,
+            client    VARCHAR NOT NULL,
+            failed_at TIMESTAMP NOT NULL
+        )""")
+    conn.execute("ALTER TABLE users ADD COLUMN disabled_at TIMESTAMP")
+    # An admin may raise a model's approval floor above its risk tier's; never lower it.
+    conn.execute("ALTER TABLE models ADD COLUMN min_approvals INTEGER")
+    # A sign-off binds to the evidence it saw: the artifact and the evaluation its gate judged.
+    conn.execute("ALTER TABLE signoffs ADD COLUMN artifact_sha256 VARCHAR")
+    conn.execute("ALTER TABLE signoffs ADD COLUMN evaluation_id VARCHAR")
+    conn.execute("ALTER TABLE signoffs ADD COLUMN gate_id VARCHAR")
+    conn.execute("ALTER TABLE signoffs ADD COLUMN acknowledged_blocked BOOLEAN")
+    # Policy packs are governed objects: registered (versioned, with their exact text) and assigned.
+    conn.execute("""
+        CREATE TABLE policy_packs (
+            name          VARCHAR NOT NULL,
+            version       INTEGER NOT NULL,
+            sha256        VARCHAR NOT NULL,
+            text          VARCHAR NOT NULL,
+            registered_at TIMESTAMP NOT NULL,
+            registered_by VARCHAR NOT NULL,
+            PRIMARY KEY (name, version)
+        )""")
+    conn.execute("""
+        CREATE TABLE policy_assignments (
+            scope          VARCHAR NOT NULL,
+            target         VARCHAR NOT NULL,
+            policy_name    VARCHAR NOT NULL,
+            policy_version INTEGER,
+            assigned_at    TIMESTAMP NOT NULL,
+            assigned_by    VARCHAR NOT NULL,
+            PRIMARY KEY (scope, target)
+        )""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -280,6 +332,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m006_reviews_signoffs_releases,
     m007_training_jobs,
     m008_audit_head,
+    m009_trust_controls,
 )
 
 

@@ -9,7 +9,8 @@ import duckdb
 
 from governance.records import Dataset, Model, PredictionSet, Version
 
-_MODEL = "name, owner, description, risk_tier, created_at, created_by"
+_MODEL = "name, owner, description, risk_tier, created_at, created_by, min_approvals"
+_MODEL_WRITE = "name, owner, description, risk_tier, created_at, created_by"
 _VERSION = (
     "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by, lineage_json"
 )
@@ -30,9 +31,21 @@ def list_models(conn: duckdb.DuckDBPyConnection) -> list[Model]:
 
 def insert_model(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
     conn.execute(
-        f"INSERT INTO models ({_MODEL}) VALUES (?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO models ({_MODEL_WRITE}) VALUES (?, ?, ?, ?, ?, ?)",
         [model.name, model.owner, model.description, model.risk_tier, model.created_at, model.created_by],
     )
+
+
+def update_model(conn: duckdb.DuckDBPyConnection, name: str, *, risk_tier: str, min_approvals: int | None,
+                 description: str | None) -> None:
+    conn.execute("UPDATE models SET risk_tier = ?, min_approvals = ?, description = ? WHERE name = ?",
+                 [risk_tier, min_approvals, description, name])
+
+
+def versions_with_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str) -> list[tuple[str, str]]:
+    return [tuple(row) for row in conn.execute(
+        "SELECT model, version FROM versions WHERE artifact_sha256 = ? ORDER BY model, version",
+        [artifact_sha256]).fetchall()]
 
 
 def get_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Version | None:

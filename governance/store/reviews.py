@@ -11,7 +11,9 @@ from governance.records import AliasMove, Judgment, ReviewItem, SignOff
 from governance.store.gates import _SELECT_ITEMS, item_from_row
 
 _JUDGMENT = "item_id, reviewer, verdict, corrected_label, comment, judged_at"
-_SIGNOFF = "model, version, reviewer, revision, decision, comment, created_at"
+_SIGNOFF = ("model, version, reviewer, revision, decision, comment, created_at, artifact_sha256, evaluation_id, gate_id, "
+            "coalesce(acknowledged_blocked, false)")
+_SIGNOFF_WRITE = _SIGNOFF.replace("coalesce(acknowledged_blocked, false)", "acknowledged_blocked")
 _MOVE = ("model, seq, alias, version, previous_version, action, gate_id, override_reason, override_expires, actor, "
          "moved_at")
 
@@ -101,9 +103,10 @@ def next_signoff_revision(conn: duckdb.DuckDBPyConnection, model: str, version: 
 
 
 def insert_signoff(conn: duckdb.DuckDBPyConnection, signoff: SignOff) -> None:
-    conn.execute(f"INSERT INTO signoffs ({_SIGNOFF}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    conn.execute(f"INSERT INTO signoffs ({_SIGNOFF_WRITE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  [signoff.model, signoff.version, signoff.reviewer, signoff.revision, signoff.decision,
-                  signoff.comment, signoff.created_at])
+                  signoff.comment, signoff.created_at, signoff.artifact_sha256, signoff.evaluation_id,
+                  signoff.gate_id, signoff.acknowledged_blocked])
 
 
 def current_signoffs(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[SignOff]:
@@ -111,6 +114,17 @@ def current_signoffs(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
     rows = conn.execute(
         f"SELECT {_SIGNOFF} FROM signoffs WHERE model = ? AND version = ? "
         "QUALIFY revision = max(revision) OVER (PARTITION BY reviewer) ORDER BY reviewer", [model, version]).fetchall()
+    return [SignOff(*row) for row in rows]
+
+
+def rejections_of_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str) -> list[SignOff]:
+    """Standing rejections (each reviewer's latest decision on a version is `reject`) of any version, of
+    any model, whose artifact is `artifact_sha256`: a rejection follows the bytes, not the version name."""
+    rows = conn.execute(
+        f"SELECT {_SIGNOFF} FROM (SELECT s.* FROM signoffs s JOIN versions v ON v.model = s.model AND "
+        "v.version = s.version WHERE v.artifact_sha256 = ? "
+        "QUALIFY s.revision = max(s.revision) OVER (PARTITION BY s.model, s.version, s.reviewer)) "
+        "WHERE decision = 'reject' ORDER BY model, version, reviewer", [artifact_sha256]).fetchall()
     return [SignOff(*row) for row in rows]
 
 
@@ -122,6 +136,13 @@ def insert_move(conn: duckdb.DuckDBPyConnection, move: AliasMove) -> None:
 
 def history(conn: duckdb.DuckDBPyConnection, model: str) -> list[AliasMove]:
     rows = conn.execute(f"SELECT {_MOVE} FROM alias_history WHERE model = ? ORDER BY seq", [model]).fetchall()
+    return [AliasMove(*row) for row in rows]
+
+
+def current_moves(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
+    """Each model's latest alias move: what its production alias rests on now."""
+    rows = conn.execute(f"SELECT {_MOVE} FROM alias_history QUALIFY seq = max(seq) OVER (PARTITION BY model) "
+                        "ORDER BY model").fetchall()
     return [AliasMove(*row) for row in rows]
 
 

@@ -9,11 +9,11 @@ import duckdb
 from governance.records import User
 from governance.roles import Role
 
-_COLUMNS = "name, role, password_hash IS NOT NULL, created_at, created_by"
+_COLUMNS = "name, role, password_hash IS NOT NULL, created_at, created_by, disabled_at"
 
 
 def _user(row: tuple) -> User:
-    return User(row[0], Role(row[1]), bool(row[2]), row[3], row[4])
+    return User(row[0], Role(row[1]), bool(row[2]), row[3], row[4], row[5])
 
 
 def get_user(conn: duckdb.DuckDBPyConnection, name: str) -> User | None:
@@ -42,3 +42,15 @@ def password_hash(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 def count_users(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+
+
+def set_password_hash(conn: duckdb.DuckDBPyConnection, name: str, password_hash: str | None) -> None:
+    conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", [password_hash, name])
+
+
+def set_disabled(conn: duckdb.DuckDBPyConnection, name: str, disabled_at: datetime | None) -> None:
+    conn.execute("UPDATE users SET disabled_at = ? WHERE name = ?", [disabled_at, name])
+
+
+def count_enabled_admins(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL").fetchone()[0]

@@ -1,0 +1,206 @@
+"""Proving who acts: sign-in (CLI sessions, the dashboard, OIDC), API tokens, logout.
+
+Sign-in is throttled per user and per client (exponential back-off after a few failures), takes the
+same time whether or not the user exists or has a password, and every failure is in the audit log.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.identity import API_TOKEN_LIFETIME, SESSION_LIFETIME, new_secret, parse_credential
+from governance.records import Record, User
+from governance.roles import Action, Role
+from governance.service.base import ServiceBase, _now, check_name
+from governance.store import auth, users
+from governance.store.auth import TokenRow
+
+FAILURE_WINDOW = timedelta(minutes=15)
+FREE_FAILURES = 3  # failures before back-off starts
+MAX_BACKOFF_S = 300
+_dummy_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Credential(Record):
+    """A credential just issued: `secret` is shown once and stored nowhere but with its holder."""
+
+    id: str
+    user: str
+    role: str
+    kind: str
+    name: str | None
+    expires_at: datetime
+    secret: str
+
+
+def backoff_seconds(failures: int, latest: datetime | None, now: datetime) -> float:
+    """Seconds to wait before the next try: none for the first FREE_FAILURES failures, then 1, 2, 4, …
+    up to MAX_BACKOFF_S after the latest failure."""
+    if latest is None or failures < FREE_FAILURES:
+        return 0.0
+    delay = min(2.0 ** (failures - FREE_FAILURES), MAX_BACKOFF_S)
+    return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    """argon2 verification that costs the same for a missing user or password (a dummy hash)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = PasswordHasher().hash("no such user; equal time")
+    try:
+        ok = PasswordHasher().verify(stored or _dummy_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and stored is not None
+
+
+class AuthActions(ServiceBase):
+    def sign_in(self, *, name: str, password: str, client: str, kind: str = "dashboard",
+                lifetime: timedelta = SESSION_LIFETIME) -> Credential:
+        """Check `password` and open a session of `kind` (session for the CLI, dashboard) for `name`.
+
+        NotAllowed, in one sentence that does not say which part was wrong, when the user is unknown,
+        disabled, has no password or the password is wrong; NotAllowed naming the wait while the user
+        or the client is backing off. Failures are recorded (throttle and audit log) before raising.
+        """
+        attempted = (name or "")[:128]
+        client = (client or "unknown")[:128]
+        now = _now()
+
+        def read(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None, float]:
+            user = users.get_user(conn, attempted)
+            by_user, user_latest, by_client, client_latest = auth.recent_failures(
+                conn, user=attempted, client=client, since=now - FAILURE_WINDOW)
+            wait = max(backoff_seconds(by_user, user_latest, now), backoff_seconds(by_client, client_latest, now))
+            return user, users.password_hash(conn, attempted), wait
+
+        user, stored, wait = self._run(read)
+        if wait > 0:
+            raise NotAllowed(f"too many failed sign-ins for this user or from this client; try again in "
+                             f"{math.ceil(wait)} s.")
+        ok = _verify(stored, password or "") and user is not None and user.enabled
+
+        def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
+            if not ok:
+                auth.record_failure(conn, user=attempted, client=client, when=_now())
+                self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client,
+                                                                     "via": kind}, actor=None, auth_method=kind)
+                return None
+            auth.clear_failures(conn, user=user.name)
+            return self._issue(conn, user, kind=kind, name=None, lifetime=lifetime, created_by=user.name,
+                               client=client)
+
+        issued = self._run(record)
+        if issued is None:
+            raise NotAllowed("unknown user or wrong password.")
+        return issued
+
+    def sign_in_external(self, *, name: str, provider: str = "oidc") -> Credential:
+        """A session for the user an identity provider vouched for. The provider says who someone is,
+        never what they may do: the role is the one this store gives that user."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> Credential:
+            user = users.get_user(conn, name) if name else None
+            if user is None or not user.enabled:
+                raise NotAllowed(f"{name!r} signed in, but is not an active user of govern; an admin adds them "
+                                 "with `govern user add`.")
+            return self._issue(conn, user, kind=provider, name=None, lifetime=SESSION_LIFETIME,
+                               created_by=user.name, client=provider)
+
+        return self._run(unit)
+
+    def create_token(self, *, user: str, name: str | None = None,
+                     lifetime: timedelta = API_TOKEN_LIFETIME) -> Credential:
+        """An API token for `user` (admins), for CI and workers through GOVERN_TOKEN; shown once."""
+        if name is not None:
+            check_name("token name", name)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> Credential:
+            admin = self._authorize(conn, Action.MANAGE_USERS)
+            holder = users.get_user(conn, user)
+            if holder is None:
+                raise NotFound(f"user {user!r} does not exist.")
+            if not holder.enabled:
+                raise InvalidInput(f"user {user!r} is disabled; enable it before giving it a token.")
+            return self._issue(conn, holder, kind="api", name=name, lifetime=lifetime, created_by=admin.name,
+                               client="api")
+
+        return self._run(unit)
+
+    def list_tokens(self, *, user: str | None = None, include_sessions: bool = False) -> list[TokenRow]:
+        """Credentials (never their secrets): API tokens, and sessions too when asked. Admins see every
+        user's; others only their own."""
+        kinds = ("api", "session", "dashboard", "oidc") if include_sessions else ("api",)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[TokenRow]:
+            me = self._authorize(conn, Action.VIEW)
+            if me.role is not Role.ADMIN:
+                if user not in (None, me.name):
+                    self._authorize(conn, Action.MANAGE_USERS)  # raises, naming the role needed
+                return auth.list_tokens(conn, user=me.name, kinds=kinds)
+            return auth.list_tokens(conn, user=user, kinds=kinds)
+
+        return [_hide(row) for row in self._run(unit)]
+
+    def revoke_token(self, *, token_id: str) -> TokenRow:
+        """Revoke a credential: admins any, others their own."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> TokenRow:
+            me = self._authorize(conn, Action.VIEW)
+            row = auth.get_token(conn, token_id)
+            if row is None:
+                raise NotFound(f"no token {token_id!r}; `govern token list` shows them.")
+            if row.user != me.name:
+                self._authorize(conn, Action.MANAGE_USERS)
+            if row.revoked_at is None:
+                auth.revoke_token(conn, row.id, _now())
+                self._log(conn, "token.revoke", f"user:{row.user}", {"token": row.id, "kind": row.kind})
+            return auth.get_token(conn, row.id)
+
+        return _hide(self._run(unit))
+
+    def logout(self) -> str | None:
+        """Revoke the session this service acts with; the id revoked (None when it held none)."""
+        if self.token is None:
+            return None
+        token_id, _ = parse_credential(self.token)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> str:
+            self._authorize(conn, Action.VIEW)
+            auth.revoke_token(conn, token_id, _now())
+            self._log(conn, "auth.logout", f"user:{self.actor}", {"token": token_id})
+            return token_id
+
+        return self._run(unit)
+
+    def whoami(self) -> dict[str, str | None]:
+        """Who this service acts as and how that was proven."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+            user = self._authorize(conn, Action.VIEW)
+            return {"user": user.name, "role": user.role.value, "method": self._auth["method"],
+                    "token": self._auth["token"], "os_user": self._auth["os_user"]}
+
+        return self._run(unit)
+
+    def _issue(self, conn: duckdb.DuckDBPyConnection, user: User, *, kind: str, name: str | None,
+               lifetime: timedelta, created_by: str, client: str) -> Credential:
+        token_id, secret, digest = new_secret()
+        now = _now()
+        row = TokenRow(token_id, user.name, kind, name, digest, now, created_by, now + lifetime, None)
+        auth.insert_token(conn, row)
+        action = "token.create" if kind == "api" else "auth.login"
+        self._log(conn, action, f"user:{user.name}", {"token": token_id, "kind": kind, "name": name,
+                                                      "expires": row.expires_at.isoformat(), "client": client},
+                  actor=created_by, auth_method=kind if kind != "api" else None)
+        return Credential(token_id, user.name, user.role.value, kind, name, row.expires_at, secret)
+
+
+def _hide(row: TokenRow) -> TokenRow:
+    return TokenRow(row.id, row.user, row.kind, row.name, "", row.created_at, row.created_by, row.expires_at,
+                    row.revoked_at)

@@ -1,0 +1,181 @@
+"""Policy packs as governed objects: admins register them (versioned, by sha256, with their exact text)
+and assign them to models or risk tiers; a binding gate runs the assigned pack, any pack or file may be
+tried with a dry run. Shipped pack names (default, strict) always mean the shipped packs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.records import Record
+from governance.roles import Action
+from governance.service.base import ServiceBase, _now, _require_model
+from governance.store import policies
+from governance.store.policies import PolicyAssignment, PolicyPack
+from policies import LoadedPolicy, PolicyInvalid, load_policy, parse_policy, shipped_packs
+
+RISK_TIER_PACKS = {"low": "default", "medium": "default", "high": "strict"}  # when nothing is assigned
+PolicyRef = str | Path | LoadedPolicy
+
+
+@dataclass(frozen=True)
+class BoundPolicy:
+    """The pack a model's binding gates run, and why it is that one."""
+
+    loaded: LoadedPolicy
+    reason: str  # "the pack assigned to model credit", "the shipped pack for risk tier high", …
+
+
+@dataclass(frozen=True)
+class PolicyCatalog(Record):
+    packs: list[PolicyPack]
+    assignments: list[PolicyAssignment]
+    shipped: list[str]
+
+
+class PolicyActions(ServiceBase):
+    def load_policy(self, path: Path) -> LoadedPolicy:
+        """A policy file or a shipped pack's name, validated (store-free: `govern policy validate`)."""
+        try:
+            return _shipped(str(path)) or load_policy(Path(path))
+        except PolicyInvalid as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    def register_policy(self, *, file: Path) -> PolicyPack:
+        """Register a pack's text under its `name:` as that name's next version (admins); registering the
+        same text again returns the version that holds it."""
+        loaded = self.load_policy(Path(file)) if Path(file).exists() else None
+        if loaded is None:
+            raise NotFound(f"policy file {file} does not exist.")
+        name = loaded.policy.name
+        if name in shipped_packs():
+            raise InvalidInput(f"{name!r} is a shipped pack's name, which always means the shipped pack; give "
+                               "your pack another name.")
+        from governance.service.base import check_name
+
+        check_name("policy", name)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> PolicyPack:
+            user = self._authorize(conn, Action.MANAGE_POLICIES)
+            latest = policies.get_pack(conn, name)
+            if latest is not None and latest.sha256 == loaded.sha256:
+                return latest
+            pack = PolicyPack(name, (latest.version if latest else 0) + 1, loaded.sha256, loaded.text, _now(),
+                              user.name)
+            policies.insert_pack(conn, pack)
+            self._log(conn, "policy.register", f"policy:{name}", {"name": name, "version": pack.version,
+                                                                  "sha256": pack.sha256,
+                                                                  "declared_version": loaded.policy.version})
+            return pack
+
+        return self._run(unit)
+
+    def assign_policy(self, *, policy: str, model: str | None = None, tier: str | None = None) -> PolicyAssignment:
+        """Assign a pack (`name` or `name@version`; a registered name pins its latest version now, a shipped
+        name the shipped pack) to a model or to every model of a risk tier (admins)."""
+        if (model is None) == (tier is None):
+            raise InvalidInput("assign a policy to exactly one of a model (--model) or a risk tier (--tier).")
+        if tier is not None and tier not in RISK_TIER_PACKS:
+            raise InvalidInput(f"risk tier {tier!r} is not one of {', '.join(RISK_TIER_PACKS)}.")
+        name, _, wanted = policy.partition("@")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> PolicyAssignment:
+            user = self._authorize(conn, Action.MANAGE_POLICIES)
+            if model is not None:
+                _require_model(conn, model)
+            if name in shipped_packs():
+                if wanted:
+                    raise InvalidInput(f"the shipped pack {name!r} has no versions to pick; assign {name!r}.")
+                version = None
+            else:
+                pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
+                if pack is None:
+                    raise NotFound(f"no registered policy pack {policy!r}; an admin registers it with "
+                                   "`govern policy register FILE`.")
+                version = pack.version
+            assignment = PolicyAssignment("model" if model else "tier", model or tier, name, version, _now(),
+                                          user.name)
+            policies.set_assignment(conn, assignment)
+            self._log(conn, "policy.assign", f"model:{model}" if model else f"tier:{tier}",
+                      {"scope": assignment.scope, "target": assignment.target, "policy": name, "version": version})
+            return assignment
+
+        return self._run(unit)
+
+    def policy_catalog(self) -> PolicyCatalog:
+        def unit(conn: duckdb.DuckDBPyConnection) -> PolicyCatalog:
+            self._authorize(conn, Action.VIEW)
+            return PolicyCatalog(policies.list_packs(conn), policies.list_assignments(conn), sorted(shipped_packs()))
+
+        return self._run(unit)
+
+    def bound_policy(self, *, model: str) -> BoundPolicy:
+        """The pack the model's binding gates run."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> BoundPolicy:
+            self._authorize(conn, Action.VIEW)
+            return self._assigned(conn, model)
+
+        return self._run(unit)
+
+    def _resolve(self, conn: duckdb.DuckDBPyConnection, ref: PolicyRef) -> LoadedPolicy:
+        """A shipped pack by name, a registered pack by `name` or `name@version`, else a file."""
+        if isinstance(ref, LoadedPolicy):
+            return ref
+        text = str(ref)
+        try:
+            shipped = _shipped(text)
+            if shipped:
+                return shipped
+            name, _, wanted = text.partition("@")
+            if "/" not in text and not text.endswith((".yaml", ".yml")):
+                pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
+                if pack is not None:
+                    return parse_policy(pack.text, source=f"{pack.name}@{pack.version}")
+            if not Path(text).is_file():
+                raise NotFound(f"no policy pack or file {text!r}: give a file, a shipped pack "
+                               f"({', '.join(shipped_packs())}) or a registered pack (`govern policy list`).")
+            return load_policy(Path(text))
+        except PolicyInvalid as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    def _assigned(self, conn: duckdb.DuckDBPyConnection, model: str) -> BoundPolicy:
+        record = _require_model(conn, model)
+        for scope, target in (("model", model), ("tier", record.risk_tier)):
+            found = policies.get_assignment(conn, scope, target)
+            if found is None:
+                continue
+            reason = f"the pack assigned to {'model' if scope == 'model' else 'risk tier'} {target}"
+            if found.policy_version is None:
+                return BoundPolicy(_shipped(found.policy_name), reason)
+            pack = policies.get_pack(conn, found.policy_name, found.policy_version)
+            return BoundPolicy(parse_policy(pack.text, source=f"{pack.name}@{pack.version}"), reason)
+        name = RISK_TIER_PACKS.get(record.risk_tier, "strict")
+        return BoundPolicy(_shipped(name), f"the shipped pack for risk tier {record.risk_tier}")
+
+    def _binding(self, conn: duckdb.DuckDBPyConnection, model: str, ref: PolicyRef | None) -> LoadedPolicy:
+        """The pack a binding gate runs: the assigned one; `ref`, if given, must be that very pack."""
+        bound = self._assigned(conn, model)
+        if ref is None:
+            return bound.loaded
+        asked = self._resolve(conn, ref)
+        if asked.sha256 != bound.loaded.sha256:
+            raise NotAllowed(
+                f"a binding gate of {model} runs {bound.reason} ({bound.loaded.policy.name} "
+                f"v{bound.loaded.policy.version}, sha256 {bound.loaded.sha256[:12]}…), and {asked.source} is not that "
+                f"pack: try it with --dry-run, or an admin registers and assigns it (`govern policy register FILE`, "
+                f"`govern policy assign NAME --model {model}`).")
+        return bound.loaded
+
+
+def _shipped(name: str) -> LoadedPolicy | None:
+    path = shipped_packs().get(name)
+    return load_policy(path) if path else None
+
+
+def _version_number(text: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"policy version {text!r} is not a number (name@3).")
+    return int(text)

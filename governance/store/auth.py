@@ -1,0 +1,65 @@
+"""SQL of credentials (sessions and API tokens, stored as sha256 of their secret) and failed sign-ins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from governance.records import Record
+
+_TOKEN = "id, user_name, kind, name, secret_sha256, created_at, created_by, expires_at, revoked_at"
+
+
+@dataclass(frozen=True)
+class TokenRow(Record):
+    id: str
+    user: str
+    kind: str  # session | dashboard | oidc | api
+    name: str | None
+    secret_sha256: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def insert_token(conn: duckdb.DuckDBPyConnection, token: TokenRow) -> None:
+    conn.execute(f"INSERT INTO auth_tokens ({_TOKEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 [token.id, token.user, token.kind, token.name, token.secret_sha256, token.created_at,
+                  token.created_by, token.expires_at, token.revoked_at])
+
+
+def get_token(conn: duckdb.DuckDBPyConnection, token_id: str) -> TokenRow | None:
+    row = conn.execute(f"SELECT {_TOKEN} FROM auth_tokens WHERE id = ?", [token_id]).fetchone()
+    return TokenRow(*row) if row else None
+
+
+def list_tokens(conn: duckdb.DuckDBPyConnection, *, user: str | None, kinds: tuple[str, ...]) -> list[TokenRow]:
+    rows = conn.execute(
+        f"SELECT {_TOKEN} FROM auth_tokens WHERE (? IS NULL OR user_name = ?) AND list_contains(?, kind) "
+        "ORDER BY created_at, id", [user, user, list(kinds)]).fetchall()
+    return [TokenRow(*row) for row in rows]
+
+
+def revoke_token(conn: duckdb.DuckDBPyConnection, token_id: str, when: datetime) -> None:
+    conn.execute("UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [when, token_id])
+
+
+def record_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, when: datetime) -> None:
+    conn.execute("INSERT INTO signin_failures VALUES (?, ?, ?)", [user, client, when])
+
+
+def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str,
+                    since: datetime) -> tuple[int, datetime | None, int, datetime | None]:
+    """(failures for the user, the latest, failures from the client, the latest) since `since`."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE user_name = ?), max(failed_at) FILTER (WHERE user_name = ?), "
+        "count(*) FILTER (WHERE client = ?), max(failed_at) FILTER (WHERE client = ?) "
+        "FROM signin_failures WHERE failed_at >= ?", [user, user, client, client, since]).fetchone()
+    return row[0], row[1], row[2], row[3]
+
+
+def clear_failures(conn: duckdb.DuckDBPyConnection, *, user: str) -> None:
+    conn.execute("DELETE FROM signin_failures WHERE user_name = ?", [user])
