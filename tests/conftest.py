@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from governance.cli import cli
 from governance.ingest import ColumnRoles
 from governance.service import Service
+from tests.credentials import TOKENS, credential_for  # noqa: F401 (credential_for: for the tests)
 
 DATA = Path(__file__).parent / "data"
 # The stores every store test runs on (GOVERN_TEST_STORES=file runs the file alone, e.g. without PostgreSQL).
@@ -30,6 +31,13 @@ class Seeded:
 
     def as_(self, user: str) -> Service:
         return Service.open(home=self.home, actor=user, lock_timeout_s=30)
+
+    def assign_policy(self, policy: Path | str, *, model: str = "credit") -> None:
+        """As the admin: register a policy file (or take a shipped pack's name) and assign it to `model`, so
+        binding gates run it."""
+        admin = self.as_("ada")
+        name = str(policy) if str(policy) in ("default", "strict") else admin.register_policy(file=Path(policy)).name
+        admin.assign_policy(policy=name, model=model)
 
 
 def predictions_frame(n: int = 200, *, seed: int = 0) -> pd.DataFrame:
@@ -102,6 +110,8 @@ def make_store(tmp_path: Path, store_kind: str) -> Callable[..., Seeded]:
             engineer.register_model(name="credit", description="credit default", risk_tier="high")
             for version in versions:
                 engineer.register_version(model="credit", version=version, artifact=artifact)
+        for user in USERS:  # each seeded user's CLI credential, made now so a test's snapshot already holds it
+            TOKENS[(str(store_home), user)] = admin.create_token(user=user, name="tests").secret
         return Seeded(store_home, artifact)
 
     return make
@@ -112,13 +122,30 @@ def store(make_store: Callable[..., Seeded]) -> Seeded:
     return make_store()
 
 
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch) -> Path:
+    """Saved CLI sessions go to a folder of the test's own; no credential leaks in from the environment."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("GOVERN_CONFIG_DIR", str(folder))
+    for name in ("GOVERN_TOKEN", "GOVERN_USER", "GOVERN_AUDIT_KEY", "GOVERN_KEY_FILE", "GOVERN_WITNESS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
-    """run_cli(home, *args, as_=USER, input=TEXT): the real CLI in-process, as a user would call it."""
-
-    def run(home: Path, *args: str, as_: str | None = None, input: str | None = None) -> Result:
+    """run_cli(home, *args, as_=USER, input=TEXT): the real CLI in-process, as a user would call it, proving
+    USER with an API token (GOVERN_TOKEN) an admin created for them."""
+    def run(home: Path, *args: str, as_: str | None = None, input: str | None = None,
+            env: dict[str, str] | None = None) -> Result:
         prefix = ["--home", str(home)] + (["--as", as_] if as_ else [])
-        return CliRunner().invoke(cli, prefix + [str(a) for a in args], input=input, catch_exceptions=False)
+        environment = dict(env or {})
+        if as_ and "GOVERN_TOKEN" not in environment:
+            token = credential_for(home, as_)
+            if token:
+                environment["GOVERN_TOKEN"] = token
+        return CliRunner().invoke(cli, prefix + [str(a) for a in args], input=input, env=environment,
+                                  catch_exceptions=False)
 
     return run
 

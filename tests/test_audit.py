@@ -89,9 +89,9 @@ def test_every_change_is_logged_in_order(store):
         ("ada", "user.add", "user:aud"),
         ("eng", "model.register", "model:credit"),
         ("eng", "version.register", "version:credit/1"),
-    ]
+    ] + [("ada", "token.create", f"user:{name}") for name in ("ada", "vic", "rey", "eng", "aud")]
     report = store.as_("aud").verify_audit()
-    assert report.ok and report.event_count == 8 and report.head_hash == _events(store.home)[-1].hash
+    assert report.ok and report.event_count == 13 and report.head_hash == _events(store.home)[-1].hash
 
 
 def test_a_failed_change_logs_nothing(store):
@@ -173,7 +173,8 @@ def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, 
     out = _export(store, run_cli, tmp_path, fmt)
     assert sorted(p.name for p in out.iterdir()) == sorted([f"audit_events.{fmt}", "manifest.json"])
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["row_count"] == 9 and manifest["format"] == fmt
+    count = len(_events(store.home))
+    assert manifest["row_count"] == count and manifest["format"] == fmt
     assert manifest["files"][f"audit_events.{fmt}"] == sha256_file(out / f"audit_events.{fmt}")
     exported = _as_events(_read_rows(out / f"audit_events.{fmt}", fmt))
     assert exported[-1].action == "audit.export" and exported[-1].actor == "aud"
@@ -184,7 +185,7 @@ def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, 
     # Offline: no store, no user, only the folder (and optionally the expected key).
     result = run_cli(tmp_path / "no-store-here", "audit", "verify", out, "--key", key)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("export intact: 9 events")
+    assert result.stdout.startswith(f"export intact: {count} events")
 
 
 @pytest.mark.parametrize("kind", list(TAMPERING))
@@ -200,10 +201,11 @@ def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, t
     manifest["files"][data.name] = sha256_file(data)
     (out / "manifest.json").write_text(json.dumps(manifest))
 
-    report = verify_audit_export(out)
+    key = store.as_("aud").public_key()
+    report = verify_audit_export(out, expected_public_key=key)
     assert not report.ok and report.broken_seq == broken_seq
     assert any(p.startswith("chain broken: event") and f"seq {broken_seq}" in p for p in report.problems)
-    result = run_cli(tmp_path, "audit", "verify", out)
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", key)
     assert result.exit_code == 1 and "chain broken" in result.stdout
 
 
@@ -213,16 +215,17 @@ def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(store, 
     data = out / f"audit_events.{fmt}"
     rows = _read_rows(data, fmt)
     _write_rows(data, fmt, rows[:-1])  # drop the last event: the chain alone still links
-    report = verify_audit_export(out)
+    key = store.as_("aud").public_key()
+    report = verify_audit_export(out, expected_public_key=key)
     assert not report.ok
-    assert "the file holds 8 events but the manifest says 9." in report.problems
+    assert f"the file holds {len(rows) - 1} events but the manifest says {len(rows)}." in report.problems
 
     # An attacker who also rewrites the manifest cannot re-sign it with this installation's key.
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest.update(row_count=8, head_hash=rows[-2]["hash"], head_seq=8)
+    manifest.update(row_count=len(rows) - 1, head_hash=rows[-2]["hash"], head_seq=len(rows) - 1)
     manifest["files"][data.name] = sha256_file(data)
     (out / "manifest.json").write_text(json.dumps(manifest))
-    report = verify_audit_export(out)
+    report = verify_audit_export(out, expected_public_key=key)
     assert report.problems == [
         "the manifest's signature does not verify with its public key: the manifest was changed."]
 
@@ -249,7 +252,7 @@ def test_export_into_a_non_empty_folder_is_refused_and_writes_nothing(store, run
 
 
 def test_verify_of_a_folder_that_is_not_an_export(tmp_path, run_cli):
-    result = run_cli(tmp_path, "audit", "verify", tmp_path)
+    result = run_cli(tmp_path, "audit", "verify", tmp_path, "--key", "ab" * 32)
     assert result.exit_code == 2
     assert result.stderr == f"error: {tmp_path} holds no manifest.json; is it a govern audit export?\n"
 

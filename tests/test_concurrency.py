@@ -67,7 +67,7 @@ def test_four_processes_ingesting_while_another_reads(store, tmp_path):
     assert len(sets) == WRITERS * INGESTS_PER_WRITER
     assert len({p.id for p in sets}) == len(sets)
     report = store.as_("aud").verify_audit()
-    assert report.ok and report.event_count == 8 + WRITERS * INGESTS_PER_WRITER
+    assert report.ok and report.event_count == SEEDED_EVENTS + WRITERS * INGESTS_PER_WRITER
 
 
 def test_threads_of_one_process_racing_for_the_chain_head(store):
@@ -91,7 +91,7 @@ def test_threads_of_one_process_racing_for_the_chain_head(store):
     assert errors == []
     assert len(store.as_("vic").list_models()) == 1 + 32
     report = store.as_("aud").verify_audit()
-    assert report.ok and report.event_count == 8 + 32
+    assert report.ok and report.event_count == SEEDED_EVENTS + 32
 
 
 INGEST_BIG = textwrap.dedent("""
@@ -106,14 +106,16 @@ INGEST_BIG = textwrap.dedent("""
     print("finished", flush=True)
 """)
 
+SEEDED_EVENTS = 13  # make_store: init, five users, a model, a version, five CLI tokens
+
 KILL_IN_TRANSACTION = textwrap.dedent("""
     import sys, time
     from governance.config import resolve_settings
     def unit(conn):
         conn.execute("INSERT INTO prediction_sets SELECT 'ps-partial', 'credit', '1', 'eval', NULL, 'x', 'f', 'x', "
                      "1000000, NULL, 'label', 'score', '[]', '[]', now()::TIMESTAMP, 'eng'")
-        conn.execute("INSERT INTO audit_events VALUES (9, 't', 'eng', 'predictions.ingest', 'x', '{}', "
-                     "'p' || repeat('0', 63), 'h' || repeat('0', 63))")
+        conn.execute("INSERT INTO audit_events SELECT max(seq) + 1, 't', 'eng', 'predictions.ingest', 'x', '{}', "
+                     "'p' || repeat('0', 63), 'h' || repeat('0', 63) FROM audit_events")
         print("inside", flush=True)
         time.sleep(60)
     resolve_settings(home=sys.argv[1]).database().run(unit)

@@ -3,12 +3,15 @@ change the store as the CLI would."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app import PAGES
+from tests.credentials import credential_for
 from tests.test_reviews import QUEUE_POLICY, RELEASE_POLICY
 
 APP = str(Path(__file__).parent.parent / "dashboard" / "app.py")
@@ -21,6 +24,7 @@ def seeded(evaluated_store, tmp_path, monkeypatch):
     store.as_("eng").evaluate(model="credit", version="1", resamples=20)
     for name, text in (("q.yaml", QUEUE_POLICY), ("r.yaml", RELEASE_POLICY)):
         (tmp_path / name).write_text(text)
+    store.assign_policy(tmp_path / "q.yaml")
     store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "q.yaml")
     store.as_("ada").add_user(name="rev2", role="reviewer")
     monkeypatch.setenv("GOVERN_HOME", str(store.home))
@@ -28,9 +32,11 @@ def seeded(evaluated_store, tmp_path, monkeypatch):
 
 
 def app(user: str | None) -> AppTest:
+    """The app as `user` would see it after signing in (a session of theirs in the store)."""
     at = AppTest.from_file(APP, default_timeout=60)
     if user:
         at.session_state["govern.user"], at.session_state["govern.role"] = user, ROLES.get(user, "reviewer")
+        at.session_state["govern.token"] = credential_for(Path(os.environ["GOVERN_HOME"]), user)
     return at
 
 
@@ -53,6 +59,56 @@ def test_password_sign_in(seeded):
     at.text_input[1].input("correct horse")
     at.button[0].click().run()
     assert at.session_state["govern.user"] == "pat" and at.session_state["govern.role"] == "reviewer"
+    assert at.session_state["govern.token"].startswith("gvn_")
+    _, events = store.as_("aud").audit_events(action="auth")
+    assert [(e.action, e.actor) for e in reversed(events)][-2:] == [("auth.failed", None), ("auth.login", "pat")]
+    assert json.loads(events[0].payload)["kind"] == "dashboard"
+
+
+def test_sign_in_backs_off_after_repeated_failures(seeded):
+    store, _ = seeded
+    store.as_("ada").add_user(name="pat", role="reviewer", password="correct horse")
+    at = app(None)
+    at.run()
+    for attempt in range(4):
+        at.text_input[0].input("pat")
+        at.text_input[1].input(f"guess {attempt}")
+        at.button[0].click().run()
+    assert at.error[0].value.startswith("too many failed sign-ins for this user or from this client; try again in")
+    assert at.session_state["govern.user"] is None
+
+
+def test_a_revoked_dashboard_session_stops_working(seeded):
+    store, _ = seeded
+    store.as_("ada").add_user(name="pat", role="viewer", password="correct horse")
+    session = store.as_(None).sign_in(name="pat", password="correct horse", client="test")
+    store.as_("ada").revoke_token(token_id=session.id)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["govern.user"], at.session_state["govern.role"] = "pat", "viewer"
+    at.session_state["govern.token"] = session.secret
+    at.run()
+    assert not at.exception
+    assert any(w.value.startswith(f"You were signed out: your session {session.id} was revoked") for w in at.warning)
+    assert at.session_state["govern.user"] is None and at.button[0].label == "Sign in"
+
+
+def test_the_overview_marks_an_override_and_its_expiry(seeded):
+    from tests.conftest import run_sql
+
+    store, _ = seeded
+    store.as_("ada").release(model="credit", version="1", override=True, reason="incident 42",
+                             expires="2099-01-01T00:00:00Z")
+    at = app("vic")
+    at.run()
+    assert "1 (OVERRIDE until 2099-01-01 00:00)" in at.dataframe[0].value["production"].tolist()
+    run_sql(store.home, lambda conn: conn.execute("UPDATE alias_history SET override_expires = TIMESTAMP '2001-01-01'"))
+    import streamlit
+
+    streamlit.cache_data.clear()  # behind the service's back: the page's 30 s cache would hide it
+    at = app("vic")
+    at.run()
+    assert "1 (OVERRIDE EXPIRED 2001-01-01 00:00)" in at.dataframe[0].value["production"].tolist()
+    assert any("EXPIRED 2001-01-01 00:00 UTC (reason: incident 42)" in e.value for e in at.error)
 
 
 @pytest.mark.parametrize("user", list(ROLES))
@@ -99,6 +155,7 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
 
 def test_approve_and_release_in_the_dashboard(seeded):
     store, tmp_path = seeded
+    store.assign_policy(tmp_path / "r.yaml")
     store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "r.yaml")
     for reviewer in ("rey", "rev2"):
         at = app(reviewer)
@@ -228,6 +285,7 @@ def test_parity_bars_show_the_policy_threshold(two_versions):
     from policies import shipped_packs
 
     store, _ = two_versions
+    store.assign_policy("default")
     store.as_("eng").gate(model="credit", version="2", policy=shipped_packs()["default"])
     at = app("vic")
     at.run()

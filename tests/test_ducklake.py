@@ -43,6 +43,8 @@ def test_the_loop_runs_on_ducklake(lake, acs_files):
     engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ACS_ROLES)
     _, records = engineer.evaluate(model="credit", version="1", resamples=10)
     (tmp_path / "queue.yaml").write_text(QUEUE_POLICY)
+    admin = Service.open(home=home, actor="ada")
+    admin.assign_policy(policy=admin.register_policy(file=tmp_path / "queue.yaml").name, model="credit")
     outcome = engineer.gate(model="credit", version="1", policy=tmp_path / "queue.yaml")
     assert outcome.decision.verdict == "blocked" and outcome.review_items and outcome.jobs
     again = engineer.gate(model="credit", version="1", policy=tmp_path / "queue.yaml")
@@ -162,7 +164,7 @@ def _mixed(home: str, env: dict, worker: int, batch: str, policy: str, queue) ->
                     log.append((kind, "ok", item))
                 else:
                     reviewer.sign_off(model="credit", version=f"v{(worker + 1) % PROCESSES}", decision="approve",
-                                      comment=f"worker {worker}, operation {number}")
+                                      comment=f"worker {worker}, operation {number}", acknowledge_blocked=True)
                     log.append((kind, "ok", f"v{(worker + 1) % PROCESSES}"))
                 break
             except Conflict as exc:
@@ -194,6 +196,9 @@ def test_eight_machines_fifty_mixed_operations_each(lake, acs_files):
     batch = tmp_path / "batch.csv"
     predictions_frame(40).to_csv(batch, index=False)
     (tmp_path / "queue.yaml").write_text(QUEUE_POLICY)
+    admin.assign_policy(policy=admin.register_policy(file=tmp_path / "queue.yaml").name, model="credit")
+    for worker in range(PROCESSES):  # evidence for the sign-offs to bind to (the workers' gates dedupe onto it)
+        engineer.gate(model="credit", version=f"v{worker}")
     env = {k: os.environ[k] for k in ("GOVERN_STORE", "GOVERN_DATA_PATH")}
     before = Service.open(home=home, actor="aud").verify_audit().event_count
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.errors import NotAllowed, NotFound
 from governance.store import gates
 from tests.conftest import run_sql, snapshot
 
@@ -51,6 +51,7 @@ def gated(evaluated_store, tmp_path):
     evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)
     policy = tmp_path / "tight.yaml"
     policy.write_text(FAILING)
+    evaluated_store.assign_policy(policy)
     return evaluated_store, policy
 
 
@@ -162,7 +163,8 @@ def test_cli_exit_codes_json_and_junit(gated, run_cli, tmp_path):
 
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text(LENIENT)
-    result = run_cli(store.home, "gate", "credit", "1", "--policy", lenient, "--json", as_="eng")
+    store.assign_policy(lenient)
+    result = run_cli(store.home, "gate", "credit", "1", "--json", as_="eng")
     assert result.exit_code == 0
     body = json.loads(result.stdout)
     assert body["decision"]["verdict"] == "passed" and body["gate_id"].startswith("gd-")
@@ -177,16 +179,18 @@ def test_cli_errors_exit_2(store, evaluated_store, run_cli, tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("name: p\nversion: 1\nrules:\n  - {id: x, metric: fairness.demographic_parity_difference, "
                       "feature: age, max: 0.1}\n")
+    evaluated_store.assign_policy(policy)
     result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", policy, as_="eng")
     assert result.exit_code == 2 and "has not been evaluated" in result.stderr
     evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=0)
     result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", policy, as_="eng")
     assert result.exit_code == 2
-    assert result.stderr == ("error: p.yaml: rule 'x' (line 4): the evaluation has no "
+    assert result.stderr == ("error: p@1: rule 'x' (line 4): the evaluation has no "
                              "fairness.demographic_parity_difference for feature 'age'; evaluate with that sensitive or "
                              "feature column, or fix the rule.\n")
-    result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", tmp_path / "missing.yaml", as_="eng")
-    assert result.exit_code == 2 and "cannot read policy" in result.stderr
+    result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", tmp_path / "missing.yaml", "--dry-run",
+                     as_="eng")
+    assert result.exit_code == 2 and "no policy pack or file" in result.stderr
 
 
 def test_only_engineers_and_admins_gate(gated):
@@ -195,8 +199,8 @@ def test_only_engineers_and_admins_gate(gated):
         store.as_("rey").gate(model="credit", version="1", policy=policy)
     with pytest.raises(NotFound):
         store.as_("eng").gate(model="credit", version="9", policy=policy)
-    with pytest.raises(InvalidInput):
-        store.as_("eng").gate(model="credit", version="1", policy=store.home / "none.yaml")
+    with pytest.raises(NotFound, match="no policy pack or file"):
+        store.as_("eng").gate(model="credit", version="1", policy=store.home / "none.yaml", dry_run=True)
 
 
 def test_a_job_without_review_items_to_wait_for_is_queued(evaluated_store, tmp_path):
@@ -204,6 +208,7 @@ def test_a_job_without_review_items_to_wait_for_is_queued(evaluated_store, tmp_p
     policy = tmp_path / "retrain-only.yaml"
     policy.write_text("name: r\nversion: 1\nrules:\n  - id: ece\n    metric: calibration.ece\n    max: 0.0001\n"
                       "    on_fail: {retrain: {strategy: curriculum}}\n")
+    evaluated_store.assign_policy(policy)
     outcome = evaluated_store.as_("eng").gate(model="credit", version="1", policy=policy)
     [job] = evaluated_store.as_("vic").list_jobs()
     assert (job.id, job.status, job.depends_on, outcome.review_items) == (outcome.jobs[0], "queued", [], [])

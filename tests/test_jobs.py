@@ -48,6 +48,7 @@ def trained(tmp_path):
     engineer.evaluate(model="m", version="1", resamples=0)
     policy = tmp_path / "loop.yaml"
     policy.write_text(POLICY)
+    admin.assign_policy(policy=admin.register_policy(file=policy).name, model="m")
     outcome = engineer.gate(model="m", version="1", policy=policy)
     assert outcome.decision.verdict == "blocked" and outcome.jobs
     return home, data, result, outcome

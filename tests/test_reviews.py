@@ -39,6 +39,7 @@ def queue(evaluated_store, tmp_path):
     store.as_("eng").evaluate(model="credit", version="1", resamples=0)
     policy = tmp_path / "q.yaml"
     policy.write_text(QUEUE_POLICY)
+    store.assign_policy(policy)
     outcome = store.as_("eng").gate(model="credit", version="1", policy=policy)
     examples = [i.id for i in store.as_("vic").list_review_items() if i.kind == "example"]
     return store, outcome, examples
@@ -50,6 +51,7 @@ def releasable(queue, tmp_path):
     store, _, _ = queue
     policy = tmp_path / "r.yaml"
     policy.write_text(RELEASE_POLICY)
+    store.assign_policy(policy)
     store.as_("eng").gate(model="credit", version="1", policy=policy)
     return store, policy
 
@@ -231,11 +233,11 @@ def test_the_creator_cannot_sign_off_and_a_later_decision_supersedes(releasable)
 def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable, queue, tmp_path):
     store, policy = releasable
     engineer = store.as_("eng")
-    with pytest.raises(NotAllowed, match="has 0 of the 2 approvals its policy requires"):
+    with pytest.raises(NotAllowed, match="has 0 of the 2 independent approvals it needs"):
         engineer.release(model="credit", version="1")
     store.as_("rey").sign_off(model="credit", version="1", decision="approve")
     store.as_("rev2").sign_off(model="credit", version="1", decision="reject", comment="not yet")
-    with pytest.raises(NotAllowed, match="is rejected by rev2; a rejection blocks release until it is withdrawn"):
+    with pytest.raises(NotAllowed, match=r"is rejected \(rev2 on credit version 1\); a rejection blocks that artifact"):
         engineer.release(model="credit", version="1")
     store.as_("rev2").sign_off(model="credit", version="1", decision="withdraw")
     store.as_("rev3").sign_off(model="credit", version="1", decision="approve")

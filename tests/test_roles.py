@@ -24,6 +24,8 @@ MATRIX = {
     "audit": {"auditor", "admin"},
     "override": {"admin"},
     "manage_users": {"admin"},
+    "manage_policies": {"admin"},
+    "set_release_rules": {"admin"},
 }
 
 
@@ -66,6 +68,8 @@ def _actions(store, tmp_path):
     engineer.evaluate(model="credit", version="1", resamples=0)
     policy = tmp_path / "policy.yaml"
     policy.write_text("name: p\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n")
+    Service.open(home=store.home, actor="ada").register_policy(file=policy)
+    Service.open(home=store.home, actor="ada").assign_policy(policy="p", model="credit")
     return {
         "view": lambda s: (s.status(), s.show_version(model="credit", version="1"), s.list_models()),
         "register": register,
@@ -93,16 +97,18 @@ def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(store, run_c
     result = run_cli(store.home, "model", "register", "m9", as_="nobody")
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown user 'nobody': an admin adds users with `govern user add` "
-        "(to register models and versions you need the role engineer or admin).\n"
+        "error: you are not logged in as 'nobody' on this store: run `govern login nobody`, or set GOVERN_TOKEN to "
+        "an API token an admin created (to register models and versions you need the role engineer or admin).\n"
     )
+    with pytest.raises(NotAllowed, match="^unknown user 'nobody': an admin adds users"):
+        store.as_("nobody").register_model(name="m9")
 
 
 def test_missing_acting_user_is_refused_with_exit_2(store, run_cli):
     result = run_cli(store.home, "audit", "verify")
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: no acting user: pass --as USER or set GOVERN_USER "
+        "error: no acting user: log in with `govern login USER` or set GOVERN_TOKEN "
         "(to export and verify the audit log you need the role auditor or admin).\n"
     )
 
@@ -110,6 +116,7 @@ def test_missing_acting_user_is_refused_with_exit_2(store, run_cli):
 def test_refused_cli_call_exits_2_and_changes_nothing(store, run_cli):
     from tests.conftest import snapshot
 
+    run_cli(store.home, "whoami", as_="eng")  # eng's credential exists before the snapshot
     before = snapshot(store.home)
     result = run_cli(store.home, "user", "add", "mallory", "--role", "admin", as_="eng")
     assert result.exit_code == 2
@@ -124,13 +131,14 @@ def test_passwords_are_stored_only_as_argon2_hashes(store, run_cli):
     stored = run_sql(store.home, lambda conn: conn.execute(
         "SELECT password_hash FROM users WHERE name = 'pam'").fetchone()[0])
     assert stored.startswith("$argon2id$") and "correct horse" not in stored
-    assert store.as_(None).check_password(name="pam", password="correct horse battery").role is Role.REVIEWER
+    session = store.as_(None).sign_in(name="pam", password="correct horse battery", client="test")
+    assert session.role == "reviewer" and session.kind == "dashboard"
     with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
-        store.as_(None).check_password(name="pam", password="wrong password!")
+        store.as_(None).sign_in(name="pam", password="wrong password!", client="test")
 
 
 def test_an_external_identity_gets_only_the_role_the_store_gives(store):
-    user = store.as_(None).identify(name="rey")
-    assert (user.name, user.role) == ("rey", Role.REVIEWER)
-    with pytest.raises(NotAllowed, match="^'mallory@example.com' signed in, but is not a user of govern"):
-        store.as_(None).identify(name="mallory@example.com")
+    session = store.as_(None).sign_in_external(name="rey")
+    assert (session.user, session.role, session.kind) == ("rey", "reviewer", "oidc")
+    with pytest.raises(NotAllowed, match="^'mallory@example.com' signed in, but is not an active user of govern"):
+        store.as_(None).sign_in_external(name="mallory@example.com")

@@ -3,6 +3,7 @@ Playwright. A reviewer judges an item and approves a version; an auditor downloa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -35,6 +36,7 @@ def server(evaluated_store, tmp_path):
     store.as_("eng").evaluate(model="credit", version="1", resamples=0)
     for name, text in (("q.yaml", QUEUE_POLICY), ("r.yaml", RELEASE_POLICY)):
         (tmp_path / name).write_text(text)
+    store.assign_policy(tmp_path / "q.yaml")
     store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "q.yaml")
     store.as_("ada").add_user(name="rita", role="reviewer", password="rita's passphrase")
     store.as_("ada").add_user(name="otto", role="auditor", password="otto's passphrase")
@@ -95,10 +97,14 @@ def test_reviewer_judges_and_approves_then_auditor_downloads_a_verified_export(s
     assert [j.reviewer for j in store.as_("vic").show_review_item(item_id=judged[0].id).judgments] == ["rita"]
 
     page.get_by_role("link", name="Sign-off and release").click()
+    page.get_by_text("is blocked by ece").wait_for(timeout=30_000)  # the gate failed: approving must be acknowledged
+    page.get_by_text("I have read why the gate is blocked").click()
     page.get_by_role("button", name="Approve").click()
     page.get_by_text("Approved credit 1.").wait_for(timeout=30_000)
-    assert [(s.reviewer, s.decision) for s in store.as_("vic").signoffs(model="credit", version="1")] == \
-        [("rita", "approve")]
+    assert [(s.reviewer, s.decision, s.acknowledged_blocked)
+            for s in store.as_("vic").signoffs(model="credit", version="1")] == [("rita", "approve", True)]
+    approval = [e for e in store.as_("aud").audit_events(action="signoff.approve")[1]][0]
+    assert approval.actor == "rita" and json.loads(approval.payload)["auth"]["method"] == "dashboard"
     page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, url, "otto", "otto's passphrase")

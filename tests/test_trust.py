@@ -1,0 +1,472 @@
+"""Controls that hold against a hostile insider: four-eyes release by construction, policies as governed
+objects, actors who prove who they are, a log that cannot be rebuilt unnoticed, and overrides that
+expire visibly. Each repro is refused in one sentence (exit 2) or detected (exit 1)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from governance.audit_chain import AuditEvent, GENESIS_HASH, seal
+from governance.errors import Conflict, InvalidInput, NotAllowed
+from tests.conftest import run_sql, snapshot
+from tests.credentials import credential_for
+
+LAX = "name: lax\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n"
+
+
+@pytest.fixture
+def passing(evaluated_store, tmp_path):
+    """credit (risk tier high) version 1, evaluated, and the admin's lax pack assigned: its gate passes."""
+    store = evaluated_store
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(LAX)
+    store.assign_policy(lax)
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
+    for name in ("rev2", "rev3"):
+        store.as_("ada").add_user(name=name, role="reviewer")
+    return store
+
+
+# -- four eyes by construction -------------------------------------------------------------------------------
+
+def test_an_engineer_cannot_release_alone_whatever_the_policy(passing, run_cli):
+    store = passing
+    result = run_cli(store.home, "release", "credit", "1", as_="eng")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: credit version 1 has 0 of the 2 independent approvals it needs (risk tier high "
+                             "needs 2).\n")
+    store.as_("ada").edit_model(name="credit", risk_tier="medium")
+    store.as_("eng").gate(model="credit", version="1")
+    with pytest.raises(NotAllowed, match=r"has 0 of the 1 independent approvals it needs \(risk tier medium"):
+        store.as_("eng").release(model="credit", version="1")
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    assert store.as_("eng").release(model="credit", version="1").version == "1"
+
+
+def test_the_creator_and_the_releaser_do_not_count(passing):
+    store = passing
+    store.as_("ada").register_version(model="credit", version="9", artifact=store.artifact)
+    store.as_("ada").sign_off(model="credit", version="1", decision="approve")
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    with pytest.raises(NotAllowed, match=r"has 1 of the 2 .*not counted: ada \(creator or releaser\)"):
+        store.as_("ada").release(model="credit", version="1")
+    assert store.as_("eng").release(model="credit", version="1").version == "1"  # ada is not releasing now
+    with pytest.raises(NotAllowed, match="four eyes: its creator cannot sign it off"):
+        store.as_("ada").sign_off(model="credit", version="9", decision="approve")
+
+
+def test_approvals_bind_to_the_evaluation_the_gate_judged(passing):
+    store = passing
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    engineer = store.as_("eng")
+    engineer.evaluate(model="credit", version="1", resamples=0)  # new evidence …
+    engineer.gate(model="credit", version="1")
+    with pytest.raises(NotAllowed, match="approvals by rev2, rey were given on other evidence"):
+        engineer.release(model="credit", version="1")
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    assert engineer.release(model="credit", version="1").version == "1"
+
+
+def test_an_approval_needs_a_gate_and_a_blocked_gate_must_be_acknowledged(evaluated_store, tmp_path):
+    store = evaluated_store
+    with pytest.raises(NotAllowed, match="has no gate decision to approve"):
+        store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    strict = tmp_path / "tight.yaml"
+    strict.write_text("name: tight\nversion: 1\nrules:\n  - {id: ece, metric: calibration.ece, max: 0.0001}\n")
+    store.assign_policy(strict)
+    store.as_("eng").gate(model="credit", version="1")
+    with pytest.raises(NotAllowed, match="is blocked by ece; to approve it anyway, acknowledge"):
+        store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    signoff = store.as_("rey").sign_off(model="credit", version="1", decision="approve", acknowledge_blocked=True)
+    assert signoff.acknowledged_blocked and signoff.gate_id
+
+
+def test_a_rejection_follows_the_artifact_under_any_version_name(passing):
+    store = passing
+    store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="leaks the label")
+    engineer = store.as_("eng")
+    engineer.register_version(model="credit", version="1b", artifact=store.artifact)  # the same bytes
+    current, reference = _acs(store)
+    from tests.conftest import ACS_ROLES
+
+    engineer.ingest(model="credit", version="1b", file=current, split="eval", roles=ACS_ROLES)
+    engineer.evaluate(model="credit", version="1b", resamples=0, reference_version="1")
+    engineer.gate(model="credit", version="1b")
+    for reviewer in ("rev2", "rev3"):
+        store.as_(reviewer).sign_off(model="credit", version="1b", decision="approve")
+    with pytest.raises(NotAllowed, match=r"the artifact of credit version 1b is rejected \(rey on credit version 1\)"):
+        engineer.release(model="credit", version="1b")
+    store.as_("rey").sign_off(model="credit", version="1", decision="withdraw")
+    assert engineer.release(model="credit", version="1b").version == "1b"
+
+
+def _acs(store):
+    detail = store.as_("vic").show_version(model="credit", version="1")
+    paths = {p.split: store.as_("vic").prediction_set_path(p) for p in detail.prediction_sets}
+    return paths["eval"], paths["reference"]
+
+
+def test_admins_raise_the_floor_never_lower_it_and_engineers_cannot_touch_it(passing):
+    store = passing
+    with pytest.raises(NotAllowed, match="may not change a model's risk tier or approval floor"):
+        store.as_("eng").edit_model(name="credit", min_approvals=3)
+    with pytest.raises(InvalidInput, match="can be raised above that, never lowered"):
+        store.as_("ada").edit_model(name="credit", min_approvals=1)
+    assert store.as_("ada").edit_model(name="credit", min_approvals=3).min_approvals == 3
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    with pytest.raises(NotAllowed, match=r"has 2 of the 3 independent approvals it needs \(an admin set 3"):
+        store.as_("eng").release(model="credit", version="1")
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+    assert store.as_("eng").release(model="credit", version="1").version == "1"
+    edits = [json.loads(e.payload) for e in _events(store.home) if e.action == "model.edit"]
+    assert edits[-1]["after"]["min_approvals"] == 3 and edits[-1]["auth"]["method"] == "library"
+
+
+# -- policies are governed objects ------------------------------------------------------------------------
+
+def test_a_binding_gate_runs_the_assigned_pack_and_a_local_file_only_dry(evaluated_store, tmp_path, run_cli):
+    store = evaluated_store
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(LAX)
+    run_cli(store.home, "whoami", as_="eng")
+    before = snapshot(store.home)
+    result = run_cli(store.home, "gate", "credit", "1", "--policy", lax, as_="eng")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: a binding gate of credit runs the shipped pack for risk tier high "
+                                    "(strict-high-risk v")
+    assert "lax.yaml is not that pack: try it with --dry-run" in result.stderr
+    assert snapshot(store.home) == before
+    dry = run_cli(store.home, "gate", "credit", "1", "--policy", lax, "--dry-run", as_="eng")
+    assert dry.exit_code == 0 and "dry run: nothing stored" in dry.stdout and snapshot(store.home) == before
+    bound = run_cli(store.home, "gate", "credit", "1", "--json", as_="eng")
+    assert json.loads(bound.stdout)["decision"]["policy_name"] == "strict-high-risk"
+
+
+def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluated_store, tmp_path, run_cli,
+                                                                          monkeypatch):
+    store = evaluated_store
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(LAX)
+    result = run_cli(store.home, "policy", "register", lax, as_="eng")
+    assert result.exit_code == 2 and "may not register and assign policy packs" in result.stderr
+    result = run_cli(store.home, "policy", "register", lax, as_="ada")
+    assert result.exit_code == 0 and result.stdout.startswith("registered policy lax@1")
+    assert run_cli(store.home, "policy", "register", lax, as_="ada").stdout.startswith("registered policy lax@1")
+    result = run_cli(store.home, "policy", "assign", "lax", "--model", "credit", as_="rey")
+    assert result.exit_code == 2
+    assert run_cli(store.home, "policy", "assign", "lax", "--model", "credit", as_="ada").exit_code == 0
+    listed = json.loads(run_cli(store.home, "policy", "list", "--json", as_="vic").stdout)
+    assert listed["assignments"][0]["policy_name"] == "lax" and listed["packs"][0]["version"] == 1
+    impostor = tmp_path / "default.yaml"
+    impostor.write_text(LAX.replace("name: lax", "name: default"))
+    result = run_cli(store.home, "policy", "register", impostor, as_="ada")
+    assert result.exit_code == 2 and "is a shipped pack's name" in result.stderr
+    # A file called `strict` in the working folder does not shadow the shipped pack.
+    monkeypatch.chdir(tmp_path)
+    Path("strict").write_text(LAX)
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    dry = run_cli(store.home, "gate", "credit", "1", "--policy", "strict", "--dry-run", "--json", as_="eng")
+    assert json.loads(dry.stdout)["decision"]["policy_name"] == "strict-high-risk"
+    logged = [e.action for e in _events(store.home)]
+    assert logged.count("policy.register") == 1 and logged.count("policy.assign") == 1
+
+
+# -- actors prove who they are -----------------------------------------------------------------------------
+
+def test_acting_as_someone_else_needs_their_credential(passing, run_cli):
+    store = passing
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey", env={"GOVERN_TOKEN": ""})
+    assert result.exit_code == 2 and "you are not logged in as 'rey' on this store" in result.stderr
+    eng_token = credential_for(store.home, "eng")
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey", env={"GOVERN_TOKEN": eng_token})
+    assert result.exit_code == 2
+    assert result.stderr == ("error: you are signed in as 'eng', not 'rey': to act as rey, run `govern login rey`.\n")
+    forged = "gvn_" + eng_token.split("_")[1] + "_" + "A" * 43
+    result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": forged})
+    assert result.exit_code == 2 and "the credential is not valid for this store" in result.stderr
+    result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": "rosa"})
+    assert result.exit_code == 2 and "is not a govern token" in result.stderr
+    assert not [s for s in store.as_("vic").signoffs(model="credit", version="1")]
+
+
+def test_tokens_are_admins_to_give_revocable_expiring_and_recorded(passing, run_cli):
+    store = passing
+    result = run_cli(store.home, "token", "create", "rey", "--name", "ci", "--expires", "7d", as_="eng")
+    assert result.exit_code == 2 and "may not manage users" in result.stderr
+    result = run_cli(store.home, "token", "create", "rey", "--name", "ci", "--expires", "7d", as_="ada")
+    assert result.exit_code == 0
+    secret = result.stdout.strip()
+    stored = run_sql(store.home, lambda conn: conn.execute(
+        "SELECT id, secret_sha256 FROM auth_tokens WHERE name = 'ci'").fetchone())
+    assert secret.startswith(f"gvn_{stored[0]}_") and secret.split("_", 2)[2] not in stored[1]
+    ok = run_cli(store.home, "signoff", "credit", "1", "--approve", env={"GOVERN_TOKEN": secret})
+    assert ok.exit_code == 0
+    approve = [e for e in _events(store.home) if e.action == "signoff.approve"][-1]
+    auth = json.loads(approve.payload)["auth"]
+    assert approve.actor == "rey" and auth["method"] == "api" and auth["token"] == stored[0] and auth["os_user"]
+    assert run_cli(store.home, "token", "revoke", stored[0], as_="ada").exit_code == 0
+    result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": secret})
+    assert result.exit_code == 2 and f"your API token {stored[0]} was revoked" in result.stderr
+    other = store.as_("ada").create_token(user="rey").secret
+    run_sql(store.home, lambda conn: conn.execute(
+        "UPDATE auth_tokens SET expires_at = TIMESTAMP '2001-01-01' WHERE id = ?", [other.split("_")[1]]))
+    result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": other})
+    assert result.exit_code == 2 and "expired at 2001-01-01 00:00 UTC" in result.stderr
+    assert "--expires" in run_cli(store.home, "token", "create", "rey", "--expires", "10y", as_="ada").stderr
+
+
+def test_a_disabled_user_is_locked_out_at_once(passing, run_cli):
+    store = passing
+    token = credential_for(store.home, "rey")
+    assert run_cli(store.home, "user", "disable", "rey", as_="ada").exit_code == 0
+    result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token})
+    assert result.exit_code == 2 and "user 'rey' is disabled" in result.stderr
+    with pytest.raises(Conflict, match="is the last enabled admin"):
+        store.as_("ada").set_user_enabled(name="ada", enabled=False)
+    assert run_cli(store.home, "user", "enable", "rey", as_="ada").exit_code == 0
+    assert run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token}).stdout.startswith("rey (reviewer)")
+
+
+@pytest.mark.parametrize("name", ["rosa\n", "rosa ", "ｒosa", "ro\u200bsa", "rosa\x00", "", "_rosa", "a" * 129])
+def test_names_must_match_in_full(store, run_cli, name):
+    run_cli(store.home, "whoami", as_="ada")
+    before = snapshot(store.home)
+    result = run_cli(store.home, "user", "add", name, "--role", "admin", as_="ada")
+    assert result.exit_code == 2 and "is not a valid name" in result.stderr
+    assert snapshot(store.home) == before
+
+
+def test_login_session_logout_and_init_leaves_the_admin_logged_in(home, run_cli, private_config):
+    result = run_cli(home, "init", "--admin", "ada", "--password-stdin", input="ada's long passphrase\n")
+    assert result.exit_code == 0 and "logged in until" in result.stdout
+    assert run_cli(home, "whoami").stdout.startswith("ada (admin), authenticated by session")
+    saved = private_config / "sessions.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and stat.S_IMODE(private_config.stat().st_mode) == 0o700
+    assert run_cli(home, "user", "add", "rosa", "--role", "reviewer", "--password-stdin",
+                   input="rosa's passphrase\n").exit_code == 0
+    result = run_cli(home, "login", "rosa", "--password-stdin", input="not her passphrase\n")
+    assert result.exit_code == 2 and result.stderr == "error: unknown user or wrong password.\n"
+    result = run_cli(home, "login", "rosa", "--password-stdin", input="rosa's passphrase\n")
+    assert result.exit_code == 0 and result.stdout.startswith("logged in as rosa (reviewer) until")
+    assert run_cli(home, "whoami").stdout.startswith("rosa (reviewer)")  # the last login acts by default
+    assert run_cli(home, "--as", "ada", "whoami").stdout.startswith("ada (admin)")
+    assert run_cli(home, "logout").exit_code == 0
+    assert "not logged in as 'rosa'" in run_cli(home, "--as", "rosa", "whoami").stderr
+    actions = [(e.actor, e.action) for e in _events(home)]
+    assert (None, "auth.failed") in actions and ("rosa", "auth.login") in actions and ("rosa", "auth.logout") in actions
+    failed = [json.loads(e.payload) for e in _events(home) if e.action == "auth.failed"][0]
+    assert failed["user"] == "rosa" and failed["client"].startswith("cli:")
+
+
+def test_sign_in_backs_off_per_user_and_per_client_and_logs_failures(store, monkeypatch):
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    anonymous = store.as_(None)
+    for _ in range(3):
+        with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
+            anonymous.sign_in(name="rey", password="guess", client="web:10.0.0.9")
+    with pytest.raises(NotAllowed, match=r"^too many failed sign-ins for this user or from this client; try again in"):
+        anonymous.sign_in(name="rey", password="rey's passphrase", client="web:10.0.0.9")
+    with pytest.raises(NotAllowed, match="too many failed sign-ins"):  # the same client, another user
+        anonymous.sign_in(name="vic", password="whatever", client="web:10.0.0.9")
+    failures = [e for e in _events(store.home) if e.action == "auth.failed"]
+    assert len(failures) == 3 and all(json.loads(e.payload)["client"] == "web:10.0.0.9" for e in failures)
+    from governance.service import auth
+
+    assert auth.backoff_seconds(3, auth._now(), auth._now()) == pytest.approx(1, abs=0.1)
+    assert auth.backoff_seconds(20, auth._now(), auth._now()) == pytest.approx(auth.MAX_BACKOFF_S, abs=0.1)
+    assert auth.backoff_seconds(2, auth._now(), auth._now()) == 0
+
+
+def test_an_unknown_user_costs_a_password_check_too(store, monkeypatch):
+    from argon2 import PasswordHasher
+
+    checked = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, h, p: checked.append(h) or original(self, h, p))
+    for name in ("nobody", "vic"):  # unknown, and a user without a password
+        with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
+            store.as_(None).sign_in(name=name, password="whatever it is", client="t")
+    assert len(checked) == 2 and all(h.startswith("$argon2") for h in checked)
+
+
+# -- a log that cannot be rebuilt ------------------------------------------------------------------------
+
+def _events(home: Path) -> list[AuditEvent]:
+    rows = run_sql(home, lambda conn: conn.execute(
+        "SELECT seq, ts, actor, action, entity, payload, prev_hash, hash FROM audit_events ORDER BY seq").fetchall())
+    return [AuditEvent(*row) for row in rows]
+
+
+def _rebuild(home: Path, events: list[AuditEvent]) -> None:
+    """Rewrite the log as a careful attacker with write access to the store would: every hash recomputed
+    from the genesis on, and the head row set to match."""
+    prev, rebuilt = GENESIS_HASH, []
+    for e in events:
+        sealed = seal(prev_hash=prev, seq=e.seq, ts=e.ts, actor=e.actor, action=e.action, entity=e.entity,
+                      payload=json.loads(e.payload))
+        rebuilt.append(sealed)
+        prev = sealed.hash
+
+    def unit(conn) -> None:
+        conn.execute("DELETE FROM audit_events")
+        for e in rebuilt:
+            conn.execute("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [e.seq, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash])
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+                     [rebuilt[-1].seq if rebuilt else 0, prev])
+
+    run_sql(home, unit)
+
+
+def test_a_rebuilt_chain_is_caught_by_the_witness_and_by_export_consistency(store, run_cli, tmp_path):
+    key = run_cli(store.home, "audit", "key", as_="aud").stdout.strip()
+    earlier = tmp_path / "earlier"
+    assert run_cli(store.home, "audit", "export", "--out", earlier, as_="aud").exit_code == 0
+    store.as_("eng").register_model(name="later")
+    events = _events(store.home)
+    target = next(e for e in events if e.action == "user.add" and e.entity == "user:rey")
+    payload = json.loads(target.payload) | {"role": "admin"}  # rey was made an admin "all along"
+    events[target.seq - 1] = AuditEvent(target.seq, target.ts, target.actor, target.action, target.entity,
+                                        json.dumps(payload), target.prev_hash, target.hash)
+    _rebuild(store.home, events)
+
+    from governance.audit_chain import verify_chain
+
+    assert verify_chain(_events(store.home)).ok  # the rebuilt chain is internally consistent …
+    report = store.as_("aud").verify_audit()  # … but not with the heads witnessed before
+    assert not report.ok and report.broken_seq == target.seq
+    assert f"event seq {target.seq} was altered" in report.problem
+    result = run_cli(store.home, "audit", "verify", as_="aud")
+    assert result.exit_code == 1 and f"BROKEN at seq {target.seq}" in result.stdout
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1 and "MISMATCH" in status.stdout and f"event seq {target.seq} was altered" in status.stdout
+
+    later = tmp_path / "later"
+    assert run_cli(store.home, "audit", "export", "--out", later, as_="aud").exit_code == 0
+    alone = run_cli(tmp_path, "audit", "verify", later, "--key", key)
+    assert alone.exit_code == 0  # signed by the real key, internally consistent: alone it passes
+    result = run_cli(tmp_path, "audit", "verify", later, "--key", key, "--since", earlier)
+    assert result.exit_code == 1
+    assert f"event seq {target.seq} differs between the exports (user.add user:rey in the earlier one)" in result.stdout
+    assert run_cli(tmp_path, "audit", "verify", earlier, "--key", key, "--since", earlier).exit_code == 0
+
+
+def test_a_removed_tail_with_its_head_row_is_caught_by_the_witness(store, run_cli):
+    events = _events(store.home)
+    _rebuild(store.home, events[:-1])
+    report = store.as_("aud").verify_audit()
+    assert not report.ok and f"the witness saw event seq {events[-1].seq}" in report.problem
+    assert run_cli(store.home, "status", as_="vic").exit_code == 1
+
+
+def test_a_forged_witness_line_is_reported(store):
+    path = store.home / "witness" / "heads.jsonl"
+    with open(path, "a") as handle:
+        handle.write(json.dumps({"seq": 2, "hash": "0" * 64, "ts": "x", "sig": "00" * 64}) + "\n")
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and "not signed by this installation's key" in seen.problems[0]
+
+
+@pytest.mark.parametrize("key", ["", "   ", "not-a-key", "ab" * 31])
+def test_offline_verification_fails_closed_without_a_proper_key(store, run_cli, tmp_path, key):
+    out = tmp_path / "export"
+    assert run_cli(store.home, "audit", "export", "--out", out, as_="aud").exit_code == 0
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", key)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert run_cli(tmp_path, "audit", "verify", out).exit_code == 2
+
+
+def test_an_export_re_signed_with_a_foreign_key_fails_with_the_real_one(store, run_cli, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from governance.audit_export import manifest_message
+    from governance.keys import public_key_hex, sign
+
+    out = tmp_path / "export"
+    run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    manifest = json.loads((out / "manifest.json").read_text())
+    foreign = Ed25519PrivateKey.generate()
+    manifest["public_key"] = public_key_hex(foreign)
+    manifest["signature"] = sign(foreign, manifest_message(manifest))
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    real = store.as_("aud").public_key()
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", real)
+    assert result.exit_code == 1 and "signed by a different key" in result.stdout
+
+
+@pytest.mark.parametrize("field, value", [("files", []), ("signature", 7), ("public_key", 12), ("row_count", "9"),
+                                          ("format", "xml")])
+def test_a_malformed_manifest_is_one_sentence(store, run_cli, tmp_path, field, value):
+    out = tmp_path / "export"
+    run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest[field] = value
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", store.as_("aud").public_key())
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+
+
+# -- files are private; the key can live elsewhere --------------------------------------------------------
+
+def test_store_files_are_private_and_the_key_can_live_outside_the_home(tmp_path, monkeypatch, store_kind):
+    key_file = tmp_path / "vault" / "govern.pem"
+    monkeypatch.setenv("GOVERN_KEY_FILE", str(key_file))
+    from governance.service import Service
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    Service.open(home=home, actor="ada").register_model(name="m")
+    Service.open(home=home, actor="ada").register_version(model="m", version="1", artifact=key_file)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert key_file.exists() and mode(key_file) == 0o600 and mode(key_file.parent) == 0o700
+    assert not (home / "keys").exists()
+    assert mode(home) == 0o700 and mode(home / "artifacts") == 0o700
+    if store_kind == "file":
+        assert mode(home / "govern.duckdb") == 0o600
+    stored = [p for p in (home / "artifacts" / "sha256").rglob("*") if p.is_file()]
+    assert stored and all(mode(p) == 0o600 for p in stored)
+    assert Service.open(home=home, actor="ada").verify_audit().ok
+
+
+# -- overrides expire visibly ----------------------------------------------------------------------------
+
+def test_an_expired_override_is_shown_everywhere_and_raises_one_item_for_admins(store, run_cli):
+    store.as_("ada").release(model="credit", version="1", override=True, reason="incident 42",
+                             expires="2099-01-01T00:00:00Z")
+    assert run_cli(store.home, "status", as_="vic").exit_code == 0
+    run_sql(store.home, lambda conn: conn.execute(
+        "UPDATE alias_history SET override_expires = TIMESTAMP '2001-01-01 00:00:00'"))
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1
+    assert "credit: production version 1 rests on an override that expired 2001-01-01 00:00 UTC (incident 42)" \
+        in status.stdout
+    assert "EXPIRED 2001-01-01 00:00" in run_cli(store.home, "history", "credit", as_="vic").stdout
+    run_cli(store.home, "status", as_="vic")
+    items = [i for i in store.as_("vic").list_review_items() if i.kind == "override_expired"]
+    assert len(items) == 1 and items[0].evidence["reason"] == "incident 42"
+    with pytest.raises(NotAllowed, match="only admins work"):
+        store.as_("rey").claim_review_item(item_id=items[0].id)
+    assert store.as_("ada").claim_review_item(item_id=items[0].id).assignee == "ada"
+    assert store.as_("vic").production_version(model="credit") == "1"  # nothing moved by itself
+
+
+def test_the_cli_prints_no_conninfo_password(monkeypatch, tmp_path, run_cli):
+    from governance.store.ducklake import redact
+
+    assert redact("dbname=x password=hunter2 host=h") == "dbname=x password=*** host=h"
+    assert redact("password='two words' user=u") == "password=*** user=u"
+    monkeypatch.setenv("GOVERN_STORE", "ducklake:postgres:dbname=none host=127.0.0.1 port=1 password=hunter2")
+    monkeypatch.setenv("GOVERN_DATA_PATH", str(tmp_path / "lake"))
+    result = run_cli(tmp_path / "home", "status")
+    assert result.exit_code == 2 and "cannot attach the DuckLake store" in result.stderr
+    assert "hunter2" not in result.output
