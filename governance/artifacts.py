@@ -38,7 +38,7 @@ class ArtifactStore:
     def scratch_path(self, suffix: str = "") -> Path:
         """A fresh path under tmp/ for work in progress (removed or adopted by the caller)."""
         private_dir(self.root)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp_dir)
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}.part"
 
     def put_file(self, source: Path) -> tuple[str, int]:
@@ -61,7 +61,7 @@ class ArtifactStore:
     def adopt(self, scratch: Path, sha256: str) -> tuple[str, int]:
         """Move a finished scratch file to its content address (atomic; idempotent)."""
         target = self.path_for(sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         size = scratch.stat().st_size
         if target.exists():
             scratch.unlink()

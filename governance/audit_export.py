@@ -52,6 +52,7 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
     """Parse an export's event file; raises InvalidInput when it is not a readable event file."""
     try:
         if fmt == "csv":
+            csv.field_size_limit(1 << 30)  # a payload may be long; the file's hash already bounds what we read
             with open(path, newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 rows = [dict(row) for row in reader]
@@ -59,14 +60,33 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
                 row["actor"] = row["actor"] or None
         elif fmt == "jsonl":
             with open(path, encoding="utf-8") as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
+                rows = [json.loads(line, parse_constant=_no_constant) for line in handle if line.strip()]
         elif fmt == "parquet":
             rows = pq.read_table(path).to_pylist()
         else:
             raise InvalidInput(f"unknown export format {fmt!r} in the manifest.")
-        return [AuditEvent(**{name: row[name] for name in _FIELDS} | {"seq": int(row["seq"])}) for row in rows]
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError, OSError, pa.ArrowException) as exc:
-        raise InvalidInput(f"{path.name} is not a readable audit event file ({exc}).") from exc
+        return [_event(row, number) for number, row in enumerate(rows, 1)]
+    except (KeyError, TypeError, ValueError, OverflowError, UnicodeDecodeError, RecursionError, OSError, csv.Error,
+            pa.ArrowException) as exc:
+        raise InvalidInput(f"{path.name} is not a readable audit event file ({str(exc)[:200]}).") from exc
+
+
+def _event(row: dict[str, Any], number: int) -> AuditEvent:
+    """One exported event with the types the chain needs: a whole-number seq and text everywhere else."""
+    seq = row["seq"]
+    if isinstance(seq, str) and seq.strip().lstrip("-").isdigit():
+        seq = int(seq)
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 2**63:
+        raise ValueError(f"event {number} has no whole-number seq")
+    values = {name: row[name] for name in _FIELDS[1:]}
+    for name, value in values.items():
+        if not (isinstance(value, str) or (name == "actor" and value is None)):
+            raise ValueError(f"event {number}: {name} is {type(value).__name__}, not text")
+    return AuditEvent(seq=seq, **values)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a value an audit event holds")
 
 
 def manifest_message(manifest: dict[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a negative verdict (a verification failed; later a bloc
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,7 @@ def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: f
     Exit codes: 0 success, 1 a negative verdict (verification failed), 2 an error.
     """
     ctx.obj = {"home": home, "actor": actor, "lock_timeout": lock_timeout}
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr, force=True)
 
 
 @cli.command()
@@ -1064,6 +1066,19 @@ def audit_export(ctx: click.Context, out: str, fmt: str, as_json: bool) -> None:
     manifest = _service(ctx).export_audit(out=Path(out), fmt=fmt)
     _emit(manifest, as_json, f"exported {manifest['row_count']} events to {out} "
                              f"(head {manifest['head_hash'][:16]}…); verify with `govern audit verify {out}`")
+
+
+@audit.command("witness")
+@click.option("--reason", required=True, help="Why, e.g. the export the log was checked against.")
+@json_option
+@click.pass_context
+def audit_witness(ctx: click.Context, reason: str, as_json: bool) -> None:
+    """Witness the current head again where no witness line covers the latest events (a process died
+    after its commit). Checks the chain first; a rewritten log stays flagged (auditors, admins)."""
+    report = _service(ctx).rewitness(reason=reason)
+    _emit(report, as_json, f"witnessed up to seq {report.covered}; " + (
+        "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems)))
+    ctx.exit(0 if report.ok else 1)
 
 
 @audit.command("key")

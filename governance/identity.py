@@ -8,10 +8,10 @@ and lifetimes. Every audit event records the kind, the credential's id and the O
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import hmac
 import os
+import pwd
 import re
 import secrets
 from datetime import timedelta
@@ -50,8 +50,9 @@ def digest_matches(stored: str, secret: str) -> bool:
 
 
 def os_user() -> str:
+    """The OS account running this process, from the process's uid (not $USER, which anyone can set)."""
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, OSError):  # no passwd entry (containers)
         return f"uid:{os.getuid()}"
 

@@ -16,6 +16,15 @@ from governance.errors import GovernError
 from governance.private import private_dir
 
 
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The installation key at `path`; GovernError when it is missing or unreadable (never a new one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GovernError(f"the installation's signing key {path} is missing: restore it from your backup (or set "
+                          "GOVERN_KEY_FILE to where it lives); without it the log cannot be signed or witnessed.")
+    return _read(path)
+
+
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """Load the installation key from `path`, creating it (mode 0600, folder 0700) on first use."""
     path = Path(path)
@@ -31,6 +40,10 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
                 handle.write(pem)
         except FileExistsError:
             pass
+    return _read(path)
+
+
+def _read(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:

@@ -1,11 +1,12 @@
 """The witness: an append-only file of signed audit heads, kept outside the database.
 
-After every unit of work that appended to the audit log, the service appends the new head
-(seq, hash) signed with the installation key. Whoever rewrites the database (an edit with every
-later hash recomputed, a deleted tail with its head row) cannot make the live chain match heads
-witnessed before the rewrite, nor sign new ones without the key. `status`, `audit verify` and the
-dashboard compare the live chain with the witness. Lines are appended with one write on an
-O_APPEND descriptor, so concurrent processes interleave whole lines.
+After every unit of work that appended to the audit log, the service appends one line: the seq range the
+unit appended (`from`..`seq`) and the new head's hash, signed with the installation key. The lines tile
+the whole log: each line's `from` is the previous line's `seq` + 1. Whoever rewrites the database (an
+edit with every later hash recomputed, a removed tail with its head row) cannot make the live chain
+match heads witnessed before the rewrite, sign new lines without the key, or drop lines without leaving
+a gap. `status`, `audit verify` and the dashboard compare the live chain with the witness. Lines are
+appended with one write on an O_APPEND descriptor, so concurrent processes interleave whole lines.
 """
 
 from __future__ import annotations
@@ -33,20 +34,31 @@ class WitnessReport:
     latest_seq: int | None  # the newest witnessed head
     first_bad_seq: int | None = None
     problems: list[str] = field(default_factory=list)
+    covered: int = 0  # seq 1 to this are witnessed without a gap
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _message(seq: int, head_hash: str, ts: str) -> bytes:
-    return canonical_json({"seq": seq, "hash": head_hash, "ts": ts}).encode("utf-8")
+@dataclass(frozen=True)
+class _Head:
+    first: int
+    seq: int
+    hash: str
+    ts: str
+    sig: str
+    line: int
 
 
-def record(path: Path, key: Ed25519PrivateKey, *, seq: int, head_hash: str, ts: str) -> None:
-    """Append one signed head."""
+def _message(first: int, seq: int, head_hash: str, ts: str) -> bytes:
+    return canonical_json({"from": first, "seq": seq, "hash": head_hash, "ts": ts}).encode("utf-8")
+
+
+def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_hash: str, ts: str) -> None:
+    """Append one signed head: this unit appended events `first`..`seq`, ending in `head_hash`."""
     private_dir(path.parent)
-    line = canonical_json({"seq": seq, "hash": head_hash, "ts": ts, "key": public_key_hex(key),
-                           "sig": sign(key, _message(seq, head_hash, ts))}) + "\n"
+    line = canonical_json({"from": first, "seq": seq, "hash": head_hash, "ts": ts, "key": public_key_hex(key),
+                           "sig": sign(key, _message(first, seq, head_hash, ts))}) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
@@ -54,53 +66,78 @@ def record(path: Path, key: Ed25519PrivateKey, *, seq: int, head_hash: str, ts: 
         os.close(fd)
 
 
-def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
-    """Compare every witnessed head with the live chain's hash at that seq (`live`: seq → hash).
-
-    A mismatch whose line carries a valid signature of this installation means the chain was rewritten
-    at or before that seq; a line that does not verify means the witness itself was tampered with.
-    """
-    if not path.exists():
-        return WitnessReport(True, str(path), 0, None)
-    problems: list[str] = []
-    bad_seqs: list[int] = []
-    heads: list[tuple[int, str, str, str]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return WitnessReport(False, str(path), 0, None, None, [f"the witness {path} cannot be read ({exc})."])
+def _parse(text: str, problems: list[str]) -> list[_Head]:
+    heads = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
-            heads.append((int(entry["seq"]), str(entry["hash"]), str(entry["ts"]), str(entry["sig"])))
-        except (ValueError, KeyError, TypeError):
+            values = (entry["from"], entry["seq"], entry["hash"], entry["ts"], entry["sig"])
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values[:2]) or \
+                    not all(isinstance(v, str) for v in values[2:]):
+                raise TypeError("wrong types")
+            heads.append(_Head(*values, number))
+        except (ValueError, KeyError, TypeError, RecursionError):
             problems.append(f"line {number} of the witness is not a signed head: the witness was edited.")
+    return heads
+
+
+def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
+    """Compare the witness with the live chain (`live`: seq → hash).
+
+    Every line must carry this installation's signature, the lines must tile seq 1 to the live head
+    without a gap, and each witnessed head must still be the live chain's hash at its seq. A missing
+    or empty witness for a non-empty log is a problem too.
+    """
+    problems: list[str] = []
     live_max = max(live) if live else 0
-    genuine = lambda seq, digest, ts, sig: signature_valid(public_key, _message(seq, digest, ts), sig)  # noqa: E731
-    last_good = 0
-    for seq, digest, ts, sig in sorted(heads):
-        if live.get(seq) == digest:
-            last_good = seq
-            continue
-        if not genuine(seq, digest, ts, sig):
-            problems.append(f"the witnessed head at seq {seq} is not signed by this installation's key: "
-                            "the witness was edited.")
-            continue
-        bad_seqs.append(seq)
-        if seq > live_max:
-            problems.append(f"the witness saw event seq {seq} but the live chain ends at seq {live_max}: "
-                            "events were removed from the end of the log.")
-        elif last_good + 1 == seq:
-            problems.append(f"event seq {seq} was altered: its hash is not the one witnessed ({digest[:12]}…) "
-                            "and the chain was rebuilt from there.")
-        else:
-            problems.append(f"the log was rewritten at an event between seq {last_good + 1} and seq {seq}: seq {seq} "
-                            f"no longer has the hash witnessed for it ({digest[:12]}…).")
-        break  # every later head differs too; the first is the one to look at
-    latest = max(heads) if heads else None
-    if latest and not bad_seqs and not genuine(*latest):
-        problems.append(f"the newest witnessed head (seq {latest[0]}) is not signed by this installation's key.")
-    return WitnessReport(not problems, str(path), len(heads), latest[0] if latest else None,
-                         bad_seqs[0] if bad_seqs else None, problems)
+    if not path.exists() or path.is_dir():
+        if live_max and not path.is_dir():
+            problems.append(f"the witness {path} is missing although the log holds {live_max} events: it was "
+                            "removed (or GOVERN_WITNESS_FILE points elsewhere).")
+        elif path.is_dir():
+            problems.append(f"the witness {path} is a folder, not a file.")
+        return WitnessReport(not problems, str(path), 0, None, None, problems)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return WitnessReport(False, str(path), 0, None, None, [f"the witness {path} cannot be read ({exc})."])
+    heads = sorted(_parse(text, problems), key=lambda h: (h.seq, h.first))
+    first_bad: int | None = None
+
+    def bad(seq: int, problem: str) -> None:
+        nonlocal first_bad
+        problems.append(problem)
+        first_bad = seq if first_bad is None else min(first_bad, seq)
+
+    for head in heads:
+        if not signature_valid(public_key, _message(head.first, head.seq, head.hash, head.ts), head.sig):
+            bad(head.seq, f"line {head.line} of the witness (seq {head.seq}) is not signed by this installation's "
+                          "key: the witness was edited.")
+    if problems:
+        return WitnessReport(False, str(path), len(heads), heads[-1].seq if heads else None, first_bad, problems)
+    covered = 0
+    for head in sorted(heads, key=lambda h: (h.first, -h.seq)):  # a re-witnessed range spans the lines it covers
+        if head.first > covered + 1:
+            bad(covered + 1, f"events seq {covered + 1} to {head.first - 1} were never witnessed: witness lines were "
+                             "removed, or a process died between its commit and its witness line (an auditor who "
+                             "has checked the log records the head again with `govern audit witness`).")
+        covered = max(covered, head.seq)
+        if head.seq > live_max:
+            bad(head.seq, f"the witness saw event seq {head.seq} but the live chain ends at seq {live_max}: events "
+                          "were removed from the end of the log.")
+            break
+        if live.get(head.seq) != head.hash:
+            where = (f"event seq {head.seq} was altered" if head.first == head.seq else
+                     f"an event between seq {head.first} and seq {head.seq} was altered")
+            bad(head.first, f"{where}: the live chain no longer has the hash witnessed at seq {head.seq} "
+                            f"({head.hash[:12]}…), and every head witnessed before still matches.")
+            break
+    contiguous = covered if first_bad is None else min(covered, first_bad - 1)
+    if covered < live_max and not problems:
+        bad(covered + 1, f"events seq {covered + 1} to {live_max} are not witnessed: witness lines were removed, "
+                         "or a process died between its commit and its witness line (an auditor who has checked "
+                         "the log records the head again with `govern audit witness`).")
+    return WitnessReport(not problems, str(path), len(heads), heads[-1].seq if heads else None, first_bad, problems,
+                         contiguous)

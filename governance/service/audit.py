@@ -25,8 +25,8 @@ from governance.audit_export import (
     write_events,
 )
 from governance import witness
-from governance.errors import InvalidInput
-from governance.keys import load_or_create_key, public_key_hex, sign
+from governance.errors import Conflict, InvalidInput
+from governance.keys import public_key_hex, sign
 from governance.roles import Action
 from governance.service.base import (
     ServiceBase,
@@ -54,6 +54,32 @@ class AuditActions(ServiceBase):
                            witnessed=seen.witnessed)
         return replace(report, witnessed=seen.witnessed)
 
+    def rewitness(self, *, reason: str) -> WitnessReport:
+        """Record the current head for events no witness line covers (a process died between its commit and
+        its witness line), after checking the chain. Auditors and admins; audited with the reason. A head
+        that no longer matches what was witnessed stays flagged: this closes gaps, it never absolves a rewrite."""
+        if not reason or not reason.strip():
+            raise InvalidInput("say why the head is witnessed again (--reason), e.g. which export it was checked "
+                               "against.")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> None:
+            self._authorize(conn, Action.AUDIT)
+            events = audit_log.read_events(conn)
+            chain = verify_chain(events)
+            if not chain.ok:
+                raise Conflict(f"the chain is broken at seq {chain.broken_seq}; it cannot be witnessed again: "
+                               f"{chain.problem}")
+            seen = self._check_witness({e.seq: e.hash for e in events})
+            altered = [p for p in seen.problems if "altered" in p or "removed from the end" in p or "edited" in p]
+            if altered:
+                raise Conflict("the witness shows a rewritten log, which re-witnessing cannot absolve: " + altered[0])
+            self._witness_from = seen.covered + 1
+            self._log(conn, "audit.witness", "audit", {"from": seen.covered + 1, "to": chain.head_seq,
+                                                        "reason": reason.strip()})
+
+        self._run(unit)
+        return self.witness_status()
+
     def witness_status(self) -> WitnessReport:
         """The live chain against the witness (any role may see whether the log still matches)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[int, str]:
@@ -63,8 +89,7 @@ class AuditActions(ServiceBase):
         return self._check_witness(self._run(unit))
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
-        key = public_key_hex(load_or_create_key(self.settings.key_path))
-        return witness.check(self.settings.witness_path, key, live)
+        return witness.check(self.settings.witness_path, public_key_hex(self._signing_key()), live)
 
     def audit_events(self, *, model: str | None = None, actor: str | None = None, action: str | None = None,
                      since: datetime | None = None, until: datetime | None = None,
@@ -97,7 +122,7 @@ class AuditActions(ServiceBase):
         out = Path(out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
-        key = load_or_create_key(self.settings.key_path)
+        key = self._signing_key()
         out.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".audit-export-", dir=out.parent))
 
@@ -125,7 +150,7 @@ class AuditActions(ServiceBase):
 
     def public_key(self) -> str:
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
-        return public_key_hex(load_or_create_key(self.settings.key_path))
+        return public_key_hex(self._signing_key())
 
 
 

@@ -24,7 +24,8 @@ from governance.store.auth import TokenRow
 
 FAILURE_WINDOW = timedelta(minutes=15)
 FREE_FAILURES = 3  # failures before back-off starts
-MAX_BACKOFF_S = 300
+BACKOFF_BASE_S = 5  # then 5 s, 10 s, 20 s, … (a CLI call alone takes about a second)
+MAX_BACKOFF_S = 900
 _dummy_hash: str | None = None
 
 
@@ -42,11 +43,11 @@ class Credential(Record):
 
 
 def backoff_seconds(failures: int, latest: datetime | None, now: datetime) -> float:
-    """Seconds to wait before the next try: none for the first FREE_FAILURES failures, then 1, 2, 4, …
+    """Seconds to wait before the next try: none for the first FREE_FAILURES failures, then 5, 10, 20, …
     up to MAX_BACKOFF_S after the latest failure."""
     if latest is None or failures < FREE_FAILURES:
         return 0.0
-    delay = min(2.0 ** (failures - FREE_FAILURES), MAX_BACKOFF_S)
+    delay = min(BACKOFF_BASE_S * 2.0 ** min(failures - FREE_FAILURES, 20), MAX_BACKOFF_S)
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
@@ -75,14 +76,21 @@ class AuthActions(ServiceBase):
         client = (client or "unknown")[:128]
         now = _now()
 
-        def read(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None, float]:
+        def attempt(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None, float]:
             user = users.get_user(conn, attempted)
             by_user, user_latest, by_client, client_latest = auth.recent_failures(
                 conn, user=attempted, client=client, since=now - FAILURE_WINDOW)
             wait = max(backoff_seconds(by_user, user_latest, now), backoff_seconds(by_client, client_latest, now))
-            return user, users.password_hash(conn, attempted), wait
+            if wait > 0:
+                self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client, "via": kind,
+                                                                     "reason": "throttled"},
+                          actor=None, auth_method=kind)
+                return None, None, wait
+            # Counted as a failure until the password checks out, so parallel guesses see each other.
+            auth.record_failure(conn, user=attempted, client=client, when=now)
+            return user, users.password_hash(conn, attempted), 0.0
 
-        user, stored, wait = self._run(read)
+        user, stored, wait = self._run(attempt)
         if wait > 0:
             raise NotAllowed(f"too many failed sign-ins for this user or from this client; try again in "
                              f"{math.ceil(wait)} s.")
@@ -90,9 +98,9 @@ class AuthActions(ServiceBase):
 
         def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
             if not ok:
-                auth.record_failure(conn, user=attempted, client=client, when=_now())
                 self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client,
-                                                                     "via": kind}, actor=None, auth_method=kind)
+                                                                     "via": kind, "reason": "password"},
+                          actor=None, auth_method=kind)
                 return None
             auth.clear_failures(conn, user=user.name)
             return self._issue(conn, user, kind=kind, name=None, lifetime=lifetime, created_by=user.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -57,7 +58,8 @@ class ServiceBase:
         self.database = settings.database()
         self.artifacts = ArtifactStore(settings.artifacts_dir)
         self._auth: dict[str, Any] | None = None  # how the actor was authenticated, logged with each event
-        self._head: tuple[int, str, str] | None = None  # the audit head this unit of work appended
+        self._appended: list[tuple[int, str, str]] = []  # (seq, hash, ts) of each event this unit appended
+        self._witness_from: int | None = None
 
     @classmethod
     def open(cls, *, home: str | Path | None = None, actor: str | None = None, token: str | None = None,
@@ -78,22 +80,44 @@ class ServiceBase:
         return self._commit(unit, create=create)
 
     def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
+        keys = []
+
         def attempt(conn: duckdb.DuckDBPyConnection) -> T:
-            self._head = None  # a retried unit appends afresh
-            return unit(conn)
+            self._appended = []  # a retried unit appends afresh
+            result = unit(conn)
+            if self._appended:
+                # Read inside the transaction: a missing or broken key refuses the change instead of
+                # leaving it committed and unwitnessed.
+                keys.append(self._signing_key(create=create))
+            return result
 
         result = self.database.run(attempt, create=create)
-        if self._head is not None:
-            self._witness(*self._head)
-            self._head = None
+        if self._appended:
+            self._witness(keys[-1], self._appended)
+            self._appended = []
         return result
 
-    def _witness(self, seq: int, head_hash: str, ts: str) -> None:
-        from governance import witness
-        from governance.keys import load_or_create_key
+    def _signing_key(self, *, create: bool = False):
+        from governance.keys import load_key, load_or_create_key
 
-        witness.record(self.settings.witness_path, load_or_create_key(self.settings.key_path), seq=seq,
-                       head_hash=head_hash, ts=ts)
+        path = self.settings.key_path
+        return load_or_create_key(path) if create or not path.exists() and not self.database.exists() \
+            else load_key(path)
+
+    def _witness(self, key, appended: list[tuple[int, str, str]]) -> None:
+        """Record the committed head. The change is committed whatever happens here, so a failure is a
+        warning (the gap it leaves shows in `status` until an auditor records the head again)."""
+        from governance import witness
+
+        first, (seq, head_hash, ts) = appended[0][0], appended[-1]
+        if self._witness_from is not None:  # `audit witness` closes a gap left by a dead process
+            first, self._witness_from = min(first, self._witness_from), None
+        try:
+            witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts)
+        except OSError as exc:
+            logging.getLogger("govern").warning(
+                f"the change was committed, but its audit head (seq {seq}) could not be written to the witness "
+                f"{self.settings.witness_path} ({exc.strerror or exc}); `govern status` will show the gap.")
 
     def _mark_migrated(self) -> None:
         _migrated.add(self.database.path)
@@ -153,7 +177,7 @@ class ServiceBase:
                              "os_user": os_user()}
         event = audit_log.append_event(conn, actor=actor or self.actor, action=action, entity=entity,
                                        payload={**payload, "auth": how})
-        self._head = (event.seq, event.hash, event.ts)
+        self._appended.append((event.seq, event.hash, event.ts))
 
 
 def _require_model(conn: duckdb.DuckDBPyConnection, model: str) -> Model:

@@ -18,7 +18,7 @@ from governance.service.base import (
     parse_time,
 )
 from governance.service.registry import approval_floor
-from governance.store import gates, reviews, users
+from governance.store import evaluations, gates, registry, reviews, users
 
 DECISIONS = ("approve", "reject", "withdraw")
 ALIAS = "production"
@@ -51,6 +51,10 @@ class ReleaseActions(ServiceBase):
                 if gate is None:
                     raise NotAllowed(f"{model} version {version} has no gate decision to approve: an approval binds "
                                      "to the evidence a binding gate judged; an engineer runs `govern gate` first.")
+                latest = evaluations.latest_evaluation(conn, model, version)
+                if latest is not None and latest.id != gate.evaluation_id:
+                    raise NotAllowed(f"{model} version {version} was evaluated again after its latest gate; approve "
+                                     "once that evidence is gated (`govern gate`).")
                 blocked_by = _blocking_rules(gate)
                 if blocked_by and not acknowledge_blocked:
                     raise NotAllowed(f"the latest gate of {model} version {version} is blocked by "
@@ -124,6 +128,7 @@ class ReleaseActions(ServiceBase):
                 if target is None:
                     raise Conflict(f"{model} version {current} is the first production version; there is nothing "
                                    "to roll back to.")
+            _check_rollback_target(conn, model, target, moves, user)
             return self._move(conn, model, target, "rollback", None, user.name, None, None)
 
         return self._run(unit)
@@ -137,13 +142,23 @@ class ReleaseActions(ServiceBase):
         return self._run(unit)
 
     def current_releases(self) -> list[AliasMove]:
-        """Each model's latest move of its production alias: what production rests on now (a release, a
-        rollback, or an override with its expiry; `expired` says whether that has passed)."""
+        """Per model, what its production version rests on: the release or override that put it there (a
+        rollback rests on the earlier move of that version; `expired` says whether an override has lapsed)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
             self._authorize(conn, Action.VIEW)
-            return reviews.current_moves(conn)
+            return self._production_bases(conn)
 
         return self._run(unit)
+
+    def _production_bases(self, conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
+        """Per model, the move production rests on: the release or override that first put today's version
+        there (a rollback to it rests on that move, and so does its expiry)."""
+        bases = []
+        for current in reviews.current_moves(conn):
+            basis = _basis(reviews.history(conn, current.model), current.version) if current.action == "rollback" \
+                else current
+            bases.append(basis or current)
+        return bases
 
     def expired_overrides(self, *, file_items: bool = False) -> list[AliasMove]:
         """Production aliases that rest on an admin override past its expiry. An expired override moves
@@ -152,7 +167,7 @@ class ReleaseActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
             self._authorize(conn, Action.VIEW)
             now = _now()
-            expired = [m for m in reviews.current_moves(conn) if m.action == "override" and m.override_expires
+            expired = [m for m in self._production_bases(conn) if m.action == "override" and m.override_expires
                        and m.override_expires <= now]
             if file_items and expired:
                 batch = [(ReviewItem(f"ri-{_key('override_expired', m.model, m.seq)[:12]}", m.model, m.version,
@@ -203,11 +218,35 @@ def _blocking_rules(gate) -> list[str]:
     return [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"]
 
 
+def _check_rollback_target(conn, model: str, target: str, moves: list[AliasMove], user) -> None:
+    """A rollback puts back what four eyes released before: never a rejected artifact, and a version that
+    reached production only by an admin's override goes back only by an admin."""
+    record = registry.get_version(conn, model, target)
+    rejections = reviews.rejections_of_artifact(conn, record.artifact_sha256)
+    if rejections:
+        where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
+        raise NotAllowed(f"cannot roll back to {model} version {target}: its artifact is rejected ({where}) since it "
+                         "was released.")
+    basis = _basis(moves, target)
+    if basis is not None and basis.action == "override" and user.role is not Role.ADMIN:
+        raise NotAllowed(f"{model} version {target} was in production only by an admin's override; only an admin "
+                         "puts it back (a new override with a reason and an expiry).")
+
+
+def _basis(moves: list[AliasMove], version: str) -> AliasMove | None:
+    """The move that put `version` in production on its own merits: its latest release or override."""
+    return next((m for m in reversed(moves) if m.version == version and m.action in ("release", "override")), None)
+
+
 def _check_releasable(conn, model: Model, version: Version, gate, releaser: str) -> None:
     name, number = model.name, version.version
     if gate is None:
         raise NotAllowed(f"{name} version {number} has no gate decision; run `govern gate` first (or an admin "
                          "overrides with a reason).")
+    latest = evaluations.latest_evaluation(conn, name, number)
+    if latest is not None and latest.id != gate.evaluation_id:
+        raise NotAllowed(f"{name} version {number} was evaluated again ({latest.id}) after its latest gate; gate "
+                         "that evidence, and have it approved, before releasing.")
     blocking = _blocking_rules(gate)
     if blocking:
         raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "

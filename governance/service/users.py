@@ -9,14 +9,14 @@ from argon2 import PasswordHasher
 
 from governance import __version__
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from governance.identity import SESSION_LIFETIME
+from governance.identity import KINDS, SESSION_LIFETIME
 from governance.keys import load_or_create_key
 from governance.private import private_dir
 from governance.records import Record, StoreStatus, User
 from governance.roles import Action, Role, parse_role
 from governance.service.auth import AuthActions, Credential
 from governance.service.base import _now, check_name
-from governance.store import migrations, registry, users
+from governance.store import auth, migrations, registry, users
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,10 @@ class UserActions(AuthActions):
             if not enabled and found.role is Role.ADMIN and users.count_enabled_admins(conn) <= 1:
                 raise Conflict(f"{name!r} is the last enabled admin; add or enable another admin first.")
             users.set_disabled(conn, name, None if enabled else _now())
-            self._log(conn, "user.enable" if enabled else "user.disable", f"user:{name}", {"name": name})
+            # Enabling again must not revive what was issued before: a disabled user's credentials die with it.
+            revoked = [] if enabled else auth.revoke_all(conn, name, KINDS, _now())
+            self._log(conn, "user.enable" if enabled else "user.disable", f"user:{name}",
+                      {"name": name, "revoked": revoked})
             return users.get_user(conn, name)
 
         return self._run(unit)
@@ -155,7 +158,11 @@ class UserActions(AuthActions):
             if users.get_user(conn, name) is None:
                 raise NotFound(f"user {name!r} does not exist.")
             users.set_password_hash(conn, name, password_hash)
-            self._log(conn, "user.passwd", f"user:{name}", {"name": name, "password_set": password is not None})
+            # Sessions opened with the old password end (the caller's own stays); API tokens are separate.
+            keep = self._auth.get("token") if self._auth else None
+            revoked = auth.revoke_all(conn, name, ("session", "dashboard", "oidc"), _now(), keep=keep)
+            self._log(conn, "user.passwd", f"user:{name}", {"name": name, "password_set": password is not None,
+                                                            "sessions_revoked": revoked})
             return users.get_user(conn, name)
 
         return self._run(unit)

@@ -47,6 +47,17 @@ def revoke_token(conn: duckdb.DuckDBPyConnection, token_id: str, when: datetime)
     conn.execute("UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [when, token_id])
 
 
+def revoke_all(conn: duckdb.DuckDBPyConnection, user: str, kinds: tuple[str, ...], when: datetime,
+               keep: str | None = None) -> list[str]:
+    """Revoke every live credential of `user` of these kinds (but `keep`); the ids revoked."""
+    ids = [row[0] for row in conn.execute(
+        "SELECT id FROM auth_tokens WHERE user_name = ? AND list_contains(?, kind) AND revoked_at IS NULL "
+        "AND id IS DISTINCT FROM ?", [user, list(kinds), keep]).fetchall()]
+    if ids:
+        conn.execute("UPDATE auth_tokens SET revoked_at = ? WHERE list_contains(?, id)", [when, ids])
+    return ids
+
+
 def record_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, when: datetime) -> None:
     conn.execute("INSERT INTO signin_failures VALUES (?, ?, ?)", [user, client, when])
 
