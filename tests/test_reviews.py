@@ -260,17 +260,19 @@ def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable
                                                                                        "1")
     back = engineer.rollback(model="credit")
     assert (back.version, back.previous_version, back.action) == ("1", "2", "rollback")
-    again = engineer.rollback(model="credit", to="2")
+    with pytest.raises(NotAllowed, match="only by an admin's override; only an admin puts it back"):
+        engineer.rollback(model="credit", to="2")
+    again = store.as_("ada").rollback(model="credit", to="2")
     assert again.version == "2"
     with pytest.raises(InvalidInput, match="was never in production before"):
         engineer.rollback(model="credit", to="7")
     history = store.as_("vic").history(model="credit")
     assert [(m.action, m.version, m.actor) for m in history] == [
-        ("release", "1", "eng"), ("override", "2", "ada"), ("rollback", "1", "eng"), ("rollback", "2", "eng")]
+        ("release", "1", "eng"), ("override", "2", "ada"), ("rollback", "1", "eng"), ("rollback", "2", "ada")]
     logged = [(actor, action) for actor, action, entity in _events(store) if entity == "model:credit"
               and action.startswith("alias.")]
     assert logged == [("eng", "alias.release"), ("ada", "alias.override"), ("eng", "alias.rollback"),
-                      ("eng", "alias.rollback")]
+                      ("ada", "alias.rollback")]
     assert store.as_("aud").verify_audit().ok
 
 
@@ -288,14 +290,14 @@ def test_role_matrix_for_review_and_release_actions(releasable, user, allowed):
     item = store.as_("ada").add_review_item(model="credit", version="1", evidence={"x": 1})
     for reviewer in ("rey", "rev2"):
         store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
-    store.as_("ada").release(model="credit", version="1", override=True, reason="seed", expires="2099-01-01")
+    store.as_("ada").release(model="credit", version="1")  # four eyes: rey and rev2 approved
     store.as_("eng").register_version(model="credit", version="3", artifact=store.artifact)
     store.as_("ada").release(model="credit", version="3", override=True, reason="seed", expires="2099-01-01")
     calls = {
         "claim": lambda s: s.claim_review_item(item_id=item.id),
         "signoff": lambda s: s.sign_off(model="credit", version="1", decision="approve"),
+        "rollback": lambda s: s.rollback(model="credit", to="1"),  # 1 was released through four eyes
         "release": lambda s: s.release(model="credit", version="1"),
-        "rollback": lambda s: s.rollback(model="credit"),
         "override": lambda s: s.release(model="credit", version="3", override=True, reason="r", expires="2099-01-01"),
     }
     for action, call in calls.items():

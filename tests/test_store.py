@@ -27,6 +27,9 @@ def test_fresh_store_records_every_migration_in_order(home):
 
 @file_only  # about the embedded file itself
 def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home):
+    from governance.keys import load_or_create_key
+
+    load_or_create_key(home / "keys" / "installation_ed25519.pem")  # every store ever made had its key
     db = Database(home / "govern.duckdb")
     db.run(lambda conn: apply_pending(conn, MIGRATIONS[:1]), create=True)
     db.run(lambda conn: conn.execute(

@@ -5,6 +5,7 @@ expire visibly. Each repro is refused in one sentence (exit 2) or detected (exit
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -106,6 +107,50 @@ def test_a_rejection_follows_the_artifact_under_any_version_name(passing):
         engineer.release(model="credit", version="1b")
     store.as_("rey").sign_off(model="credit", version="1", decision="withdraw")
     assert engineer.release(model="credit", version="1b").version == "1b"
+
+
+def test_a_newer_evaluation_than_the_gate_judged_blocks_approval_and_release(passing):
+    store = passing
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)  # new evidence, not gated
+    with pytest.raises(NotAllowed, match="was evaluated again .* after its latest gate"):
+        store.as_("eng").release(model="credit", version="1")
+    with pytest.raises(NotAllowed, match="was evaluated again after its latest gate"):
+        store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+
+
+def test_rollback_respects_rejections_and_overrides(passing):
+    store = passing
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").release(model="credit", version="1")
+    other = store.home.parent / "other.bin"
+    other.write_bytes(b"other weights")
+    store.as_("eng").register_version(model="credit", version="2", artifact=other)
+    store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
+    store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="defect found after release")
+    with pytest.raises(NotAllowed, match="cannot roll back to credit version 1: its artifact is rejected"):
+        store.as_("eng").rollback(model="credit")
+    store.as_("rey").sign_off(model="credit", version="1", decision="withdraw")
+    assert store.as_("eng").rollback(model="credit").version == "1"
+    with pytest.raises(NotAllowed, match="was in production only by an admin's override; only an admin"):
+        store.as_("eng").rollback(model="credit", to="2")
+    assert store.as_("ada").rollback(model="credit", to="2").version == "2"
+
+
+def test_a_rollback_onto_an_expired_override_still_shows_it_expired(store, run_cli):
+    admin = store.as_("ada")
+    admin.release(model="credit", version="1", override=True, reason="first", expires="2099-01-01")
+    other = store.home.parent / "other.bin"
+    other.write_bytes(b"other weights")
+    store.as_("eng").register_version(model="credit", version="2", artifact=other)
+    admin.release(model="credit", version="2", override=True, reason="second", expires="2099-01-01")
+    admin.rollback(model="credit")  # back to 1, which rests on the "first" override
+    run_sql(store.home, lambda conn: conn.execute(
+        "UPDATE alias_history SET override_expires = TIMESTAMP '2001-01-01' WHERE override_reason = 'first'"))
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1 and "production version 1 rests on an override that expired" in status.stdout
 
 
 def _acs(store):
@@ -230,11 +275,16 @@ def test_a_disabled_user_is_locked_out_at_once(passing, run_cli):
     token = credential_for(store.home, "rey")
     assert run_cli(store.home, "user", "disable", "rey", as_="ada").exit_code == 0
     result = run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token})
-    assert result.exit_code == 2 and "user 'rey' is disabled" in result.stderr
+    assert result.exit_code == 2 and "was revoked" in result.stderr
+    with pytest.raises(NotAllowed, match="user 'rey' is disabled"):
+        store.as_("rey").whoami()
+    with pytest.raises(InvalidInput, match="is disabled; enable it before giving it a token"):
+        store.as_("ada").create_token(user="rey")
     with pytest.raises(Conflict, match="is the last enabled admin"):
         store.as_("ada").set_user_enabled(name="ada", enabled=False)
     assert run_cli(store.home, "user", "enable", "rey", as_="ada").exit_code == 0
-    assert run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token}).stdout.startswith("rey (reviewer)")
+    fresh = store.as_("ada").create_token(user="rey").secret
+    assert run_cli(store.home, "whoami", env={"GOVERN_TOKEN": fresh}).stdout.startswith("rey (reviewer)")
 
 
 @pytest.mark.parametrize("name", ["rosa\n", "rosa ", "ｒosa", "ro\u200bsa", "rosa\x00", "", "_rosa", "a" * 129])
@@ -278,13 +328,57 @@ def test_sign_in_backs_off_per_user_and_per_client_and_logs_failures(store, monk
         anonymous.sign_in(name="rey", password="rey's passphrase", client="web:10.0.0.9")
     with pytest.raises(NotAllowed, match="too many failed sign-ins"):  # the same client, another user
         anonymous.sign_in(name="vic", password="whatever", client="web:10.0.0.9")
-    failures = [e for e in _events(store.home) if e.action == "auth.failed"]
-    assert len(failures) == 3 and all(json.loads(e.payload)["client"] == "web:10.0.0.9" for e in failures)
+    failures = [json.loads(e.payload) for e in _events(store.home) if e.action == "auth.failed"]
+    assert [f["reason"] for f in failures] == ["password"] * 3 + ["throttled"] * 2  # throttled tries are logged too
+    assert all(f["client"] == "web:10.0.0.9" for f in failures)
     from governance.service import auth
 
-    assert auth.backoff_seconds(3, auth._now(), auth._now()) == pytest.approx(1, abs=0.1)
-    assert auth.backoff_seconds(20, auth._now(), auth._now()) == pytest.approx(auth.MAX_BACKOFF_S, abs=0.1)
+    assert auth.backoff_seconds(3, auth._now(), auth._now()) == pytest.approx(5, abs=0.1)
+    assert auth.backoff_seconds(4, auth._now(), auth._now()) == pytest.approx(10, abs=0.1)
+    assert auth.backoff_seconds(40, auth._now(), auth._now()) == pytest.approx(auth.MAX_BACKOFF_S, abs=0.1)
     assert auth.backoff_seconds(2, auth._now(), auth._now()) == 0
+
+
+def test_parallel_guesses_see_each_other(store):
+    """Each attempt counts before its password is checked, so a burst of guesses cannot all be tried."""
+    import threading
+
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    outcomes: list[str] = []
+
+    def guess(n: int) -> None:
+        try:
+            store.as_(None).sign_in(name="rey", password=f"guess {n}", client="web:burst")
+        except NotAllowed as exc:
+            outcomes.append("throttled" if "too many" in str(exc) else "checked")
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("checked") == 3 and outcomes.count("throttled") == 5
+
+
+def test_the_os_user_comes_from_the_uid_not_the_environment(store, monkeypatch):
+    import pwd
+
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    me = store.as_("eng").whoami()
+    assert me["os_user"] == pwd.getpwuid(os.getuid()).pw_name != "mallory"
+
+
+def test_disabling_ends_every_credential_and_a_new_password_ends_sessions(store, run_cli):
+    token = credential_for(store.home, "rey")
+    store.as_("ada").set_password(name="rey", password="first passphrase")
+    session = store.as_(None).sign_in(name="rey", password="first passphrase", client="t")
+    store.as_("ada").set_password(name="rey", password="second passphrase")
+    assert "was revoked" in run_cli(store.home, "whoami", env={"GOVERN_TOKEN": session.secret}).stderr
+    assert run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token}).exit_code == 0  # API tokens stay
+    store.as_("ada").set_user_enabled(name="rey", enabled=False)
+    store.as_("ada").set_user_enabled(name="rey", enabled=True)
+    assert "was revoked" in run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token}).stderr
 
 
 def test_an_unknown_user_costs_a_password_check_too(store, monkeypatch):
@@ -345,7 +439,7 @@ def test_a_rebuilt_chain_is_caught_by_the_witness_and_by_export_consistency(stor
     assert verify_chain(_events(store.home)).ok  # the rebuilt chain is internally consistent …
     report = store.as_("aud").verify_audit()  # … but not with the heads witnessed before
     assert not report.ok and report.broken_seq == target.seq
-    assert f"event seq {target.seq} was altered" in report.problem
+    assert f"event seq {target.seq} was altered" in report.problem, report.problem
     result = run_cli(store.home, "audit", "verify", as_="aud")
     assert result.exit_code == 1 and f"BROKEN at seq {target.seq}" in result.stdout
     status = run_cli(store.home, "status", as_="vic")
@@ -369,10 +463,117 @@ def test_a_removed_tail_with_its_head_row_is_caught_by_the_witness(store, run_cl
     assert run_cli(store.home, "status", as_="vic").exit_code == 1
 
 
+def test_truncating_or_removing_the_witness_is_reported(store, run_cli):
+    path = store.home / "witness" / "heads.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-2]) + "\n")  # the newest heads dropped
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and "are not witnessed" in seen.problems[0]
+    path.write_text("\n".join(lines[:2] + lines[4:]) + "\n")  # a gap in the middle
+    assert "were never witnessed" in store.as_("vic").witness_status().problems[0]
+    path.unlink()
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and "is missing although the log holds" in seen.problems[0]
+    assert run_cli(store.home, "audit", "verify", as_="aud").exit_code == 1
+
+
+def test_forged_hashes_under_old_signatures_are_reported(store):
+    """Rebuild the chain, then rewrite the witness's hashes to match while keeping its signatures."""
+    events = _events(store.home)
+    payload = json.loads(events[3].payload) | {"role": "admin"}
+    e = events[3]
+    events[3] = AuditEvent(e.seq, e.ts, e.actor, e.action, e.entity, json.dumps(payload), e.prev_hash, e.hash)
+    _rebuild(store.home, events)
+    live = {ev.seq: ev.hash for ev in _events(store.home)}
+    path = store.home / "witness" / "heads.jsonl"
+    forged = []
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        entry["hash"] = live[entry["seq"]]
+        forged.append(json.dumps(entry))
+    path.write_text("\n".join(forged) + "\n")
+    with pytest.raises(NotAllowed):  # a genuine head signed after the rewrite must not launder it
+        store.as_(None).sign_in(name="nobody", password="x", client="t")
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and "is not signed by this installation's key" in seen.problems[0]
+    assert not store.as_("aud").verify_audit().ok
+
+
+def test_a_gap_left_by_a_dead_process_is_closed_by_an_auditor(store, run_cli):
+    path = store.home / "witness" / "heads.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")  # as if the last writer died before its witness line
+    assert run_cli(store.home, "status", as_="vic").exit_code == 1
+    assert run_cli(store.home, "audit", "witness", "--reason", "x", as_="eng").exit_code == 2
+    result = run_cli(store.home, "audit", "witness", "--reason", "checked against export 2026-11", as_="aud")
+    assert result.exit_code == 0 and "the live chain matches the witness" in result.stdout
+    assert run_cli(store.home, "status", as_="vic").exit_code == 0
+    assert [e.action for e in _events(store.home)][-1] == "audit.witness"
+
+
+def test_re_witnessing_cannot_absolve_a_rewritten_log(store, run_cli):
+    events = _events(store.home)
+    _rebuild(store.home, events[:-1])
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", as_="aud")
+    assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
+
+
+def test_a_missing_key_is_an_error_not_a_new_key(store, run_cli):
+    key = store.home / "keys" / "installation_ed25519.pem"
+    key.unlink()
+    run_cli(store.home, "whoami", as_="aud")
+    result = run_cli(store.home, "audit", "verify", as_="aud")
+    assert result.exit_code == 2 and "signing key" in result.stderr and "is missing" in result.stderr
+    assert not key.exists()
+    before = len(_events(store.home))
+    result = run_cli(store.home, "model", "register", "m9", as_="eng")
+    assert result.exit_code == 2 and len(_events(store.home)) == before  # refused before anything was written
+
+
+def test_an_unwritable_witness_warns_but_does_not_unsay_a_committed_change(store, run_cli, caplog):
+    path = store.home / "witness" / "heads.jsonl"
+    path.unlink()
+    path.mkdir()  # the witness cannot be appended to
+    result = run_cli(store.home, "model", "register", "m9", as_="eng")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "could not be written to the witness" in result.stderr
+    assert [m.name for m in store.as_("vic").list_models()] == ["credit", "m9"]
+
+
+@pytest.mark.parametrize("line", ['{"seq": 1e400, "from": 1, "hash": "h", "ts": "t", "sig": "s"}',
+                                  '{"seq": NaN}', "[1, 2]", "not json"])
+def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, line):
+    with open(store.home / "witness" / "heads.jsonl", "a") as handle:
+        handle.write(line + "\n")
+    result = run_cli(store.home, "status", as_="vic")
+    assert result.exit_code == 1 and "is not a signed head" in result.stdout and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("fmt, edit", [
+    ("jsonl", lambda rows: [rows[0] | {"ts": float("nan")}] + rows[1:]),
+    ("jsonl", lambda rows: [rows[0] | {"seq": 1e300}] + rows[1:]),
+    ("jsonl", lambda rows: [rows[0] | {"payload": {"nested": True}}] + rows[1:]),
+    ("csv", lambda rows: [rows[0] | {"payload": "x" * 200_000}] + rows[1:]),
+])
+def test_malformed_event_files_are_one_sentence(store, run_cli, tmp_path, fmt, edit):
+    from tests.test_audit import _read_rows, _write_rows
+
+    out = tmp_path / "export"
+    run_cli(store.home, "audit", "export", "--out", out, "--format", fmt, as_="aud")
+    data = out / f"audit_events.{fmt}"
+    rows = edit(_read_rows(data, fmt))
+    if fmt == "jsonl":
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        _write_rows(data, fmt, rows)
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", store.as_("aud").public_key())
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output and result.output.strip()
+
+
 def test_a_forged_witness_line_is_reported(store):
     path = store.home / "witness" / "heads.jsonl"
     with open(path, "a") as handle:
-        handle.write(json.dumps({"seq": 2, "hash": "0" * 64, "ts": "x", "sig": "00" * 64}) + "\n")
+        handle.write(json.dumps({"from": 2, "seq": 2, "hash": "0" * 64, "ts": "x", "sig": "00" * 64}) + "\n")
     seen = store.as_("vic").witness_status()
     assert not seen.ok and "not signed by this installation's key" in seen.problems[0]
 
