@@ -6,14 +6,16 @@ render; every action is one call of the service API, which checks the role again
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import state
-from governance.errors import GovernError
+from governance.errors import GovernError, StoreBusy
 
 VIEWS = Path(__file__).resolve().parent / "views"
+BUSY_RETRY_S = 3
 # (file, title, roles that see it); the service refuses the actions anyway.
 PAGES = [
     ("overview.py", "Overview", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
@@ -48,7 +50,7 @@ def sign_in() -> None:
                 found = state.anonymous().sign_in_external(
                     name=str(st.user.get("email") or st.user.get("name") or ""))
             except GovernError as exc:
-                st.error(str(exc))
+                st.error(state.plain(str(exc)))
             else:
                 state.signed_in(found)
                 st.rerun()
@@ -62,7 +64,7 @@ def sign_in() -> None:
         try:
             found = state.anonymous().sign_in(name=name, password=password, client=state.client(), kind="dashboard")
         except GovernError as exc:
-            st.error(str(exc))
+            st.error(state.plain(str(exc)))
         else:
             state.signed_in(found)
             st.rerun()
@@ -93,7 +95,14 @@ def main() -> None:
                 st.session_state[key] = None
             st.rerun()
     visible = [st.Page(str(VIEWS / file), title=title) for file, title, roles in PAGES if state.role() in roles]
-    st.navigation(visible).run()
+    try:
+        st.navigation(visible).run()
+    except StoreBusy as exc:  # another process held the store past the lock timeout: say so and try again
+        st.warning(f"The store is busy, retrying in {BUSY_RETRY_S} s… ({exc})")
+        time.sleep(BUSY_RETRY_S)
+        st.rerun()
+    except GovernError as exc:  # a foreseeable failure a page did not handle: its sentence, not a traceback
+        st.error(state.plain(str(exc)))
 
 
 main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import streamlit as st
 
@@ -52,6 +53,15 @@ def signed_in(credential) -> None:
     st.session_state["govern.user"] = credential.user
     st.session_state["govern.role"] = credential.role
     st.session_state["govern.token"] = credential.secret
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """`text` escaped so that Streamlit's markdown shows it as typed: a link or image in someone's comment,
+    reason or policy stays text and makes no browser fetch anything."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def flash(message: str) -> None:

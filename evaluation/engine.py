@@ -12,7 +12,7 @@ from evaluation.bootstrap import UNSTABLE_BELOW, group_intervals, overall_interv
 from evaluation.drift import DriftColumn, drift_records
 from evaluation.errors import MetricInputError
 from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
-from evaluation.sources import Columns, Source, check_columns, check_values, register
+from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, register
 
 HEADLINE = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier_score", "ece", "mce"}
 
@@ -30,6 +30,7 @@ def evaluate(
     seed: int = 0,
     confidence: float = 0.95,
     threads: int | None = None,
+    max_groups: int = 1_000,
 ) -> MetricSet:
     """Compute performance, calibration, fairness and (with a reference) drift records.
 
@@ -58,6 +59,7 @@ def evaluate(
         current_types = register(conn, "cur", current, "current")
         check_columns(current_types, columns, "current")
         n = check_values(conn, "cur", columns, "current")
+        check_groups(conn, "cur", columns, max_groups)
         records = _classification(conn, columns, threshold, resamples, seed, confidence)
         for offset, feature in enumerate(columns.sensitive, start=1):
             records += _fairness(conn, columns, feature, threshold, resamples, seed + offset, confidence)

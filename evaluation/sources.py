@@ -88,6 +88,19 @@ def check_values(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, w
     return n
 
 
+def check_groups(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, limit: int) -> None:
+    """Refuse a sensitive column with more than `limit` groups (an id by mistake would make every
+    per-group query enormous)."""
+    if not columns.sensitive:
+        return
+    counts = conn.execute("SELECT " + ", ".join(f"count(DISTINCT {quote(c)})" for c in columns.sensitive)
+                          + f" FROM {view}").fetchone()
+    over = [f"{c!r} has {n:,}" for c, n in zip(columns.sensitive, counts) if n > limit]
+    if over:
+        raise MetricInputError(f"too many groups for fairness metrics: {'; '.join(over)} distinct values (at most "
+                               f"{limit:,} per sensitive column; GOVERN_MAX_GROUPS raises the limit).")
+
+
 def _numeric(sql_type: str) -> bool:
     return sql_type.upper().split("(")[0] in {
         "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",

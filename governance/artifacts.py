@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 from governance.errors import InvalidInput, NotFound
+from governance.limits import max_artifact_bytes
 from governance.private import private_dir
 
 _CHUNK = 1 << 20
+STALE_AFTER_S = 3600  # work in progress untouched this long was left by a killed process
+_swept: set[Path] = set()
 
 
 def sha256_file(path: Path) -> str:
@@ -39,13 +43,35 @@ class ArtifactStore:
         """A fresh path under tmp/ for work in progress (removed or adopted by the caller)."""
         private_dir(self.root)
         private_dir(self.tmp_dir)
+        self._sweep()
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}.part"
 
+    def _sweep(self) -> None:
+        """Remove work in progress that a killed process left behind (once per process and store)."""
+        if self.tmp_dir in _swept:
+            return
+        _swept.add(self.tmp_dir)
+        cutoff = time.time() - STALE_AFTER_S
+        for leftover in self.tmp_dir.glob("*.part*"):
+            try:
+                if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+            except OSError:
+                pass  # another process's sweep got there first
+
     def put_file(self, source: Path) -> tuple[str, int]:
-        """Copy `source` in; return (sha256, size). Storing the same bytes again is a no-op."""
+        """Copy `source` in; return (sha256, size). Storing the same bytes again is a no-op.
+
+        Refuses a symbolic link (say which file you mean) and a file over the artifact size limit."""
         source = Path(source)
+        if source.is_symlink():
+            raise InvalidInput(f"{source} is a symbolic link; give the file it points to ({source.resolve()}).")
         if not source.is_file():
             raise NotFound(f"file {source} does not exist or is not a regular file.")
+        limit = max_artifact_bytes()
+        if source.stat().st_size > limit:
+            raise InvalidInput(f"{source} holds {source.stat().st_size:,} bytes, more than the {limit:,} an artifact "
+                               "may have (GOVERN_MAX_ARTIFACT_BYTES raises the limit).")
         scratch = self.scratch_path()
         digest = hashlib.sha256()
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,13 +28,39 @@ from governance.service import RISK_TIERS, Service, verify_audit_export
 
 
 class GovernGroup(click.Group):
-    """Turns every foreseeable failure into one line on stderr and exit code 2."""
+    """Turns every foreseeable failure into one line on stderr and exit code 2.
+
+    An unforeseen one is a bug, but still no traceback for the user: one line naming it, exit 2 (units of
+    work roll back whole, so the store is as it was); GOVERN_DEBUG=1 shows the traceback.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for position, argument in enumerate(args, 1):
+            try:
+                argument.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+                shown = argument.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:80]
+                click.echo(f"error: argument {position} ({shown}) is not valid UTF-8 text.", err=True)
+                ctx.exit(2)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (GovernError, MetricInputError) as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except RecursionError:
+            click.echo("error: the input is nested too deeply to process.", err=True)
+            ctx.exit(2)
+        except Exception as exc:
+            if os.environ.get("GOVERN_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(f"error: unexpected failure ({type(exc).__name__}: {first}); nothing was changed. Please "
+                       "report it; GOVERN_DEBUG=1 shows the details.", err=True)
             ctx.exit(2)
 
 
@@ -62,11 +89,28 @@ def _anonymous(ctx: click.Context) -> Service:
     return Service.open(settings=_settings(ctx))
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: such a float is written null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """Strict JSON: non-finite floats as null, anything else unknown as its text."""
+    plain = json.loads(json.dumps(value, default=str))  # dataclass dates and paths to text first
+    return json.dumps(_finite(plain), allow_nan=False, **options)
+
+
 def _emit(value: Any, as_json: bool, text: str | None = None) -> None:
     if as_json:
         plain = [v.to_dict() for v in value] if isinstance(value, list) else (
             value.to_dict() if isinstance(value, Record) or hasattr(value, "to_dict") else value)
-        click.echo(json.dumps(plain, indent=2, sort_keys=True, default=str))
+        click.echo(_dumps(plain, indent=2, sort_keys=True))
     elif text is not None:
         click.echo(text)
 
@@ -78,10 +122,29 @@ def _split_list(value: str | None) -> tuple[str, ...]:
 def _read_password(enabled: bool) -> str | None:
     if not enabled:
         return None
-    return sys.stdin.readline().rstrip("\r\n")
+    try:
+        return sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the password on stdin is not UTF-8 text.") from exc
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also a number: NaN is refused (it compares false with every bound)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        converted = super().convert(value, param, ctx)
+        if converted != converted:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return converted
+
+
+SEED = click.IntRange(0, 2**32 - 1)
+MAX_CLAIM_MINUTES = 7 * 24 * 60
 
 
 @click.group(cls=GovernGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -90,7 +153,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @click.option("--as", "actor", envvar="GOVERN_USER", metavar="USER",
               help="Act as this user [env GOVERN_USER], who must be logged in on this store (`govern login`); "
                    "GOVERN_TOKEN (an API token) proves the user instead. Default: the last user logged in.")
-@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--lock-timeout", type=Finite(0, 3600), default=None, metavar="SECONDS",
               help="How long to wait for a store held by another process [env GOVERN_LOCK_TIMEOUT; default 30].")
 @click.version_option(__version__, prog_name="govern")
 @click.pass_context
@@ -442,10 +505,10 @@ def ingest(ctx: click.Context, model_name: str, version_name: str, file: str, sp
               show_default=True, help="Which of the version's own prediction sets drift is measured against.")
 @click.option("--reference-version", metavar="VERSION",
               help="Measure drift against this version's reference set (or its eval set) instead.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
-@click.option("--resamples", type=click.IntRange(min=0), default=200, show_default=True,
+@click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@click.option("--resamples", type=click.IntRange(0, 10_000), default=200, show_default=True,
               help="Bootstrap resamples for the confidence intervals (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap (0 to 2^32-1).")
 @json_option
 @click.pass_context
 def evaluate_command(ctx: click.Context, model_name: str, version_name: str, reference_split: str,
@@ -459,8 +522,8 @@ def evaluate_command(ctx: click.Context, model_name: str, version_name: str, ref
         model=model_name, version=version_name, reference_split=reference_split,
         reference_version=reference_version, threshold=threshold, resamples=resamples, seed=seed)
     if as_json:
-        click.echo(json.dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list()},
-                              indent=2, sort_keys=True, default=str))
+        click.echo(_dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list()},
+                          indent=2, sort_keys=True))
     else:
         click.echo(f"evaluation {evaluation.id} of {model_name} version {version_name}: "
                    f"{evaluation.record_count} records, {metric_set.params['rows']} rows"
@@ -472,7 +535,7 @@ def evaluate_command(ctx: click.Context, model_name: str, version_name: str, ref
 @click.argument("model_name", metavar="MODEL")
 @click.argument("version_name", metavar="VERSION")
 @click.option("--batch", metavar="PREDICTION_SET", help="A production prediction set id (default: the latest batch).")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True, help="Score at or above which we predict 1.")
 @json_option
 @click.pass_context
 def monitor_command(ctx: click.Context, model_name: str, version_name: str, batch: str | None, threshold: float,
@@ -481,8 +544,8 @@ def monitor_command(ctx: click.Context, model_name: str, version_name: str, batc
     evaluation, metric_set, alert = _service(ctx).monitor(model=model_name, version=version_name, batch=batch,
                                                           threshold=threshold)
     if as_json:
-        click.echo(json.dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list(), "alert": alert},
-                              indent=2, sort_keys=True, default=str))
+        click.echo(_dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list(), "alert": alert},
+                          indent=2, sort_keys=True))
         return
     share = metric_set.find("drift", "share_of_drifted_columns")
     click.echo(f"batch {evaluation.prediction_set_id}: evaluation {evaluation.id}; share of drifted columns "
@@ -496,22 +559,23 @@ def monitor_command(ctx: click.Context, model_name: str, version_name: str, batc
 @click.option("--score", required=True, help="Column with the predicted probability of 1.")
 @click.option("--sensitive", metavar="A,B", help="Sensitive columns: fairness and calibration per group.")
 @click.option("--features", metavar="X,Y", help="Columns to measure drift on (needs --reference).")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Score at or above which we predict 1.")
-@click.option("--resamples", type=click.IntRange(min=0), default=200, show_default=True,
+@click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True, help="Score at or above which we predict 1.")
+@click.option("--resamples", type=click.IntRange(0, 10_000), default=200, show_default=True,
               help="Bootstrap resamples for the confidence intervals (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap (0 to 2^32-1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="json prints a JSON array of records and nothing else.")
 def metrics_command(current: str, reference: str | None, label: str, score: str, sensitive: str | None,
                     features: str | None, threshold: float, resamples: int, seed: int, fmt: str) -> None:
     """Compute the metric records for files, without a store (CSV or Parquet)."""
     from evaluation import evaluate
+    from governance.limits import max_groups
 
     metric_set = evaluate(current=Path(current), reference=Path(reference) if reference else None, label=label,
                           score=score, sensitive=_split_list(sensitive), features=_split_list(features),
-                          threshold=threshold, resamples=resamples, seed=seed)
+                          threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups())
     if fmt == "json":
-        click.echo(json.dumps(metric_set.to_list(), separators=(",", ":")))
+        click.echo(_dumps(metric_set.to_list(), separators=(",", ":")))
     else:
         click.echo(records_table(metric_set.records))
 
@@ -644,7 +708,7 @@ def gate_command(ctx: click.Context, model_name: str, version_name: str, policy_
             raise InvalidInput(f"the gate decision {outcome.gate_id or '(dry run)'} was made, but --junit {junit} "
                                f"could not be written ({exc.strerror}).") from exc
     if as_json:
-        click.echo(json.dumps(outcome.to_dict(), indent=2, sort_keys=True, default=str))
+        click.echo(_dumps(outcome.to_dict(), indent=2, sort_keys=True))
     else:
         lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
         lines += [f"  {_MARK[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
@@ -694,7 +758,7 @@ def review_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
 
 @review.command("claim")
 @click.argument("item_id", metavar="ID")
-@click.option("--minutes", type=click.IntRange(min=1), default=60, show_default=True,
+@click.option("--minutes", type=click.IntRange(1, MAX_CLAIM_MINUTES), default=60, show_default=True,
               help="How long the claim holds before others may take the item.")
 @json_option
 @click.pass_context
@@ -708,7 +772,7 @@ def review_claim(ctx: click.Context, item_id: str, minutes: int, as_json: bool) 
 @click.argument("item_id", metavar="ID")
 @click.option("--verdict", required=True, type=click.Choice(["label_correct", "label_wrong", "model_wrong", "ambiguous"]),
               help="What is wrong, if anything.")
-@click.option("--label", type=int, help="With label_wrong: the corrected label, 0 or 1.")
+@click.option("--label", type=click.IntRange(0, 1), help="With label_wrong: the corrected label, 0 or 1.")
 @click.option("--comment", required=True, help="Why, in a sentence.")
 @json_option
 @click.pass_context
@@ -730,7 +794,7 @@ def review_judge(ctx: click.Context, item_id: str, verdict: str, label: int | No
 @click.option("--due", metavar="ISO8601", help="When it should be done.")
 @click.option("--gold-verdict", type=click.Choice(["label_correct", "label_wrong", "model_wrong", "ambiguous"]),
               help="Admins: make it a gold item with this known verdict.")
-@click.option("--gold-label", type=int, help="Admins: the gold item's known corrected label.")
+@click.option("--gold-label", type=click.IntRange(0, 1), help="Admins: the gold item's known corrected label.")
 @json_option
 @click.pass_context
 def review_add(ctx: click.Context, model_name: str, version_name: str, evidence: str, priority: str, judgments: int,
@@ -740,6 +804,8 @@ def review_add(ctx: click.Context, model_name: str, version_name: str, evidence:
         body = json.loads(evidence)
     except ValueError:
         body = {"note": evidence}
+    except RecursionError as exc:
+        raise InvalidInput("--evidence is nested too deeply; give at most 32 levels of JSON.") from exc
     if not isinstance(body, dict):
         body = {"note": body}
     gold = {"verdict": gold_verdict, "label": gold_label} if gold_verdict else None
@@ -761,7 +827,7 @@ def review_dismiss(ctx: click.Context, item_id: str, comment: str, as_json: bool
 
 @cli.command("agreement")
 @click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
-@click.option("--floor", type=float, default=0.8, show_default=True,
+@click.option("--floor", type=Finite(0, 1), default=0.8, show_default=True,
               help="Flag reviewers whose gold accuracy falls below this.")
 @json_option
 @click.pass_context
@@ -913,10 +979,10 @@ def jobs_cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
 
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs waiting now, then exit (no polling).")
-@click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after this many jobs.")
-@click.option("--lease", "lease_seconds", type=click.IntRange(min=5), default=60, show_default=True,
+@click.option("--max-jobs", type=click.IntRange(1, 1_000_000), help="Exit after this many jobs.")
+@click.option("--lease", "lease_seconds", type=click.IntRange(5, 86_400), default=60, show_default=True,
               help="Seconds a job stays leased without a heartbeat before another worker may take it.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Lapsed leases after which a job is failed.")
 @click.pass_context
 def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_seconds: int,
@@ -941,7 +1007,8 @@ def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_s
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML or JSON with training settings (epochs, batch_size, learning_rate, hidden, seed, …).")
 @click.option("--version", "version_name", metavar="V", help="Version name (default: the next number).")
-@click.option("--eval-fraction", type=float, default=0.25, show_default=True, help="Rows held out for evaluation.")
+@click.option("--eval-fraction", type=Finite(0, 1, min_open=True, max_open=True), default=0.25, show_default=True,
+              help="Rows held out for evaluation.")
 @json_option
 @click.pass_context
 def train_command(ctx: click.Context, model_name: str, data: str, label: str, sensitive: str | None,
@@ -1035,7 +1102,8 @@ TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 @click.option("--since", type=click.DateTime(TIME_FORMATS), help="From this time on (UTC unless an offset is given).")
 @click.option("--until", type=click.DateTime(TIME_FORMATS),
               help="Up to this time; a date alone means the end of that day (UTC unless an offset is given).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many, newest first.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="At most this many, newest first.")
 @json_option
 @click.pass_context
 def audit_list(ctx: click.Context, model: str | None, actor: str | None, action: str | None, since: Any, until: Any,
@@ -1089,15 +1157,18 @@ def audit_key(ctx: click.Context) -> None:
 
 
 @cli.command("demo")
-@click.option("--home", "demo_home", type=click.Path(file_okay=False), default="govern-demo", show_default=True,
-              help="A new folder for the demo's store (refused if it already holds one).")
+@click.option("--home", "demo_home", type=click.Path(file_okay=False), default=None,
+              help="A new folder for the demo's store (refused if it already holds one) [default: the global "
+                   "--home or GOVERN_HOME, else ./govern-demo].")
 @click.option("--quick", is_flag=True, help="A reduced run: 30% of the rows, 8 epochs, 20 resamples (under a minute).")
 @click.option("--flip-rate", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of women's >50K labels the biased history records as <=50K.")
 @click.option("--reviewer-accuracy", metavar="A,B,C", default="0.95,0.9,0.8", show_default=True,
               help="How often each simulated reviewer (rosa, ravi, remy) knows the true label.")
 @json_option
-def demo_command(demo_home: str, quick: bool, flip_rate: float, reviewer_accuracy: str, as_json: bool) -> None:
+@click.pass_context
+def demo_command(ctx: click.Context, demo_home: str | None, quick: bool, flip_rate: float, reviewer_accuracy: str,
+                 as_json: bool) -> None:
     """Run the whole loop on real data in a new store: train on biased labels, gate (blocked), review,
     retrain, gate (passes), sign off, release; then monitor ACS batches for drift by year.
 
@@ -1105,16 +1176,18 @@ def demo_command(demo_home: str, quick: bool, flip_rate: float, reviewer_accurac
     """
     from governance.demo import DemoConfig, format_summary, run_demo
 
+    demo_home = demo_home or ctx.find_root().obj["home"] or "govern-demo"
     try:
         accuracies = [float(part) for part in reviewer_accuracy.split(",")]
     except ValueError:
         raise InvalidInput(f"--reviewer-accuracy takes up to three numbers like 0.95,0.9,0.8, not {reviewer_accuracy!r}.")
-    if not 1 <= len(accuracies) <= 3:
-        raise InvalidInput("--reviewer-accuracy takes one to three numbers (for rosa, ravi, remy).")
+    if not 1 <= len(accuracies) <= 3 or not all(0 <= a <= 1 for a in accuracies):
+        raise InvalidInput("--reviewer-accuracy takes one to three probabilities between 0 and 1 (for rosa, ravi, "
+                           "remy).")
     config = DemoConfig(flip_rate=flip_rate, reviewers=dict(zip(("rosa", "ravi", "remy"), accuracies)),
                         **(dict(sample=0.3, epochs=8, resamples=20, gold_items=6) if quick else {}))
     summary = run_demo(Path(demo_home), config, report=lambda line: click.echo(line, err=True))
-    click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str) if as_json else format_summary(summary))
+    click.echo(_dumps(summary, indent=2, sort_keys=True) if as_json else format_summary(summary))
 
 
 @cli.command("dashboard")
@@ -1135,7 +1208,8 @@ def dashboard_command(ctx: click.Context, port: int, address: str) -> None:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     click.echo(f"govern dashboard on http://{address}:{port} (store {home}); Ctrl-C stops it", err=True)
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false"]
+               "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false",
+               "--client.showErrorDetails", "false"]  # no tracebacks with server paths in anyone's browser
     # Replace this process with the server, so signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
     os.execve(sys.executable, command, {**os.environ, "GOVERN_HOME": str(home)})
 

@@ -8,7 +8,9 @@ only for the short transaction that records the finished prediction set.
 from __future__ import annotations
 
 import csv
+import gzip
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +19,7 @@ import duckdb
 
 from governance.artifacts import sha256_file
 from governance.errors import InvalidInput, NotFound
+from governance.limits import max_decompressed_bytes, max_groups
 
 Split = Literal["reference", "eval", "production"]
 SPLITS: tuple[str, ...] = ("reference", "eval", "production")
@@ -25,6 +28,8 @@ _SHOWN_ROWS = 5
 # keeps every identifier we quote unambiguous.
 _BAD_NAME = re.compile(r'["`;\x00-\x1f\x7f]')
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_WIDTH = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+ROW = "__govern_row"  # our own row number: a file's column may be called rowid, which hides DuckDB's
 
 
 @dataclass(frozen=True)
@@ -96,14 +101,21 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
     path = _existing_file(path, f"cannot ingest {Path(path).name}: the file is empty.")
+    source = path
+    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
+    if unpacked is not None:
+        path = unpacked
     fmt = detect_format(path)
     conn = duckdb.connect()
     try:
-        _load(conn, path, fmt, delimiter)
-        columns = _column_types(conn)
-        _refuse_single_delimited_column(path, list(columns), delimiter)
+        header = _header(path, fmt, delimiter, source.name)
+        _refuse_single_delimited_column(source, header, delimiter)
         problems = _Problems()
-        _check_names(problems, path, fmt, delimiter, list(columns))
+        _check_names(problems, header)
+        if problems.items:
+            _raise(source, problems)
+        _load(conn, path, fmt, delimiter, header, source.name)
+        columns = _column_types(conn)
         _check_roles(problems, roles, columns, delimiter)
         row_count = conn.execute("SELECT count(*) FROM src").fetchone()[0]
         if row_count == 0:
@@ -111,66 +123,137 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         if row_count:
             _check_values(conn, problems, roles, present=set(columns))
         if problems.items:
-            count = len(problems.items)
-            raise InvalidInput(
-                f"cannot ingest {path.name}: {count} problem{'s' if count > 1 else ''}, nothing was written.\n  - "
-                + "\n  - ".join(problems.items)
-            )
+            _raise(source, problems)
         features = list(roles.features) if roles.features is not None else [
             c for c in columns if c not in {r[1] for r in roles.named()}
         ]
         kept = [c for c in columns if c in {r[1] for r in roles.named()} | set(features)]
         out_types = _output_types(conn, roles, kept, columns, fmt)
         select = ", ".join(f"{_cast(c, out_types[c], roles)} AS {_quote(c)}" for c in kept)
-        conn.execute(f"COPY (SELECT {select} FROM src ORDER BY rowid) TO {_literal(scratch)} (FORMAT parquet)")
+        conn.execute(f"COPY (SELECT {select} FROM src ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
     finally:
         conn.close()
+        if unpacked is not None:
+            unpacked.unlink(missing_ok=True)
     return PreparedFile(
-        scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(path), source_name=path.name,
+        scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(source), source_name=source.name,
         format=fmt, row_count=row_count, columns=out_types, features=features,
     )
 
 
-def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str) -> None:
+def _raise(source: Path, problems: _Problems) -> None:
+    count = len(problems.items)
+    raise InvalidInput(f"cannot ingest {source.name}: {count} problem{'s' if count > 1 else ''}, nothing was written."
+                       "\n  - " + "\n  - ".join(problems.items))
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _gunzipped(path: Path, target: Path) -> Path:
+    """Decompress a gzip file to `target`, refusing (and removing it) past the decompressed-size limit, so a
+    small bomb cannot fill the disk."""
+    limit, written = max_decompressed_bytes(), 0
+    try:
+        with gzip.open(path, "rb") as packed, open(target, "wb") as out:
+            while chunk := packed.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise InvalidInput(
+                        f"cannot ingest {path.name}: it decompresses to more than {limit:,} bytes (the limit; "
+                        "GOVERN_MAX_DECOMPRESSED_BYTES raises it).")
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        target.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot ingest {path.name}: it is not a readable gzip file ({exc}).") from exc
+    except InvalidInput:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _header(path: Path, fmt: str, delimiter: str, shown: str) -> list[str]:
+    """The column names exactly as the file has them (duplicates included)."""
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidInput(f"cannot ingest {shown}: it cannot be read as a Parquet file ({exc}).") from exc
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle, delimiter=delimiter), [])
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text (invalid bytes on line 1); save it "
+                           "as UTF-8.") from exc
+    except csv.Error as exc:
+        raise InvalidInput(f"cannot ingest {shown}: its header line cannot be read as CSV ({exc}).") from exc
+    except TypeError as exc:  # a delimiter that is not one character
+        raise InvalidInput(f"--delimiter must be a single character, not {delimiter!r}.") from exc
+
+
+def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str, header: list[str],
+          shown: str) -> None:
+    """Table `src`: the file's columns under their own names plus ROW, the row's position in the file."""
     try:
         if fmt == "parquet":
-            conn.execute("CREATE TABLE src AS SELECT * FROM read_parquet(?)", [str(path)])
+            lowered = {name.lower() for name in header}
+            if "rowid" not in lowered:
+                conn.execute("CREATE TABLE raw AS SELECT * FROM read_parquet(?)", [str(path)])
+                conn.execute(f"CREATE TABLE src AS SELECT rowid AS {ROW}, * FROM raw")
+            elif "file_row_number" not in lowered:
+                conn.execute(f"CREATE TABLE src AS SELECT file_row_number AS {ROW}, * EXCLUDE (file_row_number) "
+                             "FROM read_parquet(?, file_row_number = true)", [str(path)])
+            else:
+                raise InvalidInput(f"cannot ingest {shown}: it has columns named both rowid and file_row_number; "
+                                   "rename one of them.")
         else:
-            # Everything as text first: a stray string in a numeric column becomes a reported
-            # problem with its row, not a cast error from a type guessed on a sample.
+            # Everything as text, parsed strictly with the header's width: a stray string in a numeric
+            # column becomes a reported problem with its row, a ragged row is named, and positional
+            # column names keep DuckDB's rowid (the file's order) visible whatever the header says.
+            positional = {f"c{i}": "VARCHAR" for i in range(len(header))}
             conn.execute(
-                "CREATE TABLE src AS SELECT * FROM read_csv(?, header = true, delim = ?, all_varchar = true)",
-                [str(path), delimiter],
-            )
+                "CREATE TABLE raw AS SELECT * FROM read_csv(?, header = true, auto_detect = false, delim = ?, "
+                "quote = '\"', escape = '\"', columns = ?, strict_mode = true, null_padding = false)",
+                [str(path), delimiter, positional])
+            renamed = ", ".join(f"c{i} AS {_quote(name)}" for i, name in enumerate(header))
+            conn.execute(f"CREATE TABLE src AS SELECT rowid AS {ROW}, {renamed} FROM raw")
+        conn.execute("DROP TABLE IF EXISTS raw")
     except duckdb.Error as exc:
         message = str(exc)
+        line = _CSV_LINE.search(message)
+        width = _CSV_WIDTH.search(message)
+        if fmt == "csv" and line and width:
+            raise InvalidInput(f"cannot ingest {shown}: row {int(line.group(1)) - 1} has {width.group(2)} fields where "
+                               f"the header has {width.group(1)}; every row needs one value per column.") from exc
         if fmt == "csv" and "unicode" in message.lower():
-            line = _CSV_LINE.search(message)
             where = f" (invalid bytes on line {line.group(1)})" if line else ""
-            raise InvalidInput(f"cannot ingest {path.name}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
+            raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
         what = "a Parquet file" if fmt == "parquet" else f"CSV separated by {delimiter!r}"
         first = message.strip().splitlines()[0]
-        raise InvalidInput(f"cannot ingest {path.name}: it cannot be read as {what} ({first}).") from exc
+        raise InvalidInput(f"cannot ingest {shown}: it cannot be read as {what} ({first}).") from exc
 
 
 def _column_types(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return {row[0]: row[1] for row in conn.execute("DESCRIBE src").fetchall()}
+    return {row[0]: row[1] for row in conn.execute("DESCRIBE src").fetchall() if row[0] != ROW}
 
 
-def _check_names(problems: _Problems, path: Path, fmt: str, delimiter: str, names: list[str]) -> None:
-    raw = names
-    if fmt == "csv":
-        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-            raw = next(csv.reader(handle, delimiter=delimiter), names)
+def _check_names(problems: _Problems, names: list[str]) -> None:
     seen: set[str] = set()
-    for name in raw:
+    for name in names:
         if name.strip() == "":
             problems.add(None, "a column has an empty name")
         elif _BAD_NAME.search(name):
             problems.add(None, f"column name {name!r} contains quotes, semicolons or control characters; rename it")
-        elif name in seen:
-            problems.add(name, "the name appears more than once in the header")
-        seen.add(name)
+        elif name.lower().startswith("__govern"):
+            problems.add(name, "names starting with __govern are reserved; rename it")
+        elif name.lower() in seen:
+            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
+        seen.add(name.lower())
 
 
 def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str) -> None:
@@ -199,8 +282,8 @@ def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str
 def _rows(conn: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple[list[int], object, int]:
     """Row numbers (1-based, header excluded) where `condition` holds, a sample value, the count."""
     count, rows, sample = conn.execute(
-        f"SELECT count(*), list(rowid + 1 ORDER BY rowid)[1:{_SHOWN_ROWS + 1}], "
-        f"first(CAST({_quote(column)} AS VARCHAR) ORDER BY rowid) FROM src WHERE {condition}"
+        f"SELECT count(*), list({ROW} + 1 ORDER BY {ROW})[1:{_SHOWN_ROWS + 1}], "
+        f"first(CAST({_quote(column)} AS VARCHAR) ORDER BY {ROW}) FROM src WHERE {condition}"
     ).fetchone()
     return rows or [], sample, count
 
@@ -234,10 +317,19 @@ def _check_values(
         if column not in present:
             continue
         if "OVER" in condition:
-            condition = f"rowid IN (SELECT rowid FROM (SELECT rowid, {condition} AS hit FROM src) WHERE hit)"
+            condition = f"{ROW} IN (SELECT {ROW} FROM (SELECT {ROW}, {condition} AS hit FROM src) WHERE hit)"
         rows, sample, count = _rows(conn, condition, column)
         if count:
             problems.add(column, f"{kind} in {count} row{'s' if count != 1 else ''}", rows, sample)
+    limit = max_groups()
+    present_sensitive = [c for c in roles.sensitive if c in present]
+    if present_sensitive:
+        counts = conn.execute("SELECT " + ", ".join(f"count(DISTINCT {_quote(c)})" for c in present_sensitive)
+                              + " FROM src").fetchone()
+        for column, distinct in zip(present_sensitive, counts):
+            if distinct > limit:
+                problems.add(column, f"{distinct:,} distinct values, more than the {limit:,} groups a sensitive column "
+                                     "may have (is it an id? GOVERN_MAX_GROUPS raises the limit)")
 
 
 def _output_types(

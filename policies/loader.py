@@ -13,6 +13,7 @@ from policies.errors import PolicyInvalid
 from policies.schema import RULE_KINDS, Policy, Rule
 
 _TOP_KEYS = {"name", "version", "description", "rules"}
+MAX_POLICY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class LoadedPolicy:
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load and validate the pack at `path`; raise PolicyInvalid listing every problem."""
     path = Path(path)
+    if not path.is_file():
+        raise PolicyInvalid(f"policy {path} is not a regular file.")
+    if path.stat().st_size > MAX_POLICY_BYTES:
+        raise PolicyInvalid(f"policy {path} is over {MAX_POLICY_BYTES:,} bytes; a policy pack is a short YAML file.")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -44,9 +49,13 @@ def load_policy(path: str | Path) -> LoadedPolicy:
 
 
 def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyInvalid(f"{source} is over {MAX_POLICY_BYTES:,} characters; a policy pack is a short YAML file.")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError as exc:
+        raise PolicyInvalid(f"{source}: nested too deeply to be a policy.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

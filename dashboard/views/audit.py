@@ -19,7 +19,7 @@ service = state.service()
 try:
     report = data.chain_report(home, actor)
 except GovernError as exc:
-    st.error(str(exc))
+    st.error(state.plain(str(exc)))
     st.stop()
 if report.ok:
     st.success(f"Chain intact: {report.event_count} events, head {report.head_hash[:16]}…")
@@ -41,7 +41,7 @@ try:
     matched, events = data.audit_events(home, actor, None if model == "(all)" else model, who.strip() or None,
                                         action.strip() or None, since, until)
 except GovernError as exc:
-    st.error(str(exc))
+    st.error(state.plain(str(exc)))
     st.stop()
 st.caption(f"{matched} event(s) match" + (f"; the newest {len(events)} are shown" if matched > len(events) else ""))
 st.dataframe(pd.DataFrame([{"seq": e.seq, "time (UTC)": e.ts, "actor": e.actor or "", "action": e.action,

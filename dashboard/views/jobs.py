@@ -38,7 +38,7 @@ if active and state.role() in ("engineer", "admin"):
         try:
             state.service().cancel_job(job_id=job_id)
         except GovernError as exc:
-            st.error(str(exc))
+            st.error(state.plain(str(exc)))
         else:
             state.changed()
             state.flash(f"Cancelled {job_id}.")

@@ -20,7 +20,8 @@ if not text.strip():
 try:
     loaded = parse_policy(text, source=f"{choice}.yaml" if choice in packs else "policy")
 except PolicyInvalid as exc:
-    st.error(str(exc))
+    st.error("This policy is not valid:")
+    st.code(str(exc), language="text")  # as text: a pasted policy's content must not render as markdown
     st.stop()
 st.success(f"Valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "
            f"sha256 {loaded.sha256[:16]}…")
@@ -32,7 +33,7 @@ if state.role() in ("engineer", "admin"):
         try:
             outcome = state.service().gate(model=model, version=version, policy=loaded, dry_run=True)
         except GovernError as exc:
-            st.error(str(exc))
+            st.error(state.plain(str(exc)))
         else:
             st.write(f"Verdict: **{outcome.decision.verdict}** (nothing stored)")
             st.dataframe(pd.DataFrame([{"rule": r.rule_id, "status": r.status, "reason": r.reason}

@@ -23,7 +23,7 @@ def act(call, message: str) -> None:
     try:
         call()
     except GovernError as exc:
-        st.error(str(exc))
+        st.error(state.plain(str(exc)))
         return
     state.changed()
     state.flash(message)

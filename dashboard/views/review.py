@@ -59,7 +59,7 @@ if item.status == "open" and st.button("Claim", key="review.claim"):
         state.flash(f"Claimed {item.id}.")
         st.rerun()
     except GovernError as exc:
-        st.error(str(exc))
+        st.error(state.plain(str(exc)))
 if item.status == "claimed" and item.assignee == actor:
     with st.form("review.judge"):
         verdict = st.selectbox("Verdict", ["label_correct", "label_wrong", "model_wrong", "ambiguous"],
@@ -74,4 +74,4 @@ if item.status == "claimed" and item.assignee == actor:
                 state.flash(f"Judged {item.id}.")
                 st.rerun()
             except GovernError as exc:
-                st.error(str(exc))
+                st.error(state.plain(str(exc)))

@@ -20,4 +20,4 @@ with st.form("users.add"):
             state.flash(f"Added {name}.")
             st.rerun()
         except GovernError as exc:
-            st.error(str(exc))
+            st.error(state.plain(str(exc)))

@@ -20,7 +20,7 @@ if state.role() in ("engineer", "admin") and st.button("Evaluate again", key="ve
             done, _ = state.service().evaluate(model=model, version=version)
         except GovernError as exc:
             progress.update(label="Evaluation failed", state="error")
-            st.error(str(exc))
+            st.error(state.plain(str(exc)))
             st.stop()
         progress.update(label=f"Evaluation {done.id} stored", state="complete")
     state.changed()

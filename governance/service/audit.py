@@ -36,6 +36,9 @@ from governance.store.audit_log import utc_timestamp
 from governance.witness import WitnessReport
 
 
+MAX_LISTED = 100_000
+
+
 class AuditActions(ServiceBase):
 
     def verify_audit(self) -> ChainReport:
@@ -99,8 +102,8 @@ class AuditActions(ServiceBase):
         `model` also matches its versions, prediction sets, review items and jobs; `action` matches
         exactly or as a prefix ("review" matches review.judge); times are inclusive (UTC when naive).
         """
-        if limit < 1:
-            raise InvalidInput(f"limit must be at least 1, not {limit}.")
+        if not 1 <= limit <= MAX_LISTED:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LISTED:,}, not {limit}.")
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
 

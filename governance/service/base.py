@@ -196,14 +196,23 @@ def _require_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
     return record
 
 
+EARLIEST, LATEST = datetime(1900, 1, 1), datetime(9999, 1, 1)
+
+
 def parse_time(value: str | datetime | None, *, what: str = "time") -> datetime | None:
+    """A naive UTC datetime from ISO 8601 text (or a datetime), between the years 1900 and 9999."""
     if value is None or isinstance(value, datetime):
         parsed = value
     else:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise InvalidInput(f"{what} {value!r} is not an ISO 8601 time such as 2024-05-01T00:00:00Z.") from exc
     if parsed is not None and parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError as exc:
+            raise InvalidInput(f"{what} {value!r} is outside the years 1900 to 9999.") from exc
+    if parsed is not None and not EARLIEST <= parsed < LATEST:
+        raise InvalidInput(f"{what} {value!r} is outside the years 1900 to 9999.")
     return parsed

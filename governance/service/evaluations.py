@@ -9,6 +9,7 @@ import duckdb
 from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
 from evaluation.compare import Difference, compare
 from governance.errors import InvalidInput, NotFound
+from governance.limits import max_groups
 from governance.records import (
     DriftPoint,
     Evaluation,
@@ -24,6 +25,15 @@ from governance.store import evaluations, gates, registry
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
 
 
+def check_evaluation_options(*, resamples: int, seed: int, threshold: float) -> None:
+    if not 0 <= resamples <= 10_000:
+        raise InvalidInput(f"resamples must be between 0 and 10,000, not {resamples}.")
+    if not 0 <= seed < 2**32:
+        raise InvalidInput(f"the seed must be between 0 and 2^32-1, not {seed}.")
+    if not 0 <= threshold <= 1:  # also refuses NaN
+        raise InvalidInput(f"the threshold must be a score between 0 and 1, not {threshold}.")
+
+
 class EvaluationActions(ServiceBase):
     def evaluate(self, *, model: str, version: str, reference_split: str = "reference",
                  reference_version: str | None = None, resamples: int = 200, seed: int = 0,
@@ -36,6 +46,8 @@ class EvaluationActions(ServiceBase):
         any reference the evaluation has no drift records and says so in its params. Every call
         stores a new immutable evaluation; nothing is replaced.
         """
+        check_evaluation_options(resamples=resamples, seed=seed, threshold=threshold)
+
         def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet | None]:
             self._authorize(conn, Action.EVALUATE)
             _require_version(conn, model, version)
@@ -120,6 +132,21 @@ class EvaluationActions(ServiceBase):
 
         return self._run(record), metric_set
 
+    def _reference_as(self, current: PredictionSet, reference: PredictionSet):
+        """The reference set, its label and score columns under the current set's names: the roles were
+        given at ingest, so `--label y` for one set and `--label outcome` for the other still compare."""
+        path = self.prediction_set_path(reference)
+        renames = {reference.label_column: current.label_column, reference.score_column: current.score_column}
+        renames = {old: new for old, new in renames.items() if old != new}
+        if not renames:
+            return path
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        clashing = [c for c in table.column_names if c in renames.values() and c not in renames]
+        table = table.drop_columns(clashing)  # a reference feature named like the current label gives way
+        return table.rename_columns([renames.get(c, c) for c in table.column_names])
+
     def _compute(self, current: PredictionSet, reference: PredictionSet | None, *, resamples: int, seed: int,
                  threshold: float) -> MetricSet:
         features: tuple[str, ...] = ()
@@ -136,9 +163,9 @@ class EvaluationActions(ServiceBase):
         try:
             metric_set = evaluate(
                 current=self.prediction_set_path(current),
-                reference=self.prediction_set_path(reference) if reference else None,
+                reference=self._reference_as(current, reference) if reference else None,
                 label=current.label_column, score=current.score_column, sensitive=current.sensitive,
-                features=features, threshold=threshold, resamples=resamples, seed=seed,
+                features=features, threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
             )
         except MetricInputError as exc:
             raise InvalidInput(str(exc)) from exc

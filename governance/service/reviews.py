@@ -70,6 +70,8 @@ class ReviewActions(ServiceBase):
         if gold is not None:
             _check_verdict(gold.get("verdict"), gold.get("label"))
         due_at = _parse_due(due)
+        if _depth(evidence) > MAX_EVIDENCE_DEPTH:
+            raise InvalidInput(f"the evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             user = self._authorize_any(conn, (Action.JUDGE, Action.GATE), "file review items")
@@ -100,8 +102,8 @@ class ReviewActions(ServiceBase):
 
     def claim_review_item(self, *, item_id: str, minutes: int = CLAIM_MINUTES) -> ReviewItem:
         """Take the item for `minutes`; Conflict while another reviewer's claim is live."""
-        if minutes <= 0:
-            raise InvalidInput("a claim lasts a positive number of minutes.")
+        if not 1 <= minutes <= MAX_CLAIM_MINUTES:
+            raise InvalidInput(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes (a week), not {minutes}.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             user = self._authorize(conn, Action.JUDGE)
@@ -253,6 +255,16 @@ def _arrow_schema():
     return pa.schema([(name, kinds[t]) for name, t in _FEEDBACK_COLUMNS.items()])
 
 
+MAX_CLAIM_MINUTES = 7 * 24 * 60
+MAX_EVIDENCE_DEPTH = 32
+
+
+def _depth(value: Any, limit: int = MAX_EVIDENCE_DEPTH + 1) -> int:
+    """How deeply `value` nests (stops counting past `limit`, so a hostile value cannot recurse far)."""
+    if limit <= 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 ADMIN_ITEM_KINDS = ("override_expired",)  # items about admins' own decisions
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -29,6 +27,7 @@ from typing import Callable, TypeVar
 import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
+from governance.private import private_dir
 from governance.store.database import first_line, in_transaction, with_backoff
 
 T = TypeVar("T")
@@ -39,27 +38,37 @@ _guard = threading.Lock()
 
 
 def extension_files() -> dict[str, Path]:
-    """The two extension files from their wheels, the postgres one under the name its entry point
-    expects (postgres_scanner), copied once into a private folder."""
+    """The two extension files, loaded from their installed wheels. The postgres one must be loaded
+    under the name its entry point expects (postgres_scanner): a symbolic link with that name, in a
+    folder private to this user (0700, owned by them), points at the wheel's file. Nothing is copied
+    to a shared place where another user could swap it."""
     import duckdb_extension_ducklake
     import duckdb_extension_postgres
 
     found = {}
-    for name, module, target in (("ducklake", duckdb_extension_ducklake, "ducklake.duckdb_extension"),
-                                 ("postgres", duckdb_extension_postgres, "postgres_scanner.duckdb_extension")):
+    for name, module in (("ducklake", duckdb_extension_ducklake), ("postgres", duckdb_extension_postgres)):
         files = sorted(Path(module.__file__).parent.rglob(f"v{duckdb.__version__}/*.duckdb_extension"))
         if not files:
             raise GovernError(f"the {name} extension wheel has no build for DuckDB {duckdb.__version__}; install "
                               f"duckdb-extension-{name}=={duckdb.__version__}.")
-        folder = Path(tempfile.gettempdir()) / f"govern-duckdb-extensions-{duckdb.__version__}-{os.getuid()}"
-        folder.mkdir(exist_ok=True)
-        copy = folder / target
-        if not copy.exists() or copy.stat().st_size != files[0].stat().st_size:
-            scratch = folder / f".{target}.{os.getpid()}"
-            shutil.copyfile(files[0], scratch)
-            scratch.replace(copy)
-        found[name] = copy
+        found[name] = files[0].resolve()
+    found["postgres"] = _linked(found["postgres"], "postgres_scanner.duckdb_extension")
     return found
+
+
+def _linked(target: Path, link_name: str) -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = private_dir(cache / "govern" / f"duckdb-extensions-{duckdb.__version__}")
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise GovernError(f"{folder} must belong to you and be private (0700) to load DuckDB extensions from it.")
+    link = folder / link_name
+    if not (link.is_symlink() and Path(os.readlink(link)) == target):
+        scratch = folder / f".{link_name}.{os.getpid()}"
+        scratch.unlink(missing_ok=True)
+        scratch.symlink_to(target)
+        scratch.replace(link)
+    return link
 
 
 def parse_store(value: str) -> str:
