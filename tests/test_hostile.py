@@ -325,7 +325,6 @@ def test_the_sign_off_message_is_spelled_right(hostile):
 def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import app as _  # noqa: F401 (the module AppTest runs)
     from dashboard import data
     from governance.errors import StoreBusy
     from tests.test_dashboard import APP
