@@ -69,15 +69,12 @@ def build(home: Path, versions: int, rows: int, events: int) -> None:
 
 def pad_audit_log(service: Service, events: int) -> None:
     """Real chained events (action bench.note) until the log holds `events`, in units of 1,000."""
-    from governance.store import audit_log
-
     while (count := service.verify_audit().event_count) < events:
         def unit(conn, count=count):
             for i in range(min(1000, events - count)):
-                audit_log.append_event(conn, actor="bench", action="bench.note", entity="model:bench",
-                                       payload={"note": count + i})
+                service._log(conn, "bench.note", "model:bench", {"note": count + i})
 
-        service._run(unit)
+        service._run(unit)  # one witness line per 1,000 events, as a unit of work that logs them writes
 
 
 def render_times(home: Path, repeats: int) -> list[tuple[str, float, list[float]]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import FEATURES, SENSITIVE, bench_store, predictions  # noqa: E402
+from benchmarks.synthetic import FEATURES, SENSITIVE, bench_store, cli_env, predictions  # noqa: E402
 from governance.ingest import ColumnRoles  # noqa: E402
 
 
@@ -62,12 +62,13 @@ def main() -> None:
         evaluate_s = time.perf_counter() - started
         policy = tmp_path / "failing.yaml"
         policy.write_text(POLICY)
+        service.assign_policy(policy=service.register_policy(file=policy).name, model="bench")  # binding gates run it
         started = time.perf_counter()
         outcome = service.gate(model="bench", version="1", policy=policy)
         gate_s = time.perf_counter() - started
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "governance.cli", "--home", str(home), "--as", "bench", "gate", "bench",
-                        "1", "--policy", str(policy)], stdout=subprocess.DEVNULL)
+                        "1", "--policy", str(policy)], stdout=subprocess.DEVNULL, env=cli_env(service))
         process_s = time.perf_counter() - started
     print(f"{args.rows:,} eval predictions: evaluate {evaluate_s:.2f} s; gate ({outcome.decision.verdict}, "
           f"{len(outcome.review_items)} review items, {len(outcome.jobs)} job) {gate_s:.3f} s in process, "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import bench_store, predictions  # noqa: E402
+from benchmarks.synthetic import bench_store, cli_env, predictions  # noqa: E402
 from governance.ingest import ColumnRoles  # noqa: E402
 
 
@@ -44,7 +43,7 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, "-m", "governance.cli", "--home", str(home), "--as", "bench", "ingest", "bench",
                  "1", str(path), "--split", "eval", "--id", "id", "--sensitive", "sex,race,age_band"],
-                check=True, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                check=True, stdout=subprocess.DEVNULL, env=cli_env(admin),
             )
             process_s = time.perf_counter() - started
             started = time.perf_counter()

@@ -41,3 +41,11 @@ def bench_store(folder: Path):
     artifact.write_bytes(b"model")
     service.register_version(model="bench", version="1", artifact=artifact)
     return home, service
+
+
+def cli_env(service) -> dict[str, str]:
+    """The environment a `govern` child process of the benchmark acts in: bench's API token."""
+    import os
+
+    return os.environ | {"GOVERN_TOKEN": service.create_token(user="bench", name="benchmark").secret,
+                         "PYTHONUNBUFFERED": "1"}

@@ -55,12 +55,12 @@ def signed_in(credential) -> None:
     st.session_state["govern.token"] = credential.secret
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!~$|])")  # what makes links, images, HTML, code or emphasis
 
 
 def plain(text: str) -> str:
     """`text` escaped so that Streamlit's markdown shows it as typed: a link or image in someone's comment,
-    reason or policy stays text and makes no browser fetch anything."""
+    reason or policy stays text and makes no browser fetch anything (a bare URL may still be linked)."""
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 

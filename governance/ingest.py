@@ -185,8 +185,9 @@ def _header(path: Path, fmt: str, delimiter: str, shown: str) -> list[str]:
         except (pa.ArrowException, OSError) as exc:
             raise InvalidInput(f"cannot ingest {shown}: it cannot be read as a Parquet file ({exc}).") from exc
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle, delimiter=delimiter), [])
+        with open(path, "rb") as handle:
+            first = handle.readline().decode("utf-8-sig")
+        return next(csv.reader([first], delimiter=delimiter), [])
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text (invalid bytes on line 1); save it "
                            "as UTF-8.") from exc
@@ -228,14 +229,29 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str,
         line = _CSV_LINE.search(message)
         width = _CSV_WIDTH.search(message)
         if fmt == "csv" and line and width:
-            raise InvalidInput(f"cannot ingest {shown}: row {int(line.group(1)) - 1} has {width.group(2)} fields where "
-                               f"the header has {width.group(1)}; every row needs one value per column.") from exc
+            expected, found = int(width.group(1)), int(width.group(2))  # past the header's width DuckDB stops counting
+            has = f"more than the header's {expected} fields" if found > expected else \
+                f"{found} field{'s' if found != 1 else ''} where the header has {expected}"
+            raise InvalidInput(f"cannot ingest {shown}: row {int(line.group(1)) - 1} has {has}; every row needs one "
+                               "value per column.") from exc
         if fmt == "csv" and "unicode" in message.lower():
-            where = f" (invalid bytes on line {line.group(1)})" if line else ""
+            bad_line = _first_non_utf8_line(path)
+            where = f" (invalid bytes on line {bad_line})" if bad_line else ""
             raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
         what = "a Parquet file" if fmt == "parquet" else f"CSV separated by {delimiter!r}"
         first = message.strip().splitlines()[0]
         raise InvalidInput(f"cannot ingest {shown}: it cannot be read as {what} ({first}).") from exc
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """The 1-based number of the first line that is not UTF-8 (only read when DuckDB said there is one)."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
 
 
 def _column_types(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -114,13 +114,16 @@ BAD_FILES = {
                            "cannot ingest f.csv: 1 problem, nothing was written.\n"
                            "  - column 'sex\"; DROP TABLE users; --': the sensitive column is missing "
                            "(the file has 'id', 'label', 'score', 'sex')"),
-    "ragged_rows": ("f.csv", HEADER + "1,0,0.5,f,extra,more\n2,1\n", ROLES, None),
+    "ragged_rows": ("f.csv", HEADER + "1,0,0.5,f,extra,more\n2,1\n", ROLES,
+                    "cannot ingest f.csv: row 1 has more than the header's 4 fields; every row needs one value per "
+                    "column."),
     "empty_sensitive_group": ("f.csv", HEADER + "1,0,0.5,\n2,1,0.5,m\n", ROLES,
                               "cannot ingest f.csv: 1 problem, nothing was written.\n"
                               "  - column 'sex': empty (name missing groups, e.g. 'unknown') in 1 row (row 1)"),
     "duplicate_header": ("f.csv", "id,label,score,sex,sex\n1,0,0.5,f,f\n", ROLES,
                          "cannot ingest f.csv: 1 problem, nothing was written.\n"
-                         "  - column 'sex': the name appears more than once in the header"),
+                         "  - column 'sex': the name appears more than once in the header (names are compared "
+                         "ignoring case)"),
     "not_parquet": ("f.parquet", HEADER + "1,0,0.5,f\n", ROLES, None),
 }
 

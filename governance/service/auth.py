@@ -19,7 +19,7 @@ from governance.identity import API_TOKEN_LIFETIME, SESSION_LIFETIME, new_secret
 from governance.records import Record, User
 from governance.roles import Action, Role
 from governance.service.base import ServiceBase, _now, check_name
-from governance.store import auth, users
+from governance.store import audit_log, auth, users
 from governance.store.auth import TokenRow
 
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -86,8 +86,10 @@ class AuthActions(ServiceBase):
                                                                      "reason": "throttled"},
                           actor=None, auth_method=kind)
                 return None, None, wait
-            # Counted as a failure until the password checks out, so parallel guesses see each other.
+            # Counted as a failure until the password checks out, so parallel guesses see each other (the
+            # head row makes concurrent attempts collide at commit on DuckLake too, where inserts never do).
             auth.record_failure(conn, user=attempted, client=client, when=now)
+            audit_log.serialise(conn)
             return user, users.password_hash(conn, attempted), 0.0
 
         user, stored, wait = self._run(attempt)

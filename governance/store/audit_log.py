@@ -43,6 +43,12 @@ def append_event(
     return event
 
 
+def serialise(conn: duckdb.DuckDBPyConnection) -> None:
+    """Make this transaction collide with any concurrent audited write (the head row), so a check-then-
+    insert in it cannot race, on DuckLake as on the file, without appending an event."""
+    conn.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+
+
 def read_events(conn: duckdb.DuckDBPyConnection) -> list[AuditEvent]:
     # seq is inside each hash, so renumbering to hide a deletion or reordering breaks the chain.
     rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq").fetchall()
