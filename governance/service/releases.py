@@ -48,13 +48,8 @@ class ReleaseActions(ServiceBase):
                                  "cannot sign it off.")
             gate = gates.latest_gate(conn, model, version)
             if decision == "approve":
-                if gate is None:
-                    raise NotAllowed(f"{model} version {version} has no gate decision to approve: an approval binds "
-                                     "to the evidence a binding gate judged; an engineer runs `govern gate` first.")
-                latest = evaluations.latest_evaluation(conn, model, version)
-                if latest is not None and latest.id != gate.evaluation_id:
-                    raise NotAllowed(f"{model} version {version} was evaluated again after its latest gate; approve "
-                                     "once that evidence is gated (`govern gate`).")
+                gate = _gate_of_latest_evidence(conn, model, version, "to approve: an approval binds to the "
+                                                "evidence a binding gate judged; an engineer runs `govern gate` first")
                 blocked_by = _blocking_rules(gate)
                 if blocked_by and not acknowledge_blocked:
                     raise NotAllowed(f"the latest gate of {model} version {version} is blocked by "
@@ -100,7 +95,7 @@ class ReleaseActions(ServiceBase):
             record = _require_version(conn, model, version)
             gate = gates.latest_gate(conn, model, version)
             if not override:
-                _check_releasable(conn, _require_model(conn, model), record, gate, user.name)
+                _check_releasable(conn, _require_model(conn, model), record, user.name)
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, reason.strip() if override else None, expires_at)
             conn.execute("UPDATE versions SET status = 'released' WHERE model = ? AND version = ?", [model, version])
@@ -238,15 +233,22 @@ def _basis(moves: list[AliasMove], version: str) -> AliasMove | None:
     return next((m for m in reversed(moves) if m.version == version and m.action in ("release", "override")), None)
 
 
-def _check_releasable(conn, model: Model, version: Version, gate, releaser: str) -> None:
-    name, number = model.name, version.version
+def _gate_of_latest_evidence(conn, model: str, version: str, purpose: str):
+    """The version's latest gate, if it judged the version's latest evaluation; NotAllowed otherwise."""
+    gate = gates.latest_gate(conn, model, version)
     if gate is None:
-        raise NotAllowed(f"{name} version {number} has no gate decision; run `govern gate` first (or an admin "
-                         "overrides with a reason).")
-    latest = evaluations.latest_evaluation(conn, name, number)
+        raise NotAllowed(f"{model} version {version} has no gate decision {purpose}.")
+    latest = evaluations.latest_evaluation(conn, model, version)
     if latest is not None and latest.id != gate.evaluation_id:
-        raise NotAllowed(f"{name} version {number} was evaluated again ({latest.id}) after its latest gate; gate "
-                         "that evidence, and have it approved, before releasing.")
+        raise NotAllowed(f"{model} version {version} was evaluated again ({latest.id}) after its latest gate: that "
+                         "evidence is gated (and approved) before anyone approves or releases it.")
+    return gate
+
+
+def _check_releasable(conn, model: Model, version: Version, releaser: str) -> None:
+    name, number = model.name, version.version
+    gate = _gate_of_latest_evidence(conn, name, number, "to release on; run `govern gate` first (or an admin "
+                                                        "overrides with a reason)")
     blocking = _blocking_rules(gate)
     if blocking:
         raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "
