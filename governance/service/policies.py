@@ -12,7 +12,7 @@ import duckdb
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.records import Record
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_model
+from governance.service.base import ServiceBase, _now, _require_model, check_name
 from governance.store import policies
 from governance.store.policies import PolicyAssignment, PolicyPack
 from policies import LoadedPolicy, PolicyInvalid, load_policy, parse_policy, shipped_packs
@@ -47,15 +47,11 @@ class PolicyActions(ServiceBase):
     def register_policy(self, *, file: Path) -> PolicyPack:
         """Register a pack's text under its `name:` as that name's next version (admins); registering the
         same text again returns the version that holds it."""
-        loaded = self.load_policy(Path(file)) if Path(file).exists() else None
-        if loaded is None:
-            raise NotFound(f"policy file {file} does not exist.")
+        loaded = self.load_policy(Path(file))
         name = loaded.policy.name
         if name in shipped_packs():
             raise InvalidInput(f"{name!r} is a shipped pack's name, which always means the shipped pack; give "
                                "your pack another name.")
-        from governance.service.base import check_name
-
         check_name("policy", name)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> PolicyPack:
