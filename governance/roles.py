@@ -32,6 +32,7 @@ class Action(StrEnum):
     MANAGE_USERS = "manage users"
     MANAGE_POLICIES = "register and assign policy packs"
     SET_RELEASE_RULES = "change a model's risk tier or approval floor"
+    RESOLVE_ESCALATION = "work the retraining loop's escalations"
 
 
 _ALL = frozenset(Role)
@@ -51,6 +52,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_USERS: frozenset({Role.ADMIN}),
     Action.MANAGE_POLICIES: frozenset({Role.ADMIN}),
     Action.SET_RELEASE_RULES: frozenset({Role.ADMIN}),
+    # The loop stopped without meeting the policy: what to try next is an engineering decision.
+    Action.RESOLVE_ESCALATION: frozenset({Role.ENGINEER, Role.ADMIN}),
 }
 
 

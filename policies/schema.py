@@ -43,6 +43,8 @@ class RetrainAction(Strict):
 
     strategy: list[RetrainStrategy] = Field(
         min_length=1, description="Strategy, or a list of strategies to combine (a single name is accepted).")
+    max_rounds: int = Field(2, ge=1, le=20, description=(
+        "Retrains per lineage before the loop stops and escalates to engineers instead."))
 
     @field_validator("strategy", mode="before")
     @classmethod

@@ -96,7 +96,13 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     assert (v2.parent_version, lineage["job"], lineage["gate"]) == ("1", outcome.jobs[0], outcome.gate_id)
     assert lineage["failing_rules"] == ["parity"] and lineage["strategies"] == ["reweight", "recalibrate"]
     assert lineage["corrections_applied"] == len(corrected) == 3 and len(lineage["feedback"]["sha256"]) == 64
-    assert lineage["config"]["strategies"] == ["reweight", "recalibrate"] and lineage["seed"] == 0
+    # The search tried reweighing on and off, each recalibrated, and stored every candidate with the job.
+    chosen = lineage["search"]["chosen"]
+    assert set(lineage["config"]["strategies"]) == {"recalibrate"} | ({"reweight"} if chosen["reweight"] else set())
+    assert lineage["seed"] == 0 and lineage["search"]["candidates"] == len(job["candidates"])
+    assert {(c["reweight"], c["offset_strength"]) for c in job["candidates"]} >= {(False, 0.0), (True, 0.0)}
+    assert [c["strategy"] for c in job["candidates"] if c["chosen"]] == [chosen["strategy"]]
+    assert all({"accuracy", "ece", "parity"} <= set(c["metrics"]) for c in job["candidates"])
     # Corrections win: the corrected rows trained with the corrected label, and left the eval split.
     sets = {p.split: p for p in engineer.show_version(model="m", version="2").prediction_sets}
     reference = pd.read_parquet(engineer.prediction_set_path(sets["reference"]))

@@ -45,7 +45,7 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[str]) -> TabularSpec:
             std = float(finite.std(ddof=0)) if finite.notna().any() else 1.0
             stds[column] = std if std > 0 else 1.0
         else:
-            levels = sorted(values.dropna().astype(str).unique().tolist())
+            levels = sorted(set(_levels(values).tolist()))
             if len(levels) <= MAX_CATEGORY_LEVELS:
                 categorical.append(column)
                 vocab[column] = levels
@@ -53,18 +53,29 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[str]) -> TabularSpec:
 
 
 def encode(frame: pd.DataFrame, spec: TabularSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """(numbers as float32 [n, numeric], category codes as int64 [n, categorical])."""
+    """(numbers as float32 [n, numeric], category codes as int64 [n, categorical]), column-wise and
+    vectorised (one pass per column, no per-row Python)."""
     n = len(frame)
-    if spec.numeric:
-        numbers = np.column_stack([
-            ((frame[c].astype(float) - spec.means[c]) / spec.stds[c]).fillna(0.0).to_numpy(dtype=np.float32)
-            for c in spec.numeric])
-    else:
-        numbers = np.zeros((n, 0), dtype=np.float32)
-    if spec.categorical:
-        codes = np.column_stack([
-            frame[c].astype(str).map({level: i + 1 for i, level in enumerate(spec.vocab[c])}).fillna(0)
-            .to_numpy(dtype=np.int64) for c in spec.categorical])
-    else:
-        codes = np.zeros((n, 0), dtype=np.int64)
+    numbers = np.zeros((n, len(spec.numeric)), dtype=np.float32)
+    for j, c in enumerate(spec.numeric):
+        values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        scaled = (values - spec.means[c]) / spec.stds[c]
+        numbers[:, j] = np.where(np.isfinite(scaled), scaled, 0.0)
+    codes = np.zeros((n, len(spec.categorical)), dtype=np.int64)
+    for j, c in enumerate(spec.categorical):
+        # Factorise once, then look the few distinct values up in the vocabulary: no per-row strings.
+        found, uniques = pd.factorize(frame[c], use_na_sentinel=True)
+        position = {level: i + 1 for i, level in enumerate(spec.vocab[c])}
+        lookup = np.array([position.get(u, 0) for u in _as_text(uniques)] + [0], dtype=np.int64)
+        codes[:, j] = lookup[found]  # the NA sentinel -1 reads the trailing 0: "unseen or missing"
     return torch.from_numpy(numbers), torch.from_numpy(codes)
+
+
+def _as_text(uniques) -> np.ndarray:
+    """A column's distinct values as the strings the vocabulary holds (str() of each, as astype(str))."""
+    return pd.Series(uniques, dtype=object).astype(str).to_numpy() if len(uniques) else np.array([], dtype=object)
+
+
+def _levels(values: pd.Series) -> np.ndarray:
+    """The distinct non-missing values of a column as text."""
+    return _as_text(pd.factorize(values, use_na_sentinel=True)[1])

@@ -61,6 +61,8 @@ class TrainedModel:
     history: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)  # label, features, sensitive, split: how to retrain it alike
     bias: float = 0.0  # recalibration: probability = sigmoid(logit / temperature + bias)
+    # post-processing (a retraining search's group offsets): column → group value → added to the logit
+    offsets: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def network(self) -> TabularMLP:
         model = TabularMLP(len(self.spec.numeric), self.spec.cardinalities(), self.config.hidden, self.config.dropout)
@@ -70,16 +72,32 @@ class TrainedModel:
     def logits(self, frame: pd.DataFrame) -> torch.Tensor:
         numbers, codes = encode(frame, self.spec)
         with torch.no_grad():
-            return self.network()(numbers, codes)
+            return _batched(self.network(), numbers, codes)
+
+    def calibrated_logits(self, frame: pd.DataFrame) -> np.ndarray:
+        """The recalibrated logit per row, before any group offsets."""
+        return (self.logits(frame) / self.temperature + self.bias).numpy().astype(np.float64)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of the positive class per row."""
-        return torch.sigmoid(self.logits(frame) / self.temperature + self.bias).numpy().astype(np.float64)
+        """Calibrated probability of the positive class per row (group offsets added where the model
+        has them: then the frame must carry the sensitive columns they name)."""
+        if not self.offsets:
+            return torch.sigmoid(self.logits(frame) / self.temperature + self.bias).numpy().astype(np.float64)
+        z = self.calibrated_logits(frame)
+        if self.offsets:
+            missing = [c for c in self.offsets if c not in frame]
+            if missing:
+                raise ValueError(f"this model shifts scores per group of {', '.join(missing)}; "
+                                 "the rows to score must have those columns.")
+            for column, by_group in self.offsets.items():
+                z = z + frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
+        return 1.0 / (1.0 + np.exp(-z))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         torch.save({"state": self.state, "spec": self.spec.to_dict(), "config": asdict(self.config),
-                    "temperature": self.temperature, "bias": self.bias, "history": self.history, "meta": self.meta},
+                    "temperature": self.temperature, "bias": self.bias, "history": self.history, "meta": self.meta,
+                    "offsets": self.offsets},
                    buffer)
         return buffer.getvalue()
 
@@ -90,7 +108,12 @@ class TrainedModel:
         config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
                       sensitive=tuple(config["sensitive"]))
         return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), body["state"], body["temperature"],
-                   body["history"], body.get("meta", {}), body.get("bias", 0.0))
+                   body["history"], body.get("meta", {}), body.get("bias", 0.0), body.get("offsets", {}))
+
+
+def split_indices(n: int, config: TrainConfig) -> dict[str, np.ndarray]:
+    """The validation, calibration and training rows `train` uses for `n` rows and `config`."""
+    return _splits(n, config, np.random.default_rng(config.seed))
 
 
 def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -101,19 +124,23 @@ def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, 
 
 
 def _groups(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
-    keys = frame[list(sensitive)].astype(str).agg("|".join, axis=1)
-    return pd.factorize(keys, sort=True)[0]
+    """One code per combination of the sensitive columns' values (vectorised, no per-row strings)."""
+    codes = _column_codes(frame, sensitive)
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for column in codes.T:  # mixed radix: each column's codes are < its number of values
+        combined = combined * (int(column.max()) + 1 if len(column) else 1) + column
+    return np.unique(combined, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def reweighing(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Kamiran & Calders: w(g, y) = P(g) P(y) / P(g, y), so group and label look independent."""
-    weights = np.ones(len(labels))
-    for g in np.unique(groups):
-        for y in (0, 1):
-            cell = (groups == g) & (labels == y)
-            if cell.any():
-                weights[cell] = (groups == g).mean() * (labels == y).mean() / cell.mean()
-    return weights
+    y = (np.asarray(labels) > 0.5).astype(np.int64)
+    cells = np.asarray(groups, dtype=np.int64) * 2 + y
+    n = len(y)
+    cell_counts = np.bincount(cells, minlength=2 * (int(groups.max()) + 1 if n else 1)).astype(float)
+    group_share = np.bincount(groups).astype(float)[groups] / n if n else np.ones(0)
+    label_share = np.bincount(y, minlength=2).astype(float)[y] / n if n else np.ones(0)
+    return group_share * label_share / (cell_counts[cells] / n) if n else np.ones(0)
 
 
 def _column_codes(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
@@ -121,17 +148,25 @@ def _column_codes(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
     return np.stack([pd.factorize(frame[c].astype(str), sort=True)[0] for c in sensitive], axis=1)
 
 
-def _score_gap(logits: torch.Tensor, codes: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
+def _score_gap(logits: torch.Tensor, codes: torch.Tensor, sharpness: float = 1.0,
+               sizes: Sequence[int] | None = None) -> torch.Tensor:
     """Sum over the sensitive columns of the largest difference in mean soft decision between that
     column's groups present (differentiable). With `sharpness` > 1, sigmoid(sharpness × logit) is a
-    closer stand-in for the thresholded decision whose rate demographic parity compares."""
+    closer stand-in for the thresholded decision whose rate demographic parity compares. Group means
+    come from one scatter-add per column (`sizes`: each column's number of codes), not a loop per group."""
     scores = torch.sigmoid(logits * sharpness)
     total = scores.sum() * 0.0
-    for column in codes.T:
-        means = [scores[column == g].mean() for g in torch.unique(column)]
-        if len(means) > 1:
-            stacked = torch.stack(means)
-            total = total + stacked.max() - stacked.min()
+    for j in range(codes.shape[1]):
+        column = codes[:, j]
+        size = int(sizes[j]) if sizes is not None else int(column.max()) + 1
+        sums = torch.zeros(size, dtype=scores.dtype, device=scores.device).index_add(0, column, scores)
+        counts = torch.zeros(size, dtype=scores.dtype, device=scores.device).index_add(
+            0, column, torch.ones_like(scores))
+        present = counts > 0
+        means = sums / counts.clamp(min=1)  # no host sync: absent groups are masked, one group gives 0
+        highest = torch.where(present, means, torch.full_like(means, -torch.inf)).max()
+        lowest = torch.where(present, means, torch.full_like(means, torch.inf)).min()
+        total = total + (highest - lowest)
     return total
 
 
@@ -194,42 +229,50 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     if "reweight" in config.strategies:
         weights = weights.copy()
         weights[train_idx] *= reweighing(groups[train_idx], labels[train_idx])
-    w = torch.from_numpy(weights.astype(np.float32))
-    codes_by_column = torch.from_numpy(_column_codes(frame, config.sensitive)) if config.sensitive else None
     penalised = "fairness_penalty" in config.strategies
+    column_codes = _column_codes(frame, config.sensitive) if config.sensitive else np.zeros((len(frame), 0), np.int64)
+    sizes = [int(column_codes[:, j].max()) + 1 for j in range(column_codes.shape[1])] if len(frame) else []
     stages = _curriculum(numbers, codes, y, train_idx, config, device) if "curriculum" in config.strategies \
         else [train_idx]
+    # Everything the epochs touch lives on the device from here on: one copy, then only indexing.
+    numbers, codes, y = numbers.to(device), codes.to(device), y.to(device)
+    w = torch.from_numpy(weights.astype(np.float32)).to(device)
+    codes_by_column = torch.from_numpy(column_codes).to(device)
 
     model = TabularMLP(len(spec.numeric), spec.cardinalities(), config.hidden, config.dropout).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = _optimizer(model, config)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     generator = torch.Generator().manual_seed(config.seed)
-    val = torch.from_numpy(splits["validation"])
+    val = torch.from_numpy(splits["validation"]).to(device)
     best, best_loss, waited, history = copy.deepcopy(model.state_dict()), float("inf"), 0, []
     epochs_per_stage = max(1, config.epochs // len(stages))
     epoch = 0
     for stage, stage_idx in enumerate(stages):
+        stage_rows = torch.from_numpy(stage_idx).to(device)
         for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs):
             model.train()
-            order = torch.from_numpy(stage_idx)[torch.randperm(len(stage_idx), generator=generator)]
+            order = stage_rows[torch.randperm(len(stage_idx), generator=generator).to(device)]
+            # One gather per epoch; each batch is then a contiguous slice (a view, no copy).
+            e_numbers, e_codes, e_y, e_w = numbers[order], codes[order], y[order], w[order]
+            e_groups = codes_by_column[order] if penalised else None
             for start in range(0, len(order), config.batch_size):
-                batch = order[start:start + config.batch_size]
-                logits = model(numbers[batch].to(device), codes[batch].to(device))
-                bw = w[batch].to(device)
-                loss = (loss_fn(logits, y[batch].to(device)) * bw).sum() / bw.sum()
+                batch = slice(start, start + config.batch_size)
+                logits = model(e_numbers[batch], e_codes[batch])
+                bw = e_w[batch]
+                loss = (loss_fn(logits, e_y[batch]) * bw).sum() / bw.sum()
                 if penalised:
-                    loss = loss + config.fairness_weight * _score_gap(logits, codes_by_column[batch].to(device),
-                                                                     config.fairness_sharpness)
-                optimizer.zero_grad()
+                    loss = loss + config.fairness_weight * _score_gap(logits, e_groups[batch],
+                                                                     config.fairness_sharpness, sizes)
+                optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
             model.eval()
             with torch.no_grad():  # the objective trained for: with the penalty when there is one
-                val_logits = model(numbers[val].to(device), codes[val].to(device))
-                val_loss = float(loss_fn(val_logits, y[val].to(device)).mean()) if len(val) else 0.0
+                val_logits = _batched(model, numbers, codes, val)
+                val_loss = float(loss_fn(val_logits, y[val]).mean()) if len(val) else 0.0
                 if penalised and len(val):
-                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val].to(device),
-                                                                            config.fairness_sharpness))
+                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val],
+                                                                            config.fairness_sharpness, sizes))
             epoch += 1
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
             history.append(record)
@@ -253,6 +296,29 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
         cal = splits["calibration"]
         trained.temperature, trained.bias = recalibrate(trained, frame, y, cal, splits["validation"])
     return trained
+
+
+PREDICT_BATCH = 65_536
+
+
+def _batched(model: nn.Module, numbers: torch.Tensor, codes: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits for `rows` (all rows when None) in batches, so a million rows never meet at once."""
+    total = len(rows) if rows is not None else len(numbers)
+    parts = []
+    for start in range(0, total, PREDICT_BATCH):
+        index = rows[start:start + PREDICT_BATCH] if rows is not None else slice(start, start + PREDICT_BATCH)
+        parts.append(model(numbers[index], codes[index]))
+    return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; fused into one kernel per step where this torch build offers it (CPU and CUDA)."""
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                 fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def _curriculum(numbers, codes, y, train_idx: np.ndarray, config: TrainConfig, device: str) -> list[np.ndarray]:

@@ -113,24 +113,30 @@ class EvaluationActions(ServiceBase):
     def _evaluate_sets(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None, *,
                        resamples: int, seed: int, threshold: float) -> tuple[Evaluation, MetricSet]:
         metric_set = self._compute(current, reference, resamples=resamples, seed=seed, threshold=threshold)
-        evaluation = Evaluation(
+        evaluation = self._new_evaluation(model, version, current, reference, metric_set)
+
+        return self._run(lambda conn: self._insert_evaluation(conn, evaluation, metric_set)), metric_set
+
+    def _new_evaluation(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None,
+                        metric_set: MetricSet) -> Evaluation:
+        return Evaluation(
             id=f"ev-{uuid.uuid4().hex[:12]}", model=model, version=version, prediction_set_id=current.id,
             reference_set_id=reference.id if reference else None, engine=ENGINE_VERSION, params=metric_set.params,
             records_sha256=metric_set.sha256(), record_count=len(metric_set.records), created_at=_now(),
             created_by=self.actor or "",
         )
 
-        def record(conn: duckdb.DuckDBPyConnection) -> Evaluation:
-            user = self._authorize(conn, Action.EVALUATE)
-            stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
-            evaluations.insert_evaluation(conn, stored, metric_set)
-            self._log(conn, "version.evaluate", f"version:{model}/{version}", {
-                "evaluation": stored.id, "prediction_set": current.id, "reference_set": stored.reference_set_id,
-                "engine": ENGINE_VERSION, "records": stored.record_count, "records_sha256": stored.records_sha256,
-            })
-            return stored
-
-        return self._run(record), metric_set
+    def _insert_evaluation(self, conn: duckdb.DuckDBPyConnection, evaluation: Evaluation,
+                           metric_set: MetricSet) -> Evaluation:
+        """Store a computed evaluation and log it (inside the caller's unit of work)."""
+        user = self._authorize(conn, Action.EVALUATE)
+        stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
+        evaluations.insert_evaluation(conn, stored, metric_set)
+        self._log(conn, "version.evaluate", f"version:{stored.model}/{stored.version}", {
+            "evaluation": stored.id, "prediction_set": stored.prediction_set_id, "reference_set": stored.reference_set_id,
+            "engine": ENGINE_VERSION, "records": stored.record_count, "records_sha256": stored.records_sha256,
+        })
+        return stored
 
     def _reference_as(self, current: PredictionSet, reference: PredictionSet):
         """The reference set, its label and score columns under the current set's names: the roles were

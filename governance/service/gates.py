@@ -12,7 +12,7 @@ import duckdb
 
 from evaluation import MetricSet
 from governance.errors import InvalidInput, NotFound
-from governance.records import GateRecord, Job, ReviewItem
+from governance.records import GateRecord, Job, PredictionSet, ReviewItem
 from governance.roles import Action
 from governance.sampling import sample_examples
 from governance.service.base import _now, _require_model
@@ -28,6 +28,7 @@ from policies import (
     RuleResult,
     run_gate,
 )
+from evaluation.catalogue import METRICS
 from policies.schema import MetricRule
 
 EXAMPLE_SEED = 0
@@ -41,10 +42,11 @@ class GateOutcome:
     gate_id: str | None
     review_items: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
+    escalations: list[str] = field(default_factory=list)  # review items for engineers: the loop stopped
 
     def to_dict(self) -> dict[str, Any]:
         return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
-                "jobs": self.jobs}
+                "jobs": self.jobs, "escalations": self.escalations}
 
 
 def _key(*parts: Any) -> str:
@@ -71,15 +73,24 @@ class GateActions(PolicyActions):
             return (loaded, *self._gate_inputs(conn, model, version, loaded))
 
         loaded, evaluation, metrics, baselines, reviews = self._run(inputs)
-        try:
-            decision = run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews,
-                                mode="dry_run" if dry_run else "enforce")
-        except PolicyInvalid as exc:
-            raise InvalidInput(f"{loaded.source}: {exc}") from exc
+        decision = _decide(loaded, metrics, baselines, reviews, "dry_run" if dry_run else "enforce")
         if dry_run:
             return GateOutcome(decision, None)
-        examples = self._examples(loaded, decision, evaluation.prediction_set_id, metrics)
-        return self._run(lambda conn: self._record(conn, model, version, evaluation.id, loaded, decision, examples))
+        prediction_set = self._run(lambda conn: registry.get_prediction_set(conn, evaluation.prediction_set_id))
+        examples = self._examples(loaded, decision, prediction_set, metrics)
+        return self._run(lambda conn: self._record(conn, model, version, evaluation.id, loaded, decision, examples,
+                                                   metrics))
+
+    def _gate_within(self, conn: duckdb.DuckDBPyConnection, model: str, version: str,
+                     prediction_set: PredictionSet) -> GateOutcome:
+        """A binding gate of the version's latest evaluation inside the caller's unit of work (a retrained
+        version is registered, evaluated and gated in one transaction: it appears whole or not at all)."""
+        self._authorize(conn, Action.GATE)
+        loaded = self._binding(conn, model, None)
+        evaluation, metrics, baselines, reviews = self._gate_inputs(conn, model, version, loaded)
+        decision = _decide(loaded, metrics, baselines, reviews, "enforce")
+        examples = self._examples(loaded, decision, prediction_set, metrics)
+        return self._record(conn, model, version, evaluation.id, loaded, decision, examples, metrics)
 
     def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
         evaluation = require_evaluation(conn, model, version)
@@ -110,14 +121,13 @@ class GateActions(PolicyActions):
         found = evaluations.latest_evaluation(conn, model, target)
         return (label, evaluations.metric_set(conn, found)) if found else None
 
-    def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set_id: str,
+    def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set: PredictionSet,
                   metrics: MetricSet) -> dict[str, list[dict[str, Any]]]:
-        """Sampled example rows per failing rule that asks for review (read before the write)."""
+        """Sampled example rows per failing rule that asks for review (read from the set's Parquet file)."""
         wanted = {r.id: r for r in loaded.policy.rules if isinstance(r, MetricRule) and r.on_fail and r.on_fail.review}
         failing = [res for res in decision.results if res.status in ("failed", "warned") and res.rule_id in wanted]
         if not failing:
             return {}
-        prediction_set = self._run(lambda conn: registry.get_prediction_set(conn, prediction_set_id))
         path = self.prediction_set_path(prediction_set)
         threshold = float(metrics.params.get("threshold", 0.5))
         examples = {}
@@ -129,7 +139,8 @@ class GateActions(PolicyActions):
         return examples
 
     def _record(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, evaluation_id: str,
-                loaded: LoadedPolicy, decision: GateDecision, examples: dict[str, list[dict[str, Any]]]) -> GateOutcome:
+                loaded: LoadedPolicy, decision: GateDecision, examples: dict[str, list[dict[str, Any]]],
+                metrics: MetricSet) -> GateOutcome:
         user = self._authorize(conn, Action.GATE)
         now = _now()
         record = GateRecord(f"gd-{uuid.uuid4().hex[:12]}", model, version, evaluation_id, decision.policy_name,
@@ -152,8 +163,17 @@ class GateActions(PolicyActions):
             if on_fail.retrain:
                 strategies += [s for s in on_fail.retrain.strategies() if s not in strategies]
                 retrain_rules.append(rule.id)
-        job_ids = []
-        if strategies:
+        job_ids, escalations = [], []
+        stop = _loop_stop(conn, model, version, [rules[r] for r in retrain_rules], decision, metrics) if strategies else None
+        if stop is not None:
+            evidence = {**stop, "failing_rules": retrain_rules, "strategies": strategies, "gate": record.id}
+            item = ReviewItem(f"ri-{_key(*evidence_key, 'escalation')[:12]}", model, version, "escalation", None,
+                              record.id, "blocking", "open", 1, evidence, now, record.created_by)
+            escalations = gates.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
+            self._log(conn, "loop.escalate", f"version:{model}/{version}", {
+                "item": escalations[0], "reason": stop["reason"], "rounds": stop["rounds"],
+                "max_rounds": stop["max_rounds"]})
+        elif strategies:
             status = "waiting_review" if blocking_items else "queued"
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
@@ -163,9 +183,9 @@ class GateActions(PolicyActions):
             "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,
             "metrics_sha256": decision.metrics_sha256, "evaluation": evaluation_id,
             "failed_rules": [r.rule_id for r in decision.results if r.blocking],
-            "review_items": item_ids, "jobs": job_ids,
+            "review_items": item_ids, "jobs": job_ids, "escalations": escalations,
         })
-        return GateOutcome(decision, record.id, item_ids, job_ids)
+        return GateOutcome(decision, record.id, item_ids, job_ids, escalations)
 
     def _queue_items(self, conn, record: GateRecord, rule, result: RuleResult, rows: list[dict[str, Any]],
                      evidence_key: tuple, now) -> list[str]:
@@ -213,6 +233,73 @@ class GateActions(PolicyActions):
             return gates.latest_gate(conn, model, version)
 
         return self._run(unit)
+
+
+def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules: list[MetricRule],
+               decision: GateDecision, metrics: MetricSet) -> dict[str, Any] | None:
+    """Why the feedback loop must not queue another retrain of this version, or None to go on.
+
+    It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
+    retrain actions allow), when the retrain produced its parent's very bytes, or when no flagged
+    rule's judged value improved on the parent's by more than its confidence interval's half-width
+    (by any amount, without an interval): more of the same would not converge. The reason carries
+    the candidates the last search tried, so an engineer sees what was tried and why none passed.
+    """
+    max_rounds = min((r.on_fail.retrain.max_rounds for r in rules), default=2)
+    chain = registry.lineage(conn, model, version)
+    current = chain[0] if chain else registry.get_version(conn, model, version)
+    lineage = current.lineage or {}
+    rounds = sum(1 for v in chain if (v.lineage or {}).get("job"))
+    context: dict[str, Any] = {"rounds": rounds, "max_rounds": max_rounds}
+    if lineage.get("job"):
+        context["candidates"] = gates.job_search(conn, lineage["job"])
+        context["chosen"] = (lineage.get("search") or {}).get("chosen")
+    if rounds >= max_rounds:
+        return {"reason": f"the lineage had {rounds} retrain(s), the policy's max_rounds is {max_rounds}",
+                **context}
+    if not lineage.get("job") or current.parent_version is None:
+        return None
+    parent = registry.get_version(conn, model, current.parent_version)
+    if parent is not None and parent.artifact_sha256 == current.artifact_sha256:
+        return {"reason": f"the retrain produced the same model as version {parent.version} (same sha256)", **context}
+    before = gates.latest_gate(conn, model, current.parent_version)
+    if before is None:
+        return None
+    previous = {r["rule_id"]: r for r in before.decision.get("results", [])}
+    progress = []
+    for result in decision.results:
+        old = previous.get(result.rule_id)
+        if not result.blocking or result.rule_id not in {r.id for r in rules} or old is None:
+            continue
+        if result.judged is None or old.get("judged") is None:
+            continue
+        higher = result.comparison == ">=" or (result.comparison == "max_regression"
+                                               and METRICS[result.metric].better == "higher")
+        better = (result.judged - old["judged"]) if higher else (old["judged"] - result.judged)
+        margin = _half_width(metrics, result)
+        progress.append((result.rule_id, better, margin))
+    if progress and all(better <= margin for _, better, margin in progress):
+        shown = ", ".join(f"{rule} changed by {better:+.4g} (interval half-width {margin:.4g})"
+                          for rule, better, margin in progress)
+        return {"reason": f"no flagged rule improved beyond its confidence interval on version "
+                          f"{current.parent_version}: {shown}", **context}
+    return None
+
+
+def _half_width(metrics: MetricSet, result: RuleResult) -> float:
+    """Half the width of the confidence interval of the record a rule judged (0 without one)."""
+    family, name = (result.metric or ".").split(".", 1)
+    found = metrics.find(family, name, result.feature, result.group)
+    if found is None or found.ci_low is None or found.ci_high is None:
+        return 0.0
+    return (found.ci_high - found.ci_low) / 2
+
+
+def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines, reviews: ReviewState, mode) -> GateDecision:
+    try:
+        return run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews, mode=mode)
+    except PolicyInvalid as exc:
+        raise InvalidInput(f"{loaded.source}: {exc}") from exc
 
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:

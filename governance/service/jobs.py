@@ -15,16 +15,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from evaluation import MetricSet
+from governance.aim import Aim
 from governance.errors import Conflict, GovernError, NotFound
+from governance.faults import failpoint
 from governance.records import Job, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
+from governance.service.gates import GateOutcome
 from governance.service.training import ROW_ID, read_table, split_rows
-from governance.store import gates, registry
+from governance.store import evaluations, gates, registry
+from policies.schema import MetricRule
+from training.search import search
 
 LEASE_SECONDS = 60
 MAX_ATTEMPTS = 3
 FEEDBACK_WEIGHT = 2.0
+EVAL_RESAMPLES = 200  # bootstrap resamples of a retrained version's evaluation, as `govern evaluate`
 
 
 class JobCancelled(Exception):
@@ -42,7 +49,7 @@ class JobActions(ServiceBase):
             job = gates.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
-            return job.to_dict() | gates.job_state(conn, job_id)
+            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": gates.job_search(conn, job_id)}
 
         return self._run(unit)
 
@@ -73,9 +80,10 @@ class JobActions(ServiceBase):
         self._run(unit)
         return self.show_job(job_id=job_id)
 
-    def claim_job(self, *, worker: str, lease_seconds: int = LEASE_SECONDS,
-                  max_attempts: int = MAX_ATTEMPTS) -> Job | None:
-        """Lease the oldest runnable job (queued, or running with a lapsed lease) to `worker`.
+    def claim_job(self, *, worker: str, lease_seconds: int = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS,
+                  created_before=None) -> Job | None:
+        """Lease the oldest runnable job (queued, or running with a lapsed lease) to `worker`; with
+        `created_before`, only a job created by then.
 
         A job whose lease lapsed `max_attempts` times is failed instead, its last worker presumed dead.
         """
@@ -84,7 +92,7 @@ class JobActions(ServiceBase):
             now = _now()
             for job_id in gates.promote_waiting_jobs(conn, now):
                 self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
-            while (job := gates.claimable_job(conn, now)) is not None:
+            while (job := gates.claimable_job(conn, now, created_before)) is not None:
                 if job.status == "running" and job.attempts >= max_attempts:
                     gates.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "
                                      f"{job.attempts} times (lease lapsed)")
@@ -118,11 +126,15 @@ class JobActions(ServiceBase):
     def run_worker(self, *, once: bool = False, max_jobs: int | None = None, lease_seconds: int = LEASE_SECONDS,
                    max_attempts: int = MAX_ATTEMPTS, poll_seconds: float = 2.0,
                    report: Callable[[str], None] = lambda line: None) -> list[dict[str, Any]]:
-        """Claim and run jobs until none is left (`once`) or `max_jobs` ran; returns what each did."""
+        """Claim and run jobs until none is left or `max_jobs` ran; returns what each did. With `once`,
+        only jobs queued when the worker started (or waiting on reviews then) run: the jobs their gates
+        queue wait for the next run, so one call is one round of the loop and always ends."""
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        started = _now() if once else None
         done: list[dict[str, Any]] = []
         while max_jobs is None or len(done) < max_jobs:
-            job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts)
+            job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
+                                 created_before=started)
             if job is None:
                 if once:
                     break
@@ -137,10 +149,11 @@ class JobActions(ServiceBase):
         def progress(epoch: int, total: int, record: dict) -> bool:
             self._heartbeat(job.id, worker, lease_seconds, {"epoch": epoch, "epochs": total, **record})
             report(f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}")
+            failpoint("train.epoch")
             return True
 
         try:
-            version = self.retrain(job, progress=progress)
+            version, outcome = self.retrain(job, worker=worker, progress=progress, report=report)
         except JobCancelled:
             self._finish(job.id, "cancelled", error="cancelled while running")
             return {"job": job.id, "status": "cancelled"}
@@ -150,13 +163,23 @@ class JobActions(ServiceBase):
             detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
             self._finish(job.id, "failed", error=str(detail))
             return {"job": job.id, "status": "failed", "error": str(detail)}
-        self._finish(job.id, "succeeded", result=version.version)
-        return {"job": job.id, "status": "succeeded", "version": version.version}
+        blocked = [r.rule_id for r in outcome.decision.results if r.blocking]
+        report(f"{job.model} version {version.version}: gate {outcome.decision.verdict.upper()}"
+               + (f" by {', '.join(blocked)}" if blocked else "")
+               + (f"; queued job {', '.join(outcome.jobs)}" if outcome.jobs else "")
+               + (f"; escalated ({', '.join(outcome.escalations)})" if outcome.escalations else ""))
+        return {"job": job.id, "status": "succeeded", "version": version.version,
+                "verdict": outcome.decision.verdict, "blocked_by": blocked, "jobs": outcome.jobs,
+                "escalations": outcome.escalations}
 
-    def retrain(self, job: Job, *, progress: Callable | None = None) -> Version:
+    def retrain(self, job: Job, *, worker: str | None = None, progress: Callable | None = None,
+                report: Callable[[str], None] = lambda line: None) -> tuple[Version, GateOutcome]:
         """Train the job's new version: the parent's data and split, reviewers' corrections folded in
-        (corrected rows join the training rows, upweighted), the job's strategies; then evaluate it
-        against the parent's reference and gate it with the model's assigned policy."""
+        (corrected rows join the training rows, upweighted), a search over the job's strategies and
+        their strength judged against the model's binding policy on a validation split (see
+        training.search). Then, in one unit of work, the version is registered with its predictions,
+        evaluated against the parent's reference, gated, and the job finished: a retrained version
+        appears whole or not at all. With `worker`, the job must still be leased to it then."""
         parent = self.load_trained(model=job.model, version=job.version)
         meta = parent.meta
         detail = self.show_version(model=job.model, version=job.version)
@@ -176,18 +199,63 @@ class JobActions(ServiceBase):
         # The parent's own strategies stay: recalibrating a fairness-penalised parent must not drop the penalty.
         strategies = tuple(dict.fromkeys([*parent.config.strategies, *job.strategies]))
         config = replace(parent.config, strategies=strategies, sensitive=tuple(meta["sensitive"]))
+        aim = self._aim(job, meta)
+        report(f"  searching {'+'.join(strategies)} against {aim.policy_name}: blocking rules "
+               f"{', '.join(aim.rule_ids) or 'none that a model can change'}")
+        found = search(frame.iloc[train_rows], label=meta["label"], features=meta["features"], config=config,
+                       judge=aim.judge, sensitive=meta["sensitive"], offsets_for=aim.offsets_for,
+                       threshold=aim.threshold, sample_weights=weights[train_rows], on_epoch=progress, report=report)
+        trained, chosen = found.model, found.chosen
+        trained.meta = meta
+        report(f"  chosen: {chosen.strategy} ({'passes' if chosen.passes else 'closest to passing'} on validation)")
+        candidates = [c.to_dict() for c in found.candidates]
         lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
                    "strategies": list(strategies), "feedback": {k: feedback[k] for k in ("version", "sha256",
                                                                                        "corrections")},
-                   "corrections_applied": int(len(corrected_rows)), "config": asdict(config), "seed": config.seed}
-        result = self._fit_and_register(model=job.model, version=None, frame=frame, train_rows=train_rows,
-                                        eval_rows=eval_rows, config=config, meta=meta, data=data_path,
-                                        parent=job.version, lineage=lineage, progress=progress, weights=weights,
-                                        corrections=int(len(corrected_rows)))
-        self.evaluate(model=job.model, version=result.version.version, reference_version=job.version)
-        # Binding, so with the pack assigned to the model (normally the one whose gate queued the job).
-        self.gate(model=job.model, version=result.version.version)
-        return result.version
+                   "corrections_applied": int(len(corrected_rows)), "config": asdict(trained.config),
+                   "seed": config.seed, "search": {"chosen": chosen.to_dict(), "candidates": len(candidates)}}
+        reference = self._run(lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
+                              or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
+        outcome: list[GateOutcome] = []
+
+        def measure(eval_set) -> MetricSet:
+            return self._compute(eval_set, reference, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
+
+        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, metric_set: MetricSet) -> None:
+            if worker is not None:
+                state = gates.job_state(conn, job.id)
+                if state is None or state["lease_owner"] != worker:
+                    raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
+            evaluation = self._new_evaluation(job.model, version.version, eval_set, reference, metric_set)
+            self._insert_evaluation(conn, evaluation, metric_set)
+            outcome.append(self._gate_within(conn, job.model, version.version, eval_set))
+            gates.set_job_search(conn, job.id, candidates)
+            gates.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
+            self._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
+                                                             "chosen": chosen.strategy,
+                                                             "candidates": len(candidates)})
+
+        result = self._publish(model=job.model, version=None, frame=frame, train_rows=train_rows,
+                               eval_rows=eval_rows, trained=trained, data=data_path, parent=job.version,
+                               lineage=lineage, corrections=int(len(corrected_rows)), measure=measure,
+                               settle=settle)
+        return result.version, outcome[-1]
+
+    def _aim(self, job: Job, meta: dict) -> Aim:
+        """What the search judges candidates by: the blocking metric rules of the model's binding policy
+        that a model can change (not drift, approvals or open reviews), on the sensitive columns the
+        model was trained with, at the threshold the parent was evaluated with."""
+        def read(conn: duckdb.DuckDBPyConnection):
+            loaded = self._binding(conn, job.model, None)
+            parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
+            baselines = {rule.baseline: self._baseline(conn, job.model, rule.baseline) for rule in loaded.policy.rules
+                         if isinstance(rule, MetricRule) and rule.max_regression is not None}
+            return loaded, parent_eval, baselines
+
+        loaded, parent_eval, baselines = self._run(read)
+        threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
+        return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
+                      flagged=job.failing_rules)
 
     def _corrections(self, sha256: str) -> dict[int, int]:
         """row → corrected label from a feedback dataset (rows are positions in the training file)."""
@@ -199,11 +267,6 @@ class JobActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
             self._authorize(conn, Action.VIEW)
             _require_version(conn, model, version)
-            by_name = {v.version: v for v in registry.list_versions(conn, model)}  # one query, not one per step
-            chain, current = [], version
-            while current in by_name and by_name[current] not in chain:
-                chain.append(by_name[current])
-                current = by_name[current].parent_version
-            return chain
+            return registry.lineage(conn, model, version)
 
         return self._run(unit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,16 @@ def approval_floor(model: Model) -> tuple[int, str]:
     if model.min_approvals is not None and model.min_approvals > tier:
         return model.min_approvals, f"an admin set {model.min_approvals} for {model.name}"
     return tier, f"risk tier {model.risk_tier} needs {tier}"
+
+
+def _new_prediction_set(model: str, version: str, split: str, when: datetime | None, roles: ColumnRoles,
+                        prepared: PreparedFile, actor: str) -> PredictionSet:
+    return PredictionSet(
+        id=f"ps-{uuid.uuid4().hex[:12]}", model=model, version=version, split=split, batch_time=when,
+        dataset_sha256=prepared.sha256, source_name=prepared.source_name, source_sha256=prepared.source_sha256,
+        row_count=prepared.row_count, id_column=roles.id, label_column=roles.label, score_column=roles.score,
+        sensitive=list(roles.sensitive), features=prepared.features, created_at=_now(), created_by=actor,
+    )
 
 
 class RegistryActions(ServiceBase):
@@ -111,24 +122,30 @@ class RegistryActions(ServiceBase):
         training = self._store_dataset(Path(training_data)) if training_data is not None else None
         artifact_sha, artifact_size = self.artifacts.put_file(Path(artifact))
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> Version:
-            user = self._authorize(conn, Action.REGISTER)
-            _require_model(conn, model)
-            if registry.get_version(conn, model, version) is not None:
-                raise Conflict(f"version {version!r} of model {model!r} is already registered.")
-            if parent is not None and registry.get_version(conn, model, parent) is None:
-                raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
-            registry.insert_artifact(conn, sha256=artifact_sha, size_bytes=artifact_size,
-                                     original_name=Path(artifact).name, created_at=_now())
-            if training is not None:
-                registry.insert_dataset(conn, training, created_at=_now())
-            record = Version(model, version, artifact_sha, training.sha256 if training else None, parent,
-                             "registered", _now(), user.name, lineage)
-            registry.insert_version(conn, record)
-            self._log(conn, "version.register", f"version:{model}/{version}", record.to_dict())
-            return record
+        return self._run(lambda conn: self._insert_version(conn, model, version, (artifact_sha, artifact_size,
+                                                                                  Path(artifact).name),
+                                                           training, parent, lineage))
 
-        return self._run(unit)
+    def _insert_version(self, conn: duckdb.DuckDBPyConnection, model: str, version: str,
+                        artifact: tuple[str, int, str], training: Dataset | None, parent: str | None,
+                        lineage: dict[str, Any] | None) -> Version:
+        """Record a version whose artifact (sha256, size, name) is already stored (in the caller's unit)."""
+        user = self._authorize(conn, Action.REGISTER)
+        _require_model(conn, model)
+        if registry.get_version(conn, model, version) is not None:
+            raise Conflict(f"version {version!r} of model {model!r} is already registered.")
+        if parent is not None and registry.get_version(conn, model, parent) is None:
+            raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
+        artifact_sha, artifact_size, artifact_name = artifact
+        registry.insert_artifact(conn, sha256=artifact_sha, size_bytes=artifact_size, original_name=artifact_name,
+                                 created_at=_now())
+        if training is not None:
+            registry.insert_dataset(conn, training, created_at=_now())
+        record = Version(model, version, artifact_sha, training.sha256 if training else None, parent,
+                         "registered", _now(), user.name, lineage)
+        registry.insert_version(conn, record)
+        self._log(conn, "version.register", f"version:{model}/{version}", record.to_dict())
+        return record
 
     def _store_dataset(self, path: Path) -> Dataset:
         fmt, row_count, columns = describe_table_file(path)
@@ -163,28 +180,34 @@ class RegistryActions(ServiceBase):
             raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}.")
         when = parse_time(batch_time, what="batch time")
         self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
+        prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter)
+        return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
+
+    def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",") -> PreparedFile:
+        """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
         scratch = self.artifacts.scratch_path(".parquet")
         try:
             prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)
-        return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
+        return prepared
 
     def _record_prediction_set(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, split: str,
                                when: datetime | None, roles: ColumnRoles, prepared: PreparedFile) -> PredictionSet:
+        return self._insert_prediction_set(conn, prepared, _new_prediction_set(model, version, split, when, roles,
+                                                                               prepared, self.actor or ""))
+
+    def _insert_prediction_set(self, conn: duckdb.DuckDBPyConnection, prepared: PreparedFile,
+                               prediction_set: PredictionSet) -> PredictionSet:
+        """Record a prediction set whose Parquet file is already stored (in the caller's unit)."""
         user = self._authorize(conn, Action.INGEST)
-        _require_version(conn, model, version)
+        _require_version(conn, prediction_set.model, prediction_set.version)
         registry.insert_dataset(
             conn, Dataset(prepared.sha256, "parquet", prepared.row_count, prepared.columns, prepared.source_name),
             created_at=_now(),
         )
-        prediction_set = PredictionSet(
-            id=f"ps-{uuid.uuid4().hex[:12]}", model=model, version=version, split=split, batch_time=when,
-            dataset_sha256=prepared.sha256, source_name=prepared.source_name, source_sha256=prepared.source_sha256,
-            row_count=prepared.row_count, id_column=roles.id, label_column=roles.label, score_column=roles.score,
-            sensitive=list(roles.sensitive), features=prepared.features, created_at=_now(), created_by=user.name,
-        )
+        prediction_set = replace(prediction_set, created_by=user.name)
         registry.insert_prediction_set(conn, prediction_set)
         self._log(conn, "predictions.ingest", f"prediction_set:{prediction_set.id}", prediction_set.to_dict())
         return prediction_set

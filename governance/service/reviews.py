@@ -106,8 +106,8 @@ class ReviewActions(ServiceBase):
             raise InvalidInput(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes (a week), not {minutes}.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            user = self._authorize(conn, Action.JUDGE)
             item = _require_item(conn, item_id)
+            user = self._authorize(conn, _action_for(item))
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
@@ -129,8 +129,8 @@ class ReviewActions(ServiceBase):
             raise InvalidInput("a judgment needs a comment saying why.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            user = self._authorize(conn, Action.JUDGE)
             item = _require_item(conn, item_id)
+            user = self._authorize(conn, _action_for(item))
             now = _now()
             if item.status != "claimed" or item.assignee != user.name or item.claim_expires_at < now:
                 raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
@@ -153,8 +153,8 @@ class ReviewActions(ServiceBase):
             raise InvalidInput("dismissing an item needs a comment saying why.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            user = self._authorize(conn, Action.JUDGE)
             item = _require_item(conn, item_id)
+            user = self._authorize(conn, _action_for(item))
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
@@ -266,6 +266,11 @@ def _depth(value: Any, limit: int = MAX_EVIDENCE_DEPTH + 1) -> int:
     children = value.values() if isinstance(value, dict) else value
     return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 ADMIN_ITEM_KINDS = ("override_expired",)  # items about admins' own decisions
+
+
+def _action_for(item: ReviewItem) -> Action:
+    """Escalations of the retraining loop are engineers' and admins' work; every other item reviewers'."""
+    return Action.RESOLVE_ESCALATION if item.kind == "escalation" else Action.JUDGE
 
 
 def _check_kind_allowed(item: ReviewItem, user) -> None:

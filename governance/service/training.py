@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,7 +16,9 @@ from governance.errors import InvalidInput
 from governance.ingest import ColumnRoles, detect_format
 from governance.records import PredictionSet, Version
 from governance.roles import Action
-from governance.service.base import ServiceBase
+from governance.faults import failpoint
+from governance.service.base import ServiceBase, _require_model
+from governance.service.registry import _new_prediction_set
 from governance.store import registry
 from training.trainer import TrainConfig, TrainedModel, train
 
@@ -87,37 +89,61 @@ class TrainingActions(ServiceBase):
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict, data: Path, parent: str | None,
                           lineage: dict | None, progress, weights: np.ndarray | None = None,
                           corrections: int = 0) -> TrainResult:
-        label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
+        label, features = meta["label"], meta["features"]
         frame = frame.assign(**{ROW_ID: np.arange(len(frame))}) if ROW_ID not in frame else frame
         trained = train(frame.iloc[train_rows], label=label, features=features, config=config,
                         sample_weights=None if weights is None else weights[train_rows], on_epoch=progress)
         trained.meta = meta
-        number = version or self._next_version(model)
+        return self._publish(model=model, version=version, frame=frame, train_rows=train_rows, eval_rows=eval_rows,
+                             trained=trained, data=data, parent=parent, lineage=lineage, corrections=corrections)
+
+    def _publish(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
+                 eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None, lineage: dict | None,
+                 corrections: int = 0, measure: Callable[[PredictionSet], Any] | None = None,
+                 settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, Any], Any] | None = None,
+                 ) -> TrainResult:
+        """Register a trained version with its eval predictions and a reference sample of its training
+        rows in one unit of work, so the version appears whole or not at all. The files (artifact,
+        training data, prediction Parquet) are stored by sha256 first; a killed process leaves only
+        such files, which the next attempt reuses. `measure(eval set)` runs before the unit (the metric
+        engine, so the store is not held meanwhile) and `settle(conn, version, eval set, measured)` adds
+        to the same unit (a retraining job records its evaluation, gates and finishes there)."""
+        meta = trained.meta
+        label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
+        self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
+        keep = [ROW_ID, label, *dict.fromkeys([*sensitive, *features])]
+        roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
+                            features=tuple(c for c in dict.fromkeys(features) if c not in sensitive))
+        sample = train_rows[np.random.default_rng(trained.config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
         with tempfile.TemporaryDirectory() as tmp:
-            artifact = Path(tmp) / f"{model}-{number}.pt"
+            artifact = Path(tmp) / f"{model}-{version or 'next'}.pt"
             artifact.write_bytes(trained.to_bytes())
-            registered = self.register_version(model=model, version=number, artifact=artifact, training_data=data,
-                                               parent=parent, lineage=lineage)
-            keep = [ROW_ID, label, *dict.fromkeys([*sensitive, *features])]
-            roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
-                                features=tuple(c for c in dict.fromkeys(features) if c not in sensitive))
-            sets = []
-            sample = train_rows[np.random.default_rng(config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
+            stored_artifact = (*self.artifacts.put_file(artifact), f"{model}.pt")
+            training = self._store_dataset(Path(data))
+            prepared = []
             for split, rows in (("eval", eval_rows), ("reference", np.sort(sample))):
                 part = frame.iloc[rows][keep].copy()
                 part[SCORE] = trained.predict(frame.iloc[rows])
                 path = Path(tmp) / f"{split}.parquet"
                 part.to_parquet(path, index=False)
-                sets.append(self.ingest(model=model, version=number, file=path, split=split, roles=roles))
+                prepared.append((split, self._stage_prediction_file(path, roles)))
+        drafts = [(ready, _new_prediction_set(model, version or "", split, None, roles, ready, self.actor or ""))
+                  for split, ready in prepared]
+        measured = measure(drafts[0][1]) if measure is not None else None
+        failpoint("publish.files_stored")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Version, list[PredictionSet]]:
+            number = version or _next_number(conn, model)
+            registered = self._insert_version(conn, model, number, stored_artifact, training, parent, lineage)
+            sets = [self._insert_prediction_set(conn, ready, replace(draft, version=number)) for ready, draft in drafts]
+            if settle is not None:
+                settle(conn, registered, sets[0], measured)
+            failpoint("publish.before_commit")
+            return registered, sets
+
+        registered, sets = self._run(unit)
         epochs = max((h.get("epoch", 0) for h in trained.history), default=0)
         return TrainResult(registered, sets[0], sets[1], epochs, trained.temperature, corrections, trained.history)
-
-    def _next_version(self, model: str) -> str:
-        def unit(conn: duckdb.DuckDBPyConnection) -> str:
-            numbers = [int(v.version) for v in registry.list_versions(conn, model) if re.fullmatch(r"\d+", v.version)]
-            return str(max(numbers, default=0) + 1)
-
-        return self._run(unit)
 
     def load_trained(self, *, model: str, version: str) -> TrainedModel:
         detail = self.show_version(model=model, version=version)
@@ -127,6 +153,12 @@ class TrainingActions(ServiceBase):
         except Exception as exc:
             raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be retrained "
                                f"here ({type(exc).__name__}).") from exc
+
+
+def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
+    """One more than the highest numeric version of the model (read inside the registering unit)."""
+    numbers = [int(v.version) for v in registry.list_versions(conn, model) if re.fullmatch(r"\d+", v.version)]
+    return str(max(numbers, default=0) + 1)
 
 
 def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str], features: Sequence[str] | None) -> list[str]:

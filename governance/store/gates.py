@@ -176,10 +176,21 @@ def promote_waiting_jobs(conn: duckdb.DuckDBPyConnection, now) -> list[str]:
     return promoted
 
 
-def claimable_job(conn: duckdb.DuckDBPyConnection, now) -> Job | None:
-    row = conn.execute(_SELECT_JOBS + " WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < ?) "
-                       "ORDER BY created_at, id LIMIT 1", [now]).fetchone()
+def claimable_job(conn: duckdb.DuckDBPyConnection, now, created_before=None) -> Job | None:
+    row = conn.execute(_SELECT_JOBS + " WHERE (status = 'queued' OR (status = 'running' AND lease_expires_at < ?)) "
+                       "AND (CAST(? AS TIMESTAMP) IS NULL OR created_at <= ?) ORDER BY created_at, id LIMIT 1",
+                       [now, created_before, created_before]).fetchone()
     return _job(row) if row else None
+
+
+def set_job_search(conn: duckdb.DuckDBPyConnection, job_id: str, candidates: list[dict]) -> None:
+    """The candidates a retraining search tried (strategy, strength, validation metrics, chosen)."""
+    conn.execute("UPDATE jobs SET search_json = ? WHERE id = ?", [json.dumps(candidates, default=str), job_id])
+
+
+def job_search(conn: duckdb.DuckDBPyConnection, job_id: str) -> list[dict]:
+    row = conn.execute("SELECT search_json FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else []
 
 
 def take_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires) -> bool:

@@ -323,6 +323,11 @@ def m009_trust_controls(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def m010_retraining_search(conn: duckdb.DuckDBPyConnection) -> None:
+    # The candidates a retraining job's search tried, with their validation metrics and the one chosen.
+    conn.execute("ALTER TABLE jobs ADD COLUMN search_json VARCHAR")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -333,6 +338,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m007_training_jobs,
     m008_audit_head,
     m009_trust_controls,
+    m010_retraining_search,
 )
 
 

@@ -146,3 +146,13 @@ def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: 
 def get_prediction_set(conn: duckdb.DuckDBPyConnection, prediction_set_id: str) -> PredictionSet | None:
     row = conn.execute(f"SELECT {_PREDICTION_SET} FROM prediction_sets WHERE id = ?", [prediction_set_id]).fetchone()
     return _prediction_set(row) if row else None
+
+
+def lineage(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Version]:
+    """The version and its ancestors, newest first (one query, not one per step; a cycle ends it)."""
+    by_name = {v.version: v for v in list_versions(conn, model)}
+    chain, current = [], version
+    while current in by_name and by_name[current] not in chain:
+        chain.append(by_name[current])
+        current = by_name[current].parent_version
+    return chain

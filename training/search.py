@@ -1,0 +1,179 @@
+"""Retraining that aims at a policy: train candidates of several strategies and strengths, judge each on
+a validation split none of them trained on, keep the best.
+
+The candidates vary what a retraining job may vary:
+
+- the fairness penalty's weight (0, 0.1, 0.3, 1 when the job asks for `fairness_penalty`),
+- reweighing on and off (when the job asks for `reweight`),
+- a post-processing step, group offsets: per sensitive column an additive shift of the calibrated
+  logit per group, fitted on the calibration split so each group's selection rate at the decision
+  threshold moves a share (the strength: 0.25, 0.5, 0.75, 1) of the way to the overall rate. It is
+  the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
+  score the model still outputs, deterministic, and only where a fairness rule is flagged.
+
+Every candidate is recalibrated (temperature or Platt scaling on the calibration split) and judged by
+`judge` (the service runs the policy's blocking metric rules there, each in its own judge mode). The
+most accurate passing candidate wins; if none passes, the one closest to passing. Training stops
+early once a strength level produced a passing candidate: stronger ones only cost accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.trainer import TrainConfig, TrainedModel, split_indices, train
+
+PENALTY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
+OFFSET_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
+MIN_OFFSET_ROWS = 20  # a group with fewer calibration rows keeps offset 0: its rate is too noisy to aim at
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A candidate judged against the policy on the validation split."""
+
+    passes: bool
+    distance: float  # 0 when it passes; else how far, summed over blocking rules, relative to each bound
+    metrics: dict[str, float | None]  # accuracy, roc_auc, ece and each flagged rule's judged value
+    failing: list[str] = field(default_factory=list)  # "rule-id: reason" per blocking result
+
+
+@dataclass
+class Candidate:
+    strategy: str  # in words: "penalty 0.3 + reweight + offsets 0.5"
+    fairness_weight: float
+    reweight: bool
+    offset_strength: float
+    passes: bool
+    distance: float
+    metrics: dict[str, float | None]
+    failing: list[str]
+    chosen: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    model: TrainedModel
+    candidates: list[Candidate]
+
+    @property
+    def chosen(self) -> Candidate:
+        return next(c for c in self.candidates if c.chosen)
+
+
+Judge = Callable[[pd.DataFrame, np.ndarray], Verdict]
+
+
+def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig, judge: Judge,
+           sensitive: Sequence[str], offsets_for: Sequence[str] = (), threshold: float = 0.5,
+           sample_weights: np.ndarray | None = None, on_epoch=None,
+           report: Callable[[str], None] = lambda line: None) -> SearchResult:
+    """Train and judge the candidates on `frame` (the training rows); see the module's docstring.
+
+    `judge(rows, scores)` gets the validation rows and a candidate's scores for them. `offsets_for`
+    names the sensitive columns whose flagged fairness rules make group offsets worth trying.
+    """
+    strategies = set(config.strategies) | {"recalibrate"}
+    weights = PENALTY_WEIGHTS if "fairness_penalty" in strategies else (None,)
+    reweights = (False, True) if "reweight" in strategies else (False,)
+    strengths = (0.0, *OFFSET_STRENGTHS) if offsets_for else (0.0,)
+    base = replace(config, strategies=tuple(s for s in config.strategies if s not in ("fairness_penalty", "reweight"))
+                   + ("recalibrate",) * ("recalibrate" not in config.strategies))
+    frame = frame.reset_index(drop=True)
+    splits = split_indices(len(frame), base)
+    validation, calibration = frame.iloc[splits["validation"]], frame.iloc[splits["calibration"]]
+    candidates: list[Candidate] = []
+    models: list[tuple[Candidate, TrainedModel]] = []
+    for weight in weights:
+        for reweight in reweights:
+            extra = (("fairness_penalty",) if weight else ()) + (("reweight",) if reweight else ())
+            trial = replace(base, strategies=tuple(dict.fromkeys((*base.strategies, *extra))),
+                            fairness_weight=weight if weight else config.fairness_weight)
+            trained = train(frame, label=label, features=features, config=trial, sample_weights=sample_weights,
+                            on_epoch=on_epoch)
+            cal_logits = trained.calibrated_logits(calibration)
+            val_logits = trained.calibrated_logits(validation)
+            for strength in strengths:
+                offsets = fit_offsets(cal_logits, calibration, offsets_for, strength, threshold) if strength else {}
+                scores = _sigmoid(val_logits + group_shift(validation, offsets))
+                verdict = judge(validation, scores)
+                words = " + ".join([f"penalty {weight:g}" if weight else "no penalty"]
+                                   + (["reweight"] if reweight else []) + ([f"offsets {strength:g}"] if strength else []))
+                candidate = Candidate(words, float(weight or 0.0), reweight, strength, verdict.passes,
+                                      verdict.distance, verdict.metrics, verdict.failing)
+                candidates.append(candidate)
+                models.append((candidate, replace(trained, offsets=offsets, history=list(trained.history))))
+                report(f"  candidate {words}: {'passes' if verdict.passes else 'fails'}"
+                       + (f" ({'; '.join(verdict.failing)})" if verdict.failing else "")
+                       + f"; validation accuracy {_fmt(verdict.metrics.get('accuracy'))}")
+        if any(c.passes for c in candidates):
+            break  # a stronger penalty would only cost accuracy
+    best = _choose(candidates)
+    best.chosen = True
+    chosen_model = next(m for c, m in models if c is best)
+    chosen_model.meta = {**chosen_model.meta, "search": {"strategy": best.strategy, "candidates": len(candidates)}}
+    return SearchResult(chosen_model, candidates)
+
+
+def _choose(candidates: list[Candidate]) -> Candidate:
+    passing = [c for c in candidates if c.passes]
+    if passing:  # most accurate; ties to the gentlest intervention (earliest tried)
+        return max(passing, key=lambda c: (c.metrics.get("accuracy") or 0.0, -candidates.index(c)))
+    return min(candidates, key=lambda c: (c.distance, -(c.metrics.get("accuracy") or 0.0)))
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def group_shift(frame: pd.DataFrame, offsets: dict[str, dict[str, float]]) -> np.ndarray:
+    """The summed offset of each row's groups (0 for groups without one)."""
+    shift = np.zeros(len(frame))
+    for column, by_group in offsets.items():
+        if column in frame:
+            shift += frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
+    return shift
+
+
+def fit_offsets(logits: np.ndarray, frame: pd.DataFrame, columns: Sequence[str], strength: float,
+                threshold: float = 0.5, passes: int = 4) -> dict[str, dict[str, float]]:
+    """Additive logit offsets per group of each column, so that at `threshold` each group's selection
+    rate moves `strength` of the way to the overall rate; fitted column by column, a few passes (each
+    column's offsets are the quantile that gives its groups their target rate, the other columns'
+    offsets held). Groups under MIN_OFFSET_ROWS rows keep 0."""
+    cut = _logit(threshold)
+    overall = float(np.mean(logits > cut)) if len(logits) else 0.0
+    values = {c: frame[c].astype(str).to_numpy() for c in columns if c in frame}
+    offsets: dict[str, dict[str, float]] = {c: {} for c in values}
+    for _ in range(passes):
+        for column, groups in values.items():
+            others = logits + group_shift(frame, {c: o for c, o in offsets.items() if c != column})
+            fitted = {}
+            for group in np.unique(groups):
+                members = others[groups == group]
+                if len(members) < MIN_OFFSET_ROWS:
+                    continue
+                rate = float(np.mean(members > cut))
+                target = rate + strength * (overall - rate)
+                if target <= 0 or target >= 1:
+                    continue
+                # the logit above which a share `target` of the group lies, moved onto the cut
+                fitted[str(group)] = float(cut - np.quantile(members, 1 - target))
+            offsets[column] = fitted
+    return {c: o for c, o in offsets.items() if o}
