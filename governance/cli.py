@@ -728,12 +728,15 @@ def review() -> None:
 @click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
 @click.option("--version", "version_name", metavar="VERSION", help="Only this version's items.")
 @click.option("--status", type=click.Choice(["open", "claimed", "resolved", "dismissed"]), help="Only items in this state.")
+@click.option("--kind", metavar="KIND",
+              help="Only items of this kind: rule_failure, example, drift_alert, manual, override_expired, or "
+                   "escalation (the retraining loop stopped without meeting the policy; engineers work these).")
 @json_option
 @click.pass_context
 def review_list(ctx: click.Context, model_name: str | None, version_name: str | None, status: str | None,
-                as_json: bool) -> None:
+                kind: str | None, as_json: bool) -> None:
     """List review items, oldest first."""
-    items = _service(ctx).list_review_items(model=model_name, version=version_name, status=status)
+    items = _service(ctx).list_review_items(model=model_name, version=version_name, status=status, kind=kind)
     _emit(items, as_json, "\n".join(
         f"{i.id}  {i.model}/{i.version}  {i.kind:<13} {i.status:<8} {i.priority:<8} {i.rule_id or ''}"
         for i in items) or "no review items")
@@ -953,17 +956,30 @@ def jobs_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Show a job: status, strategies, attempts, progress, error and resulting version."""
+    """Show a job: status, strategies, attempts, progress, error, resulting version, and the candidates
+    its search tried (strategy and strength, validation accuracy and ECE, pass or what failed; * chosen)."""
     job = _service(ctx).show_job(job_id=job_id)
     progress = job.get("progress") or {}
-    _emit(job, as_json, "\n".join([
+    lines = [
         f"{job['id']}  {job['model']}/{job['version']}  {job['status']}  attempts {job['attempts']}",
         f"  strategies: {', '.join(job['strategies'])}; failing rules: {', '.join(job['failing_rules'])}",
         f"  progress: epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
         + (f"; worker {job['lease_owner']}" if job.get("lease_owner") else ""),
         f"  result: version {job['result_version']}" if job.get("result_version") else
         f"  error: {job['error']}" if job.get("error") else "  result: -",
-    ]))
+    ]
+    if job.get("candidates"):
+        lines.append(f"  candidates ({len(job['candidates'])}, judged on the validation split):")
+        for c in job["candidates"]:
+            metrics = c.get("metrics") or {}
+            shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))
+            verdict = "passes" if c["passes"] else "fails " + "; ".join(f.split(":")[0] for f in c["failing"])
+            lines.append(f"  {'*' if c['chosen'] else ' '} {c['strategy']:<36} {shown}  {verdict}")
+    _emit(job, as_json, "\n".join(lines))
+
+
+def _fixed(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 @jobs.command("cancel")
@@ -978,7 +994,7 @@ def jobs_cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
 
 
 @cli.command("worker")
-@click.option("--once", is_flag=True, help="Run the jobs waiting now, then exit (no polling).")
+@click.option("--once", is_flag=True, help="Run the jobs queued when it starts, then exit (no polling).")
 @click.option("--max-jobs", type=click.IntRange(1, 1_000_000), help="Exit after this many jobs.")
 @click.option("--lease", "lease_seconds", type=click.IntRange(5, 86_400), default=60, show_default=True,
               help="Seconds a job stays leased without a heartbeat before another worker may take it.")
@@ -987,12 +1003,22 @@ def jobs_cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
 @click.pass_context
 def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_seconds: int,
                    max_attempts: int) -> None:
-    """Claim retraining jobs with a lease and heartbeat, and run them (progress on stderr)."""
+    """Claim retraining jobs with a lease and heartbeat, and run them (progress on stderr).
+
+    Each job searches its strategies' strength against the model's policy, then registers, evaluates
+    and gates the new version in one step. With --once only the jobs queued when the worker started
+    run: a job that the new version's gate queues waits for the next run, so each call is one round of
+    the loop. The loop stops on its own after the policy's max_rounds retrains (default 2), or when a
+    retrain changed nothing or did not improve the flagged metric; it files an escalation item for
+    engineers instead."""
     results = _service(ctx).run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
                                        max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
     for result in results:
         click.echo(f"{result['job']}: {result['status']}" + (f" → version {result['version']}"
                                                               if result.get("version") else "")
+                   + (f", gate {result['verdict']}" if result.get("verdict") else "")
+                   + (f" by {', '.join(result['blocked_by'])}" if result.get("blocked_by") else "")
+                   + (f"; escalated: {', '.join(result['escalations'])}" if result.get("escalations") else "")
                    + (f" ({result['error']})" if result.get("error") else ""))
     if not results:
         click.echo("no jobs to run")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -94,20 +95,24 @@ class TrainedModel:
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_bytes(self) -> bytes:
+        """The weights and, as canonical JSON, everything else: equal models give equal bytes (a retrain
+        that changed nothing is recognised by its sha256)."""
+        body = {"spec": self.spec.to_dict(), "config": asdict(self.config), "temperature": self.temperature,
+                "bias": self.bias, "history": self.history, "meta": self.meta, "offsets": self.offsets}
         buffer = io.BytesIO()
-        torch.save({"state": self.state, "spec": self.spec.to_dict(), "config": asdict(self.config),
-                    "temperature": self.temperature, "bias": self.bias, "history": self.history, "meta": self.meta,
-                    "offsets": self.offsets},
-                   buffer)
+        torch.save({"state": dict(sorted(self.state.items())),
+                    "body": json.dumps(body, sort_keys=True, default=str)}, buffer)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TrainedModel":
-        body = torch.load(io.BytesIO(data), weights_only=False)
-        config = body["config"]
+        """Load with torch's weights-only unpickler: an artifact can hold tensors and plain values, never code."""
+        saved = torch.load(io.BytesIO(data), weights_only=True)
+        body = json.loads(saved["body"]) if "body" in saved else saved  # earlier artifacts: a plain dict
+        config = dict(body["config"])
         config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
                       sensitive=tuple(config["sensitive"]))
-        return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), body["state"], body["temperature"],
+        return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), saved["state"], body["temperature"],
                    body["history"], body.get("meta", {}), body.get("bias", 0.0), body.get("offsets", {}))
 
 

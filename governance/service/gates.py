@@ -202,10 +202,10 @@ class GateActions(PolicyActions):
         return gates.insert_items(conn, batch)
 
     def list_review_items(self, *, model: str | None = None, version: str | None = None,
-                          status: str | None = None) -> list[ReviewItem]:
+                          status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             self._authorize(conn, Action.VIEW)
-            return gates.list_items(conn, model=model, version=version, status=status)
+            return gates.list_items(conn, model=model, version=version, status=status, kind=kind)
 
         return self._run(unit)
 

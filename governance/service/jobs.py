@@ -228,8 +228,8 @@ class JobActions(ServiceBase):
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
             evaluation = self._new_evaluation(job.model, version.version, eval_set, reference, metric_set)
             self._insert_evaluation(conn, evaluation, metric_set)
+            gates.set_job_search(conn, job.id, candidates)  # before the gate: an escalation quotes them
             outcome.append(self._gate_within(conn, job.model, version.version, eval_set))
-            gates.set_job_search(conn, job.id, candidates)
             gates.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
             self._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
                                                              "chosen": chosen.strategy,

@@ -103,10 +103,11 @@ def _job(row: tuple) -> Job:
 
 
 def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, version: str | None = None,
-               status: str | None = None) -> list[ReviewItem]:
+               status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
     rows = conn.execute(
         _SELECT_ITEMS + " WHERE (? IS NULL OR model = ?) AND (? IS NULL OR version = ?) AND (? IS NULL OR status = ?) "
-        "ORDER BY created_at, rule_id, kind DESC, id", [model, model, version, version, status, status]).fetchall()
+        "AND (? IS NULL OR kind = ?) ORDER BY created_at, rule_id, kind DESC, id",
+        [model, model, version, version, status, status, kind, kind]).fetchall()
     return [item_from_row(row) for row in rows]
 
 

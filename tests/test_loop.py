@@ -1,0 +1,127 @@
+"""The feedback loop always ends: bounded rounds, no repeat of an identical retrain, escalation to engineers,
+and a retrained version that appears whole even when its worker is killed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from governance.errors import NotAllowed
+from governance.service import Service
+from tests.test_training import biased
+from training.trainer import TrainConfig
+
+UNMEETABLE = """name: unmeetable
+version: 1
+rules:
+  - id: calibration-ece
+    metric: calibration.ece
+    max: 0.0001
+    on_fail:
+      retrain: {strategy: recalibrate{rounds}}
+"""
+
+
+def _store(tmp_path: Path, policy: str, strategies: tuple[str, ...] = ()) -> Path:
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    admin = Service.open(home=home, actor="ada")
+    admin.add_user(name="eng", role="engineer")
+    admin.add_user(name="rey", role="reviewer")
+    data = tmp_path / "biased.csv"
+    biased(1200).to_csv(data, index=False)
+    engineer = Service.open(home=home, actor="eng")
+    engineer.train_version(model="m", data=data, label="y", sensitive=["sex"],
+                           config=TrainConfig(epochs=3, sensitive=("sex",), strategies=strategies))
+    engineer.evaluate(model="m", version="1", resamples=50)
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy)
+    admin.assign_policy(policy=admin.register_policy(file=path).name, model="m")
+    outcome = engineer.gate(model="m", version="1")
+    assert outcome.decision.verdict == "blocked" and len(outcome.jobs) == 1
+    return home
+
+
+def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_versions(tmp_path):
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ""))
+    engineer = Service.open(home=home, actor="eng")
+    runs = [engineer.run_worker(once=True) for _ in range(5)]
+    # worker --once runs only what was queued when it started: at most one job per call here.
+    assert all(len(done) <= 1 for done in runs)
+    versions = [v.version for v in engineer.list_versions(model="m")]
+    assert 2 <= len(versions) <= 3  # v1 and at most max_rounds (default 2) retrains
+    assert runs[-1] == [] and not engineer.list_jobs(status="queued")
+    [escalation] = engineer.list_review_items(kind="escalation")
+    assert escalation.version == versions[-1] and escalation.priority == "blocking"
+    evidence = escalation.evidence
+    assert evidence["failing_rules"] == ["calibration-ece"] and evidence["max_rounds"] == 2
+    assert evidence["reason"] and evidence["candidates"] and evidence["chosen"]["passes"] is False
+    assert all(c["failing"] for c in evidence["candidates"])  # why none passed, per candidate
+    last = [d for done in runs for d in done][-1]
+    assert last["verdict"] == "blocked" and last["escalations"] == [escalation.id]
+    # Escalations are engineers' (and admins') work, not reviewers'.
+    with pytest.raises(NotAllowed, match="may not work the retraining loop's escalations"):
+        Service.open(home=home, actor="rey").claim_review_item(item_id=escalation.id)
+    engineer.claim_review_item(item_id=escalation.id)
+    engineer.dismiss_review_item(item_id=escalation.id, comment="the bound is a typo; fixing the policy")
+    assert Service.open(home=home, actor="ada").verify_audit().ok
+
+
+def test_max_rounds_from_the_policy_bounds_the_lineage(tmp_path):
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 1"))
+    engineer = Service.open(home=home, actor="eng")
+    for _ in range(3):
+        engineer.run_worker(once=True)
+    assert [v.version for v in engineer.list_versions(model="m")] == ["1", "2"]
+    [escalation] = engineer.list_review_items(kind="escalation")
+    assert escalation.evidence["rounds"] == 1 and "max_rounds is 1" in escalation.evidence["reason"]
+
+
+def test_a_retrain_identical_to_its_parent_queues_nothing_more(tmp_path):
+    # v1 was trained with recalibration already and nobody corrected a label: the retrain is v1 again.
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 5"), strategies=("recalibrate",))
+    engineer = Service.open(home=home, actor="eng")
+    [done] = engineer.run_worker(once=True)
+    v1, v2 = (engineer.show_version(model="m", version=v).version for v in ("1", "2"))
+    assert v1.artifact_sha256 == v2.artifact_sha256
+    assert done["jobs"] == [] and len(done["escalations"]) == 1
+    [escalation] = engineer.list_review_items(kind="escalation")
+    assert "same model as version 1" in escalation.evidence["reason"]
+    assert engineer.run_worker(once=True) == []
+
+
+WORKER = textwrap.dedent("""
+    import sys
+    from governance.service import Service
+    Service.open(home=sys.argv[1], actor="eng").run_worker(once=True, lease_seconds=2,
+                                                            report=lambda line: print(line, flush=True))
+""")
+
+
+@pytest.mark.parametrize("point", ["train.epoch", "publish.files_stored", "publish.before_commit"])
+def test_a_worker_killed_anywhere_leaves_no_half_built_version_and_the_retry_builds_it_whole(tmp_path, point):
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ""))
+    env = {**os.environ, "GOVERN_FAILPOINT": point}
+    child = subprocess.run([sys.executable, "-c", WORKER, str(home)], env=env, capture_output=True, text=True,
+                           cwd=Path(__file__).parent.parent, timeout=300)
+    assert child.returncode == -9, child.stderr[-2000:]  # SIGKILL, at the failpoint
+    engineer = Service.open(home=home, actor="eng")
+    assert [v.version for v in engineer.list_versions(model="m")] == ["1"]
+    [job] = engineer.list_jobs()
+    assert job.status == "running"  # its lease lapses; nothing of version 2 is visible meanwhile
+    time.sleep(2.5)
+    [done] = engineer.run_worker(once=True)
+    assert done["status"] == "succeeded" and done["version"] == "2"
+    detail = engineer.show_version(model="m", version="2")
+    assert sorted(p.split for p in detail.prediction_sets) == ["eval", "reference"]
+    assert engineer.latest_evaluation(model="m", version="2")[0].prediction_set_id in {
+        p.id for p in detail.prediction_sets}
+    assert engineer.latest_gate(model="m", version="2") is not None
+    assert engineer.show_job(job_id=job.id)["attempts"] == 2
+    assert Service.open(home=home, actor="ada").verify_audit().ok
