@@ -33,3 +33,23 @@ def bars_with_intervals(frame: pd.DataFrame, *, category: str, value: str, low: 
     if column is None:
         return chart
     return chart.properties(width=260, height=240).facet(column=f"{column}:N").resolve_scale(x="independent")
+
+
+def tradeoff(frame: pd.DataFrame, *, x: str, y: str, bound: float | None, x_title: str) -> alt.LayerChart:
+    """A search's candidates: `y` (accuracy) against `x` (the flagged metric), coloured by whether each
+    passed the policy, the chosen one ringed, and the rule's bound on `x` as a dashed line."""
+    base = alt.Chart(frame)
+    layers = [
+        base.mark_circle(size=90, opacity=0.85).encode(
+            x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+            y=alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=False)),
+            color=alt.Color("result:N", scale=alt.Scale(domain=["passes", "fails"], range=["#2e7d32", "#c62828"]),
+                            title=None),
+            tooltip=list(frame.columns)),
+        alt.Chart(frame[frame["chosen"]]).mark_point(size=400, shape="circle", strokeWidth=3, color="black")
+        .encode(x=f"{x}:Q", y=f"{y}:Q"),
+    ]
+    if bound is not None:
+        layers.append(alt.Chart(pd.DataFrame({"bound": [bound]})).mark_rule(strokeDash=[6, 4], color="#c62828")
+                      .encode(x="bound:Q"))
+    return alt.layer(*layers)

@@ -124,6 +124,11 @@ def job_overview(home: str, actor: str):
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+def job(home: str, actor: str, job_id: str):
+    return _service(home, actor).show_job(job_id=job_id)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
 def agreement(home: str, actor: str, model: str | None):
     return _service(home, actor).agreement(model=model)
 

@@ -40,6 +40,12 @@ class Aim:
     def rule_ids(self) -> list[str]:
         return [r.id for r in self.policy.policy.rules]
 
+    def bounds(self) -> dict[str, dict]:
+        """Each judged rule's metric, column and bound, by rule id (what a trade-off chart draws)."""
+        return {r.id: {"metric": r.metric, "feature": r.feature, "max": r.max, "min": r.min,
+                       "max_regression": r.max_regression, "judge": r.judge, "flagged": r.id in self.flagged}
+                for r in self.policy.policy.rules}
+
     @classmethod
     def of(cls, loaded: LoadedPolicy, baselines: Mapping[str, tuple[str, MetricSet] | None], *, label: str,
            sensitive: Sequence[str], threshold: float, flagged: Sequence[str]) -> "Aim":

@@ -125,3 +125,62 @@ def test_a_worker_killed_anywhere_leaves_no_half_built_version_and_the_retry_bui
     assert engineer.latest_gate(model="m", version="2") is not None
     assert engineer.show_job(job_id=job.id)["attempts"] == 2
     assert Service.open(home=home, actor="ada").verify_audit().ok
+
+
+PARITY = """name: parity
+version: 1
+rules:
+  - id: parity-gap
+    metric: fairness.demographic_parity_difference
+    feature: sex
+    max: 0.10
+    on_fail:
+      retrain: {strategy: [reweight, fairness_penalty, recalibrate]}
+  - id: calibration-ece
+    metric: calibration.ece
+    max: 0.08
+"""
+
+
+def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trade_off(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.credentials import credential_for
+
+    home = _store(tmp_path, PARITY)
+    engineer = Service.open(home=home, actor="eng")
+    [done] = engineer.run_worker(once=True)
+    job = engineer.show_job(job_id=done["job"])
+    assert set(job["aim"]) == {"parity-gap", "calibration-ece"} and job["aim"]["parity-gap"]["flagged"]
+    candidates = job["candidates"]
+    # penalty weights × reweighing on/off, each with and without group offsets of several strengths
+    assert {c["offset_strength"] for c in candidates} >= {0.0, 0.5, 1.0}
+    assert {c["reweight"] for c in candidates} == {False, True}
+    passing = [c for c in candidates if c["passes"]]
+    [chosen] = [c for c in candidates if c["chosen"]]
+    if passing:  # the most accurate passing candidate, judged by both rules
+        assert chosen["passes"] and chosen["metrics"]["accuracy"] == max(c["metrics"]["accuracy"] for c in passing)
+        assert all(c["metrics"]["parity-gap"] <= 0.10 and c["metrics"]["ece"] <= 0.08 for c in passing)
+    else:
+        assert chosen["distance"] == min(c["distance"] for c in candidates)
+    # on the eval split (never used by the search) the version's parity gap shrank
+    gaps = [engineer.latest_evaluation(model="m", version=v)[1].find(
+        "fairness", "demographic_parity_difference", "sex").value for v in ("1", "2")]
+    assert gaps[1] < gaps[0]
+
+    monkeypatch.setenv("GOVERN_HOME", str(home))
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "dashboard" / "app.py"), default_timeout=60)
+    at.session_state["govern.user"], at.session_state["govern.role"] = "eng", "engineer"
+    at.session_state["govern.token"] = credential_for(home, "eng")
+    at.run()
+    at.switch_page("views/jobs.py").run()
+    assert not at.exception
+    import json
+
+    [chart] = at.get("vega_lite_chart")
+    layers = json.loads(chart.proto.spec)["layer"]
+    assert [layer["mark"]["type"] for layer in layers] == ["circle", "point", "rule"]
+    assert layers[0]["encoding"]["x"]["field"] == "parity-gap" and layers[0]["encoding"]["y"]["field"] == "accuracy"
+    assert layers[2]["encoding"]["x"]["field"] == "bound"  # the rule's bound, 0.10, as a dashed line
+    table = at.dataframe[-1].value
+    assert len(table) == len(candidates) and table["chosen"].sum() == 1

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import charts, data, state
 from governance.errors import GovernError
 
 
@@ -25,6 +25,41 @@ st.dataframe(pd.DataFrame([{"id": j["id"], "model": j["model"], "from version": 
                             "rules": ", ".join(j["failing_rules"]), "attempts": j["attempts"],
                             "resulting version": j.get("result_version") or "", "error": j.get("error") or "",
                             "updated": j["updated_at"]} for j in found]), hide_index=True, width="stretch")
+
+
+def search_section(jobs: list[dict]) -> None:
+    """The candidates a job's search tried: accuracy against the flagged metric, the bound, the choice."""
+    searched = [j for j in jobs if j.get("searched")]
+    if not searched:
+        return
+    st.subheader("What the retraining search tried")
+    job_id = st.selectbox("Job", [j["id"] for j in searched], index=len(searched) - 1, key="jobs.search")
+    job = next(j for j in searched if j["id"] == job_id)
+    detail = data.job(state.home(), state.user(), job_id)
+    aim = detail.get("aim") or {}
+    flagged = [rule for rule, spec in aim.items() if spec.get("flagged")] or list(aim)
+    if not flagged:
+        st.info("The policy had no blocking rule a model can change; candidates were compared on accuracy.")
+        return
+    rule = st.selectbox("Flagged rule", flagged, key="jobs.search.rule") if len(flagged) > 1 else flagged[0]
+    spec = aim[rule]
+    rows = [{"candidate": c["strategy"], "accuracy": c["metrics"].get("accuracy"), rule: c["metrics"].get(rule),
+             "ECE": c["metrics"].get("ece"), "result": "passes" if c["passes"] else "fails", "chosen": c["chosen"],
+             "failing": "; ".join(c["failing"])} for c in detail["candidates"]]
+    frame = pd.DataFrame(rows).dropna(subset=["accuracy", rule])
+    bound = spec.get("max") if spec.get("max") is not None else spec.get("min")
+    judged = {"point": "", "ci_upper": " (upper bound)", "ci_lower": " (lower bound)"}[spec.get("judge", "point")]
+    if not frame.empty:
+        st.altair_chart(charts.tradeoff(frame, x=rule, y="accuracy", bound=bound,
+                                        x_title=f"{spec['metric']}{judged} ({rule})"), width="stretch")
+    chosen = next(c for c in detail["candidates"] if c["chosen"])
+    st.caption(f"Judged on a validation split none of the candidates trained on. Chosen: {state.plain(chosen['strategy'])}"
+               f" ({'the most accurate that passes' if chosen['passes'] else 'none passed; the closest to passing'})"
+               + (f"; resulting version {job['result_version']}." if job.get("result_version") else "."))
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+search_section(found)
 running = [j for j in found if j["status"] == "running"]
 for job in running:
     step = job.get("progress") or {}

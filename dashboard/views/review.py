@@ -15,8 +15,10 @@ left, middle, right = st.columns(3)
 status = left.selectbox("Show", ["to do", "open", "claimed", "resolved", "dismissed"], key="review.status",
                         help="to do: open items and the ones you claimed")
 model_filter = middle.selectbox("Model", ["(all)", *[m.name for m in data.models(home, actor)]], key="review.model")
-kind_filter = right.selectbox("Kind", ["(all)", "rule_failure", "example", "drift_alert", "gold", "manual"],
-                              key="review.kind")
+kind_filter = right.selectbox("Kind", ["(all)", "rule_failure", "example", "drift_alert", "escalation", "gold",
+                                       "manual"], key="review.kind",
+                              help="escalation: the retraining loop stopped without meeting the policy "
+                                   "(engineers and admins work these)")
 if status == "to do":
     items = data.review_items(home, actor, "open") + [i for i in data.review_items(home, actor, "claimed")
                                                       if i.assignee == actor]

@@ -252,7 +252,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     rounds = sum(1 for v in chain if (v.lineage or {}).get("job"))
     context: dict[str, Any] = {"rounds": rounds, "max_rounds": max_rounds}
     if lineage.get("job"):
-        context["candidates"] = gates.job_search(conn, lineage["job"])
+        context["candidates"] = gates.job_search(conn, lineage["job"]).get("candidates", [])
         context["chosen"] = (lineage.get("search") or {}).get("chosen")
     if rounds >= max_rounds:
         return {"reason": f"the lineage had {rounds} retrain(s), the policy's max_rounds is {max_rounds}",

@@ -49,16 +49,20 @@ class JobActions(ServiceBase):
             job = gates.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
-            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": gates.job_search(conn, job_id)}
+            search = gates.job_search(conn, job_id)
+            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": search.get("candidates", []),
+                                                                     "aim": search.get("rules", {})}
 
         return self._run(unit)
 
     def job_overview(self) -> list[dict[str, Any]]:
-        """Every job with its lease, progress, error and resulting version (what show_job gives one job)."""
+        """Every job with its lease, progress, error, resulting version and whether its search stored
+        candidates (show_job gives one job, candidates included)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             self._authorize(conn, Action.VIEW)
-            states = gates.job_states(conn)
-            return [job.to_dict() | states.get(job.id, {}) for job in gates.list_jobs(conn)]
+            states, searched = gates.job_states(conn), gates.searched_jobs(conn)
+            return [job.to_dict() | states.get(job.id, {}) | {"searched": job.id in searched}
+                    for job in gates.list_jobs(conn)]
 
         return self._run(unit)
 
@@ -228,7 +232,9 @@ class JobActions(ServiceBase):
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
             evaluation = self._new_evaluation(job.model, version.version, eval_set, reference, metric_set)
             self._insert_evaluation(conn, evaluation, metric_set)
-            gates.set_job_search(conn, job.id, candidates)  # before the gate: an escalation quotes them
+            # before the gate: an escalation quotes them
+            gates.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
+                                                "candidates": candidates})
             outcome.append(self._gate_within(conn, job.model, version.version, eval_set))
             gates.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
             self._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,

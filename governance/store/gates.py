@@ -184,14 +184,19 @@ def claimable_job(conn: duckdb.DuckDBPyConnection, now, created_before=None) -> 
     return _job(row) if row else None
 
 
-def set_job_search(conn: duckdb.DuckDBPyConnection, job_id: str, candidates: list[dict]) -> None:
-    """The candidates a retraining search tried (strategy, strength, validation metrics, chosen)."""
-    conn.execute("UPDATE jobs SET search_json = ? WHERE id = ?", [json.dumps(candidates, default=str), job_id])
+def set_job_search(conn: duckdb.DuckDBPyConnection, job_id: str, search: dict) -> None:
+    """What a retraining search aimed at (`rules`: the policy's bounds) and the `candidates` it tried."""
+    conn.execute("UPDATE jobs SET search_json = ? WHERE id = ?", [json.dumps(search, default=str), job_id])
 
 
-def job_search(conn: duckdb.DuckDBPyConnection, job_id: str) -> list[dict]:
+def searched_jobs(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Ids of the jobs whose search tried candidates."""
+    return {row[0] for row in conn.execute("SELECT id FROM jobs WHERE search_json IS NOT NULL").fetchall()}
+
+
+def job_search(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict:
     row = conn.execute("SELECT search_json FROM jobs WHERE id = ?", [job_id]).fetchone()
-    return json.loads(row[0]) if row and row[0] else []
+    return json.loads(row[0]) if row and row[0] else {}
 
 
 def take_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires) -> bool:
