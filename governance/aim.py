@@ -8,7 +8,7 @@ so are rules on columns the rows do not carry. Regression rules compare with the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -21,7 +21,8 @@ from policies.schema import MetricRule
 from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
-CI_RESAMPLES = 200  # when a rule judges a confidence bound
+RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
+Z_MARGIN = 1.0  # a robust pass holds with every judged value moved this many standard errors the wrong way
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,6 @@ class Aim:
     threshold: float
     flagged: tuple[str, ...]  # the rules whose failure queued the job
     offsets_for: tuple[str, ...]  # sensitive columns of flagged fairness rules: where group offsets may help
-    resamples: int
 
     @property
     def rule_ids(self) -> list[str]:
@@ -48,7 +48,10 @@ class Aim:
 
     @classmethod
     def of(cls, loaded: LoadedPolicy, baselines: Mapping[str, tuple[str, MetricSet] | None], *, label: str,
-           sensitive: Sequence[str], threshold: float, flagged: Sequence[str]) -> "Aim":
+           sensitive: Sequence[str], threshold: float, flagged: Sequence[str],
+           failing_columns: Sequence[str] = ()) -> "Aim":
+        """The aim for a job queued by `flagged` rules; `failing_columns` (from the gate that queued it)
+        narrows group offsets to the columns that failed, so the others are not bent needlessly."""
         def judgeable(rule) -> bool:
             return (isinstance(rule, MetricRule) and rule.severity == "block" and not rule.metric.startswith("drift.")
                     and (rule.feature in (None, "every") or rule.feature in sensitive))
@@ -58,25 +61,52 @@ class Aim:
                               loaded.source, dict(loaded.lines))
         fairness = [r for r in rules if r.id in flagged and r.metric.startswith("fairness.")]
         columns = [c for c in sensitive if any(r.feature in ("every", c) for r in fairness)]
+        if any(c in columns for c in failing_columns):
+            columns = [c for c in columns if c in failing_columns]
         return cls(subset, loaded.policy.name, baselines, label, tuple(sensitive), threshold, tuple(flagged),
-                   tuple(columns), CI_RESAMPLES if any(r.judge != "point" for r in rules) else 0)
+                   tuple(columns))
 
     def judge(self, rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
+        """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
+        robustly when it would still pass with every judged value one standard error (from the bootstrap)
+        worse, so that the choice does not sit on the bound and fall over on the next sample."""
         frame = rows[[self.label, *self.sensitive]].copy()
         frame[SCORE] = scores
         metric_set = evaluate(current=frame, label=self.label, score=SCORE, sensitive=list(self.sensitive),
-                              threshold=self.threshold, resamples=self.resamples, seed=0)
+                              threshold=self.threshold, resamples=RESAMPLES, seed=0)
         metrics: dict[str, float | None] = {
             name: _value(metric_set, family, name) for family, name in
             (("performance", "accuracy"), ("performance", "roc_auc"), ("calibration", "ece"))}
         if not self.policy.policy.rules:
-            return Verdict(True, 0.0, metrics)
+            return Verdict(True, 0.0, metrics, robust=True)
         decision = run_gate(policy=self.policy, metrics=metric_set, baseline=self.baselines)
         for result in decision.results:
             metrics[result.rule_id] = result.judged if result.judged is not None else result.observed
         blocking = [r for r in decision.results if r.blocking]
+        robust = not blocking and self._robust(metric_set)
         return Verdict(not blocking, sum(_shortfall(r) for r in blocking), metrics,
-                       [f"{r.rule_id}: {r.reason}" for r in blocking])
+                       [f"{r.rule_id}: {r.reason}" for r in blocking], robust=robust)
+
+    def _robust(self, metric_set: MetricSet) -> bool:
+        """Whether the bound rules (max / min) still pass with each value a standard error worse."""
+        for direction, kept in ((+1, [r for r in self.policy.policy.rules if r.max is not None]),
+                                (-1, [r for r in self.policy.policy.rules if r.min is not None])):
+            if not kept:
+                continue
+            shifted = MetricSet([_shift(record, direction) for record in metric_set.records], metric_set.params)
+            subset = LoadedPolicy(self.policy.policy.model_copy(update={"rules": kept}), self.policy.sha256,
+                                  self.policy.text, self.policy.source, dict(self.policy.lines))
+            if run_gate(policy=subset, metrics=shifted).verdict != "passed":
+                return False
+        return True
+
+
+def _shift(record, direction: int):
+    """The record with its value moved `direction` × Z_MARGIN standard errors (from its 95% interval)."""
+    if record.value is None or record.ci_low is None or record.ci_high is None:
+        return record
+    error = (record.ci_high - record.ci_low) / (2 * 1.96)
+    return replace(record, value=record.value + direction * Z_MARGIN * error)
 
 
 def _value(metric_set: MetricSet, family: str, metric: str) -> float | None:

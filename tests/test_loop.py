@@ -184,3 +184,17 @@ def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trad
     assert layers[2]["encoding"]["x"]["field"] == "bound"  # the rule's bound, 0.10, as a dashed line
     table = at.dataframe[-1].value
     assert len(table) == len(candidates) and table["chosen"].sum() == 1
+
+
+def test_a_retrain_blocked_only_by_rules_without_a_retrain_action_escalates(tmp_path):
+    policy = PARITY.replace("max: 0.08\n", "max: 0.08\n  - {id: accuracy-floor, metric: performance.accuracy, "
+                                            "min: 0.99}\n")
+    home = _store(tmp_path, policy)
+    engineer = Service.open(home=home, actor="eng")
+    [done] = engineer.run_worker(once=True)
+    # parity, the rule that queued the job, passes now; what still blocks has no retrain action
+    assert "accuracy-floor" in done["blocked_by"] and "parity-gap" not in done["blocked_by"] and done["jobs"] == []
+    [escalation] = engineer.list_review_items(kind="escalation")
+    assert "accuracy-floor" in escalation.evidence["reason"]
+    assert "whose failure queues no retrain" in escalation.evidence["reason"]
+    assert engineer.run_worker(once=True) == []

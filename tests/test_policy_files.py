@@ -15,7 +15,7 @@ def test_shipped_packs_are_valid(name, run_cli, tmp_path):
     loaded = load_policy(shipped_packs()[name])
     assert loaded.policy.rules
     result = run_cli(tmp_path, "policy", "validate", name)
-    assert result.exit_code == 0 and result.stdout.startswith(f"valid: {loaded.policy.name} v1")
+    assert result.exit_code == 0 and result.stdout.startswith(f"valid: {loaded.policy.name} v{loaded.policy.version}")
 
 
 def test_strict_pack_says_which_regulation_each_rule_serves():

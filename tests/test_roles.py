@@ -26,6 +26,7 @@ MATRIX = {
     "manage_users": {"admin"},
     "manage_policies": {"admin"},
     "set_release_rules": {"admin"},
+    "resolve_escalation": {"engineer", "admin"},
 }
 
 

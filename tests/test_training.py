@@ -102,3 +102,45 @@ def test_the_adult_benchmark_data_loads_whole():
     frame = load_adult()
     assert len(frame) == 48_842 and set(frame["income"].unique()) == {0, 1}
     assert frame["income"].mean() == pytest.approx(0.239, abs=0.002)
+
+
+def test_group_offsets_move_selection_rates_toward_the_overall_rate(data, plain):
+    from training.search import fit_offsets, group_shift
+
+    logits = plain.calibrated_logits(data)
+    rates = lambda z: {g: float(np.mean(z[data["sex"] == g] > 0)) for g in ("f", "m")}  # noqa: E731
+    before = rates(logits)
+    overall = float(np.mean(logits > 0))
+    for strength in (0.5, 1.0):
+        offsets = fit_offsets(logits, data, ["sex"], strength)
+        after = rates(logits + group_shift(data, offsets))
+        for group in ("f", "m"):  # each group's rate moved `strength` of the way (within a row's share)
+            assert after[group] == pytest.approx(before[group] + strength * (overall - before[group]), abs=0.01)
+    assert abs(after["f"] - after["m"]) < 0.02 < abs(before["f"] - before["m"])
+
+
+def test_offsets_travel_with_the_model_and_need_their_columns(data, plain):
+    from dataclasses import replace
+
+    shifted = replace(plain, offsets={"sex": {"f": 0.7, "m": -0.2}})
+    restored = TrainedModel.from_bytes(shifted.to_bytes())
+    assert restored.offsets == shifted.offsets
+    np.testing.assert_allclose(restored.predict(data), shifted.predict(data))
+    base = plain.predict(data)
+    assert (restored.predict(data)[data["sex"].to_numpy() == "f"] > base[data["sex"].to_numpy() == "f"]).all()
+    with pytest.raises(ValueError, match="shifts scores per group of sex"):
+        restored.predict(data.drop(columns=["sex"]))
+
+
+def test_an_artifact_cannot_carry_code(tmp_path):
+    import io
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    buffer = io.BytesIO()
+    torch.save({"state": {}, "body": Boom()}, buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(pickle.UnpicklingError):
+        TrainedModel.from_bytes(buffer.getvalue())

@@ -7,14 +7,17 @@ The candidates vary what a retraining job may vary:
 - reweighing on and off (when the job asks for `reweight`),
 - a post-processing step, group offsets: per sensitive column an additive shift of the calibrated
   logit per group, fitted on the calibration split so each group's selection rate at the decision
-  threshold moves a share (the strength: 0.25, 0.5, 0.75, 1) of the way to the overall rate. It is
+  threshold moves a share (the strength: 0.5 and 1, then bisected towards the weakest that passes) of
+  the way to the overall rate. It is
   the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
   score the model still outputs, deterministic, and only where a fairness rule is flagged.
 
 Every candidate is recalibrated (temperature or Platt scaling on the calibration split) and judged by
 `judge` (the service runs the policy's blocking metric rules there, each in its own judge mode). The
-most accurate passing candidate wins; if none passes, the one closest to passing. Training stops
-early once a strength level produced a passing candidate: stronger ones only cost accuracy.
+most accurate candidate that passes with a margin for sampling error wins (the most accurate on the
+bound would fail the next sample about half the time); else the most accurate that passes; else the
+one closest to passing. Training stops early once a penalty level produced a candidate that passes
+with margin: stronger penalties only cost accuracy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import pandas as pd
 from training.trainer import TrainConfig, TrainedModel, split_indices, train
 
 PENALTY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
-OFFSET_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
+OFFSET_STRENGTHS = (0.5, 1.0)  # then bisection towards the weakest that passes with margin
+BISECTIONS = 3  # resolution 1/16 of the way to parity
 MIN_OFFSET_ROWS = 20  # a group with fewer calibration rows keeps offset 0: its rate is too noisy to aim at
 
 
@@ -40,6 +44,7 @@ class Verdict:
     distance: float  # 0 when it passes; else how far, summed over blocking rules, relative to each bound
     metrics: dict[str, float | None]  # accuracy, roc_auc, ece and each flagged rule's judged value
     failing: list[str] = field(default_factory=list)  # "rule-id: reason" per blocking result
+    robust: bool = False  # passes with a margin for sampling error, not just on the bound
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Candidate:
     distance: float
     metrics: dict[str, float | None]
     failing: list[str]
+    robust: bool = False
     chosen: bool = False
 
     def to_dict(self) -> dict:
@@ -83,7 +89,6 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     strategies = set(config.strategies) | {"recalibrate"}
     weights = PENALTY_WEIGHTS if "fairness_penalty" in strategies else (None,)
     reweights = (False, True) if "reweight" in strategies else (False,)
-    strengths = (0.0, *OFFSET_STRENGTHS) if offsets_for else (0.0,)
     base = replace(config, strategies=tuple(s for s in config.strategies if s not in ("fairness_penalty", "reweight"))
                    + ("recalibrate",) * ("recalibrate" not in config.strategies))
     frame = frame.reset_index(drop=True)
@@ -100,20 +105,25 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
                             on_epoch=on_epoch)
             cal_logits = trained.calibrated_logits(calibration)
             val_logits = trained.calibrated_logits(validation)
-            for strength in strengths:
+
+            def attempt(strength: float) -> Candidate:
                 offsets = fit_offsets(cal_logits, calibration, offsets_for, strength, threshold) if strength else {}
                 scores = _sigmoid(val_logits + group_shift(validation, offsets))
                 verdict = judge(validation, scores)
                 words = " + ".join([f"penalty {weight:g}" if weight else "no penalty"]
                                    + (["reweight"] if reweight else []) + ([f"offsets {strength:g}"] if strength else []))
                 candidate = Candidate(words, float(weight or 0.0), reweight, strength, verdict.passes,
-                                      verdict.distance, verdict.metrics, verdict.failing)
+                                      verdict.distance, verdict.metrics, verdict.failing, verdict.robust)
                 candidates.append(candidate)
                 models.append((candidate, replace(trained, offsets=offsets, history=list(trained.history))))
-                report(f"  candidate {words}: {'passes' if verdict.passes else 'fails'}"
+                report(f"  candidate {words}: "
+                       + ("passes with margin" if verdict.robust else "passes" if verdict.passes else "fails")
                        + (f" ({'; '.join(verdict.failing)})" if verdict.failing else "")
                        + f"; validation accuracy {_fmt(verdict.metrics.get('accuracy'))}")
-        if any(c.passes for c in candidates):
+                return candidate
+
+            _strengths(attempt, bool(offsets_for))
+        if any(c.robust for c in candidates):
             break  # a stronger penalty would only cost accuracy
     best = _choose(candidates)
     best.chosen = True
@@ -122,9 +132,29 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     return SearchResult(chosen_model, candidates)
 
 
+def _strengths(attempt: Callable[[float], Candidate], offsets: bool) -> None:
+    """Try no offsets, then half and full strength, then bisect between the strongest that did not pass
+    with margin and the weakest that did: the weakest such strength costs the least accuracy (parity
+    gaps shrink as the strength grows). Without offsets to try, only strength 0."""
+    if not attempt(0.0).robust and offsets:
+        tried = {s: attempt(s) for s in OFFSET_STRENGTHS}
+        passing = [s for s in OFFSET_STRENGTHS if tried[s].robust]
+        if passing:
+            high = min(passing)
+            low = max([0.0, *(s for s in OFFSET_STRENGTHS if s < high)])
+            for _ in range(BISECTIONS):
+                middle = (low + high) / 2
+                if attempt(middle).robust:
+                    high = middle
+                else:
+                    low = middle
+
+
 def _choose(candidates: list[Candidate]) -> Candidate:
-    passing = [c for c in candidates if c.passes]
-    if passing:  # most accurate; ties to the gentlest intervention (earliest tried)
+    """The most accurate candidate that passes with margin, else the most accurate that passes, else
+    the closest to passing (ties to the gentlest intervention: the earliest tried)."""
+    passing = [c for c in candidates if c.robust] or [c for c in candidates if c.passes]
+    if passing:
         return max(passing, key=lambda c: (c.metrics.get("accuracy") or 0.0, -candidates.index(c)))
     return min(candidates, key=lambda c: (c.distance, -(c.metrics.get("accuracy") or 0.0)))
 

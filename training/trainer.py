@@ -84,14 +84,13 @@ class TrainedModel:
         has them: then the frame must carry the sensitive columns they name)."""
         if not self.offsets:
             return torch.sigmoid(self.logits(frame) / self.temperature + self.bias).numpy().astype(np.float64)
+        missing = [c for c in self.offsets if c not in frame]
+        if missing:
+            raise ValueError(f"this model shifts scores per group of {', '.join(missing)}; "
+                             "the rows to score must have those columns.")
         z = self.calibrated_logits(frame)
-        if self.offsets:
-            missing = [c for c in self.offsets if c not in frame]
-            if missing:
-                raise ValueError(f"this model shifts scores per group of {', '.join(missing)}; "
-                                 "the rows to score must have those columns.")
-            for column, by_group in self.offsets.items():
-                z = z + frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
+        for column, by_group in self.offsets.items():
+            z = z + frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_bytes(self) -> bytes:

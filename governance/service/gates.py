@@ -164,9 +164,10 @@ class GateActions(PolicyActions):
                 strategies += [s for s in on_fail.retrain.strategies() if s not in strategies]
                 retrain_rules.append(rule.id)
         job_ids, escalations = [], []
-        stop = _loop_stop(conn, model, version, [rules[r] for r in retrain_rules], decision, metrics) if strategies else None
+        stop = _loop_stop(conn, model, version, [rules[r] for r in retrain_rules], decision, metrics)
         if stop is not None:
-            evidence = {**stop, "failing_rules": retrain_rules, "strategies": strategies, "gate": record.id}
+            evidence = {**stop, "failing_rules": retrain_rules or [r.rule_id for r in decision.results if r.blocking],
+                        "strategies": strategies, "gate": record.id}
             item = ReviewItem(f"ri-{_key(*evidence_key, 'escalation')[:12]}", model, version, "escalation", None,
                               record.id, "blocking", "open", 1, evidence, now, record.created_by)
             escalations = gates.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
@@ -240,7 +241,8 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     """Why the feedback loop must not queue another retrain of this version, or None to go on.
 
     It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
-    retrain actions allow), when the retrain produced its parent's very bytes, or when no flagged
+    retrain actions allow), when a retrained version fails only rules without a retrain action
+    (nothing more the loop can do), when the retrain produced its parent's very bytes, or when no flagged
     rule's judged value improved on the parent's by more than its confidence interval's half-width
     (by any amount, without an interval): more of the same would not converge. The reason carries
     the candidates the last search tried, so an engineer sees what was tried and why none passed.
@@ -254,6 +256,12 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     if lineage.get("job"):
         context["candidates"] = gates.job_search(conn, lineage["job"]).get("candidates", [])
         context["chosen"] = (lineage.get("search") or {}).get("chosen")
+    if not rules:  # nothing to retrain for: the loop ends here, but a retrain that still fails says so
+        stuck = [r.rule_id for r in decision.results if r.blocking and r.kind == "metric"]
+        if lineage.get("job") and stuck:
+            return {"reason": f"the retrained version is blocked by {', '.join(stuck)}, whose failure queues no "
+                              "retrain: the loop cannot fix it", **context}
+        return None
     if rounds >= max_rounds:
         return {"reason": f"the lineage had {rounds} retrain(s), the policy's max_rounds is {max_rounds}",
                 **context}

@@ -256,12 +256,15 @@ class JobActions(ServiceBase):
             parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
             baselines = {rule.baseline: self._baseline(conn, job.model, rule.baseline) for rule in loaded.policy.rules
                          if isinstance(rule, MetricRule) and rule.max_regression is not None}
-            return loaded, parent_eval, baselines
+            return loaded, parent_eval, baselines, gates.get_gate(conn, job.gate_decision_id)
 
-        loaded, parent_eval, baselines = self._run(read)
+        loaded, parent_eval, baselines, queued_by = self._run(read)
         threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
+        # The columns whose groups failed the flagged rules: where group offsets are worth trying.
+        failing = {name.split("=", 1)[0] for result in (queued_by.decision.get("results", []) if queued_by else [])
+                   if result["rule_id"] in job.failing_rules for name in result.get("failing_groups") or []}
         return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
-                      flagged=job.failing_rules)
+                      flagged=job.failing_rules, failing_columns=failing)
 
     def _corrections(self, sha256: str) -> dict[int, int]:
         """row → corrected label from a feedback dataset (rows are positions in the training file)."""

@@ -40,6 +40,11 @@ def latest_gate(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Ga
     return _gate(row) if row else None
 
 
+def get_gate(conn: duckdb.DuckDBPyConnection, gate_id: str) -> GateRecord | None:
+    row = conn.execute(_SELECT_GATES + " WHERE id = ?", [gate_id]).fetchone()
+    return _gate(row) if row else None
+
+
 def _gate(row: tuple) -> GateRecord:
     values = list(row)
     values[9] = json.loads(values[9])
