@@ -7,7 +7,7 @@ The candidates vary what a retraining job may vary:
 - reweighing on and off (when the job asks for `reweight`),
 - a post-processing step, group offsets: per sensitive column an additive shift of the calibrated
   logit per group, fitted on the calibration split so each group's selection rate at the decision
-  threshold moves a share (the strength: 0.5 and 1, then bisected towards the weakest that passes) of
+  threshold moves a share (the strength: 0.25 to 1, then bisected below the weakest that passes) of
   the way to the overall rate. It is
   the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
   score the model still outputs, deterministic, and only where a fairness rule is flagged.
@@ -31,8 +31,8 @@ import pandas as pd
 from training.trainer import TrainConfig, TrainedModel, split_indices, train
 
 PENALTY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
-OFFSET_STRENGTHS = (0.5, 1.0)  # then bisection towards the weakest that passes with margin
-BISECTIONS = 3  # resolution 1/16 of the way to parity
+OFFSET_STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # then bisection below the weakest that passes with margin
+BISECTIONS = 2  # resolution 1/16 of the way to parity
 MIN_OFFSET_ROWS = 20  # a group with fewer calibration rows keeps offset 0: its rate is too noisy to aim at
 
 
@@ -133,9 +133,10 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
 
 
 def _strengths(attempt: Callable[[float], Candidate], offsets: bool) -> None:
-    """Try no offsets, then half and full strength, then bisect between the strongest that did not pass
-    with margin and the weakest that did: the weakest such strength costs the least accuracy (parity
-    gaps shrink as the strength grows). Without offsets to try, only strength 0."""
+    """Try no offsets, then a grid of strengths, then bisect between the weakest that passes with margin
+    and the grid point below it: the weakest passing strength costs the least accuracy. (Passing is not
+    monotone in the strength: offsets that equalise selection rates also bend calibration, and small
+    groups overshoot; hence the grid first.) Without offsets to try, only strength 0."""
     if not attempt(0.0).robust and offsets:
         tried = {s: attempt(s) for s in OFFSET_STRENGTHS}
         passing = [s for s in OFFSET_STRENGTHS if tried[s].robust]
