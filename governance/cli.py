@@ -963,7 +963,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     lines = [
         f"{job['id']}  {job['model']}/{job['version']}  {job['status']}  attempts {job['attempts']}",
         f"  strategies: {', '.join(job['strategies'])}; failing rules: {', '.join(job['failing_rules'])}",
-        f"  progress: epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
+        f"  progress: {'model ' + str(progress['model']) + ', ' if 'model' in progress else ''}"
+        f"epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
         + (f"; worker {job['lease_owner']}" if job.get("lease_owner") else ""),
         f"  result: version {job['result_version']}" if job.get("result_version") else
         f"  error: {job['error']}" if job.get("error") else "  result: -",
@@ -1021,7 +1022,9 @@ def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_s
                    + (f"; escalated: {', '.join(result['escalations'])}" if result.get("escalations") else "")
                    + (f" ({result['error']})" if result.get("error") else ""))
     if not results:
-        click.echo("no jobs to run")
+        busy = _service(ctx).list_jobs(status="running")
+        click.echo("no jobs to run" + (f" ({len(busy)} running under another worker's lease: "
+                                       f"{', '.join(j.id for j in busy)})" if busy else ""))
 
 
 @cli.command("train")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from evaluation.catalogue import METRICS
 
@@ -43,7 +43,7 @@ class RetrainAction(Strict):
 
     strategy: list[RetrainStrategy] = Field(
         min_length=1, description="Strategy, or a list of strategies to combine (a single name is accepted).")
-    max_rounds: int = Field(2, ge=1, le=20, description=(
+    max_rounds: StrictInt = Field(2, ge=1, le=20, description=(
         "Retrains per lineage before the loop stops and escalates to engineers instead."))
 
     @field_validator("strategy", mode="before")

@@ -198,3 +198,63 @@ def test_a_retrain_blocked_only_by_rules_without_a_retrain_action_escalates(tmp_
     assert "accuracy-floor" in escalation.evidence["reason"]
     assert "whose failure queues no retrain" in escalation.evidence["reason"]
     assert engineer.run_worker(once=True) == []
+
+
+def test_an_escalation_takes_no_label_verdict_and_a_forged_artifact_fails_its_job_in_a_sentence(tmp_path):
+    import io
+    import json
+
+    import torch
+
+    from governance.errors import InvalidInput
+
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 1"))
+    engineer = Service.open(home=home, actor="eng")
+    engineer.run_worker(once=True)
+    [escalation] = engineer.list_review_items(kind="escalation")
+    engineer.claim_review_item(item_id=escalation.id)
+    with pytest.raises(InvalidInput, match="no row to relabel"):
+        engineer.judge_review_item(item_id=escalation.id, verdict="label_wrong", label=1, comment="x")
+    engineer.judge_review_item(item_id=escalation.id, verdict="model_wrong", comment="needs better features")
+
+    # An artifact whose stored settings were edited: the job fails with one sentence, before training.
+    path = engineer.artifacts.open_path(engineer.show_version(model="m", version="1").version.artifact_sha256)
+    saved = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
+    body = json.loads(saved["body"])
+    body["config"]["batch_size"] = 0
+    forged = tmp_path / "forged.pt"
+    buffer = io.BytesIO()
+    torch.save({"state": saved["state"], "body": json.dumps(body)}, buffer)
+    forged.write_bytes(buffer.getvalue())
+    data = tmp_path / "biased.csv"
+    engineer.register_version(model="m", version="f", artifact=forged, training_data=data)
+    with pytest.raises(InvalidInput, match="batch_size=0 is outside"):
+        engineer.load_trained(model="m", version="f")
+
+
+@pytest.mark.parametrize("value", ["true", '"2"', "2.0", "0", "21", "-1"])
+def test_max_rounds_must_be_a_small_whole_number(tmp_path, value):
+    from policies import PolicyInvalid, parse_policy
+
+    with pytest.raises(PolicyInvalid, match="max_rounds"):
+        parse_policy(UNMEETABLE.replace("{rounds}", f", max_rounds: {value}"))
+
+
+def test_a_retrain_that_cannot_run_fails_its_job_in_a_sentence_and_escalates(tmp_path):
+    from governance.ingest import ColumnRoles
+
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ""))
+    engineer = Service.open(home=home, actor="eng")
+    artifact = tmp_path / "external.bin"
+    artifact.write_bytes(b"a model from another framework")
+    engineer.register_version(model="m", version="ext", artifact=artifact)  # trained elsewhere
+    [eval_set] = [p for p in engineer.show_version(model="m", version="1").prediction_sets if p.split == "eval"]
+    engineer.ingest(model="m", version="ext", file=engineer.prediction_set_path(eval_set), split="eval",
+                    roles=ColumnRoles(label="y", score="govern_score", id="row_id", sensitive=("sex",)))
+    engineer.evaluate(model="m", version="ext", resamples=0)
+    [job_id] = engineer.gate(model="m", version="ext").jobs
+    results = {d["job"]: d for d in engineer.run_worker(once=True)}
+    failed = results[job_id]
+    assert failed["status"] == "failed" and "was not trained by govern" in failed["error"]
+    [escalation] = engineer.list_review_items(version="ext", kind="escalation")
+    assert failed["escalations"] == [escalation.id] and "was not trained by govern" in escalation.evidence["reason"]

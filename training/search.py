@@ -96,13 +96,15 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     validation, calibration = frame.iloc[splits["validation"]], frame.iloc[splits["calibration"]]
     candidates: list[Candidate] = []
     models: list[tuple[Candidate, TrainedModel]] = []
+    trained_count = 0
     for weight in weights:
         for reweight in reweights:
             extra = (("fairness_penalty",) if weight else ()) + (("reweight",) if reweight else ())
             trial = replace(base, strategies=tuple(dict.fromkeys((*base.strategies, *extra))),
-                            fairness_weight=weight if weight else config.fairness_weight)
+                            fairness_weight=config.fairness_weight if weight is None else weight)
+            trained_count += 1
             trained = train(frame, label=label, features=features, config=trial, sample_weights=sample_weights,
-                            on_epoch=on_epoch)
+                            on_epoch=_numbered(on_epoch, trained_count))
             cal_logits = trained.calibrated_logits(calibration)
             val_logits = trained.calibrated_logits(validation)
 
@@ -130,6 +132,13 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     chosen_model = next(m for c, m in models if c is best)
     chosen_model.meta = {**chosen_model.meta, "search": {"strategy": best.strategy, "candidates": len(candidates)}}
     return SearchResult(chosen_model, candidates)
+
+
+def _numbered(on_epoch, number: int):
+    """The epoch callback with the number of the model being trained added to each record."""
+    if on_epoch is None:
+        return None
+    return lambda epoch, total, record: on_epoch(epoch, total, {**record, "model": number})
 
 
 def _strengths(attempt: Callable[[float], Candidate], offsets: bool) -> None:

@@ -10,7 +10,7 @@ from governance.errors import GovernError
 def progress(job: dict) -> str:
     step = job.get("progress") or {}
     if "epoch" in step and "epochs" in step:
-        return f"epoch {step['epoch']}/{step['epochs']}"
+        return (f"model {step['model']}: " if "model" in step else "") + f"epoch {step['epoch']}/{step['epochs']}"
     return ""
 
 

@@ -262,14 +262,14 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
             return {"reason": f"the retrained version is blocked by {', '.join(stuck)}, whose failure queues no "
                               "retrain: the loop cannot fix it", **context}
         return None
+    parent = registry.get_version(conn, model, current.parent_version) if current.parent_version else None
+    if lineage.get("job") and parent is not None and parent.artifact_sha256 == current.artifact_sha256:
+        return {"reason": f"the retrain produced the same model as version {parent.version} (same sha256)", **context}
     if rounds >= max_rounds:
         return {"reason": f"the lineage had {rounds} retrain(s), the policy's max_rounds is {max_rounds}",
                 **context}
-    if not lineage.get("job") or current.parent_version is None:
+    if not lineage.get("job") or parent is None:
         return None
-    parent = registry.get_version(conn, model, current.parent_version)
-    if parent is not None and parent.artifact_sha256 == current.artifact_sha256:
-        return {"reason": f"the retrain produced the same model as version {parent.version} (same sha256)", **context}
     before = gates.latest_gate(conn, model, current.parent_version)
     if before is None:
         return None

@@ -19,7 +19,7 @@ from evaluation import MetricSet
 from governance.aim import Aim
 from governance.errors import Conflict, GovernError, NotFound
 from governance.faults import failpoint
-from governance.records import Job, Version
+from governance.records import Job, ReviewItem, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.service.gates import GateOutcome
@@ -119,13 +119,30 @@ class JobActions(ServiceBase):
         if cancel:
             raise JobCancelled()
 
-    def _finish(self, job_id: str, status: str, *, error: str | None = None, result: str | None = None) -> None:
-        def unit(conn: duckdb.DuckDBPyConnection) -> None:
+    def _finish(self, job_id: str, status: str, *, error: str | None = None, result: str | None = None,
+                escalate: bool = False) -> str | None:
+        """Record how the job ended; with `escalate` (a job that cannot succeed as asked: its version was
+        not trained by govern, its artifact or data are unusable) also file an escalation item for
+        engineers, the loop's way of saying it stopped. Returns that item's id."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
             gates.finish_job(conn, job_id, status, _now(), error=error, result_version=result)
             self._log(conn, f"job.{'succeed' if status == 'succeeded' else status}", f"job:{job_id}",
                       {"error": error, "version": result})
+            if not escalate:
+                return None
+            job = gates.get_job(conn, job_id)
+            evidence = {"reason": f"the retraining job {job_id} failed: {error}", "job": job_id,
+                        "failing_rules": job.failing_rules, "strategies": job.strategies,
+                        "gate": job.gate_decision_id}
+            user = self._authorize(conn, Action.EVALUATE)
+            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", job.model, job.version, "escalation", None,
+                              job.gate_decision_id, "blocking", "open", 1, evidence, _now(), user.name)
+            [item_id] = gates.insert_items(conn, [(item, f"escalation:job:{job_id}")])
+            self._log(conn, "loop.escalate", f"version:{job.model}/{job.version}",
+                      {"item": item_id, "reason": evidence["reason"], "job": job_id})
+            return item_id
 
-        self._run(unit)
+        return self._run(unit)
 
     def run_worker(self, *, once: bool = False, max_jobs: int | None = None, lease_seconds: int = LEASE_SECONDS,
                    max_attempts: int = MAX_ATTEMPTS, poll_seconds: float = 2.0,
@@ -152,7 +169,8 @@ class JobActions(ServiceBase):
     def _run_claimed(self, job: Job, worker: str, lease_seconds: int, report) -> dict[str, Any]:
         def progress(epoch: int, total: int, record: dict) -> bool:
             self._heartbeat(job.id, worker, lease_seconds, {"epoch": epoch, "epochs": total, **record})
-            report(f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}")
+            report(f"  model {record.get('model', 1)}: epoch {epoch}/{total}  "
+                   f"validation loss {record.get('validation_loss', 0):.4f}")
             failpoint("train.epoch")
             return True
 
@@ -165,8 +183,9 @@ class JobActions(ServiceBase):
             return {"job": job.id, "status": "abandoned", "error": str(exc)}
         except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
             detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
-            self._finish(job.id, "failed", error=str(detail))
-            return {"job": job.id, "status": "failed", "error": str(detail)}
+            escalation = self._finish(job.id, "failed", error=str(detail), escalate=isinstance(exc, GovernError))
+            return {"job": job.id, "status": "failed", "error": str(detail),
+                    "escalations": [escalation] if escalation else []}
         blocked = [r.rule_id for r in outcome.decision.results if r.blocking]
         report(f"{job.model} version {version.version}: gate {outcome.decision.verdict.upper()}"
                + (f" by {', '.join(blocked)}" if blocked else "")

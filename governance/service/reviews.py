@@ -131,6 +131,10 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             item = _require_item(conn, item_id)
             user = self._authorize(conn, _action_for(item))
+            if item.kind == "escalation" and verdict not in ("model_wrong", "ambiguous"):
+                raise InvalidInput(f"review item {item_id} is an escalation: it has no row to relabel. Judge it "
+                                   "model_wrong (the model or its data need an engineer's change) or ambiguous, "
+                                   "or dismiss it with a comment.")
             now = _now()
             if item.status != "claimed" or item.assignee != user.name or item.claim_expires_at < now:
                 raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "

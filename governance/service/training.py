@@ -149,10 +149,45 @@ class TrainingActions(ServiceBase):
         detail = self.show_version(model=model, version=version)
         path = self.artifacts.open_path(detail.version.artifact_sha256)
         try:
-            return TrainedModel.from_bytes(path.read_bytes())
+            trained = TrainedModel.from_bytes(path.read_bytes())
         except Exception as exc:
             raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be retrained "
                                f"here ({type(exc).__name__}).") from exc
+        problem = _retrainable(trained)
+        if problem:
+            raise InvalidInput(f"{model} version {version}'s artifact cannot be retrained: {problem}.")
+        return trained
+
+
+LIMITS = {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "patience": (1, 10_000),
+          "curriculum_stages": (1, 100)}
+
+
+def _retrainable(trained: TrainedModel) -> str | None:
+    """What makes a stored model's settings unusable for retraining (a forged or damaged artifact), or None."""
+    meta, config = trained.meta, trained.config
+    missing = [k for k in ("label", "features", "sensitive", "eval_fraction", "split_seed") if k not in meta]
+    if missing:
+        return f"its metadata lacks {', '.join(missing)}"
+    if not isinstance(meta["eval_fraction"], (int, float)) or not 0 < meta["eval_fraction"] < 1:
+        return f"its eval fraction {meta['eval_fraction']!r} is not between 0 and 1"
+    if not isinstance(meta["split_seed"], int) or not 0 <= meta["split_seed"] < 2**32:
+        return f"its split seed {meta['split_seed']!r} is not an integer in [0, 2^32)"
+    if not isinstance(meta["features"], list) or not isinstance(meta["sensitive"], list) \
+            or meta["label"] in meta["features"] + meta["sensitive"]:
+        return "its label, features and sensitive columns are inconsistent"
+    for key, (low, high) in LIMITS.items():
+        value = getattr(config, key)
+        if not isinstance(value, int) or not low <= value <= high:
+            return f"its training setting {key}={value!r} is outside [{low}, {high}]"
+    if not config.hidden or not all(isinstance(h, int) and 1 <= h <= 4096 for h in config.hidden) \
+            or len(config.hidden) > 16:
+        return f"its hidden layer sizes {list(config.hidden)!r} are not 1 to 16 sizes of 1 to 4096"
+    fractions = (config.validation_fraction, config.calibration_fraction, config.dropout)
+    if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in fractions) or \
+            config.validation_fraction + config.calibration_fraction >= 0.9:
+        return "its validation, calibration or dropout fractions are out of range"
+    return None
 
 
 def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
