@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -150,10 +151,17 @@ def _assert_intact_without_partial_sets(store, before) -> None:
 
 
 def _start_big_ingest(home: Path, csv: Path) -> subprocess.Popen:
+    errors = tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False)  # why a child died, if it does
     child = subprocess.Popen([sys.executable, "-c", INGEST_BIG, str(home), str(csv)],
-                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
-    assert child.stdout.readline().strip() == "ready"  # imports done: the ingest itself starts now
+                             stdout=subprocess.PIPE, stderr=errors, text=True, cwd=Path(__file__).parent.parent)
+    child.errors = Path(errors.name)
+    assert child.stdout.readline().strip() == "ready", _died(child)  # imports done: the ingest starts now
     return child
+
+
+def _died(child: subprocess.Popen) -> str:
+    child.wait()
+    return f"the ingest process exited {child.returncode}: {child.errors.read_text()[-2000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +177,7 @@ def ingest_seconds(big_csv, tmp_path_factory) -> float:
     engineer.register_version(model="credit", version="1", artifact=big_csv)
     child = _start_big_ingest(home, big_csv)
     started = time.monotonic()
-    assert child.stdout.readline().strip() == "finished"
+    assert child.stdout.readline().strip() == "finished", _died(child)
     child.wait()
     return time.monotonic() - started
 
