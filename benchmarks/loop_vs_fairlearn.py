@@ -82,8 +82,8 @@ def german() -> dict:
     frame["age_under_26"] = np.where(frame["a13"] < 26, "yes", "no")
     frame = frame.drop(columns=["a09"])
     return {"frame": frame, "truth": frame["bad_credit"].to_numpy(), "label": "bad_credit",
-            "sensitive": ["sex", "age_under_26"], "bias": ("age_under_26", "no"), "config": TrainConfig(epochs=40, batch_size=64,
-                                                                       sensitive=("sex", "age_under_26"))}
+            "sensitive": ["sex", "age_under_26"], "bias": ("age_under_26", "no"),
+            "config": TrainConfig(epochs=40, batch_size=64, sensitive=("sex", "age_under_26"))}
 
 
 def wage() -> dict | None:
@@ -96,8 +96,8 @@ def wage() -> dict | None:
     frame["age_40_plus"] = np.where(frame["age"] >= 40, "yes", "no")
     frame = frame.drop(columns=["wage", "logwage"])
     return {"frame": frame, "truth": frame["high_wage"].to_numpy(), "label": "high_wage",
-            "sensitive": ["race", "age_40_plus"], "bias": ("age_40_plus", "no"), "config": TrainConfig(epochs=40, batch_size=64,
-                                                                       sensitive=("race", "age_40_plus"))}
+            "sensitive": ["race", "age_40_plus"], "bias": ("age_40_plus", "no"),
+            "config": TrainConfig(epochs=40, batch_size=64, sensitive=("race", "age_40_plus"))}
 
 
 DATASETS = {"adult": adult, "acs": acs, "german": german, "wage": wage}
@@ -197,8 +197,9 @@ def fairlearn_baselines(spec: dict, train_rows: np.ndarray, eval_rows: np.ndarra
     x[categorical] = x[categorical].astype(str)
     y = frame[label].to_numpy()
 
-    encode = ColumnTransformer([("num", StandardScaler(), numeric),
-                                ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)]).fit(x.iloc[train_rows])
+    one_hot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    encode = ColumnTransformer([("num", StandardScaler(), numeric), ("cat", one_hot, categorical)])
+    encode.fit(x.iloc[train_rows])
 
     def model():
         return LogisticRegression(max_iter=2000)
@@ -265,7 +266,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
     args = parser.parse_args()
-    report = (lambda line: print(line, file=sys.stderr, flush=True))
+    def report(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     results = {}
     runs = []
     for name in args.datasets.split(","):
@@ -302,8 +305,8 @@ def _cell(entry: dict, digits: int = 3) -> str:
 
 
 def table(results: dict, *, markdown: bool) -> str:
-    header = ["data set", "model", "accuracy", "ROC AUC", "ECE", "parity gap per sensitive column", "eq. odds gap (worst)",
-              "passes parity + ECE"]
+    header = ["data set", "model", "accuracy", "ROC AUC", "ECE", "parity gap per sensitive column",
+              "eq. odds gap (worst)", "passes parity + ECE"]
     rows = []
     for name, result in results.items():
         rounds = len(result["rounds"])

@@ -32,24 +32,31 @@ rules:
 """
 
 
-@pytest.fixture
-def trained(tmp_path):
-    """A store with model m version 1 trained on biased data, evaluated, and blocked by a parity rule."""
+def trained_store(tmp_path: Path, policy: str, *, rows: int, config: TrainConfig, resamples: int):
+    """A store (users ada, eng, rey) with model m version 1 trained on biased data and evaluated, and
+    `policy` registered and assigned to it; returns (home, data, train result, the policy file)."""
     home = tmp_path / "home"
     Service.open(home=home).init(admin="ada")
     admin = Service.open(home=home, actor="ada")
     admin.add_user(name="eng", role="engineer")
     admin.add_user(name="rey", role="reviewer")
     data = tmp_path / "biased.csv"
-    biased(1600).to_csv(data, index=False)
+    biased(rows).to_csv(data, index=False)
     engineer = Service.open(home=home, actor="eng")
-    result = engineer.train_version(model="m", data=data, label="y", sensitive=["sex"],
-                                    config=TrainConfig(epochs=4, sensitive=("sex",)))
-    engineer.evaluate(model="m", version="1", resamples=0)
-    policy = tmp_path / "loop.yaml"
-    policy.write_text(POLICY)
-    admin.assign_policy(policy=admin.register_policy(file=policy).name, model="m")
-    outcome = engineer.gate(model="m", version="1", policy=policy)
+    result = engineer.train_version(model="m", data=data, label="y", sensitive=["sex"], config=config)
+    engineer.evaluate(model="m", version="1", resamples=resamples)
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy)
+    admin.assign_policy(policy=admin.register_policy(file=path).name, model="m")
+    return home, data, result, path
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A store with model m version 1 trained on biased data, evaluated, and blocked by a parity rule."""
+    home, data, result, policy = trained_store(tmp_path, POLICY, rows=1600, resamples=0,
+                                               config=TrainConfig(epochs=4, sensitive=("sex",)))
+    outcome = Service.open(home=home, actor="eng").gate(model="m", version="1", policy=policy)
     assert outcome.decision.verdict == "blocked" and outcome.jobs
     return home, data, result, outcome
 

@@ -14,7 +14,7 @@ import pytest
 
 from governance.errors import NotAllowed
 from governance.service import Service
-from tests.test_training import biased
+from tests.test_jobs import trained_store
 from training.trainer import TrainConfig
 
 UNMEETABLE = """name: unmeetable
@@ -29,21 +29,9 @@ rules:
 
 
 def _store(tmp_path: Path, policy: str, strategies: tuple[str, ...] = ()) -> Path:
-    home = tmp_path / "home"
-    Service.open(home=home).init(admin="ada")
-    admin = Service.open(home=home, actor="ada")
-    admin.add_user(name="eng", role="engineer")
-    admin.add_user(name="rey", role="reviewer")
-    data = tmp_path / "biased.csv"
-    biased(1200).to_csv(data, index=False)
-    engineer = Service.open(home=home, actor="eng")
-    engineer.train_version(model="m", data=data, label="y", sensitive=["sex"],
-                           config=TrainConfig(epochs=3, sensitive=("sex",), strategies=strategies))
-    engineer.evaluate(model="m", version="1", resamples=50)
-    path = tmp_path / "policy.yaml"
-    path.write_text(policy)
-    admin.assign_policy(policy=admin.register_policy(file=path).name, model="m")
-    outcome = engineer.gate(model="m", version="1")
+    home, *_ = trained_store(tmp_path, policy, rows=1200, resamples=50,
+                             config=TrainConfig(epochs=3, sensitive=("sex",), strategies=strategies))
+    outcome = Service.open(home=home, actor="eng").gate(model="m", version="1")
     assert outcome.decision.verdict == "blocked" and len(outcome.jobs) == 1
     return home
 

@@ -113,7 +113,8 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
                 scores = _sigmoid(val_logits + group_shift(validation, offsets))
                 verdict = judge(validation, scores)
                 words = " + ".join([f"penalty {weight:g}" if weight else "no penalty"]
-                                   + (["reweight"] if reweight else []) + ([f"offsets {strength:g}"] if strength else []))
+                                   + (["reweight"] if reweight else [])
+                                   + ([f"offsets {strength:g}"] if strength else []))
                 candidate = Candidate(words, float(weight or 0.0), reweight, strength, verdict.passes,
                                       verdict.distance, verdict.metrics, verdict.failing, verdict.robust)
                 candidates.append(candidate)

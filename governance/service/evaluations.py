@@ -133,8 +133,9 @@ class EvaluationActions(ServiceBase):
         stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
         evaluations.insert_evaluation(conn, stored, metric_set)
         self._log(conn, "version.evaluate", f"version:{stored.model}/{stored.version}", {
-            "evaluation": stored.id, "prediction_set": stored.prediction_set_id, "reference_set": stored.reference_set_id,
-            "engine": ENGINE_VERSION, "records": stored.record_count, "records_sha256": stored.records_sha256,
+            "evaluation": stored.id, "prediction_set": stored.prediction_set_id,
+            "reference_set": stored.reference_set_id, "engine": ENGINE_VERSION, "records": stored.record_count,
+            "records_sha256": stored.records_sha256,
         })
         return stored
 
