@@ -246,3 +246,22 @@ def test_a_retrain_that_cannot_run_fails_its_job_in_a_sentence_and_escalates(tmp
     assert failed["status"] == "failed" and "was not trained by govern" in failed["error"]
     [escalation] = engineer.list_review_items(version="ext", kind="escalation")
     assert failed["escalations"] == [escalation.id] and "was not trained by govern" in escalation.evidence["reason"]
+
+
+def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_path, run_cli):
+    import json
+
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 1"))
+    result = run_cli(home, "worker", "--once", as_="eng")
+    assert result.exit_code == 0
+    assert "succeeded → version 2, gate blocked by calibration-ece; escalated: ri-" in result.stdout
+    assert "m version 2: gate BLOCKED by calibration-ece" in result.stderr  # progress and verdict on stderr
+    again = run_cli(home, "worker", "--once", as_="eng")
+    assert again.stdout.strip() == "no jobs to run"
+    [job] = json.loads(run_cli(home, "jobs", "list", "--json", as_="eng").stdout)
+    shown = json.loads(run_cli(home, "jobs", "show", job["id"], "--json", as_="eng").stdout)
+    assert shown["candidates"] and shown["aim"]["calibration-ece"]["max"] == 0.0001
+    text = run_cli(home, "jobs", "show", job["id"], as_="eng").stdout
+    assert "candidates (1, judged on the validation split):" in text and "* no penalty" in text
+    listed = run_cli(home, "review", "list", "--kind", "escalation", as_="eng").stdout
+    assert "escalation" in listed and "m/2" in listed
