@@ -17,7 +17,7 @@ import pandas as pd
 
 from evaluation import MetricSet
 from governance.aim import Aim
-from governance.errors import Conflict, GovernError, NotFound
+from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.faults import failpoint
 from governance.records import Job, ReviewItem, Version
 from governance.roles import Action
@@ -183,7 +183,9 @@ class JobActions(ServiceBase):
             return {"job": job.id, "status": "abandoned", "error": str(exc)}
         except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
             detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
-            escalation = self._finish(job.id, "failed", error=str(detail), escalate=isinstance(exc, GovernError))
+            # What no retry can fix (the version, its artifact or its data) goes to an engineer.
+            escalation = self._finish(job.id, "failed", error=str(detail),
+                                      escalate=isinstance(exc, (InvalidInput, NotFound)))
             return {"job": job.id, "status": "failed", "error": str(detail),
                     "escalations": [escalation] if escalation else []}
         blocked = [r.rule_id for r in outcome.decision.results if r.blocking]
