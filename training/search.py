@@ -78,7 +78,7 @@ Judge = Callable[[pd.DataFrame, np.ndarray], Verdict]
 
 
 def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig, judge: Judge,
-           sensitive: Sequence[str], offsets_for: Sequence[str] = (), threshold: float = 0.5,
+           offsets_for: Sequence[str] = (), threshold: float = 0.5,
            sample_weights: np.ndarray | None = None, on_epoch=None,
            report: Callable[[str], None] = lambda line: None) -> SearchResult:
     """Train and judge the candidates on `frame` (the training rows); see the module's docstring.
@@ -130,9 +130,7 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
             break  # a stronger penalty would only cost accuracy
     best = _choose(candidates)
     best.chosen = True
-    chosen_model = next(m for c, m in models if c is best)
-    chosen_model.meta = {**chosen_model.meta, "search": {"strategy": best.strategy, "candidates": len(candidates)}}
-    return SearchResult(chosen_model, candidates)
+    return SearchResult(next(m for c, m in models if c is best), candidates)
 
 
 def _numbered(on_epoch, number: int):

@@ -49,9 +49,9 @@ class JobActions(ServiceBase):
             job = gates.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
-            search = gates.job_search(conn, job_id)
-            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": search.get("candidates", []),
-                                                                     "aim": search.get("rules", {})}
+            tried = gates.job_search(conn, job_id)
+            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": tried.get("candidates", []),
+                                                                     "aim": tried.get("rules", {})}
 
         return self._run(unit)
 
@@ -228,7 +228,7 @@ class JobActions(ServiceBase):
         report(f"  searching {'+'.join(strategies)} against {aim.policy_name}: blocking rules "
                f"{', '.join(aim.rule_ids) or 'none that a model can change'}")
         found = search(frame.iloc[train_rows], label=meta["label"], features=meta["features"], config=config,
-                       judge=aim.judge, sensitive=meta["sensitive"], offsets_for=aim.offsets_for,
+                       judge=aim.judge, offsets_for=aim.offsets_for,
                        threshold=aim.threshold, sample_weights=weights[train_rows], on_epoch=progress, report=report)
         trained, chosen = found.model, found.chosen
         trained.meta = meta
