@@ -57,8 +57,7 @@ class Aim:
                     and (rule.feature in (None, "every") or rule.feature in sensitive))
 
         rules = [r for r in loaded.policy.rules if judgeable(r)]
-        subset = LoadedPolicy(loaded.policy.model_copy(update={"rules": rules}), loaded.sha256, loaded.text,
-                              loaded.source, dict(loaded.lines))
+        subset = loaded.with_rules(rules)
         fairness = [r for r in rules if r.id in flagged and r.metric.startswith("fairness.")]
         columns = [c for c in sensitive if any(r.feature in ("every", c) for r in fairness)]
         if any(c in columns for c in failing_columns):
@@ -94,9 +93,7 @@ class Aim:
             if not kept:
                 continue
             shifted = MetricSet([_shift(record, direction) for record in metric_set.records], metric_set.params)
-            subset = LoadedPolicy(self.policy.policy.model_copy(update={"rules": kept}), self.policy.sha256,
-                                  self.policy.text, self.policy.source, dict(self.policy.lines))
-            if run_gate(policy=subset, metrics=shifted).verdict != "passed":
+            if run_gate(policy=self.policy.with_rules(kept), metrics=shifted).verdict != "passed":
                 return False
         return True
 

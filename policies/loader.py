@@ -29,6 +29,12 @@ class LoadedPolicy:
     def line_of(self, rule_id: str) -> int | None:
         return self.lines.get(rule_id)
 
+    def with_rules(self, rules: list) -> "LoadedPolicy":
+        """The same pack (name, version, sha256 of its text) judging only `rules`: what a retraining
+        search or a benchmark asks of part of a policy. Never stored as a decision of the whole pack."""
+        return LoadedPolicy(self.policy.model_copy(update={"rules": list(rules)}), self.sha256, self.text,
+                            self.source, dict(self.lines))
+
 
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load and validate the pack at `path`; raise PolicyInvalid listing every problem."""

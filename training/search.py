@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from training.trainer import TrainConfig, TrainedModel, split_indices, train
+from training.trainer import TrainConfig, TrainedModel, group_shift, split_indices, train
 
 PENALTY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
 OFFSET_STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # then bisection below the weakest that passes with margin
@@ -179,15 +179,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return float(np.log(p / (1 - p)))
-
-
-def group_shift(frame: pd.DataFrame, offsets: dict[str, dict[str, float]]) -> np.ndarray:
-    """The summed offset of each row's groups (0 for groups without one)."""
-    shift = np.zeros(len(frame))
-    for column, by_group in offsets.items():
-        if column in frame:
-            shift += frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
-    return shift
 
 
 def fit_offsets(logits: np.ndarray, frame: pd.DataFrame, columns: Sequence[str], strength: float,

@@ -88,9 +88,7 @@ class TrainedModel:
         if missing:
             raise ValueError(f"this model shifts scores per group of {', '.join(missing)}; "
                              "the rows to score must have those columns.")
-        z = self.calibrated_logits(frame)
-        for column, by_group in self.offsets.items():
-            z = z + frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
+        z = self.calibrated_logits(frame) + group_shift(frame, self.offsets)
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_bytes(self) -> bytes:
@@ -113,6 +111,15 @@ class TrainedModel:
                       sensitive=tuple(config["sensitive"]))
         return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), saved["state"], body["temperature"],
                    body["history"], body.get("meta", {}), body.get("bias", 0.0), body.get("offsets", {}))
+
+
+def group_shift(frame: pd.DataFrame, offsets: dict[str, dict[str, float]]) -> np.ndarray:
+    """The summed logit offset of each row's groups (0 for groups, or columns, without one)."""
+    shift = np.zeros(len(frame))
+    for column, by_group in offsets.items():
+        if column in frame:
+            shift += frame[column].astype(str).map(by_group).fillna(0.0).to_numpy(dtype=float)
+    return shift
 
 
 def split_indices(n: int, config: TrainConfig) -> dict[str, np.ndarray]:
