@@ -144,3 +144,115 @@ def test_an_artifact_cannot_carry_code(tmp_path):
     torch.save({"state": {}, "body": Boom()}, buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     with pytest.raises(pickle.UnpicklingError):
         TrainedModel.from_bytes(buffer.getvalue())
+
+
+class _PerColumnMLP(torch.nn.Module):
+    """The model as it was before the embeddings shared one table: one nn.Embedding per column, the
+    layers in a Sequential. The reference the fast model must equal, and the layout of stored artifacts."""
+
+    def __init__(self, n_numeric, cardinalities, hidden=(64, 32)):
+        super().__init__()
+        self.embeddings = torch.nn.ModuleList(torch.nn.Embedding(c, min(16, (c + 1) // 2)) for c in cardinalities)
+        width, layers = n_numeric + sum(e.embedding_dim for e in self.embeddings), []
+        for size in hidden:
+            layers += [torch.nn.Linear(width, size), torch.nn.ReLU(), torch.nn.Dropout(0.1)]
+            width = size
+        self.body = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+
+    def forward(self, numbers, codes):
+        parts = [numbers] + [e(codes[:, i]) for i, e in enumerate(self.embeddings)]
+        return self.body(torch.cat(parts, dim=1)).squeeze(1)
+
+
+def _inputs(cardinalities, n=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.stack([torch.randint(0, c, (n,), generator=g) for c in cardinalities], dim=1)
+    return torch.randn(n, 4, generator=g), codes
+
+
+def test_the_shared_embedding_table_equals_per_column_embeddings_forward_and_backward():
+    from training.model import TabularMLP
+    cards = [3, 40, 2, 9, 201]
+    torch.manual_seed(1)
+    reference = _PerColumnMLP(4, cards).eval()
+    fast = TabularMLP(4, cards).eval()
+    fast.load_state_dict(reference.state_dict())  # an artifact written before the table loads as it was
+    assert set(fast.state_dict()) == set(reference.state_dict())
+    for key, value in reference.state_dict().items():
+        assert torch.equal(fast.state_dict()[key], value), key
+    numbers, codes = _inputs(cards)
+    assert torch.equal(fast(numbers, codes), reference(numbers, codes))
+    weights = torch.rand(len(numbers))
+    (fast(numbers, codes) * weights).sum().backward()
+    (reference(numbers, codes) * weights).sum().backward()
+    for i, embedding in enumerate(reference.embeddings):  # the custom backward's gradient, per column
+        start = sum(cards[:i])
+        assert torch.allclose(fast.table.grad[start:start + cards[i], :embedding.embedding_dim],
+                              embedding.weight.grad, atol=1e-6)
+    padding = torch.ones_like(fast.table, dtype=torch.bool)
+    for i, card in enumerate(cards):
+        padding[sum(cards[:i]):sum(cards[:i]) + card, :min(16, (card + 1) // 2)] = False
+    assert not fast.table.grad[padding].any()  # the padding never learns
+
+
+def test_a_state_dict_of_the_wrong_shape_is_refused():
+    from training.model import TabularMLP
+    with pytest.raises(RuntimeError, match="embeddings.1.weight"):
+        TabularMLP(4, [3, 40]).load_state_dict(_PerColumnMLP(4, [3, 41]).state_dict())
+
+
+def test_one_flat_adamw_step_is_the_per_parameter_adamw_step():
+    from training.model import TabularMLP
+    from training.trainer import _flatten, _optimizer
+    cards = [5, 12]
+    torch.manual_seed(2)
+    flat_model, plain_model = TabularMLP(4, cards), TabularMLP(4, cards)
+    plain_model.load_state_dict(flat_model.state_dict())
+    flat = _flatten(flat_model)
+    config = TrainConfig(learning_rate=0.01, weight_decay=0.1)
+    flat_optimizer = _optimizer(flat, config)
+    plain_optimizer = torch.optim.AdamW(plain_model.parameters(), lr=0.01, weight_decay=0.1)
+    for step in range(5):
+        numbers, codes = _inputs(cards, n=64, seed=step)
+        flat.grad.zero_()
+        plain_optimizer.zero_grad()
+        flat_model.eval()(numbers, codes).square().mean().backward()
+        plain_model.eval()(numbers, codes).square().mean().backward()
+        flat_optimizer.step()
+        plain_optimizer.step()
+    for key, value in plain_model.state_dict().items():
+        assert torch.allclose(flat_model.state_dict()[key], value, atol=1e-6), key
+
+
+def test_dropout_masks_drop_the_configured_share_and_keep_the_expected_value():
+    from training.trainer import _DropoutMasks
+    masks = list(_DropoutMasks([64, 32], 0.25, seed=3, device="cpu").epoch(70_000, 512))
+    assert len(masks) == -(-70_000 // 512)
+    first, second = masks[0]
+    assert first.shape == (512, 64) and second.shape == (512, 32)
+    drawn = torch.cat([torch.cat(m, dim=1) for m in masks])
+    assert drawn.shape == (70_000, 96)
+    assert abs(float((drawn == 0).float().mean()) - 0.25) < 0.005
+    assert abs(float(drawn.mean()) - 1.0) < 0.01  # inverted dropout: the expected activation is unchanged
+    again = torch.cat([torch.cat(m, dim=1) for m in _DropoutMasks([64, 32], 0.25, 3, "cpu").epoch(70_000, 512)])
+    assert torch.equal(drawn, again)
+    assert all(m is None for m in _DropoutMasks([64], 0.0, 3, "cpu").epoch(1000, 512))
+
+
+def test_fit_encode_equals_fit_spec_then_encode():
+    from training.data import encode, fit_encode, fit_spec
+    rng = np.random.default_rng(4)
+    n = 2000
+    frame = pd.DataFrame({
+        "age": rng.integers(18, 90, n).astype(float), "flag": rng.random(n) > 0.5,
+        "city": rng.choice(["a", "b", None, "c"], n), "mixed": rng.choice(np.array([1, "1", 2.5, "x"], dtype=object), n),
+        "wide": [f"id{i}" for i in range(n)], "count": rng.integers(0, 5, n)})
+    frame.loc[::7, "age"] = np.nan
+    rows = rng.permutation(n)[:1200]
+    features = list(frame.columns)
+    spec, numbers, codes = fit_encode(frame, features, rows)
+    expected = fit_spec(frame.iloc[rows], features)
+    assert spec == expected
+    assert "wide" not in spec.categorical  # too many levels: left out, as fit_spec does
+    expected_numbers, expected_codes = encode(frame, expected)
+    assert torch.equal(numbers, expected_numbers) and torch.equal(codes, expected_codes)

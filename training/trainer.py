@@ -9,7 +9,6 @@ split, with an intercept too where the validation split says it calibrates bette
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from training.data import TabularSpec, encode, fit_spec
+from training.data import TabularSpec, encode, fit_encode
 from training.model import TabularMLP
 
 STRATEGIES = ("recalibrate", "reweight", "curriculum", "fairness_penalty")
@@ -134,10 +133,9 @@ def _splits(n: int, config: TrainConfig, rng: np.random.Generator) -> dict[str, 
     return {"validation": order[:n_val], "calibration": order[n_val:n_val + n_cal], "train": order[n_val + n_cal:]}
 
 
-def _groups(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
-    """One code per combination of the sensitive columns' values (vectorised, no per-row strings)."""
-    codes = _column_codes(frame, sensitive)
-    combined = np.zeros(len(frame), dtype=np.int64)
+def _combined(codes: np.ndarray) -> np.ndarray:
+    """One code per distinct row of per-column codes (mixed radix, then renumbered 0..k-1)."""
+    combined = np.zeros(len(codes), dtype=np.int64)
     for column in codes.T:  # mixed radix: each column's codes are < its number of values
         combined = combined * (int(column.max()) + 1 if len(column) else 1) + column
     return np.unique(combined, return_inverse=True)[1].reshape(-1).astype(np.int64)
@@ -232,16 +230,14 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     labels = frame[label].to_numpy(dtype=np.float32)
     splits = _splits(len(frame), config, rng)
     train_idx = splits["train"]
-    spec = fit_spec(frame.iloc[train_idx], features)
-    numbers, codes = encode(frame, spec)
+    spec, numbers, codes = fit_encode(frame, features, train_idx)
     y = torch.from_numpy(labels)
     weights = np.ones(len(frame)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
-    groups = _groups(frame, config.sensitive) if config.sensitive else np.zeros(len(frame), dtype=np.int64)
+    column_codes = _column_codes(frame, config.sensitive) if config.sensitive else np.zeros((len(frame), 0), np.int64)
     if "reweight" in config.strategies:
         weights = weights.copy()
-        weights[train_idx] *= reweighing(groups[train_idx], labels[train_idx])
+        weights[train_idx] *= reweighing(_combined(column_codes)[train_idx], labels[train_idx])
     penalised = "fairness_penalty" in config.strategies
-    column_codes = _column_codes(frame, config.sensitive) if config.sensitive else np.zeros((len(frame), 0), np.int64)
     sizes = [int(column_codes[:, j].max()) + 1 for j in range(column_codes.shape[1])] if len(frame) else []
     stages = _curriculum(numbers, codes, y, train_idx, config, device) if "curriculum" in config.strategies \
         else [train_idx]
@@ -251,11 +247,13 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     codes_by_column = torch.from_numpy(column_codes).to(device)
 
     model = TabularMLP(len(spec.numeric), spec.cardinalities(), config.hidden, config.dropout).to(device)
-    optimizer = _optimizer(model, config)
+    flat = _flatten(model)
+    optimizer = _optimizer(flat, config)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     generator = torch.Generator().manual_seed(config.seed)
+    masks = _DropoutMasks(model.hidden_widths, config.dropout, config.seed, device)
     val = torch.from_numpy(splits["validation"]).to(device)
-    best, best_loss, waited, history = copy.deepcopy(model.state_dict()), float("inf"), 0, []
+    best, best_loss, waited, history = flat.detach().clone(), float("inf"), 0, []
     epochs_per_stage = max(1, config.epochs // len(stages))
     epoch = 0
     for stage, stage_idx in enumerate(stages):
@@ -266,15 +264,16 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
             # One gather per epoch; each batch is then a contiguous slice (a view, no copy).
             e_numbers, e_codes, e_y, e_w = numbers[order], codes[order], y[order], w[order]
             e_groups = codes_by_column[order] if penalised else None
-            for start in range(0, len(order), config.batch_size):
+            for start, dropped in zip(range(0, len(order), config.batch_size), masks.epoch(len(order),
+                                                                                           config.batch_size)):
                 batch = slice(start, start + config.batch_size)
-                logits = model(e_numbers[batch], e_codes[batch])
+                logits = model(e_numbers[batch], e_codes[batch], dropped)
                 bw = e_w[batch]
                 loss = (loss_fn(logits, e_y[batch]) * bw).sum() / bw.sum()
                 if penalised:
                     loss = loss + config.fairness_weight * _score_gap(logits, e_groups[batch],
                                                                      config.fairness_sharpness, sizes)
-                optimizer.zero_grad(set_to_none=True)
+                flat.grad.zero_()
                 loss.backward()
                 optimizer.step()
             model.eval()
@@ -288,7 +287,7 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
             history.append(record)
             if val_loss < best_loss - 1e-6:
-                best, best_loss, waited = copy.deepcopy(model.state_dict()), val_loss, 0
+                best, best_loss, waited = flat.detach().clone(), val_loss, 0
             else:
                 waited += 1
             if on_epoch is not None and on_epoch(epoch, config.epochs, record) is False:
@@ -300,7 +299,8 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
         else:
             continue
         break
-    model.load_state_dict(best)
+    with torch.no_grad():
+        flat.copy_(best)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     trained = TrainedModel(spec, config, state, 1.0, history)
     if "recalibrate" in config.strategies and len(splits["calibration"]):
@@ -323,13 +323,63 @@ def _batched(model: nn.Module, numbers: torch.Tensor, codes: torch.Tensor,
     return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _flatten(model: nn.Module) -> nn.Parameter:
+    """One flat parameter whose slices are the model's parameters, and one flat gradient whose slices
+    are their gradients (autograd adds into them in place). AdamW is elementwise, so stepping the flat
+    tensor is the same arithmetic as stepping each parameter, in one call instead of one per tensor;
+    zeroing the gradients and keeping the best epoch's weights are one copy each."""
+    params = list(model.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        p.data = flat.data[offset:offset + p.numel()].view_as(p)
+        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+def _optimizer(flat: nn.Parameter, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; fused into one kernel per step where this torch build offers it (CPU and CUDA)."""
     try:
-        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                 fused=True)
+        return torch.optim.AdamW([flat], lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.AdamW([flat], lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+class _DropoutMasks:
+    """Inverted-dropout masks (0 or 1/(1 - p)) for each batch's hidden layers, drawn from a seeded
+    generator a chunk of about 65k rows at a time: one draw per chunk rather than a Bernoulli draw per
+    batch and layer, which on the CPU cost more than the layers themselves."""
+
+    CHUNK_ROWS = 65_536
+
+    def __init__(self, widths: Sequence[int], p: float, seed: int, device: str) -> None:
+        self.widths, self.p, self.device = list(widths), float(p), device
+        self.numpy = np.random.default_rng(seed) if device == "cpu" else None
+        self.torch = None if device == "cpu" else torch.Generator(device=device).manual_seed(seed)
+
+    def epoch(self, rows: int, batch_size: int):
+        """Per batch of an epoch of `rows` rows, the masks (None when there is no dropout)."""
+        if not self.widths or self.p <= 0:
+            yield from (None for _ in range(0, rows, batch_size))
+            return
+        chunk = max(1, self.CHUNK_ROWS // batch_size) * batch_size
+        for begin in range(0, rows, chunk):
+            drawn = self._keep(min(chunk, rows - begin))
+            for start in range(0, len(drawn), batch_size):
+                yield torch.split(drawn[start:start + batch_size], self.widths, dim=1)
+
+    def _keep(self, rows: int) -> torch.Tensor:
+        shape = (rows, sum(self.widths))
+        if self.numpy is not None:  # 16-bit draws: p to within 1/65536, the scale exact for the p drawn
+            dropped = round(self.p * 65_536)
+            if dropped >= 65_536:
+                return torch.zeros(shape)
+            scale = np.float32(65_536 / (65_536 - dropped))
+            return torch.from_numpy((self.numpy.integers(0, 65_536, shape, dtype=np.uint16) >= dropped) * scale)
+        scale = 1.0 / (1.0 - self.p) if self.p < 1 else 0.0
+        return (torch.rand(shape, generator=self.torch, device=self.device) >= self.p) * scale
 
 
 def _curriculum(numbers, codes, y, train_idx: np.ndarray, config: TrainConfig, device: str) -> list[np.ndarray]:
