@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from evaluation.classification import N_BINS, SCORE_STEPS, Cells
-from evaluation.fairness import GROUP_METRICS, group_rates, parity
+from evaluation.fairness import GROUP_METRICS, measures
 
 UNSTABLE_BELOW = 30
 
@@ -83,20 +83,26 @@ def _cell_auc(k: np.ndarray, c: Cells) -> np.ndarray:
         return (pos * (neg_below + 0.5 * neg)).sum(1) / (pos.sum(1) * neg.sum(1))
 
 
-def group_intervals(confusion: np.ndarray, *, resamples: int, seed: int, confidence: float
-                    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[float, float]]]:
-    """Intervals for each group's rates and for the parity metrics of one sensitive feature.
+def group_intervals(confusion: np.ndarray, *, resamples: int, seed: int, confidence: float,
+                    eligible: np.ndarray | None = None, levels: list | None = None
+                    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[float, float]],
+                               list[dict[str, tuple[float, float]]]]:
+    """Intervals for each group's measures, for the parity metrics of one sensitive feature, and for
+    its parity metrics per evidence level (see fairness.measures).
 
-    `confusion` is (groups × 4): tp, fp, tn, fn. Returns (per-group metric → (lows, highs) by
-    group, parity metric → (low, high)).
+    `confusion` is (groups × 2 × 4): score at or below / above the median × tp, fp, tn, fn. Returns
+    (per-group metric → (lows, highs) by group, parity metric → (low, high), one such dict per level).
+    The median and which groups are eligible for impact ratios stay those of the sample.
     """
     rng = np.random.default_rng(seed)
     groups = confusion.shape[0]
-    k = _draw(confusion.reshape(-1), resamples, rng).reshape(resamples, groups, 4)
-    rates = group_rates(k[:, :, 0], k[:, :, 1], k[:, :, 2], k[:, :, 3])
-    group_ci = {metric: _percentiles(rates[metric], confidence) for metric in GROUP_METRICS}
-    parity_ci = {}
-    for metric, replicates in parity(rates).items():
-        low, high = _percentiles(replicates, confidence)
-        parity_ci[metric] = (float(low), float(high))
-    return group_ci, parity_ci
+    eligible = np.ones(groups, dtype=bool) if eligible is None else eligible
+    k = _draw(confusion.reshape(-1), resamples, rng).reshape(resamples, groups, 2, 4)
+    per_group, overall, by_level = measures(k, eligible, levels or [])
+    group_ci = {metric: _percentiles(per_group[metric], confidence) for metric in GROUP_METRICS}
+
+    def bounds(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+        return {metric: tuple(float(b) for b in _percentiles(replicates, confidence))
+                for metric, replicates in values.items()}
+
+    return group_ci, bounds(overall), [bounds(level) for level in by_level]

@@ -37,6 +37,11 @@ def _specs() -> dict[str, MetricSpec]:
         MetricSpec("fairness", "true_positive_rate", ("group",), "higher", True),
         MetricSpec("fairness", "false_positive_rate", ("group",), "lower", True),
         MetricSpec("fairness", "accuracy", ("group",), "higher", True),
+        MetricSpec("performance", "selection_rate", ("overall",), "neither"),
+        MetricSpec("fairness", "scoring_rate", ("group",), "neither", True),
+        MetricSpec("fairness", "impact_ratio", ("group",), "higher", True),
+        MetricSpec("fairness", "scoring_impact_ratio", ("group",), "higher", True),
+        MetricSpec("sanity", "feature_auc", ("feature",), "lower"),
         *(MetricSpec("fairness", f"{m}_difference", ("feature",), "lower", True)
           for m in ("demographic_parity", "equalized_odds", "equal_opportunity")),
         *(MetricSpec("fairness", f"{m}_ratio", ("feature",), "higher", True)

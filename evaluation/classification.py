@@ -57,12 +57,19 @@ def cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, th
 
 
 def group_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
-                group: str) -> Cells:
-    """Exact counts and score sums per (g, y, pred, bin); the group is the value as text."""
+                group: str, median: float = float("inf")) -> Cells:
+    """Exact counts and score sums per (g, y, pred, bin, above); the group is the value as text and
+    `above` says whether the score is above `median` (the scoring rate of NYC LL144's impact ratio)."""
     sql = f"""
-        SELECT g, y, CAST(p >= $threshold AS INTEGER) AS pred, {_BIN} AS bin, count(*) AS n, sum(p) AS sp
+        SELECT g, y, CAST(p >= $threshold AS INTEGER) AS pred, {_BIN} AS bin, CAST(p > $median AS INTEGER) AS above,
+               count(*) AS n, sum(p) AS sp
         FROM ({_rows(view, label, score, group)}) GROUP BY ALL ORDER BY ALL"""
-    return _arrays(conn.execute(sql, _EDGE_PARAMS | {"threshold": threshold}).fetchnumpy())
+    return _arrays(conn.execute(sql, _EDGE_PARAMS | {"threshold": threshold, "median": median}).fetchnumpy())
+
+
+def median_score(conn: duckdb.DuckDBPyConnection, view: str, score: str) -> float:
+    """The sample's median score (interpolated between the middle two of an even count)."""
+    return float(conn.execute(f"SELECT median(CAST({quote(score)} AS DOUBLE)) FROM {view}").fetchone()[0])
 
 
 def _arrays(result: dict) -> Cells:
@@ -129,6 +136,8 @@ def performance_records(c: Cells, auc: float | None, auc_reason: str | None) -> 
     records.append(MetricRecord("performance", "roc_auc", None, None, auc, n,
                                 detail={"reason": auc_reason} if auc_reason else {}))
     records.append(MetricRecord("performance", "log_loss", None, None, c["sloss"].sum() / n, n))
+    tp, fp, _, _ = confusion(c)
+    records.append(MetricRecord("performance", "selection_rate", None, None, (tp + fp) / n, n))
     return records
 
 

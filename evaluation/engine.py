@@ -7,12 +7,12 @@ from typing import Sequence
 
 import duckdb
 
-from evaluation import classification, fairness
+from evaluation import classification, fairness, sanity
 from evaluation.bootstrap import UNSTABLE_BELOW, group_intervals, overall_intervals
 from evaluation.drift import DriftColumn, drift_records
 from evaluation.errors import MetricInputError
 from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
-from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, register
+from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, quote, register
 
 HEADLINE = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier_score", "ece", "mce"}
 
@@ -31,13 +31,20 @@ def evaluate(
     confidence: float = 0.95,
     threads: int | None = None,
     max_groups: int = 1_000,
+    intersections: Sequence[Sequence[str]] = (),
+    probe: Sequence[str] = (),
+    impact_min_share: float = fairness.IMPACT_MIN_SHARE,
 ) -> MetricSet:
     """Compute performance, calibration, fairness and (with a reference) drift records.
 
     `current` and `reference` are Parquet or CSV paths, pandas DataFrames or Arrow tables; the
     reference needs only the drift columns (and label and score, for label and prediction drift).
     Drift is computed for `features` and `sensitive` when a reference is given; asking for
-    `features` without one is an error. Raises MetricInputError naming the column and the problem.
+    `features` without one is an error. `intersections` (e.g. [("sex", "race")]) are judged like
+    sensitive columns, as the feature "sex*race" whose groups read "f & white". `probe` columns are
+    checked for leakage (sanity.feature_auc: how well each alone separates the label). Impact ratios
+    leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). Raises MetricInputError
+    naming the column and the problem.
 
     >>> metric_set = evaluate(current="eval.parquet", label="y", score="p", sensitive=["sex"])
     >>> metric_set.find("calibration", "ece").value
@@ -50,6 +57,12 @@ def evaluate(
         raise MetricInputError(f"the confidence level must lie strictly between 0 and 1, not {confidence}.")
     if features and reference is None:
         raise MetricInputError("drift over features needs reference data: pass a reference (--reference FILE).")
+    if not 0 <= impact_min_share < 1:
+        raise MetricInputError(f"the impact ratios' minimum group share must lie in [0, 1), not {impact_min_share}.")
+    intersections = [tuple(parts) for parts in intersections]
+    for parts in intersections:
+        if len(parts) < 2 or len(set(parts)) != len(parts):
+            raise MetricInputError(f"an intersection needs two or more different columns, not {list(parts)}.")
     columns = Columns(label, score, tuple(sensitive), tuple(features))
     started = time.perf_counter()
     conn = duckdb.connect()
@@ -61,8 +74,13 @@ def evaluate(
         n = check_values(conn, "cur", columns, "current")
         check_groups(conn, "cur", columns, max_groups)
         records = _classification(conn, columns, threshold, resamples, seed, confidence)
-        for offset, feature in enumerate(columns.sensitive, start=1):
-            records += _fairness(conn, columns, feature, threshold, resamples, seed + offset, confidence)
+        view, judged = _with_intersections(conn, current_types, columns, intersections, max_groups)
+        median = classification.median_score(conn, "cur", score)
+        for offset, feature in enumerate(judged, start=1):
+            records += _fairness(conn, view, columns, feature, threshold, median, resamples, seed + offset,
+                                 confidence, impact_min_share)
+        records += [sanity.feature_separation(conn, "cur", label, column, current_types[column])
+                    for column in _probed(current_types, columns, probe)]
         reference_rows = None
         if reference is not None:
             reference_types = register(conn, "ref", reference, "reference")
@@ -88,7 +106,8 @@ def evaluate(
         "engine": ENGINE_VERSION, "threshold": threshold, "resamples": resamples, "seed": seed,
         "confidence": confidence, "n_bins": classification.N_BINS, "rows": n, "reference_rows": reference_rows,
         "label": label, "score": score, "sensitive": list(sensitive), "features": list(features),
-        "seconds": round(time.perf_counter() - started, 3),
+        "intersections": [list(parts) for parts in intersections], "impact_min_share": impact_min_share,
+        "probed": list(_probed(current_types, columns, probe)), "seconds": round(time.perf_counter() - started, 3),
     }
     return MetricSet(tuple(records), params)
 
@@ -121,16 +140,45 @@ def _classification(conn, columns: Columns, threshold: float, resamples: int, se
             else r for r in records]
 
 
-def _fairness(conn, columns: Columns, feature: str, threshold: float, resamples: int, seed: int,
-              confidence: float) -> list[MetricRecord]:
-    cells = fairness.feature_cells(conn, "cur", columns.label, columns.score, threshold, feature)
-    records = fairness.fairness_records(cells, feature)
+def _with_intersections(conn, types: dict[str, str], columns: Columns, intersections: list[tuple[str, ...]],
+                        max_groups: int) -> tuple[str, list[str]]:
+    """The view fairness reads (the current data plus a column per intersection) and the features it judges."""
+    if not intersections:
+        return "cur", list(columns.sensitive)
+    missing = sorted({p for parts in intersections for p in parts if p not in types})
+    if missing:
+        raise MetricInputError(f"an intersection names {', '.join(map(repr, missing))}, which the current data "
+                               "does not have.")
+    names = [fairness.intersection_name(parts) for parts in intersections]
+    taken = [n for n in names if n in types]
+    if taken:
+        raise MetricInputError(f"the data already has a column named {taken[0]!r}: an intersection's name would "
+                               "hide it; rename the column.")
+    added = ", ".join(f"{fairness.intersection_sql(parts)} AS {quote(name)}" for parts, name in zip(intersections, names))
+    conn.execute(f"CREATE OR REPLACE TEMP VIEW cur_intersections AS SELECT *, {added} FROM cur")
+    check_groups(conn, "cur_intersections", Columns(columns.label, columns.score, tuple(names)), max_groups)
+    return "cur_intersections", list(columns.sensitive) + [n for n in names if n not in columns.sensitive]
+
+
+def _probed(types: dict[str, str], columns: Columns, probe: Sequence[str]) -> list[str]:
+    """The probe columns the data has, less the label and score themselves."""
+    return [c for c in dict.fromkeys(probe) if c in types and c not in (columns.label, columns.score)]
+
+
+def _fairness(conn, view: str, columns: Columns, feature: str, threshold: float, median: float, resamples: int,
+              seed: int, confidence: float, impact_min_share: float) -> list[MetricRecord]:
+    cells = fairness.feature_cells(conn, view, columns.label, columns.score, threshold, feature, median)
+    records = fairness.fairness_records(cells, feature, impact_min_share=impact_min_share)
     if not resamples:
         return records
     groups, counts = fairness.confusion_by_group(cells)
-    group_ci, parity_ci = group_intervals(counts, resamples=resamples, seed=seed, confidence=confidence)
+    sizes = counts.sum(axis=(1, 2))
+    levels = fairness.evidence_levels(sizes)
+    group_ci, parity_ci, level_ci = group_intervals(
+        counts, resamples=resamples, seed=seed, confidence=confidence,
+        eligible=fairness.impact_eligible(sizes, impact_min_share), levels=levels)
     index = {g: i for i, g in enumerate(groups)}
-    smallest = int(counts.sum(axis=1).min())
+    smallest = int(sizes.min())
     result = []
     for r in records:
         if r.family != "fairness":
@@ -138,7 +186,11 @@ def _fairness(conn, columns: Columns, feature: str, threshold: float, resamples:
         elif r.group is None:
             note = f"the smallest group has {smallest} rows: the interval is not stable" \
                 if smallest < UNSTABLE_BELOW else None
-            result.append(_with_interval(r, parity_ci[r.metric], note))
+            evidence = [dict(level, ci_low=_finite(bounds[r.metric][0]), ci_high=_finite(bounds[r.metric][1]))
+                        for level, bounds in zip(r.detail.get("evidence", []), level_ci)]
+            with_levels = MetricRecord(r.family, r.metric, r.feature, r.group, r.value, r.n,
+                                       detail={**r.detail, "evidence": evidence})
+            result.append(_with_interval(with_levels, parity_ci[r.metric], note))
         elif r.metric == "count":
             result.append(r)
         else:
@@ -148,4 +200,5 @@ def _fairness(conn, columns: Columns, feature: str, threshold: float, resamples:
     return result
 
 
-
+def _finite(value: float) -> float | None:
+    return float(value) if value == value and abs(value) != float("inf") else None

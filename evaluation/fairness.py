@@ -1,7 +1,14 @@
-"""Fairness per sensitive feature: per-group rates and fairlearn's between-group parity metrics,
-plus calibration (ECE, reliability bins) per group, from one grouped query per feature."""
+"""Fairness per sensitive feature (or intersection of features): per-group rates, NYC Local Law 144's
+impact ratios, fairlearn's between-group parity metrics over all groups and over the groups with
+enough rows, and calibration (ECE, reliability bins) per group — from one grouped query per feature.
+
+Everything follows from per-group counts of (score above the sample's median) × (tp, fp, tn, fn),
+so the bootstrap (bootstrap.py) recomputes every measure from resampled counts with the same code.
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import duckdb
 import numpy as np
@@ -11,16 +18,32 @@ from evaluation.errors import MetricInputError
 from evaluation.records import MetricRecord
 from evaluation.sources import quote
 
-GROUP_METRICS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
+GROUP_METRICS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy",
+                 "scoring_rate", "impact_ratio", "scoring_impact_ratio")
+IMPACT_MIN_SHARE = 0.02  # NYC LL144 lets a bias audit leave out categories under 2 % of the data
+MAX_EVIDENCE_LEVELS = 64  # parity over the groups with ≥ m rows, for the 64 smallest distinct group sizes
+INTERSECTION_SEPARATOR = " & "
+
+
+def intersection_name(parts: Sequence[str]) -> str:
+    """The feature name of an intersection: its columns joined by '*' (sex*race)."""
+    return "*".join(parts)
+
+
+def intersection_sql(parts: Sequence[str]) -> str:
+    """SQL for an intersection's group (its columns' values joined by ' & '); empty when any part is."""
+    nulls = " OR ".join(f"{quote(p)} IS NULL" for p in parts)
+    values = ", ".join(f"CAST({quote(p)} AS VARCHAR)" for p in parts)
+    return f"CASE WHEN {nulls} THEN NULL ELSE concat_ws('{INTERSECTION_SEPARATOR}', {values}) END"
 
 
 def feature_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
-                  feature: str) -> Cells:
+                  feature: str, median: float = float("inf")) -> Cells:
     nulls = conn.execute(f"SELECT count(*) FILTER ({quote(feature)} IS NULL) FROM {view}").fetchone()[0]
     if nulls:
         raise MetricInputError(f"the sensitive column {feature!r} has {nulls} empty values; name missing groups "
                                "(e.g. 'unknown') so every row belongs to a group.")
-    c = group_cells(conn, view, label, score, threshold, feature)
+    c = group_cells(conn, view, label, score, threshold, feature, median)
     groups = np.unique(c["g"])
     if len(groups) < 2:
         raise MetricInputError(f"the sensitive column {feature!r} has a single group "
@@ -29,15 +52,17 @@ def feature_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score:
 
 
 def confusion_by_group(c: Cells) -> tuple[list[str], np.ndarray]:
-    """Groups (sorted) and a (groups × 4) array of tp, fp, tn, fn."""
+    """Groups (sorted) and a (groups × 2 × 4) array: score at or below / above the median × tp, fp, tn, fn."""
     groups, index = np.unique(c["g"], return_inverse=True)
     y, pred, n = c["y"], c["pred"], c["n"]
+    above = c["above"] if "above" in c else np.zeros_like(y)
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(index[mask], weights=n[mask], minlength=len(groups))
 
-    counts = np.stack([count((y == 1) & (pred == 1)), count((y == 0) & (pred == 1)),
-                       count((y == 0) & (pred == 0)), count((y == 1) & (pred == 0))], axis=1)
+    counts = np.stack([np.stack([count((above == a) & (y == 1) & (pred == 1)), count((above == a) & (y == 0) & (pred == 1)),
+                                 count((above == a) & (y == 0) & (pred == 0)), count((above == a) & (y == 1) & (pred == 0))],
+                                axis=1) for a in (0, 1)], axis=1)
     return [str(g) for g in groups], counts
 
 
@@ -81,16 +106,67 @@ def parity(rates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         }
 
 
-def fairness_records(c: Cells, feature: str) -> list[MetricRecord]:
+def evidence_levels(sizes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(m, which groups have at least m rows) for each distinct group size m that leaves two or more
+    groups, smallest first: the first level is every group (fairlearn's comparison)."""
+    levels = []
+    for m in np.unique(sizes)[:MAX_EVIDENCE_LEVELS]:
+        kept = sizes >= m
+        if kept.sum() >= 2:
+            levels.append((int(m), kept))
+    return levels
+
+
+def measures(counts: np.ndarray, eligible: np.ndarray,
+             levels: list[tuple[int, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                            list[dict[str, np.ndarray]]]:
+    """From counts [..., groups, 2, 4] (as confusion_by_group gives, with any leading replicate axes):
+    per-group measures [..., groups], parity over all groups [...], and parity per evidence level.
+
+    Impact ratios (NYC LL144) divide a group's selection rate — for scores, its scoring rate, the
+    share above the sample's median score — by the highest among the `eligible` groups (those with
+    at least 2 % of the rows); groups not eligible get none.
+    """
+    c4 = counts.sum(axis=-2)
+    per_group = group_rates(c4[..., 0], c4[..., 1], c4[..., 2], c4[..., 3])
+    count = per_group["count"]
+    above = counts[..., 1, :].sum(axis=-1)
+    per_group["scoring_rate"] = np.where(count == 0, np.nan, _safe(above, count))
+    with np.errstate(all="ignore"):
+        for rate, ratio in (("selection_rate", "impact_ratio"), ("scoring_rate", "scoring_impact_ratio")):
+            values = per_group[rate]
+            highest = np.nanmax(np.where(eligible, values, np.nan), axis=-1, keepdims=True) if eligible.any() \
+                else np.full(values.shape[:-1] + (1,), np.nan)
+            per_group[ratio] = np.where(eligible, values / highest, np.nan)
+    rates = {k: per_group[k] for k in ("selection_rate", "true_positive_rate", "false_positive_rate")}
+    by_level = [parity({k: v[..., kept] for k, v in rates.items()}) for _, kept in levels]
+    return per_group, parity(rates), by_level
+
+
+def impact_eligible(sizes: np.ndarray, min_share: float = IMPACT_MIN_SHARE) -> np.ndarray:
+    return sizes >= min_share * sizes.sum()
+
+
+def fairness_records(c: Cells, feature: str, *, impact_min_share: float = IMPACT_MIN_SHARE) -> list[MetricRecord]:
     groups, counts = confusion_by_group(c)
-    rates = group_rates(*counts.T)
+    sizes = counts.sum(axis=(1, 2))
+    eligible = impact_eligible(sizes, impact_min_share)
+    levels = evidence_levels(sizes)
+    per_group, overall, by_level = measures(counts, eligible, levels)
+    total = int(sizes.sum())
     records = []
     for i, group in enumerate(groups):
-        n = int(rates["count"][i])
-        records += [MetricRecord("fairness", metric, feature, group, rates[metric][i], n) for metric in GROUP_METRICS]
-    total = int(counts.sum())
-    for metric, value in parity(rates).items():
-        detail = {"groups": len(groups), "method": "between_groups"}
+        n = int(sizes[i])
+        for metric in GROUP_METRICS:
+            detail = {}
+            if metric in ("impact_ratio", "scoring_impact_ratio") and not eligible[i]:
+                detail["reason"] = (f"{n:,} of {total:,} rows ({n / total:.1%}) is under the "
+                                    f"{impact_min_share:.0%} a bias audit may leave out (NYC LL144)")
+            records.append(MetricRecord("fairness", metric, feature, group, per_group[metric][i], n, detail=detail))
+    for metric, value in overall.items():
+        detail = {"groups": len(groups), "method": "between_groups",
+                  "evidence": [{"min_rows": m, "groups": int(kept.sum()), "value": _finite(level[metric])}
+                               for (m, kept), level in zip(levels, by_level)]}
         if not np.isfinite(value):
             detail["reason"] = "every group's rate is 0, so the ratio 0/0 is undefined"
         records.append(MetricRecord("fairness", metric, feature, None, float(value), total, detail=detail))
@@ -98,3 +174,8 @@ def fairness_records(c: Cells, feature: str) -> list[MetricRecord]:
         mask = c["g"] == group
         records += calibration_records({k: v[mask] for k, v in c.items()}, feature=feature, group=group)
     return records
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None

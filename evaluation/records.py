@@ -8,8 +8,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal
 
-Family = Literal["performance", "calibration", "fairness", "drift"]
-ENGINE_VERSION = "govern-metrics/1"
+Family = Literal["performance", "calibration", "fairness", "drift", "sanity"]
+# 2: impact ratios, scoring rates, parity per evidence level, intersections, sanity.feature_auc,
+# performance.selection_rate
+ENGINE_VERSION = "govern-metrics/2"
 
 
 def _clean(value: float | None) -> float | None:

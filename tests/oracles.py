@@ -48,6 +48,7 @@ def classification_oracle(y: np.ndarray, p: np.ndarray, threshold: float) -> dic
             ("performance", "recall", None, None): skm.recall_score(y, pred),
             ("performance", "f1", None, None): skm.f1_score(y, pred),
             ("performance", "log_loss", None, None): skm.log_loss(y, p, labels=[0, 1]),
+            ("performance", "selection_rate", None, None): fm.selection_rate(y, pred),
             ("calibration", "brier_score", None, None): skm.brier_score_loss(y, p),
             ("calibration", "ece", None, None): _ece(y, p, "l1"),
             ("calibration", "mce", None, None): _ece(y, p, "max"),
@@ -79,11 +80,31 @@ def fairness_oracle(y: np.ndarray, p: np.ndarray, groups: pd.Series, feature: st
                      "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio"):
             value = getattr(fm, name)(y, pred, sensitive_features=g)
             out[("fairness", name, feature, None)] = None if math.isnan(value) else float(value)
+    out.update(ll144_oracle(pred, p, g, feature))
     for group in np.unique(g):
         mask = g == group
         out[("calibration", "ece", feature, group)] = _ece(y[mask], p[mask], "l1")
         out[("calibration", "mce", feature, group)] = _ece(y[mask], p[mask], "max")
         out.update(_reliability(y[mask], p[mask], feature, group))
+    return out
+
+
+def ll144_oracle(pred: np.ndarray, p: np.ndarray, g: np.ndarray, feature: str,
+                 min_share: float = 0.02) -> dict[Key, Any]:
+    """NYC Local Law 144's bias-audit figures, computed as its rules describe them, with pandas: per
+    category the selection rate and the scoring rate (share of the category scoring above the whole
+    sample's median score), and each ÷ the highest category's; categories under `min_share` of the
+    rows are left out (no impact ratio, not a candidate for the highest)."""
+    frame = pd.DataFrame({"g": g, "selected": pred, "above": p > np.median(p)})
+    table = frame.groupby("g").agg(n=("selected", "size"), selection_rate=("selected", "mean"),
+                                   scoring_rate=("above", "mean"))
+    kept = table[table["n"] / len(frame) >= min_share]
+    out: dict[Key, Any] = {}
+    for group, row in table.iterrows():
+        out[("fairness", "scoring_rate", feature, str(group))] = float(row["scoring_rate"])
+        for rate, ratio in (("selection_rate", "impact_ratio"), ("scoring_rate", "scoring_impact_ratio")):
+            out[("fairness", ratio, feature, str(group))] = \
+                float(row[rate] / kept[rate].max()) if group in kept.index else None
     return out
 
 
