@@ -6,6 +6,7 @@ judged, the threshold and one sentence a reviewer can read. Same inputs, same de
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Mapping
 
@@ -13,7 +14,7 @@ from evaluation import MetricRecord, MetricSet
 from evaluation.catalogue import METRICS
 from policies.errors import PolicyInvalid
 from policies.loader import LoadedPolicy
-from policies.schema import ApprovalsRule, MetricRule, OpenReviewsRule
+from policies.schema import ApprovalsRule, DegenerateRule, LeakageRule, MetricRule, OpenReviewsRule
 
 Status = Literal["passed", "failed", "warned", "insufficient"]
 
@@ -45,7 +46,10 @@ class RuleResult:
     comparison: str | None = None
     baseline_value: float | None = None
     n: int | None = None
-    failing_groups: list[str] = field(default_factory=list)
+    failing_groups: list[str] = field(default_factory=list)  # "feature=group" (or the feature) per failure
+    # the same, structured: {"feature", "group", "value"}; and what was set aside: {"feature", "group", "n", "why"}
+    failing: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +110,10 @@ def run_gate(*, policy: LoadedPolicy, metrics: MetricSet,
             ok = reviews.open_items <= rule.max
             results.append(_outcome(rule, ok, f"{reviews.open_items} review item(s) open; at most {rule.max} allowed.",
                                     observed=reviews.open_items, threshold=rule.max, comparison="<="))
+        elif isinstance(rule, LeakageRule):
+            results.append(_leakage(rule, metrics))
+        elif isinstance(rule, DegenerateRule):
+            results.append(_degenerate(rule, metrics))
     blocked = any(r.blocking for r in results)
     labels = sorted(entry[0] for entry in baseline.values() if entry is not None)
     return GateDecision("blocked" if blocked else "passed", policy.policy.name, str(policy.policy.version),
@@ -145,37 +153,116 @@ def _judged(record: MetricRecord, judge: str) -> float | None:
     return record.value
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """One record as a rule judges it: the value judged (point or bound) and where it comes from."""
+
+    record: MetricRecord
+    value: float
+    note: str = ""  # e.g. "over the 4 groups with at least 50 rows"
+
+
 def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
                  baseline: tuple[str, MetricSet] | None) -> RuleResult:
     records = _records(rule, policy, metrics)
-    spec = METRICS[rule.metric]
     common = dict(metric=rule.metric, feature=rule.feature, bound=rule.judge)
     if rule.max_regression is not None:
         return _regression(rule, records[0], baseline, common)
     limit, comparison = (rule.max, "<=") if rule.max is not None else (rule.min, ">=")
     passes = (lambda v: v <= limit) if comparison == "<=" else (lambda v: v >= limit)
-    samples = _samples(rule, records, metrics)
-    judged = []
+    judged: list[_Judged] = []
+    excluded: list[dict[str, Any]] = []
     for record in records:
-        value, n = _judged(record, rule.judge), samples(record)
-        judged.append((record, value, n))
-    sufficient = [(r, v, n) for r, v, n in judged if v is not None and n >= rule.min_samples]
-    insufficient = [(r, v, n) for r, v, n in judged if (r, v, n) not in sufficient]
+        found, set_aside = _evidence(rule, record, metrics)
+        judged += [found] if found else []
+        excluded += set_aside
     label = rule.metric.split(".")[1].replace("_", " ")
     bound_words = {"point": "", "ci_upper": " (upper confidence bound)", "ci_lower": " (lower confidence bound)"}[rule.judge]
-    if rule.group in ("every", "worst") or rule.feature == "every":
-        return _groups(rule, label, bound_words, sufficient, insufficient, limit, comparison, passes, spec, common)
-    record, value, n = judged[0]
-    if (record, value, n) in insufficient:
-        why = (record.detail.get("reason") or "the value is undefined") if value is None else \
-            f"only {n} rows (minimum {rule.min_samples})"
-        return _insufficient(rule, f"{label}{_where(rule)}: {why}; insufficient evidence.", record, common)
-    ok = passes(value)
-    relation = ("within the maximum" if comparison == "<=" else "at or above the minimum") if ok else \
-        ("above the maximum" if comparison == "<=" else "below the minimum")
-    reason = f"{label}{_where(rule)} is {_pretty(value)}{bound_words}, {relation} {_pretty(limit)}."
-    return _outcome(rule, ok, reason, observed=record.value, judged=value, threshold=limit, comparison=comparison,
-                    n=record.n, group=record.group, **common)
+    several = rule.group in ("every", "worst") or rule.feature == "every"
+    scope = "every sensitive column" if rule.feature == "every" else f"every group of {rule.feature}"
+    if not judged:
+        what = f"nothing in {scope} can be judged" if several else f"{label}{_where(rule)} cannot be judged"
+        return _insufficient(rule, f"{what}: {_set_aside(excluded)}; insufficient evidence.",
+                             records[0] if not several else None, common, excluded)
+    worst = max(judged, key=lambda j: j.value) if comparison == "<=" else min(judged, key=lambda j: j.value)
+    considered = [worst] if rule.group == "worst" else judged
+    failing = [j for j in considered if not passes(j.value)]
+    if several:
+        if not failing:
+            relation = "within the maximum" if comparison == "<=" else "at or above the minimum"
+            reason = (f"{label}{bound_words} is {relation} {_pretty(limit)} in {scope}; the worst, "
+                      f"{_name(worst.record)}, is {_pretty(worst.value)}{_with_note(worst)}.")
+        else:
+            shown = ", ".join(f"{_name(j.record)} {_pretty(j.value)}{_with_note(j)}" for j in failing[:5])
+            side = "above the maximum" if comparison == "<=" else "below the minimum"
+            reason = (f"{label}{bound_words} is {side} {_pretty(limit)} in {len(failing)} of {len(judged)} "
+                      f"({scope}): {shown}.")
+    else:
+        relation = ("above the maximum" if comparison == "<=" else "below the minimum") if failing else \
+            ("within the maximum" if comparison == "<=" else "at or above the minimum")
+        reason = f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}, {relation} {_pretty(limit)}."
+    values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
+                  n=worst.record.n, group=worst.record.group,
+                  failing_groups=[_name(j.record) for j in failing],
+                  failing=[{"feature": j.record.feature, "group": j.record.group, "value": j.value} for j in failing],
+                  excluded=excluded, **{**common, "feature": worst.record.feature})
+    if failing or not excluded or rule.insufficient == "pass":
+        if excluded:
+            reason += f" Set aside: {_set_aside(excluded)}."
+        return _outcome(rule, not failing, reason, **values)
+    treat = {"warn": "counts as a warning", "block": "blocks the release"}[rule.insufficient]
+    return RuleResult(rule.id, rule.kind, "insufficient", rule.insufficient == "block", rule.severity,
+                      f"{reason} Set aside, too little evidence: {_set_aside(excluded)}; the policy says this {treat}.",
+                      **values)
+
+
+def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tuple[_Judged | None, list[dict]]:
+    """What of `record` the rule can judge, and what it sets aside (groups or a column with too few
+    rows, undefined values). A parity metric is judged over the groups with at least min_samples rows
+    (and min_share of the rows), from the record's evidence levels; the groups left out are listed."""
+    sizes = {r.group: r.n for r in metrics.select("fairness", "count", record.feature)} if record.feature else {}
+    total = sum(sizes.values()) or record.n
+    floor = max(rule.min_samples, math.ceil(rule.min_share * total)) if sizes else rule.min_samples
+    if record.family == "fairness" and record.group is None and sizes:  # a gap between groups
+        small = sorted((n, g) for g, n in sizes.items() if n < floor)
+        set_aside = [{"feature": record.feature, "group": g, "n": n, "why": f"{n:,} rows, under {floor:,}"}
+                     for n, g in small]
+        if not small:
+            value = _judged(record, rule.judge)
+            return (_Judged(record, value) if value is not None else None), ([] if value is not None else [
+                {"feature": record.feature, "group": None, "n": record.n,
+                 "why": record.detail.get("reason") or "the value is undefined"}])
+        kept = sorted(n for n in sizes.values() if n >= floor)
+        level = next((lv for lv in record.detail.get("evidence") or [] if kept and lv["min_rows"] == kept[0]), None)
+        if len(kept) < 2 or level is None or level.get("value") is None:
+            why = (f"fewer than two groups have {floor:,} rows" if len(kept) < 2 else
+                   "the evaluation has no gap over the larger groups (re-evaluate it)" if level is None else
+                   "the gap over the larger groups is undefined")
+            return None, set_aside + [{"feature": record.feature, "group": None, "n": record.n, "why": why}]
+        over = MetricRecord(record.family, record.metric, record.feature, None, level["value"], sum(kept),
+                            level.get("ci_low"), level.get("ci_high"), record.detail)
+        return _Judged(over, _judged(over, rule.judge), f"over the {len(kept)} groups with at least {floor:,} rows"), \
+            set_aside
+    value = _judged(record, rule.judge)
+    if value is None:
+        return None, [{"feature": record.feature, "group": record.group, "n": record.n,
+                       "why": record.detail.get("reason") or "the value is undefined"}]
+    if record.n < floor:
+        return None, [{"feature": record.feature, "group": record.group, "n": record.n,
+                       "why": f"{record.n:,} rows, under {floor:,}"}]
+    return _Judged(record, value), []
+
+
+def _with_note(judged: _Judged) -> str:
+    return f" ({judged.note})" if judged.note else ""
+
+
+def _set_aside(excluded: list[dict[str, Any]]) -> str:
+    shown = []
+    for item in excluded[:8]:
+        where = f"{item['feature']}={item['group']}" if item.get("group") is not None else (item.get("feature") or "")
+        shown.append(f"{where} ({item['why']})" if where else item["why"])
+    return ", ".join(shown) + (f" and {len(excluded) - 8} more" if len(excluded) > 8 else "")
 
 
 def _where(rule: MetricRule) -> str:
@@ -184,55 +271,70 @@ def _where(rule: MetricRule) -> str:
     return f" for {rule.feature}" if rule.feature else ""
 
 
-def _samples(rule: MetricRule, records: list[MetricRecord], metrics: MetricSet):
-    """Rows behind a record; for a parity metric, the smallest group's rows."""
-    def count(record: MetricRecord) -> int:
-        if record.family == "fairness" and record.group is None:
-            sizes = [r.n for r in metrics.select("fairness", "count", record.feature)]
-            return min(sizes) if sizes else record.n
-        return record.n
-    return count
-
-
-def _insufficient(rule: MetricRule, reason: str, record: MetricRecord | None, common: dict) -> RuleResult:
+def _insufficient(rule, reason: str, record: MetricRecord | None, common: dict,
+                  excluded: list[dict[str, Any]] | None = None) -> RuleResult:
     treat = {"warn": "counts as a warning", "block": "blocks the release", "pass": "is let pass"}[rule.insufficient]
     return RuleResult(rule.id, rule.kind, "insufficient", rule.insufficient == "block", rule.severity,
                       f"{reason} The policy says this {treat}.",
                       observed=record.value if record else None, n=record.n if record else None,
-                      group=record.group if record else None, **common)
+                      group=record.group if record else None, excluded=list(excluded or []), **common)
 
 
 def _name(record: MetricRecord) -> str:
     return f"{record.feature}={record.group}" if record.group is not None else str(record.feature)
 
 
-def _groups(rule, label, bound_words, sufficient, insufficient, limit, comparison, passes, spec, common) -> RuleResult:
-    """Rules over several records: every (or the worst) group, and/or every feature."""
-    scope = "every sensitive column" if rule.feature == "every" else f"every group of {rule.feature}"
-    if not sufficient:
-        return _insufficient(rule, f"nothing in {scope} has {rule.min_samples} rows or a defined {label};"
-                                   " insufficient evidence.", None, common)
-    pick_max = comparison == "<="
-    worst_record, worst_value, _ = max(sufficient, key=lambda t: t[1]) if pick_max else min(sufficient, key=lambda t: t[1])
-    failing = [(r, v) for r, v, _ in sufficient if not passes(v)]
-    considered = [(worst_record, worst_value, 0)] if rule.group == "worst" else sufficient
-    ok = all(passes(v) for _, v, _ in considered)
-    names = ", ".join(_name(r) for r, _, _ in insufficient[:5]) + (", …" if len(insufficient) > 5 else "")
-    skipped = f" (not judged, too few rows or undefined: {names})" if insufficient else ""
-    if rule.group == "worst":
-        failing = [(worst_record, worst_value)] if not ok else []
-    if ok:
-        relation = "within the maximum" if pick_max else "at or above the minimum"
-        reason = (f"{label}{bound_words} is {relation} {_pretty(limit)} in {scope}; the worst, "
-                  f"{_name(worst_record)}, is {_pretty(worst_value)}{skipped}.")
+def _leakage(rule: LeakageRule, metrics: MetricSet) -> RuleResult:
+    auc = metrics.find("performance", "roc_auc")
+    probed = [r for r in metrics.select("sanity", "feature_auc") if r.value is not None]
+    leaky = sorted((r for r in probed if r.value >= rule.max_feature_auc), key=lambda r: -r.value)
+    problems = []
+    if auc is not None and auc.value is not None and auc.value >= rule.max_auc:
+        problems.append(f"the eval ROC AUC is {_pretty(auc.value)}, at or above {_pretty(rule.max_auc)}")
+    if leaky:
+        problems.append("alone, " + ", ".join(f"{r.feature!r} separates the label with ROC AUC {_pretty(r.value)}"
+                                              for r in leaky[:5]) + f" (at or above {_pretty(rule.max_feature_auc)})")
+    failing = [{"feature": r.feature, "group": None, "value": r.value} for r in leaky]
+    if problems:
+        reason = "Too good to be true, check for the outcome leaking into the data: " + "; ".join(problems) + "."
     else:
-        shown = ", ".join(f"{_name(r)} {_pretty(v)}" for r, v in failing[:5])
-        side = "above the maximum" if pick_max else "below the minimum"
-        reason = f"{label}{bound_words} is {side} {_pretty(limit)} in {len(failing)} of {len(sufficient)} " \
-                 f"({scope}): {shown}{skipped}."
-    return _outcome(rule, ok, reason, observed=worst_record.value, judged=worst_value, threshold=limit,
-                    comparison=comparison, n=worst_record.n, group=worst_record.group,
-                    failing_groups=[_name(r) for r, _ in failing], **{**common, "feature": worst_record.feature})
+        strongest = max(probed, key=lambda r: r.value, default=None)
+        reason = (f"the eval ROC AUC ({_pretty(auc.value if auc else None)}) is below {_pretty(rule.max_auc)}; " +
+                  (f"no single column separates the label with ROC AUC {_pretty(rule.max_feature_auc)} or more "
+                   f"(of {len(probed)} probed, the strongest is {strongest.feature!r} at {_pretty(strongest.value)})."
+                   if strongest else "no feature columns were probed (ingest with --features to check them)."))
+    return _outcome(rule, not problems, reason, metric="performance.roc_auc", observed=auc.value if auc else None,
+                    threshold=rule.max_auc, comparison="<", failing_groups=[str(r.feature) for r in leaky],
+                    failing=failing)
+
+
+def _degenerate(rule: DegenerateRule, metrics: MetricSet) -> RuleResult:
+    overall = metrics.find("performance", "selection_rate")
+    if overall is None or overall.value is None:
+        return RuleResult(rule.id, rule.kind, "insufficient", False, rule.severity,
+                          "this evaluation has no overall selection rate (made before govern-metrics/2): "
+                          "re-evaluate the version to judge it.")
+    groups = [r for r in metrics.records if r.family == "fairness" and r.metric == "selection_rate"
+              and r.group is not None and r.value is not None]
+    judged = [overall] + [r for r in groups if r.n >= rule.min_samples]
+    excluded = [{"feature": r.feature, "group": r.group, "n": r.n, "why": f"{r.n:,} rows, under {rule.min_samples:,}"}
+                for r in groups if r.n < rule.min_samples]
+    bad = [r for r in judged if not rule.min_rate <= r.value <= rule.max_rate]
+
+    def name(r: MetricRecord) -> str:
+        return "overall" if r.feature is None else _name(r)
+
+    if bad:
+        reason = (f"the decisions are (nearly) all one way: selection rate {', '.join(f'{name(r)} {r.value:.2%}' for r in bad[:5])}"
+                  f" (outside {rule.min_rate:.0%} to {rule.max_rate:.0%}).")
+    else:
+        reason = (f"the selection rate is between {rule.min_rate:.0%} and {rule.max_rate:.0%} overall "
+                  f"({overall.value:.2%}) and in every group judged ({len(judged) - 1}).")
+    if excluded:
+        reason += f" Not judged: {_set_aside(excluded)}."
+    return _outcome(rule, not bad, reason, metric="performance.selection_rate", observed=overall.value,
+                    n=overall.n, failing_groups=[name(r) for r in bad],
+                    failing=[{"feature": r.feature, "group": r.group, "value": r.value} for r in bad], excluded=excluded)
 
 
 def _regression(rule: MetricRule, record: MetricRecord, baseline: tuple[str, MetricSet] | None,

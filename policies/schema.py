@@ -78,10 +78,17 @@ class MetricRule(RuleBase):
     max: float | None = Field(None, description="Highest allowed value.")
     min: float | None = Field(None, description="Lowest allowed value.")
     max_regression: float | None = Field(None, ge=0, description="Largest allowed worsening against the baseline.")
-    baseline: str = Field("production", description="production (the model's alias) or a version.")
+    baseline: str = Field("production", description=(
+        "production (the model's alias), challenger (the version's own challenger predictions: the logistic "
+        "regression `govern train` fits, or an ingested --split challenger) or a version."))
     judge: Literal["point", "ci_upper", "ci_lower"] = Field(
         "point", description="Judge the point estimate or a bound of its confidence interval.")
-    min_samples: int = Field(0, ge=0, description="Below this many rows the evidence is insufficient.")
+    min_samples: int = Field(0, ge=0, description=(
+        "Below this many rows the evidence is insufficient. For a parity metric, groups with fewer rows are "
+        "set aside (listed, and counted as `insufficient` says) and the gap is judged over the others."))
+    min_share: float = Field(0.0, ge=0, lt=1, description=(
+        "For per-group and parity metrics: groups under this share of the rows are set aside like groups "
+        "under min_samples (NYC LL144 lets a bias audit leave out categories under 0.02)."))
     insufficient: Literal["warn", "block", "pass"] = Field(
         "warn", description="How insufficient evidence counts.")
     on_fail: OnFail | None = None
@@ -131,9 +138,37 @@ class OpenReviewsRule(RuleBase):
     max: int = Field(0, ge=0, description="Open review items allowed.")
 
 
+class LeakageRule(RuleBase):
+    """The numbers are too good to be true: the eval ROC AUC reaches `max_auc`, or one column alone
+    separates the label with a ROC AUC of `max_feature_auc` or more (named in the reason) — usually
+    the outcome leaking into the features."""
+
+    kind: Literal["leakage"]
+    max_auc: float = Field(0.99, gt=0.5, le=1, description="Eval ROC AUC at or above this is suspect.")
+    max_feature_auc: float = Field(0.98, gt=0.5, le=1, description=(
+        "A single column whose own ROC AUC against the label reaches this is suspect."))
+
+
+class DegenerateRule(RuleBase):
+    """The decisions are (nearly) all one way: the selection rate overall or of any group with at
+    least `min_samples` rows lies below `min_rate` or above `max_rate`."""
+
+    kind: Literal["degenerate"]
+    min_rate: float = Field(0.01, ge=0, lt=1, description="Lowest selection rate that is not degenerate.")
+    max_rate: float = Field(0.99, gt=0, le=1, description="Highest selection rate that is not degenerate.")
+    min_samples: int = Field(50, ge=0, description="Groups with fewer rows are not judged (listed instead).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DegenerateRule":
+        if self.min_rate >= self.max_rate:
+            raise ValueError("min_rate must be below max_rate")
+        return self
+
+
 RULE_KINDS: dict[str, type[RuleBase]] = {"metric": MetricRule, "approvals": ApprovalsRule,
-                                         "open_reviews": OpenReviewsRule}
-Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule]
+                                         "open_reviews": OpenReviewsRule, "leakage": LeakageRule,
+                                         "degenerate": DegenerateRule}
+Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule, LeakageRule, DegenerateRule]
 
 
 class Policy(Strict):

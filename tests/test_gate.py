@@ -73,8 +73,9 @@ def test_too_few_samples_is_insufficient_evidence_treated_as_the_rule_says(treat
     decision, result = one(f"  - {{id: p, metric: fairness.demographic_parity_difference, feature: race, "
                            f"max: 0.2, min_samples: 50, insufficient: {treat}}}")
     assert (result.status, result.blocking, decision.verdict) == ("insufficient", blocking, verdict)
-    assert result.reason.startswith("demographic parity difference for race: only 10 rows (minimum 50); "
-                                    "insufficient evidence.")
+    assert result.reason.startswith("demographic parity difference for race cannot be judged: race=tiny (10 rows, "
+                                    "under 50), race (fewer than two groups have 50 rows); insufficient evidence.")
+    assert [(e["group"], e["n"]) for e in result.excluded] == [("tiny", 10), (None, 1000)]
 
 
 def test_an_undefined_value_is_insufficient_with_its_reason():
@@ -113,10 +114,20 @@ def test_a_named_group_every_group_and_the_worst_group():
     assert (worst.status, worst.judged, worst.group) == ("passed", 0.09, "m")
 
 
-def test_groups_below_min_samples_are_skipped_and_named():
-    _, result = one("  - {id: e, metric: fairness.accuracy, feature: race, group: every, min: 0.7, min_samples: 50}")
-    assert result.status == "passed"
-    assert result.reason.endswith("(not judged, too few rows or undefined: race=tiny).")
+def test_groups_below_min_samples_are_set_aside_named_and_counted_as_the_rule_says():
+    rule = "  - {id: e, metric: fairness.accuracy, feature: race, group: every, min: 0.7, min_samples: 50"
+    _, warned = one(rule + "}")  # insufficient: warn is the default
+    assert (warned.status, warned.blocking, warned.judged) == ("insufficient", False, 0.8)
+    assert warned.reason == ("accuracy is at or above the minimum 0.7 in every group of race; the worst, race=a, "
+                             "is 0.8. Set aside, too little evidence: race=tiny (10 rows, under 50); the policy "
+                             "says this counts as a warning.")
+    assert warned.excluded == [{"feature": "race", "group": "tiny", "n": 10, "why": "10 rows, under 50"}]
+    _, blocked = one(rule + ", insufficient: block}")
+    assert (blocked.status, blocked.blocking) == ("insufficient", True)
+    _, passed = one(rule + ", insufficient: pass}")
+    assert passed.status == "passed" and passed.reason.endswith("Set aside: race=tiny (10 rows, under 50).")
+    _, share = one("  - {id: e, metric: fairness.accuracy, feature: race, group: every, min: 0.7, min_share: 0.02}")
+    assert share.excluded == [{"feature": "race", "group": "tiny", "n": 10, "why": "10 rows, under 20"}]
 
 
 def test_every_sensitive_feature():

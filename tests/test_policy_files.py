@@ -41,7 +41,8 @@ MALFORMED = {
     "unknown_operator": (HEAD + "  - id: a\n    metric: calibration.ece\n    lt: 0.1",
                          "rule 'a' (line 6): unknown key 'lt'"),
     "unknown_kind": (HEAD + "  - {id: a, kind: approval, min: 2}",
-                     "rule 'a' (line 4): unknown kind 'approval' (known: metric, approvals, open_reviews)"),
+                     "rule 'a' (line 4): unknown kind 'approval' (known: metric, approvals, open_reviews, "
+                     "leakage, degenerate)"),
     "no_comparison": (HEAD + "  - {id: a, metric: calibration.ece}",
                       "rule 'a' (line 4): give exactly one of max, min or max_regression"),
     "two_comparisons": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min: 0.0}",
