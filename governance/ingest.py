@@ -17,16 +17,18 @@ from typing import Literal
 
 import duckdb
 
+from evaluation.sources import quote as _quote
+
 from governance.artifacts import sha256_file
 from governance.errors import InvalidInput, NotFound
 from governance.limits import max_decompressed_bytes, max_groups
 
-Split = Literal["reference", "eval", "production"]
-SPLITS: tuple[str, ...] = ("reference", "eval", "production")
+Split = Literal["reference", "eval", "production", "challenger"]
+SPLITS: tuple[str, ...] = ("reference", "eval", "production", "challenger")
 _SHOWN_ROWS = 5
 # Quotes, semicolons and control characters have no business in a column name; refusing them
 # keeps every identifier we quote unambiguous.
-_BAD_NAME = re.compile(r'["`;\x00-\x1f\x7f]')
+_BAD_NAME = re.compile(r'[\x00-\x1f\x7f]')  # names are always quoted in SQL; control characters only hide things
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _CSV_WIDTH = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 ROW = "__govern_row"  # our own row number: a file's column may be called rowid, which hides DuckDB's
@@ -41,6 +43,8 @@ class ColumnRoles:
     id: str | None = None
     sensitive: tuple[str, ...] = ()
     features: tuple[str, ...] | None = None
+    # groups of sensitive columns judged together, e.g. (("sex", "race"),): the feature "sex*race"
+    intersections: tuple[tuple[str, ...], ...] = ()
 
     def named(self) -> list[tuple[str, str]]:
         """(role, column) for every column the roles name explicitly."""
@@ -264,7 +268,7 @@ def _check_names(problems: _Problems, names: list[str]) -> None:
         if name.strip() == "":
             problems.add(None, "a column has an empty name")
         elif _BAD_NAME.search(name):
-            problems.add(None, f"column name {name!r} contains quotes, semicolons or control characters; rename it")
+            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
         elif name.lower().startswith("__govern"):
             problems.add(name, "names starting with __govern are reserved; rename it")
         elif name.lower() in seen:
@@ -293,6 +297,15 @@ def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str
     used = [column for _, column in roles.named()]
     for column in sorted({c for c in used if used.count(c) > 1}):
         problems.add(column, "the column is given more than one role")
+    for parts in roles.intersections:
+        name = "*".join(parts)
+        if len(parts) < 2 or len(set(parts)) != len(parts):
+            problems.add(name, "an intersection joins two or more different sensitive columns (e.g. sex*race)")
+        elif any(p not in roles.sensitive for p in parts):
+            outside = ", ".join(repr(p) for p in parts if p not in roles.sensitive)
+            problems.add(name, f"an intersection joins sensitive columns: add {outside} to --sensitive")
+        elif name in columns:
+            problems.add(name, "the file has a column of that name: the intersection would hide it; rename the column")
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple[list[int], object, int]:
@@ -375,11 +388,6 @@ def _cast(column: str, sql_type: str, roles: ColumnRoles) -> str:
     if column == roles.label:  # validated as a number equal to 0 or 1, maybe written "1.0"
         return f"CAST(CAST({_quote(column)} AS DOUBLE) AS TINYINT)"
     return f"CAST({_quote(column)} AS {sql_type})"
-
-
-def _quote(identifier: str) -> str:
-    """Quote a column name already checked against the file's real header."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _literal(path: Path) -> str:

@@ -98,6 +98,7 @@ class PredictionSet(Record):
     features: list[str]
     created_at: datetime
     created_by: str
+    intersections: list[list[str]] = field(default_factory=list)  # e.g. [["sex", "race"]], judged as "sex*race"
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ from typing import Any
 
 import duckdb
 
+from evaluation.fairness import intersection_name, intersection_sql
+from evaluation.sources import quote as _quote
 from governance.records import PredictionSet
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def intersection_parts(feature: str, prediction_set: PredictionSet) -> list[str] | None:
+    """The columns of `feature` when it is one of the set's intersections (not a column)."""
+    return next((list(parts) for parts in prediction_set.intersections if intersection_name(parts) == feature), None)
 
 
 def sample_examples(path: Path, prediction_set: PredictionSet, *, strategy: str, count: int, seed: int,
@@ -34,6 +37,9 @@ def sample_examples(path: Path, prediction_set: PredictionSet, *, strategy: str,
     params: dict[str, Any] = {"path": str(path), "threshold": threshold, "seed": seed, "count": count}
     if strategy == "worst_group" and group is not None:
         where = f"CAST({_quote(group[0])} AS VARCHAR) = $group"
+        parts = intersection_parts(group[0], prediction_set)
+        if parts:  # an intersection's group is its columns' values joined
+            where = f"{intersection_sql(parts)} = $group"
         params["group"] = group[1]
     conn = duckdb.connect()
     try:

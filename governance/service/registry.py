@@ -50,6 +50,7 @@ def _new_prediction_set(model: str, version: str, split: str, when: datetime | N
         dataset_sha256=prepared.sha256, source_name=prepared.source_name, source_sha256=prepared.source_sha256,
         row_count=prepared.row_count, id_column=roles.id, label_column=roles.label, score_column=roles.score,
         sensitive=list(roles.sensitive), features=prepared.features, created_at=_now(), created_by=actor,
+        intersections=[list(parts) for parts in roles.intersections],
     )
 
 

@@ -328,6 +328,11 @@ def m010_retraining_search(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("ALTER TABLE jobs ADD COLUMN search_json VARCHAR")
 
 
+def m011_intersections(conn: duckdb.DuckDBPyConnection) -> None:
+    # Intersections of sensitive columns judged like columns (e.g. [["sex", "race"]]); null for none.
+    conn.execute("ALTER TABLE prediction_sets ADD COLUMN intersections_json VARCHAR")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -339,6 +344,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m008_audit_head,
     m009_trust_controls,
     m010_retraining_search,
+    m011_intersections,
 )
 
 

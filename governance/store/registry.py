@@ -16,7 +16,7 @@ _VERSION = (
 )
 _PREDICTION_SET = (
     "id, model, version, split, batch_time, dataset_sha256, source_name, source_sha256, row_count, "
-    "id_column, label_column, score_column, sensitive_json, features_json, created_at, created_by"
+    "id_column, label_column, score_column, sensitive_json, features_json, created_at, created_by, intersections_json"
 )
 
 
@@ -105,15 +105,17 @@ def get_dataset(conn: duckdb.DuckDBPyConnection, sha256: str) -> Dataset | None:
 def _prediction_set(row: tuple) -> PredictionSet:
     values = list(row)
     values[12], values[13] = json.loads(values[12]), json.loads(values[13])
+    values[16] = json.loads(values[16]) if values[16] else []
     return PredictionSet(*values)
 
 
 def insert_prediction_set(conn: duckdb.DuckDBPyConnection, ps: PredictionSet) -> None:
     conn.execute(
-        f"INSERT INTO prediction_sets ({_PREDICTION_SET}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO prediction_sets ({_PREDICTION_SET}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [ps.id, ps.model, ps.version, ps.split, ps.batch_time, ps.dataset_sha256, ps.source_name, ps.source_sha256,
          ps.row_count, ps.id_column, ps.label_column, ps.score_column, json.dumps(ps.sensitive),
-         json.dumps(ps.features), ps.created_at, ps.created_by],
+         json.dumps(ps.features), ps.created_at, ps.created_by,
+         json.dumps(ps.intersections) if ps.intersections else None],
     )
 
 
