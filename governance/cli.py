@@ -119,6 +119,11 @@ def _split_list(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
 
 
+def _intersections(value: str | None) -> tuple[tuple[str, ...], ...]:
+    """'sex*race,sex*age_band' → (('sex', 'race'), ('sex', 'age_band'))."""
+    return tuple(tuple(p.strip() for p in item.split("*")) for item in _split_list(value))
+
+
 def _read_password(enabled: bool) -> str | None:
     if not enabled:
         return None
@@ -472,25 +477,32 @@ def version_show(ctx: click.Context, model_name: str, version_name: str, as_json
 @click.argument("model_name", metavar="MODEL")
 @click.argument("version_name", metavar="VERSION")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--split", required=True, type=click.Choice(SPLITS), help="What the predictions are for.")
+@click.option("--split", required=True, type=click.Choice(SPLITS),
+              help="What the predictions are for. challenger: a benchmark model's scores on the same eval rows; "
+                   "`govern evaluate` evaluates it with the eval set, and `baseline: challenger` rules compare "
+                   "with it.")
 @click.option("--label", default="label", show_default=True, help="Column with the true label (0 or 1).")
 @click.option("--score", default="score", show_default=True, help="Column with the predicted probability of 1.")
 @click.option("--id", "id_column", metavar="COL", help="Column with unique row ids (default: row position).")
 @click.option("--sensitive", metavar="A,B", help="Sensitive feature columns (groups for fairness metrics).")
+@click.option("--intersections", metavar="A*B,...", help=(
+    "Sensitive columns judged together: sex*race makes the feature 'sex*race' with groups such as "
+    "'female & white', with every fairness metric and small-group rule (rules name it as feature: sex*race)."))
 @click.option("--features", metavar="X,Y", help="Feature columns to keep (default: every other column).")
 @click.option("--batch-time", metavar="ISO8601", help="When the batch was scored (production batches).")
 @click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
 @json_option
 @click.pass_context
 def ingest(ctx: click.Context, model_name: str, version_name: str, file: str, split: str, label: str, score: str,
-           id_column: str | None, sensitive: str | None, features: str | None, batch_time: str | None,
-           delimiter: str, as_json: bool) -> None:
+           id_column: str | None, sensitive: str | None, intersections: str | None, features: str | None,
+           batch_time: str | None, delimiter: str, as_json: bool) -> None:
     """Validate a CSV or Parquet file of predictions and store it as a prediction set.
 
     Every problem in the file is reported at once; nothing is written unless the file is clean.
     """
     roles = ColumnRoles(label=label, score=score, id=id_column, sensitive=_split_list(sensitive),
-                        features=_split_list(features) if features else None)
+                        features=_split_list(features) if features else None,
+                        intersections=_intersections(intersections))
     prediction_set = _service(ctx).ingest(model=model_name, version=version_name, file=Path(file), split=split,
                                           roles=roles, batch_time=batch_time, delimiter=delimiter)
     _emit(prediction_set, as_json,
@@ -516,19 +528,34 @@ def evaluate_command(ctx: click.Context, model_name: str, version_name: str, ref
                      as_json: bool) -> None:
     """Compute and store every metric for a version's latest eval predictions (a new, immutable evaluation).
 
-    Performance, calibration, fairness per sensitive column and drift against the reference.
+    Performance, calibration, fairness per sensitive column and drift against the reference. The
+    version's challenger predictions (`govern train` makes them; `govern ingest --split challenger`
+    registers your own) are evaluated too, with the same options and no drift: `baseline: challenger`
+    rules compare with them.
     """
-    evaluation, metric_set = _service(ctx).evaluate(
+    service = _service(ctx)
+    evaluation, metric_set = service.evaluate(
         model=model_name, version=version_name, reference_split=reference_split,
         reference_version=reference_version, threshold=threshold, resamples=resamples, seed=seed)
+    challenger = service.challenger_evaluation(model=model_name, version=version_name)
     if as_json:
-        click.echo(_dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list()},
+        click.echo(_dumps({"evaluation": evaluation.to_dict(), "records": metric_set.to_list(),
+                           "challenger": {"label": challenger[0], "evaluation": challenger[1].to_dict(),
+                                          "records": challenger[2].to_list()} if challenger else None},
                           indent=2, sort_keys=True))
     else:
         click.echo(f"evaluation {evaluation.id} of {model_name} version {version_name}: "
                    f"{evaluation.record_count} records, {metric_set.params['rows']} rows"
                    + (f"; {metric_set.params['drift']}" if "drift" in metric_set.params else ""))
         click.echo(records_table(metric_set.records))
+        if challenger:
+            label, stored, records = challenger
+            shown = ", ".join(f"{name} {record.value:.4f}" for name in ("roc_auc", "accuracy")
+                              if (record := records.find("performance", name)) and record.value is not None)
+            click.echo(f"{label}: evaluation {stored.id}; {shown or 'no defined ROC AUC or accuracy'}")
+        else:
+            click.echo(f"no challenger predictions; `govern ingest {model_name} {version_name} FILE --split "
+                       "challenger` registers a benchmark model's scores on the same eval rows")
 
 
 @cli.command("monitor")
@@ -558,6 +585,7 @@ def monitor_command(ctx: click.Context, model_name: str, version_name: str, batc
 @click.option("--label", required=True, help="Column with the true label (0 or 1).")
 @click.option("--score", required=True, help="Column with the predicted probability of 1.")
 @click.option("--sensitive", metavar="A,B", help="Sensitive columns: fairness and calibration per group.")
+@click.option("--intersections", metavar="A*B,...", help="Sensitive columns judged together (sex*race).")
 @click.option("--features", metavar="X,Y", help="Columns to measure drift on (needs --reference).")
 @click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True, help="Score at or above which we predict 1.")
 @click.option("--resamples", type=click.IntRange(0, 10_000), default=200, show_default=True,
@@ -566,14 +594,16 @@ def monitor_command(ctx: click.Context, model_name: str, version_name: str, batc
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="json prints a JSON array of records and nothing else.")
 def metrics_command(current: str, reference: str | None, label: str, score: str, sensitive: str | None,
-                    features: str | None, threshold: float, resamples: int, seed: int, fmt: str) -> None:
+                    intersections: str | None, features: str | None, threshold: float, resamples: int, seed: int,
+                    fmt: str) -> None:
     """Compute the metric records for files, without a store (CSV or Parquet)."""
     from evaluation import evaluate
     from governance.limits import max_groups
 
     metric_set = evaluate(current=Path(current), reference=Path(reference) if reference else None, label=label,
                           score=score, sensitive=_split_list(sensitive), features=_split_list(features),
-                          threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups())
+                          threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
+                          intersections=_intersections(intersections))
     if fmt == "json":
         click.echo(_dumps(metric_set.to_list(), separators=(",", ":")))
     else:
@@ -678,7 +708,29 @@ def policy_list(ctx: click.Context, as_json: bool) -> None:
 _MARK = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient": "INSUFFICIENT"}
 
 
-@cli.command("gate")
+class DefaultCommandGroup(GovernGroup):
+    """A group whose first argument, when it names none of its commands (nor asks for help), goes to
+    its `default` command: `govern gate credit 1` is `govern gate run credit 1`."""
+
+    default = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("gate", cls=DefaultCommandGroup)
+def gate() -> None:
+    """Run the release gate on a version, or show a stored decision.
+
+    `govern gate MODEL VERSION [OPTIONS]` runs it (the same as `govern gate run`); `govern gate show
+    MODEL VERSION` prints the stored decision. A model named `show` or `run` is gated with
+    `govern gate run show VERSION`.
+    """
+
+
+@gate.command("run")
 @click.argument("model_name", metavar="MODEL")
 @click.argument("version_name", metavar="VERSION")
 @click.option("--policy", "policy_file", metavar="PACK",
@@ -717,6 +769,25 @@ def gate_command(ctx: click.Context, model_name: str, version_name: str, policy_
                          "see `govern review list` and `govern jobs list`")
         click.echo("\n".join(lines))
     ctx.exit(0 if decision.verdict == "passed" else 1)
+
+
+@gate.command("show")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("version_name", metavar="VERSION")
+@click.option("--id", "gate_id", metavar="GATE_ID", help="A stored decision of the version (default: its latest).")
+@json_option
+@click.pass_context
+def gate_show(ctx: click.Context, model_name: str, version_name: str, gate_id: str | None, as_json: bool) -> None:
+    """Show a version's stored gate decision: verdict, mode, policy and evidence hashes, baseline, and per rule
+    its status, the value judged, the threshold, rows, failing groups and reason.
+
+    Any role may look. Exit 0 whatever the verdict (`govern gate` itself exits 1 when blocked); 2 when the
+    version or the decision does not exist. --json prints the stored decision record.
+    """
+    from governance.render import gate_decision_text
+
+    record = _service(ctx).gate_decision(model=model_name, version=version_name, gate_id=gate_id)
+    _emit(record, as_json, gate_decision_text(record))
 
 
 @cli.group(cls=GovernGroup)
@@ -1043,7 +1114,12 @@ def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_s
 def train_command(ctx: click.Context, model_name: str, data: str, label: str, sensitive: str | None,
                   features: str | None, config_file: str | None, version_name: str | None, eval_fraction: float,
                   as_json: bool) -> None:
-    """Train a version on your table, store and register it, and ingest its held-out predictions."""
+    """Train a version on your table, store and register it, and ingest its held-out predictions.
+
+    A logistic regression (one-hot categories, standardised numbers, seeded) is fitted on the same
+    training rows and scores the same held-out rows: the version's challenger, which `govern evaluate`
+    evaluates too and `baseline: challenger` rules compare with.
+    """
     from governance.service.training import load_config
 
     sensitive_columns = _split_list(sensitive)
@@ -1053,7 +1129,8 @@ def train_command(ctx: click.Context, model_name: str, data: str, label: str, se
         features=_split_list(features) or None, config=config, version=version_name, eval_fraction=eval_fraction,
         progress=None if as_json else _epoch_printer())
     _emit(result, as_json, f"trained {model_name} version {result.version.version} in {result.epochs} epochs; eval "
-                           f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows); next: "
+                           f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows), challenger "
+                           f"(logistic regression) {result.challenger_set.id}; next: "
                            f"`govern evaluate {model_name} {result.version.version}`")
 
 

@@ -5,7 +5,8 @@ version learns from carry a documented bias: a share (`flip_rate`, 50 % by defau
 income is above 50K are recorded as below it, as a biased labelling process would (the census truth is
 kept aside to play the reviewers' knowledge and to check the results). Then:
 
-1. train version 1 on those labels, evaluate it, gate it with the shipped `default` pack: blocked;
+1. train version 1 on those labels (and its challenger, a logistic regression on the same rows), evaluate
+   both, gate it with the shipped `default` pack: blocked;
 2. the gate queues review items (sampled rows) and a retraining job with the strategies the failing
    rules ask for; gold items with known answers measure the reviewers;
 3. a simulated reviewer panel (each reviewer right with a configurable probability, so agreement is not
@@ -207,9 +208,11 @@ def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, 
     summary["versions"] = {}
     for number in versions:
         stored = engineer.latest_gate(model="income", version=number)
+        challenger = engineer.challenger_evaluation(model="income", version=number)
         summary["versions"][f"v{number}"] = {
             "gate": stored.verdict if stored else None, "blocked_by": _blocking(stored) if stored else [],
-            "metrics": _headline(engineer.latest_evaluation(model="income", version=number)[1])}
+            "metrics": _headline(engineer.latest_evaluation(model="income", version=number)[1]),
+            "challenger": {"label": challenger[0], "metrics": _headline(challenger[2])} if challenger else None}
     summary["final_version"] = version
 
     # What the gate saw (the recorded labels) and what is true (the census labels), per version, on the
@@ -268,7 +271,8 @@ def _judge_everything(home: Path, model: str, truth: np.ndarray, config: DemoCon
     names = list(config.reviewers)
     judgments = corrections = 0
     viewer = _as(home, "victor")
-    items = viewer.list_review_items(model=model, status="open")
+    # escalations are the engineers' (the loop stopped), not something a reviewer can claim
+    items = [i for i in viewer.list_review_items(model=model, status="open") if i.kind != "escalation"]
     for index, item in enumerate(items):
         for turn in range(item.judgments_required):
             name = names[(index + turn) % len(names)]
@@ -396,6 +400,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     for name, version in income["versions"].items():
         lines.append(f"  {name:<8}{version['gate'] or '-':<9}{', '.join(version['blocked_by']) or '-':<16}"
                      + "".join(f"{cell(version['metrics'], key):<24}" for _, key in columns[:5]))
+        if version.get("challenger"):
+            lines.append(f"  {'':<8}{'its challenger (LR)':<25}"
+                         + "".join(f"{cell(version['challenger']['metrics'], key):<24}" for _, key in columns[:5]))
+    if any(v.get("challenger") for v in income["versions"].values()):
+        lines.append("  challenger (LR): the logistic regression `govern train` fits on the version's training rows, "
+                     "scored on its eval rows; challenger-auc warns when a version is more than 0.02 ROC AUC below it")
     lines += ["", "  On the first version's eval rows, against the recorded and the true (census) labels:",
               f"  {'model':<32}{'labels':<17}" + "".join(f"{name:<18}" for name, _ in columns)]
     for model, by_labels in income["comparison"].items():

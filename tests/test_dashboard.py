@@ -192,7 +192,7 @@ def test_policy_dry_run_in_the_dashboard_stores_nothing(seeded):
     at = app("eng")
     at.run()
     at.switch_page("views/policies.py").run()
-    assert at.success[0].value.startswith("Valid: default v2")
+    assert at.success[0].value.startswith("Valid: default v3")
     at.button(key="policies.dry_run").click().run()
     assert not at.exception
     assert any(m.value.startswith("Verdict: **") for m in at.markdown)
@@ -293,7 +293,7 @@ def test_parity_bars_show_the_policy_threshold(two_versions):
     at.selectbox(key="version.gap").set_value("demographic_parity_difference").run()
     ticks = [layer for spec in charts(at) for layer in spec.get("layer", []) if layer["mark"].get("type") == "tick"]
     assert len(ticks) == 1
-    assert any("thresholds of default v2" in c.value for c in at.caption)
+    assert any("thresholds of default v3" in c.value for c in at.caption)
 
 
 def test_engineers_evaluate_from_the_version_page_viewers_cannot(two_versions):

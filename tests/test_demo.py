@@ -72,6 +72,26 @@ def test_the_retrained_version_improved_what_the_rules_targeted_and_passed(demo)
     assert lineage[0].lineage["corrections_applied"] > 0
 
 
+def test_every_trained_version_has_its_challenger_in_the_summary_and_the_table(demo):
+    from governance.demo import format_summary
+
+    home, summary, _ = demo
+    viewer = Service.open(home=home, actor="victor")
+    text = format_summary(summary).splitlines()
+    for name, version in summary["income"]["versions"].items():
+        label, evaluation, records = viewer.challenger_evaluation(model="income", version=name[1:])
+        assert version["challenger"]["label"] == label == "challenger (logistic regression)"
+        auc = version["challenger"]["metrics"]["roc_auc"]
+        assert auc["value"] == records.find("performance", "roc_auc").value > 0.8
+        row = text.index(next(line for line in text if line.startswith(f"  {name} ")))
+        accuracy = version["challenger"]["metrics"]["accuracy"]["value"]
+        assert text[row + 1].split()[:4] == ["its", "challenger", "(LR)", f"{accuracy:.3f}"]
+        assert f"{auc['value']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]" in text[row + 1]
+        gate = viewer.latest_gate(model="income", version=name[1:])
+        [rule] = [r for r in gate.decision["results"] if r["rule_id"] == "challenger-auc"]
+        assert rule["baseline_value"] == auc["value"] and rule["status"] in ("passed", "warned")
+
+
 def test_release_and_audit(demo):
     home, summary, _ = demo
     viewer = Service.open(home=home, actor="victor")

@@ -82,7 +82,8 @@ def test_train_registers_the_version_and_its_predictions(trained):
     home, data, result, _ = trained
     detail = as_(home, "eng").show_version(model="m", version="1")
     assert detail.training_data.row_count == 1600 and detail.version.training_data_sha256
-    assert {p.split: p.row_count for p in detail.prediction_sets} == {"eval": 400, "reference": 1200}
+    assert {p.split: p.row_count for p in detail.prediction_sets} == {"eval": 400, "reference": 1200,
+                                                                      "challenger": 400}
     model = as_(home, "eng").load_trained(model="m", version="1")
     assert model.meta["label"] == "y" and model.meta["sensitive"] == ["sex"]
 
@@ -121,6 +122,10 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     evaluation, _ = engineer.latest_evaluation(model="m", version="2")
     parent_reference = {p.split: p for p in engineer.show_version(model="m", version="1").prediction_sets}["reference"]
     assert evaluation.reference_set_id == parent_reference.id
+    # Its own challenger: fitted on the same (corrected) training rows, scoring the same eval rows, evaluated.
+    challenger_rows = pd.read_parquet(engineer.prediction_set_path(sets["challenger"]))
+    assert list(challenger_rows["row_id"]) == list(evaluation_rows)
+    assert engineer.challenger_evaluation(model="m", version="2")[1].prediction_set_id == sets["challenger"].id
     gate = engineer.latest_gate(model="m", version="2")
     assert gate.policy_sha256 == engineer.latest_gate(model="m", version="1").policy_sha256
     assert [v.version for v in engineer.lineage(model="m", version="2")] == ["2", "1"]

@@ -107,9 +107,10 @@ def test_a_worker_killed_anywhere_leaves_no_half_built_version_and_the_retry_bui
     [done] = engineer.run_worker(once=True)
     assert done["status"] == "succeeded" and done["version"] == "2"
     detail = engineer.show_version(model="m", version="2")
-    assert sorted(p.split for p in detail.prediction_sets) == ["eval", "reference"]
-    assert engineer.latest_evaluation(model="m", version="2")[0].prediction_set_id in {
-        p.id for p in detail.prediction_sets}
+    assert sorted(p.split for p in detail.prediction_sets) == ["challenger", "eval", "reference"]
+    sets = {p.split: p.id for p in detail.prediction_sets}
+    assert engineer.latest_evaluation(model="m", version="2")[0].prediction_set_id == sets["eval"]
+    assert engineer.challenger_evaluation(model="m", version="2")[1].prediction_set_id == sets["challenger"]
     assert engineer.latest_gate(model="m", version="2") is not None
     assert engineer.show_job(job_id=job.id)["attempts"] == 2
     assert Service.open(home=home, actor="ada").verify_audit().ok

@@ -23,6 +23,8 @@ from governance.store import evaluations, gates, registry
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
+# The source name of the challenger predictions `govern train` makes (a logistic regression).
+TRAINED_CHALLENGER = "logistic-regression.parquet"
 
 
 def check_evaluation_options(*, resamples: int, seed: int, threshold: float) -> None:
@@ -45,12 +47,21 @@ class EvaluationActions(ServiceBase):
         reference set (its eval set if it has none). Without
         any reference the evaluation has no drift records and says so in its params. Every call
         stores a new immutable evaluation; nothing is replaced.
+
+        The version's latest challenger predictions, if it has any (`govern train` fits a logistic
+        regression; `govern ingest --split challenger` registers another model's scores on the eval
+        rows), are evaluated in the same call with the same options and no drift, and stored in the same
+        unit: rules with `baseline: challenger` judge against that evaluation (`challenger_evaluation`
+        reads it). The returned evaluation is always the eval predictions'.
         """
         check_evaluation_options(resamples=resamples, seed=seed, threshold=threshold)
 
-        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet | None]:
+        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet | None, PredictionSet | None]:
             self._authorize(conn, Action.EVALUATE)
             _require_version(conn, model, version)
+            return (*eval_and_reference(conn), registry.latest_prediction_set(conn, model, version, "challenger"))
+
+        def eval_and_reference(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet | None]:
             current = registry.latest_prediction_set(conn, model, version, "eval")
             if current is None:
                 raise NotFound(f"{model} version {version} has no eval predictions; ingest them with "
@@ -67,9 +78,9 @@ class EvaluationActions(ServiceBase):
                                "compare with.")
             return current, reference
 
-        current, reference = self._run(plan)
+        current, reference, challenger = self._run(plan)
         return self._evaluate_sets(model, version, current, reference, resamples=resamples, seed=seed,
-                                   threshold=threshold)
+                                   threshold=threshold, challenger=challenger)
 
     def monitor(self, *, model: str, version: str, batch: str | None = None, resamples: int = 0,
                 threshold: float = 0.5) -> tuple[Evaluation, MetricSet, str | None]:
@@ -111,11 +122,17 @@ class EvaluationActions(ServiceBase):
         return evaluation, metric_set, self._run(alert)
 
     def _evaluate_sets(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None, *,
-                       resamples: int, seed: int, threshold: float) -> tuple[Evaluation, MetricSet]:
+                       resamples: int, seed: int, threshold: float,
+                       challenger: PredictionSet | None = None) -> tuple[Evaluation, MetricSet]:
         metric_set = self._compute(current, reference, resamples=resamples, seed=seed, threshold=threshold)
-        evaluation = self._new_evaluation(model, version, current, reference, metric_set)
+        pending = [(self._new_evaluation(model, version, current, reference, metric_set), metric_set)]
+        if challenger is not None:
+            challenger_metrics = self._compute(challenger, None, resamples=resamples, seed=seed, threshold=threshold)
+            pending.append((self._new_evaluation(model, version, challenger, None, challenger_metrics),
+                            challenger_metrics))
 
-        return self._run(lambda conn: self._insert_evaluation(conn, evaluation, metric_set)), metric_set
+        stored = self._run(lambda conn: [self._insert_evaluation(conn, e, m) for e, m in pending])
+        return stored[0], metric_set
 
     def _new_evaluation(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None,
                         metric_set: MetricSet) -> Evaluation:
@@ -173,6 +190,7 @@ class EvaluationActions(ServiceBase):
                 reference=self._reference_as(current, reference) if reference else None,
                 label=current.label_column, score=current.score_column, sensitive=current.sensitive,
                 features=features, threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
+                intersections=current.intersections, probe=current.features,
             )
         except MetricInputError as exc:
             raise InvalidInput(str(exc)) from exc
@@ -187,6 +205,17 @@ class EvaluationActions(ServiceBase):
             self._authorize(conn, Action.VIEW)
             found = require_evaluation(conn, model, version)
             return found, evaluations.metric_set(conn, found)
+
+        return self._run(unit)
+
+    def challenger_evaluation(self, *, model: str, version: str) -> tuple[str, Evaluation, MetricSet] | None:
+        """The label, evaluation and records `baseline: challenger` rules judge the version against; None
+        when it has no evaluated challenger predictions."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[str, Evaluation, MetricSet] | None:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            found = latest_challenger(conn, model, version)
+            return (*found, evaluations.metric_set(conn, found[1])) if found else None
 
         return self._run(unit)
 
@@ -232,6 +261,26 @@ class EvaluationActions(ServiceBase):
         first, second = self._run(unit)
         return compare(first, second, alpha=alpha)
 
+
+
+def challenger_baseline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, MetricSet] | None:
+    """What a rule's `baseline: challenger` compares with: (label, records) of the latest evaluation of the
+    version's latest challenger predictions; None when it has none or they are not evaluated yet."""
+    found = latest_challenger(conn, model, version)
+    return (found[0], evaluations.metric_set(conn, found[1])) if found else None
+
+
+def latest_challenger(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, Evaluation] | None:
+    """(label, evaluation) of the version's latest challenger predictions, if they are evaluated."""
+    found = registry.latest_prediction_set(conn, model, version, "challenger")
+    evaluation = evaluations.latest_evaluation_of(conn, found.id) if found else None
+    return (challenger_label(found), evaluation) if evaluation else None
+
+
+def challenger_label(prediction_set: PredictionSet) -> str:
+    """"challenger (logistic regression)" for the one `govern train` fits, else the ingested file's name."""
+    source = prediction_set.source_name
+    return f"challenger ({'logistic regression' if source == TRAINED_CHALLENGER else source})"
 
 
 def require_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -15,9 +15,9 @@ from governance.errors import InvalidInput, NotFound
 from governance.records import GateRecord, Job, PredictionSet, ReviewItem
 from governance.roles import Action
 from governance.sampling import sample_examples
-from governance.service.base import _now, _require_model
+from governance.service.base import _now, _require_model, _require_version
 from governance.service.policies import PolicyActions, PolicyRef
-from governance.service.evaluations import require_evaluation
+from governance.service.evaluations import challenger_baseline, require_evaluation
 from governance.store import evaluations, gates, registry
 from governance.store import reviews as signoffs
 from policies import (
@@ -73,7 +73,8 @@ class GateActions(PolicyActions):
             return (loaded, *self._gate_inputs(conn, model, version, loaded))
 
         loaded, evaluation, metrics, baselines, reviews = self._run(inputs)
-        decision = _decide(loaded, metrics, baselines, reviews, "dry_run" if dry_run else "enforce")
+        decision = _decide(loaded, metrics, baselines, reviews, "dry_run" if dry_run else "enforce", model=model,
+                           version=version)
         if dry_run:
             return GateOutcome(decision, None)
         prediction_set = self._run(lambda conn: registry.get_prediction_set(conn, evaluation.prediction_set_id))
@@ -88,7 +89,7 @@ class GateActions(PolicyActions):
         self._authorize(conn, Action.GATE)
         loaded = self._binding(conn, model, None)
         evaluation, metrics, baselines, reviews = self._gate_inputs(conn, model, version, loaded)
-        decision = _decide(loaded, metrics, baselines, reviews, "enforce")
+        decision = _decide(loaded, metrics, baselines, reviews, "enforce", model=model, version=version)
         examples = self._examples(loaded, decision, prediction_set, metrics)
         return self._record(conn, model, version, evaluation.id, loaded, decision, examples, metrics)
 
@@ -98,7 +99,7 @@ class GateActions(PolicyActions):
         baselines: dict[str, tuple[str, MetricSet] | None] = {}
         for rule in loaded.policy.rules:
             if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
-                baselines[rule.baseline] = self._baseline(conn, model, rule.baseline)
+                baselines[rule.baseline] = self._baseline(conn, model, rule.baseline, version)
         artifact = registry.get_version(conn, model, version).artifact_sha256
         current = signoffs.current_signoffs(conn, model, version)
         # Approvals count for the evidence they saw; rejections follow the artifact under any version name.
@@ -108,7 +109,12 @@ class GateActions(PolicyActions):
                               open_items=gates.count_open_items(conn, model, version))
         return evaluation, metrics, baselines, reviews
 
-    def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str) -> tuple[str, MetricSet] | None:
+    def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str,
+                  version: str) -> tuple[str, MetricSet] | None:
+        """(label, records) a regression rule's `baseline` names for `version`: the production alias's
+        latest evaluation, the version's own challenger's (`challenger`), or a named version's."""
+        if baseline == "challenger":
+            return challenger_baseline(conn, model, version)
         if baseline == "production":
             target = gates.get_alias(conn, model, "production")
             if target is None:
@@ -235,6 +241,23 @@ class GateActions(PolicyActions):
 
         return self._run(unit)
 
+    def gate_decision(self, *, model: str, version: str, gate_id: str | None = None) -> GateRecord:
+        """The version's stored gate decision: the latest (every stored decision is binding; dry runs store
+        nothing), or the one with id `gate_id`. NotFound, naming the command to run, when there is none."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> GateRecord:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            found = gates.get_gate(conn, gate_id) if gate_id else gates.latest_gate(conn, model, version)
+            if gate_id and (found is None or (found.model, found.version) != (model, version)):
+                raise NotFound(f"{model} version {version} has no gate decision {gate_id!r}; "
+                               f"`govern gate show {model} {version}` shows its latest.")
+            if found is None:
+                raise NotFound(f"{model} version {version} has no gate decision yet; run "
+                               f"`govern gate {model} {version}`.")
+            return found
+
+        return self._run(unit)
+
 
 def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules: list[MetricRule],
                decision: GateDecision, metrics: MetricSet) -> dict[str, Any] | None:
@@ -303,19 +326,31 @@ def _half_width(metrics: MetricSet, result: RuleResult) -> float:
     return (found.ci_high - found.ci_low) / 2
 
 
-def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines, reviews: ReviewState, mode) -> GateDecision:
+def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines, reviews: ReviewState, mode, *, model: str,
+            version: str) -> GateDecision:
     try:
-        return run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews, mode=mode)
+        decision = run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews, mode=mode)
     except PolicyInvalid as exc:
         raise InvalidInput(f"{loaded.source}: {exc}") from exc
+    if "challenger" not in baselines or baselines["challenger"] is not None:
+        return decision
+    # The gate says there is no baseline; the service knows the commands that make one.
+    hint = (f" `govern train` fits a challenger itself; for a model trained elsewhere, ingest a challenger's scores "
+            f"on the same eval rows with `govern ingest {model} {version} FILE --split challenger`, then "
+            f"`govern evaluate {model} {version}`.")
+    waiting = {r.id for r in loaded.policy.rules if isinstance(r, MetricRule) and r.max_regression is not None
+               and r.baseline == "challenger"}
+    return replace(decision, results=tuple(
+        replace(r, reason=r.reason + hint) if r.rule_id in waiting and r.status == "insufficient" else r
+        for r in decision.results))
 
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
     """The group the examples come from for worst_group: the rule's failing group, or the group of
     the rule's feature with the lowest accuracy."""
-    if result.failing_groups and "=" in result.failing_groups[0]:
-        feature, group = result.failing_groups[0].split("=", 1)
-        return feature, group
+    first = next((f for f in result.failing if f.get("feature") and f.get("group") is not None), None)
+    if first:
+        return first["feature"], first["group"]
     if result.feature and result.group:
         return result.feature, result.group
     if result.feature:

@@ -18,8 +18,10 @@ from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.faults import failpoint
 from governance.service.base import ServiceBase, _require_model
+from governance.service.evaluations import TRAINED_CHALLENGER
 from governance.service.registry import _new_prediction_set
 from governance.store import registry
+from training.challenger import fit_challenger
 from training.trainer import TrainConfig, TrainedModel, train
 
 ROW_ID = "row_id"  # the row's position in the user's file: how corrections find their row again
@@ -36,9 +38,11 @@ class TrainResult:
     temperature: float
     corrections_applied: int = 0
     history: list[dict] = field(default_factory=list)
+    challenger_set: PredictionSet | None = None  # the logistic regression's scores on the eval rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version.to_dict(), "eval_set": self.eval_set.id, "reference_set": self.reference_set.id,
+                "challenger_set": self.challenger_set.id if self.challenger_set else None,
                 "epochs": self.epochs, "temperature": self.temperature,
                 "corrections_applied": self.corrections_applied}
 
@@ -69,7 +73,8 @@ class TrainingActions(ServiceBase):
                       progress: Callable[[int, int, dict], bool] | None = None) -> TrainResult:
         """Train on `data`, register the version (artifact and training data by sha256) and ingest its
         predictions on a held-out eval split (and a reference sample of the training rows), so
-        `evaluate` and `gate` can follow. Registers the model first if it is new."""
+        `evaluate` and `gate` can follow; a logistic regression fitted on the same training rows scores the
+        same eval rows as the version's challenger. Registers the model first if it is new."""
         frame = read_table(Path(data))
         features = _check_columns(frame, label, sensitive, features)
         config = config or TrainConfig(sensitive=tuple(sensitive))
@@ -95,19 +100,23 @@ class TrainingActions(ServiceBase):
                         sample_weights=None if weights is None else weights[train_rows], on_epoch=progress)
         trained.meta = meta
         return self._publish(model=model, version=version, frame=frame, train_rows=train_rows, eval_rows=eval_rows,
-                             trained=trained, data=data, parent=parent, lineage=lineage, corrections=corrections)
+                             trained=trained, data=data, parent=parent, lineage=lineage, corrections=corrections,
+                             weights=weights)
 
     def _publish(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                  eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None, lineage: dict | None,
-                 corrections: int = 0, measure: Callable[[PredictionSet], Any] | None = None,
-                 settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, Any], Any] | None = None,
-                 ) -> TrainResult:
-        """Register a trained version with its eval predictions and a reference sample of its training
-        rows in one unit of work, so the version appears whole or not at all. The files (artifact,
-        training data, prediction Parquet) are stored by sha256 first; a killed process leaves only
-        such files, which the next attempt reuses. `measure(eval set)` runs before the unit (the metric
-        engine, so the store is not held meanwhile) and `settle(conn, version, eval set, measured)` adds
-        to the same unit (a retraining job records its evaluation, gates and finishes there)."""
+                 corrections: int = 0, weights: np.ndarray | None = None,
+                 measure: Callable[[PredictionSet, PredictionSet], Any] | None = None,
+                 settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, PredictionSet, Any], Any]
+                 | None = None) -> TrainResult:
+        """Register a trained version with its eval predictions, a reference sample of its training rows
+        and its challenger (a logistic regression fitted on the same training rows and `weights`, scoring
+        the same eval rows) in one unit of work, so the version appears whole or not at all. The files
+        (artifact, training data, prediction Parquet) are stored by sha256 first; a killed process leaves
+        only such files, which the next attempt reuses. `measure(eval set, challenger set)` runs before the
+        unit (the metric engine, so the store is not held meanwhile) and `settle(conn, version, eval set,
+        challenger set, measured)` adds to the same unit (a retraining job records its evaluations, gates
+        and finishes there)."""
         meta = trained.meta
         label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
         self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
@@ -115,21 +124,25 @@ class TrainingActions(ServiceBase):
         roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
                             features=tuple(c for c in dict.fromkeys(features) if c not in sensitive))
         sample = train_rows[np.random.default_rng(trained.config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
+        challenger = fit_challenger(frame.iloc[train_rows], label=label, features=features, seed=trained.config.seed,
+                                    sample_weights=None if weights is None else weights[train_rows])
         with tempfile.TemporaryDirectory() as tmp:
             artifact = Path(tmp) / f"{model}-{version or 'next'}.pt"
             artifact.write_bytes(trained.to_bytes())
             stored_artifact = (*self.artifacts.put_file(artifact), f"{model}.pt")
             training = self._store_dataset(Path(data))
             prepared = []
-            for split, rows in (("eval", eval_rows), ("reference", np.sort(sample))):
+            for split, rows, scorer, name in (("eval", eval_rows, trained, "eval.parquet"),
+                                              ("reference", np.sort(sample), trained, "reference.parquet"),
+                                              ("challenger", eval_rows, challenger, TRAINED_CHALLENGER)):
                 part = frame.iloc[rows][keep].copy()
-                part[SCORE] = trained.predict(frame.iloc[rows])
-                path = Path(tmp) / f"{split}.parquet"
+                part[SCORE] = scorer.predict(frame.iloc[rows])
+                path = Path(tmp) / name
                 part.to_parquet(path, index=False)
                 prepared.append((split, self._stage_prediction_file(path, roles)))
         drafts = [(ready, _new_prediction_set(model, version or "", split, None, roles, ready, self.actor or ""))
                   for split, ready in prepared]
-        measured = measure(drafts[0][1]) if measure is not None else None
+        measured = measure(drafts[0][1], drafts[2][1]) if measure is not None else None
         failpoint("publish.files_stored")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Version, list[PredictionSet]]:
@@ -137,13 +150,14 @@ class TrainingActions(ServiceBase):
             registered = self._insert_version(conn, model, number, stored_artifact, training, parent, lineage)
             sets = [self._insert_prediction_set(conn, ready, replace(draft, version=number)) for ready, draft in drafts]
             if settle is not None:
-                settle(conn, registered, sets[0], measured)
+                settle(conn, registered, sets[0], sets[2], measured)
             failpoint("publish.before_commit")
             return registered, sets
 
         registered, sets = self._run(unit)
         epochs = max((h.get("epoch", 0) for h in trained.history), default=0)
-        return TrainResult(registered, sets[0], sets[1], epochs, trained.temperature, corrections, trained.history)
+        return TrainResult(registered, sets[0], sets[1], epochs, trained.temperature, corrections, trained.history,
+                           sets[2])
 
     def load_trained(self, *, model: str, version: str) -> TrainedModel:
         detail = self.show_version(model=model, version=version)

@@ -49,6 +49,14 @@ def latest_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str)
     return _evaluation(row) if row else None
 
 
+def latest_evaluation_of(conn: duckdb.DuckDBPyConnection, prediction_set_id: str) -> Evaluation | None:
+    """The newest evaluation of one prediction set (a version's challenger, say)."""
+    row = conn.execute(
+        f"SELECT {_EVALUATION} FROM evaluations WHERE prediction_set_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+        [prediction_set_id]).fetchone()
+    return _evaluation(row) if row else None
+
+
 def metric_set(conn: duckdb.DuckDBPyConnection, evaluation: Evaluation) -> MetricSet:
     rows = conn.execute(_SELECT_RECORDS, [evaluation.id]).fetchall()
     records = tuple(MetricRecord(family, metric, feature, group, value, n, low, high, json.loads(detail))
