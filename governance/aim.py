@@ -22,7 +22,8 @@ from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
-Z_MARGIN = 1.0  # a robust pass holds with every judged value moved this many standard errors the wrong way
+Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
+# at 1.0 the pick on Adult sat 1.2 standard errors from the race bound on a 63-row group and failed on eval
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Aim:
     threshold: float
     flagged: tuple[str, ...]  # the rules whose failure queued the job
     offsets_for: tuple[str, ...]  # sensitive columns of flagged fairness rules: where group offsets may help
+    eval_rows: int | None = None  # rows of the eval split the gate will judge (min_samples scale with it)
 
     @property
     def rule_ids(self) -> list[str]:
@@ -49,7 +51,7 @@ class Aim:
     @classmethod
     def of(cls, loaded: LoadedPolicy, baselines: Mapping[str, tuple[str, MetricSet] | None], *, label: str,
            sensitive: Sequence[str], threshold: float, flagged: Sequence[str],
-           failing_columns: Sequence[str] = ()) -> "Aim":
+           failing_columns: Sequence[str] = (), eval_rows: int | None = None) -> "Aim":
         """The aim for a job queued by `flagged` rules; `failing_columns` (from the gate that queued it)
         narrows group offsets to the columns that failed, so the others are not bent needlessly."""
         def judgeable(rule) -> bool:
@@ -63,7 +65,7 @@ class Aim:
         if any(c in columns for c in failing_columns):
             columns = [c for c in columns if c in failing_columns]
         return cls(subset, loaded.policy.name, baselines, label, tuple(sensitive), threshold, tuple(flagged),
-                   tuple(columns))
+                   tuple(columns), eval_rows)
 
     def judge(self, rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
         """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
@@ -78,32 +80,52 @@ class Aim:
             (("performance", "accuracy"), ("performance", "roc_auc"), ("calibration", "ece"))}
         if not self.policy.policy.rules:
             return Verdict(True, 0.0, metrics, robust=True)
-        decision = run_gate(policy=self.policy, metrics=metric_set, baseline=self.baselines)
+        policy = self._scaled(len(frame))
+        decision = run_gate(policy=policy, metrics=metric_set, baseline=self.baselines)
         for result in decision.results:
             metrics[result.rule_id] = result.judged if result.judged is not None else result.observed
         blocking = [r for r in decision.results if r.blocking]
-        robust = not blocking and self._robust(metric_set)
+        robust = not blocking and self._robust(policy, metric_set)
         return Verdict(not blocking, sum(_shortfall(r) for r in blocking), metrics,
                        [f"{r.rule_id}: {r.reason}" for r in blocking], robust=robust)
 
-    def _robust(self, metric_set: MetricSet) -> bool:
+    def _scaled(self, rows: int) -> LoadedPolicy:
+        """The rules with min_samples scaled from the eval split to `rows`, so that the groups set aside
+        as too small here are the groups the gate will set aside on the eval split (not more: a group
+        ignored here but judged there would fail the pick)."""
+        if not self.eval_rows or rows >= self.eval_rows:
+            return self.policy
+        ratio = rows / self.eval_rows
+        return self.policy.with_rules([
+            r.model_copy(update={"min_samples": math.ceil(r.min_samples * ratio)}) if r.min_samples else r
+            for r in self.policy.policy.rules])
+
+    def _robust(self, policy: LoadedPolicy, metric_set: MetricSet) -> bool:
         """Whether the bound rules (max / min) still pass with each value a standard error worse."""
-        for direction, kept in ((+1, [r for r in self.policy.policy.rules if r.max is not None]),
-                                (-1, [r for r in self.policy.policy.rules if r.min is not None])):
+        for direction, kept in ((+1, [r for r in policy.policy.rules if r.max is not None]),
+                                (-1, [r for r in policy.policy.rules if r.min is not None])):
             if not kept:
                 continue
             shifted = MetricSet([_shift(record, direction) for record in metric_set.records], metric_set.params)
-            if run_gate(policy=self.policy.with_rules(kept), metrics=shifted).verdict != "passed":
+            if run_gate(policy=policy.with_rules(kept), metrics=shifted).verdict != "passed":
                 return False
         return True
 
 
 def _shift(record, direction: int):
-    """The record with its value moved `direction` × Z_MARGIN standard errors (from its 95% interval)."""
-    if record.value is None or record.ci_low is None or record.ci_high is None:
-        return record
-    error = (record.ci_high - record.ci_low) / (2 * 1.96)
-    return replace(record, value=record.value + direction * Z_MARGIN * error)
+    """The record with its value moved `direction` × Z_MARGIN standard errors (from its 95% interval),
+    and so each of its gaps over the larger groups (`detail.evidence`), by their own intervals."""
+    def moved(value, low, high):
+        if value is None or low is None or high is None:
+            return value
+        return value + direction * Z_MARGIN * (high - low) / (2 * 1.96)
+
+    levels = record.detail.get("evidence")
+    if levels:
+        record = replace(record, detail={**record.detail, "evidence": [
+            {**level, "value": moved(level.get("value"), level.get("ci_low"), level.get("ci_high"))}
+            for level in levels]})
+    return replace(record, value=moved(record.value, record.ci_low, record.ci_high))
 
 
 def _value(metric_set: MetricSet, family: str, metric: str) -> float | None:

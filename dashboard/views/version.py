@@ -52,6 +52,14 @@ st.caption(f"Evaluation {evaluation.id} · {metrics.params.get('rows')} rows · 
 tabs = st.tabs(["Performance", "Calibration", "Fairness", "Drift", "Compare", "Gate and lineage"])
 with tabs[0]:
     st.dataframe(table("performance"), hide_index=True, width="stretch")
+    probed = [r for r in metrics.records if r.family == "sanity"]
+    if probed:
+        st.caption("How well each column alone separates the label (ROC AUC, 0.5 = not at all): a column near 1 "
+                   "is usually the outcome leaking in.")
+        st.dataframe(pd.DataFrame([{"column": r.feature, "ROC AUC alone": r.value, "rows": r.n,
+                                    "note": r.detail.get("reason", "")}
+                                   for r in sorted(probed, key=lambda r: -(r.value or 0))]),
+                     hide_index=True, width="stretch")
 with tabs[1]:
     ece = metrics.find("calibration", "ece")
     if ece is not None and ece.value is not None:

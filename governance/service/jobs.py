@@ -243,16 +243,20 @@ class JobActions(ServiceBase):
                               or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
         outcome: list[GateOutcome] = []
 
-        def measure(eval_set) -> MetricSet:
-            return self._compute(eval_set, reference, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
+        def measure(eval_set, challenger_set) -> tuple[MetricSet, MetricSet]:
+            # the challenger as `govern evaluate` measures one: same options, no drift
+            return tuple(self._compute(s, r, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
+                         for s, r in ((eval_set, reference), (challenger_set, None)))
 
-        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, metric_set: MetricSet) -> None:
+        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, challenger_set,
+                   measured: tuple[MetricSet, MetricSet]) -> None:
             if worker is not None:
                 state = gates.job_state(conn, job.id)
                 if state is None or state["lease_owner"] != worker:
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
-            evaluation = self._new_evaluation(job.model, version.version, eval_set, reference, metric_set)
-            self._insert_evaluation(conn, evaluation, metric_set)
+            for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
+                self._insert_evaluation(conn, self._new_evaluation(job.model, version.version, predictions, against,
+                                                                   metric_set), metric_set)
             # before the gate: an escalation quotes them
             gates.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
                                                 "candidates": candidates})
@@ -264,8 +268,8 @@ class JobActions(ServiceBase):
 
         result = self._publish(model=job.model, version=None, frame=frame, train_rows=train_rows,
                                eval_rows=eval_rows, trained=trained, data=data_path, parent=job.version,
-                               lineage=lineage, corrections=int(len(corrected_rows)), measure=measure,
-                               settle=settle)
+                               lineage=lineage, corrections=int(len(corrected_rows)), weights=weights,
+                               measure=measure, settle=settle)
         return result.version, outcome[-1]
 
     def _aim(self, job: Job, meta: dict) -> Aim:
@@ -275,17 +279,20 @@ class JobActions(ServiceBase):
         def read(conn: duckdb.DuckDBPyConnection):
             loaded = self._binding(conn, job.model, None)
             parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
-            baselines = {rule.baseline: self._baseline(conn, job.model, rule.baseline) for rule in loaded.policy.rules
+            # the parent's baselines: the new version (and its own challenger) does not exist yet
+            baselines = {rule.baseline: self._baseline(conn, job.model, rule.baseline, job.version)
+                         for rule in loaded.policy.rules
                          if isinstance(rule, MetricRule) and rule.max_regression is not None}
             return loaded, parent_eval, baselines, gates.get_gate(conn, job.gate_decision_id)
 
         loaded, parent_eval, baselines, queued_by = self._run(read)
         threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
         # The columns whose groups failed the flagged rules: where group offsets are worth trying.
-        failing = {name.split("=", 1)[0] for result in (queued_by.decision.get("results", []) if queued_by else [])
-                   if result["rule_id"] in job.failing_rules for name in result.get("failing_groups") or []}
+        failing = {column for result in (queued_by.decision.get("results", []) if queued_by else [])
+                   if result["rule_id"] in job.failing_rules for column in _failing_columns(result)}
         return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
-                      flagged=job.failing_rules, failing_columns=failing)
+                      flagged=job.failing_rules, failing_columns=failing,
+                      eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None)
 
     def _corrections(self, sha256: str) -> dict[int, int]:
         """row → corrected label from a feedback dataset (rows are positions in the training file)."""
@@ -300,3 +307,11 @@ class JobActions(ServiceBase):
             return registry.lineage(conn, model, version)
 
         return self._run(unit)
+
+
+def _failing_columns(result: dict) -> list[str]:
+    """The sensitive columns a stored rule result failed on (decisions stored before `failing` existed
+    name them as "feature=group" or "feature" in failing_groups)."""
+    if "failing" in result:
+        return [f["feature"] for f in result["failing"] if f.get("feature")]
+    return [name.split("=", 1)[0] for name in result.get("failing_groups") or []]
