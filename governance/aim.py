@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import MetricSet, evaluate
+from evaluation.fairness import intersection_name
 from policies.gate import RuleResult, run_gate
 from policies.loader import LoadedPolicy
 from policies.schema import MetricRule
@@ -37,6 +38,7 @@ class Aim:
     flagged: tuple[str, ...]  # the rules whose failure queued the job
     offsets_for: tuple[str, ...]  # sensitive columns of flagged fairness rules: where group offsets may help
     eval_rows: int | None = None  # rows of the eval split the gate will judge (min_samples scale with it)
+    intersections: tuple[tuple[str, ...], ...] = ()  # judged as the gate will (e.g. sex*race)
 
     @property
     def rule_ids(self) -> list[str]:
@@ -51,21 +53,27 @@ class Aim:
     @classmethod
     def of(cls, loaded: LoadedPolicy, baselines: Mapping[str, tuple[str, MetricSet] | None], *, label: str,
            sensitive: Sequence[str], threshold: float, flagged: Sequence[str],
-           failing_columns: Sequence[str] = (), eval_rows: int | None = None) -> "Aim":
+           failing_columns: Sequence[str] = (), eval_rows: int | None = None,
+           intersections: Sequence[Sequence[str]] = ()) -> "Aim":
         """The aim for a job queued by `flagged` rules; `failing_columns` (from the gate that queued it)
         narrows group offsets to the columns that failed, so the others are not bent needlessly."""
+        crossed = tuple(tuple(parts) for parts in intersections)
+        features = set(sensitive) | {intersection_name(parts) for parts in crossed}
+
         def judgeable(rule) -> bool:
             return (isinstance(rule, MetricRule) and rule.severity == "block" and not rule.metric.startswith("drift.")
-                    and (rule.feature in (None, "every") or rule.feature in sensitive))
+                    and (rule.feature in (None, "every") or rule.feature in features))
 
         rules = [r for r in loaded.policy.rules if judgeable(r)]
         subset = loaded.with_rules(rules)
         fairness = [r for r in rules if r.id in flagged and r.metric.startswith("fairness.")]
         columns = [c for c in sensitive if any(r.feature in ("every", c) for r in fairness)]
+        parts_of = {intersection_name(parts): parts for parts in crossed}  # a failing intersection: its columns
+        failing_columns = [c for name in failing_columns for c in parts_of.get(name, (name,))]
         if any(c in columns for c in failing_columns):
             columns = [c for c in columns if c in failing_columns]
         return cls(subset, loaded.policy.name, baselines, label, tuple(sensitive), threshold, tuple(flagged),
-                   tuple(columns), eval_rows)
+                   tuple(columns), eval_rows, crossed)
 
     def judge(self, rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
         """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
@@ -74,7 +82,7 @@ class Aim:
         frame = rows[[self.label, *self.sensitive]].copy()
         frame[SCORE] = scores
         metric_set = evaluate(current=frame, label=self.label, score=SCORE, sensitive=list(self.sensitive),
-                              threshold=self.threshold, resamples=RESAMPLES, seed=0)
+                              intersections=self.intersections, threshold=self.threshold, resamples=RESAMPLES, seed=0)
         metrics: dict[str, float | None] = {
             name: _value(metric_set, family, name) for family, name in
             (("performance", "accuracy"), ("performance", "roc_auc"), ("calibration", "ece"))}

@@ -1103,6 +1103,7 @@ def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_s
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training table (CSV or Parquet).")
 @click.option("--label", required=True, help="The label column (0 or 1).")
 @click.option("--sensitive", metavar="A,B", help="Sensitive columns (fairness per group; kept in the predictions).")
+@click.option("--intersections", metavar="A*B,...", help="Sensitive columns also judged together (sex*race).")
 @click.option("--features", metavar="X,Y", help="Feature columns (default: every column but the label).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML or JSON with training settings (epochs, batch_size, learning_rate, hidden, seed, …).")
@@ -1112,8 +1113,8 @@ def worker_command(ctx: click.Context, once: bool, max_jobs: int | None, lease_s
 @json_option
 @click.pass_context
 def train_command(ctx: click.Context, model_name: str, data: str, label: str, sensitive: str | None,
-                  features: str | None, config_file: str | None, version_name: str | None, eval_fraction: float,
-                  as_json: bool) -> None:
+                  intersections: str | None, features: str | None, config_file: str | None,
+                  version_name: str | None, eval_fraction: float, as_json: bool) -> None:
     """Train a version on your table, store and register it, and ingest its held-out predictions.
 
     A logistic regression (one-hot categories, standardised numbers, seeded) is fitted on the same
@@ -1126,7 +1127,7 @@ def train_command(ctx: click.Context, model_name: str, data: str, label: str, se
     config = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
     result = _service(ctx).train_version(
         model=model_name, data=Path(data), label=label, sensitive=sensitive_columns,
-        features=_split_list(features) or None, config=config, version=version_name, eval_fraction=eval_fraction,
+        intersections=_intersections(intersections), features=_split_list(features) or None, config=config, version=version_name, eval_fraction=eval_fraction,
         progress=None if as_json else _epoch_printer())
     _emit(result, as_json, f"trained {model_name} version {result.version.version} in {result.epochs} epochs; eval "
                            f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows), challenger "

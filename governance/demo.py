@@ -336,7 +336,7 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
                             risk_tier="medium")
     engineer.register_version(model="employment", version="1", artifact=artifact)
     roles = ColumnRoles(label="employed", score="predicted_probability", sensitive=ACS_SENSITIVE,
-                        features=ACS_FEATURES)
+                        features=ACS_FEATURES, intersections=(ACS_SENSITIVE,))  # also SEX*RAC1P
     base = frame[frame["year"] == 2015].reset_index(drop=True)
     for split, part in (("reference", base.iloc[::2]), ("eval", base.iloc[1::2])):
         path = tmp / f"acs-2015-{split}.parquet"
@@ -347,6 +347,9 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
     blocked_by = [r.rule_id for r in gate.decision.results if r.blocking]
     report(f"employment v1 (ACS 2015): gate {gate.decision.verdict.upper()}"
            + (f" by {', '.join(blocked_by)}" if blocked_by else ""))
+    for result in gate.decision.results:  # what the gate found, intersections (SEX*RAC1P) included
+        if result.status != "passed":
+            report(f"  {result.rule_id} {result.status}: {result.reason}")
     released = None
     if gate.decision.verdict == "passed":
         for reviewer in list(config.reviewers)[:2]:
@@ -367,7 +370,10 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
                         "accuracy": _value(records, "performance", "accuracy"), "ece": _value(records, "calibration", "ece")})
         report(f"  batch {year}: {batch.row_count:,} rows, drifted columns {', '.join(drifted) or 'none'}"
                + (f" → drift alert {alert}" if alert else ""))
-    return {"gate": {"verdict": gate.decision.verdict, "blocked_by": blocked_by}, "released": released,
+    return {"gate": {"verdict": gate.decision.verdict, "blocked_by": blocked_by,
+                     "findings": [f"{r.rule_id} {r.status}: {r.reason}" for r in gate.decision.results
+                                  if r.status != "passed" and r.rule_id != "no-auc-regression"]},
+            "released": released,
             "version": _headline(engineer.latest_evaluation(model="employment", version="1")[1]), "batches": batches}
 
 
@@ -430,6 +436,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     employment = summary["employment"]
     lines += ["", f"employment (ACS Massachusetts, a shipped model): v1 on 2015 gate {employment['gate']['verdict']}"
               + (", released" if employment["released"] else "") + "; production batches against 2015:",
+              *(f"  {finding}" for finding in employment["gate"].get("findings", [])),
               f"  {'year':<6}{'rows':>7}  {'drifted share':<15}{'accuracy':<10}{'ECE':<8}{'alert':<18}drifted columns"]
     for batch in employment["batches"]:
         share = batch["share_of_drifted_columns"]

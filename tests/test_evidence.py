@@ -247,3 +247,17 @@ def test_ingest_takes_intersections_from_the_cli_and_refuses_bad_ones(make_store
     assert json.loads(ok.output)["intersections"] == [["race", "sex"]]
     _, metrics = store.as_("eng").evaluate(model="credit", version="1", resamples=0)
     assert metrics.find("fairness", "demographic_parity_difference", "race*sex") is not None
+
+
+def test_the_retraining_search_judges_intersections_as_the_gate_will():
+    from governance.aim import Aim
+    frame = small_groups()
+    policy = parse_policy("name: t\nversion: 1\nrules:\n  - {id: p, metric: fairness.demographic_parity_difference,"
+                          " feature: every, max: 0.1, min_samples: 50}\n", source="t.yaml")
+    aim = Aim.of(policy, {}, label="y", sensitive=["race", "sex"], threshold=0.5, flagged=["p"],
+                 failing_columns=["race*sex"], intersections=[("race", "sex")], eval_rows=2 * len(frame))
+    assert aim.offsets_for == ("race", "sex")  # a failing intersection points at both of its columns
+    verdict = aim.judge(frame, frame["p"].to_numpy())
+    assert not verdict.passes and any("race*sex" in reason for reason in verdict.failing)
+    # min_samples scale with the rows judged: half the eval split's rows, so 25 here where the gate asks 50
+    assert aim._scaled(len(frame)).policy.rules[0].min_samples == 25

@@ -292,7 +292,8 @@ class JobActions(ServiceBase):
                    if result["rule_id"] in job.failing_rules for column in _failing_columns(result)}
         return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
                       flagged=job.failing_rules, failing_columns=failing,
-                      eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None)
+                      eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
+                      intersections=meta.get("intersections", ()))
 
     def _corrections(self, sha256: str) -> dict[int, int]:
         """row → corrected label from a feedback dataset (rows are positions in the training file)."""

@@ -68,6 +68,7 @@ def split_rows(n: int, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 class TrainingActions(ServiceBase):
     def train_version(self, *, model: str, data: Path, label: str, sensitive: Sequence[str] = (),
+                      intersections: Sequence[Sequence[str]] = (),
                       features: Sequence[str] | None = None, config: TrainConfig | None = None,
                       version: str | None = None, eval_fraction: float = 0.25,
                       progress: Callable[[int, int, dict], bool] | None = None) -> TrainResult:
@@ -78,6 +79,10 @@ class TrainingActions(ServiceBase):
         frame = read_table(Path(data))
         features = _check_columns(frame, label, sensitive, features)
         config = config or TrainConfig(sensitive=tuple(sensitive))
+        outside = sorted({p for parts in intersections for p in parts if p not in sensitive})
+        if outside or any(len(set(parts)) < 2 for parts in intersections):
+            raise InvalidInput("an intersection joins two or more different sensitive columns"
+                               + (f": add {', '.join(map(repr, outside))} to --sensitive." if outside else "."))
         if not 0 < eval_fraction < 1:
             raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
         self._run(lambda conn: self._authorize(conn, Action.REGISTER))
@@ -86,6 +91,8 @@ class TrainingActions(ServiceBase):
         train_rows, eval_rows = split_rows(len(frame), eval_fraction, config.seed)
         meta = {"label": label, "features": list(features), "sensitive": list(sensitive),
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
+        if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
+            meta["intersections"] = [list(parts) for parts in intersections]
         return self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
                                       eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
                                       lineage=None, progress=progress)
@@ -122,7 +129,8 @@ class TrainingActions(ServiceBase):
         self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
         keep = [ROW_ID, label, *dict.fromkeys([*sensitive, *features])]
         roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
-                            features=tuple(c for c in dict.fromkeys(features) if c not in sensitive))
+                            features=tuple(c for c in dict.fromkeys(features) if c not in sensitive),
+                            intersections=tuple(tuple(parts) for parts in meta.get("intersections", ())))
         sample = train_rows[np.random.default_rng(trained.config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
         challenger = fit_challenger(frame.iloc[train_rows], label=label, features=features, seed=trained.config.seed,
                                     sample_weights=None if weights is None else weights[train_rows])
