@@ -114,7 +114,7 @@ KILL_IN_TRANSACTION = textwrap.dedent("""
     from governance.config import resolve_settings
     def unit(conn):
         conn.execute("INSERT INTO prediction_sets SELECT 'ps-partial', 'credit', '1', 'eval', NULL, 'x', 'f', 'x', "
-                     "1000000, NULL, 'label', 'score', '[]', '[]', now()::TIMESTAMP, 'eng'")
+                     "1000000, NULL, 'label', 'score', '[]', '[]', now()::TIMESTAMP, 'eng', NULL")
         conn.execute("INSERT INTO audit_events SELECT max(seq) + 1, 't', 'eng', 'predictions.ingest', 'x', '{}', "
                      "'p' || repeat('0', 63), 'h' || repeat('0', 63) FROM audit_events")
         print("inside", flush=True)
