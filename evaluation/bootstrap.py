@@ -98,7 +98,7 @@ def group_intervals(confusion: np.ndarray, *, resamples: int, seed: int, confide
     groups = confusion.shape[0]
     eligible = np.ones(groups, dtype=bool) if eligible is None else eligible
     k = _draw(confusion.reshape(-1), resamples, rng).reshape(resamples, groups, 2, 4)
-    per_group, overall, by_level = measures(k, eligible, levels or [])
+    per_group, overall, by_level = measures(k, eligible, levels or [], confusion.sum(axis=(1, 2)))
     group_ci = {metric: _percentiles(per_group[metric], confidence) for metric in GROUP_METRICS}
 
     def bounds(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:

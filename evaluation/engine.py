@@ -59,7 +59,7 @@ def evaluate(
         raise MetricInputError("drift over features needs reference data: pass a reference (--reference FILE).")
     if not 0 <= impact_min_share < 1:
         raise MetricInputError(f"the impact ratios' minimum group share must lie in [0, 1), not {impact_min_share}.")
-    intersections = [tuple(parts) for parts in intersections]
+    intersections = list(dict.fromkeys(tuple(parts) for parts in intersections))
     for parts in intersections:
         if len(parts) < 2 or len(set(parts)) != len(parts):
             raise MetricInputError(f"an intersection needs two or more different columns, not {list(parts)}.")
@@ -149,11 +149,23 @@ def _with_intersections(conn, types: dict[str, str], columns: Columns, intersect
     if missing:
         raise MetricInputError(f"an intersection names {', '.join(map(repr, missing))}, which the current data "
                                "does not have.")
+    intersections = list(dict.fromkeys(intersections))
     names = [fairness.intersection_name(parts) for parts in intersections]
+    clashing = sorted({n for n in names if names.count(n) > 1})
+    if clashing:
+        raise MetricInputError(f"two intersections are both named {clashing[0]!r} (their columns' names hold '*'); "
+                               "rename the columns.")
     taken = [n for n in names if n in types]
     if taken:
         raise MetricInputError(f"the data already has a column named {taken[0]!r}: an intersection's name would "
                                "hide it; rename the column.")
+    separator = fairness.INTERSECTION_SEPARATOR
+    for part in sorted({p for parts in intersections for p in parts}):
+        found = conn.execute(f"SELECT count(*) FROM cur WHERE contains(CAST({quote(part)} AS VARCHAR), ?)",
+                             [separator]).fetchone()[0]
+        if found:
+            raise MetricInputError(f"{found} values of {part!r} contain {separator!r}, which joins an intersection's "
+                                   "values: two different groups could read the same; rename those values.")
     added = ", ".join(f"{fairness.intersection_sql(parts)} AS {quote(name)}" for parts, name in zip(intersections, names))
     conn.execute(f"CREATE OR REPLACE TEMP VIEW cur_intersections AS SELECT *, {added} FROM cur")
     check_groups(conn, "cur_intersections", Columns(columns.label, columns.score, tuple(names)), max_groups)

@@ -21,7 +21,6 @@ from evaluation.sources import quote
 GROUP_METRICS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy",
                  "scoring_rate", "impact_ratio", "scoring_impact_ratio")
 IMPACT_MIN_SHARE = 0.02  # NYC LL144 lets a bias audit leave out categories under 2 % of the data
-MAX_EVIDENCE_LEVELS = 64  # parity over the groups with ≥ m rows, for the 64 smallest distinct group sizes
 INTERSECTION_SEPARATOR = " & "
 
 
@@ -106,22 +105,53 @@ def parity(rates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         }
 
 
-def evidence_levels(sizes: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(m, which groups have at least m rows) for each distinct group size m that leaves two or more
-    groups, smallest first: the first level is every group (fairlearn's comparison)."""
+def evidence_levels(sizes: np.ndarray) -> list[tuple[int, int]]:
+    """(m, k) for each distinct group size m that leaves two or more groups with at least m rows,
+    smallest first: with the groups sorted by size (ascending, stable), those from position k on. The
+    first level is every group (fairlearn's comparison)."""
+    ordered = np.sort(sizes, kind="stable")
     levels = []
-    for m in np.unique(sizes)[:MAX_EVIDENCE_LEVELS]:
-        kept = sizes >= m
-        if kept.sum() >= 2:
-            levels.append((int(m), kept))
+    for m in np.unique(ordered):
+        start = int(np.searchsorted(ordered, m, side="left"))
+        if len(ordered) - start >= 2:
+            levels.append((int(m), start))
     return levels
 
 
-def measures(counts: np.ndarray, eligible: np.ndarray,
-             levels: list[tuple[int, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+def _by_level(rates: dict[str, np.ndarray], sizes: np.ndarray,
+              levels: list[tuple[int, int]]) -> list[dict[str, np.ndarray]]:
+    """Parity over each level's groups at once: with groups sorted by size, each level is a suffix, so
+    one running max and min from the largest group down gives every level's gaps (the bootstrap's
+    replicates included) in time linear in the groups, however many levels there are."""
+    if not levels:
+        return []
+    order = np.argsort(sizes, kind="stable")
+
+    def suffix(values: np.ndarray, ufunc) -> np.ndarray:
+        flipped = values[..., order][..., ::-1]
+        return ufunc.accumulate(flipped, axis=-1)[..., ::-1]  # fmax/fmin skip NaN (absent groups)
+
+    starts = np.array([start for _, start in levels])
+    with np.errstate(all="ignore"):
+        spans = {}
+        for name in ("selection_rate", "true_positive_rate", "false_positive_rate"):
+            high, low = suffix(rates[name], np.fmax)[..., starts], suffix(rates[name], np.fmin)[..., starts]
+            spans[name] = (high - low, low / high)
+    sr, tpr, fpr = spans["selection_rate"], spans["true_positive_rate"], spans["false_positive_rate"]
+    combined = {
+        "demographic_parity_difference": sr[0], "demographic_parity_ratio": sr[1],
+        "equalized_odds_difference": np.maximum(tpr[0], fpr[0]), "equalized_odds_ratio": np.minimum(tpr[1], fpr[1]),
+        "equal_opportunity_difference": tpr[0], "equal_opportunity_ratio": tpr[1],
+    }
+    return [{metric: values[..., i] for metric, values in combined.items()} for i in range(len(levels))]
+
+
+def measures(counts: np.ndarray, eligible: np.ndarray, levels: list[tuple[int, int]],
+             sizes: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
                                                             list[dict[str, np.ndarray]]]:
     """From counts [..., groups, 2, 4] (as confusion_by_group gives, with any leading replicate axes):
-    per-group measures [..., groups], parity over all groups [...], and parity per evidence level.
+    per-group measures [..., groups], parity over all groups [...], and parity per evidence level
+    (levels from `evidence_levels(sizes)`, `sizes` the sample's group sizes).
 
     Impact ratios (NYC LL144) divide a group's selection rate — for scores, its scoring rate, the
     share above the sample's median score — by the highest among the `eligible` groups (those with
@@ -139,8 +169,8 @@ def measures(counts: np.ndarray, eligible: np.ndarray,
                 else np.full(values.shape[:-1] + (1,), np.nan)
             per_group[ratio] = np.where(eligible, values / highest, np.nan)
     rates = {k: per_group[k] for k in ("selection_rate", "true_positive_rate", "false_positive_rate")}
-    by_level = [parity({k: v[..., kept] for k, v in rates.items()}) for _, kept in levels]
-    return per_group, parity(rates), by_level
+    sizes = counts.sum(axis=(-2, -1)) if sizes is None else sizes  # the sample's: they order the levels
+    return per_group, parity(rates), _by_level(rates, sizes, levels)
 
 
 def impact_eligible(sizes: np.ndarray, min_share: float = IMPACT_MIN_SHARE) -> np.ndarray:
@@ -152,7 +182,7 @@ def fairness_records(c: Cells, feature: str, *, impact_min_share: float = IMPACT
     sizes = counts.sum(axis=(1, 2))
     eligible = impact_eligible(sizes, impact_min_share)
     levels = evidence_levels(sizes)
-    per_group, overall, by_level = measures(counts, eligible, levels)
+    per_group, overall, by_level = measures(counts, eligible, levels, sizes)
     total = int(sizes.sum())
     records = []
     for i, group in enumerate(groups):
@@ -162,11 +192,15 @@ def fairness_records(c: Cells, feature: str, *, impact_min_share: float = IMPACT
             if metric in ("impact_ratio", "scoring_impact_ratio") and not eligible[i]:
                 detail["reason"] = (f"{n:,} of {total:,} rows ({n / total:.1%}) is under the "
                                     f"{impact_min_share:.0%} a bias audit may leave out (NYC LL144)")
+            elif metric in ("impact_ratio", "scoring_impact_ratio") and not np.isfinite(per_group[metric][i]):
+                rate = "selection" if metric == "impact_ratio" else "scoring"
+                detail["reason"] = (f"every category's {rate} rate is 0 (or none has 2 % of the rows), so the "
+                                    "ratio to the highest is undefined")
             records.append(MetricRecord("fairness", metric, feature, group, per_group[metric][i], n, detail=detail))
     for metric, value in overall.items():
         detail = {"groups": len(groups), "method": "between_groups",
-                  "evidence": [{"min_rows": m, "groups": int(kept.sum()), "value": _finite(level[metric])}
-                               for (m, kept), level in zip(levels, by_level)]}
+                  "evidence": [{"min_rows": m, "groups": len(groups) - start, "value": _finite(level[metric])}
+                               for (m, start), level in zip(levels, by_level)]}
         if not np.isfinite(value):
             detail["reason"] = "every group's rate is 0, so the ratio 0/0 is undefined"
         records.append(MetricRecord("fairness", metric, feature, None, float(value), total, detail=detail))

@@ -17,6 +17,7 @@ from typing import Literal
 
 import duckdb
 
+from evaluation.fairness import INTERSECTION_SEPARATOR
 from evaluation.sources import quote as _quote
 
 from governance.artifacts import sha256_file
@@ -297,6 +298,9 @@ def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str
     used = [column for _, column in roles.named()]
     for column in sorted({c for c in used if used.count(c) > 1}):
         problems.add(column, "the column is given more than one role")
+    names = ["*".join(parts) for parts in roles.intersections]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.add(name, "the intersection is given more than once")
     for parts in roles.intersections:
         name = "*".join(parts)
         if len(parts) < 2 or len(set(parts)) != len(parts):
@@ -334,8 +338,17 @@ def _check_values(
         (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "NaN or infinite"),
         (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "outside [0, 1]"),
     ]
+    crossed = {p for parts in roles.intersections for p in parts}
     for column in roles.sensitive:
-        checks.append((column, f"{_quote(column)} IS NULL", "empty (name missing groups, e.g. 'unknown')"))
+        text = f"CAST({_quote(column)} AS VARCHAR)"
+        checks += [
+            (column, f"{_quote(column)} IS NULL", "empty (name missing groups, e.g. 'unknown')"),
+            (column, f"{_quote(column)} IS NOT NULL AND trim({text}) = ''", "blank (name missing groups, e.g. 'unknown')"),
+            (column, f"regexp_matches({text}, '[\\x00-\\x1f\\x7f]')", "a group name with control characters"),
+        ]
+        if column in crossed:  # an intersection's group joins its columns' values with ' & '
+            checks.append((column, f"contains({text}, '{INTERSECTION_SEPARATOR}')",
+                           f"a group name containing '{INTERSECTION_SEPARATOR}', which joins an intersection's values"))
     if roles.id:
         q = _quote(roles.id)
         checks += [

@@ -146,11 +146,21 @@ def _records(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet) -> list
 
 
 def _judged(record: MetricRecord, judge: str) -> float | None:
+    """The value a rule judges: the point estimate, or a bound of its interval. A bound the record
+    lacks (an evaluation without bootstrap resamples) is None, never the point estimate in its place."""
     if judge == "ci_upper":
-        return record.ci_high if record.ci_high is not None else record.value
+        return record.ci_high
     if judge == "ci_lower":
-        return record.ci_low if record.ci_low is not None else record.value
+        return record.ci_low
     return record.value
+
+
+def _undefined(record: MetricRecord, judge: str) -> str:
+    """Why `_judged` gave None for `record`."""
+    if record.value is not None and judge != "point":
+        return ("no confidence interval to judge (evaluated without bootstrap resamples: re-evaluate with "
+                "--resamples 200)")
+    return record.detail.get("reason") or "the value is undefined"
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,8 @@ def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tup
     (and min_share of the rows), from the record's evidence levels; the groups left out are listed."""
     sizes = {r.group: r.n for r in metrics.select("fairness", "count", record.feature)} if record.feature else {}
     total = sum(sizes.values()) or record.n
-    floor = max(rule.min_samples, math.ceil(rule.min_share * total)) if sizes else rule.min_samples
+    # the share's rows, rounded up, except where the share times the total is already whole (7 % of 100 is 7)
+    floor = max(rule.min_samples, math.ceil(rule.min_share * total - 1e-9)) if sizes else rule.min_samples
     if record.family == "fairness" and record.group is None and sizes:  # a gap between groups
         small = sorted((n, g) for g, n in sizes.items() if n < floor)
         set_aside = [{"feature": record.feature, "group": g, "n": n, "why": f"{n:,} rows, under {floor:,}"}
@@ -230,23 +241,23 @@ def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tup
         if not small:
             value = _judged(record, rule.judge)
             return (_Judged(record, value) if value is not None else None), ([] if value is not None else [
-                {"feature": record.feature, "group": None, "n": record.n,
-                 "why": record.detail.get("reason") or "the value is undefined"}])
+                {"feature": record.feature, "group": None, "n": record.n, "why": _undefined(record, rule.judge)}])
         kept = sorted(n for n in sizes.values() if n >= floor)
         level = next((lv for lv in record.detail.get("evidence") or [] if kept and lv["min_rows"] == kept[0]), None)
-        if len(kept) < 2 or level is None or level.get("value") is None:
-            why = (f"fewer than two groups have {floor:,} rows" if len(kept) < 2 else
-                   "the evaluation has no gap over the larger groups (re-evaluate it)" if level is None else
-                   "the gap over the larger groups is undefined")
-            return None, set_aside + [{"feature": record.feature, "group": None, "n": record.n, "why": why}]
         over = MetricRecord(record.family, record.metric, record.feature, None, level["value"], sum(kept),
-                            level.get("ci_low"), level.get("ci_high"), record.detail)
+                            level.get("ci_low"), level.get("ci_high"), record.detail) if level else None
+        if len(kept) < 2 or over is None or _judged(over, rule.judge) is None:
+            why = (f"fewer than two groups have {floor:,} rows" if len(kept) < 2 else
+                   "the evaluation has no gap over the larger groups (re-evaluate it)" if over is None else
+                   _undefined(over, rule.judge))
+            # the column's own verdict first: a long list of small groups must not hide it
+            return None, [{"feature": record.feature, "group": None, "n": record.n, "why": why}] + set_aside
         return _Judged(over, _judged(over, rule.judge), f"over the {len(kept)} groups with at least {floor:,} rows"), \
             set_aside
     value = _judged(record, rule.judge)
     if value is None:
         return None, [{"feature": record.feature, "group": record.group, "n": record.n,
-                       "why": record.detail.get("reason") or "the value is undefined"}]
+                       "why": _undefined(record, rule.judge)}]
     if record.n < floor:
         return None, [{"feature": record.feature, "group": record.group, "n": record.n,
                        "why": f"{record.n:,} rows, under {floor:,}"}]
@@ -286,26 +297,38 @@ def _name(record: MetricRecord) -> str:
 
 def _leakage(rule: LeakageRule, metrics: MetricSet) -> RuleResult:
     auc = metrics.find("performance", "roc_auc")
-    probed = [r for r in metrics.select("sanity", "feature_auc") if r.value is not None]
+    if auc is None or auc.value is None:
+        return RuleResult(rule.id, rule.kind, "insufficient", False, rule.severity,
+                          "the eval ROC AUC is undefined (" + ((auc.detail.get("reason") if auc else None)
+                                                               or "no ROC AUC record") + "), so leakage cannot be judged.",
+                          metric="performance.roc_auc")
+    folded = max(auc.value, 1 - auc.value)  # scores that invert the label are as suspect as perfect ones
+    records = metrics.select("sanity", "feature_auc")
+    probed = [r for r in records if r.value is not None]
     leaky = sorted((r for r in probed if r.value >= rule.max_feature_auc), key=lambda r: -r.value)
     problems = []
-    if auc is not None and auc.value is not None and auc.value >= rule.max_auc:
-        problems.append(f"the eval ROC AUC is {_pretty(auc.value)}, at or above {_pretty(rule.max_auc)}")
+    if folded >= rule.max_auc:
+        problems.append(f"the eval ROC AUC is {_pretty(auc.value)}" + (" (the scores invert the label)"
+                        if auc.value < 0.5 else "") + f", at or beyond {_pretty(rule.max_auc)}")
     if leaky:
         problems.append("alone, " + ", ".join(f"{r.feature!r} separates the label with ROC AUC {_pretty(r.value)}"
                                               for r in leaky[:5]) + f" (at or above {_pretty(rule.max_feature_auc)})")
     failing = [{"feature": r.feature, "group": None, "value": r.value} for r in leaky]
+    unprobed = [{"feature": r.feature, "group": None, "n": r.n, "why": r.detail.get("reason", "not probed")}
+                for r in records if r.value is None]
     if problems:
         reason = "Too good to be true, check for the outcome leaking into the data: " + "; ".join(problems) + "."
     else:
         strongest = max(probed, key=lambda r: r.value, default=None)
-        reason = (f"the eval ROC AUC ({_pretty(auc.value if auc else None)}) is below {_pretty(rule.max_auc)}; " +
+        reason = (f"the eval ROC AUC ({_pretty(auc.value)}) is within {_pretty(rule.max_auc)}; " +
                   (f"no single column separates the label with ROC AUC {_pretty(rule.max_feature_auc)} or more "
                    f"(of {len(probed)} probed, the strongest is {strongest.feature!r} at {_pretty(strongest.value)})."
-                   if strongest else "no feature columns were probed (ingest with --features to check them)."))
-    return _outcome(rule, not problems, reason, metric="performance.roc_auc", observed=auc.value if auc else None,
+                   if strongest else "no feature column could be probed (ingest with --features to check them)."))
+    if unprobed:
+        reason += f" Not probed: {_set_aside(unprobed)}."
+    return _outcome(rule, not problems, reason, metric="performance.roc_auc", observed=auc.value,
                     threshold=rule.max_auc, comparison="<", failing_groups=[str(r.feature) for r in leaky],
-                    failing=failing)
+                    failing=failing, excluded=unprobed)
 
 
 def _degenerate(rule: DegenerateRule, metrics: MetricSet) -> RuleResult:

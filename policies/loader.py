@@ -87,7 +87,7 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
             problems.append(f"{label} (line {line}): a rule is a mapping")
             continue
         kind = rule.get("kind", "metric")
-        cls = RULE_KINDS.get(kind)
+        cls = RULE_KINDS.get(kind) if isinstance(kind, str) else None
         if cls is None:
             problems.append(f"{label} (line {line}): unknown kind {kind!r} (known: {', '.join(RULE_KINDS)})")
             continue

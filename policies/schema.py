@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from evaluation.catalogue import METRICS
 
@@ -27,7 +27,8 @@ RetrainStrategy = Literal["recalibrate", "reweight", "curriculum", "fairness_pen
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are no bounds (a rule `max: .nan` could never pass nor mean anything)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ReviewAction(Strict):
@@ -121,6 +122,14 @@ class MetricRule(RuleBase):
             raise ValueError(f"{self.metric} is not reported per group: remove group")
         if self.judge != "point" and not spec.has_interval:
             raise ValueError(f"{self.metric} has no confidence interval: judge must be point")
+        if (self.judge, self.min is not None, self.max is not None) in (("ci_upper", True, False),
+                                                                       ("ci_lower", False, True)):
+            kind = "min" if self.min is not None else "max"
+            right = "ci_lower" if kind == "min" else "ci_upper"
+            raise ValueError(f"judge: {self.judge} on a {kind} rule judges the favourable bound, which is looser "
+                             f"than the point estimate; use judge: {right} (or point)")
+        if self.min_share and "group" not in spec.scopes and "feature" not in spec.scopes:
+            raise ValueError(f"min_share sets groups aside; {self.metric} is not reported per group")
         return self
 
 
@@ -144,8 +153,8 @@ class LeakageRule(RuleBase):
     the outcome leaking into the features."""
 
     kind: Literal["leakage"]
-    max_auc: float = Field(0.99, gt=0.5, le=1, description="Eval ROC AUC at or above this is suspect.")
-    max_feature_auc: float = Field(0.98, gt=0.5, le=1, description=(
+    max_auc: StrictFloat = Field(0.99, gt=0.5, le=1, description="Eval ROC AUC at or above this is suspect.")
+    max_feature_auc: StrictFloat = Field(0.98, gt=0.5, le=1, description=(
         "A single column whose own ROC AUC against the label reaches this is suspect."))
 
 

@@ -73,9 +73,16 @@ def test_too_few_samples_is_insufficient_evidence_treated_as_the_rule_says(treat
     decision, result = one(f"  - {{id: p, metric: fairness.demographic_parity_difference, feature: race, "
                            f"max: 0.2, min_samples: 50, insufficient: {treat}}}")
     assert (result.status, result.blocking, decision.verdict) == ("insufficient", blocking, verdict)
-    assert result.reason.startswith("demographic parity difference for race cannot be judged: race=tiny (10 rows, "
-                                    "under 50), race (fewer than two groups have 50 rows); insufficient evidence.")
-    assert [(e["group"], e["n"]) for e in result.excluded] == [("tiny", 10), (None, 1000)]
+    assert result.reason.startswith("demographic parity difference for race cannot be judged: race (fewer than two "
+                                    "groups have 50 rows), race=tiny (10 rows, under 50); insufficient evidence.")
+    assert [(e["group"], e["n"]) for e in result.excluded] == [(None, 1000), ("tiny", 10)]
+
+
+def test_a_confidence_bound_the_evaluation_lacks_is_insufficient_never_the_point_value():
+    metrics = MetricSet((R("calibration", "ece", 0.04),))  # evaluated with --resamples 0: no interval
+    _, result = one("  - {id: ece, metric: calibration.ece, max: 0.05, judge: ci_upper}", metrics=metrics)
+    assert (result.status, result.judged) == ("insufficient", None)
+    assert "no confidence interval to judge" in result.reason and "upper confidence bound" not in result.reason
 
 
 def test_an_undefined_value_is_insufficient_with_its_reason():

@@ -40,6 +40,14 @@ MALFORMED = {
                     "rule 'a' (line 7): unknown key 'maximum'"),
     "unknown_operator": (HEAD + "  - id: a\n    metric: calibration.ece\n    lt: 0.1",
                          "rule 'a' (line 6): unknown key 'lt'"),
+    "kind_not_a_name": (HEAD + "  - {id: l, kind: [leakage]}",
+                        "rule 'l' (line 4): unknown kind ['leakage'] (known: metric, approvals, open_reviews, "
+                        "leakage, degenerate)"),
+    "nan_bound": (HEAD + "  - {id: a, metric: calibration.ece, max: .nan}",
+                  "rule 'a' (line 4): max: Input should be a finite number"),
+    "favourable_bound": (HEAD + "  - {id: a, metric: performance.accuracy, min: 0.7, judge: ci_upper}",
+                         "rule 'a' (line 4): judge: ci_upper on a min rule judges the favourable bound, which is "
+                         "looser than the point estimate; use judge: ci_lower (or point)"),
     "unknown_kind": (HEAD + "  - {id: a, kind: approval, min: 2}",
                      "rule 'a' (line 4): unknown kind 'approval' (known: metric, approvals, open_reviews, "
                      "leakage, degenerate)"),
