@@ -17,11 +17,13 @@ import pandas as pd
 from evaluation import MetricSet, evaluate
 from evaluation.fairness import intersection_name
 from policies.gate import RuleResult, run_gate
-from policies.loader import LoadedPolicy
+from policies.loader import LoadedPolicy, parse_policy
 from policies.schema import MetricRule
 from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
+_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n  - {id: degenerate, kind: degenerate}\n",
+                               source="the search's guard")
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
 # at 1.0 the pick on Adult sat 1.2 standard errors from the race bound on a 63-row group and failed on eval
@@ -93,6 +95,11 @@ class Aim:
         for result in decision.results:
             metrics[result.rule_id] = result.judged if result.judged is not None else result.observed
         blocking = [r for r in decision.results if r.blocking]
+        # Whatever the pack's severity for it, a model that selects (nearly) everyone or no one is no
+        # answer to a fairness rule: its gaps are 0 because it has stopped deciding.
+        degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=metric_set).results[0]
+        if degenerate.status == "failed":
+            blocking.append(degenerate)
         robust = not blocking and self._robust(policy, metric_set)
         return Verdict(not blocking, sum(_shortfall(r) for r in blocking), metrics,
                        [f"{r.rule_id}: {r.reason}" for r in blocking], robust=robust)

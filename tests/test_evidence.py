@@ -366,3 +366,14 @@ def test_undefined_impact_ratios_say_why():
     metrics = evaluate(current=frame, label="y", score="p", sensitive=["g"], resamples=0)
     record = metrics.find("fairness", "impact_ratio", "g", "a")
     assert record.value is None and "selection rate is 0" in record.detail["reason"]
+
+
+def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
+    from governance.aim import Aim
+    frame = small_groups()
+    policy = parse_policy("name: t\nversion: 1\nrules:\n  - {id: p, metric: fairness.demographic_parity_difference,"
+                          " feature: race, max: 0.1, min_samples: 50}\n", source="t.yaml")
+    aim = Aim.of(policy, {}, label="y", sensitive=["race"], threshold=0.5, flagged=["p"])
+    everyone_out = aim.judge(frame, np.full(len(frame), 0.1))  # every gap 0: the parity rule alone would pass it
+    assert not everyone_out.passes and not everyone_out.robust
+    assert any(reason.startswith("degenerate:") for reason in everyone_out.failing)
