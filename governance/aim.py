@@ -22,7 +22,10 @@ from policies.schema import MetricRule
 from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
-_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n  - {id: degenerate, kind: degenerate}\n",
+# Overall only: a group with a genuinely low rate is the pack's business (its own degenerate rule), not a
+# reason to refuse every candidate.
+_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n"
+                               "  - {id: degenerate, kind: degenerate, min_samples: 1000000000000}\n",
                                source="the search's guard")
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
