@@ -13,11 +13,12 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 import duckdb
 
-from evaluation.fairness import INTERSECTION_SEPARATOR
+from evaluation.fairness import INTERSECTION_SEPARATOR, intersection_name
 from evaluation.sources import quote as _quote
 
 from governance.artifacts import sha256_file
@@ -298,18 +299,25 @@ def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str
     used = [column for _, column in roles.named()]
     for column in sorted({c for c in used if used.count(c) > 1}):
         problems.add(column, "the column is given more than one role")
-    names = ["*".join(parts) for parts in roles.intersections]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.add(name, "the intersection is given more than once")
-    for parts in roles.intersections:
-        name = "*".join(parts)
+    for name, message in intersection_problems(roles.intersections, roles.sensitive, columns):
+        problems.add(name, message)
+
+
+def intersection_problems(intersections: Sequence[Sequence[str]], sensitive: Sequence[str],
+                          columns: Collection[str]) -> list[tuple[str, str]]:
+    """(intersection, what is wrong) for each intersection that cannot be judged: repeated, not two or
+    more different sensitive columns, or named like a column the data has."""
+    names = [intersection_name(parts) for parts in intersections]
+    found = [(name, "the intersection is given more than once") for name in sorted({n for n in names if names.count(n) > 1})]
+    for parts, name in zip(intersections, names):
         if len(parts) < 2 or len(set(parts)) != len(parts):
-            problems.add(name, "an intersection joins two or more different sensitive columns (e.g. sex*race)")
-        elif any(p not in roles.sensitive for p in parts):
-            outside = ", ".join(repr(p) for p in parts if p not in roles.sensitive)
-            problems.add(name, f"an intersection joins sensitive columns: add {outside} to --sensitive")
+            found.append((name, "an intersection joins two or more different sensitive columns (e.g. sex*race)"))
+        elif any(p not in sensitive for p in parts):
+            outside = ", ".join(repr(p) for p in parts if p not in sensitive)
+            found.append((name, f"an intersection joins sensitive columns: add {outside} to --sensitive"))
         elif name in columns:
-            problems.add(name, "the file has a column of that name: the intersection would hide it; rename the column")
+            found.append((name, "the data has a column of that name: the intersection would hide it; rename the column"))
+    return found
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple[list[int], object, int]:

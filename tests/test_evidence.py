@@ -377,3 +377,25 @@ def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
     everyone_out = aim.judge(frame, np.full(len(frame), 0.1))  # every gap 0: the parity rule alone would pass it
     assert not everyone_out.passes and not everyone_out.robust
     assert any(reason.startswith("degenerate:") for reason in everyone_out.failing)
+
+
+@file_only
+def test_train_refuses_a_bad_intersection_before_training_and_others_cannot_ingest(make_store, run_cli, tmp_path):
+    from tests.conftest import snapshot
+    store = make_store()
+    frame = small_groups()
+    path = tmp_path / "train.csv"
+    frame.drop(columns=["p"]).to_csv(path, index=False)
+    before = snapshot(store.home)
+    for bad, message in (("race*nope", "add 'nope' to --sensitive"), ("race*sex,race*sex", "given more than once"),
+                         ("race*race", "two or more different")):
+        result = run_cli(store.home, "train", "credit", "--data", path, "--label", "y", "--sensitive", "race,sex",
+                         "--intersections", bad, as_="eng")
+        assert result.exit_code == 2 and message in result.output and "epoch" not in result.output, result.output
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    viewer = run_cli(store.home, "ingest", "credit", "1", tmp_path / "eval.csv", "--split", "eval", "--label", "y",
+                     "--score", "p", "--sensitive", "race,sex", "--intersections", "race*sex", as_="vic")
+    assert viewer.exit_code == 2
+    nobody = run_cli(store.home, "gate", "show", "credit", "1")
+    assert nobody.exit_code == 2 and "Traceback" not in nobody.output
+    assert snapshot(store.home) == before

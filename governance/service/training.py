@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from governance.errors import InvalidInput
-from governance.ingest import ColumnRoles, detect_format
+from governance.ingest import ColumnRoles, detect_format, intersection_problems
 from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.faults import failpoint
@@ -79,10 +79,9 @@ class TrainingActions(ServiceBase):
         frame = read_table(Path(data))
         features = _check_columns(frame, label, sensitive, features)
         config = config or TrainConfig(sensitive=tuple(sensitive))
-        outside = sorted({p for parts in intersections for p in parts if p not in sensitive})
-        if outside or any(len(set(parts)) < 2 for parts in intersections):
-            raise InvalidInput("an intersection joins two or more different sensitive columns"
-                               + (f": add {', '.join(map(repr, outside))} to --sensitive." if outside else "."))
+        problems = intersection_problems(intersections, sensitive, frame.columns)
+        if problems:  # refused before training, not after it when the predictions are ingested
+            raise InvalidInput("; ".join(f"intersection {name!r}: {message}" for name, message in problems) + ".")
         if not 0 < eval_fraction < 1:
             raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
         self._run(lambda conn: self._authorize(conn, Action.REGISTER))
