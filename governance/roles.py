@@ -62,6 +62,15 @@ def roles_allowed(action: Action) -> list[Role]:
     return [role for role in Role if role in PERMISSIONS[action]]
 
 
+def allowed(role: Role | str | None, action: Action) -> bool:
+    """Whether `role` (a Role or its name; None or an unknown name: no one) may take `action`. What a
+    front-end asks before offering a control; the service checks again when the action is taken."""
+    try:
+        return Role(role) in PERMISSIONS[action]
+    except ValueError:
+        return False
+
+
 def needed_roles_text(action: Action) -> str:
     names = [role.value for role in roles_allowed(action)]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

@@ -1,23 +1,17 @@
 """Policy packs (YAML), their schema and the release gate.
 
-    from policies import load_policy, run_gate
-    decision = run_gate(policy=load_policy("policies/default.yaml"), metrics=metric_set)
-"""
+    from policies import resolve, run_gate
+    decision = run_gate(policy=resolve("default"), metrics=metric_set)
 
-from pathlib import Path
+`resolve` is how a pack is named anywhere: a shipped pack's name, a registered pack (given a lookup),
+or a file.
+"""
 
 from policies.errors import PolicyInvalid
 from policies.gate import GateDecision, ReviewState, RuleResult, run_gate
-from policies.loader import LoadedPolicy, load_policy, parse_policy
+from policies.loader import PACKS_DIR, LoadedPolicy, PolicyNotFound, load_policy, parse_policy, resolve, shipped_packs
 
-PACKS_DIR = Path(__file__).parent
 SCHEMA_PATH = PACKS_DIR / "schema.json"
 
-
-def shipped_packs() -> dict[str, Path]:
-    """The packs that ship with govern, by file stem (default, strict)."""
-    return {path.stem: path for path in sorted(PACKS_DIR.glob("*.yaml"))}
-
-
-__all__ = ["GateDecision", "LoadedPolicy", "PolicyInvalid", "ReviewState", "RuleResult", "load_policy",
-           "parse_policy", "run_gate", "shipped_packs", "PACKS_DIR", "SCHEMA_PATH"]
+__all__ = ["GateDecision", "LoadedPolicy", "PolicyInvalid", "PolicyNotFound", "ReviewState", "RuleResult",
+           "load_policy", "parse_policy", "resolve", "run_gate", "shipped_packs", "PACKS_DIR", "SCHEMA_PATH"]

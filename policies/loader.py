@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from pydantic import ValidationError
@@ -14,6 +15,11 @@ from policies.schema import RULE_KINDS, Policy, Rule
 
 _TOP_KEYS = {"name", "version", "description", "rules"}
 MAX_POLICY_BYTES = 1 << 20
+PACKS_DIR = Path(__file__).parent
+
+
+class PolicyNotFound(PolicyInvalid):
+    """A name or path that is neither a shipped pack, a registered pack nor a policy file."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,51 @@ class LoadedPolicy:
         search or a benchmark asks of part of a policy. Never stored as a decision of the whole pack."""
         return LoadedPolicy(self.policy.model_copy(update={"rules": list(rules)}), self.sha256, self.text,
                             self.source, dict(self.lines))
+
+
+def shipped_packs() -> dict[str, Path]:
+    """The packs that ship with govern, by file stem (default, strict)."""
+    return {path.stem: path for path in sorted(PACKS_DIR.glob("*.yaml"))}
+
+
+Registered = Callable[[str], "tuple[str, str] | None"]
+
+
+def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = None) -> LoadedPolicy:
+    """The validated pack that `ref` names, the one way every front-end and the service read a policy
+    reference. In this order:
+
+    1. a LoadedPolicy is itself;
+    2. a shipped pack's name (default, strict) always means the shipped pack, whatever file or
+       registered pack shares the name;
+    3. with `registered`, a registered pack's `NAME` or `NAME@VERSION` (text with no `/` that does not end
+       in .yaml or .yml): `registered(ref)` returns the pack's (source, text), or None when there is none;
+    4. else the YAML file at that path.
+
+    The result's `source` says what was read ("default.yaml", "mine@2", "pack.yaml") and `text` is its
+    exact text. Raises PolicyNotFound when nothing matches, PolicyInvalid (listing every problem) when the
+    pack is not valid; `registered` may raise its own errors (a malformed @VERSION).
+
+        resolve("default")            # the shipped default pack
+        resolve("packs/mine.yaml")    # a file
+    """
+    if isinstance(ref, LoadedPolicy):
+        return ref
+    text = str(ref)
+    shipped = shipped_packs()
+    if text in shipped:
+        return load_policy(shipped[text])
+    if registered is not None and "/" not in text and not text.endswith((".yaml", ".yml")):
+        found = registered(text)
+        if found is not None:
+            source, body = found
+            return parse_policy(body, source=source)
+    if not Path(text).is_file():
+        packs = f"a shipped pack ({', '.join(shipped)})"
+        kinds = (f"a file, {packs} or a registered pack (`govern policy list`)" if registered is not None
+                 else f"a file or {packs}")
+        raise PolicyNotFound(f"no policy pack or file {text!r}: give {kinds}.")
+    return load_policy(Path(text))
 
 
 def load_policy(path: str | Path) -> LoadedPolicy:
