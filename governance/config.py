@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from governance.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from governance.store.backend import Backend
 
 DEFAULT_HOME = "govern-data"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
@@ -25,16 +29,16 @@ class Settings:
     def database_path(self) -> Path:
         return self.home / "govern.duckdb"
 
-    def database(self):
-        """The unit-of-work runner for the configured store."""
+    def database(self) -> Backend:
+        """The backend of the configured store: the embedded file, or DuckLake when GOVERN_STORE names one."""
         if self.store:
-            from governance.store.ducklake import DuckLakeDatabase, parse_store
+            from governance.store.ducklake import DuckLakeBackend, parse_store
 
-            return DuckLakeDatabase(parse_store(self.store), self.data_path or self.home / "lake",
-                                    lock_timeout_s=self.lock_timeout_s)
-        from governance.store.database import Database
+            return DuckLakeBackend(parse_store(self.store), self.data_path or self.home / "lake",
+                                   lock_timeout_s=self.lock_timeout_s)
+        from governance.store.file import FileBackend
 
-        return Database(self.database_path, lock_timeout_s=self.lock_timeout_s)
+        return FileBackend(self.database_path, lock_timeout_s=self.lock_timeout_s)
 
     @property
     def artifacts_dir(self) -> Path:
@@ -51,11 +55,7 @@ class Settings:
     @property
     def store_id(self) -> str:
         """What names this store to a user's saved sessions: the file, or the catalog without its password."""
-        if self.store:
-            from governance.store.ducklake import redact
-
-            return f"{redact(self.store)} data={self.data_path or self.home / 'lake'}"
-        return str(self.database_path.resolve())
+        return self.database().identity
 
 
 def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: float | None = None) -> Settings:

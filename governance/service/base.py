@@ -22,7 +22,7 @@ from governance.store import audit_log, auth, migrations, registry, users
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_migrated: set[Path] = set()
+_migrated: set[str] = set()  # the stores (by identity) this process brought up to date
 
 
 def _now() -> datetime:
@@ -55,7 +55,7 @@ class ServiceBase:
         self.actor = actor
         self.token = token
         self.require_proof = require_proof or token is not None
-        self.database = settings.database()
+        self.backend = settings.database()
         self.artifacts = ArtifactStore(settings.artifacts_dir)
         self._auth: dict[str, Any] | None = None  # how the actor was authenticated, logged with each event
         self._appended: list[tuple[int, str, str]] = []  # (seq, hash, ts) of each event this unit appended
@@ -73,10 +73,10 @@ class ServiceBase:
     def _run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
         """Run a unit of work, applying pending migrations first (once per process and store); once it
         committed, the audit head it appended goes to the witness."""
-        path = self.database.path
-        if path not in _migrated and not create:
+        store = self.backend.identity
+        if store not in _migrated and not create:
             self._commit(self._migrate)
-            _migrated.add(path)
+            _migrated.add(store)
         return self._commit(unit, create=create)
 
     def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
@@ -91,7 +91,7 @@ class ServiceBase:
                 keys.append(self._signing_key(create=create))
             return result
 
-        result = self.database.run(attempt, create=create)
+        result = self.backend.run(attempt, create=create)
         if self._appended:
             self._witness(keys[-1], self._appended)
             self._appended = []
@@ -101,7 +101,7 @@ class ServiceBase:
         from governance.keys import load_key, load_or_create_key
 
         path = self.settings.key_path
-        return load_or_create_key(path) if create or not path.exists() and not self.database.exists() \
+        return load_or_create_key(path) if create or not path.exists() and not self.backend.exists() \
             else load_key(path)
 
     def _witness(self, key, appended: list[tuple[int, str, str]]) -> None:
@@ -120,10 +120,10 @@ class ServiceBase:
                 f"{self.settings.witness_path} ({exc.strerror or exc}); `govern status` will show the gap.")
 
     def _mark_migrated(self) -> None:
-        _migrated.add(self.database.path)
+        _migrated.add(self.backend.identity)
 
     def _migrate(self, conn: duckdb.DuckDBPyConnection) -> list[str]:
-        applied = migrations.apply_pending(conn)
+        applied = migrations.apply_pending(conn, enforces_keys=self.backend.enforces_keys)
         if applied:
             self._log(conn, "store.migrate", "store", {"applied": applied, "govern_version": __version__})
         return applied

@@ -19,7 +19,7 @@ from governance.records import (
 )
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
-from governance.store import evaluations, gates, registry
+from governance.store import evaluations, registry, review_items
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
@@ -115,7 +115,7 @@ class EvaluationActions(ServiceBase):
                         "share_of_drifted_columns": share.value, "drifted_columns": share.detail["drifted_columns"]}
             item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "drift_alert", None, None, "normal",
                               "open", 1, evidence, _now(), user.name)
-            [item_id] = gates.insert_items(conn, [(item, f"drift_alert:{current.id}")])
+            [item_id] = review_items.insert_items(conn, [(item, f"drift_alert:{current.id}")])
             self._log(conn, "review.drift_alert", f"review_item:{item_id}", evidence)
             return item_id
 

@@ -18,8 +18,7 @@ from governance.sampling import sample_examples
 from governance.service.base import _now, _require_model, _require_version
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.evaluations import challenger_baseline, require_evaluation
-from governance.store import evaluations, gates, registry
-from governance.store import reviews as signoffs
+from governance.store import aliases, evaluations, gates, jobs, registry, review_items, signoffs
 from policies import (
     GateDecision,
     LoadedPolicy,
@@ -106,7 +105,7 @@ class GateActions(PolicyActions):
         reviews = ReviewState(approvals=sum(s.decision == "approve" and s.evaluation_id == evaluation.id
                                             and s.artifact_sha256 == artifact for s in current),
                               rejections=len(signoffs.rejections_of_artifact(conn, artifact)),
-                              open_items=gates.count_open_items(conn, model, version))
+                              open_items=review_items.count_open_items(conn, model, version))
         return evaluation, metrics, baselines, reviews
 
     def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str,
@@ -116,7 +115,7 @@ class GateActions(PolicyActions):
         if baseline == "challenger":
             return challenger_baseline(conn, model, version)
         if baseline == "production":
-            target = gates.get_alias(conn, model, "production")
+            target = aliases.get_alias(conn, model, "production")
             if target is None:
                 return None
             label = f"production, version {target}"
@@ -176,7 +175,7 @@ class GateActions(PolicyActions):
                         "strategies": strategies, "gate": record.id}
             item = ReviewItem(f"ri-{_key(*evidence_key, 'escalation')[:12]}", model, version, "escalation", None,
                               record.id, "blocking", "open", 1, evidence, now, record.created_by)
-            escalations = gates.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
+            escalations = review_items.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
             self._log(conn, "loop.escalate", f"version:{model}/{version}", {
                 "item": escalations[0], "reason": stop["reason"], "rounds": stop["rounds"],
                 "max_rounds": stop["max_rounds"]})
@@ -184,7 +183,7 @@ class GateActions(PolicyActions):
             status = "waiting_review" if blocking_items else "queued"
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
-            job_ids.append(gates.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies))))
+            job_ids.append(jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies))))
         self._log(conn, "gate.decide", f"version:{model}/{version}", {
             "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
             "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,
@@ -206,20 +205,20 @@ class GateActions(PolicyActions):
             key = _key(*evidence_key, kind, discriminator)
             batch.append((ReviewItem(f"ri-{key[:12]}", record.model, record.version, kind, rule.id, record.id,
                                      priority, "open", review.judgments, evidence, now, record.created_by), key))
-        return gates.insert_items(conn, batch)
+        return review_items.insert_items(conn, batch)
 
     def list_review_items(self, *, model: str | None = None, version: str | None = None,
                           status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             self._authorize(conn, Action.VIEW)
-            return gates.list_items(conn, model=model, version=version, status=status, kind=kind)
+            return review_items.list_items(conn, model=model, version=version, status=status, kind=kind)
 
         return self._run(unit)
 
     def list_jobs(self, *, status: str | None = None) -> list[Job]:
         def unit(conn: duckdb.DuckDBPyConnection) -> list[Job]:
             self._authorize(conn, Action.VIEW)
-            return gates.list_jobs(conn, status=status)
+            return jobs.list_jobs(conn, status=status)
 
         return self._run(unit)
 
@@ -277,7 +276,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     rounds = sum(1 for v in chain if (v.lineage or {}).get("job"))
     context: dict[str, Any] = {"rounds": rounds, "max_rounds": max_rounds}
     if lineage.get("job"):
-        context["candidates"] = gates.job_search(conn, lineage["job"]).get("candidates", [])
+        context["candidates"] = jobs.job_search(conn, lineage["job"]).get("candidates", [])
         context["chosen"] = (lineage.get("search") or {}).get("chosen")
     if not rules:  # nothing to retrain for: the loop ends here, but a retrain that still fails says so
         stuck = [r.rule_id for r in decision.results if r.blocking and r.kind == "metric"]

@@ -24,7 +24,7 @@ from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_version
 from governance.service.gates import GateOutcome
 from governance.service.training import ROW_ID, read_table, split_rows
-from governance.store import evaluations, gates, registry
+from governance.store import evaluations, gates, jobs, registry, review_items
 from policies.schema import MetricRule
 from training.search import search
 
@@ -46,11 +46,11 @@ class JobActions(ServiceBase):
     def show_job(self, *, job_id: str) -> dict[str, Any]:
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             self._authorize(conn, Action.VIEW)
-            job = gates.get_job(conn, job_id)
+            job = jobs.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
-            tried = gates.job_search(conn, job_id)
-            return job.to_dict() | gates.job_state(conn, job_id) | {"candidates": tried.get("candidates", []),
+            tried = jobs.job_search(conn, job_id)
+            return job.to_dict() | jobs.job_state(conn, job_id) | {"candidates": tried.get("candidates", []),
                                                                      "aim": tried.get("rules", {})}
 
         return self._run(unit)
@@ -60,9 +60,9 @@ class JobActions(ServiceBase):
         candidates (show_job gives one job, candidates included)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             self._authorize(conn, Action.VIEW)
-            states, searched = gates.job_states(conn), gates.searched_jobs(conn)
+            states, searched = jobs.job_states(conn), jobs.searched_jobs(conn)
             return [job.to_dict() | states.get(job.id, {}) | {"searched": job.id in searched}
-                    for job in gates.list_jobs(conn)]
+                    for job in jobs.list_jobs(conn)]
 
         return self._run(unit)
 
@@ -70,15 +70,15 @@ class JobActions(ServiceBase):
         """Cancel a waiting or queued job now; ask a running one to stop at its next epoch."""
         def unit(conn: duckdb.DuckDBPyConnection) -> None:
             self._authorize(conn, Action.EVALUATE)
-            job = gates.get_job(conn, job_id)
+            job = jobs.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
             if job.status in ("succeeded", "failed", "cancelled"):
                 raise Conflict(f"job {job_id} already {job.status}.")
             if job.status == "running":
-                gates.request_cancel(conn, job_id, _now())
+                jobs.request_cancel(conn, job_id, _now())
             else:
-                gates.finish_job(conn, job_id, "cancelled", _now(), error="cancelled before it ran")
+                jobs.finish_job(conn, job_id, "cancelled", _now(), error="cancelled before it ran")
             self._log(conn, "job.cancel", f"job:{job_id}", {"was": job.status})
 
         self._run(unit)
@@ -94,17 +94,17 @@ class JobActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> Job | None:
             self._authorize(conn, Action.EVALUATE)
             now = _now()
-            for job_id in gates.promote_waiting_jobs(conn, now):
+            for job_id in jobs.promote_waiting_jobs(conn, now):
                 self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
-            while (job := gates.claimable_job(conn, now, created_before)) is not None:
+            while (job := jobs.claimable_job(conn, now, created_before)) is not None:
                 if job.status == "running" and job.attempts >= max_attempts:
-                    gates.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "
+                    jobs.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "
                                      f"{job.attempts} times (lease lapsed)")
                     self._log(conn, "job.fail", f"job:{job.id}", {"attempts": job.attempts})
                     continue
-                if gates.take_job(conn, job.id, worker, now, now + timedelta(seconds=lease_seconds)):
+                if jobs.take_job(conn, job.id, worker, now, now + timedelta(seconds=lease_seconds)):
                     self._log(conn, "job.claim", f"job:{job.id}", {"worker": worker, "attempt": job.attempts + 1})
-                    return gates.get_job(conn, job.id)
+                    return jobs.get_job(conn, job.id)
                 return None
             return None
 
@@ -112,7 +112,7 @@ class JobActions(ServiceBase):
 
     def _heartbeat(self, job_id: str, worker: str, lease_seconds: int, progress: dict) -> None:
         now = _now()
-        cancel = self._run(lambda conn: gates.heartbeat(conn, job_id, worker, now,
+        cancel = self._run(lambda conn: jobs.heartbeat(conn, job_id, worker, now,
                                                         now + timedelta(seconds=lease_seconds), progress))
         if cancel is None:
             raise LeaseLost(f"worker {worker} lost the lease on job {job_id}")
@@ -125,19 +125,19 @@ class JobActions(ServiceBase):
         not trained by govern, its artifact or data are unusable) also file an escalation item for
         engineers, the loop's way of saying it stopped. Returns that item's id."""
         def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
-            gates.finish_job(conn, job_id, status, _now(), error=error, result_version=result)
+            jobs.finish_job(conn, job_id, status, _now(), error=error, result_version=result)
             self._log(conn, f"job.{'succeed' if status == 'succeeded' else status}", f"job:{job_id}",
                       {"error": error, "version": result})
             if not escalate:
                 return None
-            job = gates.get_job(conn, job_id)
+            job = jobs.get_job(conn, job_id)
             evidence = {"reason": f"the retraining job {job_id} failed: {error}", "job": job_id,
                         "failing_rules": job.failing_rules, "strategies": job.strategies,
                         "gate": job.gate_decision_id}
             user = self._authorize(conn, Action.EVALUATE)
             item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", job.model, job.version, "escalation", None,
                               job.gate_decision_id, "blocking", "open", 1, evidence, _now(), user.name)
-            [item_id] = gates.insert_items(conn, [(item, f"escalation:job:{job_id}")])
+            [item_id] = review_items.insert_items(conn, [(item, f"escalation:job:{job_id}")])
             self._log(conn, "loop.escalate", f"version:{job.model}/{job.version}",
                       {"item": item_id, "reason": evidence["reason"], "job": job_id})
             return item_id
@@ -251,17 +251,17 @@ class JobActions(ServiceBase):
         def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, challenger_set,
                    measured: tuple[MetricSet, MetricSet]) -> None:
             if worker is not None:
-                state = gates.job_state(conn, job.id)
+                state = jobs.job_state(conn, job.id)
                 if state is None or state["lease_owner"] != worker:
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
             for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
                 self._insert_evaluation(conn, self._new_evaluation(job.model, version.version, predictions, against,
                                                                    metric_set), metric_set)
             # before the gate: an escalation quotes them
-            gates.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
+            jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
                                                 "candidates": candidates})
             outcome.append(self._gate_within(conn, job.model, version.version, eval_set))
-            gates.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
+            jobs.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
             self._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
                                                              "chosen": chosen.strategy,
                                                              "candidates": len(candidates)})

@@ -18,7 +18,7 @@ from governance.service.base import (
     parse_time,
 )
 from governance.service.registry import approval_floor
-from governance.store import evaluations, gates, registry, reviews, users
+from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
 
 DECISIONS = ("approve", "reject", "withdraw")
 ALIAS = "production"
@@ -55,11 +55,11 @@ class ReleaseActions(ServiceBase):
                     raise NotAllowed(f"the latest gate of {model} version {version} is blocked by "
                                      f"{', '.join(blocked_by)}; to approve it anyway, acknowledge that "
                                      "(--acknowledge-blocked), and it is recorded with your sign-off.")
-            signoff = SignOff(model, version, user.name, reviews.next_signoff_revision(conn, model, version, user.name),
+            signoff = SignOff(model, version, user.name, signoffs.next_signoff_revision(conn, model, version, user.name),
                               decision, comment.strip(), _now(), record.artifact_sha256,
                               gate.evaluation_id if gate else None, gate.id if gate else None,
                               bool(acknowledge_blocked and gate and _blocking_rules(gate)))
-            reviews.insert_signoff(conn, signoff)
+            signoffs.insert_signoff(conn, signoff)
             self._log(conn, f"signoff.{decision}", f"version:{model}/{version}",
                       {"revision": signoff.revision, "comment": signoff.comment,
                        "artifact_sha256": signoff.artifact_sha256, "evaluation": signoff.evaluation_id,
@@ -72,7 +72,7 @@ class ReleaseActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[SignOff]:
             self._authorize(conn, Action.VIEW)
             _require_version(conn, model, version)
-            return reviews.current_signoffs(conn, model, version)
+            return signoffs.current_signoffs(conn, model, version)
 
         return self._run(unit)
 
@@ -98,7 +98,7 @@ class ReleaseActions(ServiceBase):
                 _check_releasable(conn, _require_model(conn, model), record, user.name)
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, reason.strip() if override else None, expires_at)
-            conn.execute("UPDATE versions SET status = 'released' WHERE model = ? AND version = ?", [model, version])
+            registry.mark_released(conn, model, version)
             return move
 
         return self._run(unit)
@@ -108,8 +108,8 @@ class ReleaseActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> AliasMove:
             user = self._authorize(conn, Action.ROLLBACK)
             _require_model(conn, model)
-            current = gates.get_alias(conn, model, ALIAS)
-            moves = reviews.history(conn, model)
+            current = aliases.get_alias(conn, model, ALIAS)
+            moves = aliases.history(conn, model)
             if current is None:
                 raise Conflict(f"model {model!r} has no production version to roll back.")
             released = [m.version for m in moves]
@@ -132,7 +132,7 @@ class ReleaseActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
             self._authorize(conn, Action.VIEW)
             _require_model(conn, model)
-            return reviews.history(conn, model)
+            return aliases.history(conn, model)
 
         return self._run(unit)
 
@@ -149,8 +149,8 @@ class ReleaseActions(ServiceBase):
         """Per model, the move production rests on: the release or override that first put today's version
         there (a rollback to it rests on that move, and so does its expiry)."""
         bases = []
-        for current in reviews.current_moves(conn):
-            basis = _basis(reviews.history(conn, current.model), current.version) if current.action == "rollback" \
+        for current in aliases.current_moves(conn):
+            basis = _basis(aliases.history(conn, current.model), current.version) if current.action == "rollback" \
                 else current
             bases.append(basis or current)
         return bases
@@ -173,10 +173,10 @@ class ReleaseActions(ServiceBase):
                                       "todo": "release a version through the gate and sign-off, roll back, or "
                                               "override again with a new reason and expiry"}, now, "govern"),
                           _key("override_expired", m.model, m.seq)) for m in expired]
-                known = {row for row in gates.existing_keys(conn, [key for _, key in batch])}
+                known = {row for row in review_items.existing_keys(conn, [key for _, key in batch])}
                 fresh = [(item, key) for item, key in batch if key not in known]
                 if fresh:
-                    gates.insert_items(conn, fresh)
+                    review_items.insert_items(conn, fresh)
                     for item, _ in fresh:
                         self._log(conn, "review.add", f"review_item:{item.id}", {
                             "kind": item.kind, "model": item.model, "version": item.version,
@@ -188,17 +188,17 @@ class ReleaseActions(ServiceBase):
     def production_version(self, *, model: str) -> str | None:
         def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
             self._authorize(conn, Action.VIEW)
-            return gates.get_alias(conn, model, ALIAS)
+            return aliases.get_alias(conn, model, ALIAS)
 
         return self._run(unit)
 
     def _move(self, conn, model: str, version: str, action: str, gate_id: str | None, actor: str,
               reason: str | None, expires_at: datetime | None) -> AliasMove:
-        previous = gates.get_alias(conn, model, ALIAS)
-        move = AliasMove(model, reviews.next_move_seq(conn, model), ALIAS, version, previous, action, gate_id,
+        previous = aliases.get_alias(conn, model, ALIAS)
+        move = AliasMove(model, aliases.next_move_seq(conn, model), ALIAS, version, previous, action, gate_id,
                          reason, expires_at, actor, _now())
-        gates.set_alias(conn, model=model, alias=ALIAS, version=version, actor=actor)
-        reviews.insert_move(conn, move)
+        aliases.set_alias(conn, model=model, alias=ALIAS, version=version, actor=actor)
+        aliases.insert_move(conn, move)
         self._log(conn, f"alias.{action}", f"model:{model}", {
             "version": version, "previous": previous, "gate": gate_id, "override": action == "override",
             "reason": reason, "expires": expires_at.isoformat() if expires_at else None})
@@ -217,7 +217,7 @@ def _check_rollback_target(conn, model: str, target: str, moves: list[AliasMove]
     """A rollback puts back what four eyes released before: never a rejected artifact, and a version that
     reached production only by an admin's override goes back only by an admin."""
     record = registry.get_version(conn, model, target)
-    rejections = reviews.rejections_of_artifact(conn, record.artifact_sha256)
+    rejections = signoffs.rejections_of_artifact(conn, record.artifact_sha256)
     if rejections:
         where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
         raise NotAllowed(f"cannot roll back to {model} version {target}: its artifact is rejected ({where}) since it "
@@ -253,7 +253,7 @@ def _check_releasable(conn, model: Model, version: Version, releaser: str) -> No
     if blocking:
         raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "
                          "fix and gate again (or an admin overrides with a reason).")
-    rejections = reviews.rejections_of_artifact(conn, version.artifact_sha256)
+    rejections = signoffs.rejections_of_artifact(conn, version.artifact_sha256)
     if rejections:
         where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
         first = rejections[0]
@@ -265,7 +265,7 @@ def _check_releasable(conn, model: Model, version: Version, releaser: str) -> No
     needed = max(floor, policy_needs)
     if policy_needs > floor:
         why = f"its policy {gate.policy_name} asks for {policy_needs}"
-    approvals = [s for s in reviews.current_signoffs(conn, name, number) if s.decision == "approve"]
+    approvals = [s for s in signoffs.current_signoffs(conn, name, number) if s.decision == "approve"]
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)

@@ -18,7 +18,7 @@ from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.records import Dataset, Judgment, ReviewItem
 from governance.roles import Action, Role
 from governance.service.base import ServiceBase, _now, _require_version, parse_time
-from governance.store import gates, registry, reviews
+from governance.store import feedback, judgments, registry, review_items
 
 VERDICTS = ("label_correct", "label_wrong", "model_wrong", "ambiguous")
 CLAIM_MINUTES = 60
@@ -81,13 +81,13 @@ class ReviewActions(ServiceBase):
             now = _now()
             item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind, None, None,
                               priority, "open", judgments, evidence, now, user.name)
-            gates.insert_items(conn, [(item, uuid.uuid4().hex)])
-            reviews.set_due(conn, item.id, due_at)
+            review_items.insert_items(conn, [(item, uuid.uuid4().hex)])
+            review_items.set_due(conn, item.id, due_at)
             if gold is not None:
-                reviews.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")})
+                review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")})
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
-            return reviews.get_item(conn, item.id)
+            return review_items.get_item(conn, item.id)
 
         return self._run(unit)
 
@@ -95,8 +95,8 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> ItemDetail:
             user = self._authorize(conn, Action.VIEW)
             item = _require_item(conn, item_id)
-            answer = reviews.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
-            return ItemDetail(item, reviews.judgments_of(conn, item_id), answer)
+            answer = review_items.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
+            return ItemDetail(item, judgments.judgments_of(conn, item_id), answer)
 
         return self._run(unit)
 
@@ -111,14 +111,14 @@ class ReviewActions(ServiceBase):
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
-            if any(j.reviewer == user.name for j in reviews.judgments_of(conn, item_id)):
+            if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
                 raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
             now = _now()
-            if not reviews.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
+            if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
                 raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
                                f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
             self._log(conn, "review.claim", f"review_item:{item_id}", {"minutes": minutes})
-            return reviews.get_item(conn, item_id)
+            return review_items.get_item(conn, item_id)
 
         return self._run(unit)
 
@@ -139,16 +139,16 @@ class ReviewActions(ServiceBase):
             if item.status != "claimed" or item.assignee != user.name or item.claim_expires_at < now:
                 raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
                                  f"`govern review claim {item_id}`.")
-            reviews.insert_judgment(conn, Judgment(item_id, user.name, verdict, label, comment.strip(), now))
-            count = len(reviews.judgments_of(conn, item_id))
+            judgments.insert_judgment(conn, Judgment(item_id, user.name, verdict, label, comment.strip(), now))
+            count = len(judgments.judgments_of(conn, item_id))
             if count >= item.judgments_required:
-                reviews.resolve(conn, item_id, "resolved", now)
+                review_items.resolve(conn, item_id, "resolved", now)
             else:
-                reviews.release_claim(conn, item_id)
+                review_items.release_claim(conn, item_id)
             self._log(conn, "review.judge", f"review_item:{item_id}", {
                 "verdict": verdict, "label": label, "comment": comment.strip(), "judgments": count,
                 "required": item.judgments_required})
-            return reviews.get_item(conn, item_id)
+            return review_items.get_item(conn, item_id)
 
         return self._run(unit)
 
@@ -162,9 +162,9 @@ class ReviewActions(ServiceBase):
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
-            reviews.resolve(conn, item_id, "dismissed", _now())
+            review_items.resolve(conn, item_id, "dismissed", _now())
             self._log(conn, "review.dismiss", f"review_item:{item_id}", {"comment": comment.strip()})
-            return reviews.get_item(conn, item_id)
+            return review_items.get_item(conn, item_id)
 
         return self._run(unit)
 
@@ -173,7 +173,7 @@ class ReviewActions(ServiceBase):
         reviewer's accuracy on gold items (flagged below `accuracy_floor` after 3 gold judgments)."""
         def unit(conn: duckdb.DuckDBPyConnection):
             self._authorize(conn, Action.VIEW)
-            return reviews.all_judgments(conn, model), reviews.gold_judgments(conn)
+            return judgments.all_judgments(conn, model), judgments.gold_judgments(conn)
 
         judged, gold = self._run(unit)
         by_item: dict[str, dict[str, str]] = {}
@@ -200,7 +200,7 @@ class ReviewActions(ServiceBase):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = self._run(lambda conn: (self._authorize(conn, Action.GATE), reviews.corrections(conn, model))[1])
+        rows = self._run(lambda conn: (self._authorize(conn, Action.GATE), judgments.corrections(conn, model))[1])
         by_item: dict[str, list[tuple]] = {}
         for row in rows:
             by_item.setdefault(row[0], []).append(row)
@@ -223,13 +223,13 @@ class ReviewActions(ServiceBase):
 
         def record(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             user = self._authorize(conn, Action.GATE)
-            latest = reviews.latest_feedback(conn, model)
+            latest = feedback.latest_feedback(conn, model)
             if latest and latest[1] == sha:
                 return {"model": model, "version": latest[0], "sha256": sha, "corrections": latest[2], "new": False}
             number = (latest[0] + 1) if latest else 1
             registry.insert_dataset(conn, Dataset(sha, "parquet", len(records), _FEEDBACK_COLUMNS,
                                                   f"feedback-{model}-v{number}.parquet"), created_at=_now())
-            reviews.insert_feedback(conn, model, number, sha, len(records), _now(), user.name)
+            feedback.insert_feedback(conn, model, number, sha, len(records), _now(), user.name)
             self._log(conn, "feedback.build", f"model:{model}", {"version": number, "sha256": sha,
                                                                  "corrections": len(records)})
             return {"model": model, "version": number, "sha256": sha, "corrections": len(records), "new": True}
@@ -296,7 +296,7 @@ def _parse_due(value: str | datetime | None) -> datetime | None:
 
 
 def _require_item(conn: duckdb.DuckDBPyConnection, item_id: str) -> ReviewItem:
-    item = reviews.get_item(conn, item_id)
+    item = review_items.get_item(conn, item_id)
     if item is None:
         raise NotFound(f"review item {item_id!r} does not exist; `govern review list` shows the queue.")
     return item

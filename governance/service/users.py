@@ -43,7 +43,7 @@ class UserActions(AuthActions):
         load_or_create_key(self.settings.key_path)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> Credential | None:
-            applied = migrations.apply_pending(conn)
+            applied = migrations.apply_pending(conn, enforces_keys=self.backend.enforces_keys)
             if applied:
                 self._log(conn, "store.init" if "m001_users_registry_artifacts" in applied else "store.migrate",
                           "store", {"applied": applied, "govern_version": __version__})
@@ -94,7 +94,7 @@ class UserActions(AuthActions):
             head = audit_log.head(conn)
             counts = registry.counts(conn)
             return StoreStatus(
-                home=str(self.settings.home), database=_shown_database(self),
+                home=str(self.settings.home), database=self.backend.identity,
                 migrations=migrations.applied_migrations(conn), users=users.count_users(conn),
                 models=counts["models"], versions=counts["versions"], prediction_sets=counts["prediction_sets"],
                 audit_events=audit_log.event_count(conn), audit_head=head[1] if head else None,
@@ -166,14 +166,6 @@ class UserActions(AuthActions):
             return users.get_user(conn, name)
 
         return self._run(unit)
-
-
-def _shown_database(service: UserActions) -> str:
-    if service.settings.store:
-        from governance.store.ducklake import redact
-
-        return "ducklake:postgres:" + redact(service.settings.store.split(":", 2)[2])
-    return str(service.database.path)
 
 
 def _hash(password: str | None) -> str | None:

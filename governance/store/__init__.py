@@ -1,5 +1,8 @@
-"""The DuckDB store: units of work, migrations and every SQL statement the service runs."""
+"""The store: backends (the embedded file, DuckLake), migrations, and every SQL statement the service runs,
+one module per entity (registry, evaluations, gates, review_items, judgments, signoffs, aliases, jobs,
+feedback, policies, users, auth, audit_log)."""
 
-from governance.store.database import Database
+from governance.store.backend import Backend
+from governance.store.file import FileBackend
 
-__all__ = ["Database"]
+__all__ = ["Backend", "FileBackend"]

@@ -28,7 +28,7 @@ import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.private import private_dir
-from governance.store.database import first_line, in_transaction, with_backoff
+from governance.store.backend import first_line, in_transaction, with_backoff
 
 T = TypeVar("T")
 PREFIX = "ducklake:postgres:"
@@ -91,14 +91,20 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class DuckLakeDatabase:
-    """Units of work on a DuckLake store: same interface as the embedded file's Database."""
+class DuckLakeBackend:
+    """Units of work on a DuckLake store (see governance.store.backend.Backend)."""
+
+    enforces_keys = False  # DuckLake has no PRIMARY KEY / UNIQUE: the service keeps uniqueness (module doc)
 
     def __init__(self, conninfo: str, data_path: Path, *, lock_timeout_s: float = 30.0) -> None:
         self.conninfo = conninfo
         self.data_path = Path(data_path)
         self.lock_timeout_s = lock_timeout_s
-        self.path = Path(f"{PREFIX}{conninfo}")  # the identity the service keys per-store state on
+
+    @property
+    def identity(self) -> str:
+        """The catalog and data path, never the password."""
+        return f"{PREFIX}{redact(self.conninfo)} data={self.data_path}"
 
     def _instance(self) -> duckdb.DuckDBPyConnection:
         key = (self.conninfo, str(self.data_path), os.getpid())  # a forked child builds its own
@@ -151,16 +157,3 @@ class DuckLakeDatabase:
     def _exhausted(self, exc: Exception) -> Exception:
         return Conflict(f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s and "
                         f"was not applied ({first_line(exc)}); run it again.")
-
-
-def is_ducklake(conn: duckdb.DuckDBPyConnection) -> bool:
-    row = conn.execute("SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return bool(row) and row[0] == "ducklake"
-
-
-_CONSTRAINT = re.compile(r",\s*PRIMARY KEY\s*\([^)]*\)|\s+PRIMARY KEY\b|\s+UNIQUE\b", re.IGNORECASE)
-
-
-def strip_constraints(sql: str) -> str:
-    """CREATE TABLE without PRIMARY KEY / UNIQUE, which DuckLake does not have."""
-    return _CONSTRAINT.sub("", sql)

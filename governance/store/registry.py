@@ -75,6 +75,10 @@ def insert_version(conn: duckdb.DuckDBPyConnection, version: Version) -> None:
     )
 
 
+def mark_released(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> None:
+    conn.execute("UPDATE versions SET status = 'released' WHERE model = ? AND version = ?", [model, version])
+
+
 def insert_artifact(
     conn: duckdb.DuckDBPyConnection, *, sha256: str, size_bytes: int, original_name: str | None, created_at: datetime
 ) -> None:

@@ -8,16 +8,15 @@ concurrently): the whole unit is run again, which is why a unit is a function, n
 
 from __future__ import annotations
 
-import random
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import duckdb
 
 from governance.errors import Conflict, GovernError, NotFound, StoreBusy
+from governance.store.backend import first_line, in_transaction, with_backoff
 from governance.private import private_file
 
 T = TypeVar("T")
@@ -25,12 +24,18 @@ T = TypeVar("T")
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
 
-class Database:
-    """A DuckDB file opened only for the length of one transaction at a time."""
+class FileBackend:
+    """The embedded store: a DuckDB file opened only for the length of one transaction at a time."""
+
+    enforces_keys = True  # PRIMARY KEY and UNIQUE refuse duplicates
 
     def __init__(self, path: Path, *, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+
+    @property
+    def identity(self) -> str:
+        return str(self.path.resolve())
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -93,37 +98,6 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException))
 
 
-def with_backoff(attempt: Callable[[], T], retryable: Callable[[Exception], bool], timeout_s: float,
-                 exhausted: Callable[[Exception], Exception]) -> T:
-    """`attempt()` until it returns, again after each retryable failure with jittered exponential
-    backoff; `exhausted(last failure)` is raised once another wait would pass `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.01
-    while True:
-        try:
-            return attempt()
-        except Exception as exc:
-            if not retryable(exc):
-                raise
-            last = exc
-        if time.monotonic() + delay > deadline:
-            raise exhausted(last) from last
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.5)
-
-
-def in_transaction(connection: duckdb.DuckDBPyConnection, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-    """`unit(connection)` in one transaction: committed if it returns, rolled back if it raises."""
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        result = unit(connection)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-    return result
-
-
 class StoreUnreadable(GovernError):
     """The database file exists but is not a DuckDB store this version can open."""
 
@@ -135,7 +109,3 @@ _process_locks_guard = threading.Lock()
 def _process_lock(path: Path) -> threading.Lock:
     with _process_locks_guard:
         return _process_locks.setdefault(path.resolve(), threading.Lock())
-
-
-def first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

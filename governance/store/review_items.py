@@ -1,0 +1,109 @@
+"""SQL of the review queue's items: queueing without duplicates, claims, gold answers, resolution."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+
+from governance.records import ReviewItem
+
+
+_ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
+         "evidence_json, created_at, created_by")
+_ITEM_READ = _ITEM + ", assignee, claim_expires_at, due_at, gold_json IS NOT NULL, resolved_at"
+_SELECT_ITEMS = f"SELECT {_ITEM_READ} FROM review_items"
+
+
+def insert_items(conn: duckdb.DuckDBPyConnection, items: list[tuple[ReviewItem, str]]) -> list[str]:
+    """Insert (item, dedupe key) pairs, skipping keys already queued; return the id holding each key."""
+    if not items:
+        return []
+    # Portable "skip keys already queued" (DuckLake has no UNIQUE for ON CONFLICT): the unit's audit append
+    # serialises concurrent gates, so the check cannot race.
+    keys = [key for _, key in items]
+    queued = {row[0] for row in conn.execute("SELECT dedupe_key FROM review_items WHERE list_contains(?, dedupe_key)",
+                                             [keys]).fetchall()}
+    fresh = {}
+    for item, key in items:
+        if key not in queued:
+            fresh.setdefault(key, item)
+    if fresh:
+        conn.executemany(
+            f"INSERT INTO review_items (dedupe_key, {_ITEM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[key, i.id, i.model, i.version, i.kind, i.rule_id, i.gate_decision_id, i.priority, i.status,
+              i.judgments_required, json.dumps(i.evidence, sort_keys=True, default=str), i.created_at, i.created_by]
+             for key, i in fresh.items()],
+        )
+    holders = dict(conn.execute("SELECT dedupe_key, id FROM review_items WHERE list_contains(?, dedupe_key)",
+                                [keys]).fetchall())
+    return [holders[key] for key in keys]
+
+
+def existing_keys(conn: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
+    """The dedupe keys among `keys` already queued as review items."""
+    return {row[0] for row in conn.execute("SELECT dedupe_key FROM review_items WHERE list_contains(?, dedupe_key)",
+                                           [keys]).fetchall()}
+
+
+def _item(row: tuple) -> ReviewItem:
+    values = list(row)
+    values[9] = json.loads(values[9])
+    return ReviewItem(*values)
+
+
+def get_item(conn: duckdb.DuckDBPyConnection, item_id: str) -> ReviewItem | None:
+    row = conn.execute(_SELECT_ITEMS + " WHERE id = ?", [item_id]).fetchone()
+    return _item(row) if row else None
+
+
+def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, version: str | None = None,
+               status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
+    rows = conn.execute(
+        _SELECT_ITEMS + " WHERE (? IS NULL OR model = ?) AND (? IS NULL OR version = ?) AND (? IS NULL OR status = ?) "
+        "AND (? IS NULL OR kind = ?) ORDER BY created_at, rule_id, kind DESC, id",
+        [model, model, version, version, status, status, kind, kind]).fetchall()
+    return [_item(row) for row in rows]
+
+
+def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> int:
+    return conn.execute("SELECT count(*) FROM review_items WHERE model = ? AND version = ? AND status IN "
+                        "('open', 'claimed')", [model, version]).fetchone()[0]
+
+
+def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict | None:
+    row = conn.execute("SELECT gold_json FROM review_items WHERE id = ?", [item_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def set_gold(conn: duckdb.DuckDBPyConnection, item_id: str, answer: dict) -> None:
+    conn.execute("UPDATE review_items SET gold_json = ? WHERE id = ?", [json.dumps(answer, sort_keys=True), item_id])
+
+
+def set_due(conn: duckdb.DuckDBPyConnection, item_id: str, due_at: datetime | None) -> None:
+    conn.execute("UPDATE review_items SET due_at = ? WHERE id = ?", [due_at, item_id])
+
+
+def claim(conn: duckdb.DuckDBPyConnection, item_id: str, reviewer: str, now: datetime, expires: datetime) -> bool:
+    """Take the item if it is open or its claim lapsed; False if someone else holds it.
+
+    One conditional UPDATE: two claimers racing both write the same row, so DuckDB fails one at
+    commit and its retry finds the item taken.
+    """
+    count = conn.execute(
+        "UPDATE review_items SET status = 'claimed', assignee = ?, claim_expires_at = ? "
+        "WHERE id = ? AND (status = 'open' OR (status = 'claimed' AND (claim_expires_at < ? OR assignee = ?)))",
+        [reviewer, expires, item_id, now, reviewer],
+    ).fetchone()[0]
+    return count == 1
+
+
+def release_claim(conn: duckdb.DuckDBPyConnection, item_id: str) -> None:
+    conn.execute("UPDATE review_items SET status = 'open', assignee = NULL, claim_expires_at = NULL WHERE id = ?",
+                 [item_id])
+
+
+def resolve(conn: duckdb.DuckDBPyConnection, item_id: str, status: str, now: datetime) -> None:
+    conn.execute("UPDATE review_items SET status = ?, resolved_at = ?, claim_expires_at = NULL WHERE id = ?",
+                 [status, now, item_id])
