@@ -1,0 +1,87 @@
+"""The tamper-evident decision log: verify it (or an export, offline), list, export and re-witness it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from governance.cli import render
+from governance.cli.common import TIME_FORMATS, GovernGroup, LazyChoice, TimeText, service_command
+from governance.errors import InvalidInput
+
+
+@click.group(cls=GovernGroup)
+def audit() -> None:
+    """Verify and export the tamper-evident decision log (auditors, admins)."""
+
+
+@audit.command("verify")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--key", metavar="HEX", envvar="GOVERN_AUDIT_KEY",
+              help="With DIR (required): the installation's public key, as `govern audit key` prints it "
+                   "[env GOVERN_AUDIT_KEY].")
+@click.option("--since", type=click.Path(file_okay=False), metavar="EARLIER_EXPORT",
+              help="With DIR: also prove this earlier export is a prefix of DIR (nothing rewritten in between).")
+@service_command(render.audit_verification, exit_code=lambda report: 0 if report.ok else 1)
+def audit_verify(service, *, directory: str | None, key: str | None, since: str | None):
+    """Verify the live chain (and the witness of signed heads), or with DIR an export, offline from its
+    files and the installation's public key alone.
+
+    Exit 0 when intact, 1 when tampering is detected (naming the event), 2 on an error.
+    """
+    if directory is None:
+        if since or key:
+            raise InvalidInput("--key and --since verify an export: give its folder (govern audit verify DIR).")
+        return service.verify_audit()
+    from governance.service import verify_audit_export
+
+    return verify_audit_export(Path(directory), expected_public_key=key, since=Path(since) if since else None)
+
+
+@audit.command("list")
+@click.option("--model", help="Events about this model, its versions, prediction sets, review items and jobs.")
+@click.option("--actor", help="Events by this user.")
+@click.option("--action", help="An action (review.judge) or its prefix (review).")
+@click.option("--since", type=click.DateTime(TIME_FORMATS), help="From this time on (UTC unless an offset is given).")
+@click.option("--until", type=TimeText(TIME_FORMATS),
+              help="Up to this time; a date alone means the end of that day (UTC unless an offset is given).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="At most this many, newest first.")
+@service_command(render.audit_events, as_plain=render.audit_events_plain)
+def audit_list(service, *, model: str | None, actor: str | None, action: str | None, since, until: str | None,
+               limit: int):
+    """List decision-log events, newest first, filtered by model, actor, action and time."""
+    from governance.service.times import parse_until
+
+    return service.audit_events(model=model, actor=actor, action=action, since=since, until=parse_until(until),
+                                limit=limit)
+
+
+@audit.command("export")
+@click.option("--out", required=True, type=click.Path(), help="New folder to write the export into.")
+@click.option("--format", "fmt", type=LazyChoice("governance.audit_export", "FORMATS"), default="jsonl",
+              show_default=True, help="File format of the events; the manifest is always JSON.")
+@service_command(render.exported)
+def audit_export(service, *, out: str, fmt: str):
+    """Export the whole log with a signed manifest (row count, head hash, file hashes)."""
+    return service.export_audit(out=Path(out), fmt=fmt)
+
+
+@audit.command("witness")
+@click.option("--reason", required=True, help="Why, e.g. the export the log was checked against.")
+@service_command(render.rewitnessed, exit_code=lambda report: 0 if report.ok else 1)
+def audit_witness(service, *, reason: str):
+    """Witness the current head again where no witness line covers the latest events (a process died
+    after its commit). Checks the chain first; a rewritten log stays flagged (auditors, admins)."""
+    return service.rewitness(reason=reason)
+
+
+@audit.command("key")
+@service_command(lambda key: key, json_output=False)
+def audit_key(service):
+    """Print this installation's Ed25519 public key, which signs every export."""
+    return service.public_key()
+
+
+COMMANDS = [audit]

@@ -1,0 +1,142 @@
+"""Models and their versions: register, edit, list, show, train and trace their lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from governance.cli import render
+from governance.cli.common import (
+    RISK_TIER,
+    Finite,
+    GovernGroup,
+    intersections,
+    model_version_args,
+    service_command,
+    split_list,
+)
+
+
+@click.group(cls=GovernGroup)
+def model() -> None:
+    """Register and list models."""
+
+
+@model.command("register")
+@click.argument("name")
+@click.option("--owner", metavar="USER", help="The accountable user (default: you).")
+@click.option("--description", metavar="TEXT", help="What the model is for.")
+@click.option("--risk-tier", type=RISK_TIER, default="medium", show_default=True,
+              help="Risk tier; policies can require more of high-risk models.")
+@service_command(lambda registered: f"registered model {registered.name!r} (risk tier {registered.risk_tier})")
+def model_register(service, *, name: str, owner: str | None, description: str | None, risk_tier: str):
+    """Register a model."""
+    return service.register_model(name=name, owner=owner, description=description, risk_tier=risk_tier)
+
+
+@model.command("edit")
+@click.argument("name")
+@click.option("--description", metavar="TEXT", help="What the model is for.")
+@click.option("--risk-tier", type=RISK_TIER, help="Admins: the model's risk tier.")
+@click.option("--min-approvals", type=click.IntRange(1, 20), metavar="N",
+              help="Admins: raise the independent approvals every release needs above the risk tier's "
+                   "(low/medium 1, high 2); never lower.")
+@service_command(lambda changed: f"{changed.name}: risk tier {changed.risk_tier}, approvals floor "
+                                 f"{changed.min_approvals or 'of the tier'}")
+def model_edit(service, *, name: str, description: str | None, risk_tier: str | None, min_approvals: int | None):
+    """Change a model's description, risk tier or approval floor (audited)."""
+    return service.edit_model(name=name, description=description, risk_tier=risk_tier, min_approvals=min_approvals)
+
+
+@model.command("list")
+@service_command(render.models)
+def model_list(service):
+    """List registered models."""
+    return service.list_models()
+
+
+@click.group(cls=GovernGroup)
+def version() -> None:
+    """Register, list and show model versions."""
+
+
+@version.command("register")
+@model_version_args
+@click.option("--artifact", required=True, type=click.Path(dir_okay=False), help="The model file to store.")
+@click.option("--training-data", type=click.Path(dir_okay=False), help="CSV or Parquet the version was trained on.")
+@click.option("--parent", metavar="VERSION", help="The version this one was derived from.")
+@service_command(lambda registered: f"registered {registered.model} version {registered.version} "
+                                    f"(artifact {registered.artifact_sha256[:12]}…)")
+def version_register(service, *, model_name: str, version_name: str, artifact: str, training_data: str | None,
+                     parent: str | None):
+    """Register a version: its artifact (and training data) are stored by sha256."""
+    return service.register_version(model=model_name, version=version_name, artifact=Path(artifact),
+                                    training_data=Path(training_data) if training_data else None, parent=parent)
+
+
+@version.command("list")
+@click.argument("model_name", metavar="MODEL")
+@service_command(render.versions)
+def version_list(service, *, model_name: str):
+    """List a model's versions."""
+    return service.list_versions(model=model_name)
+
+
+@version.command("show")
+@model_version_args
+@service_command(render.version_detail)
+def version_show(service, *, model_name: str, version_name: str):
+    """Show a version, its lineage and its prediction sets with their row counts."""
+    return service.show_version(model=model_name, version=version_name)
+
+
+@click.command("train")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training table (CSV or Parquet).")
+@click.option("--label", required=True, help="The label column (0 or 1).")
+@click.option("--sensitive", metavar="A,B", help="Sensitive columns (fairness per group; kept in the predictions).")
+@click.option("--intersections", metavar="A*B,...", help="Sensitive columns also judged together (sex*race).")
+@click.option("--features", metavar="X,Y", help="Feature columns (default: every column but the label).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML or JSON with training settings (epochs, batch_size, learning_rate, hidden, seed, …).")
+@click.option("--version", "version_name", metavar="V", help="Version name (default: the next number).")
+@click.option("--eval-fraction", type=Finite(0, 1, min_open=True, max_open=True), default=0.25, show_default=True,
+              help="Rows held out for evaluation.")
+@service_command(render.trained)
+def train_command(service, *, model_name: str, data: str, label: str, sensitive: str | None,
+                  intersections: str | None, features: str | None, config_file: str | None,
+                  version_name: str | None, eval_fraction: float, as_json: bool):
+    """Train a version on your table, store and register it, and ingest its held-out predictions.
+
+    A logistic regression (one-hot categories, standardised numbers, seeded) is fitted on the same
+    training rows and scores the same held-out rows: the version's challenger, which `govern evaluate`
+    evaluates too and `baseline: challenger` rules compare with.
+    """
+    from governance.service.training import load_config
+
+    sensitive_columns = split_list(sensitive)
+    config = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
+    return service.train_version(
+        model=model_name, data=Path(data), label=label, sensitive=sensitive_columns,
+        intersections=_intersections(intersections), features=split_list(features) or None, config=config,
+        version=version_name, eval_fraction=eval_fraction, progress=None if as_json else _show_epoch)
+
+
+def _show_epoch(epoch: int, total: int, record: dict) -> bool:
+    click.echo(render.epoch(epoch, total, record), err=True)
+    return True
+
+
+_intersections = intersections  # the command's own option shadows the name inside it
+
+
+@click.command("lineage")
+@model_version_args
+@service_command(render.lineage)
+def lineage_command(service, *, model_name: str, version_name: str):
+    """The chain of versions back to the first: job, gate, failing rules, feedback and config of each."""
+    return service.lineage(model=model_name, version=version_name)
+
+
+COMMANDS = [model, version, train_command, lineage_command]

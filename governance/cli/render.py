@@ -1,0 +1,443 @@
+"""The terminal's text for each result the service returns (the dashboard draws its own; --json prints
+the records themselves). Pure functions of a result: no store, no click."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evaluation import MetricRecord
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.3e}"
+    return f"{value:.4f}"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _fixed(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+# -- the store, users and tokens --------------------------------------------------------------------------
+
+def bootstrap(result, *, admin: str | None) -> str:
+    status = result.status
+    return (f"store ready at {status.home} ({len(status.migrations)} migrations applied)"
+            + (f"; admin {admin!r}" if admin else "")
+            + (f", logged in until {result.session.expires_at:%Y-%m-%d %H:%M} UTC" if result.session else ""))
+
+
+def store_status(s) -> str:
+    witness = s.witness or {}
+    return "\n".join([
+        f"home:            {s.home}",
+        f"migrations:      {', '.join(s.migrations)}",
+        f"users:           {s.users}",
+        f"models:          {s.models}",
+        f"versions:        {s.versions}",
+        f"prediction sets: {s.prediction_sets}",
+        f"audit events:    {s.audit_events} (head {s.audit_head[:16] + '…' if s.audit_head else 'none'})",
+        f"witness:         {witness.get('witnessed', 0)} signed heads, "
+        + ("the live chain matches" if witness.get("ok", True) else "MISMATCH"),
+    ] + [f"PROBLEM: {problem}" for problem in s.problems])
+
+
+def session(session) -> str:
+    return f"logged in as {session.user} ({session.role}) until {session.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+def logout(result: tuple[str | None, str | None]) -> str:
+    actor, revoked = result
+    return f"logged out {actor}" + (f" (session {revoked} revoked)" if revoked else "")
+
+
+def whoami(me: dict[str, Any]) -> str:
+    return f"{me['user']} ({me['role']}), authenticated by {me['method']}" + (f" {me['token']}" if me.get("token")
+                                                                              else "")
+
+
+def users(found) -> str:
+    return "\n".join(f"{u.name}\t{u.role.value}" + ("" if u.enabled else "\tdisabled") for u in found) or "no users"
+
+
+def issued_token_note(issued) -> str:
+    return (f"token {issued.id} for {issued.user} ({issued.role}) until {issued.expires_at:%Y-%m-%d %H:%M} "
+            "UTC; shown once: use it as GOVERN_TOKEN")
+
+
+def tokens(found) -> str:
+    return "\n".join(
+        f"{t.id}  {t.user:<12} {t.kind:<9} {t.name or '-':<12} expires {t.expires_at:%Y-%m-%d %H:%M}"
+        + (f"  revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "") for t in found) or "no tokens"
+
+
+# -- models and versions ------------------------------------------------------------------------------------
+
+def models(found) -> str:
+    return "\n".join(f"{m.name}\t{m.risk_tier}\t{m.owner or ''}" for m in found) or "no models"
+
+
+def versions(found) -> str:
+    return "\n".join(
+        f"{v.version}\t{v.status}\t{v.created_by}\t{v.created_at:%Y-%m-%d %H:%M}" for v in found) or "no versions"
+
+
+def version_detail(detail) -> str:
+    v = detail.version
+    lines = [
+        f"{v.model} version {v.version} ({v.status})",
+        f"  created:       {v.created_at:%Y-%m-%d %H:%M:%S} by {v.created_by}",
+        f"  artifact:      {v.artifact_sha256}",
+        f"  training data: {v.training_data_sha256 or '-'}"
+        + (f" ({detail.training_data.row_count} rows)" if detail.training_data else ""),
+        f"  parent:        {v.parent_version or '-'}",
+        f"  prediction sets: {len(detail.prediction_sets) or 'none'}",
+    ]
+    lines += [
+        f"    {p.id}  {p.split:<10} {p.row_count:>10} rows  {p.source_name}"
+        + (f"  batch {p.batch_time:%Y-%m-%d %H:%M}" if p.batch_time else "")
+        for p in detail.prediction_sets
+    ]
+    return "\n".join(lines)
+
+
+def trained(result, *, model_name: str) -> str:
+    model = model_name
+    return (f"trained {model} version {result.version.version} in {result.epochs} epochs; eval "
+            f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows), challenger "
+            f"(logistic regression) {result.challenger_set.id}; next: "
+            f"`govern evaluate {model} {result.version.version}`")
+
+
+def epoch(epoch: int, total: int, record: dict) -> str:
+    return f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}"
+
+
+def lineage(chain) -> str:
+    lines = []
+    for v in chain:
+        line = f"{v.model} version {v.version} ({v.created_at:%Y-%m-%d %H:%M} by {v.created_by})"
+        if v.lineage:
+            line += (f" ← {v.parent_version} by job {v.lineage.get('job')} for {', '.join(v.lineage['failing_rules'])}"
+                     f" ({'+'.join(v.lineage['strategies'])}; {v.lineage['corrections_applied']} corrections)")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# -- metrics -------------------------------------------------------------------------------------------------
+
+def records_table(records: tuple[MetricRecord, ...] | list[MetricRecord]) -> str:
+    """One line per record (reliability bins summarised), aligned in columns."""
+    shown = [r for r in records if r.metric != "reliability_bin"]
+    rows = [("family", "metric", "feature", "group", "value", "95% interval", "n", "note")]
+    for r in shown:
+        interval = f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if r.ci_low is not None else ""
+        note = r.detail.get("reason") or r.detail.get("method_name") or r.detail.get("ci_note") or ""
+        value = str(int(r.value)) if r.metric == "count" and r.value is not None else _number(r.value)
+        rows.append((r.family, r.metric, r.feature or "", r.group or "", value, interval, str(r.n), note))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+             for row in rows]
+    bins = len(records) - len(shown)
+    if bins:
+        lines.append(f"(+ {bins} reliability-diagram bins; --json or --format json lists them)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def evaluation(result, *, model_name: str, version_name: str) -> str:
+    """An evaluation, its records and its challenger's headline (or how to add a challenger)."""
+    model, version = model_name, version_name
+    stored, metric_set, challenger = result
+    lines = [f"evaluation {stored.id} of {model} version {version}: "
+             f"{stored.record_count} records, {metric_set.params['rows']} rows"
+             + (f"; {metric_set.params['drift']}" if "drift" in metric_set.params else ""),
+             records_table(metric_set.records)]
+    if challenger:
+        label, challenger_stored, records = challenger
+        shown = ", ".join(f"{name} {record.value:.4f}" for name in ("roc_auc", "accuracy")
+                          if (record := records.find("performance", name)) and record.value is not None)
+        lines.append(f"{label}: evaluation {challenger_stored.id}; {shown or 'no defined ROC AUC or accuracy'}")
+    else:
+        lines.append(f"no challenger predictions; `govern ingest {model} {version} FILE --split "
+                     "challenger` registers a benchmark model's scores on the same eval rows")
+    return "\n".join(lines)
+
+
+def evaluation_plain(result) -> dict[str, Any]:
+    stored, metric_set, challenger = result
+    return {"evaluation": stored.to_dict(), "records": metric_set.to_list(),
+            "challenger": {"label": challenger[0], "evaluation": challenger[1].to_dict(),
+                           "records": challenger[2].to_list()} if challenger else None}
+
+
+def monitored(result) -> str:
+    stored, metric_set, alert = result
+    share = metric_set.find("drift", "share_of_drifted_columns")
+    return (f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
+            f"{share.value if share else 'n/a'}" + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert"))
+
+
+def monitored_plain(result) -> dict[str, Any]:
+    stored, metric_set, alert = result
+    return {"evaluation": stored.to_dict(), "records": metric_set.to_list(), "alert": alert}
+
+
+def comparison(differences, *, model: str, a: str, b: str, alpha: float, show_all: bool) -> str:
+    shown = differences if show_all else [d for d in differences if d.significant]
+    lines = [f"{model}: version {b} against {a}, {len(differences)} shared records, "
+             f"{sum(1 for d in differences if d.significant)} significant at alpha={alpha}"]
+    for d in shown:
+        where = f"[{d.feature}={d.group}]" if d.group else f"[{d.feature}]" if d.feature else ""
+        verdict = {True: "significant", False: "not significant", None: "no interval"}[d.significant]
+        diff = "n/a" if d.difference is None else f"{d.difference:+.4f}"
+        p_value = "" if d.p_value is None else f" p={d.p_value:.3g}"
+        lines.append(f"  {d.family:<11} {d.metric + where:<48} {_fmt(d.a)} → {_fmt(d.b)}  {diff}  {verdict}{p_value}")
+    return "\n".join(lines)
+
+
+# -- policies and gates ---------------------------------------------------------------------------------------
+
+def policy_valid(body: dict[str, Any]) -> str:
+    return f"valid: {body['name']} v{body['version']}, {body['rules']} rules, sha256 {body['sha256']}"
+
+
+def policy_registered(pack: dict[str, Any]) -> str:
+    return (f"registered policy {pack['name']}@{pack['version']} (sha256 {pack['sha256'][:16]}…); assign it with "
+            f"`govern policy assign {pack['name']} --model MODEL`")
+
+
+def policy_assigned(assigned) -> str:
+    version = f"@{assigned.policy_version}" if assigned.policy_version else " (shipped)"
+    return f"{assigned.scope} {assigned.target}: binding gates run {assigned.policy_name}{version}"
+
+
+def policy_catalog(catalog) -> str:
+    lines = [f"shipped: {', '.join(catalog.shipped)} (risk tiers low/medium: default, high: strict, unless assigned)"]
+    lines += [f"{p.name}@{p.version}  sha256 {p.sha256[:16]}…  by {p.registered_by} {p.registered_at:%Y-%m-%d}"
+              for p in catalog.packs]
+    lines += [f"{a.scope} {a.target} → {a.policy_name}" + (f"@{a.policy_version}" if a.policy_version else "")
+              for a in catalog.assignments]
+    return "\n".join(lines)
+
+
+def policy_catalog_plain(catalog) -> dict[str, Any]:
+    return {"packs": [{k: v for k, v in p.to_dict().items() if k != "text"} for p in catalog.packs],
+            "assignments": [a.to_dict() for a in catalog.assignments], "shipped": catalog.shipped}
+
+
+_STATUS = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient": "INSUFFICIENT"}
+
+
+def gate_outcome(outcome, *, dry_run: bool) -> str:
+    """A gate just run: its summary, one line per rule, and what it queued."""
+    decision = outcome.decision
+    lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
+    lines += [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
+    if outcome.review_items or outcome.jobs:
+        lines.append(f"queued {len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s); "
+                     "see `govern review list` and `govern jobs list`")
+    return "\n".join(lines)
+
+
+def _shown(value: float | int | None) -> str:
+    """Counts (approvals, open items) as integers, metric values as records_table shows them."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else _number(value)
+
+
+def _threshold(result: dict) -> str:
+    """What a rule's value was held to, in words: "<= 0.05", ">= 2", or the regression allowed."""
+    comparison, threshold = result.get("comparison"), result.get("threshold")
+    if comparison is None or threshold is None:
+        return "—"
+    if comparison == "max_regression":
+        return (f"at most {_shown(threshold)} worse than the baseline's "
+                f"{_shown(result.get('baseline_value'))}")
+    return f"{comparison} {_shown(threshold)}"
+
+
+def gate_decision(record) -> str:
+    """A stored gate decision (a GateRecord) as text: what was decided under which policy and evidence,
+    then per rule its status, the value judged against its bound, rows, failing groups and reason."""
+    decision = record.decision
+    lines = [f"{record.model} version {record.version}: gate {record.verdict.upper()} [{record.id}]",
+             f"  mode:           {decision.get('mode', 'enforce')}",
+             f"  decided:        {record.created_at:%Y-%m-%d %H:%M:%S} by {record.created_by}",
+             f"  policy:         {record.policy_name} v{record.policy_version} (sha256 {record.policy_sha256})",
+             f"  evaluation:     {record.evaluation_id} (metrics sha256 {record.metrics_sha256})",
+             f"  baseline:       {decision.get('baseline') or '-'}",
+             f"  rules:          {len(decision.get('results', []))}"]
+    for result in decision.get("results", []):
+        judged = result.get("judged") if result.get("judged") is not None else result.get("observed")
+        what = result.get("metric") or result["kind"]
+        where = "".join(f" {key} {result[key]}" for key in ("feature", "group") if result.get(key) is not None)
+        lines += [f"  {_STATUS.get(result['status'], result['status'].upper()):<12} {result['rule_id']} "
+                  f"({result['kind']}, severity {result['severity']}{', blocking' if result['blocking'] else ''})",
+                  f"      {what}{where}: {_shown(judged)}"
+                  + (f" (judged at {result['bound']})" if result.get("bound") not in (None, "point") else "")
+                  + f"; threshold {_threshold(result)}" + (f"; n {result['n']}" if result.get("n") is not None else "")]
+        if result.get("failing_groups"):
+            lines.append(f"      failing groups: {', '.join(result['failing_groups'])}")
+        lines.append(f"      {result['reason']}")
+    return "\n".join(lines)
+
+
+# -- review ---------------------------------------------------------------------------------------------------
+
+def review_items(items) -> str:
+    return "\n".join(f"{i.id}  {i.model}/{i.version}  {i.kind:<13} {i.status:<8} {i.priority:<8} {i.rule_id or ''}"
+                     for i in items) or "no review items"
+
+
+def review_detail(detail) -> str:
+    i = detail.item
+    claimed = f"  claimed by {i.assignee} until {i.claim_expires_at:%Y-%m-%d %H:%M}" if i.status == "claimed" else ""
+    lines = [f"{i.id}  {i.model}/{i.version}  {i.kind}  {i.status}  priority {i.priority}{claimed}",
+             f"  needs {i.judgments_required} judgment(s); rule {i.rule_id or '-'}; gate {i.gate_decision_id or '-'}",
+             "  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str)]
+    lines += [f"  {j.reviewer}: {j.verdict}"
+              + (f" → label {j.corrected_label}" if j.corrected_label is not None else "")
+              + f"  “{j.comment}”" for j in detail.judgments]
+    return "\n".join(lines)
+
+
+def agreement(result) -> str:
+    def fmt(value: float | None) -> str:
+        return "undefined" if value is None else f"{value:.3f}"
+
+    lines = [f"items judged by 2+ reviewers: {result.items}; Krippendorff's alpha {fmt(result.alpha)}"]
+    lines += [f"  kappa {p['reviewers'][0]} ~ {p['reviewers'][1]}: {fmt(p['cohens_kappa'])} over {p['items']} items"
+              for p in result.pairs]
+    lines += [f"  {r['reviewer']}: gold accuracy {r['gold_accuracy']:.2f} over {r['gold_judged']}"
+              + ("  FLAGGED" if r["flagged"] else "") for r in result.reviewers]
+    return "\n".join(lines)
+
+
+def feedback(result, *, model_name: str) -> str:
+    return (f"feedback dataset v{result['version']} of {model_name}: {result['corrections']} "
+            f"corrections, sha256 {result['sha256'][:16]}…" + ("" if result["new"] else " (unchanged)"))
+
+
+# -- sign-off and release --------------------------------------------------------------------------------------
+
+_PAST = {"approve": "approved", "reject": "rejected", "withdraw": "withdrew"}
+
+
+def signoff(signoff, *, model_name: str, version_name: str, decision: str) -> str:
+    model, version = model_name, version_name
+    if decision == "withdraw":
+        return f"{signoff.reviewer} withdrew their decision on {model} version {version}"
+    return f"{signoff.reviewer} {_PAST[decision]} {model} version {version} (decision {signoff.revision})"
+
+
+def release(move, *, model_name: str) -> str:
+    return (f"{model_name} production: {move.previous_version or '-'} → {move.version}"
+            + (f" (OVERRIDE by {move.actor}: {move.override_reason}; expires "
+               f"{move.override_expires:%Y-%m-%d %H:%M})" if move.action == "override" else ""))
+
+
+def rollback(move, *, model_name: str) -> str:
+    return f"{model_name} production rolled back: {move.previous_version} → {move.version}"
+
+
+def history(moves) -> str:
+    return "\n".join(
+        f"{m.seq:>3}  {m.moved_at:%Y-%m-%d %H:%M}  {m.action:<8} {m.previous_version or '-'} → {m.version}"
+        f"  by {m.actor}"
+        + (f"  OVERRIDE: {m.override_reason} ({'EXPIRED' if m.expired else 'expires'} "
+           f"{m.override_expires:%Y-%m-%d %H:%M})" if m.action == "override" else "") for m in moves) \
+        or "no releases yet"
+
+
+# -- retraining jobs -------------------------------------------------------------------------------------------
+
+def jobs(found) -> str:
+    return "\n".join(
+        f"{j.id}  {j.model}/{j.version}  {j.status:<14} {'+'.join(j.strategies)}  rules: {', '.join(j.failing_rules)}"
+        for j in found) or "no jobs"
+
+
+def job_detail(job: dict[str, Any]) -> str:
+    progress = job.get("progress") or {}
+    lines = [
+        f"{job['id']}  {job['model']}/{job['version']}  {job['status']}  attempts {job['attempts']}",
+        f"  strategies: {', '.join(job['strategies'])}; failing rules: {', '.join(job['failing_rules'])}",
+        f"  progress: {'model ' + str(progress['model']) + ', ' if 'model' in progress else ''}"
+        f"epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
+        + (f"; worker {job['lease_owner']}" if job.get("lease_owner") else ""),
+        f"  result: version {job['result_version']}" if job.get("result_version") else
+        f"  error: {job['error']}" if job.get("error") else "  result: -",
+    ]
+    if job.get("candidates"):
+        lines.append(f"  candidates ({len(job['candidates'])}, judged on the validation split):")
+        for c in job["candidates"]:
+            metrics = c.get("metrics") or {}
+            shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))
+            verdict = "passes" if c["passes"] else "fails " + "; ".join(f.split(":")[0] for f in c["failing"])
+            lines.append(f"  {'*' if c['chosen'] else ' '} {c['strategy']:<36} {shown}  {verdict}")
+    return "\n".join(lines)
+
+
+def job_cancelled(job: dict[str, Any], *, job_id: str) -> str:
+    return f"{job_id}: " + ("cancellation requested; it stops at the next epoch" if job["status"] == "running"
+                             else job["status"])
+
+
+def worker_results(result) -> str:
+    """One line per job the worker ran; with none, whether other workers hold running jobs."""
+    results, busy = result
+    if not results:
+        return "no jobs to run" + (f" ({len(busy)} running under another worker's lease: "
+                                   f"{', '.join(j.id for j in busy)})" if busy else "")
+    return "\n".join(
+        f"{r['job']}: {r['status']}" + (f" → version {r['version']}" if r.get("version") else "")
+        + (f", gate {r['verdict']}" if r.get("verdict") else "")
+        + (f" by {', '.join(r['blocked_by'])}" if r.get("blocked_by") else "")
+        + (f"; escalated: {', '.join(r['escalations'])}" if r.get("escalations") else "")
+        + (f" ({r['error']})" if r.get("error") else "") for r in results)
+
+
+# -- audit ------------------------------------------------------------------------------------------------------
+
+def chain_report(report) -> str:
+    return (f"audit chain intact: {report.event_count} events, head {report.head_hash}; "
+            f"{report.witnessed or 0} witnessed heads match" if report.ok
+            else f"audit chain BROKEN at seq {report.broken_seq}: {report.problem}")
+
+
+def audit_verification(report, *, directory: str | None, since: str | None) -> str:
+    """The live chain's report, or with DIR the export's."""
+    if directory is None:
+        return chain_report(report)
+    return (f"export intact: {report.row_count} events, head {report.head_hash}, signed by {report.public_key}"
+            + (f"; extends {since} unchanged" if since else "")
+            if report.ok else "export FAILED verification:\n  - " + "\n  - ".join(report.problems))
+
+
+def audit_events(result) -> str:
+    matched, events = result
+    lines = [f"{matched} event(s) matched" + (f"; the newest {len(events)} shown" if matched > len(events) else "")]
+    lines += [f"  {e.seq:>6}  {e.ts}  {e.actor or '-':<12} {e.action:<20} {e.entity}" for e in events]
+    return "\n".join(lines)
+
+
+def audit_events_plain(result) -> dict[str, Any]:
+    matched, events = result
+    return {"matched": matched, "events": [e.to_dict() for e in events]}
+
+
+def exported(manifest: dict[str, Any], *, out: str) -> str:
+    return (f"exported {manifest['row_count']} events to {out} "
+            f"(head {manifest['head_hash'][:16]}…); verify with `govern audit verify {out}`")
+
+
+def rewitnessed(report) -> str:
+    return f"witnessed up to seq {report.covered}; " + (
+        "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems))

@@ -1,0 +1,120 @@
+"""The human review queue, reviewer agreement, and the feedback dataset reviewers' corrections make."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from governance.cli import render
+from governance.cli.common import MAX_CLAIM_MINUTES, Finite, GovernGroup, model_version_args, service_command
+from governance.errors import InvalidInput
+
+VERDICTS = ["label_correct", "label_wrong", "model_wrong", "ambiguous"]
+
+
+@click.group(cls=GovernGroup)
+def review() -> None:
+    """The human review queue."""
+
+
+@review.command("list")
+@click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
+@click.option("--version", "version_name", metavar="VERSION", help="Only this version's items.")
+@click.option("--status", type=click.Choice(["open", "claimed", "resolved", "dismissed"]),
+              help="Only items in this state.")
+@click.option("--kind", metavar="KIND",
+              help="Only items of this kind: rule_failure, example, drift_alert, manual, override_expired, or "
+                   "escalation (the retraining loop stopped without meeting the policy; engineers work these).")
+@service_command(render.review_items)
+def review_list(service, *, model_name: str | None, version_name: str | None, status: str | None,
+                kind: str | None):
+    """List review items, oldest first."""
+    return service.list_review_items(model=model_name, version=version_name, status=status, kind=kind)
+
+
+@review.command("show")
+@click.argument("item_id", metavar="ID")
+@service_command(render.review_detail)
+def review_show(service, *, item_id: str):
+    """Show an item's evidence, status and judgments."""
+    return service.show_review_item(item_id=item_id)
+
+
+@review.command("claim")
+@click.argument("item_id", metavar="ID")
+@click.option("--minutes", type=click.IntRange(1, MAX_CLAIM_MINUTES), default=60, show_default=True,
+              help="How long the claim holds before others may take the item.")
+@service_command(lambda item: f"claimed {item.id} until {item.claim_expires_at:%Y-%m-%d %H:%M} UTC")
+def review_claim(service, *, item_id: str, minutes: int):
+    """Claim an item so that only you judge it (reviewers)."""
+    return service.claim_review_item(item_id=item_id, minutes=minutes)
+
+
+@review.command("judge")
+@click.argument("item_id", metavar="ID")
+@click.option("--verdict", required=True, type=click.Choice(VERDICTS), help="What is wrong, if anything.")
+@click.option("--label", type=click.IntRange(0, 1), help="With label_wrong: the corrected label, 0 or 1.")
+@click.option("--comment", required=True, help="Why, in a sentence.")
+@service_command(lambda item: f"judged {item.id}: now {item.status}")
+def review_judge(service, *, item_id: str, verdict: str, label: int | None, comment: str):
+    """Judge an item you claimed; it resolves when it has its required judgments."""
+    return service.judge_review_item(item_id=item_id, verdict=verdict, label=label, comment=comment)
+
+
+@review.command("add")
+@model_version_args
+@click.option("--evidence", required=True, help="What to look at, as text or a JSON object.")
+@click.option("--priority", type=click.Choice(["normal", "blocking"]), default="normal", show_default=True,
+              help="Blocking items hold up release under an open_reviews rule.")
+@click.option("--judgments", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="Independent judgments the item needs.")
+@click.option("--due", metavar="ISO8601", help="When it should be done.")
+@click.option("--gold-verdict", type=click.Choice(VERDICTS),
+              help="Admins: make it a gold item with this known verdict.")
+@click.option("--gold-label", type=click.IntRange(0, 1), help="Admins: the gold item's known corrected label.")
+@service_command(lambda item: f"filed {item.id} ({item.kind})")
+def review_add(service, *, model_name: str, version_name: str, evidence: str, priority: str, judgments: int,
+               due: str | None, gold_verdict: str | None, gold_label: int | None):
+    """File a review item by hand (or, for admins, a gold item that measures reviewers)."""
+    try:
+        body = json.loads(evidence)
+    except ValueError:
+        body = {"note": evidence}
+    except RecursionError as exc:
+        raise InvalidInput("--evidence is nested too deeply; give at most 32 levels of JSON.") from exc
+    if not isinstance(body, dict):
+        body = {"note": body}
+    gold = {"verdict": gold_verdict, "label": gold_label} if gold_verdict else None
+    return service.add_review_item(model=model_name, version=version_name, evidence=body, priority=priority,
+                                   judgments=judgments, due=due, gold=gold)
+
+
+@review.command("dismiss")
+@click.argument("item_id", metavar="ID")
+@click.option("--comment", required=True, help="Why the item needs no judgment.")
+@service_command(lambda item: f"dismissed {item.id}")
+def review_dismiss(service, *, item_id: str, comment: str):
+    """Close an item without judging it."""
+    return service.dismiss_review_item(item_id=item_id, comment=comment)
+
+
+@click.command("agreement")
+@click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
+@click.option("--floor", type=Finite(0, 1), default=0.8, show_default=True,
+              help="Flag reviewers whose gold accuracy falls below this.")
+@service_command(render.agreement)
+def agreement_command(service, *, model_name: str | None, floor: float):
+    """Reviewer agreement (Krippendorff's alpha, Cohen's kappa per pair) and gold-item accuracy."""
+    return service.agreement(model=model_name, accuracy_floor=floor)
+
+
+@click.command("feedback")
+@click.argument("model_name", metavar="MODEL")
+@service_command(render.feedback)
+def feedback_command(service, *, model_name: str):
+    """Snapshot reviewers' label corrections as the model's next feedback dataset (retraining reads it)."""
+    return service.build_feedback(model=model_name)
+
+
+COMMANDS = [review, agreement_command, feedback_command]
