@@ -11,6 +11,7 @@ from evaluation import classification, fairness, sanity
 from evaluation.bootstrap import UNSTABLE_BELOW, group_intervals, overall_intervals
 from evaluation.drift import DriftColumn, drift_records
 from evaluation.errors import MetricInputError
+from evaluation.intersections import INTERSECTION_SEPARATOR, intersection_name, intersection_sql
 from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
 from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, quote, register
 
@@ -150,7 +151,7 @@ def _with_intersections(conn, types: dict[str, str], columns: Columns, intersect
         raise MetricInputError(f"an intersection names {', '.join(map(repr, missing))}, which the current data "
                                "does not have.")
     intersections = list(dict.fromkeys(intersections))
-    names = [fairness.intersection_name(parts) for parts in intersections]
+    names = [intersection_name(parts) for parts in intersections]
     clashing = sorted({n for n in names if names.count(n) > 1})
     if clashing:
         raise MetricInputError(f"two intersections are both named {clashing[0]!r} (their columns' names hold '*'); "
@@ -159,14 +160,14 @@ def _with_intersections(conn, types: dict[str, str], columns: Columns, intersect
     if taken:
         raise MetricInputError(f"the data already has a column named {taken[0]!r}: an intersection's name would "
                                "hide it; rename the column.")
-    separator = fairness.INTERSECTION_SEPARATOR
+    separator = INTERSECTION_SEPARATOR
     for part in sorted({p for parts in intersections for p in parts}):
         found = conn.execute(f"SELECT count(*) FROM cur WHERE contains(CAST({quote(part)} AS VARCHAR), ?)",
                              [separator]).fetchone()[0]
         if found:
             raise MetricInputError(f"{found} values of {part!r} contain {separator!r}, which joins an intersection's "
                                    "values: two different groups could read the same; rename those values.")
-    added = ", ".join(f"{fairness.intersection_sql(parts)} AS {quote(name)}" for parts, name in zip(intersections, names))
+    added = ", ".join(f"{intersection_sql(parts)} AS {quote(name)}" for parts, name in zip(intersections, names))
     conn.execute(f"CREATE OR REPLACE TEMP VIEW cur_intersections AS SELECT *, {added} FROM cur")
     check_groups(conn, "cur_intersections", Columns(columns.label, columns.score, tuple(names)), max_groups)
     return "cur_intersections", list(columns.sensitive) + [n for n in names if n not in columns.sensitive]

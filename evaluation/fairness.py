@@ -8,8 +8,6 @@ so the bootstrap (bootstrap.py) recomputes every measure from resampled counts w
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import duckdb
 import numpy as np
 
@@ -21,21 +19,6 @@ from evaluation.sources import quote
 GROUP_METRICS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy",
                  "scoring_rate", "impact_ratio", "scoring_impact_ratio")
 IMPACT_MIN_SHARE = 0.02  # NYC LL144 lets a bias audit leave out categories under 2 % of the data
-INTERSECTION_SEPARATOR = " & "
-
-
-def intersection_name(parts: Sequence[str]) -> str:
-    """The feature name of an intersection: its columns joined by '*' (sex*race)."""
-    return "*".join(parts)
-
-
-def intersection_sql(parts: Sequence[str]) -> str:
-    """SQL for an intersection's group (its columns' values joined by ' & '); empty when any part is."""
-    nulls = " OR ".join(f"{quote(p)} IS NULL" for p in parts)
-    values = ", ".join(f"CAST({quote(p)} AS VARCHAR)" for p in parts)
-    return f"CASE WHEN {nulls} THEN NULL ELSE concat_ws('{INTERSECTION_SEPARATOR}', {values}) END"
-
-
 def feature_cells(conn: duckdb.DuckDBPyConnection, view: str, label: str, score: str, threshold: float,
                   feature: str, median: float = float("inf")) -> Cells:
     nulls = conn.execute(f"SELECT count(*) FILTER ({quote(feature)} IS NULL) FROM {view}").fetchone()[0]

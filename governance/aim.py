@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import MetricSet, evaluate
-from evaluation.fairness import intersection_name
+from evaluation.intersections import intersection_name
 from policies.gate import RuleResult, run_gate
 from policies.loader import LoadedPolicy, parse_policy
 from policies.schema import MetricRule

@@ -11,16 +11,15 @@ import csv
 import gzip
 import re
 import zlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Collection, Sequence
 from typing import Literal
 
 import duckdb
 
-from evaluation.fairness import INTERSECTION_SEPARATOR, intersection_name
+from evaluation.intersections import INTERSECTION_SEPARATOR, intersection_name
 from evaluation.sources import quote as _quote
-
 from governance.artifacts import sha256_file
 from governance.errors import InvalidInput, NotFound
 from governance.limits import max_decompressed_bytes, max_groups

@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from evaluation.fairness import intersection_name, intersection_sql
+from evaluation.intersections import intersection_name, intersection_sql
 from evaluation.sources import quote as _quote
 from governance.records import PredictionSet
 
