@@ -5,9 +5,75 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from governance.roles import Role
+
+
+# The states and answers the CLI's choices, the dashboard's menus and the service's checks share. Each is
+# a str, so it compares equal to (and serialises as) its value.
+class ItemStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ItemKind(StrEnum):
+    RULE_FAILURE = "rule_failure"  # a failed rule to look into
+    EXAMPLE = "example"  # a sampled row whose label or prediction to judge
+    DRIFT_ALERT = "drift_alert"  # a production batch drifted
+    ESCALATION = "escalation"  # the retraining loop could not fix a rule: engineers decide
+    GOLD = "gold"  # an admin's item with a known answer, measuring reviewers' accuracy
+    OVERRIDE_EXPIRED = "override_expired"  # an admin override of a blocked gate ran out
+    MANUAL = "manual"  # filed by hand (a hand-filed item may name a kind of its own)
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    BLOCKING = "blocking"  # a retrain waits for it
+
+
+class Verdict(StrEnum):
+    """A reviewer's judgment of an item."""
+
+    LABEL_CORRECT = "label_correct"
+    LABEL_WRONG = "label_wrong"  # with a corrected label
+    MODEL_WRONG = "model_wrong"
+    AMBIGUOUS = "ambiguous"
+
+
+class JobStatus(StrEnum):
+    WAITING_REVIEW = "waiting_review"  # its blocking review items are still open
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class SignOffDecision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    WITHDRAW = "withdraw"
+
+
+class GateVerdict(StrEnum):
+    PASSED = "passed"
+    BLOCKED = "blocked"
+
+
+def stored(kind: type[StrEnum], value: Any) -> Any:
+    """`value` read from the store as `kind`; a value this version does not know stays as it was."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 def _plain(value: Any) -> Any:
@@ -152,11 +218,11 @@ class ReviewItem(Record):
     id: str
     model: str
     version: str
-    kind: str
+    kind: str  # an ItemKind, or a hand-filed item's own
     rule_id: str | None
     gate_decision_id: str | None
-    priority: str
-    status: str
+    priority: Priority
+    status: ItemStatus
     judgments_required: int
     evidence: dict[str, Any]
     created_at: datetime
@@ -172,7 +238,7 @@ class ReviewItem(Record):
 class Judgment(Record):
     item_id: str
     reviewer: str
-    verdict: str
+    verdict: Verdict
     corrected_label: int | None
     comment: str
     judged_at: datetime
@@ -184,7 +250,7 @@ class SignOff(Record):
     version: str
     reviewer: str
     revision: int
-    decision: str
+    decision: SignOffDecision
     comment: str
     created_at: datetime
     # The evidence the decision binds to: an approval counts only for this artifact and evaluation.
@@ -224,7 +290,7 @@ class Job(Record):
     model: str
     version: str
     kind: str
-    status: str
+    status: JobStatus
     strategies: list[str]
     failing_rules: list[str]
     depends_on: list[str]
@@ -246,7 +312,7 @@ class GateRecord(Record):
     policy_version: str
     policy_sha256: str
     metrics_sha256: str
-    verdict: str
+    verdict: GateVerdict
     decision: dict[str, Any]
     created_at: datetime
     created_by: str

@@ -2,25 +2,33 @@
 
 Each method authorises the acting user inside the same transaction as its change, and appends
 its audit event in that transaction too, so a change and its record land together or not at all.
-The actions are grouped by area in the modules of this package; `Service` is all of them.
+The actions are grouped by area in the modules of this package, each area's class naming the areas it
+calls as its bases; `Service` is all of them, and composes the retraining a job runs (`Retraining`) from them.
 """
 
-from governance.service.audit import AuditActions, verify_audit_export
+from typing import Any
+
+from governance.service.audit import verify_audit_export
+from governance.service.auth import Credential
 from governance.service.base import ServiceBase, check_name
 from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.jobs import JobActions
-from governance.service.registry import RISK_TIERS, RegistryActions
-from governance.service.releases import ReleaseActions
+from governance.service.registry import RISK_TIERS
+from governance.service.retraining import Retraining
 from governance.service.reviews import ReviewActions
 from governance.service.training import TrainingActions
 from governance.service.users import Bootstrap, UserActions
-from governance.service.auth import Credential
 
 
-class Service(UserActions, RegistryActions, EvaluationActions, GateActions, ReviewActions, ReleaseActions,
-              TrainingActions, JobActions, AuditActions):
+class Service(UserActions, TrainingActions, EvaluationActions, GateActions, ReviewActions, JobActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retraining = Retraining(base=self, registry=self, training=self, evaluations=self, gates=self,
+                                     reviews=self)
 
-__all__ = ["Bootstrap", "Credential", "GateOutcome", "Service", "ServiceBase", "RISK_TIERS", "check_name", "verify_audit_export"]
+
+__all__ = ["Bootstrap", "Credential", "GateOutcome", "Service", "ServiceBase", "RISK_TIERS", "check_name",
+           "verify_audit_export"]

@@ -7,33 +7,23 @@ import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, ChainReport, verify_chain
-from governance.audit_export import (
-    FORMATS,
-    MANIFEST,
-    ExportVerification,
-    build_manifest,
-    events_file_name,
-    manifest_message,
-    verify_consistency,
-    verify_export,
-    write_events,
-)
-from governance import witness
 from governance.errors import Conflict, InvalidInput
-from governance.keys import public_key_hex, sign
 from governance.roles import Action
-from governance.service.base import (
-    ServiceBase,
-)
+from governance.service.base import ServiceBase
 from governance.store import audit_log
 from governance.store.audit_log import utc_timestamp
-from governance.witness import WitnessReport
+
+if TYPE_CHECKING:
+    from governance.witness import WitnessReport
+
+if TYPE_CHECKING:
+    from governance.audit_export import ExportVerification
 
 
 MAX_LISTED = 100_000
@@ -92,6 +82,8 @@ class AuditActions(ServiceBase):
         return self._check_witness(self._run(unit))
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
+        from governance import witness
+        from governance.keys import public_key_hex
         return witness.check(self.settings.witness_path, public_key_hex(self._signing_key()), live)
 
     def audit_events(self, *, model: str | None = None, actor: str | None = None, action: str | None = None,
@@ -120,6 +112,15 @@ class AuditActions(ServiceBase):
         The export is itself an audit event, the last one in the export. Files are written to a
         scratch folder inside the transaction and moved into place only after it commits.
         """
+        from governance.audit_export import (
+            FORMATS,
+            MANIFEST,
+            build_manifest,
+            events_file_name,
+            manifest_message,
+            write_events,
+        )
+        from governance.keys import public_key_hex, sign
         if fmt not in FORMATS:
             raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(FORMATS)}.")
         out = Path(out)
@@ -152,6 +153,7 @@ class AuditActions(ServiceBase):
         return manifest
 
     def public_key(self) -> str:
+        from governance.keys import public_key_hex
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
         return public_key_hex(self._signing_key())
 
@@ -170,6 +172,7 @@ def verify_audit_export(directory: Path, *, expected_public_key: str | None,
                         since: Path | None = None) -> ExportVerification:
     """Offline verification: needs only the export's files and the installation's public key, no store
     and no user. With `since`, also proves that earlier export is a prefix of this one."""
+    from governance.audit_export import verify_consistency, verify_export
     if since is not None:
         return verify_consistency(Path(directory), since=Path(since), expected_public_key=expected_public_key)
     return verify_export(Path(directory), expected_public_key=expected_public_key)

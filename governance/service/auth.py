@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.identity import API_TOKEN_LIFETIME, SESSION_LIFETIME, new_secret, parse_credential
@@ -53,6 +51,8 @@ def backoff_seconds(failures: int, latest: datetime | None, now: datetime) -> fl
 
 def _verify(stored: str | None, password: str) -> bool:
     """argon2 verification that costs the same for a missing user or password (a dummy hash)."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
     global _dummy_hash
     if _dummy_hash is None:
         _dummy_hash = PasswordHasher().hash("no such user; equal time")

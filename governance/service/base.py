@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Self, TypeVar
 
 import duckdb
 
@@ -64,7 +64,7 @@ class ServiceBase:
     @classmethod
     def open(cls, *, home: str | Path | None = None, actor: str | None = None, token: str | None = None,
              require_proof: bool = False, lock_timeout_s: float | None = None,
-             settings: Settings | None = None) -> "ServiceBase":
+             settings: Settings | None = None) -> Self:
         return cls(settings or resolve_settings(home=home, lock_timeout_s=lock_timeout_s), actor, token=token,
                    require_proof=require_proof)
 
@@ -78,6 +78,20 @@ class ServiceBase:
             self._commit(self._migrate)
             _migrated.add(store)
         return self._commit(unit, create=create)
+
+    def _read(self, action: Action, read: Callable[[duckdb.DuckDBPyConnection], T], *,
+              require: str | tuple[str, str] | None = None) -> T:
+        """`read(conn)` in a unit of work the actor is authorised for (`action`), after checking that
+        `require` exists: a model's name, or (model, version)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> T:
+            self._authorize(conn, action)
+            if isinstance(require, tuple):
+                _require_version(conn, *require)
+            elif require is not None:
+                _require_model(conn, require)
+            return read(conn)
+
+        return self._run(unit)
 
     def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
         keys = []

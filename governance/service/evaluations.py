@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from evaluation import ENGINE_VERSION, MetricInputError, MetricSet, evaluate
-from evaluation.compare import Difference, compare
 from governance.errors import InvalidInput, NotFound
 from governance.limits import max_groups
-from governance.records import (
-    DriftPoint,
-    Evaluation,
-    PredictionSet,
-    ReviewItem,
-    TrendPoint,
-)
+from governance.records import DriftPoint, Evaluation, PredictionSet, ReviewItem, TrendPoint
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_version
+from governance.service.base import _now, _require_version
+from governance.service.registry import RegistryActions
 from governance.store import evaluations, registry, review_items
+
+if TYPE_CHECKING:
+    from evaluation import MetricSet
+    from evaluation.compare import Difference
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
@@ -36,7 +34,7 @@ def check_evaluation_options(*, resamples: int, seed: int, threshold: float) -> 
         raise InvalidInput(f"the threshold must be a score between 0 and 1, not {threshold}.")
 
 
-class EvaluationActions(ServiceBase):
+class EvaluationActions(RegistryActions):
     def evaluate(self, *, model: str, version: str, reference_split: str = "reference",
                  reference_version: str | None = None, resamples: int = 200, seed: int = 0,
                  threshold: float = 0.5) -> tuple[Evaluation, MetricSet]:
@@ -136,6 +134,7 @@ class EvaluationActions(ServiceBase):
 
     def _new_evaluation(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None,
                         metric_set: MetricSet) -> Evaluation:
+        from evaluation import ENGINE_VERSION
         return Evaluation(
             id=f"ev-{uuid.uuid4().hex[:12]}", model=model, version=version, prediction_set_id=current.id,
             reference_set_id=reference.id if reference else None, engine=ENGINE_VERSION, params=metric_set.params,
@@ -146,6 +145,7 @@ class EvaluationActions(ServiceBase):
     def _insert_evaluation(self, conn: duckdb.DuckDBPyConnection, evaluation: Evaluation,
                            metric_set: MetricSet) -> Evaluation:
         """Store a computed evaluation and log it (inside the caller's unit of work)."""
+        from evaluation import ENGINE_VERSION
         user = self._authorize(conn, Action.EVALUATE)
         stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
         evaluations.insert_evaluation(conn, stored, metric_set)
@@ -173,6 +173,7 @@ class EvaluationActions(ServiceBase):
 
     def _compute(self, current: PredictionSet, reference: PredictionSet | None, *, resamples: int, seed: int,
                  threshold: float) -> MetricSet:
+        from evaluation import MetricInputError, MetricSet, evaluate
         features: tuple[str, ...] = ()
         skipped: list[str] = []
         if reference is not None:
@@ -250,6 +251,7 @@ class EvaluationActions(ServiceBase):
     def compare_versions(self, *, model: str, a: str, b: str, alpha: float = 0.05) -> list[Difference]:
         """Every record both versions' latest evaluations share: a, b, b − a and whether the difference
         is significant at `alpha` (see evaluation.compare for the test and its assumptions)."""
+        from evaluation.compare import compare
         if not 0 < alpha < 1:
             raise InvalidInput(f"alpha must lie strictly between 0 and 1, not {alpha}.")
 

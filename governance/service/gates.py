@@ -6,29 +6,23 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from evaluation import MetricSet
 from governance.errors import InvalidInput, NotFound
 from governance.records import GateRecord, Job, PredictionSet, ReviewItem
 from governance.roles import Action
-from governance.sampling import sample_examples
 from governance.service.base import _now, _require_model, _require_version
-from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.evaluations import challenger_baseline, require_evaluation
+from governance.service.policies import PolicyActions, PolicyRef
+from governance.service.registry import RegistryActions
 from governance.store import aliases, evaluations, gates, jobs, registry, review_items, signoffs
-from policies import (
-    GateDecision,
-    LoadedPolicy,
-    PolicyInvalid,
-    ReviewState,
-    RuleResult,
-    run_gate,
-)
-from evaluation.catalogue import METRICS
-from policies.schema import MetricRule
+
+if TYPE_CHECKING:
+    from evaluation import MetricSet
+    from policies import GateDecision, LoadedPolicy, ReviewState, RuleResult
+    from policies.schema import MetricRule
 
 EXAMPLE_SEED = 0
 
@@ -52,7 +46,7 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
-class GateActions(PolicyActions):
+class GateActions(PolicyActions, RegistryActions):
     def gate(self, *, model: str, version: str, policy: PolicyRef | None = None,
              dry_run: bool = False) -> GateOutcome:
         """Judge the version's latest evaluation under a policy pack.
@@ -93,6 +87,8 @@ class GateActions(PolicyActions):
         return self._record(conn, model, version, evaluation.id, loaded, decision, examples, metrics)
 
     def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
+        from policies import ReviewState
+        from policies.schema import MetricRule
         evaluation = require_evaluation(conn, model, version)
         metrics = evaluations.metric_set(conn, evaluation)
         baselines: dict[str, tuple[str, MetricSet] | None] = {}
@@ -129,6 +125,8 @@ class GateActions(PolicyActions):
     def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set: PredictionSet,
                   metrics: MetricSet) -> dict[str, list[dict[str, Any]]]:
         """Sampled example rows per failing rule that asks for review (read from the set's Parquet file)."""
+        from governance.sampling import sample_examples
+        from policies.schema import MetricRule
         wanted = {r.id: r for r in loaded.policy.rules if isinstance(r, MetricRule) and r.on_fail and r.on_fail.review}
         failing = [res for res in decision.results if res.status in ("failed", "warned") and res.rule_id in wanted]
         if not failing:
@@ -216,11 +214,7 @@ class GateActions(PolicyActions):
         return self._run(unit)
 
     def list_jobs(self, *, status: str | None = None) -> list[Job]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[Job]:
-            self._authorize(conn, Action.VIEW)
-            return jobs.list_jobs(conn, status=status)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: jobs.list_jobs(conn, status=status))
 
     def gate_policy_text(self, *, gate_id: str) -> str:
         """The exact policy text a stored gate decision was made under (its sha256 is on the decision)."""
@@ -234,11 +228,7 @@ class GateActions(PolicyActions):
         return self._run(unit)
 
     def latest_gate(self, *, model: str, version: str) -> GateRecord | None:
-        def unit(conn: duckdb.DuckDBPyConnection) -> GateRecord | None:
-            self._authorize(conn, Action.VIEW)
-            return gates.latest_gate(conn, model, version)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: gates.latest_gate(conn, model, version))
 
     def gate_decision(self, *, model: str, version: str, gate_id: str | None = None) -> GateRecord:
         """The version's stored gate decision: the latest (every stored decision is binding; dry runs store
@@ -269,6 +259,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     (by any amount, without an interval): more of the same would not converge. The reason carries
     the candidates the last search tried, so an engineer sees what was tried and why none passed.
     """
+    from evaluation.catalogue import METRICS
     max_rounds = min((r.on_fail.retrain.max_rounds for r in rules), default=2)
     chain = registry.lineage(conn, model, version)
     current = chain[0] if chain else registry.get_version(conn, model, version)
@@ -327,6 +318,8 @@ def _half_width(metrics: MetricSet, result: RuleResult) -> float:
 
 def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines, reviews: ReviewState, mode, *, model: str,
             version: str) -> GateDecision:
+    from policies import PolicyInvalid, run_gate
+    from policies.schema import MetricRule
     try:
         decision = run_gate(policy=loaded, metrics=metrics, baseline=baselines, reviews=reviews, mode=mode)
     except PolicyInvalid as exc:

@@ -1,4 +1,4 @@
-"""Retraining jobs: leases and heartbeats for workers, cancellation, and the retraining itself."""
+"""Retraining jobs: leases and heartbeats for workers, cancellation; a claimed job runs `Retraining`."""
 
 from __future__ import annotations
 
@@ -7,42 +7,32 @@ import socket
 import time
 import traceback
 import uuid
-from dataclasses import asdict, replace
 from datetime import timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
-import numpy as np
-import pandas as pd
 
-from evaluation import MetricSet
-from governance.aim import Aim
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.faults import failpoint
-from governance.records import Job, ReviewItem, Version
+from governance.records import Job, JobStatus, ReviewItem, Version
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_version
-from governance.service.gates import GateOutcome
-from governance.service.training import ROW_ID, read_table, split_rows
-from governance.store import evaluations, gates, jobs, registry, review_items
-from policies.schema import MetricRule
-from training.search import search
+from governance.service.base import ServiceBase, _now
+from governance.service.retraining import LeaseLost, Retraining
+from governance.store import jobs, registry, review_items
+
+if TYPE_CHECKING:
+    pass
 
 LEASE_SECONDS = 60
 MAX_ATTEMPTS = 3
-FEEDBACK_WEIGHT = 2.0
-EVAL_RESAMPLES = 200  # bootstrap resamples of a retrained version's evaluation, as `govern evaluate`
 
 
 class JobCancelled(Exception):
     pass
 
 
-class LeaseLost(Exception):
-    pass
-
-
 class JobActions(ServiceBase):
+    retraining: Retraining  # what runs a claimed job: composed by Service with the actions it calls
     def show_job(self, *, job_id: str) -> dict[str, Any]:
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             self._authorize(conn, Action.VIEW)
@@ -73,7 +63,7 @@ class JobActions(ServiceBase):
             job = jobs.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
-            if job.status in ("succeeded", "failed", "cancelled"):
+            if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
                 raise Conflict(f"job {job_id} already {job.status}.")
             if job.status == "running":
                 jobs.request_cancel(conn, job_id, _now())
@@ -175,7 +165,7 @@ class JobActions(ServiceBase):
             return True
 
         try:
-            version, outcome = self.retrain(job, worker=worker, progress=progress, report=report)
+            version, outcome = self.retraining.retrain(job, worker=worker, progress=progress, report=report)
         except JobCancelled:
             self._finish(job.id, "cancelled", error="cancelled while running")
             return {"job": job.id, "status": "cancelled"}
@@ -197,122 +187,6 @@ class JobActions(ServiceBase):
                 "verdict": outcome.decision.verdict, "blocked_by": blocked, "jobs": outcome.jobs,
                 "escalations": outcome.escalations}
 
-    def retrain(self, job: Job, *, worker: str | None = None, progress: Callable | None = None,
-                report: Callable[[str], None] = lambda line: None) -> tuple[Version, GateOutcome]:
-        """Train the job's new version: the parent's data and split, reviewers' corrections folded in
-        (corrected rows join the training rows, upweighted), a search over the job's strategies and
-        their strength judged against the model's binding policy on a validation split (see
-        training.search). Then, in one unit of work, the version is registered with its predictions,
-        evaluated against the parent's reference, gated, and the job finished: a retrained version
-        appears whole or not at all. With `worker`, the job must still be leased to it then."""
-        parent = self.load_trained(model=job.model, version=job.version)
-        meta = parent.meta
-        detail = self.show_version(model=job.model, version=job.version)
-        data_path = self.artifacts.open_path(detail.version.training_data_sha256)
-        frame = read_table(data_path)
-        train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
-        feedback = self.build_feedback(model=job.model)
-        corrections = self._corrections(feedback["sha256"])
-        frame[ROW_ID] = np.arange(len(frame))
-        weights = np.ones(len(frame))
-        corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
-        if len(corrected_rows):
-            frame.loc[corrected_rows, meta["label"]] = [corrections[r] for r in corrected_rows]
-            weights[corrected_rows] = FEEDBACK_WEIGHT
-            train_rows = np.union1d(train_rows, corrected_rows)
-            eval_rows = np.setdiff1d(eval_rows, corrected_rows)
-        # The parent's own strategies stay: recalibrating a fairness-penalised parent must not drop the penalty.
-        strategies = tuple(dict.fromkeys([*parent.config.strategies, *job.strategies]))
-        config = replace(parent.config, strategies=strategies, sensitive=tuple(meta["sensitive"]))
-        aim = self._aim(job, meta)
-        report(f"  searching {'+'.join(strategies)} against {aim.policy_name}: blocking rules "
-               f"{', '.join(aim.rule_ids) or 'none that a model can change'}")
-        found = search(frame.iloc[train_rows], label=meta["label"], features=meta["features"], config=config,
-                       judge=aim.judge, offsets_for=aim.offsets_for,
-                       threshold=aim.threshold, sample_weights=weights[train_rows], on_epoch=progress, report=report)
-        trained, chosen = found.model, found.chosen
-        trained.meta = meta
-        report(f"  chosen: {chosen.strategy} ({'passes' if chosen.passes else 'closest to passing'} on validation)")
-        candidates = [c.to_dict() for c in found.candidates]
-        lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
-                   "strategies": list(strategies), "feedback": {k: feedback[k] for k in ("version", "sha256",
-                                                                                       "corrections")},
-                   "corrections_applied": int(len(corrected_rows)), "config": asdict(trained.config),
-                   "seed": config.seed, "search": {"chosen": chosen.to_dict(), "candidates": len(candidates)}}
-        reference = self._run(lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
-                              or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
-        outcome: list[GateOutcome] = []
-
-        def measure(eval_set, challenger_set) -> tuple[MetricSet, MetricSet]:
-            # the challenger as `govern evaluate` measures one: same options, no drift
-            return tuple(self._compute(s, r, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
-                         for s, r in ((eval_set, reference), (challenger_set, None)))
-
-        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, challenger_set,
-                   measured: tuple[MetricSet, MetricSet]) -> None:
-            if worker is not None:
-                state = jobs.job_state(conn, job.id)
-                if state is None or state["lease_owner"] != worker:
-                    raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
-            for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
-                self._insert_evaluation(conn, self._new_evaluation(job.model, version.version, predictions, against,
-                                                                   metric_set), metric_set)
-            # before the gate: an escalation quotes them
-            jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
-                                                "candidates": candidates})
-            outcome.append(self._gate_within(conn, job.model, version.version, eval_set))
-            jobs.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
-            self._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
-                                                             "chosen": chosen.strategy,
-                                                             "candidates": len(candidates)})
-
-        result = self._publish(model=job.model, version=None, frame=frame, train_rows=train_rows,
-                               eval_rows=eval_rows, trained=trained, data=data_path, parent=job.version,
-                               lineage=lineage, corrections=int(len(corrected_rows)), weights=weights,
-                               measure=measure, settle=settle)
-        return result.version, outcome[-1]
-
-    def _aim(self, job: Job, meta: dict) -> Aim:
-        """What the search judges candidates by: the blocking metric rules of the model's binding policy
-        that a model can change (not drift, approvals or open reviews), on the sensitive columns the
-        model was trained with, at the threshold the parent was evaluated with."""
-        def read(conn: duckdb.DuckDBPyConnection):
-            loaded = self._binding(conn, job.model, None)
-            parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
-            # the parent's baselines: the new version (and its own challenger) does not exist yet
-            baselines = {rule.baseline: self._baseline(conn, job.model, rule.baseline, job.version)
-                         for rule in loaded.policy.rules
-                         if isinstance(rule, MetricRule) and rule.max_regression is not None}
-            return loaded, parent_eval, baselines, gates.get_gate(conn, job.gate_decision_id)
-
-        loaded, parent_eval, baselines, queued_by = self._run(read)
-        threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
-        # The columns whose groups failed the flagged rules: where group offsets are worth trying.
-        failing = {column for result in (queued_by.decision.get("results", []) if queued_by else [])
-                   if result["rule_id"] in job.failing_rules for column in _failing_columns(result)}
-        return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
-                      flagged=job.failing_rules, failing_columns=failing,
-                      eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
-                      intersections=meta.get("intersections", ()))
-
-    def _corrections(self, sha256: str) -> dict[int, int]:
-        """row → corrected label from a feedback dataset (rows are positions in the training file)."""
-        frame = pd.read_parquet(self.artifacts.open_path(sha256))
-        return {int(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"]) if str(i).isdigit()}
-
     def lineage(self, *, model: str, version: str) -> list[Version]:
         """The version and its ancestors, newest first."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
-            self._authorize(conn, Action.VIEW)
-            _require_version(conn, model, version)
-            return registry.lineage(conn, model, version)
-
-        return self._run(unit)
-
-
-def _failing_columns(result: dict) -> list[str]:
-    """The sensitive columns a stored rule result failed on (decisions stored before `failing` existed
-    name them as "feature=group" or "feature" in failing_groups)."""
-    if "failing" in result:
-        return [f["feature"] for f in result["failing"] if f.get("feature")]
-    return [name.split("=", 1)[0] for name in result.get("failing_groups") or []]
+        return self._read(Action.VIEW, lambda conn: registry.lineage(conn, model, version), require=(model, version))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import duckdb
 
@@ -15,10 +16,12 @@ from governance.roles import Action
 from governance.service.base import ServiceBase, _now, _require_model, check_name
 from governance.store import policies
 from governance.store.policies import PolicyAssignment, PolicyPack
-from policies import LoadedPolicy, PolicyInvalid, load_policy, parse_policy, shipped_packs
+
+if TYPE_CHECKING:
+    from policies import LoadedPolicy
 
 RISK_TIER_PACKS = {"low": "default", "medium": "default", "high": "strict"}  # when nothing is assigned
-PolicyRef = str | Path | LoadedPolicy
+PolicyRef = Union[str, Path, "LoadedPolicy"]  # a shipped pack's name or a registered one's, a file, or a parsed policy
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PolicyCatalog(Record):
 class PolicyActions(ServiceBase):
     def load_policy(self, path: Path) -> LoadedPolicy:
         """A policy file or a shipped pack's name, validated (store-free: `govern policy validate`)."""
+        from policies import PolicyInvalid, load_policy
         try:
             return _shipped(str(path)) or load_policy(Path(path))
         except PolicyInvalid as exc:
@@ -47,6 +51,7 @@ class PolicyActions(ServiceBase):
     def register_policy(self, *, file: Path) -> PolicyPack:
         """Register a pack's text under its `name:` as that name's next version (admins); registering the
         same text again returns the version that holds it."""
+        from policies import shipped_packs
         loaded = self.load_policy(Path(file))
         name = loaded.policy.name
         if name in shipped_packs():
@@ -72,6 +77,7 @@ class PolicyActions(ServiceBase):
     def assign_policy(self, *, policy: str, model: str | None = None, tier: str | None = None) -> PolicyAssignment:
         """Assign a pack (`name` or `name@version`; a registered name pins its latest version now, a shipped
         name the shipped pack) to a model or to every model of a risk tier (admins)."""
+        from policies import shipped_packs
         if (model is None) == (tier is None):
             raise InvalidInput("assign a policy to exactly one of a model (--model) or a risk tier (--tier).")
         if tier is not None and tier not in RISK_TIER_PACKS:
@@ -102,6 +108,7 @@ class PolicyActions(ServiceBase):
         return self._run(unit)
 
     def policy_catalog(self) -> PolicyCatalog:
+        from policies import shipped_packs
         def unit(conn: duckdb.DuckDBPyConnection) -> PolicyCatalog:
             self._authorize(conn, Action.VIEW)
             return PolicyCatalog(policies.list_packs(conn), policies.list_assignments(conn), sorted(shipped_packs()))
@@ -110,14 +117,12 @@ class PolicyActions(ServiceBase):
 
     def bound_policy(self, *, model: str) -> BoundPolicy:
         """The pack the model's binding gates run."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> BoundPolicy:
-            self._authorize(conn, Action.VIEW)
-            return self._assigned(conn, model)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: self._assigned(conn, model))
 
     def _resolve(self, conn: duckdb.DuckDBPyConnection, ref: PolicyRef) -> LoadedPolicy:
         """A shipped pack by name, a registered pack by `name` or `name@version`, else a file."""
+        from policies import LoadedPolicy, PolicyInvalid, load_policy, parse_policy, shipped_packs
+
         if isinstance(ref, LoadedPolicy):
             return ref
         text = str(ref)
@@ -138,6 +143,7 @@ class PolicyActions(ServiceBase):
             raise InvalidInput(str(exc)) from exc
 
     def _assigned(self, conn: duckdb.DuckDBPyConnection, model: str) -> BoundPolicy:
+        from policies import parse_policy
         record = _require_model(conn, model)
         for scope, target in (("model", model), ("tier", record.risk_tier)):
             found = policies.get_assignment(conn, scope, target)
@@ -167,6 +173,7 @@ class PolicyActions(ServiceBase):
 
 
 def _shipped(name: str) -> LoadedPolicy | None:
+    from policies import load_policy, shipped_packs
     path = shipped_packs().get(name)
     return load_policy(path) if path else None
 

@@ -6,29 +6,19 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotFound
-from governance.ingest import (
-    SPLITS,
-    ColumnRoles,
-    PreparedFile,
-    describe_table_file,
-    prepare_prediction_file,
-)
+from governance.ingest import ColumnRoles
 from governance.records import Dataset, Model, PredictionSet, Version, VersionDetail
 from governance.roles import Action
-from governance.service.base import (
-    ServiceBase,
-    _now,
-    _require_model,
-    _require_version,
-    check_name,
-    parse_time,
-)
+from governance.service.base import ServiceBase, _now, _require_model, _require_version, check_name, parse_time
 from governance.store import registry, users
+
+if TYPE_CHECKING:
+    from governance.ingest import PreparedFile
 
 RISK_TIERS = ("low", "medium", "high")
 # Independent approvals every release needs, whatever policy was gated; admins may only raise it per model.
@@ -107,11 +97,7 @@ class RegistryActions(ServiceBase):
         return self._run(unit)
 
     def list_models(self) -> list[Model]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[Model]:
-            self._authorize(conn, Action.VIEW)
-            return registry.list_models(conn)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: registry.list_models(conn))
 
     def register_version(self, *, model: str, version: str, artifact: Path, training_data: Path | None = None,
                          parent: str | None = None, lineage: dict[str, Any] | None = None) -> Version:
@@ -149,6 +135,7 @@ class RegistryActions(ServiceBase):
         return record
 
     def _store_dataset(self, path: Path) -> Dataset:
+        from governance.ingest import describe_table_file
         fmt, row_count, columns = describe_table_file(path)
         sha, _ = self.artifacts.put_file(path)
         return Dataset(sha, fmt, row_count, columns, path.name)
@@ -163,12 +150,7 @@ class RegistryActions(ServiceBase):
         return self._run(unit)
 
     def list_versions(self, *, model: str) -> list[Version]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[Version]:
-            self._authorize(conn, Action.VIEW)
-            _require_model(conn, model)
-            return registry.list_versions(conn, model)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: registry.list_versions(conn, model), require=model)
 
 
     def ingest(self, *, model: str, version: str, file: Path, split: str, roles: ColumnRoles = ColumnRoles(),
@@ -177,6 +159,7 @@ class RegistryActions(ServiceBase):
 
         Raises InvalidInput listing every problem in the file; the store is unchanged then.
         """
+        from governance.ingest import SPLITS
         if split not in SPLITS:
             raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}.")
         when = parse_time(batch_time, what="batch time")
@@ -186,6 +169,7 @@ class RegistryActions(ServiceBase):
 
     def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",") -> PreparedFile:
         """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
+        from governance.ingest import prepare_prediction_file
         scratch = self.artifacts.scratch_path(".parquet")
         try:
             prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter)

@@ -8,19 +8,12 @@ from datetime import datetime, timezone
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotAllowed
-from governance.records import AliasMove, Model, ReviewItem, SignOff, Version
+from governance.records import AliasMove, Model, ReviewItem, SignOff, SignOffDecision, Version
 from governance.roles import Action, Role
-from governance.service.base import (
-    ServiceBase,
-    _now,
-    _require_model,
-    _require_version,
-    parse_time,
-)
+from governance.service.base import ServiceBase, _now, _require_model, _require_version, parse_time
 from governance.service.registry import approval_floor
 from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
 
-DECISIONS = ("approve", "reject", "withdraw")
 ALIAS = "production"
 
 
@@ -35,8 +28,8 @@ class ReleaseActions(ServiceBase):
         `acknowledge_blocked`, recorded); it counts only while the gate judges that same evaluation. A
         rejection blocks every version with the same artifact until its reviewer withdraws it.
         """
-        if decision not in DECISIONS:
-            raise InvalidInput(f"decision {decision!r} is not one of {', '.join(DECISIONS)}.")
+        if decision not in tuple(SignOffDecision):
+            raise InvalidInput(f"decision {decision!r} is not one of {', '.join(SignOffDecision)}.")
         if decision == "reject" and not comment.strip():
             raise InvalidInput("a rejection needs a comment saying what must change.")
 
@@ -129,21 +122,12 @@ class ReleaseActions(ServiceBase):
         return self._run(unit)
 
     def history(self, *, model: str) -> list[AliasMove]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
-            self._authorize(conn, Action.VIEW)
-            _require_model(conn, model)
-            return aliases.history(conn, model)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: aliases.history(conn, model), require=model)
 
     def current_releases(self) -> list[AliasMove]:
         """Per model, what its production version rests on: the release or override that put it there (a
         rollback rests on the earlier move of that version; `expired` says whether an override has lapsed)."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
-            self._authorize(conn, Action.VIEW)
-            return self._production_bases(conn)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: self._production_bases(conn))
 
     def _production_bases(self, conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
         """Per model, the move production rests on: the release or override that first put today's version
@@ -186,11 +170,7 @@ class ReleaseActions(ServiceBase):
         return self._run(unit)
 
     def production_version(self, *, model: str) -> str | None:
-        def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
-            self._authorize(conn, Action.VIEW)
-            return aliases.get_alias(conn, model, ALIAS)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: aliases.get_alias(conn, model, ALIAS))
 
     def _move(self, conn, model: str, version: str, action: str, gate_id: str | None, actor: str,
               reason: str | None, expires_at: datetime | None) -> AliasMove:

@@ -13,14 +13,12 @@ from typing import Any
 
 import duckdb
 
-from governance.agreement import krippendorff_alpha, pairwise_kappas
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from governance.records import Dataset, Judgment, ReviewItem
+from governance.records import Dataset, Judgment, Priority, ReviewItem, Verdict
 from governance.roles import Action, Role
 from governance.service.base import ServiceBase, _now, _require_version, parse_time
 from governance.store import feedback, judgments, registry, review_items
 
-VERDICTS = ("label_correct", "label_wrong", "model_wrong", "ambiguous")
 CLAIM_MINUTES = 60
 GOLD_ACCURACY_FLOOR = 0.8
 GOLD_MINIMUM = 3
@@ -63,7 +61,7 @@ class ReviewActions(ServiceBase):
                         gold: dict[str, Any] | None = None) -> ReviewItem:
         """File an item by hand (engineers, reviewers, admins); `gold` (admins only) makes it a gold item
         with a known answer {"verdict": …, "label": …} that measures reviewers' accuracy."""
-        if priority not in ("blocking", "normal"):
+        if priority not in tuple(Priority):
             raise InvalidInput(f"priority {priority!r} is not blocking or normal.")
         if not 1 <= judgments <= 10:
             raise InvalidInput(f"an item needs 1 to 10 judgments, not {judgments}.")
@@ -171,6 +169,7 @@ class ReviewActions(ServiceBase):
     def agreement(self, *, model: str | None = None, accuracy_floor: float = GOLD_ACCURACY_FLOOR) -> Agreement:
         """Krippendorff's alpha over items with ≥ 2 judgments, Cohen's kappa per reviewer pair, and each
         reviewer's accuracy on gold items (flagged below `accuracy_floor` after 3 gold judgments)."""
+        from governance.agreement import krippendorff_alpha, pairwise_kappas
         def unit(conn: duckdb.DuckDBPyConnection):
             self._authorize(conn, Action.VIEW)
             return judgments.all_judgments(conn, model), judgments.gold_judgments(conn)
@@ -283,8 +282,8 @@ def _check_kind_allowed(item: ReviewItem, user) -> None:
 
 
 def _check_verdict(verdict: str | None, label: int | None) -> None:
-    if verdict not in VERDICTS:
-        raise InvalidInput(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}.")
+    if verdict not in tuple(Verdict):
+        raise InvalidInput(f"verdict {verdict!r} is not one of {', '.join(Verdict)}.")
     if verdict == "label_wrong" and label not in (0, 1):
         raise InvalidInput(f"label_wrong needs the corrected label, 0 or 1 (got {label!r}).")
     if verdict != "label_wrong" and label is not None:

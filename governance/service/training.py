@@ -6,23 +6,24 @@ import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from governance.errors import InvalidInput
-from governance.ingest import ColumnRoles, detect_format, intersection_problems
+from governance.faults import failpoint
 from governance.records import PredictionSet, Version
 from governance.roles import Action
-from governance.faults import failpoint
-from governance.service.base import ServiceBase, _require_model
+from governance.service.base import _require_model
 from governance.service.evaluations import TRAINED_CHALLENGER
-from governance.service.registry import _new_prediction_set
+from governance.service.registry import RegistryActions, _new_prediction_set
 from governance.store import registry
-from training.challenger import fit_challenger
-from training.trainer import TrainConfig, TrainedModel, train
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from training.trainer import TrainConfig, TrainedModel
 
 ROW_ID = "row_id"  # the row's position in the user's file: how corrections find their row again
 SCORE = "govern_score"
@@ -48,6 +49,9 @@ class TrainResult:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    from governance.ingest import detect_format
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"training data {path} does not exist.")
@@ -61,12 +65,13 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def split_rows(n: int, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, eval rows), the same for the same n, fraction and seed."""
+    import numpy as np
     order = np.random.default_rng(seed).permutation(n)
     n_eval = int(round(n * eval_fraction))
     return np.sort(order[n_eval:]), np.sort(order[:n_eval])
 
 
-class TrainingActions(ServiceBase):
+class TrainingActions(RegistryActions):
     def train_version(self, *, model: str, data: Path, label: str, sensitive: Sequence[str] = (),
                       intersections: Sequence[Sequence[str]] = (),
                       features: Sequence[str] | None = None, config: TrainConfig | None = None,
@@ -76,6 +81,8 @@ class TrainingActions(ServiceBase):
         predictions on a held-out eval split (and a reference sample of the training rows), so
         `evaluate` and `gate` can follow; a logistic regression fitted on the same training rows scores the
         same eval rows as the version's challenger. Registers the model first if it is new."""
+        from governance.ingest import intersection_problems
+        from training.trainer import TrainConfig
         frame = read_table(Path(data))
         features = _check_columns(frame, label, sensitive, features)
         config = config or TrainConfig(sensitive=tuple(sensitive))
@@ -100,6 +107,9 @@ class TrainingActions(ServiceBase):
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict, data: Path, parent: str | None,
                           lineage: dict | None, progress, weights: np.ndarray | None = None,
                           corrections: int = 0) -> TrainResult:
+        import numpy as np
+
+        from training.trainer import train
         label, features = meta["label"], meta["features"]
         frame = frame.assign(**{ROW_ID: np.arange(len(frame))}) if ROW_ID not in frame else frame
         trained = train(frame.iloc[train_rows], label=label, features=features, config=config,
@@ -123,6 +133,10 @@ class TrainingActions(ServiceBase):
         unit (the metric engine, so the store is not held meanwhile) and `settle(conn, version, eval set,
         challenger set, measured)` adds to the same unit (a retraining job records its evaluations, gates
         and finishes there)."""
+        import numpy as np
+
+        from governance.ingest import ColumnRoles
+        from training.challenger import fit_challenger
         meta = trained.meta
         label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
         self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
@@ -167,6 +181,7 @@ class TrainingActions(ServiceBase):
                            sets[2])
 
     def load_trained(self, *, model: str, version: str) -> TrainedModel:
+        from training.trainer import TrainedModel
         detail = self.show_version(model=model, version=version)
         path = self.artifacts.open_path(detail.version.artifact_sha256)
         try:
@@ -218,6 +233,7 @@ def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
 
 
 def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str], features: Sequence[str] | None) -> list[str]:
+    import pandas as pd
     missing = [c for c in [label, *sensitive, *(features or [])] if c not in frame.columns]
     if missing:
         raise InvalidInput(f"the training data has no column {', '.join(repr(c) for c in missing)} "
@@ -232,6 +248,8 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str], fe
 def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> TrainConfig:
     """Training settings from a YAML/JSON file (keys of TrainConfig); unknown keys are an error."""
     import yaml
+
+    from training.trainer import TrainConfig
 
     values: dict[str, Any] = {}
     if path is not None:

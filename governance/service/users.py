@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import duckdb
-from argon2 import PasswordHasher
 
 from governance import __version__
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.identity import KINDS, SESSION_LIFETIME
-from governance.keys import load_or_create_key
 from governance.private import private_dir
 from governance.records import Record, StoreStatus, User
 from governance.roles import Action, Role, parse_role
+from governance.service.audit import AuditActions
 from governance.service.auth import AuthActions, Credential
 from governance.service.base import _now, check_name
+from governance.service.releases import ReleaseActions
 from governance.store import auth, migrations, registry, users
 
 
@@ -27,7 +27,7 @@ class Bootstrap(Record):
     session: Credential | None
 
 
-class UserActions(AuthActions):
+class UserActions(AuthActions, AuditActions, ReleaseActions):
 
     def init(self, *, admin: str | None = None, password: str | None = None) -> StoreStatus:
         """Create the store (idempotent) and, on a store with no users, its first admin."""
@@ -35,6 +35,7 @@ class UserActions(AuthActions):
 
     def bootstrap(self, *, admin: str | None = None, password: str | None = None, login: bool = True) -> Bootstrap:
         """`init`, and with `login` a session for the admin it created (none when the admin existed)."""
+        from governance.keys import load_or_create_key
         if admin is not None:
             check_name("user", admin)
         password_hash = _hash(password)
@@ -120,11 +121,7 @@ class UserActions(AuthActions):
         return self._run(unit)
 
     def list_users(self) -> list[User]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[User]:
-            self._authorize(conn, Action.MANAGE_USERS)
-            return users.list_users(conn)
-
-        return self._run(unit)
+        return self._read(Action.MANAGE_USERS, lambda conn: users.list_users(conn))
 
     def set_user_enabled(self, *, name: str, enabled: bool) -> User:
         """Disable (or enable again) a user (admins): a disabled user's sessions and tokens stop working.
@@ -169,6 +166,7 @@ class UserActions(AuthActions):
 
 
 def _hash(password: str | None) -> str | None:
+    from argon2 import PasswordHasher
     if password is None:
         return None
     if len(password) < 8:

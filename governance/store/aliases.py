@@ -6,7 +6,6 @@ import duckdb
 
 from governance.records import AliasMove
 
-
 _MOVE = ("model, seq, alias, version, previous_version, action, gate_id, override_reason, override_expires, actor, "
          "moved_at")
 

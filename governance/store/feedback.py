@@ -7,7 +7,6 @@ from datetime import datetime
 import duckdb
 
 
-
 def latest_feedback(conn: duckdb.DuckDBPyConnection, model: str) -> tuple[int, str, int] | None:
     row = conn.execute("SELECT version, dataset_sha256, corrections FROM feedback_datasets WHERE model = ? "
                        "ORDER BY version DESC LIMIT 1", [model]).fetchone()

@@ -16,8 +16,8 @@ from typing import Callable, TypeVar
 import duckdb
 
 from governance.errors import Conflict, GovernError, NotFound, StoreBusy
-from governance.store.backend import first_line, in_transaction, with_backoff
 from governance.private import private_file
+from governance.store.backend import first_line, in_transaction, with_backoff
 
 T = TypeVar("T")
 

@@ -6,8 +6,7 @@ import json
 
 import duckdb
 
-from governance.records import GateRecord
-
+from governance.records import GateRecord, GateVerdict, stored
 
 _GATE = ("id, model, version, evaluation_id, policy_name, policy_version, policy_sha256, metrics_sha256, verdict, "
          "decision_json, created_at, created_by")
@@ -36,6 +35,7 @@ def get_gate(conn: duckdb.DuckDBPyConnection, gate_id: str) -> GateRecord | None
 
 def _gate(row: tuple) -> GateRecord:
     values = list(row)
+    values[8] = stored(GateVerdict, values[8])
     values[9] = json.loads(values[9])
     return GateRecord(*values)
 

@@ -6,8 +6,7 @@ import json
 
 import duckdb
 
-from governance.records import Job
-
+from governance.records import Job, JobStatus, stored
 
 _JOB = ("id, model, version, kind, status, strategies_json, failing_rules_json, depends_on_json, gate_decision_id, "
         "attempts, created_at, updated_at")
@@ -29,6 +28,7 @@ def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> st
 
 def _job(row: tuple) -> Job:
     values = list(row)
+    values[4] = stored(JobStatus, values[4])
     values[5], values[6], values[7] = (json.loads(v) for v in values[5:8])
     return Job(*values)
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import duckdb
 
-from governance.records import Judgment
-
+from governance.records import Judgment, Verdict, stored
 
 _JUDGMENT = "item_id, reviewer, verdict, corrected_label, comment, judged_at"
+
+
+def _judgment(row: tuple) -> Judgment:
+    item_id, reviewer, verdict, *rest = row
+    return Judgment(item_id, reviewer, stored(Verdict, verdict), *rest)
 
 
 def insert_judgment(conn: duckdb.DuckDBPyConnection, judgment: Judgment) -> None:
@@ -19,7 +23,7 @@ def insert_judgment(conn: duckdb.DuckDBPyConnection, judgment: Judgment) -> None
 def judgments_of(conn: duckdb.DuckDBPyConnection, item_id: str) -> list[Judgment]:
     rows = conn.execute(f"SELECT {_JUDGMENT} FROM judgments WHERE item_id = ? ORDER BY judged_at, reviewer",
                         [item_id]).fetchall()
-    return [Judgment(*row) for row in rows]
+    return [_judgment(row) for row in rows]
 
 
 def all_judgments(conn: duckdb.DuckDBPyConnection, model: str | None = None) -> list[tuple[Judgment, str]]:
@@ -28,7 +32,7 @@ def all_judgments(conn: duckdb.DuckDBPyConnection, model: str | None = None) -> 
         f"SELECT {', '.join('j.' + c.strip() for c in _JUDGMENT.split(','))}, i.model FROM judgments j "
         "JOIN review_items i ON i.id = j.item_id WHERE (? IS NULL OR i.model = ?) ORDER BY j.item_id, j.reviewer",
         [model, model]).fetchall()
-    return [(Judgment(*row[:6]), row[6]) for row in rows]
+    return [(_judgment(row[:6]), row[6]) for row in rows]
 
 
 def gold_judgments(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int | None, str]]:

@@ -7,8 +7,7 @@ from datetime import datetime
 
 import duckdb
 
-from governance.records import ReviewItem
-
+from governance.records import ItemStatus, Priority, ReviewItem, stored
 
 _ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
          "evidence_json, created_at, created_by")
@@ -49,6 +48,7 @@ def existing_keys(conn: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
 
 def _item(row: tuple) -> ReviewItem:
     values = list(row)
+    values[6], values[7] = stored(Priority, values[6]), stored(ItemStatus, values[7])
     values[9] = json.loads(values[9])
     return ReviewItem(*values)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import duckdb
 
-from governance.records import SignOff
-
+from governance.records import SignOff, SignOffDecision, stored
 
 _SIGNOFF = ("model, version, reviewer, revision, decision, comment, created_at, artifact_sha256, evaluation_id, gate_id, "
             "coalesce(acknowledged_blocked, false)")
 _SIGNOFF_WRITE = _SIGNOFF.replace("coalesce(acknowledged_blocked, false)", "acknowledged_blocked")
+
+
+def _signoff(row: tuple) -> SignOff:
+    model, version, reviewer, revision, decision, *rest = row
+    return SignOff(model, version, reviewer, revision, stored(SignOffDecision, decision), *rest)
 
 
 def next_signoff_revision(conn: duckdb.DuckDBPyConnection, model: str, version: str, reviewer: str) -> int:
@@ -29,7 +33,7 @@ def current_signoffs(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
     rows = conn.execute(
         f"SELECT {_SIGNOFF} FROM signoffs WHERE model = ? AND version = ? "
         "QUALIFY revision = max(revision) OVER (PARTITION BY reviewer) ORDER BY reviewer", [model, version]).fetchall()
-    return [SignOff(*row) for row in rows]
+    return [_signoff(row) for row in rows]
 
 
 def rejections_of_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str) -> list[SignOff]:
@@ -40,4 +44,4 @@ def rejections_of_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str
         "v.version = s.version WHERE v.artifact_sha256 = ? "
         "QUALIFY s.revision = max(s.revision) OVER (PARTITION BY s.model, s.version, s.reviewer)) "
         "WHERE decision = 'reject' ORDER BY model, version, reviewer", [artifact_sha256]).fetchall()
-    return [SignOff(*row) for row in rows]
+    return [_signoff(row) for row in rows]

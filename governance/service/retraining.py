@@ -1,0 +1,160 @@
+"""The retraining a job runs: the parent's data with reviewers' corrections folded in, a search aimed at the
+binding policy, and the new version published whole (predictions, evaluation, gate) or not at all.
+
+`Retraining` is handed the service actions it calls, so what a job depends on is named, not inherited."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Callable
+
+import duckdb
+
+from governance.records import Job, Version
+from governance.service.base import ServiceBase, _now
+from governance.service.evaluations import EvaluationActions
+from governance.service.gates import GateActions, GateOutcome
+from governance.service.registry import RegistryActions
+from governance.service.reviews import ReviewActions
+from governance.service.training import TrainingActions
+from governance.store import evaluations, gates, jobs, registry
+
+if TYPE_CHECKING:
+    from evaluation import MetricSet
+    from governance.aim import Aim
+
+FEEDBACK_WEIGHT = 2.0
+EVAL_RESAMPLES = 200  # bootstrap resamples of a retrained version's evaluation, as `govern evaluate`
+
+
+class LeaseLost(Exception):
+    """The worker's lease on the job lapsed and another worker took it: this one must not publish."""
+
+
+class Retraining:
+    def __init__(self, *, base: ServiceBase, registry: RegistryActions, training: TrainingActions,
+                 evaluations: EvaluationActions, gates: GateActions, reviews: ReviewActions) -> None:
+        self.base = base  # units of work, audit log, artifacts
+        self.registry = registry
+        self.training = training
+        self.evaluations = evaluations
+        self.gates = gates
+        self.reviews = reviews
+
+    def retrain(self, job: Job, *, worker: str | None = None, progress: Callable | None = None,
+                report: Callable[[str], None] = lambda line: None) -> tuple[Version, GateOutcome]:
+        """Train the job's new version: the parent's data and split, reviewers' corrections folded in
+        (corrected rows join the training rows, upweighted), a search over the job's strategies and
+        their strength judged against the model's binding policy on a validation split (see
+        training.search). Then, in one unit of work, the version is registered with its predictions,
+        evaluated against the parent's reference, gated, and the job finished: a retrained version
+        appears whole or not at all. With `worker`, the job must still be leased to it then."""
+        import numpy as np
+
+        from governance.service.training import ROW_ID, read_table, split_rows
+        from training.search import search
+        parent = self.training.load_trained(model=job.model, version=job.version)
+        meta = parent.meta
+        detail = self.registry.show_version(model=job.model, version=job.version)
+        data_path = self.base.artifacts.open_path(detail.version.training_data_sha256)
+        frame = read_table(data_path)
+        train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
+        feedback = self.reviews.build_feedback(model=job.model)
+        corrections = self._corrections(feedback["sha256"])
+        frame[ROW_ID] = np.arange(len(frame))
+        weights = np.ones(len(frame))
+        corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
+        if len(corrected_rows):
+            frame.loc[corrected_rows, meta["label"]] = [corrections[r] for r in corrected_rows]
+            weights[corrected_rows] = FEEDBACK_WEIGHT
+            train_rows = np.union1d(train_rows, corrected_rows)
+            eval_rows = np.setdiff1d(eval_rows, corrected_rows)
+        # The parent's own strategies stay: recalibrating a fairness-penalised parent must not drop the penalty.
+        strategies = tuple(dict.fromkeys([*parent.config.strategies, *job.strategies]))
+        config = replace(parent.config, strategies=strategies, sensitive=tuple(meta["sensitive"]))
+        aim = self._aim(job, meta)
+        report(f"  searching {'+'.join(strategies)} against {aim.policy_name}: blocking rules "
+               f"{', '.join(aim.rule_ids) or 'none that a model can change'}")
+        found = search(frame.iloc[train_rows], label=meta["label"], features=meta["features"], config=config,
+                       judge=aim.judge, offsets_for=aim.offsets_for,
+                       threshold=aim.threshold, sample_weights=weights[train_rows], on_epoch=progress, report=report)
+        trained, chosen = found.model, found.chosen
+        trained.meta = meta
+        report(f"  chosen: {chosen.strategy} ({'passes' if chosen.passes else 'closest to passing'} on validation)")
+        candidates = [c.to_dict() for c in found.candidates]
+        lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
+                   "strategies": list(strategies), "feedback": {k: feedback[k] for k in ("version", "sha256",
+                                                                                       "corrections")},
+                   "corrections_applied": int(len(corrected_rows)), "config": asdict(trained.config),
+                   "seed": config.seed, "search": {"chosen": chosen.to_dict(), "candidates": len(candidates)}}
+        reference = self.base._run(lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
+                              or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
+        outcome: list[GateOutcome] = []
+
+        def measure(eval_set, challenger_set) -> tuple[MetricSet, MetricSet]:
+            # the challenger as `govern evaluate` measures one: same options, no drift
+            return tuple(self.evaluations._compute(s, r, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
+                         for s, r in ((eval_set, reference), (challenger_set, None)))
+
+        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, challenger_set,
+                   measured: tuple[MetricSet, MetricSet]) -> None:
+            if worker is not None:
+                state = jobs.job_state(conn, job.id)
+                if state is None or state["lease_owner"] != worker:
+                    raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
+            for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
+                self.evaluations._insert_evaluation(conn, self.evaluations._new_evaluation(job.model, version.version, predictions, against,
+                                                                   metric_set), metric_set)
+            # before the gate: an escalation quotes them
+            jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
+                                                "candidates": candidates})
+            outcome.append(self.gates._gate_within(conn, job.model, version.version, eval_set))
+            jobs.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
+            self.base._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
+                                                             "chosen": chosen.strategy,
+                                                             "candidates": len(candidates)})
+
+        result = self.training._publish(model=job.model, version=None, frame=frame, train_rows=train_rows,
+                               eval_rows=eval_rows, trained=trained, data=data_path, parent=job.version,
+                               lineage=lineage, corrections=int(len(corrected_rows)), weights=weights,
+                               measure=measure, settle=settle)
+        return result.version, outcome[-1]
+
+    def _aim(self, job: Job, meta: dict) -> Aim:
+        """What the search judges candidates by: the blocking metric rules of the model's binding policy
+        that a model can change (not drift, approvals or open reviews), on the sensitive columns the
+        model was trained with, at the threshold the parent was evaluated with."""
+        from governance.aim import Aim
+        from policies.schema import MetricRule
+        def read(conn: duckdb.DuckDBPyConnection):
+            loaded = self.gates._binding(conn, job.model, None)
+            parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
+            # the parent's baselines: the new version (and its own challenger) does not exist yet
+            baselines = {rule.baseline: self.gates._baseline(conn, job.model, rule.baseline, job.version)
+                         for rule in loaded.policy.rules
+                         if isinstance(rule, MetricRule) and rule.max_regression is not None}
+            return loaded, parent_eval, baselines, gates.get_gate(conn, job.gate_decision_id)
+
+        loaded, parent_eval, baselines, queued_by = self.base._run(read)
+        threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
+        # The columns whose groups failed the flagged rules: where group offsets are worth trying.
+        failing = {column for result in (queued_by.decision.get("results", []) if queued_by else [])
+                   if result["rule_id"] in job.failing_rules for column in _failing_columns(result)}
+        return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
+                      flagged=job.failing_rules, failing_columns=failing,
+                      eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
+                      intersections=meta.get("intersections", ()))
+
+    def _corrections(self, sha256: str) -> dict[int, int]:
+        """row → corrected label from a feedback dataset (rows are positions in the training file)."""
+        import pandas as pd
+        frame = pd.read_parquet(self.base.artifacts.open_path(sha256))
+        return {int(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"]) if str(i).isdigit()}
+
+
+def _failing_columns(result: dict) -> list[str]:
+    """The sensitive columns a stored rule result failed on (decisions stored before `failing` existed
+    name them as "feature=group" or "feature" in failing_groups)."""
+    if "failing" in result:
+        return [f["feature"] for f in result["failing"] if f.get("feature")]
+    return [name.split("=", 1)[0] for name in result.get("failing_groups") or []]
