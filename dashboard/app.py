@@ -8,29 +8,43 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
 from dashboard import state
 from governance.errors import GovernError, StoreBusy
+from governance.roles import Action, Role, allowed
 
 VIEWS = Path(__file__).resolve().parent / "views"
 BUSY_RETRY_S = 3
-# (file, title, roles that see it); the service refuses the actions anyway.
+
+
+class Page(NamedTuple):
+    file: str
+    title: str
+    roles: frozenset[Role]  # who sees it in the navigation; the service refuses the actions anyway
+
+
+def page(file: str, title: str, *actions: Action) -> Page:
+    """A page seen by the roles allowed any of the actions it offers (governance.roles decides)."""
+    return Page(file, title, frozenset(role for role in Role if any(allowed(role, action) for action in actions)))
+
+
 PAGES = [
-    ("overview.py", "Overview", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
-    ("version.py", "Model version", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
-    ("review.py", "Review queue", {"reviewer", "admin"}),
-    ("release.py", "Sign-off and release", {"reviewer", "engineer", "admin"}),
-    ("jobs.py", "Retraining jobs", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
-    ("policies.py", "Policies", {"viewer", "reviewer", "engineer", "auditor", "admin"}),
-    ("audit.py", "Audit log", {"auditor", "admin"}),
-    ("users.py", "Users", {"admin"}),
+    page("overview.py", "Overview", Action.VIEW),
+    page("version.py", "Model version", Action.VIEW),
+    page("review.py", "Review queue", Action.JUDGE),
+    page("release.py", "Sign-off and release", Action.SIGN_OFF, Action.RELEASE, Action.ROLLBACK, Action.OVERRIDE),
+    page("jobs.py", "Retraining jobs", Action.VIEW),
+    page("policies.py", "Policies", Action.VIEW),
+    page("audit.py", "Audit log", Action.AUDIT),
+    page("users.py", "Users", Action.MANAGE_USERS),
 ]
 
 
 def pages_for(role: str | None) -> list[str]:
-    return [title for _, title, roles in PAGES if role in roles]
+    return [p.title for p in PAGES if role in p.roles]
 
 
 def oidc_configured() -> bool:
@@ -94,7 +108,7 @@ def main() -> None:
             for key in state.KEYS:
                 st.session_state[key] = None
             st.rerun()
-    visible = [st.Page(str(VIEWS / file), title=title) for file, title, roles in PAGES if state.role() in roles]
+    visible = [st.Page(str(VIEWS / p.file), title=p.title) for p in PAGES if state.role() in p.roles]
     try:
         st.navigation(visible).run()
     except StoreBusy as exc:  # another process held the store past the lock timeout: say so and try again

@@ -7,9 +7,11 @@ import re
 
 import streamlit as st
 
+from governance.roles import Action, allowed
 from governance.service import Service
 
-KEYS = {"govern.user": None, "govern.role": None, "govern.token": None, "govern.flash": None, "govern.audit_zip": None, "govern.audit_verified": None}
+KEYS = {"govern.user": None, "govern.role": None, "govern.token": None, "govern.flash": None,
+        "govern.audit_zip": None, "govern.audit_verified": None}
 
 
 def init() -> None:
@@ -27,6 +29,12 @@ def user() -> str | None:
 
 def role() -> str | None:
     return st.session_state.get("govern.role")
+
+
+def may(action: Action) -> bool:
+    """Whether the signed-in user's role may take `action`: what a page asks before offering a control
+    (the service checks again when the action is taken)."""
+    return allowed(role(), action)
 
 
 def service() -> Service:

@@ -143,7 +143,7 @@ def run_demo(home: Path, config: DemoConfig = DemoConfig(), report: Callable[[st
 def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, Any]:
     from evaluation import evaluate
     from governance.service.training import split_rows
-    from policies import shipped_packs
+    from policies import resolve
     from training.trainer import TrainConfig, train
 
     engineer = _as(home, "erin")
@@ -164,7 +164,7 @@ def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, 
                                    config=train_config, version="1", eval_fraction=EVAL_FRACTION)
     report(f"income v1 trained ({first.epochs} epochs); evaluating with {config.resamples} bootstrap resamples")
     engineer.evaluate(model="income", version="1", resamples=config.resamples, seed=config.seed)
-    policy = shipped_packs()["default"]
+    policy = resolve("default")
     gate1 = engineer.gate(model="income", version="1", policy=policy)
     blocked_by = [r.rule_id for r in gate1.decision.results if r.blocking]
     report(f"gate v1 under default: {gate1.decision.verdict.upper()}"
@@ -323,7 +323,7 @@ def _plain(value: Any) -> Any:
 
 
 def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, Any]:
-    from policies import shipped_packs
+    from policies import resolve
 
     engineer = _as(home, "erin")
     frame = load_acs()
@@ -343,7 +343,7 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
         part.to_parquet(path, index=False)
         engineer.ingest(model="employment", version="1", file=path, split=split, roles=roles)
     engineer.evaluate(model="employment", version="1", resamples=config.resamples, seed=config.seed)
-    gate = engineer.gate(model="employment", version="1", policy=shipped_packs()["default"])
+    gate = engineer.gate(model="employment", version="1", policy=resolve("default"))
     blocked_by = [r.rule_id for r in gate.decision.results if r.blocking]
     report(f"employment v1 (ACS 2015): gate {gate.decision.verdict.upper()}"
            + (f" by {', '.join(blocked_by)}" if blocked_by else ""))

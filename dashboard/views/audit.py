@@ -3,7 +3,6 @@
 import io
 import tempfile
 import zipfile
-from datetime import datetime, time, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +11,7 @@ import streamlit as st
 from dashboard import data, state
 from governance.errors import GovernError
 from governance.service import verify_audit_export
+from governance.service.times import parse_since, parse_until
 
 st.title("Audit log")
 home, actor = state.home(), state.user()
@@ -35,8 +35,7 @@ with st.form("audit.filters"):
     st.form_submit_button("Filter")
 since = until = None
 if isinstance(days, (tuple, list)) and days:
-    since = datetime.combine(days[0], time.min, tzinfo=timezone.utc)
-    until = datetime.combine(days[-1], time.max, tzinfo=timezone.utc)
+    since, until = parse_since(days[0]), parse_until(days[-1])  # whole UTC days
 try:
     matched, events = data.audit_events(home, actor, None if model == "(all)" else model, who.strip() or None,
                                         action.strip() or None, since, until)
@@ -69,5 +68,5 @@ if st.button("Prepare export", key="audit.export"):
     state.changed()
 if st.session_state.get("govern.audit_zip"):
     st.write("Export verified offline: " + ("yes" if st.session_state.get("govern.audit_verified") else "NO"))
-    st.download_button("Download export (zip)", st.session_state["govern.audit_zip"], file_name="govern-audit-export.zip",
-                       key="audit.download")
+    st.download_button("Download export (zip)", st.session_state["govern.audit_zip"],
+                       file_name="govern-audit-export.zip", key="audit.download")

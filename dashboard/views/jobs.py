@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import charts, data, state
 from governance.errors import GovernError
+from governance.roles import Action
 
 
 def progress(job: dict) -> str:
@@ -53,7 +54,8 @@ def search_section(jobs: list[dict]) -> None:
         st.altair_chart(charts.tradeoff(frame, x=rule, y="accuracy", bound=bound,
                                         x_title=f"{spec['metric']}{judged} ({rule})"), width="stretch")
     chosen = next(c for c in detail["candidates"] if c["chosen"])
-    st.caption(f"Judged on a validation split none of the candidates trained on. Chosen: {state.plain(chosen['strategy'])}"
+    st.caption("Judged on a validation split none of the candidates trained on. "
+               f"Chosen: {state.plain(chosen['strategy'])}"
                f" ({'the most accurate that passes' if chosen['passes'] else 'none passed; the closest to passing'})"
                + (f"; resulting version {job['result_version']}." if job.get("result_version") else "."))
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -67,7 +69,7 @@ for job in running:
         st.progress(min(1.0, step["epoch"] / step["epochs"]),
                     text=f"{job['id']} ({job['model']} from v{job['version']}): {progress(job)}")
 active = [j["id"] for j in found if j["status"] in ("waiting_review", "queued", "running")]
-if active and state.role() in ("engineer", "admin"):
+if active and state.may(Action.EVALUATE):  # what cancelling a job needs
     job_id = st.selectbox("Job", active, key="jobs.job")
     if st.button("Cancel job", key="jobs.cancel", help="A running job stops at its next epoch."):
         try:

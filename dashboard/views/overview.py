@@ -21,8 +21,8 @@ if not seen.ok:
 expired = [m for m in releases.values() if m.action == "override" and m.expired]
 for move in expired:
     st.error(f"{move.model}: production version {move.version} rests on an admin override that EXPIRED "
-             f"{move.override_expires:%Y-%m-%d %H:%M} UTC (reason: {state.plain(move.override_reason)}). Release a version "
-             "through the gate and sign-off, roll back, or override again.", icon="⏰")
+             f"{move.override_expires:%Y-%m-%d %H:%M} UTC (reason: {state.plain(move.override_reason)}). "
+             "Release a version through the gate and sign-off, roll back, or override again.", icon="⏰")
 rows = []
 
 

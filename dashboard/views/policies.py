@@ -5,20 +5,21 @@ import streamlit as st
 
 from dashboard import data, state
 from governance.errors import GovernError
-from policies import PolicyInvalid, parse_policy, shipped_packs
+from governance.roles import Action
+from policies import PolicyInvalid, parse_policy, resolve, shipped_packs
 
 st.title("Policies")
-packs = shipped_packs()
-choice = st.selectbox("Pack", [*packs, "paste your own"], key="policies.pack")
-if choice == "paste your own":
-    text = st.text_area("Policy YAML", height=240, key="policies.text")
-else:
-    text = packs[choice].read_text()
-    st.code(text, language="yaml")
-if not text.strip():
-    st.stop()
+PASTED = "paste your own"
+choice = st.selectbox("Pack", [*shipped_packs(), PASTED], key="policies.pack")
 try:
-    loaded = parse_policy(text, source=f"{choice}.yaml" if choice in packs else "policy")
+    if choice == PASTED:
+        text = st.text_area("Policy YAML", height=240, key="policies.text")
+        if not text.strip():
+            st.stop()
+        loaded = parse_policy(text)
+    else:
+        loaded = resolve(choice)
+        st.code(loaded.text, language="yaml")
 except PolicyInvalid as exc:
     st.error("This policy is not valid:")
     st.code(str(exc), language="text")  # as text: a pasted policy's content must not render as markdown
@@ -26,7 +27,7 @@ except PolicyInvalid as exc:
 st.success(f"Valid: {loaded.policy.name} v{loaded.policy.version}, {len(loaded.policy.rules)} rules, "
            f"sha256 {loaded.sha256[:16]}…")
 home, actor = state.home(), state.user()
-if state.role() in ("engineer", "admin"):
+if state.may(Action.GATE):
     st.subheader("Dry run")
     model, version = data.pick_version("policies")
     if st.button("Dry run the gate", key="policies.dry_run"):

@@ -5,10 +5,11 @@ import streamlit as st
 
 from dashboard import data, state
 from governance.errors import GovernError
+from governance.roles import Action
 
 st.title("Sign-off and release")
 state.show_flash()
-home, actor, role = state.home(), state.user(), state.role()
+home, actor = state.home(), state.user()
 model, version = data.pick_version("release")
 st.write(f"Production: **{data.production(home, actor, model) or '-'}**")
 signoffs = data.signoffs(home, actor, model, version)
@@ -30,7 +31,7 @@ def act(call, message: str) -> None:
     st.rerun()
 
 
-if role in ("reviewer", "admin"):
+if state.may(Action.SIGN_OFF):
     gate = data.latest_gate(home, actor, model, version)
     blocked = [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"] \
         if gate else []
@@ -50,12 +51,11 @@ if role in ("reviewer", "admin"):
     if right.button("Reject", key="release.reject"):
         act(lambda: service.sign_off(model=model, version=version, decision="reject", comment=comment),
             f"Rejected {model} {version}.")
-if role in ("engineer", "admin"):
-    if st.button("Release", key="release.release"):
-        act(lambda: service.release(model=model, version=version), f"Released {model} {version}.")
-    if st.button("Roll back", key="release.rollback"):
-        act(lambda: service.rollback(model=model), f"Rolled {model} back.")
-if role == "admin":
+if state.may(Action.RELEASE) and st.button("Release", key="release.release"):
+    act(lambda: service.release(model=model, version=version), f"Released {model} {version}.")
+if state.may(Action.ROLLBACK) and st.button("Roll back", key="release.rollback"):
+    act(lambda: service.rollback(model=model), f"Rolled {model} back.")
+if state.may(Action.OVERRIDE):
     with st.expander("Override the gate"):
         reason = st.text_input("Reason", key="release.reason")
         expires = st.text_input("Expires (ISO 8601)", key="release.expires")

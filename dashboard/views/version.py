@@ -7,12 +7,13 @@ import streamlit as st
 
 from dashboard import charts, data, state
 from governance.errors import GovernError
+from governance.roles import Action
 
 st.title("Model version")
 state.show_flash()
 home, actor = state.home(), state.user()
 model, version = data.pick_version("version")
-if state.role() in ("engineer", "admin") and st.button("Evaluate again", key="version.evaluate",
+if state.may(Action.EVALUATE) and st.button("Evaluate again", key="version.evaluate",
                                                         help="A new evaluation with 200 bootstrap resamples."):
     with st.status(f"Evaluating {model} version {version}…", expanded=True) as progress:
         st.write("Computing performance, calibration, fairness and drift with bootstrap intervals…")
@@ -97,7 +98,8 @@ with tabs[2]:
         st.altair_chart(charts.bars_with_intervals(gap_frame, category="feature", value="value", low="low",
                                                    high="high", threshold="threshold"), width="stretch")
         st.caption(f"Red ticks: the thresholds of {gate.policy_name} v{gate.policy_version} (the latest gate)."
-                   if gap_frame["threshold"].notna().any() else "No rule of the latest gate's policy bounds this measure.")
+                   if gap_frame["threshold"].notna().any()
+                   else "No rule of the latest gate's policy bounds this measure.")
         st.dataframe(table("fairness"), hide_index=True, width="stretch")
 with tabs[3]:
     drift_records = [r for r in metrics.records if r.family == "drift" and r.feature is not None]
@@ -130,7 +132,8 @@ with tabs[3]:
     if not timeline:
         st.info("No monitored production batches yet (`govern ingest … --split production`, then `govern monitor`).")
     else:
-        frame = pd.DataFrame([{"batch": p.batch_time or p.ingested_at, "feature": p.feature or "share of drifted columns",
+        frame = pd.DataFrame([{"batch": p.batch_time or p.ingested_at,
+                               "feature": p.feature or "share of drifted columns",
                                "value": p.value, "method": p.method or ""} for p in timeline])
         shares_over_time = frame[frame["feature"] == "share of drifted columns"]
         st.altair_chart(alt.Chart(shares_over_time).mark_line(point=True).encode(
