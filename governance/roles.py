@@ -1,4 +1,4 @@
-"""Roles and the permission matrix of DESIGN.md, enforced by the service layer."""
+"""Roles and the permission matrix of docs/design.md, enforced by the service layer."""
 
 from __future__ import annotations
 

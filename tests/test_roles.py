@@ -1,4 +1,4 @@
-"""The permission matrix of DESIGN.md, enforced by the service for every role and action."""
+"""The permission matrix of docs/design.md, enforced by the service for every role and action."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from governance.roles import PERMISSIONS, Action, Role, authorize
 from governance.service import Service
 from tests.conftest import USERS, predictions_frame, run_sql
 
-# The matrix exactly as DESIGN.md draws it, written out independently of governance.roles.
+# The matrix exactly as docs/design.md draws it, written out independently of governance.roles.
 MATRIX = {
     "view": {"viewer", "reviewer", "engineer", "auditor", "admin"},
     "register": {"engineer", "admin"},
