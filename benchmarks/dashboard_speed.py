@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from synthetic import FEATURES, SENSITIVE, predictions
 
-from benchmarks.synthetic import FEATURES, SENSITIVE, predictions  # noqa: E402
-from governance.ingest import ColumnRoles  # noqa: E402
-from governance.service import Service  # noqa: E402
+import dashboard
+from governance.ingest import ColumnRoles
+from governance.service import Service
 
+APP = Path(dashboard.__file__).resolve().parent / "app.py"
 ROLES = ColumnRoles(sensitive=tuple(SENSITIVE), features=tuple(FEATURES))
 
 
@@ -92,7 +92,7 @@ def render_times(home: Path, repeats: int) -> list[tuple[str, float, list[float]
     for file, title, _ in PAGES:
         times = []
         for _ in range(repeats + 1):
-            at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300)
+            at = AppTest.from_file(str(APP), default_timeout=300)
             at.session_state["govern.user"], at.session_state["govern.role"] = "bench", "admin"
             at.session_state["govern.token"] = token
             at.run()

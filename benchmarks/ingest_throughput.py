@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from synthetic import bench_store, cli_env, predictions
 
-from benchmarks.synthetic import bench_store, cli_env, predictions  # noqa: E402
-from governance.ingest import ColumnRoles  # noqa: E402
+from governance.ingest import ColumnRoles
 
 
 def main() -> None:

@@ -42,14 +42,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evaluation import evaluate  # noqa: E402
-from governance.demo import biased_history, load_acs, load_adult  # noqa: E402
-from governance.service import Service  # noqa: E402
-from governance.service.training import split_rows  # noqa: E402
-from policies import load_policy, run_gate, shipped_packs  # noqa: E402
-from training.trainer import TrainConfig  # noqa: E402
+from evaluation import evaluate
+from governance.demo import biased_history, load_acs, load_adult
+from governance.service import Service
+from governance.service.training import split_rows
+from policies import load_policy, run_gate, shipped_packs
+from training.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_FRACTION = 0.25

@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.synthetic import FEATURES, SENSITIVE, predictions  # noqa: E402
+from synthetic import FEATURES, SENSITIVE, predictions
 
 
 def timed(command: list[str]) -> tuple[float, float, str]:
@@ -67,7 +65,6 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true", help="time govern only (e.g. at 10M rows)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
-    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         current, reference = Path(tmp) / "current.parquet", Path(tmp) / "reference.parquet"
         print(f"generating {args.rows:,} rows …", file=sys.stderr)
@@ -83,7 +80,7 @@ def main() -> None:
                   "records": len(records)}
         if not args.skip_reference:
             print("timing the reference libraries (minutes) …", file=sys.stderr)
-            ref_s, ref_mb, out = timed([sys.executable, str(root / "benchmarks" / "reference_metrics.py"),
+            ref_s, ref_mb, out = timed([sys.executable, str(Path(__file__).resolve().parent / "reference_metrics.py"),
                                         str(current), str(reference), *columns])
             body = json.loads(out)
             matched, mismatches = compare(records, body["values"])

@@ -18,12 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from synthetic import FEATURES, SENSITIVE, predictions
 
-from benchmarks.synthetic import FEATURES, SENSITIVE, predictions  # noqa: E402
-from governance.ingest import ColumnRoles  # noqa: E402
-from governance.service import Service  # noqa: E402
+from governance.ingest import ColumnRoles
+from governance.service import Service
 
 ROLES = ColumnRoles(sensitive=tuple(SENSITIVE), features=tuple(FEATURES))
 
@@ -78,7 +76,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--processes", type=int, default=4)
     args = parser.parse_args()
-    from tests.postgres import Cluster
+    from governance.local_postgres import Cluster
 
     cluster = Cluster()
     results = []

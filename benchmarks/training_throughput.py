@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.adult import load_adult  # noqa: E402
-from governance.service.training import split_rows  # noqa: E402
-from training.trainer import TrainConfig, train  # noqa: E402
+from governance.demo import load_adult
+from governance.service.training import split_rows
+from training.trainer import TrainConfig, train
 
 
 def _case(frame, config: TrainConfig, devices: list[str], report) -> dict:

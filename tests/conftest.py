@@ -2,70 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
 from governance.cli import cli
-from governance.ingest import ColumnRoles
 from governance.service import Service
-from tests.credentials import TOKENS, credential_for  # noqa: F401 (credential_for: for the tests)
-
-DATA = Path(__file__).parent / "data"
-# The stores every store test runs on (GOVERN_TEST_STORES=file runs the file alone, e.g. without PostgreSQL).
-STORES = [kind for kind in os.environ.get("GOVERN_TEST_STORES", "file,ducklake").split(",") if kind]
-# Long-running or process-replacing commands the generated-argument test leaves to their own tests.
-COMMANDS_SKIPPED_BY_FUZZ = {"demo", "dashboard", "worker", "train"}
-# One user per role; the admin bootstraps the store.
-USERS = {"ada": "admin", "vic": "viewer", "rey": "reviewer", "eng": "engineer", "aud": "auditor"}
-
-
-@dataclass
-class Seeded:
-    home: Path
-    artifact: Path
-
-    def as_(self, user: str) -> Service:
-        return Service.open(home=self.home, actor=user, lock_timeout_s=30)
-
-    def assign_policy(self, policy: Path | str, *, model: str = "credit") -> None:
-        """As the admin: register a policy file (or take a shipped pack's name) and assign it to `model`, so
-        binding gates run it."""
-        admin = self.as_("ada")
-        name = str(policy) if str(policy) in ("default", "strict") else admin.register_policy(file=Path(policy)).name
-        admin.assign_policy(policy=name, model=model)
-
-
-def predictions_frame(n: int = 200, *, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)],
-        "label": rng.integers(0, 2, n),
-        "score": rng.random(n).round(6),
-        "sex": rng.choice(["female", "male"], n),
-        "age": rng.integers(18, 90, n),
-        "income": rng.normal(50_000, 9_000, n).round(2),
-    })
-
-
-def german_frame() -> pd.DataFrame:
-    """UCI German credit (real data): 20 coded attributes and `label` (1 = bad credit)."""
-    frame = pd.read_csv(DATA / "german.data", sep=" ", header=None)
-    frame.columns = [f"a{i:02d}" for i in range(1, 21)] + ["label"]
-    frame["label"] = (frame["label"] == 2).astype(int)
-    return frame
+from tests.support.credentials import TOKENS, credential_for
+from tests.support.stores import ACS_ROLES, STORES, USERS, Seeded
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL cluster for the DuckLake stores, started on first use, stopped at the end."""
-    from tests.postgres import Cluster
+    from governance.local_postgres import Cluster
 
     cluster = Cluster()
     yield cluster
@@ -84,9 +36,6 @@ def store_kind(request, tmp_path: Path, monkeypatch) -> str:
         monkeypatch.delenv("GOVERN_STORE", raising=False)
         monkeypatch.delenv("GOVERN_DATA_PATH", raising=False)
     return request.param
-
-
-file_only = pytest.mark.parametrize("store_kind", ["file"], indirect=True)
 
 
 @pytest.fixture
@@ -152,35 +101,9 @@ def run_cli() -> Callable[..., Result]:
     return run
 
 
-def run_sql(home: Path, unit: Callable):
-    """Run `unit(connection)` in one transaction on the store of `home` (whichever kind it is): for
-    tests that read or tamper with tables behind the service's back."""
-    from governance.config import resolve_settings
-
-    return resolve_settings(home=home).database().run(unit)
-
-
-def snapshot(home: Path) -> dict:
-    """Every row of every table plus the artifact files: equal snapshots mean an unchanged store."""
-    def unit(conn) -> dict:
-        tables = [row[0] for row in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "ORDER BY table_name").fetchall()]
-        return {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
-
-    state = run_sql(home, unit)
-    state["_artifacts"] = sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "sha256").rglob("*")
-                                 if p.is_file()) if (home / "artifacts" / "sha256").exists() else []
-    return state
-
-
-ACS_ROLES = ColumnRoles(label="employed", score="predicted_probability", sensitive=("SEX", "RAC1P"),
-                    features=("AGEP", "SCHL", "MAR", "DIS"))
-
-
 @pytest.fixture(scope="module")
 def acs_files(tmp_path_factory):
-    from tests import datasets
+    from tests.support import datasets
 
     case = datasets.acs()
     folder = tmp_path_factory.mktemp("acs")

@@ -3,20 +3,18 @@ in the live store and in every export format, by the service and by `govern audi
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, seal, verify_chain
 from governance.errors import InvalidInput
 from governance.service import verify_audit_export
-from tests.conftest import file_only, run_sql
+from tests.support.exports import read_rows, write_rows
+from tests.support.stores import file_only, run_sql
 
 COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
 
@@ -137,27 +135,6 @@ def _export(store, run_cli, tmp_path, fmt) -> Path:
     return out
 
 
-def _read_rows(path: Path, fmt: str) -> list[dict]:
-    if fmt == "csv":
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
-    if fmt == "jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    return pq.read_table(path).to_pylist()
-
-
-def _write_rows(path: Path, fmt: str, rows: list[dict]) -> None:
-    if fmt == "csv":
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    elif fmt == "jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
-
-
 def _as_events(rows: list[dict]) -> list[AuditEvent]:
     return [AuditEvent(**{**r, "seq": int(r["seq"]), "actor": r["actor"] or None}) for r in rows]
 
@@ -176,7 +153,7 @@ def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, 
     count = len(_events(store.home))
     assert manifest["row_count"] == count and manifest["format"] == fmt
     assert manifest["files"][f"audit_events.{fmt}"] == sha256_file(out / f"audit_events.{fmt}")
-    exported = _as_events(_read_rows(out / f"audit_events.{fmt}", fmt))
+    exported = _as_events(read_rows(out / f"audit_events.{fmt}", fmt))
     assert exported[-1].action == "audit.export" and exported[-1].actor == "aud"
     assert exported == _events(store.home)
 
@@ -193,9 +170,9 @@ def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, 
 def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, tmp_path, fmt, kind):
     out = _export(store, run_cli, tmp_path, fmt)
     data = out / f"audit_events.{fmt}"
-    rows = _read_rows(data, fmt)
+    rows = read_rows(data, fmt)
     events, broken_seq = TAMPERING[kind](_as_events(rows))
-    _write_rows(data, fmt, _as_rows(events, rows))
+    write_rows(data, fmt, _as_rows(events, rows))
     # Hide the file change from the file-hash check, so the chain itself must catch it.
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["files"][data.name] = sha256_file(data)
@@ -213,8 +190,8 @@ def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, t
 def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(store, run_cli, tmp_path, fmt):
     out = _export(store, run_cli, tmp_path, fmt)
     data = out / f"audit_events.{fmt}"
-    rows = _read_rows(data, fmt)
-    _write_rows(data, fmt, rows[:-1])  # drop the last event: the chain alone still links
+    rows = read_rows(data, fmt)
+    write_rows(data, fmt, rows[:-1])  # drop the last event: the chain alone still links
     key = store.as_("aud").public_key()
     report = verify_audit_export(out, expected_public_key=key)
     assert not report.ok

@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from governance.service import Service
-from tests.conftest import ACS_ROLES
-from tests.test_training import biased
+from tests.support.frames import biased
+from tests.support.stores import ACS_ROLES
 from training.trainer import TrainConfig
 
 RULE = ("name: c\nversion: 1\nrules:\n"

@@ -21,7 +21,8 @@ import pytest
 
 from governance.ingest import ColumnRoles
 from governance.service import Service
-from tests.conftest import predictions_frame, snapshot
+from tests.support.frames import predictions_frame
+from tests.support.stores import USERS, snapshot
 
 WRITERS, INGESTS_PER_WRITER = 4, 25
 
@@ -167,7 +168,6 @@ def _died(child: subprocess.Popen) -> str:
 @pytest.fixture(scope="module")
 def ingest_seconds(big_csv, tmp_path_factory) -> float:
     """How long the ingest itself takes here, so the kills land inside it on any machine."""
-    from tests.conftest import USERS
 
     home = tmp_path_factory.mktemp("timing") / "home"
     Service.open(home=home).init(admin="ada")

@@ -11,10 +11,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app import PAGES
-from tests.credentials import credential_for
-from tests.test_reviews import QUEUE_POLICY, RELEASE_POLICY
+from tests.support.credentials import credential_for
+from tests.support.paths import APP
+from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
+from tests.support.stores import ACS_ROLES, run_sql, snapshot
 
-APP = str(Path(__file__).parent.parent / "dashboard" / "app.py")
 ROLES = {"vic": "viewer", "rey": "reviewer", "eng": "engineer", "aud": "auditor", "ada": "admin"}
 
 
@@ -93,8 +94,6 @@ def test_a_revoked_dashboard_session_stops_working(seeded):
 
 
 def test_the_overview_marks_an_override_and_its_expiry(seeded):
-    from tests.conftest import run_sql
-
     store, _ = seeded
     store.as_("ada").release(model="credit", version="1", override=True, reason="incident 42",
                              expires="2099-01-01T00:00:00Z")
@@ -185,8 +184,6 @@ def test_export_in_the_dashboard_is_verified_and_logged(seeded):
 
 
 def test_policy_dry_run_in_the_dashboard_stores_nothing(seeded):
-    from tests.conftest import snapshot
-
     store, _ = seeded
     before = snapshot(store.home)
     at = app("eng")
@@ -223,7 +220,6 @@ def two_versions(seeded, acs_files):
     import numpy as np
     import pandas as pd
 
-    from tests.conftest import ACS_ROLES
 
     store, tmp_path = seeded
     current, reference = acs_files

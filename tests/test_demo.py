@@ -8,7 +8,8 @@ import pytest
 
 from governance.demo import DemoConfig, biased_history, load_adult, run_demo
 from governance.service import Service
-from tests.conftest import snapshot
+from tests.support.paths import APP
+from tests.support.stores import snapshot
 
 QUICK = DemoConfig(sample=0.3, epochs=8, resamples=20, gold_items=6)
 
@@ -134,8 +135,6 @@ def test_every_dashboard_page_renders_on_the_demo_store(demo, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from dashboard.app import PAGES
-    from tests.test_dashboard import APP
-
     from governance.service import Service
 
     home, summary, _ = demo

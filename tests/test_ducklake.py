@@ -11,8 +11,9 @@ import pytest
 from governance.errors import Conflict
 from governance.ingest import ColumnRoles
 from governance.service import Service
-from tests.conftest import ACS_ROLES, USERS, predictions_frame
-from tests.test_reviews import QUEUE_POLICY
+from tests.support.frames import predictions_frame
+from tests.support.policies import QUEUE_POLICY
+from tests.support.stores import ACS_ROLES, USERS
 
 
 @pytest.fixture

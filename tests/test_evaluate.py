@@ -8,7 +8,8 @@ import pytest
 
 from evaluation import evaluate
 from governance.errors import NotAllowed, NotFound
-from tests.conftest import ACS_ROLES as ROLES
+from tests.support.stores import ACS_ROLES as ROLES
+
 
 def test_evaluation_is_stored_whole_and_equals_the_engine_on_the_same_files(evaluated_store, acs_files):
     evaluation, metric_set = evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)

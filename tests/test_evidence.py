@@ -9,10 +9,10 @@ import pytest
 from fairlearn import metrics as fm
 
 from evaluation import evaluate
+from evaluation import reference as oracles
 from governance.ingest import ColumnRoles
 from policies import parse_policy, run_gate
-from tests import oracles
-from tests.conftest import file_only
+from tests.support.stores import file_only, snapshot
 
 
 def small_groups(seed: int = 0) -> pd.DataFrame:
@@ -349,7 +349,6 @@ def test_ingest_refuses_group_names_that_would_forge_output_or_merge_intersectio
         "twice.parquet": (pd.DataFrame({"y": [0, 1], "p": [0.1, 0.9], "a": ["x", "w"], "b": ["u", "v"]}),
                           ["--intersections", "a*b,a*b"], "given more than once"),
     }
-    from tests.conftest import snapshot
     before = snapshot(store.home)
     for name, (frame, extra, message) in cases.items():
         path = tmp_path / name
@@ -381,7 +380,6 @@ def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
 
 @file_only
 def test_train_refuses_a_bad_intersection_before_training_and_others_cannot_ingest(make_store, run_cli, tmp_path):
-    from tests.conftest import snapshot
     store = make_store()
     frame = small_groups()
     path = tmp_path / "train.csv"

@@ -10,7 +10,7 @@ import pytest
 
 from governance.errors import NotAllowed, NotFound
 from governance.store import gates
-from tests.conftest import run_sql, snapshot
+from tests.support.stores import ACS_ROLES, run_sql, snapshot
 
 FAILING = """name: tight
 version: 2
@@ -124,8 +124,6 @@ def test_open_reviews_rule_counts_the_queued_items(gated, tmp_path):
 
 
 def test_regression_against_the_production_alias_and_a_named_version(evaluated_store, acs_files, tmp_path):
-    from tests.conftest import ACS_ROLES
-
     engineer = evaluated_store.as_("eng")
     engineer.evaluate(model="credit", version="1", resamples=0)
     engineer.register_version(model="credit", version="2", artifact=evaluated_store.artifact, parent="1")

@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 
 from governance.cli import cli
 from governance.ingest import ColumnRoles
-from tests.conftest import COMMANDS_SKIPPED_BY_FUZZ, file_only, predictions_frame, run_sql
-from tests.credentials import credential_for
+from tests.support.commands import COMMANDS, COMMANDS_SKIPPED_BY_FUZZ
+from tests.support.credentials import credential_for
+from tests.support.frames import predictions_frame
+from tests.support.paths import APP
+from tests.support.stores import file_only, run_sql
 
 
 def _store_state(home: Path) -> tuple:
@@ -254,8 +257,6 @@ def test_a_reference_with_other_column_names_still_measures_score_and_label_drif
 # -- generated hostile arguments for every command --------------------------------------------------------
 
 def _commands():
-    from tests.test_meta import COMMANDS
-
     return [(path, command) for path, command in COMMANDS
             if not hasattr(command, "commands") and " ".join(path) not in COMMANDS_SKIPPED_BY_FUZZ]
 
@@ -330,7 +331,6 @@ def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeyp
 
     from dashboard import data
     from governance.errors import StoreBusy
-    from tests.test_dashboard import APP
 
     store, _ = hostile
     monkeypatch.setenv("GOVERN_HOME", str(store.home))
@@ -354,8 +354,6 @@ def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeyp
 
 def test_a_pasted_policy_renders_as_text_not_markdown(hostile, monkeypatch):
     from streamlit.testing.v1 import AppTest
-
-    from tests.test_dashboard import APP
 
     store, _ = hostile
     monkeypatch.setenv("GOVERN_HOME", str(store.home))

@@ -11,7 +11,8 @@ import pytest
 
 from governance.errors import GovernError, InvalidInput
 from governance.ingest import ColumnRoles
-from tests.conftest import german_frame, predictions_frame, snapshot
+from tests.support.frames import german_frame, predictions_frame
+from tests.support.stores import snapshot
 
 ROLES = ColumnRoles(id="id", sensitive=("sex",))
 

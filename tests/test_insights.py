@@ -14,7 +14,8 @@ import pytest
 from evaluation import MetricRecord, MetricSet
 from evaluation.compare import compare
 from governance.errors import InvalidInput, NotAllowed, NotFound
-from tests.conftest import ACS_ROLES, snapshot
+from tests.support import datasets
+from tests.support.stores import ACS_ROLES, snapshot
 
 
 @pytest.fixture
@@ -121,7 +122,6 @@ def test_compare_needs_both_evaluations(evaluated_store):
 def test_drift_timeline_follows_batch_time(evaluated_store, tmp_path):
     import pandas as pd
 
-    from tests import datasets
 
     store = evaluated_store
     engineer = store.as_("eng")

@@ -14,7 +14,8 @@ import pytest
 
 from governance.errors import NotAllowed
 from governance.service import Service
-from tests.test_jobs import trained_store
+from tests.support.credentials import credential_for
+from tests.support.training import trained_store
 from training.trainer import TrainConfig
 
 UNMEETABLE = """name: unmeetable
@@ -134,7 +135,6 @@ rules:
 def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trade_off(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from tests.credentials import credential_for
 
     home = _store(tmp_path, PARITY)
     engineer = Service.open(home=home, actor="eng")

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import pytest
 
-from governance.cli import cli
+from tests.support.commands import COMMANDS
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
-
-
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
-        path = prefix + (name,)
-        yield path, command
-        if isinstance(command, click.Group):
-            yield from _commands(command, path)
-
-
-COMMANDS = list(_commands(cli))
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from evaluation import evaluate
+from evaluation import reference as oracles
 from evaluation.classification import BIN_EDGES
-from tests import datasets, oracles
+from tests.support import datasets
 
 
 def _close(ours, theirs) -> bool:

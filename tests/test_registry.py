@@ -8,7 +8,7 @@ import json
 import pytest
 
 from governance.errors import Conflict, InvalidInput, NotFound
-from tests.conftest import german_frame
+from tests.support.frames import german_frame
 
 
 def test_version_stores_artifact_and_training_data_by_content(store, tmp_path):

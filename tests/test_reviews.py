@@ -9,7 +9,7 @@ import pytest
 from governance.agreement import cohens_kappa, krippendorff_alpha
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.service import Service
-from tests.conftest import run_sql, snapshot
+from tests.support.stores import ACS_ROLES, run_sql, snapshot
 
 QUEUE_POLICY = """name: q
 version: 1
@@ -334,7 +334,6 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
 def test_a_drifting_production_batch_files_one_drift_alert(evaluated_store, acs_files, tmp_path):
     import pandas as pd
 
-    from tests.conftest import ACS_ROLES
 
     store = evaluated_store
     engineer = store.as_("eng")

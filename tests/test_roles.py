@@ -8,7 +8,8 @@ from governance.errors import NotAllowed
 from governance.ingest import ColumnRoles
 from governance.roles import PERMISSIONS, Action, Role, authorize
 from governance.service import Service
-from tests.conftest import USERS, predictions_frame, run_sql
+from tests.support.frames import predictions_frame
+from tests.support.stores import USERS, run_sql, snapshot
 
 # The matrix exactly as docs/design.md draws it, written out independently of governance.roles.
 MATRIX = {
@@ -115,8 +116,6 @@ def test_missing_acting_user_is_refused_with_exit_2(store, run_cli):
 
 
 def test_refused_cli_call_exits_2_and_changes_nothing(store, run_cli):
-    from tests.conftest import snapshot
-
     run_cli(store.home, "whoami", as_="eng")  # eng's credential exists before the snapshot
     before = snapshot(store.home)
     result = run_cli(store.home, "user", "add", "mallory", "--role", "admin", as_="eng")

@@ -14,7 +14,7 @@ from governance.errors import NotAllowed, NotFound, StoreBusy
 from governance.service import Service
 from governance.store import Database
 from governance.store.migrations import MIGRATIONS, applied_migrations, apply_pending
-from tests.conftest import file_only, snapshot
+from tests.support.stores import file_only, snapshot
 
 
 @file_only  # about the embedded file itself

@@ -8,19 +8,10 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_calibration_error
 
+from tests.support.frames import biased
 from training.trainer import TrainConfig, TrainedModel, train
 
 FEATURES = ["x", "z", "sex", "c"]
-
-
-def biased(n: int = 3000, seed: int = 0) -> pd.DataFrame:
-    """Labels depend on x and z, and on sex through a biased labelling process."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "sex": rng.choice(["f", "m"], n),
-                          "c": rng.choice(list("abc"), n)})
-    logit = 1.5 * frame["x"] - frame["z"] + np.where(frame["sex"] == "m", 1.0, -0.8)
-    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return frame
 
 
 def gap(model: TrainedModel, frame: pd.DataFrame) -> float:
@@ -96,8 +87,8 @@ def test_bad_configs_are_refused():
         TrainConfig(strategies=("reweight",))
 
 
-def test_the_adult_benchmark_data_loads_whole():
-    from benchmarks.adult import load_adult
+def test_the_adult_data_loads_whole():
+    from governance.demo import load_adult
 
     frame = load_adult()
     assert len(frame) == 48_842 and set(frame["income"].unique()) == {0, 1}

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from governance.audit_chain import AuditEvent, GENESIS_HASH, seal
+from governance.audit_chain import GENESIS_HASH, AuditEvent, seal
 from governance.errors import Conflict, InvalidInput, NotAllowed
-from tests.conftest import run_sql, snapshot
-from tests.credentials import credential_for
+from tests.support.credentials import credential_for
+from tests.support.exports import read_rows, write_rows
+from tests.support.stores import ACS_ROLES, run_sql, snapshot
 
 LAX = "name: lax\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n"
 
@@ -96,7 +97,6 @@ def test_a_rejection_follows_the_artifact_under_any_version_name(passing):
     engineer = store.as_("eng")
     engineer.register_version(model="credit", version="1b", artifact=store.artifact)  # the same bytes
     current, reference = _acs(store)
-    from tests.conftest import ACS_ROLES
 
     engineer.ingest(model="credit", version="1b", file=current, split="eval", roles=ACS_ROLES)
     engineer.evaluate(model="credit", version="1b", resamples=0, reference_version="1")
@@ -556,16 +556,14 @@ def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, li
     ("csv", lambda rows: [rows[0] | {"payload": "x" * 200_000}] + rows[1:]),
 ])
 def test_malformed_event_files_are_one_sentence(store, run_cli, tmp_path, fmt, edit):
-    from tests.test_audit import _read_rows, _write_rows
-
     out = tmp_path / "export"
     run_cli(store.home, "audit", "export", "--out", out, "--format", fmt, as_="aud")
     data = out / f"audit_events.{fmt}"
-    rows = edit(_read_rows(data, fmt))
+    rows = edit(read_rows(data, fmt))
     if fmt == "jsonl":
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     else:
-        _write_rows(data, fmt, rows)
+        write_rows(data, fmt, rows)
     result = run_cli(tmp_path, "audit", "verify", out, "--key", store.as_("aud").public_key())
     assert result.exit_code in (1, 2) and "Traceback" not in result.output and result.output.strip()
 

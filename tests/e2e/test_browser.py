@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from governance.service import verify_audit_export
-from tests.test_reviews import QUEUE_POLICY, RELEASE_POLICY
+from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

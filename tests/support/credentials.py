@@ -1,6 +1,6 @@
 """Test users' CLI credentials: API tokens an admin creates through the public API, as for CI.
 
-One module instance holds them (conftest is imported both as `conftest` and as `tests.conftest`)."""
+One module instance holds them: conftest's make_store fills TOKENS, run_cli and the tests read it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,13 @@
-"""Every metric recomputed with the reference libraries, keyed like our records.
+"""Every metric recomputed with the reference libraries, keyed like the engine's records.
 
 scikit-learn for performance, torchmetrics for calibration, fairlearn for fairness and Evidently
-0.7 (ValueDrift, DriftedColumnsCount, its psi) for drift: the numbers our engine must equal.
+0.7 (ValueDrift, DriftedColumnsCount, its psi) for drift: the numbers the engine must equal
+(docs/design.md, "Metric records"). Anyone can check a `govern metrics` result against them; the test
+suite and benchmarks/reference_metrics.py do. Needs torchmetrics (the `test` extra), which the engine
+itself does not.
+
+    from evaluation.reference import classification_oracle
+    expected = classification_oracle(y, p, 0.5)  # {(family, metric, feature, group): value}
 """
 
 from __future__ import annotations

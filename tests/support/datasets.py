@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.conftest import german_frame
+import governance
+from tests.support.frames import german_frame
 
-DATA = Path(__file__).parent / "data"
-PACKAGE_DATA = Path(__file__).resolve().parent.parent / "governance" / "data"
+PACKAGE_DATA = Path(governance.__file__).resolve().parent / "data"
 BOUNDARIES = np.array([float.fromhex(h) for h in ("0x1.1111111111111p-4", "0x1.999999999999ap-3",
                                                   "0x1.5555555555555p-1", "0x1.ddddddddddddep-1")])
 

@@ -1,5 +1,14 @@
-"""A throw-away PostgreSQL 15 cluster for the DuckLake tests: initdb in a temporary folder, a free
-local port, run as the postgres user when the tests run as root (initdb refuses root)."""
+"""A throw-away PostgreSQL cluster on one machine, for trying the DuckLake store without a server.
+
+initdb in a temporary folder, a free local port, run as the postgres user when the caller is root
+(initdb refuses root); needs Debian's postgresql binaries. The test suite and
+benchmarks/store_compare.py use it; a deployment points GOVERN_STORE at its own PostgreSQL instead.
+
+    cluster = Cluster()
+    os.environ["GOVERN_STORE"] = f"ducklake:postgres:{cluster.new_database()}"
+    ...
+    cluster.stop()
+"""
 
 from __future__ import annotations
 
