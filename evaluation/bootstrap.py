@@ -61,7 +61,8 @@ def overall_intervals(c: Cells, *, auc_exact: float | None, resamples: int, seed
     }
     one_hot = np.eye(N_BINS + 1)[c["bin"]]
     count_bin = k @ one_hot
-    gap = np.abs(_safe(k @ (one_hot * y[:, None]), count_bin) - _safe(k @ (one_hot * (c["sp"] / n)[:, None]), count_bin))
+    gap = np.abs(_safe(k @ (one_hot * y[:, None]), count_bin)
+                 - _safe(k @ (one_hot * (c["sp"] / n)[:, None]), count_bin))
     values["ece"] = (gap * count_bin).sum(1) / total
     values["mce"] = gap.max(1)
     if auc_exact is not None:

@@ -132,10 +132,12 @@ def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRec
     if samples.kind == "text":
         reason = ("more than half of its values are distinct, so Evidently treats it as text and trains a "
                   "classifier; govern does not compute text drift")
-        return [MetricRecord("drift", "drift_score", column.name, None, None, 0, detail=base_detail | {"reason": reason})], None
+        return [MetricRecord("drift", "drift_score", column.name, None, None, 0,
+                             detail=base_detail | {"reason": reason})], None
     n_ref, n_cur = samples.sizes
     if not n_ref or not n_cur:
-        reason = f"the column has no values in the {'reference' if not n_ref else 'current'} data, so drift is undefined"
+        reason = (f"the column has no values in the {'reference' if not n_ref else 'current'} data, "
+                  "so drift is undefined")
         return [MetricRecord("drift", "drift_score", column.name, None, None, n_ref + n_cur,
                              detail=base_detail | {"reason": reason})], None
     if samples.kind == "num":

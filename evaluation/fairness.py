@@ -42,8 +42,10 @@ def confusion_by_group(c: Cells) -> tuple[list[str], np.ndarray]:
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(index[mask], weights=n[mask], minlength=len(groups))
 
-    counts = np.stack([np.stack([count((above == a) & (y == 1) & (pred == 1)), count((above == a) & (y == 0) & (pred == 1)),
-                                 count((above == a) & (y == 0) & (pred == 0)), count((above == a) & (y == 1) & (pred == 0))],
+    counts = np.stack([np.stack([count((above == a) & (y == 1) & (pred == 1)),
+                                 count((above == a) & (y == 0) & (pred == 1)),
+                                 count((above == a) & (y == 0) & (pred == 0)),
+                                 count((above == a) & (y == 1) & (pred == 0))],
                                 axis=1) for a in (0, 1)], axis=1)
     return [str(g) for g in groups], counts
 

@@ -61,10 +61,12 @@ class MetricSet:
     records: tuple[MetricRecord, ...]
     params: dict[str, Any] = field(default_factory=dict)
 
-    def find(self, family: str, metric: str, feature: str | None = None, group: str | None = None) -> MetricRecord | None:
+    def find(self, family: str, metric: str, feature: str | None = None,
+             group: str | None = None) -> MetricRecord | None:
         return next((r for r in self.records if r.key() == (family, metric, feature, group)), None)
 
-    def select(self, family: str | None = None, metric: str | None = None, feature: str | None = None) -> list[MetricRecord]:
+    def select(self, family: str | None = None, metric: str | None = None,
+               feature: str | None = None) -> list[MetricRecord]:
         return [r for r in self.records if (family is None or r.family == family)
                 and (metric is None or r.metric == metric) and (feature is None or r.feature == feature)]
 

@@ -42,7 +42,8 @@ def krippendorff_alpha(units: Mapping[Hashable, list[Hashable]]) -> float | None
     return 1 - disagreement_observed / disagreement_expected
 
 
-def pairwise_kappas(judgments: Mapping[Hashable, Mapping[str, Hashable]]) -> dict[tuple[str, str], tuple[float | None, int]]:
+def pairwise_kappas(judgments: Mapping[Hashable, Mapping[str, Hashable]]
+                    ) -> dict[tuple[str, str], tuple[float | None, int]]:
     """(reviewer, reviewer) → (kappa, items both judged), from item → {reviewer: label}."""
     by_pair: dict[tuple[str, str], tuple[list, list]] = defaultdict(lambda: ([], []))
     for labels in judgments.values():

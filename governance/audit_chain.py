@@ -106,6 +106,9 @@ def verify_chain(events: Iterable[AuditEvent]) -> ChainReport:
             action=event.action, entity=event.entity, payload=event.payload,
         )
         if recomputed != event.hash:
-            return broken(f"event seq {event.seq} ({event.action} {event.entity}) was altered: its content does not match its hash.")
+            return broken(
+                f"event seq {event.seq} ({event.action} {event.entity}) was altered: its content does not match "
+                "its hash."
+            )
         expected_seq, prev_hash = event.seq + 1, event.hash
     return ChainReport(True, count, expected_seq - 1 if count else None, prev_hash)

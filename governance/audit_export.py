@@ -159,7 +159,8 @@ def verify_consistency(directory: Path, *, since: Path, expected_public_key: str
         else:
             if len(new_events) < len(old_events):
                 first_missing = old_events[len(new_events)].seq
-                problems.append(f"the later export ends at seq {new_events[-1].seq if new_events else 0} but the earlier "
+                problems.append("the later export ends at seq "
+                                f"{new_events[-1].seq if new_events else 0} but the earlier "
                                 f"one holds up to seq {old_events[-1].seq}: events from seq {first_missing} on were "
                                 "removed.")
                 broken_seq = first_missing if broken_seq is None else min(broken_seq, first_missing)
@@ -226,7 +227,8 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         if len(events) != manifest["row_count"]:
             problems.append(f"the file holds {len(events)} events but the manifest says {manifest['row_count']}.")
         if chain.ok and events and events[-1].hash != manifest.get("head_hash"):
-            problems.append("the chain's head does not match the manifest's head_hash: events were added or removed at the end.")
+            problems.append("the chain's head does not match the manifest's head_hash: events were added or removed "
+                            "at the end.")
     else:
         problems.append(f"{events_path.name} is missing.")
 

@@ -307,7 +307,8 @@ def intersection_problems(intersections: Sequence[Sequence[str]], sensitive: Seq
     """(intersection, what is wrong) for each intersection that cannot be judged: repeated, not two or
     more different sensitive columns, or named like a column the data has."""
     names = [intersection_name(parts) for parts in intersections]
-    found = [(name, "the intersection is given more than once") for name in sorted({n for n in names if names.count(n) > 1})]
+    found = [(name, "the intersection is given more than once")
+             for name in sorted({n for n in names if names.count(n) > 1})]
     for parts, name in zip(intersections, names):
         if len(parts) < 2 or len(set(parts)) != len(parts):
             found.append((name, "an intersection joins two or more different sensitive columns (e.g. sex*race)"))
@@ -315,7 +316,8 @@ def intersection_problems(intersections: Sequence[Sequence[str]], sensitive: Seq
             outside = ", ".join(repr(p) for p in parts if p not in sensitive)
             found.append((name, f"an intersection joins sensitive columns: add {outside} to --sensitive"))
         elif name in columns:
-            found.append((name, "the data has a column of that name: the intersection would hide it; rename the column"))
+            found.append((name, "the data has a column of that name: the intersection would hide it; "
+                                "rename the column"))
     return found
 
 
@@ -350,7 +352,8 @@ def _check_values(
         text = f"CAST({_quote(column)} AS VARCHAR)"
         checks += [
             (column, f"{_quote(column)} IS NULL", "empty (name missing groups, e.g. 'unknown')"),
-            (column, f"{_quote(column)} IS NOT NULL AND trim({text}) = ''", "blank (name missing groups, e.g. 'unknown')"),
+            (column, f"{_quote(column)} IS NOT NULL AND trim({text}) = ''",
+             "blank (name missing groups, e.g. 'unknown')"),
             (column, f"regexp_matches({text}, '[\\x00-\\x1f\\x7f]')", "a group name with control characters"),
         ]
         if column in crossed:  # an intersection's group joins its columns' values with ' & '

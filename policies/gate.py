@@ -187,7 +187,8 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
         judged += [found] if found else []
         excluded += set_aside
     label = rule.metric.split(".")[1].replace("_", " ")
-    bound_words = {"point": "", "ci_upper": " (upper confidence bound)", "ci_lower": " (lower confidence bound)"}[rule.judge]
+    bound_words = {"point": "", "ci_upper": " (upper confidence bound)",
+                   "ci_lower": " (lower confidence bound)"}[rule.judge]
     several = rule.group in ("every", "worst") or rule.feature == "every"
     scope = "every sensitive column" if rule.feature == "every" else f"every group of {rule.feature}"
     if not judged:
@@ -210,7 +211,8 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
     else:
         relation = ("above the maximum" if comparison == "<=" else "below the minimum") if failing else \
             ("within the maximum" if comparison == "<=" else "at or above the minimum")
-        reason = f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}, {relation} {_pretty(limit)}."
+        reason = (f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}, {relation} "
+                  f"{_pretty(limit)}.")
     values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
                   n=worst.record.n, group=worst.record.group,
                   failing_groups=[_name(j.record) for j in failing],
@@ -300,7 +302,8 @@ def _leakage(rule: LeakageRule, metrics: MetricSet) -> RuleResult:
     if auc is None or auc.value is None:
         return RuleResult(rule.id, rule.kind, "insufficient", False, rule.severity,
                           "the eval ROC AUC is undefined (" + ((auc.detail.get("reason") if auc else None)
-                                                               or "no ROC AUC record") + "), so leakage cannot be judged.",
+                                                               or "no ROC AUC record")
+                          + "), so leakage cannot be judged.",
                           metric="performance.roc_auc")
     folded = max(auc.value, 1 - auc.value)  # scores that invert the label are as suspect as perfect ones
     records = metrics.select("sanity", "feature_auc")
@@ -348,7 +351,8 @@ def _degenerate(rule: DegenerateRule, metrics: MetricSet) -> RuleResult:
         return "overall" if r.feature is None else _name(r)
 
     if bad:
-        reason = (f"the decisions are (nearly) all one way: selection rate {', '.join(f'{name(r)} {r.value:.2%}' for r in bad[:5])}"
+        reason = ("the decisions are (nearly) all one way: selection rate "
+                  f"{', '.join(f'{name(r)} {r.value:.2%}' for r in bad[:5])}"
                   f" (outside {rule.min_rate:.0%} to {rule.max_rate:.0%}).")
     else:
         reason = (f"the selection rate is between {rule.min_rate:.0%} and {rule.max_rate:.0%} overall "
@@ -357,7 +361,8 @@ def _degenerate(rule: DegenerateRule, metrics: MetricSet) -> RuleResult:
         reason += f" Not judged: {_set_aside(excluded)}."
     return _outcome(rule, not bad, reason, metric="performance.selection_rate", observed=overall.value,
                     n=overall.n, failing_groups=[name(r) for r in bad],
-                    failing=[{"feature": r.feature, "group": r.group, "value": r.value} for r in bad], excluded=excluded)
+                    failing=[{"feature": r.feature, "group": r.group, "value": r.value} for r in bad],
+                    excluded=excluded)
 
 
 def _regression(rule: MetricRule, record: MetricRecord, baseline: tuple[str, MetricSet] | None,
@@ -368,7 +373,8 @@ def _regression(rule: MetricRule, record: MetricRecord, baseline: tuple[str, Met
                                    " insufficient evidence.", record, common)
     baseline_label, baseline_metrics = baseline
     family, metric = rule.metric.split(".")
-    base = baseline_metrics.find(family, metric, rule.feature, rule.group if rule.group not in ("every", "worst") else None)
+    base = baseline_metrics.find(family, metric, rule.feature,
+                                 rule.group if rule.group not in ("every", "worst") else None)
     current = _judged(record, rule.judge)
     if base is None or base.value is None or current is None:
         return _insufficient(rule, f"{label} is undefined here or in the baseline; insufficient evidence.", record,
@@ -377,7 +383,8 @@ def _regression(rule: MetricRule, record: MetricRecord, baseline: tuple[str, Met
     worsening = (base.value - current) if better == "higher" else (current - base.value)
     ok = worsening <= rule.max_regression + 1e-12
     direction = "below" if better == "higher" else "above"
-    reason = (f"{label} is {_pretty(current)}, {_pretty(abs(worsening))} {direction if worsening > 0 else 'better than'} "
+    reason = (f"{label} is {_pretty(current)}, {_pretty(abs(worsening))} "
+              f"{direction if worsening > 0 else 'better than'} "
               f"the baseline {_pretty(base.value)} ({baseline_label}); at most {_pretty(rule.max_regression)} "
               f"worse is allowed.")
     return _outcome(rule, ok, reason, observed=record.value, judged=current, threshold=rule.max_regression,
