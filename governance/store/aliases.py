@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from governance.records import AliasMove
+from governance.store.rows import one_int
 
 _MOVE = ("model, seq, alias, version, previous_version, action, gate_id, override_reason, override_expires, actor, "
          "moved_at")
@@ -41,4 +42,4 @@ def current_moves(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
 
 
 def next_move_seq(conn: duckdb.DuckDBPyConnection, model: str) -> int:
-    return conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ?", [model]).fetchone()[0]
+    return one_int(conn, "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ?", [model])

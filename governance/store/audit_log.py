@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from governance.audit_chain import GENESIS_HASH, AuditEvent, seal
+from governance.store.rows import one_int
 
 _COLUMNS = "seq, ts, actor, action, entity, payload, prev_hash, hash"
 
@@ -60,7 +61,7 @@ def hashes(conn: duckdb.DuckDBPyConnection) -> dict[int, str]:
 
 
 def event_count(conn: duckdb.DuckDBPyConnection) -> int:
-    return conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+    return one_int(conn, "SELECT count(*) FROM audit_events")
 
 
 def head(conn: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
@@ -96,7 +97,7 @@ def filter_events(conn: duckdb.DuckDBPyConnection, *, model: str | None, actor: 
         where.append("ts <= ?")
         params.append(until)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total = conn.execute(f"SELECT count(*) FROM audit_events{clause}", params).fetchone()[0]
+    total = one_int(conn, f"SELECT count(*) FROM audit_events{clause}", params)
     rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_events{clause} ORDER BY seq DESC LIMIT ?",
                         [*params, limit]).fetchall()
     return total, [AuditEvent(*row) for row in rows]

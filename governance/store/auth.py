@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 
 from governance.records import Record
+from governance.store.rows import one_row
 
 _TOKEN = "id, user_name, kind, name, secret_sha256, created_at, created_by, expires_at, revoked_at"
 
@@ -65,10 +66,10 @@ def record_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, w
 def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str,
                     since: datetime) -> tuple[int, datetime | None, int, datetime | None]:
     """(failures for the user, the latest, failures from the client, the latest) since `since`."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE user_name = ?), max(failed_at) FILTER (WHERE user_name = ?), "
+    row = one_row(
+        conn, "SELECT count(*) FILTER (WHERE user_name = ?), max(failed_at) FILTER (WHERE user_name = ?), "
         "count(*) FILTER (WHERE client = ?), max(failed_at) FILTER (WHERE client = ?) "
-        "FROM signin_failures WHERE failed_at >= ?", [user, user, client, client, since]).fetchone()
+        "FROM signin_failures WHERE failed_at >= ?", [user, user, client, client, since])
     return row[0], row[1], row[2], row[3]
 
 

@@ -29,6 +29,7 @@ import duckdb
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.private import private_dir
 from governance.store.backend import first_line, in_transaction, with_backoff
+from governance.store.rows import one_int
 
 T = TypeVar("T")
 PREFIX = "ducklake:postgres:"
@@ -131,8 +132,8 @@ class DuckLakeBackend:
     def exists(self) -> bool:
         cursor = self._instance().cursor()
         try:
-            found = cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
-                                   "'schema_migrations'", [CATALOG]).fetchone()[0]
+            found = one_int(cursor, "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
+                            "'schema_migrations'", [CATALOG])
             return bool(found)
         finally:
             cursor.close()

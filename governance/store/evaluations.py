@@ -8,6 +8,7 @@ import duckdb
 
 from evaluation import MetricRecord, MetricSet
 from governance.records import Evaluation
+from governance.store.rows import Row
 
 _EVALUATION = ("id, model, version, prediction_set_id, reference_set_id, engine, params_json, records_sha256, "
                "record_count, created_at, created_by")
@@ -16,7 +17,7 @@ _SELECT_RECORDS = ("SELECT family, metric, feature, group_value, value, n, ci_lo
                    "FROM metric_records WHERE evaluation_id = ? ORDER BY position")
 
 
-def _evaluation(row: tuple) -> Evaluation:
+def _evaluation(row: Row) -> Evaluation:
     values = list(row)
     values[6] = json.loads(values[6])
     return Evaluation(*values)
@@ -71,7 +72,7 @@ def _latest_per(partition: str, split: str) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY e.{partition} ORDER BY e.created_at DESC, e.id DESC) = 1")
 
 
-def metric_trend(conn: duckdb.DuckDBPyConnection, model: str, metrics: list[str]) -> list[tuple]:
+def metric_trend(conn: duckdb.DuckDBPyConnection, model: str, metrics: list[str]) -> list[Row]:
     """(version, version created_at, evaluation id, metric, feature, value, ci_low, ci_high, n) of the
     overall (group-less) `metrics` of every version's latest eval evaluation, oldest version first."""
     return conn.execute(
@@ -83,7 +84,7 @@ def metric_trend(conn: duckdb.DuckDBPyConnection, model: str, metrics: list[str]
         f"ORDER BY v.created_at, v.version, r.position", [model, metrics]).fetchall()
 
 
-def drift_timeline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[tuple]:
+def drift_timeline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Row]:
     """(prediction set, batch_time, ingested at, evaluation, metric, feature, value, method) of the
     drift records of each production batch's latest evaluation, in batch order."""
     return conn.execute(

@@ -7,6 +7,8 @@ import json
 import duckdb
 
 from governance.records import GateRecord, GateVerdict, stored
+from governance.store.rows import Row
+from policies.decision import GateDecision
 
 _GATE = ("id, model, version, evaluation_id, policy_name, policy_version, policy_sha256, metrics_sha256, verdict, "
          "decision_json, created_at, created_by")
@@ -17,7 +19,7 @@ def insert_gate(conn: duckdb.DuckDBPyConnection, gate: GateRecord) -> None:
     conn.execute(
         f"INSERT INTO gate_decisions ({_GATE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [gate.id, gate.model, gate.version, gate.evaluation_id, gate.policy_name, gate.policy_version,
-         gate.policy_sha256, gate.metrics_sha256, gate.verdict, json.dumps(gate.decision, sort_keys=True),
+         gate.policy_sha256, gate.metrics_sha256, gate.verdict, json.dumps(gate.decision.to_dict(), sort_keys=True),
          gate.created_at, gate.created_by],
     )
 
@@ -33,10 +35,10 @@ def get_gate(conn: duckdb.DuckDBPyConnection, gate_id: str) -> GateRecord | None
     return _gate(row) if row else None
 
 
-def _gate(row: tuple) -> GateRecord:
+def _gate(row: Row) -> GateRecord:
     values = list(row)
     values[8] = stored(GateVerdict, values[8])
-    values[9] = json.loads(values[9])
+    values[9] = GateDecision.from_dict(json.loads(values[9]))
     return GateRecord(*values)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any, cast
 
 import duckdb
 
 from governance.records import Job, JobStatus, stored
+from governance.store.rows import Row, one_int, one_row
 
 _JOB = ("id, model, version, kind, status, strategies_json, failing_rules_json, depends_on_json, gate_decision_id, "
         "attempts, created_at, updated_at")
@@ -16,17 +19,17 @@ _SELECT_JOBS = f"SELECT {_JOB} FROM jobs"
 def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
     found = conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
     if found:
-        return found[0]
+        return cast(str, found[0])
     conn.execute(
         f"INSERT INTO jobs (dedupe_key, {_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dedupe_key, job.id, job.model, job.version, job.kind, job.status, json.dumps(job.strategies),
          json.dumps(job.failing_rules), json.dumps(job.depends_on), job.gate_decision_id, job.attempts,
          job.created_at, job.updated_at],
     )
-    return conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()[0]
+    return cast(str, one_row(conn, "SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key])[0])
 
 
-def _job(row: tuple) -> Job:
+def _job(row: Row) -> Job:
     values = list(row)
     values[4] = stored(JobStatus, values[4])
     values[5], values[6], values[7] = (json.loads(v) for v in values[5:8])
@@ -47,45 +50,46 @@ def list_jobs(conn: duckdb.DuckDBPyConnection, *, status: str | None = None) -> 
 _JOB_STATE = "lease_owner, lease_expires_at, progress_json, cancel_requested, error, result_version"
 
 
-def job_state(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict | None:
+def job_state(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {_JOB_STATE} FROM jobs WHERE id = ?", [job_id]).fetchone()
     if row is None:
         return None
     return _state(*row)
 
 
-def _state(owner, expires, progress, cancel, error, result) -> dict:
+def _state(owner: str | None, expires: datetime | None, progress: str | None, cancel: bool | None, error: str | None,
+           result: str | None) -> dict[str, Any]:
     return {"lease_owner": owner, "lease_expires_at": expires, "progress": json.loads(progress) if progress else None,
             "cancel_requested": bool(cancel), "error": error, "result_version": result}
 
 
-def job_states(conn: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+def job_states(conn: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     """Every job's lease, progress, error and result, by job id (one query)."""
     return {row[0]: _state(*row[1:]) for row in conn.execute(f"SELECT id, {_JOB_STATE} FROM jobs").fetchall()}
 
 
-def promote_waiting_jobs(conn: duckdb.DuckDBPyConnection, now) -> list[str]:
+def promote_waiting_jobs(conn: duckdb.DuckDBPyConnection, now: datetime) -> list[str]:
     """waiting_review → queued for jobs whose review items are all resolved or dismissed."""
     waiting = conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review'").fetchall()
-    promoted = []
+    promoted: list[str] = []
     for job_id, depends in waiting:
         items = json.loads(depends)
-        open_count = conn.execute("SELECT count(*) FROM review_items WHERE list_contains(?, id) AND status IN "
-                                  "('open', 'claimed')", [items]).fetchone()[0] if items else 0
+        open_count = one_int(conn, "SELECT count(*) FROM review_items WHERE list_contains(?, id) AND status IN "
+                             "('open', 'claimed')", [items]) if items else 0
         if open_count == 0:
             conn.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE id = ?", [now, job_id])
             promoted.append(job_id)
     return promoted
 
 
-def claimable_job(conn: duckdb.DuckDBPyConnection, now, created_before=None) -> Job | None:
+def claimable_job(conn: duckdb.DuckDBPyConnection, now: datetime, created_before: datetime | None = None) -> Job | None:
     row = conn.execute(_SELECT_JOBS + " WHERE (status = 'queued' OR (status = 'running' AND lease_expires_at < ?)) "
                        "AND (CAST(? AS TIMESTAMP) IS NULL OR created_at <= ?) ORDER BY created_at, id LIMIT 1",
                        [now, created_before, created_before]).fetchone()
     return _job(row) if row else None
 
 
-def set_job_search(conn: duckdb.DuckDBPyConnection, job_id: str, search: dict) -> None:
+def set_job_search(conn: duckdb.DuckDBPyConnection, job_id: str, search: dict[str, Any]) -> None:
     """What a retraining search aimed at (`rules`: the policy's bounds) and the `candidates` it tried."""
     conn.execute("UPDATE jobs SET search_json = ? WHERE id = ?", [json.dumps(search, default=str), job_id])
 
@@ -95,21 +99,22 @@ def searched_jobs(conn: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT id FROM jobs WHERE search_json IS NOT NULL").fetchall()}
 
 
-def job_search(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict:
+def job_search(conn: duckdb.DuckDBPyConnection, job_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT search_json FROM jobs WHERE id = ?", [job_id]).fetchone()
     return json.loads(row[0]) if row and row[0] else {}
 
 
-def take_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires) -> bool:
+def take_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now: datetime, expires: datetime) -> bool:
     """Lease the job to `worker` unless someone else holds a live lease (one conditional UPDATE)."""
-    count = conn.execute(
-        "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, "
+    count = one_int(
+        conn, "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, "
         "updated_at = ? WHERE id = ? AND (status = 'queued' OR (status = 'running' AND lease_expires_at < ?))",
-        [worker, expires, now, job_id, now]).fetchone()[0]
+        [worker, expires, now, job_id, now])
     return count == 1
 
 
-def heartbeat(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, expires, progress: dict) -> bool | None:
+def heartbeat(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now: datetime, expires: datetime,
+              progress: dict[str, Any]) -> bool | None:
     """Extend the lease; None if `worker` no longer holds it, else whether cancellation was asked."""
     row = conn.execute("UPDATE jobs SET lease_expires_at = ?, progress_json = ?, updated_at = ? "
                        "WHERE id = ? AND status = 'running' AND lease_owner = ? RETURNING cancel_requested",
@@ -117,11 +122,11 @@ def heartbeat(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, now, ex
     return None if row is None else bool(row[0])
 
 
-def finish_job(conn: duckdb.DuckDBPyConnection, job_id: str, status: str, now, *, error: str | None = None,
+def finish_job(conn: duckdb.DuckDBPyConnection, job_id: str, status: str, now: datetime, *, error: str | None = None,
                result_version: str | None = None) -> None:
     conn.execute("UPDATE jobs SET status = ?, error = ?, result_version = ?, lease_owner = NULL, "
                  "lease_expires_at = NULL, updated_at = ? WHERE id = ?", [status, error, result_version, now, job_id])
 
 
-def request_cancel(conn: duckdb.DuckDBPyConnection, job_id: str, now) -> None:
+def request_cancel(conn: duckdb.DuckDBPyConnection, job_id: str, now: datetime) -> None:
     conn.execute("UPDATE jobs SET cancel_requested = true, updated_at = ? WHERE id = ?", [now, job_id])

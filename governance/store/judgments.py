@@ -5,11 +5,12 @@ from __future__ import annotations
 import duckdb
 
 from governance.records import Judgment, Verdict, stored
+from governance.store.rows import Row
 
 _JUDGMENT = "item_id, reviewer, verdict, corrected_label, comment, judged_at"
 
 
-def _judgment(row: tuple) -> Judgment:
+def _judgment(row: Row) -> Judgment:
     item_id, reviewer, verdict, *rest = row
     return Judgment(item_id, reviewer, stored(Verdict, verdict), *rest)
 
@@ -42,7 +43,7 @@ def gold_judgments(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int 
         "JOIN review_items i ON i.id = j.item_id WHERE i.gold_json IS NOT NULL ORDER BY j.reviewer").fetchall()
 
 
-def corrections(conn: duckdb.DuckDBPyConnection, model: str) -> list[tuple]:
+def corrections(conn: duckdb.DuckDBPyConnection, model: str) -> list[Row]:
     """Resolved example items of a model whose consensus is a corrected label, with provenance."""
     return conn.execute(
         "SELECT i.id, i.version, i.gate_decision_id, i.evidence_json, j.reviewer, j.corrected_label, j.judged_at "

@@ -7,7 +7,7 @@ end of MIGRATIONS; never edit one that has shipped (stores in the field have rec
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import duckdb
 
@@ -24,12 +24,13 @@ class Schema:
         self.conn = conn
         self.enforces_keys = enforces_keys
 
-    def create_table(self, name: str, columns: str, *, key: Sequence[str] = (), unique: Sequence[str] = ()) -> None:
+    def create_table(self, name: str, columns: str, *, key: Sequence[str] = (), unique: Sequence[str] = (),
+                     if_not_exists: bool = False) -> None:
         parts = [columns.strip()]
         if self.enforces_keys:
             parts += [f"PRIMARY KEY ({', '.join(key)})"] if key else []
             parts += [f"UNIQUE ({column})" for column in unique]
-        self.conn.execute(f"CREATE TABLE {name} ({', '.join(parts)})")
+        self.conn.execute(f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{name} ({', '.join(parts)})")
 
     def add_column(self, table: str, column: str, *, default: str | None = None) -> None:
         """`column` is "name TYPE". With a default, rows already there get it; DuckLake refuses defaults on
@@ -42,7 +43,7 @@ class Schema:
             self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             self.conn.execute(f"UPDATE {table} SET {column.split()[0]} = {default}")
 
-    def execute(self, sql: str, parameters: list | None = None) -> None:
+    def execute(self, sql: str, parameters: list[Any] | None = None) -> None:
         """A data statement (moving or filling rows), the same on every backend."""
         self.conn.execute(sql, parameters)
 
@@ -330,11 +331,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 def applied_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    conn.execute("""
-        CREATE TABLE IF NOT EXISTS schema_migrations (
-            name       VARCHAR PRIMARY KEY,
-            applied_at TIMESTAMP NOT NULL
-        )""")
+    """The names of the migrations this store recorded (none before its first)."""
+    recorded = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND "
+                            "schema_name = current_schema() AND table_name = 'schema_migrations'").fetchone()
+    if not recorded or not recorded[0]:
+        return []
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
 
 
@@ -344,6 +345,9 @@ def apply_pending(conn: duckdb.DuckDBPyConnection, migrations: Sequence[Migratio
     backend has PRIMARY KEY and UNIQUE (the embedded file does, DuckLake does not)."""
     schema = Schema(conn, enforces_keys=enforces_keys)
     done = set(applied_migrations(conn))
+    if not done:
+        schema.create_table("schema_migrations", "name VARCHAR, applied_at TIMESTAMP NOT NULL", key=("name",),
+                            if_not_exists=True)
     applied = []
     for migration in migrations:
         if migration.__name__ in done:

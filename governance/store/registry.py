@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 
 from governance.records import Dataset, Model, PredictionSet, Version
+from governance.store.rows import Row, one_int
 
 _MODEL = "name, owner, description, risk_tier, created_at, created_by, min_approvals"
 _MODEL_WRITE = "name, owner, description, risk_tier, created_at, created_by"
@@ -55,8 +56,10 @@ def get_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Ve
     return _version(row) if row else None
 
 
-def _version(row: tuple) -> Version:
-    return Version(*row[:-1], json.loads(row[-1]) if row[-1] else None)
+def _version(row: Row) -> Version:
+    values = list(row)
+    values[-1] = json.loads(values[-1]) if values[-1] else None
+    return Version(*values)
 
 
 def list_versions(conn: duckdb.DuckDBPyConnection, model: str) -> list[Version]:
@@ -106,7 +109,7 @@ def get_dataset(conn: duckdb.DuckDBPyConnection, sha256: str) -> Dataset | None:
     return Dataset.from_row(*row) if row else None
 
 
-def _prediction_set(row: tuple) -> PredictionSet:
+def _prediction_set(row: Row) -> PredictionSet:
     values = list(row)
     values[12], values[13] = json.loads(values[12]), json.loads(values[13])
     values[16] = json.loads(values[16]) if values[16] else []
@@ -135,7 +138,7 @@ def list_prediction_sets(conn: duckdb.DuckDBPyConnection, model: str, version: s
 def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     # Table names are constants of this module, never user input.
     return {
-        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        table: one_int(conn, f"SELECT count(*) FROM {table}")
         for table in ("models", "versions", "prediction_sets")
     }
 
@@ -157,7 +160,8 @@ def get_prediction_set(conn: duckdb.DuckDBPyConnection, prediction_set_id: str) 
 def lineage(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Version]:
     """The version and its ancestors, newest first (one query, not one per step; a cycle ends it)."""
     by_name = {v.version: v for v in list_versions(conn, model)}
-    chain, current = [], version
+    chain: list[Version] = []
+    current: str | None = version
     while current in by_name and by_name[current] not in chain:
         chain.append(by_name[current])
         current = by_name[current].parent_version

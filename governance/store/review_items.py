@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import duckdb
 
 from governance.records import ItemStatus, Priority, ReviewItem, stored
+from governance.store.rows import Row, one_int
 
 _ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
          "evidence_json, created_at, created_by")
@@ -24,7 +26,7 @@ def insert_items(conn: duckdb.DuckDBPyConnection, items: list[tuple[ReviewItem, 
     keys = [key for _, key in items]
     queued = {row[0] for row in conn.execute("SELECT dedupe_key FROM review_items WHERE list_contains(?, dedupe_key)",
                                              [keys]).fetchall()}
-    fresh = {}
+    fresh: dict[str, ReviewItem] = {}
     for item, key in items:
         if key not in queued:
             fresh.setdefault(key, item)
@@ -46,7 +48,7 @@ def existing_keys(conn: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
                                            [keys]).fetchall()}
 
 
-def _item(row: tuple) -> ReviewItem:
+def _item(row: Row) -> ReviewItem:
     values = list(row)
     values[6], values[7] = stored(Priority, values[6]), stored(ItemStatus, values[7])
     values[9] = json.loads(values[9])
@@ -68,16 +70,16 @@ def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, ver
 
 
 def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> int:
-    return conn.execute("SELECT count(*) FROM review_items WHERE model = ? AND version = ? AND status IN "
-                        "('open', 'claimed')", [model, version]).fetchone()[0]
+    return one_int(conn, "SELECT count(*) FROM review_items WHERE model = ? AND version = ? AND status IN "
+                   "('open', 'claimed')", [model, version])
 
 
-def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict | None:
+def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT gold_json FROM review_items WHERE id = ?", [item_id]).fetchone()
     return json.loads(row[0]) if row and row[0] else None
 
 
-def set_gold(conn: duckdb.DuckDBPyConnection, item_id: str, answer: dict) -> None:
+def set_gold(conn: duckdb.DuckDBPyConnection, item_id: str, answer: dict[str, Any]) -> None:
     conn.execute("UPDATE review_items SET gold_json = ? WHERE id = ?", [json.dumps(answer, sort_keys=True), item_id])
 
 
@@ -91,11 +93,11 @@ def claim(conn: duckdb.DuckDBPyConnection, item_id: str, reviewer: str, now: dat
     One conditional UPDATE: two claimers racing both write the same row, so DuckDB fails one at
     commit and its retry finds the item taken.
     """
-    count = conn.execute(
-        "UPDATE review_items SET status = 'claimed', assignee = ?, claim_expires_at = ? "
+    count = one_int(
+        conn, "UPDATE review_items SET status = 'claimed', assignee = ?, claim_expires_at = ? "
         "WHERE id = ? AND (status = 'open' OR (status = 'claimed' AND (claim_expires_at < ? OR assignee = ?)))",
         [reviewer, expires, item_id, now, reviewer],
-    ).fetchone()[0]
+    )
     return count == 1
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 import duckdb
 
 from governance.records import SignOff, SignOffDecision, stored
+from governance.store.rows import Row, one_int
 
 _SIGNOFF = ("model, version, reviewer, revision, decision, comment, created_at, artifact_sha256, evaluation_id, gate_id, "
             "coalesce(acknowledged_blocked, false)")
 _SIGNOFF_WRITE = _SIGNOFF.replace("coalesce(acknowledged_blocked, false)", "acknowledged_blocked")
 
 
-def _signoff(row: tuple) -> SignOff:
+def _signoff(row: Row) -> SignOff:
     model, version, reviewer, revision, decision, *rest = row
     return SignOff(model, version, reviewer, revision, stored(SignOffDecision, decision), *rest)
 
 
 def next_signoff_revision(conn: duckdb.DuckDBPyConnection, model: str, version: str, reviewer: str) -> int:
-    return conn.execute("SELECT coalesce(max(revision), 0) + 1 FROM signoffs WHERE model = ? AND version = ? AND "
-                        "reviewer = ?", [model, version, reviewer]).fetchone()[0]
+    return one_int(conn, "SELECT coalesce(max(revision), 0) + 1 FROM signoffs WHERE model = ? AND version = ? AND "
+                   "reviewer = ?", [model, version, reviewer])
 
 
 def insert_signoff(conn: duckdb.DuckDBPyConnection, signoff: SignOff) -> None:

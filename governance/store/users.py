@@ -8,11 +8,12 @@ import duckdb
 
 from governance.records import User
 from governance.roles import Role
+from governance.store.rows import Row, one_int
 
 _COLUMNS = "name, role, password_hash IS NOT NULL, created_at, created_by, disabled_at"
 
 
-def _user(row: tuple) -> User:
+def _user(row: Row) -> User:
     return User(row[0], Role(row[1]), bool(row[2]), row[3], row[4], row[5])
 
 
@@ -41,7 +42,7 @@ def password_hash(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 
 def count_users(conn: duckdb.DuckDBPyConnection) -> int:
-    return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    return one_int(conn, "SELECT count(*) FROM users")
 
 
 def set_password_hash(conn: duckdb.DuckDBPyConnection, name: str, password_hash: str | None) -> None:
@@ -53,4 +54,4 @@ def set_disabled(conn: duckdb.DuckDBPyConnection, name: str, disabled_at: dateti
 
 
 def count_enabled_admins(conn: duckdb.DuckDBPyConnection) -> int:
-    return conn.execute("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL").fetchone()[0]
+    return one_int(conn, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL")
