@@ -13,32 +13,19 @@ from governance.ingest import ColumnRoles
 from governance.service import Service
 from tests.support.frames import predictions_frame
 from tests.support.policies import QUEUE_POLICY
-from tests.support.stores import ACS_ROLES, USERS
+from tests.support.stores import ACS_ROLES, ducklake_only
 
 
-@pytest.fixture
-def lake(postgres, tmp_path, monkeypatch):
-    """A new DuckLake store (its own PostgreSQL database and data folder) with one user per role."""
-    monkeypatch.setenv("GOVERN_STORE", f"ducklake:postgres:{postgres.new_database()}")
-    monkeypatch.setenv("GOVERN_DATA_PATH", str(tmp_path / "lake"))
-    home = tmp_path / "home"
-    Service.open(home=home).init(admin="ada")
-    for user, role in USERS.items():
-        if role != "admin":
-            Service.open(home=home, actor="ada").add_user(name=user, role=role)
-    Service.open(home=home, actor="eng").register_model(name="credit", risk_tier="high")
-    (tmp_path / "model.bin").write_bytes(b"weights")
-    return home, tmp_path
-
-
-def test_the_loop_runs_on_ducklake(lake, acs_files):
-    home, tmp_path = lake
+@ducklake_only
+def test_the_loop_runs_on_ducklake(make_store, acs_files, tmp_path):
+    store = make_store(versions=())
+    home = store.home
     engineer = Service.open(home=home, actor="eng")
     status = engineer.status()
     assert status.database.startswith("ducklake:postgres:") and "m008_audit_head" in status.migrations
-    engineer.register_version(model="credit", version="1", artifact=tmp_path / "model.bin")
+    engineer.register_version(model="credit", version="1", artifact=store.artifact)
     with pytest.raises(Conflict, match="already registered"):
-        engineer.register_version(model="credit", version="1", artifact=tmp_path / "model.bin")
+        engineer.register_version(model="credit", version="1", artifact=store.artifact)
     current, reference = acs_files
     engineer.ingest(model="credit", version="1", file=current, split="eval", roles=ACS_ROLES)
     engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ACS_ROLES)
@@ -79,15 +66,17 @@ def _register(home: str, store: str, data: str, worker: int, count: int, artifac
 
 
 @pytest.mark.slow
-def test_concurrent_writers_keep_one_linear_chain_and_unique_versions(lake, monkeypatch):
+@ducklake_only
+def test_concurrent_writers_keep_one_linear_chain_and_unique_versions(make_store):
     import os
 
-    home, tmp_path = lake
+    store = make_store(versions=())
+    home = store.home
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     workers = [ctx.Process(target=_register, args=(str(home), os.environ["GOVERN_STORE"],
                                                    os.environ["GOVERN_DATA_PATH"], w, 5,
-                                                   str(tmp_path / "model.bin"), queue)) for w in range(4)]
+                                                   str(store.artifact), queue)) for w in range(4)]
     for process in workers:
         process.start()
     results = [outcome for _ in workers for outcome in queue.get(timeout=600)]
@@ -180,19 +169,21 @@ def _mixed(home: str, env: dict, worker: int, batch: str, policy: str, queue) ->
 
 
 @pytest.mark.slow
-def test_eight_machines_fifty_mixed_operations_each(lake, acs_files):
+@ducklake_only
+def test_eight_machines_fifty_mixed_operations_each(make_store, acs_files, tmp_path):
     import os
 
-    home, tmp_path = lake
+    store = make_store(versions=())
+    home = store.home
     admin, engineer = Service.open(home=home, actor="ada"), Service.open(home=home, actor="eng")
     current, reference = acs_files
     for worker in range(PROCESSES):
         admin.add_user(name=f"r{worker}", role="reviewer")
-        engineer.register_version(model="credit", version=f"v{worker}", artifact=tmp_path / "model.bin")
+        engineer.register_version(model="credit", version=f"v{worker}", artifact=store.artifact)
         engineer.ingest(model="credit", version=f"v{worker}", file=current, split="eval", roles=ACS_ROLES)
         engineer.ingest(model="credit", version=f"v{worker}", file=reference, split="reference", roles=ACS_ROLES)
         engineer.evaluate(model="credit", version=f"v{worker}", resamples=0)
-    engineer.register_version(model="credit", version="shared", artifact=tmp_path / "model.bin")
+    engineer.register_version(model="credit", version="shared", artifact=store.artifact)
     pool = {admin.add_review_item(model="credit", version="shared", evidence={"n": n}).id for n in range(60)}
     batch = tmp_path / "batch.csv"
     predictions_frame(40).to_csv(batch, index=False)
