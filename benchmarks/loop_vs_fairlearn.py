@@ -132,18 +132,18 @@ def run_loop(name: str, spec: dict, home: Path, report) -> dict:
     while verdict == "blocked" and len(rounds) < MAX_ROUNDS:
         judged = _judge(reviewer, name, spec["truth"])
         done = engineer.run_worker(once=True)
-        succeeded = [d for d in done if d["status"] == "succeeded"]
+        succeeded = [d for d in done if d.status == "succeeded"]
         if not succeeded:
             report(f"  round {len(rounds) + 1}: no retrain ({done or 'no job queued'})")
             break
-        version, verdict = succeeded[-1]["version"], succeeded[-1]["verdict"]
-        chosen = engineer.show_job(job_id=succeeded[-1]["job"])
-        pick = next(c for c in chosen["candidates"] if c["chosen"])
+        version, verdict = succeeded[-1].version, succeeded[-1].verdict
+        chosen = engineer.show_job(job_id=succeeded[-1].job)
+        pick = next(c for c in chosen.candidates if c["chosen"])
         rounds.append({"version": version, "verdict": verdict, "judged": judged, "chosen": pick["strategy"],
-                       "candidates": len(chosen["candidates"]), "escalations": succeeded[-1]["escalations"]})
+                       "candidates": len(chosen.candidates), "escalations": succeeded[-1].escalations})
         report(f"  round {len(rounds)}: {judged} items judged; v{version} ({pick['strategy']}, "
-               f"{len(chosen['candidates'])} candidates): gate {verdict}"
-               + (f" by {', '.join(succeeded[-1]['blocked_by'])}" if succeeded[-1]["blocked_by"] else ""))
+               f"{len(chosen.candidates)} candidates): gate {verdict}"
+               + (f" by {', '.join(succeeded[-1].blocked_by)}" if succeeded[-1].blocked_by else ""))
     seconds = time.perf_counter() - started
     sets = {p.split: p for p in engineer.show_version(model=name, version=version).prediction_sets}
     eval_rows = pd.read_parquet(engineer.prediction_set_path(sets["eval"]))["row_id"].to_numpy()

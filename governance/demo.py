@@ -180,12 +180,13 @@ def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, 
             break
         panel = _judge_everything(home, "income", truth, config, report)
         done = engineer.run_worker(once=True, report=report)
-        succeeded = [d for d in done if d.get("status") == "succeeded"]
-        summary["rounds"].append({"round": round_number, "version_gated": version, "panel": panel, "jobs": done})
+        succeeded = [d for d in done if d.status == "succeeded"]
+        summary["rounds"].append({"round": round_number, "version_gated": version, "panel": panel,
+                                  "jobs": [d.to_dict() for d in done]})
         if not succeeded:
             report("the retraining job did not succeed: " + "; ".join(str(d) for d in done))
             break
-        version = succeeded[-1]["version"]
+        version = succeeded[-1].version
         gate = engineer.latest_gate(model="income", version=version)
         report(f"income v{version}: gate {gate.verdict.upper() if gate else 'not run'}"
                + (f" by {', '.join(_blocking(gate))}" if gate and _blocking(gate) else ""))
@@ -240,7 +241,7 @@ def _adult_loop(home: Path, tmp: Path, config: DemoConfig, report) -> dict[str, 
 
 
 def _blocking(gate) -> list[str]:
-    return [r["rule_id"] for r in gate.decision["results"] if r["blocking"]]
+    return [r.rule_id for r in gate.decision.results if r.blocking]
 
 
 def _add_gold_items(admin, eval_set, history: pd.DataFrame, truth: np.ndarray, config: DemoConfig) -> int:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from governance.roles import Role
+from policies.decision import GateDecision
 
 
 # The states and answers the CLI's choices, the dashboard's menus and the service's checks share. Each is
@@ -301,8 +302,53 @@ class Job(Record):
 
 
 @dataclass(frozen=True)
+class JobDetail(Record):
+    """A job with its lease, progress and outcome, and (when its search ran) what it aimed at and tried."""
+
+    job: Job
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    progress: dict[str, Any] | None = None  # the running model's epoch and validation loss
+    cancel_requested: bool = False
+    error: str | None = None
+    result_version: str | None = None
+    searched: bool = False  # its search stored candidates
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # strategy, metrics, passes, chosen
+    aim: dict[str, Any] = field(default_factory=dict)  # the policy's bounds it judged candidates by, per rule
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        return body.pop("job") | body  # one flat object, as `govern jobs show --json` prints it
+
+
+@dataclass(frozen=True)
+class JobRun(Record):
+    """What a worker did with one job it claimed."""
+
+    job: str
+    status: str  # a JobStatus, or "abandoned" when its lease was lost to another worker
+    version: str | None = None  # the version it published
+    verdict: GateVerdict | None = None  # that version's gate
+    blocked_by: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # retrains its gate queued
+    escalations: list[str] = field(default_factory=list)  # review items for engineers when the loop stopped
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackSnapshot(Record):
+    """A version of a model's feedback data set: the label corrections reviewers agreed on."""
+
+    model: str
+    version: int
+    sha256: str
+    corrections: int
+    new: bool  # this call made it (the corrections changed since the last one)
+
+
+@dataclass(frozen=True)
 class GateRecord(Record):
-    """A stored gate decision (the decision's full body is in `decision`)."""
+    """A stored gate decision (every rule's result is in `decision`)."""
 
     id: str
     model: str
@@ -313,7 +359,7 @@ class GateRecord(Record):
     policy_sha256: str
     metrics_sha256: str
     verdict: GateVerdict
-    decision: dict[str, Any]
+    decision: GateDecision
     created_at: datetime
     created_by: str
 

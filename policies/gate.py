@@ -7,83 +7,15 @@ judged, the threshold and one sentence a reviewer can read. Same inputs, same de
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from evaluation import MetricRecord, MetricSet
 from evaluation.catalogue import METRICS
+from policies.decision import GateDecision, ReviewState, RuleResult, Status
 from policies.errors import PolicyInvalid
 from policies.loader import LoadedPolicy
 from policies.schema import ApprovalsRule, DegenerateRule, LeakageRule, MetricRule, OpenReviewsRule
-
-Status = Literal["passed", "failed", "warned", "insufficient"]
-
-
-@dataclass(frozen=True)
-class ReviewState:
-    """What the gate needs to know of people's work on the version."""
-
-    approvals: int = 0
-    rejections: int = 0
-    open_items: int = 0
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule_id: str
-    kind: str
-    status: Status
-    blocking: bool
-    severity: str
-    reason: str
-    metric: str | None = None
-    feature: str | None = None
-    group: str | None = None
-    observed: float | None = None
-    judged: float | None = None
-    bound: str | None = None
-    threshold: float | None = None
-    comparison: str | None = None
-    baseline_value: float | None = None
-    n: int | None = None
-    failing_groups: list[str] = field(default_factory=list)  # "feature=group" (or the feature) per failure
-    # the same, structured: {"feature", "group", "value"}; and what was set aside: {"feature", "group", "n", "why"}
-    failing: list[dict[str, Any]] = field(default_factory=list)
-    excluded: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    verdict: Literal["passed", "blocked"]
-    policy_name: str
-    policy_version: str
-    policy_sha256: str
-    metrics_sha256: str
-    baseline: str | None
-    results: tuple[RuleResult, ...]
-    mode: Literal["enforce", "dry_run"] = "enforce"
-
-    @property
-    def failed(self) -> list[RuleResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-    def summary(self) -> str:
-        blocking = [r.rule_id for r in self.results if r.blocking]
-        warned = [r.rule_id for r in self.results if r.status in ("warned", "insufficient") and not r.blocking]
-        text = f"gate {self.verdict.upper()} under {self.policy_name} v{self.policy_version}"
-        if blocking:
-            text += f": blocked by {', '.join(blocking)}"
-        if warned:
-            text += f"; warnings: {', '.join(warned)}"
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["results"] = [r.to_dict() for r in self.results]
-        return body
 
 
 def run_gate(*, policy: LoadedPolicy, metrics: MetricSet,

@@ -16,6 +16,7 @@ from policies.schema import RULE_KINDS, Policy, Rule
 _TOP_KEYS = {"name", "version", "description", "rules"}
 MAX_POLICY_BYTES = 1 << 20
 PACKS_DIR = Path(__file__).parent
+SCHEMA_PATH = PACKS_DIR / "schema.json"
 
 
 class PolicyNotFound(PolicyInvalid):

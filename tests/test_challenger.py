@@ -187,7 +187,7 @@ def test_gate_show_prints_the_stored_decision_for_any_role(gated, run_cli):
         f"  evaluation:     {stored.evaluation_id} (metrics sha256 {stored.metrics_sha256})",
         "  baseline:       challenger (strong.parquet)",
         "  rules:          3"]
-    challenger, ece, parity = decision["results"]
+    challenger, ece, parity = [r.to_dict() for r in decision.results]
     assert lines[7:10] == [
         "  FAIL         challenger-auc (metric, severity block, blocking)",
         f"      performance.roc_auc: {challenger['judged']:.4f}; threshold at most 0.0200 worse than the "

@@ -204,7 +204,7 @@ def test_cancel_a_job_in_the_dashboard(seeded):
     at.switch_page("views/jobs.py").run()
     at.button(key="jobs.cancel").click().run()
     assert not at.exception
-    assert store.as_("vic").show_job(job_id=job.id)["status"] == "cancelled"
+    assert store.as_("vic").show_job(job_id=job.id).job.status == "cancelled"
 
 
 def charts(at: AppTest) -> list[dict]:

@@ -52,7 +52,7 @@ def test_reviewers_judged_corrected_and_disagreed(demo):
     assert agreement["items"] == QUICK.gold_items  # gold items are the ones every reviewer judged
     assert agreement["krippendorff_alpha"] is not None and agreement["krippendorff_alpha"] < 1
     feedback = Service.open(home=home, actor="erin").build_feedback(model="income")
-    assert feedback["corrections"] > 0 and not feedback["new"]  # the retrain already used this snapshot
+    assert feedback.corrections > 0 and not feedback.new  # the retrain already used this snapshot
 
 
 def test_the_retrained_version_improved_what_the_rules_targeted_and_passed(demo):
@@ -89,8 +89,8 @@ def test_every_trained_version_has_its_challenger_in_the_summary_and_the_table(d
         assert text[row + 1].split()[:4] == ["its", "challenger", "(LR)", f"{accuracy:.3f}"]
         assert f"{auc['value']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]" in text[row + 1]
         gate = viewer.latest_gate(model="income", version=name[1:])
-        [rule] = [r for r in gate.decision["results"] if r["rule_id"] == "challenger-auc"]
-        assert rule["baseline_value"] == auc["value"] and rule["status"] in ("passed", "warned")
+        [rule] = [r for r in gate.decision.results if r.rule_id == "challenger-auc"]
+        assert rule.baseline_value == auc["value"] and rule.status in ("passed", "warned")
 
 
 def test_release_and_audit(demo):

@@ -76,8 +76,8 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     assert engineer.run_worker(once=True) == []  # the job waits for its review items
     corrected = judge_all(home, label=1)
     [done] = engineer.run_worker(once=True)
-    assert done["status"] == "succeeded" and done["version"] == "2"
-    job = engineer.show_job(job_id=outcome.jobs[0])
+    assert done.status == "succeeded" and done.version == "2"
+    job = engineer.show_job(job_id=outcome.jobs[0]).to_dict()
     assert (job["status"], job["result_version"], job["attempts"]) == ("succeeded", "2", 1)
     assert job["progress"]["epoch"] >= 1
 
@@ -144,12 +144,12 @@ def test_a_killed_worker_loses_its_lease_and_another_retries_the_job(trained, tm
     child.send_signal(signal.SIGKILL)
     child.wait()
     engineer = as_(home, "eng")
-    assert engineer.show_job(job_id=outcome.jobs[0])["status"] == "running"
+    assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "running"
     assert engineer.run_worker(once=True) == []  # its lease is still live
     time.sleep(2.5)
     [done] = engineer.run_worker(once=True, lease_seconds=30)
-    job = engineer.show_job(job_id=outcome.jobs[0])
-    assert done["status"] == "succeeded" and (job["status"], job["attempts"]) == ("succeeded", 2)
+    job = engineer.show_job(job_id=outcome.jobs[0]).to_dict()
+    assert done.status == "succeeded" and (job["status"], job["attempts"]) == ("succeeded", 2)
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_the_reason(trained):
@@ -160,7 +160,7 @@ def test_a_job_whose_workers_keep_dying_fails_with_the_reason(trained):
         assert engineer.claim_job(worker="ghost", lease_seconds=0) is not None
         time.sleep(0.01)
     assert engineer.claim_job(worker="ghost", lease_seconds=0, max_attempts=2) is None
-    job = engineer.show_job(job_id=outcome.jobs[0])
+    job = engineer.show_job(job_id=outcome.jobs[0]).to_dict()
     assert job["status"] == "failed" and job["error"] == "its worker stopped answering 2 times (lease lapsed)"
 
 
@@ -190,17 +190,17 @@ def test_cancel_stops_a_running_job_at_the_next_epoch(trained):
     results = []
     thread = threading.Thread(target=lambda: results.extend(engineer.run_worker(once=True)))
     thread.start()
-    while engineer.show_job(job_id=outcome.jobs[0])["status"] != "running":
+    while engineer.show_job(job_id=outcome.jobs[0]).job.status != "running":
         time.sleep(0.05)
-    assert as_(home, "eng").cancel_job(job_id=outcome.jobs[0])["cancel_requested"] is True
+    assert as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).cancel_requested is True
     thread.join(timeout=120)
     assert results == [{"job": outcome.jobs[0], "status": "cancelled"}]
-    assert engineer.show_job(job_id=outcome.jobs[0])["status"] == "cancelled"
+    assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "cancelled"
 
 
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
-    job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0])
+    job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()
     assert (job["status"], job["error"]) == ("cancelled", "cancelled before it ran")
 
 

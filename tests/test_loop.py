@@ -53,7 +53,7 @@ def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_vers
     assert evidence["reason"] and evidence["candidates"] and evidence["chosen"]["passes"] is False
     assert all(c["failing"] for c in evidence["candidates"])  # why none passed, per candidate
     last = [d for done in runs for d in done][-1]
-    assert last["verdict"] == "blocked" and last["escalations"] == [escalation.id]
+    assert last.verdict == "blocked" and last.escalations == [escalation.id]
     # Escalations are engineers' (and admins') work, not reviewers'.
     with pytest.raises(NotAllowed, match="may not work the retraining loop's escalations"):
         Service.open(home=home, actor="rey").claim_review_item(item_id=escalation.id)
@@ -79,7 +79,7 @@ def test_a_retrain_identical_to_its_parent_queues_nothing_more(tmp_path):
     [done] = engineer.run_worker(once=True)
     v1, v2 = (engineer.show_version(model="m", version=v).version for v in ("1", "2"))
     assert v1.artifact_sha256 == v2.artifact_sha256
-    assert done["jobs"] == [] and len(done["escalations"]) == 1
+    assert done.jobs == [] and len(done.escalations) == 1
     [escalation] = engineer.list_review_items(kind="escalation")
     assert "same model as version 1" in escalation.evidence["reason"]
     assert engineer.run_worker(once=True) == []
@@ -106,14 +106,14 @@ def test_a_worker_killed_anywhere_leaves_no_half_built_version_and_the_retry_bui
     assert job.status == "running"  # its lease lapses; nothing of version 2 is visible meanwhile
     time.sleep(2.5)
     [done] = engineer.run_worker(once=True)
-    assert done["status"] == "succeeded" and done["version"] == "2"
+    assert done.status == "succeeded" and done.version == "2"
     detail = engineer.show_version(model="m", version="2")
     assert sorted(p.split for p in detail.prediction_sets) == ["challenger", "eval", "reference"]
     sets = {p.split: p.id for p in detail.prediction_sets}
     assert engineer.latest_evaluation(model="m", version="2")[0].prediction_set_id == sets["eval"]
     assert engineer.challenger_evaluation(model="m", version="2")[1].prediction_set_id == sets["challenger"]
     assert engineer.latest_gate(model="m", version="2") is not None
-    assert engineer.show_job(job_id=job.id)["attempts"] == 2
+    assert engineer.show_job(job_id=job.id).job.attempts == 2
     assert Service.open(home=home, actor="ada").verify_audit().ok
 
 
@@ -139,9 +139,9 @@ def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trad
     home = _store(tmp_path, PARITY)
     engineer = Service.open(home=home, actor="eng")
     [done] = engineer.run_worker(once=True)
-    job = engineer.show_job(job_id=done["job"])
-    assert set(job["aim"]) == {"parity-gap", "calibration-ece"} and job["aim"]["parity-gap"]["flagged"]
-    candidates = job["candidates"]
+    job = engineer.show_job(job_id=done.job)
+    assert set(job.aim) == {"parity-gap", "calibration-ece"} and job.aim["parity-gap"]["flagged"]
+    candidates = job.candidates
     # penalty weights × reweighing on/off, each with and without group offsets of several strengths
     assert {c["offset_strength"] for c in candidates} >= {0.0, 0.5, 1.0}
     assert {c["reweight"] for c in candidates} == {False, True}
@@ -182,7 +182,7 @@ def test_a_retrain_blocked_only_by_rules_without_a_retrain_action_escalates(tmp_
     engineer = Service.open(home=home, actor="eng")
     [done] = engineer.run_worker(once=True)
     # parity, the rule that queued the job, passes now; what still blocks has no retrain action
-    assert "accuracy-floor" in done["blocked_by"] and "parity-gap" not in done["blocked_by"] and done["jobs"] == []
+    assert "accuracy-floor" in done.blocked_by and "parity-gap" not in done.blocked_by and done.jobs == []
     [escalation] = engineer.list_review_items(kind="escalation")
     assert "accuracy-floor" in escalation.evidence["reason"]
     assert "whose failure queues no retrain" in escalation.evidence["reason"]
@@ -242,11 +242,11 @@ def test_a_retrain_that_cannot_run_fails_its_job_in_a_sentence_and_escalates(tmp
                     roles=ColumnRoles(label="y", score="govern_score", id="row_id", sensitive=("sex",)))
     engineer.evaluate(model="m", version="ext", resamples=0)
     [job_id] = engineer.gate(model="m", version="ext").jobs
-    results = {d["job"]: d for d in engineer.run_worker(once=True)}
+    results = {d.job: d for d in engineer.run_worker(once=True)}
     failed = results[job_id]
-    assert failed["status"] == "failed" and "was not trained by govern" in failed["error"]
+    assert failed.status == "failed" and "was not trained by govern" in failed.error
     [escalation] = engineer.list_review_items(version="ext", kind="escalation")
-    assert failed["escalations"] == [escalation.id] and "was not trained by govern" in escalation.evidence["reason"]
+    assert failed.escalations == [escalation.id] and "was not trained by govern" in escalation.evidence["reason"]
 
 
 def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_path, run_cli):

@@ -204,14 +204,14 @@ def test_corrections_become_versioned_feedback_datasets(queue):
         store.as_(reviewer).claim_review_item(item_id=item_id)
         store.as_(reviewer).judge_review_item(item_id=item_id, verdict="label_wrong", label=1, comment="relabel")
     first = store.as_("eng").build_feedback(model="credit")
-    assert (first["version"], first["corrections"], first["new"]) == (1, 2, True)
-    assert store.as_("eng").build_feedback(model="credit")["new"] is False
-    frame = pd.read_parquet(store.home / "artifacts" / "sha256" / first["sha256"][:2] / first["sha256"])
+    assert (first.version, first.corrections, first.new) == (1, 2, True)
+    assert store.as_("eng").build_feedback(model="credit").new is False
+    frame = pd.read_parquet(store.home / "artifacts" / "sha256" / first.sha256[:2] / first.sha256)
     assert set(frame["item"]) == set(examples[:2]) and set(frame["corrected_label"]) == {1}
     assert set(frame["gate"]) == {outcome.gate_id} and set(frame["reviewers"]) == {"rey", "rev2"}
     store.as_("rev3").claim_review_item(item_id=examples[2])
     store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=0, comment="relabel")
-    assert store.as_("eng").build_feedback(model="credit")["version"] == 2
+    assert store.as_("eng").build_feedback(model="credit").version == 2
 
 
 def test_the_creator_cannot_sign_off_and_a_later_decision_supersedes(releasable):

@@ -5,12 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, state
+from governance.records import JobStatus
 
 st.title("Overview")
 state.show_flash()
 home, actor = state.home(), state.user()
 items = data.review_items(home, actor, "open")
-running = [j for j in data.jobs(home, actor) if j.status in ("queued", "running", "waiting_review")]
+running = [j for j in data.jobs(home, actor)
+           if j.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_REVIEW)]
 models = data.models(home, actor)
 releases = data.current_releases(home, actor)
 seen = data.witness(home, actor)

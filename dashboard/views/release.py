@@ -33,7 +33,7 @@ def act(call, message: str) -> None:
 
 if state.may(Action.SIGN_OFF):
     gate = data.latest_gate(home, actor, model, version)
-    blocked = [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"] \
+    blocked = [r.rule_id for r in gate.decision.results if r.blocking and r.kind != "approvals"] \
         if gate else []
     acknowledged = False
     if gate is None:

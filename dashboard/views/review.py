@@ -7,16 +7,16 @@ import streamlit as st
 
 from dashboard import data, state
 from governance.errors import GovernError
+from governance.records import ItemKind, ItemStatus, Verdict
 
 st.title("Review queue")
 state.show_flash()
 home, actor = state.home(), state.user()
 left, middle, right = st.columns(3)
-status = left.selectbox("Show", ["to do", "open", "claimed", "resolved", "dismissed"], key="review.status",
+status = left.selectbox("Show", ["to do", *(s.value for s in ItemStatus)], key="review.status",
                         help="to do: open items and the ones you claimed")
 model_filter = middle.selectbox("Model", ["(all)", *[m.name for m in data.models(home, actor)]], key="review.model")
-kind_filter = right.selectbox("Kind", ["(all)", "rule_failure", "example", "drift_alert", "escalation", "gold",
-                                       "manual"], key="review.kind",
+kind_filter = right.selectbox("Kind", ["(all)", *(k.value for k in ItemKind)], key="review.kind",
                               help="escalation: the retraining loop stopped without meeting the policy "
                                    "(engineers and admins work these)")
 if status == "to do":
@@ -64,7 +64,7 @@ if item.status == "open" and st.button("Claim", key="review.claim"):
         st.error(state.plain(str(exc)))
 if item.status == "claimed" and item.assignee == actor:
     with st.form("review.judge"):
-        verdict = st.selectbox("Verdict", ["label_correct", "label_wrong", "model_wrong", "ambiguous"],
+        verdict = st.selectbox("Verdict", [v.value for v in Verdict],
                                key="review.verdict")
         label = st.selectbox("Corrected label (for label_wrong)", ["", "0", "1"], key="review.label")
         comment = st.text_area("Comment", key="review.comment")

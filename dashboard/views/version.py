@@ -42,10 +42,10 @@ def table(family: str, exclude: tuple[str, ...] = ("reliability_bin",)) -> pd.Da
 
 
 def rule_threshold(metric: str, feature: str | None) -> float | None:
-    """The threshold the latest gate's policy set for `metric` on `feature` (or on every feature)."""
-    for result in gate.decision["results"] if gate else []:
-        if (result.get("metric") or "").split(".")[-1] == metric and result.get("feature") in (feature, "every", None):
-            return result.get("threshold")
+    """The threshold the latest gate's policy set for the fairness `metric` on `feature` (or on every feature)."""
+    for result in gate.decision.results if gate else ():
+        if result.metric == f"fairness.{metric}" and result.feature in (feature, "every", None):
+            return result.threshold
     return None
 
 
@@ -168,10 +168,10 @@ with tabs[5]:
         st.markdown(f"Latest gate: **{gate.verdict}**")
         st.text(f"Policy {gate.policy_name} v{gate.policy_version}, sha256 {gate.policy_sha256}, "
                 f"decided {gate.created_at:%Y-%m-%d %H:%M} by {gate.created_by}")
-        st.dataframe(pd.DataFrame([{"rule": r["rule_id"], "status": r["status"], "blocking": r["blocking"],
-                                    "value": r.get("observed"), "judged": r.get("judged"), "bound": r.get("bound"),
-                                    "comparison": r.get("comparison"), "threshold": r.get("threshold"),
-                                    "reason": r["reason"]} for r in gate.decision["results"]]),
+        st.dataframe(pd.DataFrame([{"rule": r.rule_id, "status": r.status, "blocking": r.blocking,
+                                    "value": r.observed, "judged": r.judged, "bound": r.bound,
+                                    "comparison": r.comparison, "threshold": r.threshold,
+                                    "reason": r.reason} for r in gate.decision.results]),
                      hide_index=True, width="stretch")
         with st.expander("Policy text"):
             st.code(data.gate_policy_text(home, actor, gate.id), language="yaml")

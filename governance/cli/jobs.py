@@ -6,6 +6,7 @@ import click
 
 from governance.cli import render
 from governance.cli.common import GovernGroup, service_command
+from governance.records import JobStatus
 
 
 @click.group(cls=GovernGroup)
@@ -14,8 +15,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["waiting_review", "queued", "running", "succeeded", "failed",
-                                             "cancelled"]), help="Only jobs in this state.")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this state.")
 @service_command(render.jobs)
 def jobs_list(service, *, status: str | None):
     """List retraining jobs, oldest first."""

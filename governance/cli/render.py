@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evaluation import MetricRecord
+    from governance.records import FeedbackSnapshot, JobDetail
 
 
 def _number(value: float | None) -> str:
@@ -268,13 +269,13 @@ def gate_decision(record) -> str:
     then per rule its status, the value judged against its bound, rows, failing groups and reason."""
     decision = record.decision
     lines = [f"{record.model} version {record.version}: gate {record.verdict.upper()} [{record.id}]",
-             f"  mode:           {decision.get('mode', 'enforce')}",
+             f"  mode:           {decision.mode}",
              f"  decided:        {record.created_at:%Y-%m-%d %H:%M:%S} by {record.created_by}",
              f"  policy:         {record.policy_name} v{record.policy_version} (sha256 {record.policy_sha256})",
              f"  evaluation:     {record.evaluation_id} (metrics sha256 {record.metrics_sha256})",
-             f"  baseline:       {decision.get('baseline') or '-'}",
-             f"  rules:          {len(decision.get('results', []))}"]
-    for result in decision.get("results", []):
+             f"  baseline:       {decision.baseline or '-'}",
+             f"  rules:          {len(decision.results)}"]
+    for result in (r.to_dict() for r in decision.results):
         judged = result.get("judged") if result.get("judged") is not None else result.get("observed")
         what = result.get("metric") or result["kind"]
         where = "".join(f" {key} {result[key]}" for key in ("feature", "group") if result.get(key) is not None)
@@ -320,9 +321,9 @@ def agreement(result) -> str:
     return "\n".join(lines)
 
 
-def feedback(result, *, model_name: str) -> str:
-    return (f"feedback dataset v{result['version']} of {model_name}: {result['corrections']} "
-            f"corrections, sha256 {result['sha256'][:16]}…" + ("" if result["new"] else " (unchanged)"))
+def feedback(result: FeedbackSnapshot, *, model_name: str) -> str:
+    return (f"feedback dataset v{result.version} of {model_name}: {result.corrections} "
+            f"corrections, sha256 {result.sha256[:16]}…" + ("" if result.new else " (unchanged)"))
 
 
 # -- sign-off and release --------------------------------------------------------------------------------------
@@ -364,20 +365,20 @@ def jobs(found) -> str:
         for j in found) or "no jobs"
 
 
-def job_detail(job: dict[str, Any]) -> str:
-    progress = job.get("progress") or {}
+def job_detail(detail: JobDetail) -> str:
+    job, progress = detail.job, detail.progress or {}
     lines = [
-        f"{job['id']}  {job['model']}/{job['version']}  {job['status']}  attempts {job['attempts']}",
-        f"  strategies: {', '.join(job['strategies'])}; failing rules: {', '.join(job['failing_rules'])}",
+        f"{job.id}  {job.model}/{job.version}  {job.status}  attempts {job.attempts}",
+        f"  strategies: {', '.join(job.strategies)}; failing rules: {', '.join(job.failing_rules)}",
         f"  progress: {'model ' + str(progress['model']) + ', ' if 'model' in progress else ''}"
         f"epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
-        + (f"; worker {job['lease_owner']}" if job.get("lease_owner") else ""),
-        f"  result: version {job['result_version']}" if job.get("result_version") else
-        f"  error: {job['error']}" if job.get("error") else "  result: -",
+        + (f"; worker {detail.lease_owner}" if detail.lease_owner else ""),
+        f"  result: version {detail.result_version}" if detail.result_version else
+        f"  error: {detail.error}" if detail.error else "  result: -",
     ]
-    if job.get("candidates"):
-        lines.append(f"  candidates ({len(job['candidates'])}, judged on the validation split):")
-        for c in job["candidates"]:
+    if detail.candidates:
+        lines.append(f"  candidates ({len(detail.candidates)}, judged on the validation split):")
+        for c in detail.candidates:
             metrics = c.get("metrics") or {}
             shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))
             verdict = "passes" if c["passes"] else "fails " + "; ".join(f.split(":")[0] for f in c["failing"])
@@ -385,9 +386,9 @@ def job_detail(job: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def job_cancelled(job: dict[str, Any], *, job_id: str) -> str:
-    return f"{job_id}: " + ("cancellation requested; it stops at the next epoch" if job["status"] == "running"
-                             else job["status"])
+def job_cancelled(detail: JobDetail, *, job_id: str) -> str:
+    return f"{job_id}: " + ("cancellation requested; it stops at the next epoch" if detail.job.status == "running"
+                             else detail.job.status)
 
 
 def worker_results(result) -> str:
@@ -397,11 +398,11 @@ def worker_results(result) -> str:
         return "no jobs to run" + (f" ({len(busy)} running under another worker's lease: "
                                    f"{', '.join(j.id for j in busy)})" if busy else "")
     return "\n".join(
-        f"{r['job']}: {r['status']}" + (f" → version {r['version']}" if r.get("version") else "")
-        + (f", gate {r['verdict']}" if r.get("verdict") else "")
-        + (f" by {', '.join(r['blocked_by'])}" if r.get("blocked_by") else "")
-        + (f"; escalated: {', '.join(r['escalations'])}" if r.get("escalations") else "")
-        + (f" ({r['error']})" if r.get("error") else "") for r in results)
+        f"{r.job}: {r.status}" + (f" → version {r.version}" if r.version else "")
+        + (f", gate {r.verdict}" if r.verdict else "")
+        + (f" by {', '.join(r.blocked_by)}" if r.blocked_by else "")
+        + (f"; escalated: {', '.join(r.escalations)}" if r.escalations else "")
+        + (f" ({r.error})" if r.error else "") for r in results)
 
 
 # -- audit ------------------------------------------------------------------------------------------------------

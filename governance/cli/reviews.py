@@ -9,8 +9,7 @@ import click
 from governance.cli import render
 from governance.cli.common import MAX_CLAIM_MINUTES, Finite, GovernGroup, model_version_args, service_command
 from governance.errors import InvalidInput
-
-VERDICTS = ["label_correct", "label_wrong", "model_wrong", "ambiguous"]
+from governance.records import ItemStatus, Priority, Verdict
 
 
 @click.group(cls=GovernGroup)
@@ -21,7 +20,7 @@ def review() -> None:
 @review.command("list")
 @click.option("--model", "model_name", metavar="MODEL", help="Only this model's items.")
 @click.option("--version", "version_name", metavar="VERSION", help="Only this version's items.")
-@click.option("--status", type=click.Choice(["open", "claimed", "resolved", "dismissed"]),
+@click.option("--status", type=click.Choice([s.value for s in ItemStatus]),
               help="Only items in this state.")
 @click.option("--kind", metavar="KIND",
               help="Only items of this kind: rule_failure, example, drift_alert, manual, override_expired, or "
@@ -53,7 +52,8 @@ def review_claim(service, *, item_id: str, minutes: int):
 
 @review.command("judge")
 @click.argument("item_id", metavar="ID")
-@click.option("--verdict", required=True, type=click.Choice(VERDICTS), help="What is wrong, if anything.")
+@click.option("--verdict", required=True, type=click.Choice([s.value for s in Verdict]),
+              help="What is wrong, if anything.")
 @click.option("--label", type=click.IntRange(0, 1), help="With label_wrong: the corrected label, 0 or 1.")
 @click.option("--comment", required=True, help="Why, in a sentence.")
 @service_command(lambda item: f"judged {item.id}: now {item.status}")
@@ -65,12 +65,12 @@ def review_judge(service, *, item_id: str, verdict: str, label: int | None, comm
 @review.command("add")
 @model_version_args
 @click.option("--evidence", required=True, help="What to look at, as text or a JSON object.")
-@click.option("--priority", type=click.Choice(["normal", "blocking"]), default="normal", show_default=True,
+@click.option("--priority", type=click.Choice([s.value for s in Priority]), default="normal", show_default=True,
               help="Blocking items hold up release under an open_reviews rule.")
 @click.option("--judgments", type=click.IntRange(1, 10), default=1, show_default=True,
               help="Independent judgments the item needs.")
 @click.option("--due", metavar="ISO8601", help="When it should be done.")
-@click.option("--gold-verdict", type=click.Choice(VERDICTS),
+@click.option("--gold-verdict", type=click.Choice([s.value for s in Verdict]),
               help="Admins: make it a gold item with this known verdict.")
 @click.option("--gold-label", type=click.IntRange(0, 1), help="Admins: the gold item's known corrected label.")
 @service_command(lambda item: f"filed {item.id} ({item.kind})")

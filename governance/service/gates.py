@@ -148,7 +148,7 @@ class GateActions(PolicyActions, RegistryActions):
         now = _now()
         record = GateRecord(f"gd-{uuid.uuid4().hex[:12]}", model, version, evaluation_id, decision.policy_name,
                             decision.policy_version, decision.policy_sha256, decision.metrics_sha256,
-                            decision.verdict, decision.to_dict(), now, user.name)
+                            decision.verdict, decision, now, user.name)
         gates.insert_gate(conn, record)
         gates.set_policy_text(conn, record.id, loaded.text)
         evidence_key = (model, version, decision.policy_sha256, decision.metrics_sha256)
@@ -207,11 +207,8 @@ class GateActions(PolicyActions, RegistryActions):
 
     def list_review_items(self, *, model: str | None = None, version: str | None = None,
                           status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
-            self._authorize(conn, Action.VIEW)
-            return review_items.list_items(conn, model=model, version=version, status=status, kind=kind)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: review_items.list_items(conn, model=model, version=version,
+                                                                            status=status, kind=kind))
 
     def list_jobs(self, *, status: str | None = None) -> list[Job]:
         return self._read(Action.VIEW, lambda conn: jobs.list_jobs(conn, status=status))
@@ -286,17 +283,17 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     before = gates.latest_gate(conn, model, current.parent_version)
     if before is None:
         return None
-    previous = {r["rule_id"]: r for r in before.decision.get("results", [])}
+    previous = {r.rule_id: r for r in before.decision.results}
     progress = []
     for result in decision.results:
         old = previous.get(result.rule_id)
         if not result.blocking or result.rule_id not in {r.id for r in rules} or old is None:
             continue
-        if result.judged is None or old.get("judged") is None:
+        if result.judged is None or old.judged is None:
             continue
         higher = result.comparison == ">=" or (result.comparison == "max_regression"
                                                and METRICS[result.metric].better == "higher")
-        better = (result.judged - old["judged"]) if higher else (old["judged"] - result.judged)
+        better = (result.judged - old.judged) if higher else (old.judged - result.judged)
         margin = _half_width(metrics, result)
         progress.append((result.rule_id, better, margin))
     if progress and all(better <= margin for _, better, margin in progress):

@@ -8,13 +8,13 @@ import time
 import traceback
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.faults import failpoint
-from governance.records import Job, JobStatus, ReviewItem, Version
+from governance.records import Job, JobDetail, JobRun, JobStatus, ReviewItem, Version
 from governance.roles import Action
 from governance.service.base import ServiceBase, _now
 from governance.service.retraining import LeaseLost, Retraining
@@ -33,30 +33,30 @@ class JobCancelled(Exception):
 
 class JobActions(ServiceBase):
     retraining: Retraining  # what runs a claimed job: composed by Service with the actions it calls
-    def show_job(self, *, job_id: str) -> dict[str, Any]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def show_job(self, *, job_id: str) -> JobDetail:
+        def unit(conn: duckdb.DuckDBPyConnection) -> JobDetail:
             self._authorize(conn, Action.VIEW)
             job = jobs.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
             tried = jobs.job_search(conn, job_id)
-            return job.to_dict() | jobs.job_state(conn, job_id) | {"candidates": tried.get("candidates", []),
-                                                                     "aim": tried.get("rules", {})}
+            return JobDetail(job, **(jobs.job_state(conn, job_id) or {}), searched=bool(tried.get("candidates")),
+                             candidates=tried.get("candidates", []), aim=tried.get("rules", {}))
 
         return self._run(unit)
 
-    def job_overview(self) -> list[dict[str, Any]]:
+    def job_overview(self) -> list[JobDetail]:
         """Every job with its lease, progress, error, resulting version and whether its search stored
         candidates (show_job gives one job, candidates included)."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[JobDetail]:
             self._authorize(conn, Action.VIEW)
             states, searched = jobs.job_states(conn), jobs.searched_jobs(conn)
-            return [job.to_dict() | states.get(job.id, {}) | {"searched": job.id in searched}
+            return [JobDetail(job, **states.get(job.id, {}), searched=job.id in searched)
                     for job in jobs.list_jobs(conn)]
 
         return self._run(unit)
 
-    def cancel_job(self, *, job_id: str) -> dict[str, Any]:
+    def cancel_job(self, *, job_id: str) -> JobDetail:
         """Cancel a waiting or queued job now; ask a running one to stop at its next epoch."""
         def unit(conn: duckdb.DuckDBPyConnection) -> None:
             self._authorize(conn, Action.EVALUATE)
@@ -136,13 +136,13 @@ class JobActions(ServiceBase):
 
     def run_worker(self, *, once: bool = False, max_jobs: int | None = None, lease_seconds: int = LEASE_SECONDS,
                    max_attempts: int = MAX_ATTEMPTS, poll_seconds: float = 2.0,
-                   report: Callable[[str], None] = lambda line: None) -> list[dict[str, Any]]:
+                   report: Callable[[str], None] = lambda line: None) -> list[JobRun]:
         """Claim and run jobs until none is left or `max_jobs` ran; returns what each did. With `once`,
         only jobs queued when the worker started (or waiting on reviews then) run: the jobs their gates
         queue wait for the next run, so one call is one round of the loop and always ends."""
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         started = _now() if once else None
-        done: list[dict[str, Any]] = []
+        done: list[JobRun] = []
         while max_jobs is None or len(done) < max_jobs:
             job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
                                  created_before=started)
@@ -156,7 +156,7 @@ class JobActions(ServiceBase):
             done.append(self._run_claimed(job, worker, lease_seconds, report))
         return done
 
-    def _run_claimed(self, job: Job, worker: str, lease_seconds: int, report) -> dict[str, Any]:
+    def _run_claimed(self, job: Job, worker: str, lease_seconds: int, report: Callable[[str], None]) -> JobRun:
         def progress(epoch: int, total: int, record: dict) -> bool:
             self._heartbeat(job.id, worker, lease_seconds, {"epoch": epoch, "epochs": total, **record})
             report(f"  model {record.get('model', 1)}: epoch {epoch}/{total}  "
@@ -168,24 +168,22 @@ class JobActions(ServiceBase):
             version, outcome = self.retraining.retrain(job, worker=worker, progress=progress, report=report)
         except JobCancelled:
             self._finish(job.id, "cancelled", error="cancelled while running")
-            return {"job": job.id, "status": "cancelled"}
+            return JobRun(job.id, JobStatus.CANCELLED)
         except LeaseLost as exc:
-            return {"job": job.id, "status": "abandoned", "error": str(exc)}
+            return JobRun(job.id, "abandoned", error=str(exc))
         except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
             detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
             # What no retry can fix (the version, its artifact or its data) goes to an engineer.
             escalation = self._finish(job.id, "failed", error=str(detail),
                                       escalate=isinstance(exc, (InvalidInput, NotFound)))
-            return {"job": job.id, "status": "failed", "error": str(detail),
-                    "escalations": [escalation] if escalation else []}
+            return JobRun(job.id, JobStatus.FAILED, error=str(detail), escalations=[escalation] if escalation else [])
         blocked = [r.rule_id for r in outcome.decision.results if r.blocking]
         report(f"{job.model} version {version.version}: gate {outcome.decision.verdict.upper()}"
                + (f" by {', '.join(blocked)}" if blocked else "")
                + (f"; queued job {', '.join(outcome.jobs)}" if outcome.jobs else "")
                + (f"; escalated ({', '.join(outcome.escalations)})" if outcome.escalations else ""))
-        return {"job": job.id, "status": "succeeded", "version": version.version,
-                "verdict": outcome.decision.verdict, "blocked_by": blocked, "jobs": outcome.jobs,
-                "escalations": outcome.escalations}
+        return JobRun(job.id, JobStatus.SUCCEEDED, version=version.version, verdict=outcome.decision.verdict,
+                      blocked_by=blocked, jobs=outcome.jobs, escalations=outcome.escalations)
 
     def lineage(self, *, model: str, version: str) -> list[Version]:
         """The version and its ancestors, newest first."""

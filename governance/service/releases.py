@@ -48,7 +48,8 @@ class ReleaseActions(ServiceBase):
                     raise NotAllowed(f"the latest gate of {model} version {version} is blocked by "
                                      f"{', '.join(blocked_by)}; to approve it anyway, acknowledge that "
                                      "(--acknowledge-blocked), and it is recorded with your sign-off.")
-            signoff = SignOff(model, version, user.name, signoffs.next_signoff_revision(conn, model, version, user.name),
+            revision = signoffs.next_signoff_revision(conn, model, version, user.name)
+            signoff = SignOff(model, version, user.name, revision,
                               decision, comment.strip(), _now(), record.artifact_sha256,
                               gate.evaluation_id if gate else None, gate.id if gate else None,
                               bool(acknowledge_blocked and gate and _blocking_rules(gate)))
@@ -62,12 +63,8 @@ class ReleaseActions(ServiceBase):
         return self._run(unit)
 
     def signoffs(self, *, model: str, version: str) -> list[SignOff]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[SignOff]:
-            self._authorize(conn, Action.VIEW)
-            _require_version(conn, model, version)
-            return signoffs.current_signoffs(conn, model, version)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: signoffs.current_signoffs(conn, model, version),
+                          require=(model, version))
 
     def release(self, *, model: str, version: str, override: bool = False, reason: str | None = None,
                 expires: str | datetime | None = None) -> AliasMove:
@@ -190,7 +187,7 @@ def _key(*parts: object) -> str:
 
 
 def _blocking_rules(gate) -> list[str]:
-    return [r["rule_id"] for r in gate.decision["results"] if r["blocking"] and r["kind"] != "approvals"]
+    return [r.rule_id for r in gate.decision.results if r.blocking and r.kind != "approvals"]
 
 
 def _check_rollback_target(conn, model: str, target: str, moves: list[AliasMove], user) -> None:
@@ -241,7 +238,7 @@ def _check_releasable(conn, model: Model, version: Version, releaser: str) -> No
                          f"artifact under any version name until its reviewer withdraws it (`govern signoff "
                          f"{first.model} {first.version} --withdraw`).")
     floor, why = approval_floor(model)
-    policy_needs = max([int(r["threshold"]) for r in gate.decision["results"] if r["kind"] == "approvals"] or [0])
+    policy_needs = max([int(r.threshold or 0) for r in gate.decision.results if r.kind == "approvals"] or [0])
     needed = max(floor, policy_needs)
     if policy_needs > floor:
         why = f"its policy {gate.policy_name} asks for {policy_needs}"

@@ -22,6 +22,7 @@ from governance.store import evaluations, gates, jobs, registry
 if TYPE_CHECKING:
     from evaluation import MetricSet
     from governance.aim import Aim
+    from policies.decision import RuleResult
 
 FEEDBACK_WEIGHT = 2.0
 EVAL_RESAMPLES = 200  # bootstrap resamples of a retrained version's evaluation, as `govern evaluate`
@@ -60,7 +61,7 @@ class Retraining:
         frame = read_table(data_path)
         train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
         feedback = self.reviews.build_feedback(model=job.model)
-        corrections = self._corrections(feedback["sha256"])
+        corrections = self._corrections(feedback.sha256)
         frame[ROW_ID] = np.arange(len(frame))
         weights = np.ones(len(frame))
         corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
@@ -83,12 +84,14 @@ class Retraining:
         report(f"  chosen: {chosen.strategy} ({'passes' if chosen.passes else 'closest to passing'} on validation)")
         candidates = [c.to_dict() for c in found.candidates]
         lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
-                   "strategies": list(strategies), "feedback": {k: feedback[k] for k in ("version", "sha256",
-                                                                                       "corrections")},
+                   "strategies": list(strategies),
+                   "feedback": {"version": feedback.version, "sha256": feedback.sha256,
+                                "corrections": feedback.corrections},
                    "corrections_applied": int(len(corrected_rows)), "config": asdict(trained.config),
                    "seed": config.seed, "search": {"chosen": chosen.to_dict(), "candidates": len(candidates)}}
-        reference = self.base._run(lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
-                              or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
+        reference = self.base._run(
+            lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
+            or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
         outcome: list[GateOutcome] = []
 
         def measure(eval_set, challenger_set) -> tuple[MetricSet, MetricSet]:
@@ -103,8 +106,9 @@ class Retraining:
                 if state is None or state["lease_owner"] != worker:
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
             for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
-                self.evaluations._insert_evaluation(conn, self.evaluations._new_evaluation(job.model, version.version, predictions, against,
-                                                                   metric_set), metric_set)
+                evaluation = self.evaluations._new_evaluation(job.model, version.version, predictions, against,
+                                                              metric_set)
+                self.evaluations._insert_evaluation(conn, evaluation, metric_set)
             # before the gate: an escalation quotes them
             jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
                                                 "candidates": candidates})
@@ -138,8 +142,8 @@ class Retraining:
         loaded, parent_eval, baselines, queued_by = self.base._run(read)
         threshold = float((parent_eval.params if parent_eval else {}).get("threshold", 0.5))
         # The columns whose groups failed the flagged rules: where group offsets are worth trying.
-        failing = {column for result in (queued_by.decision.get("results", []) if queued_by else [])
-                   if result["rule_id"] in job.failing_rules for column in _failing_columns(result)}
+        failing = {column for result in (queued_by.decision.results if queued_by else ())
+                   if result.rule_id in job.failing_rules for column in _failing_columns(result)}
         return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
                       flagged=job.failing_rules, failing_columns=failing,
                       eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
@@ -152,9 +156,9 @@ class Retraining:
         return {int(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"]) if str(i).isdigit()}
 
 
-def _failing_columns(result: dict) -> list[str]:
+def _failing_columns(result: RuleResult) -> list[str]:
     """The sensitive columns a stored rule result failed on (decisions stored before `failing` existed
-    name them as "feature=group" or "feature" in failing_groups)."""
-    if "failing" in result:
-        return [f["feature"] for f in result["failing"] if f.get("feature")]
-    return [name.split("=", 1)[0] for name in result.get("failing_groups") or []]
+    name them only as "feature=group" or "feature" in failing_groups)."""
+    if result.failing:
+        return [f["feature"] for f in result.failing if f.get("feature")]
+    return [name.split("=", 1)[0] for name in result.failing_groups]

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from governance.records import Dataset, Judgment, Priority, ReviewItem, Verdict
+from governance.records import Dataset, FeedbackSnapshot, Judgment, Priority, ReviewItem, Verdict
 from governance.roles import Action, Role
 from governance.service.base import ServiceBase, _now, _require_version, parse_time
 from governance.store import feedback, judgments, registry, review_items
@@ -170,11 +170,9 @@ class ReviewActions(ServiceBase):
         """Krippendorff's alpha over items with ≥ 2 judgments, Cohen's kappa per reviewer pair, and each
         reviewer's accuracy on gold items (flagged below `accuracy_floor` after 3 gold judgments)."""
         from governance.agreement import krippendorff_alpha, pairwise_kappas
-        def unit(conn: duckdb.DuckDBPyConnection):
-            self._authorize(conn, Action.VIEW)
-            return judgments.all_judgments(conn, model), judgments.gold_judgments(conn)
 
-        judged, gold = self._run(unit)
+        judged, gold = self._read(Action.VIEW, lambda conn: (judgments.all_judgments(conn, model),
+                                                             judgments.gold_judgments(conn)))
         by_item: dict[str, dict[str, str]] = {}
         for judgment, _ in judged:
             by_item.setdefault(judgment.item_id, {})[judgment.reviewer] = _label(judgment)
@@ -190,7 +188,7 @@ class ReviewActions(ServiceBase):
         alpha = krippendorff_alpha({item: list(labels.values()) for item, labels in shared.items()})
         return Agreement(len(shared), alpha, pairs, reviewers)
 
-    def build_feedback(self, *, model: str) -> dict[str, Any]:
+    def build_feedback(self, *, model: str) -> FeedbackSnapshot:
         """Snapshot the model's label corrections as a new feedback dataset version (if they changed).
 
         Each row: the prediction set and row, the original and corrected label, and provenance
@@ -220,18 +218,18 @@ class ReviewActions(ServiceBase):
             pq.write_table(pa.Table.from_pylist(records, schema=_arrow_schema()), path)
             sha, _ = self.artifacts.put_file(path)
 
-        def record(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        def record(conn: duckdb.DuckDBPyConnection) -> FeedbackSnapshot:
             user = self._authorize(conn, Action.GATE)
             latest = feedback.latest_feedback(conn, model)
             if latest and latest[1] == sha:
-                return {"model": model, "version": latest[0], "sha256": sha, "corrections": latest[2], "new": False}
+                return FeedbackSnapshot(model, latest[0], sha, latest[2], new=False)
             number = (latest[0] + 1) if latest else 1
             registry.insert_dataset(conn, Dataset(sha, "parquet", len(records), _FEEDBACK_COLUMNS,
                                                   f"feedback-{model}-v{number}.parquet"), created_at=_now())
             feedback.insert_feedback(conn, model, number, sha, len(records), _now(), user.name)
             self._log(conn, "feedback.build", f"model:{model}", {"version": number, "sha256": sha,
                                                                  "corrections": len(records)})
-            return {"model": model, "version": number, "sha256": sha, "corrections": len(records), "new": True}
+            return FeedbackSnapshot(model, number, sha, len(records), new=True)
 
         return self._run(record)
 
@@ -243,7 +241,8 @@ class ReviewActions(ServiceBase):
             except NotAllowed as exc:
                 errors.append(exc)
         user = self.actor or "nobody"
-        raise NotAllowed(f"user {user!r} may not {what}: that needs the role reviewer, engineer or admin.") from errors[0]
+        raise NotAllowed(f"user {user!r} may not {what}: that needs the role reviewer, engineer or admin."
+                         ) from errors[0]
 
 
 _FEEDBACK_COLUMNS = {"item": "VARCHAR", "version": "VARCHAR", "gate": "VARCHAR", "prediction_set": "VARCHAR",
