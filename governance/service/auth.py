@@ -16,7 +16,7 @@ from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.identity import API_TOKEN_LIFETIME, SESSION_LIFETIME, new_secret, parse_credential
 from governance.records import Record, User
 from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, check_name
+from governance.service.base import ServiceBase, _now, _present, check_name
 from governance.store import audit_log, auth, users
 from governance.store.auth import TokenRow
 
@@ -99,7 +99,7 @@ class AuthActions(ServiceBase):
         ok = _verify(stored, password or "") and user is not None and user.enabled
 
         def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
-            if not ok:
+            if not ok or user is None:  # ok implies a user; the second test is for the type checker
                 self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client,
                                                                      "via": kind, "reason": "password"},
                           actor=None, auth_method=kind)
@@ -171,7 +171,7 @@ class AuthActions(ServiceBase):
             if row.revoked_at is None:
                 auth.revoke_token(conn, row.id, _now())
                 self._log(conn, "token.revoke", f"user:{row.user}", {"token": row.id, "kind": row.kind})
-            return auth.get_token(conn, row.id)
+            return _present(auth.get_token(conn, row.id), f"token {row.id}")
 
         return _hide(self._run(unit))
 
@@ -193,8 +193,9 @@ class AuthActions(ServiceBase):
         """Who this service acts as and how that was proven."""
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
             user = self._authorize(conn, Action.VIEW)
-            return {"user": user.name, "role": user.role.value, "method": self._auth["method"],
-                    "token": self._auth["token"], "os_user": self._auth["os_user"]}
+            proof = _present(self._auth, "how the acting user was authenticated")  # set by _authorize
+            return {"user": user.name, "role": user.role.value, "method": proof["method"],
+                    "token": proof["token"], "os_user": proof["os_user"]}
 
         return self._run(unit)
 

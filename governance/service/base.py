@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
 import duckdb
 
@@ -19,6 +19,9 @@ from governance.identity import digest_matches, os_user, parse_credential
 from governance.records import Model, User, Version
 from governance.roles import Action, authorize, needed_roles_text
 from governance.store import audit_log, auth, migrations, registry, users
+
+if TYPE_CHECKING:  # cryptography loads with the first change, not with the service
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -111,14 +114,14 @@ class ServiceBase:
             self._appended = []
         return result
 
-    def _signing_key(self, *, create: bool = False):
+    def _signing_key(self, *, create: bool = False) -> Ed25519PrivateKey:
         from governance.keys import load_key, load_or_create_key
 
         path = self.settings.key_path
         return load_or_create_key(path) if create or not path.exists() and not self.backend.exists() \
             else load_key(path)
 
-    def _witness(self, key, appended: list[tuple[int, str, str]]) -> None:
+    def _witness(self, key: Ed25519PrivateKey, appended: list[tuple[int, str, str]]) -> None:
         """Record the committed head. The change is committed whatever happens here, so a failure is a
         warning (the gap it leaves shows in `status` until an auditor records the head again)."""
         from governance import witness
@@ -192,6 +195,15 @@ class ServiceBase:
         event = audit_log.append_event(conn, actor=actor or self.actor, action=action, entity=entity,
                                        payload={**payload, "auth": how})
         self._appended.append((event.seq, event.hash, event.ts))
+
+
+def _present(found: T | None, what: str) -> T:
+    """`found`, which this package guarantees is there (a row the unit just wrote, a pack an assignment names,
+    a record the engine always emits with another): None is a bug here, not a user's mistake, so it is
+    reported as one instead of surfacing later as an AttributeError on None."""
+    if found is None:
+        raise RuntimeError(f"{what} is missing where govern guarantees it; this is a bug in govern")
+    return found
 
 
 def _require_model(conn: duckdb.DuckDBPyConnection, model: str) -> Model:

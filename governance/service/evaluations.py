@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from governance.errors import InvalidInput, NotFound
 from governance.limits import max_groups
-from governance.records import DriftPoint, Evaluation, PredictionSet, ReviewItem, TrendPoint
+from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
 from governance.roles import Action
-from governance.service.base import _now, _require_version
+from governance.service.base import _now, _present, _require_version
 from governance.service.registry import RegistryActions
 from governance.store import evaluations, registry, review_items
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from evaluation import MetricSet
     from evaluation.compare import Difference
 
@@ -104,15 +107,16 @@ class EvaluationActions(RegistryActions):
         drift = metric_set.find("drift", "dataset_drift")
         if drift is None or not drift.value:
             return evaluation, metric_set, None
-        share = metric_set.find("drift", "share_of_drifted_columns")
+        # The engine emits the share of drifted columns with every dataset_drift record.
+        share = _present(metric_set.find("drift", "share_of_drifted_columns"), "share_of_drifted_columns")
 
         def alert(conn: duckdb.DuckDBPyConnection) -> str:
             user = self._authorize(conn, Action.EVALUATE)
             evidence = {"evaluation": evaluation.id, "prediction_set": current.id,
                         "batch_time": current.batch_time.isoformat() if current.batch_time else None,
                         "share_of_drifted_columns": share.value, "drifted_columns": share.detail["drifted_columns"]}
-            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "drift_alert", None, None, "normal",
-                              "open", 1, evidence, _now(), user.name)
+            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "drift_alert", None, None,
+                              Priority.NORMAL, ItemStatus.OPEN, 1, evidence, _now(), user.name)
             [item_id] = review_items.insert_items(conn, [(item, f"drift_alert:{current.id}")])
             self._log(conn, "review.drift_alert", f"review_item:{item_id}", evidence)
             return item_id
@@ -156,7 +160,7 @@ class EvaluationActions(RegistryActions):
         })
         return stored
 
-    def _reference_as(self, current: PredictionSet, reference: PredictionSet):
+    def _reference_as(self, current: PredictionSet, reference: PredictionSet) -> Path | pa.Table:
         """The reference set, its label and score columns under the current set's names: the roles were
         given at ingest, so `--label y` for one set and `--label outcome` for the other still compare."""
         path = self.prediction_set_path(reference)
@@ -195,7 +199,9 @@ class EvaluationActions(RegistryActions):
             )
         except MetricInputError as exc:
             raise InvalidInput(str(exc)) from exc
-        notes = {"drift": "no reference set: drift not computed"} if reference is None else {}
+        notes: dict[str, str | list[str]] = {}
+        if reference is None:
+            notes["drift"] = "no reference set: drift not computed"
         if skipped:
             notes["features_without_reference"] = skipped
         return MetricSet(metric_set.records, {**metric_set.params, **notes})
@@ -275,7 +281,9 @@ def challenger_baseline(conn: duckdb.DuckDBPyConnection, model: str, version: st
 def latest_challenger(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, Evaluation] | None:
     """(label, evaluation) of the version's latest challenger predictions, if they are evaluated."""
     found = registry.latest_prediction_set(conn, model, version, "challenger")
-    evaluation = evaluations.latest_evaluation_of(conn, found.id) if found else None
+    if found is None:
+        return None
+    evaluation = evaluations.latest_evaluation_of(conn, found.id)
     return (challenger_label(found), evaluation) if evaluation else None
 
 

@@ -13,7 +13,7 @@ import duckdb
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.records import Record
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_model, check_name
+from governance.service.base import ServiceBase, _now, _present, _require_model, check_name
 from governance.store import policies
 from governance.store.policies import PolicyAssignment, PolicyPack
 
@@ -98,8 +98,9 @@ class PolicyActions(ServiceBase):
                     raise NotFound(f"no registered policy pack {policy!r}; an admin registers it with "
                                    "`govern policy register FILE`.")
                 version = pack.version
-            assignment = PolicyAssignment("model" if model else "tier", model or tier, name, version, _now(),
-                                          user.name)
+            # exactly one of model and tier was given, and an empty model name is refused above
+            target = _present(model or tier, "the model or tier to assign to")
+            assignment = PolicyAssignment("model" if model else "tier", target, name, version, _now(), user.name)
             policies.set_assignment(conn, assignment)
             self._log(conn, "policy.assign", f"model:{model}" if model else f"tier:{tier}",
                       {"scope": assignment.scope, "target": assignment.target, "policy": name, "version": version})
@@ -151,11 +152,14 @@ class PolicyActions(ServiceBase):
                 continue
             reason = f"the pack assigned to {'model' if scope == 'model' else 'risk tier'} {target}"
             if found.policy_version is None:
-                return BoundPolicy(_shipped(found.policy_name), reason)
-            pack = policies.get_pack(conn, found.policy_name, found.policy_version)
+                shipped = _present(_shipped(found.policy_name), f"shipped pack {found.policy_name}")
+                return BoundPolicy(shipped, reason)
+            pack = _present(policies.get_pack(conn, found.policy_name, found.policy_version),
+                            f"policy pack {found.policy_name}@{found.policy_version}")
             return BoundPolicy(parse_policy(pack.text, source=f"{pack.name}@{pack.version}"), reason)
         name = RISK_TIER_PACKS.get(record.risk_tier, "strict")
-        return BoundPolicy(_shipped(name), f"the shipped pack for risk tier {record.risk_tier}")
+        return BoundPolicy(_present(_shipped(name), f"shipped pack {name}"),
+                           f"the shipped pack for risk tier {record.risk_tier}")
 
     def _binding(self, conn: duckdb.DuckDBPyConnection, model: str, ref: PolicyRef | None) -> LoadedPolicy:
         """The pack a binding gate runs: the assigned one; `ref`, if given, must be that very pack."""

@@ -86,7 +86,7 @@ class RegistryActions(ServiceBase):
             floor = min_approvals if min_approvals is not None else current.min_approvals
             registry.update_model(conn, name, risk_tier=tier, min_approvals=floor,
                                   description=description if description is not None else current.description)
-            changed = registry.get_model(conn, name)
+            changed = _require_model(conn, name)
             self._log(conn, "model.edit", f"model:{name}", {
                 "before": {"risk_tier": current.risk_tier, "min_approvals": current.min_approvals,
                            "description": current.description},

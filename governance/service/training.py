@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 ROW_ID = "row_id"  # the row's position in the user's file: how corrections find their row again
 SCORE = "govern_score"
 REFERENCE_ROWS = 20_000
+# Called after each epoch with (epoch, epochs, that epoch's record); False stops the training.
+EpochCallback = Callable[[int, int, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class TrainResult:
     epochs: int
     temperature: float
     corrections_applied: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     challenger_set: PredictionSet | None = None  # the logistic regression's scores on the eval rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ class TrainingActions(RegistryActions):
                       intersections: Sequence[Sequence[str]] = (),
                       features: Sequence[str] | None = None, config: TrainConfig | None = None,
                       version: str | None = None, eval_fraction: float = 0.25,
-                      progress: Callable[[int, int, dict], bool] | None = None) -> TrainResult:
+                      progress: EpochCallback | None = None) -> TrainResult:
         """Train on `data`, register the version (artifact and training data by sha256) and ingest its
         predictions on a held-out eval split (and a reference sample of the training rows), so
         `evaluate` and `gate` can follow; a logistic regression fitted on the same training rows scores the
@@ -104,9 +106,9 @@ class TrainingActions(RegistryActions):
                                       lineage=None, progress=progress)
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
-                          eval_rows: np.ndarray, config: TrainConfig, meta: dict, data: Path, parent: str | None,
-                          lineage: dict | None, progress, weights: np.ndarray | None = None,
-                          corrections: int = 0) -> TrainResult:
+                          eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
+                          parent: str | None, lineage: dict[str, Any] | None, progress: EpochCallback | None,
+                          weights: np.ndarray | None = None, corrections: int = 0) -> TrainResult:
         import numpy as np
 
         from training.trainer import train
@@ -120,7 +122,8 @@ class TrainingActions(RegistryActions):
                              weights=weights)
 
     def _publish(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
-                 eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None, lineage: dict | None,
+                 eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None,
+                 lineage: dict[str, Any] | None,
                  corrections: int = 0, weights: np.ndarray | None = None,
                  measure: Callable[[PredictionSet, PredictionSet], Any] | None = None,
                  settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, PredictionSet, Any], Any]
@@ -232,7 +235,8 @@ def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
     return str(max(numbers, default=0) + 1)
 
 
-def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str], features: Sequence[str] | None) -> list[str]:
+def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
+                   features: Sequence[str] | None) -> list[str]:
     import pandas as pd
     missing = [c for c in [label, *sensitive, *(features or [])] if c not in frame.columns]
     if missing:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import cast
 
 import duckdb
 
@@ -14,7 +16,7 @@ from governance.records import Record, StoreStatus, User
 from governance.roles import Action, Role, parse_role
 from governance.service.audit import AuditActions
 from governance.service.auth import AuthActions, Credential
-from governance.service.base import _now, check_name
+from governance.service.base import _now, _present, check_name
 from governance.service.releases import ReleaseActions
 from governance.store import auth, migrations, registry, users
 
@@ -66,8 +68,9 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
                       actor=admin, auth_method="bootstrap")
             if not login:
                 return None
-            return self._issue(conn, users.get_user(conn, admin), kind="session", name="init",
-                               lifetime=SESSION_LIFETIME, created_by=admin, client="init")
+            admin_user = _present(users.get_user(conn, admin), f"user {admin}")
+            return self._issue(conn, admin_user, kind="session", name="init", lifetime=SESSION_LIFETIME,
+                               created_by=admin, client="init")
 
         session = self._run(unit, create=True)
         self._mark_migrated()
@@ -83,10 +86,11 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
         problems = list(seen.problems) + [
             f"{m.model}: production version {m.version} rests on an override that expired "
             f"{m.override_expires:%Y-%m-%d %H:%M} UTC ({m.override_reason})" for m in expired]
+        # expired_overrides keeps only moves whose override_expires is set and past.
         return replace(current, witness=seen.to_dict(),
                        expired_overrides=[{"model": m.model, "version": m.version, "reason": m.override_reason,
-                                           "expired_at": m.override_expires.isoformat(), "by": m.actor}
-                                          for m in expired], problems=problems)
+                                           "expired_at": cast(datetime, m.override_expires).isoformat(),
+                                           "by": m.actor} for m in expired], problems=problems)
 
     def _status_unchecked(self) -> StoreStatus:
         from governance.store import audit_log
@@ -116,7 +120,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
                               created_at=_now(), created_by=self.actor)
             self._log(conn, "user.add", f"user:{name}",
                       {"name": name, "role": parsed.value, "password_set": password is not None})
-            return users.get_user(conn, name)
+            return _present(users.get_user(conn, name), f"user {name}")
 
         return self._run(unit)
 
@@ -140,7 +144,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
             revoked = [] if enabled else auth.revoke_all(conn, name, KINDS, _now())
             self._log(conn, "user.enable" if enabled else "user.disable", f"user:{name}",
                       {"name": name, "revoked": revoked})
-            return users.get_user(conn, name)
+            return _present(users.get_user(conn, name), f"user {name}")
 
         return self._run(unit)
 
@@ -160,7 +164,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
             revoked = auth.revoke_all(conn, name, ("session", "dashboard", "oidc"), _now(), keep=keep)
             self._log(conn, "user.passwd", f"user:{name}", {"name": name, "password_set": password is not None,
                                                             "sessions_revoked": revoked})
-            return users.get_user(conn, name)
+            return _present(users.get_user(conn, name), f"user {name}")
 
         return self._run(unit)
 
