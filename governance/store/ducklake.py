@@ -140,7 +140,8 @@ class DuckLakeBackend:
 
     def run(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
         if not create and not self.exists():
-            raise NotFound(f"no govern store in the DuckLake catalog {redact(self.conninfo)!r}; run `govern init` first.")
+            raise NotFound(f"no govern store in the DuckLake catalog {redact(self.conninfo)!r}; "
+                           "run `govern init` first.")
 
         def attempt() -> T:
             cursor = self._instance().cursor()

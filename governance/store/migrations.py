@@ -1,7 +1,8 @@
 """Named schema migrations, applied in order and recorded in `schema_migrations`.
 
-A migration is a function of a `Schema` (tables with their keys declared apart from their columns), named by its position and purpose. Add new ones at the
-end of MIGRATIONS; never edit one that has shipped (stores in the field have recorded its name).
+A migration is a function of a `Schema` (tables with their keys declared apart from their columns), named
+by its position and purpose. Add new ones at the end of MIGRATIONS; never edit one that has shipped (stores
+in the field have recorded its name).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from governance.store.rows import Row, one_int
 _MODEL = "name, owner, description, risk_tier, created_at, created_by, min_approvals"
 _MODEL_WRITE = "name, owner, description, risk_tier, created_at, created_by"
 _VERSION = (
-    "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by, lineage_json"
+    "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by, "
+    "lineage_json"
 )
 _PREDICTION_SET = (
     "id, model, version, split, batch_time, dataset_sha256, source_name, source_sha256, row_count, "
@@ -143,7 +144,8 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
-def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: str, split: str) -> PredictionSet | None:
+def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: str,
+                          split: str) -> PredictionSet | None:
     row = conn.execute(
         f"SELECT {_PREDICTION_SET} FROM prediction_sets WHERE model = ? AND version = ? AND split = ? "
         "ORDER BY created_at DESC, id DESC LIMIT 1",

@@ -7,8 +7,8 @@ import duckdb
 from governance.records import SignOff, SignOffDecision, stored
 from governance.store.rows import Row, one_int
 
-_SIGNOFF = ("model, version, reviewer, revision, decision, comment, created_at, artifact_sha256, evaluation_id, gate_id, "
-            "coalesce(acknowledged_blocked, false)")
+_SIGNOFF = ("model, version, reviewer, revision, decision, comment, created_at, artifact_sha256, evaluation_id, "
+            "gate_id, coalesce(acknowledged_blocked, false)")
 _SIGNOFF_WRITE = _SIGNOFF.replace("coalesce(acknowledged_blocked, false)", "acknowledged_blocked")
 
 
