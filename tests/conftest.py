@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -9,9 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from governance.cli import cli
-from governance.service import Service
-from tests.support.credentials import TOKENS, credential_for
-from tests.support.stores import ACS_ROLES, STORES, USERS, Seeded
+from tests.support.credentials import credential_for
+from tests.support.stores import STORES, Seeded, ingest_acs, seed_store, store_kind_for
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +28,8 @@ def postgres():
 def store_kind(request, tmp_path: Path, monkeypatch) -> str:
     """Every test that makes a store runs on the embedded file and on DuckLake (its own PostgreSQL
     database and data folder); tests about the file itself pin `file` with indirect parametrisation."""
-    if request.param == "ducklake":
-        cluster = request.getfixturevalue("postgres")
-        monkeypatch.setenv("GOVERN_STORE", f"ducklake:postgres:{cluster.new_database()}")
-        monkeypatch.setenv("GOVERN_DATA_PATH", str(tmp_path / "lake"))
-    else:
-        monkeypatch.delenv("GOVERN_STORE", raising=False)
-        monkeypatch.delenv("GOVERN_DATA_PATH", raising=False)
+    postgres = request.getfixturevalue("postgres") if request.param == "ducklake" else None
+    store_kind_for(request.param, tmp_path, postgres).apply(monkeypatch)
     return request.param
 
 
@@ -48,22 +43,7 @@ def make_store(tmp_path: Path, store_kind: str) -> Callable[..., Seeded]:
     """make_store(versions=("1",)) → a store with one user per role and model 'credit'."""
 
     def make(*, versions: tuple[str, ...] = ("1",), with_model: bool = True, name: str = "home") -> Seeded:
-        store_home = tmp_path / name
-        artifact = tmp_path / f"{name}-model.bin"
-        artifact.write_bytes(b"weights for " + name.encode())
-        Service.open(home=store_home).init(admin="ada")
-        admin = Service.open(home=store_home, actor="ada")
-        for user, role in USERS.items():
-            if role != "admin":
-                admin.add_user(name=user, role=role)
-        if with_model:
-            engineer = Service.open(home=store_home, actor="eng")
-            engineer.register_model(name="credit", description="credit default", risk_tier="high")
-            for version in versions:
-                engineer.register_version(model="credit", version=version, artifact=artifact)
-        for user in USERS:  # each seeded user's CLI credential, made now so a test's snapshot already holds it
-            TOKENS[(str(store_home), user)] = admin.create_token(user=user, name="tests").secret
-        return Seeded(store_home, artifact)
+        return seed_store(tmp_path, versions=versions, with_model=with_model, name=name)
 
     return make
 
@@ -71,6 +51,57 @@ def make_store(tmp_path: Path, store_kind: str) -> Callable[..., Seeded]:
 @pytest.fixture
 def store(make_store: Callable[..., Seeded]) -> Seeded:
     return make_store()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def make_shared_store(request, tmp_path_factory) -> Callable[..., Seeded]:
+    """make_shared_store(**make_store's arguments) → a store built once per module and store kind (file, then
+    DuckLake), for tests that leave it as they found it: they only read, or assert that what they tried
+    changed nothing. A test takes it with `store.enter(monkeypatch)`, which points its environment at it;
+    seeding more into it happens inside `store.kind.active()`."""
+    postgres = request.getfixturevalue("postgres") if request.param == "ducklake" else None
+
+    def make(**kwargs) -> Seeded:
+        folder = tmp_path_factory.mktemp(f"shared-{request.param}")
+        kind = store_kind_for(request.param, folder, postgres)
+        with kind.active():
+            return seed_store(folder, kind=kind, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def shared_store(make_shared_store) -> Seeded:
+    """make_store()'s store, shared by a module's tests that leave it unchanged (see make_shared_store)."""
+    return make_shared_store()
+
+
+@pytest.fixture
+def unchanged_store(shared_store: Seeded, monkeypatch) -> Seeded:
+    """The module's shared store, for a test that reads it or asserts it changed nothing."""
+    return shared_store.enter(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def shared_exports(shared_store: Seeded, tmp_path_factory) -> dict[str, Path]:
+    """An audit export of the module's shared store in each format (csv, jsonl, parquet), made once."""
+    folder = tmp_path_factory.mktemp("exports")
+    with shared_store.kind.active():
+        for fmt in ("csv", "jsonl", "parquet"):
+            shared_store.as_("aud").export_audit(out=folder / fmt, fmt=fmt)
+    return {fmt: folder / fmt for fmt in ("csv", "jsonl", "parquet")}
+
+
+@pytest.fixture
+def copy_export(shared_exports: dict[str, Path], unchanged_store: Seeded, tmp_path: Path) -> Callable[[str], Path]:
+    """copy_export(fmt) → this test's own copy of the shared store's export in `fmt` (tmp_path/export), for
+    tests of offline verification that edit the files; the shared store is `unchanged_store`."""
+    def copy(fmt: str = "jsonl") -> Path:
+        out = tmp_path / "export"
+        shutil.copytree(shared_exports[fmt], out)
+        return out
+
+    return copy
 
 
 @pytest.fixture(autouse=True)
@@ -115,8 +146,13 @@ def acs_files(tmp_path_factory):
 
 @pytest.fixture
 def evaluated_store(store, acs_files):
-    current, reference = acs_files
-    engineer = store.as_("eng")
-    engineer.ingest(model="credit", version="1", file=current, split="eval", roles=ACS_ROLES)
-    engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=ACS_ROLES)
-    return store
+    """store with the ACS rows as version 1's eval and reference sets."""
+    return ingest_acs(store, acs_files)
+
+
+@pytest.fixture(scope="module")
+def shared_evaluated_store(make_shared_store, acs_files) -> Seeded:
+    """evaluated_store's store, shared by a module's tests that leave it unchanged (see make_shared_store)."""
+    store = make_shared_store()
+    with store.kind.active():
+        return ingest_acs(store, acs_files)

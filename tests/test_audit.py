@@ -167,8 +167,9 @@ def test_export_verifies_offline_and_is_itself_logged(store, run_cli, tmp_path, 
 
 @pytest.mark.parametrize("kind", list(TAMPERING))
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, tmp_path, fmt, kind):
-    out = _export(store, run_cli, tmp_path, fmt)
+def test_tampering_in_each_export_format_is_detected_and_named(unchanged_store, copy_export, run_cli, tmp_path, fmt,
+                                                               kind):
+    store, out = unchanged_store, copy_export(fmt)
     data = out / f"audit_events.{fmt}"
     rows = read_rows(data, fmt)
     events, broken_seq = TAMPERING[kind](_as_events(rows))
@@ -187,8 +188,8 @@ def test_tampering_in_each_export_format_is_detected_and_named(store, run_cli, t
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(store, run_cli, tmp_path, fmt):
-    out = _export(store, run_cli, tmp_path, fmt)
+def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(unchanged_store, copy_export, fmt):
+    store, out = unchanged_store, copy_export(fmt)
     data = out / f"audit_events.{fmt}"
     rows = read_rows(data, fmt)
     write_rows(data, fmt, rows[:-1])  # drop the last event: the chain alone still links

@@ -39,11 +39,30 @@ def _store_state(home: Path) -> tuple:
 def hostile(store, tmp_path, monkeypatch):
     """A store with an evaluated version, and a folder of awkward paths (folder, FIFO, symlink, empty)."""
     monkeypatch.chdir(tmp_path)  # anything a command writes lands here
-    csv = tmp_path / "eval.csv"
+    return _hostile(store, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_hostile(make_shared_store, tmp_path_factory):
+    """hostile's store and paths, once per module and store kind, for the cases that must change nothing."""
+    store = make_shared_store()
+    with store.kind.active():
+        return _hostile(store, tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture
+def unchanged_hostile(shared_hostile, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything a command writes lands here
+    shared_hostile[0].enter(monkeypatch)
+    return shared_hostile
+
+
+def _hostile(store, folder: Path):
+    csv = folder / "eval.csv"
     predictions_frame(120).to_csv(csv, index=False)
     store.as_("eng").ingest(model="credit", version="1", file=csv, split="eval", roles=ColumnRoles(sensitive=("sex",)))
     store.as_("eng").evaluate(model="credit", version="1", resamples=0)
-    paths = tmp_path / "paths"
+    paths = folder / "paths"
     paths.mkdir()
     (paths / "folder").mkdir()
     os.mkfifo(paths / "fifo")
@@ -98,12 +117,12 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_hostile_argument_gets_one_sentence_and_exit_2(hostile, tmp_path, case):
-    store, paths = hostile
+def test_each_hostile_argument_gets_one_sentence_and_exit_2(unchanged_hostile, tmp_path, case):
+    store, paths = unchanged_hostile
     deep_yaml = tmp_path / "deep.yaml"
     deep_yaml.write_text("rules: " + "[" * 3000 + "]" * 3000 + "\n")
     args, expected = CASES[case]
-    args = [a.format(csv=tmp_path / "eval.csv", deep_yaml=deep_yaml, fifo=paths / "fifo", filelink=paths / "filelink")
+    args = [a.format(csv=paths.parent / "eval.csv", deep_yaml=deep_yaml, fifo=paths / "fifo", filelink=paths / "filelink")
             for a in args]
     if args[0] == "--lock-timeout":  # a global option: in front of the --home the helper adds
         args = args[2:]

@@ -130,7 +130,8 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_bad_file_is_refused_with_every_problem_and_nothing_written(store, tmp_path, case):
+def test_bad_file_is_refused_with_every_problem_and_nothing_written(unchanged_store, tmp_path, case):
+    store = unchanged_store
     name, content, roles, expected = BAD_FILES[case]
     path = _write(tmp_path, name, content)
     before = snapshot(store.home)
@@ -153,7 +154,8 @@ def test_parquet_with_strings_in_the_score_column(store, tmp_path):
                                  "  - column 'score': not a number in 1 row (row 2; e.g. 'high')")
 
 
-def test_cli_bad_file_exits_2_with_the_message_on_stderr(store, tmp_path, run_cli):
+def test_cli_bad_file_exits_2_with_the_message_on_stderr(unchanged_store, tmp_path, run_cli):
+    store = unchanged_store
     path = _write(tmp_path, "f.csv", HEADER + "1,0,1.5,f\n")
     before = snapshot(store.home)
     result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", as_="eng")
@@ -167,13 +169,15 @@ def test_cli_bad_file_exits_2_with_the_message_on_stderr(store, tmp_path, run_cl
     (["--split", "train"], "Invalid value for '--split'"),
     (["--split", "eval", "--batch-time", "yesterday"], "batch time 'yesterday' is not an ISO 8601 time"),
 ])
-def test_cli_bad_options_exit_2(store, tmp_path, run_cli, args, message):
+def test_cli_bad_options_exit_2(unchanged_store, tmp_path, run_cli, args, message):
+    store = unchanged_store
     path = _write(tmp_path, "f.csv", HEADER + "1,0,0.5,f\n")
     result = run_cli(store.home, "ingest", "credit", "1", path, *args, as_="eng")
     assert result.exit_code == 2 and message in result.stderr
 
 
-def test_unknown_version_or_missing_file(store, tmp_path):
+def test_unknown_version_or_missing_file(unchanged_store, tmp_path):
+    store = unchanged_store
     path = _write(tmp_path, "f.csv", HEADER + "1,0,0.5,f\n")
     with pytest.raises(GovernError, match="^version '9' of model 'credit' is not registered.$"):
         store.as_("eng").ingest(model="credit", version="9", file=path, split="eval")

@@ -9,7 +9,7 @@ import pytest
 from governance.agreement import cohens_kappa, krippendorff_alpha
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.service import Service
-from tests.support.stores import ACS_ROLES, run_sql, snapshot
+from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
 
 QUEUE_POLICY = """name: q
 version: 1
@@ -32,12 +32,30 @@ rules:
 @pytest.fixture
 def queue(evaluated_store, tmp_path):
     """A store whose version 1 failed a gate: 1 rule item + 4 example items, all open."""
-    store = evaluated_store
+    return _failed_gate(evaluated_store, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_queue(make_shared_store, acs_files, tmp_path_factory):
+    """queue's store, once per module and store kind, for the tests that assert they changed nothing."""
+    store = make_shared_store()
+    with store.kind.active():
+        return _failed_gate(ingest_acs(store, acs_files), tmp_path_factory.mktemp("queue"))
+
+
+@pytest.fixture
+def unchanged_queue(shared_queue, monkeypatch):
+    shared_queue[0].enter(monkeypatch)
+    return shared_queue
+
+
+def _failed_gate(store, folder):
+    """Reviewers rev2-rev4, and version 1 evaluated and gated under QUEUE_POLICY: (store, outcome, example ids)."""
     admin = store.as_("ada")
     for name in ("rev2", "rev3", "rev4"):
         admin.add_user(name=name, role="reviewer")
     store.as_("eng").evaluate(model="credit", version="1", resamples=0)
-    policy = tmp_path / "q.yaml"
+    policy = folder / "q.yaml"
     policy.write_text(QUEUE_POLICY)
     store.assign_policy(policy)
     outcome = store.as_("eng").gate(model="credit", version="1", policy=policy)
@@ -133,8 +151,8 @@ def test_concurrent_claims_from_several_processes_exactly_one_wins(queue):
     (dict(verdict="label_correct", comment="  "), InvalidInput, "a judgment needs a comment"),
     (dict(verdict="label_correct", comment="not claimed"), NotAllowed, "you do not hold a live claim"),
 ])
-def test_bad_judgments_are_refused_and_change_nothing(queue, kwargs, error, message):
-    store, _, examples = queue
+def test_bad_judgments_are_refused_and_change_nothing(unchanged_queue, kwargs, error, message):
+    store, _, examples = unchanged_queue
     before = snapshot(store.home)
     with pytest.raises(error, match=message):
         store.as_("rey").judge_review_item(**{"item_id": examples[3], **kwargs})
@@ -276,10 +294,12 @@ def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable
     assert store.as_("aud").verify_audit().ok
 
 
-def test_a_blocked_gate_refuses_release(queue):
-    store, _, _ = queue
+def test_a_blocked_gate_refuses_release(unchanged_queue):
+    store, _, _ = unchanged_queue
+    before = snapshot(store.home)
     with pytest.raises(NotAllowed, match="the latest gate of credit version 1 is blocked by ece"):
         store.as_("eng").release(model="credit", version="1")
+    assert snapshot(store.home) == before
 
 
 @pytest.mark.parametrize("user, allowed", [("vic", set()), ("rey", {"claim", "signoff"}),

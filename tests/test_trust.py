@@ -288,7 +288,8 @@ def test_a_disabled_user_is_locked_out_at_once(passing, run_cli):
 
 
 @pytest.mark.parametrize("name", ["rosa\n", "rosa ", "ｒosa", "ro\u200bsa", "rosa\x00", "", "_rosa", "a" * 129])
-def test_names_must_match_in_full(store, run_cli, name):
+def test_names_must_match_in_full(unchanged_store, run_cli, name):
+    store = unchanged_store
     run_cli(store.home, "whoami", as_="ada")
     before = snapshot(store.home)
     result = run_cli(store.home, "user", "add", name, "--role", "admin", as_="ada")
@@ -555,9 +556,8 @@ def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, li
     ("jsonl", lambda rows: [rows[0] | {"payload": {"nested": True}}] + rows[1:]),
     ("csv", lambda rows: [rows[0] | {"payload": "x" * 200_000}] + rows[1:]),
 ])
-def test_malformed_event_files_are_one_sentence(store, run_cli, tmp_path, fmt, edit):
-    out = tmp_path / "export"
-    run_cli(store.home, "audit", "export", "--out", out, "--format", fmt, as_="aud")
+def test_malformed_event_files_are_one_sentence(unchanged_store, copy_export, run_cli, tmp_path, fmt, edit):
+    store, out = unchanged_store, copy_export(fmt)
     data = out / f"audit_events.{fmt}"
     rows = edit(read_rows(data, fmt))
     if fmt == "jsonl":
@@ -577,22 +577,22 @@ def test_a_forged_witness_line_is_reported(store):
 
 
 @pytest.mark.parametrize("key", ["", "   ", "not-a-key", "ab" * 31])
-def test_offline_verification_fails_closed_without_a_proper_key(store, run_cli, tmp_path, key):
-    out = tmp_path / "export"
-    assert run_cli(store.home, "audit", "export", "--out", out, as_="aud").exit_code == 0
+def test_offline_verification_fails_closed_without_a_proper_key(copy_export, run_cli, tmp_path, key):
+    out = copy_export("jsonl")
     result = run_cli(tmp_path, "audit", "verify", out, "--key", key)
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
     assert run_cli(tmp_path, "audit", "verify", out).exit_code == 2
 
 
-def test_an_export_re_signed_with_a_foreign_key_fails_with_the_real_one(store, run_cli, tmp_path):
+def test_an_export_re_signed_with_a_foreign_key_fails_with_the_real_one(unchanged_store, copy_export, run_cli,
+                                                                        tmp_path):
+    store = unchanged_store
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from governance.audit_export import manifest_message
     from governance.keys import public_key_hex, sign
 
-    out = tmp_path / "export"
-    run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    out = copy_export("jsonl")
     manifest = json.loads((out / "manifest.json").read_text())
     foreign = Ed25519PrivateKey.generate()
     manifest["public_key"] = public_key_hex(foreign)
@@ -605,9 +605,8 @@ def test_an_export_re_signed_with_a_foreign_key_fails_with_the_real_one(store, r
 
 @pytest.mark.parametrize("field, value", [("files", []), ("signature", 7), ("public_key", 12), ("row_count", "9"),
                                           ("format", "xml")])
-def test_a_malformed_manifest_is_one_sentence(store, run_cli, tmp_path, field, value):
-    out = tmp_path / "export"
-    run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+def test_a_malformed_manifest_is_one_sentence(unchanged_store, copy_export, run_cli, tmp_path, field, value):
+    store, out = unchanged_store, copy_export("jsonl")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest[field] = value
     (out / "manifest.json").write_text(json.dumps(manifest))

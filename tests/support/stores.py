@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
 from governance.ingest import ColumnRoles
 from governance.service import Service
+from tests.support.credentials import TOKENS
 
 # The stores every store test runs on (GOVERN_TEST_STORES=file runs the file alone, e.g. without PostgreSQL).
 STORES = [kind for kind in os.environ.get("GOVERN_TEST_STORES", "file,ducklake").split(",") if kind]
@@ -26,12 +28,52 @@ file_only = pytest.mark.parametrize("store_kind", ["file"], indirect=True)
 ducklake_only = pytest.mark.parametrize("store_kind", ["ducklake"], indirect=True)
 
 
+@dataclass(frozen=True)
+class StoreKind:
+    """Which store a test runs on, as the settings the service reads: GOVERN_STORE and GOVERN_DATA_PATH
+    (None: unset, the embedded file)."""
+
+    name: str
+    env: dict[str, str | None] = field(default_factory=dict)
+
+    def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for key in ("GOVERN_STORE", "GOVERN_DATA_PATH"):
+            if self.env.get(key):
+                monkeypatch.setenv(key, self.env[key])
+            else:
+                monkeypatch.delenv(key, raising=False)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """These settings in the environment for the block (building a store shared by several tests)."""
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            self.apply(monkeypatch)
+            yield
+
+
+def store_kind_for(name: str, folder: Path, postgres=None) -> StoreKind:
+    """The settings of a new store of kind `name` whose DuckLake data (if any) goes under `folder`;
+    `postgres`: the cluster a DuckLake store gets its own database from."""
+    if name == "ducklake":
+        return StoreKind(name, {"GOVERN_STORE": f"ducklake:postgres:{postgres.new_database()}",
+                                "GOVERN_DATA_PATH": str(folder / "lake")})
+    return StoreKind(name, {})
+
+
 @dataclass
 class Seeded:
-    """A store make_store built: its home and the artifact file its versions were registered with."""
+    """A store make_store built: its home and the artifact file its versions were registered with; `kind`
+    for a store shared by several tests, whose settings each test puts in its environment with `enter`."""
 
     home: Path
     artifact: Path
+    kind: StoreKind | None = None
+
+    def enter(self, monkeypatch: pytest.MonkeyPatch) -> Seeded:
+        """Point this test's environment (GOVERN_STORE, GOVERN_DATA_PATH) at this store; returns it."""
+        if self.kind is not None:
+            self.kind.apply(monkeypatch)
+        return self
 
     def as_(self, user: str) -> Service:
         return Service.open(home=self.home, actor=user, lock_timeout_s=30)
@@ -42,6 +84,37 @@ class Seeded:
         admin = self.as_("ada")
         name = str(policy) if str(policy) in ("default", "strict") else admin.register_policy(file=Path(policy)).name
         admin.assign_policy(policy=name, model=model)
+
+
+def seed_store(folder: Path, *, versions: tuple[str, ...] = ("1",), with_model: bool = True,
+               name: str = "home", kind: StoreKind | None = None) -> Seeded:
+    """A store in folder/name on the store the environment names, with one user per role (ada the admin),
+    model 'credit' (risk tier high) with `versions`, and each user's API token in TOKENS."""
+    store_home = folder / name
+    artifact = folder / f"{name}-model.bin"
+    artifact.write_bytes(b"weights for " + name.encode())
+    Service.open(home=store_home).init(admin="ada")
+    admin = Service.open(home=store_home, actor="ada")
+    for user, role in USERS.items():
+        if role != "admin":
+            admin.add_user(name=user, role=role)
+    if with_model:
+        engineer = Service.open(home=store_home, actor="eng")
+        engineer.register_model(name="credit", description="credit default", risk_tier="high")
+        for version in versions:
+            engineer.register_version(model="credit", version=version, artifact=artifact)
+    for user in USERS:  # each seeded user's CLI credential, made now so a test's snapshot already holds it
+        TOKENS[(str(store_home), user)] = admin.create_token(user=user, name="tests").secret
+    return Seeded(store_home, artifact, kind)
+
+
+def ingest_acs(store: Seeded, files: tuple[Path, Path], *, version: str = "1") -> Seeded:
+    """The ACS employment rows (conftest's acs_files) as `version`'s eval and reference sets."""
+    current, reference = files
+    engineer = store.as_("eng")
+    engineer.ingest(model="credit", version=version, file=current, split="eval", roles=ACS_ROLES)
+    engineer.ingest(model="credit", version=version, file=reference, split="reference", roles=ACS_ROLES)
+    return store
 
 
 def run_sql(home: Path, unit: Callable):
