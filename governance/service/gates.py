@@ -6,14 +6,25 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
 from governance.errors import InvalidInput, NotFound
-from governance.records import GateRecord, Job, PredictionSet, ReviewItem
+from governance.records import (
+    Evaluation,
+    GateRecord,
+    GateVerdict,
+    ItemStatus,
+    Job,
+    JobStatus,
+    PredictionSet,
+    Priority,
+    ReviewItem,
+)
 from governance.roles import Action
-from governance.service.base import _now, _require_model, _require_version
+from governance.service.base import _now, _present, _require_model, _require_version
 from governance.service.evaluations import challenger_baseline, require_evaluation
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.registry import RegistryActions
@@ -22,7 +33,7 @@ from governance.store import aliases, evaluations, gates, jobs, registry, review
 if TYPE_CHECKING:
     from evaluation import MetricSet
     from policies import GateDecision, LoadedPolicy, ReviewState, RuleResult
-    from policies.schema import MetricRule
+    from policies.schema import RetrainAction, ReviewAction
 
 EXAMPLE_SEED = 0
 
@@ -58,7 +69,8 @@ class GateActions(PolicyActions, RegistryActions):
         queues nothing new. A dry run may use any pack or file (default: the assigned one) and stores
         and queues nothing. Raises NotFound without an evaluation.
         """
-        def inputs(conn: duckdb.DuckDBPyConnection):
+        def inputs(conn: duckdb.DuckDBPyConnection) -> tuple[
+                LoadedPolicy, Evaluation, MetricSet, dict[str, tuple[str, MetricSet] | None], ReviewState]:
             self._authorize(conn, Action.GATE)
             _require_model(conn, model)
             loaded = self._resolve(conn, policy if policy is not None else self._assigned(conn, model).loaded) \
@@ -86,7 +98,8 @@ class GateActions(PolicyActions, RegistryActions):
         examples = self._examples(loaded, decision, prediction_set, metrics)
         return self._record(conn, model, version, evaluation.id, loaded, decision, examples, metrics)
 
-    def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy):
+    def _gate_inputs(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, loaded: LoadedPolicy
+                     ) -> tuple[Evaluation, MetricSet, dict[str, tuple[str, MetricSet] | None], ReviewState]:
         from policies import ReviewState
         from policies.schema import MetricRule
         evaluation = require_evaluation(conn, model, version)
@@ -95,7 +108,8 @@ class GateActions(PolicyActions, RegistryActions):
         for rule in loaded.policy.rules:
             if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
                 baselines[rule.baseline] = self._baseline(conn, model, rule.baseline, version)
-        artifact = registry.get_version(conn, model, version).artifact_sha256
+        # require_evaluation checked that the version exists
+        artifact = _present(registry.get_version(conn, model, version), f"version {model}/{version}").artifact_sha256
         current = signoffs.current_signoffs(conn, model, version)
         # Approvals count for the evidence they saw; rejections follow the artifact under any version name.
         reviews = ReviewState(approvals=sum(s.decision == "approve" and s.evaluation_id == evaluation.id
@@ -122,63 +136,75 @@ class GateActions(PolicyActions, RegistryActions):
         found = evaluations.latest_evaluation(conn, model, target)
         return (label, evaluations.metric_set(conn, found)) if found else None
 
-    def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set: PredictionSet,
+    def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set: PredictionSet | None,
                   metrics: MetricSet) -> dict[str, list[dict[str, Any]]]:
         """Sampled example rows per failing rule that asks for review (read from the set's Parquet file)."""
         from governance.sampling import sample_examples
         from policies.schema import MetricRule
-        wanted = {r.id: r for r in loaded.policy.rules if isinstance(r, MetricRule) and r.on_fail and r.on_fail.review}
+        wanted = {r.id: r.on_fail.review for r in loaded.policy.rules
+                  if isinstance(r, MetricRule) and r.on_fail and r.on_fail.review}
         failing = [res for res in decision.results if res.status in ("failed", "warned") and res.rule_id in wanted]
         if not failing:
             return {}
-        path = self.prediction_set_path(prediction_set)
+        # the store keeps every prediction set an evaluation names
+        sampled = _present(prediction_set, "the evaluated prediction set")
+        path = self.prediction_set_path(sampled)
         threshold = float(metrics.params.get("threshold", 0.5))
         examples = {}
         for result in failing:
-            review = wanted[result.rule_id].on_fail.review
+            review = wanted[result.rule_id]
             examples[result.rule_id] = sample_examples(
-                path, prediction_set, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
+                path, sampled, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
                 threshold=threshold, group=_worst_group(result, metrics))
         return examples
 
     def _record(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, evaluation_id: str,
                 loaded: LoadedPolicy, decision: GateDecision, examples: dict[str, list[dict[str, Any]]],
                 metrics: MetricSet) -> GateOutcome:
+        from policies.schema import MetricRule
         user = self._authorize(conn, Action.GATE)
         now = _now()
         record = GateRecord(f"gd-{uuid.uuid4().hex[:12]}", model, version, evaluation_id, decision.policy_name,
                             decision.policy_version, decision.policy_sha256, decision.metrics_sha256,
-                            decision.verdict, decision, now, user.name)
+                            GateVerdict(decision.verdict), decision, now, user.name)
         gates.insert_gate(conn, record)
         gates.set_policy_text(conn, record.id, loaded.text)
         evidence_key = (model, version, decision.policy_sha256, decision.metrics_sha256)
         rules = {r.id: r for r in loaded.policy.rules}
-        item_ids, blocking_items, strategies, retrain_rules = [], [], [], []
+        item_ids: list[str] = []
+        blocking_items: list[str] = []
+        strategies: list[str] = []
+        retrain_rules: list[str] = []
+        retrains: dict[str, RetrainAction] = {}  # the retrain action of each rule in retrain_rules
         for result in decision.results:
             rule = rules[result.rule_id]
-            on_fail = getattr(rule, "on_fail", None)
-            if result.status not in ("failed", "warned") or on_fail is None:
+            # only metric rules have an on_fail
+            if result.status not in ("failed", "warned") or not isinstance(rule, MetricRule) or rule.on_fail is None:
                 continue
+            on_fail = rule.on_fail
             if on_fail.review:
-                ids = self._queue_items(conn, record, rule, result, examples.get(rule.id, []), evidence_key, now)
+                ids = self._queue_items(conn, record, rule.id, on_fail.review, result, examples.get(rule.id, []),
+                                        evidence_key, now)
                 item_ids += ids
                 blocking_items += ids if on_fail.retrain else []
             if on_fail.retrain:
                 strategies += [s for s in on_fail.retrain.strategies() if s not in strategies]
                 retrain_rules.append(rule.id)
-        job_ids, escalations = [], []
-        stop = _loop_stop(conn, model, version, [rules[r] for r in retrain_rules], decision, metrics)
+                retrains[rule.id] = on_fail.retrain
+        job_ids: list[str] = []
+        escalations: list[str] = []
+        stop = _loop_stop(conn, model, version, retrains, decision, metrics)
         if stop is not None:
             evidence = {**stop, "failing_rules": retrain_rules or [r.rule_id for r in decision.results if r.blocking],
                         "strategies": strategies, "gate": record.id}
             item = ReviewItem(f"ri-{_key(*evidence_key, 'escalation')[:12]}", model, version, "escalation", None,
-                              record.id, "blocking", "open", 1, evidence, now, record.created_by)
+                              record.id, Priority.BLOCKING, ItemStatus.OPEN, 1, evidence, now, record.created_by)
             escalations = review_items.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
             self._log(conn, "loop.escalate", f"version:{model}/{version}", {
                 "item": escalations[0], "reason": stop["reason"], "rounds": stop["rounds"],
                 "max_rounds": stop["max_rounds"]})
         elif strategies:
-            status = "waiting_review" if blocking_items else "queued"
+            status = JobStatus.WAITING_REVIEW if blocking_items else JobStatus.QUEUED
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
             job_ids.append(jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies))))
@@ -191,18 +217,20 @@ class GateActions(PolicyActions, RegistryActions):
         })
         return GateOutcome(decision, record.id, item_ids, job_ids, escalations)
 
-    def _queue_items(self, conn, record: GateRecord, rule, result: RuleResult, rows: list[dict[str, Any]],
-                     evidence_key: tuple, now) -> list[str]:
-        review = rule.on_fail.review
-        priority = "blocking" if result.blocking else "normal"
-        items = [("rule_failure", {"rule": result.to_dict(), "policy": record.policy_name,
-                                   "policy_version": record.policy_version}, rule.id)]
-        items += [("example", row, f"{rule.id}:{row['row']}") for row in rows]
+    def _queue_items(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, rule_id: str, review: ReviewAction,
+                     result: RuleResult, rows: list[dict[str, Any]], evidence_key: tuple[str, str, str, str],
+                     now: datetime) -> list[str]:
+        priority = Priority.BLOCKING if result.blocking else Priority.NORMAL
+        items: list[tuple[str, dict[str, Any], str]] = [
+            ("rule_failure", {"rule": result.to_dict(), "policy": record.policy_name,
+                              "policy_version": record.policy_version}, rule_id)]
+        items += [("example", row, f"{rule_id}:{row['row']}") for row in rows]
         batch = []
         for kind, evidence, discriminator in items:
             key = _key(*evidence_key, kind, discriminator)
-            batch.append((ReviewItem(f"ri-{key[:12]}", record.model, record.version, kind, rule.id, record.id,
-                                     priority, "open", review.judgments, evidence, now, record.created_by), key))
+            batch.append((ReviewItem(f"ri-{key[:12]}", record.model, record.version, kind, rule_id, record.id,
+                                     priority, ItemStatus.OPEN, review.judgments, evidence, now, record.created_by),
+                          key))
         return review_items.insert_items(conn, batch)
 
     def list_review_items(self, *, model: str | None = None, version: str | None = None,
@@ -245,10 +273,11 @@ class GateActions(PolicyActions, RegistryActions):
         return self._run(unit)
 
 
-def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules: list[MetricRule],
+def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrains: dict[str, RetrainAction],
                decision: GateDecision, metrics: MetricSet) -> dict[str, Any] | None:
     """Why the feedback loop must not queue another retrain of this version, or None to go on.
 
+    `retrains` holds each failing rule's retrain action, by rule id.
     It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
     retrain actions allow), when a retrained version fails only rules without a retrain action
     (nothing more the loop can do), when the retrain produced its parent's very bytes, or when no flagged
@@ -257,16 +286,17 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
     the candidates the last search tried, so an engineer sees what was tried and why none passed.
     """
     from evaluation.catalogue import METRICS
-    max_rounds = min((r.on_fail.retrain.max_rounds for r in rules), default=2)
+    max_rounds = min((retrain.max_rounds for retrain in retrains.values()), default=2)
     chain = registry.lineage(conn, model, version)
-    current = chain[0] if chain else registry.get_version(conn, model, version)
+    # the version was just gated, so it exists
+    current = chain[0] if chain else _present(registry.get_version(conn, model, version), f"version {model}/{version}")
     lineage = current.lineage or {}
     rounds = sum(1 for v in chain if (v.lineage or {}).get("job"))
     context: dict[str, Any] = {"rounds": rounds, "max_rounds": max_rounds}
     if lineage.get("job"):
         context["candidates"] = jobs.job_search(conn, lineage["job"]).get("candidates", [])
         context["chosen"] = (lineage.get("search") or {}).get("chosen")
-    if not rules:  # nothing to retrain for: the loop ends here, but a retrain that still fails says so
+    if not retrains:  # nothing to retrain for: the loop ends here, but a retrain that still fails says so
         stuck = [r.rule_id for r in decision.results if r.blocking and r.kind == "metric"]
         if lineage.get("job") and stuck:
             return {"reason": f"the retrained version is blocked by {', '.join(stuck)}, whose failure queues no "
@@ -280,19 +310,21 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, rules:
                 **context}
     if not lineage.get("job") or parent is None:
         return None
-    before = gates.latest_gate(conn, model, current.parent_version)
+    before = gates.latest_gate(conn, model, parent.version)
     if before is None:
         return None
     previous = {r.rule_id: r for r in before.decision.results}
     progress = []
     for result in decision.results:
         old = previous.get(result.rule_id)
-        if not result.blocking or result.rule_id not in {r.id for r in rules} or old is None:
+        if not result.blocking or result.rule_id not in retrains or old is None:
             continue
         if result.judged is None or old.judged is None:
             continue
-        higher = result.comparison == ">=" or (result.comparison == "max_regression"
-                                               and METRICS[result.metric].better == "higher")
+        if result.comparison == "max_regression":  # a metric rule's result names its metric
+            higher = METRICS[_present(result.metric, f"the metric of rule {result.rule_id}")].better == "higher"
+        else:
+            higher = result.comparison == ">="
         better = (result.judged - old.judged) if higher else (old.judged - result.judged)
         margin = _half_width(metrics, result)
         progress.append((result.rule_id, better, margin))
@@ -313,8 +345,8 @@ def _half_width(metrics: MetricSet, result: RuleResult) -> float:
     return (found.ci_high - found.ci_low) / 2
 
 
-def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines, reviews: ReviewState, mode, *, model: str,
-            version: str) -> GateDecision:
+def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines: dict[str, tuple[str, MetricSet] | None],
+            reviews: ReviewState, mode: Literal["enforce", "dry_run"], *, model: str, version: str) -> GateDecision:
     from policies import PolicyInvalid, run_gate
     from policies.schema import MetricRule
     try:
@@ -343,8 +375,10 @@ def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | No
     if result.feature and result.group:
         return result.feature, result.group
     if result.feature:
-        groups = [r for r in metrics.select("fairness", "accuracy", result.feature) if r.value is not None]
+        # fairness.accuracy is reported per group: each record names its group
+        groups = [(r.value, r.group) for r in metrics.select("fairness", "accuracy", result.feature)
+                  if r.value is not None and r.group is not None]
         if groups:
-            worst = min(groups, key=lambda r: r.value)
-            return result.feature, worst.group
+            _, worst = min(groups, key=lambda value_group: value_group[0])
+            return result.feature, worst
     return None
