@@ -7,16 +7,16 @@ import socket
 import time
 import traceback
 import uuid
-from datetime import timedelta
-from typing import TYPE_CHECKING, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.faults import failpoint
-from governance.records import Job, JobDetail, JobRun, JobStatus, ReviewItem, Version
+from governance.records import GateVerdict, ItemStatus, Job, JobDetail, JobRun, JobStatus, Priority, ReviewItem, Version
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now
+from governance.service.base import ServiceBase, _now, _present
 from governance.service.retraining import LeaseLost, Retraining
 from governance.store import jobs, registry, review_items
 
@@ -65,7 +65,7 @@ class JobActions(ServiceBase):
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
             if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
                 raise Conflict(f"job {job_id} already {job.status}.")
-            if job.status == "running":
+            if job.status == JobStatus.RUNNING:
                 jobs.request_cancel(conn, job_id, _now())
             else:
                 jobs.finish_job(conn, job_id, "cancelled", _now(), error="cancelled before it ran")
@@ -75,7 +75,7 @@ class JobActions(ServiceBase):
         return self.show_job(job_id=job_id)
 
     def claim_job(self, *, worker: str, lease_seconds: int = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS,
-                  created_before=None) -> Job | None:
+                  created_before: datetime | None = None) -> Job | None:
         """Lease the oldest runnable job (queued, or running with a lapsed lease) to `worker`; with
         `created_before`, only a job created by then.
 
@@ -87,7 +87,7 @@ class JobActions(ServiceBase):
             for job_id in jobs.promote_waiting_jobs(conn, now):
                 self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
             while (job := jobs.claimable_job(conn, now, created_before)) is not None:
-                if job.status == "running" and job.attempts >= max_attempts:
+                if job.status == JobStatus.RUNNING and job.attempts >= max_attempts:
                     jobs.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "
                                      f"{job.attempts} times (lease lapsed)")
                     self._log(conn, "job.fail", f"job:{job.id}", {"attempts": job.attempts})
@@ -100,7 +100,7 @@ class JobActions(ServiceBase):
 
         return self._run(unit)
 
-    def _heartbeat(self, job_id: str, worker: str, lease_seconds: int, progress: dict) -> None:
+    def _heartbeat(self, job_id: str, worker: str, lease_seconds: int, progress: dict[str, Any]) -> None:
         now = _now()
         cancel = self._run(lambda conn: jobs.heartbeat(conn, job_id, worker, now,
                                                         now + timedelta(seconds=lease_seconds), progress))
@@ -120,13 +120,13 @@ class JobActions(ServiceBase):
                       {"error": error, "version": result})
             if not escalate:
                 return None
-            job = jobs.get_job(conn, job_id)
+            job = _present(jobs.get_job(conn, job_id), f"job {job_id}")  # the job it just finished
             evidence = {"reason": f"the retraining job {job_id} failed: {error}", "job": job_id,
                         "failing_rules": job.failing_rules, "strategies": job.strategies,
                         "gate": job.gate_decision_id}
             user = self._authorize(conn, Action.EVALUATE)
             item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", job.model, job.version, "escalation", None,
-                              job.gate_decision_id, "blocking", "open", 1, evidence, _now(), user.name)
+                              job.gate_decision_id, Priority.BLOCKING, ItemStatus.OPEN, 1, evidence, _now(), user.name)
             [item_id] = review_items.insert_items(conn, [(item, f"escalation:job:{job_id}")])
             self._log(conn, "loop.escalate", f"version:{job.model}/{job.version}",
                       {"item": item_id, "reason": evidence["reason"], "job": job_id})
@@ -157,7 +157,7 @@ class JobActions(ServiceBase):
         return done
 
     def _run_claimed(self, job: Job, worker: str, lease_seconds: int, report: Callable[[str], None]) -> JobRun:
-        def progress(epoch: int, total: int, record: dict) -> bool:
+        def progress(epoch: int, total: int, record: dict[str, Any]) -> bool:
             self._heartbeat(job.id, worker, lease_seconds, {"epoch": epoch, "epochs": total, **record})
             report(f"  model {record.get('model', 1)}: epoch {epoch}/{total}  "
                    f"validation loss {record.get('validation_loss', 0):.4f}")
@@ -182,8 +182,9 @@ class JobActions(ServiceBase):
                + (f" by {', '.join(blocked)}" if blocked else "")
                + (f"; queued job {', '.join(outcome.jobs)}" if outcome.jobs else "")
                + (f"; escalated ({', '.join(outcome.escalations)})" if outcome.escalations else ""))
-        return JobRun(job.id, JobStatus.SUCCEEDED, version=version.version, verdict=outcome.decision.verdict,
-                      blocked_by=blocked, jobs=outcome.jobs, escalations=outcome.escalations)
+        return JobRun(job.id, JobStatus.SUCCEEDED, version=version.version,
+                      verdict=GateVerdict(outcome.decision.verdict), blocked_by=blocked, jobs=outcome.jobs,
+                      escalations=outcome.escalations)
 
     def lineage(self, *, model: str, version: str) -> list[Version]:
         """The version and its ancestors, newest first."""

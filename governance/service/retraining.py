@@ -6,22 +6,24 @@ binding policy, and the new version published whole (predictions, evaluation, ga
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
-from governance.records import Job, Version
+from governance.errors import InvalidInput
+from governance.records import Evaluation, GateRecord, Job, PredictionSet, Version
 from governance.service.base import ServiceBase, _now
 from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.registry import RegistryActions
 from governance.service.reviews import ReviewActions
-from governance.service.training import TrainingActions
+from governance.service.training import EpochCallback, TrainingActions
 from governance.store import evaluations, gates, jobs, registry
 
 if TYPE_CHECKING:
     from evaluation import MetricSet
     from governance.aim import Aim
+    from policies import LoadedPolicy
     from policies.decision import RuleResult
 
 FEEDBACK_WEIGHT = 2.0
@@ -42,7 +44,7 @@ class Retraining:
         self.gates = gates
         self.reviews = reviews
 
-    def retrain(self, job: Job, *, worker: str | None = None, progress: Callable | None = None,
+    def retrain(self, job: Job, *, worker: str | None = None, progress: EpochCallback | None = None,
                 report: Callable[[str], None] = lambda line: None) -> tuple[Version, GateOutcome]:
         """Train the job's new version: the parent's data and split, reviewers' corrections folded in
         (corrected rows join the training rows, upweighted), a search over the job's strategies and
@@ -57,6 +59,9 @@ class Retraining:
         parent = self.training.load_trained(model=job.model, version=job.version)
         meta = parent.meta
         detail = self.registry.show_version(model=job.model, version=job.version)
+        if detail.version.training_data_sha256 is None:  # registered with a govern artifact, not trained here
+            raise InvalidInput(f"{job.model} version {job.version} has no training data on record, so it cannot be "
+                               "retrained here.")
         data_path = self.base.artifacts.open_path(detail.version.training_data_sha256)
         frame = read_table(data_path)
         train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
@@ -94,13 +99,15 @@ class Retraining:
             or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
         outcome: list[GateOutcome] = []
 
-        def measure(eval_set, challenger_set) -> tuple[MetricSet, MetricSet]:
+        def measure(eval_set: PredictionSet, challenger_set: PredictionSet) -> tuple[MetricSet, MetricSet]:
             # the challenger as `govern evaluate` measures one: same options, no drift
-            return tuple(self.evaluations._compute(s, r, resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
-                         for s, r in ((eval_set, reference), (challenger_set, None)))
+            return (self.evaluations._compute(eval_set, reference, resamples=EVAL_RESAMPLES, seed=0,
+                                              threshold=aim.threshold),
+                    self.evaluations._compute(challenger_set, None, resamples=EVAL_RESAMPLES, seed=0,
+                                              threshold=aim.threshold))
 
-        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set, challenger_set,
-                   measured: tuple[MetricSet, MetricSet]) -> None:
+        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set: PredictionSet,
+                   challenger_set: PredictionSet, measured: tuple[MetricSet, MetricSet]) -> None:
             if worker is not None:
                 state = jobs.job_state(conn, job.id)
                 if state is None or state["lease_owner"] != worker:
@@ -124,13 +131,14 @@ class Retraining:
                                measure=measure, settle=settle)
         return result.version, outcome[-1]
 
-    def _aim(self, job: Job, meta: dict) -> Aim:
+    def _aim(self, job: Job, meta: dict[str, Any]) -> Aim:
         """What the search judges candidates by: the blocking metric rules of the model's binding policy
         that a model can change (not drift, approvals or open reviews), on the sensitive columns the
         model was trained with, at the threshold the parent was evaluated with."""
         from governance.aim import Aim
         from policies.schema import MetricRule
-        def read(conn: duckdb.DuckDBPyConnection):
+        def read(conn: duckdb.DuckDBPyConnection) -> tuple[
+                LoadedPolicy, Evaluation | None, dict[str, tuple[str, MetricSet] | None], GateRecord | None]:
             loaded = self.gates._binding(conn, job.model, None)
             parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
             # the parent's baselines: the new version (and its own challenger) does not exist yet
@@ -145,7 +153,7 @@ class Retraining:
         failing = {column for result in (queued_by.decision.results if queued_by else ())
                    if result.rule_id in job.failing_rules for column in _failing_columns(result)}
         return Aim.of(loaded, baselines, label=meta["label"], sensitive=list(meta["sensitive"]), threshold=threshold,
-                      flagged=job.failing_rules, failing_columns=failing,
+                      flagged=job.failing_rules, failing_columns=sorted(failing),
                       eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
                       intersections=meta.get("intersections", ()))
 
