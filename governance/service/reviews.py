@@ -9,15 +9,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Hashable
 
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from governance.records import Dataset, FeedbackSnapshot, Judgment, Priority, ReviewItem, Verdict
+from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
 from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, _require_version, parse_time
+from governance.service.base import ServiceBase, _now, _present, _require_version, parse_time
 from governance.store import feedback, judgments, registry, review_items
+from governance.store.rows import Row
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CLAIM_MINUTES = 60
 GOLD_ACCURACY_FLOOR = 0.8
@@ -28,7 +32,7 @@ GOLD_MINIMUM = 3
 class ItemDetail:
     item: ReviewItem
     judgments: list[Judgment]
-    gold_answer: dict | None = None  # shown to admins only
+    gold_answer: dict[str, Any] | None = None  # shown to admins only
 
     def to_dict(self) -> dict[str, Any]:
         return {"item": self.item.to_dict(), "judgments": [j.to_dict() for j in self.judgments],
@@ -51,7 +55,7 @@ def _label(judgment: Judgment) -> str:
     return f"{judgment.verdict}:{judgment.corrected_label}" if judgment.verdict == "label_wrong" else judgment.verdict
 
 
-def _matches(answer: dict, verdict: str, label: int | None) -> bool:
+def _matches(answer: dict[str, Any], verdict: str, label: int | None) -> bool:
     return answer.get("verdict") == verdict and (verdict != "label_wrong" or answer.get("label") == label)
 
 
@@ -78,14 +82,14 @@ class ReviewActions(ServiceBase):
             _require_version(conn, model, version)
             now = _now()
             item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind, None, None,
-                              priority, "open", judgments, evidence, now, user.name)
+                              Priority(priority), ItemStatus.OPEN, judgments, evidence, now, user.name)
             review_items.insert_items(conn, [(item, uuid.uuid4().hex)])
             review_items.set_due(conn, item.id, due_at)
             if gold is not None:
                 review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")})
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
-            return review_items.get_item(conn, item.id)
+            return _present(review_items.get_item(conn, item.id), f"review item {item.id}")  # just filed
 
         return self._run(unit)
 
@@ -116,7 +120,7 @@ class ReviewActions(ServiceBase):
                 raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
                                f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
             self._log(conn, "review.claim", f"review_item:{item_id}", {"minutes": minutes})
-            return review_items.get_item(conn, item_id)
+            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
 
         return self._run(unit)
 
@@ -134,10 +138,11 @@ class ReviewActions(ServiceBase):
                                    "model_wrong (the model or its data need an engineer's change) or ambiguous, "
                                    "or dismiss it with a comment.")
             now = _now()
-            if item.status != "claimed" or item.assignee != user.name or item.claim_expires_at < now:
+            if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
+                    or item.claim_expires_at < now):
                 raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
                                  f"`govern review claim {item_id}`.")
-            judgments.insert_judgment(conn, Judgment(item_id, user.name, verdict, label, comment.strip(), now))
+            judgments.insert_judgment(conn, Judgment(item_id, user.name, Verdict(verdict), label, comment.strip(), now))
             count = len(judgments.judgments_of(conn, item_id))
             if count >= item.judgments_required:
                 review_items.resolve(conn, item_id, "resolved", now)
@@ -146,7 +151,7 @@ class ReviewActions(ServiceBase):
             self._log(conn, "review.judge", f"review_item:{item_id}", {
                 "verdict": verdict, "label": label, "comment": comment.strip(), "judgments": count,
                 "required": item.judgments_required})
-            return review_items.get_item(conn, item_id)
+            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
 
         return self._run(unit)
 
@@ -162,7 +167,7 @@ class ReviewActions(ServiceBase):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
             review_items.resolve(conn, item_id, "dismissed", _now())
             self._log(conn, "review.dismiss", f"review_item:{item_id}", {"comment": comment.strip()})
-            return review_items.get_item(conn, item_id)
+            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
 
         return self._run(unit)
 
@@ -176,7 +181,7 @@ class ReviewActions(ServiceBase):
         by_item: dict[str, dict[str, str]] = {}
         for judgment, _ in judged:
             by_item.setdefault(judgment.item_id, {})[judgment.reviewer] = _label(judgment)
-        shared = {item: labels for item, labels in by_item.items() if len(labels) >= 2}
+        shared: dict[Hashable, dict[str, str]] = {item: labels for item, labels in by_item.items() if len(labels) >= 2}
         pairs = [{"reviewers": list(pair), "cohens_kappa": kappa, "items": n}
                  for pair, (kappa, n) in pairwise_kappas(shared).items()]
         scores: dict[str, list[bool]] = {}
@@ -198,7 +203,7 @@ class ReviewActions(ServiceBase):
         import pyarrow.parquet as pq
 
         rows = self._run(lambda conn: (self._authorize(conn, Action.GATE), judgments.corrections(conn, model))[1])
-        by_item: dict[str, list[tuple]] = {}
+        by_item: dict[str, list[Row]] = {}
         for row in rows:
             by_item.setdefault(row[0], []).append(row)
         records = []
@@ -233,8 +238,8 @@ class ReviewActions(ServiceBase):
 
         return self._run(record)
 
-    def _authorize_any(self, conn: duckdb.DuckDBPyConnection, actions: tuple[Action, ...], what: str):
-        errors = []
+    def _authorize_any(self, conn: duckdb.DuckDBPyConnection, actions: tuple[Action, ...], what: str) -> User:
+        errors: list[NotAllowed] = []
         for action in actions:
             try:
                 return self._authorize(conn, action)
@@ -250,7 +255,7 @@ _FEEDBACK_COLUMNS = {"item": "VARCHAR", "version": "VARCHAR", "gate": "VARCHAR",
                      "reviewers": "VARCHAR"}
 
 
-def _arrow_schema():
+def _arrow_schema() -> pa.Schema:
     import pyarrow as pa
 
     kinds = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
@@ -275,7 +280,7 @@ def _action_for(item: ReviewItem) -> Action:
     return Action.RESOLVE_ESCALATION if item.kind == "escalation" else Action.JUDGE
 
 
-def _check_kind_allowed(item: ReviewItem, user) -> None:
+def _check_kind_allowed(item: ReviewItem, user: User) -> None:
     if item.kind in ADMIN_ITEM_KINDS and user.role is not Role.ADMIN:
         raise NotAllowed(f"review item {item.id} is an {item.kind} item, which only admins work.")
 
