@@ -8,9 +8,20 @@ from datetime import datetime, timezone
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotAllowed
-from governance.records import AliasMove, Model, ReviewItem, SignOff, SignOffDecision, Version
+from governance.records import (
+    AliasMove,
+    GateRecord,
+    ItemStatus,
+    Model,
+    Priority,
+    ReviewItem,
+    SignOff,
+    SignOffDecision,
+    User,
+    Version,
+)
 from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, _require_model, _require_version, parse_time
+from governance.service.base import ServiceBase, _now, _present, _require_model, _require_version, parse_time
 from governance.service.registry import approval_floor
 from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
 
@@ -50,7 +61,7 @@ class ReleaseActions(ServiceBase):
                                      "(--acknowledge-blocked), and it is recorded with your sign-off.")
             revision = signoffs.next_signoff_revision(conn, model, version, user.name)
             signoff = SignOff(model, version, user.name, revision,
-                              decision, comment.strip(), _now(), record.artifact_sha256,
+                              SignOffDecision(decision), comment.strip(), _now(), record.artifact_sha256,
                               gate.evaluation_id if gate else None, gate.id if gate else None,
                               bool(acknowledge_blocked and gate and _blocking_rules(gate)))
             signoffs.insert_signoff(conn, signoff)
@@ -79,6 +90,7 @@ class ReleaseActions(ServiceBase):
         expires_at = _future(expires) if override else None
         if override and not (reason and reason.strip()):
             raise InvalidInput("an override needs a reason saying why the gate is set aside.")
+        override_reason = reason.strip() if override and reason else None  # checked above: an override has one
 
         def unit(conn: duckdb.DuckDBPyConnection) -> AliasMove:
             user = self._authorize(conn, Action.OVERRIDE if override else Action.RELEASE)
@@ -87,7 +99,7 @@ class ReleaseActions(ServiceBase):
             if not override:
                 _check_releasable(conn, _require_model(conn, model), record, user.name)
             move = self._move(conn, model, version, "override" if override else "release",
-                              gate.id if gate else None, user.name, reason.strip() if override else None, expires_at)
+                              gate.id if gate else None, user.name, override_reason, expires_at)
             registry.mark_released(conn, model, version)
             return move
 
@@ -103,6 +115,7 @@ class ReleaseActions(ServiceBase):
             if current is None:
                 raise Conflict(f"model {model!r} has no production version to roll back.")
             released = [m.version for m in moves]
+            target: str | None
             if to is not None:
                 if to not in released or to == current:
                     raise InvalidInput(f"version {to!r} of {model!r} was never in production before "
@@ -147,9 +160,11 @@ class ReleaseActions(ServiceBase):
                        and m.override_expires <= now]
             if file_items and expired:
                 batch = [(ReviewItem(f"ri-{_key('override_expired', m.model, m.seq)[:12]}", m.model, m.version,
-                                     "override_expired", None, None, "blocking", "open", 1,
+                                     "override_expired", None, None, Priority.BLOCKING, ItemStatus.OPEN, 1,
                                      {"model": m.model, "version": m.version, "override_seq": m.seq,
-                                      "reason": m.override_reason, "expired_at": m.override_expires.isoformat(),
+                                      "reason": m.override_reason,
+                                      # `expired` holds only overrides with an expiry
+                                      "expired_at": _present(m.override_expires, "the override's expiry").isoformat(),
                                       "by": m.actor,
                                       "todo": "release a version through the gate and sign-off, roll back, or "
                                               "override again with a new reason and expiry"}, now, "govern"),
@@ -169,8 +184,8 @@ class ReleaseActions(ServiceBase):
     def production_version(self, *, model: str) -> str | None:
         return self._read(Action.VIEW, lambda conn: aliases.get_alias(conn, model, ALIAS))
 
-    def _move(self, conn, model: str, version: str, action: str, gate_id: str | None, actor: str,
-              reason: str | None, expires_at: datetime | None) -> AliasMove:
+    def _move(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, action: str, gate_id: str | None,
+              actor: str, reason: str | None, expires_at: datetime | None) -> AliasMove:
         previous = aliases.get_alias(conn, model, ALIAS)
         move = AliasMove(model, aliases.next_move_seq(conn, model), ALIAS, version, previous, action, gate_id,
                          reason, expires_at, actor, _now())
@@ -186,14 +201,16 @@ def _key(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
-def _blocking_rules(gate) -> list[str]:
+def _blocking_rules(gate: GateRecord) -> list[str]:
     return [r.rule_id for r in gate.decision.results if r.blocking and r.kind != "approvals"]
 
 
-def _check_rollback_target(conn, model: str, target: str, moves: list[AliasMove], user) -> None:
+def _check_rollback_target(conn: duckdb.DuckDBPyConnection, model: str, target: str, moves: list[AliasMove],
+                           user: User) -> None:
     """A rollback puts back what four eyes released before: never a rejected artifact, and a version that
     reached production only by an admin's override goes back only by an admin."""
-    record = registry.get_version(conn, model, target)
+    # it was in production, so it is registered
+    record = _present(registry.get_version(conn, model, target), f"version {model}/{target}")
     rejections = signoffs.rejections_of_artifact(conn, record.artifact_sha256)
     if rejections:
         where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
@@ -210,7 +227,7 @@ def _basis(moves: list[AliasMove], version: str) -> AliasMove | None:
     return next((m for m in reversed(moves) if m.version == version and m.action in ("release", "override")), None)
 
 
-def _gate_of_latest_evidence(conn, model: str, version: str, purpose: str):
+def _gate_of_latest_evidence(conn: duckdb.DuckDBPyConnection, model: str, version: str, purpose: str) -> GateRecord:
     """The version's latest gate, if it judged the version's latest evaluation; NotAllowed otherwise."""
     gate = gates.latest_gate(conn, model, version)
     if gate is None:
@@ -222,7 +239,7 @@ def _gate_of_latest_evidence(conn, model: str, version: str, purpose: str):
     return gate
 
 
-def _check_releasable(conn, model: Model, version: Version, releaser: str) -> None:
+def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, releaser: str) -> None:
     name, number = model.name, version.version
     gate = _gate_of_latest_evidence(conn, name, number, "to release on; run `govern gate` first (or an admin "
                                                         "overrides with a reason)")
@@ -268,7 +285,7 @@ def _check_releasable(conn, model: Model, version: Version, releaser: str) -> No
 def _future(value: str | datetime | None) -> datetime:
     if value is None:
         raise InvalidInput("an override needs an expiry (--expires ISO8601), after which it no longer holds.")
-    when = parse_time(value, what="expiry")
+    when = _present(parse_time(value, what="expiry"), "the expiry")  # parse_time gives None only for None
     if when <= datetime.now(timezone.utc).replace(tzinfo=None):
         raise InvalidInput(f"the override's expiry {value} is not in the future.")
     return when
