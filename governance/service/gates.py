@@ -277,13 +277,13 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
                decision: GateDecision, metrics: MetricSet) -> dict[str, Any] | None:
     """Why the feedback loop must not queue another retrain of this version, or None to go on.
 
-    `retrains` holds each failing rule's retrain action, by rule id.
     It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
     retrain actions allow), when a retrained version fails only rules without a retrain action
     (nothing more the loop can do), when the retrain produced its parent's very bytes, or when no flagged
     rule's judged value improved on the parent's by more than its confidence interval's half-width
     (by any amount, without an interval): more of the same would not converge. The reason carries
     the candidates the last search tried, so an engineer sees what was tried and why none passed.
+    `retrains` maps each failing rule that asks for a retrain to its retrain action.
     """
     from evaluation.catalogue import METRICS
     max_rounds = min((retrain.max_rounds for retrain in retrains.values()), default=2)
