@@ -288,8 +288,9 @@ def _judge_everything(home: Path, model: str, truth: np.ndarray, config: DemoCon
                 believed = int(truth[row]) if rng.random() < accuracy else 1 - int(truth[row])
                 recorded = int(item.evidence["label"])
                 if believed != recorded:
-                    reviewer.judge_review_item(item_id=item.id, verdict="label_wrong", label=believed,
-                                               comment=f"simulated reviewer (accuracy {accuracy:.0%}): label is {believed}")
+                    reviewer.judge_review_item(
+                        item_id=item.id, verdict="label_wrong", label=believed,
+                        comment=f"simulated reviewer (accuracy {accuracy:.0%}): label is {believed}")
                     corrections += 1
                 else:
                     reviewer.judge_review_item(item_id=item.id, verdict="label_correct",
@@ -366,9 +367,11 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
         _, records, alert = engineer.monitor(model="employment", version="1", batch=batch.id)
         share = records.find("drift", "share_of_drifted_columns")
         drifted = share.detail.get("drifted_columns", []) if share else []
-        batches.append({"year": year, "rows": batch.row_count, "share_of_drifted_columns": share.value if share else None,
+        batches.append({"year": year, "rows": batch.row_count,
+                        "share_of_drifted_columns": share.value if share else None,
                         "drifted_columns": drifted, "alert": alert,
-                        "accuracy": _value(records, "performance", "accuracy"), "ece": _value(records, "calibration", "ece")})
+                        "accuracy": _value(records, "performance", "accuracy"),
+                        "ece": _value(records, "calibration", "ece")})
         report(f"  batch {year}: {batch.row_count:,} rows, drifted columns {', '.join(drifted) or 'none'}"
                + (f" → drift alert {alert}" if alert else ""))
     return {"gate": {"verdict": gate.decision.verdict, "blocked_by": blocked_by,
@@ -417,7 +420,8 @@ def format_summary(summary: dict[str, Any]) -> str:
               f"  {'model':<32}{'labels':<17}" + "".join(f"{name:<18}" for name, _ in columns)]
     for model, by_labels in income["comparison"].items():
         for labels, metrics in by_labels.items():
-            lines.append(f"  {model:<32}{labels:<17}" + "".join(f"{cell(metrics, key, False):<18}" for _, key in columns))
+            lines.append(f"  {model:<32}{labels:<17}"
+                         + "".join(f"{cell(metrics, key, False):<18}" for _, key in columns))
     for round_ in income["rounds"]:
         panel = round_["panel"]
         jobs = ", ".join(f"{j['job']} {j['status']}" + (f" → v{j['version']}" if j.get("version") else "")
@@ -445,7 +449,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{batch['accuracy']:<10.3f}{batch['ece']:<8.3f}{batch['alert'] or '-':<18}"
                      f"{', '.join(batch['drifted_columns']) or '-'}")
     audit = summary["audit"]
-    lines += ["", f"audit chain {'intact' if audit['ok'] else 'BROKEN'}: {audit['events']} events, head {audit['head'][:16]}…",
+    lines += ["", f"audit chain {'intact' if audit['ok'] else 'BROKEN'}: {audit['events']} events, "
+                  f"head {audit['head'][:16]}…",
               f"dashboard: govern --home {summary['home']} dashboard   (http://localhost:8501)",
               f"  sign in as rosa or ravi (reviewers), erin (engineer), audrey (auditor), victor (viewer) or admin; "
               f"password {summary['password']}"]

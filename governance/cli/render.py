@@ -145,7 +145,7 @@ def records_table(records: tuple[MetricRecord, ...] | list[MetricRecord]) -> str
         value = str(int(r.value)) if r.metric == "count" and r.value is not None else _number(r.value)
         rows.append((r.family, r.metric, r.feature or "", r.group or "", value, interval, str(r.n), note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1]
              for row in rows]
     bins = len(records) - len(shown)
     if bins:

@@ -65,7 +65,7 @@ def demo_command(ctx: click.Context, demo_home: str | None, quick: bool, flip_ra
     if not 1 <= len(accuracies) <= 3 or not all(0 <= a <= 1 for a in accuracies):
         raise InvalidInput("--reviewer-accuracy takes one to three probabilities between 0 and 1 (for rosa, ravi, "
                            "remy).")
-    config = DemoConfig(flip_rate=flip_rate, reviewers=dict(zip(("rosa", "ravi", "remy"), accuracies, strict=False)),
+    config = DemoConfig(flip_rate=flip_rate, reviewers=dict(zip(("rosa", "ravi", "remy"), accuracies)),
                         **(dict(sample=0.3, epochs=8, resamples=20, gold_items=6) if quick else {}))
     summary = run_demo(Path(demo_home), config, report=lambda line: click.echo(line, err=True))
     click.echo(dumps(summary, indent=2, sort_keys=True) if as_json else format_summary(summary))
