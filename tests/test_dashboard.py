@@ -21,15 +21,33 @@ ROLES = {"vic": "viewer", "rey": "reviewer", "eng": "engineer", "aud": "auditor"
 
 @pytest.fixture
 def seeded(evaluated_store, tmp_path, monkeypatch):
-    store = evaluated_store
+    """Version 1 evaluated and blocked by QUEUE_POLICY (review items, a job); the app's GOVERN_HOME."""
+    monkeypatch.setenv("GOVERN_HOME", str(evaluated_store.home))
+    return _seed(evaluated_store, tmp_path)
+
+
+def _seed(store, folder: Path):
     store.as_("eng").evaluate(model="credit", version="1", resamples=20)
     for name, text in (("q.yaml", QUEUE_POLICY), ("r.yaml", RELEASE_POLICY)):
-        (tmp_path / name).write_text(text)
-    store.assign_policy(tmp_path / "q.yaml")
-    store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "q.yaml")
+        (folder / name).write_text(text)
+    store.assign_policy(folder / "q.yaml")
+    store.as_("eng").gate(model="credit", version="1", policy=folder / "q.yaml")
     store.as_("ada").add_user(name="rev2", role="reviewer")
-    monkeypatch.setenv("GOVERN_HOME", str(store.home))
-    return store, tmp_path
+    return store, folder
+
+
+@pytest.fixture(scope="module")
+def shared_seeded(shared_evaluated_store, tmp_path_factory):
+    """seeded's store, once per module and store kind, for the tests that only render it."""
+    with shared_evaluated_store.kind.active():
+        return _seed(shared_evaluated_store, tmp_path_factory.mktemp("seeded"))
+
+
+@pytest.fixture
+def viewed(shared_seeded, monkeypatch):
+    """shared_seeded, in this test's environment."""
+    store, folder = shared_seeded
+    return _enter(store, folder, monkeypatch)
 
 
 def app(user: str | None) -> AppTest:
@@ -41,7 +59,7 @@ def app(user: str | None) -> AppTest:
     return at
 
 
-def test_signed_out_users_see_only_the_sign_in(seeded):
+def test_signed_out_users_see_only_the_sign_in(viewed):
     at = app(None)
     at.run()
     assert not at.exception
@@ -111,7 +129,7 @@ def test_the_overview_marks_an_override_and_its_expiry(seeded):
 
 
 @pytest.mark.parametrize("user", list(ROLES))
-def test_every_page_renders_for_the_roles_that_see_it(seeded, user):
+def test_every_page_renders_for_the_roles_that_see_it(viewed, user):
     role = ROLES[user]
     for file, title, roles in PAGES:
         if role not in roles:
@@ -217,29 +235,56 @@ def charts(at: AppTest) -> list[dict]:
 @pytest.fixture
 def two_versions(seeded, acs_files):
     """seeded plus version 2: the same rows with noisier scores (significantly worse), monitored batches."""
+    return _add_version_2(*seeded, acs_files)
+
+
+@pytest.fixture(scope="module")
+def shared_two_versions(shared_seeded, acs_files):
+    """two_versions' store, once per module and store kind, for the tests that only read it (it builds on
+    shared_seeded: the tests on that one only render)."""
+    with shared_seeded[0].kind.active():
+        return _add_version_2(*shared_seeded, acs_files)
+
+
+@pytest.fixture
+def viewed_two_versions(shared_two_versions, monkeypatch):
+    """shared_two_versions, in this test's environment."""
+    store, folder = shared_two_versions
+    return _enter(store, folder, monkeypatch)
+
+
+def _enter(store, folder: Path, monkeypatch):
+    """A shared store in this test's environment, with none of the pages' cached reads of earlier tests."""
+    import streamlit
+
+    store.enter(monkeypatch)
+    monkeypatch.setenv("GOVERN_HOME", str(store.home))
+    streamlit.cache_data.clear()
+    return store, folder
+
+
+def _add_version_2(store, folder: Path, acs_files):
     import numpy as np
     import pandas as pd
 
-
-    store, tmp_path = seeded
     current, reference = acs_files
     engineer = store.as_("eng")
     engineer.register_version(model="credit", version="2", artifact=store.artifact)
     noisy = pd.read_parquet(current)
     noisy["predicted_probability"] = np.clip(
         noisy["predicted_probability"] + np.random.default_rng(1).normal(0, 0.35, len(noisy)), 0, 1)
-    noisy.to_parquet(tmp_path / "noisy.parquet", index=False)
-    engineer.ingest(model="credit", version="2", file=tmp_path / "noisy.parquet", split="eval", roles=ACS_ROLES)
+    noisy.to_parquet(folder / "noisy.parquet", index=False)
+    engineer.ingest(model="credit", version="2", file=folder / "noisy.parquet", split="eval", roles=ACS_ROLES)
     engineer.ingest(model="credit", version="2", file=reference, split="reference", roles=ACS_ROLES)
     engineer.evaluate(model="credit", version="2", resamples=20)
-    for year, path in (("2016", current), ("2017", tmp_path / "noisy.parquet")):
+    for year, path in (("2016", current), ("2017", folder / "noisy.parquet")):
         batch = engineer.ingest(model="credit", version="2", file=path, split="production", roles=ACS_ROLES,
                                 batch_time=f"{year}-06-30")
         engineer.monitor(model="credit", version="2", batch=batch.id)
-    return store, tmp_path
+    return store, folder
 
 
-def test_overview_charts_headline_metrics_across_versions(two_versions):
+def test_overview_charts_headline_metrics_across_versions(viewed_two_versions):
     at = app("vic")
     at.run()
     assert not at.exception
@@ -249,7 +294,7 @@ def test_overview_charts_headline_metrics_across_versions(two_versions):
     assert spec["layer"][0]["encoding"]["x"]["sort"] == ["1", "2"]
 
 
-def test_version_page_compares_versions_with_significance(two_versions):
+def test_version_page_compares_versions_with_significance(viewed_two_versions):
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
@@ -263,7 +308,7 @@ def test_version_page_compares_versions_with_significance(two_versions):
     assert set(compared["significant"]) == {"yes"}
 
 
-def test_version_page_charts_groups_against_thresholds_and_drift_in_time(two_versions):
+def test_version_page_charts_groups_against_thresholds_and_drift_in_time(viewed_two_versions):
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
@@ -307,8 +352,8 @@ def test_engineers_evaluate_from_the_version_page_viewers_cannot(two_versions):
     assert len(store.as_("vic").list_evaluations(model="credit", version="2")) == before + 1
 
 
-def test_audit_page_filters_events(two_versions):
-    store, _ = two_versions
+def test_audit_page_filters_events(viewed_two_versions):
+    store, _ = viewed_two_versions
     at = app("aud")
     at.run()
     at.switch_page("views/audit.py").run()
