@@ -15,22 +15,39 @@ from evaluation import MetricRecord, MetricSet
 from evaluation.compare import compare
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from tests.support import datasets
-from tests.support.stores import ACS_ROLES, snapshot
+from tests.support.stores import ACS_ROLES, ingest_acs, snapshot
 
 
 @pytest.fixture
 def two_versions(evaluated_store, acs_files, tmp_path):
     """credit v1 with the shipped ACS scores; v2 scores the same rows with noise (a worse model)."""
+    return _two_versions(evaluated_store, acs_files, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_two_versions(make_shared_store, acs_files, tmp_path_factory):
+    """two_versions' store, once per module and store kind, for the tests that only read it."""
+    store = make_shared_store()
+    with store.kind.active():
+        return _two_versions(ingest_acs(store, acs_files), acs_files, tmp_path_factory.mktemp("two"))
+
+
+@pytest.fixture
+def read_two_versions(shared_two_versions, monkeypatch):
+    shared_two_versions[0].enter(monkeypatch)
+    return shared_two_versions
+
+
+def _two_versions(store, acs_files, folder):
     import pandas as pd
 
-    store = evaluated_store
     current, reference = acs_files
     engineer = store.as_("eng")
     engineer.register_version(model="credit", version="2", artifact=store.artifact)
     noisy = pd.read_parquet(current)
     rng = np.random.default_rng(7)
     noisy["predicted_probability"] = np.clip(noisy["predicted_probability"] + rng.normal(0, 0.35, len(noisy)), 0, 1)
-    noisy_path = tmp_path / "noisy.parquet"
+    noisy_path = folder / "noisy.parquet"
     noisy.to_parquet(noisy_path, index=False)
     engineer.ingest(model="credit", version="2", file=noisy_path, split="eval", roles=ACS_ROLES)
     engineer.ingest(model="credit", version="2", file=reference, split="reference", roles=ACS_ROLES)
@@ -39,8 +56,8 @@ def two_versions(evaluated_store, acs_files, tmp_path):
     return store, first, second
 
 
-def test_trend_has_each_versions_latest_headline_records(two_versions):
-    store, first, second = two_versions
+def test_trend_has_each_versions_latest_headline_records(read_two_versions):
+    store, first, second = read_two_versions
     trend = store.as_("vic").metric_trend(model="credit")
     assert [p.version for p in trend if p.metric == "roc_auc"] == ["1", "2"]
     for point in trend:
@@ -63,13 +80,14 @@ def test_trend_uses_the_latest_evaluation_only(two_versions):
     assert [(p.version, p.evaluation_id == again.id) for p in trend] == [("1", True), ("2", False)]
 
 
-def test_trend_of_an_unknown_model_is_not_found(store):
+def test_trend_of_an_unknown_model_is_not_found(unchanged_store):
+    store = unchanged_store
     with pytest.raises(NotFound, match="not registered"):
         store.as_("vic").metric_trend(model="nope")
 
 
-def test_compare_finds_the_worse_model_significantly_worse(two_versions):
-    store, first, second = two_versions
+def test_compare_finds_the_worse_model_significantly_worse(read_two_versions):
+    store, first, second = read_two_versions
     differences = store.as_("vic").compare_versions(model="credit", a="1", b="2")
     auc = next(d for d in differences if d.metric == "roc_auc")
     assert auc.b < auc.a and auc.significant is True
@@ -86,8 +104,8 @@ def test_compare_finds_the_worse_model_significantly_worse(two_versions):
     assert drift and all(d.significant is None and d.p_value is None for d in drift)
 
 
-def test_a_version_compared_with_itself_differs_nowhere(two_versions):
-    store, _, _ = two_versions
+def test_a_version_compared_with_itself_differs_nowhere(read_two_versions):
+    store, _, _ = read_two_versions
     differences = store.as_("vic").compare_versions(model="credit", a="1", b="1")
     assert differences and all(d.difference in (0, None) and d.significant in (False, None) for d in differences)
 
@@ -146,7 +164,8 @@ def test_drift_timeline_follows_batch_time(evaluated_store, tmp_path):
     assert {p.feature for p in timeline if p.metric == "drift_score"} >= {"AGEP", "SCHL", "predicted_probability"}
 
 
-def test_drift_timeline_is_empty_without_monitoring(evaluated_store):
+def test_drift_timeline_is_empty_without_monitoring(shared_evaluated_store, monkeypatch):
+    evaluated_store = shared_evaluated_store.enter(monkeypatch)
     assert evaluated_store.as_("vic").drift_timeline(model="credit", version="1") == []
 
 
@@ -180,8 +199,8 @@ def test_audit_filters(make_store, tmp_path):
         store.as_("vic").audit_events()
 
 
-def test_audit_list_cli(make_store, run_cli):
-    store = make_store()
+def test_audit_list_cli(unchanged_store, run_cli):
+    store = unchanged_store
     before = snapshot(store.home)
     result = run_cli(store.home, "audit", "list", "--model", "credit", "--json", as_="aud")
     assert result.exit_code == 0, result.output
@@ -194,8 +213,8 @@ def test_audit_list_cli(make_store, run_cli):
     assert snapshot(store.home) == before
 
 
-def test_compare_cli(two_versions, run_cli):
-    store, _, _ = two_versions
+def test_compare_cli(read_two_versions, run_cli):
+    store, _, _ = read_two_versions
     result = run_cli(store.home, "compare", "credit", "1", "2", "--json", as_="vic")
     assert result.exit_code == 0, result.output
     auc = next(d for d in json.loads(result.output) if d["metric"] == "roc_auc")

@@ -9,6 +9,7 @@ import pytest
 
 from governance.errors import Conflict, InvalidInput, NotFound
 from tests.support.frames import german_frame
+from tests.support.stores import snapshot
 
 
 def test_version_stores_artifact_and_training_data_by_content(store, tmp_path):
@@ -43,7 +44,9 @@ def test_same_version_number_twice_is_a_conflict(store):
         store.as_("eng").register_version(model="credit", version="1", artifact=store.artifact)
 
 
-def test_unknown_parent_model_and_artifact_are_reported(store, tmp_path):
+def test_unknown_parent_model_and_artifact_are_reported(unchanged_store, tmp_path):
+    store = unchanged_store
+    before = snapshot(store.home)
     engineer = store.as_("eng")
     with pytest.raises(NotFound, match="^parent version '7' of model 'credit' is not registered.$"):
         engineer.register_version(model="credit", version="2", artifact=store.artifact, parent="7")
@@ -51,19 +54,26 @@ def test_unknown_parent_model_and_artifact_are_reported(store, tmp_path):
         engineer.register_version(model="nope", version="1", artifact=store.artifact)
     with pytest.raises(NotFound, match="does not exist"):
         engineer.register_version(model="credit", version="3", artifact=tmp_path / "missing.bin")
+    assert snapshot(store.home) == before
 
 
 @pytest.mark.parametrize("bad", ["", "has space", "../escape", "-dash-first", "x" * 129])
-def test_names_are_validated(store, bad):
+def test_names_are_validated(unchanged_store, bad):
+    store = unchanged_store
+    before = snapshot(store.home)
     with pytest.raises(InvalidInput, match="is not a valid name"):
         store.as_("eng").register_model(name=bad)
+    assert snapshot(store.home) == before
 
 
-def test_duplicate_model_and_bad_risk_tier(store):
+def test_duplicate_model_and_bad_risk_tier(unchanged_store):
+    store = unchanged_store
+    before = snapshot(store.home)
     with pytest.raises(Conflict, match="^model 'credit' is already registered.$"):
         store.as_("eng").register_model(name="credit")
     with pytest.raises(InvalidInput, match="^risk tier 'extreme' is not one of low, medium, high.$"):
         store.as_("eng").register_model(name="m", risk_tier="extreme")
+    assert snapshot(store.home) == before
 
 
 def test_cli_register_and_show_json(store, run_cli, tmp_path):
@@ -79,7 +89,10 @@ def test_cli_register_and_show_json(store, run_cli, tmp_path):
     assert [v["version"] for v in listed] == ["1"]
 
 
-def test_cli_duplicate_version_exits_2(store, run_cli):
+def test_cli_duplicate_version_exits_2(unchanged_store, run_cli):
+    store = unchanged_store
+    before = snapshot(store.home)
     result = run_cli(store.home, "version", "register", "credit", "1", "--artifact", store.artifact, as_="eng")
     assert result.exit_code == 2
     assert result.stderr == "error: version '1' of model 'credit' is already registered.\n"
+    assert snapshot(store.home) == before
