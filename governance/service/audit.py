@@ -35,11 +35,7 @@ class AuditActions(ServiceBase):
         """Walk the live chain and compare it with the witness of signed heads: an edit, deletion,
         insertion or reordering breaks the chain; a rebuilt chain (every later hash recomputed) or a
         removed tail no longer matches the heads witnessed before."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[AuditEvent]:
-            self._authorize(conn, Action.AUDIT)
-            return audit_log.read_events(conn)
-
-        events = self._run(unit)
+        events = self._read(Action.AUDIT, audit_log.read_events)
         report = verify_chain(events)
         seen = self._check_witness({e.seq: e.hash for e in events})
         if report.ok and not seen.ok:
@@ -75,11 +71,7 @@ class AuditActions(ServiceBase):
 
     def witness_status(self) -> WitnessReport:
         """The live chain against the witness (any role may see whether the log still matches)."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> dict[int, str]:
-            self._authorize(conn, Action.VIEW)
-            return audit_log.hashes(conn)
-
-        return self._check_witness(self._run(unit))
+        return self._check_witness(self._read(Action.VIEW, audit_log.hashes))
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
         from governance import witness
@@ -99,12 +91,9 @@ class AuditActions(ServiceBase):
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[AuditEvent]]:
-            self._authorize(conn, Action.AUDIT)
-            return audit_log.filter_events(conn, model=model or None, actor=actor or None, action=action or None,
-                                           since=_stamp(since), until=_stamp(until), limit=limit)
-
-        return self._run(unit)
+        return self._read(Action.AUDIT, lambda conn: audit_log.filter_events(
+            conn, model=model or None, actor=actor or None, action=action or None, since=_stamp(since),
+            until=_stamp(until), limit=limit))
 
     def export_audit(self, *, out: Path, fmt: str = "jsonl") -> dict[str, Any]:
         """Write the whole log plus a signed manifest into the new folder `out`; return the manifest.

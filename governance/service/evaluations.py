@@ -227,12 +227,8 @@ class EvaluationActions(RegistryActions):
         return self._run(unit)
 
     def list_evaluations(self, *, model: str, version: str) -> list[Evaluation]:
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[Evaluation]:
-            self._authorize(conn, Action.VIEW)
-            _require_version(conn, model, version)
-            return evaluations.list_evaluations(conn, model, version)
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: evaluations.list_evaluations(conn, model, version),
+                          require=(model, version))
 
     def metric_trend(self, *, model: str, metrics: tuple[str, ...] = HEADLINE) -> list[TrendPoint]:
         """The overall `metrics` (with intervals) of every version's latest evaluation, oldest first."""
@@ -247,12 +243,9 @@ class EvaluationActions(RegistryActions):
     def drift_timeline(self, *, model: str, version: str) -> list[DriftPoint]:
         """Drift scores per feature and the share of drifted columns for every monitored production
         batch of the version, in batch order (`govern monitor` makes these)."""
-        def unit(conn: duckdb.DuckDBPyConnection) -> list[DriftPoint]:
-            self._authorize(conn, Action.VIEW)
-            _require_version(conn, model, version)
-            return [DriftPoint(*row) for row in evaluations.drift_timeline(conn, model, version)]
-
-        return self._run(unit)
+        return self._read(Action.VIEW, lambda conn: [DriftPoint(*row) for row in
+                                                     evaluations.drift_timeline(conn, model, version)],
+                          require=(model, version))
 
     def compare_versions(self, *, model: str, a: str, b: str, alpha: float = 0.05) -> list[Difference]:
         """Every record both versions' latest evaluations share: a, b, b − a and whether the difference
