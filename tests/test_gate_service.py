@@ -10,7 +10,7 @@ import pytest
 
 from governance.errors import NotAllowed, NotFound
 from governance.store import gates
-from tests.support.stores import ACS_ROLES, run_sql, snapshot
+from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
 
 FAILING = """name: tight
 version: 2
@@ -48,11 +48,30 @@ rules:
 
 @pytest.fixture
 def gated(evaluated_store, tmp_path):
-    evaluated_store.as_("eng").evaluate(model="credit", version="1", resamples=50)
-    policy = tmp_path / "tight.yaml"
+    """Version 1 evaluated (50 resamples) and FAILING assigned to credit: (store, the policy file)."""
+    return _assign_failing(evaluated_store, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_gated(make_shared_store, acs_files, tmp_path_factory):
+    """gated's store, once per module and store kind, for the tests that assert they changed nothing."""
+    store = make_shared_store()
+    with store.kind.active():
+        return _assign_failing(ingest_acs(store, acs_files), tmp_path_factory.mktemp("gated"))
+
+
+@pytest.fixture
+def unchanged_gated(shared_gated, monkeypatch):
+    shared_gated[0].enter(monkeypatch)
+    return shared_gated
+
+
+def _assign_failing(store, folder):
+    store.as_("eng").evaluate(model="credit", version="1", resamples=50)
+    policy = folder / "tight.yaml"
     policy.write_text(FAILING)
-    evaluated_store.assign_policy(policy)
-    return evaluated_store, policy
+    store.assign_policy(policy)
+    return store, policy
 
 
 def test_a_blocked_gate_stores_its_decision_and_queues_reviews_and_one_job(gated):
@@ -106,8 +125,8 @@ def test_gating_again_on_the_same_evidence_queues_nothing_new(gated):
     assert second.gate_id != first.gate_id  # each run is on the record
 
 
-def test_a_dry_run_writes_nothing(gated):
-    store, policy = gated
+def test_a_dry_run_writes_nothing(unchanged_gated):
+    store, policy = unchanged_gated
     before = snapshot(store.home)
     outcome = store.as_("eng").gate(model="credit", version="1", policy=policy, dry_run=True)
     assert outcome.decision.verdict == "blocked" and outcome.gate_id is None and not outcome.review_items
@@ -191,14 +210,16 @@ def test_cli_errors_exit_2(store, evaluated_store, run_cli, tmp_path):
     assert result.exit_code == 2 and "no policy pack or file" in result.stderr
 
 
-def test_only_engineers_and_admins_gate(gated):
-    store, policy = gated
+def test_only_engineers_and_admins_gate(unchanged_gated):
+    store, policy = unchanged_gated
+    before = snapshot(store.home)
     with pytest.raises(NotAllowed, match="may not run the release gate: that needs the role engineer or admin"):
         store.as_("rey").gate(model="credit", version="1", policy=policy)
     with pytest.raises(NotFound):
         store.as_("eng").gate(model="credit", version="9", policy=policy)
     with pytest.raises(NotFound, match="no policy pack or file"):
         store.as_("eng").gate(model="credit", version="1", policy=store.home / "none.yaml", dry_run=True)
+    assert snapshot(store.home) == before
 
 
 def test_a_job_without_review_items_to_wait_for_is_queued(evaluated_store, tmp_path):
@@ -212,7 +233,8 @@ def test_a_job_without_review_items_to_wait_for_is_queued(evaluated_store, tmp_p
     assert (job.id, job.status, job.depends_on, outcome.review_items) == (outcome.jobs[0], "queued", [], [])
 
 
-def test_uncertain_examples_are_the_scores_closest_to_the_threshold(evaluated_store, acs_files):
+def test_uncertain_examples_are_the_scores_closest_to_the_threshold(shared_evaluated_store, monkeypatch):
+    evaluated_store = shared_evaluated_store.enter(monkeypatch)
     import numpy as np
     import pandas as pd
 

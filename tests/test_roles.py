@@ -95,7 +95,9 @@ def test_service_enforces_the_matrix_for_every_implemented_action(store, tmp_pat
                 call(store.as_(user))
 
 
-def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(store, run_cli):
+def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(unchanged_store, run_cli):
+    store = unchanged_store
+    before = snapshot(store.home)
     result = run_cli(store.home, "model", "register", "m9", as_="nobody")
     assert result.exit_code == 2
     assert result.stderr == (
@@ -104,18 +106,23 @@ def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(store, run_c
     )
     with pytest.raises(NotAllowed, match="^unknown user 'nobody': an admin adds users"):
         store.as_("nobody").register_model(name="m9")
+    assert snapshot(store.home) == before
 
 
-def test_missing_acting_user_is_refused_with_exit_2(store, run_cli):
+def test_missing_acting_user_is_refused_with_exit_2(unchanged_store, run_cli):
+    store = unchanged_store
+    before = snapshot(store.home)
     result = run_cli(store.home, "audit", "verify")
     assert result.exit_code == 2
     assert result.stderr == (
         "error: no acting user: log in with `govern login USER` or set GOVERN_TOKEN "
         "(to export and verify the audit log you need the role auditor or admin).\n"
     )
+    assert snapshot(store.home) == before
 
 
-def test_refused_cli_call_exits_2_and_changes_nothing(store, run_cli):
+def test_refused_cli_call_exits_2_and_changes_nothing(unchanged_store, run_cli):
+    store = unchanged_store
     run_cli(store.home, "whoami", as_="eng")  # eng's credential exists before the snapshot
     before = snapshot(store.home)
     result = run_cli(store.home, "user", "add", "mallory", "--role", "admin", as_="eng")
