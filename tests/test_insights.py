@@ -140,7 +140,6 @@ def test_compare_needs_both_evaluations(evaluated_store):
 def test_drift_timeline_follows_batch_time(evaluated_store, tmp_path):
     import pandas as pd
 
-
     store = evaluated_store
     engineer = store.as_("eng")
     frame = pd.read_csv(datasets.PACKAGE_DATA / "acs_employment_ma_every20th.csv.gz")

@@ -135,7 +135,6 @@ rules:
 def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trade_off(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-
     home = _store(tmp_path, PARITY)
     engineer = Service.open(home=home, actor="eng")
     [done] = engineer.run_worker(once=True)

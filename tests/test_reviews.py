@@ -354,7 +354,6 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
 def test_a_drifting_production_batch_files_one_drift_alert(evaluated_store, acs_files, tmp_path):
     import pandas as pd
 
-
     store = evaluated_store
     engineer = store.as_("eng")
     frame = pd.read_parquet(acs_files[0])
