@@ -91,8 +91,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"rows {result['rows']:,}: govern metrics {result['govern_seconds']} s, peak {result['govern_peak_mib']} MiB, "
-          f"{result['records']} records")
+    print(f"rows {result['rows']:,}: govern metrics {result['govern_seconds']} s, "
+          f"peak {result['govern_peak_mib']} MiB, {result['records']} records")
     if "speedup" in result:
         print(f"reference libraries {result['reference_seconds']} s, peak {result['reference_peak_mib']} MiB "
               f"({', '.join(f'{k} {v} s' for k, v in result['reference_breakdown_seconds'].items())})")

@@ -11,7 +11,7 @@ import pytest
 
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, seal, verify_chain
-from governance.errors import InvalidInput
+from governance.errors import Conflict, InvalidInput
 from governance.service import verify_audit_export
 from tests.support.exports import read_rows, write_rows
 from tests.support.stores import file_only, run_sql
@@ -94,7 +94,7 @@ def test_every_change_is_logged_in_order(store):
 
 def test_a_failed_change_logs_nothing(store):
     before = _events(store.home)
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         store.as_("eng").register_model(name="credit")
     assert _events(store.home) == before
 

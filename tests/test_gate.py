@@ -163,7 +163,8 @@ def test_a_feature_the_evaluation_lacks_names_the_rule_and_line():
 
 
 def test_the_decision_is_deterministic_and_carries_the_hashes():
-    rules = "  - {id: ece, metric: calibration.ece, max: 0.05}\n  - {id: d, metric: drift.share_of_drifted_columns, max: 0.3}"
+    rules = ("  - {id: ece, metric: calibration.ece, max: 0.05}\n"
+             "  - {id: d, metric: drift.share_of_drifted_columns, max: 0.3}")
     first, second = gate(rules), gate(rules)
     assert first == second
     assert first.metrics_sha256 == METRICS.sha256() and len(first.policy_sha256) == 64

@@ -203,8 +203,8 @@ def test_cli_errors_exit_2(store, evaluated_store, run_cli, tmp_path):
     result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", policy, as_="eng")
     assert result.exit_code == 2
     assert result.stderr == ("error: p@1: rule 'x' (line 4): the evaluation has no "
-                             "fairness.demographic_parity_difference for feature 'age'; evaluate with that sensitive or "
-                             "feature column, or fix the rule.\n")
+                             "fairness.demographic_parity_difference for feature 'age'; evaluate with that "
+                             "sensitive or feature column, or fix the rule.\n")
     result = run_cli(evaluated_store.home, "gate", "credit", "1", "--policy", tmp_path / "missing.yaml", "--dry-run",
                      as_="eng")
     assert result.exit_code == 2 and "no policy pack or file" in result.stderr

@@ -122,8 +122,8 @@ def test_each_hostile_argument_gets_one_sentence_and_exit_2(unchanged_hostile, t
     deep_yaml = tmp_path / "deep.yaml"
     deep_yaml.write_text("rules: " + "[" * 3000 + "]" * 3000 + "\n")
     args, expected = CASES[case]
-    args = [a.format(csv=paths.parent / "eval.csv", deep_yaml=deep_yaml, fifo=paths / "fifo", filelink=paths / "filelink")
-            for a in args]
+    args = [a.format(csv=paths.parent / "eval.csv", deep_yaml=deep_yaml, fifo=paths / "fifo",
+                     filelink=paths / "filelink") for a in args]
     if args[0] == "--lock-timeout":  # a global option: in front of the --home the helper adds
         args = args[2:]
         args = ["--lock-timeout", "nan", *args]
@@ -282,8 +282,8 @@ def _commands():
 
 NUMBERS = ["-1", "0", "1", "99999999999999999999", "nan", "inf", "-inf", "1e309", "0.5", "-0"]
 TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2024-02-30", "yesterday", "1970-01-01"]
-TEXTS = ["\udcff", "a\x00b", "rosa\n", "x" * 3000, "", " ", "../../x", "credit", "1", "ｒosa", "'; DROP TABLE models; --",
-         "![img](http://example.invalid/x.png)", DEEP, '{"a": ' * 300 + "1" + "}" * 300]
+TEXTS = ["\udcff", "a\x00b", "rosa\n", "x" * 3000, "", " ", "../../x", "credit", "1", "ｒosa",
+         "'; DROP TABLE models; --", "![img](http://example.invalid/x.png)", DEEP, '{"a": ' * 300 + "1" + "}" * 300]
 
 
 def _value(draw, param, paths: Path) -> str:

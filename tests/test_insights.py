@@ -112,7 +112,8 @@ def test_a_version_compared_with_itself_differs_nowhere(read_two_versions):
 
 def test_compare_edge_cases():
     def one(value, low, high, metric="accuracy"):
-        return MetricSet((MetricRecord("performance", metric, None, None, value, 100, low, high),), {"confidence": 0.95})
+        record = MetricRecord("performance", metric, None, None, value, 100, low, high)
+        return MetricSet((record,), {"confidence": 0.95})
 
     [same] = compare(one(0.8, 0.8, 0.8), one(0.8, 0.8, 0.8))
     [moved] = compare(one(0.8, 0.8, 0.8), one(0.9, 0.9, 0.9))

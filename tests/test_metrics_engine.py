@@ -51,7 +51,8 @@ def test_column_empty_in_the_reference_and_text_columns_get_reasons_not_crashes(
     reference = current.assign(x=np.nan)
     result = evaluate(current=current, reference=reference, label="y", score="p", features=["x", "note"])
     x, note = result.find("drift", "drift_score", "x"), result.find("drift", "drift_score", "note")
-    assert x.value is None and x.detail["reason"] == "the column has no values in the reference data, so drift is undefined"
+    assert x.value is None
+    assert x.detail["reason"] == "the column has no values in the reference data, so drift is undefined"
     assert note.value is None and "treats it as text" in note.detail["reason"]
     share = result.find("drift", "share_of_drifted_columns")
     assert share is None  # no column could be judged, so there is no share to report
@@ -83,7 +84,8 @@ def test_small_groups_say_their_interval_is_unstable():
     result = evaluate(current=data, label="y", score="p", sensitive=["sex"])
     assert result.find("fairness", "selection_rate", "sex", "x").detail["ci_note"] == \
         "only 10 rows: the interval is not stable"
-    assert "smallest group has 10 rows" in result.find("fairness", "demographic_parity_difference", "sex").detail["ci_note"]
+    parity = result.find("fairness", "demographic_parity_difference", "sex")
+    assert "smallest group has 10 rows" in parity.detail["ci_note"]
 
 
 def test_no_resamples_means_no_intervals():
@@ -109,7 +111,8 @@ def test_files_and_arrow_tables_give_the_same_records_as_a_dataframe(tmp_path, k
     (dict(label="missing"), "the current data has no label column 'missing' (its columns: 'y', 'p', 'sex')."),
     (dict(sensitive=["race"]), "the current data has no sensitive column 'race' (its columns: 'y', 'p', 'sex')."),
     (dict(features=["x"]), "drift over features needs reference data: pass a reference (--reference FILE)."),
-    (dict(sensitive=["one"]), "the sensitive column 'one' has a single group ('a'); fairness compares at least two groups."),
+    (dict(sensitive=["one"]),
+     "the sensitive column 'one' has a single group ('a'); fairness compares at least two groups."),
     (dict(score="sex"), "the score column 'sex' of the current data is VARCHAR, not numeric."),
     (dict(threshold=1.5), "the threshold must lie in [0, 1], not 1.5."),
 ])

@@ -59,7 +59,8 @@ MALFORMED = {
                         "rule 'a' (line 4): fairness.demographic_parity_difference is reported per feature: "
                         "name the feature"),
     "missing_group": (HEAD + "  - {id: a, metric: fairness.accuracy, feature: sex, min: 0.7}",
-                      "rule 'a' (line 4): fairness.accuracy is reported per group: give group (a value, every or worst)"),
+                      "rule 'a' (line 4): fairness.accuracy is reported per group: "
+                      "give group (a value, every or worst)"),
     "group_on_feature_metric": (HEAD + "  - {id: a, metric: fairness.demographic_parity_difference, feature: sex, "
                                        "group: f, max: 0.1}",
                                 "rule 'a' (line 4): fairness.demographic_parity_difference is not reported per group: "
@@ -102,7 +103,8 @@ def test_malformed_policies_are_refused_naming_rule_and_line(case):
 
 
 def test_every_problem_is_reported_at_once():
-    text = HEAD + "  - {id: a, metric: nope.x, max: 1}\n  - {id: b, kind: approvals}\n  - {id: c, kind: open_reviews, max: -1}"
+    text = (HEAD + "  - {id: a, metric: nope.x, max: 1}\n  - {id: b, kind: approvals}\n"
+            "  - {id: c, kind: open_reviews, max: -1}")
     with pytest.raises(PolicyInvalid, match=r"^bad.yaml is not a valid policy \(3 problems\)"):
         parse_policy(text, source="bad.yaml")
 
@@ -112,4 +114,5 @@ def test_cli_validate_exits_2_with_the_problems(tmp_path, run_cli):
     path.write_text(MALFORMED["unknown_operator"][0])
     result = run_cli(tmp_path, "policy", "validate", path)
     assert result.exit_code == 2
-    assert result.stderr == "error: bad.yaml is not a valid policy (1 problem):\n  - rule 'a' (line 6): unknown key 'lt'\n"
+    assert result.stderr == ("error: bad.yaml is not a valid policy (1 problem):\n"
+                             "  - rule 'a' (line 6): unknown key 'lt'\n")

@@ -185,11 +185,9 @@ def test_agreement_matches_reference_implementations():
 def test_agreement_and_gold_accuracy_from_the_store(queue):
     store, _, examples = queue
     admin = store.as_("ada")
-    for reviewer in ("rey", "rev2"):
-        for item_id, verdict in zip(examples[:2], ("label_correct", "ambiguous")):
-            shared = admin.add_review_item(model="credit", version="1", evidence={"copy_of": item_id}, judgments=2)
-            store.as_(reviewer).claim_review_item(item_id=shared.id) if reviewer == "rey" else None
-        break
+    for item_id in examples[:2]:
+        shared = admin.add_review_item(model="credit", version="1", evidence={"copy_of": item_id}, judgments=2)
+        store.as_("rey").claim_review_item(item_id=shared.id)
     items = [i for i in store.as_("vic").list_review_items() if i.kind == "manual"]
     for item, (v1, v2) in zip(items, (("label_correct", "label_correct"), ("ambiguous", "model_wrong"))):
         for reviewer, verdict in (("rey", v1), ("rev2", v2)):

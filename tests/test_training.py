@@ -236,7 +236,8 @@ def test_fit_encode_equals_fit_spec_then_encode():
     n = 2000
     frame = pd.DataFrame({
         "age": rng.integers(18, 90, n).astype(float), "flag": rng.random(n) > 0.5,
-        "city": rng.choice(["a", "b", None, "c"], n), "mixed": rng.choice(np.array([1, "1", 2.5, "x"], dtype=object), n),
+        "city": rng.choice(["a", "b", None, "c"], n),
+        "mixed": rng.choice(np.array([1, "1", 2.5, "x"], dtype=object), n),
         "wide": [f"id{i}" for i in range(n)], "count": rng.integers(0, 5, n)})
     frame.loc[::7, "age"] = np.nan
     rows = rng.permutation(n)[:1200]
