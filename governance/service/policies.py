@@ -121,25 +121,19 @@ class PolicyActions(ServiceBase):
         return self._read(Action.VIEW, lambda conn: self._assigned(conn, model))
 
     def _resolve(self, conn: duckdb.DuckDBPyConnection, ref: PolicyRef) -> LoadedPolicy:
-        """A shipped pack by name, a registered pack by `name` or `name@version`, else a file."""
-        from policies import LoadedPolicy, PolicyInvalid, load_policy, parse_policy, shipped_packs
+        """A shipped pack by name, a registered pack by `name` or `name@version`, else a file (policies.resolve,
+        with this store's registered packs)."""
+        from policies import PolicyInvalid, PolicyNotFound, resolve
 
-        if isinstance(ref, LoadedPolicy):
-            return ref
-        text = str(ref)
-        try:
-            shipped = _shipped(text)
-            if shipped:
-                return shipped
+        def registered(text: str) -> tuple[str, str] | None:
             name, _, wanted = text.partition("@")
-            if "/" not in text and not text.endswith((".yaml", ".yml")):
-                pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
-                if pack is not None:
-                    return parse_policy(pack.text, source=f"{pack.name}@{pack.version}")
-            if not Path(text).is_file():
-                raise NotFound(f"no policy pack or file {text!r}: give a file, a shipped pack "
-                               f"({', '.join(shipped_packs())}) or a registered pack (`govern policy list`).")
-            return load_policy(Path(text))
+            pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
+            return (f"{pack.name}@{pack.version}", pack.text) if pack is not None else None
+
+        try:
+            return resolve(ref, registered=registered)
+        except PolicyNotFound as exc:
+            raise NotFound(str(exc)) from exc
         except PolicyInvalid as exc:
             raise InvalidInput(str(exc)) from exc
 
