@@ -210,6 +210,18 @@ def test_audit_list_cli(unchanged_store, run_cli):
     assert text.exit_code == 0 and "user.add" in text.output
     bad = run_cli(store.home, "audit", "list", "--since", "yesterday", as_="aud")
     assert bad.exit_code == 2 and "yesterday" in bad.output
+    # --until: a date alone (as click reads dates, 2-digit day or not) is the whole day; a time is as given.
+    events = json.loads(result.output)["events"]
+    day = min(e["ts"][:10] for e in events)
+    y, m, d = (int(part) for part in day.split("-"))
+    for whole_day in (day, f"{y}-{m}-{d}"):
+        listed = run_cli(store.home, "audit", "list", "--model", "credit", "--until", whole_day, "--json", as_="aud")
+        assert listed.exit_code == 0 and json.loads(listed.output)["matched"] == len(events), listed.output
+    midnight = run_cli(store.home, "audit", "list", "--model", "credit", "--until", f"{day}T00:00:00", "--json",
+                       as_="aud")
+    assert midnight.exit_code == 0 and json.loads(midnight.output)["matched"] == 0  # all later that day
+    last = run_cli(store.home, "audit", "list", "--until", "9999-12-31", as_="aud")
+    assert last.exit_code == 2 and "'9999-12-31T23:59:59.999999' is outside" in last.output
     assert snapshot(store.home) == before
 
 

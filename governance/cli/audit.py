@@ -49,7 +49,7 @@ def audit_verify(service, *, directory: str | None, key: str | None, since: str 
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
               help="At most this many, newest first.")
 @service_command(render.audit_events, as_plain=render.audit_events_plain)
-def audit_list(service, *, model: str | None, actor: str | None, action: str | None, since, until: str | None,
+def audit_list(service, *, model: str | None, actor: str | None, action: str | None, since, until,
                limit: int):
     """List decision-log events, newest first, filtered by model, actor, action and time."""
     from governance.service.times import parse_until

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
@@ -250,12 +251,17 @@ class LazyChoice(click.Choice):
 
 
 class TimeText(click.DateTime):
-    """Checked as click.DateTime checks it (same formats and messages), but handed on as the text given,
-    so that the service can tell a date alone from a time (governance.service.times)."""
+    """Read as click.DateTime reads it (same formats and messages), but a date alone is handed on as a
+    `date`, so that the service can tell a day from a moment (governance.service.times)."""
 
     def convert(self, value, param, ctx):
-        super().convert(value, param, ctx)
-        return value
+        moment = super().convert(value, param, ctx)
+        if isinstance(value, str):
+            try:
+                return datetime.strptime(value, "%Y-%m-%d").date()
+            except ValueError:
+                pass
+        return moment
 
 
 RISK_TIER = LazyChoice("governance.service.registry", "RISK_TIERS")

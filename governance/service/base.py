@@ -234,11 +234,12 @@ def parse_time(value: str | datetime | None, *, what: str = "time") -> datetime 
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"{what} {value!r} is not an ISO 8601 time such as 2024-05-01T00:00:00Z.") from exc
+    shown = repr(value.isoformat() if isinstance(value, datetime) else value)
     if parsed is not None and parsed.tzinfo is not None:
         try:
             parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
         except OverflowError as exc:
-            raise InvalidInput(f"{what} {value!r} is outside the years 1900 to 9999.") from exc
+            raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9999.") from exc
     if parsed is not None and not EARLIEST <= parsed < LATEST:
-        raise InvalidInput(f"{what} {value!r} is outside the years 1900 to 9999.")
+        raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9999.")
     return parsed
