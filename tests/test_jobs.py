@@ -194,7 +194,7 @@ def test_cancel_stops_a_running_job_at_the_next_epoch(trained):
         time.sleep(0.05)
     assert as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).cancel_requested is True
     thread.join(timeout=120)
-    assert results == [{"job": outcome.jobs[0], "status": "cancelled"}]
+    assert [(r.job, r.status, r.version) for r in results] == [(outcome.jobs[0], "cancelled", None)]
     assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "cancelled"
 
 
