@@ -9,24 +9,8 @@ import pytest
 from governance.agreement import cohens_kappa, krippendorff_alpha
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.service import Service
+from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
 from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
-
-QUEUE_POLICY = """name: q
-version: 1
-rules:
-  - id: ece
-    metric: calibration.ece
-    max: 0.0001
-    on_fail:
-      review: {sample: 4, strategy: high_confidence_errors}
-      retrain: {strategy: recalibrate}
-"""
-RELEASE_POLICY = """name: r
-version: 1
-rules:
-  - {id: auc, metric: performance.roc_auc, min: 0.5}
-  - {id: two, kind: approvals, min: 2}
-"""
 
 
 @pytest.fixture
