@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from governance.errors import NotAllowed, NotFound
-from governance.store import gates
+from governance.store import aliases
 from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
 
 FAILING = """name: tight
@@ -162,7 +162,7 @@ def test_regression_against_the_production_alias_and_a_named_version(evaluated_s
     before = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
     assert [r.status for r in before.results] == ["insufficient", "failed"]  # no production version yet
 
-    run_sql(evaluated_store.home, lambda conn: gates.set_alias(conn, model="credit", alias="production", version="1",
+    run_sql(evaluated_store.home, lambda conn: aliases.set_alias(conn, model="credit", alias="production", version="1",
                                                                actor="ada"))
     after = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
     assert [r.status for r in after.results] == ["failed", "failed"]

@@ -12,7 +12,7 @@ import pytest
 
 from governance.errors import NotAllowed, NotFound, StoreBusy
 from governance.service import Service
-from governance.store import Database
+from governance.store import FileBackend
 from governance.store.migrations import MIGRATIONS, applied_migrations, apply_pending
 from tests.support.stores import file_only, snapshot
 
@@ -30,7 +30,7 @@ def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home
     from governance.keys import load_or_create_key
 
     load_or_create_key(home / "keys" / "installation_ed25519.pem")  # every store ever made had its key
-    db = Database(home / "govern.duckdb")
+    db = FileBackend(home / "govern.duckdb")
     db.run(lambda conn: apply_pending(conn, MIGRATIONS[:1]), create=True)
     db.run(lambda conn: conn.execute(
         "INSERT INTO users VALUES ('ada', 'admin', NULL, now()::TIMESTAMP, NULL)"))
@@ -51,7 +51,7 @@ def test_existing_store_gets_only_the_pending_migrations_and_keeps_its_data(home
 @file_only  # about the embedded file itself
 def test_migrations_already_applied_are_not_run_again(home):
     Service.open(home=home).init()
-    db = Database(home / "govern.duckdb")
+    db = FileBackend(home / "govern.duckdb")
     assert db.run(apply_pending) == []
     assert db.run(applied_migrations) == [m.__name__ for m in MIGRATIONS]
 
@@ -117,7 +117,7 @@ def test_a_lock_released_within_the_timeout_is_waited_for(store):
 
 
 def test_a_failing_unit_of_work_rolls_back_everything(store):
-    db = Database(store.home / "govern.duckdb")
+    db = FileBackend(store.home / "govern.duckdb")
     before = snapshot(store.home)
 
     def unit(conn):
@@ -139,7 +139,7 @@ def test_values_are_parameters_even_when_they_look_like_sql(store):
 
 @file_only  # about the embedded file itself
 def test_commit_conflicts_are_retried_then_reported(store):
-    db = Database(store.home / "govern.duckdb", lock_timeout_s=0.3)
+    db = FileBackend(store.home / "govern.duckdb", lock_timeout_s=0.3)
     attempts = []
 
     def flaky(conn):
