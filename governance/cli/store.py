@@ -90,7 +90,8 @@ def dashboard_command(ctx: click.Context, port: int, address: str) -> None:
     click.echo(f"govern dashboard on http://{address}:{port} (store {home}); Ctrl-C stops it", err=True)
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
                "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false",
-               "--client.showErrorDetails", "false"]  # no tracebacks with server paths in anyone's browser
+               "--client.showErrorDetails", "false",  # no tracebacks with server paths in anyone's browser
+               "--client.toolbarMode", "viewer"]  # no Deploy button or developer menu for anyone
     # Replace this process with the server, so signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
     os.execve(sys.executable, command, {**os.environ, "GOVERN_HOME": str(home)})
 

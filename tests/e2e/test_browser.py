@@ -86,6 +86,8 @@ def test_reviewer_judges_and_approves_then_auditor_downloads_a_verified_export(s
     store, url = server
     page = browser.new_page(accept_downloads=True)
     sign_in(page, url, "rita", "rita's passphrase")
+    # Viewers of a governance record get no Deploy button and no developer menu (client.toolbarMode viewer).
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
     page.get_by_role("link", name="Review queue").click()
     page.get_by_role("button", name="Claim").click()
     comment = page.get_by_role("textbox", name="Comment")
