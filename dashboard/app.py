@@ -23,23 +23,26 @@ BUSY_RETRY_S = 3
 class Page(NamedTuple):
     file: str
     title: str
+    icon: str  # a Material icon, in the navigation and the browser tab
     roles: frozenset[Role]  # who sees it in the navigation; the service refuses the actions anyway
 
 
-def page(file: str, title: str, *actions: Action) -> Page:
+def page(file: str, title: str, icon: str, *actions: Action) -> Page:
     """A page seen by the roles allowed any of the actions it offers (governance.roles decides)."""
-    return Page(file, title, frozenset(role for role in Role if any(allowed(role, action) for action in actions)))
+    return Page(file, title, f":material/{icon}:",
+                frozenset(role for role in Role if any(allowed(role, action) for action in actions)))
 
 
 PAGES = [
-    page("overview.py", "Overview", Action.VIEW),
-    page("version.py", "Model version", Action.VIEW),
-    page("review.py", "Review queue", Action.JUDGE),
-    page("release.py", "Sign-off and release", Action.SIGN_OFF, Action.RELEASE, Action.ROLLBACK, Action.OVERRIDE),
-    page("jobs.py", "Retraining jobs", Action.VIEW),
-    page("policies.py", "Policies", Action.VIEW),
-    page("audit.py", "Audit log", Action.AUDIT),
-    page("users.py", "Users", Action.MANAGE_USERS),
+    page("overview.py", "Overview", "dashboard", Action.VIEW),
+    page("version.py", "Model version", "insights", Action.VIEW),
+    page("review.py", "Review queue", "rate_review", Action.JUDGE),
+    page("release.py", "Sign-off and release", "rocket_launch", Action.SIGN_OFF, Action.RELEASE, Action.ROLLBACK,
+         Action.OVERRIDE),
+    page("jobs.py", "Retraining jobs", "model_training", Action.VIEW),
+    page("policies.py", "Policies", "policy", Action.VIEW),
+    page("audit.py", "Audit log", "verified_user", Action.AUDIT),
+    page("users.py", "Users", "group", Action.MANAGE_USERS),
 ]
 
 
@@ -85,7 +88,7 @@ def sign_in() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="govern", layout="wide")
+    st.set_page_config(page_title="govern", page_icon=":material/verified:", layout="wide")
     state.init()
     if state.user() is not None:
         try:  # a revoked or expired session, or a disabled user, is signed out here with the reason
@@ -108,7 +111,7 @@ def main() -> None:
             for key in state.KEYS:
                 st.session_state[key] = None
             st.rerun()
-    visible = [st.Page(str(VIEWS / p.file), title=p.title) for p in PAGES if state.role() in p.roles]
+    visible = [st.Page(str(VIEWS / p.file), title=p.title, icon=p.icon) for p in PAGES if state.role() in p.roles]
     try:
         st.navigation(visible).run()
     except StoreBusy as exc:  # another process held the store past the lock timeout: say so and try again

@@ -131,7 +131,7 @@ def test_the_overview_marks_an_override_and_its_expiry(seeded):
 @pytest.mark.parametrize("user", list(ROLES))
 def test_every_page_renders_for_the_roles_that_see_it(viewed, user):
     role = ROLES[user]
-    for file, title, roles in PAGES:
+    for file, title, _, roles in PAGES:
         if role not in roles:
             continue
         at = app(user)
@@ -146,7 +146,8 @@ def test_navigation_offers_only_what_the_role_may_use():
 
     assert pages_for("viewer") == ["Overview", "Model version", "Retraining jobs", "Policies"]
     assert "Audit log" in pages_for("auditor") and "Review queue" not in pages_for("auditor")
-    assert pages_for("admin") == [title for _, title, _ in PAGES]
+    assert pages_for("admin") == [page.title for page in PAGES]
+    assert all(page.icon.startswith(":material/") for page in PAGES)
 
 
 def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):

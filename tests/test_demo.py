@@ -140,7 +140,7 @@ def test_every_dashboard_page_renders_on_the_demo_store(demo, monkeypatch):
     home, summary, _ = demo
     monkeypatch.setenv("GOVERN_HOME", str(home))
     session = Service.open(home=home).sign_in(name="admin", password=summary["password"], client="test")
-    for file, title, _ in PAGES:
+    for file, title, _, _ in PAGES:
         at = AppTest.from_file(APP, default_timeout=60)
         at.session_state["govern.user"], at.session_state["govern.role"] = "admin", "admin"
         at.session_state["govern.token"] = session.secret
