@@ -16,7 +16,9 @@ kept aside to play the reviewers' knowledge and to check the results). Then:
 5. a control trained exactly like version 1 but with another seed (no feedback, no strategies) shows
    that the change comes from the loop, not from chance.
 
-ACS Massachusetts employment (a shipped model's scores): version 1 evaluated on 2015, released, and
+ACS Massachusetts employment (a shipped model's scores, always the whole extract: it is small): version 1
+evaluated on 2015 and gated; released when it passes, else kept in service on an admin's override with a
+reason and a 30-day expiry (a shipped model already in use, while the finding is reviewed); and
 the 2016–2018 batches monitored by year against the 2015 reference; a batch with dataset drift files
 a review item.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -50,12 +53,13 @@ USERS = {"erin": "engineer", "rosa": "reviewer", "ravi": "reviewer", "remy": "re
 ACS_SENSITIVE = ("SEX", "RAC1P")
 ACS_FEATURES = ("AGEP", "SCHL", "MAR", "DIS", "CIT", "MIG", "NATIVITY")
 EVAL_FRACTION = 0.25
+OVERRIDE_DAYS = timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     flip_rate: float = 0.5  # share of women's positive labels recorded as negative in the history
-    sample: float = 1.0  # share of Adult's rows used (the reduced demo in the tests uses less)
+    sample: float = 1.0  # share of Adult's rows used (the reduced demo in the tests uses less; ACS is always whole)
     epochs: int = 20
     batch_size: int = 1024
     learning_rate: float = 3e-3
@@ -329,8 +333,6 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
 
     engineer = _as(home, "erin")
     frame = load_acs()
-    if config.sample < 1:
-        frame = frame.groupby("year").sample(frac=config.sample, random_state=config.seed)
     artifact = tmp / "acs-shipped-model.txt"
     artifact.write_text("The employment model shipped with the nannyml ACS extract; its scores are the "
                         "predicted_probability column of acs_employment_ma_every20th.csv.gz.\n")
@@ -352,12 +354,19 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
     for result in gate.decision.results:  # what the gate found, intersections (SEX*RAC1P) included
         if result.status != "passed":
             report(f"  {result.rule_id} {result.status}: {result.reason}")
-    released = None
+    released = override_until = None
     if gate.decision.verdict == "passed":
         for reviewer in list(config.reviewers)[:2]:
             _as(home, reviewer).sign_off(model="employment", version="1", decision="approve",
                                                              comment="2015 evaluation within the default policy")
         released = engineer.release(model="employment", version="1").version
+    else:  # the shipped model is in use already: an admin keeps it in service, marked, for 30 days
+        override = _as(home, "admin").release(
+            model="employment", version="1", override=True, expires=datetime.now(UTC) + OVERRIDE_DAYS,
+            reason=f"shipped model already in service; {', '.join(blocked_by)} finding under review")
+        released, override_until = override.version, f"{override.override_expires:%Y-%m-%d}"
+        report(f"employment v1 kept in production on an admin override until "
+               f"{override.override_expires:%Y-%m-%d} (reason: {override.override_reason})")
     batches = []
     for year in (2016, 2017, 2018):
         path = tmp / f"acs-{year}.parquet"
@@ -377,7 +386,7 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
     return {"gate": {"verdict": gate.decision.verdict, "blocked_by": blocked_by,
                      "findings": [f"{r.rule_id} {r.status}: {r.reason}" for r in gate.decision.results
                                   if r.status != "passed" and r.rule_id != "no-auc-regression"]},
-            "released": released,
+            "released": released, "override_until": override_until,
             "version": _headline(engineer.latest_evaluation(model="employment", version="1")[1]), "batches": batches}
 
 
@@ -440,7 +449,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  not released: the loop did not reach a passing gate")
     employment = summary["employment"]
     lines += ["", f"employment (ACS Massachusetts, a shipped model): v1 on 2015 gate {employment['gate']['verdict']}"
-              + (", released" if employment["released"] else "") + "; production batches against 2015:",
+              + (f", in production on an admin override until {employment['override_until']}"
+                 if employment.get("override_until") else ", released" if employment["released"] else "")
+              + "; production batches against 2015:",
               *(f"  {finding}" for finding in employment["gate"].get("findings", [])),
               f"  {'year':<6}{'rows':>7}  {'drifted share':<15}{'accuracy':<10}{'ECE':<8}{'alert':<18}drifted columns"]
     for batch in employment["batches"]:

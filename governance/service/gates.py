@@ -368,7 +368,8 @@ def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines: dict[str, tuple
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
     """The group the examples come from for worst_group: the rule's failing group, or the group of
-    the rule's feature with the lowest accuracy."""
+    the rule's feature with the lowest accuracy among those the rule judged (a group it set aside for too
+    few rows would yield a handful of examples that say nothing of the failure)."""
     first = next((f for f in result.failing if f.get("feature") and f.get("group") is not None), None)
     if first:
         return first["feature"], first["group"]
@@ -376,8 +377,9 @@ def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | No
         return result.feature, result.group
     if result.feature:
         # fairness.accuracy is reported per group: each record names its group
+        set_aside = {(e.get("feature"), str(e.get("group"))) for e in result.excluded}
         groups = [(r.value, r.group) for r in metrics.select("fairness", "accuracy", result.feature)
-                  if r.value is not None and r.group is not None]
+                  if r.value is not None and r.group is not None and (result.feature, str(r.group)) not in set_aside]
         if groups:
             _, worst = min(groups, key=lambda value_group: value_group[0])
             return result.feature, worst

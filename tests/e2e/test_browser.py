@@ -4,30 +4,15 @@ Playwright. A reviewer judges an item and approves a version; an auditor downloa
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from governance.service import verify_audit_export
+from tests.support.browser import dashboard, sign_in
 from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,46 +25,8 @@ def server(evaluated_store, tmp_path):
     store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "q.yaml")
     store.as_("ada").add_user(name="rita", role="reviewer", password="rita's passphrase")
     store.as_("ada").add_user(name="otto", role="auditor", password="otto's passphrase")
-    port = free_port()
-    env = os.environ | {"GOVERN_HOME": str(store.home)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "governance.cli", "--home", str(store.home), "dashboard", "--port", str(port),
-         "--address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("the Streamlit server did not become healthy in 60 s")
-    yield store, f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield launched
-        launched.close()
-
-
-def sign_in(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.get_by_role("textbox", name="User").fill(user)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text(f"Signed in as {user}").wait_for(timeout=30_000)
+    with dashboard(store.home) as url:
+        yield store, url
 
 
 def test_reviewer_judges_and_approves_then_auditor_downloads_a_verified_export(server, browser, tmp_path):
