@@ -233,11 +233,6 @@ class GateActions(PolicyActions, RegistryActions):
                           key))
         return review_items.insert_items(conn, batch)
 
-    def list_review_items(self, *, model: str | None = None, version: str | None = None,
-                          status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
-        return self._read(Action.VIEW, lambda conn: review_items.list_items(conn, model=model, version=version,
-                                                                            status=status, kind=kind))
-
     def list_jobs(self, *, status: str | None = None) -> list[Job]:
         return self._read(Action.VIEW, lambda conn: jobs.list_jobs(conn, status=status))
 

@@ -6,18 +6,19 @@ import json
 import tempfile
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence, TypeVar
 
 import duckdb
 
-from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
 from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
-from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, _present, _require_version, parse_time
-from governance.store import feedback, judgments, registry, review_items
+from governance.review_guidance import Guidance, guidance_for
+from governance.roles import Action, Role, allowed
+from governance.service.base import LATEST, ServiceBase, _now, _present, _require_version, parse_time
+from governance.store import feedback, gates, judgments, registry, review_items
 from governance.store.rows import Row
 
 if TYPE_CHECKING:
@@ -26,17 +27,25 @@ if TYPE_CHECKING:
 CLAIM_MINUTES = 60
 GOLD_ACCURACY_FLOOR = 0.8
 GOLD_MINIMUM = 3
+MAX_BATCH = 500  # items one claim or judgment may name at once
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ItemDetail:
+    """An item with its judgments, what to judge on it (`guidance`), and for an item a gate queued the
+    result of its rule in that gate decision (`rule`: metric, observed value, bound, threshold, reason)."""
+
     item: ReviewItem
     judgments: list[Judgment]
     gold_answer: dict[str, Any] | None = None  # shown to admins only
+    guidance: Guidance | None = None
+    rule: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"item": self.item.to_dict(), "judgments": [j.to_dict() for j in self.judgments],
-                "gold_answer": self.gold_answer}
+                "gold_answer": self.gold_answer, "guidance": self.guidance.to_dict() if self.guidance else None,
+                "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -93,67 +102,148 @@ class ReviewActions(ServiceBase):
 
         return self._run(unit)
 
+    def list_review_items(self, *, model: str | None = None, version: str | None = None,
+                          status: str | None = None, kind: str | None = None) -> list[ReviewItem]:
+        """Items in queue order (oldest first). Reviewers see gold items as the examples they pass for, so
+        `kind="example"` lists them too and `kind="gold"` nothing."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
+            user = self._authorize(conn, Action.VIEW)
+            found = review_items.list_items(conn, model=model, version=version, status=status,
+                                             kind=None if user.role is Role.REVIEWER else kind)
+            seen = [_as_seen_by(item, user) for item in found]
+            return [item for item in seen if kind is None or item.kind == kind]
+
+        return self._run(unit)
+
+    def review_worklist(self, *, model: str | None = None, kind: str | None = None) -> list[ReviewItem]:
+        """The acting user's work: the items they hold a live claim on, then the open items they may claim
+        (not ones they already judged), each part in working order: blocking first, then by due time and
+        age, a gate's example items before its rule failure (judge the rows, then the rule)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
+            user = self._authorize(conn, Action.VIEW)
+            now = _now()
+            held = [i for i in review_items.list_items(conn, model=model, status=ItemStatus.CLAIMED)
+                    if i.assignee == user.name and i.claim_expires_at is not None and i.claim_expires_at >= now]
+            items = [_as_seen_by(i, user) for i in _working_order(held) + self._claimable(conn, user, model)]
+            return [i for i in items if kind is None or i.kind == kind]
+
+        return self._run(unit)
+
     def show_review_item(self, *, item_id: str) -> ItemDetail:
         def unit(conn: duckdb.DuckDBPyConnection) -> ItemDetail:
             user = self._authorize(conn, Action.VIEW)
-            item = _require_item(conn, item_id)
+            item = _as_seen_by(_require_item(conn, item_id), user)
             answer = review_items.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
-            return ItemDetail(item, judgments.judgments_of(conn, item_id), answer)
+            return ItemDetail(item, judgments.judgments_of(conn, item_id), answer, guidance_for(item.kind),
+                              _rule_result(conn, item))
 
         return self._run(unit)
 
     def claim_review_item(self, *, item_id: str, minutes: int = CLAIM_MINUTES) -> ReviewItem:
         """Take the item for `minutes`; Conflict while another reviewer's claim is live."""
-        if not 1 <= minutes <= MAX_CLAIM_MINUTES:
-            raise InvalidInput(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes (a week), not {minutes}.")
+        return self.claim_review_items(item_ids=[item_id], minutes=minutes)[0]
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            item = _require_item(conn, item_id)
-            user = self._authorize(conn, _action_for(item))
-            _check_kind_allowed(item, user)
-            if item.status in ("resolved", "dismissed"):
-                raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
-            if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
-                raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
+    def claim_review_items(self, *, item_ids: Sequence[str], minutes: int = CLAIM_MINUTES) -> list[ReviewItem]:
+        """Claim every item named, in one unit of work: all of them or, when any cannot be claimed, none
+        (the error names each refused item and why; one item named raises that item's own error)."""
+        ids = _batch(item_ids)
+        _check_minutes(minutes)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             now = _now()
-            if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
-                raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
-                               f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
-            self._log(conn, "review.claim", f"review_item:{item_id}", {"minutes": minutes})
-            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
+            return _all_or_none(ids, "claimed", lambda item_id: self._claim(conn, item_id, minutes, now))
+
+        return self._run(unit)
+
+    def claim_next_review_items(self, *, count: int, model: str | None = None,
+                                minutes: int = CLAIM_MINUTES) -> list[ReviewItem]:
+        """Claim the first `count` open items of the acting user's worklist (review_worklist's order), in
+        one unit of work; fewer when fewer are open to them, none when the queue has nothing for them."""
+        if not 1 <= count <= MAX_BATCH:
+            raise InvalidInput(f"claim 1 to {MAX_BATCH} items at once, not {count}.")
+        _check_minutes(minutes)
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
+            user = self._authorize_any(conn, (Action.JUDGE, Action.RESOLVE_ESCALATION), "claim review items")
+            now = _now()
+            return [self._claim(conn, item.id, minutes, now) for item in self._claimable(conn, user, model)[:count]]
 
         return self._run(unit)
 
     def judge_review_item(self, *, item_id: str, verdict: str, comment: str, label: int | None = None) -> ReviewItem:
         """Record the claimer's judgment; the item resolves once it has its k distinct judgments."""
+        return self.judge_review_items(item_ids=[item_id], verdict=verdict, comment=comment, label=label)[0]
+
+    def judge_review_items(self, *, item_ids: Sequence[str], verdict: str, comment: str,
+                           label: int | None = None) -> list[ReviewItem]:
+        """Judge several items with one verdict (and label and comment), in one unit of work: each must
+        exist, be claimed by the acting user (the claim still live) and take the verdict, or nothing is
+        written and the error names each refused item and why (one item named raises its own error).
+        Each judgment is recorded and audited as judge_review_item records one.
+
+            service.judge_review_items(item_ids=["ri-1", "ri-2"], verdict="label_correct", comment="checked")
+        """
+        ids = _batch(item_ids)
         _check_verdict(verdict, label)
         if not comment or not comment.strip():
             raise InvalidInput("a judgment needs a comment saying why.")
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
-            item = _require_item(conn, item_id)
-            user = self._authorize(conn, _action_for(item))
-            if item.kind == "escalation" and verdict not in ("model_wrong", "ambiguous"):
-                raise InvalidInput(f"review item {item_id} is an escalation: it has no row to relabel. Judge it "
-                                   "model_wrong (the model or its data need an engineer's change) or ambiguous, "
-                                   "or dismiss it with a comment.")
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             now = _now()
-            if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
-                    or item.claim_expires_at < now):
-                raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
-                                 f"`govern review claim {item_id}`.")
-            judgments.insert_judgment(conn, Judgment(item_id, user.name, Verdict(verdict), label, comment.strip(), now))
-            count = len(judgments.judgments_of(conn, item_id))
-            if count >= item.judgments_required:
-                review_items.resolve(conn, item_id, "resolved", now)
-            else:
-                review_items.release_claim(conn, item_id)
-            self._log(conn, "review.judge", f"review_item:{item_id}", {
-                "verdict": verdict, "label": label, "comment": comment.strip(), "judgments": count,
-                "required": item.judgments_required})
-            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
+            ready = _all_or_none(ids, "judged", lambda item_id: self._judgeable(conn, item_id, verdict, now))
+            return [self._record_judgment(conn, item, user, verdict, label, comment.strip(), now)
+                    for item, user in ready]
 
         return self._run(unit)
+
+    def _claim(self, conn: duckdb.DuckDBPyConnection, item_id: str, minutes: int, now: datetime) -> ReviewItem:
+        item = _require_item(conn, item_id)
+        user = self._authorize(conn, _action_for(item))
+        _check_kind_allowed(item, user)
+        if item.status in ("resolved", "dismissed"):
+            raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
+        if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
+            raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
+        if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
+            raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
+                           f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
+        self._log(conn, "review.claim", f"review_item:{item_id}", {"minutes": minutes})
+        return _as_seen_by(_present(review_items.get_item(conn, item_id), f"review item {item_id}"), user)
+
+    def _claimable(self, conn: duckdb.DuckDBPyConnection, user: User, model: str | None) -> list[ReviewItem]:
+        """Open items `user` may claim, in working order."""
+        done = judgments.judged_by(conn, user.name)
+        return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN)
+                               if allowed(user.role, _action_for(i)) and i.id not in done
+                               and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)])
+
+    def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str,
+                   now: datetime) -> tuple[ReviewItem, User]:
+        """The item and the acting user, when the user may judge it with `verdict` now."""
+        item = _require_item(conn, item_id)
+        user = self._authorize(conn, _action_for(item))
+        if item.kind == "escalation" and verdict not in ("model_wrong", "ambiguous"):
+            raise InvalidInput(f"review item {item_id} is an escalation: it has no row to relabel. Judge it "
+                               "model_wrong (the model or its data need an engineer's change) or ambiguous, "
+                               "or dismiss it with a comment.")
+        if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
+                or item.claim_expires_at < now):
+            raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
+                             f"`govern review claim {item_id}`.")
+        return item, user
+
+    def _record_judgment(self, conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User, verdict: str,
+                         label: int | None, comment: str, now: datetime) -> ReviewItem:
+        judgments.insert_judgment(conn, Judgment(item.id, user.name, Verdict(verdict), label, comment, now))
+        count = len(judgments.judgments_of(conn, item.id))
+        if count >= item.judgments_required:
+            review_items.resolve(conn, item.id, "resolved", now)
+        else:
+            review_items.release_claim(conn, item.id)
+        self._log(conn, "review.judge", f"review_item:{item.id}", {
+            "verdict": verdict, "label": label, "comment": comment, "judgments": count,
+            "required": item.judgments_required})
+        return _as_seen_by(_present(review_items.get_item(conn, item.id), f"review item {item.id}"), user)
 
     def dismiss_review_item(self, *, item_id: str, comment: str) -> ReviewItem:
         if not comment or not comment.strip():
@@ -167,7 +257,7 @@ class ReviewActions(ServiceBase):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
             review_items.resolve(conn, item_id, "dismissed", _now())
             self._log(conn, "review.dismiss", f"review_item:{item_id}", {"comment": comment.strip()})
-            return _present(review_items.get_item(conn, item_id), f"review item {item_id}")
+            return _as_seen_by(_present(review_items.get_item(conn, item_id), f"review item {item_id}"), user)
 
         return self._run(unit)
 
@@ -303,3 +393,69 @@ def _require_item(conn: duckdb.DuckDBPyConnection, item_id: str) -> ReviewItem:
     if item is None:
         raise NotFound(f"review item {item_id!r} does not exist; `govern review list` shows the queue.")
     return item
+
+
+def _check_minutes(minutes: int) -> None:
+    if not 1 <= minutes <= MAX_CLAIM_MINUTES:
+        raise InvalidInput(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes (a week), not {minutes}.")
+
+
+def _batch(item_ids: Sequence[str]) -> list[str]:
+    """The item ids of one claim or judgment: at least one, at most MAX_BATCH, none named twice."""
+    ids = [item_ids] if isinstance(item_ids, str) else list(item_ids)
+    if not ids:
+        raise InvalidInput("name at least one review item.")
+    if len(ids) > MAX_BATCH:
+        raise InvalidInput(f"name at most {MAX_BATCH} review items at once, not {len(ids)}.")
+    twice = sorted({item_id for item_id in ids if ids.count(item_id) > 1})
+    if twice:
+        raise InvalidInput(f"review item {', '.join(map(repr, twice))} is named more than once; name each item once.")
+    return ids
+
+
+def _all_or_none(ids: list[str], done: str, step: Callable[[str], T]) -> list[T]:
+    """`step(id)` for every id in the unit of work, or, when any refuses, an error naming each refused item
+    and why (the unit rolls back whatever the others wrote). One id alone raises its own error."""
+    results: list[T] = []
+    refused: dict[str, list[str]] = {}  # reason → the items it refused
+    errors: list[GovernError] = []
+    for item_id in ids:
+        try:
+            results.append(step(item_id))
+        except GovernError as exc:
+            if len(ids) == 1:
+                raise
+            errors.append(exc)
+            refused.setdefault(str(exc), []).append(item_id)
+    if not errors:
+        return results
+    kinds = {type(exc) for exc in errors}
+    error = kinds.pop() if len(kinds) == 1 else InvalidInput
+    reasons = [reason if len(named) == 1 and named[0] in reason else f"{', '.join(named)}: {reason}"
+               for reason, named in refused.items()]
+    raise error(f"nothing was {done}: {len(errors)} of the {len(ids)} items named cannot be. "
+                + " ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, start=1))) from errors[0]
+
+
+def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
+    """A gold item as `user` may see it: to reviewers, the example it passes for (so that they judge it as
+    they judge any other); everyone else sees the truth."""
+    if user.role is Role.REVIEWER and (item.is_gold or item.kind == "gold"):
+        return replace(item, kind="example", is_gold=False)
+    return item
+
+
+def _working_order(items: list[ReviewItem]) -> list[ReviewItem]:
+    """Blocking items first, then by due time and age; within one gate's items, the examples before the
+    rule failure they were sampled for, so the reviewer has seen the rows when judging the rule."""
+    return sorted(items, key=lambda i: (i.priority != Priority.BLOCKING, i.due_at or LATEST, i.created_at,
+                                        i.rule_id or "", i.kind == "rule_failure", i.id))
+
+
+def _rule_result(conn: duckdb.DuckDBPyConnection, item: ReviewItem) -> dict[str, Any] | None:
+    """The result of the item's rule in the gate decision that queued it (None for items no gate queued)."""
+    if item.gate_decision_id is None or item.rule_id is None:
+        return None
+    record = gates.get_gate(conn, item.gate_decision_id)
+    found = [r for r in record.decision.results if r.rule_id == item.rule_id] if record else []
+    return found[0].to_dict() if found else None

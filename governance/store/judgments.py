@@ -50,3 +50,8 @@ def corrections(conn: duckdb.DuckDBPyConnection, model: str) -> list[Row]:
         "FROM review_items i JOIN judgments j ON j.item_id = i.id "
         "WHERE i.model = ? AND i.kind = 'example' AND i.status = 'resolved' AND i.gold_json IS NULL "
         "ORDER BY i.id, j.judged_at, j.reviewer", [model]).fetchall()
+
+
+def judged_by(conn: duckdb.DuckDBPyConnection, reviewer: str) -> set[str]:
+    """The ids of the items `reviewer` has judged."""
+    return {row[0] for row in conn.execute("SELECT item_id FROM judgments WHERE reviewer = ?", [reviewer]).fetchall()}
