@@ -377,3 +377,104 @@ def test_refused_sign_offs_and_overrides_change_nothing_and_accepted_ones_are_lo
               and action.startswith("signoff.")]
     assert logged == [("rey", "signoff.approve"), ("rey", "signoff.withdraw")]
     assert store.as_("aud").verify_audit().ok
+
+
+# -- working through the queue: batches of claims and judgments, guidance, gold items ---------------------
+
+def _json(result):
+    import json
+
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_claims_the_next_items_and_judges_several_in_one_step(queue, run_cli):
+    store, _, examples = queue
+    # The worklist puts a gate's examples before its rule failure: judge the rows, then the rule.
+    claimed = _json(run_cli(store.home, "review", "claim", "--next", "2", "--json", as_="rey"))
+    assert [(i["id"], i["assignee"]) for i in claimed] == [(examples[0], "rey"), (examples[1], "rey")]
+    one = run_cli(store.home, "review", "claim", examples[2], as_="rey")
+    assert one.stdout.startswith(f"claimed {examples[2]} until")
+    shown = run_cli(store.home, "review", "show", examples[0], as_="rey").stdout
+    assert "  to judge: A row of the evaluated predictions, sampled because a rule of the policy failed." in shown
+    assert "\n  rule ece: calibration.ece 0.0158 (point) must be <= 1.000e-04; n 3456: failed\n" in shown
+    assert "; sampled by high_confidence_errors (rank " in shown
+    detail = _json(run_cli(store.home, "review", "show", examples[0], "--json", as_="rey"))
+    assert (detail["rule"]["rule_id"], detail["rule"]["status"], detail["guidance"]["kind"]) == ("ece", "failed",
+                                                                                                 "example")
+
+    judged = _json(run_cli(store.home, "review", "judge", *examples[:3], "--verdict", "label_wrong", "--label", "1",
+                           "--comment", "employed per payroll", "--json", as_="rey"))
+    assert [(i["id"], i["status"]) for i in judged] == [(e, "resolved") for e in examples[:3]]
+    for item_id in examples[:3]:
+        [judgment] = store.as_("vic").show_review_item(item_id=item_id).judgments
+        assert (judgment.reviewer, judgment.verdict, judgment.corrected_label) == ("rey", "label_wrong", 1)
+    judge_events = [entity for _, action, entity in _events(store) if action == "review.judge"]
+    assert judge_events == [f"review_item:{e}" for e in examples[:3]]  # one audited judgment per item
+    assert store.as_("aud").verify_audit().ok
+    assert "Several IDs take the same verdict" in run_cli(store.home, "review", "judge", "--help").stdout
+    assert "--next N" in run_cli(store.home, "review", "claim", "--help").stdout
+
+
+def test_a_batch_with_any_refused_item_changes_nothing_and_names_each(queue, run_cli):
+    store, outcome, examples = queue
+    for reviewer, item_id in (("rey", examples[0]), ("rey", examples[1]), ("rev2", examples[2]), ("rey", examples[3])):
+        store.as_(reviewer).claim_review_item(item_id=item_id)
+    run_sql(store.home, lambda conn: conn.execute(
+        "UPDATE review_items SET claim_expires_at = now()::TIMESTAMP - INTERVAL 1 MINUTE WHERE id = ?", [examples[3]]))
+    before = snapshot(store.home)
+    result = run_cli(store.home, "review", "judge", examples[0], examples[1], examples[2], examples[3], "ri-nope",
+                     "--verdict", "label_correct", "--comment", "fine", as_="rey")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: nothing was judged: 3 of the 5 items named cannot be. "
+        f"(1) you do not hold a live claim on review item {examples[2]}; claim it first with `govern review claim "
+        f"{examples[2]}`. (2) you do not hold a live claim on review item {examples[3]}; claim it first with "
+        f"`govern review claim {examples[3]}`. (3) review item 'ri-nope' does not exist; `govern review list` "
+        "shows the queue.\n")
+    twice = run_cli(store.home, "review", "judge", examples[0], examples[1], examples[0], "--verdict", "ambiguous",
+                    "--comment", "x", as_="rey")
+    assert (twice.exit_code, twice.stderr) == (
+        2, f"error: review item '{examples[0]}' is named more than once; name each item once.\n")
+    taken = run_cli(store.home, "review", "claim", examples[0], examples[2], as_="rey")  # rev2 holds examples[2]
+    assert taken.exit_code == 2 and taken.stderr.startswith(
+        f"error: nothing was claimed: 1 of the 2 items named cannot be. (1) review item {examples[2]} is claimed by "
+        "rev2 until ")
+    both = run_cli(store.home, "review", "claim", examples[0], "--next", "2", as_="rey")
+    assert (both.exit_code, both.stderr) == (2, "error: name the items to claim or give --next N, not both.\n")
+    with pytest.raises(InvalidInput, match="^name at least one review item.$"):
+        store.as_("rey").judge_review_items(item_ids=[], verdict="ambiguous", comment="x")
+    assert snapshot(store.home) == before
+
+
+def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(queue, run_cli):
+    store, _, examples = queue
+    gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_wrong", "label": 1},
+                                            evidence={"id": 7, "label": 0, "features": {"AGEP": 41}})
+
+    def listed(user, *options):
+        return {i["id"]: (i["kind"], i["is_gold"]) for i in _json(run_cli(store.home, "review", "list", *options,
+                                                                          "--json", as_=user))}
+
+    assert listed("rey")[gold.id] == ("example", False)
+    assert gold.id in listed("rey", "--kind", "example") and listed("rey", "--kind", "gold") == {}
+    shown = _json(run_cli(store.home, "review", "show", gold.id, "--json", as_="rey"))
+    assert (shown["item"]["kind"], shown["item"]["is_gold"], shown["gold_answer"]) == ("example", False, None)
+    assert shown["guidance"]["kind"] == "example"
+    for user in ("eng", "aud", "ada"):
+        assert listed(user)[gold.id] == ("gold", True)
+    assert _json(run_cli(store.home, "review", "show", gold.id, "--json", as_="ada"))["gold_answer"] == {
+        "verdict": "label_wrong", "label": 1}
+    assert _json(run_cli(store.home, "review", "claim", gold.id, "--json", as_="rey"))["kind"] == "example"
+    judged = _json(run_cli(store.home, "review", "judge", gold.id, "--verdict", "label_wrong", "--label", "1",
+                           "--comment", "employed", "--json", as_="rey"))
+    assert (judged["kind"], judged["is_gold"], judged["status"]) == ("example", False, "resolved")
+    [accuracy] = store.as_("vic").agreement().reviewers  # still scored against the gold answer
+    assert (accuracy["reviewer"], accuracy["gold_judged"], accuracy["gold_accuracy"]) == ("rey", 1, 1.0)
+
+
+def test_the_cli_and_the_service_agree_on_the_largest_batch():
+    from governance.cli import reviews as cli_reviews
+    from governance.service import reviews as service_reviews
+
+    assert cli_reviews.MAX_BATCH == service_reviews.MAX_BATCH

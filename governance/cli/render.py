@@ -298,15 +298,71 @@ def review_items(items) -> str:
 
 
 def review_detail(detail) -> str:
+    """An item for a person: what to judge and what each verdict means there, the rule it concerns, the
+    row (features, score, label, why it was sampled), the raw evidence, then its judgments."""
     i = detail.item
     claimed = f"  claimed by {i.assignee} until {i.claim_expires_at:%Y-%m-%d %H:%M}" if i.status == "claimed" else ""
     lines = [f"{i.id}  {i.model}/{i.version}  {i.kind}  {i.status}  priority {i.priority}{claimed}",
-             f"  needs {i.judgments_required} judgment(s); rule {i.rule_id or '-'}; gate {i.gate_decision_id or '-'}",
-             "  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str)]
+             f"  needs {i.judgments_required} judgment(s); rule {i.rule_id or '-'}; gate {i.gate_decision_id or '-'}"]
+    if detail.guidance is not None:
+        lines.append(f"  to judge: {detail.guidance.question}")
+        lines += [f"    {verdict}: {meaning}" for verdict, meaning in detail.guidance.verdicts.items()]
+    rule = detail.rule or (i.evidence.get("rule") if i.kind == "rule_failure" else None)
+    if isinstance(rule, dict) and rule.get("rule_id"):
+        lines.append(f"  rule {rule['rule_id']}: {rule_bound(rule)}")
+        if rule.get("reason"):
+            lines.append(f"    {rule['reason']}")
+    if isinstance(i.evidence.get("features"), dict):
+        lines.append("  row: " + row_summary(i.evidence))
+        lines.append("  features: " + ", ".join(f"{k}={v}" for k, v in i.evidence["features"].items()))
+    lines.append("  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str))
     lines += [f"  {j.reviewer}: {j.verdict}"
               + (f" → label {j.corrected_label}" if j.corrected_label is not None else "")
               + f"  “{j.comment}”" for j in detail.judgments]
     return "\n".join(lines)
+
+
+def rule_bound(rule: dict[str, Any]) -> str:
+    """A rule result's metric, the value judged and the bound it was held to: "fairness.x[sex] 0.22 (point)
+    must be <= 0.1; n 3663: failed"."""
+    where = "".join(f"[{rule[key]}]" for key in ("feature", "group") if rule.get(key) is not None)
+    judged = rule.get("judged") if rule.get("judged") is not None else rule.get("observed")
+    what = f"{rule.get('metric') or rule.get('kind')}{where}"
+    return (f"{what} {_evidence_value(judged)} ({rule.get('bound') or 'point'}) must be {_threshold(rule)}"
+            + (f"; n {rule['n']}" if rule.get("n") is not None else "") + f": {rule.get('status', '?')}")
+
+
+def row_summary(evidence: dict[str, Any]) -> str:
+    """A sampled row's label, score, prediction and why it was sampled, in one line."""
+    from governance.review_guidance import STRATEGIES
+
+    parts = [f"id {evidence.get('id', evidence.get('row', '?'))}", f"recorded label {evidence.get('label', '?')}"]
+    if evidence.get("score") is not None:
+        parts.append(f"score {_evidence_value(evidence['score'])} → prediction {evidence.get('prediction', '?')}")
+    if evidence.get("strategy"):
+        why = STRATEGIES.get(evidence["strategy"], evidence["strategy"])
+        parts.append(f"sampled by {evidence['strategy']} (rank {evidence.get('rank', '?')}: {why})")
+    if isinstance(evidence.get("groups"), dict) and evidence["groups"]:
+        parts.append("groups " + ", ".join(f"{k}={v}" for k, v in evidence["groups"].items()))
+    return "; ".join(parts)
+
+
+def _evidence_value(value: Any) -> str:
+    """A number from an item's evidence as records_table shows numbers; anything else (a hand-filed item's
+    evidence is anyone's JSON) as its text."""
+    return _shown(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def claimed(result) -> str:
+    """One claimed item, or each of several (an empty list: nothing was open to claim)."""
+    items = result if isinstance(result, list) else [result]
+    return "\n".join(f"claimed {i.id} until {i.claim_expires_at:%Y-%m-%d %H:%M} UTC" for i in items) or \
+        "nothing to claim: no open review item you may judge"
+
+
+def judged(result) -> str:
+    items = result if isinstance(result, list) else [result]
+    return "\n".join(f"judged {i.id}: now {i.status}" for i in items)
 
 
 def agreement(result) -> str:

@@ -11,6 +11,8 @@ from governance.cli.common import MAX_CLAIM_MINUTES, Finite, GovernGroup, model_
 from governance.errors import InvalidInput
 from governance.records import ItemStatus, Priority, Verdict
 
+MAX_BATCH = 500  # governance.service.reviews.MAX_BATCH, without loading the service for --help
+
 
 @click.group(cls=GovernGroup)
 def review() -> None:
@@ -41,25 +43,46 @@ def review_show(service, *, item_id: str):
 
 
 @review.command("claim")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_ids", metavar="[ID]...", nargs=-1)
+@click.option("--next", "next_count", type=click.IntRange(1, MAX_BATCH), metavar="N",
+              help="Instead of naming items: claim the next N open items you may judge (blocking first, a gate's "
+                   "examples before its rule failure), fewer if fewer are open.")
+@click.option("--model", "model_name", metavar="MODEL", help="With --next: only this model's items.")
 @click.option("--minutes", type=click.IntRange(1, MAX_CLAIM_MINUTES), default=60, show_default=True,
               help="How long the claim holds before others may take the item.")
-@service_command(lambda item: f"claimed {item.id} until {item.claim_expires_at:%Y-%m-%d %H:%M} UTC")
-def review_claim(service, *, item_id: str, minutes: int):
-    """Claim an item so that only you judge it (reviewers)."""
-    return service.claim_review_item(item_id=item_id, minutes=minutes)
+@service_command(render.claimed)
+def review_claim(service, *, item_ids: tuple[str, ...], next_count: int | None, model_name: str | None,
+                 minutes: int):
+    """Claim items so that only you judge them (reviewers): `claim ID [ID ...]` takes every item named or,
+    if any cannot be taken, none; `claim --next N` takes the next N of your queue."""
+    if next_count is not None:
+        if item_ids:
+            raise InvalidInput("name the items to claim or give --next N, not both.")
+        return service.claim_next_review_items(count=next_count, model=model_name, minutes=minutes)
+    if model_name is not None:
+        raise InvalidInput("--model goes with --next; named items are claimed whatever their model.")
+    if not item_ids:
+        raise InvalidInput("name the items to claim (`govern review claim ID [ID ...]`) or give --next N.")
+    if len(item_ids) == 1:
+        return service.claim_review_item(item_id=item_ids[0], minutes=minutes)
+    return service.claim_review_items(item_ids=list(item_ids), minutes=minutes)
 
 
 @review.command("judge")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_ids", metavar="ID...", nargs=-1, required=True)
 @click.option("--verdict", required=True, type=click.Choice([s.value for s in Verdict]),
-              help="What is wrong, if anything.")
+              help="What is wrong, if anything (`govern review show ID` says what each verdict means for the "
+                   "item's kind).")
 @click.option("--label", type=click.IntRange(0, 1), help="With label_wrong: the corrected label, 0 or 1.")
 @click.option("--comment", required=True, help="Why, in a sentence.")
-@service_command(lambda item: f"judged {item.id}: now {item.status}")
-def review_judge(service, *, item_id: str, verdict: str, label: int | None, comment: str):
-    """Judge an item you claimed; it resolves when it has its required judgments."""
-    return service.judge_review_item(item_id=item_id, verdict=verdict, label=label, comment=comment)
+@service_command(render.judged)
+def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int | None, comment: str):
+    """Judge items you claimed; each resolves when it has its required judgments. Several IDs take the
+    same verdict, label and comment in one step: every item must exist, be claimed by you (the claim not
+    expired) and take the verdict, or nothing is judged and the error names each item refused and why."""
+    if len(item_ids) == 1:
+        return service.judge_review_item(item_id=item_ids[0], verdict=verdict, label=label, comment=comment)
+    return service.judge_review_items(item_ids=list(item_ids), verdict=verdict, label=label, comment=comment)
 
 
 @review.command("add")
