@@ -141,3 +141,8 @@ def current_releases(home: str, actor: str):
 @st.cache_data(ttl=30, show_spinner=False)
 def witness(home: str, actor: str):
     return _service(home, actor).witness_status()
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def readiness(home: str, actor: str):
+    return _service(home, actor).readiness()

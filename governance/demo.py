@@ -31,8 +31,8 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 

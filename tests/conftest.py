@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from governance.cli import cli
 from tests.support.credentials import credential_for
-from tests.support.stores import STORES, Seeded, ingest_acs, seed_store, store_kind_for
+from tests.support.stores import QUICK_DEMO, STORES, Seeded, ingest_acs, seed_store, store_kind_for
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +156,15 @@ def shared_evaluated_store(make_shared_store, acs_files) -> Seeded:
     store = make_shared_store()
     with store.kind.active():
         return ingest_acs(store, acs_files)
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """(home, summary, printed lines) of the reduced demo (QUICK_DEMO), built once per test process: income v1
+    blocked, v2 released; employment blocked, in production on an admin override, its review items open.
+    Tests that change a store work on a copy (the browser tests' demo_dashboard does)."""
+    from governance.demo import run_demo
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    lines: list[str] = []
+    return home, run_demo(home, QUICK_DEMO, report=lines.append), lines

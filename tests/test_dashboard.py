@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -117,15 +118,25 @@ def test_the_overview_marks_an_override_and_its_expiry(seeded):
                              expires="2099-01-01T00:00:00Z")
     at = app("vic")
     at.run()
-    assert "1 (OVERRIDE until 2099-01-01 00:00)" in at.dataframe[0].value["production"].tolist()
+    assert any("OVERRIDE until 2099-01-01 00:00 UTC" in m.value and "orange" in m.value for m in at.markdown)
+    assert any(e.value.startswith("v1 BLOCKED under q v1: ece") for e in at.error)  # why, in words
     run_sql(store.home, lambda conn: conn.execute("UPDATE alias_history SET override_expires = TIMESTAMP '2001-01-01'"))
     import streamlit
 
-    streamlit.cache_data.clear()  # behind the service's back: the page's 30 s cache would hide it
+    streamlit.cache_data.clear()  # behind the service's back: the page's cache would hide it
     at = app("vic")
     at.run()
-    assert "1 (OVERRIDE EXPIRED 2001-01-01 00:00)" in at.dataframe[0].value["production"].tolist()
+    assert any("OVERRIDE EXPIRED 2001-01-01 00:00 UTC" in m.value and "red" in m.value for m in at.markdown)
     assert any("EXPIRED 2001-01-01 00:00 UTC (reason: incident 42)" in e.value for e in at.error)
+
+
+def test_the_overview_says_what_waits_for_each_role(seeded):
+    at = app("rey")
+    at.run()
+    assert any(m.value == "- 5 items of credit v1 open for review" for m in at.markdown)
+    at = app("vic")
+    at.run()
+    assert "Nothing waits for you (viewer)." in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("user", list(ROLES))
@@ -290,9 +301,15 @@ def test_overview_charts_headline_metrics_across_versions(viewed_two_versions):
     at.run()
     assert not at.exception
     assert "roc_auc" in at.selectbox(key="overview.metric").options
-    [spec] = charts(at)
-    assert spec["layer"][0]["mark"]["type"] == "area"  # the confidence band under the line
-    assert spec["layer"][0]["encoding"]["x"]["sort"] == ["1", "2"]
+    gated, headline = charts(at)
+    assert headline["layer"][0]["mark"]["type"] == "area"  # the confidence band under the line
+    assert headline["layer"][0]["encoding"]["x"]["sort"] == ["1", "2"]
+    # what the policy gates, per rule, against its bound (a dashed rule); v2 has no gate yet
+    assert gated["facet"]["field"] == "rule" and gated["spec"]["layer"][3]["mark"]["type"] == "rule"
+    assert gated["spec"]["layer"][3]["encoding"]["y"]["field"] == "bound"
+    [verdict] = [e.value.replace("\\", "") for e in at.error]  # markdown escapes aside
+    assert re.fullmatch(r"v1 BLOCKED under q v1: ece: calibration\.ece 0\.\d+ \(max 0\.0001\) \(v2 not gated yet\)",
+                        verdict), verdict
 
 
 def test_version_page_compares_versions_with_significance(viewed_two_versions):

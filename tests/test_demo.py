@@ -6,19 +6,16 @@ import json
 
 import pytest
 
-from governance.demo import DemoConfig, biased_history, load_adult, run_demo
+from governance.demo import biased_history, load_adult
 from governance.service import Service
 from tests.support.paths import APP
-from tests.support.stores import snapshot
-
-QUICK = DemoConfig(sample=0.3, epochs=8, resamples=20, gold_items=6)
+from tests.support.stores import QUICK_DEMO, snapshot
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    home = tmp_path_factory.mktemp("demo") / "home"
-    lines: list[str] = []
-    return home, run_demo(home, QUICK, report=lines.append), lines
+@pytest.fixture
+def demo(demo_store):
+    """The reduced demo's store (conftest's demo_store: one build per test process, the browser tests' too)."""
+    return demo_store
 
 
 def test_the_bias_is_what_the_docs_say():
@@ -49,7 +46,7 @@ def test_reviewers_judged_corrected_and_disagreed(demo):
     panel = summary["income"]["rounds"][0]["panel"]
     assert panel["judgments"] >= panel["items"] > 0 and panel["corrections"] > 0
     agreement = summary["income"]["agreement"]
-    assert agreement["items"] == QUICK.gold_items  # gold items are the ones every reviewer judged
+    assert agreement["items"] == QUICK_DEMO.gold_items  # gold items are the ones every reviewer judged
     assert agreement["krippendorff_alpha"] is not None and agreement["krippendorff_alpha"] < 1
     feedback = Service.open(home=home, actor="erin").build_feedback(model="income")
     assert feedback.corrections > 0 and not feedback.new  # the retrain already used this snapshot
@@ -152,7 +149,8 @@ def test_every_dashboard_page_renders_on_the_demo_store(demo, monkeypatch):
             retrained = [d["version"] for r in summary["income"]["rounds"] for d in r["jobs"] if d.get("version")]
             income = jobs[jobs["model"] == "income"]  # employment's job waits for its open review items
             assert set(jobs[jobs["model"] == "employment"]["resulting version"]) == {""}
-            assert list(income["resulting version"]) == retrained and retrained[-1] == summary["income"]["final_version"]
+            assert list(income["resulting version"]) == retrained
+            assert retrained[-1] == summary["income"]["final_version"]
         if file == "review.py":
             at.selectbox(key="review.status").set_value("resolved").run()
             alpha = summary["income"]["agreement"]["krippendorff_alpha"]

@@ -1,69 +1,160 @@
-"""Every model: its production version, latest gate verdict, open review items and running jobs; the
-headline metrics across versions with their confidence bands."""
+"""Release readiness: what waits for the signed-in user; per model the production version (an override
+marked, with its expiry), the latest binding gate's verdict in words with the failing rules, columns and
+groups, what the policy gates across versions against its bounds, open review items and active jobs."""
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, state
-from governance.records import JobStatus
+from governance.roles import Action
+
+TASK_PAGES = {"judge": ("views/review.py", Action.JUDGE), "claimed": ("views/review.py", Action.JUDGE),
+              "sign_off": ("views/release.py", Action.SIGN_OFF), "release": ("views/release.py", Action.RELEASE),
+              "override": ("views/release.py", Action.OVERRIDE), "escalation": ("views/review.py", Action.JUDGE),
+              "failed_job": ("views/jobs.py", Action.VIEW)}
+STATUS_COLOURS = alt.Scale(domain=["passed", "warned", "insufficient", "failed"],
+                           range=["#2e7d32", "#ef6c00", "#757575", "#c62828"])
+STATUS_RANK = {"failed": 0, "warned": 1, "insufficient": 2, "passed": 3}
+
+
+def show_tasks(board) -> None:
+    st.subheader("Needs you")
+    if not board.needs_you:
+        st.caption(f"Nothing waits for you ({board.role}).")
+        return
+    for task in board.needs_you:
+        page, action = TASK_PAGES.get(task.kind, (None, Action.VIEW))
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.markdown(f"- {state.plain(task.text)}")
+        if page and state.may(action):
+            right.page_link(page, label="Open", icon=":material/arrow_forward:")
+
+
+def production_badge(column, card) -> None:
+    move = card.production
+    if move is None:
+        column.badge("not in production", color="gray")
+        return
+    column.badge(f"production v{move.version}", color="blue", icon=":material/rocket_launch:")
+    if move.action == "override":
+        expires = f"{move.override_expires:%Y-%m-%d %H:%M} UTC" if move.override_expires else "no expiry"
+        if move.expired:
+            column.badge(f"OVERRIDE EXPIRED {expires}", color="red", icon=":material/timer_off:",
+                         help=f"admin {move.actor}'s override: {move.override_reason}")
+        else:
+            column.badge(f"OVERRIDE until {expires}", color="orange", icon=":material/gavel:",
+                         help=f"admin {move.actor}'s override: {move.override_reason}")
+
+
+def verdict_line(card) -> None:
+    text = state.plain(card.summary)
+    if card.verdict == "passed":
+        st.success(text, icon=":material/check_circle:")
+    elif card.verdict == "blocked":
+        st.error(text, icon=":material/block:")
+    elif card.verdict == "awaiting sign-off":
+        st.warning(text, icon=":material/how_to_reg:")
+    else:
+        st.info(text, icon=":material/hourglass_empty:")
+
+
+def show_findings(card) -> None:
+    others = [f for f in card.findings if not f.blocking]
+    if not others:
+        return
+    with st.expander(f"{len(others)} warning{'s' if len(others) != 1 else ''} and rules without enough evidence"):
+        for finding in others:
+            st.markdown(f"- **{finding.status}** {state.plain(finding.sentence())}")
+
+
+def trend_chart(card):
+    frame = pd.DataFrame([{"version": p.version, "value": p.value, "low": p.ci_low, "high": p.ci_high,
+                           "bound": p.threshold, "status": p.status,
+                           "rule": f"{p.rule_id}: {p.metric.split('.')[-1]}",
+                           "where": p.feature if p.group is None else f"{p.feature}={p.group}"}
+                          for p in card.trend if p.value is not None])
+    if frame.empty:
+        return None
+    order = list(dict.fromkeys(frame["version"]))
+    latest = frame[frame["version"] == order[-1]]
+    rules = sorted(dict.fromkeys(frame["rule"]), key=lambda rule: min(
+        (STATUS_RANK.get(s, 9) for s in latest.loc[latest["rule"] == rule, "status"]), default=9))  # failing first
+    x = alt.X("version:O", sort=order, title="version", axis=alt.Axis(labelAngle=0))
+    base = alt.Chart()  # the layers take the facet's data: each panel one rule's points
+    line = base.mark_line(color="#90a4ae").encode(x=x, y=alt.Y("value:Q", title=None))
+    dots = base.mark_circle(size=110).encode(
+        x=x, y="value:Q", color=alt.Color("status:N", scale=STATUS_COLOURS, title="the gate said",
+                                          legend=alt.Legend(orient="bottom")),
+        tooltip=["rule", "version", "where", alt.Tooltip("value:Q", format=".4f"), "bound", "status"])
+    band = base.transform_filter("isValid(datum.low) && isValid(datum.high)").mark_errorbar().encode(
+        x=x, y="low:Q", y2="high:Q")
+    bound = base.mark_rule(strokeDash=[6, 4], color="#c62828").encode(y="bound:Q")
+    return alt.layer(band, line, dots, bound, data=frame).properties(width=210, height=150).facet(
+        facet=alt.Facet("rule:N", title=None, sort=rules, header=alt.Header(labelLimit=0)), columns=3,
+    ).resolve_scale(y="independent")
+
 
 st.title("Overview")
+st.caption("Release readiness: is each model fit, what failed and where, and what waits for you.")
 state.show_flash()
 home, actor = state.home(), state.user()
-items = data.review_items(home, actor, "open")
-running = [j for j in data.jobs(home, actor)
-           if j.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_REVIEW)]
-models = data.models(home, actor)
-releases = data.current_releases(home, actor)
 seen = data.witness(home, actor)
 if not seen.ok:
     st.error("The decision log no longer matches the heads witnessed before: " + " ".join(seen.problems)
              + " An auditor should compare it with the latest export (`govern audit verify NEW --since OLD`).",
              icon="🚨")
-expired = [m for m in releases.values() if m.action == "override" and m.expired]
-for move in expired:
-    st.error(f"{move.model}: production version {move.version} rests on an admin override that EXPIRED "
-             f"{move.override_expires:%Y-%m-%d %H:%M} UTC (reason: {state.plain(move.override_reason)}). "
+board = data.readiness(home, actor)
+for expired in [m.production for m in board.models if m.production and m.production.expired]:
+    st.error(f"{expired.model}: production version {expired.version} rests on an admin override that EXPIRED "
+             f"{expired.override_expires:%Y-%m-%d %H:%M} UTC (reason: {state.plain(expired.override_reason)}). "
              "Release a version through the gate and sign-off, roll back, or override again.", icon="⏰")
-rows = []
-
-
-def _production(move) -> str:
-    if move is None:
-        return "-"
-    if move.action != "override":
-        return move.version
-    state_word = "OVERRIDE EXPIRED" if move.expired else "OVERRIDE until"
-    return f"{move.version} ({state_word} {move.override_expires:%Y-%m-%d %H:%M})"
-
-
-for model in models:
-    versions = data.versions(home, actor, model.name)
-    latest = versions[-1].version if versions else None
-    gate = data.latest_gate(home, actor, model.name, latest) if latest else None
-    rows.append({"model": model.name, "risk tier": model.risk_tier, "versions": len(versions),
-                 "production": _production(releases.get(model.name)), "latest version": latest or "-",
-                 "latest gate": gate.verdict if gate else "-",
-                 "open review items": sum(1 for i in items if i.model == model.name),
-                 "active jobs": sum(1 for j in running if j.model == model.name)})
-if not rows:
+show_tasks(board)
+if not board.models:
     st.info("No models yet. Register one with `govern model register` or `govern train`.")
     st.stop()
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
-st.subheader("Headline metrics across versions")
-left, right = st.columns(2)
-names = [m.name for m in models]
-model = left.selectbox("Model", names, index=data.busiest(home, actor, names), key="overview.model")
-points = data.trend(home, actor, model)
-if not points:
-    st.info("No version of this model has been evaluated yet (`govern evaluate`).")
-    st.stop()
-metric = right.selectbox("Metric", list(dict.fromkeys(p.metric for p in points)), key="overview.metric")
-frame = pd.DataFrame([{"version": p.version, "value": p.value, "low": p.ci_low, "high": p.ci_high, "n": p.n,
-                       "series": p.feature or "overall"} for p in points if p.metric == metric])
-order = list(dict.fromkeys(p.version for p in points))  # oldest version first
-st.altair_chart(charts.band_line(frame, x="version", y="value", low="low", high="high", color="series", sort=order),
-                width="stretch")
-st.caption("Each version's latest evaluation; the band is the bootstrap confidence interval. "
-           "Parity differences have one line per sensitive feature.")
+for card in board.models:
+    with st.container(border=True):
+        title, badges = st.columns([1, 3], vertical_alignment="center")
+        title.markdown(f"### {state.plain(card.model)}")
+        title.caption(f"risk tier {card.risk_tier} · {card.versions} version{'s' if card.versions != 1 else ''}")
+        with badges:
+            row = st.container(horizontal=True)
+            production_badge(row, card)
+            if card.production_verdict and card.production and card.gated_version != card.production.version:
+                row.badge(f"production's gate: {card.production_verdict}",
+                          color="green" if card.production_verdict == "passed" else "red")
+            row.badge(f"{card.open_items} open review item{'s' if card.open_items != 1 else ''}",
+                      color="violet" if card.open_items else "gray", icon=":material/rate_review:")
+            row.badge(f"{card.active_jobs} active job{'s' if card.active_jobs != 1 else ''}",
+                      color="violet" if card.active_jobs else "gray", icon=":material/model_training:")
+        verdict_line(card)
+        show_findings(card)
+        chart = trend_chart(card)
+        if chart is not None:
+            st.caption("What the policy gates, per version: the value each version's gate judged (the worst column "
+                       "or group; small groups set aside as the gate did), the bound dashed, the interval where "
+                       "the value is a record's own.")
+            st.altair_chart(chart)
+        if card.gated_version:
+            st.page_link("views/version.py", label=f"Why: {card.model} v{card.gated_version} in detail",
+                         icon=":material/insights:", query_params={"model": card.model, "version": card.gated_version})
+
+with st.expander("Headline metrics across versions (any metric)"):
+    names = [m.model for m in board.models]
+    left, right = st.columns(2)
+    model = left.selectbox("Model", names, index=data.busiest(home, actor, names), key="overview.model")
+    points = data.trend(home, actor, model)
+    if not points:
+        st.info("No version of this model has been evaluated yet (`govern evaluate`).")
+    else:
+        metrics = list(dict.fromkeys(p.metric for p in points))
+        metric = right.selectbox("Metric", metrics, key="overview.metric")
+        frame = pd.DataFrame([{"version": p.version, "value": p.value, "low": p.ci_low, "high": p.ci_high, "n": p.n,
+                               "series": p.feature or "overall"} for p in points if p.metric == metric])
+        order = list(dict.fromkeys(p.version for p in points))  # oldest version first
+        st.altair_chart(charts.band_line(frame, x="version", y="value", low="low", high="high", color="series",
+                                         sort=order), width="stretch")
+        st.caption("Each version's latest evaluation; the band is the bootstrap confidence interval. "
+                   "Parity differences have one line per sensitive feature.")

@@ -17,7 +17,19 @@ import sys
 import click
 
 from governance import __version__
-from governance.cli import account, audit, evaluation, gates, jobs, models, policies, releases, reviews, store
+from governance.cli import (
+    account,
+    audit,
+    evaluation,
+    gates,
+    jobs,
+    models,
+    policies,
+    readiness,
+    releases,
+    reviews,
+    store,
+)
 from governance.cli.common import Finite, GovernGroup
 
 
@@ -40,7 +52,7 @@ def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: f
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr, force=True)
 
 
-for area in (store, account, models, evaluation, policies, gates, reviews, releases, jobs, audit):
+for area in (store, account, models, evaluation, policies, gates, reviews, releases, readiness, jobs, audit):
     for command in area.COMMANDS:
         cli.add_command(command)
 

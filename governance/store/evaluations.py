@@ -84,6 +84,18 @@ def metric_trend(conn: duckdb.DuckDBPyConnection, model: str, metrics: list[str]
         f"ORDER BY v.created_at, v.version, r.position", [model, metrics]).fetchall()
 
 
+def gated_trend(conn: duckdb.DuckDBPyConnection, model: str, names: list[str]) -> list[Row]:
+    """(version, "family.metric", feature, value, ci_low, ci_high) of the overall records named `names`
+    ("family.metric", as policies name them) of every version's latest eval evaluation, oldest first."""
+    return conn.execute(
+        f"SELECT v.version, r.family || '.' || r.metric, r.feature, r.value, r.ci_low, r.ci_high "
+        f"FROM ({_latest_per('version', 'eval')}) e "
+        f"JOIN versions v ON v.model = e.model AND v.version = e.version "
+        f"JOIN metric_records r ON r.evaluation_id = e.id "
+        f"WHERE r.group_value IS NULL AND list_contains(?, r.family || '.' || r.metric) "
+        f"ORDER BY v.created_at, v.version, r.position", [model, names]).fetchall()
+
+
 def drift_timeline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Row]:
     """(prediction set, batch_time, ingested at, evaluation, metric, feature, value, method) of the
     drift records of each production batch's latest evaluation, in batch order."""

@@ -30,6 +30,13 @@ def latest_gate(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Ga
     return _gate(row) if row else None
 
 
+def latest_gates(conn: duckdb.DuckDBPyConnection, model: str) -> list[GateRecord]:
+    """Each version's latest gate decision, the newest decision last."""
+    rows = conn.execute(_SELECT_GATES + " WHERE model = ? QUALIFY row_number() OVER (PARTITION BY version "
+                        "ORDER BY created_at DESC, id DESC) = 1 ORDER BY created_at, id", [model]).fetchall()
+    return [_gate(row) for row in rows]
+
+
 def get_gate(conn: duckdb.DuckDBPyConnection, gate_id: str) -> GateRecord | None:
     row = conn.execute(_SELECT_GATES + " WHERE id = ?", [gate_id]).fetchone()
     return _gate(row) if row else None

@@ -58,3 +58,13 @@ def sign_in(page, url: str, user: str, password: str) -> None:
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text(f"Signed in as {user}").wait_for(timeout=30_000)
+
+
+def open_page(page, link: str, title: str, timeout_ms: int = 60_000) -> float:
+    """Click the navigation link `link` and wait until the page's title shows and Streamlit stops running the
+    script (its status widget gone); returns the seconds that took, as the user waited them."""
+    started = time.perf_counter()
+    page.get_by_role("link", name=link, exact=True).click()
+    page.get_by_role("heading", name=title, level=1).wait_for(timeout=timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    return time.perf_counter() - started

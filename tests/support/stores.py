@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from governance.demo import DemoConfig
 from governance.ingest import ColumnRoles
 from governance.service import Service
 from tests.support.credentials import TOKENS
@@ -137,3 +138,7 @@ def snapshot(home: Path) -> dict:
     state["_artifacts"] = sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "sha256").rglob("*")
                                  if p.is_file()) if (home / "artifacts" / "sha256").exists() else []
     return state
+
+
+# The reduced demo the tests run (a third of Adult's rows, few epochs, few resamples).
+QUICK_DEMO = DemoConfig(sample=0.3, epochs=8, resamples=20, gold_items=6)

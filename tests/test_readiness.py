@@ -1,0 +1,107 @@
+"""Release readiness (the Overview's board and `govern readiness`): the verdict in words with the failing rules,
+columns and groups, overrides marked, what the policy gates across versions, and what waits for each role."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
+
+# parity by every sensitive column (SEX, RAC1P) far below what the ACS scores reach: fails in named columns
+PARITY_POLICY = """name: p
+version: 1
+rules:
+  - {id: parity, metric: fairness.demographic_parity_difference, feature: every, max: 0.001, min_samples: 30}
+  - {id: auc, metric: performance.roc_auc, min: 0.5}
+"""
+
+
+@pytest.fixture
+def gated(evaluated_store, tmp_path):
+    """credit v1 evaluated and gated under QUEUE_POLICY: blocked by ece, 1 rule item and 4 examples open."""
+    store = evaluated_store
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    for name, text in (("q.yaml", QUEUE_POLICY), ("r.yaml", RELEASE_POLICY), ("p.yaml", PARITY_POLICY)):
+        (tmp_path / name).write_text(text)
+    store.assign_policy(tmp_path / "q.yaml")
+    store.as_("eng").gate(model="credit", version="1")
+    store.as_("ada").add_user(name="rev2", role="reviewer")
+    return store, tmp_path
+
+
+def card(store, user: str = "vic"):
+    [found] = store.as_(user).readiness().models
+    return found
+
+
+def test_a_blocked_gate_in_words_and_the_work_it_queued(gated):
+    store, _ = gated
+    blocked = card(store)
+    assert (blocked.verdict, blocked.gated_version, blocked.production) == ("blocked", "1", None)
+    [ece] = blocked.findings
+    gate = store.as_("vic").latest_gate(model="credit", version="1")
+    assert (ece.rule_id, ece.status, ece.blocking, ece.observed) == ("ece", "failed", True,
+                                                                    gate.decision.results[0].observed)
+    assert blocked.summary == f"v1 BLOCKED under q v1: ece: calibration.ece {ece.observed:.3g} (max 0.0001)"
+    assert (blocked.open_items, blocked.active_jobs) == (5, 1)
+    [point] = blocked.trend  # the gated metric against its bound
+    assert (point.rule_id, point.value, point.threshold, point.status) == ("ece", ece.observed, 0.0001, "failed")
+    tasks = store.as_("rey").readiness().needs_you
+    assert [(t.kind, t.count, t.text) for t in tasks] == [("judge", 5, "5 items of credit v1 open for review")]
+    assert store.as_("vic").readiness().needs_you == []
+
+
+def test_findings_name_every_failing_column_with_its_value(gated):
+    store, folder = gated
+    store.assign_policy(folder / "p.yaml")
+    gate = store.as_("eng").gate(model="credit", version="1")
+    [parity] = [f for f in card(store).findings if f.rule_id == "parity"]
+    [result] = [r for r in gate.decision.results if r.rule_id == "parity"]
+    assert result.failing and parity.where == [f"{f['feature']} {f['value']:.3g}" for f in result.failing]
+    assert {f["feature"] for f in result.failing} <= {"SEX", "RAC1P"}
+    assert card(store).summary.startswith("v1 BLOCKED under p v1: parity: fairness.demographic_parity_difference ")
+
+
+def test_sign_off_then_release_then_the_override_each_wait_for_their_role(gated):
+    store, folder = gated
+    store.assign_policy(folder / "r.yaml")
+    store.as_("eng").gate(model="credit", version="1")
+    waiting = card(store)
+    assert (waiting.verdict, waiting.summary) == ("awaiting sign-off", "v1 passed every rule of r v1 but its approvals")
+    for reviewer in ("rey", "rev2"):
+        assert [t.kind for t in store.as_(reviewer).readiness().needs_you if t.kind == "sign_off"] == ["sign_off"]
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+        assert "sign_off" not in [t.kind for t in store.as_(reviewer).readiness().needs_you]
+    [release] = [t for t in store.as_("eng").readiness().needs_you if t.kind == "release"]
+    assert release.text == "credit v1 passed its gate and has its approvals: release it"
+    store.as_("eng").release(model="credit", version="1")
+    assert card(store).production.action == "release"
+    assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "release"]
+
+    store.as_("ada").register_version(model="credit", version="2", artifact=store.artifact)
+    store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix",
+                             expires="2099-01-01T00:00:00Z")
+    marked = card(store)
+    assert (marked.production.version, marked.production.action, marked.production.expired) == ("2", "override",
+                                                                                                 False)
+    assert marked.summary == "v1 passed every rule of r v1 but its approvals (v2 not gated yet)"
+    [override] = [t for t in store.as_("ada").readiness().needs_you if t.kind == "override"]
+    assert override.text.startswith("credit v2 is in production on an override that expires 2099-01-01 (in ")
+    assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "override"]  # admins' alone
+
+
+def test_cli_readiness_text_and_json(gated, run_cli):
+    store, _ = gated
+    result = run_cli(store.home, "readiness", as_="rey")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "credit (high risk): not in production; 5 open review items, 1 active job"
+    assert lines[1].startswith("  v1 BLOCKED under q v1: ece: calibration.ece ")
+    assert lines[-2:] == ["needs you:", "  - 5 items of credit v1 open for review"]
+    body = json.loads(run_cli(store.home, "readiness", "--json", as_="vic").stdout)
+    assert body["role"] == "viewer" and body["needs_you"] == []
+    [model] = body["models"]
+    assert model["verdict"] == "blocked" and model["findings"][0]["rule_id"] == "ece"
+    assert "readiness [OPTIONS]" in run_cli(store.home, "readiness", "--help").stdout
