@@ -27,6 +27,7 @@ from governance.cli import (
     policies,
     readiness,
     releases,
+    reports,
     reviews,
     store,
 )
@@ -52,7 +53,8 @@ def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: f
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr, force=True)
 
 
-for area in (store, account, models, evaluation, policies, gates, reviews, releases, readiness, jobs, audit):
+for area in (store, account, models, evaluation, policies, gates, reviews, releases, readiness, jobs, audit,
+             reports):
     for command in area.COMMANDS:
         cli.add_command(command)
 

@@ -15,6 +15,7 @@ from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.jobs import JobActions
 from governance.service.readiness import ReadinessActions
+from governance.service.recompute import RecomputeActions
 from governance.service.registry import RISK_TIERS
 from governance.service.retraining import Retraining
 from governance.service.reviews import ReviewActions
@@ -22,8 +23,8 @@ from governance.service.training import TrainingActions
 from governance.service.users import Bootstrap, UserActions
 
 
-class Service(UserActions, TrainingActions, EvaluationActions, GateActions, ReviewActions, JobActions,
-              ReadinessActions):
+class Service(UserActions, TrainingActions, RecomputeActions, EvaluationActions, GateActions, ReviewActions,
+              JobActions, ReadinessActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
