@@ -89,7 +89,8 @@ def render_times(home: Path, repeats: int) -> list[tuple[str, float, list[float]
     os.environ["GOVERN_HOME"] = str(home)
     token = Service.open(home=home, actor="bench").create_token(user="bench", name="benchmark").secret
     results = []
-    for file, title, _ in PAGES:
+    for page in PAGES:
+        file, title = page.file, page.title
         times = []
         for _ in range(repeats + 1):
             at = AppTest.from_file(str(APP), default_timeout=300)
