@@ -146,3 +146,8 @@ def witness(home: str, actor: str):
 @st.cache_data(ttl=15, show_spinner=False)
 def readiness(home: str, actor: str):
     return _service(home, actor).readiness()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def judged_values(home: str, actor: str, model: str, version: str):
+    return _service(home, actor).judged_values(model=model, version=version)

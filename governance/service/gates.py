@@ -21,6 +21,7 @@ from governance.records import (
     JobStatus,
     PredictionSet,
     Priority,
+    Record,
     ReviewItem,
 )
 from governance.roles import Action
@@ -51,6 +52,28 @@ class GateOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
                 "jobs": self.jobs, "escalations": self.escalations}
+
+
+@dataclass(frozen=True)
+class JudgedValue(Record):
+    """One column's or group's value as a bounded metric rule of a stored gate judged it, or set it aside:
+    what the Model version page draws against the rule's threshold."""
+
+    rule_id: str
+    metric: str  # "family.metric"
+    feature: str | None
+    group: str | None  # None for a per-column value (a gap between groups)
+    status: Literal["passed", "failed", "set aside"]
+    blocking_rule: bool  # the rule's severity is block (a failure here blocks the release)
+    comparison: str  # "<=" (a maximum) or ">=" (a minimum)
+    threshold: float
+    judge: str  # point, ci_upper or ci_lower: what of the record was held against the threshold
+    judged: float | None  # the value held against it; None when set aside
+    observed: float | None  # the point estimate (for a gap: over the groups the rule kept)
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+    note: str  # "over the 3 groups with at least 50 rows", or why it was set aside
 
 
 def _key(*parts: Any) -> str:
@@ -247,6 +270,29 @@ class GateActions(PolicyActions, RegistryActions):
 
         return self._run(unit)
 
+    def judged_values(self, *, model: str, version: str) -> list[JudgedValue]:
+        """Every value the max / min metric rules of the version's latest gate judged, per column and group,
+        passed, failed or set aside; [] when the version has no gate. Replayed from the exact policy text and
+        the evaluation that gate judged (the gate is a pure function of them), so what a page draws against a
+        threshold is the value the gate saw: a gap over the groups with enough rows, not over every group.
+        Rules against a baseline are left out (their bound moves with the baseline); under a worst-group rule each
+        group is held against the bound, as the gate holds the worst."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[GateRecord, str, MetricSet] | None:
+            self._authorize(conn, Action.VIEW)
+            _require_version(conn, model, version)
+            gate = gates.latest_gate(conn, model, version)
+            if gate is None:
+                return None
+            judged = next((e for e in evaluations.list_evaluations(conn, model, version)
+                           if e.id == gate.evaluation_id), None)
+            text = gates.policy_text(conn, gate.id)
+            if judged is None or text is None:
+                return None
+            return gate, text, evaluations.metric_set(conn, judged)
+
+        found = self._run(unit)
+        return _judged_values(*found) if found is not None else []
+
     def latest_gate(self, *, model: str, version: str) -> GateRecord | None:
         return self._read(Action.VIEW, lambda conn: gates.latest_gate(conn, model, version))
 
@@ -359,6 +405,43 @@ def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines: dict[str, tuple
     return replace(decision, results=tuple(
         replace(r, reason=r.reason + hint) if r.rule_id in waiting and r.status == "insufficient" else r
         for r in decision.results))
+
+
+def _judged_values(gate: GateRecord, text: str, metrics: MetricSet) -> list[JudgedValue]:
+    from policies import PolicyInvalid, parse_policy
+    from policies.gate import _evidence, _records  # the gate's own selection and evidence rules, not a copy
+    from policies.schema import MetricRule
+
+    try:
+        loaded = parse_policy(text, source=f"gate {gate.id}")
+    except PolicyInvalid:  # a pack this version of govern no longer reads: the stored decision still stands
+        return []
+    out: list[JudgedValue] = []
+    for rule in loaded.policy.rules:
+        if not isinstance(rule, MetricRule) or rule.max_regression is not None:
+            continue
+        limit, comparison = (rule.max, "<=") if rule.max is not None else (rule.min, ">=")
+        if limit is None:
+            continue
+        try:
+            records = _records(rule, loaded, metrics)
+        except PolicyInvalid:  # the evaluation lacks the rule's column or group: nothing of it to draw
+            continue
+        for record in records:
+            found, set_aside = _evidence(rule, record, metrics)
+            if found is not None:
+                passes = found.value <= limit if comparison == "<=" else found.value >= limit
+                out.append(JudgedValue(rule.id, rule.metric, record.feature, record.group,
+                                       "passed" if passes else "failed", rule.severity == "block", comparison, limit,
+                                       rule.judge, found.value, found.record.value, found.record.ci_low,
+                                       found.record.ci_high, found.record.n, found.note))
+            for aside in set_aside:
+                group = aside.get("group")
+                out.append(JudgedValue(rule.id, rule.metric, record.feature, group, "set aside",
+                                       rule.severity == "block", comparison, limit, rule.judge, None,
+                                       record.value if group == record.group else None, None, None, aside.get("n"),
+                                       str(aside.get("why", ""))))
+    return out
 
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
