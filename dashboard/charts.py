@@ -53,3 +53,47 @@ def tradeoff(frame: pd.DataFrame, *, x: str, y: str, bound: float | None, x_titl
         layers.append(alt.Chart(pd.DataFrame({"bound": [bound]})).mark_rule(strokeDash=[6, 4], color="#c62828")
                       .encode(x="bound:Q"))
     return alt.layer(*layers)
+
+
+# How a value stands against the policy, everywhere the page colours it (bars, tables, the summary).
+STANDING = ["fails, blocks release", "fails, warning", "passes", "set aside", "not judged"]
+STANDING_COLOURS = ["#c62828", "#ef6c00", "#2e7d32", "#9e9e9e", "#5c7fa3"]
+
+
+def judged_bars(frame: pd.DataFrame, *, category: str, value: str, low: str, high: str, standing: str,
+                threshold: str, label: str, title: str, tooltip: list[str], across: bool) -> alt.LayerChart:
+    """Horizontal bars of `value` per `category` (full names: no label is cut short) with their intervals,
+    coloured by `standing` (one of STANDING), and the policy's threshold where the `threshold` column is not
+    null, described by the `label` column (for screen readers and tooltips): with `across`, a dashed line
+    through every row (the rows share one threshold), else a tick on each row. The layers share one copy of
+    the data and typed tooltips: the page draws several of these, and Altair validates what it infers."""
+    y = alt.Y(f"{category}:N", title=None, sort=list(dict.fromkeys(frame[category])),
+              axis=alt.Axis(labelLimit=0, labelFontSize=12))
+    x = alt.X(f"{value}:Q", title=title)
+    tips = [alt.Tooltip(f"{c}:{'Q' if pd.api.types.is_numeric_dtype(frame[c]) else 'N'}") for c in tooltip]
+    base = alt.Chart()
+    layers = [
+        base.mark_bar().encode(
+            y=y, x=x, tooltip=tips,
+            color=alt.Color(f"{standing}:N", title=None, scale=alt.Scale(domain=STANDING, range=STANDING_COLOURS),
+                            legend=alt.Legend(orient="bottom"))),
+        base.mark_rule(color="#212121", strokeWidth=1.5).encode(y=y.bandPosition(0.5),
+                                                                x=alt.X(f"{low}:Q", title=title),
+                                                                x2=alt.X2(f"{high}")),
+    ]
+    if frame[threshold].notna().any():
+        line = {"x": alt.X(f"{threshold}:Q", title=title), "description": alt.Description(f"{label}:N"),
+                "tooltip": [alt.Tooltip(f"{label}:N", title="policy")]}
+        mark = (base.mark_rule(strokeDash=[6, 3], strokeWidth=2, color="#b71c1c").encode(**line) if across
+                else base.mark_tick(thickness=3, color="#b71c1c").encode(y=y, **line))
+        layers.append(mark.transform_filter(f"isValid(datum[{threshold!r}])"))
+    return alt.layer(*layers, data=frame).properties(height=alt.Step(26))
+
+
+def search_candidates(candidates: list[dict], rule: str) -> pd.DataFrame:
+    """A retraining search's candidates as rows for `tradeoff`: accuracy against `rule`'s metric, whether each
+    passed the policy, which was chosen and why the others failed."""
+    return pd.DataFrame([{"candidate": c["strategy"], "accuracy": c["metrics"].get("accuracy"),
+                          rule: c["metrics"].get(rule), "ECE": c["metrics"].get("ece"),
+                          "result": "passes" if c["passes"] else "fails", "chosen": c["chosen"],
+                          "failing": "; ".join(c["failing"])} for c in candidates])

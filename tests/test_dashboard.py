@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -313,17 +314,53 @@ def test_overview_charts_headline_metrics_across_versions(viewed_two_versions):
 
 
 def test_version_page_compares_versions_with_significance(viewed_two_versions):
+    store, _ = viewed_two_versions
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
     assert at.selectbox(key="version.version").value == "2"
     assert at.selectbox(key="version.compare").value == "1"
     compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
+    families = compared["family"].tolist()
+    assert families[0] == "fairness" and "fairness" not in families[families.index("performance"):]  # fairness first
+    groups = compared[compared["family"] == "fairness"]["group"].tolist()
+    first_group = next(i for i, group in enumerate(groups) if group)
+    assert first_group > 0 and all(groups[first_group:])  # the gaps between groups (no group) before the groups
     auc = compared[compared["metric"] == "roc_auc"].iloc[0]
-    assert auc["significant"] == "yes" and auc["difference"] < 0
+    assert auc["significant"] == "yes" and auc["difference"] < 0 and auc["change"] == "worse"  # higher is better
+    loss = compared[compared["metric"] == "log_loss"].iloc[0]
+    assert loss["difference"] > 0 and loss["change"] == "worse"  # noisier scores: more log loss, lower is better
+    assert set(compared[compared["metric"] == "count"]["change"]) == {""}  # no direction is better
+    p_values = {(d.family, d.metric, d.feature or "", d.group or ""): d.p_value
+                for d in store.as_("vic").compare_versions(model="credit", a="1", b="2")}
+    for row in compared.to_dict("records"):
+        p, shown = p_values[(row["family"], row["metric"], row["feature"], row["group"])], row["p-value"]
+        if p is None or p < 0.001:
+            assert shown == ("" if p is None else "<0.001")
+        else:  # three significant digits, never a raw 0.000000002
+            assert float(shown) == pytest.approx(p, rel=5e-3) and len(shown.lstrip("0.").replace(".", "")) <= 3
     at.checkbox(key="version.significant").check().run()
     compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
     assert set(compared["significant"]) == {"yes"}
+
+
+def test_the_version_page_opens_on_the_version_a_link_names(viewed_two_versions):
+    at = app("vic")
+    at.run()
+    at.query_params["model"], at.query_params["version"] = "credit", "1"
+    at.switch_page("views/version.py").run()
+    assert not at.exception
+    assert at.selectbox(key="version.version").value == "1"  # not the newest: the one the link names
+    assert at.error[0].value.startswith("**credit v1 is blocked from release** by ece")
+    at.selectbox(key="version.version").set_value("2").run()  # choosing another is not undone by the link
+    assert at.selectbox(key="version.version").value == "2"
+    assert (at.query_params["model"], at.query_params["version"]) == ("credit", "2")  # the address follows
+    at = app("vic")
+    at.run()
+    at.query_params["model"], at.query_params["version"] = "credit", "9"
+    at.switch_page("views/version.py").run()
+    assert at.selectbox(key="version.version").value == "2"
+    assert [w.value for w in at.warning] == ["credit has no version 9; showing its newest."]
 
 
 def test_version_page_charts_groups_against_thresholds_and_drift_in_time(viewed_two_versions):
@@ -334,25 +371,72 @@ def test_version_page_charts_groups_against_thresholds_and_drift_in_time(viewed_
     specs = charts(at)
     marks = [[layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
               for layer in spec.get("layer", spec.get("spec", {}).get("layer", []))] for spec in specs]
-    assert ["bar", "errorbar"] in marks  # per-group bars with intervals
+    assert ["bar", "rule"] in marks  # per-group bars with intervals (no policy bounds a fairness metric here)
     time_axes = [s for s in specs if s.get("encoding", {}).get("x", {}).get("type") == "temporal"]
     assert len(time_axes) == 2  # share of drifted columns and scores per feature, over batch time
     assert at.selectbox(key="version.drift_feature").options  # reference vs current distributions
 
 
-def test_parity_bars_show_the_policy_threshold(two_versions):
+def drawn(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    """Each chart's Vega-Lite spec with its data (Streamlit sends a chart's data beside its spec, as Arrow)."""
+    import json
+
+    import pyarrow as pa
+
+    found = []
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        tables = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
+        found.append((spec, tables.get(spec.get("data", {}).get("name"), pd.DataFrame())))
+    return found
+
+
+def test_fairness_tab_draws_the_policy_threshold_on_every_sensitive_column(two_versions):
     from policies import shipped_packs
 
     store, _ = two_versions
     store.assign_policy("default")
     store.as_("eng").gate(model="credit", version="2", policy=shipped_packs()["default"])
+    decision = store.as_("vic").latest_gate(model="credit", version="2").decision
+    results = {r.rule_id: r for r in decision.results}
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
-    at.selectbox(key="version.gap").set_value("demographic_parity_difference").run()
-    ticks = [layer for spec in charts(at) for layer in spec.get("layer", []) if layer["mark"].get("type") == "tick"]
-    assert len(ticks) == 1
-    assert any("thresholds of default v3" in c.value for c in at.caption)
+    assert not at.exception
+    assert at.selectbox(key="version.gap").value == "demographic_parity_difference"  # the gap the policy judges
+    assert at.selectbox(key="version.group_metric").value == "impact_ratio"  # the per-group metric it judges
+    bars = [(spec, data) for spec, data in drawn(at) if spec.get("layer", [{}])[0].get("mark", {}).get("type") == "bar"]
+    gap, *per_column = bars
+    [threshold] = [layer for layer in gap[0]["layer"] if layer["mark"]["type"] == "tick"]
+    assert threshold["encoding"]["description"]["field"] == "policy"
+    failing = {f["feature"]: f["value"] for f in results["parity-gap"].failing}
+    assert failing  # the noisy version 2 fails parity somewhere, or this test shows nothing
+    for row in gap[1].to_dict("records"):  # every sensitive column: its bound, and the gap the gate judged
+        assert row["threshold"] == 0.1 and row["policy"] == f"parity-gap: at most 0.1 on {row['column']}"
+        if row["column"] in failing:
+            assert row["standing"] == "fails, blocks release" and row["value"] == pytest.approx(failing[row["column"]])
+        else:
+            assert row["standing"] in ("passes", "set aside")
+    assert set(gap[1]["column"]) == {"SEX", "RAC1P"}
+    four_fifths = {(f["feature"], f["group"]) for f in results["four-fifths"].failing}
+    assert [set(data["policy"]) for _, data in per_column] == [{"four-fifths: at least 0.8 on SEX"},
+                                                               {"four-fifths: at least 0.8 on RAC1P"}]
+    for (spec, data), feature in zip(per_column, ["SEX", "RAC1P"]):
+        assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "rule", "rule"]  # the last: the bound
+        assert spec["layer"][0]["encoding"]["y"]["axis"]["labelLimit"] == 0  # group names in full
+        for row in data.to_dict("records"):
+            if (feature, row["group"]) in four_fifths:
+                assert row["standing"] == "fails, warning"  # four-fifths warns; parity-gap blocks
+        assert any(c.value.startswith(f"Red line: rule four-fifths, impact ratio at least 0.8, drawn on {feature}.")
+                   for c in at.caption)
+    summary = at.error[0].value if decision.verdict == "blocked" else at.success[0].value
+    blocking = [r.rule_id for r in decision.results if r.blocking]
+    assert summary.startswith(f"**credit v2 is blocked from release** by {', '.join(blocking)}")
+    assert any(m.value.startswith(":red-badge[failed] **parity-gap** (blocks release): demographic parity difference "
+                                  "must be at most 0.1; it is not in") for m in at.markdown)
+    [rules] = [t.value for t in at.table]
+    assert "bound" not in rules.columns and rules["judged on"].tolist()[0] == "point estimate"
+    assert rules["reason"].tolist() == [r.reason for r in decision.results]  # in full
 
 
 def test_engineers_evaluate_from_the_version_page_viewers_cannot(two_versions):
