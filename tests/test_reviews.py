@@ -412,6 +412,8 @@ def test_cli_claims_the_next_items_and_judges_several_in_one_step(queue, run_cli
     judge_events = [entity for _, action, entity in _events(store) if action == "review.judge"]
     assert judge_events == [f"review_item:{e}" for e in examples[:3]]  # one audited judgment per item
     assert store.as_("aud").verify_audit().ok
+    rule = _json(run_cli(store.home, "review", "claim", "--next", "5", "--kind", "rule_failure", "--json", as_="rey"))
+    assert [(i["kind"], i["rule_id"]) for i in rule] == [("rule_failure", "ece")]  # fewer than asked: all there is
     assert "Several IDs take the same verdict" in run_cli(store.home, "review", "judge", "--help").stdout
     assert "--next N" in run_cli(store.home, "review", "claim", "--help").stdout
 

@@ -48,19 +48,20 @@ def review_show(service, *, item_id: str):
               help="Instead of naming items: claim the next N open items you may judge (blocking first, a gate's "
                    "examples before its rule failure), fewer if fewer are open.")
 @click.option("--model", "model_name", metavar="MODEL", help="With --next: only this model's items.")
+@click.option("--kind", metavar="KIND", help="With --next: only items of this kind (example, rule_failure, ...).")
 @click.option("--minutes", type=click.IntRange(1, MAX_CLAIM_MINUTES), default=60, show_default=True,
               help="How long the claim holds before others may take the item.")
 @service_command(render.claimed)
 def review_claim(service, *, item_ids: tuple[str, ...], next_count: int | None, model_name: str | None,
-                 minutes: int):
+                 kind: str | None, minutes: int):
     """Claim items so that only you judge them (reviewers): `claim ID [ID ...]` takes every item named or,
     if any cannot be taken, none; `claim --next N` takes the next N of your queue."""
     if next_count is not None:
         if item_ids:
             raise InvalidInput("name the items to claim or give --next N, not both.")
-        return service.claim_next_review_items(count=next_count, model=model_name, minutes=minutes)
-    if model_name is not None:
-        raise InvalidInput("--model goes with --next; named items are claimed whatever their model.")
+        return service.claim_next_review_items(count=next_count, model=model_name, kind=kind, minutes=minutes)
+    if model_name is not None or kind is not None:
+        raise InvalidInput("--model and --kind go with --next; named items are claimed whatever they are.")
     if not item_ids:
         raise InvalidInput("name the items to claim (`govern review claim ID [ID ...]`) or give --next N.")
     if len(item_ids) == 1:

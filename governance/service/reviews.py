@@ -155,10 +155,11 @@ class ReviewActions(ServiceBase):
 
         return self._run(unit)
 
-    def claim_next_review_items(self, *, count: int, model: str | None = None,
+    def claim_next_review_items(self, *, count: int, model: str | None = None, kind: str | None = None,
                                 minutes: int = CLAIM_MINUTES) -> list[ReviewItem]:
-        """Claim the first `count` open items of the acting user's worklist (review_worklist's order), in
-        one unit of work; fewer when fewer are open to them, none when the queue has nothing for them."""
+        """Claim the first `count` open items of the acting user's worklist (review_worklist's order, of
+        `model` and `kind` if given), in one unit of work; fewer when fewer are open to them, none when the
+        queue has nothing for them."""
         if not 1 <= count <= MAX_BATCH:
             raise InvalidInput(f"claim 1 to {MAX_BATCH} items at once, not {count}.")
         _check_minutes(minutes)
@@ -166,7 +167,9 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize_any(conn, (Action.JUDGE, Action.RESOLVE_ESCALATION), "claim review items")
             now = _now()
-            return [self._claim(conn, item.id, minutes, now) for item in self._claimable(conn, user, model)[:count]]
+            wanted = [i for i in self._claimable(conn, user, model)
+                      if kind is None or _as_seen_by(i, user).kind == kind]
+            return [self._claim(conn, item.id, minutes, now) for item in wanted[:count]]
 
         return self._run(unit)
 
