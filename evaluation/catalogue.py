@@ -51,6 +51,12 @@ def _specs() -> dict[str, MetricSpec]:
         MetricSpec("drift", "psi", ("feature",), "lower"),
         MetricSpec("drift", "share_of_drifted_columns", ("overall",), "lower"),
         MetricSpec("drift", "dataset_drift", ("overall",), "lower"),
+        # estimated without labels on production batches (evaluation.estimation): monitoring rules
+        *(MetricSpec("estimated", m, ("overall", "group"), "higher", True)
+          for m in ("accuracy", "precision", "recall", "f1", "roc_auc", "true_positive_rate")),
+        MetricSpec("estimated", "false_positive_rate", ("overall", "group"), "lower", True),
+        *(MetricSpec("estimated", m, ("feature",), "lower", True)
+          for m in ("equalized_odds_difference", "equal_opportunity_difference")),
     ]
     return {spec.name: spec for spec in specs}
 

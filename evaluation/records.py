@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal
 
-Family = Literal["performance", "calibration", "fairness", "drift", "sanity"]
+Family = Literal["performance", "calibration", "fairness", "drift", "sanity", "estimated"]
 # 2: impact ratios, scoring rates, parity per evidence level, intersections, sanity.feature_auc,
 # performance.selection_rate
 ENGINE_VERSION = "govern-metrics/2"

@@ -66,7 +66,8 @@ class Aim:
         features = set(sensitive) | {intersection_name(parts) for parts in crossed}
 
         def judgeable(rule) -> bool:
-            return (isinstance(rule, MetricRule) and rule.severity == "block" and not rule.metric.startswith("drift.")
+            return (isinstance(rule, MetricRule) and rule.severity == "block"
+                    and not rule.metric.startswith(("drift.", "estimated."))
                     and (rule.feature in (None, "every") or rule.feature in features))
 
         rules = [r for r in loaded.policy.rules if judgeable(r)]

@@ -18,10 +18,19 @@ from policies.loader import LoadedPolicy
 from policies.schema import ApprovalsRule, DegenerateRule, LeakageRule, MetricRule, OpenReviewsRule
 
 
+def is_monitoring_rule(rule: object) -> bool:
+    """A rule on an estimated metric: judged on production batches by `govern monitor`, never at release
+    (an eval set has labels, so nothing there is estimated)."""
+    return isinstance(rule, MetricRule) and rule.metric.startswith("estimated.")
+
+
 def run_gate(*, policy: LoadedPolicy, metrics: MetricSet,
              baseline: Mapping[str, tuple[str, MetricSet] | None] | None = None,
-             reviews: ReviewState = ReviewState(), mode: Literal["enforce", "dry_run"] = "enforce") -> GateDecision:
+             reviews: ReviewState = ReviewState(), mode: Literal["enforce", "dry_run"] = "enforce",
+             scope: Literal["release", "monitoring"] = "release") -> GateDecision:
     """Judge every rule of `policy` and return the decision (verdict blocked if any result blocks).
+    The release scope judges every rule but the monitoring rules (is_monitoring_rule); the monitoring
+    scope judges those alone, on a production batch's records.
 
     `baseline` maps each regression rule's `baseline` (production, or a version) to (a label such
     as "production, version 3", its metrics), or None where there is none. Raises PolicyInvalid
@@ -30,6 +39,8 @@ def run_gate(*, policy: LoadedPolicy, metrics: MetricSet,
     baseline = baseline or {}
     results = []
     for rule in policy.policy.rules:
+        if is_monitoring_rule(rule) != (scope == "monitoring"):
+            continue
         if isinstance(rule, MetricRule):
             results.append(_metric_rule(rule, policy, metrics, baseline.get(rule.baseline)))
         elif isinstance(rule, ApprovalsRule):

@@ -109,6 +109,8 @@ class MetricRule(RuleBase):
         comparisons = [k for k in ("max", "min", "max_regression") if getattr(self, k) is not None]
         if len(comparisons) != 1:
             raise ValueError("give exactly one of max, min or max_regression")
+        if self.max_regression is not None and spec.family == "estimated":
+            raise ValueError(f"{self.metric} is a monitoring metric (judged per production batch): give max or min")
         if self.max_regression is not None and spec.better == "neither":
             raise ValueError(f"{self.metric} has no better direction, so max_regression cannot apply; use max or min")
         if "overall" in spec.scopes and self.feature is None:
