@@ -124,6 +124,7 @@ class ExportVerification:
     broken_seq: int | None = None
     problems: list[str] = field(default_factory=list)
     since: str | None = None  # the earlier export this one was proven to extend
+    report: str | None = None  # the dossier (govern report) checked against this export
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +139,23 @@ def verify_export(directory: Path, *, expected_public_key: str | None) -> Export
     """
     verdict, _ = _verify(Path(directory), _require_key(expected_public_key))
     return verdict
+
+
+def verify_report_against_export(directory: Path, *, report: Path, expected_public_key: str | None,
+                                 since: Path | None = None) -> ExportVerification:
+    """Verify the export (and with `since`, its consistency with an earlier one), then the report's evidence
+    against the export's events: every cited event present and unaltered, every figure what its event says."""
+    from dataclasses import replace
+
+    from governance.dossier.verify import check_report, read_evidence
+
+    key = _require_key(expected_public_key)
+    read_evidence(Path(report))  # a missing or unreadable report is an error, before any verdict
+    verdict, events = _verify(Path(directory), key)
+    if since is not None:
+        verdict = verify_consistency(Path(directory), since=Path(since), expected_public_key=key)
+    problems = list(verdict.problems) + [f"report {report}: {p}" for p in check_report(Path(report), events, key)]
+    return replace(verdict, ok=not problems, problems=problems, report=str(report))
 
 
 def verify_consistency(directory: Path, *, since: Path, expected_public_key: str | None) -> ExportVerification:

@@ -11,6 +11,15 @@ from governance.cli.common import TIME_FORMATS, GovernGroup, LazyChoice, TimeTex
 from governance.errors import InvalidInput
 
 
+def _verification(result, *, directory: str | None, since: str | None) -> str:
+    text = render.audit_verification(result, directory=directory, since=since)
+    report = getattr(result, "report", None)
+    if report and result.ok:
+        text += f"\nreport {report} matches the log: every cited event is in the export unaltered and says what " \
+                "the report says"
+    return text
+
+
 @click.group(cls=GovernGroup)
 def audit() -> None:
     """Verify and export the tamper-evident decision log (auditors, admins)."""
@@ -23,20 +32,25 @@ def audit() -> None:
                    "[env GOVERN_AUDIT_KEY].")
 @click.option("--since", type=click.Path(file_okay=False), metavar="EARLIER_EXPORT",
               help="With DIR: also prove this earlier export is a prefix of DIR (nothing rewritten in between).")
-@service_command(render.audit_verification, exit_code=lambda report: 0 if report.ok else 1)
-def audit_verify(service, *, directory: str | None, key: str | None, since: str | None):
+@click.option("--report", type=click.Path(), metavar="REPORT",
+              help="With DIR: also check a `govern report` folder (or a document in it) against the export: every "
+                   "cited event present and unaltered, every figure what its event says.")
+@service_command(_verification, exit_code=lambda report: 0 if report.ok else 1)
+def audit_verify(service, *, directory: str | None, key: str | None, since: str | None, report: str | None):
     """Verify the live chain (and the witness of signed heads), or with DIR an export, offline from its
-    files and the installation's public key alone.
+    files and the installation's public key alone; with --report, a dossier against that export.
 
     Exit 0 when intact, 1 when tampering is detected (naming the event), 2 on an error.
     """
     if directory is None:
-        if since or key:
-            raise InvalidInput("--key and --since verify an export: give its folder (govern audit verify DIR).")
+        if since or key or report:
+            raise InvalidInput("--key, --since and --report verify against an export: give its folder "
+                               "(govern audit verify DIR).")
         return service.verify_audit()
     from governance.service import verify_audit_export
 
-    return verify_audit_export(Path(directory), expected_public_key=key, since=Path(since) if since else None)
+    return verify_audit_export(Path(directory), expected_public_key=key, since=Path(since) if since else None,
+                               report=Path(report) if report else None)
 
 
 @audit.command("list")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from governance.cli.common import model_version_args, service_command
+
+KINDS = ("model-card", "annex-iv", "validation", "bias-audit")
 
 
 def _recomputed(result) -> str:
@@ -36,4 +40,30 @@ def recompute_command(service, *, model_name: str, version_name: str, evaluation
     return service.recompute(model=model_name, version=version_name, evaluation=evaluation)
 
 
-COMMANDS = [recompute_command]
+def _reported(evidence, *, out: str) -> str:
+    return (f"wrote {evidence['title']} of {evidence['model']} {evidence['version']} to {out}: "
+            f"{', '.join(evidence['files'])}; {evidence['claim_count']} figures cite {evidence['cited_count']} audit "
+            f"events up to the signed head seq {evidence['head']['seq']}. Verify it offline: govern audit verify "
+            f"EXPORT --key KEY --report {out}")
+
+
+@click.command("report")
+@model_version_args
+@click.option("--kind", required=True, type=click.Choice(KINDS),
+              help="model-card; annex-iv (EU AI Act technical documentation); validation (SR 26-2 validation "
+                   "report); bias-audit (NYC Local Law 144 summary).")
+@click.option("--out", required=True, type=click.Path(), help="New folder to write the report into.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(("html", "md", "pdf")),
+              help="Document format, repeatable [default: html and md]; pdf is not available yet.")
+@service_command(_reported)
+def report_command(service, *, model_name: str, version_name: str, kind: str, out: str, formats: tuple[str, ...]):
+    """Generate an auditor's document of a version only from stored evidence: every figure cites the audit
+    event it comes from (seq, hash) and the log's head is embedded, signed (auditors, admins).
+
+    Beside the documents, evidence.json holds what `govern audit verify EXPORT --report OUT` checks.
+    """
+    return service.generate_report(model=model_name, version=version_name, kind=kind, out=Path(out),
+                                   formats=formats or ("html", "md"))
+
+
+COMMANDS = [recompute_command, report_command]

@@ -15,15 +15,15 @@ from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.jobs import JobActions
 from governance.service.readiness import ReadinessActions
-from governance.service.recompute import RecomputeActions
 from governance.service.registry import RISK_TIERS
+from governance.service.reports import ReportActions
 from governance.service.retraining import Retraining
 from governance.service.reviews import ReviewActions
 from governance.service.training import TrainingActions
 from governance.service.users import Bootstrap, UserActions
 
 
-class Service(UserActions, TrainingActions, RecomputeActions, EvaluationActions, GateActions, ReviewActions,
+class Service(UserActions, TrainingActions, ReportActions, EvaluationActions, GateActions, ReviewActions,
               JobActions, ReadinessActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 

@@ -158,10 +158,15 @@ def _stamp(moment: datetime | None) -> str | None:
 
 
 def verify_audit_export(directory: Path, *, expected_public_key: str | None,
-                        since: Path | None = None) -> ExportVerification:
+                        since: Path | None = None, report: Path | None = None) -> ExportVerification:
     """Offline verification: needs only the export's files and the installation's public key, no store
-    and no user. With `since`, also proves that earlier export is a prefix of this one."""
-    from governance.audit_export import verify_consistency, verify_export
+    and no user. With `since`, also proves that earlier export is a prefix of this one; with `report`, that
+    every event the report (`govern report`) cites is in the export unaltered and says what the report says."""
+    from governance.audit_export import verify_consistency, verify_export, verify_report_against_export
+    if report is not None:
+        return verify_report_against_export(Path(directory), report=Path(report),
+                                            expected_public_key=expected_public_key,
+                                            since=Path(since) if since is not None else None)
     if since is not None:
         return verify_consistency(Path(directory), since=Path(since), expected_public_key=expected_public_key)
     return verify_export(Path(directory), expected_public_key=expected_public_key)
