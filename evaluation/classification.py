@@ -141,6 +141,13 @@ def performance_records(c: Cells, auc: float | None, auc_reason: str | None) -> 
     return records
 
 
+def selection_record(conn: duckdb.DuckDBPyConnection, view: str, score: str, threshold: float) -> MetricRecord:
+    """performance.selection_rate from the scores alone (a batch whose labels have not arrived)."""
+    n, selected = conn.execute(f"SELECT count(*), count(*) FILTER (CAST({quote(score)} AS DOUBLE) >= ?) FROM {view}",
+                               [threshold]).fetchone()
+    return MetricRecord("performance", "selection_rate", None, None, selected / n, n)
+
+
 def calibration_records(c: Cells, feature: str | None = None, group: str | None = None) -> list[MetricRecord]:
     """brier_score (overall only), ece, mce and the reliability bins, for all rows or one group."""
     n = int(c["n"].sum())

@@ -16,12 +16,16 @@ from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
 from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, quote, register
 
 HEADLINE = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier_score", "ece", "mce"}
+# What a batch without labels still has exactly: who is selected and how the scores spread, per group.
+LABEL_FREE = {"count", "selection_rate", "scoring_rate", "impact_ratio", "scoring_impact_ratio",
+              "demographic_parity_difference", "demographic_parity_ratio"}
+_NO_LABEL = "__govern_no_label"  # a constant stand-in label: only the label-free records are kept
 
 
 def evaluate(
     *,
     current: Source,
-    label: str,
+    label: str | None,
     score: str,
     reference: Source | None = None,
     sensitive: Sequence[str] = (),
@@ -44,8 +48,10 @@ def evaluate(
     `features` without one is an error. `intersections` (e.g. [("sex", "race")]) are judged like
     sensitive columns, as the feature "sex*race" whose groups read "f & white". `probe` columns are
     checked for leakage (sanity.feature_auc: how well each alone separates the label). Impact ratios
-    leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). Raises MetricInputError
-    naming the column and the problem.
+    leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). With `label` None (a
+    production batch whose outcomes are not known yet) only what needs no labels is computed: the
+    selection rate, the label-free fairness records (LABEL_FREE) and drift of the features and the score.
+    Raises MetricInputError naming the column and the problem.
 
     >>> metric_set = evaluate(current="eval.parquet", label="y", score="p", sensitive=["sex"])
     >>> metric_set.find("calibration", "ece").value
@@ -64,24 +70,35 @@ def evaluate(
     for parts in intersections:
         if len(parts) < 2 or len(set(parts)) != len(parts):
             raise MetricInputError(f"an intersection needs two or more different columns, not {list(parts)}.")
-    columns = Columns(label, score, tuple(sensitive), tuple(features))
+    labelled = label is not None
+    columns = Columns(label if label is not None else _NO_LABEL, score, tuple(sensitive), tuple(features))
     started = time.perf_counter()
     conn = duckdb.connect()
     try:
         if threads:
             conn.execute(f"SET threads = {int(threads)}")
-        current_types = register(conn, "cur", current, "current")
+        if labelled:
+            current_types = register(conn, "cur", current, "current")
+        else:
+            current_types = register(conn, "cur_unlabelled", current, "current")
+            conn.execute(f"CREATE VIEW cur AS SELECT *, CAST(0 AS TINYINT) AS {quote(_NO_LABEL)} FROM cur_unlabelled")
+            current_types[_NO_LABEL] = "TINYINT"
         check_columns(current_types, columns, "current")
         n = check_values(conn, "cur", columns, "current")
         check_groups(conn, "cur", columns, max_groups)
-        records = _classification(conn, columns, threshold, resamples, seed, confidence)
+        if labelled:
+            records = _classification(conn, columns, threshold, resamples, seed, confidence)
+        else:
+            records = [classification.selection_record(conn, "cur", score, threshold)]
         view, judged = _with_intersections(conn, current_types, columns, intersections, max_groups)
         median = classification.median_score(conn, "cur", score)
         for offset, feature in enumerate(judged, start=1):
-            records += _fairness(conn, view, columns, feature, threshold, median, resamples, seed + offset,
-                                 confidence, impact_min_share)
-        records += [sanity.feature_separation(conn, "cur", label, column, current_types[column])
-                    for column in _probed(current_types, columns, probe)]
+            found = _fairness(conn, view, columns, feature, threshold, median, resamples, seed + offset,
+                              confidence, impact_min_share)
+            records += found if labelled else [r for r in found if r.family == "fairness" and r.metric in LABEL_FREE]
+        if labelled:
+            records += [sanity.feature_separation(conn, "cur", columns.label, column, current_types[column])
+                        for column in _probed(current_types, columns, probe)]
         reference_rows = None
         if reference is not None:
             reference_types = register(conn, "ref", reference, "reference")
@@ -91,7 +108,7 @@ def evaluate(
             drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature")
                              for c in columns.drift_columns]
             for name, role in ((score, "score"), (label, "label")):
-                if name in reference_types:
+                if name is not None and name in reference_types:
                     drift_columns.append(DriftColumn(name, current_types[name], role))
 
             def open_cursor() -> duckdb.DuckDBPyConnection:
@@ -108,8 +125,11 @@ def evaluate(
         "confidence": confidence, "n_bins": classification.N_BINS, "rows": n, "reference_rows": reference_rows,
         "label": label, "score": score, "sensitive": list(sensitive), "features": list(features),
         "intersections": [list(parts) for parts in intersections], "impact_min_share": impact_min_share,
-        "probed": list(_probed(current_types, columns, probe)), "seconds": round(time.perf_counter() - started, 3),
+        "probed": list(_probed(current_types, columns, probe)) if labelled else [],
+        "seconds": round(time.perf_counter() - started, 3),
     }
+    if not labelled:
+        params["labels"] = "none: label-free records only (selection rates, parity of selection, drift)"
     return MetricSet(tuple(records), params)
 
 

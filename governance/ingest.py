@@ -12,7 +12,7 @@ import gzip
 import re
 import zlib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,9 +37,10 @@ ROW = "__govern_row"  # our own row number: a file's column may be called rowid,
 
 @dataclass(frozen=True)
 class ColumnRoles:
-    """Which columns of the file play which part; features default to every other column."""
+    """Which columns of the file play which part; features default to every other column. A production
+    batch may come without labels (label None): they arrive later, by row id (`govern labels`)."""
 
-    label: str = "label"
+    label: str | None = "label"
     score: str = "score"
     id: str | None = None
     sensitive: tuple[str, ...] = ()
@@ -49,7 +50,8 @@ class ColumnRoles:
 
     def named(self) -> list[tuple[str, str]]:
         """(role, column) for every column the roles name explicitly."""
-        pairs = [("label", self.label), ("score", self.score)]
+        pairs = [("label", self.label)] if self.label is not None else []
+        pairs.append(("score", self.score))
         pairs += [("id", self.id)] if self.id else []
         pairs += [("sensitive", c) for c in self.sensitive]
         pairs += [("feature", c) for c in self.features or ()]
@@ -68,6 +70,7 @@ class PreparedFile:
     row_count: int
     columns: dict[str, str]
     features: list[str]
+    label: str | None = None  # the label column found (None: a batch whose labels come later)
 
 
 @dataclass
@@ -100,8 +103,11 @@ def detect_format(path: Path) -> str:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
-def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, delimiter: str = ",") -> PreparedFile:
-    """Validate `path` against `roles` and write the normalised Parquet to `scratch`.
+def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, delimiter: str = ",",
+                            label_optional: bool = False) -> PreparedFile:
+    """Validate `path` against `roles` and write the normalised Parquet to `scratch`. With
+    `label_optional` (a production batch whose label column was not named), a file without the
+    default label column is a batch without labels.
 
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
@@ -121,6 +127,8 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
             _raise(source, problems)
         _load(conn, path, fmt, delimiter, header, source.name)
         columns = _column_types(conn)
+        if label_optional and roles.label not in columns:
+            roles = replace(roles, label=None)
         _check_roles(problems, roles, columns, delimiter)
         row_count = conn.execute("SELECT count(*) FROM src").fetchone()[0]
         if row_count == 0:
@@ -142,13 +150,13 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
             unpacked.unlink(missing_ok=True)
     return PreparedFile(
         scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(source), source_name=source.name,
-        format=fmt, row_count=row_count, columns=out_types, features=features,
+        format=fmt, row_count=row_count, columns=out_types, features=features, label=roles.label,
     )
 
 
-def _raise(source: Path, problems: _Problems) -> None:
+def _raise(source: Path, problems: _Problems, doing: str = "ingest") -> None:
     count = len(problems.items)
-    raise InvalidInput(f"cannot ingest {source.name}: {count} problem{'s' if count > 1 else ''}, nothing was written."
+    raise InvalidInput(f"cannot {doing} {source.name}: {count} problem{'s' if count > 1 else ''}, nothing was written."
                        "\n  - " + "\n  - ".join(problems.items))
 
 
@@ -334,16 +342,18 @@ def _check_values(
     conn: duckdb.DuckDBPyConnection, problems: _Problems, roles: ColumnRoles, *, present: set[str]
 ) -> None:
     checks: list[tuple[str, str, str]] = []
-    for column in (roles.label, roles.score):
+    for column in (c for c in (roles.label, roles.score) if c is not None):
         q = _quote(column)
         number = f"TRY_CAST({q} AS DOUBLE)"
         checks += [
             (column, f"{q} IS NULL", "empty"),
             (column, f"{q} IS NOT NULL AND {number} IS NULL", "not a number"),
         ]
-    label, score = (f"TRY_CAST({_quote(c)} AS DOUBLE)" for c in (roles.label, roles.score))
+    score = f"TRY_CAST({_quote(roles.score)} AS DOUBLE)"
+    if roles.label is not None:
+        label = f"TRY_CAST({_quote(roles.label)} AS DOUBLE)"
+        checks.append((roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "not 0 or 1"))
     checks += [
-        (roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "not 0 or 1"),
         (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "NaN or infinite"),
         (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "outside [0, 1]"),
     ]
@@ -384,11 +394,30 @@ def _check_values(
                                      "may have (is it an id? GOVERN_MAX_GROUPS raises the limit)")
 
 
+def _check_label_values(conn: duckdb.DuckDBPyConnection, problems: _Problems, id_column: str, label: str) -> None:
+    q, y = _quote(id_column), _quote(label)
+    number = f"TRY_CAST({y} AS DOUBLE)"
+    checks = [
+        (id_column, f"{q} IS NULL", "empty"),
+        (id_column, f"{ROW} IN (SELECT {ROW} FROM (SELECT {ROW}, count(*) OVER (PARTITION BY CAST({q} AS VARCHAR)) > 1 "
+                    "AS hit FROM src) WHERE hit)", "duplicated"),
+        (label, f"{y} IS NULL", "empty"),
+        (label, f"{y} IS NOT NULL AND {number} IS NULL", "not a number"),
+        (label, f"{number} IS NOT NULL AND {number} NOT IN (0, 1)", "not 0 or 1"),
+    ]
+    for column, condition, kind in checks:
+        rows, sample, count = _rows(conn, condition, column)
+        if count:
+            problems.add(column, f"{kind} in {count} row{'s' if count != 1 else ''}", rows, sample)
+
+
 def _output_types(
     conn: duckdb.DuckDBPyConnection, roles: ColumnRoles, kept: list[str], columns: dict[str, str], fmt: str
 ) -> dict[str, str]:
     types = {c: columns[c] for c in kept}
-    types[roles.label], types[roles.score] = "TINYINT", "DOUBLE"
+    types[roles.score] = "DOUBLE"
+    if roles.label is not None:
+        types[roles.label] = "TINYINT"
     if fmt == "csv":
         # Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would
         # decide with the whole file as its sample.
@@ -432,3 +461,94 @@ def describe_table_file(path: Path) -> tuple[str, int, dict[str, str]]:
     finally:
         conn.close()
     return fmt, row_count, columns
+
+
+@dataclass(frozen=True)
+class PreparedLabels:
+    """A validated labels file for one batch, its new (row id, label) pairs as Parquet at `scratch`."""
+
+    scratch: Path
+    sha256: str
+    source_sha256: str
+    source_name: str
+    file_rows: int
+    new_labels: int
+    repeated: int  # ids labelled before with the same label: counted, not stored twice
+    labelled_total: int  # the batch's labelled rows once this file is recorded
+    batch_rows: int
+
+
+def prepare_label_file(path: Path, *, id_column: str, label: str, batch: Path, batch_id_column: str,
+                       earlier: Sequence[Path], scratch: Path, batch_name: str,
+                       delimiter: str = ",") -> PreparedLabels:
+    """Validate a file of outcomes for the production batch stored at `batch` (rows matched by
+    `batch_id_column` = the file's `id_column`, compared as text) against the batch and its `earlier`
+    label files, and write the labels new to the batch to `scratch`.
+
+    Raises InvalidInput naming every problem: a missing column, empty or duplicated ids, labels other
+    than 0/1, ids that are not rows of the batch, and ids labelled before with a different label.
+    """
+    path = _existing_file(path, f"cannot record labels from {Path(path).name}: the file is empty.")
+    source = path
+    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
+    if unpacked is not None:
+        path = unpacked
+    fmt = detect_format(path)
+    conn = duckdb.connect()
+    try:
+        header = _header(path, fmt, delimiter, source.name)
+        _refuse_single_delimited_column(source, header, delimiter)
+        problems = _Problems()
+        _check_names(problems, header)
+        if problems.items:
+            _raise(source, problems, "record labels from")
+        _load(conn, path, fmt, delimiter, header, source.name)
+        columns = _column_types(conn)
+        for role, column in (("id", id_column), ("label", label)):
+            if column not in columns:
+                shown = ", ".join(repr(c) for c in list(columns)[:10]) + (", …" if len(columns) > 10 else "")
+                problems.add(column, f"the {role} column is missing (the file has {shown})")
+        if id_column == label:
+            problems.add(label, "the column is given more than one role")
+        file_rows = conn.execute("SELECT count(*) FROM src").fetchone()[0]
+        if not problems.items and file_rows == 0:
+            problems.add(None, "the file has a header but no data rows")
+        if not problems.items:
+            _check_label_values(conn, problems, id_column, label)
+        if problems.items:
+            _raise(source, problems, "record labels from")
+        conn.execute(f"CREATE TABLE arrived AS SELECT CAST({_quote(id_column)} AS VARCHAR) AS row_id, "
+                     f"CAST(CAST({_quote(label)} AS DOUBLE) AS TINYINT) AS label, {ROW} FROM src")
+        conn.execute(f"CREATE TABLE batch AS SELECT CAST({_quote(batch_id_column)} AS VARCHAR) AS row_id "
+                     f"FROM read_parquet({_literal(batch)})")
+        batch_rows = conn.execute("SELECT count(*) FROM batch").fetchone()[0]
+        if earlier:
+            files = ", ".join(_literal(p) for p in earlier)
+            conn.execute(f"CREATE TABLE known AS SELECT row_id, label FROM read_parquet([{files}])")
+        else:
+            conn.execute("CREATE TABLE known (row_id VARCHAR, label TINYINT)")
+        unknown = conn.execute(f"SELECT count(*), list(row_id ORDER BY {ROW})[1:{_SHOWN_ROWS}] FROM arrived "
+                               "WHERE row_id NOT IN (SELECT row_id FROM batch)").fetchone()
+        if unknown[0]:
+            shown = ", ".join(repr(v) for v in unknown[1]) + (", …" if unknown[0] > _SHOWN_ROWS else "")
+            problems.add(id_column, f"{unknown[0]} id{'s are' if unknown[0] != 1 else ' is'} not a row of batch "
+                                    f"{batch_name} ({shown})")
+        changed = conn.execute(f"SELECT count(*), list(a.row_id ORDER BY a.{ROW})[1:{_SHOWN_ROWS}] FROM arrived a "
+                               "JOIN known k USING (row_id) WHERE a.label <> k.label").fetchone()
+        if changed[0]:
+            shown = ", ".join(repr(v) for v in changed[1]) + (", …" if changed[0] > _SHOWN_ROWS else "")
+            problems.add(label, f"{changed[0]} row{'s were' if changed[0] != 1 else ' was'} labelled before with a "
+                                f"different label ({shown}); a label, once recorded, stands")
+        if problems.items:
+            _raise(source, problems, "record labels from")
+        repeated = conn.execute("SELECT count(*) FROM arrived WHERE row_id IN (SELECT row_id FROM known)").fetchone()[0]
+        conn.execute(f"COPY (SELECT row_id, label FROM arrived WHERE row_id NOT IN (SELECT row_id FROM known) "
+                     f"ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
+        known = conn.execute("SELECT count(*) FROM known").fetchone()[0]
+    finally:
+        conn.close()
+        if unpacked is not None:
+            unpacked.unlink(missing_ok=True)
+    return PreparedLabels(scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(source),
+                          source_name=source.name, file_rows=file_rows, new_labels=file_rows - repeated,
+                          repeated=repeated, labelled_total=known + file_rows - repeated, batch_rows=batch_rows)

@@ -25,6 +25,7 @@ class ItemKind(StrEnum):
     RULE_FAILURE = "rule_failure"  # a failed rule to look into
     EXAMPLE = "example"  # a sampled row whose label or prediction to judge
     DRIFT_ALERT = "drift_alert"  # a production batch drifted
+    MONITOR_ALERT = "monitor_alert"  # a production batch broke a monitoring rule (an estimated metric)
     ESCALATION = "escalation"  # the retraining loop could not fix a rule: engineers decide
     GOLD = "gold"  # an admin's item with a known answer, measuring reviewers' accuracy
     OVERRIDE_EXPIRED = "override_expired"  # an admin override of a blocked gate ran out
@@ -159,7 +160,7 @@ class PredictionSet(Record):
     source_sha256: str
     row_count: int
     id_column: str | None
-    label_column: str
+    label_column: str | None  # None: a production batch ingested without labels (they arrive by row id)
     score_column: str
     sensitive: list[str]
     features: list[str]
@@ -377,6 +378,44 @@ class TrendPoint(Record):
     ci_low: float | None
     ci_high: float | None
     n: int
+
+
+@dataclass(frozen=True)
+class LabelArrival(Record):
+    """Outcomes that arrived for a production batch, matched to its rows by id (`govern labels`)."""
+
+    id: str
+    prediction_set_id: str
+    seq: int  # the batch's first arrival is 1
+    source_name: str
+    source_sha256: str
+    dataset_sha256: str  # Parquet of (row_id, label), the rows labelled for the first time
+    file_rows: int
+    new_labels: int
+    repeated: int  # rows the file labels again, as before
+    labelled_total: int  # the batch's labelled rows after this arrival
+    evaluation_id: str | None  # the batch's evaluation with the realised metrics it made
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class EstimatePoint(Record):
+    """One estimated metric of a production batch beside its realised value (where labels arrived)."""
+
+    prediction_set_id: str
+    batch_time: datetime | None
+    ingested_at: datetime
+    evaluation_id: str
+    metric: str  # as estimated: accuracy, roc_auc, true_positive_rate, equalized_odds_difference, ...
+    feature: str | None
+    group: str | None
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    rows: int
+    realised: float | None = None
+    labelled_rows: int = 0
 
 
 @dataclass(frozen=True)

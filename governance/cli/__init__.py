@@ -23,6 +23,7 @@ from governance.cli import (
     evaluation,
     gates,
     jobs,
+    labels,
     models,
     policies,
     readiness,
@@ -54,7 +55,7 @@ def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: f
 
 
 for area in (store, account, models, evaluation, policies, gates, reviews, releases, readiness, jobs, audit,
-             reports):
+             reports, labels):
     for command in area.COMMANDS:
         cli.add_command(command)
 

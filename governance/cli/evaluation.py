@@ -29,7 +29,8 @@ _intersections = intersections  # the commands' own --intersections option shado
               help="What the predictions are for. challenger: a benchmark model's scores on the same eval rows; "
                    "`govern evaluate` evaluates it with the eval set, and `baseline: challenger` rules compare "
                    "with it.")
-@click.option("--label", default="label", show_default=True, help="Column with the true label (0 or 1).")
+@click.option("--label", help="Column with the true label (0 or 1) [default: label]. A production batch may come "
+                               "without one: its labels arrive later with `govern labels` (ingest it with --id).")
 @click.option("--score", default="score", show_default=True, help="Column with the predicted probability of 1.")
 @click.option("--id", "id_column", metavar="COL", help="Column with unique row ids (default: row position).")
 @click.option("--sensitive", metavar="A,B", help="Sensitive feature columns (groups for fairness metrics).")
@@ -42,7 +43,7 @@ _intersections = intersections  # the commands' own --intersections option shado
 @service_command(lambda prediction_set, *, split, model_name, version_name: (
     f"ingested {prediction_set.row_count} rows as {prediction_set.id} ({split}) "
     f"for {model_name} version {version_name}"))
-def ingest(service, *, model_name: str, version_name: str, file: str, split: str, label: str, score: str,
+def ingest(service, *, model_name: str, version_name: str, file: str, split: str, label: str | None, score: str,
            id_column: str | None, sensitive: str | None, intersections: str | None, features: str | None,
            batch_time: str | None, delimiter: str):
     """Validate a CSV or Parquet file of predictions and store it as a prediction set.
@@ -90,10 +91,15 @@ def evaluate_command(service, *, model_name: str, version_name: str, reference_s
 @click.option("--batch", metavar="PREDICTION_SET", help="A production prediction set id (default: the latest batch).")
 @click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True,
               help="Score at or above which we predict 1.")
+@click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
+              help="Estimate performance without labels only when the eval set's ECE is at most this.")
 @service_command(render.monitored, as_plain=render.monitored_plain)
-def monitor_command(service, *, model_name: str, version_name: str, batch: str | None, threshold: float):
-    """Evaluate a production batch against the reference; dataset drift files a drift_alert review item."""
-    return service.monitor(model=model_name, version=version_name, batch=batch, threshold=threshold)
+def monitor_command(service, *, model_name: str, version_name: str, batch: str | None, threshold: float,
+                    max_ece: float):
+    """Evaluate a production batch against the reference and estimate its performance without labels (CBPE);
+    dataset drift files a drift_alert review item, a broken rule on an estimated metric a monitor_alert."""
+    return service.monitor(model=model_name, version=version_name, batch=batch, threshold=threshold,
+                           max_ece=max_ece)
 
 
 @click.command("metrics")

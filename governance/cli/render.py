@@ -182,13 +182,31 @@ def evaluation_plain(result) -> dict[str, Any]:
 def monitored(result) -> str:
     stored, metric_set, alert = result
     share = metric_set.find("drift", "share_of_drifted_columns")
-    return (f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
-            f"{share.value if share else 'n/a'}" + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert"))
+    lines = [f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
+             f"{share.value if share else 'n/a'}" + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert")]
+    estimation = metric_set.params.get("estimation", {})
+    if estimation.get("refused"):
+        lines.append(f"  not estimated: {estimation['refused']}")
+    for metric in ("accuracy", "roc_auc", "f1"):
+        found = metric_set.find("estimated", metric)
+        if found is not None and found.value is not None:
+            band = f" [{found.ci_low:.4f}, {found.ci_high:.4f}]" if found.ci_low is not None else ""
+            lines.append(f"  estimated {metric} {found.value:.4f}{band} (CBPE, no labels needed)")
+    decision = getattr(result, "decision", None)
+    for rule in decision.results if decision is not None else ():
+        lines.append(f"  monitoring rule {rule.rule_id}: {rule.status.upper()} - {rule.reason}")
+    if getattr(result, "items", None):
+        queued = f"; queued {', '.join(result.jobs)}" if result.jobs else ""
+        lines.append(f"  filed {', '.join(result.items)}{queued}")
+    return "\n".join(lines)
 
 
 def monitored_plain(result) -> dict[str, Any]:
     stored, metric_set, alert = result
-    return {"evaluation": stored.to_dict(), "records": metric_set.to_list(), "alert": alert}
+    decision = getattr(result, "decision", None)
+    return {"evaluation": stored.to_dict(), "records": metric_set.to_list(), "alert": alert,
+            "monitoring": decision.to_dict() if decision is not None else None,
+            "review_items": list(getattr(result, "items", [])), "jobs": list(getattr(result, "jobs", []))}
 
 
 def comparison(differences, *, model: str, a: str, b: str, alpha: float, show_all: bool) -> str:

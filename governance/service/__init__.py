@@ -14,6 +14,7 @@ from governance.service.base import ServiceBase, check_name
 from governance.service.evaluations import EvaluationActions
 from governance.service.gates import GateActions, GateOutcome
 from governance.service.jobs import JobActions
+from governance.service.labels import LabelActions
 from governance.service.readiness import ReadinessActions
 from governance.service.registry import RISK_TIERS
 from governance.service.reports import ReportActions
@@ -23,8 +24,8 @@ from governance.service.training import TrainingActions
 from governance.service.users import Bootstrap, UserActions
 
 
-class Service(UserActions, TrainingActions, ReportActions, EvaluationActions, GateActions, ReviewActions,
-              JobActions, ReadinessActions):
+class Service(UserActions, TrainingActions, ReportActions, LabelActions, EvaluationActions, GateActions,
+              ReviewActions, JobActions, ReadinessActions):
     """One installation seen by one acting user (`actor`, None only for store-level commands)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

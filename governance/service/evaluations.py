@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -13,14 +13,17 @@ from governance.limits import max_groups
 from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
 from governance.roles import Action
 from governance.service.base import _now, _present, _require_version
+from governance.service.monitoring import DEFAULT_MAX_ECE, MonitorOutcome, judge, monitoring_rules, queue_work
+from governance.service.policies import PolicyActions
 from governance.service.registry import RegistryActions
 from governance.store import evaluations, registry, review_items
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from evaluation import MetricSet
+    from evaluation import MetricRecord, MetricSet
     from evaluation.compare import Difference
+    from policies import LoadedPolicy
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
 HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equalized_odds_difference")
@@ -37,7 +40,7 @@ def check_evaluation_options(*, resamples: int, seed: int, threshold: float) -> 
         raise InvalidInput(f"the threshold must be a score between 0 and 1, not {threshold}.")
 
 
-class EvaluationActions(RegistryActions):
+class EvaluationActions(PolicyActions, RegistryActions):
     def evaluate(self, *, model: str, version: str, reference_split: str = "reference",
                  reference_version: str | None = None, resamples: int = 200, seed: int = 0,
                  threshold: float = 0.5) -> tuple[Evaluation, MetricSet]:
@@ -84,11 +87,20 @@ class EvaluationActions(RegistryActions):
                                    threshold=threshold, challenger=challenger)
 
     def monitor(self, *, model: str, version: str, batch: str | None = None, resamples: int = 0,
-                threshold: float = 0.5) -> tuple[Evaluation, MetricSet, str | None]:
+                threshold: float = 0.5, max_ece: float = DEFAULT_MAX_ECE) -> MonitorOutcome:
         """Evaluate a production batch (the latest, or prediction set `batch`) against the version's
-        reference set; when the batch shows dataset drift, file a drift_alert review item (once per
-        batch). Returns the evaluation, its records and the alert item's id, if any."""
-        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet]:
+        reference set, and estimate its performance without labels (CBPE, fitted on the version's eval
+        set; refused, with the reason in the evaluation's params, when the eval ECE is above `max_ece`).
+        A batch without labels gets the label-free records exactly and the rest estimated; it never
+        fails for lack of labels. When the batch shows dataset drift, a drift_alert review item is filed
+        (once per batch); when it breaks a monitoring rule of the model's policy (a rule on an
+        `estimated.*` metric), a monitor_alert item and, as the rule's on_fail says, a retraining job."""
+        check_evaluation_options(resamples=resamples, seed=0, threshold=threshold)
+        if not 0 < max_ece <= 1:
+            raise InvalidInput(f"--max-ece must lie in (0, 1], not {max_ece}.")
+
+        def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet, PredictionSet | None,
+                                                           LoadedPolicy | None]:
             self._authorize(conn, Action.EVALUATE)
             _require_version(conn, model, version)
             current = (registry.get_prediction_set(conn, batch) if batch
@@ -99,29 +111,69 @@ class EvaluationActions(RegistryActions):
             reference = registry.latest_prediction_set(conn, model, version, "reference")
             if reference is None:
                 raise NotFound(f"{model} version {version} has no reference set to measure drift against.")
-            return current, reference
+            eval_set = registry.latest_prediction_set(conn, model, version, "eval")
+            return current, reference, eval_set, monitoring_rules(self._assigned(conn, model).loaded)
 
-        current, reference = self._run(plan)
-        evaluation, metric_set = self._evaluate_sets(model, version, current, reference, resamples=resamples, seed=0,
-                                                     threshold=threshold)
+        current, reference, eval_set, rules = self._run(plan)
+        metric_set = self._compute(current, reference, resamples=resamples, seed=0, threshold=threshold)
+        metric_set = self._with_estimates(metric_set, current, eval_set, threshold=threshold, max_ece=max_ece)
+        evaluation = self._new_evaluation(model, version, current, reference, metric_set)
+        decision = judge(rules, metric_set) if rules is not None else None
         drift = metric_set.find("drift", "dataset_drift")
-        if drift is None or not drift.value:
-            return evaluation, metric_set, None
         # The engine emits the share of drifted columns with every dataset_drift record.
-        share = _present(metric_set.find("drift", "share_of_drifted_columns"), "share_of_drifted_columns")
+        share = _present(metric_set.find("drift", "share_of_drifted_columns"), "share_of_drifted_columns") \
+            if drift is not None and drift.value else None
 
-        def alert(conn: duckdb.DuckDBPyConnection) -> str:
+        def record(conn: duckdb.DuckDBPyConnection) -> MonitorOutcome:
+            stored = self._insert_evaluation(conn, evaluation, metric_set)
             user = self._authorize(conn, Action.EVALUATE)
-            evidence = {"evaluation": evaluation.id, "prediction_set": current.id,
-                        "batch_time": current.batch_time.isoformat() if current.batch_time else None,
-                        "share_of_drifted_columns": share.value, "drifted_columns": share.detail["drifted_columns"]}
-            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "drift_alert", None, None,
-                              Priority.NORMAL, ItemStatus.OPEN, 1, evidence, _now(), user.name)
-            [item_id] = review_items.insert_items(conn, [(item, f"drift_alert:{current.id}")])
-            self._log(conn, "review.drift_alert", f"review_item:{item_id}", evidence)
-            return item_id
+            alert = self._drift_alert(conn, stored, current, share, user.name) if share is not None else None
+            items: list[str] = []
+            queued: list[str] = []
+            if decision is not None and rules is not None:
+                items, queued = queue_work(conn, rules, decision, stored, current, user.name, _now())
+                self._log(conn, "monitor.judge", f"prediction_set:{current.id}", {
+                    "evaluation": stored.id, "policy": rules.policy.name, "policy_sha256": rules.sha256,
+                    "results": [{"rule": r.rule_id, "status": r.status, "judged": r.judged} for r in decision.results],
+                    "review_items": items, "jobs": queued})
+            return MonitorOutcome(stored, metric_set, alert, decision, items, queued)
 
-        return evaluation, metric_set, self._run(alert)
+        return self._run(record)
+
+    def _drift_alert(self, conn: duckdb.DuckDBPyConnection, evaluation: Evaluation, current: PredictionSet,
+                     share: MetricRecord, actor: str) -> str:
+        evidence = {"evaluation": evaluation.id, "prediction_set": current.id,
+                    "batch_time": current.batch_time.isoformat() if current.batch_time else None,
+                    "share_of_drifted_columns": share.value, "drifted_columns": share.detail["drifted_columns"]}
+        item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", evaluation.model, evaluation.version, "drift_alert", None,
+                          None, Priority.NORMAL, ItemStatus.OPEN, 1, evidence, _now(), actor)
+        [item_id] = review_items.insert_items(conn, [(item, f"drift_alert:{current.id}")])
+        self._log(conn, "review.drift_alert", f"review_item:{item_id}", evidence)
+        return item_id
+
+    def _with_estimates(self, metric_set: MetricSet, current: PredictionSet, eval_set: PredictionSet | None, *,
+                        threshold: float, max_ece: float) -> MetricSet:
+        """The batch's records plus its estimated ones (family estimated), or a note in the params saying
+        why there are none (no eval set; the eval set too poorly calibrated)."""
+        from evaluation import MetricInputError, MetricSet
+        from evaluation.estimation import EstimationRefused, estimate
+        note: dict[str, Any] = {"method": "CBPE", "max_ece": max_ece}
+        records: list[MetricRecord] = []
+        if eval_set is None or eval_set.label_column is None:
+            note["refused"] = "the version has no eval set with labels to fit the estimate on"
+        else:
+            try:
+                records, calibration = estimate(
+                    current=self.prediction_set_path(current), score=current.score_column,
+                    reference=self.prediction_set_path(eval_set), reference_label=eval_set.label_column,
+                    reference_score=eval_set.score_column, sensitive=current.sensitive,
+                    intersections=current.intersections, threshold=threshold, max_ece=max_ece)
+                note.update(eval_set=eval_set.id, eval_ece=calibration.ece)
+            except EstimationRefused as exc:
+                note.update(eval_set=eval_set.id, refused=str(exc))
+            except MetricInputError as exc:
+                note.update(eval_set=eval_set.id, refused=f"the batch cannot be estimated: {exc}")
+        return MetricSet(metric_set.records + tuple(records), {**metric_set.params, "estimation": note})
 
     def _evaluate_sets(self, model: str, version: str, current: PredictionSet, reference: PredictionSet | None, *,
                        resamples: int, seed: int, threshold: float,
@@ -164,8 +216,8 @@ class EvaluationActions(RegistryActions):
         """The reference set, its label and score columns under the current set's names: the roles were
         given at ingest, so `--label y` for one set and `--label outcome` for the other still compare."""
         path = self.prediction_set_path(reference)
-        renames = {reference.label_column: current.label_column, reference.score_column: current.score_column}
-        renames = {old: new for old, new in renames.items() if old != new}
+        pairs = [(reference.score_column, current.score_column), (reference.label_column, current.label_column)]
+        renames = {old: new for old, new in pairs if old is not None and new is not None and old != new}
         if not renames:
             return path
         import pyarrow.parquet as pq
@@ -181,8 +233,8 @@ class EvaluationActions(RegistryActions):
         features: tuple[str, ...] = ()
         skipped: list[str] = []
         if reference is not None:
-            reference_columns = set(reference.features) | set(reference.sensitive) | {reference.label_column,
-                                                                                     reference.score_column}
+            reference_columns = set(reference.features) | set(reference.sensitive) | {reference.score_column}
+            reference_columns |= {reference.label_column} if reference.label_column else set()
             features = tuple(f for f in current.features if f in reference_columns)
             skipped = [f for f in current.features if f not in reference_columns]
             missing = [s for s in current.sensitive if s not in reference_columns]

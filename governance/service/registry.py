@@ -38,7 +38,7 @@ def _new_prediction_set(model: str, version: str, split: str, when: datetime | N
     return PredictionSet(
         id=f"ps-{uuid.uuid4().hex[:12]}", model=model, version=version, split=split, batch_time=when,
         dataset_sha256=prepared.sha256, source_name=prepared.source_name, source_sha256=prepared.source_sha256,
-        row_count=prepared.row_count, id_column=roles.id, label_column=roles.label, score_column=roles.score,
+        row_count=prepared.row_count, id_column=roles.id, label_column=prepared.label, score_column=roles.score,
         sensitive=list(roles.sensitive), features=prepared.features, created_at=_now(), created_by=actor,
         intersections=[list(parts) for parts in roles.intersections],
     )
@@ -157,6 +157,8 @@ class RegistryActions(ServiceBase):
                batch_time: str | datetime | None = None, delimiter: str = ",") -> PredictionSet:
         """Validate `file` completely, store it as Parquet by sha256 and record the prediction set.
 
+        `roles.label` None leaves the label column unnamed: a production batch then may come without
+        labels (no `label` column: its outcomes arrive later through `labels`); other splits use `label`.
         Raises InvalidInput listing every problem in the file; the store is unchanged then.
         """
         from governance.ingest import SPLITS
@@ -164,15 +166,19 @@ class RegistryActions(ServiceBase):
             raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}.")
         when = parse_time(batch_time, what="batch time")
         self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
-        prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter)
+        optional = roles.label is None and split == "production"
+        roles = replace(roles, label="label") if roles.label is None else roles
+        prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter, label_optional=optional)
         return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
 
-    def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",") -> PreparedFile:
+    def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",",
+                               label_optional: bool = False) -> PreparedFile:
         """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
         from governance.ingest import prepare_prediction_file
         scratch = self.artifacts.scratch_path(".parquet")
         try:
-            prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter)
+            prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter,
+                                               label_optional=label_optional)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)

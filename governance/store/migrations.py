@@ -316,6 +316,27 @@ def m011_intersections(schema: Schema) -> None:
     schema.add_column("prediction_sets", "intersections_json VARCHAR")
 
 
+def m012_production_labels(schema: Schema) -> None:
+    # A production batch may arrive without labels (label_column null): its outcomes arrive later by row id,
+    # each arrival a Parquet file of (row id, label) for rows not labelled before, numbered per batch (the
+    # key makes two arrivals racing for the same number collide instead of both landing).
+    schema.execute("ALTER TABLE prediction_sets ALTER COLUMN label_column DROP NOT NULL")
+    schema.create_table("label_arrivals", """
+            id                VARCHAR NOT NULL,
+            prediction_set_id VARCHAR NOT NULL,
+            seq               INTEGER NOT NULL,
+            source_name       VARCHAR NOT NULL,
+            source_sha256     VARCHAR NOT NULL,
+            dataset_sha256    VARCHAR NOT NULL,
+            file_rows         BIGINT NOT NULL,
+            new_labels        BIGINT NOT NULL,
+            repeated          BIGINT NOT NULL,
+            labelled_total    BIGINT NOT NULL,
+            evaluation_id     VARCHAR,
+            created_at        TIMESTAMP NOT NULL,
+            created_by        VARCHAR NOT NULL""", key=("prediction_set_id", "seq"), unique=("id",))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -328,6 +349,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m009_trust_controls,
     m010_retraining_search,
     m011_intersections,
+    m012_production_labels,
 )
 
 

@@ -1,0 +1,287 @@
+"""Production without labels (issue 19): label-free batches, performance estimated without labels (CBPE, checked
+against NannyML itself), late labels joined by row id, and monitoring rules on the estimates."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation.estimation import EstimationRefused, estimate
+from governance.errors import InvalidInput
+from governance.ingest import ColumnRoles
+from tests.support.stores import file_only, snapshot
+
+TOLERANCE = 1e-12  # ours against NannyML's CBPE: the same sums in another order (observed ≤ 2e-16)
+ROLES = ColumnRoles(label="label", score="score", sensitive=("group",), features=("x1", "x2"))
+BATCH = replace(ROLES, label=None, id="row_id")
+METRICS = ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy")
+
+
+def generated(n: int, seed: int, *, shift: float = 0.0, calibrated: bool = True) -> pd.DataFrame:
+    """Rows whose label is drawn from the true probability; the score is that probability (calibrated) or
+    its cube (far too low: miscalibrated)."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    x1 = rng.normal(shift + (group == "b") * 0.5, 1, n)
+    x2 = rng.normal(0, 1, n)
+    truth = 1 / (1 + np.exp(-(1.4 * x1 - 0.6 * x2 - 0.2)))
+    label = (rng.random(n) < truth).astype(int)
+    return pd.DataFrame({"row_id": [f"r{seed}-{i}" for i in range(n)], "x1": x1, "x2": x2, "group": group,
+                         "score": truth if calibrated else truth ** 3, "label": label})
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("production")
+    frames = {"eval": generated(3000, 1), "reference": generated(3000, 2), "batch": generated(2000, 3, shift=0.4),
+              "miscalibrated": generated(3000, 4, calibrated=False)}
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = folder / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    paths["unlabelled"] = folder / "unlabelled.parquet"
+    frames["batch"].drop(columns=["label"]).to_parquet(paths["unlabelled"], index=False)
+    outcomes = frames["batch"][["row_id", "label"]].rename(columns={"row_id": "id", "label": "outcome"})
+    paths["first"], paths["rest"] = folder / "first.csv", folder / "rest.csv"
+    outcomes.iloc[:800].to_csv(paths["first"], index=False)
+    outcomes.iloc[700:].to_csv(paths["rest"], index=False)  # 100 rows again, with the same labels
+    return paths
+
+
+def _nannyml(reference: pd.DataFrame, analysis: pd.DataFrame) -> pd.DataFrame:
+    """NannyML's CBPE on the same rows, the scores taken as calibrated (NoopCalibrator), one chunk."""
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # no telemetry calls from the test
+    import nannyml
+    from nannyml.calibration import NoopCalibrator
+
+    def with_prediction(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(pred=(frame["score"] >= 0.5).astype(int))
+
+    cbpe = nannyml.CBPE(y_pred_proba="score", y_pred="pred", y_true="label", problem_type="classification_binary",
+                        metrics=list(METRICS), chunk_number=1, calibrator=NoopCalibrator())
+    cbpe.fit(with_prediction(reference))
+    return cbpe.estimate(with_prediction(analysis).drop(columns=["label"])).filter(period="analysis").to_df()
+
+
+def _ours(records, metric: str, group: str | None):
+    name = "false_positive_rate" if metric == "specificity" else metric
+    return next(r for r in records if r.metric == name and r.group == group)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_estimates_equal_nannymls_cbpe_overall_and_per_group(files):
+    reference, batch = pd.read_parquet(files["eval"]), pd.read_parquet(files["batch"])
+    records, calibration = estimate(current=batch.drop(columns=["label"]), score="score", reference=reference,
+                                    reference_label="label", sensitive=["group"])
+    assert calibration.ece < 0.05
+    for group in (None, "a", "b", "c"):
+        rows = (lambda f: f) if group is None else (lambda f, g=group: f[f["group"] == g])
+        expected = _nannyml(rows(reference), rows(batch))
+        for metric in METRICS:
+            ours = _ours(records, metric, group)
+            value, error = (float(expected[(metric, key)].iloc[0]) for key in ("value", "sampling_error"))
+            low, high = (float(expected[(metric, f"{side}_confidence_boundary")].iloc[0])
+                         for side in ("lower", "upper"))
+            if metric == "specificity":  # we report its complement, the false positive rate
+                value, low, high = 1 - value, 1 - high, 1 - low
+            assert ours.value == pytest.approx(value, abs=TOLERANCE), (group, metric)
+            assert ours.detail["sampling_error"] == pytest.approx(error, abs=TOLERANCE), (group, metric)
+            assert ours.ci_low == pytest.approx(low, abs=TOLERANCE), (group, metric)
+            assert ours.ci_high == pytest.approx(high, abs=TOLERANCE), (group, metric)
+            assert ours.family == "estimated" and ours.detail["kind"] == "estimated"
+    # the realised values are near the estimates: the scores are calibrated
+    realised = ((batch["score"] >= 0.5) == batch["label"]).mean()
+    accuracy = _ours(records, "accuracy", None)
+    assert accuracy.ci_low <= realised <= accuracy.ci_high
+    tpr = {g: _ours(records, "true_positive_rate", g).value for g in "abc"}
+    gap = next(r for r in records if r.metric == "equal_opportunity_difference")
+    assert gap.value == pytest.approx(max(tpr.values()) - min(tpr.values()), abs=TOLERANCE)
+    assert gap.ci_low < gap.value < gap.ci_high and sorted(gap.detail["between"]) == sorted(
+        [max(tpr, key=tpr.get), min(tpr, key=tpr.get)])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_miscalibrated_eval_set_is_refused_with_its_ece(files):
+    reference = pd.read_parquet(files["miscalibrated"])
+    with pytest.raises(EstimationRefused) as refused:
+        estimate(current=pd.read_parquet(files["unlabelled"]), score="score", reference=reference,
+                 reference_label="label", max_ece=0.05)
+    from evaluation import evaluate
+    ece = evaluate(current=reference, label="label", score="score", resamples=0).find("calibration", "ece").value
+    assert ece > 0.05
+    assert str(refused.value) == (
+        f"the scores are not calibrated well enough to estimate from: the eval set's ECE is {ece:.4f}, above the "
+        "bound 0.05 (recalibrate the model, or raise the bound with --max-ece)")
+    # NannyML itself would estimate from these scores, and be far off: the reason to refuse
+    batch = pd.read_parquet(files["miscalibrated"])
+    nanny = _nannyml(reference, batch)
+    realised = ((batch["score"] >= 0.5) == batch["label"]).mean()
+    assert abs(float(nanny[("accuracy", "value")].iloc[0]) - realised) > 0.02
+
+
+def _seeded(store, files, *, eval_file: str = "eval"):
+    engineer = store.as_("eng")
+    engineer.ingest(model="credit", version="1", file=files[eval_file], split="eval", roles=ROLES)
+    engineer.ingest(model="credit", version="1", file=files["reference"], split="reference", roles=ROLES)
+    batch = engineer.ingest(model="credit", version="1", file=files["unlabelled"], split="production", roles=BATCH,
+                            batch_time="2024-05-01T00:00:00Z")
+    return engineer, batch
+
+
+def test_a_batch_without_labels_is_monitored_exactly_where_no_label_is_needed(store, files):
+    engineer, batch = _seeded(store, files)
+    assert batch.label_column is None and batch.id_column == "row_id"
+    evaluation, metrics, alert = engineer.monitor(model="credit", version="1")
+    assert evaluation.prediction_set_id == batch.id and alert is None
+    from evaluation import evaluate
+    labelled = evaluate(current=files["batch"], label="label", score="score", sensitive=["group"], resamples=0)
+    for family, metric, group in (("fairness", "selection_rate", "b"), ("fairness", "demographic_parity_difference",
+                                                                     None),
+                                  ("fairness", "impact_ratio", "c"), ("performance", "selection_rate", None)):
+        feature = None if family == "performance" else "group"
+        assert metrics.find(family, metric, feature, group).value == labelled.find(family, metric, feature,
+                                                                                   group).value
+    assert metrics.find("performance", "accuracy") is None and metrics.find("fairness", "true_positive_rate",
+                                                                           "group", "a") is None
+    assert metrics.find("drift", "drift_score", "x1") is not None
+    assert metrics.find("drift", "drift_score", "label") is None
+    assert metrics.find("estimated", "accuracy").value is not None
+    assert metrics.find("estimated", "equalized_odds_difference", "group").value is not None
+    assert metrics.params["estimation"]["eval_ece"] < 0.05
+
+
+@file_only
+def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_estimated(store, files):
+    engineer, _ = _seeded(store, files, eval_file="miscalibrated")
+    _, metrics, _ = engineer.monitor(model="credit", version="1")
+    assert not metrics.select("estimated")
+    assert metrics.params["estimation"]["refused"].startswith("the scores are not calibrated well enough")
+    assert metrics.find("fairness", "demographic_parity_difference", "group").value is not None
+
+
+@file_only
+def test_late_labels_join_partially_then_completely(store, files):
+    engineer, batch = _seeded(store, files)
+    first = engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                            label="outcome")
+    assert (first.arrival.seq, first.arrival.new_labels, first.arrival.repeated, first.arrival.labelled_total,
+            first.batch_rows) == (1, 800, 0, 800, 2000)
+    truth = pd.read_parquet(files["batch"])
+    realised = first.metrics.find("performance", "accuracy")
+    assert realised.n == 800
+    assert realised.value == pytest.approx(((truth["score"] >= 0.5) == truth["label"]).iloc[:800].mean(), abs=1e-12)
+    assert first.metrics.find("estimated", "accuracy").n == 2000  # the estimate stays the whole batch's
+    second = engineer.labels(model="credit", version="1", file=files["rest"], batch=batch.id, id_column="id",
+                             label="outcome")
+    assert (second.arrival.seq, second.arrival.new_labels, second.arrival.repeated,
+            second.arrival.labelled_total) == (2, 1200, 100, 2000)
+    from sklearn.metrics import roc_auc_score
+    assert second.metrics.find("performance", "roc_auc").value == pytest.approx(
+        roc_auc_score(truth["label"], truth["score"]), abs=1e-12)
+    points = store.as_("vic").estimate_timeline(model="credit", version="1")
+    overall = {p.metric: p for p in points if p.feature is None}
+    assert overall["accuracy"].labelled_rows == 2000 and overall["accuracy"].realised == pytest.approx(
+        ((truth["score"] >= 0.5) == truth["label"]).mean(), abs=1e-12)
+    by_group = {(p.metric, p.group): p for p in points if p.feature == "group"}
+    group_b = truth[truth["group"] == "b"]
+    assert by_group[("true_positive_rate", "b")].realised == pytest.approx(
+        (group_b["score"][group_b["label"] == 1] >= 0.5).mean(), abs=1e-12)
+    assert [a.seq for a in store.as_("vic").label_arrivals(batch=batch.id)] == [1, 2]
+    drift = store.as_("vic").drift_timeline(model="credit", version="1")
+    assert {p.feature for p in drift} >= {"x1", "x2"}  # the batch's latest evaluation keeps its drift
+
+
+@file_only
+def test_labels_refuse_unknown_ids_and_changed_labels_whole_leaving_the_store_unchanged(store, files, tmp_path,
+                                                                                          run_cli):
+    engineer, batch = _seeded(store, files)
+    engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                    label="outcome")
+    bad = pd.read_csv(files["first"]).iloc[:4]
+    bad.loc[0, "id"] = "stranger"
+    bad.loc[1, "outcome"] = 1 - bad.loc[1, "outcome"]
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    before = snapshot(store.home)
+    result = run_cli(store.home, "labels", "credit", "1", str(path), "--batch", batch.id, "--id", "id", "--label",
+                     "outcome", as_="eng")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: cannot record labels from bad.csv: 2 problems, nothing was written.\n"
+        f"  - column 'id': 1 id is not a row of batch {batch.id} ('stranger')\n"
+        f"  - column 'outcome': 1 row was labelled before with a different label ({bad.loc[1, 'id']!r}); a label, "
+        "once recorded, stands")
+    assert snapshot(store.home) == before
+    with pytest.raises(InvalidInput, match="was ingested without --id"):
+        unmatched = engineer.ingest(model="credit", version="1", file=files["unlabelled"], split="production",
+                                    roles=replace(BATCH, id=None))
+        engineer.labels(model="credit", version="1", file=files["first"], batch=unmatched.id, id_column="id",
+                        label="outcome")
+
+
+@file_only
+def test_ingest_without_a_label_column_is_for_production_batches_only(store, files, run_cli):
+    base = ["ingest", "credit", "1", str(files["unlabelled"]), "--score", "score", "--id", "row_id"]
+    result = run_cli(store.home, *base, "--split", "production", as_="eng")
+    assert result.exit_code == 0 and "(production)" in result.stdout
+    before = snapshot(store.home)
+    named = run_cli(store.home, *base, "--split", "production", "--label", "outcome", as_="eng")
+    assert named.exit_code == 2 and "column 'outcome': the label column is missing" in named.stderr
+    evaluation = run_cli(store.home, *base, "--split", "eval", as_="eng")
+    assert evaluation.exit_code == 2 and "column 'label': the label column is missing" in evaluation.stderr
+    assert snapshot(store.home) == before
+
+
+MONITORING_PACK = """\
+name: monitored
+version: 1
+rules:
+  - id: estimated-accuracy
+    metric: estimated.accuracy
+    min: 0.99
+    on_fail:
+      review: {sample: 0}
+      retrain: {strategy: recalibrate}
+  - id: estimated-odds
+    metric: estimated.equalized_odds_difference
+    feature: group
+    max: 0.9
+  - id: eval-ece
+    metric: calibration.ece
+    max: 0.5
+"""
+
+
+@file_only
+def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, files, tmp_path):
+    engineer, batch = _seeded(store, files)
+    pack = tmp_path / "monitored.yaml"
+    pack.write_text(MONITORING_PACK)
+    store.assign_policy(pack)
+    outcome = engineer.monitor(model="credit", version="1")
+    assert [(r.rule_id, r.status) for r in outcome.decision.results] == [("estimated-accuracy", "failed"),
+                                                                         ("estimated-odds", "passed")]
+    [item_id] = outcome.items
+    item = store.as_("vic").show_review_item(item_id=item_id).item
+    assert (item.kind, item.rule_id, item.evidence["prediction_set"]) == ("monitor_alert", "estimated-accuracy",
+                                                                          batch.id)
+    [job] = [j for j in store.as_("vic").list_jobs() if j.id in outcome.jobs]
+    assert (job.strategies, job.failing_rules, job.status, job.depends_on) == (
+        ["recalibrate"], ["estimated-accuracy"], "waiting_review", [item_id])
+    again = engineer.monitor(model="credit", version="1")  # once per batch
+    assert again.items == outcome.items and again.jobs == outcome.jobs
+    engineer.evaluate(model="credit", version="1", resamples=0)
+    gated = engineer.gate(model="credit", version="1", dry_run=True).decision
+    assert [r.rule_id for r in gated.results] == ["eval-ece"]  # monitoring rules are not release rules
+
+
+def test_a_monitoring_rule_takes_a_bound_not_a_regression():
+    from policies import PolicyInvalid, parse_policy
+    text = "name: p\nversion: 1\nrules:\n  - {id: r, metric: estimated.roc_auc, max_regression: 0.01}\n"
+    with pytest.raises(PolicyInvalid, match="a monitoring metric"):
+        parse_policy(text, source="p.yaml")
