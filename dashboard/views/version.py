@@ -208,6 +208,15 @@ def threshold_caption(rows: list, what: str) -> str:
                     for rule, found in by_rule.items()) or f"No rule of the latest gate's policy bounds {what}."
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def judged_bars(frame: pd.DataFrame, **options) -> dict:
+    """charts.judged_bars as a Vega-Lite spec, converted once per frame: Altair validates every chart it converts,
+    and four or more of these were most of the page's time at 200 versions (the same frame, the same spec)."""
+    spec = charts.judged_bars(frame, **options).to_dict()
+    spec.pop("config", None)  # Altair's default theme's fixed view size: Streamlit sizes the chart
+    return spec
+
+
 def gap_section() -> None:
     """Each sensitive column's (and intersection's) gap between groups, the policy's bound drawn on every one."""
     gaps = [r for r in metrics.records if r.family == "fairness" and r.group is None]
@@ -231,10 +240,10 @@ def gap_section() -> None:
                      "policy": f"{j.rule_id}: {bound(j)} on {r.feature}" if j else "",
                      "over": j.note if j and j.note else "every group", "n": r.n})
     frame = pd.DataFrame(rows)
-    st.altair_chart(charts.judged_bars(frame, category="column", value="value", low="low", high="high",
-                                       standing="standing", threshold="threshold", label="policy",
-                                       title=words(measure), tooltip=list(frame.columns), across=False),
-                    width="stretch")
+    st.vega_lite_chart(spec=judged_bars(frame, category="column", value="value", low="low", high="high",
+                                        standing="standing", threshold="threshold", label="policy",
+                                        title=words(measure), tooltip=list(frame.columns), across=False),
+                       width="stretch")
     st.caption(threshold_caption(drawn, words(measure)) + " Where the policy sets small groups aside, the gap is "
                "the one it judged, over the groups it kept; the bar is the point estimate, the line its interval.")
 
@@ -269,10 +278,10 @@ def group_section() -> None:
                    + (f" Fails: {state.plain(', '.join(f'{j.group} ({j.judged:.3g})' for j in failing))}."
                       if failing else "")
                    + (f" Set aside, too few rows: {state.plain(', '.join(aside))}." if aside else ""))
-        st.altair_chart(charts.judged_bars(frame, category="group", value="value", low="low", high="high",
-                                           standing="standing", threshold="threshold", label="policy",
-                                           title=words(metric), tooltip=list(frame.columns), across=True),
-                        width="stretch")
+        st.vega_lite_chart(spec=judged_bars(frame, category="group", value="value", low="low", high="high",
+                                            standing="standing", threshold="threshold", label="policy",
+                                            title=words(metric), tooltip=list(frame.columns), across=True),
+                           width="stretch")
 
 
 def p_value(p: float | None) -> str:
@@ -289,10 +298,12 @@ def change(d) -> str:
     return "better" if (d.difference > 0) == (spec.better == "higher") else "worse"
 
 
-def compare_colours(row: pd.Series) -> list[str]:
-    colour = {"better": "#c8e6c9", "worse": "#ffcdd2"}.get(row["change"], "") if row["significant"] == "yes" else ""
-    return [f"background-color: {colour}" if colour and column in ("difference", "change") else ""
-            for column in row.index]
+def compare_colours(frame: pd.DataFrame) -> pd.DataFrame:
+    """Green where the version is significantly better, red where significantly worse (difference and change)."""
+    colour = frame["change"].map({"better": "background-color: #c8e6c9", "worse": "background-color: #ffcdd2"})
+    colour = colour.where(frame["significant"] == "yes", "").fillna("")
+    return pd.DataFrame({column: colour if column in ("difference", "change") else ""
+                         for column in frame.columns}, index=frame.index)
 
 
 def compare_tab() -> None:
@@ -319,7 +330,7 @@ def compare_tab() -> None:
                "significantly worse (by each metric's direction). Two-sided test at 5% on the bootstrap intervals "
                "(conservative when both were scored on the same rows).")
     numbers = {column: "{:.4g}" for column in (f"v{other}", f"v{version}", "difference")}
-    styled = frame.style.apply(compare_colours, axis=1).format(numbers, na_rep="") if not frame.empty else frame
+    styled = frame.style.apply(compare_colours, axis=None).format(numbers, na_rep="") if not frame.empty else frame
     st.dataframe(styled, hide_index=True, width="stretch")
 
 
