@@ -120,6 +120,8 @@ class Model(Record):
     created_at: datetime
     created_by: str
     min_approvals: int | None = None  # an admin's floor above the risk tier's, if any
+    intended_use: str | None = None  # the inventory's intended use and known limitations (issue 20)
+    limitations: str | None = None
 
 
 @dataclass(frozen=True)

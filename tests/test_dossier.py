@@ -30,6 +30,8 @@ def dossier(demo_store, tmp_path_factory):
     home = folder / "home"
     shutil.copytree(demo_store[0], home)
     Service.open(home=home, actor="admin").edit_model(name="employment", description=HOSTILE)
+    Service.open(home=home, actor="erin").edit_model(name="income", intended_use="rank applications for review",
+                                                      limitations="not for automated decisions")
     auditor = Service.open(home=home, actor="audrey")
     assert auditor.recompute(model="income", version="2").agrees
     for model, version, kind in REPORTS:
@@ -90,6 +92,8 @@ def test_the_documents_say_what_the_store_holds(dossier):
     _, reports, _, _ = dossier
     card = (reports / "income-model-card" / "model-card.html").read_text()
     assert "independently recomputed: agrees to 1e-06" in card
+    assert re.search(r"<th>intended use</th><td class=\"v\">rank applications for review<sup", card)
+    assert re.search(r"<th>limitations</th><td class=\"v\">not for automated decisions<sup", card)
     auc = Service.open(home=dossier[0], actor="victor").latest_evaluation(model="income", version="2")[1].find(
         "performance", "roc_auc")
     assert f"{auc.value:.4f} [{auc.ci_low:.4f}, {auc.ci_high:.4f}]" in card

@@ -29,10 +29,14 @@ def model() -> None:
 @click.option("--description", metavar="TEXT", help="What the model is for.")
 @click.option("--risk-tier", type=RISK_TIER, default="medium", show_default=True,
               help="Risk tier; policies can require more of high-risk models.")
+@click.option("--intended-use", metavar="TEXT", help="Who may use the model for what (stated in its documents).")
+@click.option("--limitations", metavar="TEXT", help="Known limitations and uses it is not fit for.")
 @service_command(lambda registered: f"registered model {registered.name!r} (risk tier {registered.risk_tier})")
-def model_register(service, *, name: str, owner: str | None, description: str | None, risk_tier: str):
-    """Register a model."""
-    return service.register_model(name=name, owner=owner, description=description, risk_tier=risk_tier)
+def model_register(service, *, name: str, owner: str | None, description: str | None, risk_tier: str,
+                   intended_use: str | None, limitations: str | None):
+    """Register a model with its inventory (owner, risk tier, description, intended use, limitations)."""
+    return service.register_model(name=name, owner=owner, description=description, risk_tier=risk_tier,
+                                  intended_use=intended_use, limitations=limitations)
 
 
 @model.command("edit")
@@ -42,11 +46,15 @@ def model_register(service, *, name: str, owner: str | None, description: str | 
 @click.option("--min-approvals", type=click.IntRange(1, 20), metavar="N",
               help="Admins: raise the independent approvals every release needs above the risk tier's "
                    "(low/medium 1, high 2); never lower.")
+@click.option("--intended-use", metavar="TEXT", help="Who may use the model for what (empty: clear it).")
+@click.option("--limitations", metavar="TEXT", help="Known limitations and uses it is not fit for (empty: clear).")
 @service_command(lambda changed: f"{changed.name}: risk tier {changed.risk_tier}, approvals floor "
                                  f"{changed.min_approvals or 'of the tier'}")
-def model_edit(service, *, name: str, description: str | None, risk_tier: str | None, min_approvals: int | None):
-    """Change a model's description, risk tier or approval floor (audited)."""
-    return service.edit_model(name=name, description=description, risk_tier=risk_tier, min_approvals=min_approvals)
+def model_edit(service, *, name: str, description: str | None, risk_tier: str | None, min_approvals: int | None,
+               intended_use: str | None, limitations: str | None):
+    """Change a model's description, intended use, limitations, risk tier or approval floor (audited)."""
+    return service.edit_model(name=name, description=description, risk_tier=risk_tier, min_approvals=min_approvals,
+                              intended_use=intended_use, limitations=limitations)
 
 
 @model.command("list")

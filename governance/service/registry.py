@@ -33,6 +33,21 @@ def approval_floor(model: Model) -> tuple[int, str]:
     return tier, f"risk tier {model.risk_tier} needs {tier}"
 
 
+MAX_INVENTORY_TEXT = 4_000
+
+
+def _inventory_text(what: str, text: str | None) -> str | None:
+    """An inventory text stripped, or InvalidInput when it is too long or holds control characters."""
+    if text is None:
+        return None
+    text = text.strip()
+    if len(text) > MAX_INVENTORY_TEXT:
+        raise InvalidInput(f"the {what} is {len(text):,} characters; at most {MAX_INVENTORY_TEXT:,} fit.")
+    if any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text):
+        raise InvalidInput(f"the {what} holds control characters; write it as plain text.")
+    return text
+
+
 def _new_prediction_set(model: str, version: str, split: str, when: datetime | None, roles: ColumnRoles,
                         prepared: PreparedFile, actor: str) -> PredictionSet:
     return PredictionSet(
@@ -47,8 +62,12 @@ def _new_prediction_set(model: str, version: str, split: str, when: datetime | N
 class RegistryActions(ServiceBase):
 
     def register_model(self, *, name: str, owner: str | None = None, description: str | None = None,
-                       risk_tier: str = "medium") -> Model:
+                       risk_tier: str = "medium", intended_use: str | None = None,
+                       limitations: str | None = None) -> Model:
+        """Register a model with its inventory: owner, risk tier, description, intended use and limitations."""
         check_name("model", name)
+        intended_use, limitations = _inventory_text("intended use", intended_use), _inventory_text("limitations",
+                                                                                                  limitations)
         if risk_tier not in RISK_TIERS:
             raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
 
@@ -58,7 +77,8 @@ class RegistryActions(ServiceBase):
                 raise Conflict(f"model {name!r} is already registered.")
             if owner is not None and users.get_user(conn, owner) is None:
                 raise NotFound(f"owner {owner!r} is not a user of this store.")
-            model = Model(name, owner or user.name, description, risk_tier, _now(), user.name)
+            model = Model(name, owner or user.name, description, risk_tier, _now(), user.name,
+                          intended_use=intended_use or None, limitations=limitations or None)
             registry.insert_model(conn, model)
             self._log(conn, "model.register", f"model:{name}", model.to_dict())
             return model
@@ -66,9 +86,13 @@ class RegistryActions(ServiceBase):
         return self._run(unit)
 
     def edit_model(self, *, name: str, description: str | None = None, risk_tier: str | None = None,
-                   min_approvals: int | None = None) -> Model:
-        """Change a model's description (engineers, admins), or its risk tier or approval floor (admins:
-        they set the approvals a release needs, which may be raised above the tier's, never lowered)."""
+                   min_approvals: int | None = None, intended_use: str | None = None,
+                   limitations: str | None = None) -> Model:
+        """Change a model's description, intended use or limitations (engineers, admins; an empty text clears
+        one), or its risk tier or approval floor (admins: they set the approvals a release needs, which may be
+        raised above the tier's, never lowered)."""
+        intended_use, limitations = _inventory_text("intended use", intended_use), _inventory_text("limitations",
+                                                                                                  limitations)
         if risk_tier is not None and risk_tier not in RISK_TIERS:
             raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
         if min_approvals is not None and not 1 <= min_approvals <= 20:
@@ -84,14 +108,16 @@ class RegistryActions(ServiceBase):
                 raise InvalidInput(f"risk tier {tier} already needs {TIER_APPROVALS[tier]} approvals; the floor "
                                    f"can be raised above that, never lowered (asked: {min_approvals}).")
             floor = min_approvals if min_approvals is not None else current.min_approvals
-            registry.update_model(conn, name, risk_tier=tier, min_approvals=floor,
-                                  description=description if description is not None else current.description)
+            registry.update_model(
+                conn, name, risk_tier=tier, min_approvals=floor,
+                description=description if description is not None else current.description,
+                intended_use=(intended_use or None) if intended_use is not None else current.intended_use,
+                limitations=(limitations or None) if limitations is not None else current.limitations)
             changed = _require_model(conn, name)
+            fields = ("risk_tier", "min_approvals", "description", "intended_use", "limitations")
             self._log(conn, "model.edit", f"model:{name}", {
-                "before": {"risk_tier": current.risk_tier, "min_approvals": current.min_approvals,
-                           "description": current.description},
-                "after": {"risk_tier": changed.risk_tier, "min_approvals": changed.min_approvals,
-                          "description": changed.description}})
+                "before": {f: getattr(current, f) for f in fields},
+                "after": {f: getattr(changed, f) for f in fields}})
             return changed
 
         return self._run(unit)

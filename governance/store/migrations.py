@@ -337,6 +337,12 @@ def m012_production_labels(schema: Schema) -> None:
             created_by        VARCHAR NOT NULL""", key=("prediction_set_id", "seq"), unique=("id",))
 
 
+def m013_model_inventory(schema: Schema) -> None:
+    # The model inventory an auditor's documents state: what the model is for and what it must not be used for.
+    schema.add_column("models", "intended_use VARCHAR")
+    schema.add_column("models", "limitations VARCHAR")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_users_registry_artifacts,
     m002_prediction_sets,
@@ -350,6 +356,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m010_retraining_search,
     m011_intersections,
     m012_production_labels,
+    m013_model_inventory,
 )
 
 

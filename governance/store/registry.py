@@ -10,8 +10,8 @@ import duckdb
 from governance.records import Dataset, Model, PredictionSet, Version
 from governance.store.rows import Row, one_int
 
-_MODEL = "name, owner, description, risk_tier, created_at, created_by, min_approvals"
-_MODEL_WRITE = "name, owner, description, risk_tier, created_at, created_by"
+_MODEL = "name, owner, description, risk_tier, created_at, created_by, min_approvals, intended_use, limitations"
+_MODEL_WRITE = "name, owner, description, risk_tier, created_at, created_by, intended_use, limitations"
 _VERSION = (
     "model, version, artifact_sha256, training_data_sha256, parent_version, status, created_at, created_by, "
     "lineage_json"
@@ -33,15 +33,17 @@ def list_models(conn: duckdb.DuckDBPyConnection) -> list[Model]:
 
 def insert_model(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
     conn.execute(
-        f"INSERT INTO models ({_MODEL_WRITE}) VALUES (?, ?, ?, ?, ?, ?)",
-        [model.name, model.owner, model.description, model.risk_tier, model.created_at, model.created_by],
+        f"INSERT INTO models ({_MODEL_WRITE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [model.name, model.owner, model.description, model.risk_tier, model.created_at, model.created_by,
+         model.intended_use, model.limitations],
     )
 
 
 def update_model(conn: duckdb.DuckDBPyConnection, name: str, *, risk_tier: str, min_approvals: int | None,
-                 description: str | None) -> None:
-    conn.execute("UPDATE models SET risk_tier = ?, min_approvals = ?, description = ? WHERE name = ?",
-                 [risk_tier, min_approvals, description, name])
+                 description: str | None, intended_use: str | None = None, limitations: str | None = None) -> None:
+    conn.execute("UPDATE models SET risk_tier = ?, min_approvals = ?, description = ?, intended_use = ?, "
+                 "limitations = ? WHERE name = ?",
+                 [risk_tier, min_approvals, description, intended_use, limitations, name])
 
 
 def versions_with_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str) -> list[tuple[str, str]]:
