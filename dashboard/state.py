@@ -11,7 +11,8 @@ from governance.roles import Action, allowed
 from governance.service import Service
 
 KEYS = {"govern.user": None, "govern.role": None, "govern.token": None, "govern.flash": None,
-        "govern.audit_zip": None, "govern.audit_verified": None}
+        "govern.audit_zip": None, "govern.audit_verified": None, "govern.dossier_zip": None,
+        "govern.dossier_name": None, "govern.dossier_md": None}
 
 
 def init() -> None:
