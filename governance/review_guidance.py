@@ -51,6 +51,14 @@ GUIDANCE = {g.kind: g for g in (
                  "ambiguous": "expected or harmless drift (a season, a known change upstream), or too early to "
                               "tell; say which.",
              }),
+    Guidance(ItemKind.MONITOR_ALERT, "A production batch broke a monitoring rule on an estimated metric (its "
+             "labels have not arrived). Is the estimated problem real enough to act on? Label verdicts do not apply: "
+             "there is no row to relabel.", {
+                 "model_wrong": "the estimate is credible: the model needs retraining or an engineer's look (a "
+                                "retraining job may be waiting for this review).",
+                 "ambiguous": "the estimate may be off (few rows, poorly calibrated scores, a shift estimation cannot "
+                              "see); wait for the labels (`govern labels`) or say what would settle it.",
+             }),
     Guidance(ItemKind.ESCALATION, "The retraining loop stopped without meeting the policy (engineers and admins "
              "work these). What should happen to the model? Or dismiss the item with a comment.", {
                  "model_wrong": "the model or its data need an engineer's change (features, data, another "

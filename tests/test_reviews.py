@@ -424,6 +424,10 @@ def test_a_batch_with_any_refused_item_changes_nothing_and_names_each(queue, run
         store.as_(reviewer).claim_review_item(item_id=item_id)
     run_sql(store.home, lambda conn: conn.execute(
         "UPDATE review_items SET claim_expires_at = now()::TIMESTAMP - INTERVAL 1 MINUTE WHERE id = ?", [examples[3]]))
+    [rule_item] = [i for i in outcome.review_items if i not in examples]
+    # Worklists: your live claims first, then what you may claim (a lapsed claim included, others' live ones not).
+    assert [i.id for i in store.as_("rey").review_worklist()] == [examples[0], examples[1], examples[3], rule_item]
+    assert [i.id for i in store.as_("rev3").review_worklist()] == [examples[3], rule_item]
     before = snapshot(store.home)
     result = run_cli(store.home, "review", "judge", examples[0], examples[1], examples[2], examples[3], "ri-nope",
                      "--verdict", "label_correct", "--comment", "fine", as_="rey")

@@ -4,6 +4,7 @@ up. Every action is one service call; what to judge per kind comes from governan
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pandas as pd
@@ -70,9 +71,15 @@ def show_row(evidence: dict[str, Any]) -> None:
     table(dict(evidence["features"]), ("feature", "value"))
 
 
-def show_rule(rule: dict[str, Any], *, sampled_for: bool) -> None:
-    """A rule's result in the gate decision: its metric, the value judged, the bound it was held to."""
-    st.markdown("**The rule these rows were sampled for**" if sampled_for else "**The rule that failed**")
+RULE_TITLES = {ItemKind.RULE_FAILURE: "The rule that failed", ItemKind.MONITOR_ALERT: "The monitoring rule the "
+               "batch broke"}
+
+
+def show_rule(rule: dict[str, Any], item: ReviewItem) -> None:
+    """A rule's result as it was judged: its metric, the value judged, the bound it was held to."""
+    sampled_for = isinstance(item.evidence.get("features"), dict)
+    title = "The rule these rows were sampled for" if sampled_for else RULE_TITLES.get(item.kind, "The rule")
+    st.markdown(f"**{title}**")
     comparison, threshold = rule.get("comparison"), rule.get("threshold")
     bound = ("—" if comparison is None or threshold is None else
              f"at most {number(threshold)} worse than the baseline's {number(rule.get('baseline_value'))}"
@@ -104,16 +111,19 @@ def show_evidence(item: ReviewItem) -> None:
                "drifted columns": ", ".join(map(str, evidence.get("drifted_columns") or [])),
                "batch time": evidence.get("batch_time"), "prediction set": evidence.get("prediction_set"),
                "evaluation": evidence.get("evaluation")})
-    elif item.kind != ItemKind.RULE_FAILURE or not isinstance(evidence.get("rule"), dict):
+    elif isinstance(evidence.get("rule"), dict):  # the rule is drawn by show_rule; here the rest
+        rest = {k: v for k, v in evidence.items() if k != "rule"}
+        if rest:
+            table(rest)
+    else:
         table(evidence)
 
 
 def rule_of(item: ReviewItem, detail) -> dict[str, Any] | None:
-    """The item's rule as the gate decision judged it (a rule failure carries it in its evidence too)."""
-    if detail.rule is not None:
-        return detail.rule
-    found = item.evidence.get("rule") if item.kind == ItemKind.RULE_FAILURE else None
-    return found if isinstance(found, dict) else None
+    """The item's rule as the gate decision judged it (a rule failure or monitoring alert carries it in its
+    evidence too)."""
+    found = detail.rule if detail.rule is not None else item.evidence.get("rule")
+    return found if isinstance(found, dict) and found.get("rule_id") else None
 
 
 def act(call: Callable[[], Any], message: Callable[[Any], str], show_next: Callable[[Any], str | None]) -> None:
@@ -234,12 +244,16 @@ agreement_section()
 if not items:
     st.info(f"No review items ({status}).")
     st.stop()
-mine = [i for i in items if i.status == ItemStatus.CLAIMED and i.assignee == actor]
+now = datetime.now(timezone.utc).replace(tzinfo=None)  # claims are stored in naive UTC
+mine = [i for i in items if i.status == ItemStatus.CLAIMED and i.assignee == actor and i.claim_expires_at is not None
+        and i.claim_expires_at >= now]
+claimable = {i.id for i in items if i.status == ItemStatus.OPEN or (
+    i.status == ItemStatus.CLAIMED and (i.claim_expires_at is None or i.claim_expires_at < now))}
 st.dataframe(pd.DataFrame([{"id": i.id, "model": i.model, "version": i.version, "kind": i.kind,
                             "rule": i.rule_id or "", "priority": i.priority, "status": i.status,
                             "assignee": i.assignee or ""} for i in items]), hide_index=True, width="stretch")
 if status == "to do":
-    if any(i.status == ItemStatus.OPEN for i in items):
+    if claimable:
         claim_next_form(model_or_none, kind_or_none)
     if len(mine) >= 2:
         bulk_form(mine)
@@ -260,21 +274,22 @@ detail = item_detail(home, actor, item.id)
 st.subheader(state.plain(f"{item.kind} · {item.model} {item.version}"))
 rule = rule_of(item, detail)
 evidence_side, judging_side = st.columns([3, 2], gap="large")
+has_row = isinstance(item.evidence.get("features"), dict)
 with evidence_side:
-    if rule is not None and item.kind == ItemKind.RULE_FAILURE:
-        show_rule(rule, sampled_for=False)
+    if rule is not None and not has_row:
+        show_rule(rule, item)
     show_evidence(item)
-    if rule is not None and item.kind != ItemKind.RULE_FAILURE:
-        show_rule(rule, sampled_for=True)
+    if rule is not None and has_row:
+        show_rule(rule, item)
 with judging_side:
     show_guidance(item.kind)
     if detail.judgments:
         table({j.reviewer: f"{j.verdict}" + (f" → {j.corrected_label}" if j.corrected_label is not None else "")
                + f": {j.comment}" for j in detail.judgments}, ("reviewer", "judgment"))
-    if item.status == ItemStatus.OPEN and st.button("Claim", key="review.claim"):
+    if item.id in claimable and st.button("Claim", key="review.claim"):
         act(lambda: service.claim_review_item(item_id=item.id), lambda claimed: f"Claimed {claimed.id}.",
             lambda claimed: claimed.id)
-    if item.status == ItemStatus.CLAIMED and item.assignee != actor:
+    if item.status == ItemStatus.CLAIMED and item.id not in claimable and item.id not in mine_ids:
         st.caption(state.plain(f"Claimed by {item.assignee} until {item.claim_expires_at:%Y-%m-%d %H:%M} UTC."))
     if item.id in mine_ids:
         later = [i.id for i in mine if i.id != item.id]

@@ -325,7 +325,7 @@ def review_detail(detail) -> str:
     if detail.guidance is not None:
         lines.append(f"  to judge: {detail.guidance.question}")
         lines += [f"    {verdict}: {meaning}" for verdict, meaning in detail.guidance.verdicts.items()]
-    rule = detail.rule or (i.evidence.get("rule") if i.kind == "rule_failure" else None)
+    rule = detail.rule or i.evidence.get("rule")  # a rule failure or monitoring alert carries its rule
     if isinstance(rule, dict) and rule.get("rule_id"):
         lines.append(f"  rule {rule['rule_id']}: {rule_bound(rule)}")
         if rule.get("reason"):

@@ -116,9 +116,10 @@ class ReviewActions(ServiceBase):
         return self._run(unit)
 
     def review_worklist(self, *, model: str | None = None, kind: str | None = None) -> list[ReviewItem]:
-        """The acting user's work: the items they hold a live claim on, then the open items they may claim
-        (not ones they already judged), each part in working order: blocking first, then by due time and
-        age, a gate's example items before its rule failure (judge the rows, then the rule)."""
+        """The acting user's work: the items they hold a live claim on, then the items they may claim (open,
+        or on a lapsed claim; not ones they already judged), each part in working order: blocking first,
+        then by due time and age, a gate's example items before its rule failure (judge the rows, then the
+        rule)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize(conn, Action.VIEW)
             now = _now()
@@ -157,7 +158,7 @@ class ReviewActions(ServiceBase):
 
     def claim_next_review_items(self, *, count: int, model: str | None = None, kind: str | None = None,
                                 minutes: int = CLAIM_MINUTES) -> list[ReviewItem]:
-        """Claim the first `count` open items of the acting user's worklist (review_worklist's order, of
+        """Claim the first `count` claimable items of the acting user's worklist (review_worklist's order, of
         `model` and `kind` if given), in one unit of work; fewer when fewer are open to them, none when the
         queue has nothing for them."""
         if not 1 <= count <= MAX_BATCH:
@@ -214,9 +215,11 @@ class ReviewActions(ServiceBase):
         return _as_seen_by(_present(review_items.get_item(conn, item_id), f"review item {item_id}"), user)
 
     def _claimable(self, conn: duckdb.DuckDBPyConnection, user: User, model: str | None) -> list[ReviewItem]:
-        """Open items `user` may claim, in working order."""
-        done = judgments.judged_by(conn, user.name)
-        return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN)
+        """The items `user` may claim (open, or claimed on a claim that lapsed), in working order."""
+        done, now = judgments.judged_by(conn, user.name), _now()
+        lapsed = [i for i in review_items.list_items(conn, model=model, status=ItemStatus.CLAIMED)
+                  if i.claim_expires_at is None or i.claim_expires_at < now]
+        return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN) + lapsed
                                if allowed(user.role, _action_for(i)) and i.id not in done
                                and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)])
 
