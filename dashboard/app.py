@@ -36,6 +36,7 @@ def page(file: str, title: str, icon: str, *actions: Action) -> Page:
 PAGES = [
     page("overview.py", "Overview", "dashboard", Action.VIEW),
     page("version.py", "Model version", "insights", Action.VIEW),
+    page("monitoring.py", "Production monitoring", "monitoring", Action.VIEW),
     page("review.py", "Review queue", "rate_review", Action.JUDGE),
     page("release.py", "Sign-off and release", "rocket_launch", Action.SIGN_OFF, Action.RELEASE, Action.ROLLBACK,
          Action.OVERRIDE),

@@ -19,8 +19,9 @@ kept aside to play the reviewers' knowledge and to check the results). Then:
 ACS Massachusetts employment (a shipped model's scores, always the whole extract: it is small): version 1
 evaluated on 2015 and gated; released when it passes, else kept in service on an admin's override with a
 reason and a 30-day expiry (a shipped model already in use, while the finding is reviewed); and
-the 2016–2018 batches monitored by year against the 2015 reference; a batch with dataset drift files
-a review item.
+the 2016–2018 batches arrive without labels and are monitored by year against the 2015 reference (a
+batch with dataset drift files a review item) with their performance estimated (CBPE); then their outcomes
+arrive by person id (2017's in two parts) and the realised metrics are recorded beside the estimates.
 
 Everything goes through the service, so it lands in the store and the audit log, which is verified
 at the end.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -367,27 +368,60 @@ def _acs_monitoring(home: Path, tmp: Path, config: DemoConfig, report) -> dict[s
         released, override_until = override.version, f"{override.override_expires:%Y-%m-%d}"
         report(f"employment v1 kept in production on an admin override until "
                f"{override.override_expires:%Y-%m-%d} (reason: {override.override_reason})")
-    batches = []
-    for year in (2016, 2017, 2018):
-        path = tmp / f"acs-{year}.parquet"
-        frame[frame["year"] == year].to_parquet(path, index=False)
-        batch = engineer.ingest(model="employment", version="1", file=path, split="production", roles=roles,
-                                batch_time=f"{year}-07-01")  # mid-year: the year the batch stands for
-        _, records, alert = engineer.monitor(model="employment", version="1", batch=batch.id)
-        share = records.find("drift", "share_of_drifted_columns")
-        drifted = share.detail.get("drifted_columns", []) if share else []
-        batches.append({"year": year, "rows": batch.row_count,
-                        "share_of_drifted_columns": share.value if share else None,
-                        "drifted_columns": drifted, "alert": alert,
-                        "accuracy": _value(records, "performance", "accuracy"),
-                        "ece": _value(records, "calibration", "ece")})
-        report(f"  batch {year}: {batch.row_count:,} rows, drifted columns {', '.join(drifted) or 'none'}"
-               + (f" → drift alert {alert}" if alert else ""))
+    batches = _acs_batches(engineer, frame, roles, tmp, report)
     return {"gate": {"verdict": gate.decision.verdict, "blocked_by": blocked_by,
                      "findings": [f"{r.rule_id} {r.status}: {r.reason}" for r in gate.decision.results
                                   if r.status != "passed" and r.rule_id != "no-auc-regression"]},
             "released": released, "override_until": override_until,
             "version": _headline(engineer.latest_evaluation(model="employment", version="1")[1]), "batches": batches}
+
+
+def _acs_batches(engineer, frame, roles: ColumnRoles, tmp: Path, report) -> list[dict[str, Any]]:
+    """2016-2018 arrive as production batches without labels: monitored (drift, label-free fairness) with
+    their performance estimated (CBPE); then the outcomes arrive by person id (2017's in two parts) and the
+    realised metrics are recorded beside the estimates."""
+    batches, ids = [], {}
+    unlabelled = replace(roles, label=None, id="id")
+    for year in (2016, 2017, 2018):
+        rows = frame[frame["year"] == year]
+        path = tmp / f"acs-{year}.parquet"
+        rows.drop(columns=[roles.label or "employed"]).to_parquet(path, index=False)
+        batch = engineer.ingest(model="employment", version="1", file=path, split="production", roles=unlabelled,
+                                batch_time=f"{year}-07-01")  # mid-year: the year the batch stands for
+        _, records, alert = engineer.monitor(model="employment", version="1", batch=batch.id)
+        share = records.find("drift", "share_of_drifted_columns")
+        drifted = share.detail.get("drifted_columns", []) if share else []
+        estimated = records.find("estimated", "accuracy")
+        ids[year] = batch.id
+        batches.append({"year": year, "rows": batch.row_count, "batch": batch.id,
+                        "share_of_drifted_columns": share.value if share else None,
+                        "drifted_columns": drifted, "alert": alert,
+                        "estimated_accuracy": estimated.value if estimated else None,
+                        "estimated_band": [estimated.ci_low, estimated.ci_high] if estimated else None,
+                        "estimation": records.params.get("estimation", {})})
+        band = f" [{estimated.ci_low:.3f}, {estimated.ci_high:.3f}]" if estimated and estimated.ci_low else ""
+        report(f"  batch {year}: {batch.row_count:,} rows without labels, drifted columns "
+               f"{', '.join(drifted) or 'none'}"
+               + (f" → drift alert {alert}" if alert else "")
+               + (f"; estimated accuracy {estimated.value:.3f}{band}" if estimated else "; not estimated"))
+    for entry in batches:  # the outcomes arrive
+        year = entry["year"]
+        outcomes = frame[frame["year"] == year][["id", roles.label or "employed"]]
+        parts = [outcomes.iloc[: len(outcomes) // 2], outcomes.iloc[len(outcomes) // 2:]] if year == 2017 \
+            else [outcomes]
+        for number, part in enumerate(parts, 1):
+            path = tmp / f"acs-{year}-outcomes-{number}.csv"
+            part.to_csv(path, index=False)
+            arrived = engineer.labels(model="employment", version="1", file=path, batch=ids[year], id_column="id",
+                                      label=roles.label or "employed")
+            records = arrived.metrics
+            report(f"  labels {year} ({number}/{len(parts)}): {arrived.arrival.labelled_total:,} of "
+                   f"{arrived.batch_rows:,} rows labelled; realised accuracy "
+                   f"{_value(records, 'performance', 'accuracy'):.3f} vs estimated "
+                   f"{entry['estimated_accuracy']:.3f}")
+        entry.update(labelled=arrived.arrival.labelled_total, arrivals=len(parts),
+                     accuracy=_value(records, "performance", "accuracy"), ece=_value(records, "calibration", "ece"))
+    return batches
 
 
 def _value(records, family: str, metric: str) -> float | None:
@@ -453,11 +487,17 @@ def format_summary(summary: dict[str, Any]) -> str:
                  if employment.get("override_until") else ", released" if employment["released"] else "")
               + "; production batches against 2015:",
               *(f"  {finding}" for finding in employment["gate"].get("findings", [])),
-              f"  {'year':<6}{'rows':>7}  {'drifted share':<15}{'accuracy':<10}{'ECE':<8}{'alert':<18}drifted columns"]
+              "  (ingested without labels: accuracy estimated (CBPE, ±3 sampling errors), then realised once the "
+              "outcomes arrived)",
+              f"  {'year':<6}{'rows':>7}  {'drifted share':<15}{'estimated accuracy':<24}{'realised':<10}{'ECE':<8}"
+              f"{'alert':<18}drifted columns"]
     for batch in employment["batches"]:
         share = batch["share_of_drifted_columns"]
+        band = batch.get("estimated_band") or [None, None]
+        estimated = "n/a" if batch.get("estimated_accuracy") is None else (
+            f"{batch['estimated_accuracy']:.3f}" + (f" [{band[0]:.3f}, {band[1]:.3f}]" if band[0] is not None else ""))
         lines.append(f"  {batch['year']:<6}{batch['rows']:>7,}  {'n/a' if share is None else f'{share:.2f}':<15}"
-                     f"{batch['accuracy']:<10.3f}{batch['ece']:<8.3f}{batch['alert'] or '-':<18}"
+                     f"{estimated:<24}{batch['accuracy']:<10.3f}{batch['ece']:<8.3f}{batch['alert'] or '-':<18}"
                      f"{', '.join(batch['drifted_columns']) or '-'}")
     audit = summary["audit"]
     lines += ["", f"audit chain {'intact' if audit['ok'] else 'BROKEN'}: {audit['events']} events, "

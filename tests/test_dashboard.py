@@ -156,7 +156,8 @@ def test_every_page_renders_for_the_roles_that_see_it(viewed, user):
 def test_navigation_offers_only_what_the_role_may_use():
     from dashboard.app import pages_for
 
-    assert pages_for("viewer") == ["Overview", "Model version", "Retraining jobs", "Policies"]
+    assert pages_for("viewer") == ["Overview", "Model version", "Production monitoring", "Retraining jobs",
+                                   "Policies"]
     assert "Audit log" in pages_for("auditor") and "Review queue" not in pages_for("auditor")
     assert pages_for("admin") == [page.title for page in PAGES]
     assert all(page.icon.startswith(":material/") for page in PAGES)

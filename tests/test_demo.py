@@ -114,6 +114,23 @@ def test_acs_batches_are_monitored_by_year(demo):
     assert len([i for i in alerts if i.kind == "drift_alert"]) == sum(1 for b in batches if b["alert"])
 
 
+def test_acs_batches_arrive_without_labels_are_estimated_then_realised(demo):
+    home, summary, lines = demo
+    batches = summary["employment"]["batches"]
+    viewer = Service.open(home=home, actor="victor")
+    sets = {p.id: p for p in viewer.show_version(model="employment", version="1").prediction_sets}
+    assert all(sets[b["batch"]].label_column is None and sets[b["batch"]].id_column == "id" for b in batches)
+    overall = {p.prediction_set_id: p for p in viewer.estimate_timeline(model="employment", version="1")
+               if p.metric == "accuracy" and p.feature is None}
+    for batch in batches:
+        point = overall[batch["batch"]]
+        assert (point.estimate, [point.ci_low, point.ci_high]) == (batch["estimated_accuracy"], batch["estimated_band"])
+        assert point.realised == batch["accuracy"] and point.labelled_rows == batch["labelled"] == batch["rows"]
+        assert abs(point.estimate - point.realised) < 0.03  # the 2015 scores are calibrated: close, not equal
+    assert [len(viewer.label_arrivals(batch=b["batch"])) for b in batches] == [1, 2, 1]  # 2017 in two parts
+    assert any(line.startswith("  labels 2017 (1/2): 1,741 of 3,482 rows labelled") for line in lines)
+
+
 def test_demo_refuses_an_existing_store(demo, run_cli):
     home, _, _ = demo
     before = snapshot(home)

@@ -258,7 +258,7 @@ rules:
 
 
 @file_only
-def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, files, tmp_path):
+def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, files, tmp_path, monkeypatch):
     engineer, batch = _seeded(store, files)
     pack = tmp_path / "monitored.yaml"
     pack.write_text(MONITORING_PACK)
@@ -278,6 +278,35 @@ def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, 
     engineer.evaluate(model="credit", version="1", resamples=0)
     gated = engineer.gate(model="credit", version="1", dry_run=True).decision
     assert [r.rule_id for r in gated.results] == ["eval-ece"]  # monitoring rules are not release rules
+    engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                    label="outcome")
+    _dashboard_draws_estimate_realised_and_bound(store, monkeypatch)
+
+
+def _dashboard_draws_estimate_realised_and_bound(store, monkeypatch):
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support.credentials import credential_for
+    from tests.support.paths import APP
+    monkeypatch.setenv("GOVERN_HOME", str(store.home))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["govern.user"], at.session_state["govern.role"] = "vic", "viewer"
+    at.session_state["govern.token"] = credential_for(store.home, "vic")
+    at.run()
+    at.switch_page("views/monitoring.py").run()
+    assert not at.exception, at.exception
+    import pyarrow as pa
+
+    [chart] = at.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
+    assert marks == ["area", "line", "point", "rule"]
+    tables = [pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in chart.proto.datasets]
+    values = [row for rows in tables for row in rows]
+    assert {"rule": "estimated-accuracy", "bound": 0.99} in values
+    assert any(row.get("realised") is not None and row.get("labelled rows") == 800 for row in values)
 
 
 def test_a_monitoring_rule_takes_a_bound_not_a_regression():

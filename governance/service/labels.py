@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from evaluation import MetricSet
     from governance.ingest import PreparedLabels
+    from policies import LoadedPolicy
 
 # estimated metric → (family, metric) of the realised record it is compared with
 REALISED = {
@@ -170,6 +171,36 @@ class LabelActions(EvaluationActions):
             return _pair(labels.estimate_rows(conn, model, version))
 
         return self._run(unit)
+
+    def monitoring_bounds(self, *, model: str) -> list[MonitoringBound]:
+        """The bounds of the monitoring rules (rules on estimated metrics) in the model's assigned pack."""
+        return self._read(Action.VIEW, lambda conn: monitoring_bounds(self._assigned(conn, model).loaded),
+                          require=model)
+
+
+@dataclass(frozen=True)
+class MonitoringBound:
+    """A monitoring rule's bound on an estimated metric, as the chart draws it."""
+
+    rule_id: str
+    metric: str  # without the family: accuracy, equalized_odds_difference, ...
+    feature: str | None
+    group: str | None
+    comparison: str  # <= or >=
+    threshold: float
+
+
+def monitoring_bounds(loaded: LoadedPolicy) -> list[MonitoringBound]:
+    from policies.gate import is_monitoring_rule
+    from policies.schema import MetricRule
+    out = []
+    for rule in loaded.policy.rules:
+        if isinstance(rule, MetricRule) and is_monitoring_rule(rule):
+            limit, comparison = (rule.max, "<=") if rule.max is not None else (rule.min, ">=")
+            if limit is not None:
+                out.append(MonitoringBound(rule.id, rule.metric.split(".", 1)[1], rule.feature, rule.group,
+                                           comparison, limit))
+    return out
 
 
 def _pair(rows: list[tuple[Any, ...]]) -> list[EstimatePoint]:
