@@ -92,12 +92,12 @@ class LabelActions(EvaluationActions):
                                           batch=self.prediction_set_path(batch_set),
                                           batch_id_column=batch_set.id_column or "", earlier=earlier_files,
                                           scratch=scratch, batch_name=batch, delimiter=delimiter)
+            # measured before the file is kept: a batch that cannot be evaluated leaves no artifact behind
+            metric_set = self._with_realised(batch_set, reference, eval_set, [*earlier_files, scratch], prepared,
+                                             threshold=threshold, max_ece=max_ece)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)
-        label_files = [*earlier_files, self.artifacts.open_path(prepared.sha256)]
-        metric_set = self._with_realised(batch_set, reference, eval_set, label_files, prepared,
-                                         threshold=threshold, max_ece=max_ece)
         evaluation = self._new_evaluation(model, version, batch_set, reference, metric_set)
 
         def record(conn: duckdb.DuckDBPyConnection) -> LabelOutcome:
