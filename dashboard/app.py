@@ -100,7 +100,11 @@ def main() -> None:
             st.session_state["govern.flash"] = None
             st.warning(f"You were signed out: {exc}")
     if state.user() is None:
-        st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")]).run()
+        # Every page's address shows the sign-in form (a shared link such as /version?model=m&version=1
+        # opens that page once signed in, instead of "page not found").
+        deep = [st.Page(sign_in, title="Sign in", url_path=Path(p.file).stem) for p in PAGES]
+        st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in", default=True), *deep],
+                      position="hidden").run()
         return
     with st.sidebar:
         st.write(f"Signed in as **{state.user()}** ({state.role()})")

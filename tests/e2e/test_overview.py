@@ -58,3 +58,16 @@ def test_every_page_opens_in_the_browser_and_how_long_it_took(demo_dashboard, br
     record_property("browser_seconds_per_page", json.dumps(seconds))
     print("browser-side seconds per page (admin, demo store):", seconds)
     page.close()
+
+
+def test_a_shared_link_to_a_version_opens_it_after_signing_in(demo_dashboard, browser):
+    _, url = demo_dashboard
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{url}/version?model=employment&version=1")  # a fresh tab: not signed in yet
+    page.get_by_role("textbox", name="User").fill("victor")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Model version", level=1).wait_for(timeout=30_000)
+    page.get_by_text("employment v1 is blocked from release").wait_for(timeout=30_000)
+    assert page.url.endswith("/version?model=employment&version=1")
+    page.close()
