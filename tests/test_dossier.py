@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -119,6 +120,18 @@ def test_every_report_verifies_against_the_export(dossier, run_cli):
         assert "matches the log" in result.output
 
 
+def test_a_pdf_is_rendered_from_the_same_html_and_verifies(dossier, run_cli, tmp_path):
+    home, _, _, key = dossier
+    result = run_cli(home, "report", "income", "2", "--kind", "bias-audit", "--format", "pdf", "--out",
+                     tmp_path / "pdf", as_="audrey")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "pdf").iterdir()) == ["bias-audit.pdf", "evidence.json"]
+    assert (tmp_path / "pdf" / "bias-audit.pdf").read_bytes().startswith(b"%PDF-")
+    Service.open(home=home, actor="audrey").export_audit(out=tmp_path / "export")
+    verified = run_cli(home, "audit", "verify", tmp_path / "export", "--key", key, "--report", tmp_path / "pdf")
+    assert verified.exit_code == 0, verified.output
+
+
 def _tamper(export: Path, target: Path, seq: int, old: str, new: str) -> None:
     shutil.copytree(export, target)
     path = target / "audit_events.jsonl"
@@ -174,9 +187,11 @@ def test_reports_need_an_auditor_and_good_input_and_leave_the_store_unchanged(do
     before = snapshot(home)
     refused = run_cli(home, "report", "income", "2", "--kind", "model-card", "--out", tmp_path / "r", as_="victor")
     assert refused.exit_code == 2 and "auditor or admin" in refused.output
-    pdf = run_cli(home, "report", "income", "2", "--kind", "model-card", "--out", tmp_path / "r", "--format", "pdf",
-                  as_="audrey")
-    assert pdf.exit_code == 2 and "PDF output is not available" in pdf.output
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "weasyprint", None)
+        pdf = run_cli(home, "report", "income", "2", "--kind", "model-card", "--out", tmp_path / "r", "--format",
+                      "pdf", as_="audrey")
+    assert pdf.exit_code == 2 and "PDF output needs WeasyPrint, which is not installed here" in pdf.output
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     taken = run_cli(home, "report", "income", "2", "--kind", "model-card", "--out", tmp_path / "full", as_="audrey")

@@ -54,7 +54,7 @@ def _reported(evidence, *, out: str) -> str:
                    "report); bias-audit (NYC Local Law 144 summary).")
 @click.option("--out", required=True, type=click.Path(), help="New folder to write the report into.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(("html", "md", "pdf")),
-              help="Document format, repeatable [default: html and md]; pdf is not available yet.")
+              help="Document format, repeatable [default: html and md]; pdf needs WeasyPrint (govern[pdf]).")
 @service_command(_reported)
 def report_command(service, *, model_name: str, version_name: str, kind: str, out: str, formats: tuple[str, ...]):
     """Generate an auditor's document of a version only from stored evidence: every figure cites the audit

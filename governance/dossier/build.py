@@ -11,7 +11,7 @@ from governance import __version__
 from governance.audit_chain import AuditEvent, canonical_json
 from governance.dossier import DOSSIER_FORMAT, EVIDENCE
 from governance.dossier.evidence import Evidence
-from governance.dossier.render import render
+from governance.dossier.render import pdf, render
 from governance.dossier.sections import Sources, build
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def write_dossier(folder: Path, *, kind: str, formats: tuple[str, ...], events: 
     documents = {}
     for fmt in formats:
         name = document_name(kind, fmt)
-        data = render(fmt, context).encode("utf-8")
+        data = pdf(render("html", context)) if fmt == "pdf" else render(fmt, context).encode("utf-8")
         (folder / name).write_bytes(data)
         documents[name] = hashlib.sha256(data).hexdigest()
     evidence.update({"documents": documents, "citations": [{"seq": c["seq"], "hash": c["hash"]} for c in citations],

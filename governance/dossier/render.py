@@ -121,6 +121,28 @@ def _md(value: Any) -> str:
     return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
 
 
+def require_pdf() -> None:
+    """InvalidInput saying what to install when WeasyPrint (PDF output) is missing."""
+    import importlib
+
+    from governance.errors import InvalidInput
+    try:
+        importlib.import_module("weasyprint")
+    except (ImportError, OSError) as exc:  # OSError: the Pango library WeasyPrint needs is missing
+        raise InvalidInput("PDF output needs WeasyPrint, which is not installed here (pip install 'govern[pdf]'); "
+                           f"html and md always work ({str(exc)[:120]}).") from exc
+
+
+def pdf(html: str) -> bytes:
+    """The HTML document as PDF (WeasyPrint), fetching nothing: the document refers to no outside resource."""
+    import weasyprint
+
+    def refuse(url: str, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(f"the dossier fetches nothing ({url[:80]})")
+
+    return bytes(weasyprint.HTML(string=html, url_fetcher=refuse).write_pdf())
+
+
 def render(fmt: str, context: dict[str, Any]) -> str:
     """The document in `fmt` (html or md) from the dossier's context."""
     if fmt == "html":

@@ -25,20 +25,20 @@ class ReportActions(RecomputeActions, ReviewActions):
     def generate_report(self, *, model: str, version: str, kind: str, out: Path,
                         formats: tuple[str, ...] = ("html", "md")) -> dict[str, Any]:
         """Write the document `kind` (model-card, annex-iv, validation, bias-audit) of the version into the
-        new folder `out`, in each of `formats` (html, md), plus `evidence.json`: every cited event's seq and
-        hash, the claims `govern audit verify EXPORT --report OUT` checks, and the log's head signed with the
-        installation's key. Auditors and admins; the report is itself an audit event, the head it signs.
-        Returns the evidence (without the embedded records)."""
+        new folder `out`, in each of `formats` (html, md, pdf: WeasyPrint renders the HTML), plus
+        `evidence.json`: every cited event's seq and hash, the claims `govern audit verify EXPORT --report OUT`
+        checks, and the log's head signed with the installation's key. Auditors and admins; the report is itself
+        an audit event, the head it signs. Returns the evidence (without the embedded records)."""
         from governance.dossier import EVIDENCE, KIND_NAMES
 
         if kind not in KIND_NAMES:
             raise InvalidInput(f"report kind {kind!r} is not one of {', '.join(KIND_NAMES)}.")
-        if "pdf" in formats:
-            raise InvalidInput("PDF output is not available in this installation: generate html (print it to PDF "
-                               "from a browser) or md.")
         unknown = [f for f in formats if f not in REPORT_FORMATS]
         if unknown or not formats:
-            raise InvalidInput(f"report format {unknown[0] if unknown else '(none)'!r} is not one of html, md.")
+            raise InvalidInput(f"report format {unknown[0] if unknown else '(none)'!r} is not one of html, md, pdf.")
+        if "pdf" in formats:
+            from governance.dossier.render import require_pdf
+            require_pdf()
         out = Path(out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
