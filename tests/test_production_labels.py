@@ -183,6 +183,7 @@ def test_late_labels_join_partially_then_completely(store, files):
     from sklearn.metrics import roc_auc_score
     assert second.metrics.find("performance", "roc_auc").value == pytest.approx(
         roc_auc_score(truth["label"], truth["score"]), abs=1e-12)
+    engineer.monitor(model="credit", version="1")  # monitoring the batch again keeps its realised values
     points = store.as_("vic").estimate_timeline(model="credit", version="1")
     overall = {p.metric: p for p in points if p.feature is None}
     assert overall["accuracy"].labelled_rows == 2000 and overall["accuracy"].realised == pytest.approx(

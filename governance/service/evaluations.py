@@ -13,10 +13,18 @@ from governance.limits import max_groups
 from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
 from governance.roles import Action
 from governance.service.base import _now, _present, _require_version
-from governance.service.monitoring import DEFAULT_MAX_ECE, MonitorOutcome, judge, monitoring_rules, queue_work
+from governance.service.monitoring import (
+    DEFAULT_MAX_ECE,
+    MonitorOutcome,
+    judge,
+    monitoring_rules,
+    queue_work,
+    with_realised,
+)
 from governance.service.policies import PolicyActions
 from governance.service.registry import RegistryActions
 from governance.store import evaluations, registry, review_items
+from governance.store import labels as label_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -100,7 +108,7 @@ class EvaluationActions(PolicyActions, RegistryActions):
             raise InvalidInput(f"--max-ece must lie in (0, 1], not {max_ece}.")
 
         def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet, PredictionSet | None,
-                                                           LoadedPolicy | None]:
+                                                           LoadedPolicy | None, list[str]]:
             self._authorize(conn, Action.EVALUATE)
             _require_version(conn, model, version)
             current = (registry.get_prediction_set(conn, batch) if batch
@@ -112,11 +120,15 @@ class EvaluationActions(PolicyActions, RegistryActions):
             if reference is None:
                 raise NotFound(f"{model} version {version} has no reference set to measure drift against.")
             eval_set = registry.latest_prediction_set(conn, model, version, "eval")
-            return current, reference, eval_set, monitoring_rules(self._assigned(conn, model).loaded)
+            arrived = [a.dataset_sha256 for a in label_store.list_arrivals(conn, current.id)]
+            return current, reference, eval_set, monitoring_rules(self._assigned(conn, model).loaded), arrived
 
-        current, reference, eval_set, rules = self._run(plan)
+        current, reference, eval_set, rules, arrived = self._run(plan)
         metric_set = self._compute(current, reference, resamples=resamples, seed=0, threshold=threshold)
         metric_set = self._with_estimates(metric_set, current, eval_set, threshold=threshold, max_ece=max_ece)
+        # labels that arrived for the batch (`govern labels`) stay beside the estimates in its newest evaluation
+        metric_set = with_realised(metric_set, current, self.prediction_set_path(current),
+                                   [self.artifacts.open_path(sha) for sha in arrived], threshold=threshold)
         evaluation = self._new_evaluation(model, version, current, reference, metric_set)
         decision = judge(rules, metric_set) if rules is not None else None
         drift = metric_set.find("drift", "dataset_drift")

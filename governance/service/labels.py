@@ -11,19 +11,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotFound
-from governance.limits import max_groups
 from governance.records import Dataset, EstimatePoint, Evaluation, LabelArrival, PredictionSet
 from governance.roles import Action
 from governance.service.base import _now, _require_version
 from governance.service.evaluations import EvaluationActions
-from governance.service.monitoring import DEFAULT_MAX_ECE
+from governance.service.monitoring import DEFAULT_MAX_ECE, with_realised
 from governance.store import labels, registry
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from evaluation import MetricSet
-    from governance.ingest import PreparedLabels
     from policies import LoadedPolicy
 
 # estimated metric → (family, metric) of the realised record it is compared with
@@ -93,7 +89,7 @@ class LabelActions(EvaluationActions):
                                           batch_id_column=batch_set.id_column or "", earlier=earlier_files,
                                           scratch=scratch, batch_name=batch, delimiter=delimiter)
             # measured before the file is kept: a batch that cannot be evaluated leaves no artifact behind
-            metric_set = self._with_realised(batch_set, reference, eval_set, [*earlier_files, scratch], prepared,
+            metric_set = self._with_realised(batch_set, reference, eval_set, [*earlier_files, scratch],
                                              threshold=threshold, max_ece=max_ece)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
@@ -119,45 +115,11 @@ class LabelActions(EvaluationActions):
         return self._run(record)
 
     def _with_realised(self, batch: PredictionSet, reference: PredictionSet | None, eval_set: PredictionSet | None,
-                       label_files: list[Path], prepared: PreparedLabels, *, threshold: float,
-                       max_ece: float) -> MetricSet:
-        """The batch's records as `monitor` makes them, plus the realised ones over its labelled rows
-        (records the batch already has exactly, such as selection rates over all its rows, are kept)."""
-        from evaluation import MetricInputError, MetricSet, evaluate
+                       label_files: list[Path], *, threshold: float, max_ece: float) -> MetricSet:
+        """The batch's records as `monitor` makes them, plus the realised ones over its labelled rows."""
         batch_records = self._compute(batch, reference, resamples=0, seed=0, threshold=threshold)
         batch_records = self._with_estimates(batch_records, batch, eval_set, threshold=threshold, max_ece=max_ece)
-        table, label = self._labelled_rows(batch, label_files)
-        note: dict[str, Any] = {"labelled_rows": table.num_rows, "batch_rows": prepared.batch_rows,
-                                "arrivals": len(label_files)}
-        sensitive = batch.sensitive
-        try:
-            realised = evaluate(current=table, label=label, score=batch.score_column, sensitive=sensitive,
-                                threshold=threshold, resamples=0, max_groups=max_groups(),
-                                intersections=batch.intersections)
-        except MetricInputError as exc:  # e.g. the labelled rows hold one group only: realise the overall
-            realised = evaluate(current=table, label=label, score=batch.score_column, threshold=threshold,
-                                resamples=0, max_groups=max_groups())
-            note["groups"] = f"no realised metrics per group: {exc}"
-        have = {r.key() for r in batch_records.records}
-        extra = tuple(r for r in realised.records if r.key() not in have)
-        return MetricSet(batch_records.records + extra, {**batch_records.params, "realised": note})
-
-    def _labelled_rows(self, batch: PredictionSet, label_files: list[Path]) -> tuple[pa.Table, str]:
-        """The batch's rows that have labels, with the label as a column (named `label` unless the batch
-        has a column of that name)."""
-        from evaluation.sources import quote
-        path = self.prediction_set_path(batch)
-        conn = duckdb.connect()
-        try:
-            columns = [row[0] for row in conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
-            name = "label" if "label" not in columns else "__govern_label"
-            table = conn.execute(
-                f"SELECT b.*, l.label AS {quote(name)} FROM read_parquet(?) b "
-                f"JOIN read_parquet(?) l ON CAST(b.{quote(batch.id_column or '')} AS VARCHAR) = l.row_id",
-                [str(path), [str(p) for p in label_files]]).arrow()
-        finally:
-            conn.close()
-        return (table.read_all() if hasattr(table, "read_all") else table), name
+        return with_realised(batch_records, batch, self.prediction_set_path(batch), label_files, threshold=threshold)
 
     def label_arrivals(self, *, batch: str) -> list[LabelArrival]:
         return self._read(Action.VIEW, lambda conn: labels.list_arrivals(conn, batch))
