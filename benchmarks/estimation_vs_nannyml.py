@@ -5,8 +5,8 @@ A labelled eval set (the reference CBPE fits its sampling errors on) and an unla
 the files and estimating accuracy, precision, recall, F1, specificity and ROC AUC (NannyML: CBPE with the
 scores taken as calibrated, one chunk; govern: evaluation.estimation.estimate), so each process's peak
 resident memory is its own. Time is the wall time of reading plus estimating (imports excluded); memory is
-the peak RSS during the run less the RSS before it (the libraries imported). The values are compared too. govern also runs
-with three sensitive columns (per-group estimates and gaps), which NannyML does not make.
+the peak RSS during the run less the RSS before it (the libraries imported). The values are compared too.
+govern also runs with three sensitive columns (per-group estimates and gaps), which NannyML does not make.
 
     python benchmarks/estimation_vs_nannyml.py [--rows 1000000] [--reference-rows 200000] [--json]
 """

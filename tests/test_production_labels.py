@@ -156,10 +156,14 @@ def test_a_batch_without_labels_is_monitored_exactly_where_no_label_is_needed(st
 
 
 @file_only
-def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_estimated(store, files):
+def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_estimated(store, files, tmp_path):
     engineer, _ = _seeded(store, files, eval_file="miscalibrated")
-    _, metrics, _ = engineer.monitor(model="credit", version="1")
-    assert not metrics.select("estimated")
+    pack = tmp_path / "monitored.yaml"
+    pack.write_text(MONITORING_PACK)
+    store.assign_policy(pack)
+    outcome = engineer.monitor(model="credit", version="1")
+    metrics = outcome.metrics
+    assert not metrics.select("estimated") and outcome.decision is None and outcome.items == []
     assert metrics.params["estimation"]["refused"].startswith("the scores are not calibrated well enough")
     assert metrics.find("fairness", "demographic_parity_difference", "group").value is not None
 

@@ -130,7 +130,8 @@ class EvaluationActions(PolicyActions, RegistryActions):
         metric_set = with_realised(metric_set, current, self.prediction_set_path(current),
                                    [self.artifacts.open_path(sha) for sha in arrived], threshold=threshold)
         evaluation = self._new_evaluation(model, version, current, reference, metric_set)
-        decision = judge(rules, metric_set) if rules is not None else None
+        # a refused estimate (its reason in the params) leaves the monitoring rules nothing to judge
+        decision = judge(rules, metric_set) if rules is not None and metric_set.select("estimated") else None
         drift = metric_set.find("drift", "dataset_drift")
         # The engine emits the share of drifted columns with every dataset_drift record.
         share = _present(metric_set.find("drift", "share_of_drifted_columns"), "share_of_drifted_columns") \
