@@ -41,7 +41,8 @@ def test_an_auditor_recomputes_and_downloads_a_verifiable_dossier(demo_store, tm
     with zipfile.ZipFile(io.BytesIO(at.session_state["govern.dossier_zip"])) as archive:
         archive.extractall(folder)
     report = folder / "income-2-validation"
-    assert sorted(p.name for p in report.iterdir()) == ["evidence.json", "validation.html", "validation.md"]
+    assert sorted(p.name for p in report.iterdir()) == ["charts", "evidence.json", "validation.html", "validation.md"]
+    assert sorted(p.suffix for p in (report / "charts").iterdir()) == [".png", ".png"]  # sex, race
     auditor = Service.open(home=home, actor="audrey")
     auditor.export_audit(out=tmp_path / "export")
     verdict = verify_audit_export(tmp_path / "export", expected_public_key=auditor.public_key(), report=report)

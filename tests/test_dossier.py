@@ -104,6 +104,19 @@ def test_the_documents_say_what_the_store_holds(dossier):
     assert "SEX\\*RAC1P" in bias and "impact ratio" in bias
 
 
+def test_charts_are_drawn_embedded_linked_and_hashed(dossier):
+    _, reports, _, _ = dossier
+    folder = reports / "employment-bias-audit"
+    evidence = json.loads((folder / "evidence.json").read_text())
+    charts = sorted(name for name in evidence["documents"] if name.startswith("charts/"))
+    assert len(charts) >= 4  # impact ratios and scoring impact ratios of RAC1P, SEX and SEX*RAC1P
+    assert all((folder / name).read_bytes().startswith(b"\x89PNG") for name in charts)
+    html = (folder / "bias-audit.html").read_text()
+    markdown = (folder / "bias-audit.md").read_text()
+    assert html.count('<img src="data:image/png;base64,') == len(charts)
+    assert all(f"]({name})" in markdown for name in charts)
+
+
 def test_user_text_is_escaped_in_html_and_markdown(dossier):
     _, reports, _, _ = dossier
     html = (reports / "employment-annex-iv" / "annex-iv.html").read_text()
@@ -125,8 +138,9 @@ def test_a_pdf_is_rendered_from_the_same_html_and_verifies(dossier, run_cli, tmp
     result = run_cli(home, "report", "income", "2", "--kind", "bias-audit", "--format", "pdf", "--out",
                      tmp_path / "pdf", as_="audrey")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "pdf").iterdir()) == ["bias-audit.pdf", "evidence.json"]
-    assert (tmp_path / "pdf" / "bias-audit.pdf").read_bytes().startswith(b"%PDF-")
+    assert sorted(p.name for p in (tmp_path / "pdf").iterdir()) == ["bias-audit.pdf", "charts", "evidence.json"]
+    document = (tmp_path / "pdf" / "bias-audit.pdf").read_bytes()
+    assert document.startswith(b"%PDF-") and document.count(b"/Subtype /Image") >= 4  # the charts, embedded
     Service.open(home=home, actor="audrey").export_audit(out=tmp_path / "export")
     verified = run_cli(home, "audit", "verify", tmp_path / "export", "--key", key, "--report", tmp_path / "pdf")
     assert verified.exit_code == 0, verified.output

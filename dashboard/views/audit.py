@@ -122,8 +122,8 @@ if second.button("Generate dossier", key="audit.dossier"):
             evidence = service.generate_report(model=dossier_model, version=dossier_version, kind=kind, out=out)
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w") as archive:
-                for path in sorted(out.iterdir()):
-                    archive.write(path, f"{out.name}/{path.name}")
+                for path in sorted(p for p in out.rglob("*") if p.is_file()):
+                    archive.write(path, f"{out.name}/{path.relative_to(out).as_posix()}")
             st.session_state["govern.dossier_md"] = (out / f"{kind}.md").read_text(encoding="utf-8")
         st.session_state["govern.dossier_zip"] = buffer.getvalue()
         st.session_state["govern.dossier_name"] = f"{out.name}.zip"

@@ -34,6 +34,34 @@ def document_name(kind: str, fmt: str) -> str:
     return f"{kind}.{fmt}"
 
 
+def _draw_charts(folder: Path, sections: list[dict[str, Any]]) -> dict[str, str]:
+    """Draw every chart block to PNG under charts/ (its data URI for the HTML); the files' sha256s."""
+    import base64
+
+    from governance.dossier import charts
+
+    drawn: dict[str, str] = {}
+    blocks = [b for s in sections for b in s["blocks"] if b["type"] == "chart"]
+    if not blocks:
+        return drawn
+    if not charts.available():
+        for block in blocks:
+            block.update(type="text", text=f"(Chart of {block['caption']} omitted: drawing charts needs "
+                                           "vl-convert-python, pip install 'govern[pdf]'.)")
+        return drawn
+    (folder / "charts").mkdir()
+    for index, block in enumerate(blocks, 1):
+        if not block["rows"]:
+            block.update(type="text", text=f"(No {block['caption']} to draw: no group has a value.)")
+            continue
+        png = charts.group_rates_png(block["rows"], metric=block["metric"])
+        name = charts.chart_name(index, block["feature"], block["metric"])
+        (folder / name).write_bytes(png)
+        drawn[name] = hashlib.sha256(png).hexdigest()
+        block.update(file=name, data_uri="data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+    return drawn
+
+
 def write_dossier(folder: Path, *, kind: str, formats: tuple[str, ...], events: list[AuditEvent], sources: Sources,
                   generated_by: str, key: Ed25519PrivateKey, report_name: str) -> dict[str, Any]:
     from governance.keys import public_key_hex, sign
@@ -59,7 +87,7 @@ def write_dossier(folder: Path, *, kind: str, formats: tuple[str, ...], events: 
                   "entity": e.entity} for _, e in sorted(ev.cited.items())]
     context = {**evidence, "sections": sections, "citations": citations, "recompute_line": recompute_line,
                "report_name": report_name}
-    documents = {}
+    documents = _draw_charts(folder, sections)
     for fmt in formats:
         name = document_name(kind, fmt)
         data = pdf(render("html", context)) if fmt == "pdf" else render(fmt, context).encode("utf-8")

@@ -43,6 +43,8 @@ Check it offline: <code>govern audit verify EXPORT --key KEY --report {{ report_
 <h2>{{ section.heading }}</h2>
 {% for block in section.blocks %}
 {% if block.type == "text" %}<p>{{ block.text }}</p>
+{% elif block.type == "chart" %}<figure><img src="{{ block.data_uri }}" alt="{{ block.caption }}">
+<figcaption>{{ block.caption }} {{ cell(block.figure) }}</figcaption></figure>
 {% elif block.type == "facts" %}<table>
 {% for label, fig in block.rows %}<tr><th>{{ label }}</th><td class="v">{{ cell(fig) }}</td></tr>
 {% endfor %}</table>
@@ -83,6 +85,10 @@ with govern {{ govern_version }} · **{{ recompute_line|md }}**
 
 {% if block.type == "text" %}
 {{ block.text|md }}
+{% elif block.type == "chart" %}
+![{{ block.caption|md }}]({{ block.file }})
+
+*{{ block.caption|md }}* {{ cell(block.figure) }}
 {% elif block.type == "facts" %}
 | | |
 |---|---|
@@ -134,13 +140,20 @@ def require_pdf() -> None:
 
 
 def pdf(html: str) -> bytes:
-    """The HTML document as PDF (WeasyPrint), fetching nothing: the document refers to no outside resource."""
+    """The HTML document as PDF (WeasyPrint), fetching nothing but its own embedded charts (data: URLs)."""
     import weasyprint
 
-    def refuse(url: str, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError(f"the dossier fetches nothing ({url[:80]})")
+    fetcher: Any
+    try:
+        from weasyprint.urls import URLFetcher  # WeasyPrint 66 and later
+        fetcher = URLFetcher(allowed_protocols=("data",))
+    except ImportError:
+        def fetcher(url: str, *args: Any, **kwargs: Any) -> Any:
+            if url.startswith("data:image/png;base64,"):
+                return weasyprint.default_url_fetcher(url)
+            raise ValueError(f"the dossier fetches nothing ({url[:80]})")
 
-    return bytes(weasyprint.HTML(string=html, url_fetcher=refuse).write_pdf())
+    return bytes(weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf())
 
 
 def render(fmt: str, context: dict[str, Any]) -> str:

@@ -219,6 +219,7 @@ class Builder:
                                       for metric in GROUP_METRICS] for group in groups]
             kind = "intersection" if "*" in feature else "sensitive column"
             blocks.append(table(f"{feature} ({kind}): between groups", ["metric", "value"], parity))
+            blocks.append(self._chart(evaluation, records, feature, groups, "selection_rate"))
             blocks.append(table(f"{feature}: per group", ["group", *GROUP_METRICS], rows))
         return blocks
 
@@ -228,6 +229,18 @@ class Builder:
         if found is None:
             return plain("—")
         return self.ev.record(evaluation, found, interval=interval and metric != "count")
+
+    def _chart(self, evaluation: str, records: dict[tuple[Any, ...], dict[str, Any]], feature: str,
+               groups: list[str], metric: str) -> Block:
+        """A chart of `metric` per group of `feature` (drawn when the dossier is written)."""
+        rows = [{"group": g, "value": r["value"], "low": r.get("ci_low"), "high": r.get("ci_high")}
+                for g in groups if (r := records.get(("fairness", metric, feature, g))) is not None
+                and r["value"] is not None]
+        source = self.ev.evaluations[evaluation]
+        return {"type": "chart", "feature": feature, "metric": metric, "rows": rows,
+                "caption": f"{metric.replace('_', ' ')} per group of {feature}"
+                           + (" with its 95% interval" if any(r["low"] is not None for r in rows) else ""),
+                "figure": {"text": f"evaluation {evaluation}", "seq": source["seq"], "hash": source["hash"]}}
 
     def metrics_and_fairness(self) -> list[Block]:
         return self.metrics() + self.fairness()
@@ -506,6 +519,7 @@ class Builder:
                      self._cell(evaluation, records, ratio, feature, group, interval=False)] for group in groups]
             blocks.append(table(f"{feature}", ["category", "applicants", rate.replace("_", " "),
                                                ratio.replace("_", " ")], rows))
+            blocks.append(self._chart(evaluation, records, feature, groups, ratio))
         return blocks
 
     def selection_rates(self) -> list[Block]:
