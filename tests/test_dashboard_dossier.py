@@ -36,6 +36,8 @@ def test_an_auditor_recomputes_and_downloads_a_verifiable_dossier(demo_store, tm
     assert not at.exception
     assert at.session_state["govern.dossier_name"] == "income-2-validation.zip"
     assert "## Effective challenge: independent recomputation and human review" in at.session_state["govern.dossier_md"]
+    shown = [m.value for m in at.markdown if "## Effective challenge" in m.value]  # the dossier, on the page
+    assert len(shown) == 1 and "](charts/" not in shown[0]  # its chart links point into the download
 
     folder = tmp_path / "download"
     with zipfile.ZipFile(io.BytesIO(at.session_state["govern.dossier_zip"])) as archive:

@@ -2,6 +2,7 @@
 auditor's dossier of any version (its evidence, every figure cited, independently recomputed)."""
 
 import io
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -134,4 +135,5 @@ if st.session_state.get("govern.dossier_zip"):
     st.download_button("Download dossier (zip: HTML, Markdown, evidence.json)", st.session_state["govern.dossier_zip"],
                        file_name=st.session_state["govern.dossier_name"], key="audit.dossier_download")
     with st.expander("Read the dossier here", expanded=False):
-        st.markdown(st.session_state["govern.dossier_md"])  # its user text is escaped by the Markdown template
+        # The Markdown's user text is escaped by its template; its chart links point into the zip, not here.
+        st.markdown(re.sub(r"^!\[[^\n]*\]\(charts/[^)\n]*\)$", "", st.session_state["govern.dossier_md"], flags=re.M))
