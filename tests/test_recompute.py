@@ -76,6 +76,12 @@ def test_viewers_and_reviewers_may_not_recompute_and_nothing_changes(demo_copy, 
         assert "recomputing an evaluation is for auditors, engineers and admins." in result.output
     result = run_cli(demo_copy, "recompute", "income", "9", as_="audrey")
     assert result.exit_code == 2 and "income" in result.output and "9" in result.output
+    unlabelled = run_sql(demo_copy, lambda conn: conn.execute(
+        "SELECT e.id FROM evaluations e JOIN prediction_sets p ON p.id = e.prediction_set_id WHERE e.model = "
+        "'employment' AND p.split = 'production' AND p.label_column IS NULL LIMIT 1").fetchone()[0])
+    result = run_cli(demo_copy, "recompute", "employment", "1", "--evaluation", unlabelled, as_="audrey")
+    assert result.exit_code == 2
+    assert f"evaluation {unlabelled} was made without labels" in result.output
     assert snapshot(demo_copy) == before
 
 

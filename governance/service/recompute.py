@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from governance.errors import NotAllowed, NotFound
+from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.records import Evaluation, PredictionSet
 from governance.roles import PERMISSIONS, Action
 from governance.service.base import _require_version
@@ -41,6 +41,9 @@ class RecomputeActions(EvaluationActions):
             reference = registry.get_prediction_set(conn, found.reference_set_id) if found.reference_set_id else None
             if current is None:
                 raise NotFound(f"the prediction set {found.prediction_set_id} of evaluation {found.id} is missing.")
+            if not found.params.get("label") or not current.label_column:
+                raise InvalidInput(f"evaluation {found.id} was made without labels (a production batch awaiting its "
+                                   "outcomes); the reference libraries recompute labelled evaluations only.")
             return found, evaluations.metric_set(conn, found).to_list(), current, reference
 
         found, records, current, reference = self._run(plan)
