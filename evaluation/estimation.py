@@ -19,6 +19,7 @@ million rows takes a fraction of a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import duckdb
@@ -282,6 +283,58 @@ def estimate(*, current: Source, score: str, reference: Source, reference_label:
     if not 0 < max_ece <= 1:
         raise MetricInputError(f"the ECE bound must lie in (0, 1], not {max_ece}.")
     crossed = [tuple(parts) for parts in intersections]
+    fast = None if crossed else (_read_parquet(current, score, None, sensitive),
+                                 _read_parquet(reference, reference_score or score, reference_label, sensitive))
+    if fast is not None and fast[0] is not None and fast[1] is not None:
+        cur, ref = fast
+    else:
+        cur, ref = _read_sql(current, reference, score=score, reference_score=reference_score,
+                             reference_label=reference_label, sensitive=sensitive, crossed=crossed)
+    return _estimate(cur, ref, threshold=threshold, max_ece=max_ece, sensitive=sensitive, crossed=crossed)
+
+
+def _read_parquet(source: Source, score: str, label: str | None,
+                  features: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """_load's arrays straight from a Parquet file with pyarrow (no SQL engine to start), or None when the
+    source is something else, or has a column whose text form SQL might write differently (only scores and
+    labels as numbers, groups as text or integers, no empty values, take this path)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not isinstance(source, (str, Path)) or not Path(source).is_file():
+        return None
+    with open(source, "rb") as handle:
+        if handle.read(4) != b"PAR1":
+            return None
+    try:
+        schema = pq.read_schema(source)
+    except (pa.ArrowException, OSError):
+        return None
+    wanted = [score, *([label] if label is not None else []), *features]
+    if any(name not in schema.names for name in wanted) or len(set(wanted)) != len(wanted):
+        return None
+    numeric = [schema.field(c).type for c in wanted[: 2 if label is not None else 1]]
+    groups = [schema.field(c).type for c in features]
+    if not all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in numeric) or not all(
+            pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) for t in groups):
+        return None
+    table = pq.read_table(source, columns=wanted)
+    if any(table.column(c).null_count for c in wanted):
+        return None
+    out: dict[str, np.ndarray] = {"p": table.column(score).to_numpy().astype(np.float64, copy=False)}
+    if label is not None:
+        out["y"] = table.column(label).to_numpy().astype(np.int64, copy=False)
+    for column in features:
+        encoded = pc.dictionary_encode(table.column(column).cast(pa.string())).combine_chunks()
+        out["g:" + column] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        out["g:" + column + ":names"] = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    return out
+
+
+def _read_sql(current: Source, reference: Source, *, score: str, reference_score: str | None,
+              reference_label: str, sensitive: Sequence[str],
+              crossed: list[tuple[str, ...]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     conn = duckdb.connect()
     try:
         for name, source, what in (("cur", current, "current"), ("ref", reference, "reference")):
@@ -295,6 +348,11 @@ def estimate(*, current: Source, score: str, reference: Source, reference_label:
         ref = _load(conn, "ref", reference_score or score, reference_label, sensitive, crossed)
     finally:
         conn.close()
+    return cur, ref
+
+
+def _estimate(cur: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, threshold: float, max_ece: float,
+              sensitive: Sequence[str], crossed: list[tuple[str, ...]]) -> tuple[list[MetricRecord], Calibration]:
     if len(ref["p"]) == 0 or len(cur["p"]) == 0:
         raise MetricInputError("estimation needs rows in both the batch and the eval set.")
     calibration = calibration_of(ref, max_ece)

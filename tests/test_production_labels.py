@@ -76,8 +76,13 @@ def _ours(records, metric: str, group: str | None):
 @pytest.mark.filterwarnings("ignore")
 def test_estimates_equal_nannymls_cbpe_overall_and_per_group(files):
     reference, batch = pd.read_parquet(files["eval"]), pd.read_parquet(files["batch"])
-    records, calibration = estimate(current=batch.drop(columns=["label"]), score="score", reference=reference,
+    # the Parquet files as the service passes them (read with pyarrow; DataFrames go through SQL, below)
+    records, calibration = estimate(current=files["unlabelled"], score="score", reference=files["eval"],
                                     reference_label="label", sensitive=["group"])
+    through_sql, _ = estimate(current=batch.drop(columns=["label"]), score="score", reference=reference,
+                              reference_label="label", sensitive=["group"])
+    assert [(r.key(), r.value, r.ci_low, r.ci_high) for r in through_sql] == [
+        (r.key(), r.value, r.ci_low, r.ci_high) for r in records]
     assert calibration.ece < 0.05
     for group in (None, "a", "b", "c"):
         rows = (lambda f: f) if group is None else (lambda f, g=group: f[f["group"] == g])
