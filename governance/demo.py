@@ -258,13 +258,19 @@ def _add_gold_items(admin, eval_set, history: pd.DataFrame, truth: np.ndarray, c
     half = config.gold_items // 2
     chosen = [*rng.choice(wrong, min(half, len(wrong)), replace=False),
               *rng.choice(right, config.gold_items - min(half, len(wrong)), replace=False)]
-    for row in chosen:
+    # The evidence is what a sampled example carries (the eval row as the gate's sampling writes it), so a
+    # reviewer cannot tell a gold item from the others.
+    scored = pd.read_parquet(admin.prediction_set_path(eval_set)).set_index(eval_set.id_column, drop=False)
+    for rank, row in enumerate(chosen, start=1):
         recorded, true = int(history["income"].iloc[row]), int(truth[row])
         answer = {"verdict": "label_correct"} if recorded == true else {"verdict": "label_wrong", "label": true}
-        admin.add_review_item(model="income", version="1", judgments=len(config.reviewers),
-                              evidence={"id": int(row), "label": recorded, "note": "gold: is the recorded label right?",
-                                        "features": {k: _plain(v) for k, v in history.iloc[row].items()}},
-                              gold=answer)
+        values = {k: _plain(v) for k, v in scored.loc[row].items()}
+        score = float(values[eval_set.score_column])
+        admin.add_review_item(model="income", version="1", judgments=len(config.reviewers), gold=answer, evidence={
+            "row": int(row) + 1, "id": int(row), "label": recorded, "score": score, "prediction": int(score >= 0.5),
+            "groups": {c: str(values[c]) for c in eval_set.sensitive},
+            "features": {k: v for k, v in values.items() if k not in (eval_set.label_column, eval_set.score_column)},
+            "strategy": "random", "rank": rank, "prediction_set": eval_set.id})
     return len(chosen)
 
 

@@ -86,6 +86,7 @@ STRATEGIES = {
     "high_confidence_errors": "a wrong prediction the model made with high confidence",
     "uncertain": "a score close to the decision threshold: the model was unsure",
     "worst_group": "a row of the group where the failing rule does worst, errors first",
+    "random": "a row drawn at random from the evaluation rows",
 }
 
 

@@ -355,7 +355,7 @@ def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeyp
     monkeypatch.setenv("GOVERN_HOME", str(store.home))
     monkeypatch.setattr("dashboard.app.BUSY_RETRY_S", 0)
     calls = []
-    real = data.models
+    real = data.readiness  # the Overview's first read of the store
 
     def busy_once(home, actor):
         calls.append(1)
@@ -363,7 +363,7 @@ def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeyp
             raise StoreBusy("the store stayed locked by process 42 for 30 s")
         return real(home, actor)
 
-    monkeypatch.setattr(data, "models", busy_once)
+    monkeypatch.setattr(data, "readiness", busy_once)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["govern.user"], at.session_state["govern.role"] = "vic", "viewer"
     at.session_state["govern.token"] = credential_for(store.home, "vic")
