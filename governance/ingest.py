@@ -11,7 +11,8 @@ import csv
 import gzip
 import re
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -111,21 +112,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
 
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
-    path = _existing_file(path, f"cannot ingest {Path(path).name}: the file is empty.")
-    source = path
-    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
-    if unpacked is not None:
-        path = unpacked
-    fmt = detect_format(path)
-    conn = duckdb.connect()
-    try:
-        header = _header(path, fmt, delimiter, source.name)
-        _refuse_single_delimited_column(source, header, delimiter)
-        problems = _Problems()
-        _check_names(problems, header)
-        if problems.items:
-            _raise(source, problems)
-        _load(conn, path, fmt, delimiter, header, source.name)
+    with _loaded(path, scratch, delimiter, "ingest") as (conn, source, fmt, header, problems):
         columns = _column_types(conn)
         if label_optional and roles.label not in columns:
             roles = replace(roles, label=None)
@@ -144,15 +131,39 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         out_types = _output_types(conn, roles, kept, columns, fmt)
         select = ", ".join(f"{_cast(c, out_types[c], roles)} AS {_quote(c)}" for c in kept)
         conn.execute(f"COPY (SELECT {select} FROM src ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
-    finally:
-        conn.close()
-        if unpacked is not None:
-            unpacked.unlink(missing_ok=True)
     return PreparedFile(
         scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(source), source_name=source.name,
         format=fmt, row_count=row_count, columns=out_types, features=features, label=roles.label,
     )
 
+
+
+@contextmanager
+def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
+            ) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path, str, list[str], _Problems]]:
+    """A user's file (CSV, gzipped CSV or Parquet) checked for a usable header and loaded as table `src` of an
+    in-memory connection: yields (conn, the file as given, its format, its header, the problems found so far);
+    the connection and any unpacked copy are gone afterwards. Raises InvalidInput saying it cannot `doing`."""
+    path = _existing_file(path, f"cannot {doing} {Path(path).name}: the file is empty.")
+    source = path
+    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
+    if unpacked is not None:
+        path = unpacked
+    fmt = detect_format(path)
+    conn = duckdb.connect()
+    try:
+        header = _header(path, fmt, delimiter, source.name)
+        _refuse_single_delimited_column(source, header, delimiter)
+        problems = _Problems()
+        _check_names(problems, header)
+        if problems.items:
+            _raise(source, problems, doing)
+        _load(conn, path, fmt, delimiter, header, source.name)
+        yield conn, source, fmt, header, problems
+    finally:
+        conn.close()
+        if unpacked is not None:
+            unpacked.unlink(missing_ok=True)
 
 def _raise(source: Path, problems: _Problems, doing: str = "ingest") -> None:
     count = len(problems.items)
@@ -488,21 +499,7 @@ def prepare_label_file(path: Path, *, id_column: str, label: str, batch: Path, b
     Raises InvalidInput naming every problem: a missing column, empty or duplicated ids, labels other
     than 0/1, ids that are not rows of the batch, and ids labelled before with a different label.
     """
-    path = _existing_file(path, f"cannot record labels from {Path(path).name}: the file is empty.")
-    source = path
-    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
-    if unpacked is not None:
-        path = unpacked
-    fmt = detect_format(path)
-    conn = duckdb.connect()
-    try:
-        header = _header(path, fmt, delimiter, source.name)
-        _refuse_single_delimited_column(source, header, delimiter)
-        problems = _Problems()
-        _check_names(problems, header)
-        if problems.items:
-            _raise(source, problems, "record labels from")
-        _load(conn, path, fmt, delimiter, header, source.name)
+    with _loaded(path, scratch, delimiter, "record labels from") as (conn, source, fmt, header, problems):
         columns = _column_types(conn)
         for role, column in (("id", id_column), ("label", label)):
             if column not in columns:
@@ -545,10 +542,6 @@ def prepare_label_file(path: Path, *, id_column: str, label: str, batch: Path, b
         conn.execute(f"COPY (SELECT row_id, label FROM arrived WHERE row_id NOT IN (SELECT row_id FROM known) "
                      f"ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
         known = conn.execute("SELECT count(*) FROM known").fetchone()[0]
-    finally:
-        conn.close()
-        if unpacked is not None:
-            unpacked.unlink(missing_ok=True)
     return PreparedLabels(scratch=scratch, sha256=sha256_file(scratch), source_sha256=sha256_file(source),
                           source_name=source.name, file_rows=file_rows, new_labels=file_rows - repeated,
                           repeated=repeated, labelled_total=known + file_rows - repeated, batch_rows=batch_rows)
