@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # (file, sidebar link, (which select box, option to pick) or None, tab to open or None)
-SHOTS = [("overview.png", "Overview", (1, "demographic_parity_difference"), None),
+SHOTS = [("overview.png", "Overview", None, None),
          ("version.png", "Model version", None, "Fairness"),
          ("drift.png", "Model version", (0, "employment"), "Drift"), ("review.png", "Review queue", None, None),
          ("audit.png", "Audit log", None, None)]
