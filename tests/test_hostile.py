@@ -20,7 +20,7 @@ from tests.support.commands import COMMANDS, COMMANDS_SKIPPED_BY_FUZZ
 from tests.support.credentials import credential_for
 from tests.support.frames import predictions_frame
 from tests.support.paths import APP
-from tests.support.stores import file_only, run_sql
+from tests.support.stores import ducklake_only, file_only, run_sql
 
 
 def _store_state(home: Path) -> tuple:
@@ -303,10 +303,27 @@ def _value(draw, param, paths: Path) -> str:
     return draw(st.sampled_from(pool))
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
+_HOSTILE_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow]}
+
+
+@file_only
+@settings(max_examples=250, **_HOSTILE_SETTINGS)
 @given(data=st.data())
 def test_every_command_survives_generated_hostile_arguments(hostile, data):
+    _survives(hostile, data)
+
+
+# The arguments are the CLI's to survive, whatever the store: on DuckLake (each command attaches the PostgreSQL
+# catalogue, six times slower) fewer cases check that its refusals leave it as unchanged.
+@ducklake_only
+@settings(max_examples=60, **_HOSTILE_SETTINGS)
+@given(data=st.data())
+def test_every_command_survives_generated_hostile_arguments_on_ducklake(hostile, data):
+    _survives(hostile, data)
+
+
+def _survives(hostile, data) -> None:
     import click
 
     store, paths = hostile

@@ -11,6 +11,7 @@ import pytest
 from governance.service import verify_audit_export
 from tests.support.browser import dashboard, sign_in
 from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
+from tests.support.stores import file_only
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +30,7 @@ def server(evaluated_store, tmp_path):
         yield store, url
 
 
+@file_only  # the pages read through the service on either store; AppTest covers DuckLake (test_dashboard)
 def test_reviewer_judges_and_approves_then_auditor_downloads_a_verified_export(server, browser, tmp_path):
     store, url = server
     page = browser.new_page(accept_downloads=True)
