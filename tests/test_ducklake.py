@@ -101,8 +101,8 @@ def test_a_bad_store_setting_is_refused_in_a_sentence(tmp_path, run_cli, monkeyp
     assert result.exit_code == 2 and "GOVERN_STORE must be empty" in result.output
 
 
-# 200 operations in all, every kind 40 times (at 50 each the test alone took 5 minutes of the suite's 15 on 2 cores)
-PROCESSES, OPERATIONS = 8, 25
+# 120 operations in all, every kind 24 times (at 50 each the test alone took 5 minutes of the suite's 15 on 2 cores)
+PROCESSES, OPERATIONS = 8, 15
 KINDS = ("ingest", "gate", "claim", "judge", "signoff")
 
 
@@ -171,7 +171,7 @@ def _mixed(home: str, env: dict, worker: int, batch: str, policy: str, queue) ->
 
 @pytest.mark.slow
 @ducklake_only
-def test_eight_machines_twenty_five_mixed_operations_each(make_store, acs_files, tmp_path):
+def test_eight_machines_fifteen_mixed_operations_each(make_store, acs_files, tmp_path):
     import os
 
     store = make_store(versions=())
