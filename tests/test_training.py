@@ -248,3 +248,15 @@ def test_fit_encode_equals_fit_spec_then_encode():
     assert "wide" not in spec.categorical  # too many levels: left out, as fit_spec does
     expected_numbers, expected_codes = encode(frame, expected)
     assert torch.equal(numbers, expected_numbers) and torch.equal(codes, expected_codes)
+
+
+def test_training_runs_on_one_cpu_thread_and_restores_torch_setting(data):
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(data, label="y", features=FEATURES, config=TrainConfig(epochs=1),
+              on_epoch=lambda *_: seen.append(torch.get_num_threads()), device="cpu")
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
