@@ -4,6 +4,7 @@ against NannyML itself), late labels joined by row id, and monitoring rules on t
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.estimation import EstimationRefused, estimate
+from evaluation.estimation import ROC_BLOCK, SPLIT_SORT_ROWS, EstimationRefused, estimate, sorted_descending
 from governance.errors import InvalidInput
 from governance.ingest import ColumnRoles
 from tests.support.stores import file_only, snapshot
@@ -108,6 +109,39 @@ def test_estimates_equal_nannymls_cbpe_overall_and_per_group(files):
     assert gap.value == pytest.approx(max(tpr.values()) - min(tpr.values()), abs=TOLERANCE)
     assert gap.ci_low < gap.value < gap.ci_high and sorted(gap.detail["between"]) == sorted(
         [max(tpr, key=tpr.get), min(tpr, key=tpr.get)])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_batch_large_enough_to_sort_on_two_threads_estimates_as_nannyml(tmp_path):
+    # more scores than SPLIT_SORT_ROWS (sorted in two parts) and ROC_BLOCK (the curve summed in blocks), with
+    # ties (scores to 3 decimals) between the parts and between the eval set's positives and negatives
+    rows = 150_000
+    assert rows > SPLIT_SORT_ROWS and rows > 2 * ROC_BLOCK
+    frames = {}
+    for name, seed, n in (("eval", 5, 40_000), ("batch", 6, rows)):
+        frame = generated(n, seed, shift=0.3 if name == "batch" else 0.0)
+        frames[name] = frame.assign(score=frame["score"].round(3))
+        frames[name].to_parquet(tmp_path / f"{name}.parquet", index=False)
+    records, _ = estimate(current=tmp_path / "batch.parquet", score="score", reference=tmp_path / "eval.parquet",
+                          reference_label="label")
+    expected = _nannyml(frames["eval"], frames["batch"])
+    for metric in METRICS:
+        ours = _ours(records, metric, None)
+        value, error = (float(expected[(metric, key)].iloc[0]) for key in ("value", "sampling_error"))
+        value = 1 - value if metric == "specificity" else value
+        assert ours.value == pytest.approx(value, abs=TOLERANCE), metric
+        assert ours.detail["sampling_error"] == pytest.approx(error, abs=TOLERANCE), metric
+
+
+def test_the_two_thread_sort_gives_what_one_sort_gives():
+    rng = np.random.default_rng(7)
+    scores = rng.random(SPLIT_SORT_ROWS * 2)
+    cases = {"distinct": scores, "ties": np.round(scores, 2), "one value": np.full(len(scores), 0.5),
+             "signed zeros and NaN": np.where(scores < 0.2, -0.0, np.where(scores > 0.99, np.nan, scores)),
+             "few rows": scores[:100]}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for case, values in cases.items():
+            np.testing.assert_array_equal(sorted_descending(values, pool), np.sort(values)[::-1], err_msg=case)
 
 
 @pytest.mark.filterwarnings("ignore")
