@@ -260,3 +260,31 @@ def test_training_runs_on_one_cpu_thread_and_restores_torch_setting(data):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and_the_penalty(dropout):
+    from training.model import TabularMLP
+    from training.trainer import _DropoutMasks, _score_gap, _score_gap_gradient
+    cards = [3, 40, 2, 9]
+    torch.manual_seed(5)
+    model = TabularMLP(4, cards, hidden=(16, 8, 4), dropout=dropout).train()
+    numbers, codes = _inputs(cards, n=257)
+    masks = next(iter(_DropoutMasks(model.hidden_widths, dropout, 0, "cpu").epoch(257, 257)))
+    g = torch.Generator().manual_seed(6)
+    y, w = (torch.rand(257, generator=g) > 0.6).float(), torch.rand(257, generator=g)
+    # three groups in one column, one in the other (a gap of 0): both ends of max and min exercised
+    groups = torch.stack([torch.randint(0, 3, (257,), generator=g), torch.zeros(257, dtype=torch.long)], dim=1)
+    logits = model(numbers, codes, masks)
+    loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).sum() / w.sum()
+    (loss + 0.7 * _score_gap(logits, groups, 3.0, [4, 2])).backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad.fill_(float("nan"))  # every gradient must be written, none left from autograd's pass
+    with torch.no_grad():
+        written, saved = model.forward_saving(numbers, codes, masks)
+        assert torch.allclose(written, logits, atol=1e-6)
+        grad = (torch.sigmoid(written) - y) * w / w.sum() + 0.7 * _score_gap_gradient(written, groups, 3.0, [4, 2])
+        model.backward_into(saved, grad)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, expected[name], atol=1e-6), name

@@ -180,6 +180,29 @@ def _score_gap(logits: torch.Tensor, codes: torch.Tensor, sharpness: float = 1.0
     return total
 
 
+def _score_gap_gradient(logits: torch.Tensor, codes: torch.Tensor, sharpness: float,
+                        sizes: Sequence[int]) -> torch.Tensor:
+    """The gradient of `_score_gap` with respect to `logits`, as autograd gives it: each row's share of
+    its group's mean, +1/count in a column's highest group and -1/count in its lowest (a tie shares the
+    step evenly, as torch's max does)."""
+    scores = torch.sigmoid(logits * sharpness)
+    per_row = torch.zeros_like(scores)
+    for j in range(codes.shape[1]):
+        column = codes[:, j]
+        counts = torch.zeros(int(sizes[j]), dtype=scores.dtype, device=scores.device).index_add(
+            0, column, torch.ones_like(scores))
+        sums = torch.zeros_like(counts).index_add(0, column, scores)
+        present = counts > 0
+        counts.clamp_(min=1)
+        means = sums / counts
+        highest = torch.where(present, means, torch.full_like(means, -torch.inf))
+        lowest = torch.where(present, means, torch.full_like(means, torch.inf))
+        top = (highest == highest.max()).to(scores.dtype)
+        bottom = (lowest == lowest.min()).to(scores.dtype)
+        per_row.add_(((top / top.sum() - bottom / bottom.sum()) / counts)[column])
+    return per_row.mul_(scores * (1 - scores) * sharpness)
+
+
 def recalibrate(trained: "TrainedModel", frame: pd.DataFrame, y: torch.Tensor, cal: np.ndarray,
                 val: np.ndarray) -> tuple[float, float]:
     """Temperature scaling, or Platt scaling (temperature and intercept) where that calibrates the
@@ -291,14 +314,15 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
             for start, dropped in zip(range(0, len(order), config.batch_size), masks.epoch(len(order),
                                                                                            config.batch_size)):
                 batch = slice(start, start + config.batch_size)
-                logits = model(e_numbers[batch], e_codes[batch], dropped)
-                bw = e_w[batch]
-                loss = (loss_fn(logits, e_y[batch]) * bw).sum() / bw.sum()
-                if penalised:
-                    loss = loss + config.fairness_weight * _score_gap(logits, e_groups[batch],
-                                                                     config.fairness_sharpness, sizes)
-                flat.grad.zero_()
-                loss.backward()
+                with torch.no_grad():
+                    logits, saved = model.forward_saving(e_numbers[batch], e_codes[batch], dropped)
+                    bw = e_w[batch]
+                    # d/dlogit of the weighted mean log loss: (sigmoid - y) × w / sum(w)
+                    grad = (torch.sigmoid(logits) - e_y[batch]).mul_(bw).div_(bw.sum())
+                    if penalised:
+                        grad.add_(_score_gap_gradient(logits, e_groups[batch], config.fairness_sharpness, sizes),
+                                  alpha=config.fairness_weight)
+                    model.backward_into(saved, grad)
                 optimizer.step()
             model.eval()
             with torch.no_grad():  # the objective trained for: with the penalty when there is one
