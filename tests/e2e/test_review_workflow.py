@@ -6,8 +6,10 @@ the next claimed one comes up."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
+from playwright.sync_api import expect
 
 from governance.service import Service
 from tests.support.browser import sign_in
@@ -60,5 +62,5 @@ def test_a_reviewer_claims_ten_items_and_judges_them_with_one_verdict(demo_dashb
     [second] = both - {judged}
     assert [j.reviewer for j in viewer.show_review_item(item_id=judged).judgments] == ["rosa"]
     assert viewer.show_review_item(item_id=second).item.status == "claimed"
-    # Which item the picker then shows is not asserted: it did not show the remaining claimed one in every run
-    # (left open in the closing note).
+    # the item picker moved on to the other claim
+    expect(page.get_by_role("combobox", name="Item")).to_have_value(re.compile(f"^{second} · "), timeout=30_000)
