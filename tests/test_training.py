@@ -9,7 +9,7 @@ import torch
 from torchmetrics.functional.classification import binary_calibration_error
 
 from tests.support.frames import biased
-from training.trainer import TrainConfig, TrainedModel, train
+from training.trainer import TrainConfig, TrainedModel, group_shift, train
 
 FEATURES = ["x", "z", "sex", "c"]
 
@@ -96,7 +96,7 @@ def test_the_adult_data_loads_whole():
 
 
 def test_group_offsets_move_selection_rates_toward_the_overall_rate(data, plain):
-    from training.search import fit_offsets, group_shift
+    from training.search import fit_offsets
 
     logits = plain.calibrated_logits(data)
     rates = lambda z: {g: float(np.mean(z[data["sex"] == g] > 0)) for g in ("f", "m")}  # noqa: E731
@@ -108,6 +108,39 @@ def test_group_offsets_move_selection_rates_toward_the_overall_rate(data, plain)
         for group in ("f", "m"):  # each group's rate moved `strength` of the way (within a row's share)
             assert after[group] == pytest.approx(before[group] + strength * (overall - before[group]), abs=0.01)
     assert abs(after["f"] - after["m"]) < 0.02 < abs(before["f"] - before["m"])
+
+
+def test_the_search_judges_cross_fitted_offsets_on_every_held_out_row(data):
+    from training.search import Verdict, fit_offsets, search
+    from training.trainer import split_indices
+
+    frame = data.assign(row=np.arange(len(data)))
+    config = TrainConfig(epochs=2, strategies=("recalibrate",), sensitive=("sex",))
+    judged: list[tuple[pd.DataFrame, np.ndarray]] = []
+
+    def judge(rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
+        judged.append((rows, scores))
+        return Verdict(False, 1.0 / len(judged), {"accuracy": 0.5})  # each closer to passing: the last is kept
+
+    found = search(frame, label="y", features=FEATURES, config=config, judge=judge, offsets_for=("sex",))
+    splits = split_indices(len(frame), config)
+    validation, calibration = frame.iloc[splits["validation"]], frame.iloc[splits["calibration"]]
+    # every candidate is judged on the validation and calibration rows together, none it trained on
+    assert all(list(rows["row"]) == [*validation["row"], *calibration["row"]] for rows, _ in judged)
+    model = found.model
+    val_logits, cal_logits = model.calibrated_logits(validation), model.calibrated_logits(calibration)
+    strength = found.candidates[-1].offset_strength
+    assert strength > 0
+    # the validation rows are judged with offsets fitted on the calibration rows only, and the other way round
+    from_calibration = fit_offsets(cal_logits, calibration, ["sex"], strength)
+    from_validation = fit_offsets(val_logits, validation, ["sex"], strength)
+    expected = 1 / (1 + np.exp(-np.concatenate([val_logits + group_shift(validation, from_calibration),
+                                                cal_logits + group_shift(calibration, from_validation)])))
+    np.testing.assert_allclose(judged[-1][1], expected, rtol=1e-9)
+    # the candidate kept shifts by offsets fitted on both
+    assert found.chosen is found.candidates[-1]
+    both = pd.concat([validation, calibration])
+    assert model.offsets == fit_offsets(np.concatenate([val_logits, cal_logits]), both, ["sex"], strength)
 
 
 def test_offsets_travel_with_the_model_and_need_their_columns(data, plain):
@@ -173,6 +206,8 @@ def test_the_shared_embedding_table_equals_per_column_embeddings_forward_and_bac
         assert torch.equal(fast.state_dict()[key], value), key
     numbers, codes = _inputs(cards)
     assert torch.equal(fast(numbers, codes), reference(numbers, codes))
+    with torch.no_grad():  # as a stored model scores
+        assert torch.equal(fast(numbers, codes), reference(numbers, codes))
     weights = torch.rand(len(numbers))
     (fast(numbers, codes) * weights).sum().backward()
     (reference(numbers, codes) * weights).sum().backward()
