@@ -139,7 +139,7 @@ class TabularMLP(nn.Module):
         if flat_index is not None:
             first = self.linears[0].weight
             grad_embedded = torch.mm(grad, first[:, first.shape[1] - flat_index.shape[1]:])
-            table_grad.view(-1).index_add_(0, flat_index.reshape(-1), grad_embedded.reshape(-1))
+            table_grad.view(-1).scatter_add_(0, flat_index.view(-1), grad_embedded.view(-1))
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for i, (start, card, width) in enumerate(zip(self._starts, self.cardinalities, self.widths)):
