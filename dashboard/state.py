@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import threading
 
 import streamlit as st
 
@@ -15,7 +17,23 @@ KEYS = {"govern.user": None, "govern.role": None, "govern.token": None, "govern.
         "govern.dossier_name": None, "govern.dossier_md": None}
 
 
+# Imported late by the pages, and slow the first time in a server process: pandas' Styler (the coloured
+# tables) imports matplotlib, about a second.
+LATE_IMPORTS = ("pandas.io.formats.style",)
+_warming: list[threading.Thread] = []
+
+
+def warm_imports() -> None:
+    """Import LATE_IMPORTS once per server process on a background thread, from the first visit on (the
+    sign-in form), so that no page waits for them."""
+    if not _warming:
+        _warming.append(threading.Thread(target=lambda: [importlib.import_module(m) for m in LATE_IMPORTS],
+                                         name="govern-warm-imports", daemon=True))
+        _warming[0].start()
+
+
 def init() -> None:
+    warm_imports()
     for key, default in KEYS.items():
         st.session_state.setdefault(key, default)
 

@@ -61,6 +61,12 @@ def app(user: str | None) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Open one of the version page's tabs, as clicking it does (only the open tab runs)."""
+    at.session_state["version.tab"] = name
+    return at.run()
+
+
 def test_signed_out_users_see_only_the_sign_in(viewed):
     at = app(None)
     at.run()
@@ -151,6 +157,11 @@ def test_every_page_renders_for_the_roles_that_see_it(viewed, user):
         at.switch_page(f"views/{file}").run()
         assert not at.exception, (user, file, at.exception)
         assert at.title[0].value == title
+        if file == "version.py":
+            tabs = [t.label for t in at.tabs]
+            assert tabs[0] == "Performance" and len(tabs) == 6
+            for tab in tabs[1:]:
+                assert not open_tab(at, tab).exception, (user, tab, at.exception)
 
 
 def test_navigation_offers_only_what_the_role_may_use():
@@ -182,6 +193,12 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
     judged = store.as_("vic").show_review_item(item_id=item_id)
     assert judged.item.status == "resolved" and judged.judgments[0].corrected_label == 1
     assert form is not None
+    alpha = "Krippendorff's alpha: n/a (no item has two judgments yet)"
+    assert alpha not in [m.value for m in at.markdown]  # computed only once its expander is opened
+    at.session_state["review.agreement"] = True
+    at.run()
+    assert alpha in [m.value for m in at.markdown] and "0 items judged by several reviewers." in [
+        c.value for c in at.caption]
 
 
 def test_approve_and_release_in_the_dashboard(seeded):
@@ -302,6 +319,9 @@ def test_overview_charts_headline_metrics_across_versions(viewed_two_versions):
     at = app("vic")
     at.run()
     assert not at.exception
+    assert not [s for s in at.selectbox if s.key == "overview.metric"]  # drawn only once its expander is opened
+    at.session_state["overview.headline"] = True  # as opening the expander does
+    at.run()
     assert "roc_auc" in at.selectbox(key="overview.metric").options
     gated, headline = charts(at)
     assert headline["layer"][0]["mark"]["type"] == "area"  # the confidence band under the line
@@ -320,6 +340,8 @@ def test_version_page_compares_versions_with_significance(viewed_two_versions):
     at.run()
     at.switch_page("views/version.py").run()
     assert at.selectbox(key="version.version").value == "2"
+    assert not [s for s in at.selectbox if s.key == "version.compare"]  # only the open tab runs
+    open_tab(at, "Compare")
     assert at.selectbox(key="version.compare").value == "1"
     compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
     families = compared["family"].tolist()
@@ -369,10 +391,11 @@ def test_version_page_charts_groups_against_thresholds_and_drift_in_time(viewed_
     at.run()
     at.switch_page("views/version.py").run()
     assert not at.exception
-    specs = charts(at)
+    specs = charts(open_tab(at, "Fairness"))
     marks = [[layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
               for layer in spec.get("layer", spec.get("spec", {}).get("layer", []))] for spec in specs]
     assert ["bar", "rule"] in marks  # per-group bars with intervals (no policy bounds a fairness metric here)
+    specs = charts(open_tab(at, "Drift"))
     time_axes = [s for s in specs if s.get("encoding", {}).get("x", {}).get("type") == "temporal"]
     assert len(time_axes) == 2  # share of drifted columns and scores per feature, over batch time
     assert at.selectbox(key="version.drift_feature").options  # reference vs current distributions
@@ -403,6 +426,7 @@ def test_fairness_tab_draws_the_policy_threshold_on_every_sensitive_column(two_v
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
+    open_tab(at, "Fairness")
     assert not at.exception
     assert at.selectbox(key="version.gap").value == "demographic_parity_difference"  # the gap the policy judges
     assert at.selectbox(key="version.group_metric").value == "impact_ratio"  # the per-group metric it judges
@@ -435,7 +459,7 @@ def test_fairness_tab_draws_the_policy_threshold_on_every_sensitive_column(two_v
     assert summary.startswith(f"**credit v2 is blocked from release** by {', '.join(blocking)}")
     assert any(m.value.startswith(":red-badge[failed] **parity-gap** (blocks release): demographic parity difference "
                                   "must be at most 0.1; it is not in") for m in at.markdown)
-    [rules] = [t.value for t in at.table]
+    [rules] = [t.value for t in open_tab(at, "Gate and lineage").table]
     assert "bound" not in rules.columns and rules["judged on"].tolist()[0] == "point estimate"
     assert rules["reason"].tolist() == [r.reason for r in decision.results]  # in full
 

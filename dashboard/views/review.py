@@ -226,9 +226,14 @@ else:
 
 
 def agreement_section() -> None:
-    """How much reviewers agree (items judged by several) and their accuracy on gold items."""
+    """How much reviewers agree (items judged by several) and their accuracy on gold items, computed once the
+    expander is opened (opening it reruns the page)."""
+    section = st.expander("Agreement and reviewer accuracy", key="review.agreement", on_change="rerun")
+    if not section.open:
+        return
     found = data.agreement(home, actor, model_or_none)
-    with st.expander(f"Agreement and reviewer accuracy ({found.items} items judged by several reviewers)"):
+    with section:
+        st.caption(f"{found.items} items judged by several reviewers.")
         st.write("Krippendorff's alpha: " + ("n/a (no item has two judgments yet)" if found.alpha is None
                                              else f"{found.alpha:.3f}"))
         if found.pairs:

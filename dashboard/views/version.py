@@ -384,10 +384,7 @@ def search_section() -> None:
                   if chosen else "") + ". Dashed: the rule's bound.")
 
 
-verdict_summary()
-st.caption(f"Evaluation {evaluation.id} · {metrics.params.get('rows')} rows · engine {evaluation.engine}")
-tabs = st.tabs(["Performance", "Calibration", "Fairness", "Drift", "Compare", "Gate and lineage"])
-with tabs[0]:
+def performance_tab() -> None:
     st.dataframe(table("performance"), hide_index=True, width="stretch")
     probed = [r for r in metrics.records if r.family == "sanity"]
     if probed:
@@ -397,7 +394,9 @@ with tabs[0]:
                                     "note": r.detail.get("reason", "")}
                                    for r in sorted(probed, key=lambda r: -(r.value or 0))]),
                      hide_index=True, width="stretch")
-with tabs[1]:
+
+
+def calibration_tab() -> None:
     ece = metrics.find("calibration", "ece")
     if ece is not None and ece.value is not None:
         st.metric("Expected calibration error", f"{ece.value:.4f}", help="15 equal-width bins, as torchmetrics.")
@@ -413,7 +412,9 @@ with tabs[1]:
         points = alt.Chart(shown).mark_line(point=True).encode(x="mean score", y="observed rate", color="group",
                                                                tooltip=["group", "rows"])
         st.altair_chart(diagonal + points, width="stretch")
-with tabs[2]:
+
+
+def fairness_tab() -> None:
     if not any(r.family == "fairness" and r.group is not None for r in metrics.records):
         st.info("No sensitive features were ingested with these predictions (`--sensitive`).")
     else:
@@ -421,7 +422,9 @@ with tabs[2]:
         group_section()
         with st.expander("Every fairness record"):
             st.dataframe(table("fairness"), hide_index=True, width="stretch")
-with tabs[3]:
+
+
+def drift_tab() -> None:
     drift_records = [r for r in metrics.records if r.family == "drift" and r.feature is not None]
     if not drift_records:
         st.info("No drift records: the evaluation had no reference set.")
@@ -463,9 +466,9 @@ with tabs[3]:
         st.altair_chart(alt.Chart(scores).mark_line(point=True).encode(
             x=alt.X("batch:T"), y=alt.Y("value:Q", title="drift score"), color="feature:N",
             tooltip=["batch", "feature", "value", "method"]), width="stretch")
-with tabs[4]:
-    compare_tab()
-with tabs[5]:
+
+
+def gate_tab() -> None:
     if gate:
         st.markdown(f"Latest gate: **{gate.verdict}**")
         st.text(f"Policy {gate.policy_name} v{gate.policy_version}, sha256 {gate.policy_sha256}, "
@@ -477,3 +480,15 @@ with tabs[5]:
         st.info("Not gated yet.")
     st.text("Lineage: " + " ← ".join(v.version for v in chain))
     search_section()
+
+
+verdict_summary()
+st.caption(f"Evaluation {evaluation.id} · {metrics.params.get('rows')} rows · engine {evaluation.engine}")
+# Only the open tab runs (a tab switch reruns the page): the Compare tab's significance tests and table
+# styling, or the drift timeline, cost nothing until someone opens them.
+TABS = {"Performance": performance_tab, "Calibration": calibration_tab, "Fairness": fairness_tab,
+        "Drift": drift_tab, "Compare": compare_tab, "Gate and lineage": gate_tab}
+for tab, show in zip(st.tabs(list(TABS), key="version.tab", on_change="rerun"), TABS.values()):
+    if tab.open:
+        with tab:
+            show()
