@@ -161,18 +161,21 @@ def roc_auc_sorted(descending: np.ndarray) -> float | None:
 
 
 def sorted_descending(scores: np.ndarray, pool: Executor) -> np.ndarray:
-    """np.sort(scores)[::-1], the sort shared with a thread of `pool` (numpy lets go of the GIL while it
-    sorts): the scores below a sampled median and the rest are sorted side by side, one part after the
+    """np.sort(scores)[::-1], the work shared with a thread of `pool` (numpy lets go of the GIL): the scores
+    below a sampled median and the rest are each gathered and sorted on their own, one part after the
     other, so the values come out as one sort gives them (a NaN sorts last, in the upper part)."""
     if len(scores) < SPLIT_SORT_ROWS:
         return np.sort(scores)[::-1]
     lower = scores < np.median(scores[:: len(scores) // 1000])
     split = int(np.count_nonzero(lower))
     out = np.empty_like(scores)
-    np.compress(lower, scores, out=out[:split])
-    np.compress(~lower, scores, out=out[split:])
-    upper = pool.submit(out[split:].sort)
-    out[:split].sort()
+
+    def gather_and_sort(part: slice, where: np.ndarray) -> None:
+        np.compress(where, scores, out=out[part])
+        out[part].sort()
+
+    upper = pool.submit(gather_and_sort, slice(split, None), ~lower)
+    gather_and_sort(slice(None, split), lower)
     upper.result()
     return out[::-1]
 
