@@ -131,6 +131,8 @@ def test_a_batch_large_enough_to_sort_on_two_threads_estimates_as_nannyml(tmp_pa
         value = 1 - value if metric == "specificity" else value
         assert ours.value == pytest.approx(value, abs=TOLERANCE), metric
         assert ours.detail["sampling_error"] == pytest.approx(error, abs=TOLERANCE), metric
+    # the ROC curve is summed block by block in the order of np.sum's halves: nannyml's area to the last bit
+    assert _ours(records, "roc_auc", None).value == float(expected[("roc_auc", "value")].iloc[0])
 
 
 def test_the_two_thread_sort_gives_what_one_sort_gives():
