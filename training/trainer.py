@@ -300,6 +300,7 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     generator = torch.Generator().manual_seed(config.seed)
     masks = _DropoutMasks(model.hidden_widths, config.dropout, config.seed, device)
     val = torch.from_numpy(splits["validation"]).to(device)
+    val_groups = codes_by_column.index_select(0, val)
     best, best_loss, waited, history = flat.detach().clone(), float("inf"), 0, []
     epochs_per_stage = max(1, config.epochs // len(stages))
     epoch = 0
@@ -308,9 +309,10 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
         for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs):
             model.train()
             order = stage_rows[torch.randperm(len(stage_idx), generator=generator).to(device)]
-            # One gather per epoch; each batch is then a contiguous slice (a view, no copy).
-            e_numbers, e_codes, e_y, e_w = numbers[order], codes[order], y[order], w[order]
-            e_groups = codes_by_column[order] if penalised else None
+            # One gather per epoch; each batch is then a contiguous slice (a view, no copy). index_select,
+            # not tensor[order]: the same rows, several times faster on the CPU.
+            e_numbers, e_codes, e_y, e_w = (t.index_select(0, order) for t in (numbers, codes, y, w))
+            e_groups = codes_by_column.index_select(0, order) if penalised else None
             for start, dropped in zip(range(0, len(order), config.batch_size), masks.epoch(len(order),
                                                                                            config.batch_size)):
                 batch = slice(start, start + config.batch_size)
@@ -327,9 +329,9 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
             model.eval()
             with torch.no_grad():  # the objective trained for: with the penalty when there is one
                 val_logits = _batched(model, numbers, codes, val)
-                val_loss = float(loss_fn(val_logits, y[val]).mean()) if len(val) else 0.0
+                val_loss = float(loss_fn(val_logits, y.index_select(0, val)).mean()) if len(val) else 0.0
                 if penalised and len(val):
-                    val_loss += config.fairness_weight * float(_score_gap(val_logits, codes_by_column[val],
+                    val_loss += config.fairness_weight * float(_score_gap(val_logits, val_groups,
                                                                             config.fairness_sharpness, sizes))
             epoch += 1
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
@@ -366,8 +368,12 @@ def _batched(model: nn.Module, numbers: torch.Tensor, codes: torch.Tensor,
     total = len(rows) if rows is not None else len(numbers)
     parts = []
     for start in range(0, total, PREDICT_BATCH):
-        index = rows[start:start + PREDICT_BATCH] if rows is not None else slice(start, start + PREDICT_BATCH)
-        parts.append(model(numbers[index], codes[index]))
+        if rows is None:
+            part = slice(start, start + PREDICT_BATCH)
+            parts.append(model(numbers[part], codes[part]))
+        else:  # index_select: the rows numbers[index] would give, several times faster on the CPU
+            index = rows[start:start + PREDICT_BATCH]
+            parts.append(model(numbers.index_select(0, index), codes.index_select(0, index)))
     return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
 
 
