@@ -300,7 +300,7 @@ def test_training_runs_on_one_cpu_thread_and_restores_torch_setting(data):
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
 def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and_the_penalty(dropout):
     from training.model import TabularMLP
-    from training.trainer import _DropoutMasks, _score_gap, _score_gap_gradient
+    from training.trainer import _DropoutMasks, _numbered_across, _score_gap, _score_gap_gradient
     cards = [3, 40, 2, 9]
     torch.manual_seed(5)
     model = TabularMLP(4, cards, hidden=(16, 8, 4), dropout=dropout).train()
@@ -319,7 +319,9 @@ def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and
     with torch.no_grad():
         written, saved = model.forward_saving(numbers, codes, masks)
         assert torch.allclose(written, logits, atol=1e-6)
-        grad = (torch.sigmoid(written) - y) * w / w.sum() + 0.7 * _score_gap_gradient(written, groups, 3.0, [4, 2])
+        across, column_of_group = (torch.from_numpy(a) for a in _numbered_across(groups.numpy(), [4, 2]))
+        grad = (torch.sigmoid(written) - y) * w / w.sum() + 0.7 * _score_gap_gradient(written, across,
+                                                                                        column_of_group, 3.0)
         model.backward_into(saved, grad)
     for name, p in model.named_parameters():
         assert torch.allclose(p.grad, expected[name], atol=1e-6), name
