@@ -257,8 +257,8 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     (a cancelled job). Same data, config and seed give the same weights on the CPU.
 
     On the CPU it trains on one thread (torch's setting is restored after): a batch is a few hundred
-    rows by at most a few hundred columns, too little work to share, and two threads on two cores
-    that other processes also use ran the Adult benchmark about 13 times slower than one.
+    rows by at most a few hundred columns, too little work to share. On a 2-core machine shared with
+    other processes, one thread trained Adult 1.3x (quiet) to 20x (busy) faster than two.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with _threads(1 if device == "cpu" else torch.get_num_threads()):
