@@ -158,6 +158,35 @@ def shared_evaluated_store(make_shared_store, acs_files) -> Seeded:
         return ingest_acs(store, acs_files)
 
 
+# The modules whose tests use the demo store (about 45 s to build): xdist runs them in one test process, so
+# that it is built once per run, not once per process. (pytest-xdist's own --dist loadgroup cannot do this
+# under pytest 9: the group suffix it writes into a test's id no longer takes.)
+DEMO_STORE_MODULES = frozenset({
+    "tests/test_demo.py", "tests/test_dossier.py", "tests/test_recompute.py", "tests/test_dashboard_dossier.py",
+    "tests/e2e/test_overview.py", "tests/e2e/test_review_workflow.py", "tests/e2e/test_version_page.py"})
+
+
+def pytest_collection_modifyitems(items):
+    strays = sorted({item.nodeid.split("::")[0] for item in items if "demo_store" in getattr(item, "fixturenames", ())}
+                    - DEMO_STORE_MODULES)
+    if strays:
+        raise pytest.UsageError(f"{', '.join(strays)} use the demo store: add them to DEMO_STORE_MODULES in "
+                                "tests/conftest.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Like --dist load (the default under -n), except that the demo store's modules are one unit of work."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DemoStoreTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "demo store" if nodeid.split("::")[0] in DEMO_STORE_MODULES else nodeid
+
+    return DemoStoreTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
     """(home, summary, printed lines) of the reduced demo (QUICK_DEMO), built once per test process: income v1
