@@ -37,7 +37,7 @@ PAGES = [
     page("overview.py", "Overview", "dashboard", Action.VIEW),
     page("version.py", "Model version", "insights", Action.VIEW),
     page("monitoring.py", "Production monitoring", "monitoring", Action.VIEW),
-    page("review.py", "Review queue", "rate_review", Action.JUDGE),
+    page("review.py", "Review queue", "rate_review", Action.JUDGE, Action.RESOLVE_ESCALATION),  # engineers: escalations
     page("release.py", "Sign-off and release", "rocket_launch", Action.SIGN_OFF, Action.RELEASE, Action.ROLLBACK,
          Action.OVERRIDE),
     page("jobs.py", "Retraining jobs", "model_training", Action.VIEW),

@@ -170,6 +170,7 @@ def test_navigation_offers_only_what_the_role_may_use():
     assert pages_for("viewer") == ["Overview", "Model version", "Production monitoring", "Retraining jobs",
                                    "Policies"]
     assert "Audit log" in pages_for("auditor") and "Review queue" not in pages_for("auditor")
+    assert "Review queue" in pages_for("engineer")  # the retraining loop's escalations are theirs
     assert pages_for("admin") == [page.title for page in PAGES]
     assert all(page.icon.startswith(":material/") for page in PAGES)
 
@@ -199,6 +200,33 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
     at.run()
     assert alpha in [m.value for m in at.markdown] and "0 items judged by several reviewers." in [
         c.value for c in at.caption]
+
+
+def test_an_engineer_works_an_escalation_in_the_dashboard_and_no_reviewers_item(seeded):
+    store, _ = seeded
+    escalation = store.as_("ada").add_review_item(model="credit", version="1", kind="escalation",
+                                                  evidence={"reason": "no candidate passed parity-gap"})
+    others = [i.id for i in store.as_("vic").list_review_items(status="open") if i.kind != "escalation"]
+    assert others  # the reviewers' items, which an engineer must not be offered
+    at = app("eng")
+    at.run()
+    at.switch_page("views/review.py").run()
+    assert not at.exception
+    shown = [option.split(" · ")[0] for option in at.selectbox(key="review.item").options]
+    assert shown == [escalation.id]  # to do: only what an engineer works
+    at.selectbox(key="review.status").set_value("open").run()
+    at.selectbox(key="review.item").set_value(others[0]).run()
+    assert not [b for b in at.button if b.key == "review.claim"]  # visible, but not theirs to claim
+    at.selectbox(key="review.status").set_value("to do").run()
+    at.selectbox(key="review.item").set_value(escalation.id).run()
+    at.button(key="review.claim").click().run()
+    assert sorted(at.selectbox(key="review.verdict").options) == ["ambiguous", "model_wrong"]
+    at.text_area(key="review.comment").input("the search needs a stronger penalty range")
+    next(b for b in at.button if b.label == "Judge").click().run()
+    assert not at.exception and not at.error
+    judged = store.as_("vic").show_review_item(item_id=escalation.id)
+    assert judged.item.status == "resolved" and [(j.reviewer, j.verdict) for j in judged.judgments] == [
+        ("eng", "model_wrong")]
 
 
 def test_approve_and_release_in_the_dashboard(seeded):

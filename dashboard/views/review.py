@@ -14,6 +14,7 @@ from dashboard import data, state
 from governance.errors import GovernError
 from governance.records import ItemKind, ItemStatus, ReviewItem, Verdict
 from governance.review_guidance import STRATEGIES, guidance_for
+from governance.roles import Action
 
 SHOW_NEXT = "review.show_next"  # the item to show after an action, applied before the picker is drawn
 CLAIM_NEXT_DEFAULT = 10
@@ -140,6 +141,12 @@ def act(call: Callable[[], Any], message: Callable[[Any], str], show_next: Calla
     st.rerun()
 
 
+def may_work(item: ReviewItem) -> bool:
+    """Whether the signed-in role works items of this kind: escalations are engineers' and admins', the rest
+    reviewers' and admins' (the service decides again when the item is claimed)."""
+    return state.may(Action.RESOLVE_ESCALATION if item.kind == ItemKind.ESCALATION else Action.JUDGE)
+
+
 def label_of(item: ReviewItem) -> str:
     row = f" · row {item.evidence['row']}" if isinstance(item.evidence.get("row"), int) else ""
     return f"{item.id} · {item.kind}{row} · {item.model} {item.version}"
@@ -252,8 +259,8 @@ if not items:
 now = datetime.now(timezone.utc).replace(tzinfo=None)  # claims are stored in naive UTC
 mine = [i for i in items if i.status == ItemStatus.CLAIMED and i.assignee == actor and i.claim_expires_at is not None
         and i.claim_expires_at >= now]
-claimable = {i.id for i in items if i.status == ItemStatus.OPEN or (
-    i.status == ItemStatus.CLAIMED and (i.claim_expires_at is None or i.claim_expires_at < now))}
+claimable = {i.id for i in items if may_work(i) and (i.status == ItemStatus.OPEN or (
+    i.status == ItemStatus.CLAIMED and (i.claim_expires_at is None or i.claim_expires_at < now)))}
 st.dataframe(pd.DataFrame([{"id": i.id, "model": i.model, "version": i.version, "kind": i.kind,
                             "rule": i.rule_id or "", "priority": i.priority, "status": i.status,
                             "assignee": i.assignee or ""} for i in items]), hide_index=True, width="stretch")
