@@ -245,12 +245,31 @@ def measure(spec: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     pack = load_policy(shipped_packs()["default"])
     rules = [r for r in pack.policy.rules if r.id in ("parity-gap", "calibration-ece")]
     decision = run_gate(policy=pack.with_rules(rules), metrics=metric_set)
+    parity_rule = next(r for r in rules if r.id == "parity-gap")
     return {"accuracy": one("performance", "accuracy"), "roc_auc": one("performance", "roc_auc"),
             "ece": one("calibration", "ece"), "parity_gap": worst("demographic_parity_difference"),
-            "parity_by_column": {c: one("fairness", "demographic_parity_difference", c) for c in spec["sensitive"]},
+            "parity_by_column": {c: judged_gap(metric_set, c, parity_rule.min_samples) for c in spec["sensitive"]},
             "equalized_odds_gap": worst("equalized_odds_difference"),
             "passes_parity_and_calibration": decision.verdict == "passed",
             "gate": {r.rule_id: r.status for r in decision.results}}
+
+
+def judged_gap(metric_set, column: str, min_rows: int) -> dict:
+    """The column's demographic-parity gap as the parity rule judges it: over the groups with at least
+    `min_rows` eval rows (fairlearn's gap over every group would let a 3-row group set it), with that
+    gap's interval and the groups it left out."""
+    sizes = {r.group: r.n for r in metric_set.select("fairness", "count", column)}
+    record = metric_set.find("fairness", "demographic_parity_difference", column)
+    if record is None:
+        return {"value": None}
+    kept = sorted(n for n in sizes.values() if n >= min_rows)
+    left_out = sorted(g for g, n in sizes.items() if n < min_rows)
+    if not left_out:
+        return {"value": record.value, "ci": [record.ci_low, record.ci_high], "left_out": []}
+    level = next((lv for lv in record.detail.get("evidence") or [] if kept and lv["min_rows"] == kept[0]), None)
+    if level is None or len(kept) < 2:  # the gate sets the column aside
+        return {"value": None, "left_out": left_out}
+    return {"value": level["value"], "ci": [level.get("ci_low"), level.get("ci_high")], "left_out": left_out}
 
 
 def main() -> None:
@@ -295,15 +314,15 @@ def main() -> None:
 
 def _cell(entry: dict, digits: int = 3) -> str:
     if entry.get("value") is None:
-        return "-"
+        return "set aside (under two groups of 50+)" if entry.get("left_out") else "-"
     ci = entry.get("ci") or [None, None]
     text = f"{entry['value']:.{digits}f}"
     return text + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci[0] is not None else "")
 
 
 def table(results: dict, *, markdown: bool) -> str:
-    header = ["data set", "model", "accuracy", "ROC AUC", "ECE", "parity gap per sensitive column",
-              "eq. odds gap (worst)", "passes parity + ECE"]
+    header = ["data set", "model", "accuracy", "ROC AUC", "ECE",
+              "parity gap per sensitive column (as the gate judges it)", "eq. odds gap (worst)", "passes parity + ECE"]
     rows = []
     for name, result in results.items():
         rounds = len(result["rounds"])

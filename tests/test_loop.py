@@ -146,8 +146,9 @@ def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trad
     assert {c["reweight"] for c in candidates} == {False, True}
     passing = [c for c in candidates if c["passes"]]
     [chosen] = [c for c in candidates if c["chosen"]]
-    if passing:  # the most accurate passing candidate, judged by both rules
-        assert chosen["passes"] and chosen["metrics"]["accuracy"] == max(c["metrics"]["accuracy"] for c in passing)
+    if passing:  # the most accurate passing with a margin for sampling error (else passing), judged by both rules
+        pool = [c for c in passing if c["robust"]] or passing
+        assert chosen in pool and chosen["metrics"]["accuracy"] == max(c["metrics"]["accuracy"] for c in pool)
         assert all(c["metrics"]["parity-gap"] <= 0.10 and c["metrics"]["ece"] <= 0.08 for c in passing)
     else:
         assert chosen["distance"] == min(c["distance"] for c in candidates)

@@ -1,19 +1,25 @@
 """Retraining that aims at a policy: train candidates of several strategies and strengths, judge each on
-a validation split none of them trained on, keep the best.
+held-out rows none of them trained on, keep the best.
 
 The candidates vary what a retraining job may vary:
 
 - the fairness penalty's weight (0, 0.1, 0.3, 1 when the job asks for `fairness_penalty`),
 - reweighing on and off (when the job asks for `reweight`),
 - a post-processing step, group offsets: per sensitive column an additive shift of the calibrated
-  logit per group, fitted on the calibration split so each group's selection rate at the decision
-  threshold moves a share (the strength: 0.25 to 1, then bisected below the weakest that passes) of
-  the way to the overall rate. It is
-  the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
+  logit per group, so each group's selection rate at the decision threshold moves a share (the
+  strength: 0.25 to 1, then bisected below the weakest that passes) of the way to the overall rate. It
+  is the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
   score the model still outputs, deterministic, and only where a fairness rule is flagged.
 
 Every candidate is recalibrated (temperature or Platt scaling on the calibration split) and judged by
-`judge` (the service runs the policy's blocking metric rules there, each in its own judge mode). The
+`judge` (the service runs the policy's blocking metric rules there, each in its own judge mode) on all
+the held-out rows: the validation and calibration splits together. Offsets are cross-fitted there: the
+validation rows are judged with offsets fitted on the calibration rows and the other way round, and
+the model keeps offsets fitted on both. Fitted and judged on one split of a fifth of the rows, a group
+of a few hundred rows had some 60 rows in each: offsets aimed at one split's noise missed on the other
+(on ACS every strength widened the race gap it was meant to close), and the judge, seeing groups
+smaller than the gate will, ran with scaled-down min_samples. Judged on both (with the default
+fractions, more rows than the eval split has), each rule keeps the min_samples the gate uses. The
 most accurate candidate that passes with a margin for sampling error wins (the most accurate on the
 bound would fail the next sample about half the time); else the most accurate that passes; else the
 one closest to passing. Training stops early once a penalty level produced a candidate that passes
@@ -38,7 +44,7 @@ MIN_OFFSET_ROWS = 20  # a group with fewer calibration rows keeps offset 0: its 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A candidate judged against the policy on the validation split."""
+    """A candidate judged against the policy on the held-out rows (the validation and calibration splits)."""
 
     passes: bool
     distance: float  # 0 when it passes; else how far, summed over blocking rules, relative to each bound
@@ -94,6 +100,8 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     frame = frame.reset_index(drop=True)
     splits = split_indices(len(frame), base)
     validation, calibration = frame.iloc[splits["validation"]], frame.iloc[splits["calibration"]]
+    held_out = pd.concat([validation, calibration])  # the rows candidates are judged on: none trained on them
+    eligible = _offset_groups((validation, calibration), offsets_for)
     candidates: list[Candidate] = []
     models: list[tuple[Candidate, TrainedModel]] = []
     trained_count = 0
@@ -107,11 +115,19 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
                             on_epoch=_numbered(on_epoch, trained_count))
             cal_logits = trained.calibrated_logits(calibration)
             val_logits = trained.calibrated_logits(validation)
+            held_logits = np.concatenate([val_logits, cal_logits])
 
             def attempt(strength: float) -> Candidate:
-                offsets = fit_offsets(cal_logits, calibration, offsets_for, strength, threshold) if strength else {}
-                scores = _sigmoid(val_logits + group_shift(validation, offsets))
-                verdict = judge(validation, scores)
+                offsets: dict[str, dict[str, float]] = {}
+                scores = _sigmoid(held_logits)
+                if strength:
+                    scores = _sigmoid(np.concatenate([  # cross-fitted: each half shifted by the other's offsets
+                        val_logits + group_shift(validation, fit_offsets(
+                            cal_logits, calibration, offsets_for, strength, threshold, eligible=eligible)),
+                        cal_logits + group_shift(calibration, fit_offsets(
+                            val_logits, validation, offsets_for, strength, threshold, eligible=eligible))]))
+                    offsets = fit_offsets(held_logits, held_out, offsets_for, strength, threshold, eligible=eligible)
+                verdict = judge(held_out, scores)
                 words = " + ".join([f"penalty {weight:g}" if weight else "no penalty"]
                                    + (["reweight"] if reweight else [])
                                    + ([f"offsets {strength:g}"] if strength else []))
@@ -181,12 +197,24 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
+def _offset_groups(folds: Sequence[pd.DataFrame], columns: Sequence[str]) -> dict[str, set[str]]:
+    """Per column, the groups with MIN_OFFSET_ROWS rows in every fold: the only ones given an offset, so
+    the offsets judged (each fitted on one fold) and the offsets kept (fitted on all) shift the same groups."""
+    eligible = {}
+    for column in columns:
+        counts = [fold[column].astype(str).value_counts() for fold in folds if column in fold]
+        if counts:
+            eligible[column] = {str(g) for g in counts[0].index if all(c.get(g, 0) >= MIN_OFFSET_ROWS for c in counts)}
+    return eligible
+
+
 def fit_offsets(logits: np.ndarray, frame: pd.DataFrame, columns: Sequence[str], strength: float,
-                threshold: float = 0.5, passes: int = 4) -> dict[str, dict[str, float]]:
+                threshold: float = 0.5, passes: int = 4,
+                eligible: dict[str, set[str]] | None = None) -> dict[str, dict[str, float]]:
     """Additive logit offsets per group of each column, so that at `threshold` each group's selection
     rate moves `strength` of the way to the overall rate; fitted column by column, a few passes (each
     column's offsets are the quantile that gives its groups their target rate, the other columns'
-    offsets held). Groups under MIN_OFFSET_ROWS rows keep 0."""
+    offsets held). Groups under MIN_OFFSET_ROWS rows, and with `eligible` groups it does not name, keep 0."""
     cut = _logit(threshold)
     overall = float(np.mean(logits > cut)) if len(logits) else 0.0
     values = {c: frame[c].astype(str).to_numpy() for c in columns if c in frame}
@@ -197,7 +225,8 @@ def fit_offsets(logits: np.ndarray, frame: pd.DataFrame, columns: Sequence[str],
             fitted = {}
             for group in np.unique(groups):
                 members = others[groups == group]
-                if len(members) < MIN_OFFSET_ROWS:
+                if len(members) < MIN_OFFSET_ROWS or (eligible is not None and str(group) not in
+                                                       eligible.get(column, set())):
                     continue
                 rate = float(np.mean(members > cut))
                 target = rate + strength * (overall - rate)
