@@ -295,7 +295,7 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
         weights = weights.copy()
         weights[train_idx] *= reweighing(_combined(column_codes)[train_idx], labels[train_idx])
     penalised = "fairness_penalty" in config.strategies
-    sizes = [int(column_codes[:, j].max()) + 1 for j in range(column_codes.shape[1])] if len(frame) else []
+    sizes = [int(column_codes[:, j].max()) + 1 if len(frame) else 0 for j in range(column_codes.shape[1])]
     stages = _curriculum(numbers, codes, y, train_idx, config, device) if "curriculum" in config.strategies \
         else [train_idx]
     # Everything the epochs touch lives on the device from here on: one copy, then only indexing.
