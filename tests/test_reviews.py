@@ -453,6 +453,25 @@ def test_a_batch_with_any_refused_item_changes_nothing_and_names_each(queue, run
     assert snapshot(store.home) == before
 
 
+def test_a_rule_failure_takes_no_label_verdict_alone_or_in_a_batch(queue, run_cli):
+    store, outcome, examples = queue
+    [rule_item] = [i for i in outcome.review_items if i not in examples]
+    store.as_("rey").claim_review_item(item_id=rule_item)
+    store.as_("rey").claim_review_item(item_id=examples[0])
+    before = snapshot(store.home)
+    alone = run_cli(store.home, "review", "judge", rule_item, "--verdict", "label_wrong", "--label", "1",
+                    "--comment", "relabel", as_="rey")
+    assert (alone.exit_code, alone.stderr) == (2, (
+        f"error: review item {rule_item} is a rule_failure: it has no row to relabel. Judge it model_wrong or "
+        f"ambiguous (`govern review show {rule_item}` says what each means), or dismiss it with a comment.\n"))
+    batch = run_cli(store.home, "review", "judge", examples[0], rule_item, "--verdict", "label_correct",
+                    "--comment", "fine", as_="rey")  # right for the example, not for the rule
+    assert batch.exit_code == 2 and f"review item {rule_item} is a rule_failure" in batch.stderr
+    assert snapshot(store.home) == before  # nothing judged, neither item
+    judged = store.as_("rey").judge_review_item(item_id=rule_item, verdict="model_wrong", comment="the gap is real")
+    assert judged.status == "resolved"
+
+
 def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(queue, run_cli):
     store, _, examples = queue
     gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_wrong", "label": 1},

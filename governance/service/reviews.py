@@ -228,9 +228,11 @@ class ReviewActions(ServiceBase):
         """The item and the acting user, when the user may judge it with `verdict` now."""
         item = _require_item(conn, item_id)
         user = self._authorize(conn, _action_for(item))
-        if item.kind == "escalation" and verdict not in ("model_wrong", "ambiguous"):
-            raise InvalidInput(f"review item {item_id} is an escalation: it has no row to relabel. Judge it "
-                               "model_wrong (the model or its data need an engineer's change) or ambiguous, "
+        verdicts = guidance_for(item.kind).verdicts  # a rule failure, alert or escalation takes no label verdict
+        if verdict not in verdicts:
+            article = "an" if item.kind[0] in "aeiou" else "a"
+            raise InvalidInput(f"review item {item_id} is {article} {item.kind}: it has no row to relabel. Judge it "
+                               f"{' or '.join(verdicts)} (`govern review show {item_id}` says what each means), "
                                "or dismiss it with a comment.")
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
