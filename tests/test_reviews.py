@@ -320,7 +320,8 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
     result = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment", "x", as_="rev2")
     assert result.exit_code == 2 and "you do not hold a live claim" in result.stderr
     for reviewer in ("rey", "rev2"):
-        assert run_cli(store.home, "signoff", "credit", "1", "--approve", as_=reviewer).exit_code == 0
+        approved = run_cli(store.home, "signoff", "credit", "1", "--approve", as_=reviewer)
+        assert approved.exit_code == 0, approved.stderr
     result = run_cli(store.home, "signoff", "credit", "1", "--reject", as_="rev3")
     assert result.exit_code == 2 and "a rejection needs a comment" in result.stderr
     assert run_cli(store.home, "release", "credit", "1", as_="eng").stdout == "credit production: - → 1\n"
@@ -331,6 +332,39 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
     agreement = json.loads(run_cli(store.home, "agreement", "--json", as_="vic").stdout)
     assert set(agreement) == {"items", "krippendorff_alpha", "pairs", "reviewers"}
     assert run_cli(store.home, "review", "show", item.id, as_="vic").exit_code == 0
+
+
+def test_contradictory_cli_flags_are_refused_not_settled_by_their_order(releasable, run_cli):
+    store, _ = releasable
+    before = snapshot(store.home)
+    both = run_cli(store.home, "signoff", "credit", "1", "--approve", "--reject", "--comment", "no", as_="rey")
+    assert (both.exit_code, both.stderr) == (
+        2, "error: say one of --approve, --reject or --withdraw, not --approve and --reject.\n")
+    none = run_cli(store.home, "signoff", "credit", "1", as_="rey")
+    assert (none.exit_code, none.stderr) == (2, "error: say one of --approve, --reject or --withdraw.\n")
+    label_alone = run_cli(store.home, "review", "add", "credit", "1", "--evidence", "look", "--gold-label", "1",
+                          as_="ada")
+    assert label_alone.exit_code == 2 and label_alone.stderr.startswith("error: --gold-label goes with --gold-verdict")
+    assert snapshot(store.home) == before
+    withdrawn = run_cli(store.home, "signoff", "credit", "1", "--withdraw", as_="rey")
+    assert (withdrawn.exit_code, withdrawn.stdout) == (0, "rey withdrew their decision on credit version 1\n")
+
+
+def test_a_result_that_fails_to_print_is_not_reported_as_nothing_changed(releasable, run_cli, monkeypatch):
+    from governance.cli import common
+
+    store, _ = releasable
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the terminal went away")
+
+    monkeypatch.setattr(common, "_render", broken)
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        "error: the command finished and what it did is stored, but printing its result failed (RuntimeError: "
+        "the terminal went away)")
+    assert "nothing was changed" not in result.stderr
+    assert [s.reviewer for s in store.as_("vic").signoffs(model="credit", version="1")] == ["rey"]  # it was stored
 
 
 def test_a_drifting_production_batch_files_one_drift_alert(evaluated_store, acs_files, tmp_path):

@@ -39,6 +39,10 @@ def _metric_input_error(exc: Exception) -> bool:
                for cls in type(exc).__mro__)
 
 
+class OutputFailed(Exception):
+    """A command's work was done (and committed) but printing its result failed."""
+
+
 class GovernGroup(click.Group):
     """Turns every foreseeable failure into one line on stderr and exit code 2.
 
@@ -67,6 +71,15 @@ class GovernGroup(click.Group):
         except RecursionError:
             click.echo("error: the input is nested too deeply to process.", err=True)
             ctx.exit(2)
+        except OutputFailed as exc:
+            if os.environ.get("GOVERN_DEBUG"):
+                raise
+            cause = exc.__cause__ or exc
+            first = (str(cause).strip().splitlines() or [""])[0][:300]
+            click.echo(f"error: the command finished and what it did is stored, but printing its result failed "
+                       f"({type(cause).__name__}: {first}); do not run it again blindly: `govern audit list` shows "
+                       "what was recorded. Please report it; GOVERN_DEBUG=1 shows the details.", err=True)
+            ctx.exit(1)
         except Exception as exc:
             if _metric_input_error(exc):
                 click.echo(f"error: {exc}", err=True)
@@ -159,12 +172,17 @@ def service_command(render: Callable[[Any], str] | None = None, *, json_output: 
                 options["as_json"] = as_json
             service = LazyService(lambda: open_anonymous(ctx) if anonymous else open_service(ctx))
             result = body(service, **options)
-            if as_json:
-                click.echo(dumps(as_plain(result) if as_plain else plain(result), indent=2, sort_keys=True))
-            elif render is not None:
-                click.echo(_render(render, result, options))
-                if note is not None:
-                    click.echo(note(result), err=True)
+            try:
+                if as_json:
+                    click.echo(dumps(as_plain(result) if as_plain else plain(result), indent=2, sort_keys=True))
+                elif render is not None:
+                    click.echo(_render(render, result, options))
+                    if note is not None:
+                        click.echo(note(result), err=True)
+            except (click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except Exception as exc:  # the work is done and stored: never report it as "nothing was changed"
+                raise OutputFailed(exc) from exc
             if exit_code is not None:
                 ctx.exit(exit_code(result))
 

@@ -11,22 +11,24 @@ from governance.errors import InvalidInput
 
 @click.command("signoff")
 @model_version_args
-@click.option("--approve", "decision", flag_value="approve", help="Approve the release.")
-@click.option("--reject", "decision", flag_value="reject", help="Reject it (blocks release until withdrawn).")
-@click.option("--withdraw", "decision", flag_value="withdraw", help="Withdraw your earlier decision.")
+@click.option("--approve", is_flag=True, help="Approve the release.")
+@click.option("--reject", is_flag=True, help="Reject it (blocks release until withdrawn).")
+@click.option("--withdraw", is_flag=True, help="Withdraw your earlier decision.")
 @click.option("--comment", default="", help="Why; required to reject.")
 @click.option("--acknowledge-blocked", is_flag=True,
               help="Approve although the latest gate is blocked (recorded with the sign-off).")
 @service_command(render.signoff)
-def signoff_command(service, *, model_name: str, version_name: str, decision: str | None, comment: str,
-                    acknowledge_blocked: bool):
+def signoff_command(service, *, model_name: str, version_name: str, approve: bool, reject: bool, withdraw: bool,
+                    comment: str, acknowledge_blocked: bool):
     """Approve or reject a version for release (reviewers and admins; never its creator).
 
     A decision binds to the artifact and the evaluation the latest gate judged: a new evaluation needs
     new approvals, and a rejection blocks that artifact under any version name until withdrawn."""
-    if decision is None:
-        raise InvalidInput("say --approve, --reject or --withdraw.")
-    return service.sign_off(model=model_name, version=version_name, decision=decision, comment=comment,
+    chosen = [name for name, given in (("approve", approve), ("reject", reject), ("withdraw", withdraw)) if given]
+    if len(chosen) != 1:  # two would leave the decision to the order they were typed in
+        raise InvalidInput("say one of --approve, --reject or --withdraw"
+                           + (f", not {' and '.join(f'--{name}' for name in chosen)}." if chosen else "."))
+    return service.sign_off(model=model_name, version=version_name, decision=chosen[0], comment=comment,
                             acknowledge_blocked=acknowledge_blocked)
 
 

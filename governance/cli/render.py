@@ -405,8 +405,8 @@ def feedback(result: FeedbackSnapshot, *, model_name: str) -> str:
 _PAST = {"approve": "approved", "reject": "rejected", "withdraw": "withdrew"}
 
 
-def signoff(signoff, *, model_name: str, version_name: str, decision: str) -> str:
-    model, version = model_name, version_name
+def signoff(signoff, *, model_name: str, version_name: str) -> str:
+    model, version, decision = model_name, version_name, str(signoff.decision)
     if decision == "withdraw":
         return f"{signoff.reviewer} withdrew their decision on {model} version {version}"
     return f"{signoff.reviewer} {_PAST[decision]} {model} version {version} (decision {signoff.revision})"

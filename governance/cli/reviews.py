@@ -109,6 +109,9 @@ def review_add(service, *, model_name: str, version_name: str, evidence: str, pr
         raise InvalidInput("--evidence is nested too deeply; give at most 32 levels of JSON.") from exc
     if not isinstance(body, dict):
         body = {"note": body}
+    if gold_label is not None and gold_verdict is None:
+        raise InvalidInput("--gold-label goes with --gold-verdict label_wrong (the known answer is a corrected "
+                           "label); give both, or neither for an ordinary item.")
     gold = {"verdict": gold_verdict, "label": gold_label} if gold_verdict else None
     return service.add_review_item(model=model_name, version=version_name, evidence=body, priority=priority,
                                    judgments=judgments, due=due, gold=gold)
