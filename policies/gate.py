@@ -72,7 +72,9 @@ def _pretty(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4g}"
 
 
-def _records(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet) -> list[MetricRecord]:
+def rule_records(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet) -> list[MetricRecord]:
+    """The evaluation's records a metric rule judges (its metric, over its column(s) and group(s)); with
+    judged_evidence, what the dashboard replays to show each value as the gate saw it."""
     family, metric = rule.metric.split(".")
     found = [r for r in metrics.records if r.family == family and r.metric == metric
              and (r.feature == rule.feature or (rule.feature == "every" and r.feature is not None))]
@@ -107,7 +109,7 @@ def _undefined(record: MetricRecord, judge: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Judged:
+class Judged:
     """One record as a rule judges it: the value judged (point or bound) and where it comes from."""
 
     record: MetricRecord
@@ -117,16 +119,16 @@ class _Judged:
 
 def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
                  baseline: tuple[str, MetricSet] | None) -> RuleResult:
-    records = _records(rule, policy, metrics)
+    records = rule_records(rule, policy, metrics)
     common = dict(metric=rule.metric, feature=rule.feature, bound=rule.judge)
     if rule.max_regression is not None:
         return _regression(rule, records[0], baseline, common)
     limit, comparison = (rule.max, "<=") if rule.max is not None else (rule.min, ">=")
     passes = (lambda v: v <= limit) if comparison == "<=" else (lambda v: v >= limit)
-    judged: list[_Judged] = []
+    judged: list[Judged] = []
     excluded: list[dict[str, Any]] = []
     for record in records:
-        found, set_aside = _evidence(rule, record, metrics)
+        found, set_aside = judged_evidence(rule, record, metrics)
         judged += [found] if found else []
         excluded += set_aside
     label = rule.metric.split(".")[1].replace("_", " ")
@@ -171,7 +173,7 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
                       **values)
 
 
-def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tuple[_Judged | None, list[dict]]:
+def judged_evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tuple[Judged | None, list[dict]]:
     """What of `record` the rule can judge, and what it sets aside (groups or a column with too few
     rows, undefined values). A parity metric is judged over the groups with at least min_samples rows
     (and min_share of the rows), from the record's evidence levels; the groups left out are listed."""
@@ -185,7 +187,7 @@ def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tup
                      for n, g in small]
         if not small:
             value = _judged(record, rule.judge)
-            return (_Judged(record, value) if value is not None else None), ([] if value is not None else [
+            return (Judged(record, value) if value is not None else None), ([] if value is not None else [
                 {"feature": record.feature, "group": None, "n": record.n, "why": _undefined(record, rule.judge)}])
         kept = sorted(n for n in sizes.values() if n >= floor)
         level = next((lv for lv in record.detail.get("evidence") or [] if kept and lv["min_rows"] == kept[0]), None)
@@ -197,7 +199,7 @@ def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tup
                    _undefined(over, rule.judge))
             # the column's own verdict first: a long list of small groups must not hide it
             return None, [{"feature": record.feature, "group": None, "n": record.n, "why": why}] + set_aside
-        return _Judged(over, _judged(over, rule.judge), f"over the {len(kept)} groups with at least {floor:,} rows"), \
+        return Judged(over, _judged(over, rule.judge), f"over the {len(kept)} groups with at least {floor:,} rows"), \
             set_aside
     value = _judged(record, rule.judge)
     if value is None:
@@ -206,10 +208,10 @@ def _evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tup
     if record.n < floor:
         return None, [{"feature": record.feature, "group": record.group, "n": record.n,
                        "why": f"{record.n:,} rows, under {floor:,}"}]
-    return _Judged(record, value), []
+    return Judged(record, value), []
 
 
-def _with_note(judged: _Judged) -> str:
+def _with_note(judged: Judged) -> str:
     return f" ({judged.note})" if judged.note else ""
 
 

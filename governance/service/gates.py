@@ -409,7 +409,7 @@ def _decide(loaded: LoadedPolicy, metrics: MetricSet, baselines: dict[str, tuple
 
 def _judged_values(gate: GateRecord, text: str, metrics: MetricSet) -> list[JudgedValue]:
     from policies import PolicyInvalid, parse_policy
-    from policies.gate import _evidence, _records  # the gate's own selection and evidence rules, not a copy
+    from policies.gate import judged_evidence, rule_records  # the gate's own selection and evidence, not a copy
     from policies.schema import MetricRule
 
     try:
@@ -424,11 +424,11 @@ def _judged_values(gate: GateRecord, text: str, metrics: MetricSet) -> list[Judg
         if limit is None:
             continue
         try:
-            records = _records(rule, loaded, metrics)
+            records = rule_records(rule, loaded, metrics)
         except PolicyInvalid:  # the evaluation lacks the rule's column or group: nothing of it to draw
             continue
         for record in records:
-            found, set_aside = _evidence(rule, record, metrics)
+            found, set_aside = judged_evidence(rule, record, metrics)
             if found is not None:
                 passes = found.value <= limit if comparison == "<=" else found.value >= limit
                 out.append(JudgedValue(rule.id, rule.metric, record.feature, record.group,
