@@ -134,37 +134,49 @@ def _error(component: tuple[float, float], rows: int) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def roc_auc_sorted(descending: np.ndarray) -> float | None:
+def roc_auc_sorted(descending: np.ndarray, pool: Executor | None = None) -> float | None:
     """nannyml's estimate_roc_auc for scores already sorted from highest to lowest (calibrated = raw): the
-    cumulative sums rounded to 5 decimals, as rates, under the trapezoidal rule (sklearn.metrics.auc)."""
-    if len(descending) == 0:
+    cumulative sums rounded to 5 decimals, as rates, under the trapezoidal rule (sklearn.metrics.auc). With
+    a `pool`, a thread of it sums the second half of the curve."""
+    rows = len(descending)
+    if rows == 0:
         return None
-    tps = np.empty(len(descending) + 1)
+    tps = np.empty(rows + 1)
     tps[0] = 0
     np.cumsum(descending, out=tps[1:])  # one running sum, in nannyml's order: its rounding is the same
-    with np.errstate(divide="ignore", invalid="ignore"):
-        twice = _trapezoids(tps, 0, len(descending), np.round(tps[-1], 5), np.round(len(descending) - tps[-1], 5))
+    rates = (np.round(tps[-1], 5), np.round(rows - tps[-1], 5))
+    if pool is None or rows <= ROC_BLOCK:
+        twice = _trapezoids(tps, 0, rows, *rates)
+    else:  # np.sum's first split, its two halves side by side
+        second = pool.submit(_trapezoids, tps, _half(rows), rows, *rates)
+        twice = _trapezoids(tps, 0, _half(rows), *rates) + second.result()
     value = twice / 2
     return value if np.isfinite(value) else None
 
 
+def _half(rows: int) -> int:
+    """Where numpy's pairwise summation splits `rows` terms: half of them, down to a multiple of 8."""
+    return rows // 2 - rows // 2 % 8
+
+
 def _trapezoids(tps: np.ndarray, start: int, stop: int, positives: float, negatives: float) -> float:
-    """Twice the area of the ROC curve's trapezoids start..stop-1, added up as np.sum adds them all (halves
-    split at a multiple of 8, down to blocks small enough to stay in the CPU's cache): the area is nannyml's
-    to the last bit, without its five more arrays of a million points."""
+    """Twice the area of the ROC curve's trapezoids start..stop-1, added up as np.sum adds them all (its
+    halves, down to blocks small enough to stay in the CPU's cache): the area is nannyml's to the last bit,
+    without its five more arrays of a million points."""
     rows = stop - start
     if rows > ROC_BLOCK:
-        half = rows // 2 - rows // 2 % 8
-        return (_trapezoids(tps, start, start + half, positives, negatives)
-                + _trapezoids(tps, start + half, stop, positives, negatives))
+        middle = start + _half(rows)
+        return (_trapezoids(tps, start, middle, positives, negatives)
+                + _trapezoids(tps, middle, stop, positives, negatives))
     cum = tps[start:stop + 1]
     fpr = np.arange(start, stop + 1, dtype=np.float64)
     fpr -= cum
-    np.round(fpr, 5, out=fpr)
-    fpr /= negatives
-    tpr = np.round(cum, 5)
-    tpr /= positives
-    return float((np.diff(fpr) * (tpr[1:] + tpr[:-1])).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):  # no positives or no negatives: NaN, as nannyml
+        np.round(fpr, 5, out=fpr)
+        fpr /= negatives
+        tpr = np.round(cum, 5)
+        tpr /= positives
+        return float((np.diff(fpr) * (tpr[1:] + tpr[:-1])).sum())
 
 
 def sorted_descending(scores: np.ndarray, pool: Executor) -> np.ndarray:
@@ -187,8 +199,10 @@ def sorted_descending(scores: np.ndarray, pool: Executor) -> np.ndarray:
     return out[::-1]
 
 
-def estimate_scores(descending: np.ndarray, threshold: float, components: Components) -> dict[str, Estimate]:
-    """Every estimated metric of one set of rows, from its scores sorted from highest to lowest."""
+def estimate_scores(descending: np.ndarray, threshold: float, components: Components,
+                    pool: Executor | None = None) -> dict[str, Estimate]:
+    """Every estimated metric of one set of rows, from its scores sorted from highest to lowest (ROC AUC
+    summed on two threads with a `pool`)."""
     rows = len(descending)
     predicted = int(np.count_nonzero(descending >= threshold))  # sorted: the first `predicted` rows
     tp = float(descending[:predicted].sum())
@@ -201,7 +215,7 @@ def estimate_scores(descending: np.ndarray, threshold: float, components: Compon
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, tp + fn),
         "f1": _ratio(tp, tp + 0.5 * (fp + fn)),
-        "roc_auc": roc_auc_sorted(descending),
+        "roc_auc": roc_auc_sorted(descending, pool),
     }
     estimates = {name: Estimate(value, _error(getattr(components, name), rows)) for name, value in values.items()}
     estimates["true_positive_rate"] = estimates["recall"]
@@ -406,8 +420,8 @@ def _estimate(cur: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, thresho
         raise EstimationRefused(refusal)
     detail = {"kind": "estimated", "method": METHOD, "reference_rows": calibration.rows,
               "reference_ece": calibration.ece, "threshold": threshold}
-    records = _records(estimate_scores(descending, threshold, components), OVERALL, len(cur["p"]), None, None,
-                       detail)
+    records = _records(estimate_scores(descending, threshold, components, pool), OVERALL, len(cur["p"]), None,
+                       None, detail)
     for feature in [*sensitive, *(intersection_name(ps) for ps in crossed)]:
         records += _feature_records(feature, cur, ref, threshold, detail, pool)
     return records, calibration
@@ -435,7 +449,7 @@ def _feature_records(feature: str, cur: dict[str, np.ndarray], ref: dict[str, np
                 for m in PER_GROUP]
             continue
         mask = ref_codes == ref_index[group]
-        found = estimate_scores(scores, threshold, fit_components(ref["y"][mask], ref["p"][mask], threshold))
+        found = estimate_scores(scores, threshold, fit_components(ref["y"][mask], ref["p"][mask], threshold), pool)
         estimates.append((group, found))
         records += _records(found, PER_GROUP, rows, feature, group, {**detail, "reference_rows": int(mask.sum())})
     return records + _gap_records(feature, estimates, len(codes), detail)
