@@ -272,6 +272,25 @@ def judged_gap(metric_set, column: str, min_rows: int) -> dict:
     return {"value": level["value"], "ci": [level.get("ci_low"), level.get("ci_high")], "left_out": left_out}
 
 
+def parity_noise_floor(spec: dict, rows: np.ndarray, scores: np.ndarray, draws: int = 20_000) -> float:
+    """How often a model whose selection rate is the same in every group (v1's overall rate) would pass
+    the default pack's parity rule on these eval rows: each judged group's observed rate is a binomial
+    draw on its rows, and the rule takes the largest gap over the groups of 50+ rows, column by column.
+    Below 1 the rule is judged partly on noise; well below, no model can be relied on to pass it."""
+    rule = next(r for r in load_policy(shipped_packs()["default"]).policy.rules if r.id == "parity-gap")
+    rate = float(np.mean(scores >= 0.5))
+    rng = np.random.default_rng(0)
+    passes = np.ones(draws, dtype=bool)
+    for column in spec["sensitive"]:
+        sizes = spec["frame"].iloc[rows][column].astype(str).value_counts()
+        sizes = sizes[sizes >= rule.min_samples].to_numpy()
+        if len(sizes) < 2:
+            continue
+        observed = rng.binomial(sizes, rate, size=(draws, len(sizes))) / sizes
+        passes &= observed.max(axis=1) - observed.min(axis=1) <= rule.max
+    return float(passes.mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of "
@@ -304,7 +323,11 @@ def main() -> None:
             rows = loop["eval_rows"]
             scores = {label: model.predict(spec["frame"].iloc[rows]) for label, model in loop["models"].items()}
             scores |= fairlearn_baselines(spec, train_rows, rows)
+        floor = parity_noise_floor(spec, rows, scores["v1"])
+        report(f"  a model with equal selection rates in every group would pass parity-gap on these eval rows "
+               f"{floor:.0%} of the time (sampling noise alone)")
         results[name] = {"rows": len(spec["frame"]), "eval_rows": len(rows), "rounds": loop["rounds"],
+                         "fair_model_passes_parity": round(floor, 3),
                          "final_verdict": loop["final_verdict"], "loop_seconds": loop["seconds"],
                          "models": {label: measure(spec, rows, s) for label, s in scores.items()}}
     if args.json:

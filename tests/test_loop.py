@@ -266,3 +266,30 @@ def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_
     assert "candidates (1, judged on the validation split):" in text and "* no penalty" in text
     listed = run_cli(home, "review", "list", "--kind", "escalation", as_="eng").stdout
     assert "escalation" in listed and "m/2" in listed
+
+
+def test_the_loop_measures_a_parity_gaps_progress_by_the_interval_of_the_gap_the_gate_judged():
+    import numpy as np
+    import pandas as pd
+
+    from evaluation import evaluate
+    from governance.service.gates import _half_width
+    from policies import load_policy, run_gate, shipped_packs
+
+    rng = np.random.default_rng(0)
+    groups = np.array(["a"] * 600 + ["b"] * 600 + ["tiny"] * 3)
+    frame = pd.DataFrame({"g": groups, "y": rng.integers(0, 2, len(groups)),
+                          "score": np.clip(np.where(groups == "a", 0.3, 0.7) + rng.normal(0, 0.2, len(groups)), 0, 1)})
+    frame.loc[frame["g"] == "tiny", "score"] = [0.9, 0.1, 0.9]
+    metrics = evaluate(current=frame, label="y", score="score", sensitive=["g"], resamples=100, seed=0)
+    pack = load_policy(shipped_packs()["default"])
+    rule = next(r for r in pack.policy.rules if r.id == "parity-gap")
+    [result] = run_gate(policy=pack.with_rules([rule]), metrics=metrics).results
+    every = metrics.find("fairness", "demographic_parity_difference", "g")
+    level = next(lv for lv in every.detail["evidence"] if lv["min_rows"] == 600)
+    assert result.judged == level["value"]  # the gate judged the gap over a and b, the 3-row group set aside
+    judged_half = (level["ci_high"] - level["ci_low"]) / 2
+    assert _half_width(metrics, result, rule) == pytest.approx(judged_half)
+    # the interval over every group, the 3-row one included, is far wider: measured by it, a large real
+    # improvement of the judged gap would count as noise and stop the loop
+    assert (every.ci_high - every.ci_low) / 2 > 2 * judged_half

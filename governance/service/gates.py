@@ -216,7 +216,7 @@ class GateActions(PolicyActions, RegistryActions):
                 retrains[rule.id] = on_fail.retrain
         job_ids: list[str] = []
         escalations: list[str] = []
-        stop = _loop_stop(conn, model, version, retrains, decision, metrics)
+        stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules)
         if stop is not None:
             evidence = {**stop, "failing_rules": retrain_rules or [r.rule_id for r in decision.results if r.blocking],
                         "strategies": strategies, "gate": record.id}
@@ -315,7 +315,8 @@ class GateActions(PolicyActions, RegistryActions):
 
 
 def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrains: dict[str, RetrainAction],
-               decision: GateDecision, metrics: MetricSet) -> dict[str, Any] | None:
+               decision: GateDecision, metrics: MetricSet,
+               rules: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Why the feedback loop must not queue another retrain of this version, or None to go on.
 
     It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
@@ -367,7 +368,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
         else:
             higher = result.comparison == ">="
         better = (result.judged - old.judged) if higher else (old.judged - result.judged)
-        margin = _half_width(metrics, result)
+        margin = _half_width(metrics, result, (rules or {}).get(result.rule_id))
         progress.append((result.rule_id, better, margin))
     if progress and all(better <= margin for _, better, margin in progress):
         shown = ", ".join(f"{rule} changed by {better:+.4g} (interval half-width {margin:.4g})"
@@ -377,10 +378,17 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
     return None
 
 
-def _half_width(metrics: MetricSet, result: RuleResult) -> float:
-    """Half the width of the confidence interval of the record a rule judged (0 without one)."""
+def _half_width(metrics: MetricSet, result: RuleResult, rule: Any = None) -> float:
+    """Half the width of the confidence interval of the record a rule judged (0 without one): for a
+    parity gap, the gap over the groups the rule judged, not over every group (on ACS a 3-row race group
+    stretched that interval to [0.18, 1.0] and stopped a loop that had cut the judged gap from 0.54 to 0.16)."""
+    from policies.gate import judged_evidence
+    from policies.schema import MetricRule
     family, name = (result.metric or ".").split(".", 1)
     found = metrics.find(family, name, result.feature, result.group)
+    if found is not None and isinstance(rule, MetricRule):
+        judged, _ = judged_evidence(rule, found, metrics)
+        found = judged.record if judged is not None else found
     if found is None or found.ci_low is None or found.ci_high is None:
         return 0.0
     return (found.ci_high - found.ci_low) / 2
