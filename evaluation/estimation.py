@@ -144,12 +144,12 @@ def roc_auc_sorted(descending: np.ndarray, pool: Executor | None = None) -> floa
     tps = np.empty(rows + 1)
     tps[0] = 0
     np.cumsum(descending, out=tps[1:])  # one running sum, in nannyml's order: its rounding is the same
-    rates = (np.round(tps[-1], 5), np.round(rows - tps[-1], 5))
+    totals = (np.round(tps[-1], 5), np.round(rows - tps[-1], 5))  # the last point: positives, negatives
     if pool is None or rows <= ROC_BLOCK:
-        twice = _trapezoids(tps, 0, rows, *rates)
+        twice = _trapezoids(tps, 0, rows, *totals)
     else:  # np.sum's first split, its two halves side by side
-        second = pool.submit(_trapezoids, tps, _half(rows), rows, *rates)
-        twice = _trapezoids(tps, 0, _half(rows), *rates) + second.result()
+        second = pool.submit(_trapezoids, tps, _half(rows), rows, *totals)
+        twice = _trapezoids(tps, 0, _half(rows), *totals) + second.result()
     value = twice / 2
     return value if np.isfinite(value) else None
 
