@@ -83,7 +83,7 @@ class Aim:
 
     def judge(self, rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
         """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
-        robustly when it would still pass with every judged value one standard error (from the bootstrap)
+        robustly when it would still pass with every judged value Z_MARGIN standard errors (from the bootstrap)
         worse, so that the choice does not sit on the bound and fall over on the next sample."""
         frame = rows[[self.label, *self.sensitive]].copy()
         frame[SCORE] = scores
@@ -120,7 +120,7 @@ class Aim:
             for r in self.policy.policy.rules])
 
     def _robust(self, policy: LoadedPolicy, metric_set: MetricSet) -> bool:
-        """Whether the bound rules (max / min) still pass with each value a standard error worse."""
+        """Whether the bound rules (max / min) still pass with each value Z_MARGIN standard errors worse."""
         for direction, kept in ((+1, [r for r in policy.policy.rules if r.max is not None]),
                                 (-1, [r for r in policy.policy.rules if r.min is not None])):
             if not kept:

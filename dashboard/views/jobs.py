@@ -54,7 +54,7 @@ def search_section(jobs: list[JobDetail]) -> None:
         st.altair_chart(charts.tradeoff(frame, x=rule, y="accuracy", bound=bound,
                                         x_title=f"{spec['metric']}{judged} ({rule})"), width="stretch")
     chosen = next(c for c in detail.candidates if c["chosen"])
-    st.caption("Judged on a validation split none of the candidates trained on. "
+    st.caption("Judged on the held-out validation and calibration splits, which none of the candidates trained on. "
                f"Chosen: {state.plain(chosen['strategy'])}"
                f" ({'the most accurate that passes' if chosen['passes'] else 'none passed; the closest to passing'})"
                + (f"; resulting version {detail.result_version}." if detail.result_version else "."))

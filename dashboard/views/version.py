@@ -377,8 +377,8 @@ def search_section() -> None:
                                         bound=spec.get("max") if spec.get("max") is not None else spec.get("min"),
                                         x_title=f"{spec['metric']}{judged_on} ({rule})"), width="stretch")
     chosen = next((c for c in detail.candidates if c["chosen"]), None)
-    st.caption(f"Job {state.plain(job_id)} tried {len(detail.candidates)} candidates on a validation split none "
-               "trained on; ringed: the one chosen"
+    st.caption(f"Job {state.plain(job_id)} tried {len(detail.candidates)} candidates on held-out rows none trained "
+               "on (the validation and calibration splits); ringed: the one chosen"
                + (f" ({state.plain(chosen['strategy'])}, "
                   f"{'the most accurate that passes' if chosen['passes'] else 'none passed; the closest'})"
                   if chosen else "") + ". Dashed: the rule's bound.")

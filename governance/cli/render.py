@@ -451,7 +451,8 @@ def job_detail(detail: JobDetail) -> str:
         f"  error: {detail.error}" if detail.error else "  result: -",
     ]
     if detail.candidates:
-        lines.append(f"  candidates ({len(detail.candidates)}, judged on the validation split):")
+        lines.append(f"  candidates ({len(detail.candidates)}, judged on the held-out validation and "
+                     "calibration splits):")
         for c in detail.candidates:
             metrics = c.get("metrics") or {}
             shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))

@@ -48,7 +48,8 @@ class Retraining:
                 report: Callable[[str], None] = lambda line: None) -> tuple[Version, GateOutcome]:
         """Train the job's new version: the parent's data and split, reviewers' corrections folded in
         (corrected rows join the training rows, upweighted), a search over the job's strategies and
-        their strength judged against the model's binding policy on a validation split (see
+        their strength judged against the model's binding policy on the held-out validation and
+        calibration splits (see
         training.search). Then, in one unit of work, the version is registered with its predictions,
         evaluated against the parent's reference, gated, and the job finished: a retrained version
         appears whole or not at all. With `worker`, the job must still be leased to it then."""
