@@ -24,7 +24,7 @@ from governance.service import Service
 from tests.support.frames import predictions_frame
 from tests.support.stores import USERS, snapshot
 
-WRITERS, INGESTS_PER_WRITER = 4, 25
+WRITERS, INGESTS_PER_WRITER = 4, 15  # 60 ingests racing a reader (at 25: 45 s per store kind)
 
 
 def _writer(home: str, csv: str, count: int) -> None:

@@ -263,7 +263,8 @@ def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_
     shown = json.loads(run_cli(home, "jobs", "show", job["id"], "--json", as_="eng").stdout)
     assert shown["candidates"] and shown["aim"]["calibration-ece"]["max"] == 0.0001
     text = run_cli(home, "jobs", "show", job["id"], as_="eng").stdout
-    assert "candidates (1, judged on the held-out validation and calibration splits):" in text and "* no penalty" in text
+    assert "candidates (1, judged on the held-out validation and calibration splits):" in text
+    assert "* no penalty" in text
     listed = run_cli(home, "review", "list", "--kind", "escalation", as_="eng").stdout
     assert "escalation" in listed and "m/2" in listed
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from governance.service import Service
-from tests.support.browser import sign_in
+from tests.support.browser import settled, sign_in
 
 pytestmark = pytest.mark.e2e
 COMMENT = "the recorded labels match the census answers"
@@ -51,16 +51,18 @@ def test_a_reviewer_claims_ten_items_and_judges_them_with_one_verdict(demo_dashb
     page.get_by_role("spinbutton", name="How many").fill("2")
     page.get_by_role("button", name="Claim next").click()
     page.get_by_text("Claimed 2 items.").wait_for(timeout=30_000)
+    settled(page)  # type into this run's comment box, not the last run's
     both = {i.id for i in viewer.list_review_items(model="employment", status="claimed")}
     assert len(both) == 2
     comment = page.get_by_role("textbox", name="Comment", exact=True)
     comment.fill("label stands")
     comment.press("Control+Enter")
     page.get_by_text("Your next claimed item is below.").wait_for(timeout=30_000)
+    settled(page)
     # whichever the page showed first is judged; the other, still claimed, is what the picker moved on to
     [judged] = [i for i in both if viewer.show_review_item(item_id=i).item.status == "resolved"]
     [second] = both - {judged}
     assert [j.reviewer for j in viewer.show_review_item(item_id=judged).judgments] == ["rosa"]
     assert viewer.show_review_item(item_id=second).item.status == "claimed"
-    # the item picker moved on to the other claim
-    expect(page.get_by_role("combobox", name="Item")).to_have_value(re.compile(f"^{second} · "), timeout=30_000)
+    picker = page.get_by_role("combobox", name="Item", exact=True)  # not "Claimed items to judge"
+    expect(picker).to_have_value(re.compile(f"^{second} · "), timeout=30_000)  # it moved on to the other claim

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from governance.service import Service
-from tests.support.browser import sign_in
+from tests.support.browser import settled, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +44,6 @@ def drawn_thresholds(page, expected: set[str]) -> set[str]:
 
 def columns_of(drawn: set[str]) -> set[str]:
     return {THRESHOLD.fullmatch(label)["column"] for label in drawn}
-
-
-def settled(page) -> None:
-    """Streamlit finished the run: its status widget is gone and so is every element the run before drew and this
-    one has not (stale until the run ends: switching the version may draw the tabs anew beside the old ones)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"]')",
-                           timeout=30_000)
 
 
 def open_fairness(page) -> None:

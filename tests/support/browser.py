@@ -60,6 +60,13 @@ def sign_in(page, url: str, user: str, password: str) -> None:
     page.get_by_text(f"Signed in as {user}").wait_for(timeout=30_000)
 
 
+def settled(page) -> None:
+    """Streamlit finished the run: its status widget is gone and so is every element the run before drew and this
+    one has not (stale until the run ends: switching the version may draw the tabs anew beside the old ones)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"]')",
+                           timeout=30_000)
+
+
 def open_page(page, link: str, title: str, timeout_ms: int = 60_000) -> float:
     """Click the navigation link `link` and wait until the page's title shows and Streamlit stops running the
     script (its status widget gone); returns the seconds that took, as the user waited them."""
