@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app import PAGES
-from tests.support.credentials import credential_for
+from tests.support.apptest import signed_in
 from tests.support.paths import APP
 from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
 from tests.support.stores import ACS_ROLES, run_sql, snapshot
@@ -54,11 +54,9 @@ def viewed(shared_seeded, monkeypatch):
 
 def app(user: str | None) -> AppTest:
     """The app as `user` would see it after signing in (a session of theirs in the store)."""
-    at = AppTest.from_file(APP, default_timeout=60)
     if user:
-        at.session_state["govern.user"], at.session_state["govern.role"] = user, ROLES.get(user, "reviewer")
-        at.session_state["govern.token"] = credential_for(Path(os.environ["GOVERN_HOME"]), user)
-    return at
+        return signed_in(Path(os.environ["GOVERN_HOME"]), user, ROLES.get(user, "reviewer"))
+    return AppTest.from_file(APP, default_timeout=60)
 
 
 def open_tab(at: AppTest, name: str) -> AppTest:

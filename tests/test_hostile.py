@@ -19,7 +19,6 @@ from governance.ingest import ColumnRoles
 from tests.support.commands import COMMANDS, COMMANDS_SKIPPED_BY_FUZZ
 from tests.support.credentials import credential_for
 from tests.support.frames import predictions_frame
-from tests.support.paths import APP
 from tests.support.stores import ducklake_only, file_only, run_sql
 
 
@@ -363,7 +362,6 @@ def test_the_sign_off_message_is_spelled_right(hostile):
 
 
 def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     from dashboard import data
     from governance.errors import StoreBusy
@@ -381,21 +379,20 @@ def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeyp
         return real(home, actor)
 
     monkeypatch.setattr(data, "readiness", busy_once)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["govern.user"], at.session_state["govern.role"] = "vic", "viewer"
-    at.session_state["govern.token"] = credential_for(store.home, "vic")
+    from tests.support.apptest import signed_in
+
+    at = signed_in(store.home, "vic", "viewer")
     at.run()
     assert not at.exception and len(calls) >= 2 and at.title[0].value == "Overview"
 
 
 def test_a_pasted_policy_renders_as_text_not_markdown(hostile, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     store, _ = hostile
     monkeypatch.setenv("GOVERN_HOME", str(store.home))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["govern.user"], at.session_state["govern.role"] = "eng", "engineer"
-    at.session_state["govern.token"] = credential_for(store.home, "eng")
+    from tests.support.apptest import signed_in
+
+    at = signed_in(store.home, "eng", "engineer")
     at.run()
     at.switch_page("views/policies.py").run()
     at.selectbox(key="policies.pack").set_value("paste your own").run()

@@ -14,7 +14,6 @@ import pytest
 
 from governance.errors import NotAllowed
 from governance.service import Service
-from tests.support.credentials import credential_for
 from tests.support.training import trained_store
 from training.trainer import TrainConfig
 
@@ -133,7 +132,6 @@ rules:
 
 
 def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trade_off(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     home = _store(tmp_path, PARITY)
     engineer = Service.open(home=home, actor="eng")
@@ -158,9 +156,9 @@ def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trad
     assert gaps[1] < gaps[0]
 
     monkeypatch.setenv("GOVERN_HOME", str(home))
-    at = AppTest.from_file(str(Path(__file__).parent.parent / "dashboard" / "app.py"), default_timeout=60)
-    at.session_state["govern.user"], at.session_state["govern.role"] = "eng", "engineer"
-    at.session_state["govern.token"] = credential_for(home, "eng")
+    from tests.support.apptest import signed_in
+
+    at = signed_in(home, "eng", "engineer")
     at.run()
     at.switch_page("views/jobs.py").run()
     assert not at.exception

@@ -332,14 +332,10 @@ def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, 
 def _dashboard_draws_estimate_realised_and_bound(store, monkeypatch):
     import json
 
-    from streamlit.testing.v1 import AppTest
-
-    from tests.support.credentials import credential_for
-    from tests.support.paths import APP
     monkeypatch.setenv("GOVERN_HOME", str(store.home))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["govern.user"], at.session_state["govern.role"] = "vic", "viewer"
-    at.session_state["govern.token"] = credential_for(store.home, "vic")
+    from tests.support.apptest import signed_in
+
+    at = signed_in(store.home, "vic", "viewer")
     at.run()
     at.switch_page("views/monitoring.py").run()
     assert not at.exception, at.exception
