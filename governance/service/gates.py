@@ -34,7 +34,7 @@ from governance.store import aliases, evaluations, gates, jobs, registry, review
 if TYPE_CHECKING:
     from evaluation import MetricSet
     from policies import GateDecision, LoadedPolicy, ReviewState, RuleResult
-    from policies.schema import RetrainAction, ReviewAction
+    from policies.schema import RetrainAction, ReviewAction, Rule
 
 EXAMPLE_SEED = 0
 
@@ -315,8 +315,7 @@ class GateActions(PolicyActions, RegistryActions):
 
 
 def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrains: dict[str, RetrainAction],
-               decision: GateDecision, metrics: MetricSet,
-               rules: dict[str, Any] | None = None) -> dict[str, Any] | None:
+               decision: GateDecision, metrics: MetricSet, rules: dict[str, Rule]) -> dict[str, Any] | None:
     """Why the feedback loop must not queue another retrain of this version, or None to go on.
 
     It stops when the lineage already had `max_rounds` retrains (the smallest the failing rules'
@@ -368,7 +367,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
         else:
             higher = result.comparison == ">="
         better = (result.judged - old.judged) if higher else (old.judged - result.judged)
-        margin = _half_width(metrics, result, (rules or {}).get(result.rule_id))
+        margin = _half_width(metrics, result, rules[result.rule_id])
         progress.append((result.rule_id, better, margin))
     if progress and all(better <= margin for _, better, margin in progress):
         shown = ", ".join(f"{rule} changed by {better:+.4g} (interval half-width {margin:.4g})"
@@ -378,7 +377,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
     return None
 
 
-def _half_width(metrics: MetricSet, result: RuleResult, rule: Any = None) -> float:
+def _half_width(metrics: MetricSet, result: RuleResult, rule: Rule) -> float:
     """Half the width of the confidence interval of the record a rule judged (0 without one): for a
     parity gap, the gap over the groups the rule judged, not over every group (on ACS a 3-row race group
     stretched that interval to [0.18, 1.0] and stopped a loop that had cut the judged gap from 0.54 to 0.16)."""
