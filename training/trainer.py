@@ -261,7 +261,7 @@ def train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: T
     other processes, one thread trained Adult 1.3x (quiet) to 20x (busy) faster than two.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with _threads(1 if device == "cpu" else torch.get_num_threads()):
+    with _threads(1 if device == "cpu" else torch.get_num_threads()), _no_nan_fill():
         return _train(frame, label=label, features=features, config=config, sample_weights=sample_weights,
                       device=device, on_epoch=on_epoch)
 
@@ -275,6 +275,21 @@ def _threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def _no_nan_fill() -> Iterator[None]:
+    """Inside the block, torch's deterministic mode (which `_train` turns on) does not fill each new
+    uninitialised tensor with NaN, as it does by default to expose reads of one: training's ops write
+    every element they read, and the fills cost it a few percent. As it was after the block."""
+    import torch.utils.deterministic
+
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before
 
 
 def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig,
@@ -311,8 +326,12 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     generator = torch.Generator().manual_seed(config.seed)
     masks = _DropoutMasks(model.hidden_widths, config.dropout, config.seed, device)
+    with torch.no_grad():
+        bases = model.embedding_bases(codes)
+    rows = _Rows(numbers, bases, y, w, groups_across if penalised else None)
     val = torch.from_numpy(splits["validation"]).to(device)
     val_groups = codes_by_column.index_select(0, val)
+    val_numbers, val_bases, val_y = numbers.index_select(0, val), bases.index_select(0, val), y.index_select(0, val)
     best, best_loss, waited, history = flat.detach().clone(), float("inf"), 0, []
     epochs_per_stage = max(1, config.epochs // len(stages))
     epoch = 0
@@ -321,27 +340,12 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
         for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs):
             model.train()
             order = stage_rows[torch.randperm(len(stage_idx), generator=generator).to(device)]
-            # One gather per epoch; each batch is then a contiguous slice (a view, no copy). index_select,
-            # not tensor[order]: the same rows, several times faster on the CPU.
-            e_numbers, e_codes, e_y, e_w = (t.index_select(0, order) for t in (numbers, codes, y, w))
-            e_groups = groups_across.index_select(0, order) if penalised else None
-            for start, dropped in zip(range(0, len(order), config.batch_size), masks.epoch(len(order),
-                                                                                           config.batch_size)):
-                batch = slice(start, start + config.batch_size)
-                with torch.no_grad():
-                    logits, saved = model.forward_saving(e_numbers[batch], e_codes[batch], dropped)
-                    bw = e_w[batch]
-                    # d/dlogit of the weighted mean log loss: (sigmoid - y) × w / sum(w)
-                    grad = (torch.sigmoid(logits) - e_y[batch]).mul_(bw).div_(bw.sum())
-                    if penalised:
-                        grad.add_(_score_gap_gradient(logits, e_groups[batch], column_of_group,
-                                                      config.fairness_sharpness), alpha=config.fairness_weight)
-                    model.backward_into(saved, grad)
-                optimizer.step()
+            with torch.inference_mode():
+                _epoch(model, optimizer, masks, rows, order, column_of_group, config)
             model.eval()
-            with torch.no_grad():  # the objective trained for: with the penalty when there is one
-                val_logits = _batched(model, numbers, codes, val)
-                val_loss = float(loss_fn(val_logits, y.index_select(0, val)).mean()) if len(val) else 0.0
+            with torch.inference_mode():  # the objective trained for: with the penalty when there is one
+                val_logits = _eval_logits(model, val_numbers, val_bases)
+                val_loss = float(loss_fn(val_logits, val_y).mean()) if len(val) else 0.0
                 if penalised and len(val):
                     val_loss += config.fairness_weight * float(_score_gap(val_logits, val_groups,
                                                                             config.fairness_sharpness, sizes))
@@ -349,7 +353,9 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
             record = {"epoch": epoch, "stage": stage, "stage_rows": len(stage_idx), "validation_loss": val_loss}
             history.append(record)
             if val_loss < best_loss - 1e-6:
-                best, best_loss, waited = flat.detach().clone(), val_loss, 0
+                best_loss, waited = val_loss, 0
+                with torch.no_grad():
+                    best.copy_(flat)
             else:
                 waited += 1
             if on_epoch is not None and on_epoch(epoch, config.epochs, record) is False:
@@ -371,6 +377,42 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     return trained
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """Every row the epochs read, on the device; `bases`, the rows' `TabularMLP.embedding_bases`, stand
+    in for their codes (worked out once, not once per epoch)."""
+
+    numbers: torch.Tensor
+    bases: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor
+    groups: torch.Tensor | None  # `_numbered_across` group numbers, with a fairness penalty
+
+
+def _epoch(model: TabularMLP, optimizer, masks: "_DropoutMasks", rows: _Rows, order: torch.Tensor,
+           column_of_group: torch.Tensor, config: TrainConfig) -> None:
+    """One epoch of steps over the rows `order` lists, in that order (call under inference_mode)."""
+    batch_size = config.batch_size
+    # One gather per epoch; each batch is then a contiguous slice (a view, no copy). index_select,
+    # not tensor[order]: the same rows, several times faster on the CPU.
+    e_numbers, e_bases, e_y, e_w = (t.index_select(0, order) for t in (rows.numbers, rows.bases, rows.y, rows.w))
+    e_groups = rows.groups.index_select(0, order) if rows.groups is not None else None
+    # each row's weight over its batch's total weight: d/dlogit of the batch's weighted mean log loss is
+    # (sigmoid - y) × that share
+    batch_of_row = torch.arange(len(order), device=order.device) // batch_size
+    totals = torch.zeros(-(-len(order) // batch_size), device=order.device).index_add_(0, batch_of_row, e_w)
+    e_share = e_w / totals.index_select(0, batch_of_row)
+    for start, dropped in zip(range(0, len(order), batch_size), masks.epoch(len(order), batch_size)):
+        batch = slice(start, start + batch_size)
+        logits, saved = model.forward_saving(e_numbers[batch], None, dropped, e_bases[batch])
+        grad = torch.sigmoid(logits).sub_(e_y[batch]).mul_(e_share[batch])
+        if e_groups is not None:
+            grad.add_(_score_gap_gradient(logits, e_groups[batch], column_of_group,
+                                          config.fairness_sharpness), alpha=config.fairness_weight)
+        model.backward_into(saved, grad)
+        optimizer.step()
+
+
 PREDICT_BATCH = 65_536
 
 
@@ -386,6 +428,16 @@ def _batched(model: nn.Module, numbers: torch.Tensor, codes: torch.Tensor,
         else:  # index_select: the rows numbers[index] would give, several times faster on the CPU
             index = rows[start:start + PREDICT_BATCH]
             parts.append(model(numbers.index_select(0, index), codes.index_select(0, index)))
+    return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
+
+
+def _eval_logits(model: TabularMLP, numbers: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
+    """Logits without dropout for rows given by their numbers and `embedding_bases`, PREDICT_BATCH rows
+    at a time: through `forward_saving`, which has no autograd function to call (the epochs' validation)."""
+    parts = []
+    for start in range(0, len(numbers), PREDICT_BATCH):
+        part = slice(start, start + PREDICT_BATCH)
+        parts.append(model.forward_saving(numbers[part], None, None, bases[part])[0])
     return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
 
 
@@ -431,12 +483,14 @@ class _FlatAdamW:
                             amsgrad=False, maximize=False)
 
 
+CHUNK_ROWS = 65_536  # rows whose dropout masks and embedding index are made at once
+
+
 class _DropoutMasks:
     """Inverted-dropout masks (0 or 1/(1 - p)) for each batch's hidden layers, drawn from a seeded
-    generator a chunk of about 65k rows at a time: one draw per chunk rather than a Bernoulli draw per
-    batch and layer, which on the CPU cost more than the layers themselves."""
-
-    CHUNK_ROWS = 65_536
+    generator a chunk of about 65k rows at a time: one draw per chunk and layer rather than a Bernoulli
+    draw per batch and layer, which on the CPU cost more than the layers themselves. Each layer's chunk
+    is its own tensor, so a batch's mask is a contiguous slice."""
 
     def __init__(self, widths: Sequence[int], p: float, seed: int, device: str) -> None:
         self.widths, self.p, self.device = list(widths), float(p), device
@@ -448,22 +502,24 @@ class _DropoutMasks:
         if not self.widths or self.p <= 0:
             yield from (None for _ in range(0, rows, batch_size))
             return
-        chunk = max(1, self.CHUNK_ROWS // batch_size) * batch_size
+        chunk = max(1, CHUNK_ROWS // batch_size) * batch_size
         for begin in range(0, rows, chunk):
-            drawn = self._keep(min(chunk, rows - begin))
-            for start in range(0, len(drawn), batch_size):
-                yield torch.split(drawn[start:start + batch_size], self.widths, dim=1)
+            drawn = [self._keep(min(chunk, rows - begin), width) for width in self.widths]
+            for start in range(0, len(drawn[0]), batch_size):
+                yield [layer[start:start + batch_size] for layer in drawn]
 
-    def _keep(self, rows: int) -> torch.Tensor:
-        shape = (rows, sum(self.widths))
+    def _keep(self, rows: int, width: int) -> torch.Tensor:
         if self.numpy is not None:  # 16-bit draws: p to within 1/65536, the scale exact for the p drawn
             dropped = round(self.p * 65_536)
             if dropped >= 65_536:
-                return torch.zeros(shape)
-            scale = np.float32(65_536 / (65_536 - dropped))
-            return torch.from_numpy((self.numpy.integers(0, 65_536, shape, dtype=np.uint16) >= dropped) * scale)
+                return torch.zeros(rows, width)
+            # four 16-bit draws from each of the generator's raw 64-bit outputs: twice as fast as integers()
+            bits = self.numpy.bit_generator.random_raw(-(-rows * width // 4)).view(np.uint16)[:rows * width]
+            keep = (bits.reshape(rows, width) >= dropped).astype(np.float32)
+            keep *= np.float32(65_536 / (65_536 - dropped))
+            return torch.from_numpy(keep)
         scale = 1.0 / (1.0 - self.p) if self.p < 1 else 0.0
-        return (torch.rand(shape, generator=self.torch, device=self.device) >= self.p) * scale
+        return (torch.rand(rows, width, generator=self.torch, device=self.device) >= self.p) * scale
 
 
 def _curriculum(numbers, codes, y, train_idx: np.ndarray, config: TrainConfig, device: str) -> list[np.ndarray]:
