@@ -112,8 +112,7 @@ class TabularMLP(nn.Module):
         logits, and what `backward_into` needs. `bases` (`embedding_bases(codes)`), where given, stand
         in for `codes`."""
         layers = [(linear.weight, linear.bias) for linear in self.linears]
-        table = self.table
-        x = numbers
+        table, index, x = self.table, None, numbers
         if self.cardinalities:
             index = self._flat_index(codes, bases)
             embedded = table.view(-1).index_select(0, index.view(-1)).view(index.shape)
@@ -126,7 +125,7 @@ class TabularMLP(nn.Module):
             activations.append(x)
         weight, bias = layers[-1]
         logits = torch.addmm(bias, x, weight.t()).view(-1)
-        return logits, [index if self.cardinalities else None, activations, masks, layers, table]
+        return logits, [index, activations, masks, layers, table]
 
     def backward_into(self, saved: list, grad_logits: torch.Tensor) -> None:
         """Every parameter's `.grad` overwritten with the gradient of sum(grad_logits × logits) for the
