@@ -221,6 +221,68 @@ def test_train_refuses_bad_input_with_exit_2(tmp_path, run_cli, args, message):
     assert result.exit_code == 2 and message in result.stderr
 
 
+def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(sex=frame["sex"].where(frame.index % 40 != 1))  # data rows 2, 42, 82, ...
+
+
+@pytest.mark.parametrize("data, args, config, message", [
+    (lambda f: f.iloc[:0], [], None, "d.csv has a header but no data rows"),
+    (lambda f: f.iloc[:1], [], None, "1 data row with eval fraction 0.25 leave 1 to train on and 0 to evaluate"),
+    (lambda f: f.assign(y=0), [], None, "holds only 0 in the training rows"),
+    (lambda f: f.assign(y=f["y"].where(f.index != 6)), [], None,
+     "the label column 'y' has 1 empty cell, in data row 7."),
+    (_blank_sex, ["--sensitive", "sex"], None, "sensitive column 'sex' has 5 empty cells, in data rows 2, 42, 82, "
+                                               "122, 162 (name the missing group"),
+    (None, ["--sensitive", "y"], None, "the label column 'y' cannot also be a sensitive column"),
+    (None, [], "epochs: -5\nhidden: [0]\n", "epochs must be at least 1, not -5; hidden must list layer widths"),
+    (None, [], "learning_rate: fast\ndropout: 1.0\n", "learning_rate must be a number, not 'fast'; dropout must be"),
+    (None, [], "epochs: 2.5\n", "epochs must be a whole number, not 2.5"),
+    (None, [], "validation_fraction: 0.6\ncalibration_fraction: 0.4\n", "must leave rows to train on"),
+])
+def test_train_refuses_data_and_settings_it_cannot_train_on_before_anything_is_stored(
+        tmp_path, run_cli, data, args, config, message):
+    from tests.support.stores import snapshot
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    path = tmp_path / "d.csv"
+    frame = biased(200)
+    (data(frame) if data else frame).to_csv(path, index=False)
+    if config:
+        (tmp_path / "c.yaml").write_text(config)
+        args = [*args, "--config", str(tmp_path / "c.yaml")]
+    run_cli(home, "status", as_="ada")  # ada's API token is made on first use: not part of what is compared
+    before = snapshot(home)
+    result = run_cli(home, "train", "m", "--data", path, "--label", "y", *args, as_="ada")
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert snapshot(home) == before  # no model without versions, no audit event, no stored file
+
+
+def test_a_new_model_is_registered_with_its_first_version_or_not_at_all(tmp_path, monkeypatch):
+    from governance.service.training import TrainingActions
+    from tests.support.stores import snapshot
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    path = tmp_path / "d.csv"
+    biased(300).to_csv(path, index=False)
+    ada = Service.open(home=home, actor="ada")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk filled up while training")
+
+    monkeypatch.setattr(TrainingActions, "_insert_version", broken)
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        ada.train_version(model="m", data=path, label="y", config=TrainConfig(epochs=1))
+    assert ada.list_models() == []  # registered in the same unit of work as the version that failed
+    with pytest.raises(InvalidInput, match="sensitive column 'sex' is named more than once"):
+        ada.train_version(model="m", data=path, label="y", sensitive=["sex", "sex"])
+    monkeypatch.undo()
+    before = snapshot(home)["models"]
+    ada.train_version(model="m", data=path, label="y", config=TrainConfig(epochs=1))
+    assert [m.name for m in ada.list_models()] == ["m"] and before == []
+
+
 def test_training_config_from_a_file(tmp_path):
     from governance.service.training import load_config
 

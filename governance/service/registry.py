@@ -71,19 +71,25 @@ class RegistryActions(ServiceBase):
         if risk_tier not in RISK_TIERS:
             raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> Model:
-            user = self._authorize(conn, Action.REGISTER)
-            if registry.get_model(conn, name) is not None:
-                raise Conflict(f"model {name!r} is already registered.")
-            if owner is not None and users.get_user(conn, owner) is None:
-                raise NotFound(f"owner {owner!r} is not a user of this store.")
-            model = Model(name, owner or user.name, description, risk_tier, _now(), user.name,
-                          intended_use=intended_use or None, limitations=limitations or None)
-            registry.insert_model(conn, model)
-            self._log(conn, "model.register", f"model:{name}", model.to_dict())
-            return model
+        return self._run(lambda conn: self._insert_model(conn, name, owner=owner, description=description,
+                                                         risk_tier=risk_tier, intended_use=intended_use,
+                                                         limitations=limitations))
 
-        return self._run(unit)
+    def _insert_model(self, conn: duckdb.DuckDBPyConnection, name: str, *, owner: str | None = None,
+                      description: str | None = None, risk_tier: str = "medium", intended_use: str | None = None,
+                      limitations: str | None = None) -> Model:
+        """Register the model inside the caller's unit of work (`govern train` registers a new model in the
+        same unit as its first version, so a failed training leaves no empty model behind)."""
+        user = self._authorize(conn, Action.REGISTER)
+        if registry.get_model(conn, name) is not None:
+            raise Conflict(f"model {name!r} is already registered.")
+        if owner is not None and users.get_user(conn, owner) is None:
+            raise NotFound(f"owner {owner!r} is not a user of this store.")
+        model = Model(name, owner or user.name, description, risk_tier, _now(), user.name,
+                      intended_use=intended_use or None, limitations=limitations or None)
+        registry.insert_model(conn, model)
+        self._log(conn, "model.register", f"model:{name}", model.to_dict())
+        return model
 
     def edit_model(self, *, name: str, description: str | None = None, risk_tier: str | None = None,
                    min_approvals: int | None = None, intended_use: str | None = None,

@@ -14,7 +14,7 @@ from governance.errors import InvalidInput
 from governance.faults import failpoint
 from governance.records import PredictionSet, Version
 from governance.roles import Action
-from governance.service.base import _require_model
+from governance.service.base import _require_model, check_name
 from governance.service.evaluations import TRAINED_CHALLENGER
 from governance.service.registry import RegistryActions, _new_prediction_set
 from governance.store import registry
@@ -85,30 +85,35 @@ class TrainingActions(RegistryActions):
         same eval rows as the version's challenger. Registers the model first if it is new."""
         from governance.ingest import intersection_problems
         from training.trainer import TrainConfig
+        check_name("model", model)
         frame = read_table(Path(data))
+        if frame.empty:
+            raise InvalidInput(f"{Path(data).name} has a header but no data rows.")
         features = _check_columns(frame, label, sensitive, features)
         config = config or TrainConfig(sensitive=tuple(sensitive))
+        check_config(config)
         problems = intersection_problems(intersections, sensitive, frame.columns)
         if problems:  # refused before training, not after it when the predictions are ingested
             raise InvalidInput("; ".join(f"intersection {name!r}: {message}" for name, message in problems) + ".")
         if not 0 < eval_fraction < 1:
             raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
-        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
-        if model not in {m.name for m in self.list_models()}:
-            self.register_model(name=model, description=f"trained from {Path(data).name}")
         train_rows, eval_rows = split_rows(len(frame), eval_fraction, config.seed)
+        _check_split(frame, label, train_rows, eval_rows, eval_fraction)
+        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
         meta = {"label": label, "features": list(features), "sensitive": list(sensitive),
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
         if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
             meta["intersections"] = [list(parts) for parts in intersections]
         return self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
                                       eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
-                                      lineage=None, progress=progress)
+                                      lineage=None, progress=progress,
+                                      new_model=f"trained from {Path(data).name}")
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
                           parent: str | None, lineage: dict[str, Any] | None, progress: EpochCallback | None,
-                          weights: np.ndarray | None = None, corrections: int = 0) -> TrainResult:
+                          weights: np.ndarray | None = None, corrections: int = 0,
+                          new_model: str | None = None) -> TrainResult:
         import numpy as np
 
         from training.trainer import train
@@ -119,7 +124,7 @@ class TrainingActions(RegistryActions):
         trained.meta = meta
         return self._publish(model=model, version=version, frame=frame, train_rows=train_rows, eval_rows=eval_rows,
                              trained=trained, data=data, parent=parent, lineage=lineage, corrections=corrections,
-                             weights=weights)
+                             weights=weights, new_model=new_model)
 
     def _publish(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                  eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None,
@@ -127,7 +132,7 @@ class TrainingActions(RegistryActions):
                  corrections: int = 0, weights: np.ndarray | None = None,
                  measure: Callable[[PredictionSet, PredictionSet], Any] | None = None,
                  settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, PredictionSet, Any], Any]
-                 | None = None) -> TrainResult:
+                 | None = None, new_model: str | None = None) -> TrainResult:
         """Register a trained version with its eval predictions, a reference sample of its training rows
         and its challenger (a logistic regression fitted on the same training rows and `weights`, scoring
         the same eval rows) in one unit of work, so the version appears whole or not at all. The files
@@ -135,14 +140,16 @@ class TrainingActions(RegistryActions):
         only such files, which the next attempt reuses. `measure(eval set, challenger set)` runs before the
         unit (the metric engine, so the store is not held meanwhile) and `settle(conn, version, eval set,
         challenger set, measured)` adds to the same unit (a retraining job records its evaluations, gates
-        and finishes there)."""
+        and finishes there). With `new_model` (its description) the model is registered in that unit too
+        when it is not yet: a training that fails leaves no model without versions behind."""
         import numpy as np
 
         from governance.ingest import ColumnRoles
         from training.challenger import fit_challenger
         meta = trained.meta
         label, features, sensitive = meta["label"], meta["features"], meta["sensitive"]
-        self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
+        self._run(lambda conn: (self._authorize(conn, Action.REGISTER),
+                                None if new_model is not None else _require_model(conn, model)))
         keep = [ROW_ID, label, *dict.fromkeys([*sensitive, *features])]
         roles = ColumnRoles(label=label, score=SCORE, id=ROW_ID, sensitive=tuple(sensitive),
                             features=tuple(c for c in dict.fromkeys(features) if c not in sensitive),
@@ -170,6 +177,8 @@ class TrainingActions(RegistryActions):
         failpoint("publish.files_stored")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Version, list[PredictionSet]]:
+            if new_model is not None and registry.get_model(conn, model) is None:
+                self._insert_model(conn, model, description=new_model)
             number = version or _next_number(conn, model)
             registered = self._insert_version(conn, model, number, stored_artifact, training, parent, lineage)
             sets = [self._insert_prediction_set(conn, ready, replace(draft, version=number)) for ready, draft in drafts]
@@ -242,11 +251,82 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
     if missing:
         raise InvalidInput(f"the training data has no column {', '.join(repr(c) for c in missing)} "
                            f"(its columns: {', '.join(map(repr, list(frame.columns)[:15]))}).")
-    values = set(pd.unique(frame[label].dropna()))
-    if frame[label].isna().any() or not values <= {0, 1}:
+    if label in sensitive:
+        raise InvalidInput(f"the label column {label!r} cannot also be a sensitive column.")
+    named_twice = sorted({c for c in sensitive if list(sensitive).count(c) > 1})
+    if named_twice:
+        raise InvalidInput(f"sensitive column {', '.join(map(repr, named_twice))} is named more than once.")
+    for column, what in ((label, "the label column"), *((c, "sensitive column") for c in sensitive)):
+        empty = frame[column].isna().to_numpy().nonzero()[0]
+        if len(empty):
+            hint = "" if column == label else " (name the missing group, e.g. 'unknown', or drop those rows)"
+            raise InvalidInput(f"{what} {column!r} has {len(empty):,} empty cell{'s' * (len(empty) != 1)}, in "
+                               f"data row{'s' * (len(empty) > 1)} {_rows(empty)}{hint}.")
+    values = set(pd.unique(frame[label]))
+    if not values <= {0, 1}:
         raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
     chosen = list(features) if features else [c for c in frame.columns if c not in (label, ROW_ID)]
     return [c for c in chosen if c != label]
+
+
+def _rows(positions: Sequence[int], shown: int = 5) -> str:
+    """Data rows as a user counts them in the file (1 = the first row after the header)."""
+    listed = ", ".join(str(int(i) + 1) for i in positions[:shown])
+    return listed + (f" and {len(positions) - shown:,} more" if len(positions) > shown else "")
+
+
+def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_rows: np.ndarray,
+                 eval_fraction: float) -> None:
+    """Refuse, before anything is trained or stored, a split a classifier cannot be trained or judged on."""
+    if len(eval_rows) == 0 or len(train_rows) < 2:
+        raise InvalidInput(f"{len(frame):,} data row{'s' * (len(frame) != 1)} with eval fraction {eval_fraction:g} "
+                           f"leave {len(train_rows):,} to train on and {len(eval_rows):,} to evaluate; "
+                           "a model needs rows for both.")
+    classes = set(frame[label].iloc[train_rows].astype(int))
+    if len(classes) < 2:
+        raise InvalidInput(f"the label column {label!r} holds only {next(iter(classes))} in the training rows; "
+                           "a classifier needs examples of both 0 and 1.")
+
+
+# Each training setting's type and the values it may take (a misspelt or out-of-range value trains a
+# model that cannot be right: 0 hidden units, no epochs, a learning rate YAML read as the string "1e6").
+_SETTINGS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "epochs": (int, lambda v: v >= 1, "at least 1"),
+    "batch_size": (int, lambda v: v >= 1, "at least 1"),
+    "patience": (int, lambda v: v >= 1, "at least 1"),
+    "seed": (int, lambda v: v >= 0, "0 or more"),
+    "curriculum_stages": (int, lambda v: v >= 1, "at least 1"),
+    "learning_rate": (float, lambda v: v > 0, "above 0"),
+    "weight_decay": (float, lambda v: v >= 0, "0 or more"),
+    "dropout": (float, lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "validation_fraction": (float, lambda v: 0 < v < 1, "between 0 and 1"),
+    "calibration_fraction": (float, lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "fairness_weight": (float, lambda v: v >= 0, "0 or more"),
+    "fairness_sharpness": (float, lambda v: v > 0, "above 0"),
+    "curriculum_start": (float, lambda v: 0 < v <= 1, "above 0 and at most 1"),
+}
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse training settings of the wrong type or out of range, naming each."""
+    import math
+
+    problems = []
+    for name, (kind, ok, allowed) in _SETTINGS.items():
+        value = getattr(config, name)
+        typed = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            (kind is float or isinstance(value, int)) and math.isfinite(value)
+        if not typed:
+            problems.append(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+        elif not ok(value):
+            problems.append(f"{name} must be {allowed}, not {value!r}")
+    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in config.hidden):
+        problems.append(f"hidden must list layer widths of at least 1, not {list(config.hidden)!r}")
+    if not problems and config.validation_fraction + config.calibration_fraction >= 1:
+        problems.append("validation_fraction and calibration_fraction together must leave rows to train on "
+                        f"({config.validation_fraction:g} + {config.calibration_fraction:g})")
+    if problems:
+        raise InvalidInput("training config: " + "; ".join(problems) + ".")
 
 
 def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> TrainConfig:
@@ -269,9 +349,19 @@ def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> TrainCon
         raise InvalidInput(f"unknown training settings {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
     for key in ("hidden", "strategies", "sensitive"):
         if key in values:
+            if not isinstance(values[key], (list, tuple)):
+                raise InvalidInput(f"training config {path}: {key} must be a list, not {values[key]!r}.")
             values[key] = tuple(values[key])
+    for key, value in values.items():  # YAML 1.1 reads 1e-3 as a number but 1e6 as a string
+        if _SETTINGS.get(key, (None,))[0] is float and isinstance(value, str):
+            try:
+                values[key] = float(value)
+            except ValueError:
+                pass  # check_config names it
     values.setdefault("sensitive", tuple(sensitive))
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"training config: {exc}") from exc
+    check_config(config)
+    return config
