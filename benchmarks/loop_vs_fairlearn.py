@@ -291,6 +291,26 @@ def parity_noise_floor(spec: dict, rows: np.ndarray, scores: np.ndarray, draws: 
     return float(passes.mean())
 
 
+def ece_noise_floor(scores: np.ndarray, draws: int = 2_000) -> dict:
+    """The ECE a perfectly calibrated model would show on these rows: labels drawn from its own scores
+    (so each score is exactly the chance of a positive), ECE computed as the gate does (l1 over the
+    engine's bins, as torchmetrics defines it). Its median, and how often it exceeds the default pack's
+    bound: on a few hundred rows ECE has a floor of its own, as the parity gap does."""
+    from evaluation.classification import BIN_EDGES, N_BINS
+
+    bound = next(r for r in load_policy(shipped_packs()["default"]).policy.rules if r.id == "calibration-ece").max
+    scores = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+    bins = (scores[:, None] >= np.asarray(BIN_EDGES[1:])[None, :]).sum(axis=1)  # the engine's exact edges
+    member = np.eye(N_BINS + 1)[bins]  # rows × bins
+    count, score_sum = member.sum(axis=0), scores @ member
+    labels = np.random.default_rng(0).random((draws, len(scores))) < scores
+    positives = labels @ member  # draws × bins
+    present = count > 0
+    eces = (np.abs(positives[:, present] - score_sum[present]) / len(scores)).sum(axis=1)
+    return {"median": round(float(np.median(eces)), 4), "over_bound": round(float(np.mean(eces > bound)), 3),
+            "bound": bound}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of "
@@ -326,8 +346,13 @@ def main() -> None:
         floor = parity_noise_floor(spec, rows, scores["v1"])
         report(f"  a model with equal selection rates in every group would pass parity-gap on these eval rows "
                f"{floor:.0%} of the time (sampling noise alone)")
+        final = scores[next(reversed(loop["models"]))]
+        ece_floor = ece_noise_floor(final)
+        report(f"  a perfectly calibrated model with the final version's scores would show ECE "
+               f"{ece_floor['median']:.3f} (median) on these eval rows, over {ece_floor['bound']} "
+               f"{ece_floor['over_bound']:.0%} of the time")
         results[name] = {"rows": len(spec["frame"]), "eval_rows": len(rows), "rounds": loop["rounds"],
-                         "fair_model_passes_parity": round(floor, 3),
+                         "fair_model_passes_parity": round(floor, 3), "calibrated_model_ece": ece_floor,
                          "final_verdict": loop["final_verdict"], "loop_seconds": loop["seconds"],
                          "models": {label: measure(spec, rows, s) for label, s in scores.items()}}
     if args.json:

@@ -259,6 +259,9 @@ def test_the_retraining_search_judges_intersections_as_the_gate_will():
     aim = Aim.of(policy, {}, label="y", sensitive=["race", "sex"], threshold=0.5, flagged=["p"],
                  failing_columns=["race*sex"], intersections=[("race", "sex")], eval_rows=2 * len(frame))
     assert aim.offsets_for == ("race", "sex")  # a failing intersection points at both of its columns
+    # a column that did not fail still gets offsets (closing one gap moves the others), the failing one last
+    assert Aim.of(policy, {}, label="y", sensitive=["sex", "race"], threshold=0.5, flagged=["p"],
+                  failing_columns=["sex"]).offsets_for == ("race", "sex")
     verdict = aim.judge(frame, frame["p"].to_numpy())
     assert not verdict.passes and any("race*sex" in reason for reason in verdict.failing)
     # min_samples scale with the rows judged: half the eval split's rows, so 25 here where the gate asks 50

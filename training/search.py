@@ -6,10 +6,12 @@ The candidates vary what a retraining job may vary:
 - the fairness penalty's weight (0, 0.1, 0.3, 1 when the job asks for `fairness_penalty`),
 - reweighing on and off (when the job asks for `reweight`),
 - a post-processing step, group offsets: per sensitive column an additive shift of the calibrated
-  logit per group, so each group's selection rate at the decision threshold moves a share (the
-  strength: 0.25 to 1, then bisected below the weakest that passes) of the way to the overall rate. It
-  is the group-specific threshold of Hardt et al. (and fairlearn's ThresholdOptimizer) expressed as a
-  score the model still outputs, deterministic, and only where a fairness rule is flagged.
+  logit per group, so that the spread of the groups' selection rates at the decision threshold shrinks
+  by a share (the strength: 0.25 to 1, then bisected below the weakest that passes), moving only the
+  groups outside a band of the narrower width, placed where it costs the least expected accuracy
+  (`fit_offsets`). It is the group-specific threshold of Hardt et al. (and fairlearn's
+  ThresholdOptimizer) expressed as a score the model still outputs, deterministic, and only where a
+  fairness rule is flagged.
 
 Every candidate is recalibrated (temperature or Platt scaling on the calibration split) and judged by
 `judge` (the service runs the policy's blocking metric rules there, each in its own judge mode) on all
@@ -211,28 +213,59 @@ def _offset_groups(folds: Sequence[pd.DataFrame], columns: Sequence[str]) -> dic
 def fit_offsets(logits: np.ndarray, frame: pd.DataFrame, columns: Sequence[str], strength: float,
                 threshold: float = 0.5, passes: int = 4,
                 eligible: dict[str, set[str]] | None = None) -> dict[str, dict[str, float]]:
-    """Additive logit offsets per group of each column, so that at `threshold` each group's selection
-    rate moves `strength` of the way to the overall rate; fitted column by column, a few passes (each
-    column's offsets are the quantile that gives its groups their target rate, the other columns'
-    offsets held). Groups under MIN_OFFSET_ROWS rows, and with `eligible` groups it does not name, keep 0."""
+    """Additive logit offsets per group of each column that shrink the column's spread of selection rates
+    at `threshold` (largest minus smallest group rate) to (1 - `strength`) of what it is, at the least
+    expected cost in accuracy; fitted column by column, a few passes (the other columns' offsets held).
+
+    The rates may lie anywhere in a band of that width: a group already inside keeps its decisions, one
+    outside is moved to the band's nearer edge, and the band is placed where the most decisions agree
+    with what the calibrated scores expect (`_band`). Moving every group a share of the way to the overall
+    rate narrows the spread as much but moves groups that need not move, and toward the rate the largest
+    group sets rather than the cheapest. Groups under MIN_OFFSET_ROWS rows, and with `eligible` groups it
+    does not name, keep 0 and do not set the spread."""
     cut = _logit(threshold)
-    overall = float(np.mean(logits > cut)) if len(logits) else 0.0
+    expected = _sigmoid(logits)  # each row's chance of a positive label, as the calibrated model sees it
     values = {c: frame[c].astype(str).to_numpy() for c in columns if c in frame}
     offsets: dict[str, dict[str, float]] = {c: {} for c in values}
     for _ in range(passes):
         for column, groups in values.items():
             others = logits + group_shift(frame, {c: o for c, o in offsets.items() if c != column})
-            fitted = {}
+            members = {}
             for group in np.unique(groups):
-                members = others[groups == group]
-                if len(members) < MIN_OFFSET_ROWS or (eligible is not None and str(group) not in
-                                                       eligible.get(column, set())):
+                mask = groups == group
+                if mask.sum() < MIN_OFFSET_ROWS or (eligible is not None and str(group) not in
+                                                    eligible.get(column, set())):
                     continue
-                rate = float(np.mean(members > cut))
-                target = rate + strength * (overall - rate)
-                if target <= 0 or target >= 1:
-                    continue
-                # the logit above which a share `target` of the group lies, moved onto the cut
-                fitted[str(group)] = float(cut - np.quantile(members, 1 - target))
+                order = np.argsort(-others[mask], kind="stable")
+                members[str(group)] = (others[mask], expected[mask][order])
+            targets = _band({g: (float(np.mean(z > cut)), p) for g, (z, p) in members.items()}, strength)
+            fitted = {}
+            for group, target in targets.items():
+                if 0 < target < 1:  # the logit above which a share `target` of the group lies, moved onto the cut
+                    fitted[group] = float(cut - np.quantile(members[group][0], 1 - target))
             offsets[column] = fitted
     return {c: o for c, o in offsets.items() if o}
+
+
+BAND_STEPS = 256  # positions tried for the band of selection rates
+
+
+def _band(groups: dict[str, tuple[float, np.ndarray]], strength: float) -> dict[str, float]:
+    """For groups {name: (selection rate, calibrated scores in decision order)}, the target rate of each
+    group that must move so that all rates lie in a band (1 - strength) times as wide as their spread.
+
+    A group's expected accuracy when it selects its top k rows is sum(p of those) + sum(1 - p of the
+    rest); it peaks near its own rate (the calibrated decision), so a group is best left where it is or
+    moved to the band's nearer edge, and the band goes where the expected accuracy over all rows is
+    highest (tried at BAND_STEPS positions)."""
+    if len(groups) < 2:
+        return {}
+    rates = {g: rate for g, (rate, _) in groups.items()}
+    low, high = min(rates.values()), max(rates.values())
+    width = (1 - min(max(strength, 0.0), 1.0)) * (high - low)
+    gains = {g: np.concatenate([[0.0], np.cumsum(2 * p - 1)]) for g, (_, p) in groups.items()}
+    starts = np.linspace(low, high - width, BAND_STEPS)
+    targets = {g: np.clip(rate, starts, starts + width) for g, rate in rates.items()}
+    value = sum(gains[g][np.rint(t * (len(gains[g]) - 1)).astype(int)] for g, t in targets.items())
+    best = int(np.argmax(value))
+    return {g: float(t[best]) for g, t in targets.items() if t[best] != rates[g]}
