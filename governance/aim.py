@@ -22,10 +22,9 @@ from policies.schema import MetricRule
 from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
-# Overall only: a group with a genuinely low rate is the pack's business (its own degenerate rule), not a
-# reason to refuse every candidate.
-_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n"
-                               "  - {id: degenerate, kind: degenerate, min_samples: 1000000000000}\n",
+# Judged on the overall selection rate only (`judge` hands it no group's): a group with a genuinely low
+# rate is the pack's business (its own degenerate rule), not a reason to refuse every candidate.
+_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n  - {id: degenerate, kind: degenerate}\n",
                                source="the search's guard")
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
@@ -103,7 +102,8 @@ class Aim:
         blocking = [r for r in decision.results if r.blocking]
         # Whatever the pack's severity for it, a model that selects (nearly) everyone or no one is no
         # answer to a fairness rule: its gaps are 0 because it has stopped deciding.
-        degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=metric_set).results[0]
+        overall = MetricSet([r for r in metric_set.records if r.family == "performance"], metric_set.params)
+        degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=overall).results[0]
         if degenerate.status == "failed":
             blocking.append(degenerate)
         robust = not blocking and self._robust(policy, metric_set)

@@ -292,3 +292,44 @@ def test_the_loop_measures_a_parity_gaps_progress_by_the_interval_of_the_gap_the
     # the interval over every group, the 3-row one included, is far wider: measured by it, a large real
     # improvement of the judged gap would count as noise and stop the loop
     assert (every.ci_high - every.ci_low) / 2 > 2 * judged_half
+
+
+def test_a_round_that_fixes_its_rule_and_breaks_another_goes_on_to_a_second_round(monkeypatch):
+    """Parity fixed, ECE over its bound now: the round made progress (the next one aims at ECE), where the
+    loop used to judge progress on the rules failing now and escalate after one of its two rounds."""
+    from types import SimpleNamespace
+
+    from evaluation import MetricSet
+    from governance.service import gates as gate_service
+    from policies import parse_policy
+    from policies.decision import RuleResult
+
+    policy = parse_policy("name: p\nversion: 1\nrules:\n"
+                          "  - {id: parity, metric: fairness.demographic_parity_difference, feature: every, max: 0.1,"
+                          " on_fail: {retrain: {strategy: fairness_penalty}}}\n"
+                          "  - {id: ece, metric: calibration.ece, max: 0.05,"
+                          " on_fail: {retrain: {strategy: recalibrate}}}\n",
+                          source="p.yaml").policy
+    rules = {r.id: r for r in policy.rules}
+
+    def result(rule_id: str, judged: float, failed: bool) -> RuleResult:
+        return RuleResult(rule_id, "metric", "failed" if failed else "passed", failed, "block", "", judged=judged,
+                          comparison="<=")
+
+    parent = SimpleNamespace(version="1", parent_version=None, lineage=None, artifact_sha256="a1")
+    child = SimpleNamespace(version="2", parent_version="1", lineage={"job": "j1"}, artifact_sha256="a2")
+    parent_gate = SimpleNamespace(decision=SimpleNamespace(results=[result("parity", 0.445, True),
+                                                                    result("ece", 0.042, False)]))
+    monkeypatch.setattr(gate_service.registry, "lineage", lambda conn, model, version: [child, parent])
+    monkeypatch.setattr(gate_service.registry, "get_version", lambda conn, model, version: parent)
+    monkeypatch.setattr(gate_service.gates, "latest_gate", lambda conn, model, version: parent_gate)
+    monkeypatch.setattr(gate_service.jobs, "job_search", lambda conn, job: {"candidates": []})
+    retrain_ece = {"ece": rules["ece"].on_fail.retrain}
+
+    swapped = SimpleNamespace(results=[result("parity", 0.074, False), result("ece", 0.061, True)])
+    assert gate_service._loop_stop(None, "m", "2", retrain_ece, swapped, MetricSet([], {}), rules) is None
+    # the rule the round aimed at, still failing and no better: that stops the loop, as before
+    stuck = SimpleNamespace(results=[result("parity", 0.446, True), result("ece", 0.061, True)])
+    retrain_both = {**retrain_ece, "parity": rules["parity"].on_fail.retrain}
+    stop = gate_service._loop_stop(None, "m", "2", retrain_both, stuck, MetricSet([], {}), rules)
+    assert stop is not None and "parity changed by -0.001" in stop["reason"]

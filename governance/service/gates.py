@@ -4,6 +4,7 @@ failures into review items and a retraining job (once per piece of evidence)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -322,11 +323,15 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
     retrain actions allow), when a retrained version fails only rules without a retrain action
     (nothing more the loop can do), when the retrain produced its parent's very bytes, or when no flagged
     rule's judged value improved on the parent's by more than its confidence interval's half-width
-    (by any amount, without an interval): more of the same would not converge. The reason carries
+    (by any amount, without an interval): more of the same would not converge. Progress is judged on
+    the rules that blocked the parent, the ones the retrain aimed at: a round that fixed them and broke
+    another rule (parity fixed, ECE now over its bound) made progress, and the next round aims at the
+    new failure, within max_rounds. The reason carries
     the candidates the last search tried, so an engineer sees what was tried and why none passed.
     `retrains` maps each failing rule that asks for a retrain to its retrain action.
     """
     from evaluation.catalogue import METRICS
+    from policies.schema import MetricRule
     max_rounds = min((retrain.max_rounds for retrain in retrains.values()), default=2)
     chain = registry.lineage(conn, model, version)
     # the version was just gated, so it exists
@@ -354,11 +359,15 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
     before = gates.latest_gate(conn, model, parent.version)
     if before is None:
         return None
-    previous = {r.rule_id: r for r in before.decision.results}
+    now = {r.rule_id: r for r in decision.results}
     progress = []
-    for result in decision.results:
-        old = previous.get(result.rule_id)
-        if not result.blocking or result.rule_id not in retrains or old is None:
+    for old in before.decision.results:  # the rules the retrain aimed at: those that blocked its parent
+        rule, result = rules.get(old.rule_id), now.get(old.rule_id)
+        aimed = isinstance(rule, MetricRule) and rule.on_fail is not None and rule.on_fail.retrain is not None
+        if not old.blocking or not aimed or result is None:
+            continue
+        if not result.blocking:  # fixed: the round did its work, whatever else fails now
+            progress.append((result.rule_id, math.inf, 0.0))
             continue
         if result.judged is None or old.judged is None:
             continue
@@ -370,8 +379,8 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
         margin = _half_width(metrics, result, rules[result.rule_id])
         progress.append((result.rule_id, better, margin))
     if progress and all(better <= margin for _, better, margin in progress):
-        shown = ", ".join(f"{rule} changed by {better:+.4g} (interval half-width {margin:.4g})"
-                          for rule, better, margin in progress)
+        shown = ", ".join(f"{rule_id} changed by {better:+.4g} (interval half-width {margin:.4g})"
+                          for rule_id, better, margin in progress)
         return {"reason": f"no flagged rule improved beyond its confidence interval on version "
                           f"{current.parent_version}: {shown}", **context}
     return None
