@@ -294,3 +294,29 @@ def test_training_config_from_a_file(tmp_path):
     path.write_text("strategies: [recalibrate, reweight]\n")
     with pytest.raises(InvalidInput, match="need the sensitive columns"):
         load_config(path)
+
+
+def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairness_rule(tmp_path, run_cli):
+    import json
+
+    import numpy as np
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    path = tmp_path / "d.csv"
+    frame = biased(800)
+    frame.assign(age=np.random.default_rng(0).integers(18, 80, len(frame))).to_csv(path, index=False)
+    result = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age", "--json",
+                     "--config", _one_epoch(tmp_path), as_="ada")
+    assert result.exit_code == 0, result.stderr
+    [note] = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say about it
+    assert note.startswith("sensitive column 'age' has ") and "0 of them with 50+ rows" in note and "bin it" in note
+    text = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age",
+                   "--config", _one_epoch(tmp_path), as_="ada")
+    assert "\nnote: sensitive column 'age'" in text.stdout
+
+
+def _one_epoch(folder: Path) -> Path:
+    path = folder / "one-epoch.yaml"
+    path.write_text("epochs: 1\n")
+    return path

@@ -115,7 +115,8 @@ def trained(result, *, model_name: str) -> str:
     return (f"trained {model} version {result.version.version} in {result.epochs} epochs; eval "
             f"predictions {result.eval_set.id} ({result.eval_set.row_count} rows), challenger "
             f"(logistic regression) {result.challenger_set.id}; next: "
-            f"`govern evaluate {model} {result.version.version}`")
+            f"`govern evaluate {model} {result.version.version}`"
+            + "".join(f"\nnote: {note}" for note in result.notes))
 
 
 def epoch(epoch: int, total: int, record: dict) -> str:

@@ -42,12 +42,13 @@ class TrainResult:
     corrections_applied: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     challenger_set: PredictionSet | None = None  # the logistic regression's scores on the eval rows
+    notes: list[str] = field(default_factory=list)  # what the user should know about the data (`sensitive_notes`)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version.to_dict(), "eval_set": self.eval_set.id, "reference_set": self.reference_set.id,
                 "challenger_set": self.challenger_set.id if self.challenger_set else None,
                 "epochs": self.epochs, "temperature": self.temperature,
-                "corrections_applied": self.corrections_applied}
+                "corrections_applied": self.corrections_applied, "notes": self.notes}
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -104,10 +105,11 @@ class TrainingActions(RegistryActions):
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
         if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
             meta["intersections"] = [list(parts) for parts in intersections]
-        return self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
-                                      eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
-                                      lineage=None, progress=progress,
-                                      new_model=f"trained from {Path(data).name}")
+        result = self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
+                                        eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
+                                        lineage=None, progress=progress,
+                                        new_model=f"trained from {Path(data).name}")
+        return replace(result, notes=sensitive_notes(frame.iloc[eval_rows], sensitive))
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
@@ -273,6 +275,27 @@ def _rows(positions: Sequence[int], shown: int = 5) -> str:
     """Data rows as a user counts them in the file (1 = the first row after the header)."""
     listed = ", ".join(str(int(i) + 1) for i in positions[:shown])
     return listed + (f" and {len(positions) - shown:,} more" if len(positions) > shown else "")
+
+
+JUDGED_GROUP_ROWS = 50  # the shipped packs' min_samples for group rules: smaller groups are set aside
+
+
+def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str]) -> list[str]:
+    """For each sensitive column whose eval rows leave fewer than two groups of JUDGED_GROUP_ROWS, a sentence
+    saying so: the shipped packs set smaller groups aside, so a parity rule on it can only warn
+    ("insufficient evidence") and the gate passes whatever the gaps (a numeric column such as age, one
+    group per value, is the usual cause)."""
+    notes = []
+    for column in sensitive:
+        sizes = eval_frame[column].astype(str).value_counts()
+        judged = int((sizes >= JUDGED_GROUP_ROWS).sum())
+        if judged < 2:
+            numeric = " It is numeric: bin it (e.g. age_40_plus: yes/no) to judge it." \
+                if eval_frame[column].dtype.kind in "iuf" and len(sizes) > 10 else ""
+            notes.append(f"sensitive column {column!r} has {len(sizes):,} groups in the {len(eval_frame):,} eval rows, "
+                         f"{judged} of them with {JUDGED_GROUP_ROWS}+ rows: rules that set smaller groups aside "
+                         f"cannot judge its fairness.{numeric}")
+    return notes
 
 
 def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_rows: np.ndarray,
