@@ -262,7 +262,8 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
     lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
     lines += [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
     if outcome.review_items or outcome.jobs:
-        lines.append(f"queued {len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s); "
+        lines.append(f"{len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s) follow from this gate "
+                     "(any already open from an earlier run are the same ones, not queued twice); "
                      "see `govern review list` and `govern jobs list`")
     return "\n".join(lines)
 
