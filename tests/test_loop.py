@@ -36,7 +36,7 @@ def _store(tmp_path: Path, policy: str, strategies: tuple[str, ...] = ()) -> Pat
     return home
 
 
-def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_versions(tmp_path):
+def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_versions(tmp_path, run_cli):
     home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ""))
     engineer = Service.open(home=home, actor="eng")
     runs = [engineer.run_worker(once=True) for _ in range(5)]
@@ -51,6 +51,10 @@ def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_vers
     assert evidence["failing_rules"] == ["calibration-ece"] and evidence["max_rounds"] == 2
     assert evidence["reason"] and evidence["candidates"] and evidence["chosen"]["passes"] is False
     assert all(c["failing"] for c in evidence["candidates"])  # why none passed, per candidate
+    shown = run_cli(home, "review", "show", escalation.id, as_="eng")  # for a person: a line each, not a JSON dump
+    assert shown.exit_code == 0 and "evidence: {" not in shown.stdout
+    assert f"why the loop stopped: {evidence['reason']}" in shown.stdout
+    assert f"candidates the last search tried ({len(evidence['candidates'])}; * kept)" in shown.stdout
     last = [d for done in runs for d in done][-1]
     assert last.verdict == "blocked" and last.escalations == [escalation.id]
     # Escalations are engineers' (and admins') work, not reviewers'.

@@ -335,11 +335,32 @@ def review_detail(detail) -> str:
     if isinstance(i.evidence.get("features"), dict):
         lines.append("  row: " + row_summary(i.evidence))
         lines.append("  features: " + ", ".join(f"{k}={v}" for k, v in i.evidence["features"].items()))
-    lines.append("  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str))
+    if i.kind == "escalation":
+        lines += escalation_lines(i.evidence)
+    else:
+        lines.append("  evidence: " + json.dumps(i.evidence, sort_keys=True, default=str))
     lines += [f"  {j.reviewer}: {j.verdict}"
               + (f" → label {j.corrected_label}" if j.corrected_label is not None else "")
               + f"  “{j.comment}”" for j in detail.judgments]
     return "\n".join(lines)
+
+
+def escalation_lines(evidence: dict[str, Any]) -> list[str]:
+    """Why the loop stopped and what its last search tried, a line each (`--json` has the whole record)."""
+    lines = [f"  why the loop stopped: {evidence.get('reason', '-')}",
+             f"  failing rules {', '.join(evidence.get('failing_rules') or []) or '-'}; strategies "
+             f"{', '.join(evidence.get('strategies') or []) or '-'}; retrains {evidence.get('rounds', '-')} of at most "
+             f"{evidence.get('max_rounds', '-')}"]
+    candidates = evidence.get("candidates") or []
+    if candidates:
+        lines.append(f"  candidates the last search tried ({len(candidates)}; * kept):")
+        for c in candidates:
+            accuracy = (c.get("metrics") or {}).get("accuracy")
+            outcome = "passes" if c.get("passes") else "fails: " + "; ".join(c.get("failing") or [])[:160]
+            lines.append(f"    {'*' if c.get('chosen') else ' '} {c.get('strategy')}: accuracy "
+                         f"{_number(accuracy)}, {outcome}")
+    lines.append("  (the whole record: `govern review show ID --json`)")
+    return lines
 
 
 def rule_bound(rule: dict[str, Any]) -> str:
