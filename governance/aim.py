@@ -29,6 +29,9 @@ _NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n  - {id:
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
 # at 1.0 the pick on Adult sat 1.2 standard errors from the race bound on a 63-row group and failed on eval
+# Where no candidate manages that (groups of a few dozen rows: two standard errors of their gap exceed the
+# bound), one standard error still beats a pass on the bound, which fails the next sample about half the time.
+FALLBACK_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class Aim:
     def judge(self, rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
         """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
         robustly when it would still pass with every judged value Z_MARGIN standard errors (from the bootstrap)
-        worse, so that the choice does not sit on the bound and fall over on the next sample."""
+        worse, so that the choice does not sit on the bound and fall over on the next sample; its `margin`
+        is the largest of Z_MARGIN, FALLBACK_MARGIN and 0 it passes with."""
         frame = rows[[self.label, *self.sensitive]].copy()
         frame[SCORE] = scores
         metric_set = evaluate(current=frame, label=self.label, score=SCORE, sensitive=list(self.sensitive),
@@ -94,7 +98,7 @@ class Aim:
             name: _value(metric_set, family, name) for family, name in
             (("performance", "accuracy"), ("performance", "roc_auc"), ("calibration", "ece"))}
         if not self.policy.policy.rules:
-            return Verdict(True, 0.0, metrics, robust=True)
+            return Verdict(True, 0.0, metrics, robust=True, margin=Z_MARGIN)
         policy = self._scaled(len(frame))
         decision = run_gate(policy=policy, metrics=metric_set, baseline=self.baselines)
         for result in decision.results:
@@ -106,9 +110,10 @@ class Aim:
         degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=overall).results[0]
         if degenerate.status == "failed":
             blocking.append(degenerate)
-        robust = not blocking and self._robust(policy, metric_set)
+        margins = (z for z in (Z_MARGIN, FALLBACK_MARGIN) if self._robust(policy, metric_set, z))
+        margin = None if blocking else next(margins, 0.0)
         return Verdict(not blocking, sum(_shortfall(r) for r in blocking), metrics,
-                       [f"{r.rule_id}: {r.reason}" for r in blocking], robust=robust)
+                       [f"{r.rule_id}: {r.reason}" for r in blocking], robust=margin == Z_MARGIN, margin=margin)
 
     def _scaled(self, rows: int) -> LoadedPolicy:
         """The rules with min_samples scaled from the eval split to `rows`, so that the groups set aside
@@ -121,25 +126,25 @@ class Aim:
             r.model_copy(update={"min_samples": math.ceil(r.min_samples * ratio)}) if r.min_samples else r
             for r in self.policy.policy.rules])
 
-    def _robust(self, policy: LoadedPolicy, metric_set: MetricSet) -> bool:
-        """Whether the bound rules (max / min) still pass with each value Z_MARGIN standard errors worse."""
+    def _robust(self, policy: LoadedPolicy, metric_set: MetricSet, z: float = Z_MARGIN) -> bool:
+        """Whether the bound rules (max / min) still pass with each value `z` standard errors worse."""
         for direction, kept in ((+1, [r for r in policy.policy.rules if r.max is not None]),
                                 (-1, [r for r in policy.policy.rules if r.min is not None])):
             if not kept:
                 continue
-            shifted = MetricSet([_shift(record, direction) for record in metric_set.records], metric_set.params)
+            shifted = MetricSet([_shift(record, direction, z) for record in metric_set.records], metric_set.params)
             if run_gate(policy=policy.with_rules(kept), metrics=shifted).verdict != "passed":
                 return False
         return True
 
 
-def _shift(record, direction: int):
-    """The record with its value moved `direction` × Z_MARGIN standard errors (from its 95% interval),
+def _shift(record, direction: int, z: float = Z_MARGIN):
+    """The record with its value moved `direction` × `z` standard errors (from its 95% interval),
     and so each of its gaps over the larger groups (`detail.evidence`), by their own intervals."""
     def moved(value, low, high):
         if value is None or low is None or high is None:
             return value
-        return value + direction * Z_MARGIN * (high - low) / (2 * 1.96)
+        return value + direction * z * (high - low) / (2 * 1.96)
 
     levels = record.detail.get("evidence")
     if levels:

@@ -365,3 +365,31 @@ def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and
         model.backward_into(saved, grad)
     for name, p in model.named_parameters():
         assert torch.allclose(p.grad, expected[name], atol=1e-6), name
+
+
+def test_the_search_keeps_the_best_calibrated_of_the_candidates_as_accurate_within_a_standard_error():
+    from training.search import Candidate, _choose
+
+    def candidate(name: str, accuracy: float, ece: float, robust: bool = True) -> Candidate:
+        return Candidate(name, 0.0, False, 0.0, True, 0.0, {"accuracy": accuracy, "ece": ece}, [], robust)
+
+    tried = [candidate("sharp", 0.660, 0.072), candidate("calibrated", 0.652, 0.045),
+             candidate("poor", 0.600, 0.010), candidate("lucky but fragile", 0.700, 0.001, robust=False)]
+    # 900 rows judged: a standard error of accuracy is 0.016, so 0.652 ties with 0.660 and its ECE decides
+    assert _choose(tried, 900).strategy == "calibrated"
+    # 12,000 rows: the error is 0.004 and the most accurate is kept; a pass without margin never beats one with
+    assert _choose(tried, 12_000).strategy == "sharp"
+
+
+def test_with_no_candidate_two_standard_errors_clear_the_search_prefers_one_over_a_pass_on_the_bound():
+    from training.search import Candidate, _choose
+
+    def candidate(name: str, accuracy: float, margin: float | None) -> Candidate:
+        return Candidate(name, 0.0, False, 0.0, margin is not None, 0.0, {"accuracy": accuracy, "ece": 0.02}, [],
+                         margin == 2.0, margin=margin)
+
+    tried = [candidate("on the bound", 0.80, 0.0), candidate("one error clear", 0.78, 1.0),
+             candidate("fails", 0.90, None)]
+    assert _choose(tried, 12_000).strategy == "one error clear"
+    assert _choose([*tried, candidate("two errors clear", 0.70, 2.0)], 12_000).strategy == "two errors clear"
+    assert _choose(tried[:1] + tried[2:], 12_000).strategy == "on the bound"
