@@ -198,6 +198,16 @@ def test_cancel_stops_a_running_job_at_the_next_epoch(trained):
     assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "cancelled"
 
 
+def test_a_worker_with_nothing_to_run_names_the_jobs_waiting_for_their_review_items(trained, run_cli):
+    home, _, _, outcome = trained
+    result = run_cli(home, "worker", "--once", as_="eng")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "no jobs to run",
+        f"{outcome.jobs[0]} (m/1) waits until the review items its gate filed are worked: "
+        "`govern review list --model m`"]
+
+
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
     job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()

@@ -58,7 +58,9 @@ def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: 
     engineers instead."""
     results = service.run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
                                  max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
-    return results, [] if results else service.list_jobs(status="running")
+    if results:
+        return results, [], []
+    return results, service.list_jobs(status="running"), service.list_jobs(status="waiting_review")
 
 
 COMMANDS = [jobs, worker_command]

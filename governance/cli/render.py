@@ -490,11 +490,14 @@ def job_cancelled(detail: JobDetail, *, job_id: str) -> str:
 
 
 def worker_results(result) -> str:
-    """One line per job the worker ran; with none, whether other workers hold running jobs."""
-    results, busy = result
+    """One line per job the worker ran; with none, whether other workers hold running jobs and which jobs
+    wait for their review items (a job runs once every item its gate filed is worked)."""
+    results, busy, waiting = result
     if not results:
         return "no jobs to run" + (f" ({len(busy)} running under another worker's lease: "
-                                   f"{', '.join(j.id for j in busy)})" if busy else "")
+                                   f"{', '.join(j.id for j in busy)})" if busy else "") + "".join(
+            f"\n{j.id} ({j.model}/{j.version}) waits until the review items its gate filed are worked: "
+            f"`govern review list --model {j.model}`" for j in waiting)
     return "\n".join(
         f"{r.job}: {r.status}" + (f" → version {r.version}" if r.version else "")
         + (f", gate {r.verdict}" if r.verdict else "")

@@ -387,7 +387,8 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
     if verdict not in tuple(Verdict):
         raise InvalidInput(f"verdict {verdict!r} is not one of {', '.join(Verdict)}.")
     if verdict == "label_wrong" and label not in (0, 1):
-        raise InvalidInput(f"label_wrong needs the corrected label, 0 or 1 (got {label!r}).")
+        raise InvalidInput("label_wrong needs the corrected label, 0 or 1"
+                           + (": none was given." if label is None else f", not {label!r}."))
     if verdict != "label_wrong" and label is not None:
         raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
 
