@@ -318,7 +318,9 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
                      "--comment", "employed", as_="rey")
     assert result.exit_code == 0 and result.stdout == f"judged {item.id}: now resolved\n"
     result = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment", "x", as_="rev2")
-    assert result.exit_code == 2 and "you do not hold a live claim" in result.stderr
+    # resolved: said first (it said "claim it first", and claiming it then said it was resolved)
+    assert result.exit_code == 2
+    assert f"review item {item.id} is resolved; there is nothing left to judge" in result.stderr
     for reviewer in ("rey", "rev2"):
         approved = run_cli(store.home, "signoff", "credit", "1", "--approve", as_=reviewer)
         assert approved.exit_code == 0, approved.stderr
@@ -537,3 +539,4 @@ def test_the_cli_and_the_service_agree_on_the_largest_batch():
     from governance.service import reviews as service_reviews
 
     assert cli_reviews.MAX_BATCH == service_reviews.MAX_BATCH
+

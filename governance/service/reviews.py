@@ -234,6 +234,8 @@ class ReviewActions(ServiceBase):
             raise InvalidInput(f"review item {item_id} is {article} {item.kind}: it has no row to relabel. Judge it "
                                f"{' or '.join(verdicts)} (`govern review show {item_id}` says what each means), "
                                "or dismiss it with a comment.")
+        if item.status in ("resolved", "dismissed"):  # said first: claiming it would be refused too
+            raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
             raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
