@@ -268,6 +268,21 @@ def test_train_refuses_data_and_settings_it_cannot_train_on_before_anything_is_s
     assert snapshot(home) == before  # no model without versions, no audit event, no stored file
 
 
+def test_a_viewer_is_refused_training_before_the_file_is_read(tmp_path, run_cli):
+    from tests.support.stores import snapshot
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    Service.open(home=home, actor="ada").add_user(name="vic", role="viewer")
+    run_cli(home, "status", as_="vic")  # vic's API token is made on first use: not part of what is compared
+    before = snapshot(home)
+    path = tmp_path / "secret.csv"
+    path.write_text("salary,y\n")  # header only: reading it would say so, and tell a viewer what is in it
+    result = run_cli(home, "train", "m", "--data", path, "--label", "y", as_="vic")
+    assert result.exit_code == 2 and "no data rows" not in result.stderr and "vic" in result.stderr, result.stderr
+    assert snapshot(home) == before
+
+
 def test_a_new_model_is_registered_with_its_first_version_or_not_at_all(tmp_path, monkeypatch):
     from governance.service.training import TrainingActions
     from tests.support.stores import snapshot

@@ -87,6 +87,8 @@ class TrainingActions(RegistryActions):
         from governance.ingest import intersection_problems
         from training.trainer import TrainConfig
         check_name("model", model)
+        # who may train is settled before the file is read: a viewer learns nothing about its contents
+        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
         frame = read_table(Path(data))
         if frame.empty:
             raise InvalidInput(f"{Path(data).name} has a header but no data rows.")
@@ -100,7 +102,6 @@ class TrainingActions(RegistryActions):
             raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
         train_rows, eval_rows = split_rows(len(frame), eval_fraction, config.seed)
         _check_split(frame, label, train_rows, eval_rows, eval_fraction)
-        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
         meta = {"label": label, "features": list(features), "sensitive": list(sensitive),
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
         if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
