@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,8 @@ from governance.errors import NotAllowed, NotFound, StoreBusy
 from governance.service import Service
 from governance.store import FileBackend
 from governance.store.migrations import MIGRATIONS, applied_migrations, apply_pending
+from tests.support.credentials import credential_for
+from tests.support.paths import ROOT
 from tests.support.stores import file_only, snapshot
 
 
@@ -166,3 +170,93 @@ def test_a_file_that_is_not_a_store_is_reported_not_crashed(tmp_path, run_cli):
     result = run_cli(home, "status", as_="ada")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: cannot open the store {home / 'govern.duckdb'}: ")
+
+
+_BIND_EVERY_TYPE = textwrap.dedent("""
+    import datetime, decimal, json, sys, uuid
+    import duckdb
+    from governance.store.backend import in_transaction
+    values = [1, -2**62, 2.5, float("nan"), "text", "", True, False, None, b"\\x00bytes",
+              datetime.date(2026, 11, 29), datetime.datetime(2026, 11, 29, 2, 30, 1, 5),
+              decimal.Decimal("1.25"), [1, 2, 3], ["a", None], {"k": 1}, uuid.UUID(int=7)]
+    def unit(conn):
+        out = [repr(conn.execute("SELECT ?", [v]).fetchone()[0]) for v in values]
+        conn.execute("CREATE TEMP TABLE t (i BIGINT, s VARCHAR)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [[1, "a"], [2, None]])
+        out.append(repr(conn.execute("SELECT * FROM t ORDER BY i").fetchall()))
+        return out
+    if sys.argv[1] == "with-pandas":
+        import pandas
+    bound = in_transaction(duckdb.connect(), unit)
+    print(json.dumps({"bound": bound, "pandas_imported": "pandas" in sys.modules}))
+""")
+
+
+def _bind_every_type(pandas_first: bool) -> dict:
+    mode = "with-pandas" if pandas_first else "without"
+    out = subprocess.run([sys.executable, "-c", _BIND_EVERY_TYPE, mode], capture_output=True, text=True,
+                         check=True, cwd=str(ROOT))
+    return json.loads(out.stdout)
+
+
+def test_store_statements_bind_every_value_type_alike_without_importing_pandas():
+    # DuckDB 1.5 imports pandas (0.3 s) on a process's first bound parameter; the store refuses that
+    # import while pandas is not loaded, and every value must bind exactly as it does with pandas there.
+    without = _bind_every_type(pandas_first=False)
+    assert without["pandas_imported"] is False
+    with_pandas = _bind_every_type(pandas_first=True)
+    assert with_pandas["pandas_imported"] is True
+    assert without["bound"] == with_pandas["bound"]
+
+
+def test_pandas_imports_and_duckdb_reads_frames_after_a_store_statement_refused_it():
+    script = textwrap.dedent("""
+        import duckdb
+        from governance.store.backend import in_transaction
+        conn = duckdb.connect()
+        in_transaction(conn, lambda c: c.execute("SELECT ?", [1]).fetchone())
+        import pandas as pd
+        frame = pd.DataFrame({"a": [1, 2, 3]})
+        print(conn.execute("SELECT sum(a) FROM frame WHERE a > ?", [1]).fetchone()[0],
+              type(conn.execute("SELECT 1 AS x").df()).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=str(ROOT))
+    assert out.stdout.split() == ["5", "DataFrame"]
+
+
+def test_another_thread_can_import_pandas_while_a_store_statement_runs():
+    # The refusal applies only while the process has one thread: a second thread's import never fails.
+    script = textwrap.dedent("""
+        import sys, threading
+        import duckdb
+        from governance.store.backend import in_transaction
+        started, release = threading.Event(), threading.Event()
+        def other():
+            started.set(); release.wait()
+            import pandas
+        thread = threading.Thread(target=other); thread.start(); started.wait()
+        in_transaction(duckdb.connect(), lambda c: c.execute("SELECT ?", [1]).fetchone())
+        print("pandas" in sys.modules)
+        release.set(); thread.join()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=str(ROOT))
+    assert out.stdout.strip() == "True"  # DuckDB imported it for real, as it would without the store's guard
+
+
+@file_only
+def test_listing_the_review_queue_does_not_import_pandas_numpy_or_torch(store):
+    # What keeps `govern review list` well under 0.3 s (benchmarks/cli_start.py measures it).
+    home = store.home
+    script = textwrap.dedent("""
+        import sys
+        from governance.cli import main
+        sys.argv = ["govern", "review", "list"]
+        try:
+            main()
+        except SystemExit as exit:
+            code = exit.code
+        print(code, sorted(m for m in ("pandas", "torch", "numpy") if m in sys.modules))
+    """)
+    env = os.environ | {"GOVERN_HOME": str(home), "GOVERN_TOKEN": credential_for(home, "rey")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert out.stdout.splitlines()[-1] == "0 []", out.stderr

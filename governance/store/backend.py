@@ -7,8 +7,10 @@ PostgreSQL catalog (governance.store.ducklake.DuckLakeBackend). The service sees
 from __future__ import annotations
 
 import random
+import sys
+import threading
 import time
-from typing import Callable, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar, cast
 
 import duckdb
 
@@ -53,12 +55,46 @@ def in_transaction(connection: duckdb.DuckDBPyConnection, unit: Callable[[duckdb
     """`unit(connection)` in one transaction: committed if it returns, rolled back if it raises."""
     connection.execute("BEGIN TRANSACTION")
     try:
-        result = unit(connection)
+        result = unit(cast(duckdb.DuckDBPyConnection, _WithoutPandasProbe(connection)))
     except BaseException:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
     return result
+
+
+class _WithoutPandasProbe:
+    """A connection whose statements do not import pandas to bind their parameters.
+
+    DuckDB 1.5's client imports pandas (0.3 s, most of a CLI command's start) on the first bound
+    parameter of a process, to ask whether the value is a pandas object. No value can be one before
+    pandas is imported, so until then `execute` runs with that import refused: DuckDB then binds as it
+    does where pandas is not installed. Only while the process has one thread, so that no other thread's
+    `import pandas` can fall in the window. DuckDB 2 checks sys.modules itself; drop this with the pin.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+
+    def execute(self, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        return _pandas_refused(self._connection.execute, *args, **kwargs)
+
+    def executemany(self, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        return _pandas_refused(self._connection.executemany, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def _pandas_refused(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    if "pandas" in sys.modules or threading.active_count() != 1:
+        return call(*args, **kwargs)
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # the import system's "refuse this import"
+    try:
+        return call(*args, **kwargs)
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
 
 
 def first_line(exc: Exception) -> str:
