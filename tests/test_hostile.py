@@ -358,7 +358,11 @@ def test_dashboard_and_demo_take_the_global_home(tmp_path, monkeypatch, run_cli,
 def test_the_sign_off_message_is_spelled_right(hostile):
     store, _ = hostile
     result = _cli(store.home, ["signoff", "credit", "1", "--reject", "--comment", "not yet"], user="rey")
-    assert result.exit_code == 0 and "rey rejected credit version 1" in result.output
+    assert result.exit_code == 0 and "rey rejected credit version 1 (decision 1)" in result.output
+    # A second decision by the same reviewer is a new revision of her one decision, and says so.
+    result = _cli(store.home, ["signoff", "credit", "1", "--reject", "--comment", "still not"], user="rey")
+    assert result.exit_code == 0
+    assert "rey rejected credit version 1 (decision 2, which replaces their decision 1)" in result.output
 
 
 def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeypatch):

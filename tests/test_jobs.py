@@ -208,6 +208,16 @@ def test_a_worker_with_nothing_to_run_names_the_jobs_waiting_for_their_review_it
         "`govern review list --model m`"]
 
 
+def test_a_reviewer_running_a_worker_is_told_what_a_worker_does_and_who_may_run_one(trained, run_cli):
+    home, _, _, outcome = trained
+    result = run_cli(home, "worker", "--once", as_="rey")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: a worker runs retraining jobs, which train, evaluate and gate versions; user 'rey' is a reviewer "
+        "and may not evaluate versions: that needs the role engineer or admin.")
+    assert as_(home, "eng").show_job(job_id=outcome.jobs[0]).job.status == "waiting_review"
+
+
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
     job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()

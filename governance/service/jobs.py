@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
-from governance.errors import Conflict, GovernError, InvalidInput, NotFound
+from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
 from governance.faults import failpoint
 from governance.records import GateVerdict, ItemStatus, Job, JobDetail, JobRun, JobStatus, Priority, ReviewItem, Version
 from governance.roles import Action
@@ -144,8 +144,12 @@ class JobActions(ServiceBase):
         started = _now() if once else None
         done: list[JobRun] = []
         while max_jobs is None or len(done) < max_jobs:
-            job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
-                                 created_before=started)
+            try:
+                job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
+                                     created_before=started)
+            except NotAllowed as exc:  # say what the worker is for, not only which action was refused
+                raise NotAllowed(f"a worker runs retraining jobs, which train, evaluate and gate versions; {exc}") \
+                    from exc
             if job is None:
                 if once:
                     break
