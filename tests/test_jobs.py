@@ -351,6 +351,35 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     assert "\nnote: sensitive column 'age'" in text.stdout
 
 
+def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tmp_path):
+    # The note follows the pack the model's gates run: a pack judging groups of 150+ rows cannot judge
+    # sex on 200 eval rows; one judging groups of 2+ rows judges a numeric age, so it gets no note.
+    import numpy as np
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    admin = as_(home, "ada")
+    admin.register_model(name="m", description="")
+    path = tmp_path / "d.csv"
+    biased(800).assign(age=np.random.default_rng(0).integers(18, 30, 800)).to_csv(path, index=False)
+
+    def notes_with(min_samples: int, version: str) -> list[str]:
+        pack = tmp_path / f"p{min_samples}.yaml"
+        pack.write_text(f"name: p{min_samples}\nversion: 1\nrules:\n  - {{id: parity, metric: "
+                        f"fairness.demographic_parity_difference, feature: every, max: 0.1, "
+                        f"min_samples: {min_samples}}}\n")
+        admin.assign_policy(policy=admin.register_policy(file=pack).name, model="m")
+        config = TrainConfig(epochs=1, sensitive=("sex", "age"))
+        return admin.train_version(model="m", data=path, label="y", sensitive=["sex", "age"], config=config,
+                                   version=version).notes
+
+    [sex, age] = notes_with(150, "1")
+    assert sex.startswith("sensitive column 'sex' has 2 groups in the 200 eval rows, ")
+    assert "with 150+ rows: the p150 pack's parity rules set smaller groups aside" in sex
+    assert age.startswith("sensitive column 'age' has 12 groups") and "0 of them with 150+ rows" in age
+    assert notes_with(2, "2") == []
+
+
 def _one_epoch(folder: Path) -> Path:
     path = folder / "one-epoch.yaml"
     path.write_text("epochs: 1\n")

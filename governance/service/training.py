@@ -16,6 +16,7 @@ from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.service.base import _require_model, check_name
 from governance.service.evaluations import TRAINED_CHALLENGER
+from governance.service.policies import PolicyActions
 from governance.service.registry import RegistryActions, _new_prediction_set
 from governance.store import registry
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from policies.schema import Policy
     from training.trainer import TrainConfig, TrainedModel
 
 ROW_ID = "row_id"  # the row's position in the user's file: how corrections find their row again
@@ -74,7 +76,7 @@ def split_rows(n: int, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_eval:]), np.sort(order[:n_eval])
 
 
-class TrainingActions(RegistryActions):
+class TrainingActions(PolicyActions, RegistryActions):
     def train_version(self, *, model: str, data: Path, label: str, sensitive: Sequence[str] = (),
                       intersections: Sequence[Sequence[str]] = (),
                       features: Sequence[str] | None = None, config: TrainConfig | None = None,
@@ -110,7 +112,8 @@ class TrainingActions(RegistryActions):
                                         eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
                                         lineage=None, progress=progress,
                                         new_model=f"trained from {Path(data).name}")
-        return replace(result, notes=sensitive_notes(frame.iloc[eval_rows], sensitive))
+        bound = self.bound_policy(model=model)
+        return replace(result, notes=sensitive_notes(frame.iloc[eval_rows], sensitive, bound.loaded.policy))
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
@@ -278,24 +281,31 @@ def _rows(positions: Sequence[int], shown: int = 5) -> str:
     return listed + (f" and {len(positions) - shown:,} more" if len(positions) > shown else "")
 
 
-JUDGED_GROUP_ROWS = 50  # the shipped packs' min_samples for group rules: smaller groups are set aside
+def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str], policy: Policy) -> list[str]:
+    """For each sensitive column whose eval rows leave fewer than two groups that `policy`'s parity rules
+    on it would judge, a sentence saying so: those rules set smaller groups aside (min_samples,
+    min_share), so they can only report insufficient evidence and the gate passes whatever the gaps (a
+    numeric column such as age, one group per value, is the usual cause). The floor is the lowest of the
+    rules on the column; a column no parity rule judges gets no note."""
+    import math
 
-
-def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str]) -> list[str]:
-    """For each sensitive column whose eval rows leave fewer than two groups of JUDGED_GROUP_ROWS, a sentence
-    saying so: the shipped packs set smaller groups aside, so a parity rule on it can only warn
-    ("insufficient evidence") and the gate passes whatever the gaps (a numeric column such as age, one
-    group per value, is the usual cause)."""
+    from policies.schema import MetricRule
     notes = []
     for column in sensitive:
         sizes = eval_frame[column].astype(str).value_counts()
-        judged = int((sizes >= JUDGED_GROUP_ROWS).sum())
+        floors = [max(rule.min_samples, math.ceil(rule.min_share * len(eval_frame) - 1e-9))
+                  for rule in policy.rules if isinstance(rule, MetricRule) and rule.metric.startswith("fairness.")
+                  and rule.group is None and rule.feature in (column, "every")]
+        if not floors:
+            continue
+        floor = min(floors)
+        judged = int((sizes >= floor).sum())
         if judged < 2:
             numeric = " It is numeric: bin it (e.g. age_40_plus: yes/no) to judge it." \
                 if eval_frame[column].dtype.kind in "iuf" and len(sizes) > 10 else ""
             notes.append(f"sensitive column {column!r} has {len(sizes):,} groups in the {len(eval_frame):,} eval rows, "
-                         f"{judged} of them with {JUDGED_GROUP_ROWS}+ rows: rules that set smaller groups aside "
-                         f"cannot judge its fairness.{numeric}")
+                         f"{judged} of them with {floor:,}+ rows: the {policy.name} pack's parity rules set smaller "
+                         f"groups aside, so they cannot judge its fairness.{numeric}")
     return notes
 
 
