@@ -38,11 +38,12 @@ class Cluster:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres")
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"), "-w", "-o",
+        self.run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres")
+        self.run("pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"), "-w", "-o",
                   f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
 
-    def _run(self, program: str, *args: str) -> None:
+    def run(self, program: str, *args: str) -> None:
+        """One of the cluster's programs (createdb, psql, ...), as the postgres user when the caller is root."""
         command = [str(self.bin / program), *args]
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
@@ -51,11 +52,11 @@ class Cluster:
     def new_database(self) -> str:
         """A fresh database; its libpq connection string."""
         name = f"g{uuid.uuid4().hex[:12]}"
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return f"dbname={name} host=127.0.0.1 port={self.port} user=postgres"
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop")
+            self.run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +15,9 @@ import pytest
 
 from governance.demo import DemoConfig
 from governance.ingest import ColumnRoles
+from governance.local_postgres import Cluster
 from governance.service import Service
+from governance.store import ducklake
 from tests.support.credentials import TOKENS
 
 # The stores every store test runs on (GOVERN_TEST_STORES=file runs the file alone, e.g. without PostgreSQL).
@@ -56,9 +61,14 @@ def store_kind_for(name: str, folder: Path, postgres=None) -> StoreKind:
     """The settings of a new store of kind `name` whose DuckLake data (if any) goes under `folder`;
     `postgres`: the cluster a DuckLake store gets its own database from."""
     if name == "ducklake":
-        return StoreKind(name, {"GOVERN_STORE": f"ducklake:postgres:{postgres.new_database()}",
+        conninfo = postgres.new_database()
+        _CLUSTERS[conninfo] = postgres
+        return StoreKind(name, {"GOVERN_STORE": f"ducklake:postgres:{conninfo}",
                                 "GOVERN_DATA_PATH": str(folder / "lake")})
     return StoreKind(name, {})
+
+
+_CLUSTERS: dict[str, Cluster] = {}  # each DuckLake test database's libpq string → its cluster (to copy into it)
 
 
 @dataclass
@@ -90,10 +100,28 @@ class Seeded:
 def seed_store(folder: Path, *, versions: tuple[str, ...] = ("1",), with_model: bool = True,
                name: str = "home", kind: StoreKind | None = None) -> Seeded:
     """A store in folder/name on the store the environment names, with one user per role (ada the admin),
-    model 'credit' (risk tier high) with `versions`, and each user's API token in TOKENS."""
+    model 'credit' (risk tier high) with `versions`, and each user's API token in TOKENS.
+
+    Built once per process, store kind and arguments, then copied: building takes 0.5 s on the file and
+    1.3 s on DuckLake (14 units of work), a copy 0.01 s and 0.2 s (PostgreSQL copies the catalog from
+    the template database). Copies share the template's signing key and token secrets."""
     store_home = folder / name
     artifact = folder / f"{name}-model.bin"
     artifact.write_bytes(b"weights for " + name.encode())
+    if os.environ.get("GOVERN_KEY_FILE") or os.environ.get("GOVERN_WITNESS_FILE"):  # not in the home: no copy
+        return _build(store_home, artifact, versions=versions, with_model=with_model, kind=kind)
+    template = _template(versions, with_model, name)
+    shutil.copytree(template.home, store_home)
+    conninfo = _ducklake_conninfo()
+    if conninfo is not None:
+        _copy_catalog(_template_conninfo[template.home], conninfo, Path(os.environ["GOVERN_DATA_PATH"]))
+    for user in USERS:
+        TOKENS[(str(store_home), user)] = TOKENS[(str(template.home), user)]
+    return Seeded(store_home, artifact, kind)
+
+
+def _build(store_home: Path, artifact: Path, *, versions: tuple[str, ...], with_model: bool,
+           kind: StoreKind | None) -> Seeded:
     Service.open(home=store_home).init(admin="ada")
     admin = Service.open(home=store_home, actor="ada")
     for user, role in USERS.items():
@@ -107,6 +135,57 @@ def seed_store(folder: Path, *, versions: tuple[str, ...] = ("1",), with_model: 
     for user in USERS:  # each seeded user's CLI credential, made now so a test's snapshot already holds it
         TOKENS[(str(store_home), user)] = admin.create_token(user=user, name="tests").secret
     return Seeded(store_home, artifact, kind)
+
+
+_templates: dict[tuple, Seeded] = {}
+_template_conninfo: dict[Path, str] = {}  # a DuckLake template's home → its database
+_template_lakes: dict[str, Path] = {}  # a DuckLake template's database → its data path
+
+
+def _template(versions: tuple[str, ...], with_model: bool, name: str) -> Seeded:
+    """The seeded store copies are made from, for the store kind the environment names (DuckLake: on the
+    same cluster as the test's database)."""
+    conninfo = _ducklake_conninfo()
+    cluster = _CLUSTERS[conninfo] if conninfo is not None else None
+    key = (cluster.port if cluster else None, tuple(versions), with_model, name)
+    if key not in _templates:
+        folder = Path(tempfile.mkdtemp(prefix="govern-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        artifact = folder / f"{name}-model.bin"
+        artifact.write_bytes(b"weights for " + name.encode())
+        kind = store_kind_for("ducklake" if cluster else "file", folder, cluster)
+        with kind.active():
+            seeded = _build(folder / name, artifact, versions=versions, with_model=with_model, kind=None)
+        if cluster is not None:
+            template_conninfo = kind.env["GOVERN_STORE"].removeprefix("ducklake:postgres:")
+            _template_conninfo[seeded.home] = template_conninfo
+            _template_lakes[template_conninfo] = Path(kind.env["GOVERN_DATA_PATH"])
+            for instance_key in [k for k in ducklake._instances if k[0] == template_conninfo]:  # PostgreSQL copies
+                ducklake._instances.pop(instance_key).close()  # only a database nobody is connected to
+        _templates[key] = seeded
+    return _templates[key]
+
+
+def _ducklake_conninfo() -> str | None:
+    setting = os.environ.get("GOVERN_STORE") or ""
+    return setting.removeprefix("ducklake:postgres:") if setting.startswith("ducklake:postgres:") else None
+
+
+def _copy_catalog(template: str, target: str, data_path: Path) -> None:
+    """Make the (new, unused) database of `target` a copy of the template's, its DuckLake data path moved to
+    `data_path`: DuckLake refuses to attach a catalog whose recorded data path differs."""
+    cluster, name = _CLUSTERS[target], _dbname(target)
+    cluster.run("dropdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", name)
+    cluster.run("createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-T", _dbname(template),
+                name)
+    moved = str(data_path).replace("'", "''") + "/"
+    cluster.run("psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", name, "-v",
+                "ON_ERROR_STOP=1", "-qc", f"UPDATE ducklake_metadata SET value = '{moved}' WHERE key = 'data_path'")
+    shutil.copytree(_template_lakes[template], data_path, dirs_exist_ok=True)
+
+
+def _dbname(conninfo: str) -> str:
+    return dict(part.split("=", 1) for part in conninfo.split())["dbname"]
 
 
 def ingest_acs(store: Seeded, files: tuple[Path, Path], *, version: str = "1") -> Seeded:
