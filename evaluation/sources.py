@@ -118,3 +118,22 @@ def is_integer_type(sql_type: str) -> bool:
 
 def group_labels(values: Sequence[Any]) -> list[str]:
     return [str(v) for v in values]
+
+
+def labelled_rows(batch_path: Path, id_column: str, label_files: Sequence[Path]) -> tuple[Any, str]:
+    """The rows of the Parquet batch that have labels in `label_files` (Parquet of row_id, label), joined on
+    the batch's `id_column`, with the label as a column (named `label` unless the batch has a column of that
+    name): (a pyarrow Table, the label column's name)."""
+    conn = duckdb.connect()
+    try:
+        columns = [row[0] for row in conn.execute("DESCRIBE SELECT * FROM read_parquet(?)",
+                                                  [str(batch_path)]).fetchall()]
+        name = "label" if "label" not in columns else "__govern_label"
+        result = conn.execute(
+            f"SELECT b.*, l.label AS {quote(name)} FROM read_parquet(?) b "
+            f"JOIN read_parquet(?) l ON CAST(b.{quote(id_column)} AS VARCHAR) = l.row_id",
+            [str(batch_path), [str(p) for p in label_files]]).arrow()
+    finally:
+        conn.close()
+    table = result.read_all() if hasattr(result, "read_all") else result
+    return table, name

@@ -22,7 +22,6 @@ from governance.records import Evaluation, ItemKind, ItemStatus, Job, JobStatus,
 from governance.store import jobs, review_items
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from evaluation import MetricSet
     from policies import LoadedPolicy
@@ -57,10 +56,11 @@ def with_realised(batch_records: MetricSet, batch: PredictionSet, batch_path: Pa
     `label_files` of row_id, label); records the batch already has exactly, such as selection rates over
     all its rows, are kept as they are. Unchanged without label files."""
     from evaluation import MetricInputError, MetricSet, evaluate
+    from evaluation.sources import labelled_rows
     from governance.limits import max_groups
     if not label_files:
         return batch_records
-    table, label = labelled_rows(batch, batch_path, label_files)
+    table, label = labelled_rows(batch_path, batch.id_column or '', label_files)
     note: dict[str, Any] = {"labelled_rows": table.num_rows, "batch_rows": batch.row_count,
                             "label_files": len(label_files)}
     try:
@@ -74,25 +74,6 @@ def with_realised(batch_records: MetricSet, batch: PredictionSet, batch_path: Pa
     have = {r.key() for r in batch_records.records}
     extra = tuple(r for r in realised.records if r.key() not in have)
     return MetricSet(batch_records.records + extra, {**batch_records.params, "realised": note})
-
-
-def labelled_rows(batch: PredictionSet, batch_path: Path, label_files: list[Path]) -> tuple[pa.Table, str]:
-    """The batch's rows that have labels, with the label as a column (named `label` unless the batch
-    has a column of that name)."""
-    from evaluation.sources import quote
-    conn = duckdb.connect()
-    try:
-        columns = [row[0] for row in conn.execute("DESCRIBE SELECT * FROM read_parquet(?)",
-                                                  [str(batch_path)]).fetchall()]
-        name = "label" if "label" not in columns else "__govern_label"
-        result = conn.execute(
-            f"SELECT b.*, l.label AS {quote(name)} FROM read_parquet(?) b "
-            f"JOIN read_parquet(?) l ON CAST(b.{quote(batch.id_column or '')} AS VARCHAR) = l.row_id",
-            [str(batch_path), [str(p) for p in label_files]]).arrow()
-    finally:
-        conn.close()
-    table = result.read_all() if hasattr(result, "read_all") else result
-    return table, name
 
 
 def monitoring_rules(loaded: LoadedPolicy) -> LoadedPolicy | None:
