@@ -105,10 +105,11 @@ def detect_format(path: Path) -> str:
 
 
 def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, delimiter: str = ",",
-                            label_optional: bool = False) -> PreparedFile:
+                            label_optional: bool = False, judged_for_fairness: bool = False) -> PreparedFile:
     """Validate `path` against `roles` and write the normalised Parquet to `scratch`. With
     `label_optional` (a production batch whose label column was not named), a file without the
-    default label column is a batch without labels.
+    default label column is a batch without labels. With `judged_for_fairness` (the eval and challenger
+    splits), each sensitive column must hold two groups or more.
 
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
@@ -121,7 +122,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         if row_count == 0:
             problems.add(None, "the file has a header but no data rows")
         if row_count:
-            _check_values(conn, problems, roles, present=set(columns))
+            _check_values(conn, problems, roles, present=set(columns), min_groups=2 if judged_for_fairness else 1)
         if problems.items:
             _raise(source, problems)
         features = list(roles.features) if roles.features is not None else [
@@ -350,7 +351,8 @@ def _rows(conn: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple
 
 
 def _check_values(
-    conn: duckdb.DuckDBPyConnection, problems: _Problems, roles: ColumnRoles, *, present: set[str]
+    conn: duckdb.DuckDBPyConnection, problems: _Problems, roles: ColumnRoles, *, present: set[str],
+    min_groups: int = 1,
 ) -> None:
     checks: list[tuple[str, str, str]] = []
     for column in (c for c in (roles.label, roles.score) if c is not None):
@@ -403,6 +405,9 @@ def _check_values(
             if distinct > limit:
                 problems.add(column, f"{distinct:,} distinct values, more than the {limit:,} groups a sensitive column "
                                      "may have (is it an id? GOVERN_MAX_GROUPS raises the limit)")
+            elif distinct < min_groups and not any(item.startswith(f"column {column!r}: ") for item in problems.items):
+                problems.add(column, "one group in every row: fairness compares at least two groups (leave it out "
+                                     "of --sensitive)")
 
 
 def _check_label_values(conn: duckdb.DuckDBPyConnection, problems: _Problems, id_column: str, label: str) -> None:

@@ -19,7 +19,7 @@ from governance.ingest import ColumnRoles
 from tests.support.commands import COMMANDS, COMMANDS_SKIPPED_BY_FUZZ
 from tests.support.credentials import credential_for
 from tests.support.frames import predictions_frame
-from tests.support.stores import ducklake_only, file_only, run_sql
+from tests.support.stores import ducklake_only, file_only, run_sql, snapshot
 
 
 def _store_state(home: Path) -> tuple:
@@ -232,6 +232,23 @@ def test_too_many_groups_in_a_sensitive_column_is_refused(store, tmp_path, monke
         evaluate(current=frame, label="label", score="score", sensitive=["uid"], resamples=0, max_groups=100)
 
 
+def test_a_sensitive_column_of_one_group_is_refused_where_fairness_is_judged(store, tmp_path):
+    # An eval split whose sensitive column holds one group could never be evaluated; a reference sample
+    # (drift only) and a production batch (one region's traffic) may hold one.
+    from governance.errors import InvalidInput
+
+    frame = predictions_frame(300).assign(country="US")
+    path = tmp_path / "one.csv"
+    frame.to_csv(path, index=False)
+    engineer, roles = store.as_("eng"), ColumnRoles(sensitive=("country",))
+    before = snapshot(store.home)
+    for split in ("eval", "challenger"):
+        with pytest.raises(InvalidInput, match="'country': one group in every row: fairness compares at least two"):
+            engineer.ingest(model="credit", version="1", file=path, split=split, roles=roles)
+    assert snapshot(store.home) == before
+    assert engineer.ingest(model="credit", version="1", file=path, split="reference", roles=roles).row_count == 300
+
+
 def test_artifact_size_limit_and_stale_scratch_files(store, tmp_path, monkeypatch):
     import time
 
@@ -362,7 +379,22 @@ def test_the_sign_off_message_is_spelled_right(hostile):
     # A second decision by the same reviewer is a new revision of her one decision, and says so.
     result = _cli(store.home, ["signoff", "credit", "1", "--reject", "--comment", "still not"], user="rey")
     assert result.exit_code == 0
-    assert "rey rejected credit version 1 (decision 2, which replaces their decision 1)" in result.output
+    assert "rey rejected credit version 1 (decision 2; it supersedes their earlier one)" in result.output
+    withdrawn = _cli(store.home, ["signoff", "credit", "1", "--withdraw"], user="rey")
+    assert withdrawn.exit_code == 0 and "rey withdrew their decision on credit version 1" in withdrawn.output
+
+
+def test_withdrawing_a_decision_never_made_is_refused_and_changes_nothing(hostile):
+    store, _ = hostile
+    before = _store_state(store.home)
+    result = _cli(store.home, ["signoff", "credit", "1", "--withdraw"], user="rey")
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: rey has no decision on credit version 1 to withdraw."
+    assert _store_state(store.home) == before
+    assert _cli(store.home, ["signoff", "credit", "1", "--reject", "--comment", "no"], user="rey").exit_code == 0
+    assert _cli(store.home, ["signoff", "credit", "1", "--withdraw"], user="rey").exit_code == 0
+    again = _cli(store.home, ["signoff", "credit", "1", "--withdraw"], user="rey")  # withdrawn already
+    assert again.exit_code == 2 and "has no decision on credit version 1 to withdraw" in again.output
 
 
 def test_a_busy_store_is_a_message_and_a_retry_in_the_dashboard(hostile, monkeypatch):

@@ -254,6 +254,12 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (_blank_sex, ["--sensitive", "sex"], None, "sensitive column 'sex' has 5 empty cells, in data rows 2, 42, 82, "
                                                "122, 162 (name the missing group"),
     (None, ["--sensitive", "y"], None, "the label column 'y' cannot also be a sensitive column"),
+    (None, ["--features", "y"], None, "the label column 'y' cannot also be a feature"),
+    (lambda f: f[["y"]], [], None, "the training data has no column besides the label 'y' to learn from"),
+    (lambda f: f.assign(country="US"), ["--sensitive", "sex,country"], None,
+     "sensitive column 'country' holds one group ('US') in every row; fairness compares at least two groups"),
+    (lambda f: f.assign(region=["north"] * 199 + ["south"]), ["--sensitive", "region"], None,
+     "sensitive column 'region' holds one group ('north') in every row of the 50 eval rows"),
     (None, [], "epochs: -5\nhidden: [0]\n", "epochs must be at least 1, not -5; hidden must list layer widths"),
     (None, [], "learning_rate: fast\ndropout: 1.0\n", "learning_rate must be a number, not 'fast'; dropout must be"),
     (None, [], "epochs: 2.5\n", "epochs must be a whole number, not 2.5"),

@@ -200,17 +200,18 @@ class RegistryActions(ServiceBase):
         self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
         optional = roles.label is None and split == "production"
         roles = replace(roles, label="label") if roles.label is None else roles
-        prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter, label_optional=optional)
+        prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter, label_optional=optional,
+                                               judged_for_fairness=split in ("eval", "challenger"))
         return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
 
     def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",",
-                               label_optional: bool = False) -> PreparedFile:
+                               label_optional: bool = False, judged_for_fairness: bool = False) -> PreparedFile:
         """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
         from governance.ingest import prepare_prediction_file
         scratch = self.artifacts.scratch_path(".parquet")
         try:
             prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter,
-                                               label_optional=label_optional)
+                                               label_optional=label_optional, judged_for_fairness=judged_for_fairness)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)

@@ -103,7 +103,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         if not 0 < eval_fraction < 1:
             raise InvalidInput(f"the eval fraction must lie between 0 and 1, not {eval_fraction}.")
         train_rows, eval_rows = split_rows(len(frame), eval_fraction, config.seed)
-        _check_split(frame, label, train_rows, eval_rows, eval_fraction)
+        _check_split(frame, label, train_rows, eval_rows, eval_fraction, sensitive)
         meta = {"label": label, "features": list(features), "sensitive": list(sensitive),
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
         if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
@@ -259,6 +259,9 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
                            f"(its columns: {', '.join(map(repr, list(frame.columns)[:15]))}).")
     if label in sensitive:
         raise InvalidInput(f"the label column {label!r} cannot also be a sensitive column.")
+    if features and label in features:
+        raise InvalidInput(f"the label column {label!r} cannot also be a feature: a model would read the answer "
+                           "(leave it out of --features).")
     named_twice = sorted({c for c in sensitive if list(sensitive).count(c) > 1})
     if named_twice:
         raise InvalidInput(f"sensitive column {', '.join(map(repr, named_twice))} is named more than once.")
@@ -272,7 +275,9 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
     if not values <= {0, 1}:
         raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
     chosen = list(features) if features else [c for c in frame.columns if c not in (label, ROW_ID)]
-    return [c for c in chosen if c != label]
+    if not chosen:
+        raise InvalidInput(f"the training data has no column besides the label {label!r} to learn from.")
+    return chosen
 
 
 def _rows(positions: Sequence[int], shown: int = 5) -> str:
@@ -310,8 +315,9 @@ def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str], policy: 
 
 
 def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_rows: np.ndarray,
-                 eval_fraction: float) -> None:
-    """Refuse, before anything is trained or stored, a split a classifier cannot be trained or judged on."""
+                 eval_fraction: float, sensitive: Sequence[str] = ()) -> None:
+    """Refuse, before anything is trained or stored, a split a classifier cannot be trained or judged on
+    (fairness compares at least two groups of each sensitive column in the eval rows)."""
     if len(eval_rows) == 0 or len(train_rows) < 2:
         raise InvalidInput(f"{len(frame):,} data row{'s' * (len(frame) != 1)} with eval fraction {eval_fraction:g} "
                            f"leave {len(train_rows):,} to train on and {len(eval_rows):,} to evaluate; "
@@ -320,6 +326,12 @@ def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_r
     if len(classes) < 2:
         raise InvalidInput(f"the label column {label!r} holds only {next(iter(classes))} in the training rows; "
                            "a classifier needs examples of both 0 and 1.")
+    for column in sensitive:
+        groups = frame[column].iloc[eval_rows].astype(str).unique()
+        if len(groups) < 2:
+            where = "" if frame[column].nunique() < 2 else f" of the {len(eval_rows):,} eval rows"
+            raise InvalidInput(f"sensitive column {column!r} holds one group ({groups[0]!r}) in every row{where}; "
+                               "fairness compares at least two groups: leave it out of --sensitive.")
 
 
 # Each training setting's type and the values it may take (a misspelt or out-of-range value trains a
