@@ -212,6 +212,9 @@ def test_corrections_become_versioned_feedback_datasets(queue):
     store.as_("rev3").claim_review_item(item_id=examples[2])
     store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=0, comment="relabel")
     assert store.as_("eng").build_feedback(model="credit").version == 2
+    for user, role in (("vic", "viewer"), ("rey", "reviewer")):  # a snapshot is a training data set: engineers'
+        with pytest.raises(NotAllowed, match=f"^user '{user}' is a {role} and may not register models and versions"):
+            store.as_(user).build_feedback(model="credit")
 
 
 def test_the_creator_cannot_sign_off_and_a_later_decision_supersedes(releasable):
@@ -348,6 +351,7 @@ def test_contradictory_cli_flags_are_refused_not_settled_by_their_order(releasab
                           as_="ada")
     assert label_alone.exit_code == 2 and label_alone.stderr.startswith("error: --gold-label goes with --gold-verdict")
     assert snapshot(store.home) == before
+    assert run_cli(store.home, "signoff", "credit", "1", "--reject", "--comment", "no", as_="rey").exit_code == 0
     withdrawn = run_cli(store.home, "signoff", "credit", "1", "--withdraw", as_="rey")
     assert (withdrawn.exit_code, withdrawn.stdout) == (0, "rey withdrew their decision on credit version 1\n")
 

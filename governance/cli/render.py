@@ -432,7 +432,8 @@ def signoff(signoff, *, model_name: str, version_name: str) -> str:
     model, version, decision = model_name, version_name, str(signoff.decision)
     if decision == "withdraw":
         return f"{signoff.reviewer} withdrew their decision on {model} version {version}"
-    replaces = f", which replaces their decision {signoff.revision - 1}" if signoff.revision > 1 else ""
+    replaces = f"; it supersedes their earlier {'one' if signoff.revision == 2 else 'ones'}" \
+        if signoff.revision > 1 else ""
     return f"{signoff.reviewer} {_PAST[decision]} {model} version {version} (decision {signoff.revision}{replaces})"
 
 

@@ -51,6 +51,11 @@ class ReleaseActions(ServiceBase):
                 raise NotAllowed(f"user {user.name!r} created {model} version {version}; four eyes: its creator "
                                  "cannot sign it off.")
             gate = gates.latest_gate(conn, model, version)
+            if decision == "withdraw":
+                standing = next((s for s in signoffs.current_signoffs(conn, model, version)
+                                 if s.reviewer == user.name), None)
+                if standing is None or standing.decision == SignOffDecision.WITHDRAW:
+                    raise Conflict(f"{user.name} has no decision on {model} version {version} to withdraw.")
             if decision == "approve":
                 gate = _gate_of_latest_evidence(conn, model, version, "to approve: an approval binds to the "
                                                 "evidence a binding gate judged; an engineer runs `govern gate` first")

@@ -302,7 +302,7 @@ class ReviewActions(ServiceBase):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = self._run(lambda conn: (self._authorize(conn, Action.GATE), judgments.corrections(conn, model))[1])
+        rows = self._run(lambda conn: (self._authorize(conn, Action.REGISTER), judgments.corrections(conn, model))[1])
         by_item: dict[str, list[Row]] = {}
         for row in rows:
             by_item.setdefault(row[0], []).append(row)
@@ -324,7 +324,7 @@ class ReviewActions(ServiceBase):
             sha, _ = self.artifacts.put_file(path)
 
         def record(conn: duckdb.DuckDBPyConnection) -> FeedbackSnapshot:
-            user = self._authorize(conn, Action.GATE)
+            user = self._authorize(conn, Action.REGISTER)
             latest = feedback.latest_feedback(conn, model)
             if latest and latest[1] == sha:
                 return FeedbackSnapshot(model, latest[0], sha, latest[2], new=False)
