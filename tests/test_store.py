@@ -224,20 +224,24 @@ def test_pandas_imports_and_duckdb_reads_frames_after_a_store_statement_refused_
     assert out.stdout.split() == ["5", "DataFrame"]
 
 
-def test_another_thread_can_import_pandas_while_a_store_statement_runs():
-    # The refusal applies only while the process has one thread: a second thread's import never fails.
-    script = textwrap.dedent("""
-        import sys, threading
+@pytest.mark.parametrize("start", ["threading.Thread(target=other).start()", "_thread.start_new_thread(other, ())"])
+def test_another_thread_can_import_pandas_while_a_store_statement_runs(start):
+    # The refusal applies only while the process runs one thread: a second thread's import never fails,
+    # whether the threading module started it or _thread (which threading does not count).
+    script = textwrap.dedent(f"""
+        import _thread, sys, threading
         import duckdb
         from governance.store.backend import in_transaction
-        started, release = threading.Event(), threading.Event()
+        started, release, done = threading.Event(), threading.Event(), threading.Event()
         def other():
             started.set(); release.wait()
             import pandas
-        thread = threading.Thread(target=other); thread.start(); started.wait()
+            done.set()
+        {start}
+        started.wait()
         in_transaction(duckdb.connect(), lambda c: c.execute("SELECT ?", [1]).fetchone())
         print("pandas" in sys.modules)
-        release.set(); thread.join()
+        release.set(); done.wait(30)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=str(ROOT))
     assert out.stdout.strip() == "True"  # DuckDB imported it for real, as it would without the store's guard

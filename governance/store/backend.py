@@ -87,7 +87,8 @@ class _WithoutPandasProbe:
 
 
 def _pandas_refused(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    if "pandas" in sys.modules or threading.active_count() != 1:
+    # threading counts the threads it started; _current_frames also sees those started by _thread or C code
+    if "pandas" in sys.modules or threading.active_count() != 1 or len(sys._current_frames()) != 1:
         return call(*args, **kwargs)
     sys.modules["pandas"] = None  # type: ignore[assignment]  # the import system's "refuse this import"
     try:
