@@ -7,7 +7,10 @@ records is judged with a two-sided normal test on `(b - a) / sqrt(se_aÂ² + se_bÂ
 That treats the two evaluations as independent samples. When both versions were scored on the same
 eval rows their errors are positively correlated, the true variance of the difference is smaller,
 and the test is conservative: a difference it calls significant is one; some real ones it misses.
-Records without an interval (drift, counts, zero resamples) get a difference but no verdict.
+Records without an interval (drift, counts, zero resamples) get a difference but no verdict, and so do
+records over fewer than MIN_ROWS rows in either evaluation: a bootstrap of a handful of rows says
+nothing of their spread (one row resamples to a single point, which read as exact would call any
+change significant).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from evaluation.records import MetricSet
 
 SKIPPED = {"reliability_bin"}
+MIN_ROWS = 30  # the rows a record needs in both evaluations for a verdict (the normal test's usual rule)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def compare(a: MetricSet, b: MetricSet, *, alpha: float = 0.05) -> list[Differen
         se_a = _standard_error(first.ci_low, first.ci_high, z_a)
         se_b = _standard_error(second.ci_low, second.ci_high, z_b)
         p_value: float | None = None
-        if se_a is not None and se_b is not None:
+        if se_a is not None and se_b is not None and min(first.n or 0, second.n or 0) >= MIN_ROWS:
             spread = math.hypot(se_a, se_b)
             if spread > 0:
                 p_value = 2 * (1 - NormalDist().cdf(abs(difference) / spread))

@@ -111,8 +111,8 @@ def test_a_version_compared_with_itself_differs_nowhere(read_two_versions):
 
 
 def test_compare_edge_cases():
-    def one(value, low, high, metric="accuracy"):
-        record = MetricRecord("performance", metric, None, None, value, 100, low, high)
+    def one(value, low, high, metric="accuracy", n=100):
+        record = MetricRecord("performance", metric, None, None, value, n, low, high)
         return MetricSet((record,), {"confidence": 0.95})
 
     [same] = compare(one(0.8, 0.8, 0.8), one(0.8, 0.8, 0.8))
@@ -124,6 +124,11 @@ def test_compare_edge_cases():
     assert undefined.difference is None and undefined.significant is None
     assert no_interval.difference == pytest.approx(0.1) and no_interval.significant is None
     assert compare(one(0.8, 0.7, 0.9), one(0.8, 0.7, 0.9, metric="roc_auc")) == []
+    # a group of one row resamples to a point: 0 -> 1 there is no evidence of anything
+    [one_row] = compare(one(0.0, 0.0, 0.0, n=1), one(1.0, 1.0, 1.0, n=1))
+    assert one_row.difference == 1.0 and (one_row.p_value, one_row.significant) == (None, None)
+    [small] = compare(one(0.2, 0.1, 0.3, n=29), one(0.9, 0.8, 1.0, n=500))
+    assert small.significant is None
     with pytest.raises(ValueError):
         compare(one(0.8, 0.7, 0.9), one(0.8, 0.7, 0.9), alpha=1.5)
 
