@@ -3,6 +3,9 @@ the candidate never trained on, each rule in its own judge mode.
 
 Drift rules (the data, not the model), approvals and open reviews (people's work) are left out;
 so are rules on columns the rows do not carry. Regression rules compare with the gate's own baseline.
+Whatever the pack says, a candidate that selects nobody or everybody overall fails too (the search's
+own guard, `search-guard-degenerate` in the candidates' reasons): shifting every score past the threshold
+meets any parity bound and is no model.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from training.search import Verdict
 SCORE = "__govern_candidate_score"
 # Judged on the overall selection rate only (`judge` hands it no group's): a group with a genuinely low
 # rate is the pack's business (its own degenerate rule), not a reason to refuse every candidate.
-_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n  - {id: degenerate, kind: degenerate}\n",
-                               source="the search's guard")
+_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n"
+                               "  - {id: search-guard-degenerate, kind: degenerate}\n", source="the search's guard")
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
 # at 1.0 the pick on Adult sat 1.2 standard errors from the race bound on a 63-row group and failed on eval

@@ -67,12 +67,16 @@ class GateDecision:
 
     def summary(self) -> str:
         blocking = [r.rule_id for r in self.results if r.blocking]
-        warned = [r.rule_id for r in self.results if r.status in ("warned", "insufficient") and not r.blocking]
+        warned = [r.rule_id for r in self.results if r.status == "warned" and not r.blocking]
+        # whether too little evidence warns or passes is the rule's own line; here it is only named
+        unjudged = [r.rule_id for r in self.results if r.status == "insufficient" and not r.blocking]
         text = f"gate {self.verdict.upper()} under {self.policy_name} v{self.policy_version}"
         if blocking:
             text += f": blocked by {', '.join(blocking)}"
         if warned:
             text += f"; warnings: {', '.join(warned)}"
+        if unjudged:
+            text += f"; too little evidence to judge: {', '.join(unjudged)}"
         return text
 
     def to_dict(self) -> dict[str, Any]:

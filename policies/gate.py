@@ -160,7 +160,7 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
                   f"{_pretty(limit)}.")
     values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
                   n=worst.record.n, group=worst.record.group,
-                  failing_groups=[_name(j.record) for j in failing],
+                  failing_groups=[_name(j.record) for j in failing if j.record.feature is not None],
                   failing=[{"feature": j.record.feature, "group": j.record.group, "value": j.value} for j in failing],
                   excluded=excluded, **{**common, "feature": worst.record.feature})
     if failing or not excluded or rule.insufficient == "pass":

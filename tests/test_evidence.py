@@ -381,7 +381,7 @@ def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
     aim = Aim.of(policy, {}, label="y", sensitive=["race"], threshold=0.5, flagged=["p"])
     everyone_out = aim.judge(frame, np.full(len(frame), 0.1))  # every gap 0: the parity rule alone would pass it
     assert not everyone_out.passes and not everyone_out.robust
-    assert any(reason.startswith("degenerate:") for reason in everyone_out.failing)
+    assert any(reason.startswith("search-guard-degenerate:") for reason in everyone_out.failing)
 
 
 @file_only

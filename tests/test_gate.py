@@ -168,3 +168,14 @@ def test_the_decision_is_deterministic_and_carries_the_hashes():
     first, second = gate(rules), gate(rules)
     assert first == second
     assert first.metrics_sha256 == METRICS.sha256() and len(first.policy_sha256) == 64
+
+
+def test_the_summary_names_warnings_apart_from_rules_too_little_evidence_judged():
+    rules = ("  - {id: ece, metric: calibration.ece, max: 0.01, severity: warn}\n"
+             "  - {id: auc-reg, metric: performance.roc_auc, max_regression: 0.02, baseline: production, "
+             "insufficient: pass}")
+    decision = gate(rules)
+    assert [r.status for r in decision.results] == ["warned", "insufficient"]
+    # the regression rule passes for want of a baseline, as its own line says: not a warning
+    assert decision.summary() == "gate PASSED under t v1; warnings: ece; too little evidence to judge: auc-reg"
+    assert decision.results[1].reason.endswith("The policy says this is let pass.")

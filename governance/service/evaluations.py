@@ -114,7 +114,7 @@ class EvaluationActions(PolicyActions, RegistryActions):
             current = (registry.get_prediction_set(conn, batch) if batch
                        else registry.latest_prediction_set(conn, model, version, "production"))
             if current is None or current.model != model or current.version != version or current.split != "production":
-                what = f"prediction set {batch!r}" if batch else "a production batch"
+                what = f"prediction set {batch!r}" if batch else "production batch"
                 raise NotFound(f"{model} version {version} has no {what}; ingest batches with `--split production`.")
             reference = registry.latest_prediction_set(conn, model, version, "reference")
             if reference is None:
