@@ -66,13 +66,20 @@ def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_vers
 
 
 def test_max_rounds_from_the_policy_bounds_the_lineage(tmp_path):
-    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 1"))
+    # A rule blocked for too little evidence queues no retrain; the escalation says no retrain can settle it.
+    starved = ("  - {id: sex-parity, metric: fairness.demographic_parity_difference, feature: sex, max: 0.5, "
+               "min_samples: 100000, insufficient: block}\n")
+    home = _store(tmp_path, UNMEETABLE.replace("{rounds}", ", max_rounds: 1") + starved)
     engineer = Service.open(home=home, actor="eng")
     for _ in range(3):
         engineer.run_worker(once=True)
     assert [v.version for v in engineer.list_versions(model="m")] == ["1", "2"]
     [escalation] = engineer.list_review_items(kind="escalation")
     assert escalation.evidence["rounds"] == 1 and "max_rounds is 1" in escalation.evidence["reason"]
+    assert escalation.evidence["reason"].endswith(
+        "; sex-parity also blocks for too little evidence (rows or groups under the rule's min_samples): more eval "
+        "rows settle that, not retraining")
+    assert escalation.evidence["failing_rules"] == ["calibration-ece"]
 
 
 def test_a_retrain_identical_to_its_parent_queues_nothing_more(tmp_path):

@@ -218,6 +218,11 @@ class GateActions(PolicyActions, RegistryActions):
         job_ids: list[str] = []
         escalations: list[str] = []
         stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules)
+        starved = [r.rule_id for r in decision.results if r.blocking and r.status == "insufficient"]
+        if stop is not None and starved:  # what no retrain can change, said where the engineer reads
+            stop = {**stop, "reason": stop["reason"] + f"; {', '.join(starved)} also block{'s' * (len(starved) == 1)}"
+                    " for too little evidence (rows or groups under the rule's min_samples): more eval rows settle "
+                    "that, not retraining"}
         if stop is not None:
             evidence = {**stop, "failing_rules": retrain_rules or [r.rule_id for r in decision.results if r.blocking],
                         "strategies": strategies, "gate": record.id}
