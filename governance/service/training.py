@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import duckdb
 
-from governance.errors import InvalidInput
+from governance.errors import GovernError, InvalidInput
 from governance.faults import failpoint
 from governance.records import PredictionSet, Version
 from governance.roles import Action
@@ -112,8 +112,11 @@ class TrainingActions(PolicyActions, RegistryActions):
                                         eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
                                         lineage=None, progress=progress,
                                         new_model=f"trained from {Path(data).name}")
-        bound = self.bound_policy(model=model)
-        return replace(result, notes=sensitive_notes(frame.iloc[eval_rows], sensitive, bound.loaded.policy))
+        try:  # the version is stored: a pack that cannot be read now costs the notes, not the command
+            policy = self.bound_policy(model=model).loaded.policy
+        except GovernError:
+            return result
+        return replace(result, notes=sensitive_notes(frame.iloc[eval_rows], sensitive, policy))
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
