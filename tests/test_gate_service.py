@@ -168,6 +168,26 @@ def test_regression_against_the_production_alias_and_a_named_version(evaluated_s
     assert [r.status for r in after.results] == ["failed", "failed"]
     assert after.results[0].reason.endswith("(production, version 1); at most 0.01 worse is allowed.")
 
+    # Judged again once in production, a version is compared with what production held before it, not itself.
+    from datetime import datetime, timezone
+
+    from governance.records import AliasMove
+
+    def release_2(conn, previous):
+        aliases.set_alias(conn, model="credit", alias="production", version="2", actor="ada")
+        if previous:
+            aliases.insert_move(conn, AliasMove("credit", aliases.next_move_seq(conn, "credit"), "production", "2",
+                                                previous, "release", None, None, None, "ada",
+                                                datetime.now(timezone.utc)))
+
+    run_sql(evaluated_store.home, lambda conn: release_2(conn, None))
+    alone = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision.results[0]
+    assert alone.status == "insufficient" and "0 better than the baseline" not in alone.reason
+    run_sql(evaluated_store.home, lambda conn: release_2(conn, "1"))
+    released = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision.results[0]
+    assert released.status == "failed"
+    assert released.reason.endswith("(production before version 2, version 1); at most 0.01 worse is allowed.")
+
 
 def test_cli_exit_codes_json_and_junit(gated, run_cli, tmp_path):
     store, policy = gated

@@ -150,9 +150,13 @@ class GateActions(PolicyActions, RegistryActions):
             return challenger_baseline(conn, model, version)
         if baseline == "production":
             target = aliases.get_alias(conn, model, "production")
+            label = f"production, version {target}"
+            if target == version:  # judged again once released: against what production held before it
+                moves = [m for m in aliases.history(conn, model) if m.alias == "production" and m.version == version]
+                target = moves[-1].previous_version if moves else None
+                label = f"production before version {version}, version {target}"
             if target is None:
                 return None
-            label = f"production, version {target}"
         else:
             if registry.get_version(conn, model, baseline) is None:
                 raise InvalidInput(f"the policy's baseline version {baseline!r} of model {model!r} is not registered.")
