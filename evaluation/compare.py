@@ -10,7 +10,9 @@ and the test is conservative: a difference it calls significant is one; some rea
 Records without an interval (drift, counts, zero resamples) get a difference but no verdict, and so do
 records over fewer than MIN_ROWS rows in either evaluation: a bootstrap of a handful of rows says
 nothing of their spread (one row resamples to a single point, which read as exact would call any
-change significant).
+change significant). A gap between a column's groups counts its smallest group's rows, and gets no
+verdict either where the two evaluations hold different groups of that column (north/south against
+north/east is not the same gap).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def compare(a: MetricSet, b: MetricSet, *, alpha: float = 0.05) -> list[Differen
     z_a = NormalDist().inv_cdf(0.5 + float(a.params.get("confidence", 0.95)) / 2)
     z_b = NormalDist().inv_cdf(0.5 + float(b.params.get("confidence", 0.95)) / 2)
     by_key = {(r.family, r.metric, r.feature, r.group): r for r in b.records if r.metric not in SKIPPED}
+    groups_a, groups_b = _group_sizes(a), _group_sizes(b)
     out: list[Difference] = []
     for first in a.records:
         second = by_key.get((first.family, first.metric, first.feature, first.group))
@@ -68,7 +71,11 @@ def compare(a: MetricSet, b: MetricSet, *, alpha: float = 0.05) -> list[Differen
         se_a = _standard_error(first.ci_low, first.ci_high, z_a)
         se_b = _standard_error(second.ci_low, second.ci_high, z_b)
         p_value: float | None = None
-        if se_a is not None and se_b is not None and min(first.n or 0, second.n or 0) >= MIN_ROWS:
+        rows = min(first.n or 0, second.n or 0)
+        if first.family == "fairness" and first.group is None and first.feature in groups_a:  # a gap between groups
+            sizes_a, sizes_b = groups_a[first.feature], groups_b.get(first.feature, {})
+            rows = min(rows, *sizes_a.values(), *sizes_b.values()) if sizes_a.keys() == sizes_b.keys() else 0
+        if se_a is not None and se_b is not None and rows >= MIN_ROWS:
             spread = math.hypot(se_a, se_b)
             if spread > 0:
                 p_value = 2 * (1 - NormalDist().cdf(abs(difference) / spread))
@@ -77,3 +84,12 @@ def compare(a: MetricSet, b: MetricSet, *, alpha: float = 0.05) -> list[Differen
         out.append(Difference(first.family, first.metric, first.feature, first.group, first.value, second.value,
                               difference, p_value, None if p_value is None else p_value < alpha))
     return out
+
+
+def _group_sizes(metrics: MetricSet) -> dict[str, dict[str, int]]:
+    """Rows per group of each sensitive column (its `fairness.count` records)."""
+    sizes: dict[str, dict[str, int]] = {}
+    for record in metrics.records:
+        if record.family == "fairness" and record.metric == "count" and record.feature and record.group is not None:
+            sizes.setdefault(record.feature, {})[record.group] = record.n
+    return sizes

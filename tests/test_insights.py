@@ -129,6 +129,23 @@ def test_compare_edge_cases():
     assert one_row.difference == 1.0 and (one_row.p_value, one_row.significant) == (None, None)
     [small] = compare(one(0.2, 0.1, 0.3, n=29), one(0.9, 0.8, 1.0, n=500))
     assert small.significant is None
+
+    def gap(value, low, high, groups):  # a parity gap with its column's group counts
+        counts = [MetricRecord("fairness", "count", "branch", g, n, n) for g, n in groups.items()]
+        record = MetricRecord("fairness", "demographic_parity_difference", "branch", None, value,
+                              sum(groups.values()), low, high)
+        return MetricSet((record, *counts), {"confidence": 0.95})
+
+    big = {"north": 2500, "south": 2500}
+    [real] = [d for d in compare(gap(0.01, 0.0, 0.02, big), gap(0.3, 0.28, 0.32, big)) if d.group is None]
+    assert real.significant is True
+    tiny = {"north": 4997, "east": 3}  # the gap over a 3-row group is noise, whatever its interval says
+    [noise] = [d for d in compare(gap(0.01, 0.0, 0.02, {"north": 4997, "east": 30}), gap(0.36, 0.3, 0.4, tiny))
+               if d.group is None]
+    assert noise.difference == pytest.approx(0.35) and noise.significant is None
+    other = {"north": 2500, "east": 2500}  # other groups: not the same gap
+    [moved] = [d for d in compare(gap(0.01, 0.0, 0.02, big), gap(0.3, 0.28, 0.32, other)) if d.group is None]
+    assert moved.significant is None
     with pytest.raises(ValueError):
         compare(one(0.8, 0.7, 0.9), one(0.8, 0.7, 0.9), alpha=1.5)
 
