@@ -69,7 +69,8 @@ def test_names_are_validated(unchanged_store, bad):
 def test_duplicate_model_and_bad_risk_tier(unchanged_store):
     store = unchanged_store
     before = snapshot(store.home)
-    with pytest.raises(Conflict, match="^model 'credit' is already registered.$"):
+    with pytest.raises(Conflict, match="^model 'credit' is already registered; an admin changes its risk tier or "
+                       "details with `govern model edit credit`.$"):
         store.as_("eng").register_model(name="credit")
     with pytest.raises(InvalidInput, match="^risk tier 'extreme' is not one of low, medium, high.$"):
         store.as_("eng").register_model(name="m", risk_tier="extreme")

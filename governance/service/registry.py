@@ -82,7 +82,8 @@ class RegistryActions(ServiceBase):
         same unit as its first version, so a failed training leaves no empty model behind)."""
         user = self._authorize(conn, Action.REGISTER)
         if registry.get_model(conn, name) is not None:
-            raise Conflict(f"model {name!r} is already registered.")
+            raise Conflict(f"model {name!r} is already registered; an admin changes its risk tier or details with "
+                           f"`govern model edit {name}`.")
         if owner is not None and users.get_user(conn, owner) is None:
             raise NotFound(f"owner {owner!r} is not a user of this store.")
         model = Model(name, owner or user.name, description, risk_tier, _now(), user.name,
