@@ -61,7 +61,8 @@ def sample_examples(path: Path, prediction_set: PredictionSet, *, strategy: str,
             "label": int(label), "score": float(score), "prediction": int(score >= threshold),
             "groups": {c: str(row[c]) for c in prediction_set.sensitive},
             "features": {k: v for k, v in row.items() if k not in (prediction_set.label_column,
-                                                                   prediction_set.score_column)},
+                                                                   prediction_set.score_column,
+                                                                   prediction_set.id_column)},  # "id" above
             "strategy": strategy, "rank": rank, "prediction_set": prediction_set.id,
         })
     return examples

@@ -267,3 +267,19 @@ def test_uncertain_examples_are_the_scores_closest_to_the_threshold(shared_evalu
     closest = np.sort(np.abs(scores - 0.5))[:7]
     assert [abs(e["score"] - 0.5) for e in picked] == pytest.approx(list(closest))
     assert picked == sample_examples(path, prediction_set, strategy="uncertain", count=7, seed=3)
+
+
+def test_an_examples_id_is_its_id_not_one_of_its_features(tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from governance.sampling import sample_examples
+
+    path = tmp_path / "p.parquet"
+    pd.DataFrame({"row_id": [7, 8], "label": [1, 0], "score": [0.9, 0.6], "sex": ["f", "m"], "x": [1.5, 2.5]}
+                 ).to_parquet(path)
+    prediction_set = SimpleNamespace(label_column="label", score_column="score", id_column="row_id",
+                                     sensitive=("sex",), id="ps-1", intersections=())
+    picked = sample_examples(path, prediction_set, strategy="uncertain", count=2, seed=0)
+    assert [(e["id"], e["features"]) for e in picked] == [(8, {"sex": "m", "x": 2.5}), (7, {"sex": "f", "x": 1.5})]
