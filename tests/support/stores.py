@@ -113,8 +113,8 @@ def seed_store(folder: Path, *, versions: tuple[str, ...] = ("1",), with_model: 
     template = _template(versions, with_model, name)
     shutil.copytree(template.home, store_home)
     conninfo = _ducklake_conninfo()
-    if conninfo is not None:
-        _copy_catalog(_template_conninfo[template.home], conninfo, Path(os.environ["GOVERN_DATA_PATH"]))
+    if conninfo is not None and template.kind is not None:
+        _copy_catalog(template.kind, conninfo, Path(os.environ["GOVERN_DATA_PATH"]))
     for user in USERS:
         TOKENS[(str(store_home), user)] = TOKENS[(str(template.home), user)]
     return Seeded(store_home, artifact, kind)
@@ -138,8 +138,6 @@ def _build(store_home: Path, artifact: Path, *, versions: tuple[str, ...], with_
 
 
 _templates: dict[tuple, Seeded] = {}
-_template_conninfo: dict[Path, str] = {}  # a DuckLake template's home → its database
-_template_lakes: dict[str, Path] = {}  # a DuckLake template's database → its data path
 
 
 def _template(versions: tuple[str, ...], with_model: bool, name: str) -> Seeded:
@@ -155,11 +153,9 @@ def _template(versions: tuple[str, ...], with_model: bool, name: str) -> Seeded:
         artifact.write_bytes(b"weights for " + name.encode())
         kind = store_kind_for("ducklake" if cluster else "file", folder, cluster)
         with kind.active():
-            seeded = _build(folder / name, artifact, versions=versions, with_model=with_model, kind=None)
+            seeded = _build(folder / name, artifact, versions=versions, with_model=with_model, kind=kind)
         if cluster is not None:
-            template_conninfo = kind.env["GOVERN_STORE"].removeprefix("ducklake:postgres:")
-            _template_conninfo[seeded.home] = template_conninfo
-            _template_lakes[template_conninfo] = Path(kind.env["GOVERN_DATA_PATH"])
+            template_conninfo = _conninfo(kind)
             for instance_key in [k for k in ducklake._instances if k[0] == template_conninfo]:  # PostgreSQL copies
                 ducklake._instances.pop(instance_key).close()  # only a database nobody is connected to
         _templates[key] = seeded
@@ -171,17 +167,24 @@ def _ducklake_conninfo() -> str | None:
     return setting.removeprefix("ducklake:postgres:") if setting.startswith("ducklake:postgres:") else None
 
 
-def _copy_catalog(template: str, target: str, data_path: Path) -> None:
+def _conninfo(kind: StoreKind) -> str:
+    return (kind.env["GOVERN_STORE"] or "").removeprefix("ducklake:postgres:")
+
+
+def _copy_catalog(template: StoreKind, target: str, data_path: Path) -> None:
     """Make the (new, unused) database of `target` a copy of the template's, its DuckLake data path moved to
     `data_path`: DuckLake refuses to attach a catalog whose recorded data path differs."""
     cluster, name = _CLUSTERS[target], _dbname(target)
     cluster.run("dropdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", name)
-    cluster.run("createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-T", _dbname(template),
-                name)
-    moved = str(data_path).replace("'", "''") + "/"
-    cluster.run("psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", name, "-v",
-                "ON_ERROR_STOP=1", "-qc", f"UPDATE ducklake_metadata SET value = '{moved}' WHERE key = 'data_path'")
-    shutil.copytree(_template_lakes[template], data_path, dirs_exist_ok=True)
+    cluster.run("createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-T",
+                _dbname(_conninfo(template)), name)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:  # the path goes in as a psql variable
+        script.write("UPDATE ducklake_metadata SET value = :'path' WHERE key = 'data_path';\n")
+        script.flush()
+        os.chmod(script.name, 0o644)  # psql may run as the postgres user
+        cluster.run("psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", name, "-v",
+                    "ON_ERROR_STOP=1", "-v", f"path={data_path}/", "-qf", script.name)
+    shutil.copytree(template.env["GOVERN_DATA_PATH"] or "", data_path, dirs_exist_ok=True)
 
 
 def _dbname(conninfo: str) -> str:
