@@ -216,6 +216,9 @@ def test_a_reviewer_running_a_worker_is_told_what_a_worker_does_and_who_may_run_
         "error: a worker runs retraining jobs, which train, evaluate and gate versions; user 'rey' is a reviewer "
         "and may not evaluate versions: that needs the role engineer or admin.")
     assert as_(home, "eng").show_job(job_id=outcome.jobs[0]).job.status == "waiting_review"
+    forged = run_cli(home, "worker", "--once", env={"GOVERN_TOKEN": "gvn_forged"})  # a bad credential: said as is
+    assert forged.exit_code == 2 and "a worker runs" not in forged.stderr
+    assert "is not a govern token" in forged.stderr
 
 
 def test_cancelling_a_waiting_job_is_immediate(trained):

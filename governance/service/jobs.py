@@ -15,7 +15,7 @@ import duckdb
 from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
 from governance.faults import failpoint
 from governance.records import GateVerdict, ItemStatus, Job, JobDetail, JobRun, JobStatus, Priority, ReviewItem, Version
-from governance.roles import Action
+from governance.roles import Action, authorize
 from governance.service.base import ServiceBase, _now, _present
 from governance.service.retraining import LeaseLost, Retraining
 from governance.store import jobs, registry, review_items
@@ -141,15 +141,16 @@ class JobActions(ServiceBase):
         only jobs queued when the worker started (or waiting on reviews then) run: the jobs their gates
         queue wait for the next run, so one call is one round of the loop and always ends."""
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        user = self._run(lambda conn: self._identify(conn, Action.EVALUATE))  # who, settled first: a bad
+        try:  # credential is said as it is; a role that may not run jobs is told what a worker does
+            authorize(user=user.name, role=user.role, action=Action.EVALUATE)
+        except NotAllowed as exc:
+            raise NotAllowed(f"a worker runs retraining jobs, which train, evaluate and gate versions; {exc}") from exc
         started = _now() if once else None
         done: list[JobRun] = []
         while max_jobs is None or len(done) < max_jobs:
-            try:
-                job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
-                                     created_before=started)
-            except NotAllowed as exc:  # say what the worker is for, not only which action was refused
-                raise NotAllowed(f"a worker runs retraining jobs, which train, evaluate and gate versions; {exc}") \
-                    from exc
+            job = self.claim_job(worker=worker, lease_seconds=lease_seconds, max_attempts=max_attempts,
+                                 created_before=started)
             if job is None:
                 if once:
                     break
