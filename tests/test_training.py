@@ -292,17 +292,20 @@ def test_one_flat_adamw_step_is_the_per_parameter_adamw_step():
 
 def test_dropout_masks_drop_the_configured_share_and_keep_the_expected_value():
     from training.trainer import _DropoutMasks
-    masks = list(_DropoutMasks([64, 32], 0.25, seed=3, device="cpu").epoch(70_000, 512))
-    assert len(masks) == -(-70_000 // 512)
-    first, second = masks[0]
-    assert first.shape == (512, 64) and second.shape == (512, 32)
-    drawn = torch.cat([torch.cat(m, dim=1) for m in masks])
+    chunks = list(_DropoutMasks([64, 32], 0.25, seed=3, device="cpu").chunks(70_000, 512))
+    # chunks of whole batches that tile the epoch
+    assert [(begin, end) for begin, end, _ in chunks] == [(0, 65_536), (65_536, 70_000)]
+    first, second = chunks[0][2]
+    assert first.shape == (65_536, 64) and second.shape == (65_536, 32)
+    drawn = torch.cat([torch.cat(m, dim=1) for _, _, m in chunks])
     assert drawn.shape == (70_000, 96)
     assert abs(float((drawn == 0).float().mean()) - 0.25) < 0.005
     assert abs(float(drawn.mean()) - 1.0) < 0.01  # inverted dropout: the expected activation is unchanged
-    again = torch.cat([torch.cat(m, dim=1) for m in _DropoutMasks([64, 32], 0.25, 3, "cpu").epoch(70_000, 512)])
+    again = torch.cat([torch.cat(m, dim=1) for _, _, m in _DropoutMasks([64, 32], 0.25, 3, "cpu").chunks(70_000, 512)])
     assert torch.equal(drawn, again)
-    assert all(m is None for m in _DropoutMasks([64], 0.0, 3, "cpu").epoch(1000, 512))
+    assert [(begin, end) for begin, end, _ in _DropoutMasks([64, 32], 0.25, 3, "cpu").chunks(1000, 300)] == \
+        [(0, 1000)]  # 65,536 // 300 whole batches of 300 a chunk
+    assert all(m is None for _, _, m in _DropoutMasks([64], 0.0, 3, "cpu").chunks(1000, 512))
 
 
 def test_fit_encode_equals_fit_spec_then_encode():
@@ -340,12 +343,13 @@ def test_training_runs_on_one_cpu_thread_and_restores_torch_setting(data):
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
 def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and_the_penalty(dropout):
     from training.model import TabularMLP
-    from training.trainer import _DropoutMasks, _numbered_across, _score_gap, _score_gap_gradient
+    from training.steps import score_gap_gradient
+    from training.trainer import _DropoutMasks, _numbered_across, _score_gap
     cards = [3, 40, 2, 9]
     torch.manual_seed(5)
     model = TabularMLP(4, cards, hidden=(16, 8, 4), dropout=dropout).train()
     numbers, codes = _inputs(cards, n=257)
-    masks = next(iter(_DropoutMasks(model.hidden_widths, dropout, 0, "cpu").epoch(257, 257)))
+    masks = next(iter(_DropoutMasks(model.hidden_widths, dropout, 0, "cpu").chunks(257, 257)))[2]
     g = torch.Generator().manual_seed(6)
     y, w = (torch.rand(257, generator=g) > 0.6).float(), torch.rand(257, generator=g)
     # three groups in one column, one in the other (a gap of 0): both ends of max and min exercised
@@ -360,7 +364,7 @@ def test_the_written_out_gradients_equal_autograd_through_the_model_the_loss_and
         written, saved = model.forward_saving(numbers, codes, masks)
         assert torch.allclose(written, logits, atol=1e-6)
         across, column_of_group = (torch.from_numpy(a) for a in _numbered_across(groups.numpy(), [4, 2]))
-        grad = (torch.sigmoid(written) - y) * w / w.sum() + 0.7 * _score_gap_gradient(written, across,
+        grad = (torch.sigmoid(written) - y) * w / w.sum() + 0.7 * score_gap_gradient(written, across,
                                                                                         column_of_group, 3.0)
         model.backward_into(saved, grad)
     for name, p in model.named_parameters():
@@ -393,3 +397,24 @@ def test_with_no_candidate_two_standard_errors_clear_the_search_prefers_one_over
     assert _choose(tried, 12_000).strategy == "one error clear"
     assert _choose([*tried, candidate("two errors clear", 0.70, 2.0)], 12_000).strategy == "two errors clear"
     assert _choose(tried[:1] + tried[2:], 12_000).strategy == "on the bound"
+
+
+def test_the_compiled_step_and_the_same_step_run_as_python_train_the_same_weights(data, monkeypatch):
+    from training import steps
+    config = TrainConfig(epochs=3, batch_size=100, dropout=0.2, strategies=("fairness_penalty",), sensitive=("sex",))
+    compiled = train(data, label="y", features=FEATURES, config=config)
+    assert isinstance(steps.compiled_chunk(), torch.jit.ScriptFunction)  # the suite's torch compiles it
+    monkeypatch.setitem(steps._compiled, "chunk", steps.chunk)
+    as_python = train(data, label="y", features=FEATURES, config=config)
+    assert all(torch.equal(compiled.state[k], as_python.state[k]) for k in compiled.state)
+
+
+def test_an_optimizer_without_the_fused_kernel_takes_the_same_steps(data, monkeypatch):
+    import training.trainer as trainer
+    config = TrainConfig(epochs=3, batch_size=100, strategies=("fairness_penalty",), sensitive=("sex",))
+    fused = train(data, label="y", features=FEATURES, config=config)
+    monkeypatch.setattr(trainer, "_optimizer", lambda flat, config: torch.optim.AdamW(
+        [flat], lr=config.learning_rate, weight_decay=config.weight_decay, foreach=False))
+    stepwise = train(data, label="y", features=FEATURES, config=config)
+    assert all(torch.allclose(fused.state[k], stepwise.state[k], atol=1e-5) for k in fused.state)
+    assert not all(torch.equal(fused.state[k], stepwise.state[k]) for k in fused.state)  # it did take the other path

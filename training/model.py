@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from training import steps
+
 
 def embedding_width(cardinality: int) -> int:
     return min(16, (cardinality + 1) // 2)
@@ -94,16 +96,27 @@ class TabularMLP(nn.Module):
 
     def _flat_index(self, codes: torch.Tensor | None, bases: torch.Tensor | None = None) -> torch.Tensor:
         """For codes [n, columns] (or their `embedding_bases`), where each of a row's embedding values
-        sits in the flattened table [n, used positions]: a gather and a flat index_select, several times
-        faster on the CPU than looking whole table rows up and index_select on dim 1 to drop the padding."""
-        if bases is None:
-            bases = self.embedding_bases(codes)
-        return torch.gather(bases, 1, self.used_column.expand(len(bases), -1)).add_(self.used_offset).long()
+        sits in the flattened table [n, used positions] (`steps.flat_index`)."""
+        return steps.flat_index(self.embedding_bases(codes) if bases is None else bases, self.used_column,
+                                self.used_offset)
 
     def embedding_bases(self, codes: torch.Tensor) -> torch.Tensor:
         """Where each row's embedding of each column starts in the flattened table, [n, columns] int32:
         what `forward_saving` can take in place of the codes, worked out once for rows visited often."""
         return (codes.to(torch.int32) * self._widest).add_(self.column_base)
+
+    def as_network(self) -> steps.Network:
+        """The tensors the written-out step (`training.steps`) reads."""
+        return steps.Network(self.table, self.used_column, self.used_offset,
+                             [layer.weight for layer in self.linears], [layer.bias for layer in self.linears])
+
+    def gradients(self) -> steps.Gradients:
+        """Where the written-out step writes the parameters' gradients: their `.grad` (made where missing)."""
+        for parameter in self.parameters():
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        return steps.Gradients(_grad(self.table), [_grad(layer.weight) for layer in self.linears],
+                               [_grad(layer.bias) for layer in self.linears])
 
     def forward_saving(self, numbers: torch.Tensor, codes: torch.Tensor | None,
                        masks: Sequence[torch.Tensor] | None = None,
@@ -111,47 +124,16 @@ class TabularMLP(nn.Module):
         """`forward` in training mode without autograd (call under no_grad or inference_mode): the
         logits, and what `backward_into` needs. `bases` (`embedding_bases(codes)`), where given, stand
         in for `codes`."""
-        layers = [(linear.weight, linear.bias) for linear in self.linears]
-        table, index, x = self.table, None, numbers
-        if self.cardinalities:
-            index = self._flat_index(codes, bases)
-            embedded = table.view(-1).index_select(0, index.view(-1)).view(index.shape)
-            x = torch.cat([numbers, embedded], dim=1)
-        activations = [x]
-        for i, (weight, bias) in enumerate(layers[:-1]):
-            x = torch.addmm(bias, x, weight.t()).relu_()
-            if masks is not None:
-                x.mul_(masks[i])
-            activations.append(x)
-        weight, bias = layers[-1]
-        logits = torch.addmm(bias, x, weight.t()).view(-1)
-        return logits, [index, activations, masks, layers, table]
+        index = self._flat_index(codes, bases) if self.cardinalities else None
+        masks = list(masks) if masks is not None else None
+        logits, activations = steps.forward(self.as_network(), numbers, index, masks)
+        return logits, [index, activations, masks]
 
     def backward_into(self, saved: list, grad_logits: torch.Tensor) -> None:
         """Every parameter's `.grad` overwritten with the gradient of sum(grad_logits × logits) for the
         batch `forward_saving` saved: the table's only at the positions the batch used (zero elsewhere)."""
-        flat_index, activations, masks, layers, table = saved
-        for parameter in (table, *(p for layer in layers for p in layer)):
-            if parameter.grad is None:
-                parameter.grad = torch.zeros_like(parameter)
-        grad = grad_logits.view(-1, 1)
-        for i in range(len(layers) - 1, -1, -1):
-            (weight, bias), x = layers[i], activations[i]
-            torch.mm(grad.t(), x, out=weight.grad)
-            torch.sum(grad, 0, out=bias.grad)
-            if i == 0:
-                break
-            grad = torch.mm(grad, weight)
-            if masks is not None:
-                grad.mul_(masks[i - 1])
-            # ReLU's backward (x > 0 exactly where ReLU passed and dropout kept); masked_fill_ is 8x slower
-            grad = torch.ops.aten.threshold_backward(grad, x, 0)
-        table_grad = table.grad
-        table_grad.zero_()
-        if flat_index is not None:
-            first = layers[0][0]
-            grad_embedded = torch.mm(grad, first[:, first.shape[1] - flat_index.shape[1]:])
-            table_grad.view(-1).scatter_add_(0, flat_index.view(-1), grad_embedded.view(-1))
+        index, activations, masks = saved
+        steps.backward(self.as_network(), self.gradients(), grad_logits, index, activations, masks)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for i, (start, card, width) in enumerate(zip(self._starts, self.cardinalities, self.widths)):
@@ -172,3 +154,8 @@ class TabularMLP(nn.Module):
         known = {f"{prefix}embeddings.{i}.weight" for i in range(len(self.cardinalities))}
         unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in known
                                and not k[len(prefix):].startswith("body."))
+
+
+def _grad(parameter: nn.Parameter) -> torch.Tensor:
+    assert parameter.grad is not None
+    return parameter.grad

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from training import steps
 from training.data import TabularSpec, encode, fit_encode
 from training.model import TabularMLP
 
@@ -73,7 +74,7 @@ class TrainedModel:
     def logits(self, frame: pd.DataFrame) -> torch.Tensor:
         numbers, codes = encode(frame, self.spec)
         with torch.no_grad():
-            return _batched(self.network(), numbers, codes)
+            return _eval_logits(self.network(), numbers, codes=codes)
 
     def calibrated_logits(self, frame: pd.DataFrame) -> np.ndarray:
         """The recalibrated logit per row, before any group offsets."""
@@ -178,32 +179,6 @@ def _score_gap(logits: torch.Tensor, codes: torch.Tensor, sharpness: float = 1.0
         lowest = torch.where(present, means, torch.full_like(means, torch.inf)).min()
         total = total + (highest - lowest)
     return total
-
-
-def _score_gap_gradient(logits: torch.Tensor, groups: torch.Tensor, column_of_group: torch.Tensor,
-                        sharpness: float) -> torch.Tensor:
-    """The gradient of `_score_gap` with respect to `logits`, as autograd gives it: each row's share of
-    its group's mean, +1/count in a column's highest group and -1/count in its lowest (a tie shares the
-    step evenly, as torch's max does). `groups` [n, columns] numbers each row's group across the columns
-    (`_numbered_across`); `column_of_group` is each number's column. All columns at once: the same few
-    operations for two sensitive columns as for one."""
-    scores = torch.sigmoid(logits * sharpness)
-    columns, total = groups.shape[1], len(column_of_group)
-    index = groups.reshape(-1)
-    counts = torch.bincount(index, minlength=total).to(scores.dtype)
-    sums = torch.zeros_like(counts).index_add_(0, index, scores.repeat_interleave(columns))
-    present = counts > 0
-    means = sums / counts.clamp_(min=1)
-    ends = []
-    for fill, reduce in ((-torch.inf, "amax"), (torch.inf, "amin")):
-        masked = torch.where(present, means, torch.full_like(means, fill))
-        extreme = torch.full((columns,), fill, dtype=scores.dtype, device=scores.device).scatter_reduce(
-            0, column_of_group, masked, reduce)
-        at = (masked == extreme[column_of_group]).to(scores.dtype)
-        ends.append(at / torch.zeros_like(extreme).index_add_(0, column_of_group, at)[column_of_group])
-    per_group = (ends[0] - ends[1]) / counts
-    per_row = per_group.index_select(0, index).view(-1, columns).sum(1)
-    return per_row.mul_(scores * (1 - scores)).mul_(sharpness)
 
 
 def _numbered_across(codes: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -344,7 +319,7 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
                 _epoch(model, optimizer, masks, rows, order, column_of_group, config)
             model.eval()
             with torch.inference_mode():  # the objective trained for: with the penalty when there is one
-                val_logits = _eval_logits(model, val_numbers, val_bases)
+                val_logits = _eval_logits(model, val_numbers, bases=val_bases)
                 val_loss = float(loss_fn(val_logits, val_y).mean()) if len(val) else 0.0
                 if penalised and len(val):
                     val_loss += config.fairness_weight * float(_score_gap(val_logits, val_groups,
@@ -389,8 +364,8 @@ class _Rows:
     groups: torch.Tensor | None  # `_numbered_across` group numbers, with a fairness penalty
 
 
-def _epoch(model: TabularMLP, optimizer, masks: "_DropoutMasks", rows: _Rows, order: torch.Tensor,
-           column_of_group: torch.Tensor, config: TrainConfig) -> None:
+def _epoch(model: TabularMLP, optimizer: "_FlatAdamW | torch.optim.Optimizer", masks: "_DropoutMasks",
+           rows: _Rows, order: torch.Tensor, column_of_group: torch.Tensor, config: TrainConfig) -> None:
     """One epoch of steps over the rows `order` lists, in that order (call under inference_mode)."""
     batch_size = config.batch_size
     # One gather per epoch; each batch is then a contiguous slice (a view, no copy). index_select,
@@ -402,42 +377,33 @@ def _epoch(model: TabularMLP, optimizer, masks: "_DropoutMasks", rows: _Rows, or
     batch_of_row = torch.arange(len(order), device=order.device) // batch_size
     totals = torch.zeros(-(-len(order) // batch_size), device=order.device).index_add_(0, batch_of_row, e_w)
     e_share = e_w / totals.index_select(0, batch_of_row)
-    for start, dropped in zip(range(0, len(order), batch_size), masks.epoch(len(order), batch_size)):
-        batch = slice(start, start + batch_size)
-        logits, saved = model.forward_saving(e_numbers[batch], None, dropped, e_bases[batch])
-        grad = torch.sigmoid(logits).sub_(e_y[batch]).mul_(e_share[batch])
-        if e_groups is not None:
-            grad.add_(_score_gap_gradient(logits, e_groups[batch], column_of_group,
-                                          config.fairness_sharpness), alpha=config.fairness_weight)
-        model.backward_into(saved, grad)
-        optimizer.step()
+    penalty = steps.Penalty(column_of_group, config.fairness_sharpness, config.fairness_weight) \
+        if e_groups is not None else None
+    net, grads = model.as_network(), model.gradients()
+    for begin, end, drawn in masks.chunks(len(order), batch_size):
+        part = steps.Rows(e_numbers[begin:end], e_bases[begin:end], e_y[begin:end], e_share[begin:end],
+                          e_groups[begin:end] if e_groups is not None else None)
+        if isinstance(optimizer, _FlatAdamW):  # the chunk's steps in one compiled call
+            steps.compiled_chunk()(net, grads, optimizer.state, part, drawn, penalty, batch_size)
+            continue
+        for start in range(0, end - begin, batch_size):
+            steps.gradients(net, grads, part, start, min(start + batch_size, end - begin), drawn, penalty)
+            optimizer.step()
 
 
 PREDICT_BATCH = 65_536
 
 
-def _batched(model: nn.Module, numbers: torch.Tensor, codes: torch.Tensor,
-             rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits for `rows` (all rows when None) in batches, so a million rows never meet at once."""
-    total = len(rows) if rows is not None else len(numbers)
-    parts = []
-    for start in range(0, total, PREDICT_BATCH):
-        if rows is None:
-            part = slice(start, start + PREDICT_BATCH)
-            parts.append(model(numbers[part], codes[part]))
-        else:  # index_select: the rows numbers[index] would give, several times faster on the CPU
-            index = rows[start:start + PREDICT_BATCH]
-            parts.append(model(numbers.index_select(0, index), codes.index_select(0, index)))
-    return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
-
-
-def _eval_logits(model: TabularMLP, numbers: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
-    """Logits without dropout for rows given by their numbers and `embedding_bases`, PREDICT_BATCH rows
-    at a time: through `forward_saving`, which has no autograd function to call (the epochs' validation)."""
+def _eval_logits(model: TabularMLP, numbers: torch.Tensor, *, codes: torch.Tensor | None = None,
+                 bases: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits without dropout for rows given by their numbers and codes (or `embedding_bases`),
+    PREDICT_BATCH rows at a time so a million rows never meet at once; through `forward_saving`, which
+    has no autograd function to call."""
     parts = []
     for start in range(0, len(numbers), PREDICT_BATCH):
         part = slice(start, start + PREDICT_BATCH)
-        parts.append(model.forward_saving(numbers[part], None, None, bases[part])[0])
+        parts.append(model.forward_saving(numbers[part], codes[part] if codes is not None else None, None,
+                                          bases[part] if bases is not None else None)[0])
     return torch.cat(parts) if parts else torch.zeros(0, device=numbers.device)
 
 
@@ -471,16 +437,13 @@ class _FlatAdamW:
     times the kernel for this model's few thousand weights."""
 
     def __init__(self, flat: nn.Parameter, *, lr: float, weight_decay: float) -> None:
-        self.flat, self.lr, self.weight_decay = flat, lr, weight_decay
-        self.params = [flat.detach()]
-        self.exp_avgs, self.exp_avg_sqs = [torch.zeros_like(flat.detach())], [torch.zeros_like(flat.detach())]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=flat.device)]  # where the kernel reads it
+        assert flat.grad is not None
+        zeros = [torch.zeros_like(flat.detach()) for _ in range(2)]
+        step = torch.zeros((), dtype=torch.float32, device=flat.device)  # a tensor: where the kernel reads it
+        self.state = steps.AdamW([flat.detach()], [flat.grad], zeros[:1], zeros[1:], [step], lr, weight_decay)
 
     def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adamw_(self.params, [self.flat.grad], self.exp_avgs, self.exp_avg_sqs, [], self.steps,
-                            lr=self.lr, beta1=0.9, beta2=0.999, weight_decay=self.weight_decay, eps=1e-8,
-                            amsgrad=False, maximize=False)
+        steps.adamw_step(self.state)
 
 
 CHUNK_ROWS = 65_536  # rows whose dropout masks and embedding index are made at once
@@ -497,16 +460,14 @@ class _DropoutMasks:
         self.numpy = np.random.default_rng(seed) if device == "cpu" else None
         self.torch = None if device == "cpu" else torch.Generator(device=device).manual_seed(seed)
 
-    def epoch(self, rows: int, batch_size: int):
-        """Per batch of an epoch of `rows` rows, the masks (None when there is no dropout)."""
-        if not self.widths or self.p <= 0:
-            yield from (None for _ in range(0, rows, batch_size))
-            return
+    def chunks(self, rows: int, batch_size: int) -> Iterator[tuple[int, int, list[torch.Tensor] | None]]:
+        """An epoch of `rows` rows in chunks of whole batches: each chunk's first and end row and its
+        masks, one per hidden layer (None when there is no dropout)."""
         chunk = max(1, CHUNK_ROWS // batch_size) * batch_size
         for begin in range(0, rows, chunk):
-            drawn = [self._keep(min(chunk, rows - begin), width) for width in self.widths]
-            for start in range(0, len(drawn[0]), batch_size):
-                yield [layer[start:start + batch_size] for layer in drawn]
+            end = min(rows, begin + chunk)
+            dropping = bool(self.widths) and self.p > 0
+            yield begin, end, [self._keep(end - begin, width) for width in self.widths] if dropping else None
 
     def _keep(self, rows: int, width: int) -> torch.Tensor:
         if self.numpy is not None:  # 16-bit draws: p to within 1/65536, the scale exact for the p drawn
