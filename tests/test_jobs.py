@@ -221,6 +221,29 @@ def test_a_reviewer_running_a_worker_is_told_what_a_worker_does_and_who_may_run_
     assert "is not a govern token" in forged.stderr
 
 
+def test_a_failed_job_makes_the_worker_exit_1_and_gating_again_queues_the_retrain_anew(trained, run_cli,
+                                                                                       monkeypatch):
+    from governance.service.retraining import Retraining
+    home, _, _, outcome = trained
+    judge_all(home)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Retraining, "retrain", crash)
+    result = run_cli(home, "worker", "--once", as_="eng")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == f"{outcome.jobs[0]}: failed (RuntimeError: disk full)"
+    engineer = as_(home, "eng")
+    again = engineer.gate(model="m", version="1")
+    assert len(again.jobs) == 1 and again.jobs != outcome.jobs  # a new job (its review items are done: it runs)
+    assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "failed"  # the failure keeps its record
+    assert engineer.gate(model="m", version="1").jobs == again.jobs
+    monkeypatch.undo()
+    [done] = engineer.run_worker(once=True)
+    assert (done.job, done.status) == (again.jobs[0], "succeeded")
+
+
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
     job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()

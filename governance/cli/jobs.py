@@ -46,7 +46,8 @@ def jobs_cancel(service, *, job_id: str):
               help="Seconds a job stays leased without a heartbeat before another worker may take it.")
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Lapsed leases after which a job is failed.")
-@service_command(render.worker_results, json_output=False)
+@service_command(render.worker_results, json_output=False, exit_code=lambda result: int(any(
+    run.status == JobStatus.FAILED for run in result[0])))
 def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: int, max_attempts: int):
     """Claim retraining jobs with a lease and heartbeat, and run them (progress on stderr).
 
@@ -55,7 +56,10 @@ def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: 
     run: a job that the new version's gate queues waits for the next run, so each call is one round of
     the loop. The loop stops on its own after the policy's max_rounds retrains (default 2), or when a
     retrain changed nothing or did not improve the flagged metric; it files an escalation item for
-    engineers instead."""
+    engineers instead.
+
+    Exits 1 when a job it ran failed (the job keeps the error: `govern jobs show ID`); gating the version
+    again queues the retrain anew."""
     results = service.run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
                                  max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
     if results:

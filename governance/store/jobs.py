@@ -17,9 +17,14 @@ _SELECT_JOBS = f"SELECT {_JOB} FROM jobs"
 
 
 def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
-    found = conn.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
-    if found:
+    """The job queued for `dedupe_key`'s evidence: the one already there, unless that one failed or was
+    cancelled; then it keeps its record under a retired key and `job` is queued (gating again is how a
+    failed job is tried again)."""
+    found = conn.execute("SELECT id, status FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
+    if found and found[1] not in (JobStatus.FAILED, JobStatus.CANCELLED):
         return cast(str, found[0])
+    if found:
+        conn.execute("UPDATE jobs SET dedupe_key = ? WHERE id = ?", [f"{dedupe_key} retired:{found[0]}", found[0]])
     conn.execute(
         f"INSERT INTO jobs (dedupe_key, {_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dedupe_key, job.id, job.model, job.version, job.kind, job.status, json.dumps(job.strategies),
