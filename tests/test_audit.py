@@ -132,6 +132,7 @@ def _export(store, run_cli, tmp_path, fmt) -> Path:
     out = tmp_path / f"export-{fmt}"
     result = run_cli(store.home, "audit", "export", "--out", out, "--format", fmt, as_="aud")
     assert result.exit_code == 0, result.output
+    assert f"verify it offline with `govern audit verify {out} --key KEY`" in result.stdout  # the command that runs
     return out
 
 

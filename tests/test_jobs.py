@@ -282,6 +282,10 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (None, ["--sensitive", "y"], None, "the label column 'y' cannot also be a sensitive column"),
     (None, ["--features", "y"], None, "the label column 'y' cannot also be a feature"),
     (lambda f: f[["y"]], [], None, "the training data has no column besides the label 'y' to learn from"),
+    (lambda f: f.assign(**{f"extra{i}": 0 for i in range(20)}), ["--sensitive", "nope"], None,
+     "the training data has no column 'nope' (its columns: 'x', 'z', 'sex', 'c', 'y', 'extra0', "),
+    (lambda f: f.assign(**{f"extra{i}": 0 for i in range(20)}), ["--sensitive", "nope"], None,
+     "'extra9' and 10 more)."),  # a list cut short says so
     (lambda f: f.assign(country="US"), ["--sensitive", "sex,country"], None,
      "sensitive column 'country' holds one group ('US') in every row; fairness compares at least two groups"),
     (lambda f: f.assign(region=["north"] * 199 + ["south"]), ["--sensitive", "region"], None,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from evaluation.estimation import ROC_BLOCK, SPLIT_SORT_ROWS, EstimationRefused, estimate, sorted_descending
-from governance.errors import InvalidInput
+from governance.errors import InvalidInput, NotFound
 from governance.ingest import ColumnRoles
 from tests.support.stores import file_only, snapshot
 
@@ -263,6 +263,9 @@ def test_labels_refuse_unknown_ids_and_changed_labels_whole_leaving_the_store_un
         f"  - column 'outcome': 1 row was labelled before with a different label ({bad.loc[1, 'id']!r}); a label, "
         "once recorded, stands")
     assert snapshot(store.home) == before
+    with pytest.raises(NotFound, match=r"has no production batch 'ps-none'; `govern version show credit 1` lists"):
+        engineer.labels(model="credit", version="1", file=files["first"], batch="ps-none", id_column="id",
+                        label="outcome")
     with pytest.raises(InvalidInput, match="was ingested without --id"):
         unmatched = engineer.ingest(model="credit", version="1", file=files["unlabelled"], split="production",
                                     roles=replace(BATCH, id=None))

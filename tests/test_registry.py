@@ -52,6 +52,10 @@ def test_unknown_parent_model_and_artifact_are_reported(unchanged_store, tmp_pat
         engineer.register_version(model="credit", version="2", artifact=store.artifact, parent="7")
     with pytest.raises(NotFound, match="^model 'nope' is not registered"):
         engineer.register_version(model="nope", version="1", artifact=store.artifact)
+    # a slip of case or a letter is pointed at the model there is, not at registering a second one
+    for slip in ("Credit", "credt"):
+        with pytest.raises(NotFound, match=f"^model '{slip}' is not registered; did you mean 'credit'\\?"):
+            engineer.register_version(model=slip, version="1", artifact=store.artifact)
     with pytest.raises(NotFound, match="does not exist"):
         engineer.register_version(model="credit", version="3", artifact=tmp_path / "missing.bin")
     assert snapshot(store.home) == before

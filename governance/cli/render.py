@@ -539,7 +539,8 @@ def audit_events_plain(result) -> dict[str, Any]:
 
 def exported(manifest: dict[str, Any], *, out: str) -> str:
     return (f"exported {manifest['row_count']} events to {out} "
-            f"(head {manifest['head_hash'][:16]}…); verify with `govern audit verify {out}`")
+            f"(head {manifest['head_hash'][:16]}…); verify it offline with `govern audit verify {out} --key KEY`, "
+            "KEY the installation's public key (`govern audit key` prints it; take it from where you trust it)")
 
 
 def rewitnessed(report) -> str:

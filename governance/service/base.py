@@ -209,6 +209,13 @@ def _present(found: T | None, what: str) -> T:
 def _require_model(conn: duckdb.DuckDBPyConnection, model: str) -> Model:
     record = registry.get_model(conn, model)
     if record is None:
+        import difflib
+
+        names = [m.name for m in registry.list_models(conn)]
+        near = [n for n in names if n.casefold() == model.casefold()] or difflib.get_close_matches(model, names, n=1)
+        if near:  # a slip of the case or a letter: registering it would make a second model beside the first
+            raise NotFound(f"model {model!r} is not registered; did you mean {near[0]!r}? (`govern model list` "
+                           "lists the models.)")
         raise NotFound(f"model {model!r} is not registered; register it with `govern model register {model}`.")
     return record
 

@@ -68,8 +68,8 @@ class LabelActions(EvaluationActions):
             _require_version(conn, model, version)
             found = registry.get_prediction_set(conn, batch)
             if found is None or found.model != model or found.version != version or found.split != "production":
-                raise NotFound(f"{model} version {version} has no production batch {batch!r}; `govern show {model} "
-                               f"{version}` lists its prediction sets.")
+                raise NotFound(f"{model} version {version} has no production batch {batch!r}; `govern version show "
+                               f"{model} {version}` lists its prediction sets.")
             if found.label_column is not None:
                 raise InvalidInput(f"batch {batch} came with its labels (column {found.label_column!r}); late labels "
                                    "are for batches ingested without them.")

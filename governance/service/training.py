@@ -253,13 +253,19 @@ def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
     return str(max(numbers, default=0) + 1)
 
 
+def _listed(names: Sequence[str], shown: int = 15) -> str:
+    """The first `shown` names, and how many more there are."""
+    more = len(names) - shown
+    return ", ".join(map(repr, names[:shown])) + (f" and {more} more" if more > 0 else "")
+
+
 def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
                    features: Sequence[str] | None) -> list[str]:
     import pandas as pd
     missing = [c for c in [label, *sensitive, *(features or [])] if c not in frame.columns]
     if missing:
         raise InvalidInput(f"the training data has no column {', '.join(repr(c) for c in missing)} "
-                           f"(its columns: {', '.join(map(repr, list(frame.columns)[:15]))}).")
+                           f"(its columns: {_listed(list(frame.columns))}).")
     if label in sensitive:
         raise InvalidInput(f"the label column {label!r} cannot also be a sensitive column.")
     if features and label in features:
