@@ -210,6 +210,21 @@ def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_esti
 
 
 @file_only
+def test_a_batch_is_judged_at_the_threshold_the_version_was_evaluated_at_unless_told_otherwise(store, files):
+    engineer, batch = _seeded(store, files)
+    engineer.evaluate(model="credit", version="1", threshold=0.3, resamples=0)
+    truth = pd.read_parquet(files["batch"])
+    _, metrics, _ = engineer.monitor(model="credit", version="1")
+    assert metrics.params["threshold"] == 0.3
+    assert metrics.find("performance", "selection_rate").value == pytest.approx((truth["score"] >= 0.3).mean())
+    arrived = engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                              label="outcome")
+    assert arrived.metrics.find("performance", "accuracy").value == pytest.approx(
+        ((truth["score"] >= 0.3) == truth["label"]).iloc[:800].mean(), abs=1e-12)
+    _, told, _ = engineer.monitor(model="credit", version="1", threshold=0.5)
+    assert told.params["threshold"] == 0.5
+
+
 def test_late_labels_join_partially_then_completely(store, files):
     engineer, batch = _seeded(store, files)
     first = engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",

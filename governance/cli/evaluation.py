@@ -89,12 +89,13 @@ def evaluate_command(service, *, model_name: str, version_name: str, reference_s
 @click.command("monitor")
 @model_version_args
 @click.option("--batch", metavar="PREDICTION_SET", help="A production prediction set id (default: the latest batch).")
-@click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True,
-              help="Score at or above which we predict 1.")
+@click.option("--threshold", type=Finite(0, 1),
+              help="Score at or above which we predict 1 [default: the threshold the version's latest evaluation "
+                   "used, 0.5 without one].")
 @click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
               help="Estimate performance without labels only when the eval set's ECE is at most this.")
 @service_command(render.monitored, as_plain=render.monitored_plain)
-def monitor_command(service, *, model_name: str, version_name: str, batch: str | None, threshold: float,
+def monitor_command(service, *, model_name: str, version_name: str, batch: str | None, threshold: float | None,
                     max_ece: float):
     """Evaluate a production batch against the reference and estimate its performance without labels (CBPE);
     dataset drift files a drift_alert review item, a broken rule on an estimated metric a monitor_alert."""

@@ -50,14 +50,15 @@ def labels_plain(outcome) -> dict[str, Any]:
 @click.option("--id", "id_column", required=True, metavar="COL",
               help="The file's column with the batch's row ids (the batch was ingested with --id).")
 @click.option("--label", required=True, metavar="COL", help="The file's column with the outcome (0 or 1).")
-@click.option("--threshold", type=Finite(0, 1), default=0.5, show_default=True,
-              help="Score at or above which we predict 1.")
+@click.option("--threshold", type=Finite(0, 1),
+              help="Score at or above which we predict 1 [default: the threshold the version's latest evaluation "
+                   "used, 0.5 without one].")
 @click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
               help="Estimate only when the eval set's ECE is at most this.")
 @click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
 @service_command(render_labels, as_plain=labels_plain)
 def labels_command(service, *, model_name: str, version_name: str, file: str, batch: str, id_column: str, label: str,
-                   threshold: float, max_ece: float, delimiter: str):
+                   threshold: float | None, max_ece: float, delimiter: str):
     """Record outcomes of a production batch ingested without labels, matched by row id, and the realised
     metrics next to its estimates. A file may label part of the batch (later files add more); unknown ids
     or changed labels refuse the whole file, nothing written."""

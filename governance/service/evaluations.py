@@ -39,6 +39,15 @@ HEADLINE = ("roc_auc", "accuracy", "ece", "demographic_parity_difference", "equa
 TRAINED_CHALLENGER = "logistic-regression.parquet"
 
 
+def version_threshold(conn: duckdb.DuckDBPyConnection, model: str, version: str, given: float | None) -> float:
+    """`given`, or else the threshold the version's latest evaluation used (0.5 without one): a batch is
+    judged at the threshold the version was judged at unless asked otherwise."""
+    if given is not None:
+        return given
+    latest = evaluations.latest_evaluation(conn, model, version)
+    return float((latest.params if latest else {}).get("threshold", 0.5))
+
+
 def check_evaluation_options(*, resamples: int, seed: int, threshold: float) -> None:
     if not 0 <= resamples <= 10_000:
         raise InvalidInput(f"resamples must be between 0 and 10,000, not {resamples}.")
@@ -95,20 +104,21 @@ class EvaluationActions(PolicyActions, RegistryActions):
                                    threshold=threshold, challenger=challenger)
 
     def monitor(self, *, model: str, version: str, batch: str | None = None, resamples: int = 0,
-                threshold: float = 0.5, max_ece: float = DEFAULT_MAX_ECE) -> MonitorOutcome:
+                threshold: float | None = None, max_ece: float = DEFAULT_MAX_ECE) -> MonitorOutcome:
         """Evaluate a production batch (the latest, or prediction set `batch`) against the version's
         reference set, and estimate its performance without labels (CBPE, fitted on the version's eval
         set; refused, with the reason in the evaluation's params, when the eval ECE is above `max_ece`).
         A batch without labels gets the label-free records exactly and the rest estimated; it never
         fails for lack of labels. When the batch shows dataset drift, a drift_alert review item is filed
         (once per batch); when it breaks a monitoring rule of the model's policy (a rule on an
-        `estimated.*` metric), a monitor_alert item and, as the rule's on_fail says, a retraining job."""
-        check_evaluation_options(resamples=resamples, seed=0, threshold=threshold)
+        `estimated.*` metric), a monitor_alert item and, as the rule's on_fail says, a retraining job.
+        `threshold` defaults to the one the version's latest evaluation used."""
+        check_evaluation_options(resamples=resamples, seed=0, threshold=0.5 if threshold is None else threshold)
         if not 0 < max_ece <= 1:
             raise InvalidInput(f"--max-ece must lie in (0, 1], not {max_ece}.")
 
         def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, PredictionSet, PredictionSet | None,
-                                                           LoadedPolicy | None, list[str]]:
+                                                           LoadedPolicy | None, list[str], float]:
             self._authorize(conn, Action.EVALUATE)
             _require_version(conn, model, version)
             current = (registry.get_prediction_set(conn, batch) if batch
@@ -121,9 +131,10 @@ class EvaluationActions(PolicyActions, RegistryActions):
                 raise NotFound(f"{model} version {version} has no reference set to measure drift against.")
             eval_set = registry.latest_prediction_set(conn, model, version, "eval")
             arrived = [a.dataset_sha256 for a in label_store.list_arrivals(conn, current.id)]
-            return current, reference, eval_set, monitoring_rules(self._assigned(conn, model).loaded), arrived
+            return (current, reference, eval_set, monitoring_rules(self._assigned(conn, model).loaded), arrived,
+                    version_threshold(conn, model, version, threshold))
 
-        current, reference, eval_set, rules, arrived = self._run(plan)
+        current, reference, eval_set, rules, arrived, threshold = self._run(plan)
         metric_set = self._compute(current, reference, resamples=resamples, seed=0, threshold=threshold)
         metric_set = self._with_estimates(metric_set, current, eval_set, threshold=threshold, max_ece=max_ece)
         # labels that arrived for the batch (`govern labels`) stay beside the estimates in its newest evaluation

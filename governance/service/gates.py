@@ -90,8 +90,9 @@ class GateActions(PolicyActions, RegistryActions):
         that pack, else NotAllowed); the decision is stored and logged, and each failing rule queues
         what its on_fail asks: a review item with the rule's evidence, sampled examples, and one
         retraining job (waiting_review while those items are open). Gating again on the same evidence
-        queues nothing new, except a retrain whose job failed or was cancelled: that one is queued anew. A dry run may use any pack or file (default: the assigned one) and stores
-        and queues nothing. Raises NotFound without an evaluation.
+        queues nothing new, except a retrain whose job failed or was cancelled: that one is queued anew.
+        A dry run may use any pack or file (default: the assigned one) and stores and queues nothing.
+        Raises NotFound without an evaluation.
         """
         def inputs(conn: duckdb.DuckDBPyConnection) -> tuple[
                 LoadedPolicy, Evaluation, MetricSet, dict[str, tuple[str, MetricSet] | None], ReviewState]:

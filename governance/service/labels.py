@@ -47,23 +47,25 @@ class LabelOutcome:
 
 class LabelActions(EvaluationActions):
     def labels(self, *, model: str, version: str, file: Path, batch: str, id_column: str, label: str,
-               delimiter: str = ",", threshold: float = 0.5, max_ece: float = DEFAULT_MAX_ECE) -> LabelOutcome:
+               delimiter: str = ",", threshold: float | None = None,
+               max_ece: float = DEFAULT_MAX_ECE) -> LabelOutcome:
         """Record outcomes for production batch `batch` (ingested without labels, with --id): the file's
         `id_column` names the batch's rows, `label` their outcome (0/1). A file may label part of the batch
         (later files add more; rows labelled again with the same label are counted, not stored twice).
         The batch is then evaluated again: its label-free records and estimates as `monitor` makes them,
-        and the realised metrics over its labelled rows beside them.
+        and the realised metrics over its labelled rows beside them, at `threshold` (by default the one the
+        version's latest evaluation used).
 
         Raises InvalidInput naming every problem (unknown ids, changed labels, bad values), the store
         unchanged; Conflict when other labels for the batch were recorded meanwhile (run it again).
         """
         from evaluation.engine import evaluate  # noqa: F401  (fail here, not midway, if the engine is broken)
         from governance.ingest import prepare_label_file
-        from governance.service.evaluations import check_evaluation_options
-        check_evaluation_options(resamples=0, seed=0, threshold=threshold)
+        from governance.service.evaluations import check_evaluation_options, version_threshold
+        check_evaluation_options(resamples=0, seed=0, threshold=0.5 if threshold is None else threshold)
 
         def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, list[LabelArrival], PredictionSet | None,
-                                                           PredictionSet | None]:
+                                                           PredictionSet | None, float]:
             self._authorize(conn, Action.INGEST)
             _require_version(conn, model, version)
             found = registry.get_prediction_set(conn, batch)
@@ -78,9 +80,10 @@ class LabelActions(EvaluationActions):
                                    "labels; ingest batches whose labels come later with --id COL.")
             return (found, labels.list_arrivals(conn, batch),
                     registry.latest_prediction_set(conn, model, version, "reference"),
-                    registry.latest_prediction_set(conn, model, version, "eval"))
+                    registry.latest_prediction_set(conn, model, version, "eval"),
+                    version_threshold(conn, model, version, threshold))
 
-        batch_set, earlier, reference, eval_set = self._run(plan)
+        batch_set, earlier, reference, eval_set, threshold = self._run(plan)
         earlier_files = [self.artifacts.open_path(a.dataset_sha256) for a in earlier]
         scratch = self.artifacts.scratch_path(".parquet")
         try:
