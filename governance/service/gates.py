@@ -377,7 +377,7 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
         if not old.blocking or not aimed or result is None:
             continue
         if not result.blocking:  # fixed: the round did its work, whatever else fails now
-            progress.append((result.rule_id, math.inf, 0.0))
+            progress.append((result.rule_id, math.inf, 0.0, ""))
             continue
         if result.judged is None or old.judged is None:
             continue
@@ -387,10 +387,11 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
             higher = result.comparison == ">="
         better = (result.judged - old.judged) if higher else (old.judged - result.judged)
         margin = _half_width(metrics, result, rules[result.rule_id])
-        progress.append((result.rule_id, better, margin))
-    if progress and all(better <= margin for _, better, margin in progress):
-        shown = ", ".join(f"{rule_id} changed by {better:+.4g} (interval half-width {margin:.4g})"
-                          for rule_id, better, margin in progress)
+        progress.append((result.rule_id, better, margin, f"{old.judged:.4g} → {result.judged:.4g}"))
+    if progress and all(better <= margin for _, better, margin, _ in progress):
+        shown = ", ".join(f"{rule_id} {'improved' if better > 0 else 'worsened' if better < 0 else 'unchanged'}"
+                          + (f" by {abs(better):.4g}" if better else "") + f" ({values}), "
+                          f"its interval's half-width {margin:.4g}" for rule_id, better, margin, values in progress)
         return {"reason": f"no flagged rule improved beyond its confidence interval on version "
                           f"{current.parent_version}: {shown}", **context}
     return None
