@@ -354,14 +354,29 @@ def test_a_new_model_is_registered_with_its_first_version_or_not_at_all(tmp_path
     assert [m.name for m in ada.list_models()] == ["m"] and before == []
 
 
+def test_a_small_table_trains_with_a_batch_size_and_epochs_fitted_to_it_unless_the_config_chose_them(tmp_path):
+    from governance.service.training import sized_config
+
+    default = TrainConfig()
+    # 200 rows, 120 to learn from: batches of 16 (8 an epoch) and 188 epochs to make 1,500 steps
+    sized, note = sized_config(default, 200, ())
+    assert (sized.batch_size, sized.epochs) == (16, 188) and "batch_size 16 and up to 188 epochs" in note
+    assert sized_config(default, 200, ("batch_size", "epochs")) == (default, None)  # a config file set both
+    assert sized_config(default, 200, ("epochs",))[0].epochs == 30
+    assert sized_config(default, 3_000, ())[0].batch_size == 64  # 1,800 rows: 28 batches an epoch
+    assert sized_config(default, 36_000, ()) == (default, None)  # Adult: 84 batches of 256 x 30 epochs is plenty
+    assert sized_config(default, 10, ())[0].batch_size == 16  # a table too small for 16 batches: 16 rows a batch
+
+
 def test_training_config_from_a_file(tmp_path):
     from governance.service.training import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 3\nhidden: [8, 4]\nstrategies: [fairness_penalty]\nfairness_weight: 0.5\n")
-    config = load_config(path, sensitive=["sex"])
+    config, chosen = load_config(path, sensitive=["sex"])
     assert (config.epochs, config.hidden, config.strategies, config.sensitive) == (3, (8, 4), ("fairness_penalty",),
                                                                                   ("sex",))
+    assert chosen == {"epochs", "hidden", "strategies", "fairness_weight"}
     path.write_text("strategies: [recalibrate, reweight]\n")
     with pytest.raises(InvalidInput, match="need the sensitive columns"):
         load_config(path)
@@ -380,7 +395,11 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     result = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age", "--json",
                      "--config", _one_epoch(tmp_path), as_="ada")
     assert result.exit_code == 0, result.stderr
-    [note] = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say about it
+    sizing, improving, note = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say
+    # the config chose the epochs, not the batch size: only that is fitted to the 360 rows it learns from
+    assert sizing.startswith("a small table (360 rows to learn from): batch_size 16 and up to 1 epochs")
+    assert improving == "the validation loss was still falling at the last epoch (1 of 1): more epochs (`epochs:` " \
+                        "in --config) may fit better."
     assert note.startswith("sensitive column 'age' has ") and "0 of them with 50+ rows" in note and "bin it" in note
     text = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age",
                    "--config", _one_epoch(tmp_path), as_="ada")
@@ -406,8 +425,9 @@ def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tm
                         f"min_samples: {min_samples}}}\n")
         admin.assign_policy(policy=admin.register_policy(file=pack).name, model="m")
         config = TrainConfig(epochs=1, sensitive=("sex", "age"))
-        return admin.train_version(model="m", data=path, label="y", sensitive=["sex", "age"], config=config,
-                                   version=version).notes
+        notes = admin.train_version(model="m", data=path, label="y", sensitive=["sex", "age"], config=config,
+                                    version=version).notes
+        return [n for n in notes if not n.startswith("the validation loss")]  # a config object: used as it is
 
     [sex, age] = notes_with(150, "1")
     assert sex.startswith("sensitive column 'sex' has 2 groups in the 200 eval rows, ")

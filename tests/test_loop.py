@@ -348,7 +348,8 @@ def test_a_round_that_fixes_its_rule_and_breaks_another_goes_on_to_a_second_roun
     stuck = SimpleNamespace(results=[result("parity", 0.446, True), result("ece", 0.061, True)])
     retrain_both = {**retrain_ece, "parity": rules["parity"].on_fail.retrain}
     stop = gate_service._loop_stop(None, "m", "2", retrain_both, stuck, MetricSet([], {}), rules)
-    assert stop is not None and "parity worsened by 0.001 (0.445 → 0.446), its interval's half-width 0" in stop["reason"]
+    assert stop is not None
+    assert "parity worsened by 0.001 (0.445 → 0.446), its interval's half-width 0" in stop["reason"]
     # an ECE that fell, but not beyond its interval, reads as improved: the sign says better or worse
     from dataclasses import replace
 

@@ -35,7 +35,7 @@ def jobs_show(service, *, job_id: str):
 @click.argument("job_id", metavar="ID")
 @service_command(render.job_cancelled)
 def jobs_cancel(service, *, job_id: str):
-    """Cancel a job (a running one stops at its next epoch)."""
+    """Cancel a job (a running one stops within about a second, at the end of an epoch)."""
     return service.cancel_job(job_id=job_id)
 
 

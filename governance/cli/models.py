@@ -124,11 +124,11 @@ def train_command(service, *, model_name: str, data: str, label: str, sensitive:
     from governance.service.training import load_config
 
     sensitive_columns = split_list(sensitive)
-    config = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
+    config, chosen = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
     return service.train_version(
         model=model_name, data=Path(data), label=label, sensitive=sensitive_columns,
         intersections=_intersections(intersections), features=split_list(features) or None, config=config,
-        version=version_name, eval_fraction=eval_fraction, progress=None if as_json else _show_epoch)
+        version=version_name, eval_fraction=eval_fraction, progress=None if as_json else _show_epoch, chosen=chosen)
 
 
 def _show_epoch(epoch: int, total: int, record: dict) -> bool:
