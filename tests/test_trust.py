@@ -120,6 +120,30 @@ def test_a_newer_evaluation_than_the_gate_judged_blocks_approval_and_release(pas
         store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
 
 
+def test_eval_data_newer_than_the_evaluation_blocks_the_gate_approval_and_release(passing, run_cli, tmp_path):
+    # A second eval set ingested after the evaluation (or committed while it ran): the gate must not pass
+    # the version on the first set's evidence, nor anyone approve or release it on that gate.
+    import pandas as pd
+    store = passing
+    store.as_("rey").sign_off(model="credit", version="1", decision="approve")
+    current, _ = _acs(store)
+    newer = tmp_path / "newer.parquet"
+    pd.read_parquet(current).iloc[:400].to_parquet(newer, index=False)
+    fresh = store.as_("eng").ingest(model="credit", version="1", file=newer, split="eval", roles=ACS_ROLES)
+    before = snapshot(store.home)
+    gate = run_cli(store.home, "gate", "credit", "1", as_="eng")
+    assert gate.exit_code == 2
+    assert f"has eval predictions ({fresh.id}) newer than those its latest evaluation" in gate.stderr
+    assert "run `govern evaluate credit 1` first" in gate.stderr
+    assert snapshot(store.home) == before
+    with pytest.raises(NotAllowed, match=rf"has eval predictions \({fresh.id}\) newer than those its latest gate"):
+        store.as_("rev2").sign_off(model="credit", version="1", decision="approve")
+    with pytest.raises(NotAllowed, match=rf"has eval predictions \({fresh.id}\) newer than those its latest gate"):
+        store.as_("eng").release(model="credit", version="1")
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
+
+
 def test_rollback_respects_rejections_and_overrides(passing):
     store = passing
     for reviewer in ("rey", "rev2"):

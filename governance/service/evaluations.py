@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from governance.errors import InvalidInput, NotFound
+from governance.errors import Conflict, InvalidInput, NotFound
 from governance.limits import max_groups
 from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
 from governance.roles import Action
@@ -369,3 +369,21 @@ def require_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str
     if found is None:
         raise NotFound(f"{model} version {version} has not been evaluated; run `govern evaluate {model} {version}`.")
     return found
+
+
+def require_current_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation:
+    """`require_evaluation`, refused (Conflict) when eval predictions newer than the ones it judged were
+    ingested since (or committed while it ran): a gate judges the version's latest eval data."""
+    found = require_evaluation(conn, model, version)
+    stale = newer_eval_set(conn, found)
+    if stale is not None:
+        raise Conflict(f"{model} version {version} has eval predictions ({stale}) newer than those its latest "
+                       f"evaluation ({found.id}) judged ({found.prediction_set_id}); run `govern evaluate {model} "
+                       f"{version}` first.")
+    return found
+
+
+def newer_eval_set(conn: duckdb.DuckDBPyConnection, evaluation: Evaluation) -> str | None:
+    """The id of the version's latest eval prediction set when it is not the one `evaluation` judged."""
+    newest = registry.latest_prediction_set(conn, evaluation.model, evaluation.version, "eval")
+    return newest.id if newest is not None and newest.id != evaluation.prediction_set_id else None

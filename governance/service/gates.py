@@ -27,7 +27,7 @@ from governance.records import (
 )
 from governance.roles import Action
 from governance.service.base import _now, _present, _require_model, _require_version
-from governance.service.evaluations import challenger_baseline, require_evaluation
+from governance.service.evaluations import challenger_baseline, require_current_evaluation
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.registry import RegistryActions
 from governance.store import aliases, evaluations, gates, jobs, registry, review_items, signoffs
@@ -127,13 +127,13 @@ class GateActions(PolicyActions, RegistryActions):
                      ) -> tuple[Evaluation, MetricSet, dict[str, tuple[str, MetricSet] | None], ReviewState]:
         from policies import ReviewState
         from policies.schema import MetricRule
-        evaluation = require_evaluation(conn, model, version)
+        evaluation = require_current_evaluation(conn, model, version)
         metrics = evaluations.metric_set(conn, evaluation)
         baselines: dict[str, tuple[str, MetricSet] | None] = {}
         for rule in loaded.policy.rules:
             if isinstance(rule, MetricRule) and rule.max_regression is not None and rule.baseline not in baselines:
                 baselines[rule.baseline] = self._baseline(conn, model, rule.baseline, version)
-        # require_evaluation checked that the version exists
+        # require_current_evaluation checked that the version exists
         artifact = _present(registry.get_version(conn, model, version), f"version {model}/{version}").artifact_sha256
         current = signoffs.current_signoffs(conn, model, version)
         # Approvals count for the evidence they saw; rejections follow the artifact under any version name.

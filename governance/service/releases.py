@@ -22,6 +22,7 @@ from governance.records import (
 )
 from governance.roles import Action, Role
 from governance.service.base import ServiceBase, _now, _present, _require_model, _require_version, parse_time
+from governance.service.evaluations import newer_eval_set
 from governance.service.registry import approval_floor
 from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
 
@@ -241,6 +242,10 @@ def _gate_of_latest_evidence(conn: duckdb.DuckDBPyConnection, model: str, versio
     if latest is not None and latest.id != gate.evaluation_id:
         raise NotAllowed(f"{model} version {version} was evaluated again ({latest.id}) after its latest gate: that "
                          "evidence is gated (and approved) before anyone approves or releases it.")
+    stale = newer_eval_set(conn, latest) if latest is not None else None
+    if stale is not None:
+        raise NotAllowed(f"{model} version {version} has eval predictions ({stale}) newer than those its latest gate "
+                         "judged: they are evaluated and gated (and approved) before anyone approves or releases it.")
     return gate
 
 
