@@ -144,6 +144,30 @@ def test_eval_data_newer_than_the_evaluation_blocks_the_gate_approval_and_releas
     assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
 
 
+def test_releasing_the_production_version_again_is_refused_and_rollback_skips_renewed_overrides(passing, run_cli):
+    # A second release of the version production holds moved 2 -> 2, and every rollback after it then
+    # "rolled back" 2 -> 2, exit 0, production unmoved.
+    from tests.support.stores import snapshot
+    store = passing
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").release(model="credit", version="1")
+    before = snapshot(store.home)
+    again = run_cli(store.home, "release", "credit", "1", as_="eng")
+    assert again.exit_code == 2 and "credit version 1 is already in production, released by eng" in again.stderr
+    assert snapshot(store.home) == before
+    other = store.home.parent / "other.bin"
+    other.write_bytes(b"other weights")
+    store.as_("eng").register_version(model="credit", version="2", artifact=other)
+    admin = store.as_("ada")
+    admin.release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
+    renewed = admin.release(model="credit", version="2", override=True, reason="still needed", expires="2099-02-01")
+    assert (renewed.previous_version, renewed.version) == ("2", "2")  # an override renewed: a move that keeps 2
+    back = admin.rollback(model="credit")
+    assert (back.previous_version, back.version) == ("2", "1")
+    assert store.as_("vic").production_version(model="credit") == "1"
+
+
 def test_rollback_respects_rejections_and_overrides(passing):
     store = passing
     for reviewer in ("rey", "rev2"):

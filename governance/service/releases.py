@@ -103,6 +103,10 @@ class ReleaseActions(ServiceBase):
             record = _require_version(conn, model, version)
             gate = gates.latest_gate(conn, model, version)
             if not override:
+                basis = _basis(aliases.history(conn, model), version)
+                if aliases.get_alias(conn, model, ALIAS) == version and basis is not None and basis.action == "release":
+                    raise Conflict(f"{model} version {version} is already in production, released by {basis.actor} "
+                                   f"(move {basis.seq}); there is nothing to release.")
                 _check_releasable(conn, _require_model(conn, model), record, user.name)
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, override_reason, expires_at)
@@ -127,8 +131,9 @@ class ReleaseActions(ServiceBase):
                     raise InvalidInput(f"version {to!r} of {model!r} was never in production before "
                                        f"(production has held: {', '.join(dict.fromkeys(released))}).")
                 target = to
-            else:
-                target = moves[-1].previous_version
+            else:  # what production held before today's version: moves that kept it (an override renewed) aside
+                target = next((m.previous_version for m in reversed(moves)
+                               if m.previous_version is not None and m.previous_version != current), None)
                 if target is None:
                     raise Conflict(f"{model} version {current} is the first production version; there is nothing "
                                    "to roll back to.")
