@@ -335,6 +335,22 @@ def test_a_disabled_user_is_locked_out_at_once(passing, run_cli):
     assert run_cli(store.home, "whoami", env={"GOVERN_TOKEN": fresh}).stdout.startswith("rey (reviewer)")
 
 
+def test_claiming_or_filing_items_says_what_is_wrong_with_the_credential_before_the_role(passing, run_cli):
+    # `review claim --next` and `review add` once answered every bad credential with "user 'nobody' may not
+    # claim review items: that needs the role …", where a forged or revoked token is the problem.
+    store = passing
+    token = credential_for(store.home, "rey")
+    for args in (["review", "claim", "--next", "3"], ["review", "add", "credit", "1", "--evidence", "{}"]):
+        forged = run_cli(store.home, *args, env={"GOVERN_TOKEN": "gvn_000000000000_abc"})
+        assert forged.exit_code == 2 and "is not a govern token" in forged.stderr, args
+        viewer = run_cli(store.home, *args, as_="vic")
+        assert viewer.exit_code == 2
+        assert "user 'vic' is viewer and may not" in viewer.stderr and "reviewer, engineer or admin" in viewer.stderr
+    assert run_cli(store.home, "user", "disable", "rey", as_="ada").exit_code == 0
+    revoked = run_cli(store.home, "review", "claim", "--next", "3", env={"GOVERN_TOKEN": token})
+    assert revoked.exit_code == 2 and "was revoked" in revoked.stderr and "nobody" not in revoked.stderr
+
+
 @pytest.mark.parametrize("name", ["rosa\n", "rosa ", "ｒosa", "ro\u200bsa", "rosa\x00", "", "_rosa", "a" * 129])
 def test_names_must_match_in_full(unchanged_store, run_cli, name):
     store = unchanged_store

@@ -16,7 +16,7 @@ import duckdb
 from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
 from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
 from governance.review_guidance import Guidance, guidance_for
-from governance.roles import Action, Role, allowed
+from governance.roles import Action, Role, allowed, authorize
 from governance.service.base import LATEST, ServiceBase, _now, _present, _require_version, parse_time
 from governance.store import feedback, gates, judgments, registry, review_items
 from governance.store.rows import Row
@@ -339,15 +339,18 @@ class ReviewActions(ServiceBase):
         return self._run(record)
 
     def _authorize_any(self, conn: duckdb.DuckDBPyConnection, actions: tuple[Action, ...], what: str) -> User:
+        """The acting user, allowed one of `actions`. Who it is is settled first: a forged, revoked or
+        expired credential is said as it is, not as a missing role."""
+        user = self._identify(conn, actions[0])
         errors: list[NotAllowed] = []
         for action in actions:
             try:
-                return self._authorize(conn, action)
+                authorize(user=user.name, role=user.role, action=action)
+                return user
             except NotAllowed as exc:
                 errors.append(exc)
-        user = self.actor or "nobody"
-        raise NotAllowed(f"user {user!r} may not {what}: that needs the role reviewer, engineer or admin."
-                         ) from errors[0]
+        raise NotAllowed(f"user {user.name!r} is {user.role.value} and may not {what}: that needs the role "
+                         "reviewer, engineer or admin.") from errors[0]
 
 
 _FEEDBACK_COLUMNS = {"item": "VARCHAR", "version": "VARCHAR", "gate": "VARCHAR", "prediction_set": "VARCHAR",
