@@ -258,10 +258,14 @@ def _add_gold_items(admin, eval_set, history: pd.DataFrame, truth: np.ndarray, c
     half = config.gold_items // 2
     chosen = [*rng.choice(wrong, min(half, len(wrong)), replace=False),
               *rng.choice(right, config.gold_items - min(half, len(wrong)), replace=False)]
-    # The evidence is what a sampled example carries (the eval row as the gate's sampling writes it), so a
-    # reviewer cannot tell a gold item from the others.
+    # The evidence is what a sampled example carries (the eval row as the gate's sampling writes it, with the
+    # examples' strategy and ranks after theirs), so a reviewer cannot tell a gold item from the others; the
+    # service gives it their rule, gate and priority.
     scored = pd.read_parquet(admin.prediction_set_path(eval_set)).set_index(eval_set.id_column, drop=False)
-    for rank, row in enumerate(chosen, start=1):
+    sampled = [i.evidence for i in admin.list_review_items(model="income", version="1", kind="example")]
+    strategy = sampled[0].get("strategy", "random") if sampled else "random"
+    first_rank = max((int(e.get("rank", 0)) for e in sampled), default=0) + 1
+    for rank, row in enumerate(chosen, start=first_rank):
         recorded, true = int(history["income"].iloc[row]), int(truth[row])
         answer = {"verdict": "label_correct"} if recorded == true else {"verdict": "label_wrong", "label": true}
         values = {k: _plain(v) for k, v in scored.loc[row].items()}
@@ -270,7 +274,7 @@ def _add_gold_items(admin, eval_set, history: pd.DataFrame, truth: np.ndarray, c
             "row": int(row) + 1, "id": int(row), "label": recorded, "score": score, "prediction": int(score >= 0.5),
             "groups": {c: str(values[c]) for c in eval_set.sensitive},
             "features": {k: v for k, v in values.items() if k not in (eval_set.label_column, eval_set.score_column)},
-            "strategy": "random", "rank": rank, "prediction_set": eval_set.id})
+            "strategy": strategy, "rank": rank, "prediction_set": eval_set.id})
     return len(chosen)
 
 

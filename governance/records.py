@@ -236,6 +236,7 @@ class ReviewItem(Record):
     due_at: datetime | None = None
     is_gold: bool = False
     resolved_at: datetime | None = None
+    shown_judgments: int | None = None  # a gold item: the judgments it shows reviewers (its sampled kin's)
 
 
 @dataclass(frozen=True)

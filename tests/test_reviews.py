@@ -525,6 +525,18 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
 
     assert listed("rey")[gold.id] == ("example", False)
     assert gold.id in listed("rey", "--kind", "example") and listed("rey", "--kind", "gold") == {}
+    # nothing in the queue tells it from the gate's examples: their rule, gate, priority and judgments
+    # (a gold item all three reviewers must judge still shows the one an example needs)
+    every = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                             evidence={"id": 8, "label": 1, "features": {"AGEP": 30}}, judgments=3)
+    as_seen = {i["id"]: i for i in _json(run_cli(store.home, "review", "list", "--json", as_="rey"))}
+    shown_fields = ("kind", "rule_id", "gate_decision_id", "priority", "judgments_required", "is_gold",
+                    "shown_judgments")
+    for item_id in (gold.id, every.id):
+        assert [as_seen[item_id][f] for f in shown_fields] == [as_seen[examples[0]][f] for f in shown_fields]
+    assert as_seen[examples[0]]["rule_id"] is not None and as_seen[examples[0]]["priority"] == "blocking"
+    truth = store.as_("eng").show_review_item(item_id=every.id).item
+    assert (truth.kind, truth.judgments_required, truth.shown_judgments) == ("gold", 3, 1)
     shown = _json(run_cli(store.home, "review", "show", gold.id, "--json", as_="rey"))
     assert (shown["item"]["kind"], shown["item"]["is_gold"], shown["gold_answer"]) == ("example", False, None)
     assert shown["guidance"]["kind"] == "example"

@@ -89,8 +89,9 @@ def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int
 @review.command("add")
 @model_version_args
 @click.option("--evidence", required=True, help="What to look at, as text or a JSON object.")
-@click.option("--priority", type=click.Choice([s.value for s in Priority]), default="normal", show_default=True,
-              help="Blocking items hold up release under an open_reviews rule.")
+@click.option("--priority", type=click.Choice([s.value for s in Priority]),
+              help="Blocking items come first in the queue [default: normal; a gold item: that of the examples "
+                   "the version's latest gate sampled, which it passes for].")
 @click.option("--judgments", type=click.IntRange(1, 10), default=1, show_default=True,
               help="Independent judgments the item needs.")
 @click.option("--due", metavar="ISO8601", help="When it should be done.")
@@ -98,7 +99,7 @@ def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int
               help="Admins: make it a gold item with this known verdict.")
 @click.option("--gold-label", type=click.IntRange(0, 1), help="Admins: the gold item's known corrected label.")
 @service_command(lambda item: f"filed {item.id} ({item.kind})")
-def review_add(service, *, model_name: str, version_name: str, evidence: str, priority: str, judgments: int,
+def review_add(service, *, model_name: str, version_name: str, evidence: str, priority: str | None, judgments: int,
                due: str | None, gold_verdict: str | None, gold_label: int | None):
     """File a review item by hand (or, for admins, a gold item that measures reviewers)."""
     try:

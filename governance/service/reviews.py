@@ -70,11 +70,16 @@ def _matches(answer: dict[str, Any], verdict: str, label: int | None) -> bool:
 
 class ReviewActions(ServiceBase):
     def add_review_item(self, *, model: str, version: str, evidence: dict[str, Any], kind: str = "manual",
-                        priority: str = "normal", judgments: int = 1, due: str | datetime | None = None,
+                        priority: str | None = None, judgments: int = 1, due: str | datetime | None = None,
                         gold: dict[str, Any] | None = None) -> ReviewItem:
         """File an item by hand (engineers, reviewers, admins); `gold` (admins only) makes it a gold item
-        with a known answer {"verdict": …, "label": …} that measures reviewers' accuracy."""
-        if priority not in tuple(Priority):
+        with a known answer {"verdict": …, "label": …} that measures reviewers' accuracy.
+
+        To reviewers a gold item is an example: it takes the rule, gate and priority (unless `priority` is
+        given) of the examples the version's latest gate sampled, and shows their number of judgments, so
+        that nothing in the queue tells it from them. Filed before any gate sampled examples, it has none
+        to pass for: file gold items after the gate. `priority` defaults to normal."""
+        if priority is not None and priority not in tuple(Priority):
             raise InvalidInput(f"priority {priority!r} is not blocking or normal.")
         if not 1 <= judgments <= 10:
             raise InvalidInput(f"an item needs 1 to 10 judgments, not {judgments}.")
@@ -90,12 +95,16 @@ class ReviewActions(ServiceBase):
                 raise NotAllowed(f"user {user.name!r} is {user.role.value}; only an admin files gold items.")
             _require_version(conn, model, version)
             now = _now()
-            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind, None, None,
-                              Priority(priority), ItemStatus.OPEN, judgments, evidence, now, user.name)
+            kin = review_items.sampled_example(conn, model, version) if gold is not None else None
+            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind,
+                              kin.rule_id if kin else None, kin.gate_decision_id if kin else None,
+                              Priority(priority or (kin.priority if kin else Priority.NORMAL)), ItemStatus.OPEN,
+                              judgments, evidence, now, user.name)
             review_items.insert_items(conn, [(item, uuid.uuid4().hex)])
             review_items.set_due(conn, item.id, due_at)
             if gold is not None:
-                review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")})
+                review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")}
+                                      | ({"shown_judgments": kin.judgments_required} if kin else {}))
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
             return _present(review_items.get_item(conn, item.id), f"review item {item.id}")  # just filed
@@ -455,7 +464,8 @@ def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
     """A gold item as `user` may see it: to reviewers, the example it passes for (so that they judge it as
     they judge any other); everyone else sees the truth."""
     if user.role is Role.REVIEWER and (item.is_gold or item.kind == "gold"):
-        return replace(item, kind="example", is_gold=False)
+        return replace(item, kind="example", is_gold=False, shown_judgments=None,
+                       judgments_required=item.shown_judgments or item.judgments_required)
     return item
 
 

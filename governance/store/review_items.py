@@ -13,7 +13,8 @@ from governance.store.rows import Row, one_int
 
 _ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
          "evidence_json, created_at, created_by")
-_ITEM_READ = _ITEM + ", assignee, claim_expires_at, due_at, gold_json IS NOT NULL, resolved_at"
+_ITEM_READ = _ITEM + (", assignee, claim_expires_at, due_at, gold_json IS NOT NULL, resolved_at, "
+                      "TRY_CAST(json_extract_string(gold_json, '$.shown_judgments') AS INTEGER)")
 _SELECT_ITEMS = f"SELECT {_ITEM_READ} FROM review_items"
 
 
@@ -75,8 +76,19 @@ def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) 
 
 
 def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict[str, Any] | None:
+    """A gold item's known answer: its verdict and label (not how it shows itself to reviewers)."""
     row = conn.execute("SELECT gold_json FROM review_items WHERE id = ?", [item_id]).fetchone()
-    return json.loads(row[0]) if row and row[0] else None
+    if not row or not row[0]:
+        return None
+    return {k: v for k, v in json.loads(row[0]).items() if k != "shown_judgments"}
+
+
+def sampled_example(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> ReviewItem | None:
+    """The newest example a gate sampled for the version (gold items pass for its kin)."""
+    row = conn.execute(_SELECT_ITEMS + " WHERE model = ? AND version = ? AND kind = 'example' AND gate_decision_id "
+                       "IS NOT NULL AND gold_json IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+                       [model, version]).fetchone()
+    return _item(row) if row else None
 
 
 def set_gold(conn: duckdb.DuckDBPyConnection, item_id: str, answer: dict[str, Any]) -> None:
