@@ -120,7 +120,7 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         raise PolicyInvalid(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
     if not isinstance(data, dict):
         raise PolicyInvalid(f"{source}: a policy is a mapping with name, version and rules.")
-    problems: list[str] = []
+    problems: list[str] = _repeated_keys(node)
     for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"line {_key_line(node, key)}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
     rules_node = _child(node, "rules")
@@ -173,6 +173,34 @@ def _describe(error: dict) -> str:
         return f"unknown key {loc!r}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{loc}: {message}" if loc else message
+
+
+def _repeated_keys(root: yaml.Node | None) -> list[str]:
+    """A key given twice in one mapping: YAML keeps the last value where a reader sees the first (`max: 0.1`
+    then `max: 0.9` judged at 0.9). Merge keys (`<<`) aside, whose values explicit keys override."""
+    problems: list[str] = []
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias shares its anchor's node
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in first:
+                    problems.append(f"line {line}: key {key_node.value!r} is given twice in one mapping (first on "
+                                    f"line {first[key_node.value]}); give it once")
+                else:
+                    first[key_node.value] = line
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(problems, key=lambda problem: int(problem.split(":")[0].removeprefix("line ")))
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -82,6 +82,10 @@ MALFORMED = {
                              "rule 'a' (line 4): min_samples: Input should be greater than or equal to 0"),
     "duplicate_ids": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1}\n  - {id: a, kind: approvals, min: 1}",
                       "rule 'a' (line 5): the id is used twice (first on line 4)"),
+    "repeated_key": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, max: 0.9}",
+                     "line 4: key 'max' is given twice in one mapping (first on line 4); give it once"),
+    "repeated_top_key": ("name: p\nversion: 1\nversion: 2\nrules:\n  - {id: a, kind: approvals, min: 1}",
+                         "line 3: key 'version' is given twice in one mapping (first on line 2); give it once"),
     "top_level_key": ("name: p\nversion: 1\nowner: me\nrules:\n  - {id: a, kind: approvals, min: 1}",
                       "line 3: unknown key 'owner' (allowed: description, name, rules, version)"),
     "empty_rules": ("name: p\nversion: 1\nrules: []", "rules: give a non-empty list of rules"),
@@ -100,6 +104,13 @@ def test_malformed_policies_are_refused_naming_rule_and_line(case):
         assert message.startswith("bad.yaml")
     else:
         assert message == f"bad.yaml is not a valid policy (1 problem):\n  - {problem}"
+
+
+def test_merge_keys_may_be_overridden_and_anchors_reused_without_a_repeated_key():
+    text = (HEAD + "  - &base {id: a, metric: calibration.ece, max: 0.1}\n"
+            "  - <<: *base\n    id: b\n    max: 0.2\n")
+    loaded = parse_policy(text, source="ok.yaml")
+    assert [(r.id, r.max) for r in loaded.policy.rules] == [("a", 0.1), ("b", 0.2)]
 
 
 def test_every_problem_is_reported_at_once():
