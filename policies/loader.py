@@ -91,6 +91,8 @@ def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = N
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load and validate the pack at `path`; raise PolicyInvalid listing every problem."""
     path = Path(path)
+    if not path.exists():
+        raise PolicyInvalid(f"policy {path} does not exist.")
     if not path.is_file():
         raise PolicyInvalid(f"policy {path} is not a regular file.")
     if path.stat().st_size > MAX_POLICY_BYTES:

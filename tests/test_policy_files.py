@@ -120,6 +120,11 @@ def test_every_problem_is_reported_at_once():
         parse_policy(text, source="bad.yaml")
 
 
+def test_cli_validate_says_a_missing_file_does_not_exist(tmp_path, run_cli):
+    result = run_cli(tmp_path, "policy", "validate", tmp_path / "missing.yaml")
+    assert result.exit_code == 2 and result.stderr == f"error: policy {tmp_path / 'missing.yaml'} does not exist.\n"
+
+
 def test_cli_validate_exits_2_with_the_problems(tmp_path, run_cli):
     path = tmp_path / "bad.yaml"
     path.write_text(MALFORMED["unknown_operator"][0])

@@ -178,6 +178,9 @@ def test_agreement_and_gold_accuracy_from_the_store(queue):
             if store.as_("vic").show_review_item(item_id=item.id).item.assignee != reviewer:
                 store.as_(reviewer).claim_review_item(item_id=item.id)
             store.as_(reviewer).judge_review_item(item_id=item.id, verdict=verdict, comment="seen")
+            if reviewer == "rey":  # judging again is refused as what it is, not as a missing claim
+                with pytest.raises(Conflict, match=f"^you already judged review item {item.id}; it needs another"):
+                    store.as_("rey").judge_review_item(item_id=item.id, verdict=verdict, comment="again")
     gold = [admin.add_review_item(model="credit", version="1", evidence={"n": n}, gold={"verdict": "label_wrong",
                                                                                      "label": 1}) for n in range(3)]
     for item, label in zip(gold, (1, 0, 0)):

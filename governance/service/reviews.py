@@ -245,6 +245,8 @@ class ReviewActions(ServiceBase):
                                "or dismiss it with a comment.")
         if item.status in ("resolved", "dismissed"):  # said first: claiming it would be refused too
             raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
+        if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):  # claiming would be refused
+            raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
             raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
