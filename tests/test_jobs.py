@@ -244,6 +244,40 @@ def test_a_failed_job_makes_the_worker_exit_1_and_gating_again_queues_the_retrai
     assert (done.job, done.status) == (again.jobs[0], "succeeded")
 
 
+def test_predict_scores_a_table_with_a_trained_version_as_the_version_scores_it(trained, run_cli, tmp_path):
+    home, data, _, _ = trained
+    batch = pd.read_csv(data).drop(columns=["y"]).iloc[:300].copy()
+    batch.loc[batch.index[:4], "c"] = "never-seen"
+    path, out = tmp_path / "batch.csv", tmp_path / "scored.parquet"
+    batch.to_csv(path, index=False)
+    result = run_cli(home, "predict", "m", "1", path, "--out", out, as_="eng")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1] == ("note: column 'c': 4 row(s) hold a value the model never saw in "
+                                             "training (scored as unseen)")
+    scored = pd.read_parquet(out)
+    expected = as_(home, "eng").load_trained(model="m", version="1").predict(pd.read_csv(path))
+    assert list(scored.columns) == [*batch.columns, "score"] and len(scored) == 300
+    assert scored["score"].tolist() == pytest.approx(expected.tolist(), abs=0)
+    from tests.support.credentials import credential_for
+    from tests.support.stores import snapshot
+    credential_for(home, "rey")  # the reviewer's token, made (and logged) before the store is compared
+    before = snapshot(home)
+    for args, message in (
+            ([path, "--out", out], "scored.parquet already exists; choose a new file"),
+            ([path, "--out", tmp_path / "s.json"], "the output s.json must end in .csv or .parquet"),
+            ([tmp_path / "none.csv", "--out", tmp_path / "n.csv"], "the file to score"),
+            ([path, "--out", tmp_path / "again.csv", "--score-column", "x"], "batch.csv already has a column 'x'")):
+        refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+    batch.drop(columns=["x"]).to_csv(tmp_path / "short.csv", index=False)
+    short = run_cli(home, "predict", "m", "1", tmp_path / "short.csv", "--out", tmp_path / "s.csv", as_="eng")
+    assert short.exit_code == 2 and "short.csv has no column 'x', which m version 1 scores with" in short.stderr
+    viewer = run_cli(home, "predict", "m", "1", path, "--out", tmp_path / "v.csv", as_="rey")  # a reviewer
+    assert viewer.exit_code == 2 and not (tmp_path / "v.csv").exists()
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "again.csv").exists()
+    assert snapshot(home) == before  # scoring stores nothing
+
+
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
     job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()

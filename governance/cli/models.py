@@ -139,6 +139,26 @@ def _show_epoch(epoch: int, total: int, record: dict) -> bool:
 _intersections = intersections  # the command's own option shadows the name inside it
 
 
+@click.command("predict")
+@model_version_args
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the scored rows: a new .csv or .parquet file.")
+@click.option("--score-column", default="score", show_default=True, help="The name of the column of scores.")
+@click.option("--delimiter", default=",", show_default=True, help="CSV field separator of FILE.")
+@service_command(render.scored_file)
+def predict_command(service, *, model_name: str, version_name: str, file: str, out: str, score_column: str,
+                    delimiter: str):
+    """Score a table's rows with a version `govern train` (or a retraining job) made.
+
+    Writes every row of FILE with a score column (the calibrated probability of 1, the version's group
+    offsets included) to --out, ready for `govern ingest MODEL VERSION OUT --split production --score score`.
+    Nothing is stored; a value a categorical column never held in training scores as unseen, and the
+    output counts such rows per column."""
+    return service.predict_file(model=model_name, version=version_name, file=Path(file), out=Path(out),
+                                score_column=score_column, delimiter=delimiter)
+
+
 @click.command("lineage")
 @model_version_args
 @service_command(render.lineage)
@@ -147,4 +167,4 @@ def lineage_command(service, *, model_name: str, version_name: str):
     return service.lineage(model=model_name, version=version_name)
 
 
-COMMANDS = [model, version, train_command, lineage_command]
+COMMANDS = [model, version, train_command, predict_command, lineage_command]

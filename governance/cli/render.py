@@ -119,6 +119,13 @@ def trained(result, *, model_name: str) -> str:
             + "".join(f"\nnote: {note}" for note in result.notes))
 
 
+def scored_file(result, *, model_name: str, version_name: str) -> str:
+    return (f"scored {result.rows:,} rows with {model_name} version {version_name} → {result.out} (column "
+            f"{result.score_column!r}, mean {result.mean_score:.4f})"
+            + "".join(f"\nnote: column {column!r}: {count:,} row(s) hold a value the model never saw in training "
+                      "(scored as unseen)" for column, count in result.unseen.items()))
+
+
 def epoch(epoch: int, total: int, record: dict) -> str:
     return f"  epoch {epoch}/{total}  validation loss {record.get('validation_loss', 0):.4f}"
 

@@ -53,17 +53,33 @@ class TrainResult:
                 "corrections_applied": self.corrections_applied, "notes": self.notes}
 
 
-def read_table(path: Path) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ScoredFile:
+    """What `predict_file` wrote: the file, its rows, the score column, the mean score, and per categorical
+    column the rows holding a value the model never saw in training (scored as unseen)."""
+
+    out: Path
+    rows: int
+    score_column: str
+    mean_score: float
+    unseen: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "rows": self.rows, "score_column": self.score_column,
+                "mean_score": self.mean_score, "unseen": self.unseen}
+
+
+def read_table(path: Path, *, what: str = "training data", delimiter: str = ",") -> pd.DataFrame:
     import pandas as pd
 
     from governance.ingest import detect_format
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"training data {path} does not exist.")
+        raise InvalidInput(f"{what} {path} does not exist.")
     try:
         if detect_format(path) == "parquet":  # by suffix or by content (stored artifacts have no suffix)
             return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True)
+        return pd.read_csv(path, skipinitialspace=True, sep=delimiter)
     except Exception as exc:  # pandas raises many kinds for unreadable files
         raise InvalidInput(f"cannot read {path.name} as CSV or Parquet ({exc}).") from exc
 
@@ -211,18 +227,68 @@ class TrainingActions(PolicyActions, RegistryActions):
                            sets[2])
 
     def load_trained(self, *, model: str, version: str) -> TrainedModel:
-        from training.trainer import TrainedModel
-        detail = self.show_version(model=model, version=version)
-        path = self.artifacts.open_path(detail.version.artifact_sha256)
-        try:
-            trained = TrainedModel.from_bytes(path.read_bytes())
-        except Exception as exc:
-            raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be retrained "
-                               f"here ({type(exc).__name__}).") from exc
+        trained = self._trained_artifact(model, version, "retrained")
         problem = _retrainable(trained)
         if problem:
             raise InvalidInput(f"{model} version {version}'s artifact cannot be retrained: {problem}.")
         return trained
+
+
+    def _trained_artifact(self, model: str, version: str, purpose: str) -> TrainedModel:
+        from training.trainer import TrainedModel
+        detail = self.show_version(model=model, version=version)
+        path = self.artifacts.open_path(detail.version.artifact_sha256)
+        try:
+            return TrainedModel.from_bytes(path.read_bytes())
+        except Exception as exc:
+            raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be {purpose} "
+                               f"here ({type(exc).__name__}).") from exc
+
+    def predict_file(self, *, model: str, version: str, file: Path, out: Path, score_column: str = "score",
+                     delimiter: str = ",") -> ScoredFile:
+        """Score every row of `file` (CSV or Parquet) with a version `govern train` or a retraining job made,
+        and write the rows with a `score_column` (the calibrated probability, group offsets included) to
+        `out` (.csv or .parquet, a new file): a production batch to `govern ingest --split production`.
+        Values a categorical column never held in training score as unseen; the result counts them."""
+        import os
+
+        from training.data import encode
+        out = Path(out)
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            raise InvalidInput(f"the output {out.name} must end in .csv or .parquet.")
+        if out.exists():
+            raise InvalidInput(f"{out} already exists; choose a new file (nothing is overwritten).")
+        if not out.parent.is_dir():
+            raise InvalidInput(f"the folder {out.parent} does not exist.")
+        self._run(lambda conn: self._authorize(conn, Action.INGEST))
+        trained = self._trained_artifact(model, version, "scored")
+        frame = read_table(Path(file), what="the file to score", delimiter=delimiter)
+        if frame.empty:
+            raise InvalidInput(f"{Path(file).name} has no data rows to score.")
+        spec = trained.spec
+        needed = [*spec.numeric, *spec.categorical, *(c for c in trained.offsets if c not in spec.categorical)]
+        missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"{Path(file).name} has no column {', '.join(map(repr, missing))}, which {model} "
+                               f"version {version} scores with (its columns: {_listed(list(frame.columns))}).")
+        if score_column in frame.columns:
+            raise InvalidInput(f"{Path(file).name} already has a column {score_column!r}; name the score column "
+                               "otherwise with --score-column.")
+        _, codes = encode(frame, spec)  # code 0: a value never seen in training, or none
+        counts = {c: int(((codes[:, j] == 0).numpy() & frame[c].notna().to_numpy()).sum())
+                  for j, c in enumerate(spec.categorical)}
+        unseen = {column: count for column, count in counts.items() if count}
+        scored = frame.assign(**{score_column: trained.predict(frame)})
+        scratch = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            if out.suffix.lower() == ".csv":
+                scored.to_csv(scratch, index=False)
+            else:
+                scored.to_parquet(scratch, index=False)
+            os.replace(scratch, out)
+        finally:
+            scratch.unlink(missing_ok=True)
+        return ScoredFile(out, len(scored), score_column, float(scored[score_column].mean()), unseen)
 
 
 LIMITS = {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "patience": (1, 10_000),
