@@ -301,6 +301,24 @@ def test_ingest_without_a_label_column_is_for_production_batches_only(store, fil
     assert snapshot(store.home) == before
 
 
+def test_ingest_notes_a_batch_without_the_sensitive_columns_and_a_file_ingested_twice(store, files, run_cli):
+    import json
+    engineer = store.as_("eng")
+    engineer.ingest(model="credit", version="1", file=files["eval"], split="eval", roles=ROLES)
+    base = ["ingest", "credit", "1", str(files["unlabelled"]), "--score", "score", "--id", "row_id",
+            "--split", "production"]
+    bare = run_cli(store.home, *base, as_="eng")
+    assert bare.exit_code == 0
+    assert bare.stdout.splitlines()[1:] == [
+        "note: the version's eval set judges fairness by group, which this batch does not name with --sensitive: "
+        "its selection rates per group and parity gaps go unmeasured (ingest it again with --sensitive group to "
+        "measure them)."]
+    again = json.loads(run_cli(store.home, *base, "--sensitive", "group", "--json", as_="eng").stdout)
+    first = bare.stdout.split(" as ")[1].split(" ")[0]
+    assert again["split"] == "production" and again["notes"] == [
+        f"the same file was ingested before as {first} (production); both sets are kept."]
+
+
 MONITORING_PACK = """\
 name: monitored
 version: 1

@@ -40,9 +40,10 @@ _intersections = intersections  # the commands' own --intersections option shado
 @click.option("--features", metavar="X,Y", help="Feature columns to keep (default: every other column).")
 @click.option("--batch-time", metavar="ISO8601", help="When the batch was scored (production batches).")
 @click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
-@service_command(lambda prediction_set, *, split, model_name, version_name: (
-    f"ingested {prediction_set.row_count} rows as {prediction_set.id} ({split}) "
-    f"for {model_name} version {version_name}"))
+@service_command(lambda result, *, split, model_name, version_name: (
+    f"ingested {result[0].row_count} rows as {result[0].id} ({split}) for {model_name} version {version_name}"
+    + "".join(f"\nnote: {note}" for note in result[1])),
+    as_plain=lambda result: {**result[0].to_dict(), "notes": result[1]})
 def ingest(service, *, model_name: str, version_name: str, file: str, split: str, label: str | None, score: str,
            id_column: str | None, sensitive: str | None, intersections: str | None, features: str | None,
            batch_time: str | None, delimiter: str):
@@ -55,8 +56,9 @@ def ingest(service, *, model_name: str, version_name: str, file: str, split: str
     roles = ColumnRoles(label=label, score=score, id=id_column, sensitive=split_list(sensitive),
                         features=split_list(features) if features else None,
                         intersections=_intersections(intersections))
-    return service.ingest(model=model_name, version=version_name, file=Path(file), split=split, roles=roles,
-                          batch_time=batch_time, delimiter=delimiter)
+    prediction_set = service.ingest(model=model_name, version=version_name, file=Path(file), split=split,
+                                    roles=roles, batch_time=batch_time, delimiter=delimiter)
+    return prediction_set, service.ingest_notes(prediction_set)
 
 
 @click.command("evaluate")

@@ -205,6 +205,30 @@ class RegistryActions(ServiceBase):
                                                judged_for_fairness=split in ("eval", "challenger"))
         return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
 
+    def ingest_notes(self, prediction_set: PredictionSet) -> list[str]:
+        """What the user should know about a set just ingested: a production batch without the sensitive
+        columns the version's eval set judges fairness by (its label-free fairness goes unmeasured), and a
+        file ingested before as another set of the same split (both are kept)."""
+        ps = prediction_set
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[str]:
+            self._authorize(conn, Action.VIEW)
+            notes = []
+            eval_set = registry.latest_prediction_set(conn, ps.model, ps.version, "eval")
+            left_out = [c for c in (eval_set.sensitive if eval_set else []) if c not in ps.sensitive]
+            if ps.split == "production" and left_out:
+                notes.append(f"the version's eval set judges fairness by {', '.join(left_out)}, which this batch "
+                             f"does not name with --sensitive: its selection rates per group and parity gaps go "
+                             f"unmeasured (ingest it again with --sensitive {','.join(left_out)} to measure them).")
+            same = [other for other in registry.list_prediction_sets(conn, ps.model, ps.version)
+                    if other.id != ps.id and other.split == ps.split and other.source_sha256 == ps.source_sha256]
+            if same:
+                notes.append(f"the same file was ingested before as {', '.join(o.id for o in same)} ({ps.split}); "
+                             "both sets are kept.")
+            return notes
+
+        return self._run(unit)
+
     def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",",
                                label_optional: bool = False, judged_for_fairness: bool = False) -> PreparedFile:
         """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
