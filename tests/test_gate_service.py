@@ -283,3 +283,21 @@ def test_an_examples_id_is_its_id_not_one_of_its_features(tmp_path):
                                      sensitive=("sex",), id="ps-1", intersections=())
     picked = sample_examples(path, prediction_set, strategy="uncertain", count=2, seed=0)
     assert [(e["id"], e["features"]) for e in picked] == [(8, {"sex": "m", "x": 2.5}), (7, {"sex": "f", "x": 1.5})]
+
+
+def test_a_gate_that_escalates_says_the_loop_stopped_and_what_its_review_items_are_for():
+    # Under the strict pack a retrained version's gate files review items and escalates; the output once
+    # listed the items as "following from this gate" with nothing saying that no retrain would.
+    from types import SimpleNamespace
+
+    from governance.cli.render import gate_outcome
+    decision = SimpleNamespace(summary=lambda: "BLOCKED by ece", results=[])
+    outcome = SimpleNamespace(decision=decision, gate_id="g-1", review_items=["ri-a", "ri-b"], jobs=[],
+                              escalations=["ri-esc"])
+    text = gate_outcome(outcome, dry_run=False)
+    assert text.splitlines()[-1] == (
+        "the retraining loop stopped and escalated to engineers (ri-esc: `govern review show ri-esc` says why); "
+        "no retrain follows the review items, which are for people to judge")
+    quiet = gate_outcome(SimpleNamespace(decision=decision, gate_id="g-1", review_items=[], jobs=["job-1"],
+                                         escalations=[]), dry_run=False)
+    assert "escalated" not in quiet

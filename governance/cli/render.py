@@ -272,6 +272,10 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
         lines.append(f"{len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s) follow from this gate "
                      "(any already open from an earlier run are the same ones, not queued twice); "
                      "see `govern review list` and `govern jobs list`")
+    if outcome.escalations:  # the loop stopped: what the items are for now, and where the reason is
+        lines.append(f"the retraining loop stopped and escalated to engineers ({', '.join(outcome.escalations)}: "
+                     f"`govern review show {outcome.escalations[0]}` says why); no retrain follows"
+                     + (" the review items, which are for people to judge" if outcome.review_items else ""))
     return "\n".join(lines)
 
 

@@ -233,7 +233,6 @@ class TrainingActions(PolicyActions, RegistryActions):
             raise InvalidInput(f"{model} version {version}'s artifact cannot be retrained: {problem}.")
         return trained
 
-
     def _trained_artifact(self, model: str, version: str, purpose: str) -> TrainedModel:
         from training.trainer import TrainedModel
         detail = self.show_version(model=model, version=version)
