@@ -402,6 +402,31 @@ def test_a_small_table_trains_with_a_batch_size_and_epochs_fitted_to_it_unless_t
     assert sized_config(default, 10, ())[0].batch_size == 16  # a table too small for 16 batches: 16 rows a batch
 
 
+def test_a_tables_own_row_id_column_gives_way_to_positions_so_corrections_find_their_rows(tmp_path):
+    # govern's row id is each row's position, by which a retraining job applies reviewers' corrections; a
+    # table's own row_id column (other values) once became the ids, and the corrections landed on other rows.
+    from governance.service.retraining import _positions
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    frame = biased(400)
+    frame.insert(0, "row_id", [f"c{1000 - i}" for i in range(len(frame))])
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    result = as_(home, "ada").train_version(model="m", data=path, label="y", sensitive=["sex"],
+                                            config=TrainConfig(epochs=1, sensitive=("sex",)), chosen=())
+    assert any(n.startswith("the table's column 'row_id' is not a feature") for n in result.notes)
+    ids = pd.read_parquet(as_(home, "ada").prediction_set_path(result.eval_set))["row_id"]
+    assert set(ids) <= set(range(len(frame)))  # positions
+    trained = as_(home, "ada").load_trained(model="m", version="1")
+    assert trained.meta["row_id"] == "position" and "row_id" not in trained.meta["features"]
+    assert _positions({"7": 1, "c995": 0}, frame, trained.meta) == {7: 1}
+    # a version trained before: its ids were the column's values, found again by them
+    assert _positions({"c995": 0, "7": 1}, frame, {}) == {5: 0}
+    for argument in ({"sensitive": ["row_id"]}, {"features": ["row_id", "x"]}):
+        with pytest.raises(InvalidInput, match="'row_id' is govern's row id"):
+            as_(home, "ada").train_version(model="m", data=path, label="y", **argument)
+
+
 def test_training_config_from_a_file(tmp_path):
     from governance.service.training import load_config
 

@@ -210,6 +210,18 @@ def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_esti
 
 
 @file_only
+def test_monitor_prints_the_label_free_fairness_it_measured(store, files, run_cli):
+    # The text output showed drift and estimates only; the parity gap and selection rates were in --json alone.
+    _seeded(store, files)
+    result = run_cli(store.home, "monitor", "credit", "1", as_="eng")
+    assert result.exit_code == 0, result.stderr
+    truth = pd.read_parquet(files["batch"])
+    rates = (truth["score"] >= 0.5).groupby(truth["group"].astype(str)).mean()
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("  group: parity gap")]
+    assert line == (f"  group: parity gap {rates.max() - rates.min():.4f} (selection rate "
+                    + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()) + ")")
+
+
 def test_a_batch_is_judged_at_the_threshold_the_version_was_evaluated_at_unless_told_otherwise(store, files):
     engineer, batch = _seeded(store, files)
     engineer.evaluate(model="credit", version="1", threshold=0.3, resamples=0)

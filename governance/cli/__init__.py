@@ -1,6 +1,6 @@
 """The `govern` command line: thin commands over the service API.
 
-Exit codes: 0 success, 1 a negative verdict (a verification failed; later a blocked gate),
+Exit codes: 0 success, 1 a negative verdict (a blocked gate, a failed verification or retraining job),
 2 an error (bad input, not found, not allowed, store busy), with one sentence on stderr.
 
 The commands live by area (account, models, evaluation, policies, gates, reviews, releases, jobs,
@@ -48,7 +48,8 @@ from governance.cli.common import Finite, GovernGroup
 def cli(ctx: click.Context, home: str | None, actor: str | None, lock_timeout: float | None) -> None:
     """govern: evaluate model versions, gate releases on policies, review, retrain, and audit it all.
 
-    Exit codes: 0 success, 1 a negative verdict (verification failed), 2 an error.
+    Exit codes: 0 success, 1 a negative verdict (gate blocked, verification failed, a retraining job
+    failed), 2 an error.
     """
     ctx.obj = {"home": home, "actor": actor, "lock_timeout": lock_timeout}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr, force=True)

@@ -15,9 +15,9 @@ from governance.errors import InvalidInput
 def gate() -> None:
     """Run the release gate on a version, or show a stored decision.
 
-    `govern gate MODEL VERSION [OPTIONS]` runs it (the same as `govern gate run`); `govern gate show
-    MODEL VERSION` prints the stored decision. A model named `show` or `run` is gated with
-    `govern gate run show VERSION`.
+    `govern gate MODEL VERSION [OPTIONS]` runs it (the same as `govern gate run`: `govern gate run --help`
+    lists its options, --dry-run, --policy and --junit); `govern gate show MODEL VERSION` prints the
+    stored decision. A model named `show` or `run` is gated with `govern gate run show VERSION`.
     """
 
 

@@ -46,7 +46,9 @@ def labels_plain(outcome) -> dict[str, Any]:
 @click.command("labels")
 @model_version_args
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--batch", required=True, metavar="PREDICTION_SET", help="The production batch the outcomes are for.")
+@click.option("--batch", required=True, metavar="PREDICTION_SET",
+              help="The production batch the outcomes are for: its id (ps-…), as ingest printed it; `govern "
+                   "version show MODEL VERSION` lists the version's batches.")
 @click.option("--id", "id_column", required=True, metavar="COL",
               help="The file's column with the batch's row ids (the batch was ingested with --id).")
 @click.option("--label", required=True, metavar="COL", help="The file's column with the outcome (0 or 1).")

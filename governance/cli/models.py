@@ -20,7 +20,7 @@ from governance.cli.common import (
 
 @click.group(cls=GovernGroup)
 def model() -> None:
-    """Register and list models."""
+    """Register, list and edit models."""
 
 
 @model.command("register")
@@ -152,7 +152,8 @@ def predict_command(service, *, model_name: str, version_name: str, file: str, o
     """Score a table's rows with a version `govern train` (or a retraining job) made.
 
     Writes every row of FILE with a score column (the calibrated probability of 1, the version's group
-    offsets included) to --out, ready for `govern ingest MODEL VERSION OUT --split production --score score`.
+    offsets included) to --out, ready for `govern ingest MODEL VERSION OUT --split production` (with --id
+    COL where its outcomes will come later through `govern labels`, and --sensitive for fairness per group).
     Nothing is stored; a value a categorical column never held in training scores as unseen, and the
     output counts such rows per column."""
     return service.predict_file(model=model_name, version=version_name, file=Path(file), out=Path(out),

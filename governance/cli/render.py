@@ -191,7 +191,8 @@ def monitored(result) -> str:
     stored, metric_set, alert = result
     share = metric_set.find("drift", "share_of_drifted_columns")
     lines = [f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
-             f"{share.value if share else 'n/a'}" + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert")]
+             f"{_number(share.value) if share else 'n/a'}"
+             + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert")]
     estimation = metric_set.params.get("estimation", {})
     if estimation.get("refused"):
         lines.append(f"  not estimated: {estimation['refused']}")
@@ -200,6 +201,13 @@ def monitored(result) -> str:
         if found is not None and found.value is not None:
             band = f" [{found.ci_low:.4f}, {found.ci_high:.4f}]" if found.ci_low is not None else ""
             lines.append(f"  estimated {metric} {found.value:.4f}{band} (CBPE, no labels needed)")
+    for gap in metric_set.select("fairness", "demographic_parity_difference"):  # measured, labels or not
+        if gap.feature is None or gap.group is not None or gap.value is None:
+            continue
+        rates = [r for r in metric_set.select("fairness", "selection_rate")
+                 if r.feature == gap.feature and r.group is not None and r.value is not None]
+        shown = ", ".join(f"{r.group} {r.value:.3f}" for r in rates[:8]) + (", …" if len(rates) > 8 else "")
+        lines.append(f"  {gap.feature}: parity gap {gap.value:.4f} (selection rate {shown})")
     decision = getattr(result, "decision", None)
     for rule in decision.results if decision is not None else ():
         lines.append(f"  monitoring rule {rule.rule_id}: {rule.status.upper()} - {rule.reason}")

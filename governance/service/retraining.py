@@ -21,6 +21,8 @@ from governance.service.training import EpochCallback, TrainingActions
 from governance.store import evaluations, gates, jobs, registry
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from evaluation import MetricSet
     from governance.aim import Aim
     from policies import LoadedPolicy
@@ -67,7 +69,7 @@ class Retraining:
         frame = read_table(data_path)
         train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
         feedback = self.reviews.build_feedback(model=job.model)
-        corrections = self._corrections(feedback.sha256)
+        corrections = _positions(self._corrections(feedback.sha256), frame, meta)
         frame[ROW_ID] = np.arange(len(frame))
         weights = np.ones(len(frame))
         corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
@@ -158,11 +160,22 @@ class Retraining:
                       eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
                       intersections=meta.get("intersections", ()))
 
-    def _corrections(self, sha256: str) -> dict[int, int]:
-        """row → corrected label from a feedback dataset (rows are positions in the training file)."""
+    def _corrections(self, sha256: str) -> dict[str, int]:
+        """row id (as text) → corrected label, from a feedback dataset."""
         import pandas as pd
         frame = pd.read_parquet(self.base.artifacts.open_path(sha256))
-        return {int(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"]) if str(i).isdigit()}
+        return {str(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"])}
+
+
+def _positions(corrections: dict[str, int], frame: pd.DataFrame, meta: dict[str, Any]) -> dict[int, int]:
+    """Corrections by position in the training file. A version's row ids are those positions, except for
+    versions trained before govern always used them from a table with its own `row_id` column: their ids
+    are that column's values, looked up here (ids the table does not hold are left out)."""
+    from governance.service.training import ROW_ID
+    if ROW_ID in frame.columns and meta.get("row_id") != "position":
+        where = {str(value): position for position, value in enumerate(frame[ROW_ID].tolist())}
+        return {where[i]: label for i, label in corrections.items() if i in where}
+    return {int(i): label for i, label in corrections.items() if i.isdigit()}
 
 
 def _failing_columns(result: RuleResult) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
@@ -131,12 +132,18 @@ class TrainingActions(PolicyActions, RegistryActions):
                 "eval_fraction": eval_fraction, "split_seed": config.seed, "data": Path(data).name}
         if intersections:  # only when asked: earlier artifacts' metadata stays byte-identical
             meta["intersections"] = [list(parts) for parts in intersections]
+        if ROW_ID in frame.columns:  # the row ids are positions, not the table's own row_id (see _positions)
+            meta["row_id"] = "position"
         result = self._fit_and_register(model=model, version=version, frame=frame, train_rows=train_rows,
                                         eval_rows=eval_rows, config=config, meta=meta, data=Path(data), parent=None,
                                         lineage=None, progress=progress,
                                         new_model=f"trained from {Path(data).name}")
         improving = still_improving(result.history)
         notes += [improving] if improving else []
+        if ROW_ID in frame.columns:
+            notes.append(f"the table's column {ROW_ID!r} is not a feature and its values are not kept: {ROW_ID!r} is "
+                         "govern's row id, each row's position in the file (by which reviewers' corrections find "
+                         "their row); rename the column to train on it or keep it in the predictions.")
         try:  # the version is stored: a pack that cannot be read now costs the sensitive notes, not the command
             policy = self.bound_policy(model=model).loaded.policy
         except GovernError:
@@ -152,7 +159,9 @@ class TrainingActions(PolicyActions, RegistryActions):
 
         from training.trainer import train
         label, features = meta["label"], meta["features"]
-        frame = frame.assign(**{ROW_ID: np.arange(len(frame))}) if ROW_ID not in frame else frame
+        # each row's position, always: a retraining job finds corrected rows by it (a table's own row_id column,
+        # with other values, would send the corrections to other rows)
+        frame = frame.assign(**{ROW_ID: np.arange(len(frame))})
         trained = train(frame.iloc[train_rows], label=label, features=features, config=config,
                         sample_weights=None if weights is None else weights[train_rows], on_epoch=progress)
         trained.meta = meta
@@ -238,7 +247,9 @@ class TrainingActions(PolicyActions, RegistryActions):
         detail = self.show_version(model=model, version=version)
         path = self.artifacts.open_path(detail.version.artifact_sha256)
         try:
-            return TrainedModel.from_bytes(path.read_bytes())
+            with warnings.catch_warnings():  # torch warns before it refuses a pickle that is not its own
+                warnings.simplefilter("ignore", UserWarning)
+                return TrainedModel.from_bytes(path.read_bytes())
         except Exception as exc:
             raise InvalidInput(f"{model} version {version} was not trained by govern, so it cannot be {purpose} "
                                f"here ({type(exc).__name__}).") from exc
@@ -345,6 +356,10 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
     if features and label in features:
         raise InvalidInput(f"the label column {label!r} cannot also be a feature: a model would read the answer "
                            "(leave it out of --features).")
+    reserved = [c for c in (label, *sensitive, *(features or [])) if c == ROW_ID]
+    if reserved:
+        raise InvalidInput(f"{ROW_ID!r} is govern's row id (each row's position in the file, by which reviewers' "
+                           "corrections find their row): rename that column to use it.")
     named_twice = sorted({c for c in sensitive if list(sensitive).count(c) > 1})
     if named_twice:
         raise InvalidInput(f"sensitive column {', '.join(map(repr, named_twice))} is named more than once.")
