@@ -166,6 +166,27 @@ def test_releasing_the_production_version_again_is_refused_and_rollback_skips_re
     back = admin.rollback(model="credit")
     assert (back.previous_version, back.version) == ("2", "1")
     assert store.as_("vic").production_version(model="credit") == "1"
+    # a second rollback does not roll forward to where the first came from
+    with pytest.raises(Conflict, match="is the first production version; there is nothing to roll back to"):
+        store.as_("eng").rollback(model="credit")
+
+
+def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passing, tmp_path):
+    store = passing
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").release(model="credit", version="1")
+    other = store.home.parent / "other.bin"
+    other.write_bytes(b"other weights")
+    store.as_("eng").register_version(model="credit", version="2", artifact=other)
+    store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
+    impossible = tmp_path / "impossible.yaml"
+    impossible.write_text("name: impossible\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
+    store.assign_policy(impossible)
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"  # new evidence on 1
+    with pytest.raises(NotAllowed, match="cannot roll back to credit version 1: its latest gate is blocked by auc"):
+        store.as_("eng").rollback(model="credit")
+    assert store.as_("ada").rollback(model="credit").version == "1"
 
 
 def test_rollback_respects_rejections_and_overrides(passing):

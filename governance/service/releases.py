@@ -131,9 +131,11 @@ class ReleaseActions(ServiceBase):
                     raise InvalidInput(f"version {to!r} of {model!r} was never in production before "
                                        f"(production has held: {', '.join(dict.fromkeys(released))}).")
                 target = to
-            else:  # what production held before today's version: moves that kept it (an override renewed) aside
+            else:  # what production held before the release or override that put today's version there (an
+                # override renewed aside); never where a rollback came from: that would roll forward
                 target = next((m.previous_version for m in reversed(moves)
-                               if m.previous_version is not None and m.previous_version != current), None)
+                               if m.version == current and m.action in ("release", "override")
+                               and m.previous_version is not None and m.previous_version != current), None)
                 if target is None:
                     raise Conflict(f"{model} version {current} is the first production version; there is nothing "
                                    "to roll back to.")
@@ -231,6 +233,10 @@ def _check_rollback_target(conn: duckdb.DuckDBPyConnection, model: str, target: 
     if basis is not None and basis.action == "override" and user.role is not Role.ADMIN:
         raise NotAllowed(f"{model} version {target} was in production only by an admin's override; only an admin "
                          "puts it back (a new override with a reason and an expiry).")
+    blocking = _blocking_rules(gate) if (gate := gates.latest_gate(conn, model, target)) is not None else []
+    if blocking and user.role is not Role.ADMIN:
+        raise NotAllowed(f"cannot roll back to {model} version {target}: its latest gate is blocked by "
+                         f"{', '.join(blocking)}; only an admin puts it back.")
 
 
 def _basis(moves: list[AliasMove], version: str) -> AliasMove | None:
