@@ -19,9 +19,13 @@ _SELECT_JOBS = f"SELECT {_JOB} FROM jobs"
 def insert_job(conn: duckdb.DuckDBPyConnection, job: Job, dedupe_key: str) -> str:
     """The job queued for `dedupe_key`'s evidence: the one already there, unless that one failed or was
     cancelled; then it keeps its record under a retired key and `job` is queued (gating again is how a
-    failed job is tried again)."""
+    failed job is tried again). Not a job that failed for good: one that escalated (its version cannot be
+    retrained as asked) stays the answer until the version changes, or it would fail again each gate."""
     found = conn.execute("SELECT id, status FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
     if found and found[1] not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return cast(str, found[0])
+    if found and one_int(conn, "SELECT count(*) FROM review_items WHERE dedupe_key = ?",
+                         [f"escalation:job:{found[0]}"]):
         return cast(str, found[0])
     if found:
         conn.execute("UPDATE jobs SET dedupe_key = ? WHERE id = ?", [f"{dedupe_key} retired:{found[0]}", found[0]])
