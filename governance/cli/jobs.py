@@ -59,7 +59,7 @@ def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: 
     engineers instead.
 
     Exits 1 when a job it ran failed (the job keeps the error: `govern jobs show ID`); gating the version
-    again queues the retrain anew."""
+    again queues the retrain anew, unless the job escalated (it cannot succeed as asked)."""
     results = service.run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
                                  max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
     if results:
