@@ -278,6 +278,37 @@ def test_predict_scores_a_table_with_a_trained_version_as_the_version_scores_it(
     assert snapshot(home) == before  # scoring stores nothing
 
 
+def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_ingest_would(trained, run_cli,
+                                                                                       tmp_path):
+    # 1e308 in a numeric column scored NaN (float32 overflow) and exited 0; a repeated header was renamed
+    # age.1 by pandas and written; an empty --score-column was accepted; a long --out name failed on its
+    # scratch file's longer name.
+    home, data, _, _ = trained
+    batch = pd.read_csv(data).drop(columns=["y"]).iloc[:50].copy()
+    batch.loc[batch.index[0], "x"] = 1e308
+    batch.loc[batch.index[1], "x"] = float("inf")
+    batch["x"] = batch["x"].astype(object)
+    batch.loc[batch.index[2], "x"] = "old"
+    huge = tmp_path / "huge.csv"
+    batch.to_csv(huge, index=False)
+    out = tmp_path / ("s" * 240 + ".csv")
+    result = run_cli(home, "predict", "m", "1", huge, "--out", out, as_="eng")
+    assert result.exit_code == 0, result.stderr
+    scores = pd.read_csv(out)["score"]
+    assert scores.notna().all() and ((scores >= 0) & (scores <= 1)).all()
+    assert "note: column 'x': 2 row(s) empty, not a number or infinite (scored as the training mean)" in result.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".govern-predict-")]
+    text = huge.read_text().splitlines()
+    (tmp_path / "twice.csv").write_text("\n".join([text[0] + ",x", *(line + ",1" for line in text[1:])]) + "\n")
+    for args, message in (([tmp_path / "twice.csv", "--out", tmp_path / "t.csv"],
+                           "twice.csv names column 'x' more than once in its header"),
+                          ([huge, "--out", tmp_path / "e.csv", "--score-column", " "],
+                           "the score column needs a name")):
+        refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "e.csv").exists()
+
+
 def test_cancelling_a_waiting_job_is_immediate(trained):
     home, _, _, outcome = trained
     job = as_(home, "eng").cancel_job(job_id=outcome.jobs[0]).to_dict()
@@ -394,7 +425,8 @@ def test_a_small_table_trains_with_a_batch_size_and_epochs_fitted_to_it_unless_t
     default = TrainConfig()
     # 200 rows, 120 to learn from: batches of 16 (8 an epoch) and 188 epochs to make 1,500 steps
     sized, note = sized_config(default, 200, ())
-    assert (sized.batch_size, sized.epochs) == (16, 188) and "batch_size 16 and up to 188 epochs" in note
+    assert (sized.batch_size, sized.epochs) == (16, 188)
+    assert "batch_size 16 instead of 256 and epochs 188 instead of 30" in note
     assert sized_config(default, 200, ("batch_size", "epochs")) == (default, None)  # a config file set both
     assert sized_config(default, 200, ("epochs",))[0].epochs == 30
     assert sized_config(default, 3_000, ())[0].batch_size == 64  # 1,800 rows: 28 batches an epoch
@@ -456,7 +488,8 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     assert result.exit_code == 0, result.stderr
     sizing, improving, note = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say
     # the config chose the epochs, not the batch size: only that is fitted to the 360 rows it learns from
-    assert sizing.startswith("a small table (360 rows to learn from): batch_size 16 and up to 1 epochs")
+    assert sizing == ("a small table (360 rows to learn from): batch_size 16 instead of 256 (early stopping decides "
+                      "when to stop), so that training takes enough steps; set them in --config to choose.")
     assert improving == "the validation loss was still falling at the last epoch (1 of 1): more epochs (`epochs:` " \
                         "in --config) may fit better."
     assert note.startswith("sensitive column 'age' has ") and "0 of them with 50+ rows" in note and "bin it" in note

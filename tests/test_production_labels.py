@@ -329,6 +329,13 @@ def test_ingest_notes_a_batch_without_the_sensitive_columns_and_a_file_ingested_
     first = bare.stdout.split(" as ")[1].split(" ")[0]
     assert again["split"] == "production" and again["notes"] == [
         f"the same file was ingested before as {first} (production); both sets are kept."]
+    third = json.loads(run_cli(store.home, *base, "--sensitive", "group", "--json", as_="eng").stdout)
+    assert third["notes"][-1].endswith("(production); all 3 sets are kept.")
+    without = store.home.parent / "without-group.parquet"
+    pd.read_parquet(files["unlabelled"]).drop(columns=["group"]).to_parquet(without, index=False)
+    lacking = run_cli(store.home, "ingest", "credit", "1", without, "--score", "score", "--id", "row_id", "--split",
+                      "production", as_="eng")
+    assert lacking.stdout.splitlines()[1].endswith("go unmeasured (the file holds none of those columns).")
 
 
 MONITORING_PACK = """\

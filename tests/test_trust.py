@@ -181,7 +181,8 @@ def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passi
     store.as_("eng").register_version(model="credit", version="2", artifact=other)
     store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
     impossible = tmp_path / "impossible.yaml"
-    impossible.write_text("name: impossible\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
+    impossible.write_text("name: impossible\nversion: 1\nrules:\n"
+                          "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
     store.assign_policy(impossible)
     assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"  # new evidence on 1
     with pytest.raises(NotAllowed, match="cannot roll back to credit version 1: its latest gate is blocked by auc"):

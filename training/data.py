@@ -78,12 +78,17 @@ def encode(frame: pd.DataFrame, spec: TabularSpec) -> tuple[torch.Tensor, torch.
     return _numbers(frame, spec), _codes(frame, spec)
 
 
+FARTHEST = 1e6  # standard deviations from the training mean a number is taken to lie at most
+
+
 def _numbers(frame: pd.DataFrame, spec: TabularSpec) -> torch.Tensor:
     numbers = np.zeros((len(frame), len(spec.numeric)), dtype=np.float32)
     for j, c in enumerate(spec.numeric):
         values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         scaled = (values - spec.means[c]) / spec.stds[c]
-        numbers[:, j] = np.where(np.isfinite(scaled), scaled, 0.0)
+        # a value over a million standard deviations out counts as that far: float32 holds no larger
+        # product of it (1e308 scored NaN); missing and non-numbers count as the mean
+        numbers[:, j] = np.where(np.isfinite(scaled), np.clip(scaled, -FARTHEST, FARTHEST), 0.0)
     return torch.from_numpy(numbers)
 
 

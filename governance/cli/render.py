@@ -123,7 +123,12 @@ def scored_file(result, *, model_name: str, version_name: str) -> str:
     return (f"scored {result.rows:,} rows with {model_name} version {version_name} → {result.out} (column "
             f"{result.score_column!r}, mean {result.mean_score:.4f})"
             + "".join(f"\nnote: column {column!r}: {count:,} row(s) hold a value the model never saw in training "
-                      "(scored as unseen)" for column, count in result.unseen.items()))
+                      "(scored as unseen)" for column, count in result.unseen.items())
+            + "".join(f"\nnote: column {column!r}: {count:,} row(s) empty, not a number or infinite (scored as the "
+                      "training mean)" for column, count in result.not_numbers.items())
+            + "".join(f"\nnote: column {column!r}: {count:,} row(s) empty, so without the version's group offset "
+                      "for it (and `govern ingest` refuses empty sensitive cells)" for column, count
+                      in result.no_group.items()))
 
 
 def epoch(epoch: int, total: int, record: dict) -> str:

@@ -217,14 +217,17 @@ class RegistryActions(ServiceBase):
             eval_set = registry.latest_prediction_set(conn, ps.model, ps.version, "eval")
             left_out = [c for c in (eval_set.sensitive if eval_set else []) if c not in ps.sensitive]
             if ps.split == "production" and left_out:
+                present = [c for c in left_out if c in ps.features]  # kept: every column not named otherwise
+                remedy = (f"ingest it again with --sensitive {','.join(present)} to measure them" if present
+                          else "the file holds none of those columns")
                 notes.append(f"the version's eval set judges fairness by {', '.join(left_out)}, which this batch "
                              f"does not name with --sensitive: its selection rates per group and parity gaps go "
-                             f"unmeasured (ingest it again with --sensitive {','.join(left_out)} to measure them).")
+                             f"unmeasured ({remedy}).")
             same = [other for other in registry.list_prediction_sets(conn, ps.model, ps.version)
                     if other.id != ps.id and other.split == ps.split and other.source_sha256 == ps.source_sha256]
             if same:
                 notes.append(f"the same file was ingested before as {', '.join(o.id for o in same)} ({ps.split}); "
-                             "both sets are kept.")
+                             f"{'both' if len(same) == 1 else f'all {len(same) + 1}'} sets are kept.")
             return notes
 
         return self._run(unit)

@@ -56,18 +56,23 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class ScoredFile:
-    """What `predict_file` wrote: the file, its rows, the score column, the mean score, and per categorical
-    column the rows holding a value the model never saw in training (scored as unseen)."""
+    """What `predict_file` wrote: the file, its rows, the score column, the mean score, per categorical
+    column the rows holding a value the model never saw in training (scored as unseen), per numeric column
+    the rows without a finite number (scored as the training mean), and per column the version shifts
+    scores by, the rows without a group (no shift)."""
 
     out: Path
     rows: int
     score_column: str
     mean_score: float
     unseen: dict[str, int]
+    not_numbers: dict[str, int] = field(default_factory=dict)  # numeric column → rows empty, not numbers or inf
+    no_group: dict[str, int] = field(default_factory=dict)  # offset column → rows without a group (no offset)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "rows": self.rows, "score_column": self.score_column,
-                "mean_score": self.mean_score, "unseen": self.unseen}
+                "mean_score": self.mean_score, "unseen": self.unseen, "not_numbers": self.not_numbers,
+                "no_group": self.no_group}
 
 
 def read_table(path: Path, *, what: str = "training data", delimiter: str = ",") -> pd.DataFrame:
@@ -76,7 +81,15 @@ def read_table(path: Path, *, what: str = "training data", delimiter: str = ",")
     from governance.ingest import detect_format
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"{what} {path} does not exist.")
+        raise InvalidInput(f"{what} {path} " + ("is not a regular file." if path.exists() else "does not exist."))
+    if detect_format(path) != "parquet":  # pandas renames a repeated header (age, age.1): refused, as ingest does
+        import csv
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise InvalidInput(f"{path.name} names column {', '.join(map(repr, repeated))} more than once in its "
+                               "header; give each column its own name.")
     try:
         if detect_format(path) == "parquet":  # by suffix or by content (stored artifacts have no suffix)
             return pd.read_parquet(path)
@@ -262,7 +275,12 @@ class TrainingActions(PolicyActions, RegistryActions):
         Values a categorical column never held in training score as unseen; the result counts them."""
         import os
 
+        import numpy as np
+        import pandas as pd
+
         from training.data import encode
+        if not score_column.strip():
+            raise InvalidInput("the score column needs a name (--score-column).")
         out = Path(out)
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise InvalidInput(f"the output {out.name} must end in .csv or .parquet.")
@@ -288,8 +306,17 @@ class TrainingActions(PolicyActions, RegistryActions):
         counts = {c: int(((codes[:, j] == 0).numpy() & frame[c].notna().to_numpy()).sum())
                   for j, c in enumerate(spec.categorical)}
         unseen = {column: count for column, count in counts.items() if count}
+        not_numbers = {}
+        for column in spec.numeric:  # empty, not a number, or infinite: scored as the training mean
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            count = int((~np.isfinite(values)).sum())
+            if count:
+                not_numbers[column] = count
+        no_group = {c: int(frame[c].isna().sum()) for c in trained.offsets if frame[c].isna().any()}
         scored = frame.assign(**{score_column: trained.predict(frame)})
-        scratch = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        handle, name = tempfile.mkstemp(dir=out.parent, prefix=".govern-predict-", suffix=out.suffix)
+        os.close(handle)
+        scratch = Path(name)
         try:
             if out.suffix.lower() == ".csv":
                 scored.to_csv(scratch, index=False)
@@ -298,7 +325,8 @@ class TrainingActions(PolicyActions, RegistryActions):
             os.replace(scratch, out)
         finally:
             scratch.unlink(missing_ok=True)
-        return ScoredFile(out, len(scored), score_column, float(scored[score_column].mean()), unseen)
+        return ScoredFile(out, len(scored), score_column, float(scored[score_column].mean()), unseen, not_numbers,
+                          no_group)
 
 
 LIMITS = {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "patience": (1, 10_000),
@@ -402,12 +430,13 @@ def sized_config(config: TrainConfig, train_rows: int, chosen: Collection[str]) 
     per_epoch = max(1, math.ceil(learn / batch_size))
     if "epochs" not in chosen and per_epoch * epochs < MIN_STEPS:
         epochs = max(epochs, min(MAX_SIZED_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
-    if (batch_size, epochs) == (config.batch_size, config.epochs):
+    changed = [f"{name} {new} instead of {old}" for name, new, old in (
+        ("batch_size", batch_size, config.batch_size), ("epochs", epochs, config.epochs)) if new != old]
+    if not changed:
         return config, None
     return replace(config, batch_size=batch_size, epochs=epochs), (
-        f"a small table ({learn:,} rows to learn from): batch_size {batch_size} and up to {epochs} epochs (early "
-        f"stopping decides) instead of {config.batch_size} and {config.epochs}, so that training takes enough steps; "
-        "set them in --config to choose.")
+        f"a small table ({learn:,} rows to learn from): {' and '.join(changed)} (early stopping decides when to "
+        "stop), so that training takes enough steps; set them in --config to choose.")
 
 
 def still_improving(history: Sequence[dict[str, Any]]) -> str | None:
