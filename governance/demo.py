@@ -270,9 +270,10 @@ def _add_gold_items(admin, eval_set, history: pd.DataFrame, truth: np.ndarray, c
         values = {k: _plain(v) for k, v in scored.loc[row].items()}
         score = float(values[eval_set.score_column])
         admin.add_review_item(model="income", version="1", judgments=len(config.reviewers), gold=answer, evidence={
-            "row": int(row) + 1, "id": int(row), "label": recorded, "score": score, "prediction": int(score >= 0.5),
-            "groups": {c: str(values[c]) for c in eval_set.sensitive},
-            "features": {k: v for k, v in values.items() if k not in (eval_set.label_column, eval_set.score_column)},
+            "row": int(scored.index.get_loc(row)) + 1, "id": int(row), "label": recorded, "score": score,
+            "prediction": int(score >= 0.5), "groups": {c: str(values[c]) for c in eval_set.sensitive},
+            "features": {k: v for k, v in values.items()
+                         if k not in (eval_set.label_column, eval_set.score_column, eval_set.id_column)},
             "strategy": strategy, "rank": rank, "prediction_set": eval_set.id})
     return len(chosen)
 

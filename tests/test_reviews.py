@@ -443,7 +443,8 @@ def test_cli_claims_the_next_items_and_judges_several_in_one_step(queue, run_cli
     shown = run_cli(store.home, "review", "show", examples[0], as_="rey").stdout
     assert "  to judge: A row of the evaluated predictions, sampled because a rule of the policy failed." in shown
     assert "\n  rule ece: calibration.ece 0.0158 (point) must be <= 1.000e-04; n 3456: failed\n" in shown
-    assert "; sampled by high_confidence_errors (rank " in shown
+    assert "; sampled by high_confidence_errors (" in shown and "rank" not in shown  # not shown to a reviewer
+    assert "(rank " in run_cli(store.home, "review", "show", examples[0], as_="eng").stdout
     detail = _json(run_cli(store.home, "review", "show", examples[0], "--json", as_="rey"))
     assert (detail["rule"]["rule_id"], detail["rule"]["status"], detail["guidance"]["kind"]) == ("ece", "failed",
                                                                                                  "example")
@@ -540,6 +541,13 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     assert as_seen[examples[0]]["rule_id"] is not None and as_seen[examples[0]]["priority"] == "blocking"
     truth = store.as_("eng").show_review_item(item_id=every.id).item
     assert (truth.kind, truth.judgments_required, truth.shown_judgments) == ("gold", 3, 1)
+    # another reviewer's judgment of an open item stays hidden until it resolves: a gold item that needs
+    # three showed "needs 1 judgment" with one judgment already made
+    store.as_("rev2").claim_review_item(item_id=every.id)
+    store.as_("rev2").judge_review_item(item_id=every.id, verdict="label_correct", comment="fine")
+    assert store.as_("rey").show_review_item(item_id=every.id).judgments == []
+    assert [j.reviewer for j in store.as_("rev2").show_review_item(item_id=every.id).judgments] == ["rev2"]
+    assert [j.reviewer for j in store.as_("eng").show_review_item(item_id=every.id).judgments] == ["rev2"]
     shown = _json(run_cli(store.home, "review", "show", gold.id, "--json", as_="rey"))
     assert (shown["item"]["kind"], shown["item"]["is_gold"], shown["gold_answer"]) == ("example", False, None)
     assert shown["guidance"]["kind"] == "example"
@@ -551,7 +559,7 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     judged = _json(run_cli(store.home, "review", "judge", gold.id, "--verdict", "label_wrong", "--label", "1",
                            "--comment", "employed", "--json", as_="rey"))
     assert (judged["kind"], judged["is_gold"], judged["status"]) == ("example", False, "resolved")
-    [accuracy] = store.as_("vic").agreement().reviewers  # still scored against the gold answer
+    [accuracy] = [r for r in store.as_("vic").agreement().reviewers if r["reviewer"] == "rey"]  # scored as gold
     assert (accuracy["reviewer"], accuracy["gold_judged"], accuracy["gold_accuracy"]) == ("rey", 1, 1.0)
 
 

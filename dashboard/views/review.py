@@ -64,7 +64,8 @@ def show_row(evidence: dict[str, Any]) -> None:
     if strategy:
         why = STRATEGIES.get(str(strategy), "")
         groups = evidence.get("groups") if isinstance(evidence.get("groups"), dict) else {}
-        st.write(state.plain(f"Why it was sampled: {strategy}, rank {number(evidence.get('rank'))}"
+        rank = f", rank {number(evidence['rank'])}" if "rank" in evidence else ""
+        st.write(state.plain(f"Why it was sampled: {strategy}{rank}"
                              + (f" ({why})" if why else "") + "."
                              + (" Its groups: " + ", ".join(f"{k} = {v}" for k, v in groups.items()) + "."
                                 if groups else "")))

@@ -406,7 +406,8 @@ def row_summary(evidence: dict[str, Any]) -> str:
         parts.append(f"score {_evidence_value(evidence['score'])} → prediction {evidence.get('prediction', '?')}")
     if evidence.get("strategy"):
         why = STRATEGIES.get(evidence["strategy"], evidence["strategy"])
-        parts.append(f"sampled by {evidence['strategy']} (rank {evidence.get('rank', '?')}: {why})")
+        rank = f"rank {evidence['rank']}: " if "rank" in evidence else ""
+        parts.append(f"sampled by {evidence['strategy']} ({rank}{why})")
     if isinstance(evidence.get("groups"), dict) and evidence["groups"]:
         parts.append("groups " + ", ".join(f"{k}={v}" for k, v in evidence["groups"].items()))
     return "; ".join(parts)

@@ -144,8 +144,12 @@ class ReviewActions(ServiceBase):
             user = self._authorize(conn, Action.VIEW)
             item = _as_seen_by(_require_item(conn, item_id), user)
             answer = review_items.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
-            return ItemDetail(item, judgments.judgments_of(conn, item_id), answer, guidance_for(item.kind),
-                              _rule_result(conn, item))
+            seen = judgments.judgments_of(conn, item_id)
+            if user.role is Role.REVIEWER and item.status not in (ItemStatus.RESOLVED, ItemStatus.DISMISSED):
+                # others' judgments of an open item wait until it resolves: each judgment stays independent
+                # (no anchoring on the first verdict), and a gold item's other judgments would give it away
+                seen = [j for j in seen if j.reviewer == user.name]
+            return ItemDetail(item, seen, answer, guidance_for(item.kind), _rule_result(conn, item))
 
         return self._run(unit)
 
@@ -465,7 +469,11 @@ def _all_or_none(ids: list[str], done: str, step: Callable[[str], T]) -> list[T]
 def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
     """A gold item as `user` may see it: to reviewers, the example it passes for (so that they judge it as
     they judge any other); everyone else sees the truth."""
-    if user.role is Role.REVIEWER and (item.is_gold or item.kind == "gold"):
+    if user.role is not Role.REVIEWER:
+        return item
+    if "rank" in item.evidence:  # a sample's order is nothing to judge by, and a gold item's would stand out
+        item = replace(item, evidence={k: v for k, v in item.evidence.items() if k != "rank"})
+    if item.is_gold or item.kind == "gold":
         return replace(item, kind="example", is_gold=False, shown_judgments=None,
                        judgments_required=item.shown_judgments or item.judgments_required)
     return item
