@@ -459,6 +459,17 @@ def test_a_tables_own_row_id_column_gives_way_to_positions_so_corrections_find_t
             as_(home, "ada").train_version(model="m", data=path, label="y", **argument)
 
 
+def test_the_training_notes_read_the_validation_loss():
+    from governance.service.training import still_improving
+    epochs = [{"epoch": i + 1, "validation_loss": loss} for i, loss in enumerate((0.7, 0.6, 0.5))]
+    assert still_improving(epochs).startswith("the validation loss was still falling at the last epoch (3 of 3)")
+    assert still_improving([*epochs, {"epoch": 3, "stopped": "early stopping"}]) is None
+    rising = [{"epoch": i + 1, "validation_loss": loss} for i, loss in enumerate((23.2, 27.6, 47.3))]
+    assert still_improving(rising).startswith("the validation loss never fell below the first epoch's (23.2)")
+    assert still_improving([{"epoch": 1, "validation_loss": 0.7}, {"epoch": 2, "validation_loss": 0.69},
+                            {"epoch": 3, "validation_loss": 0.71}, {"epoch": 3, "stopped": "early stopping"}]) is None
+
+
 def test_training_config_from_a_file(tmp_path):
     from governance.service.training import load_config
 

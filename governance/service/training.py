@@ -440,8 +440,13 @@ def sized_config(config: TrainConfig, train_rows: int, chosen: Collection[str]) 
 
 
 def still_improving(history: Sequence[dict[str, Any]]) -> str | None:
-    """A note when training ran every epoch and the last had the lowest validation loss: more might fit."""
+    """A note when training ran every epoch and the last had the lowest validation loss (more might fit),
+    or when no epoch after the first lowered it (the model learned nothing its validation rows confirm)."""
     losses = [h["validation_loss"] for h in history if "validation_loss" in h]
+    if len(losses) > 1 and min(losses[1:]) >= losses[0]:
+        return (f"the validation loss never fell below the first epoch's ({losses[0]:.4g}): the model learned "
+                "nothing its validation rows confirm; look for too few rows, or a column on another scale "
+                "than in training (a number constant in the training rows).")
     if not losses or any("stopped" in h for h in history) or min(losses) < losses[-1]:
         return None
     return (f"the validation loss was still falling at the last epoch ({len(losses)} of {len(losses)}): more epochs "
