@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from governance.errors import InvalidInput
 from governance.service import Service
 from tests.support.frames import biased
 from tests.support.stores import ACS_ROLES
@@ -131,6 +132,34 @@ def test_baseline_challenger_blocks_a_model_more_than_the_allowed_regression_bel
     # the challenger sets never stand in for the version's own evaluation
     evaluation, _ = engineer.latest_evaluation(model="credit", version="1")
     assert evaluation.prediction_set_id == _sets(engineer, "credit", "1")["eval"].id
+
+
+def test_a_challenger_scores_the_eval_rows_and_no_others(evaluated_store, acs_files, tmp_path, run_cli):
+    # 100 unrelated rows scored 0.5 were accepted as a challenger (ROC AUC 0.5), disarming challenger-auc.
+    from dataclasses import replace
+
+    from tests.support.stores import snapshot
+    engineer = evaluated_store.as_("eng")
+    eval_rows = pd.read_parquet(acs_files[0]).assign(rid=lambda f: [f"r{i}" for i in range(len(f))])
+    fewer, ids, other_ids = (tmp_path / f"{name}.parquet" for name in ("fewer", "ids", "other"))
+    eval_rows.head(100).assign(predicted_probability=0.5).to_parquet(fewer, index=False)
+    eval_rows.to_parquet(ids, index=False)
+    eval_rows.assign(rid=lambda f: f["rid"].where(f.index >= 100, "x" + f["rid"])).to_parquet(other_ids, index=False)
+    engineer.register_version(model="credit", version="2", artifact=evaluated_store.artifact)
+    with pytest.raises(InvalidInput, match="credit version 2 has no eval set yet; a challenger scores the eval rows"):
+        engineer.ingest(model="credit", version="2", file=ids, split="challenger", roles=replace(ACS_ROLES, id="rid"))
+    engineer.ingest(model="credit", version="2", file=ids, split="eval", roles=replace(ACS_ROLES, id="rid"))
+    before = snapshot(evaluated_store.home)
+    base = ["--split", "challenger", "--label", "employed", "--score", "predicted_probability"]
+    refused = run_cli(evaluated_store.home, "ingest", "credit", "1", fewer, *base, as_="eng")
+    assert refused.exit_code == 2
+    assert "fewer.parquet has 100 rows and the eval set" in refused.stderr and "same eval rows" in refused.stderr
+    moved = run_cli(evaluated_store.home, "ingest", "credit", "2", other_ids, *base, "--id", "rid", as_="eng")
+    assert moved.exit_code == 2 and ("other.parquet does not score the eval rows of" in moved.stderr
+                                     and "100 of its ids are not eval rows and 100 eval rows have no score" in
+                                     moved.stderr), moved.stderr
+    assert snapshot(evaluated_store.home) == before  # nothing stored, not even the file
+    engineer.ingest(model="credit", version="2", file=ids, split="challenger", roles=replace(ACS_ROLES, id="rid"))
 
 
 def test_without_a_challenger_the_default_pack_warns_and_says_how_to_register_one(evaluated_store):

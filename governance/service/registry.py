@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
@@ -201,9 +201,48 @@ class RegistryActions(ServiceBase):
         self._run(lambda conn: (self._authorize(conn, Action.INGEST), _require_version(conn, model, version)))
         optional = roles.label is None and split == "production"
         roles = replace(roles, label="label") if roles.label is None else roles
+        eval_set = self._run(lambda conn: registry.latest_prediction_set(conn, model, version, "eval")) \
+            if split == "challenger" else None
+
+        def check(path: Path, prepared: PreparedFile) -> None:  # after the file's own problems
+            if split != "challenger":
+                return
+            if eval_set is None:
+                raise InvalidInput(f"{model} version {version} has no eval set yet; a challenger scores the eval "
+                                   "rows, so ingest those first.")
+            self._check_same_rows(eval_set, path, prepared, roles, Path(file).name)
+
         prepared = self._stage_prediction_file(Path(file), roles, delimiter=delimiter, label_optional=optional,
-                                               judged_for_fairness=split in ("eval", "challenger"))
+                                               judged_for_fairness=split in ("eval", "challenger"), check=check)
         return self._run(lambda conn: self._record_prediction_set(conn, model, version, split, when, roles, prepared))
+
+    def _check_same_rows(self, eval_set: PredictionSet, path: Path, prepared: PreparedFile, roles: ColumnRoles,
+                         name: str) -> None:
+        """A challenger (normalised at `path`) scores the version's eval rows, no others: the same ids (or,
+        without ids, as many rows). Else its ROC AUC is a benchmark of other data (100 unrelated rows at 0.5
+        disarmed a blocking challenger-auc rule)."""
+        if roles.id is None or eval_set.id_column is None:
+            if prepared.row_count != eval_set.row_count:
+                raise InvalidInput(f"{name} has {prepared.row_count:,} rows and the eval set {eval_set.id} "
+                                   f"{eval_set.row_count:,}: a challenger scores the same eval rows (with --id, the "
+                                   "same ids).")
+            return
+        from evaluation.sources import quote
+        probe = duckdb.connect()
+        try:  # the id columns are the sets' own, checked at ingest; quoted as identifiers
+            outside, missing = probe.execute(
+                f"WITH c AS (SELECT DISTINCT CAST({quote(roles.id)} AS VARCHAR) AS id FROM read_parquet($c)), "
+                f"e AS (SELECT DISTINCT CAST({quote(eval_set.id_column)} AS VARCHAR) AS id FROM read_parquet($e)) "
+                "SELECT (SELECT count(*) FROM c WHERE id NOT IN (SELECT id FROM e)), "
+                "(SELECT count(*) FROM e WHERE id NOT IN (SELECT id FROM c))",
+                {"c": str(path), "e": str(self.prediction_set_path(eval_set))}
+            ).fetchone() or (0, 0)
+        finally:
+            probe.close()
+        if outside or missing:
+            raise InvalidInput(f"{name} does not score the eval rows of {eval_set.id}: {outside:,} of its ids are "
+                               f"not eval rows and {missing:,} eval rows have no score; a challenger scores the same "
+                               "eval rows.")
 
     def ingest_notes(self, prediction_set: PredictionSet) -> list[str]:
         """What the user should know about a set just ingested: a production batch without the sensitive
@@ -233,13 +272,17 @@ class RegistryActions(ServiceBase):
         return self._run(unit)
 
     def _stage_prediction_file(self, file: Path, roles: ColumnRoles, *, delimiter: str = ",",
-                               label_optional: bool = False, judged_for_fairness: bool = False) -> PreparedFile:
-        """Validate the file and store its normalised Parquet by sha256 (no record yet)."""
+                               label_optional: bool = False, judged_for_fairness: bool = False,
+                               check: Callable[[Path, PreparedFile], None] | None = None) -> PreparedFile:
+        """Validate the file and store its normalised Parquet by sha256 (no record yet); `check(normalised
+        file, prepared)`, where given, may refuse it before anything is stored."""
         from governance.ingest import prepare_prediction_file
         scratch = self.artifacts.scratch_path(".parquet")
         try:
             prepared = prepare_prediction_file(Path(file), roles, scratch, delimiter=delimiter,
                                                label_optional=label_optional, judged_for_fairness=judged_for_fairness)
+            if check is not None:
+                check(scratch, prepared)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)
