@@ -144,6 +144,29 @@ def test_eval_data_newer_than_the_evaluation_blocks_the_gate_approval_and_releas
     assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
 
 
+def test_the_latest_eval_set_is_the_last_recorded_whatever_the_writers_clock(passing, monkeypatch, tmp_path):
+    # A machine whose clock ran an hour behind ingested a newer eval set that counted as older: the gate and
+    # the release judged the earlier set. Records are ordered as the store received them.
+    from datetime import timedelta
+
+    import pandas as pd
+
+    import governance.service.registry as registry_service
+    store = passing
+    current, _ = _acs(store)
+    newer = tmp_path / "newer.parquet"
+    pd.read_parquet(current).iloc[:400].to_parquet(newer, index=False)
+    real_now = registry_service._now
+    monkeypatch.setattr(registry_service, "_now", lambda: real_now() - timedelta(hours=1))
+    fresh = store.as_("eng").ingest(model="credit", version="1", file=newer, split="eval", roles=ACS_ROLES)
+    monkeypatch.undo()
+    sets = [p for p in store.as_("vic").show_version(model="credit", version="1").prediction_sets if p.split == "eval"]
+    assert fresh.created_at > max(p.created_at for p in sets if p.id != fresh.id)
+    with pytest.raises(Conflict, match=rf"has eval predictions \({fresh.id}\) newer than those its latest evaluation"):
+        store.as_("eng").gate(model="credit", version="1")
+    assert store.as_("eng").evaluate(model="credit", version="1", resamples=0)[0].prediction_set_id == fresh.id
+
+
 def test_releasing_the_production_version_again_is_refused_and_rollback_skips_renewed_overrides(passing, run_cli):
     # A second release of the version production holds moved 2 -> 2, and every rollback after it then
     # "rolled back" 2 -> 2, exit 0, production unmoved.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
@@ -195,6 +195,12 @@ class ServiceBase:
         event = audit_log.append_event(conn, actor=actor or self.actor, action=action, entity=entity,
                                        payload={**payload, "auth": how})
         self._appended.append((event.seq, event.hash, event.ts))
+
+
+def after(newest: datetime | None, now: datetime) -> datetime:
+    """`now`, or a microsecond after `newest` when a clock behind the store's last writer would put a new
+    record before it: "latest" means the last one recorded, whatever the writing machine's clock says."""
+    return max(now, newest + timedelta(microseconds=1)) if newest is not None else now
 
 
 def _present(found: T | None, what: str) -> T:

@@ -12,7 +12,7 @@ from governance.errors import Conflict, InvalidInput, NotFound
 from governance.limits import max_groups
 from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
 from governance.roles import Action
-from governance.service.base import _now, _present, _require_version
+from governance.service.base import _now, _present, _require_version, after
 from governance.service.monitoring import (
     DEFAULT_MAX_ECE,
     MonitorOutcome,
@@ -227,7 +227,9 @@ class EvaluationActions(PolicyActions, RegistryActions):
         """Store a computed evaluation and log it (inside the caller's unit of work)."""
         from evaluation import ENGINE_VERSION
         user = self._authorize(conn, Action.EVALUATE)
-        stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name})
+        newest = evaluations.newest_evaluation_time(conn, evaluation.model, evaluation.version)
+        stored = Evaluation(**{**evaluation.__dict__, "created_by": user.name,
+                               "created_at": after(newest, evaluation.created_at)})
         evaluations.insert_evaluation(conn, stored, metric_set)
         self._log(conn, "version.evaluate", f"version:{stored.model}/{stored.version}", {
             "evaluation": stored.id, "prediction_set": stored.prediction_set_id,

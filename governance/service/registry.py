@@ -14,7 +14,7 @@ from governance.errors import Conflict, InvalidInput, NotFound
 from governance.ingest import ColumnRoles
 from governance.records import Dataset, Model, PredictionSet, Version, VersionDetail
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_model, _require_version, check_name, parse_time
+from governance.service.base import ServiceBase, _now, _require_model, _require_version, after, check_name, parse_time
 from governance.store import registry, users
 
 if TYPE_CHECKING:
@@ -302,7 +302,9 @@ class RegistryActions(ServiceBase):
             conn, Dataset(prepared.sha256, "parquet", prepared.row_count, prepared.columns, prepared.source_name),
             created_at=_now(),
         )
-        prediction_set = replace(prediction_set, created_by=user.name)
+        newest = registry.newest_prediction_set_time(conn, prediction_set.model, prediction_set.version)
+        prediction_set = replace(prediction_set, created_by=user.name,
+                                 created_at=after(newest, prediction_set.created_at))
         registry.insert_prediction_set(conn, prediction_set)
         self._log(conn, "predictions.ingest", f"prediction_set:{prediction_set.id}", prediction_set.to_dict())
         return prediction_set

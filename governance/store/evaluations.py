@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 
@@ -40,6 +41,13 @@ def insert_evaluation(conn: duckdb.DuckDBPyConnection, evaluation: Evaluation, m
 def list_evaluations(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Evaluation]:
     rows = conn.execute(_SELECT_EVALUATIONS + " ORDER BY created_at, id", [model, version]).fetchall()
     return [_evaluation(row) for row in rows]
+
+
+def newest_evaluation_time(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> datetime | None:
+    """When the version's newest evaluation was recorded (None without one)."""
+    row = conn.execute("SELECT max(created_at) FROM evaluations WHERE model = ? AND version = ?",
+                       [model, version]).fetchone()
+    return row[0] if row else None
 
 
 def latest_evaluation(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Evaluation | None:

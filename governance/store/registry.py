@@ -146,6 +146,13 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
+def newest_prediction_set_time(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> datetime | None:
+    """When the version's newest prediction set was recorded (None without one)."""
+    row = conn.execute("SELECT max(created_at) FROM prediction_sets WHERE model = ? AND version = ?",
+                       [model, version]).fetchone()
+    return row[0] if row else None
+
+
 def latest_prediction_set(conn: duckdb.DuckDBPyConnection, model: str, version: str,
                           split: str) -> PredictionSet | None:
     row = conn.execute(
