@@ -236,7 +236,9 @@ class ReviewItem(Record):
     due_at: datetime | None = None
     is_gold: bool = False
     resolved_at: datetime | None = None
-    shown_judgments: int | None = None  # a gold item: the judgments it shows reviewers (its sampled kin's)
+    # a gold item: how it shows itself to reviewers, as the examples it passes for (judgments, created_by,
+    # created_at); None for other items
+    shown: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

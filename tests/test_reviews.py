@@ -534,13 +534,19 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     every = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
                                              evidence={"id": 8, "label": 1, "features": {"AGEP": 30}}, judgments=3)
     as_seen = {i["id"]: i for i in _json(run_cli(store.home, "review", "list", "--json", as_="rey"))}
-    shown_fields = ("kind", "rule_id", "gate_decision_id", "priority", "judgments_required", "is_gold",
-                    "shown_judgments")
+    shown_fields = ("kind", "rule_id", "gate_decision_id", "priority", "judgments_required", "is_gold", "shown",
+                    "created_by", "created_at")
     for item_id in (gold.id, every.id):
         assert [as_seen[item_id][f] for f in shown_fields] == [as_seen[examples[0]][f] for f in shown_fields]
     assert as_seen[examples[0]]["rule_id"] is not None and as_seen[examples[0]]["priority"] == "blocking"
     truth = store.as_("eng").show_review_item(item_id=every.id).item
-    assert (truth.kind, truth.judgments_required, truth.shown_judgments) == ("gold", 3, 1)
+    assert (truth.kind, truth.judgments_required, truth.created_by) == ("gold", 3, "ada")
+    assert truth.shown["judgments"] == 1 and truth.shown["created_by"] == as_seen[examples[0]]["created_by"]
+    # the reviewer's queue places it among those examples, not after them
+    order = [i["id"] for i in _json(run_cli(store.home, "review", "list", "--json", as_="rey"))]
+    kin = [i for i in order if as_seen[i]["gate_decision_id"] == as_seen[examples[0]]["gate_decision_id"]
+           and as_seen[i]["kind"] == "example"]
+    assert order.index(every.id) < order.index(kin[-1]) or every.id == kin[-1]
     # another reviewer's judgment of an open item stays hidden until it resolves: a gold item that needs
     # three showed "needs 1 judgment" with one judgment already made
     store.as_("rev2").claim_review_item(item_id=every.id)
@@ -560,6 +566,8 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
                            "--comment", "employed", "--json", as_="rey"))
     assert (judged["kind"], judged["is_gold"], judged["status"]) == ("example", False, "resolved")
     [accuracy] = [r for r in store.as_("vic").agreement().reviewers if r["reviewer"] == "rey"]  # scored as gold
+    # a reviewer sees only their own gold record: another's count moves when they judge a gold item
+    assert [r["reviewer"] for r in store.as_("rev2").agreement().reviewers] == ["rev2"]
     assert (accuracy["reviewer"], accuracy["gold_judged"], accuracy["gold_accuracy"]) == ("rey", 1, 1.0)
 
 

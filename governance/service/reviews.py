@@ -103,8 +103,10 @@ class ReviewActions(ServiceBase):
             review_items.insert_items(conn, [(item, uuid.uuid4().hex)])
             review_items.set_due(conn, item.id, due_at)
             if gold is not None:
+                shown = {"judgments": kin.judgments_required, "created_by": kin.created_by,
+                         "created_at": kin.created_at.isoformat()} if kin else None
                 review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")}
-                                      | ({"shown_judgments": kin.judgments_required} if kin else {}))
+                                      | ({"shown": shown} if shown else {}))
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
             return _present(review_items.get_item(conn, item.id), f"review item {item.id}")  # just filed
@@ -119,7 +121,7 @@ class ReviewActions(ServiceBase):
             user = self._authorize(conn, Action.VIEW)
             found = review_items.list_items(conn, model=model, version=version, status=status,
                                              kind=None if user.role is Role.REVIEWER else kind)
-            seen = [_as_seen_by(item, user) for item in found]
+            seen = sorted((_as_seen_by(item, user) for item in found), key=lambda i: (i.created_at, i.id))
             return [item for item in seen if kind is None or item.kind == kind]
 
         return self._run(unit)
@@ -134,7 +136,7 @@ class ReviewActions(ServiceBase):
             now = _now()
             held = [i for i in review_items.list_items(conn, model=model, status=ItemStatus.CLAIMED)
                     if i.assignee == user.name and i.claim_expires_at is not None and i.claim_expires_at >= now]
-            items = [_as_seen_by(i, user) for i in _working_order(held) + self._claimable(conn, user, model)]
+            items = [_as_seen_by(i, user) for i in _working_order(held, user) + self._claimable(conn, user, model)]
             return [i for i in items if kind is None or i.kind == kind]
 
         return self._run(unit)
@@ -234,7 +236,7 @@ class ReviewActions(ServiceBase):
                   if i.claim_expires_at is None or i.claim_expires_at < now]
         return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN) + lapsed
                                if allowed(user.role, _action_for(i)) and i.id not in done
-                               and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)])
+                               and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)], user)
 
     def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str,
                    now: datetime) -> tuple[ReviewItem, User]:
@@ -291,8 +293,14 @@ class ReviewActions(ServiceBase):
         reviewer's accuracy on gold items (flagged below `accuracy_floor` after 3 gold judgments)."""
         from governance.agreement import krippendorff_alpha, pairwise_kappas
 
-        judged, gold = self._read(Action.VIEW, lambda conn: (judgments.all_judgments(conn, model),
-                                                             judgments.gold_judgments(conn)))
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User, list[tuple[Judgment, str]],
+                                                            list[tuple[str, str, int | None, str]]]:
+            return self._authorize(conn, Action.VIEW), judgments.all_judgments(conn, model), \
+                judgments.gold_judgments(conn)
+
+        user, judged, gold = self._run(unit)
+        if user.role is Role.REVIEWER:  # others' gold counts move when they judge a gold item: only one's own
+            gold = [row for row in gold if row[0] == user.name]
         by_item: dict[str, dict[str, str]] = {}
         for judgment, _ in judged:
             by_item.setdefault(judgment.item_id, {})[judgment.reviewer] = _label(judgment)
@@ -474,16 +482,25 @@ def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
     if "rank" in item.evidence:  # a sample's order is nothing to judge by, and a gold item's would stand out
         item = replace(item, evidence={k: v for k, v in item.evidence.items() if k != "rank"})
     if item.is_gold or item.kind == "gold":
-        return replace(item, kind="example", is_gold=False, shown_judgments=None,
-                       judgments_required=item.shown_judgments or item.judgments_required)
+        shown = item.shown or {}
+        return replace(item, kind="example", is_gold=False, shown=None,
+                       judgments_required=shown.get("judgments", item.judgments_required),
+                       created_by=shown.get("created_by", item.created_by),
+                       created_at=datetime.fromisoformat(shown["created_at"]) if "created_at" in shown
+                       else item.created_at)
     return item
 
 
-def _working_order(items: list[ReviewItem]) -> list[ReviewItem]:
+def _working_order(items: list[ReviewItem], user: User) -> list[ReviewItem]:
     """Blocking items first, then by due time and age; within one gate's items, the examples before the
-    rule failure they were sampled for, so the reviewer has seen the rows when judging the rule."""
-    return sorted(items, key=lambda i: (i.priority != Priority.BLOCKING, i.due_at or LATEST, i.created_at,
-                                        i.rule_id or "", i.kind == "rule_failure", i.id))
+    rule failure they were sampled for, so the reviewer has seen the rows when judging the rule. Each item
+    placed as `user` sees it (a gold item among the examples it passes for)."""
+    def key(item: ReviewItem) -> tuple[Any, ...]:
+        i = _as_seen_by(item, user)
+        return i.priority != Priority.BLOCKING, i.due_at or LATEST, i.created_at, i.rule_id or "", \
+            i.kind == "rule_failure", i.id
+
+    return sorted(items, key=key)
 
 
 def _rule_result(conn: duckdb.DuckDBPyConnection, item: ReviewItem) -> dict[str, Any] | None:

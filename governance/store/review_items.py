@@ -14,7 +14,7 @@ from governance.store.rows import Row, one_int
 _ITEM = ("id, model, version, kind, rule_id, gate_decision_id, priority, status, judgments_required, "
          "evidence_json, created_at, created_by")
 _ITEM_READ = _ITEM + (", assignee, claim_expires_at, due_at, gold_json IS NOT NULL, resolved_at, "
-                      "TRY_CAST(json_extract_string(gold_json, '$.shown_judgments') AS INTEGER)")
+                      "json_extract_string(gold_json, '$.shown')")
 _SELECT_ITEMS = f"SELECT {_ITEM_READ} FROM review_items"
 
 
@@ -53,6 +53,7 @@ def _item(row: Row) -> ReviewItem:
     values = list(row)
     values[6], values[7] = stored(Priority, values[6]), stored(ItemStatus, values[7])
     values[9] = json.loads(values[9])
+    values[17] = json.loads(values[17]) if values[17] else None
     return ReviewItem(*values)
 
 
@@ -80,7 +81,7 @@ def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict[str, Any]
     row = conn.execute("SELECT gold_json FROM review_items WHERE id = ?", [item_id]).fetchone()
     if not row or not row[0]:
         return None
-    return {k: v for k, v in json.loads(row[0]).items() if k != "shown_judgments"}
+    return {k: v for k, v in json.loads(row[0]).items() if k != "shown"}
 
 
 def sampled_example(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> ReviewItem | None:
