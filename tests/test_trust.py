@@ -194,8 +194,8 @@ def test_releasing_the_production_version_again_is_refused_and_rollback_skips_re
         store.as_("eng").rollback(model="credit")
 
 
-def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passing, tmp_path):
-    store = passing
+def _released_then_overridden(store) -> None:
+    """credit 1 released through four eyes, then version 2 (other bytes) put in production by an override."""
     for reviewer in ("rey", "rev2"):
         store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
     store.as_("eng").release(model="credit", version="1")
@@ -203,6 +203,11 @@ def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passi
     other.write_bytes(b"other weights")
     store.as_("eng").register_version(model="credit", version="2", artifact=other)
     store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
+
+
+def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passing, tmp_path):
+    store = passing
+    _released_then_overridden(store)
     impossible = tmp_path / "impossible.yaml"
     impossible.write_text("name: impossible\nversion: 1\nrules:\n"
                           "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
@@ -215,13 +220,7 @@ def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passi
 
 def test_rollback_respects_rejections_and_overrides(passing):
     store = passing
-    for reviewer in ("rey", "rev2"):
-        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
-    store.as_("eng").release(model="credit", version="1")
-    other = store.home.parent / "other.bin"
-    other.write_bytes(b"other weights")
-    store.as_("eng").register_version(model="credit", version="2", artifact=other)
-    store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01")
+    _released_then_overridden(store)
     store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="defect found after release")
     with pytest.raises(NotAllowed, match="cannot roll back to credit version 1: its artifact is rejected"):
         store.as_("eng").rollback(model="credit")
