@@ -165,6 +165,21 @@ def test_the_latest_eval_set_is_the_last_recorded_whatever_the_writers_clock(pas
     with pytest.raises(Conflict, match=rf"has eval predictions \({fresh.id}\) newer than those its latest evaluation"):
         store.as_("eng").gate(model="credit", version="1")
     assert store.as_("eng").evaluate(model="credit", version="1", resamples=0)[0].prediction_set_id == fresh.id
+    # so is a gate decision: one recorded by a clock behind still binds the release
+    import governance.service.gates as gate_service
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    impossible = tmp_path / "impossible.yaml"
+    impossible.write_text("name: impossible\nversion: 1\nrules:\n"
+                          "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
+    store.assign_policy(impossible)
+    real_gate_now = gate_service._now
+    monkeypatch.setattr(gate_service, "_now", lambda: real_gate_now() - timedelta(days=1))
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"
+    monkeypatch.undo()
+    with pytest.raises(NotAllowed, match="the latest gate of credit version 1 is blocked by auc"):
+        store.as_("eng").release(model="credit", version="1")
 
 
 def test_releasing_the_production_version_again_is_refused_and_rollback_skips_renewed_overrides(passing, run_cli):

@@ -26,7 +26,7 @@ from governance.records import (
     ReviewItem,
 )
 from governance.roles import Action
-from governance.service.base import _now, _present, _require_model, _require_version
+from governance.service.base import _now, _present, _require_model, _require_version, after
 from governance.service.evaluations import challenger_baseline, require_current_evaluation
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.registry import RegistryActions
@@ -192,7 +192,7 @@ class GateActions(PolicyActions, RegistryActions):
                 metrics: MetricSet) -> GateOutcome:
         from policies.schema import MetricRule
         user = self._authorize(conn, Action.GATE)
-        now = _now()
+        now = after(gates.newest_gate_time(conn, model, version), _now())  # the latest is the last recorded
         record = GateRecord(f"gd-{uuid.uuid4().hex[:12]}", model, version, evaluation_id, decision.policy_name,
                             decision.policy_version, decision.policy_sha256, decision.metrics_sha256,
                             GateVerdict(decision.verdict), decision, now, user.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 
@@ -22,6 +23,13 @@ def insert_gate(conn: duckdb.DuckDBPyConnection, gate: GateRecord) -> None:
          gate.policy_sha256, gate.metrics_sha256, gate.verdict, json.dumps(gate.decision.to_dict(), sort_keys=True),
          gate.created_at, gate.created_by],
     )
+
+
+def newest_gate_time(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> datetime | None:
+    """When the version's newest gate decision was recorded (None without one)."""
+    row = conn.execute("SELECT max(created_at) FROM gate_decisions WHERE model = ? AND version = ?",
+                       [model, version]).fetchone()
+    return row[0] if row else None
 
 
 def latest_gate(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> GateRecord | None:
