@@ -205,8 +205,30 @@ def test_releasing_the_production_version_again_is_refused_and_rollback_skips_re
     assert (back.previous_version, back.version) == ("2", "1")
     assert store.as_("vic").production_version(model="credit") == "1"
     # a second rollback does not roll forward to where the first came from
-    with pytest.raises(Conflict, match="is the first production version; there is nothing to roll back to"):
+    with pytest.raises(Conflict, match="nothing to roll back to before version 1 but version 2, which the last "
+                                       "rollback came from: a rollback does not roll forward"):
         store.as_("eng").rollback(model="credit")
+
+
+def test_rollbacks_walk_back_through_production_and_never_forward():
+    # An override put 1 in production over 2, then 2 was released again: rollbacks alternated 2 -> 1 -> 2.
+    from types import SimpleNamespace
+
+    from governance.service.releases import _previous_tenure
+
+    def history(*steps):
+        moves, current = [], None
+        for action, version in steps:
+            moves.append(SimpleNamespace(action=action, version=version, previous_version=current))
+            current = version
+        return moves
+
+    assert _previous_tenure(history(("release", "2"), ("override", "1"), ("release", "2"))) == "1"
+    # after rolling back to 1: the version before 1's tenure is 2, where the rollback came from: none
+    assert _previous_tenure(history(("release", "2"), ("override", "1"), ("release", "2"), ("rollback", "1"))) is None
+    assert _previous_tenure(history(("release", "1"), ("release", "2"), ("release", "3"), ("rollback", "2"))) == "1"
+    assert _previous_tenure(history(("release", "1"), ("override", "2"), ("override", "2"))) == "1"  # renewal kept
+    assert _previous_tenure(history(("release", "1"))) is None
 
 
 def _released_then_overridden(store) -> None:

@@ -131,11 +131,12 @@ class ReleaseActions(ServiceBase):
                     raise InvalidInput(f"version {to!r} of {model!r} was never in production before "
                                        f"(production has held: {', '.join(dict.fromkeys(released))}).")
                 target = to
-            else:  # what production held before the release or override that put today's version there (an
-                # override renewed aside); never where a rollback came from: that would roll forward
-                target = next((m.previous_version for m in reversed(moves)
-                               if m.version == current and m.action in ("release", "override")
-                               and m.previous_version is not None and m.previous_version != current), None)
+            else:
+                target = _previous_tenure(moves)
+                if target is None and moves[-1].action == "rollback":
+                    raise Conflict(f"{model} has nothing to roll back to before version {current} but version "
+                                   f"{moves[-1].previous_version}, which the last rollback came from: a rollback does "
+                                   "not roll forward (name a version with --to).")
                 if target is None:
                     raise Conflict(f"{model} version {current} is the first production version; there is nothing "
                                    "to roll back to.")
@@ -232,11 +233,28 @@ def _check_rollback_target(conn: duckdb.DuckDBPyConnection, model: str, target: 
     basis = _basis(moves, target)
     if basis is not None and basis.action == "override" and user.role is not Role.ADMIN:
         raise NotAllowed(f"{model} version {target} was in production only by an admin's override; only an admin "
-                         "puts it back (a new override with a reason and an expiry).")
+                         "puts it back.")
     blocking = _blocking_rules(gate) if (gate := gates.latest_gate(conn, model, target)) is not None else []
     if blocking and user.role is not Role.ADMIN:
         raise NotAllowed(f"cannot roll back to {model} version {target}: its latest gate is blocked by "
                          f"{', '.join(blocking)}; only an admin puts it back.")
+
+
+def _previous_tenure(moves: list[AliasMove]) -> str | None:
+    """Where a rollback without --to goes: the version production held before today's version's tenure,
+    replaying the history as a stack (a release or override pushes a new version, a renewal keeps it, a
+    rollback pops back to its version); never the version the last rollback came from, which would roll
+    forward (two rollbacks alternated 2 -> 1 -> 2)."""
+    held: list[str] = []
+    for move in moves:
+        if move.action == "rollback":
+            while held and held[-1] != move.version:
+                held.pop()
+            held = held or [move.version]
+        elif not held or held[-1] != move.version:
+            held.append(move.version)
+    came_from = moves[-1].previous_version if moves and moves[-1].action == "rollback" else None
+    return next((v for v in reversed(held[:-1]) if v != came_from and v != held[-1]), None)
 
 
 def _basis(moves: list[AliasMove], version: str) -> AliasMove | None:
