@@ -470,6 +470,13 @@ def test_the_training_notes_read_the_validation_loss():
                             {"epoch": 3, "validation_loss": 0.71}, {"epoch": 3, "stopped": "early stopping"}]) is None
 
 
+def test_a_retrain_applies_only_corrections_of_rows_of_its_own_training_table():
+    from governance.service.retraining import _corrections_of
+    feedback = pd.DataFrame({"version": ["1", "2", "3"], "id": [381, 12, 381], "corrected_label": [1, 0, 0]})
+    assert _corrections_of(feedback, {"1", "2"}) == {"381": 1, "12": 0}  # v1 and v2 were trained on table A
+    assert _corrections_of(feedback, {"3"}) == {"381": 0}  # v3 on table B: A's row 381 is not its row 381
+
+
 def test_training_config_from_a_file(tmp_path):
     from governance.service.training import load_config
 

@@ -69,7 +69,11 @@ class Retraining:
         frame = read_table(data_path)
         train_rows, eval_rows = split_rows(len(frame), meta["eval_fraction"], meta["split_seed"])
         feedback = self.reviews.build_feedback(model=job.model)
-        corrections = _positions(self._corrections(feedback.sha256), frame, meta)
+        # a correction names a row of the table its version was trained on: only versions trained on this one
+        sha = detail.version.training_data_sha256
+        same_table = self.base._run(lambda conn: {v.version for v in registry.list_versions(conn, job.model)
+                                                  if v.training_data_sha256 == sha})
+        corrections = _positions(self._corrections(feedback.sha256, same_table), frame, meta)
         frame[ROW_ID] = np.arange(len(frame))
         weights = np.ones(len(frame))
         corrected_rows = np.array(sorted(r for r in corrections if 0 <= r < len(frame)), dtype=np.int64)
@@ -160,11 +164,18 @@ class Retraining:
                       eval_rows=(parent_eval.params or {}).get("rows") if parent_eval else None,
                       intersections=meta.get("intersections", ()))
 
-    def _corrections(self, sha256: str) -> dict[str, int]:
-        """row id (as text) → corrected label, from a feedback dataset."""
+    def _corrections(self, sha256: str, versions: set[str]) -> dict[str, int]:
+        """row id (as text) → corrected label, from a feedback dataset's corrections of `versions`' rows."""
         import pandas as pd
-        frame = pd.read_parquet(self.base.artifacts.open_path(sha256))
-        return {str(i): int(label) for i, label in zip(frame["id"], frame["corrected_label"])}
+        return _corrections_of(pd.read_parquet(self.base.artifacts.open_path(sha256)), versions)
+
+
+def _corrections_of(feedback: pd.DataFrame, versions: set[str]) -> dict[str, int]:
+    """row id → corrected label for the feedback rows of `versions` (corrections of other tables' rows, a
+    model's other training sets, are not this table's: a correction of one table's row 381 was applied to
+    another table's row 381)."""
+    mine = feedback[feedback["version"].astype(str).isin(versions)]
+    return {str(i): int(label) for i, label in zip(mine["id"], mine["corrected_label"])}
 
 
 def _positions(corrections: dict[str, int], frame: pd.DataFrame, meta: dict[str, Any]) -> dict[int, int]:
