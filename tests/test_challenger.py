@@ -158,6 +158,14 @@ def test_a_challenger_scores_the_eval_rows_and_no_others(evaluated_store, acs_fi
     assert moved.exit_code == 2 and ("other.parquet does not score the eval rows of" in moved.stderr
                                      and "100 of its ids are not eval rows and 100 eval rows have no score" in
                                      moved.stderr), moved.stderr
+    no_ids = run_cli(evaluated_store.home, "ingest", "credit", "2", ids, *base, as_="eng")
+    assert no_ids.exit_code == 2 and "names its rows by 'rid': give the challenger's id column with --id" in \
+        no_ids.stderr
+    flipped = tmp_path / "flipped.parquet"
+    eval_rows.assign(employed=1 - eval_rows["employed"]).to_parquet(flipped, index=False)
+    relabelled = run_cli(evaluated_store.home, "ingest", "credit", "2", flipped, *base, "--id", "rid", as_="eng")
+    assert relabelled.exit_code == 2 and (f"flipped.parquet gives {len(eval_rows):,} eval row(s) another label "
+                                          "than the eval set") in relabelled.stderr, relabelled.stderr
     assert snapshot(evaluated_store.home) == before  # nothing stored, not even the file
     engineer.ingest(model="credit", version="2", file=ids, split="challenger", roles=replace(ACS_ROLES, id="rid"))
 

@@ -218,31 +218,42 @@ class RegistryActions(ServiceBase):
 
     def _check_same_rows(self, eval_set: PredictionSet, path: Path, prepared: PreparedFile, roles: ColumnRoles,
                          name: str) -> None:
-        """A challenger (normalised at `path`) scores the version's eval rows, no others: the same ids (or,
-        without ids, as many rows). Else its ROC AUC is a benchmark of other data (100 unrelated rows at 0.5
-        disarmed a blocking challenger-auc rule)."""
+        """A challenger (normalised at `path`) scores the version's eval rows with their recorded labels, no
+        other rows: the same ids when the eval set has ids (else as many rows, in the same order), the same
+        label on each. Else its ROC AUC is a benchmark of other data (100 unrelated rows at 0.5, or the eval
+        ids with every label flipped, disarmed a blocking challenger-auc rule)."""
+        from evaluation.sources import quote
+        if eval_set.id_column is not None and roles.id is None:
+            raise InvalidInput(f"the eval set {eval_set.id} names its rows by {eval_set.id_column!r}: give the "
+                               f"challenger's id column with --id, so that {name} can be matched to them.")
         if roles.id is None or eval_set.id_column is None:
             if prepared.row_count != eval_set.row_count:
                 raise InvalidInput(f"{name} has {prepared.row_count:,} rows and the eval set {eval_set.id} "
-                                   f"{eval_set.row_count:,}: a challenger scores the same eval rows (with --id, the "
-                                   "same ids).")
-            return
-        from evaluation.sources import quote
+                                   f"{eval_set.row_count:,}: a challenger scores the same eval rows.")
+            # without ids, rows match by position
+            c_key = e_key = "file_row_number"
+        else:
+            c_key, e_key = f"CAST({quote(roles.id)} AS VARCHAR)", f"CAST({quote(eval_set.id_column)} AS VARCHAR)"
+        label, eval_label = quote(roles.label or "label"), quote(eval_set.label_column or "label")
         probe = duckdb.connect()
-        try:  # the id columns are the sets' own, checked at ingest; quoted as identifiers
-            outside, missing = probe.execute(
-                f"WITH c AS (SELECT DISTINCT CAST({quote(roles.id)} AS VARCHAR) AS id FROM read_parquet($c)), "
-                f"e AS (SELECT DISTINCT CAST({quote(eval_set.id_column)} AS VARCHAR) AS id FROM read_parquet($e)) "
+        try:  # identifiers are the sets' own column names, checked at ingest, quoted
+            outside, missing, relabelled = probe.execute(
+                f"WITH c AS (SELECT {c_key} AS id, {label} AS y FROM read_parquet($c, file_row_number = true)), "
+                f"e AS (SELECT {e_key} AS id, {eval_label} AS y FROM read_parquet($e, file_row_number = true)) "
                 "SELECT (SELECT count(*) FROM c WHERE id NOT IN (SELECT id FROM e)), "
-                "(SELECT count(*) FROM e WHERE id NOT IN (SELECT id FROM c))",
+                "(SELECT count(*) FROM e WHERE id NOT IN (SELECT id FROM c)), "
+                "(SELECT count(*) FROM c JOIN e USING (id) WHERE c.y IS DISTINCT FROM e.y)",
                 {"c": str(path), "e": str(self.prediction_set_path(eval_set))}
-            ).fetchone() or (0, 0)
+            ).fetchone() or (0, 0, 0)
         finally:
             probe.close()
         if outside or missing:
             raise InvalidInput(f"{name} does not score the eval rows of {eval_set.id}: {outside:,} of its ids are "
                                f"not eval rows and {missing:,} eval rows have no score; a challenger scores the same "
                                "eval rows.")
+        if relabelled:
+            raise InvalidInput(f"{name} gives {relabelled:,} eval row(s) another label than the eval set "
+                               f"{eval_set.id} records; a challenger is scored against the same labels.")
 
     def ingest_notes(self, prediction_set: PredictionSet) -> list[str]:
         """What the user should know about a set just ingested: a production batch without the sensitive
