@@ -230,8 +230,9 @@ def test_a_failed_job_makes_the_worker_exit_1_and_gating_again_queues_the_retrai
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Retraining, "retrain", crash)
-    result = run_cli(home, "worker", "--once", as_="eng")
+    with monkeypatch.context() as broken:  # (undo() would also undo fixtures' patches)
+        broken.setattr(Retraining, "retrain", crash)
+        result = run_cli(home, "worker", "--once", as_="eng")
     assert result.exit_code == 1
     assert result.stdout.strip() == f"{outcome.jobs[0]}: failed (RuntimeError: disk full)"
     engineer = as_(home, "eng")
@@ -239,7 +240,6 @@ def test_a_failed_job_makes_the_worker_exit_1_and_gating_again_queues_the_retrai
     assert len(again.jobs) == 1 and again.jobs != outcome.jobs  # a new job (its review items are done: it runs)
     assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "failed"  # the failure keeps its record
     assert engineer.gate(model="m", version="1").jobs == again.jobs
-    monkeypatch.undo()
     [done] = engineer.run_worker(once=True)
     assert (done.job, done.status) == (again.jobs[0], "succeeded")
 

@@ -157,9 +157,9 @@ def test_the_latest_eval_set_is_the_last_recorded_whatever_the_writers_clock(pas
     newer = tmp_path / "newer.parquet"
     pd.read_parquet(current).iloc[:400].to_parquet(newer, index=False)
     real_now = registry_service._now
-    monkeypatch.setattr(registry_service, "_now", lambda: real_now() - timedelta(hours=1))
-    fresh = store.as_("eng").ingest(model="credit", version="1", file=newer, split="eval", roles=ACS_ROLES)
-    monkeypatch.undo()
+    with monkeypatch.context() as behind:  # (undo() would also undo the store fixture's own patches)
+        behind.setattr(registry_service, "_now", lambda: real_now() - timedelta(hours=1))
+        fresh = store.as_("eng").ingest(model="credit", version="1", file=newer, split="eval", roles=ACS_ROLES)
     sets = [p for p in store.as_("vic").show_version(model="credit", version="1").prediction_sets if p.split == "eval"]
     assert fresh.created_at > max(p.created_at for p in sets if p.id != fresh.id)
     with pytest.raises(Conflict, match=rf"has eval predictions \({fresh.id}\) newer than those its latest evaluation"):
@@ -175,9 +175,9 @@ def test_the_latest_eval_set_is_the_last_recorded_whatever_the_writers_clock(pas
                           "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
     store.assign_policy(impossible)
     real_gate_now = gate_service._now
-    monkeypatch.setattr(gate_service, "_now", lambda: real_gate_now() - timedelta(days=1))
-    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"
-    monkeypatch.undo()
+    with monkeypatch.context() as behind:
+        behind.setattr(gate_service, "_now", lambda: real_gate_now() - timedelta(days=1))
+        assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"
     with pytest.raises(NotAllowed, match="the latest gate of credit version 1 is blocked by auc"):
         store.as_("eng").release(model="credit", version="1")
 

@@ -121,7 +121,7 @@ class ReviewActions(ServiceBase):
             user = self._authorize(conn, Action.VIEW)
             found = review_items.list_items(conn, model=model, version=version, status=status,
                                              kind=None if user.role is Role.REVIEWER else kind)
-            seen = sorted((_as_seen_by(item, user) for item in found), key=lambda i: (i.created_at, i.id))
+            seen = _queue_order([_as_seen_by(item, user) for item in found])
             return [item for item in seen if kind is None or item.kind == kind]
 
         return self._run(unit)
@@ -489,6 +489,16 @@ def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
                        created_at=datetime.fromisoformat(shown["created_at"]) if "created_at" in shown
                        else item.created_at)
     return item
+
+
+def _queue_order(items: list[ReviewItem]) -> list[ReviewItem]:
+    """The store's listing order (`review_items.list_items`: created_at, rule, kind descending, id), applied
+    to items as a user sees them: a gold item falls among the examples it passes for."""
+    ordered = sorted(items, key=lambda i: i.id)
+    ordered.sort(key=lambda i: i.kind, reverse=True)  # stable: ties keep the order so far
+    ordered.sort(key=lambda i: i.rule_id or "")
+    ordered.sort(key=lambda i: i.created_at)
+    return ordered
 
 
 def _working_order(items: list[ReviewItem], user: User) -> list[ReviewItem]:
