@@ -569,6 +569,14 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     [accuracy] = [r for r in store.as_("vic").agreement().reviewers if r["reviewer"] == "rey"]  # scored as gold
     # a reviewer sees only their own gold record: another's count moves when they judge a gold item
     assert [r["reviewer"] for r in store.as_("rev2").agreement().reviewers] == ["rev2"]
+    # nor an open item's agreement (two judgments on an item every example shows needing one), nor which
+    # items a job waits for (the gate's own, never the gold ones)
+    store.as_("rev3").claim_review_item(item_id=every.id)
+    store.as_("rev3").judge_review_item(item_id=every.id, verdict="label_correct", comment="fine")
+    assert store.as_("vic").agreement().items == 1 and store.as_("rey").agreement().items == 0
+    waiting = [j for j in store.as_("eng").list_jobs() if j.depends_on]
+    assert waiting and all(j.depends_on == [] for j in store.as_("rey").list_jobs())
+    assert store.as_("rey").show_job(job_id=waiting[0].id).job.depends_on == []
     assert (accuracy["reviewer"], accuracy["gold_judged"], accuracy["gold_accuracy"]) == ("rey", 1, 1.0)
 
 

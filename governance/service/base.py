@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
@@ -16,8 +17,8 @@ from governance.artifacts import ArtifactStore
 from governance.config import Settings, resolve_settings
 from governance.errors import InvalidInput, NotAllowed, NotFound
 from governance.identity import digest_matches, os_user, parse_credential
-from governance.records import Model, User, Version
-from governance.roles import Action, authorize, needed_roles_text
+from governance.records import Job, Model, User, Version
+from governance.roles import Action, Role, authorize, needed_roles_text
 from governance.store import audit_log, auth, migrations, registry, users
 
 if TYPE_CHECKING:  # cryptography loads with the first change, not with the service
@@ -201,6 +202,12 @@ def after(newest: datetime | None, now: datetime) -> datetime:
     """`now`, or a microsecond after `newest` when a clock behind the store's last writer would put a new
     record before it: "latest" means the last one recorded, whatever the writing machine's clock says."""
     return max(now, newest + timedelta(microseconds=1)) if newest is not None else now
+
+
+def job_as_seen_by(job: Job, user: User) -> Job:
+    """A job as `user` may see it: to reviewers without the review items it waits for, which would name the
+    gold items apart (a gate's job waits for the items it filed, never for the gold ones among them)."""
+    return replace(job, depends_on=[]) if user.role is Role.REVIEWER else job
 
 
 def _present(found: T | None, what: str) -> T:

@@ -26,7 +26,7 @@ from governance.records import (
     ReviewItem,
 )
 from governance.roles import Action
-from governance.service.base import _now, _present, _require_model, _require_version, after
+from governance.service.base import _now, _present, _require_model, _require_version, after, job_as_seen_by
 from governance.service.evaluations import challenger_baseline, require_current_evaluation
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.registry import RegistryActions
@@ -268,7 +268,11 @@ class GateActions(PolicyActions, RegistryActions):
         return review_items.insert_items(conn, batch)
 
     def list_jobs(self, *, status: str | None = None) -> list[Job]:
-        return self._read(Action.VIEW, lambda conn: jobs.list_jobs(conn, status=status))
+        def unit(conn: duckdb.DuckDBPyConnection) -> list[Job]:
+            user = self._authorize(conn, Action.VIEW)
+            return [job_as_seen_by(job, user) for job in jobs.list_jobs(conn, status=status)]
+
+        return self._run(unit)
 
     def gate_policy_text(self, *, gate_id: str) -> str:
         """The exact policy text a stored gate decision was made under (its sha256 is on the decision)."""

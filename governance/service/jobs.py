@@ -17,7 +17,7 @@ from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, N
 from governance.faults import failpoint
 from governance.records import GateVerdict, ItemStatus, Job, JobDetail, JobRun, JobStatus, Priority, ReviewItem, Version
 from governance.roles import Action, authorize
-from governance.service.base import ServiceBase, _now, _present
+from governance.service.base import ServiceBase, _now, _present, job_as_seen_by
 from governance.service.retraining import LeaseLost, Retraining
 from governance.store import jobs, registry, review_items
 
@@ -37,10 +37,11 @@ class JobActions(ServiceBase):
     retraining: Retraining  # what runs a claimed job: composed by Service with the actions it calls
     def show_job(self, *, job_id: str) -> JobDetail:
         def unit(conn: duckdb.DuckDBPyConnection) -> JobDetail:
-            self._authorize(conn, Action.VIEW)
+            user = self._authorize(conn, Action.VIEW)
             job = jobs.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} does not exist; `govern jobs list` shows them.")
+            job = job_as_seen_by(job, user)
             tried = jobs.job_search(conn, job_id)
             return JobDetail(job, **(jobs.job_state(conn, job_id) or {}), searched=bool(tried.get("candidates")),
                              candidates=tried.get("candidates", []), aim=tried.get("rules", {}))
@@ -51,9 +52,9 @@ class JobActions(ServiceBase):
         """Every job with its lease, progress, error, resulting version and whether its search stored
         candidates (show_job gives one job, candidates included)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[JobDetail]:
-            self._authorize(conn, Action.VIEW)
+            user = self._authorize(conn, Action.VIEW)
             states, searched = jobs.job_states(conn), jobs.searched_jobs(conn)
-            return [JobDetail(job, **states.get(job.id, {}), searched=job.id in searched)
+            return [JobDetail(job_as_seen_by(job, user), **states.get(job.id, {}), searched=job.id in searched)
                     for job in jobs.list_jobs(conn)]
 
         return self._run(unit)

@@ -294,13 +294,16 @@ class ReviewActions(ServiceBase):
         from governance.agreement import krippendorff_alpha, pairwise_kappas
 
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User, list[tuple[Judgment, str]],
-                                                            list[tuple[str, str, int | None, str]]]:
+                                                            list[tuple[str, str, int | None, str]], set[str]]:
             return self._authorize(conn, Action.VIEW), judgments.all_judgments(conn, model), \
-                judgments.gold_judgments(conn)
+                judgments.gold_judgments(conn), \
+                {i.id for i in review_items.list_items(conn, model=model, status=ItemStatus.RESOLVED)}
 
-        user, judged, gold = self._run(unit)
-        if user.role is Role.REVIEWER:  # others' gold counts move when they judge a gold item: only one's own
+        user, judged, gold, resolved = self._run(unit)
+        if user.role is Role.REVIEWER:  # what others did moves as they judge a gold item: only resolved items'
+            # agreement, and one's own gold record (else an open item with two judgments stands out as gold)
             gold = [row for row in gold if row[0] == user.name]
+            judged = [(judgment, model) for judgment, model in judged if judgment.item_id in resolved]
         by_item: dict[str, dict[str, str]] = {}
         for judgment, _ in judged:
             by_item.setdefault(judgment.item_id, {})[judgment.reviewer] = _label(judgment)
