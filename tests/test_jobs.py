@@ -303,7 +303,9 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
     for args, message in (([tmp_path / "twice.csv", "--out", tmp_path / "t.csv"],
                            "twice.csv names column 'x' more than once in its header"),
                           ([huge, "--out", tmp_path / "e.csv", "--score-column", " "],
-                           "the score column needs a name")):
+                           "the score column needs a name"),
+                          ([huge, "--out", tmp_path / "c.csv", "--score-column", "a\nb"], "without control characters"),
+                          ([huge, "--out", tmp_path / ("o" * 300 + ".csv")], "is longer than a file name may be")):
         refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "t.csv").exists() and not (tmp_path / "e.csv").exists()

@@ -263,7 +263,7 @@ def test_a_retrain_that_cannot_run_fails_its_job_in_a_sentence_and_escalates(tmp
     assert failed.escalations == [escalation.id] and "was not trained by govern" in escalation.evidence["reason"]
     # failed for good: gating again does not queue it again (each gate would fail and escalate once more)
     for _ in range(2):
-        assert engineer.gate(model="m", version="ext").jobs == [job_id]
+        assert engineer.gate(model="m", version="ext").jobs == []  # the failed job follows no more
         assert job_id not in [r.job for r in engineer.run_worker(once=True)]
     assert len(engineer.list_review_items(version="ext", kind="escalation")) == 1
 

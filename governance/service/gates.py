@@ -241,7 +241,10 @@ class GateActions(PolicyActions, RegistryActions):
             status = JobStatus.WAITING_REVIEW if blocking_items else JobStatus.QUEUED
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
-            job_ids.append(jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies))))
+            queued = jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies)))
+            held = jobs.get_job(conn, queued)
+            if held is not None and not held.status.finished:  # one that failed for good follows no more
+                job_ids.append(queued)
         self._log(conn, "gate.decide", f"version:{model}/{version}", {
             "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
             "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,

@@ -279,9 +279,11 @@ class TrainingActions(PolicyActions, RegistryActions):
         import pandas as pd
 
         from training.data import encode
-        if not score_column.strip():
-            raise InvalidInput("the score column needs a name (--score-column).")
+        if not score_column.strip() or any(ord(c) < 32 or ord(c) == 127 for c in score_column):
+            raise InvalidInput("the score column needs a name without control characters (--score-column).")
         out = Path(out)
+        if len(out.name.encode("utf-8")) > 255:
+            raise InvalidInput(f"the output name {out.name[:40]}… is longer than a file name may be (255 bytes).")
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise InvalidInput(f"the output {out.name} must end in .csv or .parquet.")
         if out.exists():
