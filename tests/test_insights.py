@@ -255,3 +255,9 @@ def test_compare_cli(read_two_versions, run_cli):
     assert auc["significant"] is True
     text = run_cli(store.home, "compare", "credit", "1", "2", as_="vic")
     assert "roc_auc" in text.output and "significant" in text.output
+    # a gap between groups here is over every group, which the gate does not judge: the output says so
+    every = run_cli(store.home, "compare", "credit", "1", "2", "--all", as_="vic").stdout
+    assert "demographic_parity_difference" in every
+    assert every.splitlines()[-1] == ("note: a fairness gap here is over every group; the gate judges the groups its "
+                                      "rule's min_samples admits (`govern gate show credit 2` shows the gap it "
+                                      "judged).")

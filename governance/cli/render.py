@@ -240,6 +240,9 @@ def comparison(differences, *, model: str, a: str, b: str, alpha: float, show_al
         diff = "n/a" if d.difference is None else f"{d.difference:+.4f}"
         p_value = "" if d.p_value is None else f" p={d.p_value:.3g}"
         lines.append(f"  {d.family:<11} {d.metric + where:<48} {_fmt(d.a)} → {_fmt(d.b)}  {diff}  {verdict}{p_value}")
+    if any(d.family == "fairness" and d.group is None for d in shown):  # a gap here is not the gate's gap
+        lines.append(f"note: a fairness gap here is over every group; the gate judges the groups its rule's "
+                     f"min_samples admits (`govern gate show {model} {b}` shows the gap it judged).")
     return "\n".join(lines)
 
 
