@@ -328,7 +328,8 @@ def compare_tab() -> None:
                           for d in shown])
     st.caption(f"Version {version} minus version {other}, fairness first; green: significantly better, red: "
                "significantly worse (by each metric's direction). Two-sided test at 5% on the bootstrap intervals "
-               "(conservative when both were scored on the same rows).")
+               "(conservative when both were scored on the same rows). A gap between groups here is over every "
+               "group; the gate judges the groups its rule's min_samples admits (Gate and lineage shows that gap).")
     numbers = {column: "{:.4g}" for column in (f"v{other}", f"v{version}", "difference")}
     styled = frame.style.apply(compare_colours, axis=None).format(numbers, na_rep="") if not frame.empty else frame
     st.dataframe(styled, hide_index=True, width="stretch")
