@@ -208,7 +208,34 @@ def judged_evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) 
     if record.n < floor:
         return None, [{"feature": record.feature, "group": record.group, "n": record.n,
                        "why": f"{record.n:,} rows, under {floor:,}"}]
+    if record.metric in _RATIOS and record.feature and record.group is not None:
+        return _ratio_among_admitted(rule, record, metrics, floor, value)
     return Judged(record, value), []
+
+
+_RATIOS = {"impact_ratio": "selection_rate", "scoring_impact_ratio": "scoring_rate"}
+
+
+def _ratio_among_admitted(rule: MetricRule, record: MetricRecord, metrics: MetricSet, floor: int,
+                          value: float) -> tuple[Judged | None, list[dict]]:
+    """An impact ratio against the highest rate among the groups the rule admits (floor rows or more), as
+    a parity gap is judged over them: a group set aside as too small is no yardstick for the others (an
+    11-row group's rate made another group's ratio 0.62)."""
+    rates = {r.group: r for r in metrics.select("fairness", _RATIOS[record.metric], record.feature)
+             if r.group is not None and r.value is not None}
+    own = rates.get(record.group)
+    admitted = [r.value for r in rates.values() if r.n >= floor and r.value is not None]
+    if own is None or own.value is None or not admitted or max(admitted) <= 0:
+        return Judged(record, value), []
+    ratio = own.value / max(admitted)
+    if math.isclose(ratio, record.value or 0.0, rel_tol=1e-12, abs_tol=1e-12):
+        return Judged(record, value), []  # the highest rate is an admitted group's already
+    judged = MetricRecord(record.family, record.metric, record.feature, record.group, ratio, record.n, None, None,
+                          record.detail)
+    if rule.judge != "point":
+        return None, [{"feature": record.feature, "group": record.group, "n": record.n,
+                       "why": f"its ratio against the groups with at least {floor:,} rows has no interval"}]
+    return Judged(judged, ratio, f"against the highest rate of the groups with at least {floor:,} rows"), []
 
 
 def _with_note(judged: Judged) -> str:

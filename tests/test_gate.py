@@ -179,3 +179,23 @@ def test_the_summary_names_warnings_apart_from_rules_too_little_evidence_judged(
     # the regression rule passes for want of a baseline, as its own line says: not a warning
     assert decision.summary() == "gate PASSED under t v1; warnings: ece; too little evidence to judge: auc-reg"
     assert decision.results[1].reason.endswith("The policy says this is let pass.")
+
+
+def test_an_impact_ratio_is_judged_against_the_groups_the_rule_admits():
+    # Credit's Student=No warned at 0.618, a ratio against an 11-row Student=Yes the same rule set aside.
+    policy = parse_policy("name: p\nversion: 1\nrules:\n  - {id: four-fifths, metric: fairness.impact_ratio, "
+                          "feature: every, group: every, min: 0.8, min_samples: 50}\n", source="p.yaml")
+    rates = {"big": (0.5, 200), "other": (0.45, 300), "tiny": (0.9, 11)}
+    records = [MetricRecord("fairness", "count", "s", g, float(n), n) for g, (_, n) in rates.items()]
+    records += [MetricRecord("fairness", "selection_rate", "s", g, r, n) for g, (r, n) in rates.items()]
+    records += [MetricRecord("fairness", "impact_ratio", "s", g, r / 0.9, n) for g, (r, n) in rates.items()]
+    decision = run_gate(policy=policy, metrics=MetricSet(records, {}))
+    [result] = decision.results
+    # 0.45 / 0.5 = 0.9 among the two groups of 50+ rows (not 0.45 / 0.9 = 0.5); tiny set aside, as ever
+    assert result.status != "failed" and "the worst, s=other, is 0.9 (against the highest rate of the groups " \
+        "with at least 50 rows)" in result.reason
+    assert {e["group"] for e in result.excluded} == {"tiny"}
+    low = [MetricRecord(r.family, r.metric, r.feature, r.group, 0.3 if r.group == "other" and r.metric ==
+                        "selection_rate" else r.value, r.n) for r in records]
+    [failed] = run_gate(policy=policy, metrics=MetricSet(low, {})).results
+    assert failed.status == "failed" and failed.failing_groups == ["s=other"]  # 0.3 / 0.5 = 0.6
