@@ -322,6 +322,10 @@ class JobDetail(Record):
     candidates: list[dict[str, Any]] = field(default_factory=list)  # strategy, metrics, passes, chosen
     aim: dict[str, Any] = field(default_factory=dict)  # the policy's bounds it judged candidates by, per rule
 
+    def __post_init__(self) -> None:
+        if self.job.status.finished and self.progress is not None:  # a finished job's last heartbeat is stale:
+            object.__setattr__(self, "progress", None)  # heartbeats come once a second, not at its end
+
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
         return body.pop("job") | body  # one flat object, as `govern jobs show --json` prints it

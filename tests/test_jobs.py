@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from governance.errors import InvalidInput
+from governance.errors import InvalidInput, NotFound
 from governance.service import Service
 from tests.support.frames import biased
 from tests.support.training import trained_store
@@ -79,7 +79,7 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     assert done.status == "succeeded" and done.version == "2"
     job = engineer.show_job(job_id=outcome.jobs[0]).to_dict()
     assert (job["status"], job["result_version"], job["attempts"]) == ("succeeded", "2", 1)
-    assert job["progress"]["epoch"] >= 1
+    assert job["progress"] is None  # finished: its last heartbeat (once a second at most) would be stale
 
     v2 = engineer.show_version(model="m", version="2").version
     lineage = v2.lineage
@@ -256,6 +256,10 @@ def test_predict_scores_a_table_with_a_trained_version_as_the_version_scores_it(
                                              "training (scored as unseen)")
     scored = pd.read_parquet(out)
     expected = as_(home, "eng").load_trained(model="m", version="1").predict(pd.read_csv(path))
+    eval_set = trained[2].eval_set  # the Python API takes a prediction set's record or its id
+    assert as_(home, "eng").prediction_set_path(eval_set.id) == as_(home, "eng").prediction_set_path(eval_set)
+    with pytest.raises(NotFound, match="prediction set 'ps-none' does not exist"):
+        as_(home, "eng").prediction_set_path("ps-none")
     assert list(scored.columns) == [*batch.columns, "score"] and len(scored) == 300
     assert scored["score"].tolist() == pytest.approx(expected.tolist(), abs=0)
     from tests.support.credentials import credential_for
@@ -309,6 +313,15 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
         refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "t.csv").exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_a_running_job_shows_its_last_heartbeats_progress(trained):
+    home, _, _, outcome = trained
+    judge_all(home)
+    engineer = as_(home, "eng")
+    job = engineer.claim_job(worker="w1")
+    engineer._heartbeat(job.id, "w1", 60, {"epoch": 3, "epochs": 9, "model": 2})
+    assert engineer.show_job(job_id=job.id).progress == {"epoch": 3, "epochs": 9, "model": 2}
 
 
 def test_cancelling_a_waiting_job_is_immediate(trained):

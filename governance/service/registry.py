@@ -320,6 +320,14 @@ class RegistryActions(ServiceBase):
         self._log(conn, "predictions.ingest", f"prediction_set:{prediction_set.id}", prediction_set.to_dict())
         return prediction_set
 
-    def prediction_set_path(self, prediction_set: PredictionSet) -> Path:
-        """The Parquet file holding a prediction set's rows (for the metric engine to query in place)."""
+    def prediction_set_path(self, prediction_set: PredictionSet | str) -> Path:
+        """The Parquet file holding a prediction set's rows (for the metric engine to query in place); the
+        set given as its record or its id (`ps-…`)."""
+        if isinstance(prediction_set, str):
+            set_id = prediction_set
+            found = self._read(Action.VIEW, lambda conn: registry.get_prediction_set(conn, set_id))
+            if found is None:
+                raise NotFound(f"prediction set {set_id!r} does not exist; `govern version show MODEL VERSION` lists "
+                               "a version's sets.")
+            prediction_set = found
         return self.artifacts.open_path(prediction_set.dataset_sha256)

@@ -93,7 +93,8 @@ class Retraining:
                        threshold=aim.threshold, sample_weights=weights[train_rows], on_epoch=progress, report=report)
         trained, chosen = found.model, found.chosen
         trained.meta = meta
-        report(f"  chosen: {chosen.strategy} ({'passes' if chosen.passes else 'closest to passing'} on validation)")
+        verdict = "passes with margin" if chosen.robust else "passes" if chosen.passes else "closest to passing"
+        report(f"  chosen: {chosen.strategy} ({verdict} on the held-out rows)")
         candidates = [c.to_dict() for c in found.candidates]
         lineage = {"job": job.id, "gate": job.gate_decision_id, "failing_rules": job.failing_rules,
                    "strategies": list(strategies),
