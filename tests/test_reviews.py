@@ -179,7 +179,7 @@ def test_agreement_and_gold_accuracy_from_the_store(queue):
                 store.as_(reviewer).claim_review_item(item_id=item.id)
             store.as_(reviewer).judge_review_item(item_id=item.id, verdict=verdict, comment="seen")
             if reviewer == "rey":  # judging again is refused as what it is, not as a missing claim
-                with pytest.raises(Conflict, match=f"^you already judged review item {item.id}; it needs another"):
+                with pytest.raises(Conflict, match=f"^you already judged review item {item.id}.$"):
                     store.as_("rey").judge_review_item(item_id=item.id, verdict=verdict, comment="again")
     gold = [admin.add_review_item(model="credit", version="1", evidence={"n": n}, gold={"verdict": "label_wrong",
                                                                                      "label": 1}) for n in range(3)]
@@ -551,7 +551,18 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     # another reviewer's judgment of an open item stays hidden until it resolves: a gold item that needs
     # three showed "needs 1 judgment" with one judgment already made
     store.as_("rev2").claim_review_item(item_id=every.id)
-    store.as_("rev2").judge_review_item(item_id=every.id, verdict="label_correct", comment="fine")
+    answered = store.as_("rev2").judge_review_item(item_id=every.id, verdict="label_correct", comment="fine")
+    # to the reviewer who judged it, resolved as an example would be (it waits for the others it measures);
+    # and no gold record moves for them until it resolves
+    assert answered.status == "resolved" and store.as_("rev2").show_review_item(item_id=every.id).item.status == \
+        "resolved"
+    assert every.id in [i.id for i in store.as_("rev2").list_review_items(status="resolved")]
+    assert every.id not in [i.id for i in store.as_("rev2").list_review_items(status="open")]
+    assert store.as_("rey").show_review_item(item_id=every.id).item.status == "open"
+    assert store.as_("eng").show_review_item(item_id=every.id).item.status == "open"
+    assert store.as_("rev2").agreement().reviewers == []
+    with pytest.raises(Conflict, match=f"^you already judged review item {every.id}.$"):
+        store.as_("rev2").claim_review_item(item_id=every.id)
     assert store.as_("rey").show_review_item(item_id=every.id).judgments == []
     assert [j.reviewer for j in store.as_("rev2").show_review_item(item_id=every.id).judgments] == ["rev2"]
     assert [j.reviewer for j in store.as_("eng").show_review_item(item_id=every.id).judgments] == ["rev2"]
@@ -568,7 +579,9 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     assert (judged["kind"], judged["is_gold"], judged["status"]) == ("example", False, "resolved")
     [accuracy] = [r for r in store.as_("vic").agreement().reviewers if r["reviewer"] == "rey"]  # scored as gold
     # a reviewer sees only their own gold record: another's count moves when they judge a gold item
-    assert [r["reviewer"] for r in store.as_("rev2").agreement().reviewers] == ["rev2"]
+    assert [r["reviewer"] for r in store.as_("rey").agreement().reviewers] == ["rey"]
+    assert "rev2" in [r["reviewer"] for r in store.as_("ada").agreement().reviewers]  # the admin sees it at once
+    assert store.as_("ada").agreement(model="nope").reviewers == []  # gold accuracy follows the model filter
     # nor an open item's agreement (two judgments on an item every example shows needing one), nor which
     # items a job waits for (the gate's own, never the gold ones)
     store.as_("rev3").claim_review_item(item_id=every.id)

@@ -41,10 +41,10 @@ def production_badge(column, card) -> None:
         expires = f"{move.override_expires:%Y-%m-%d %H:%M} UTC" if move.override_expires else "no expiry"
         if move.expired:
             column.badge(f"OVERRIDE EXPIRED {expires}", color="red", icon=":material/timer_off:",
-                         help=f"admin {move.actor}'s override: {move.override_reason}")
+                         help=state.plain(f"admin {move.actor}'s override: {move.override_reason}"))
         else:
             column.badge(f"OVERRIDE until {expires}", color="orange", icon=":material/gavel:",
-                         help=f"admin {move.actor}'s override: {move.override_reason}")
+                         help=state.plain(f"admin {move.actor}'s override: {move.override_reason}"))
 
 
 def verdict_line(card) -> None:

@@ -119,10 +119,13 @@ class ReviewActions(ServiceBase):
         `kind="example"` lists them too and `kind="gold"` nothing."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize(conn, Action.VIEW)
-            found = review_items.list_items(conn, model=model, version=version, status=status,
-                                             kind=None if user.role is Role.REVIEWER else kind)
-            seen = _queue_order([_as_seen_by(item, user) for item in found])
-            return [item for item in seen if kind is None or item.kind == kind]
+            reviewer = user.role is Role.REVIEWER  # kind and status filtered as the reviewer sees them
+            found = review_items.list_items(conn, model=model, version=version, status=None if reviewer else status,
+                                             kind=None if reviewer else kind)
+            judged = judgments.judgment_times(conn, user.name) if reviewer else {}
+            seen = _queue_order([_as_seen_by(item, user, judged) for item in found])
+            return [item for item in seen
+                    if (kind is None or item.kind == kind) and (status is None or item.status == status)]
 
         return self._run(unit)
 
@@ -144,10 +147,11 @@ class ReviewActions(ServiceBase):
     def show_review_item(self, *, item_id: str) -> ItemDetail:
         def unit(conn: duckdb.DuckDBPyConnection) -> ItemDetail:
             user = self._authorize(conn, Action.VIEW)
-            item = _as_seen_by(_require_item(conn, item_id), user)
+            true = _require_item(conn, item_id)
+            item = _as_seen_by(true, user, judgments.judgment_times(conn, user.name))
             answer = review_items.gold_answer(conn, item_id) if user.role is Role.ADMIN else None
             seen = judgments.judgments_of(conn, item_id)
-            if user.role is Role.REVIEWER and item.status not in (ItemStatus.RESOLVED, ItemStatus.DISMISSED):
+            if user.role is Role.REVIEWER and true.status not in (ItemStatus.RESOLVED, ItemStatus.DISMISSED):
                 # others' judgments of an open item wait until it resolves: each judgment stays independent
                 # (no anchoring on the first verdict), and a gold item's other judgments would give it away
                 seen = [j for j in seen if j.reviewer == user.name]
@@ -222,7 +226,7 @@ class ReviewActions(ServiceBase):
         if item.status in ("resolved", "dismissed"):
             raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
         if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
-            raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
+            raise Conflict(f"you already judged review item {item_id}.")
         if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
             raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
                            f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
@@ -252,7 +256,7 @@ class ReviewActions(ServiceBase):
         if item.status in ("resolved", "dismissed"):  # said first: claiming it would be refused too
             raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
         if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):  # claiming would be refused
-            raise Conflict(f"you already judged review item {item_id}; it needs another reviewer.")
+            raise Conflict(f"you already judged review item {item_id}.")
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
             raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
@@ -270,7 +274,8 @@ class ReviewActions(ServiceBase):
         self._log(conn, "review.judge", f"review_item:{item.id}", {
             "verdict": verdict, "label": label, "comment": comment, "judgments": count,
             "required": item.judgments_required})
-        return _as_seen_by(_present(review_items.get_item(conn, item.id), f"review item {item.id}"), user)
+        return _as_seen_by(_present(review_items.get_item(conn, item.id), f"review item {item.id}"), user,
+                           {item.id: now})
 
     def dismiss_review_item(self, *, item_id: str, comment: str) -> ReviewItem:
         if not comment or not comment.strip():
@@ -295,8 +300,11 @@ class ReviewActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User, list[tuple[Judgment, str]],
                                                             list[tuple[str, str, int | None, str]], set[str]]:
-            return self._authorize(conn, Action.VIEW), judgments.all_judgments(conn, model), \
-                judgments.gold_judgments(conn), \
+            user = self._authorize(conn, Action.VIEW)
+            # a reviewer's own gold record counts gold items once resolved: it moved at their judgment, and
+            # told them the item was gold and whether they matched its answer
+            return user, judgments.all_judgments(conn, model), \
+                judgments.gold_judgments(conn, model, resolved_only=user.role is Role.REVIEWER), \
                 {i.id for i in review_items.list_items(conn, model=model, status=ItemStatus.RESOLVED)}
 
         user, judged, gold, resolved = self._run(unit)
@@ -477,20 +485,26 @@ def _all_or_none(ids: list[str], done: str, step: Callable[[str], T]) -> list[T]
                 + " ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, start=1))) from errors[0]
 
 
-def _as_seen_by(item: ReviewItem, user: User) -> ReviewItem:
+def _as_seen_by(item: ReviewItem, user: User, judged: dict[str, datetime] | None = None) -> ReviewItem:
     """A gold item as `user` may see it: to reviewers, the example it passes for (so that they judge it as
-    they judge any other); everyone else sees the truth."""
+    they judge any other); everyone else sees the truth. `judged` (the reviewer's judgments' times by item)
+    lets a gold item the reviewer judged show as an example that judgment resolved, as theirs would have,
+    while it waits for the other reviewers it measures."""
     if user.role is not Role.REVIEWER:
         return item
     if "rank" in item.evidence:  # a sample's order is nothing to judge by, and a gold item's would stand out
         item = replace(item, evidence={k: v for k, v in item.evidence.items() if k != "rank"})
     if item.is_gold or item.kind == "gold":
         shown = item.shown or {}
-        return replace(item, kind="example", is_gold=False, shown=None,
+        item = replace(item, kind="example", is_gold=False, shown=None,
                        judgments_required=shown.get("judgments", item.judgments_required),
                        created_by=shown.get("created_by", item.created_by),
                        created_at=datetime.fromisoformat(shown["created_at"]) if "created_at" in shown
                        else item.created_at)
+        when = (judged or {}).get(item.id)
+        if when is not None and item.status in (ItemStatus.OPEN, ItemStatus.CLAIMED) \
+                and item.judgments_required <= 1:
+            item = replace(item, status=ItemStatus.RESOLVED, resolved_at=when, assignee=None, claim_expires_at=None)
     return item
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 
 from governance.records import Judgment, Verdict, stored
@@ -36,11 +38,14 @@ def all_judgments(conn: duckdb.DuckDBPyConnection, model: str | None = None) -> 
     return [(_judgment(row[:6]), row[6]) for row in rows]
 
 
-def gold_judgments(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int | None, str]]:
-    """(reviewer, verdict, corrected label, gold answer json) for every judgment of a gold item."""
+def gold_judgments(conn: duckdb.DuckDBPyConnection, model: str | None = None,
+                   resolved_only: bool = False) -> list[tuple[str, str, int | None, str]]:
+    """(reviewer, verdict, corrected label, gold answer json) for every judgment of a gold item (of
+    `model`'s items if given; with `resolved_only`, of gold items every judgment they need has reached)."""
     return conn.execute(
         "SELECT j.reviewer, j.verdict, j.corrected_label, i.gold_json FROM judgments j "
-        "JOIN review_items i ON i.id = j.item_id WHERE i.gold_json IS NOT NULL ORDER BY j.reviewer").fetchall()
+        "JOIN review_items i ON i.id = j.item_id WHERE i.gold_json IS NOT NULL AND (? IS NULL OR i.model = ?) "
+        "AND (NOT ? OR i.status = 'resolved') ORDER BY j.reviewer", [model, model, resolved_only]).fetchall()
 
 
 def corrections(conn: duckdb.DuckDBPyConnection, model: str) -> list[Row]:
@@ -50,6 +55,11 @@ def corrections(conn: duckdb.DuckDBPyConnection, model: str) -> list[Row]:
         "FROM review_items i JOIN judgments j ON j.item_id = i.id "
         "WHERE i.model = ? AND i.kind = 'example' AND i.status = 'resolved' AND i.gold_json IS NULL "
         "ORDER BY i.id, j.judged_at, j.reviewer", [model]).fetchall()
+
+
+def judgment_times(conn: duckdb.DuckDBPyConnection, reviewer: str) -> dict[str, datetime]:
+    """When `reviewer` judged each item they judged, by item id."""
+    return dict(conn.execute("SELECT item_id, judged_at FROM judgments WHERE reviewer = ?", [reviewer]).fetchall())
 
 
 def judged_by(conn: duckdb.DuckDBPyConnection, reviewer: str) -> set[str]:
