@@ -232,6 +232,27 @@ def test_too_many_groups_in_a_sensitive_column_is_refused(store, tmp_path, monke
         evaluate(current=frame, label="label", score="score", sensitive=["uid"], resamples=0, max_groups=100)
 
 
+def test_comments_and_reasons_are_text_people_can_read_as_written(store, run_cli):
+    # A 5,000-character comment was stored whole, and U+202E (which turns a terminal's text backwards)
+    # printed as it was by `review show`.
+    item = store.as_("ada").add_review_item(model="credit", version="1", evidence={"note": "look"})
+    assert run_cli(store.home, "review", "claim", item.id, as_="rey").exit_code == 0
+    before = snapshot(store.home)
+    for comment, message in (("fine \u202etxet", "holds characters that do not show as written (U+202E)"),
+                             ("x" * 4001, "the comment is 4,001 characters; keep it to 4,000"),
+                             ("bell \x07", "(U+0007)")):
+        refused = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment", comment,
+                          as_="rey")
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+    reason = run_cli(store.home, "release", "credit", "1", "--override", "--reason", "hotfix \u2066", "--expires",
+                     "2099-01-01", as_="ada")
+    assert reason.exit_code == 2 and "the reason holds characters that do not show as written" in reason.stderr
+    assert snapshot(store.home) == before
+    ok = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment",
+                 "line one\n\tline two — ünïcode ok", as_="rey")
+    assert ok.exit_code == 0, ok.stderr
+
+
 def test_a_sensitive_column_of_one_group_is_refused_where_fairness_is_judged(store, tmp_path):
     # An eval split whose sensitive column holds one group could never be evaluated; a reference sample
     # (drift only) and a production batch (one region's traffic) may hold one.

@@ -44,6 +44,24 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+MAX_TEXT = 4_000  # characters of a comment or reason: a paragraph, not a document
+_HIDDEN = {*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+
+
+def check_text(what: str, text: str) -> str:
+    """`text` (a comment, a reason) if people can read it as written: at most MAX_TEXT characters, and no
+    control character or bidirectional override (U+202E can make a terminal show the text backwards);
+    newlines and tabs are fine."""
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"{what} is {len(text):,} characters; keep it to {MAX_TEXT:,} (link to a document for "
+                           "more).")
+    hidden = sorted({f"U+{ord(c):04X}" for c in text if ord(c) in _HIDDEN})
+    if hidden:
+        raise InvalidInput(f"{what} holds characters that do not show as written ({', '.join(hidden[:5])}); "
+                           "remove them.")
+    return text
+
+
 class ServiceBase:
     """One installation seen by one acting user.
 
@@ -162,6 +180,10 @@ class ServiceBase:
                                  "or ask an admin for an API token.")
             what = "API token" if row.kind == "api" else "session"
             if row.revoked_at is not None:
+                owner = users.get_user(conn, row.user)
+                if owner is not None and not owner.enabled:  # disabling revoked it: say the cause
+                    raise NotAllowed(f"user {row.user!r} is disabled; an admin enables it with `govern user enable "
+                                     f"{row.user}`.")
                 raise NotAllowed(f"your {what} {row.id} was revoked; log in again with `govern login {row.user}`.")
             if row.expires_at <= _now():
                 raise NotAllowed(f"your {what} {row.id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; log in "

@@ -21,7 +21,15 @@ from governance.records import (
     Version,
 )
 from governance.roles import Action, Role
-from governance.service.base import ServiceBase, _now, _present, _require_model, _require_version, parse_time
+from governance.service.base import (
+    ServiceBase,
+    _now,
+    _present,
+    _require_model,
+    _require_version,
+    check_text,
+    parse_time,
+)
 from governance.service.evaluations import newer_eval_set
 from governance.service.registry import approval_floor
 from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
@@ -44,6 +52,7 @@ class ReleaseActions(ServiceBase):
             raise InvalidInput(f"decision {decision!r} is not one of {', '.join(SignOffDecision)}.")
         if decision == "reject" and not comment.strip():
             raise InvalidInput("a rejection needs a comment saying what must change.")
+        check_text("the comment", comment)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> SignOff:
             user = self._authorize(conn, Action.SIGN_OFF)
@@ -96,6 +105,7 @@ class ReleaseActions(ServiceBase):
         expires_at = _future(expires) if override else None
         if override and not (reason and reason.strip()):
             raise InvalidInput("an override needs a reason saying why the gate is set aside.")
+        check_text("the reason", reason or "")
         override_reason = reason.strip() if override and reason else None  # checked above: an override has one
 
         def unit(conn: duckdb.DuckDBPyConnection) -> AliasMove:

@@ -17,7 +17,7 @@ from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, N
 from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
 from governance.review_guidance import Guidance, guidance_for
 from governance.roles import Action, Role, allowed, authorize
-from governance.service.base import LATEST, ServiceBase, _now, _present, _require_version, parse_time
+from governance.service.base import LATEST, ServiceBase, _now, _present, _require_version, check_text, parse_time
 from governance.store import feedback, gates, judgments, registry, review_items
 from governance.store.rows import Row
 
@@ -210,6 +210,7 @@ class ReviewActions(ServiceBase):
         _check_verdict(verdict, label)
         if not comment or not comment.strip():
             raise InvalidInput("a judgment needs a comment saying why.")
+        check_text("the comment", comment)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             now = _now()
@@ -280,6 +281,7 @@ class ReviewActions(ServiceBase):
     def dismiss_review_item(self, *, item_id: str, comment: str) -> ReviewItem:
         if not comment or not comment.strip():
             raise InvalidInput("dismissing an item needs a comment saying why.")
+        check_text("the comment", comment)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             item = _require_item(conn, item_id)
