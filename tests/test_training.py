@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -306,6 +308,41 @@ def test_dropout_masks_drop_the_configured_share_and_keep_the_expected_value():
     assert [(begin, end) for begin, end, _ in _DropoutMasks([64, 32], 0.25, 3, "cpu").chunks(1000, 300)] == \
         [(0, 1000)]  # 65,536 // 300 whole batches of 300 a chunk
     assert all(m is None for _, _, m in _DropoutMasks([64], 0.0, 3, "cpu").chunks(1000, 512))
+
+
+def test_dropout_masks_drawn_ahead_are_the_masks_drawn_in_place():
+    from training.trainer import _DropoutMasks
+
+    def epochs(masks, plan):
+        return [torch.cat([torch.cat(m, dim=1) for _, _, m in masks.chunks(rows, 512)]) for rows in plan]
+
+    plan = [70_000, 70_000, 30_000, 140_000]  # several chunks an epoch, and epochs of other sizes (curriculum)
+    in_place = epochs(_DropoutMasks([64, 32], 0.25, 3, "cpu"), plan)
+    ahead = _DropoutMasks([64, 32], 0.25, 3, "cpu")
+    with ahead.drawn_ahead(plan, 512):
+        drawn = epochs(ahead, plan)
+    assert all(torch.equal(a, b) for a, b in zip(in_place, drawn))
+    # leaving early (early stopping) stops the thread, and masks are then drawn in place again
+    early = _DropoutMasks([64, 32], 0.25, 3, "cpu")
+    with early.drawn_ahead(plan, 512):
+        first = epochs(early, plan[:1])
+    assert torch.equal(first[0], in_place[0]) and early._ahead is None
+    assert not any(t.name == "govern-dropout-masks" for t in threading.enumerate())
+    # asked for rows the plan does not hold: an error, not masks drawn for other rows
+    wrong = _DropoutMasks([64], 0.25, 3, "cpu")
+    with wrong.drawn_ahead([1_000], 512), pytest.raises(RuntimeError, match="drawn for rows"):
+        epochs(wrong, [2_000])
+    beyond = _DropoutMasks([64], 0.25, 3, "cpu")
+    with beyond.drawn_ahead([1_000], 512), pytest.raises(RuntimeError, match="beyond the epochs planned"):
+        epochs(beyond, [1_000, 1_000])
+
+
+def test_an_error_drawing_masks_ahead_reaches_the_training_thread(monkeypatch):
+    from training.trainer import _DropoutMasks
+    masks = _DropoutMasks([64], 0.25, 3, "cpu")
+    monkeypatch.setattr(masks, "_keep", lambda rows, width: (_ for _ in ()).throw(MemoryError("no room")))
+    with masks.drawn_ahead([1_000], 512), pytest.raises(MemoryError, match="no room"):
+        list(masks.chunks(1_000, 512))
 
 
 def test_fit_encode_equals_fit_spec_then_encode():
