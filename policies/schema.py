@@ -81,7 +81,9 @@ class MetricRule(RuleBase):
     max_regression: float | None = Field(None, ge=0, description="Largest allowed worsening against the baseline.")
     baseline: str = Field("production", description=(
         "production (the model's alias), challenger (the version's own challenger predictions: the logistic "
-        "regression `govern train` fits, or an ingested --split challenger) or a version."))
+        "regression `govern train` fits, or an ingested --split challenger), origin (the version its "
+        "retraining started from: its nearest ancestor no retraining job made; none for a version without a "
+        "parent) or a version."))
     judge: Literal["point", "ci_upper", "ci_lower"] = Field(
         "point", description="Judge the point estimate or a bound of its confidence interval.")
     min_samples: int = Field(0, ge=0, description=(

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from governance.errors import NotAllowed, NotFound
-from governance.store import aliases
+from governance.store import aliases, registry
 from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
 
 FAILING = """name: tight
@@ -142,7 +142,7 @@ def test_open_reviews_rule_counts_the_queued_items(gated, tmp_path):
     assert result.status == "failed" and result.observed == 10
 
 
-def test_regression_against_the_production_alias_and_a_named_version(evaluated_store, acs_files, tmp_path):
+def test_regression_against_the_production_alias_a_named_version_and_the_origin(evaluated_store, acs_files, tmp_path):
     engineer = evaluated_store.as_("eng")
     engineer.evaluate(model="credit", version="1", resamples=0)
     engineer.register_version(model="credit", version="2", artifact=evaluated_store.artifact, parent="1")
@@ -158,14 +158,25 @@ def test_regression_against_the_production_alias_and_a_named_version(evaluated_s
     policy = tmp_path / "reg.yaml"
     policy.write_text("name: r\nversion: 1\nrules:\n"
                       "  - {id: vs-prod, metric: performance.roc_auc, max_regression: 0.01}\n"
-                      "  - {id: vs-v1, metric: performance.roc_auc, max_regression: 0.01, baseline: '1'}\n")
+                      "  - {id: vs-v1, metric: performance.roc_auc, max_regression: 0.01, baseline: '1'}\n"
+                      "  - {id: vs-origin, metric: performance.roc_auc, max_regression: 0.01, baseline: origin}\n")
     before = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
-    assert [r.status for r in before.results] == ["insufficient", "failed"]  # no production version yet
+    assert [r.status for r in before.results] == ["insufficient", "failed", "failed"]  # no production version yet
+    assert before.results[2].reason.endswith("(origin, version 1); at most 0.01 worse is allowed.")
+    # a version registered without a parent has nothing to compare with
+    orphan = engineer.gate(model="credit", version="1", policy=policy, dry_run=True).decision.results[2]
+    assert orphan.status == "insufficient" and "no evaluated baseline (origin)" in orphan.reason
+    # where a retraining loop started: the nearest ancestor (or the version itself) no retraining job made
+    run_sql(evaluated_store.home, lambda conn: conn.execute(
+        "UPDATE versions SET lineage_json = ? WHERE model = 'credit' AND version = '2'", ['{"job": "job-x"}']))
+    origins = run_sql(evaluated_store.home, lambda conn: [registry.loop_origin(conn, "credit", v)
+                                                          for v in ("2", "1", None)])
+    assert origins == ["1", "1", None]
 
     run_sql(evaluated_store.home, lambda conn: aliases.set_alias(conn, model="credit", alias="production", version="1",
                                                                actor="ada"))
     after = engineer.gate(model="credit", version="2", policy=policy, dry_run=True).decision
-    assert [r.status for r in after.results] == ["failed", "failed"]
+    assert [r.status for r in after.results] == ["failed", "failed", "failed"]
     assert after.results[0].reason.endswith("(production, version 1); at most 0.01 worse is allowed.")
 
     # Judged again once in production, a version is compared with what production held before it, not itself.

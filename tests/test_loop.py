@@ -189,6 +189,37 @@ def test_the_search_aims_at_every_blocking_rule_and_the_jobs_page_draws_the_trad
     assert len(table) == len(candidates) and table["chosen"].sum() == 1
 
 
+def test_a_retrain_may_cost_only_so_much_roc_auc_against_where_the_loop_started_and_the_search_keeps_to_it(
+        tmp_path):
+    # A retrain that met parity by giving up 0.15 ROC AUC (one answer for almost everyone) had passed the
+    # default pack: `baseline: origin` bounds what the loop's versions may lose against the version it started
+    # from, in every round (not against the last round's, so that each round cannot lose the allowed amount).
+    policy = PARITY + ("  - {id: retrain-auc-cost, metric: performance.roc_auc, max_regression: 0.005, "
+                       "baseline: origin, insufficient: pass}\n")
+    home = _store(tmp_path, policy)
+    engineer = Service.open(home=home, actor="eng")
+    first = engineer.latest_gate(model="m", version="1").decision.results
+    assert [r.status for r in first if r.rule_id == "retrain-auc-cost"] == ["insufficient"]  # v1 has no parent
+    origin_auc = engineer.latest_evaluation(model="m", version="1")[1].find("performance", "roc_auc").value
+    [done] = engineer.run_worker(once=True)
+    job = engineer.show_job(job_id=done.job)
+    assert "retrain-auc-cost" in job.aim
+    # every candidate was judged against v1's ROC AUC: those losing more than 0.005 fail the rule
+    for candidate in job.candidates:
+        costly = candidate["metrics"]["roc_auc"] < origin_auc - 0.005
+        assert costly == any(f.startswith("retrain-auc-cost:") for f in candidate["failing"]), candidate
+    assert any(not c["passes"] and any(f.startswith("retrain-auc-cost:") for f in c["failing"])
+               for c in job.candidates)  # some parity repairs cost too much here
+    engineer.run_worker(once=True)  # a second round, where the first queued one
+    retrained = [v.version for v in engineer.list_versions(model="m") if v.version != "1"]
+    assert retrained
+    for version in retrained:
+        [result] = [r for r in engineer.latest_gate(model="m", version=version).decision.results
+                    if r.rule_id == "retrain-auc-cost"]
+        assert result.status in ("passed", "failed") and result.baseline_value == pytest.approx(origin_auc)
+        assert "(origin, version 1)" in result.reason
+
+
 def test_a_retrain_blocked_only_by_rules_without_a_retrain_action_escalates(tmp_path):
     policy = PARITY.replace("max: 0.08\n", "max: 0.08\n  - {id: accuracy-floor, metric: performance.accuracy, "
                                             "min: 0.99}\n")

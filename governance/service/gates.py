@@ -146,9 +146,13 @@ class GateActions(PolicyActions, RegistryActions):
     def _baseline(self, conn: duckdb.DuckDBPyConnection, model: str, baseline: str,
                   version: str) -> tuple[str, MetricSet] | None:
         """(label, records) a regression rule's `baseline` names for `version`: the production alias's
-        latest evaluation, the version's own challenger's (`challenger`), or a named version's."""
+        latest evaluation, the version's own challenger's (`challenger`), the one its retraining started
+        from (`origin`: its nearest ancestor no retraining job made), or a named version's."""
         if baseline == "challenger":
             return challenger_baseline(conn, model, version)
+        if baseline == "origin":
+            found_version = registry.get_version(conn, model, version)
+            return self._origin(conn, model, found_version.parent_version if found_version else None)
         if baseline == "production":
             target = aliases.get_alias(conn, model, "production")
             label = f"production, version {target}"
@@ -162,7 +166,19 @@ class GateActions(PolicyActions, RegistryActions):
             if registry.get_version(conn, model, baseline) is None:
                 raise InvalidInput(f"the policy's baseline version {baseline!r} of model {model!r} is not registered.")
             target, label = baseline, f"version {baseline}"
-        found = evaluations.latest_evaluation(conn, model, target)
+        return self._evaluated(conn, model, target, label)
+
+    def _origin(self, conn: duckdb.DuckDBPyConnection, model: str, parent: str | None) -> tuple[str, MetricSet] | None:
+        """The `origin` baseline of a version whose parent is `parent`: that parent, or its nearest ancestor
+        no retraining job made (so that two rounds of the loop cannot each lose the allowed amount)."""
+        origin = registry.loop_origin(conn, model, parent)
+        return self._evaluated(conn, model, origin, f"origin, version {origin}") if origin else None
+
+    @staticmethod
+    def _evaluated(conn: duckdb.DuckDBPyConnection, model: str, version: str,
+                   label: str) -> tuple[str, MetricSet] | None:
+        """(label, the version's latest evaluation's records), or None where it has none."""
+        found = evaluations.latest_evaluation(conn, model, version)
         return (label, evaluations.metric_set(conn, found)) if found else None
 
     def _examples(self, loaded: LoadedPolicy, decision: GateDecision, prediction_set: PredictionSet | None,

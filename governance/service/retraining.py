@@ -149,8 +149,11 @@ class Retraining:
                 LoadedPolicy, Evaluation | None, dict[str, tuple[str, MetricSet] | None], GateRecord | None]:
             loaded = self.gates._binding(conn, job.model, None)
             parent_eval = evaluations.latest_evaluation(conn, job.model, job.version)
-            # the parent's baselines: the new version (and its own challenger) does not exist yet
-            baselines = {rule.baseline: self.gates._baseline(conn, job.model, rule.baseline, job.version)
+            # the parent's baselines: the new version (and its own challenger) does not exist yet; its
+            # parent is the job's version
+            baselines = {rule.baseline: self.gates._origin(conn, job.model, job.version)
+                         if rule.baseline == "origin" else
+                         self.gates._baseline(conn, job.model, rule.baseline, job.version)
                          for rule in loaded.policy.rules
                          if isinstance(rule, MetricRule) and rule.max_regression is not None}
             return loaded, parent_eval, baselines, gates.get_gate(conn, job.gate_decision_id)

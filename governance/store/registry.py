@@ -168,6 +168,13 @@ def get_prediction_set(conn: duckdb.DuckDBPyConnection, prediction_set_id: str) 
     return _prediction_set(row) if row else None
 
 
+def loop_origin(conn: duckdb.DuckDBPyConnection, model: str, version: str | None) -> str | None:
+    """`version`, or its nearest ancestor no retraining job made: where a retraining loop through it started."""
+    if version is None:
+        return None
+    return next((v.version for v in lineage(conn, model, version) if not (v.lineage or {}).get("job")), None)
+
+
 def lineage(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> list[Version]:
     """The version and its ancestors, newest first (one query, not one per step; a cycle ends it)."""
     by_name = {v.version: v for v in list_versions(conn, model)}
