@@ -425,6 +425,11 @@ class EstimatePoint(Record):
     rows: int
     realised: float | None = None
     labelled_rows: int = 0
+    outside_band: bool | None = None  # the realised value fell outside [ci_low, ci_high]; None: nothing to compare
+
+    def __post_init__(self) -> None:
+        if self.outside_band is None and None not in (self.realised, self.ci_low, self.ci_high):
+            object.__setattr__(self, "outside_band", not self.ci_low <= self.realised <= self.ci_high)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)

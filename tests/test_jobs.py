@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -438,13 +439,19 @@ def test_a_small_table_trains_with_a_batch_size_and_epochs_fitted_to_it_unless_t
     from governance.service.training import sized_config
 
     default = TrainConfig()
-    # 200 rows, 120 to learn from: batches of 16 (8 an epoch) and 188 epochs to make 1,500 steps
+    # 200 rows, 160 to learn from (the validation fifth held out): batches of 16 (10 an epoch) and 150 epochs
+    # to make 1,500 steps
     sized, note = sized_config(default, 200, ())
-    assert (sized.batch_size, sized.epochs) == (16, 188)
-    assert "batch_size 16 instead of 256 and epochs 188 instead of 30" in note
+    assert (sized.batch_size, sized.epochs) == (16, 150)
+    assert note.startswith("a small table (160 rows to learn from): batch_size 16 instead of 256 and epochs 150 "
+                           "instead of 30")
+    # with recalibrate a calibration fifth is held out too: 120 rows, 8 batches an epoch, 188 epochs
+    recalibrated = replace(default, strategies=("recalibrate",))
+    assert sized_config(recalibrated, 200, ())[1].startswith("a small table (120 rows to learn from): batch_size 16 "
+                                                             "instead of 256 and epochs 188")
     assert sized_config(default, 200, ("batch_size", "epochs")) == (default, None)  # a config file set both
     assert sized_config(default, 200, ("epochs",))[0].epochs == 30
-    assert sized_config(default, 3_000, ())[0].batch_size == 64  # 1,800 rows: 28 batches an epoch
+    assert sized_config(default, 3_000, ())[0].batch_size == 128  # 2,400 rows: 19 batches an epoch
     assert sized_config(default, 36_000, ()) == (default, None)  # Adult: 84 batches of 256 x 30 epochs is plenty
     assert sized_config(default, 10, ())[0].batch_size == 16  # a table too small for 16 batches: 16 rows a batch
 
@@ -519,16 +526,21 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     result = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age", "--json",
                      "--config", _one_epoch(tmp_path), as_="ada")
     assert result.exit_code == 0, result.stderr
-    sizing, improving, note = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say
-    # the config chose the epochs, not the batch size: only that is fitted to the 360 rows it learns from
-    assert sizing == ("a small table (360 rows to learn from): batch_size 16 instead of 256 (early stopping decides "
+    sizing, improving, inputs, note = json.loads(result.stdout)["notes"]  # sex has two large groups: nothing to say
+    # the config chose the epochs, not the batch size: only that is fitted to the 480 rows it learns from (600
+    # training rows less the validation fifth; no calibration split without recalibrate)
+    assert sizing == ("a small table (480 rows to learn from): batch_size 16 instead of 256 (early stopping decides "
                       "when to stop), so that training takes enough steps; set them in --config to choose.")
+    assert inputs.startswith("the sensitive columns 'sex', 'age' are among the model's inputs")
     assert improving == "the validation loss was still falling at the last epoch (1 of 1): more epochs (`epochs:` " \
                         "in --config) may fit better."
     assert note.startswith("sensitive column 'age' has ") and "0 of them with 50+ rows" in note and "bin it" in note
     text = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age",
                    "--config", _one_epoch(tmp_path), as_="ada")
     assert "\nnote: sensitive column 'age'" in text.stdout
+    chosen = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "sex,age", "--json",
+                     "--features", "x,z,c", "--config", _one_epoch(tmp_path), as_="ada")
+    assert chosen.exit_code == 0 and not any("model's inputs" in n for n in json.loads(chosen.stdout)["notes"])
 
 
 def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tmp_path):
@@ -552,7 +564,8 @@ def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tm
         config = TrainConfig(epochs=1, sensitive=("sex", "age"))
         notes = admin.train_version(model="m", data=path, label="y", sensitive=["sex", "age"], config=config,
                                     version=version).notes
-        return [n for n in notes if not n.startswith("the validation loss")]  # a config object: used as it is
+        # a config object is used as it is (no sizing note); sex and age are inputs (a note of its own)
+        return [n for n in notes if not n.startswith(("the validation loss", "the sensitive columns"))]
 
     [sex, age] = notes_with(150, "1")
     assert sex.startswith("sensitive column 'sex' has 2 groups in the 200 eval rows, ")

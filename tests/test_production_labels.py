@@ -218,8 +218,9 @@ def test_monitor_prints_the_label_free_fairness_it_measured(store, files, run_cl
     truth = pd.read_parquet(files["batch"])
     rates = (truth["score"] >= 0.5).groupby(truth["group"].astype(str)).mean()
     [line] = [line for line in result.stdout.splitlines() if line.startswith("  group: parity gap")]
-    assert line == (f"  group: parity gap {rates.max() - rates.min():.4f} (selection rate "
+    assert line == (f"  group: parity gap {rates.max() - rates.min():.4f} over every group (selection rate "
                     + ", ".join(f"{g} {r:.3f}" for g, r in rates.items()) + ")")
+    assert "a gate's parity rule judges the groups its min_samples admits" in result.stdout
 
 
 def test_a_batch_is_judged_at_the_threshold_the_version_was_evaluated_at_unless_told_otherwise(store, files):
@@ -411,3 +412,25 @@ def test_a_monitoring_rule_takes_a_bound_not_a_regression():
     text = "name: p\nversion: 1\nrules:\n  - {id: r, metric: estimated.roc_auc, max_regression: 0.01}\n"
     with pytest.raises(PolicyInvalid, match="a monitoring metric"):
         parse_policy(text, source="p.yaml")
+
+
+def test_estimates_mark_a_realised_value_outside_its_band():
+    # A new user's realised accuracy fell below its band (a 3 % base rate) and nothing said so.
+    from datetime import datetime, timezone
+
+    from governance.cli.labels import render_estimates
+    from governance.records import EstimatePoint
+
+    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+
+    def point(metric: str, realised: float | None) -> EstimatePoint:
+        return EstimatePoint("ps-1", now, now, "ev-1", metric, None, None, 0.98, 0.97, 0.99, 2000, realised,
+                             2000 if realised is not None else 0)
+
+    points = [point("accuracy", 0.9695), point("roc_auc", 0.975), point("f1", None)]
+    assert [p.outside_band for p in points] == [True, False, None]
+    assert points[0].to_dict()["outside_band"] is True  # --json says it too
+    lines = render_estimates(points).splitlines()
+    assert lines[1].endswith("0.9695 2,000/2,000  outside the band")
+    assert not lines[2].endswith("outside the band") and not lines[3].endswith("outside the band")
+    assert lines[-1].startswith("1 realised value outside the estimate's band")

@@ -29,9 +29,13 @@ def render_labels(outcome) -> str:
         if estimated is None and realised is None:
             continue
         band = f" [{_value(estimated.ci_low)}, {_value(estimated.ci_high)}]" if estimated else ""
+        outside = (realised is not None and estimated is not None and None not in (
+            realised.value, estimated.ci_low, estimated.ci_high)
+            and not estimated.ci_low <= realised.value <= estimated.ci_high)
         lines.append(f"  {metric}: realised {_value(realised.value if realised else None)} on "
                      f"{realised.n if realised else 0:,} labelled rows; estimated "
-                     f"{_value(estimated.value if estimated else None)}{band}")
+                     f"{_value(estimated.value if estimated else None)}{band}"
+                     + (" (outside the band)" if outside else ""))
     refused = outcome.metrics.params.get("estimation", {}).get("refused")
     if refused:
         lines.append(f"  not estimated: {refused}")
@@ -79,7 +83,13 @@ def render_estimates(points) -> str:
         when = f"{p.batch_time:%Y-%m-%d}" if p.batch_time else "-"
         band = f"[{_value(p.ci_low)}, {_value(p.ci_high)}]"
         lines.append(f"{p.prediction_set_id:<16} {when:<10} {p.metric:<12} {_value(p.estimate):>9} {band:<17} "
-                     f"{_value(p.realised):>8} {p.labelled_rows:,}/{p.rows:,}")
+                     f"{_value(p.realised):>8} {p.labelled_rows:,}/{p.rows:,}"
+                     + ("  outside the band" if p.outside_band else ""))
+    misses = sum(1 for p in points if p.feature is None and p.metric in _SHOWN and p.outside_band)
+    if misses:
+        lines.append(f"{misses} realised value{'s' if misses > 1 else ''} outside the estimate's band: the estimate "
+                     "takes the scores to be as calibrated on the batch as on the eval set; a miss says they were "
+                     "not (or, on part of a batch labelled, that the labelled rows differ).")
     return "\n".join(lines)
 
 

@@ -212,7 +212,10 @@ def monitored(result) -> str:
         rates = [r for r in metric_set.select("fairness", "selection_rate")
                  if r.feature == gap.feature and r.group is not None and r.value is not None]
         shown = ", ".join(f"{r.group} {r.value:.3f}" for r in rates[:8]) + (", …" if len(rates) > 8 else "")
-        lines.append(f"  {gap.feature}: parity gap {gap.value:.4f} (selection rate {shown})")
+        lines.append(f"  {gap.feature}: parity gap {gap.value:.4f} over every group (selection rate {shown})")
+    if any(line.startswith("  ") and " parity gap " in line for line in lines):  # not the gate's gap
+        lines.append("  (a gate's parity rule judges the groups its min_samples admits: small groups can make "
+                     "these gaps larger)")
     decision = getattr(result, "decision", None)
     for rule in decision.results if decision is not None else ():
         lines.append(f"  monitoring rule {rule.rule_id}: {rule.status.upper()} - {rule.reason}")

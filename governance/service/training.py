@@ -127,7 +127,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         frame = read_table(Path(data))
         if frame.empty:
             raise InvalidInput(f"{Path(data).name} has a header but no data rows.")
-        features = _check_columns(frame, label, sensitive, features)
+        asked_features, features = features, _check_columns(frame, label, sensitive, features)
         given, config = config, config or TrainConfig(sensitive=tuple(sensitive))
         check_config(config)
         problems = intersection_problems(intersections, sensitive, frame.columns)
@@ -153,6 +153,12 @@ class TrainingActions(PolicyActions, RegistryActions):
                                         new_model=f"trained from {Path(data).name}")
         improving = still_improving(result.history)
         notes += [improving] if improving else []
+        inputs = [c for c in sensitive if c in features]
+        if asked_features is None and inputs:
+            notes.append(f"the sensitive column{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))} "
+                         f"{'are' if len(inputs) > 1 else 'is'} among the model's inputs (the default: every column "
+                         "but the label), so the rows it scores must carry them; --features trains without them "
+                         "(the predictions still keep them, for fairness).")
         if ROW_ID in frame.columns:
             notes.append(f"the table's column {ROW_ID!r} is not a feature and its values are not kept: {ROW_ID!r} is "
                          "govern's row id, each row's position in the file (by which reviewers' corrections find "
@@ -425,7 +431,9 @@ def sized_config(config: TrainConfig, train_rows: int, chosen: Collection[str]) 
     epochs; early stopping decides). The defaults (256 rows, 30 epochs) give a 200-row table one step an
     epoch: 30 steps, an untrained model (ROC AUC 0.77 on ISLR's Carseats, 0.97 sized)."""
     import math
-    learn = int(train_rows * (1 - config.validation_fraction - config.calibration_fraction))
+    # the rows `train` learns from: its validation split, and with recalibrate its calibration split, held out
+    learn = train_rows - int(train_rows * config.validation_fraction) - (
+        int(train_rows * config.calibration_fraction) if "recalibrate" in config.strategies else 0)
     batch_size, epochs = config.batch_size, config.epochs
     if "batch_size" not in chosen and learn < batch_size * 16:
         batch_size = max(16, 2 ** int(math.log2(max(learn // 16, 1))))
