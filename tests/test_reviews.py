@@ -599,3 +599,23 @@ def test_the_cli_and_the_service_agree_on_the_largest_batch():
 
     assert cli_reviews.MAX_BATCH == service_reviews.MAX_BATCH
 
+
+
+def test_a_gate_under_a_pack_no_longer_binding_releases_nothing(releasable, run_cli):
+    # An admin assigned a stricter pack after the version was gated and approved: the release went through on
+    # the old pack's pass. The same held when a risk tier change made another shipped pack binding.
+    store, policy = releasable
+    for reviewer in ("rey", "rev3"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    admin, engineer = store.as_("ada"), store.as_("eng")
+    admin.assign_policy(policy="strict", model="credit")
+    before = snapshot(store.home)
+    with pytest.raises(NotAllowed, match=r"ran .* and the pack binding credit now is strict-high-risk v\d+: gate it "
+                                         r"again under that pack \(`govern gate credit 1`\)"):
+        engineer.release(model="credit", version="1")
+    assert snapshot(store.home) == before
+    assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "release"]  # not offered either
+    result = run_cli(store.home, "release", "credit", "1", as_="eng")
+    assert result.exit_code == 2 and "gate it again under that pack" in result.stderr
+    admin.assign_policy(policy=admin.register_policy(file=policy).name, model="credit")  # the pack it passed
+    assert engineer.release(model="credit", version="1").version == "1"

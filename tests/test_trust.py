@@ -602,6 +602,19 @@ def test_a_rebuilt_chain_is_caught_by_the_witness_and_by_export_consistency(stor
     assert run_cli(tmp_path, "audit", "verify", earlier, "--key", key, "--since", earlier).exit_code == 0
 
 
+def test_an_event_edited_without_recomputing_its_hash_is_named_by_status_too(store, run_cli):
+    # The witness compares stored hashes, which such an edit leaves as they were: `audit verify` caught it,
+    # while `status` (and the Overview, which reads the same report) said the live chain matched.
+    events = _events(store.home)
+    target = next(e for e in events if e.action == "user.add" and e.entity == "user:rey")
+    run_sql(store.home, lambda conn: conn.execute("UPDATE audit_events SET actor = 'vic' WHERE seq = ?", [target.seq]))
+    seen = store.as_("vic").witness_status()  # any role sees that the log no longer verifies, not its contents
+    assert not seen.ok and seen.first_bad_seq == target.seq
+    assert seen.problems[0].startswith(f"the log no longer verifies at seq {target.seq}: ")
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1 and f"the log no longer verifies at seq {target.seq}" in status.stdout
+
+
 def test_a_removed_tail_with_its_head_row_is_caught_by_the_witness(store, run_cli):
     events = _events(store.home)
     _rebuild(store.home, events[:-1])

@@ -70,8 +70,17 @@ class AuditActions(ServiceBase):
         return self.witness_status()
 
     def witness_status(self) -> WitnessReport:
-        """The live chain against the witness (any role may see whether the log still matches)."""
-        return self._check_witness(self._read(Action.VIEW, audit_log.hashes))
+        """The live chain against the witness, and each event against its own hash: any role may see whether
+        the log still matches (not what it holds). An event edited without recomputing its hash matches the
+        witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
+        events = self._read(Action.VIEW, audit_log.read_events)
+        seen = self._check_witness({e.seq: e.hash for e in events})
+        chain = verify_chain(events)
+        if chain.ok:
+            return seen
+        problem = f"the log no longer verifies at seq {chain.broken_seq}: {chain.problem} (`govern audit verify`)"
+        bad = [seq for seq in (chain.broken_seq, seen.first_bad_seq) if seq is not None]
+        return replace(seen, ok=False, problems=[problem, *seen.problems], first_bad_seq=min(bad) if bad else None)
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
         from governance import witness

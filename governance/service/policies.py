@@ -138,22 +138,7 @@ class PolicyActions(ServiceBase):
             raise InvalidInput(str(exc)) from exc
 
     def _assigned(self, conn: duckdb.DuckDBPyConnection, model: str) -> BoundPolicy:
-        from policies import parse_policy
-        record = _require_model(conn, model)
-        for scope, target in (("model", model), ("tier", record.risk_tier)):
-            found = policies.get_assignment(conn, scope, target)
-            if found is None:
-                continue
-            reason = f"the pack assigned to {'model' if scope == 'model' else 'risk tier'} {target}"
-            if found.policy_version is None:
-                shipped = _present(_shipped(found.policy_name), f"shipped pack {found.policy_name}")
-                return BoundPolicy(shipped, reason)
-            pack = _present(policies.get_pack(conn, found.policy_name, found.policy_version),
-                            f"policy pack {found.policy_name}@{found.policy_version}")
-            return BoundPolicy(parse_policy(pack.text, source=f"{pack.name}@{pack.version}"), reason)
-        name = RISK_TIER_PACKS.get(record.risk_tier, "strict")
-        return BoundPolicy(_present(_shipped(name), f"shipped pack {name}"),
-                           f"the shipped pack for risk tier {record.risk_tier}")
+        return assigned_pack(conn, model)
 
     def _binding(self, conn: duckdb.DuckDBPyConnection, model: str, ref: PolicyRef | None) -> LoadedPolicy:
         """The pack a binding gate runs: the assigned one; `ref`, if given, must be that very pack."""
@@ -168,6 +153,27 @@ class PolicyActions(ServiceBase):
                 f"pack: try it with --dry-run, or an admin registers and assigns it (`govern policy register FILE`, "
                 f"`govern policy assign NAME --model {model}`).")
         return bound.loaded
+
+
+def assigned_pack(conn: duckdb.DuckDBPyConnection, model: str) -> BoundPolicy:
+    """The pack the model's binding gates run now, and why: the one assigned to it or its risk tier, else the
+    shipped pack for its risk tier."""
+    from policies import parse_policy
+    record = _require_model(conn, model)
+    for scope, target in (("model", model), ("tier", record.risk_tier)):
+        found = policies.get_assignment(conn, scope, target)
+        if found is None:
+            continue
+        reason = f"the pack assigned to {'model' if scope == 'model' else 'risk tier'} {target}"
+        if found.policy_version is None:
+            shipped = _present(_shipped(found.policy_name), f"shipped pack {found.policy_name}")
+            return BoundPolicy(shipped, reason)
+        pack = _present(policies.get_pack(conn, found.policy_name, found.policy_version),
+                        f"policy pack {found.policy_name}@{found.policy_version}")
+        return BoundPolicy(parse_policy(pack.text, source=f"{pack.name}@{pack.version}"), reason)
+    name = RISK_TIER_PACKS.get(record.risk_tier, "strict")
+    return BoundPolicy(_present(_shipped(name), f"shipped pack {name}"),
+                       f"the shipped pack for risk tier {record.risk_tier}")
 
 
 def _shipped(name: str) -> LoadedPolicy | None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 
-from governance.errors import NotAllowed
+from governance.errors import NotAllowed, NotFound
 from governance.records import (
     AliasMove,
     GateRecord,
@@ -25,9 +26,13 @@ from governance.records import (
 )
 from governance.roles import Action, allowed
 from governance.service.base import _now
+from governance.service.policies import assigned_pack
 from governance.service.releases import ReleaseActions, _blocking_rules, _check_releasable
 from governance.store import evaluations, gates, jobs, judgments, registry, review_items, signoffs
 from policies.decision import RuleResult
+
+if TYPE_CHECKING:
+    from policies.loader import LoadedPolicy
 
 ACTIVE_JOBS = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_REVIEW)
 REVIEWERS_WORK = {ItemKind.ESCALATION, ItemKind.OVERRIDE_EXPIRED}  # kinds reviewers do NOT work (the rest they do)
@@ -142,7 +147,9 @@ class ReadinessActions(ReleaseActions):
             active = [j for j in jobs.list_jobs(conn) if j.status in ACTIVE_JOBS]
             models = [_model_readiness(conn, model.name, model.risk_tier, production.get(model.name), items, active)
                       for model in registry.list_models(conn)]
-            return Readiness(user.name, user.role.value, models, _tasks(conn, user, models, items), _now())
+            return Readiness(user.name, user.role.value, models,
+                             _tasks(conn, user, models, items, lambda model: assigned_pack(conn, model).loaded),
+                             _now())
 
         return self._run(unit)
 
@@ -229,8 +236,8 @@ def _bound_words(comparison: str | None, threshold: float | None) -> str:
 
 
 def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadiness],
-           items: list[ReviewItem]) -> list[Task]:
-    """What waits for `user`: by what their role may do."""
+           items: list[ReviewItem], binding_of: Callable[[str], LoadedPolicy]) -> list[Task]:
+    """What waits for `user`: by what their role may do (`binding_of(model)`: the pack binding it now)."""
     tasks: list[Task] = []
     role = user.role
     if allowed(role, Action.JUDGE):
@@ -252,7 +259,8 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
         if allowed(role, Action.SIGN_OFF) and _awaits_signoff(conn, readiness.model, version, user.name):
             tasks.append(Task("sign_off", readiness.model, version, 1,
                               f"{readiness.model} v{version} passed its gate's rules and awaits your sign-off"))
-        elif allowed(role, Action.RELEASE) and _releasable(conn, readiness.model, version, user.name):
+        elif allowed(role, Action.RELEASE) and _releasable(conn, readiness.model, version, user.name,
+                                                           binding_of):
             tasks.append(Task("release", readiness.model, version, 1,
                               f"{readiness.model} v{version} passed its gate and has its approvals: release it"))
     if allowed(role, Action.OVERRIDE):
@@ -290,13 +298,14 @@ def _awaits_signoff(conn: duckdb.DuckDBPyConnection, model: str, version: str, u
                    for s in signoffs.current_signoffs(conn, model, version))
 
 
-def _releasable(conn: duckdb.DuckDBPyConnection, model: str, version: str, releaser: str) -> bool:
+def _releasable(conn: duckdb.DuckDBPyConnection, model: str, version: str, releaser: str,
+                binding_of: Callable[[str], LoadedPolicy]) -> bool:
     found, record = registry.get_model(conn, model), registry.get_version(conn, model, version)
     if found is None or record is None:
         return False
     try:
-        _check_releasable(conn, found, record, releaser)
-    except NotAllowed:
+        _check_releasable(conn, found, record, releaser, binding_of(model))
+    except (NotAllowed, NotFound):
         return False
     return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -31,8 +32,12 @@ from governance.service.base import (
     parse_time,
 )
 from governance.service.evaluations import newer_eval_set
+from governance.service.policies import assigned_pack
 from governance.service.registry import approval_floor
 from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
+
+if TYPE_CHECKING:
+    from policies.loader import LoadedPolicy
 
 ALIAS = "production"
 
@@ -117,7 +122,8 @@ class ReleaseActions(ServiceBase):
                 if aliases.get_alias(conn, model, ALIAS) == version and basis is not None and basis.action == "release":
                     raise Conflict(f"{model} version {version} is already in production, released by {basis.actor} "
                                    f"(move {basis.seq}); there is nothing to release.")
-                _check_releasable(conn, _require_model(conn, model), record, user.name)
+                _check_releasable(conn, _require_model(conn, model), record, user.name,
+                                  assigned_pack(conn, model).loaded)
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, override_reason, expires_at)
             registry.mark_released(conn, model, version)
@@ -288,10 +294,17 @@ def _gate_of_latest_evidence(conn: duckdb.DuckDBPyConnection, model: str, versio
     return gate
 
 
-def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, releaser: str) -> None:
+def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, releaser: str,
+                      binding: LoadedPolicy) -> None:
+    """Refuses (NotAllowed) unless `version` may be released by `releaser` now; `binding` is the pack the
+    model's binding gates run now."""
     name, number = model.name, version.version
     gate = _gate_of_latest_evidence(conn, name, number, "to release on; run `govern gate` first (or an admin "
                                                         "overrides with a reason)")
+    if gate.policy_sha256 != binding.sha256:  # an admin assigned another pack, or changed the risk tier, since
+        raise NotAllowed(f"the latest gate of {name} version {number} ran {gate.policy_name} v{gate.policy_version}, "
+                         f"and the pack binding {name} now is {binding.policy.name} v{binding.policy.version}: "
+                         f"gate it again under that pack (`govern gate {name} {number}`).")
     blocking = _blocking_rules(gate)
     if blocking:
         raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "
