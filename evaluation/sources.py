@@ -65,6 +65,9 @@ def check_columns(types: dict[str, str], columns: Columns, what: str, *, need_la
         for role, name in (("label", columns.label), ("score", columns.score)):
             if not _numeric(types[name]):
                 raise MetricInputError(f"the {role} column {name!r} of the {what} data is {types[name]}, not numeric.")
+        if types[columns.score].upper() == "BOOLEAN":  # true/false are decisions, not scores
+            raise MetricInputError(f"the score column {columns.score!r} of the {what} data holds true/false, not "
+                                   "scores between 0 and 1.")
 
 
 def check_values(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, what: str) -> int:
@@ -72,7 +75,7 @@ def check_values(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, w
     y, p = quote(columns.label), quote(columns.score)
     n, bad_label, null_score, bad_score = conn.execute(
         f"SELECT count(*), count(*) FILTER ({y} IS NULL OR {y} NOT IN (0, 1)), count(*) FILTER ({p} IS NULL), "
-        f"count(*) FILTER (NOT isfinite({p}) OR {p} < 0 OR {p} > 1) FROM {view}"
+        f"count(*) FILTER (NOT isfinite(CAST({p} AS DOUBLE)) OR {p} < 0 OR {p} > 1) FROM {view}"
     ).fetchone()
     problems = []
     if bad_label:

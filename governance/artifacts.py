@@ -9,13 +9,14 @@ import time
 import uuid
 from pathlib import Path
 
-from governance.errors import InvalidInput, NotFound
+from governance.errors import GovernError, InvalidInput, NotFound
 from governance.limits import max_artifact_bytes
 from governance.private import private_dir
 
 _CHUNK = 1 << 20
 STALE_AFTER_S = 3600  # work in progress untouched this long was left by a killed process
 _swept: set[Path] = set()
+_verified: dict[Path, tuple[int, int]] = {}  # stored files whose content matched their name: (size, mtime_ns) then
 
 
 def sha256_file(path: Path) -> str:
@@ -97,9 +98,20 @@ class ArtifactStore:
         return sha256, size
 
     def open_path(self, sha256: str) -> Path:
+        """The stored file named `sha256`, once its content is checked against that name (once per process
+        while its size and modification time stay as they were): a prediction set overwritten on disk with
+        better scores had been evaluated as the version's, silently."""
         path = self.path_for(sha256)
         if not path.exists():
             raise NotFound(f"artifact {sha256} is missing from {self.root}.")
+        seen = path.stat()
+        stamp = (seen.st_size, seen.st_mtime_ns)
+        if _verified.get(path) != stamp:
+            if sha256_file(path) != sha256:
+                raise GovernError(f"artifact {sha256[:12]}… in {self.root} no longer matches its sha256: the file "
+                                  "was changed on disk after it was stored (tampering or damage); restore it from a "
+                                  "backup. Nothing read it.")
+            _verified[path] = stamp
         return path
 
     def discard(self, scratch: Path) -> None:

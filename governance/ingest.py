@@ -23,7 +23,7 @@ from evaluation.intersections import INTERSECTION_SEPARATOR, intersection_name
 from evaluation.sources import quote as _quote
 from governance.artifacts import sha256_file
 from governance.errors import InvalidInput, NotFound
-from governance.limits import max_decompressed_bytes, max_groups
+from governance.limits import max_columns, max_decompressed_bytes, max_groups
 
 Split = Literal["reference", "eval", "production", "challenger"]
 SPLITS: tuple[str, ...] = ("reference", "eval", "production", "challenger")
@@ -31,6 +31,8 @@ _SHOWN_ROWS = 5
 # Quotes, semicolons and control characters have no business in a column name; refusing them
 # keeps every identifier we quote unambiguous.
 _BAD_NAME = re.compile(r'[\x00-\x1f\x7f]')  # names are always quoted in SQL; control characters only hide things
+# zero-width and bidirectional formatting characters (RE2 syntax, for DuckDB's regexp_matches)
+_INVISIBLE = "[\\x{200B}-\\x{200F}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}\\x{FEFF}]"
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _CSV_WIDTH = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 ROW = "__govern_row"  # our own row number: a file's column may be called rowid, which hides DuckDB's
@@ -118,6 +120,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         if label_optional and roles.label not in columns:
             roles = replace(roles, label=None)
         _check_roles(problems, roles, columns, delimiter)
+        _check_nested(problems, columns)
         row_count = conn.execute("SELECT count(*) FROM src").fetchone()[0]
         if row_count == 0:
             problems.add(None, "the file has a header but no data rows")
@@ -154,6 +157,12 @@ def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
     conn = duckdb.connect()
     try:
         header = _header(path, fmt, delimiter, source.name)
+        if len(header) > max_columns():  # loading a million columns took DuckDB past a quarter of an hour
+            raise InvalidInput(f"cannot {doing} {source.name}: it has {len(header):,} columns, more than the "
+                               f"{max_columns():,} a file may have (GOVERN_MAX_COLUMNS raises the limit).")
+        if _BAD_NAME.search(source.name):  # it is stored and printed as the set's source: a line break forges lines
+            raise InvalidInput(f"cannot {doing} {source.name!r}: its file name has control characters (line breaks, "
+                               "tabs); rename the file.")
         _refuse_single_delimited_column(source, header, delimiter)
         problems = _Problems()
         _check_names(problems, header)
@@ -309,6 +318,19 @@ def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str
         )
 
 
+_NESTED = re.compile(r"^(STRUCT|MAP|UNION)\(|\[\d*\]$")  # DuckDB's names of nested types: STRUCT(a INTEGER), INTEGER[]
+
+
+def _check_nested(problems: _Problems, columns: dict[str, str]) -> None:
+    """Columns of nested values (a Parquet struct, map or list): no metric, group or drift test reads them (a
+    struct sensitive column was stored, then evaluate failed comparing dicts)."""
+    for column, kind in columns.items():
+        if _NESTED.search(kind):
+            shown = kind if len(kind) <= 60 else kind[:57] + "..."
+            problems.add(column, f"nested values ({shown}): govern reads numbers and text; flatten the column or "
+                                 "leave it out of the file")
+
+
 def _check_roles(problems: _Problems, roles: ColumnRoles, columns: dict[str, str], delimiter: str) -> None:
     available = list(columns)
     for role, column in roles.named():
@@ -378,6 +400,9 @@ def _check_values(
             (column, f"{_quote(column)} IS NOT NULL AND trim({text}) = ''",
              "blank (name missing groups, e.g. 'unknown')"),
             (column, f"regexp_matches({text}, '[\\x00-\\x1f\\x7f]')", "a group name with control characters"),
+            (column, f"regexp_matches({text}, '{_INVISIBLE}')",
+             "a group name with invisible or direction-changing characters (they make one name look like another)"),
+            (column, f"isnan(TRY_CAST({_quote(column)} AS DOUBLE))", "NaN (name missing groups, e.g. 'unknown')"),
         ]
         if column in crossed:  # an intersection's group joins its columns' values with ' & '
             checks.append((column, f"contains({text}, '{INTERSECTION_SEPARATOR}')",
@@ -386,6 +411,8 @@ def _check_values(
         q = _quote(roles.id)
         checks += [
             (roles.id, f"{q} IS NULL", "empty"),
+            (roles.id, f"regexp_matches(CAST({q} AS VARCHAR), '[\\x00-\\x1f\\x7f]')",
+             "an id with control characters (no outcome file could name it)"),
             (roles.id, f"{q} IS NOT NULL AND count(*) OVER (PARTITION BY {q}) > 1", "duplicated"),
         ]
     for column, condition, kind in checks:

@@ -33,6 +33,10 @@ def max_groups() -> int:
     return _limit("GOVERN_MAX_GROUPS", 1_000)
 
 
+def max_columns() -> int:
+    return _limit("GOVERN_MAX_COLUMNS", 10_000)
+
+
 def max_decompressed_bytes() -> int:
     return _limit("GOVERN_MAX_DECOMPRESSED_BYTES", 2 * GIB)
 

@@ -122,7 +122,7 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         raise PolicyInvalid(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
     if not isinstance(data, dict):
         raise PolicyInvalid(f"{source}: a policy is a mapping with name, version and rules.")
-    problems: list[str] = _repeated_keys(node)
+    problems: list[str] = repeated_keys(node)
     for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"line {_key_line(node, key)}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
     rules_node = _child(node, "rules")
@@ -177,7 +177,7 @@ def _describe(error: dict) -> str:
     return f"{loc}: {message}" if loc else message
 
 
-def _repeated_keys(root: yaml.Node | None) -> list[str]:
+def repeated_keys(root: yaml.Node | None) -> list[str]:
     """A key given twice in one mapping: YAML keeps the last value where a reader sees the first (`max: 0.1`
     then `max: 0.9` judged at 0.9). Merge keys (`<<`) aside, whose values explicit keys override."""
     problems: list[str] = []

@@ -27,8 +27,9 @@ RetrainStrategy = Literal["recalibrate", "reweight", "curriculum", "fairness_pen
 
 
 class Strict(BaseModel):
-    # NaN and infinity are no bounds (a rule `max: .nan` could never pass nor mean anything)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # NaN and infinity are no bounds (a rule `max: .nan` could never pass nor mean anything); strict types:
+    # `max: false` had been read as 0, `max: '0.05'` as 0.05 and `min_samples: true` as 1
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class ReviewAction(Strict):
@@ -186,7 +187,7 @@ Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule, LeakageRule, Degenerate
 
 class Policy(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-    version: Union[int, str]
+    version: Union[Annotated[int, Field(ge=1)], str]
     description: str | None = None
     rules: list[Rule] = Field(min_length=1)
 

@@ -109,3 +109,13 @@ def test_cli_metrics_non_numeric_score(tmp_path, run_cli):
     result = run_cli(tmp_path, "metrics", path, "--label", "y", "--score", "p")
     assert result.exit_code == 2
     assert result.stderr == "error: the score column 'p' of the current data is VARCHAR, not numeric.\n"
+
+
+def test_cli_metrics_refuses_a_true_false_score_column(tmp_path, run_cli):
+    # it fell to the crash handler (DuckDB has no isfinite for BOOLEAN); ingest refused the same file
+    path = tmp_path / "f.csv"
+    path.write_text("y,p\n0,False\n1,True\n")
+    result = run_cli(tmp_path, "metrics", path, "--label", "y", "--score", "p")
+    assert result.exit_code == 2
+    assert result.stderr == "error: the score column 'p' of the current data holds true/false, not scores between 0 " \
+                            "and 1.\n"

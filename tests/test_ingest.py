@@ -73,6 +73,16 @@ def _write(tmp_path, name, content: bytes | str) -> Path:
     return path
 
 
+def _parquet(columns: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    return buffer.getvalue()
+
+
 HEADER = "id,label,score,sex\n"
 BAD_FILES = {
     "missing_columns": ("f.csv", "id,label\n1,0\n", ColumnRoles(id="id"),
@@ -126,6 +136,30 @@ BAD_FILES = {
                          "  - column 'sex': the name appears more than once in the header (names are compared "
                          "ignoring case)"),
     "not_parquet": ("f.parquet", HEADER + "1,0,0.5,f\n", ROLES, None),
+    # from a hostile trial: each was stored, then broke or misled what read it
+    "invisible_group_name": ("f.csv", HEADER + "1,0,0.5,f\u202e\n2,1,0.5,m\n", ROLES,
+                             "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                             "  - column 'sex': a group name with invisible or direction-changing characters (they "
+                             "make one name look like another) in 1 row (row 1; e.g. 'f\\u202e')"),
+    "id_with_a_control_character": ("f.csv", HEADER + "1\x01,0,0.5,f\n2,1,0.5,m\n", ROLES,
+                                    "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                                    "  - column 'id': an id with control characters (no outcome file could name "
+                                    "it) in 1 row (row 1; e.g. '1\\x01')"),
+    "file_name_with_a_line_break": ("a\nps-deadbeef0000  eval  9999 rows.csv", HEADER + "1,0,0.5,f\n", ROLES,
+                                    "cannot ingest 'a\\nps-deadbeef0000  eval  9999 rows.csv': its file name has "
+                                    "control characters (line breaks, tabs); rename the file."),
+    "a_million_columns": ("f.csv", HEADER.strip() + "".join(f",c{i}" for i in range(10_001)) + "\n", ROLES,
+                          "cannot ingest f.csv: it has 10,005 columns, more than the 10,000 a file may have "
+                          "(GOVERN_MAX_COLUMNS raises the limit)."),
+    "nested_sensitive_column": ("f.parquet", _parquet({"id": ["1", "2"], "label": [0, 1], "score": [0.2, 0.8],
+                                                       "sex": [{"a": 0}, {"a": 1}]}), ROLES,
+                                "cannot ingest f.parquet: 1 problem, nothing was written.\n"
+                                "  - column 'sex': nested values (STRUCT(a BIGINT)): govern reads numbers and text; "
+                                "flatten the column or leave it out of the file"),
+    "nan_group": ("f.parquet", _parquet({"id": ["1", "2", "3"], "label": [0, 1, 1], "score": [0.2, 0.8, 0.7],
+                                         "sex": [1.0, float("nan"), 2.0]}), ROLES,
+                  "cannot ingest f.parquet: 1 problem, nothing was written.\n"
+                  "  - column 'sex': NaN (name missing groups, e.g. 'unknown') in 1 row (row 2; e.g. 'nan')"),
 }
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -371,9 +372,20 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
      "sensitive column 'country' holds one group ('US') in every row; fairness compares at least two groups"),
     (lambda f: f.assign(region=["north"] * 199 + ["south"]), ["--sensitive", "region"], None,
      "sensitive column 'region' holds one group ('north') in every row of the 50 eval rows"),
-    (None, [], "epochs: -5\nhidden: [0]\n", "epochs must be at least 1, not -5; hidden must list layer widths"),
+    (None, [], "epochs: -5\nhidden: [0]\n", "epochs must be between 1 and 100,000, not -5; hidden must list at "
+     "most 16 layer widths, each between 1 and 4,096, not [0]"),
+    # a typo's size: epochs 1e11 was killed by the kernel at 24 GB, hidden [100000, 100000] a crash
+    (None, [], "epochs: 100000000000\n", "epochs must be between 1 and 100,000, not 100000000000"),
+    (None, [], "hidden: [100000, 100000]\nbatch_size: 10000000\n", "batch_size must be between 1 and 1,048,576"),
+    (None, [], "hidden: [100000, 100000]\n", "hidden must list at most 16 layer widths, each between 1 and 4,096"),
     (None, [], "learning_rate: fast\ndropout: 1.0\n", "learning_rate must be a number, not 'fast'; dropout must be"),
     (None, [], "epochs: 2.5\n", "epochs must be a whole number, not 2.5"),
+    (None, [], '{"epochs": 1, "epochs": 2}\n', "line 1: key 'epochs' is given twice in one mapping"),  # trained 2
+    # refused after training, these left the model and the table among the stored files
+    (lambda f: f.assign(sex=np.where(f["sex"] == "m", "a\x1b[31mRED\x07", "b")), ["--sensitive", "sex"], None,
+     "sensitive column 'sex' has group names with control, invisible or direction-changing characters"),
+    (lambda f: f.assign(sex=np.where(f["sex"] == "m", "m\u202e", "f")), ["--sensitive", "sex"], None,
+     "(they print as another name), in data rows "),
     (None, [], "validation_fraction: 0.6\ncalibration_fraction: 0.4\n", "must leave rows to train on"),
 ])
 def test_train_refuses_data_and_settings_it_cannot_train_on_before_anything_is_stored(

@@ -89,6 +89,13 @@ MALFORMED = {
     "top_level_key": ("name: p\nversion: 1\nowner: me\nrules:\n  - {id: a, kind: approvals, min: 1}",
                       "line 3: unknown key 'owner' (allowed: description, name, rules, version)"),
     "empty_rules": ("name: p\nversion: 1\nrules: []", "rules: give a non-empty list of rules"),
+    # strict types: these were read as 0, 0.05 and 1
+    "false_bound": (HEAD + "  - {id: a, metric: calibration.ece, max: false}",
+                    "rule 'a' (line 4): max: Input should be a valid number"),
+    "quoted_bound": (HEAD + "  - {id: a, metric: calibration.ece, max: '0.05'}",
+                     "rule 'a' (line 4): max: Input should be a valid number"),
+    "true_min_samples": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: true}",
+                         "rule 'a' (line 4): min_samples: Input should be a valid integer"),
     "not_yaml": ("name: p\nrules: [\n", None),
     "not_a_mapping": ("- just\n- a list\n", None),
 }

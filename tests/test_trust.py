@@ -827,3 +827,21 @@ def test_the_cli_prints_no_conninfo_password(monkeypatch, tmp_path, run_cli):
     result = run_cli(tmp_path / "home", "status")
     assert result.exit_code == 2 and "cannot attach the DuckLake store" in result.stderr
     assert "hunter2" not in result.output
+
+
+def test_a_stored_file_changed_on_disk_is_refused_not_evaluated(evaluated_store, run_cli):
+    # A prediction set overwritten with better scores (another valid Parquet file) was evaluated as the
+    # version's: accuracy and ROC AUC 1.0, exit 0, and the audit chain intact.
+    import pandas as pd
+
+    engineer = evaluated_store.as_("eng")
+    [eval_set] = [s for s in engineer.show_version(model="credit", version="1").prediction_sets if s.split == "eval"]
+    path = engineer.prediction_set_path(eval_set)
+    forged = pd.read_parquet(path)
+    forged["predicted_probability"] = forged["employed"] * 0.98 + 0.01
+    path.chmod(0o600)
+    forged.to_parquet(path)
+    result = run_cli(evaluated_store.home, "evaluate", "credit", "1", as_="eng")
+    assert result.exit_code == 2, result.output
+    assert f"artifact {eval_set.dataset_sha256[:12]}… in " in result.stderr
+    assert "no longer matches its sha256: the file was changed on disk after it was stored" in result.stderr

@@ -15,7 +15,7 @@ import queue
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,8 @@ class TrainedModel:
             raise ValueError(f"this model shifts scores per group of {', '.join(missing)}; "
                              "the rows to score must have those columns.")
         z = self.calibrated_logits(frame) + group_shift(frame, self.offsets)
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):  # exp(-z) overflowing to inf for z far below 0 is a score of 0
+            return 1.0 / (1.0 + np.exp(-z))
 
     def to_bytes(self) -> bytes:
         """The weights and, as canonical JSON, everything else: equal models give equal bytes (a retrain
@@ -313,8 +314,8 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     best, best_loss, waited, history = flat.detach().clone(), float("inf"), 0, []
     epochs_per_stage = max(1, config.epochs // len(stages))
     epoch = 0
-    epoch_rows = [len(stage_idx) for stage_idx in stages
-                  for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs)]
+    epoch_rows = (len(stage_idx) for stage_idx in stages  # lazily: one entry per epoch planned
+                  for _ in range(epochs_per_stage if len(stages) > 1 else config.epochs))
     with masks.drawn_ahead(epoch_rows, config.batch_size):
         for stage, stage_idx in enumerate(stages):
             stage_rows = torch.from_numpy(stage_idx).to(device)
@@ -490,7 +491,7 @@ class _DropoutMasks:
             yield begin, end, item[1]
 
     @contextmanager
-    def drawn_ahead(self, epoch_rows: Sequence[int], batch_size: int) -> Iterator[None]:
+    def drawn_ahead(self, epoch_rows: Iterable[int], batch_size: int) -> Iterator[None]:
         """Inside the block, `chunks` hands out masks a thread drew for epochs of `epoch_rows` rows (in
         that order), at most one chunk ahead. Leaving early (early stopping, a cancel, an error) stops it."""
         if self.numpy is None or not self.dropping:

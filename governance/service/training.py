@@ -13,6 +13,7 @@ import duckdb
 
 from governance.errors import GovernError, InvalidInput
 from governance.faults import failpoint
+from governance.limits import max_groups
 from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.service.base import _require_model, check_name
@@ -405,6 +406,17 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
             hint = "" if column == label else " (name the missing group, e.g. 'unknown', or drop those rows)"
             raise InvalidInput(f"{what} {column!r} has {len(empty):,} empty cell{'s' * (len(empty) != 1)}, in "
                                f"data row{'s' * (len(empty) > 1)} {_rows(empty)}{hint}.")
+    for column in sensitive:  # as ingest refuses them, before training: a refusal after it left stored files
+        names = frame[column].astype(str)
+        hidden = names.str.contains(_HIDDEN_CHARACTERS).to_numpy().nonzero()[0]
+        if len(hidden):
+            raise InvalidInput(f"sensitive column {column!r} has group names with control, invisible or direction-"
+                               f"changing characters (they print as another name), in data row"
+                               f"{'s' * (len(hidden) > 1)} {_rows(hidden)}: clean the column.")
+        if names.nunique() > max_groups():
+            raise InvalidInput(f"sensitive column {column!r} has {names.nunique():,} distinct values, more than the "
+                               f"{max_groups():,} groups a sensitive column may have (is it an id? GOVERN_MAX_GROUPS "
+                               "raises the limit).")
     values = set(pd.unique(frame[label]))
     if not values <= {0, 1}:
         raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
@@ -412,6 +424,9 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
     if not chosen:
         raise InvalidInput(f"the training data has no column besides the label {label!r} to learn from.")
     return chosen
+
+
+_HIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _rows(positions: Sequence[int], shown: int = 5) -> str:
@@ -513,12 +528,17 @@ def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_r
 
 # Each training setting's type and the values it may take (a misspelt or out-of-range value trains a
 # model that cannot be right: 0 hidden units, no epochs, a learning rate YAML read as the string "1e6").
+# Bounds past any sensible training, so that a typo is refused in a sentence rather than run out of memory
+# or time (an epochs of 1e11, a layer 100,000 wide: 40 GB for one weight matrix).
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1_048_576
+MAX_WIDTH, MAX_LAYERS = 4_096, 16
 _SETTINGS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
-    "epochs": (int, lambda v: v >= 1, "at least 1"),
-    "batch_size": (int, lambda v: v >= 1, "at least 1"),
+    "epochs": (int, lambda v: 1 <= v <= MAX_EPOCHS, f"between 1 and {MAX_EPOCHS:,}"),
+    "batch_size": (int, lambda v: 1 <= v <= MAX_BATCH, f"between 1 and {MAX_BATCH:,}"),
     "patience": (int, lambda v: v >= 1, "at least 1"),
-    "seed": (int, lambda v: v >= 0, "0 or more"),
-    "curriculum_stages": (int, lambda v: v >= 1, "at least 1"),
+    "seed": (int, lambda v: 0 <= v < 2 ** 32, "between 0 and 2**32 - 1"),
+    "curriculum_stages": (int, lambda v: 1 <= v <= 100, "between 1 and 100"),
     "learning_rate": (float, lambda v: v > 0, "above 0"),
     "weight_decay": (float, lambda v: v >= 0, "0 or more"),
     "dropout": (float, lambda v: 0 <= v < 1, "at least 0 and below 1"),
@@ -543,8 +563,11 @@ def check_config(config: TrainConfig) -> None:
             problems.append(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
         elif not ok(value):
             problems.append(f"{name} must be {allowed}, not {value!r}")
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in config.hidden):
-        problems.append(f"hidden must list layer widths of at least 1, not {list(config.hidden)!r}")
+    if (len(config.hidden) > MAX_LAYERS
+            or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_WIDTH for h in config.hidden)):
+        shown = list(config.hidden) if len(config.hidden) <= 20 else f"{len(config.hidden)} layers"
+        problems.append(f"hidden must list at most {MAX_LAYERS} layer widths, each between 1 and {MAX_WIDTH:,}, "
+                        f"not {shown!r}")
     if not problems and config.validation_fraction + config.calibration_fraction >= 1:
         problems.append("validation_fraction and calibration_fraction together must leave rows to train on "
                         f"({config.validation_fraction:g} + {config.calibration_fraction:g})")
@@ -561,10 +584,16 @@ def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> tuple[Tr
 
     values: dict[str, Any] = {}
     if path is not None:
+        from policies.loader import repeated_keys
         try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"cannot read training config {path}: {exc}") from exc
+            text = Path(path).read_text()
+            values = yaml.safe_load(text) or {}
+            repeated = repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInput(f"cannot read training config {path}: {first}") from exc
+        if repeated:  # `{"epochs": 1, "epochs": 2}` trained 2, where a reader sees 1
+            raise InvalidInput(f"training config {path}: {repeated[0]}.")
         if not isinstance(values, dict):
             raise InvalidInput(f"training config {path} must be a mapping of settings.")
     known = set(TrainConfig.__dataclass_fields__)
