@@ -119,3 +119,13 @@ def test_cli_metrics_refuses_a_true_false_score_column(tmp_path, run_cli):
     assert result.exit_code == 2
     assert result.stderr == "error: the score column 'p' of the current data holds true/false, not scores between 0 " \
                             "and 1.\n"
+
+
+def test_cli_metrics_refuses_a_file_wider_than_the_column_limit_before_reading_it(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("GOVERN_MAX_COLUMNS", "3")
+    path = tmp_path / "f.csv"
+    path.write_text("y,p,a,b\n0,0.2,1,2\n1,0.8,1,2\n")
+    result = run_cli(tmp_path, "metrics", path, "--label", "y", "--score", "p")
+    assert result.exit_code == 2
+    assert result.stderr == "error: cannot measure f.csv: it has 4 columns, more than the 3 a file may have " \
+                            "(GOVERN_MAX_COLUMNS raises the limit).\n"

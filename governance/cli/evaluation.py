@@ -125,8 +125,12 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
                     fmt: str) -> None:
     """Compute the metric records for files, without a store (CSV or Parquet)."""
     from evaluation import evaluate
+    from governance.ingest import refuse_too_wide
     from governance.limits import max_groups
 
+    for path in (current, reference):
+        if path:
+            refuse_too_wide(Path(path), "measure")
     metric_set = evaluate(current=Path(current), reference=Path(reference) if reference else None, label=label,
                           score=score, sensitive=split_list(sensitive), features=split_list(features),
                           threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
