@@ -619,3 +619,34 @@ def test_a_gate_under_a_pack_no_longer_binding_releases_nothing(releasable, run_
     assert result.exit_code == 2 and "gate it again under that pack" in result.stderr
     admin.assign_policy(policy=admin.register_policy(file=policy).name, model="credit")  # the pack it passed
     assert engineer.release(model="credit", version="1").version == "1"
+
+
+def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):
+    # An admin created an API token for a reviewer (or set their password and signed in with it), approved
+    # as them and released alone, with no override mark: the approval's credential was the releaser's doing.
+    from governance.store import audit_log
+
+    store, _ = releasable
+    home = store.home
+    admin = store.as_("ada")
+    minted = admin.create_token(user="rev2", name="mine").secret
+    admin.set_password(name="rev3", password="chosen by ada 1")
+    assert run_cli(home, "login", "rev3", "--password-stdin", input="chosen by ada 1\n").exit_code == 0
+    for env, who in (({"GOVERN_TOKEN": minted}, "rev2"), ({}, "rev3")):
+        result = run_cli(home, "--as", who, "signoff", "credit", "1", "--approve", "--comment", "fine", env=env)
+        assert result.exit_code == 0, result.output
+    refused = run_cli(home, "release", "credit", "1", as_="ada")
+    assert refused.exit_code == 2
+    assert "has 0 of the 2 independent approvals it needs" in refused.stderr
+    assert "rev2 (approved with a credential ada issued: an API token ada created, or a password ada set" in \
+        refused.stderr and "rev3 (approved with a credential ada issued" in refused.stderr
+    # a reviewer who sets their own password approves with a credential only they hold
+    assert run_cli(home, "--as", "rev3", "user", "passwd", "rev3", "--password-stdin",
+                   input="rev3 own secret\n").exit_code == 0
+    assert run_cli(home, "login", "rev3", "--password-stdin", input="rev3 own secret\n").exit_code == 0
+    assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
+    issuers = run_sql(home, lambda conn: [audit_log.credential_issuer(conn, who, "version:credit/1", revision)
+                                          for who, revision in (("rev2", 1), ("rev3", 1), ("rev3", 2))])
+    assert issuers == ["ada", "ada", None]
+    # the same approvals count for a releaser who issued neither credential
+    assert store.as_("eng").release(model="credit", version="1").version == "1"

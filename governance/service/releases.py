@@ -34,7 +34,7 @@ from governance.service.base import (
 from governance.service.evaluations import newer_eval_set
 from governance.service.policies import assigned_pack
 from governance.service.registry import approval_floor
-from governance.store import aliases, evaluations, gates, registry, review_items, signoffs, users
+from governance.store import aliases, audit_log, evaluations, gates, registry, review_items, signoffs, users
 
 if TYPE_CHECKING:
     from policies.loader import LoadedPolicy
@@ -325,8 +325,13 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
+        issuer = audit_log.credential_issuer(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
+        elif issuer in (version.created_by, releaser):  # they could have given it themselves
+            excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued: an API token {issuer} "
+                            f"created, or a password {issuer} set; {signoff.reviewer} sets their own with `govern "
+                            "user passwd` and approves again)")
         elif reviewer is None or not reviewer.enabled or reviewer.role not in (Role.REVIEWER, Role.ADMIN):
             excluded.append(f"{signoff.reviewer} (no longer an active reviewer)")
         elif signoff.evaluation_id != gate.evaluation_id or signoff.artifact_sha256 != version.artifact_sha256:
