@@ -312,3 +312,23 @@ def test_a_gate_that_escalates_says_the_loop_stopped_and_what_its_review_items_a
     quiet = gate_outcome(SimpleNamespace(decision=decision, gate_id="g-1", review_items=[], jobs=["job-1"],
                                          escalations=[]), dry_run=False)
     assert "escalated" not in quiet
+
+
+def test_the_default_pack_blocks_an_evaluation_of_too_few_rows(store, tmp_path):
+    # Every other rule set a small eval set aside as insufficient, mostly as a warning: the default pack
+    # passed a 2-row eval set having judged nothing.
+    from governance.ingest import ColumnRoles
+    from tests.support.frames import predictions_frame
+
+    path = tmp_path / "tiny.csv"
+    predictions_frame(40).to_csv(path, index=False)
+    engineer = store.as_("eng")
+    roles = ColumnRoles(id="id", sensitive=("sex",))
+    for split in ("eval", "reference"):
+        engineer.ingest(model="credit", version="1", file=path, split=split, roles=roles)
+    engineer.evaluate(model="credit", version="1", resamples=0)
+    store.assign_policy("default")
+    decision = engineer.gate(model="credit", version="1", dry_run=True).decision
+    [size] = [r for r in decision.results if r.rule_id == "evidence-size"]
+    assert decision.verdict == "blocked" and size.blocking and size.status == "insufficient"
+    assert "200" in size.reason and "40" in size.reason, size.reason
