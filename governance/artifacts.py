@@ -88,6 +88,7 @@ class ArtifactStore:
     def adopt(self, scratch: Path, sha256: str) -> tuple[str, int]:
         """Move a finished scratch file to its content address (atomic; idempotent)."""
         target = self.path_for(sha256)
+        private_dir(self.root / "sha256")  # made with the fan-out folder below it, it had the umask's 0755
         private_dir(target.parent)
         size = scratch.stat().st_size
         if target.exists():

@@ -623,6 +623,35 @@ def test_a_removed_tail_with_its_head_row_is_caught_by_the_witness(store, run_cl
     assert run_cli(store.home, "status", as_="vic").exit_code == 1
 
 
+def test_a_cut_tail_with_its_witness_line_is_caught_by_what_the_store_still_holds(store, run_cli):
+    # The last event (an override) deleted, the head row fixed and the witness's last line dropped: the chain
+    # and the witness agreed, status said all was well, and the override stayed in force with no event.
+    store.as_("ada").release(model="credit", version="1", override=True, reason="sneaky", expires="2099-01-01")
+    events = _events(store.home)
+    assert events[-1].action == "alias.override"
+    _rebuild(store.home, events[:-1])
+    witness = store.home / "witness" / "heads.jsonl"
+    witness.write_text("\n".join(witness.read_text().splitlines()[:-1]) + "\n")
+    assert store.as_("aud").verify_audit().ok  # the chain and the witness alone cannot tell
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and seen.problems[0].startswith("model credit's production history has 1 moves and the log "
+                                                       "0 events for them")
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1 and "the log lost events, or moves were written around it" in status.stdout
+
+
+def test_a_sign_off_written_around_the_service_is_named(store, run_cli):
+    from datetime import datetime
+
+    run_sql(store.home, lambda conn: conn.execute(
+        "INSERT INTO signoffs (model, version, reviewer, revision, decision, comment, created_at) "
+        "VALUES ('credit', '1', 'rey', 1, 'approve', 'forged', ?)", [datetime(2026, 1, 1)]))
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and seen.problems[0] == ("1 sign-off without the event that records it (rey's approve of "
+                                                "credit version 1): written around the service, or the log lost "
+                                                "events")
+
+
 def test_truncating_or_removing_the_witness_is_reported(store, run_cli):
     path = store.home / "witness" / "heads.jsonl"
     lines = path.read_text().splitlines()
@@ -792,6 +821,8 @@ def test_store_files_are_private_and_the_key_can_live_outside_the_home(tmp_path,
         assert mode(home / "govern.duckdb") == 0o600
     stored = [p for p in (home / "artifacts" / "sha256").rglob("*") if p.is_file()]
     assert stored and all(mode(p) == 0o600 for p in stored)
+    folders = [home / "artifacts" / "sha256", *(p for p in (home / "artifacts" / "sha256").rglob("*") if p.is_dir())]
+    assert all(mode(p) == 0o700 for p in folders)  # sha256/ itself was 0755
     assert Service.open(home=home, actor="ada").verify_audit().ok
 
 

@@ -16,7 +16,7 @@ from governance.audit_chain import AuditEvent, ChainReport, verify_chain
 from governance.errors import Conflict, InvalidInput
 from governance.roles import Action
 from governance.service.base import ServiceBase
-from governance.store import audit_log
+from governance.store import aliases, audit_log, signoffs
 from governance.store.audit_log import utc_timestamp
 
 if TYPE_CHECKING:
@@ -73,14 +73,18 @@ class AuditActions(ServiceBase):
         """The live chain against the witness, and each event against its own hash: any role may see whether
         the log still matches (not what it holds). An event edited without recomputing its hash matches the
         witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
-        events = self._read(Action.VIEW, audit_log.read_events)
+        events, moves, approvals = self._read(Action.VIEW, lambda conn: (
+            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn)))
         seen = self._check_witness({e.seq: e.hash for e in events})
         chain = verify_chain(events)
-        if chain.ok:
+        problems = unlogged(events, moves, approvals)
+        if not chain.ok:
+            problems.insert(0, f"the log no longer verifies at seq {chain.broken_seq}: {chain.problem} "
+                               "(`govern audit verify`)")
+        if not problems:
             return seen
-        problem = f"the log no longer verifies at seq {chain.broken_seq}: {chain.problem} (`govern audit verify`)"
         bad = [seq for seq in (chain.broken_seq, seen.first_bad_seq) if seq is not None]
-        return replace(seen, ok=False, problems=[problem, *seen.problems], first_bad_seq=min(bad) if bad else None)
+        return replace(seen, ok=False, problems=[*problems, *seen.problems], first_bad_seq=min(bad) if bad else None)
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
         from governance import witness
@@ -181,3 +185,38 @@ def verify_audit_export(directory: Path, *, expected_public_key: str | None,
     return verify_export(Path(directory), expected_public_key=expected_public_key)
 
 
+
+
+def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
+             approvals: list[tuple[str, str, str, int, str]]) -> list[str]:
+    """Production moves and sign-offs the store holds without the audit event that records each: the log's
+    tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
+    around the service. Each model's moves must match its `alias.*` events in order; each sign-off
+    revision its `signoff.*` event."""
+    problems = []
+    logged_moves: dict[str, list[tuple[str, str]]] = {}
+    logged_signoffs = set()
+    for event in events:
+        if event.action.startswith("alias.") and event.entity.startswith("model:"):
+            version = json.loads(event.payload).get("version")
+            logged_moves.setdefault(event.entity[len("model:"):], []).append((event.action[len("alias."):],
+                                                                              str(version)))
+        elif event.action.startswith("signoff.") and event.entity.startswith("version:"):
+            model, _, version = event.entity[len("version:"):].partition("/")
+            logged_signoffs.add((model, version, event.actor, json.loads(event.payload).get("revision")))
+    recorded: dict[str, list[tuple[str, str]]] = {}
+    for model, action, version in moves:
+        recorded.setdefault(model, []).append((action, version))
+    for model in sorted(recorded):
+        if recorded[model] != logged_moves.get(model, []):
+            problems.append(f"model {model}'s production history has {len(recorded[model])} moves and the log "
+                            f"{len(logged_moves.get(model, []))} events for them: the log lost events, or moves were "
+                            "written around it (`govern history` and `govern audit list --action alias` show both)")
+    missing = [a for a in approvals if a[:4] not in logged_signoffs]
+    if missing:
+        model, version, reviewer, revision, decision = missing[0]
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        problems.append(f"{len(missing)} sign-off{'s' * (len(missing) > 1)} without the event that records "
+                        f"{'them' if len(missing) > 1 else 'it'} ({reviewer}'s {decision} of {model} version "
+                        f"{version}{more}): written around the service, or the log lost events")
+    return problems

@@ -43,3 +43,9 @@ def current_moves(conn: duckdb.DuckDBPyConnection) -> list[AliasMove]:
 
 def next_move_seq(conn: duckdb.DuckDBPyConnection, model: str) -> int:
     return one_int(conn, "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ?", [model])
+
+
+def all_moves(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """Every alias move as (model, action, version), by model then seq: what the audit log must have logged."""
+    return [(m, a, v) for m, a, v in conn.execute(
+        "SELECT model, action, version FROM alias_history ORDER BY model, seq").fetchall()]

@@ -46,3 +46,10 @@ def rejections_of_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str
         "QUALIFY s.revision = max(s.revision) OVER (PARTITION BY s.model, s.version, s.reviewer)) "
         "WHERE decision = 'reject' ORDER BY model, version, reviewer", [artifact_sha256]).fetchall()
     return [_signoff(row) for row in rows]
+
+
+def all_signoffs(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int, str]]:
+    """Every sign-off revision as (model, version, reviewer, revision, decision): what the log must have logged."""
+    return [(m, v, r, int(n), str(d)) for m, v, r, n, d in conn.execute(
+        "SELECT model, version, reviewer, revision, decision FROM signoffs ORDER BY model, version, reviewer, "
+        "revision").fetchall()]
