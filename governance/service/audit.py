@@ -185,8 +185,6 @@ def verify_audit_export(directory: Path, *, expected_public_key: str | None,
     return verify_export(Path(directory), expected_public_key=expected_public_key)
 
 
-
-
 def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
              approvals: list[tuple[str, str, str, int, str]]) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
