@@ -230,3 +230,16 @@ def test_decimal_looking_feature_stays_decimal(store, tmp_path):
     ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval")
     stored = _stored(store, ps)
     assert stored["x"].tolist() == [1.5, 2.0] and stored["code"].tolist() == [7, 12]
+
+
+def test_a_tab_separated_file_takes_the_delimiter_the_hint_gives(store, tmp_path, run_cli):
+    # The hint said `pass --delimiter '\t'`, and the option then refused '\t' as not one character.
+    path = tmp_path / "t.csv"
+    path.write_text("id\tlabel\tscore\tsex\n1\t0\t0.2\tf\n2\t1\t0.8\tm\n")
+    hinted = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", "--id", "id", as_="eng")
+    assert hinted.exit_code == 2 and "pass --delimiter '\\t'" in hinted.stderr
+    result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", "--id", "id", "--delimiter", "\\t",
+                     as_="eng")
+    assert result.exit_code == 0, result.output
+    wrong = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", "--delimiter", ";;", as_="eng")
+    assert wrong.exit_code == 2 and "must be one character (or \\t for a tab), not ';;'" in wrong.stderr

@@ -61,13 +61,14 @@ def test_unknown_parent_model_and_artifact_are_reported(unchanged_store, tmp_pat
     assert snapshot(store.home) == before
 
 
-@pytest.mark.parametrize("bad", ["", "has space", "../escape", "-dash-first", "x" * 129])
+@pytest.mark.parametrize("bad", ["", "has space", "../escape", "-dash-first", "x" * 129, "y" * 5_000])
 def test_names_are_validated(unchanged_store, bad):
     store = unchanged_store
     before = snapshot(store.home)
-    with pytest.raises(InvalidInput, match="is not a valid name"):
+    with pytest.raises(InvalidInput, match="is not a valid name") as caught:
         store.as_("eng").register_model(name=bad)
     assert snapshot(store.home) == before
+    assert len(str(caught.value)) < 250  # a 5,000-character name was echoed whole
 
 
 def test_duplicate_model_and_bad_risk_tier(unchanged_store):

@@ -736,6 +736,8 @@ def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, li
         handle.write(line + "\n")
     result = run_cli(store.home, "status", as_="vic")
     assert result.exit_code == 1 and "is not a signed head" in result.stdout and "Traceback" not in result.output
+    verified = run_cli(store.home, "audit", "verify", as_="aud")
+    assert verified.exit_code == 1 and "seq None" not in verified.stdout  # "BROKEN at seq None" said nothing
 
 
 @pytest.mark.parametrize("fmt, edit", [

@@ -282,6 +282,19 @@ class TimeText(click.DateTime):
         return moment
 
 
+class Delimiter(click.ParamType):
+    """A CSV field separator: one character, or `\\t` / `tab` for a tab (what a shell passes for '\\t')."""
+
+    name = "CHAR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = {"\\t": "\t", "tab": "\t"}.get(str(value), str(value))
+        if len(text) != 1:
+            self.fail(f"must be one character (or \\t for a tab), not {value!r}", param, ctx)
+        return text
+
+
+DELIMITER = Delimiter()
 RISK_TIER = LazyChoice("governance.service.registry", "RISK_TIERS")
 SEED = click.IntRange(0, 2**32 - 1)
 MAX_CLAIM_MINUTES = 7 * 24 * 60

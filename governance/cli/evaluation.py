@@ -9,6 +9,7 @@ import click
 
 from governance.cli import render
 from governance.cli.common import (
+    DELIMITER,
     SEED,
     Finite,
     LazyChoice,
@@ -39,7 +40,8 @@ _intersections = intersections  # the commands' own --intersections option shado
     "'female & white', with every fairness metric and small-group rule (rules name it as feature: sex*race)."))
 @click.option("--features", metavar="X,Y", help="Feature columns to keep (default: every other column).")
 @click.option("--batch-time", metavar="ISO8601", help="When the batch was scored (production batches).")
-@click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
+@click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
+              help="CSV field separator (\\t for a tab).")
 @service_command(lambda result, *, split, model_name, version_name: (
     f"ingested {result[0].row_count} rows as {result[0].id} ({split}) for {model_name} version {version_name}"
     + "".join(f"\nnote: {note}" for note in result[1])),

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from governance.cli.common import Finite, model_version_args, service_command
+from governance.cli.common import DELIMITER, Finite, model_version_args, service_command
 
 _SHOWN = ("accuracy", "roc_auc", "f1")
 
@@ -61,7 +61,8 @@ def labels_plain(outcome) -> dict[str, Any]:
                    "used, 0.5 without one].")
 @click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
               help="Estimate only when the eval set's ECE is at most this.")
-@click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
+@click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
+              help="CSV field separator (\\t for a tab).")
 @service_command(render_labels, as_plain=labels_plain)
 def labels_command(service, *, model_name: str, version_name: str, file: str, batch: str, id_column: str, label: str,
                    threshold: float | None, max_ece: float, delimiter: str):

@@ -8,6 +8,7 @@ import click
 
 from governance.cli import render
 from governance.cli.common import (
+    DELIMITER,
     RISK_TIER,
     Finite,
     GovernGroup,
@@ -145,7 +146,8 @@ _intersections = intersections  # the command's own option shadows the name insi
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where to write the scored rows: a new .csv or .parquet file.")
 @click.option("--score-column", default="score", show_default=True, help="The name of the column of scores.")
-@click.option("--delimiter", default=",", show_default=True, help="CSV field separator of FILE.")
+@click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
+              help="CSV field separator of FILE (\\t for a tab).")
 @service_command(render.scored_file)
 def predict_command(service, *, model_name: str, version_name: str, file: str, out: str, score_column: str,
                     delimiter: str):

@@ -544,7 +544,8 @@ def worker_results(result) -> str:
 def chain_report(report) -> str:
     return (f"audit chain intact: {report.event_count} events, head {report.head_hash}; "
             f"{report.witnessed or 0} witnessed heads match" if report.ok
-            else f"audit chain BROKEN at seq {report.broken_seq}: {report.problem}")
+            else f"audit chain BROKEN{f' at seq {report.broken_seq}' if report.broken_seq is not None else ''}: "
+                 f"{report.problem}")
 
 
 def audit_verification(report, *, directory: str | None, since: str | None) -> str:

@@ -37,8 +37,10 @@ def check_name(kind: str, value: str) -> str:
     """`value` if it is a valid name in full: no trailing newline, no control characters, no look-alikes
     (a name must be its own NFKC normal form and plain ASCII letters, digits, '.', '_', '-')."""
     if not isinstance(value, str) or unicodedata.normalize("NFKC", value) != value or not _NAME.fullmatch(value):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else \
+            f"{value[:40]!r}… ({len(value):,} characters)"  # a 5,000-character name was echoed whole
         raise InvalidInput(
-            f"{kind} {value!r} is not a valid name: use 1-128 letters, digits, '.', '_' or '-', "
+            f"{kind} {shown} is not a valid name: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."
         )
     return value
