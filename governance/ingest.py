@@ -107,7 +107,8 @@ def detect_format(path: Path) -> str:
 
 
 def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, delimiter: str = ",",
-                            label_optional: bool = False, judged_for_fairness: bool = False) -> PreparedFile:
+                            label_optional: bool = False, judged_for_fairness: bool = False,
+                            doing: str = "ingest") -> PreparedFile:
     """Validate `path` against `roles` and write the normalised Parquet to `scratch`. With
     `label_optional` (a production batch whose label column was not named), a file without the
     default label column is a batch without labels. With `judged_for_fairness` (the eval and challenger
@@ -115,7 +116,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
 
     Raises NotFound for a missing file and InvalidInput naming every problem found.
     """
-    with _loaded(path, scratch, delimiter, "ingest") as (conn, source, fmt, header, problems):
+    with _loaded(path, scratch, delimiter, doing) as (conn, source, fmt, header, problems):
         columns = _column_types(conn)
         if label_optional and roles.label not in columns:
             roles = replace(roles, label=None)
@@ -127,7 +128,7 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
         if row_count:
             _check_values(conn, problems, roles, present=set(columns), min_groups=2 if judged_for_fairness else 1)
         if problems.items:
-            _raise(source, problems)
+            _raise(source, problems, doing)
         features = list(roles.features) if roles.features is not None else [
             c for c in columns if c not in {r[1] for r in roles.named()}
         ]
@@ -187,7 +188,8 @@ def refuse_too_wide(path: Path, doing: str, delimiter: str = ",") -> None:
 
 def _raise(source: Path, problems: _Problems, doing: str = "ingest") -> None:
     count = len(problems.items)
-    raise InvalidInput(f"cannot {doing} {source.name}: {count} problem{'s' if count > 1 else ''}, nothing was written."
+    written = "" if doing == "measure" else ", nothing was written"  # `govern metrics` writes nothing anyway
+    raise InvalidInput(f"cannot {doing} {source.name}: {count} problem{'s' if count > 1 else ''}{written}."
                        "\n  - " + "\n  - ".join(problems.items))
 
 

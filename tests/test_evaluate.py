@@ -90,12 +90,14 @@ def test_cli_metrics_json_is_only_the_records(acs_files, run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--label", "nope", "--score", "predicted_probability"], "the current data has no label column 'nope'"),
+    (["--label", "nope", "--score", "predicted_probability"],
+     "cannot measure current.parquet: 1 problem.\n  - column 'nope': the label column is missing (the file has "),
     (["--label", "employed", "--score", "predicted_probability", "--features", "AGEP"],
      "drift over features needs reference data"),
     (["--label", "employed", "--score", "predicted_probability", "--sensitive", "year"],
      "the sensitive column 'year' has a single group ('2016')"),
-    (["--label", "employed", "--score", "AGEP"], "the current data cannot be evaluated:"),
+    (["--label", "employed", "--score", "AGEP"],
+     "cannot measure current.parquet: 1 problem.\n  - column 'AGEP': outside [0, 1] in "),
 ])
 def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, message):
     result = run_cli(tmp_path, "metrics", acs_files[0], *args)
@@ -104,10 +106,16 @@ def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, messa
 
 
 @pytest.mark.parametrize("content, message", [
-    ("y,p\n0,low\n1,high\n", "the score column 'p' of the current data is VARCHAR, not numeric."),
+    ("y,p\n0,low\n1,high\n", "cannot measure f.csv: 1 problem.\n  - column 'p': not a number in 2 rows (rows 1, 2; "
+                              "e.g. 'low')"),
     # it fell to the crash handler (DuckDB has no isfinite for BOOLEAN); ingest refused the same file
-    ("y,p\n0,False\n1,True\n", "the score column 'p' of the current data holds true/false, not scores between 0 "
-                                "and 1."),
+    ("y,p\n0,False\n1,True\n", "cannot measure f.csv: 1 problem.\n  - column 'p': not a number in 2 rows (rows 1, 2; "
+                                "e.g. 'False')"),
+    # read as ingest reads it: yes/no labels were taken as 1/0, and a repeated label column's first was used
+    ("y,p\nno,0.2\nyes,0.8\n", "cannot measure f.csv: 1 problem.\n  - column 'y': not a number in 2 rows (rows 1, 2; "
+                                "e.g. 'no')"),
+    ("y,p,y\n0,0.2,1\n1,0.8,0\n", "cannot measure f.csv: 1 problem.\n  - column 'y': the name appears more than once "
+                                  "in the header (names are compared ignoring case)"),
     # checked on the header, before DuckDB loads the file (a million columns never finished)
     ("y,p,a,b,c\n0,0.2,1,2,3\n", "cannot measure f.csv: it has 5 columns, more than the 4 a file may have "
                                  "(GOVERN_MAX_COLUMNS raises the limit)."),

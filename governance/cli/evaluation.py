@@ -120,23 +120,32 @@ def monitor_command(service, *, model_name: str, version_name: str, batch: str |
 @click.option("--resamples", type=click.IntRange(0, 10_000), default=200, show_default=True,
               help="Bootstrap resamples for the confidence intervals (0: none).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap (0 to 2^32-1).")
+@click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
+              help="CSV field separator of the files (\\t for a tab).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="json prints a JSON array of records and nothing else.")
 def metrics_command(current: str, reference: str | None, label: str, score: str, sensitive: str | None,
                     intersections: str | None, features: str | None, threshold: float, resamples: int, seed: int,
-                    fmt: str) -> None:
-    """Compute the metric records for files, without a store (CSV or Parquet)."""
+                    delimiter: str, fmt: str) -> None:
+    """Compute the metric records for files, without a store (CSV or Parquet). The current file is read and
+    checked as `govern ingest` reads and checks an eval set: what ingest refuses, this refuses too."""
+    import tempfile
+
     from evaluation import evaluate
-    from governance.ingest import refuse_too_wide
+    from governance.ingest import ColumnRoles, prepare_prediction_file, refuse_too_wide
     from governance.limits import max_groups
 
-    for path in (current, reference):
-        if path:
-            refuse_too_wide(Path(path), "measure")
-    metric_set = evaluate(current=Path(current), reference=Path(reference) if reference else None, label=label,
-                          score=score, sensitive=split_list(sensitive), features=split_list(features),
-                          threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
-                          intersections=_intersections(intersections))
+    if reference:
+        refuse_too_wide(Path(reference), "measure", delimiter)
+    roles = ColumnRoles(label=label, score=score, sensitive=split_list(sensitive),
+                        intersections=_intersections(intersections))
+    with tempfile.TemporaryDirectory(prefix="govern-metrics-") as scratch:
+        checked = prepare_prediction_file(Path(current), roles, Path(scratch) / "current.parquet",
+                                          delimiter=delimiter, doing="measure").scratch
+        metric_set = evaluate(current=checked, reference=Path(reference) if reference else None, label=label,
+                              score=score, sensitive=split_list(sensitive), features=split_list(features),
+                              threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
+                              intersections=_intersections(intersections))
     if fmt == "json":
         click.echo(dumps(metric_set.to_list(), separators=(",", ":")))
     else:
