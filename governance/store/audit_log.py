@@ -120,12 +120,14 @@ def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entit
     history = [(seq, actor, action, json.loads(payload)) for seq, actor, action, payload in conn.execute(
         "SELECT seq, actor, action, payload FROM audit_events WHERE entity = ? ORDER BY seq", [f"user:{user}"]
     ).fetchall()]
-    issued = next(((seq, actor) for seq, actor, action, data in history if data.get("token") == token
-                   and action != "signoff.approve"), None)
+    issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
+                   if data.get("token") == token and action != "signoff.approve"), None)
     if issued is None:
         return None
     if issued[1] != user:  # an API token an admin created for them
         return str(issued[1])
+    if issued[2] not in ("session", "dashboard"):  # signed in without a password (OIDC)
+        return None
     setter = next((actor for seq, actor, action, data in reversed(history) if seq < issued[0]
                    and action in ("user.add", "user.passwd") and data.get("password_set")), user)
     return None if setter == user else str(setter)
