@@ -151,23 +151,23 @@ def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
     the connection and any unpacked copy are gone afterwards. Raises InvalidInput saying it cannot `doing`."""
     path = _existing_file(path, f"cannot {doing} {Path(path).name}: the file is empty.")
     source = path
-    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv")) if _is_gzip(path) else None
+    unpacked = _gunzipped(path, scratch.with_name(scratch.name + ".csv"), doing) if _is_gzip(path) else None
     if unpacked is not None:
         path = unpacked
     fmt = detect_format(path)
     conn = duckdb.connect()
     try:
         refuse_too_wide(path, doing, delimiter)
-        header = _header(path, fmt, delimiter, source.name)
+        header = _header(path, fmt, delimiter, source.name, doing)
         if _BAD_NAME.search(source.name):  # it is stored and printed as the set's source: a line break forges lines
             raise InvalidInput(f"cannot {doing} {source.name!r}: its file name has control characters (line breaks, "
                                "tabs); rename the file.")
-        _refuse_single_delimited_column(source, header, delimiter)
+        _refuse_single_delimited_column(source, header, delimiter, doing)
         problems = _Problems()
         _check_names(problems, header)
         if problems.items:
             _raise(source, problems, doing)
-        _load(conn, path, fmt, delimiter, header, source.name)
+        _load(conn, path, fmt, delimiter, header, source.name, doing)
         yield conn, source, fmt, header, problems
     finally:
         conn.close()
@@ -180,7 +180,7 @@ def refuse_too_wide(path: Path, doing: str, delimiter: str = ",") -> None:
     path = Path(path)
     if not path.is_file() or _is_gzip(path):
         return
-    header = _header(path, detect_format(path), delimiter, path.name)
+    header = _header(path, detect_format(path), delimiter, path.name, doing)
     if len(header) > max_columns():
         raise InvalidInput(f"cannot {doing} {path.name}: it has {len(header):,} columns, more than the "
                            f"{max_columns():,} a file may have (GOVERN_MAX_COLUMNS raises the limit).")
@@ -198,7 +198,7 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _gunzipped(path: Path, target: Path) -> Path:
+def _gunzipped(path: Path, target: Path, doing: str = "ingest") -> Path:
     """Decompress a gzip file to `target`, refusing (and removing it) past the decompressed-size limit, so a
     small bomb cannot fill the disk."""
     limit, written = max_decompressed_bytes(), 0
@@ -208,19 +208,19 @@ def _gunzipped(path: Path, target: Path) -> Path:
                 written += len(chunk)
                 if written > limit:
                     raise InvalidInput(
-                        f"cannot ingest {path.name}: it decompresses to more than {limit:,} bytes (the limit; "
+                        f"cannot {doing} {path.name}: it decompresses to more than {limit:,} bytes (the limit; "
                         "GOVERN_MAX_DECOMPRESSED_BYTES raises it).")
                 out.write(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         target.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot ingest {path.name}: it is not a readable gzip file ({exc}).") from exc
+        raise InvalidInput(f"cannot {doing} {path.name}: it is not a readable gzip file ({exc}).") from exc
     except InvalidInput:
         target.unlink(missing_ok=True)
         raise
     return target
 
 
-def _header(path: Path, fmt: str, delimiter: str, shown: str) -> list[str]:
+def _header(path: Path, fmt: str, delimiter: str, shown: str, doing: str = "ingest") -> list[str]:
     """The column names exactly as the file has them (duplicates included)."""
     if fmt == "parquet":
         import pyarrow as pa
@@ -229,22 +229,22 @@ def _header(path: Path, fmt: str, delimiter: str, shown: str) -> list[str]:
         try:
             return list(pq.read_schema(path).names)
         except (pa.ArrowException, OSError) as exc:
-            raise InvalidInput(f"cannot ingest {shown}: it cannot be read as a Parquet file ({exc}).") from exc
+            raise InvalidInput(f"cannot {doing} {shown}: it cannot be read as a Parquet file ({exc}).") from exc
     try:
         with open(path, "rb") as handle:
             first = handle.readline().decode("utf-8-sig")
         return next(csv.reader([first], delimiter=delimiter), [])
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text (invalid bytes on line 1); save it "
+        raise InvalidInput(f"cannot {doing} {shown}: the file is not UTF-8 text (invalid bytes on line 1); save it "
                            "as UTF-8.") from exc
     except csv.Error as exc:
-        raise InvalidInput(f"cannot ingest {shown}: its header line cannot be read as CSV ({exc}).") from exc
+        raise InvalidInput(f"cannot {doing} {shown}: its header line cannot be read as CSV ({exc}).") from exc
     except TypeError as exc:  # a delimiter that is not one character
         raise InvalidInput(f"--delimiter must be a single character, not {delimiter!r}.") from exc
 
 
 def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str, header: list[str],
-          shown: str) -> None:
+          shown: str, doing: str = "ingest") -> None:
     """Table `src`: the file's columns under their own names plus ROW, the row's position in the file."""
     try:
         if fmt == "parquet":
@@ -256,7 +256,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str,
                 conn.execute(f"CREATE TABLE src AS SELECT file_row_number AS {ROW}, * EXCLUDE (file_row_number) "
                              "FROM read_parquet(?, file_row_number = true)", [str(path)])
             else:
-                raise InvalidInput(f"cannot ingest {shown}: it has columns named both rowid and file_row_number; "
+                raise InvalidInput(f"cannot {doing} {shown}: it has columns named both rowid and file_row_number; "
                                    "rename one of them.")
         else:
             # Everything as text, parsed strictly with the header's width: a stray string in a numeric
@@ -278,15 +278,15 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str,
             expected, found = int(width.group(1)), int(width.group(2))  # past the header's width DuckDB stops counting
             has = f"more than the header's {expected} fields" if found > expected else \
                 f"{found} field{'s' if found != 1 else ''} where the header has {expected}"
-            raise InvalidInput(f"cannot ingest {shown}: row {int(line.group(1)) - 1} has {has}; every row needs one "
+            raise InvalidInput(f"cannot {doing} {shown}: row {int(line.group(1)) - 1} has {has}; every row needs one "
                                "value per column.") from exc
         if fmt == "csv" and "unicode" in message.lower():
             bad_line = _first_non_utf8_line(path)
             where = f" (invalid bytes on line {bad_line})" if bad_line else ""
-            raise InvalidInput(f"cannot ingest {shown}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
+            raise InvalidInput(f"cannot {doing} {shown}: the file is not UTF-8 text{where}; save it as UTF-8.") from exc
         what = "a Parquet file" if fmt == "parquet" else f"CSV separated by {delimiter!r}"
         first = message.strip().splitlines()[0]
-        raise InvalidInput(f"cannot ingest {shown}: it cannot be read as {what} ({first}).") from exc
+        raise InvalidInput(f"cannot {doing} {shown}: it cannot be read as {what} ({first}).") from exc
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
@@ -318,14 +318,14 @@ def _check_names(problems: _Problems, names: list[str]) -> None:
         seen.add(name.lower())
 
 
-def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str) -> None:
+def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest") -> None:
     """A lone column whose name holds another separator means the wrong delimiter, not missing columns."""
     if len(names) != 1:
         return
     found = next((sep for sep in (";", "\t", "|", ",") if sep != delimiter and sep in names[0]), None)
     if found:
         raise InvalidInput(
-            f"cannot ingest {path.name}: it has a single column {names[0]!r}; it looks separated by {found!r}, "
+            f"cannot {doing} {path.name}: it has a single column {names[0]!r}; it looks separated by {found!r}, "
             f"not {delimiter!r}: pass --delimiter {found!r}."
         )
 

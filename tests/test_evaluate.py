@@ -114,6 +114,8 @@ def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, messa
     # read as ingest reads it: yes/no labels were taken as 1/0, and a repeated label column's first was used
     ("y,p\nno,0.2\nyes,0.8\n", "cannot measure f.csv: 1 problem.\n  - column 'y': not a number in 2 rows (rows 1, 2; "
                                 "e.g. 'no')"),
+    ("y;p\n0;0.2\n1;0.8\n", "cannot measure f.csv: it has a single column 'y;p'; it looks separated by ';', not ',': "
+                          "pass --delimiter ';'."),  # every message names what was attempted, not "ingest"
     ("y,p,y\n0,0.2,1\n1,0.8,0\n", "cannot measure f.csv: 1 problem.\n  - column 'y': the name appears more than once "
                                   "in the header (names are compared ignoring case)"),
     # checked on the header, before DuckDB loads the file (a million columns never finished)

@@ -382,7 +382,8 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (None, [], "epochs: 2.5\n", "epochs must be a whole number, not 2.5"),
     (None, [], '{"epochs": 1, "epochs": 2}\n', "line 1: key 'epochs' is given twice in one mapping"),  # trained 2
     (lambda f: pd.concat([f, pd.DataFrame(0, index=f.index, columns=[f"c{i}" for i in range(10_000)])], axis=1), [],
-     None, "d.csv has 10,005 columns, more than the 10,000 a file may have (GOVERN_MAX_COLUMNS raises the limit)."),
+     None, "cannot read d.csv: it has 10,005 columns, more than the 10,000 a file may have (GOVERN_MAX_COLUMNS "
+     "raises the limit)."),
     # refused after training, these left the model and the table among the stored files
     (lambda f: f.assign(sex=np.where(f["sex"] == "m", "a\x1b[31mRED\x07", "b")), ["--sensitive", "sex"], None,
      "sensitive column 'sex' has group names with control, invisible or direction-changing characters"),

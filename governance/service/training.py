@@ -13,7 +13,7 @@ import duckdb
 
 from governance.errors import GovernError, InvalidInput
 from governance.faults import failpoint
-from governance.limits import max_columns, max_groups
+from governance.limits import max_groups
 from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.service.base import _require_model, check_name
@@ -79,30 +79,19 @@ class ScoredFile:
 def read_table(path: Path, *, what: str = "training data", delimiter: str = ",") -> pd.DataFrame:
     import pandas as pd
 
-    from governance.ingest import detect_format
+    from governance.ingest import detect_format, refuse_too_wide
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{what} {path} " + ("is not a regular file." if path.exists() else "does not exist."))
+    refuse_too_wide(path, "read", delimiter)  # before pandas loads a million columns
     if detect_format(path) != "parquet":  # pandas renames a repeated header (age, age.1): refused, as ingest does
         import csv
         with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            try:
-                header = next(csv.reader(handle, delimiter=delimiter), [])
-            except csv.Error as exc:  # a header line past the csv module's field limit, among others
-                raise InvalidInput(f"cannot read {path.name}'s header line as CSV ({exc}).") from exc
+            header = next(csv.reader(handle, delimiter=delimiter), [])
         repeated = sorted({name for name in header if header.count(name) > 1})
         if repeated:
             raise InvalidInput(f"{path.name} names column {', '.join(map(repr, repeated))} more than once in its "
                                "header; give each column its own name.")
-    else:
-        import pyarrow.parquet as pq
-        try:
-            header = list(pq.read_schema(path).names)
-        except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
-            raise InvalidInput(f"cannot read {path.name} as Parquet ({exc}).") from exc
-    if len(header) > max_columns():
-        raise InvalidInput(f"{path.name} has {len(header):,} columns, more than the {max_columns():,} a file may have "
-                           "(GOVERN_MAX_COLUMNS raises the limit).")
     try:
         if detect_format(path) == "parquet":  # by suffix or by content (stored artifacts have no suffix)
             return pd.read_parquet(path)
