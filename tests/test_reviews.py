@@ -624,7 +624,7 @@ def test_a_gate_under_a_pack_no_longer_binding_releases_nothing(releasable, run_
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):
     # An admin created an API token for a reviewer (or set their password and signed in with it), approved
     # as them and released alone, with no override mark: the approval's credential was the releaser's doing.
-    from governance.store import audit_log
+    from governance.service.releases import credential_issuer
 
     store, _ = releasable
     home = store.home
@@ -645,7 +645,7 @@ def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(
                    input="rev3 own secret\n").exit_code == 0
     assert run_cli(home, "login", "rev3", "--password-stdin", input="rev3 own secret\n").exit_code == 0
     assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
-    issuers = run_sql(home, lambda conn: [audit_log.credential_issuer(conn, who, "version:credit/1", revision)
+    issuers = run_sql(home, lambda conn: [credential_issuer(conn, who, "version:credit/1", revision)
                                           for who, revision in (("rev2", 1), ("rev3", 1), ("rev3", 2))])
     assert issuers == ["ada", "ada", None]
     # the same approvals count for a releaser who issued neither credential

@@ -325,7 +325,7 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
-        issuer = audit_log.credential_issuer(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
+        issuer = credential_issuer(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
         elif issuer in (version.created_by, releaser):  # they could have given it themselves
@@ -357,3 +357,27 @@ def _future(value: str | datetime | None) -> datetime:
         raise InvalidInput(f"the override's expiry {value} is not in the future.")
     return when
 
+
+
+def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> str | None:
+    """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
+    on `approval_entity`): the admin who created the API token it was given with, or who last set the
+    password of the session it was given with, before that session began. None where `user` alone held
+    the credential, or the approval carried none (an in-process library call)."""
+    approvals = audit_log.payloads(conn, action="signoff.approve", entity=approval_entity, actor=user)
+    auth = next((data.get("auth") or {} for data in approvals if data.get("revision") == revision), {})
+    token = auth.get("token")
+    if not token:
+        return None
+    history = audit_log.entity_history(conn, f"user:{user}")
+    issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
+                   if data.get("token") == token and action != "signoff.approve"), None)
+    if issued is None:
+        return None
+    if issued[1] != user:  # an API token an admin created for them
+        return str(issued[1])
+    if issued[2] not in ("session", "dashboard"):  # signed in without a password (OIDC)
+        return None
+    setter = next((actor for seq, actor, action, data in reversed(history) if seq < issued[0]
+                   and action in ("user.add", "user.passwd") and data.get("password_set")), user)
+    return None if setter == user else str(setter)

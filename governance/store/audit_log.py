@@ -104,30 +104,14 @@ def filter_events(conn: duckdb.DuckDBPyConnection, *, model: str | None, actor: 
     return total, [AuditEvent(*row) for row in rows]
 
 
-def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str,
-                      revision: int) -> str | None:
-    """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
-    on `approval_entity`): the admin who created the API token it was given with, or who last set the
-    password of the session it was given with, before that session began. None where `user` alone held
-    the credential, or the approval carried none (an in-process library call)."""
-    found = conn.execute("SELECT payload FROM audit_events WHERE action = 'signoff.approve' AND entity = ? AND "
-                         "actor = ? ORDER BY seq DESC", [approval_entity, user]).fetchall()
-    auth = next((data.get("auth") or {} for data in (json.loads(p) for (p,) in found)
-                 if data.get("revision") == revision), {})
-    token = auth.get("token")
-    if not token:
-        return None
-    history = [(seq, actor, action, json.loads(payload)) for seq, actor, action, payload in conn.execute(
-        "SELECT seq, actor, action, payload FROM audit_events WHERE entity = ? ORDER BY seq", [f"user:{user}"]
-    ).fetchall()]
-    issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
-                   if data.get("token") == token and action != "signoff.approve"), None)
-    if issued is None:
-        return None
-    if issued[1] != user:  # an API token an admin created for them
-        return str(issued[1])
-    if issued[2] not in ("session", "dashboard"):  # signed in without a password (OIDC)
-        return None
-    setter = next((actor for seq, actor, action, data in reversed(history) if seq < issued[0]
-                   and action in ("user.add", "user.passwd") and data.get("password_set")), user)
-    return None if setter == user else str(setter)
+def payloads(conn: duckdb.DuckDBPyConnection, *, action: str, entity: str, actor: str) -> list[dict[str, Any]]:
+    """The payloads of `actor`'s `action` events on `entity`, newest first."""
+    found = conn.execute("SELECT payload FROM audit_events WHERE action = ? AND entity = ? AND actor = ? "
+                         "ORDER BY seq DESC", [action, entity, actor]).fetchall()
+    return [json.loads(payload) for (payload,) in found]
+
+
+def entity_history(conn: duckdb.DuckDBPyConnection, entity: str) -> list[tuple[int, str | None, str, dict[str, Any]]]:
+    """Every event on `entity`, oldest first: (seq, actor, action, payload)."""
+    return [(seq, actor, action, json.loads(payload)) for seq, actor, action, payload in conn.execute(
+        "SELECT seq, actor, action, payload FROM audit_events WHERE entity = ? ORDER BY seq", [entity]).fetchall()]
