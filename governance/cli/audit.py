@@ -86,8 +86,10 @@ def audit_export(service, *, out: str, fmt: str):
 @click.option("--reason", required=True, help="Why, e.g. the export the log was checked against.")
 @service_command(render.rewitnessed, exit_code=lambda report: 0 if report.ok else 1)
 def audit_witness(service, *, reason: str):
-    """Witness the current head again where no witness line covers the latest events (a process died
-    after its commit). Checks the chain first; a rewritten log stays flagged (auditors, admins)."""
+    """Witness the current head again where no witness line covers the latest events. govern witnesses
+    each change before committing it, so no crash leaves such a gap (only a store written by an earlier
+    govern may hold one): check the log against an export first. Checks the chain; a rewritten log stays
+    flagged (auditors, admins)."""
     return service.rewitness(reason=reason)
 
 

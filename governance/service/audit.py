@@ -44,9 +44,10 @@ class AuditActions(ServiceBase):
         return replace(report, witnessed=seen.witnessed)
 
     def rewitness(self, *, reason: str) -> WitnessReport:
-        """Record the current head for events no witness line covers (a process died between its commit and
-        its witness line), after checking the chain. Auditors and admins; audited with the reason. A head
-        that no longer matches what was witnessed stays flagged: this closes gaps, it never absolves a rewrite."""
+        """Record the current head for events no witness line covers (lines removed, events written around
+        govern, or a store from a govern that witnessed only after committing), after checking the chain.
+        Auditors and admins; audited with the reason. A head that no longer matches what was witnessed stays
+        flagged: this closes gaps, it never absolves a rewrite."""
         if not reason or not reason.strip():
             raise InvalidInput("say why the head is witnessed again (--reason), e.g. which export it was checked "
                                "against.")

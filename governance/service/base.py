@@ -15,7 +15,7 @@ import duckdb
 from governance import __version__
 from governance.artifacts import ArtifactStore
 from governance.config import Settings, resolve_settings
-from governance.errors import InvalidInput, NotAllowed, NotFound
+from governance.errors import GovernError, InvalidInput, NotAllowed, NotFound
 from governance.identity import digest_matches, os_user, parse_credential
 from governance.records import Job, Model, User, Version
 from governance.roles import Action, Role, authorize, needed_roles_text
@@ -118,22 +118,35 @@ class ServiceBase:
         return self._run(unit)
 
     def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
-        keys = []
+        heads: list[tuple[Ed25519PrivateKey, tuple[int, int, str, str]]] = []
 
         def attempt(conn: duckdb.DuckDBPyConnection) -> T:
             self._appended = []  # a retried unit appends afresh
             result = unit(conn)
             if self._appended:
-                # Read inside the transaction: a missing or broken key refuses the change instead of
-                # leaving it committed and unwitnessed.
-                keys.append(self._signing_key(create=create))
+                # Inside the transaction: a missing or broken key, or a witness that cannot be written,
+                # refuses the change instead of leaving it committed and unwitnessed.
+                heads.append((self._signing_key(create=create), self._head()))
+                self._record_head(*heads[-1], intent=True)
             return result
 
         result = self.backend.run(attempt, create=create)
         if self._appended:
-            self._witness(keys[-1], self._appended)
+            self._witness_from = None
+            try:
+                self._record_head(*heads[-1], intent=False)
+            except GovernError as exc:  # committed and witnessed by its intent already: the confirmation is extra
+                logging.getLogger("govern").warning(str(exc))
             self._appended = []
         return result
+
+    def _head(self) -> tuple[int, int, str, str]:
+        """(first seq, last seq, head hash, ts) of what this unit appended; a re-witness (`audit witness`)
+        stretches the range back over the gap it closes."""
+        first, (seq, head_hash, ts) = self._appended[0][0], self._appended[-1]
+        if self._witness_from is not None:
+            first = min(first, self._witness_from)
+        return first, seq, head_hash, ts
 
     def _signing_key(self, *, create: bool = False) -> Ed25519PrivateKey:
         from governance.keys import load_key, load_or_create_key
@@ -142,20 +155,22 @@ class ServiceBase:
         return load_or_create_key(path) if create or not path.exists() and not self.backend.exists() \
             else load_key(path)
 
-    def _witness(self, key: Ed25519PrivateKey, appended: list[tuple[int, str, str]]) -> None:
-        """Record the committed head. The change is committed whatever happens here, so a failure is a
-        warning (the gap it leaves shows in `status` until an auditor records the head again)."""
+    def _record_head(self, key: Ed25519PrivateKey, head: tuple[int, int, str, str], *, intent: bool) -> None:
+        """One signed line in the witness: the head this unit is about to commit (`intent`), or committed."""
         from governance import witness
 
-        first, (seq, head_hash, ts) = appended[0][0], appended[-1]
-        if self._witness_from is not None:  # `audit witness` closes a gap left by a dead process
-            first, self._witness_from = min(first, self._witness_from), None
+        first, seq, head_hash, ts = head
         try:
-            witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts)
+            witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts,
+                           intent=intent)
         except OSError as exc:
-            logging.getLogger("govern").warning(
-                f"the change was committed, but its audit head (seq {seq}) could not be written to the witness "
-                f"{self.settings.witness_path} ({exc.strerror or exc}); `govern status` will show the gap.")
+            if intent:
+                raise GovernError(f"the witness {self.settings.witness_path} cannot be written "
+                                  f"({exc.strerror or exc}), so nothing was changed: every change is witnessed "
+                                  "before it is committed.") from exc
+            raise GovernError(f"the change was committed and witnessed, but its confirmation (seq {seq}) could not "
+                              f"be written to the witness {self.settings.witness_path} ({exc.strerror or exc}).") \
+                from exc
 
     def _mark_migrated(self) -> None:
         _migrated.add(self.backend.identity)
