@@ -638,15 +638,26 @@ def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(
     refused = run_cli(home, "release", "credit", "1", as_="ada")
     assert refused.exit_code == 2
     assert "has 0 of the 2 independent approvals it needs" in refused.stderr
-    assert "rev2 (approved with a credential ada issued: an API token ada created, or a password ada set" in \
+    assert "rev2 (approved with a credential ada issued or could have used: an API token ada created" in \
         refused.stderr and "rev3 (approved with a credential ada issued" in refused.stderr
-    # a reviewer who sets their own password approves with a credential only they hold
+    # a reviewer who sets their own password with a session the admin's password opened is still the admin's
+    # (with a token ada minted, or after ada reset it): ada could have done it; only their own proof counts
     assert run_cli(home, "--as", "rev3", "user", "passwd", "rev3", "--password-stdin",
                    input="rev3 own secret\n").exit_code == 0
     assert run_cli(home, "login", "rev3", "--password-stdin", input="rev3 own secret\n").exit_code == 0
     assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
+    assert run_cli(home, "user", "passwd", "rev2", "--password-stdin", input="rev2 new secret\n",
+                   env={"GOVERN_TOKEN": minted}).exit_code == 0
+    assert run_cli(home, "login", "rev2", "--password-stdin", input="rev2 new secret\n").exit_code == 0
+    assert run_cli(home, "--as", "rev2", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
+    refused = run_cli(home, "release", "credit", "1", as_="ada")
+    assert refused.exit_code == 2 and "has 0 of the 2 independent approvals" in refused.stderr
+    store.as_("rev3").set_password(name="rev3", password="set in-process by rev3")  # a credential only rev3 held
+    assert run_cli(home, "login", "rev3", "--password-stdin", input="set in-process by rev3\n").exit_code == 0
+    assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "mine").exit_code == 0
     issuers = run_sql(home, lambda conn: [credential_issuer(conn, who, "version:credit/1", revision)
-                                          for who, revision in (("rev2", 1), ("rev3", 1), ("rev3", 2))])
-    assert issuers == ["ada", "ada", None]
+                                          for who, revision in (("rev2", 1), ("rev3", 1), ("rev3", 2), ("rev2", 2),
+                                                                ("rev3", 3))])
+    assert issuers == ["ada", "ada", "ada", "ada", None]
     # the same approvals count for a releaser who issued neither credential
     assert store.as_("eng").release(model="credit", version="1").version == "1"

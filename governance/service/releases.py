@@ -329,9 +329,10 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
         elif issuer in (version.created_by, releaser):  # they could have given it themselves
-            excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued: an API token {issuer} "
-                            f"created, or a password {issuer} set; {signoff.reviewer} sets their own with `govern "
-                            "user passwd` and approves again)")
+            excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued or could have used: an "
+                            f"API token {issuer} created, or a password {issuer} set or that was changed with one; "
+                            f"someone who issued none of {signoff.reviewer}'s credentials releases it, or "
+                            f"{signoff.reviewer} approves after signing in through the identity provider)")
         elif reviewer is None or not reviewer.enabled or reviewer.role not in (Role.REVIEWER, Role.ADMIN):
             excluded.append(f"{signoff.reviewer} (no longer an active reviewer)")
         elif signoff.evaluation_id != gate.evaluation_id or signoff.artifact_sha256 != version.artifact_sha256:
@@ -361,23 +362,37 @@ def _future(value: str | datetime | None) -> datetime:
 
 def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> str | None:
     """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
-    on `approval_entity`): the admin who created the API token it was given with, or who last set the
-    password of the session it was given with, before that session began. None where `user` alone held
-    the credential, or the approval carried none (an in-process library call)."""
+    on `approval_entity`); None where `user` alone held the credential, or the approval carried none (an
+    in-process library call). See `_issuer`."""
     approvals = audit_log.payloads(conn, action="signoff.approve", entity=approval_entity, actor=user)
     auth = next((data.get("auth") or {} for data in approvals if data.get("revision") == revision), {})
-    token = auth.get("token")
-    if not token:
-        return None
-    history = audit_log.entity_history(conn, f"user:{user}")
-    issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
-                   if data.get("token") == token and action != "signoff.approve"), None)
-    if issued is None:
-        return None
-    if issued[1] != user:  # an API token an admin created for them
-        return str(issued[1])
-    if issued[2] not in ("session", "dashboard"):  # signed in without a password (OIDC)
-        return None
-    setter = next((actor for seq, actor, action, data in reversed(history) if seq < issued[0]
-                   and action in ("user.add", "user.passwd") and data.get("password_set")), user)
-    return None if setter == user else str(setter)
+    return _issuer(audit_log.entity_history(conn, f"user:{user}"), user, auth.get("token"))
+
+
+def _issuer(history: list[tuple[int, str | None, str, dict]], user: str, token: str | None) -> str | None:
+    """Who other than `user` could have used `token`, one of `user`'s credentials (`history`: the events on
+    `user:{user}`): the admin who created it (an API token), or, for a session signed in with a password,
+    whoever set that password; where `user` set it themselves, whoever could have used the credential they
+    set it with, and so on back. A password an admin once knew stays theirs through every change made
+    with a session it opened. None for a credential only `user` held (OIDC, or a library call)."""
+    seen: set[str] = set()
+    while token and token not in seen:  # (a forged history cannot make it go round)
+        seen.add(token)
+        issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
+                       if data.get("token") == token and action != "signoff.approve"), None)
+        if issued is None:
+            return None
+        seq, actor, kind = issued
+        if actor != user:  # an API token an admin created for them
+            return str(actor)
+        if kind not in ("session", "dashboard"):  # signed in without a password (OIDC)
+            return None
+        setting = next(((actor, data) for at, actor, action, data in reversed(history) if at < seq
+                        and action in ("user.add", "user.passwd") and data.get("password_set")), None)
+        if setting is None:
+            return None
+        setter, data = setting
+        if setter != user:
+            return str(setter)
+        token = (data.get("auth") or {}).get("token")  # set by them: with which credential?
+    return None
