@@ -96,8 +96,10 @@ def manifest_message(manifest: dict[str, Any]) -> bytes:
 
 def build_manifest(
     *, events: list[AuditEvent], fmt: str, files: dict[str, str], exported_at: str, exported_by: str,
-    public_key: str,
+    public_key: str, log_check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The manifest (before its signature). `log_check`: the live log against its witness and itself when
+    exported ({"ok", "problems"}), so a log rewritten before the export does not verify as intact."""
     return {
         "format": fmt,
         "files": files,
@@ -109,6 +111,7 @@ def build_manifest(
         "exported_by": exported_by,
         "govern_version": __version__,
         "public_key": public_key,
+        **({"log_check": log_check} if log_check is not None else {}),
     }
 
 
@@ -187,6 +190,19 @@ def verify_consistency(directory: Path, *, since: Path, expected_public_key: str
                               problems=problems, since=str(since))
 
 
+def log_check_problems(log_check: Any, when: str) -> list[str]:
+    """The problem a recorded live-log check names (none for an intact log, or one recorded before checks)."""
+    if log_check is None:
+        return []
+    if not isinstance(log_check, dict) or not isinstance(log_check.get("problems", []), list):
+        return ["its record of the live log's check is malformed."]
+    if log_check.get("ok") is True:
+        return []
+    found = " ".join(str(p) for p in log_check.get("problems") or []) or "(no detail)"
+    return [f"when it was {when}, the live log did not match its witness or itself, so it holds a log that was "
+            f"already altered: {found[:2000]}"]
+
+
 def _require_key(expected_public_key: str | None) -> str:
     key = (expected_public_key or "").strip().lower()
     if not key:
@@ -250,6 +266,7 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
     else:
         problems.append(f"{events_path.name} is missing.")
 
+    problems.extend(log_check_problems(manifest.get("log_check"), "exported"))
     public_key = manifest.get("public_key")
     if not isinstance(public_key, str) or not signature_valid(public_key, manifest_message(manifest),
                                                              manifest.get("signature")):

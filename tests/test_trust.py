@@ -592,14 +592,40 @@ def test_a_rebuilt_chain_is_caught_by_the_witness_and_by_export_consistency(stor
     assert status.exit_code == 1 and "MISMATCH" in status.stdout
     assert f"event seq {target.seq} was altered" in status.stdout
 
+    # An export (or report) taken now records, signed, that the live log did not match: it had come out
+    # signed, internally consistent and "intact", and only --since against an earlier export could tell.
     later = tmp_path / "later"
-    assert run_cli(store.home, "audit", "export", "--out", later, as_="aud").exit_code == 0
+    exported = run_cli(store.home, "audit", "export", "--out", later, as_="aud")
+    assert exported.exit_code == 1 and "WARNING: the live log did not match its witness" in exported.stdout
     alone = run_cli(tmp_path, "audit", "verify", later, "--key", key)
-    assert alone.exit_code == 0  # signed by the real key, internally consistent: alone it passes
+    assert alone.exit_code == 1 and "the live log did not match its witness or itself" in alone.stdout
+    assert f"event seq {target.seq} was altered" in alone.stdout
+    dossier = tmp_path / "dossier"
+    made = run_cli(store.home, "report", "credit", "1", "--kind", "model-card", "--out", dossier, as_="aud")
+    assert made.exit_code == 1 and "this report holds an altered log" in made.stdout
+    checked = run_cli(tmp_path, "audit", "verify", later, "--key", key, "--report", dossier)
+    assert checked.exit_code == 1 and "when it was generated, the live log did not match" in checked.stdout
     result = run_cli(tmp_path, "audit", "verify", later, "--key", key, "--since", earlier)
     assert result.exit_code == 1
     assert f"event seq {target.seq} differs between the exports (user.add user:rey in the earlier one)" in result.stdout
     assert run_cli(tmp_path, "audit", "verify", earlier, "--key", key, "--since", earlier).exit_code == 0
+
+
+def test_two_exports_into_one_folder_cannot_both_record_their_work(store, run_cli, tmp_path):
+    # Six exports at once into one folder: one won, another failed with "unexpected failure (OSError: Directory
+    # not empty) … nothing was changed" although its audit.export event was committed. The folder is now
+    # reserved before anything is recorded: a second writer is refused first.
+    out = tmp_path / "export"
+    lock = tmp_path / ".export.govern-writing"
+    lock.touch()  # another export is writing it
+    before = len(_events(store.home))
+    refused = run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    assert refused.exit_code == 2 and "another govern process is writing" in refused.stderr
+    assert str(lock) in refused.stderr and len(_events(store.home)) == before and not out.exists()
+    lock.unlink()
+    assert run_cli(store.home, "audit", "export", "--out", out, as_="aud").exit_code == 0
+    assert not lock.exists() and (out / "manifest.json").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch folder left
 
 
 def test_an_event_edited_without_recomputing_its_hash_is_named_by_status_too(store, run_cli):

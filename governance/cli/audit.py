@@ -76,7 +76,7 @@ def audit_list(service, *, model: str | None, actor: str | None, action: str | N
 @click.option("--out", required=True, type=click.Path(), help="New folder to write the export into.")
 @click.option("--format", "fmt", type=LazyChoice("governance.audit_export", "FORMATS"), default="jsonl",
               show_default=True, help="File format of the events; the manifest is always JSON.")
-@service_command(render.exported)
+@service_command(render.exported, exit_code=render.log_check_exit)
 def audit_export(service, *, out: str, fmt: str):
     """Export the whole log with a signed manifest (row count, head hash, file hashes)."""
     return service.export_audit(out=Path(out), fmt=fmt)

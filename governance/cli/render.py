@@ -572,7 +572,22 @@ def audit_events_plain(result) -> dict[str, Any]:
 def exported(manifest: dict[str, Any], *, out: str) -> str:
     return (f"exported {manifest['row_count']} events to {out} "
             f"(head {manifest['head_hash'][:16]}…); verify it offline with `govern audit verify {out} --key KEY`, "
-            "KEY the installation's public key (`govern audit key` prints it; take it from where you trust it)")
+            "KEY the installation's public key (`govern audit key` prints it; take it from where you trust it)"
+            ) + altered_log_warning(manifest, "export")
+
+
+def altered_log_warning(signed: dict[str, Any], what: str) -> str:
+    """For an export or report taken of a log that no longer matched its witness or itself: what it records."""
+    check = signed.get("log_check") or {}
+    if check.get("ok", True):
+        return ""
+    return (f"\nWARNING: the live log did not match its witness or itself, so this {what} holds an altered log; "
+            f"it records that (signed), and verifying it fails: {' '.join(check.get('problems') or [])}")
+
+
+def log_check_exit(signed: dict[str, Any]) -> int:
+    """1 for an export or report of an altered log (a negative verdict), else 0."""
+    return 0 if (signed.get("log_check") or {}).get("ok", True) else 1
 
 
 def rewitnessed(report) -> str:

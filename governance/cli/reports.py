@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from governance.cli import render
 from governance.cli.common import model_version_args, service_command
 
 KINDS = ("model-card", "annex-iv", "validation", "bias-audit")
@@ -44,7 +45,7 @@ def _reported(evidence, *, out: str) -> str:
     return (f"wrote {evidence['title']} of {evidence['model']} {evidence['version']} to {out}: "
             f"{', '.join(evidence['files'])}; {evidence['claim_count']} figures cite {evidence['cited_count']} audit "
             f"events up to the signed head seq {evidence['head']['seq']}. Verify it offline: govern audit verify "
-            f"EXPORT --key KEY --report {out}")
+            f"EXPORT --key KEY --report {out}") + render.altered_log_warning(evidence, "report")
 
 
 @click.command("report")
@@ -55,7 +56,7 @@ def _reported(evidence, *, out: str) -> str:
 @click.option("--out", required=True, type=click.Path(), help="New folder to write the report into.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(("html", "md", "pdf")),
               help="Document format, repeatable [default: html and md]; pdf needs WeasyPrint (govern[pdf]).")
-@service_command(_reported)
+@service_command(_reported, exit_code=render.log_check_exit)
 def report_command(service, *, model_name: str, version_name: str, kind: str, out: str, formats: tuple[str, ...]):
     """Generate an auditor's document of a version only from stored evidence: every figure cites the audit
     event it comes from (seq, hash) and the log's head is embedded, signed (auditors, admins).

@@ -63,7 +63,8 @@ def _draw_charts(folder: Path, sections: list[dict[str, Any]]) -> dict[str, str]
 
 
 def write_dossier(folder: Path, *, kind: str, formats: tuple[str, ...], events: list[AuditEvent], sources: Sources,
-                  generated_by: str, key: Ed25519PrivateKey, report_name: str) -> dict[str, Any]:
+                  generated_by: str, key: Ed25519PrivateKey, report_name: str,
+                  log_check: dict[str, Any] | None = None) -> dict[str, Any]:
     from governance.keys import public_key_hex, sign
 
     ev = Evidence(events)
@@ -73,6 +74,7 @@ def write_dossier(folder: Path, *, kind: str, formats: tuple[str, ...], events: 
         "format": DOSSIER_FORMAT, "kind": kind, "title": title, "model": sources.model, "version": sources.version,
         "generated_at": sources.generated_at, "generated_by": generated_by, "govern_version": __version__,
         "head": {"seq": head.seq, "hash": head.hash, "public_key": public_key_hex(key)},
+        **({"log_check": log_check} if log_check is not None else {}),  # the live log's check when generated
     }
     evidence["head"]["signature"] = sign(key, head_message(evidence))
     recompute = [e for e in events if e.action == "version.recompute"

@@ -15,6 +15,7 @@ from typing import Any
 
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, event_hash
+from governance.audit_export import log_check_problems
 from governance.dossier import DOSSIER_FORMAT, EVIDENCE
 from governance.dossier.build import evidence_message, head_message
 from governance.dossier.evidence import lookup
@@ -51,6 +52,7 @@ def check_report(report: Path, events: list[AuditEvent] | None, key: str) -> lis
                                                                          evidence.get("signature")):
         problems.append("the report's evidence is not signed by the given key: it was changed after it was "
                         "generated, or another installation made it.")
+    problems.extend(log_check_problems(evidence.get("log_check"), "generated"))
     if not signature_valid(key, head_message(evidence), evidence["head"].get("signature")):
         problems.append("the report's embedded head is not signed by the given key.")
     for name, expected in sorted(evidence["documents"].items()):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ from governance.audit_chain import AuditEvent, ChainReport, verify_chain
 from governance.errors import Conflict, InvalidInput
 from governance.roles import Action
 from governance.service.base import ServiceBase
+from governance.service.folders import new_folder
 from governance.store import aliases, audit_log, signoffs
 from governance.store.audit_log import utc_timestamp
 
@@ -76,6 +76,11 @@ class AuditActions(ServiceBase):
         witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
         events, moves, approvals = self._read(Action.VIEW, lambda conn: (
             audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn)))
+        return self._log_check(events, moves, approvals)
+
+    def _log_check(self, events: list[AuditEvent], moves: list[tuple[str, str, str]],
+                   approvals: list[tuple[str, str, str, int, str]]) -> WitnessReport:
+        """`witness_status` of what a unit of work read."""
         seen = self._check_witness({e.seq: e.hash for e in events})
         chain = verify_chain(events)
         problems = unlogged(events, moves, approvals)
@@ -86,6 +91,12 @@ class AuditActions(ServiceBase):
             return seen
         bad = [seq for seq in (chain.broken_seq, seen.first_bad_seq) if seq is not None]
         return replace(seen, ok=False, problems=[*problems, *seen.problems], first_bad_seq=min(bad) if bad else None)
+
+    def _live_log_check(self, conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        """The live log against the witness and itself, as an export or report records it (signed with it):
+        a log rewritten before it was exported must not come out looking intact."""
+        seen = self._log_check(audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn))
+        return {"ok": seen.ok, "problems": seen.problems}
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
         from governance import witness
@@ -126,33 +137,25 @@ class AuditActions(ServiceBase):
         from governance.keys import public_key_hex, sign
         if fmt not in FORMATS:
             raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(FORMATS)}.")
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
         key = self._signing_key()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".audit-export-", dir=out.parent))
 
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             user = self._authorize(conn, Action.AUDIT)
+            log_check = self._live_log_check(conn)
             self._log(conn, "audit.export", "audit", {"format": fmt, "out": out.name})
             events = audit_log.read_events(conn)
             name = events_file_name(fmt)
             write_events(events, scratch / name, fmt)
             manifest = build_manifest(events=events, fmt=fmt, files={name: sha256_file(scratch / name)},
                                       exported_at=utc_timestamp(), exported_by=user.name,
-                                      public_key=public_key_hex(key))
+                                      public_key=public_key_hex(key), log_check=log_check)
             manifest["signature"] = sign(key, manifest_message(manifest))
             (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             return manifest
 
-        try:
+        out = Path(out)
+        with new_folder(out, what="export") as scratch:
             manifest = self._run(unit)
-            if out.exists():
-                out.rmdir()
-            scratch.rename(out)
-        finally:
-            self.artifacts.discard(scratch)
         return manifest
 
     def public_key(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -369,7 +369,7 @@ def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entit
     return _issuer(audit_log.entity_history(conn, f"user:{user}"), user, auth.get("token"))
 
 
-def _issuer(history: list[tuple[int, str | None, str, dict]], user: str, token: str | None) -> str | None:
+def _issuer(history: list[tuple[int, str | None, str, dict[str, Any]]], user: str, token: str | None) -> str | None:
     """Who other than `user` could have used `token`, one of `user`'s credentials (`history`: the events on
     `user:{user}`): the admin who created it (an API token), or, for a session signed in with a password,
     whoever set that password; where `user` set it themselves, whoever could have used the credential they

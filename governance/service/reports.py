@@ -4,7 +4,6 @@ its audit event, the signed head of the log embedded."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,9 @@ import duckdb
 
 from governance.errors import InvalidInput
 from governance.roles import Action
+from governance.service.audit import AuditActions
 from governance.service.base import _require_version
+from governance.service.folders import new_folder
 from governance.service.recompute import RecomputeActions
 from governance.service.reviews import ReviewActions
 from governance.store import audit_log, evaluations, gates, registry, review_items
@@ -20,7 +21,7 @@ from governance.store import audit_log, evaluations, gates, registry, review_ite
 REPORT_FORMATS = ("html", "md", "pdf")
 
 
-class ReportActions(RecomputeActions, ReviewActions):
+class ReportActions(RecomputeActions, ReviewActions, AuditActions):
 
     def generate_report(self, *, model: str, version: str, kind: str, out: Path,
                         formats: tuple[str, ...] = ("html", "md")) -> dict[str, Any]:
@@ -39,33 +40,26 @@ class ReportActions(RecomputeActions, ReviewActions):
         if "pdf" in formats:
             from governance.dossier.render import require_pdf
             require_pdf()
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
         self._run(lambda conn: (self._authorize(conn, Action.AUDIT), _require_version(conn, model, version)))
         agreement = self.agreement(model=model).to_dict()
         key = self._signing_key()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
 
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             from governance.dossier.build import write_dossier
 
             user = self._authorize(conn, Action.AUDIT)
             _require_version(conn, model, version)
+            log_check = self._live_log_check(conn)
             self._log(conn, "report.generate", f"version:{model}/{version}",
                       {"kind": kind, "formats": list(formats), "out": out.name})
             sources = _sources(conn, model, version, agreement)
             return write_dossier(scratch, kind=kind, formats=formats, events=audit_log.read_events(conn),
-                                 sources=sources, generated_by=user.name, key=key, report_name=out.name)
+                                 sources=sources, generated_by=user.name, key=key, report_name=out.name,
+                                 log_check=log_check)
 
-        try:
+        out = Path(out)
+        with new_folder(out, what="report") as scratch:
             evidence = self._run(unit)
-            if out.exists():
-                out.rmdir()
-            scratch.rename(out)
-        finally:
-            self.artifacts.discard(scratch)
         evidence["files"] = sorted([*evidence["documents"], EVIDENCE])
         return evidence
 
