@@ -50,6 +50,29 @@ def test_an_engineer_cannot_release_alone_whatever_the_policy(passing, run_cli):
     assert store.as_("eng").release(model="credit", version="1").version == "1"
 
 
+def test_a_blocking_item_opened_after_the_gate_holds_the_release(passing, tmp_path):
+    # The gate passed no-open-blockers with nothing open; a reviewer then filed a complaint, and the release
+    # went through on the stale pass. Release (and the readiness board) count the open items now.
+    store = passing
+    pack = tmp_path / "blockers.yaml"
+    pack.write_text(LAX.replace("name: lax", "name: blockers")
+                    + "  - {id: no-open-blockers, kind: open_reviews, max: 0}\n")
+    store.assign_policy(pack)
+    store.as_("eng").gate(model="credit", version="1")
+    for name in ("rev2", "rev3"):
+        store.as_(name).sign_off(model="credit", version="1", decision="approve")
+    item = store.as_("rev2").add_review_item(model="credit", version="1", evidence={"note": "complaint"},
+                                             priority="blocking")
+    with pytest.raises(NotAllowed, match=r"1 review item\(s\) of credit version 1 are open now, more than the 0 "
+                                         r"its gate's rule no-open-blockers allows \(opened after the gate ran\)"):
+        store.as_("eng").release(model="credit", version="1")
+    assert not any(t.kind == "release" for t in store.as_("eng").readiness().needs_you)
+    store.as_("rey").claim_review_item(item_id=item.id)
+    store.as_("rey").judge_review_item(item_id=item.id, verdict="label_correct", comment="checked")
+    assert any(t.kind == "release" for t in store.as_("eng").readiness().needs_you)
+    assert store.as_("eng").release(model="credit", version="1").version == "1"
+
+
 def test_the_creator_and_the_releaser_do_not_count(passing):
     store = passing
     store.as_("ada").register_version(model="credit", version="9", artifact=store.artifact)

@@ -309,6 +309,12 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     if blocking:
         raise NotAllowed(f"the latest gate of {name} version {number} is blocked by {', '.join(blocking)}; "
                          "fix and gate again (or an admin overrides with a reason).")
+    open_now = review_items.count_open_items(conn, name, number)
+    for rule in gate.decision.results:  # items opened since the gate judged them (a complaint, a reviewer's flag)
+        if rule.kind == "open_reviews" and rule.severity == "block" and open_now > int(rule.threshold or 0):
+            raise NotAllowed(f"{open_now} review item(s) of {name} version {number} are open now, more than the "
+                             f"{int(rule.threshold or 0)} its gate's rule {rule.rule_id} allows (opened after the "
+                             f"gate ran): work them (`govern review list --model {name}`) and gate again.")
     rejections = signoffs.rejections_of_artifact(conn, version.artifact_sha256)
     if rejections:
         where = "; ".join(f"{r.reviewer} on {r.model} version {r.version}" for r in rejections)
