@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.audit_chain import canonical_json
+from governance.errors import GovernError
 from governance.keys import public_key_hex, sign, signature_valid
 from governance.private import private_dir
 
@@ -77,6 +78,7 @@ def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_has
     """Append one signed head: this unit appends (`intent`, before its commit) or appended events
     `first`..`seq`, ending in `head_hash`."""
     private_dir(path.parent)
+    _require_same_key(path, public_key_hex(key))
     fields: dict[str, Any] = {"from": first, "seq": seq, "hash": head_hash, "ts": ts, "key": public_key_hex(key),
                               "sig": sign(key, _message(first, seq, head_hash, ts, intent))}
     if intent:
@@ -94,6 +96,21 @@ def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_has
 _UNWITNESSED = ("witness lines were removed, or the events were written around govern, which witnesses each "
                 "change before it commits it (only a store written by an earlier govern can hold a gap a dying "
                 "process left; an auditor who has checked the log closes it with `govern audit witness`).")
+
+
+def _require_same_key(path: Path, public_key: str) -> None:
+    """GovernError when the witness was begun with another key than `public_key` (GOVERN_KEY_FILE pointing at
+    a stray key): its lines would read as a forged witness to everyone, for good."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return  # no witness yet, or one `status` already reports as edited
+    begun = first.get("key") if isinstance(first, dict) else None
+    if isinstance(begun, str) and begun != public_key:
+        raise GovernError(f"the signing key in use (public key {public_key[:16]}…) is not the one the witness {path} "
+                          f"was begun with ({begun[:16]}…): GOVERN_KEY_FILE points at another installation's key, "
+                          "so nothing was changed.")
 
 
 def _parse(text: str, problems: list[str]) -> list[_Head]:

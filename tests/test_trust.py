@@ -840,6 +840,21 @@ def test_an_unwritable_witness_refuses_the_change(store, run_cli):
     assert snapshot(store.home) == before
 
 
+def test_a_stray_signing_key_is_refused_before_it_poisons_the_witness(store, run_cli, tmp_path):
+    # GOVERN_KEY_FILE pointing at another key: the change's witness lines, signed by it, made `status` report a
+    # forged witness for good (re-witnessing cannot absolve it). Now nothing is written with it.
+    from governance.keys import load_or_create_key
+
+    stray = tmp_path / "stray.pem"
+    load_or_create_key(stray)
+    before = snapshot(store.home)
+    witnessed = (store.home / "witness" / "heads.jsonl").read_text()
+    result = run_cli(store.home, "model", "register", "m9", as_="eng", env={"GOVERN_KEY_FILE": str(stray)})
+    assert result.exit_code == 2 and "is not the one the witness" in result.stderr
+    assert snapshot(store.home) == before and (store.home / "witness" / "heads.jsonl").read_text() == witnessed
+    assert run_cli(store.home, "status", as_="vic").exit_code == 0
+
+
 @pytest.mark.parametrize("line", ['{"seq": 1e400, "from": 1, "hash": "h", "ts": "t", "sig": "s"}',
                                   '{"seq": NaN}', "[1, 2]", "not json"])
 def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, line):
