@@ -65,8 +65,10 @@ def sign_in() -> None:
     if oidc_configured():
         if st.user.is_logged_in:
             try:
+                verified = st.user.get("email_verified")
                 found = state.anonymous().sign_in_external(
-                    name=str(st.user.get("email") or st.user.get("name") or ""))
+                    email=str(st.user.get("email") or ""),
+                    email_verified=verified if isinstance(verified, bool) else None)
             except GovernError as exc:
                 st.error(state.plain(str(exc)))
             else:

@@ -24,6 +24,7 @@ class Settings:
     data_path: Path | None = None  # DuckLake's Parquet files (GOVERN_DATA_PATH; default home/lake)
     key_file: Path | None = None  # the signing key (GOVERN_KEY_FILE; default home/keys/installation_ed25519.pem)
     witness_file: Path | None = None  # signed heads (GOVERN_WITNESS_FILE; default home/witness/heads.jsonl)
+    oidc_domain: str = ""  # GOVERN_OIDC_DOMAIN: whose verified email addresses name users (pat@it → pat)
 
     @property
     def database_path(self) -> Path:
@@ -82,7 +83,8 @@ def resolve_settings(*, home: str | os.PathLike | None = None, lock_timeout_s: f
         raise InvalidInput("the lock timeout must be a finite number of seconds.")
     return Settings(home=home_path, lock_timeout_s=lock_timeout_s, store=store,
                     data_path=_env_path("GOVERN_DATA_PATH"), key_file=_env_path("GOVERN_KEY_FILE"),
-                    witness_file=_env_path("GOVERN_WITNESS_FILE"))
+                    witness_file=_env_path("GOVERN_WITNESS_FILE"),
+                    oidc_domain=os.environ.get("GOVERN_OIDC_DOMAIN", "").strip().lstrip("@").lower())
 
 
 def _env_path(name: str) -> Path | None:

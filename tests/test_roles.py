@@ -144,8 +144,18 @@ def test_passwords_are_stored_only_as_argon2_hashes(store, run_cli):
         store.as_(None).sign_in(name="pam", password="wrong password!", client="test")
 
 
-def test_an_external_identity_gets_only_the_role_the_store_gives(store):
-    session = store.as_(None).sign_in_external(name="rey")
+def test_an_external_identity_gets_only_the_role_the_store_gives(store, monkeypatch):
+    with pytest.raises(NotAllowed, match="needs GOVERN_OIDC_DOMAIN"):
+        store.as_(None).sign_in_external(email="rey@example.com", email_verified=True)
+    monkeypatch.setenv("GOVERN_OIDC_DOMAIN", "Example.com")
+    session = store.as_(None).sign_in_external(email="rey@example.com", email_verified=True)
     assert (session.user, session.role, session.kind) == ("rey", "reviewer", "oidc")
-    with pytest.raises(NotAllowed, match="^'mallory@example.com' signed in, but is not an active user of govern"):
-        store.as_(None).sign_in_external(name="mallory@example.com")
+    with pytest.raises(NotAllowed, match="^mallory@example.com signed in, but 'mallory' is not an active user"):
+        store.as_(None).sign_in_external(email="mallory@example.com")
+    # A display name is no identity (providers let people edit it), nor is an unverified address or another
+    # domain's: the dashboard had signed in whoever called themselves "ada".
+    for email, verified, why in (("ada", None, "vouched for no email address"),
+                                 ("ada@example.com", False, "has not verified ada@example.com"),
+                                 ("ada@evil.example", True, "is not an address at example.com")):
+        with pytest.raises(NotAllowed, match=why):
+            store.as_(None).sign_in_external(email=email, email_verified=verified)

@@ -113,14 +113,33 @@ class AuthActions(ServiceBase):
             raise NotAllowed("unknown user or wrong password.")
         return issued
 
-    def sign_in_external(self, *, name: str, provider: str = "oidc") -> Credential:
-        """A session for the user an identity provider vouched for. The provider says who someone is,
-        never what they may do: the role is the one this store gives that user."""
+    def sign_in_external(self, *, email: str | None, email_verified: bool | None = None,
+                         provider: str = "oidc") -> Credential:
+        """A session for the user an identity provider vouched for: the one named by the local part of the
+        email it verified, at the domain GOVERN_OIDC_DOMAIN names (pat@example.com is user pat). Never a
+        display name, which many providers let people edit; an address the provider says it has not
+        verified is refused. The provider says who someone is, never what they may do: the role is the one
+        this store gives that user."""
+        domain = self.settings.oidc_domain
+        if not domain:
+            raise NotAllowed("signing in through the identity provider needs GOVERN_OIDC_DOMAIN, the email domain "
+                             "whose verified addresses name govern users (pat@example.com is user pat).")
+        address = (email or "").strip()
+        local, at, host = address.rpartition("@")
+        if not at or not local:
+            raise NotAllowed("the identity provider vouched for no email address, and govern names users only by "
+                             "their verified email.")
+        if email_verified is False:
+            raise NotAllowed(f"the identity provider has not verified {address[:200]}; verify it there first.")
+        if host.lower() != domain:
+            raise NotAllowed(f"{address[:200]} is not an address at {domain} (GOVERN_OIDC_DOMAIN), whose addresses "
+                             "name govern users.")
+
         def unit(conn: duckdb.DuckDBPyConnection) -> Credential:
-            user = users.get_user(conn, name) if name else None
+            user = users.get_user(conn, local)
             if user is None or not user.enabled:
-                raise NotAllowed(f"{name!r} signed in, but is not an active user of govern; an admin adds them "
-                                 "with `govern user add`.")
+                raise NotAllowed(f"{address[:200]} signed in, but {local[:128]!r} is not an active user of govern; "
+                                 "an admin adds them with `govern user add`.")
             return self._issue(conn, user, kind=provider, name=None, lifetime=SESSION_LIFETIME,
                                created_by=user.name, client=provider)
 
