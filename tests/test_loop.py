@@ -313,10 +313,22 @@ def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_
     shown = json.loads(run_cli(home, "jobs", "show", job["id"], "--json", as_="eng").stdout)
     assert shown["candidates"] and shown["aim"]["calibration-ece"]["max"] == 0.0001
     text = run_cli(home, "jobs", "show", job["id"], as_="eng").stdout
-    assert "candidates (1, judged on the held-out validation and calibration splits):" in text
-    assert "* no penalty" in text
+    assert "candidates (1, judged on the held-out validation and calibration splits; * kept: the most" in text
+    assert "* no penalty" in text and "fails calibration-ece" in text
+    assert "  progress: succeeded" in text and "epoch -/-" not in text  # a finished job had shown "epoch -/-"
     listed = run_cli(home, "review", "list", "--kind", "escalation", as_="eng").stdout
     assert "escalation" in listed and "m/2" in listed
+
+
+def test_a_candidate_shows_the_margin_it_passes_with():
+    # "passes" alone made a chosen, less accurate candidate look wrong next to a more accurate one that passed
+    # on the bound: the margin for sampling error decides (training.search._choose).
+    from governance.cli.render import _candidate_verdict
+
+    assert _candidate_verdict({"passes": True, "margin": 2.0}) == "passes with 2 s.e. of margin"
+    assert _candidate_verdict({"passes": True, "margin": 0.0}) == "passes, on the bound (no margin)"
+    assert _candidate_verdict({"passes": True, "robust": True}) == "passes with 2 s.e. of margin"  # older records
+    assert _candidate_verdict({"passes": False, "failing": ["parity-gap: 0.2 > 0.1"]}) == "fails parity-gap"
 
 
 def test_the_loop_measures_a_parity_gaps_progress_by_the_interval_of_the_gap_the_gate_judged():

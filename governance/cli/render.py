@@ -386,7 +386,8 @@ def escalation_lines(evidence: dict[str, Any]) -> list[str]:
         lines.append(f"  candidates the last search tried ({len(candidates)}; * kept):")
         for c in candidates:
             accuracy = (c.get("metrics") or {}).get("accuracy")
-            outcome = "passes" if c.get("passes") else "fails: " + "; ".join(c.get("failing") or [])[:160]
+            outcome = _candidate_verdict(c) if c.get("passes") else \
+                "fails: " + "; ".join(c.get("failing") or [])[:160]
             lines.append(f"    {'*' if c.get('chosen') else ' '} {c.get('strategy')}: accuracy "
                          f"{_number(accuracy)}, {outcome}")
     lines.append("  (the whole record: `govern review show ID --json`)")
@@ -500,21 +501,32 @@ def job_detail(detail: JobDetail) -> str:
     lines = [
         f"{job.id}  {job.model}/{job.version}  {job.status}  attempts {job.attempts}",
         f"  strategies: {', '.join(job.strategies)}; failing rules: {', '.join(job.failing_rules)}",
-        f"  progress: {'model ' + str(progress['model']) + ', ' if 'model' in progress else ''}"
-        f"epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
-        + (f"; worker {detail.lease_owner}" if detail.lease_owner else ""),
+        (f"  progress: {'model ' + str(progress['model']) + ', ' if 'model' in progress else ''}"
+         f"epoch {progress.get('epoch', '-')}/{progress.get('epochs', '-')}"
+         + (f"; worker {detail.lease_owner}" if detail.lease_owner else "")) if job.status == "running" else
+        f"  progress: {job.status}",
         f"  result: version {detail.result_version}" if detail.result_version else
         f"  error: {detail.error}" if detail.error else "  result: -",
     ]
     if detail.candidates:
-        lines.append(f"  candidates ({len(detail.candidates)}, judged on the held-out validation and "
-                     "calibration splits):")
+        lines.append(f"  candidates ({len(detail.candidates)}, judged on the held-out validation and calibration "
+                     "splits; * kept: the most accurate of those passing with the most margin for sampling error, "
+                     "the best calibrated among equally accurate ones):")
         for c in detail.candidates:
             metrics = c.get("metrics") or {}
             shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))
-            verdict = "passes" if c["passes"] else "fails " + "; ".join(f.split(":")[0] for f in c["failing"])
-            lines.append(f"  {'*' if c['chosen'] else ' '} {c['strategy']:<36} {shown}  {verdict}")
+            lines.append(f"  {'*' if c['chosen'] else ' '} {c['strategy']:<36} {shown}  {_candidate_verdict(c)}")
     return "\n".join(lines)
+
+
+def _candidate_verdict(candidate: dict[str, Any]) -> str:
+    """passes (with how many standard errors of margin for sampling error), or the rules it fails."""
+    if not candidate.get("passes"):
+        return "fails " + "; ".join(str(f).split(":")[0] for f in candidate.get("failing") or [])
+    margin = candidate.get("margin")
+    if margin is None:
+        margin = 2.0 if candidate.get("robust") else 0.0
+    return f"passes with {margin:g} s.e. of margin" if margin else "passes, on the bound (no margin)"
 
 
 def job_cancelled(detail: JobDetail, *, job_id: str) -> str:
