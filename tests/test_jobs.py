@@ -558,6 +558,40 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     assert chosen.exit_code == 0 and not any("model's inputs" in n for n in json.loads(chosen.stdout)["notes"])
 
 
+def test_integer_codes_are_noted_and_taken_as_categories_when_asked(tmp_path, run_cli):
+    import json
+
+    # A new user's census codes (RAC1P 1..9, MAR 1..5) trained silently as amounts: the note names them, and
+    # --categorical makes the network and the challenger one-hot them, through retraining and scoring alike.
+    from training.trainer import TrainedModel
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    path = tmp_path / "d.csv"
+    frame = biased(800)
+    code = np.random.default_rng(1).integers(1, 8, len(frame))
+    frame.assign(code=code, y=np.where(code == 4, 1, frame["y"])).to_csv(path, index=False)
+    plain = run_cli(home, "train", "m", "--data", path, "--label", "y", "--json", "--config", _one_epoch(tmp_path),
+                    as_="ada")
+    assert any(n.startswith("whole-number column 'code' (7 values) was trained as amounts") and
+               "--categorical code" in n for n in json.loads(plain.stdout)["notes"])
+    coded = run_cli(home, "train", "m", "--data", path, "--label", "y", "--json", "--categorical", "code",
+                    "--config", _one_epoch(tmp_path), as_="ada")
+    assert coded.exit_code == 0, coded.stderr
+    assert not any("whole-number" in n for n in json.loads(coded.stdout)["notes"])
+    version = Service.open(home=home, actor="ada").show_version(model="m", version="2").version
+    model = TrainedModel.from_bytes(Service.open(home=home, actor="ada").artifacts.open_path(
+        version.artifact_sha256).read_bytes())
+    assert "code" in model.spec.categorical and "code" not in model.spec.numeric
+    assert model.spec.vocab["code"] == [str(v) for v in range(1, 8)] and model.config.categorical == ("code",)
+    as_floats = pd.read_csv(path).astype({"code": float})  # 4.0 is the code 4, not an unseen level
+    assert np.allclose(model.predict(as_floats), model.predict(pd.read_csv(path)))
+    for args, message in ((["--categorical", "nope"], "categorical column 'nope' is not among the features"),
+                          (["--categorical", "x"], "categorical column 'x' has 800 distinct values")):
+        refused = run_cli(home, "train", "m", "--data", path, "--label", "y", *args, as_="ada")
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
 def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tmp_path):
     # The note follows the pack the model's gates run: a pack judging groups of 150+ rows cannot judge
     # sex on 200 eval rows; one judging groups of 2+ rows judges a numeric age, so it gets no note.
@@ -579,8 +613,9 @@ def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tm
         config = TrainConfig(epochs=1, sensitive=("sex", "age"))
         notes = admin.train_version(model="m", data=path, label="y", sensitive=["sex", "age"], config=config,
                                     version=version).notes
-        # a config object is used as it is (no sizing note); sex and age are inputs (a note of its own)
-        return [n for n in notes if not n.startswith(("the validation loss", "the sensitive columns"))]
+        # a config object is used as it is (no sizing note); sex and age are inputs (a note of its own), and
+        # age's 12 whole numbers might be codes (a note of its own)
+        return [n for n in notes if not n.startswith(("the validation loss", "the sensitive columns", "whole-number"))]
 
     [sex, age] = notes_with(150, "1")
     assert sex.startswith("sensitive column 'sex' has 2 groups in the 200 eval rows, ")

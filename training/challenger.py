@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from training.data import MAX_CATEGORY_LEVELS
+from training.data import MAX_CATEGORY_LEVELS, category_text
 
 MAX_ITER = 1000
 NAME = "logistic regression"
@@ -40,8 +40,9 @@ class Challenger:
 
 
 def fit_challenger(frame: pd.DataFrame, *, label: str, features: Sequence[str], seed: int,
-                   sample_weights: np.ndarray | None = None) -> Challenger:
-    """A seeded logistic regression of `label` on `features` over every row of `frame`."""
+                   sample_weights: np.ndarray | None = None, categorical: Sequence[str] = ()) -> Challenger:
+    """A seeded logistic regression of `label` on `features` over every row of `frame`; `categorical`
+    names columns of numbers to one-hot encode as category codes, as the version's network does."""
     from sklearn.compose import ColumnTransformer
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.impute import SimpleImputer
@@ -52,7 +53,7 @@ def fit_challenger(frame: pd.DataFrame, *, label: str, features: Sequence[str], 
     y = frame[label].to_numpy().astype(int)
     weights = None if sample_weights is None else np.asarray(sample_weights, dtype=float)
     base_rate = float(np.average(y, weights=weights)) if len(y) else 0.5
-    numeric = tuple(c for c in features if _is_number(frame[c]))
+    numeric = tuple(c for c in features if _is_number(frame[c]) and c not in categorical)
     categorical = tuple(c for c in features if c not in numeric
                         and frame[c].nunique(dropna=True) <= MAX_CATEGORY_LEVELS)
     if len(np.unique(y)) < 2 or not (numeric or categorical):
@@ -78,7 +79,9 @@ def _columns(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         out[column] = np.where(np.isfinite(values), values, np.nan)
     for column in categorical:
-        out[column] = frame[column].astype(object).where(frame[column].notna(), "\x00missing").astype(str).to_numpy()
+        values = frame[column]
+        text = values.map(category_text) if _is_number(values) else values.astype(object).astype(str)
+        out[column] = text.where(values.notna(), "\x00missing").astype(str).to_numpy()
     return pd.DataFrame(out, index=frame.index)
 
 

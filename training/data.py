@@ -52,11 +52,12 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[str]) -> TabularSpec:
     return TabularSpec(numeric, categorical, means, stds, vocab)
 
 
-def fit_encode(frame: pd.DataFrame, features: Sequence[str],
-               rows: np.ndarray) -> tuple[TabularSpec, torch.Tensor, torch.Tensor]:
+def fit_encode(frame: pd.DataFrame, features: Sequence[str], rows: np.ndarray,
+               categorical: Sequence[str] = ()) -> tuple[TabularSpec, torch.Tensor, torch.Tensor]:
     """`fit_spec` on `frame.iloc[rows]`, then `encode(frame)`: the same results, with each categorical
-    column factorised once rather than once to fit and once to encode (most of the time at 1M rows)."""
-    numeric = [c for c in features if _is_number(frame[c])]
+    column factorised once rather than once to fit and once to encode (most of the time at 1M rows).
+    `categorical` names columns of numbers to take as category codes."""
+    numeric = [c for c in features if _is_number(frame[c]) and c not in categorical]
     fitted = fit_spec(frame[numeric].iloc[rows], numeric)
     categorical, vocab, found_by = [], {}, {}
     for column in (c for c in features if c not in numeric):
@@ -112,8 +113,21 @@ def _is_number(values: pd.Series) -> bool:
 
 
 def _as_text(uniques) -> np.ndarray:
-    """A column's distinct values as the strings the vocabulary holds (str() of each, as astype(str))."""
-    return pd.Series(uniques, dtype=object).astype(str).to_numpy() if len(uniques) else np.array([], dtype=object)
+    """A column's distinct values as the strings the vocabulary holds (str() of each, as astype(str)); codes
+    in a column of numbers (a `categorical` setting) read alike as integers and floats: 3 and 3.0 are "3"."""
+    if not len(uniques):
+        return np.array([], dtype=object)
+    values = pd.Series(uniques)
+    if _is_number(values):
+        return np.array([category_text(v) for v in values], dtype=object)
+    return pd.Series(uniques, dtype=object).astype(str).to_numpy()
+
+
+def category_text(value: Any) -> str:
+    """A number taken as a category code, as text: integral values without a decimal point."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _levels(values: pd.Series) -> np.ndarray:

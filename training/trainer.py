@@ -47,6 +47,7 @@ class TrainConfig:
     fairness_sharpness: float = 3.0  # the penalty compares sigmoid(sharpness × logit): near the 0.5 decision
     curriculum_stages: int = 3
     curriculum_start: float = 0.4
+    categorical: tuple[str, ...] = ()  # columns of numbers taken as category codes (RAC1P 1..9), not amounts
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -112,7 +113,7 @@ class TrainedModel:
         body = json.loads(saved["body"]) if "body" in saved else saved  # earlier artifacts: a plain dict
         config = dict(body["config"])
         config.update(hidden=tuple(config["hidden"]), strategies=tuple(config["strategies"]),
-                      sensitive=tuple(config["sensitive"]))
+                      sensitive=tuple(config["sensitive"]), categorical=tuple(config.get("categorical", ())))
         return cls(TabularSpec.from_dict(body["spec"]), TrainConfig(**config), saved["state"], body["temperature"],
                    body["history"], body.get("meta", {}), body.get("bias", 0.0), body.get("offsets", {}))
 
@@ -281,7 +282,7 @@ def _train(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     labels = frame[label].to_numpy(dtype=np.float32)
     splits = _splits(len(frame), config, rng)
     train_idx = splits["train"]
-    spec, numbers, codes = fit_encode(frame, features, train_idx)
+    spec, numbers, codes = fit_encode(frame, features, train_idx, categorical=config.categorical)
     y = torch.from_numpy(labels)
     weights = np.ones(len(frame)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
     column_codes = _column_codes(frame, config.sensitive) if config.sensitive else np.zeros((len(frame), 0), np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -107,6 +108,8 @@ def version_show(service, *, model_name: str, version_name: str):
 @click.option("--sensitive", metavar="A,B", help="Sensitive columns (fairness per group; kept in the predictions).")
 @click.option("--intersections", metavar="A*B,...", help="Sensitive columns also judged together (sex*race).")
 @click.option("--features", metavar="X,Y", help="Feature columns (default: every column but the label).")
+@click.option("--categorical", metavar="X,Y",
+              help="Columns of numbers that are category codes (a race or occupation code): one-hot, not amounts.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML or JSON with training settings (epochs, batch_size, learning_rate, hidden, seed, …).")
 @click.option("--version", "version_name", metavar="V", help="Version name (default: the next number).")
@@ -114,8 +117,8 @@ def version_show(service, *, model_name: str, version_name: str):
               help="Rows held out for evaluation.")
 @service_command(render.trained)
 def train_command(service, *, model_name: str, data: str, label: str, sensitive: str | None,
-                  intersections: str | None, features: str | None, config_file: str | None,
-                  version_name: str | None, eval_fraction: float, as_json: bool):
+                  intersections: str | None, features: str | None, categorical: str | None,
+                  config_file: str | None, version_name: str | None, eval_fraction: float, as_json: bool):
     """Train a version on your table, store and register it, and ingest its held-out predictions.
 
     A logistic regression (one-hot categories, standardised numbers, seeded) is fitted on the same
@@ -126,6 +129,9 @@ def train_command(service, *, model_name: str, data: str, label: str, sensitive:
 
     sensitive_columns = split_list(sensitive)
     config, chosen = load_config(Path(config_file) if config_file else None, sensitive=sensitive_columns)
+    if categorical:
+        config = replace(config, categorical=tuple(dict.fromkeys([*config.categorical, *split_list(categorical)])))
+        chosen = chosen | {"categorical"}
     return service.train_version(
         model=model_name, data=Path(data), label=label, sensitive=sensitive_columns,
         intersections=_intersections(intersections), features=split_list(features) or None, config=config,

@@ -132,6 +132,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         asked_features, features = features, _check_columns(frame, label, sensitive, features)
         given, config = config, config or TrainConfig(sensitive=tuple(sensitive))
         check_config(config)
+        _check_categorical(frame, features, config.categorical)
         problems = intersection_problems(intersections, sensitive, frame.columns)
         if problems:  # refused before training, not after it when the predictions are ingested
             raise InvalidInput("; ".join(f"intersection {name!r}: {message}" for name, message in problems) + ".")
@@ -155,6 +156,7 @@ class TrainingActions(PolicyActions, RegistryActions):
                                         new_model=f"trained from {Path(data).name}")
         improving = still_improving(result.history)
         notes += [improving] if improving else []
+        notes += _codes_taken_as_amounts(frame.iloc[train_rows], features, config.categorical)
         inputs = [c for c in sensitive if c in features]
         if asked_features is None and inputs:
             notes.append(f"the sensitive column{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))} "
@@ -220,7 +222,8 @@ class TrainingActions(PolicyActions, RegistryActions):
                             intersections=tuple(tuple(parts) for parts in meta.get("intersections", ())))
         sample = train_rows[np.random.default_rng(trained.config.seed).permutation(len(train_rows))[:REFERENCE_ROWS]]
         challenger = fit_challenger(frame.iloc[train_rows], label=label, features=features, seed=trained.config.seed,
-                                    sample_weights=None if weights is None else weights[train_rows])
+                                    sample_weights=None if weights is None else weights[train_rows],
+                                    categorical=trained.config.categorical)
         with tempfile.TemporaryDirectory() as tmp:
             artifact = Path(tmp) / f"{model}-{version or 'next'}.pt"
             artifact.write_bytes(trained.to_bytes())
@@ -380,6 +383,46 @@ def _listed(names: Sequence[str], shown: int = 15) -> str:
     """The first `shown` names, and how many more there are."""
     more = len(names) - shown
     return ", ".join(map(repr, names[:shown])) + (f" and {more} more" if more > 0 else "")
+
+
+def _check_categorical(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> None:
+    """The `categorical` setting names features with at most MAX_CATEGORY_LEVELS distinct values."""
+    from training.data import MAX_CATEGORY_LEVELS
+
+    if any(not isinstance(c, str) for c in categorical):
+        raise InvalidInput(f"categorical must list column names, not {list(categorical)!r}.")
+    outside = [c for c in categorical if c not in features]
+    if outside:
+        raise InvalidInput(f"categorical column{'s' * (len(outside) > 1)} {', '.join(map(repr, outside))} "
+                           f"{'are' if len(outside) > 1 else 'is'} not among the features ({_listed(list(features))}).")
+    for column in categorical:
+        levels = frame[column].nunique(dropna=True)
+        if levels > MAX_CATEGORY_LEVELS:
+            raise InvalidInput(f"categorical column {column!r} has {levels:,} distinct values; at most "
+                               f"{MAX_CATEGORY_LEVELS} can be categories (leave it out of categorical to take it as "
+                               "an amount).")
+
+
+def _codes_taken_as_amounts(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> list[str]:
+    """A note naming whole-number features with few distinct values trained as amounts: codes such as a census
+    race code (1..9) read as amounts silently, and --categorical makes them categories."""
+    import pandas as pd
+
+    found = []
+    for column in features:
+        values = frame[column]
+        if column in categorical or not pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        levels = values.nunique(dropna=True)
+        if 3 <= levels <= 30:
+            found.append((column, levels))
+    if not found:
+        return []
+    shown = ", ".join(f"{c!r} ({n} values)" for c, n in found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6
+                                                                      else "")
+    return [f"whole-number column{'s' * (len(found) > 1)} {shown} {'were' if len(found) > 1 else 'was'} trained as "
+            f"amounts; if they are codes (a race or marital-status code), train with --categorical "
+            f"{','.join(c for c, _ in found[:6])} to take them as categories."]
 
 
 def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
@@ -601,7 +644,7 @@ def load_config(path: Path | None, *, sensitive: Sequence[str] = ()) -> tuple[Tr
     unknown = sorted(set(values) - known)
     if unknown:
         raise InvalidInput(f"unknown training settings {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-    for key in ("hidden", "strategies", "sensitive"):
+    for key in ("hidden", "strategies", "sensitive", "categorical"):
         if key in values:
             if not isinstance(values[key], (list, tuple)):
                 raise InvalidInput(f"training config {path}: {key} must be a list, not {values[key]!r}.")
