@@ -254,8 +254,11 @@ def group_section() -> None:
     options = list(dict.fromkeys(r.metric for r in grouped))
     ruled = judged_by_place()
     judged_metrics = [m for m in options if any(j.metric == f"fairness.{m}" and j.group is not None for j in judged)]
+    failing = [m for m in judged_metrics if any(j.metric == f"fairness.{m}" and j.group is not None
+                                                and j.status == "failed" for j in judged)]
+    shown = (failing or judged_metrics or options[:1])[0]  # what a rule found wrong first, else what one judges
     metric = st.selectbox("Per group", options, format_func=words, key="version.group_metric",
-                          index=options.index(judged_metrics[0]) if judged_metrics else 0)
+                          index=options.index(shown) if shown in options else 0)
     name = f"fairness.{metric}"
     for feature in dict.fromkeys(r.feature for r in grouped):
         rows, drawn = [], []
