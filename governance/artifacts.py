@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -103,9 +104,13 @@ class ArtifactStore:
         while its size and modification time stay as they were): a prediction set overwritten on disk with
         better scores had been evaluated as the version's, silently."""
         path = self.path_for(sha256)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise NotFound(f"artifact {sha256} is missing from {self.root}.")
-        seen = path.stat()
+        seen = path.lstat()
+        if not stat.S_ISREG(seen.st_mode):  # a FIFO or /dev/zero behind a link hung every reader
+            raise GovernError(f"artifact {sha256[:12]}… in {self.root} is no longer a stored file (a link, a folder "
+                              "or a device now stands in its place: tampering or damage); restore it from a backup. "
+                              "Nothing read it.")
         stamp = (seen.st_size, seen.st_mtime_ns)
         if _verified.get(path) != stamp:
             if sha256_file(path) != sha256:

@@ -1004,3 +1004,18 @@ def test_a_stored_file_changed_on_disk_is_refused_not_evaluated(evaluated_store,
     assert result.exit_code == 2, result.output
     assert f"artifact {eval_set.dataset_sha256[:12]}… in " in result.stderr
     assert "no longer matches its sha256: the file was changed on disk after it was stored" in result.stderr
+
+
+@pytest.mark.parametrize("stand_in", ["fifo", "link to /dev/zero", "folder"])
+def test_a_stored_file_replaced_by_something_else_is_refused_not_read(evaluated_store, run_cli, stand_in):
+    # A FIFO, or a link to /dev/zero, in a prediction set's place hung evaluate, predict and recompute; a
+    # folder there ended in "unexpected failure (IsADirectoryError)".
+    engineer = evaluated_store.as_("eng")
+    [eval_set] = [s for s in engineer.show_version(model="credit", version="1").prediction_sets if s.split == "eval"]
+    path = engineer.artifacts.path_for(eval_set.dataset_sha256)
+    path.unlink()
+    {"fifo": lambda: os.mkfifo(path), "link to /dev/zero": lambda: path.symlink_to("/dev/zero"),
+     "folder": path.mkdir}[stand_in]()
+    result = run_cli(evaluated_store.home, "evaluate", "credit", "1", as_="eng")
+    assert result.exit_code == 2 and "unexpected" not in result.stderr, result.output
+    assert "is no longer a stored file (a link, a folder or a device now stands in its place" in result.stderr
