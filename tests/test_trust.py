@@ -1019,3 +1019,9 @@ def test_a_stored_file_replaced_by_something_else_is_refused_not_read(evaluated_
     result = run_cli(evaluated_store.home, "evaluate", "credit", "1", as_="eng")
     assert result.exit_code == 2 and "unexpected" not in result.stderr, result.output
     assert "is no longer a stored file (a link, a folder or a device now stands in its place" in result.stderr
+
+
+def test_a_password_read_from_endless_stdin_is_refused_not_read_forever(store, run_cli):
+    # `govern login admin --password-stdin < /dev/zero` grew without bound, to a MemoryError
+    result = run_cli(store.home, "login", "ada", "--password-stdin", input="\0" * 50_000)
+    assert result.exit_code == 2 and "longer than 1,024 characters" in result.stderr

@@ -313,7 +313,15 @@ def intersections(value: str | None) -> tuple[tuple[str, ...], ...]:
 def read_password(enabled: bool) -> str | None:
     if not enabled:
         return None
-    try:
-        return sys.stdin.readline().rstrip("\r\n")
+    try:  # at most one character past the longest password accepted: /dev/zero on stdin grew without bound
+        line = sys.stdin.readline(MAX_PASSWORD_CHARS + 2)
     except UnicodeDecodeError as exc:
         raise InvalidInput("the password on stdin is not UTF-8 text.") from exc
+    password = line.rstrip("\r\n")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InvalidInput(f"the password on stdin is longer than {MAX_PASSWORD_CHARS:,} characters (or stdin is no "
+                           "line of text).")
+    return password
+
+
+MAX_PASSWORD_CHARS = 1024  # as the service's own limit
