@@ -376,6 +376,23 @@ def test_a_result_that_fails_to_print_is_not_reported_as_nothing_changed(releasa
         "the terminal went away)")
     assert "nothing was changed" not in result.stderr
     assert [s.reviewer for s in store.as_("vic").signoffs(model="credit", version="1")] == ["rey"]  # it was stored
+    # a read whose output fails changed nothing: it says so, and exits 2 (1 read as "verification failed")
+    listed = run_cli(store.home, "review", "list", as_="rey")
+    assert listed.exit_code == 2 and listed.stderr.startswith(
+        "error: the command changed nothing, but its output could not be written (RuntimeError: the terminal")
+
+
+def test_help_and_version_into_a_full_device_are_one_sentence():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for args in (["--version"], ["--help"], ["review", "--help"], ["whoami", "--help"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "governance.cli", *args], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, cwd=Path(__file__).parent.parent, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert "could not be written" in done.stderr or "No space left on device" in done.stderr, done.stderr
 
 
 def test_a_drifting_production_batch_files_one_drift_alert(evaluated_store, acs_files, tmp_path):

@@ -62,7 +62,14 @@ for area in (store, account, models, evaluation, policies, gates, reviews, relea
 
 
 def main() -> None:
-    cli(prog_name="govern")
+    try:
+        cli(prog_name="govern")
+    except OSError as exc:  # `govern --help > /dev/full`: click writes help and the version itself
+        try:
+            click.echo(f"error: the output could not be written ({exc.strerror or exc}).", err=True)
+        except OSError:
+            pass
+        sys.exit(2)
 
 
 __all__ = ["cli", "main"]

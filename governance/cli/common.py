@@ -40,7 +40,8 @@ def _metric_input_error(exc: Exception) -> bool:
 
 
 class OutputFailed(Exception):
-    """A command's work was done (and committed) but printing its result failed."""
+    """A command's work was done (committed, where it changed anything: the argument) but printing its
+    result failed."""
 
 
 class GovernGroup(click.Group):
@@ -76,10 +77,20 @@ class GovernGroup(click.Group):
                 raise
             cause = exc.__cause__ or exc
             first = (str(cause).strip().splitlines() or [""])[0][:300]
-            click.echo(f"error: the command finished and what it did is stored, but printing its result failed "
-                       f"({type(cause).__name__}: {first}); do not run it again blindly: `govern audit list` shows "
-                       "what was recorded. Please report it; GOVERN_DEBUG=1 shows the details.", err=True)
+            if not exc.args or not exc.args[0]:  # a read: nothing stored, nothing to repeat with care
+                _echo_err(f"error: the command changed nothing, but its output could not be written "
+                          f"({type(cause).__name__}: {first}).")
+                ctx.exit(2)
+            _echo_err(f"error: the command finished and what it did is stored, but printing its result failed "
+                      f"({type(cause).__name__}: {first}); do not run it again blindly: `govern audit list` shows "
+                      "what was recorded. Please report it; GOVERN_DEBUG=1 shows the details.")
             ctx.exit(1)
+        except OSError as exc:  # a full disk, a path the system refuses: the system's own words
+            if os.environ.get("GOVERN_DEBUG"):
+                raise
+            where = f" ({str(exc.filename)[:300]})" if exc.filename else ""
+            _echo_err(f"error: {exc.strerror or type(exc).__name__}{where}; nothing was changed.")
+            ctx.exit(2)
         except Exception as exc:
             if _metric_input_error(exc):
                 click.echo(f"error: {exc}", err=True)
@@ -90,6 +101,14 @@ class GovernGroup(click.Group):
             click.echo(f"error: unexpected failure ({type(exc).__name__}: {first}); nothing was changed. Please "
                        "report it; GOVERN_DEBUG=1 shows the details.", err=True)
             ctx.exit(2)
+
+
+def _echo_err(message: str) -> None:
+    """A message on stderr, even where stderr itself cannot be written (nothing more can be done then)."""
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
 
 
 class DefaultCommandGroup(GovernGroup):
@@ -142,6 +161,10 @@ class LazyService:
         self._opener = opener
         self._service: Service | None = None
 
+    def changed_anything(self) -> bool:
+        """Whether the command's service committed a change (an audited unit of work)."""
+        return self._service is not None and self._service.committed_changes > 0
+
     def __getattr__(self, name: str) -> Any:
         if self._service is None:
             self._service = self._opener()
@@ -182,7 +205,7 @@ def service_command(render: Callable[[Any], str] | None = None, *, json_output: 
             except (click.exceptions.Exit, click.exceptions.Abort):
                 raise
             except Exception as exc:  # the work is done and stored: never report it as "nothing was changed"
-                raise OutputFailed(exc) from exc
+                raise OutputFailed(service.changed_anything()) from exc
             if exit_code is not None:
                 ctx.exit(exit_code(result))
 

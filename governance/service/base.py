@@ -84,6 +84,7 @@ class ServiceBase:
         self._auth: dict[str, Any] | None = None  # how the actor was authenticated, logged with each event
         self._appended: list[tuple[int, str, str]] = []  # (seq, hash, ts) of each event this unit appended
         self._witness_from: int | None = None
+        self.committed_changes = 0  # units of work this service committed that appended to the log
 
     @classmethod
     def open(cls, *, home: str | Path | None = None, actor: str | None = None, token: str | None = None,
@@ -132,6 +133,7 @@ class ServiceBase:
 
         result = self.backend.run(attempt, create=create)
         if self._appended:
+            self.committed_changes += 1
             self._witness_from = None
             try:
                 self._record_head(*heads[-1], intent=False)
