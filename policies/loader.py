@@ -116,13 +116,18 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         data = yaml.safe_load(text)
     except RecursionError as exc:
         raise PolicyInvalid(f"{source}: nested too deeply to be a policy.") from exc
+    except ValueError as exc:  # an integer of thousands of digits, past Python's limit on reading one
+        raise PolicyInvalid(f"{source}: a number in it is too long to read ({str(exc)[:120]}).") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PolicyInvalid(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
     if not isinstance(data, dict):
         raise PolicyInvalid(f"{source}: a policy is a mapping with name, version and rules.")
-    problems: list[str] = repeated_keys(node)
+    problems: list[str] = repeated_keys(node) + _huge_numbers(node)
+    if problems:  # the rules read may not be the rules written (a second `rules:` list wins): nothing more to say
+        raise PolicyInvalid(f"{source} is not a valid policy ({len(problems)} problem{'s' * (len(problems) > 1)}):"
+                            "\n  - " + "\n  - ".join(problems))
     for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"line {_key_line(node, key)}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
     rules_node = _child(node, "rules")
@@ -203,6 +208,34 @@ def repeated_keys(root: yaml.Node | None) -> list[str]:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
     return sorted(problems, key=lambda problem: int(problem.split(":")[0].removeprefix("line ")))
+
+
+LARGEST_NUMBER = 2**63 - 1  # no count, version or bound of a policy needs more; hex of 4,000 digits broke each gate
+
+
+def _huge_numbers(root: yaml.Node | None) -> list[str]:
+    """Whole numbers in the pack beyond LARGEST_NUMBER (in any notation YAML reads: 0x…, 1_000, …)."""
+    problems: list[str] = []
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(value for pair in node.value for value in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+            try:
+                value = yaml.SafeLoader.construct_yaml_int(yaml.SafeLoader(""), node)
+            except ValueError:
+                value = LARGEST_NUMBER + 1
+            if abs(value) > LARGEST_NUMBER:
+                problems.append(f"line {node.start_mark.line + 1}: the number {node.value[:24]}… is larger than any "
+                                f"policy needs (at most {LARGEST_NUMBER:,})")
+    return problems
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

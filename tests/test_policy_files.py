@@ -96,6 +96,18 @@ MALFORMED = {
                      "rule 'a' (line 4): max: Input should be a valid number"),
     "true_min_samples": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: true}",
                          "rule 'a' (line 4): min_samples: Input should be a valid integer"),
+    # a second, longer `rules:` list ended in IndexError, a scalar first one in AttributeError
+    "repeated_rules": ("name: p\nversion: 1\nrules: 5\nrules:\n  - {id: a, kind: approvals, min: 1}\n"
+                       "  - {id: b, kind: approvals, min: 1}",
+                       "line 4: key 'rules' is given twice in one mapping (first on line 3); give it once"),
+    # 4,000 hex digits validated, was assigned, and then every gate of the model failed
+    "huge_hex": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: 0x" + "f" * 4000 + "}",
+                 "line 4: the number 0xffffffffffffffffffffff… is larger than any policy needs (at most "
+                 "9,223,372,036,854,775,807)"),
+    "huge_version": ("name: p\nversion: " + "1" + "0" * 41 + "\nrules:\n  - {id: a, kind: approvals, min: 1}",
+                     "line 2: the number 100000000000000000000000… is larger than any policy needs (at most "
+                     "9,223,372,036,854,775,807)"),
+    "too_many_digits": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: " + "9" * 4400 + "}", None),
     "not_yaml": ("name: p\nrules: [\n", None),
     "not_a_mapping": ("- just\n- a list\n", None),
 }
