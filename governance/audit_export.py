@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from governance import __version__
 from governance.artifacts import sha256_file
-from governance.audit_chain import AuditEvent, canonical_json, verify_chain
+from governance.audit_chain import AuditEvent, ChainReport, canonical_json, verify_chain
 from governance.errors import InvalidInput, NotFound
 from governance.keys import is_public_key, signature_valid
 
@@ -254,7 +254,12 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         problems.append(f"the manifest does not list {events_path.name}, so its hash is not covered.")
     if events_path.is_file():
         events = read_events_file(events_path, fmt)
-        chain = verify_chain(events)
+        try:
+            chain = verify_chain(events)
+        except (ValueError, TypeError, UnicodeEncodeError):  # a forged line: text that is not Unicode, say
+            chain = ChainReport(False, len(events), None, "", None,
+                                "an event cannot be hashed (it holds text that is not valid Unicode): the file was "
+                                "changed.")
         if not chain.ok:
             broken_seq = chain.broken_seq
             problems.append(f"chain broken: {chain.problem}")
@@ -268,8 +273,12 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
 
     problems.extend(log_check_problems(manifest.get("log_check"), "exported"))
     public_key = manifest.get("public_key")
-    if not isinstance(public_key, str) or not signature_valid(public_key, manifest_message(manifest),
-                                                             manifest.get("signature")):
+    try:
+        signed = isinstance(public_key, str) and signature_valid(public_key, manifest_message(manifest),
+                                                                 manifest.get("signature"))
+    except (ValueError, TypeError, UnicodeEncodeError):  # NaN or a lone surrogate in it: nothing anyone signed
+        signed = False
+    if not signed:
         problems.append("the manifest's signature does not verify with its public key: the manifest was changed.")
     if public_key != key:
         problems.append(

@@ -871,6 +871,7 @@ def test_a_malformed_witness_line_is_reported_not_a_traceback(store, run_cli, li
     ("jsonl", lambda rows: [rows[0] | {"seq": 1e300}] + rows[1:]),
     ("jsonl", lambda rows: [rows[0] | {"payload": {"nested": True}}] + rows[1:]),
     ("csv", lambda rows: [rows[0] | {"payload": "x" * 200_000}] + rows[1:]),
+    ("jsonl", lambda rows: [rows[0] | {"payload": "\ud800"}] + rows[1:]),  # had been "unexpected failure"
 ])
 def test_malformed_event_files_are_one_sentence(unchanged_store, copy_export, run_cli, tmp_path, fmt, edit):
     store, out = unchanged_store, copy_export(fmt)
@@ -882,6 +883,7 @@ def test_malformed_event_files_are_one_sentence(unchanged_store, copy_export, ru
         write_rows(data, fmt, rows)
     result = run_cli(tmp_path, "audit", "verify", out, "--key", store.as_("aud").public_key())
     assert result.exit_code in (1, 2) and "Traceback" not in result.output and result.output.strip()
+    assert "unexpected" not in result.output, result.output
 
 
 def test_a_forged_witness_line_is_reported(store):
@@ -920,7 +922,8 @@ def test_an_export_re_signed_with_a_foreign_key_fails_with_the_real_one(unchange
 
 
 @pytest.mark.parametrize("field, value", [("files", []), ("signature", 7), ("public_key", 12), ("row_count", "9"),
-                                          ("format", "xml")])
+                                          ("format", "xml"), ("first_seq", float("nan")), ("first_seq", 1e999),
+                                          ("exported_by", "\udc80")])
 def test_a_malformed_manifest_is_one_sentence(unchanged_store, copy_export, run_cli, tmp_path, field, value):
     store, out = unchanged_store, copy_export("jsonl")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -928,6 +931,27 @@ def test_a_malformed_manifest_is_one_sentence(unchanged_store, copy_export, run_
     (out / "manifest.json").write_text(json.dumps(manifest))
     result = run_cli(tmp_path, "audit", "verify", out, "--key", store.as_("aud").public_key())
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert "unexpected" not in result.output, result.output
+
+
+@pytest.mark.parametrize("edit", [
+    lambda e: e | {"citations": [1]}, lambda e: e | {"citations": [{"seq": "abc", "hash": "h"}]},
+    lambda e: e | {"citations": [{"seq": None, "hash": "h"}]}, lambda e: e | {"claims": ["x"]},
+    lambda e: e | {"claims": [{"type": "cited", "seqs": 5}]}, lambda e: e | {"head": e["head"] | {"seq": [1]}},
+    lambda e: e | {"generated_at": float("nan")}, lambda e: e | {"title": "\udc80"},
+])
+def test_forged_report_evidence_is_a_failed_verdict_not_a_crash(store, run_cli, tmp_path, edit):
+    # each of these had ended in "unexpected failure" (TypeError, ValueError, AttributeError, UnicodeEncodeError)
+    report, export = tmp_path / "report", tmp_path / "export"
+    assert run_cli(store.home, "report", "credit", "1", "--kind", "model-card", "--out", report,
+                   as_="aud").exit_code == 0
+    assert run_cli(store.home, "audit", "export", "--out", export, as_="aud").exit_code == 0
+    evidence = json.loads((report / "evidence.json").read_text())
+    (report / "evidence.json").write_text(json.dumps(edit(evidence)))
+    result = run_cli(tmp_path, "audit", "verify", export, "--key", store.as_("aud").public_key(), "--report", report)
+    assert result.exit_code in (1, 2) and "unexpected" not in result.output and "Traceback" not in result.output
+    if result.exit_code == 1:
+        assert "the report's evidence is not signed by the given key" in result.stdout
 
 
 # -- files are private; the key can live elsewhere --------------------------------------------------------

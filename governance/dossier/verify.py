@@ -48,12 +48,13 @@ def check_report(report: Path, events: list[AuditEvent] | None, key: str) -> lis
     """Every problem found with the report against the export's events (empty: the report matches the log)."""
     folder, evidence = read_evidence(report)
     problems: list[str] = []
-    if evidence["head"].get("public_key") != key or not signature_valid(key, evidence_message(evidence),
-                                                                         evidence.get("signature")):
-        problems.append("the report's evidence is not signed by the given key: it was changed after it was "
-                        "generated, or another installation made it.")
+    if evidence["head"].get("public_key") != key or not _signed(key, evidence_message, evidence,
+                                                                 evidence.get("signature")):
+        # forged evidence is not read further: its citations and claims are whatever a forger wrote
+        return ["the report's evidence is not signed by the given key: it was changed after it was generated, or "
+                "another installation made it; nothing in it was checked further."]
     problems.extend(log_check_problems(evidence.get("log_check"), "generated"))
-    if not signature_valid(key, head_message(evidence), evidence["head"].get("signature")):
+    if not _signed(key, head_message, evidence, evidence["head"].get("signature")):
         problems.append("the report's embedded head is not signed by the given key.")
     for name, expected in sorted(evidence["documents"].items()):
         path = folder / str(name)
@@ -90,12 +91,24 @@ def check_report(report: Path, events: list[AuditEvent] | None, key: str) -> lis
     return problems
 
 
+def _signed(key: str, message: Any, evidence: dict[str, Any], signature: Any) -> bool:
+    """Whether `signature` is the key's over `message(evidence)`; evidence that cannot even be encoded
+    (NaN, text that is not Unicode) is not."""
+    try:
+        return signature_valid(key, message(evidence), signature)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return False
+
+
 def _cited_event_problem(event: AuditEvent | None, seq: int, digest: str) -> str | None:
     if event is None:
         return f"the report cites event seq {seq}, which the export does not hold."
     what = f"event seq {seq} ({event.action} {event.entity})"
-    recomputed = event_hash(prev_hash=event.prev_hash, seq=event.seq, ts=event.ts, actor=event.actor,
-                            action=event.action, entity=event.entity, payload=event.payload)
+    try:
+        recomputed = event_hash(prev_hash=event.prev_hash, seq=event.seq, ts=event.ts, actor=event.actor,
+                                action=event.action, entity=event.entity, payload=event.payload)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return f"{what} in the export cannot be hashed (text that is not valid Unicode): the event was altered."
     if recomputed != digest:
         return (f"the report cites {what} with hash {digest[:12]}…, but that event in the export does not hash to it: "
                 "the event was altered.")
