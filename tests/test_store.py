@@ -264,3 +264,30 @@ def test_listing_the_review_queue_does_not_import_pandas_numpy_or_torch(store):
     env = os.environ | {"GOVERN_HOME": str(home), "GOVERN_TOKEN": credential_for(home, "rey")}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(ROOT))
     assert out.stdout.splitlines()[-1] == "0 []", out.stderr
+
+
+def test_a_damaged_block_or_a_full_disk_is_not_waited_on_as_a_lock(tmp_path):
+    # "…in block at location…" matched "lock": a damaged file waited out the whole lock timeout and was called
+    # "locked by another process"; a full disk at commit was retried as a collision, then "run it again".
+    import duckdb
+
+    from governance.store.file import _disk_full, _lock_conflict, _retryable
+
+    held = duckdb.IOException('IO Error: Could not set lock on file "/x/govern.duckdb": Conflicting lock is held '
+                              "in /usr/bin/python3 (PID 42)")
+    damaged = duckdb.IOException("IO Error: Corrupt database file: computed checksum 1 does not match stored "
+                                 "checksum 2 in block at location 12000000")
+    full = duckdb.TransactionException("TransactionContext Error: Failed to commit: could not write file "
+                                       '"/x/govern.duckdb.wal": No space left on device')
+    assert _lock_conflict(held) and _retryable(held)
+    assert not _lock_conflict(damaged) and not _retryable(damaged)
+    assert _disk_full(full) and not _retryable(full)
+
+    from governance.errors import GovernError
+    from governance.store.file import FileBackend
+
+    def unit(conn):
+        raise full
+
+    with pytest.raises(GovernError, match="could not be written .*No space left on device.*nothing was changed"):
+        FileBackend(tmp_path / "govern.duckdb", lock_timeout_s=30).run(unit, create=True)

@@ -50,7 +50,13 @@ class FileBackend:
         """
         if not create and not self.exists():
             raise NotFound(f"no govern store at {self.path.parent}; run `govern init` first.")
-        return with_backoff(lambda: self._run_once(unit), _retryable, self.lock_timeout_s, self._exhausted)
+        try:
+            return with_backoff(lambda: self._run_once(unit), _retryable, self.lock_timeout_s, self._exhausted)
+        except duckdb.Error as exc:
+            if not _disk_full(exc):
+                raise
+            raise GovernError(f"the store {self.path} could not be written ({first_line(exc)}); nothing was changed: "
+                              "free some space and run it again.") from exc
 
     def _run_once(self, unit: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +70,7 @@ class FileBackend:
         try:
             connection = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
-            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+            if isinstance(exc, duckdb.IOException) and _lock_conflict(exc):
                 raise  # retried by run()
             raise StoreUnreadable(f"cannot open the store {self.path}: {first_line(exc)}") from exc
         try:
@@ -93,9 +99,21 @@ def _retryable(exc: Exception) -> bool:
     # Another process holds the file, or a concurrent transaction committed the same key first (the
     # audit head, say): run the unit again on fresh state. A real duplicate is then caught by the
     # unit's own check and reported in words; one it does not check ends as Conflict.
+    if _disk_full(exc):
+        return False  # no retry frees space
     if isinstance(exc, duckdb.IOException):
-        return "lock" in str(exc).lower()
+        return _lock_conflict(exc)
     return isinstance(exc, (duckdb.TransactionException, duckdb.ConstraintException))
+
+
+def _lock_conflict(exc: Exception) -> bool:
+    """Another process holds the file's lock ("Could not set lock …", "Conflicting lock …"), not a failed
+    read "in block at location …" (a damaged file, which waiting does not mend)."""
+    return re.search(r"\block\b", str(exc), re.IGNORECASE) is not None
+
+
+def _disk_full(exc: Exception) -> bool:
+    return "no space left on device" in str(exc).lower()
 
 
 class StoreUnreadable(GovernError):
