@@ -39,9 +39,15 @@ def test_real_training_data_is_profiled(store, tmp_path):
     assert detail.training_data.columns["a02"] == "BIGINT" and detail.training_data.columns["a01"] == "VARCHAR"
 
 
-def test_same_version_number_twice_is_a_conflict(store):
+def test_same_version_number_twice_is_a_conflict(store, tmp_path):
+    new = tmp_path / "new.bin"
+    new.write_bytes(b"an artifact the store has never seen")
+    before = snapshot(store.home)
     with pytest.raises(Conflict, match="^version '1' of model 'credit' is already registered.$"):
-        store.as_("eng").register_version(model="credit", version="1", artifact=store.artifact)
+        store.as_("eng").register_version(model="credit", version="1", artifact=new)
+    with pytest.raises(NotFound, match="parent version '99'"):
+        store.as_("eng").register_version(model="credit", version="7", artifact=new, parent="99")
+    assert snapshot(store.home) == before  # the refused artifact was not left among the stored files
 
 
 def test_unknown_parent_model_and_artifact_are_reported(unchanged_store, tmp_path):

@@ -136,7 +136,13 @@ class RegistryActions(ServiceBase):
                          parent: str | None = None, lineage: dict[str, Any] | None = None) -> Version:
         """Store the artifact (and training data) by sha256 and register the version."""
         check_name("version", version)
-        self._run(lambda conn: (self._authorize(conn, Action.REGISTER), _require_model(conn, model)))
+
+        def check(conn: duckdb.DuckDBPyConnection) -> None:  # before any file is stored: a refusal leaves none
+            self._authorize(conn, Action.REGISTER)
+            _require_model(conn, model)
+            _check_new_version(conn, model, version, parent)
+
+        self._run(check)
         if not Path(artifact).is_file():
             raise NotFound(f"artifact {artifact} does not exist or is not a regular file.")
         training = self._store_dataset(Path(training_data)) if training_data is not None else None
@@ -152,10 +158,7 @@ class RegistryActions(ServiceBase):
         """Record a version whose artifact (sha256, size, name) is already stored (in the caller's unit)."""
         user = self._authorize(conn, Action.REGISTER)
         _require_model(conn, model)
-        if registry.get_version(conn, model, version) is not None:
-            raise Conflict(f"version {version!r} of model {model!r} is already registered.")
-        if parent is not None and registry.get_version(conn, model, parent) is None:
-            raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
+        _check_new_version(conn, model, version, parent)
         artifact_sha, artifact_size, artifact_name = artifact
         registry.insert_artifact(conn, sha256=artifact_sha, size_bytes=artifact_size, original_name=artifact_name,
                                  created_at=_now())
@@ -331,3 +334,10 @@ class RegistryActions(ServiceBase):
                                "a version's sets.")
             prediction_set = found
         return self.artifacts.open_path(prediction_set.dataset_sha256)
+
+
+def _check_new_version(conn: duckdb.DuckDBPyConnection, model: str, version: str, parent: str | None) -> None:
+    if registry.get_version(conn, model, version) is not None:
+        raise Conflict(f"version {version!r} of model {model!r} is already registered.")
+    if parent is not None and registry.get_version(conn, model, parent) is None:
+        raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
