@@ -150,9 +150,15 @@ def test_a_junit_write_that_fails_after_the_gate_names_the_stored_decision(hosti
 
     monkeypatch.setattr(Path, "write_text", full_disk)
     result = _cli(store.home, ["gate", "credit", "1", "--junit", str(tmp_path / "gate.xml")])
-    assert result.exit_code == 2 and "was made, but --junit" in result.output and "No space left" in result.output
+    # stored, so not 2 ("nothing was changed"): 1, which stops a CI job as a blocked gate would
+    assert result.exit_code == 1 and "(passed) is stored, but --junit" in result.output
+    assert "No space left" in result.output
     stored = store.as_("vic").latest_gate(model="credit", version="1")
     assert stored is not None and stored.id in result.output
+    # a path that cannot be written at all is refused before the gate decides anything
+    refused = _cli(store.home, ["gate", "credit", "1", "--junit", "/proc/version"])
+    assert refused.exit_code == 2 and "--junit /proc/version cannot be written" in refused.output
+    assert store.as_("vic").latest_gate(model="credit", version="1").id == stored.id
 
 
 def test_json_output_never_holds_nan(hostile):

@@ -36,8 +36,8 @@ def gate_command(service, *, model_name: str, version_name: str, policy_file: st
     Enforced, the decision is stored and logged, and failing rules queue review items and a
     retraining job as their on_fail says (never twice for the same evidence).
     """
-    if junit and not Path(junit).parent.is_dir():
-        raise InvalidInput(f"--junit {junit}: the folder {Path(junit).parent} does not exist.")
+    if junit:
+        _writable(Path(junit))  # refused before the gate decides and stores anything
     outcome = service.gate(model=model_name, version=version_name, policy=policy_file, dry_run=dry_run)
     if junit:
         from policies.junit import junit_xml
@@ -45,10 +45,27 @@ def gate_command(service, *, model_name: str, version_name: str, policy_file: st
         try:
             Path(junit).write_text(junit_xml(outcome.decision, model=model_name, version=version_name),
                                    encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInput(f"the gate decision {outcome.gate_id or '(dry run)'} was made, but --junit {junit} "
-                               f"could not be written ({exc.strerror}).") from exc
+        except OSError as exc:  # stored already: exit 1, so that CI stops, never 2 ("nothing was changed")
+            click.echo(f"error: the gate decision {outcome.gate_id or '(dry run)'} ({outcome.decision.verdict}) is "
+                       f"{'made' if dry_run else 'stored'}, but --junit {junit} could not be written "
+                       f"({exc.strerror or exc}); `govern gate show {model_name} {version_name}` shows it.", err=True)
+            raise click.exceptions.Exit(1) from exc
     return outcome
+
+
+def _writable(path: Path) -> None:
+    """InvalidInput unless `path` can be opened for writing (its folder exists, it is no folder, the system
+    lets this user write it); a file it had to create is removed again."""
+    if not path.parent.is_dir():
+        raise InvalidInput(f"--junit {path}: the folder {path.parent} does not exist.")
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"--junit {path} cannot be written ({exc.strerror or exc}).") from exc
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 @gate.command("show")
