@@ -112,6 +112,19 @@ CASES = {
     "policy from a FIFO": (["policy", "validate", "{fifo}"], "is not a regular file"),
     "artifact through a symlink": (["version", "register", "credit", "9", "--artifact", "{filelink}"],
                                    "is a symbolic link"),
+    # evidence strict JSON would not hold, or a reviewer would not read as written: had been stored ({{ }}: the
+    # arguments go through str.format)
+    "NaN evidence": (["review", "add", "credit", "1", "--evidence", '{{"a": NaN}}'], "NaN is no number JSON can carry"),
+    "infinite evidence": (["review", "add", "credit", "1", "--evidence", '{{"a": 1e999}}'],
+                          "holds inf, which is no number JSON can carry"),
+    "surrogate evidence": (["review", "add", "credit", "1", "--evidence", '{{"a": "\\ud800"}}'],
+                           "do not show as written (U+D800)"),
+    "repeated evidence key": (["review", "add", "credit", "1", "--evidence", '{{"a": 1, "a": 2}}'],
+                              "the key 'a' is given twice in one object"),
+    "reversed evidence": (["review", "add", "credit", "1", "--evidence", "{{\"note\": \"a\u202eb\"}}"],
+                          "do not show as written (U+202E)"),
+    "reversed description": (["model", "register", "m9", "--description", "a\u202eb"],
+                             "the description holds characters that do not show as written (U+202E)"),
 }
 
 

@@ -35,7 +35,8 @@ def test_bad_inventory_text_is_refused_and_nothing_changes(store, run_cli):
     before = snapshot(store.home)
     result = run_cli(store.home, "model", "edit", "credit", "--limitations", "bad\x07bell", as_="eng")
     assert result.exit_code == 2
-    assert "the limitations holds control characters; write it as plain text." in result.output
+    assert "the limitations holds characters that do not show as written (U+0007); write it as plain text." \
+        in result.output
     result = run_cli(store.home, "model", "register", "other", "--intended-use", "x" * 4001, as_="eng")
     assert result.exit_code == 2 and "the intended use is 4,001 characters; at most 4,000 fit." in result.output
     result = run_cli(store.home, "model", "edit", "credit", "--intended-use", "anything", as_="vic")

@@ -86,6 +86,23 @@ def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int
     return service.judge_review_items(item_ids=list(item_ids), verdict=verdict, label=label, comment=comment)
 
 
+class _StrictJSON(ValueError):
+    """JSON that parses, but not as anyone reading it would: a repeated key, NaN or Infinity."""
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _StrictJSON(f"the key {repeated[0][:40]!r} is given twice in one object (JSON keeps the last); give it "
+                          "once.")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> object:
+    raise _StrictJSON(f"{name} is no number JSON can carry; give a number or text.")
+
+
 @review.command("add")
 @model_version_args
 @click.option("--evidence", required=True, help="What to look at, as text or a JSON object.")
@@ -103,7 +120,9 @@ def review_add(service, *, model_name: str, version_name: str, evidence: str, pr
                due: str | None, gold_verdict: str | None, gold_label: int | None):
     """File a review item by hand (or, for admins, a gold item that measures reviewers)."""
     try:
-        body = json.loads(evidence)
+        body = json.loads(evidence, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constant)
+    except _StrictJSON as exc:
+        raise InvalidInput(f"--evidence: {exc}") from exc
     except ValueError:
         body = {"note": evidence}
     except RecursionError as exc:

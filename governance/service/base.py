@@ -57,11 +57,17 @@ def check_text(what: str, text: str) -> str:
     if len(text) > MAX_TEXT:
         raise InvalidInput(f"{what} is {len(text):,} characters; keep it to {MAX_TEXT:,} (link to a document for "
                            "more).")
-    hidden = sorted({f"U+{ord(c):04X}" for c in text if ord(c) in _HIDDEN})
+    hidden = hidden_characters(text)
     if hidden:
         raise InvalidInput(f"{what} holds characters that do not show as written ({', '.join(hidden[:5])}); "
                            "remove them.")
     return text
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The code points in `text` that do not show as written (controls other than newline and tab,
+    bidirectional overrides, lone surrogates, which no file can hold as UTF-8), as "U+202E"."""
+    return sorted({f"U+{ord(c):04X}" for c in text if ord(c) in _HIDDEN or 0xD800 <= ord(c) <= 0xDFFF})
 
 
 class ServiceBase:

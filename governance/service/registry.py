@@ -14,7 +14,16 @@ from governance.errors import Conflict, InvalidInput, NotFound
 from governance.ingest import ColumnRoles
 from governance.records import Dataset, Model, PredictionSet, Version, VersionDetail
 from governance.roles import Action
-from governance.service.base import ServiceBase, _now, _require_model, _require_version, after, check_name, parse_time
+from governance.service.base import (
+    ServiceBase,
+    _now,
+    _require_model,
+    _require_version,
+    after,
+    check_name,
+    hidden_characters,
+    parse_time,
+)
 from governance.store import registry, users
 
 if TYPE_CHECKING:
@@ -43,8 +52,10 @@ def _inventory_text(what: str, text: str | None) -> str | None:
     text = text.strip()
     if len(text) > MAX_INVENTORY_TEXT:
         raise InvalidInput(f"the {what} is {len(text):,} characters; at most {MAX_INVENTORY_TEXT:,} fit.")
-    if any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text):
-        raise InvalidInput(f"the {what} holds control characters; write it as plain text.")
+    hidden = hidden_characters(text)
+    if hidden:  # controls, and the bidirectional overrides (U+202E) comments already refuse
+        raise InvalidInput(f"the {what} holds characters that do not show as written ({', '.join(hidden[:5])}); "
+                           "write it as plain text.")
     return text
 
 
@@ -68,6 +79,7 @@ class RegistryActions(ServiceBase):
         check_name("model", name)
         intended_use, limitations = _inventory_text("intended use", intended_use), _inventory_text("limitations",
                                                                                                   limitations)
+        description = _inventory_text("description", description)
         if risk_tier not in RISK_TIERS:
             raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
 
@@ -100,6 +112,7 @@ class RegistryActions(ServiceBase):
         raised above the tier's, never lowered)."""
         intended_use, limitations = _inventory_text("intended use", intended_use), _inventory_text("limitations",
                                                                                                   limitations)
+        description = _inventory_text("description", description)
         if risk_tier is not None and risk_tier not in RISK_TIERS:
             raise InvalidInput(f"risk tier {risk_tier!r} is not one of {', '.join(RISK_TIERS)}.")
         if min_approvals is not None and not 1 <= min_approvals <= 20:

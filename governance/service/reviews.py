@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import uuid
 from collections import Counter
@@ -17,7 +18,16 @@ from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, N
 from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
 from governance.review_guidance import Guidance, guidance_for
 from governance.roles import Action, Role, allowed, authorize
-from governance.service.base import LATEST, ServiceBase, _now, _present, _require_version, check_text, parse_time
+from governance.service.base import (
+    LATEST,
+    ServiceBase,
+    _now,
+    _present,
+    _require_version,
+    check_text,
+    hidden_characters,
+    parse_time,
+)
 from governance.store import feedback, gates, judgments, registry, review_items
 from governance.store.rows import Row
 
@@ -88,6 +98,7 @@ class ReviewActions(ServiceBase):
         due_at = _parse_due(due)
         if _depth(evidence) > MAX_EVIDENCE_DEPTH:
             raise InvalidInput(f"the evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep.")
+        _check_evidence(evidence)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             user = self._authorize_any(conn, (Action.JUDGE, Action.GATE), "file review items")
@@ -539,3 +550,23 @@ def _rule_result(conn: duckdb.DuckDBPyConnection, item: ReviewItem) -> dict[str,
     record = gates.get_gate(conn, item.gate_decision_id)
     found = [r for r in record.decision.results if r.rule_id == item.rule_id] if record else []
     return found[0].to_dict() if found else None
+
+
+def _check_evidence(value: Any, where: str = "the evidence") -> None:
+    """Evidence a reviewer reads as written and strict JSON holds: no NaN or infinity (shown as null, or as
+    Infinity no JSON reader takes), no text that does not show as written (U+202E, controls, lone
+    surrogates) in its keys or values."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{where} holds {value!r}, which is no number JSON can carry; give a number or text.")
+    if isinstance(value, str):
+        hidden = [c for c in hidden_characters(value) if c not in ("U+000A", "U+0009")]
+        if hidden:
+            raise InvalidInput(f"{where} holds characters that do not show as written ({', '.join(hidden[:5])}); "
+                               "remove them.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_evidence(str(key), f"a key of {where}")
+            _check_evidence(item, f"{where}'s {str(key)[:40]!r}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_evidence(item, where)
