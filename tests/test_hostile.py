@@ -497,3 +497,11 @@ def test_the_ducklake_extension_loads_from_a_private_folder(tmp_path, monkeypatc
     monkeypatch.setattr("governance.store.ducklake.private_dir", lambda path: path)  # as if someone else's
     with pytest.raises(GovernError, match="must belong to you and be private"):
         extension_files()
+
+
+def test_a_very_long_name_is_not_echoed_whole(unchanged_hostile):
+    store, _ = unchanged_hostile
+    result = _cli(store.home, ["gate", "credit", "v" * 10_000])
+    assert result.exit_code == 2 and "(10,000 characters)" in result.output and len(result.output) < 400
+    result = _cli(store.home, ["evaluate", "m" * 10_000, "1"])
+    assert result.exit_code == 2 and "(10,000 characters)" in result.output and len(result.output) < 400

@@ -65,7 +65,7 @@ class GovernGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GovernError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_at_most(str(exc))}", err=True)
             ctx.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -101,6 +101,16 @@ class GovernGroup(click.Group):
             click.echo(f"error: unexpected failure ({type(exc).__name__}: {first}); nothing was changed. Please "
                        "report it; GOVERN_DEBUG=1 shows the details.", err=True)
             ctx.exit(2)
+
+
+MAX_MESSAGE = 8_000  # characters of an error message: past that, hostile input echoed back, not advice
+
+
+def _at_most(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    half = MAX_MESSAGE // 2
+    return f"{message[:half]} … ({len(message) - MAX_MESSAGE:,} characters cut) … {message[-half:]}"
 
 
 def _echo_err(message: str) -> None:

@@ -37,13 +37,19 @@ def check_name(kind: str, value: str) -> str:
     """`value` if it is a valid name in full: no trailing newline, no control characters, no look-alikes
     (a name must be its own NFKC normal form and plain ASCII letters, digits, '.', '_', '-')."""
     if not isinstance(value, str) or unicodedata.normalize("NFKC", value) != value or not _NAME.fullmatch(value):
-        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else \
-            f"{value[:40]!r}… ({len(value):,} characters)"  # a 5,000-character name was echoed whole
         raise InvalidInput(
-            f"{kind} {shown} is not a valid name: use 1-128 letters, digits, '.', '_' or '-', "
+            f"{kind} {shown(value)} is not a valid name: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."
         )
     return value
+
+
+def shown(value: object) -> str:
+    """`value` quoted for a message, cut after 40 characters where it is long (a 5,000-character name had
+    been echoed whole)."""
+    if not isinstance(value, str) or len(value) <= 60:
+        return repr(value)
+    return f"{value[:40]!r}… ({len(value):,} characters)"
 
 
 MAX_TEXT = 4_000  # characters of a comment or reason: a paragraph, not a document
@@ -274,18 +280,19 @@ def _require_model(conn: duckdb.DuckDBPyConnection, model: str) -> Model:
         names = [m.name for m in registry.list_models(conn)]
         near = [n for n in names if n.casefold() == model.casefold()] or difflib.get_close_matches(model, names, n=1)
         if near:  # a slip of the case or a letter: registering it would make a second model beside the first
-            raise NotFound(f"model {model!r} is not registered; did you mean {near[0]!r}? (`govern model list` "
+            raise NotFound(f"model {shown(model)} is not registered; did you mean {near[0]!r}? (`govern model list` "
                            "lists the models.)")
+        if len(model) > 60:
+            raise NotFound(f"model {shown(model)} is not registered.")
         raise NotFound(f"model {model!r} is not registered; register it with `govern model register {model}`.")
     return record
-
 
 
 def _require_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Version:
     _require_model(conn, model)
     record = registry.get_version(conn, model, version)
     if record is None:
-        raise NotFound(f"version {version!r} of model {model!r} is not registered.")
+        raise NotFound(f"version {shown(version)} of model {shown(model)} is not registered.")
     return record
 
 
