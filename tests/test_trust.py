@@ -1049,3 +1049,17 @@ def test_a_password_read_from_endless_stdin_is_refused_not_read_forever(store, r
     # `govern login admin --password-stdin < /dev/zero` grew without bound, to a MemoryError
     result = run_cli(store.home, "login", "ada", "--password-stdin", input="\0" * 50_000)
     assert result.exit_code == 2 and "longer than 1,024 characters" in result.stderr
+
+
+def test_a_witness_pointed_at_a_new_file_is_refused_not_begun_afresh(store, run_cli, tmp_path):
+    # GOVERN_WITNESS_FILE at a new path began a second witness silently; status flagged it only later
+    elsewhere = tmp_path / "new-witness.jsonl"
+    before = snapshot(store.home)
+    result = run_cli(store.home, "model", "register", "m9", as_="eng", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
+    assert result.exit_code == 2 and "is missing although the log holds" in result.stderr
+    assert snapshot(store.home) == before and not elsewhere.exists()
+    # an auditor who has checked the log begins a new one there, covering every event
+    begun = run_cli(store.home, "audit", "witness", "--reason", "moved, checked against export 2026-11", as_="aud",
+                    env={"GOVERN_WITNESS_FILE": str(elsewhere)})
+    assert begun.exit_code == 0, begun.output
+    assert run_cli(store.home, "status", as_="vic", env={"GOVERN_WITNESS_FILE": str(elsewhere)}).exit_code == 0

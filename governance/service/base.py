@@ -174,6 +174,12 @@ class ServiceBase:
         from governance import witness
 
         first, seq, head_hash, ts = head
+        path = self.settings.witness_path
+        if intent and first > 1 and not path.exists() and not path.is_symlink():
+            # a new witness begun here would vouch for nothing before it (GOVERN_WITNESS_FILE set to a new path)
+            raise GovernError(f"the witness {path} is missing although the log holds {first - 1} events: restore it "
+                              "from a backup (or GOVERN_WITNESS_FILE points elsewhere); nothing was changed. An "
+                              "auditor who has checked the log begins a new one with `govern audit witness`.")
         try:
             witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts,
                            intent=intent)
