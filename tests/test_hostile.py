@@ -123,6 +123,8 @@ CASES = {
                               "the key 'a' is given twice in one object"),
     "reversed evidence": (["review", "add", "credit", "1", "--evidence", "{{\"note\": \"a\u202eb\"}}"],
                           "do not show as written (U+202E)"),
+    "audit list since year 1": (["audit", "list", "--since", "0001-01-01"], "outside the years 1900 to 9999"),
+    "agreement of no model": (["agreement", "--model", "nosuch"], "model 'nosuch' is not registered"),
     "reversed description": (["model", "register", "m9", "--description", "a\u202eb"],
                              "the description holds characters that do not show as written (U+202E)"),
 }

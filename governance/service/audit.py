@@ -14,7 +14,7 @@ from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, ChainReport, verify_chain
 from governance.errors import Conflict, InvalidInput
 from governance.roles import Action
-from governance.service.base import ServiceBase
+from governance.service.base import ServiceBase, parse_time
 from governance.service.folders import new_folder
 from governance.store import aliases, audit_log, signoffs
 from governance.store.audit_log import utc_timestamp
@@ -113,6 +113,7 @@ class AuditActions(ServiceBase):
         """
         if not 1 <= limit <= MAX_LISTED:
             raise InvalidInput(f"limit must be between 1 and {MAX_LISTED:,}, not {limit}.")
+        since, until = parse_time(since, what="since"), parse_time(until, what="until")  # 1900 to 9999, in UTC
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
 

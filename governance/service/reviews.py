@@ -23,6 +23,7 @@ from governance.service.base import (
     ServiceBase,
     _now,
     _present,
+    _require_model,
     _require_version,
     check_text,
     hidden_characters,
@@ -314,6 +315,8 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[User, list[tuple[Judgment, str]],
                                                             list[tuple[str, str, int | None, str]], set[str]]:
             user = self._authorize(conn, Action.VIEW)
+            if model is not None:
+                _require_model(conn, model)  # `agreement --model nosuch` had answered "no judgments yet", exit 0
             # a reviewer's own gold record counts gold items once resolved: it moved at their judgment, and
             # told them the item was gold and whether they matched its answer
             return user, judgments.all_judgments(conn, model), \
