@@ -598,7 +598,8 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     # a reviewer sees only their own gold record: another's count moves when they judge a gold item
     assert [r["reviewer"] for r in store.as_("rey").agreement().reviewers] == ["rey"]
     assert "rev2" in [r["reviewer"] for r in store.as_("ada").agreement().reviewers]  # the admin sees it at once
-    assert store.as_("ada").agreement(model="nope").reviewers == []  # gold accuracy follows the model filter
+    store.as_("eng").register_model(name="other")
+    assert store.as_("ada").agreement(model="other").reviewers == []  # gold accuracy follows the model filter
     # nor an open item's agreement (two judgments on an item every example shows needing one), nor which
     # items a job waits for (the gate's own, never the gold ones)
     store.as_("rev3").claim_review_item(item_id=every.id)
