@@ -253,10 +253,10 @@ def group_section() -> None:
     grouped = [r for r in metrics.records if r.family == "fairness" and r.group is not None and r.metric != "count"]
     options = list(dict.fromkeys(r.metric for r in grouped))
     ruled = judged_by_place()
-    judged_metrics = [m for m in options if any(j.metric == f"fairness.{m}" and j.group is not None for j in judged)]
-    failing = [m for m in judged_metrics if any(j.metric == f"fairness.{m}" and j.group is not None
-                                                and j.status == "failed" for j in judged)]
-    shown = (failing or judged_metrics or options[:1])[0]  # what a rule found wrong first, else what one judges
+    # the metric of the first per-group rule (in the policy's order) that found something wrong, else of the first
+    per_group = [j for j in judged if j.group is not None and j.metric.removeprefix("fairness.") in options]
+    first = next((j for j in per_group if j.status == "failed"), per_group[0] if per_group else None)
+    shown = first.metric.removeprefix("fairness.") if first is not None else (options[:1] or [""])[0]
     metric = st.selectbox("Per group", options, format_func=words, key="version.group_metric",
                           index=options.index(shown) if shown in options else 0)
     name = f"fairness.{metric}"

@@ -24,13 +24,18 @@ AXIS_LABELS = """() => Array.from(document.querySelectorAll('.vega-embed .role-a
 
 def expected_thresholds(home, model: str, version: str) -> tuple[set[str], set[str]]:
     """The version's sensitive columns (and intersections), and the label of each threshold the page should
-    draw: one per column for each rule of the latest gate that judges a fairness metric."""
+    draw: one per column for each rule of the latest gate that judges a fairness gap, and for the per-group
+    metric it opens on (that of the first per-group rule, in the policy's order, that found something wrong,
+    else of the first)."""
     service = Service.open(home=home, actor="admin")
     _, metrics = service.latest_evaluation(model=model, version=version)
     columns = {r.feature for r in metrics.records if r.family == "fairness" and r.group is not None}
     judged = [j for j in service.judged_values(model=model, version=version) if j.metric.startswith("fairness.")]
+    per_group = [j for j in judged if j.group is not None]
+    shown = next((j for j in per_group if j.status == "failed"), per_group[0]).metric
     word = {"<=": "at most", ">=": "at least"}
-    return columns, {f"{j.rule_id}: {word[j.comparison]} {j.threshold:.3g} on {j.feature}" for j in judged}
+    return columns, {f"{j.rule_id}: {word[j.comparison]} {j.threshold:.3g} on {j.feature}" for j in judged
+                     if j.group is None or j.metric == shown}
 
 
 def drawn_thresholds(page, expected: set[str]) -> set[str]:
