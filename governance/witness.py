@@ -56,6 +56,7 @@ class _Head:
     line: int
     text: str
     intent: bool = False  # written before the commit; a confirmed head has no phase (as every line before intents)
+    rewitness: bool = False  # an auditor's `audit witness`, spanning a gap: it vouches for no intent in that gap
 
 
 # Lines whose signature this process already verified, by sha256 of (key, exact line): a long-lived process
@@ -66,23 +67,27 @@ _verified: set[bytes] = set()
 INTENT = "intent"
 
 
-def _message(first: int, seq: int, head_hash: str, ts: str, intent: bool = False) -> bytes:
+def _message(first: int, seq: int, head_hash: str, ts: str, intent: bool = False, rewitness: bool = False) -> bytes:
     fields: dict[str, Any] = {"from": first, "seq": seq, "hash": head_hash, "ts": ts}
     if intent:
         fields["phase"] = INTENT
+    if rewitness:
+        fields["rewitness"] = True
     return canonical_json(fields).encode("utf-8")
 
 
 def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_hash: str, ts: str,
-           intent: bool = False) -> None:
+           intent: bool = False, rewitness: bool = False) -> None:
     """Append one signed head: this unit appends (`intent`, before its commit) or appended events
-    `first`..`seq`, ending in `head_hash`."""
+    `first`..`seq`, ending in `head_hash` (`rewitness`: an auditor's head spanning a gap)."""
     private_dir(path.parent)
     _require_same_key(path, public_key_hex(key))
     fields: dict[str, Any] = {"from": first, "seq": seq, "hash": head_hash, "ts": ts, "key": public_key_hex(key),
-                              "sig": sign(key, _message(first, seq, head_hash, ts, intent))}
+                              "sig": sign(key, _message(first, seq, head_hash, ts, intent, rewitness))}
     if intent:
         fields["phase"] = INTENT
+    if rewitness:
+        fields["rewitness"] = True
     line = canonical_json(fields) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -96,6 +101,15 @@ def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_has
 _UNWITNESSED = ("witness lines were removed, or the events were written around govern, which witnesses each "
                 "change before it commits it (only a store written by an earlier govern can hold a gap a dying "
                 "process left; an auditor who has checked the log closes it with `govern audit witness`).")
+
+
+def has_lines(path: Path) -> bool:
+    """Whether the witness at `path` holds a line (not missing, empty, a dangling link or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return bool(handle.readline().strip())
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _require_same_key(path: Path, public_key: str) -> None:
@@ -122,9 +136,10 @@ def _parse(text: str, problems: list[str]) -> list[_Head]:
             entry = json.loads(line)
             values = (entry["from"], entry["seq"], entry["hash"], entry["ts"], entry["sig"])
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in values[:2]) or \
-                    not all(isinstance(v, str) for v in values[2:]) or entry.get("phase", INTENT) != INTENT:
+                    not all(isinstance(v, str) for v in values[2:]) or entry.get("phase", INTENT) != INTENT \
+                    or entry.get("rewitness", True) is not True:
                 raise TypeError("wrong types")
-            heads.append(_Head(*values, number, line, "phase" in entry))
+            heads.append(_Head(*values, number, line, "phase" in entry, "rewitness" in entry))
         except (ValueError, KeyError, TypeError, RecursionError):
             problems.append(f"line {number} of the witness is not a signed head: the witness was edited.")
     return heads
@@ -162,17 +177,28 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
         seen = hashlib.sha256(f"{public_key}\n{head.text}".encode("utf-8")).digest()
         if seen in _verified:
             continue
-        if signature_valid(public_key, _message(head.first, head.seq, head.hash, head.ts, head.intent), head.sig):
+        if signature_valid(public_key, _message(head.first, head.seq, head.hash, head.ts, head.intent, head.rewitness),
+                           head.sig):
             _verified.add(seen)
         else:
             bad(head.seq, f"line {head.line} of the witness (seq {head.seq}) is not signed by this installation's "
                           "key: the witness was edited.")
     if problems:
         return WitnessReport(False, str(path), len(heads), heads[-1].seq if heads else None, first_bad, problems)
+    # An intent whose head is not in the live chain is a unit that never committed (it died, or its commit
+    # collided and its retry took other seqs). Where its seq is in the chain, the unit that did append that
+    # event signed an intent covering it, which matches: without one, the event was altered after that
+    # intent was signed (a rewrite that kept the intents and dropped the confirmations).
+    vouched = [h for h in heads if not h.rewitness and live.get(h.seq) == h.hash]
+    for head in heads:
+        if head.intent and head.seq <= live_max and live.get(head.seq) != head.hash and \
+                not any(v.first <= head.seq <= v.seq for v in vouched):
+            bad(head.seq, f"event seq {head.seq} was altered: an intent signed before its commit recorded another "
+                          f"hash ({head.hash[:12]}…), and no head signed since vouches for the one it has now.")
     covered = 0
     for head in sorted(heads, key=lambda h: (h.first, -h.seq)):  # a re-witnessed range spans the lines it covers
         if head.intent and live.get(head.seq) != head.hash:
-            continue  # a unit that never committed (it died, or its commit collided and its retry took another seq)
+            continue  # a unit that never committed (checked above)
         if head.first > covered + 1:
             bad(covered + 1, f"events seq {covered + 1} to {head.first - 1} were never witnessed: {_UNWITNESSED}")
         covered = max(covered, head.seq)

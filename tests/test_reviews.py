@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 
 import pytest
@@ -639,10 +640,30 @@ def test_a_gate_under_a_pack_no_longer_binding_releases_nothing(releasable, run_
     assert engineer.release(model="credit", version="1").version == "1"
 
 
+def test_an_approval_through_a_second_admin_whose_password_the_releaser_set_does_not_count(releasable, run_cli):
+    # ada made an admin bob with a password she chose, signed in as bob, minted a reviewer's token as bob, and
+    # the reviewer's approval counted for ada's own release: she could have acted as bob throughout.
+    store, _ = releasable
+    home = store.home
+    assert run_cli(home, "user", "add", "bob", "--role", "admin", "--password-stdin", input="chosen by ada 1\n",
+                   as_="ada").exit_code == 0
+    assert run_cli(home, "login", "bob", "--password-stdin", input="chosen by ada 1\n").exit_code == 0
+    minted = run_cli(home, "--as", "bob", "token", "create", "rev2", "--json")
+    assert minted.exit_code == 0, minted.output
+    token = json.loads(minted.stdout)["secret"]
+    assert run_cli(home, "signoff", "credit", "1", "--approve", "--comment", "fine",
+                   env={"GOVERN_TOKEN": token}).exit_code == 0
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")  # in-process: rev3's own
+    refused = run_cli(home, "release", "credit", "1", as_="ada")
+    assert refused.exit_code == 2 and "has 1 of the 2 independent approvals" in refused.stderr
+    assert "rev2 (approved with a credential ada issued or could have used" in refused.stderr
+    assert store.as_("eng").release(model="credit", version="1").version == "1"  # bob and ada issued nothing of eng's
+
+
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):
     # An admin created an API token for a reviewer (or set their password and signed in with it), approved
     # as them and released alone, with no override mark: the approval's credential was the releaser's doing.
-    from governance.service.releases import credential_issuer
+    from governance.service.releases import credential_holders
 
     store, _ = releasable
     home = store.home
@@ -673,9 +694,9 @@ def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(
     store.as_("rev3").set_password(name="rev3", password="set in-process by rev3")  # a credential only rev3 held
     assert run_cli(home, "login", "rev3", "--password-stdin", input="set in-process by rev3\n").exit_code == 0
     assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "mine").exit_code == 0
-    issuers = run_sql(home, lambda conn: [credential_issuer(conn, who, "version:credit/1", revision)
+    holders = run_sql(home, lambda conn: [credential_holders(conn, who, "version:credit/1", revision)
                                           for who, revision in (("rev2", 1), ("rev3", 1), ("rev3", 2), ("rev2", 2),
                                                                 ("rev3", 3))])
-    assert issuers == ["ada", "ada", "ada", "ada", None]
+    assert holders == [{"ada"}, {"ada"}, {"ada"}, {"ada"}, set()]
     # the same approvals count for a releaser who issued neither credential
     assert store.as_("eng").release(model="credit", version="1").version == "1"

@@ -836,7 +836,7 @@ def test_an_unwritable_witness_refuses_the_change(store, run_cli):
     before = snapshot(store.home)
     result = run_cli(store.home, "model", "register", "m9", as_="eng")
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "cannot be written" in result.stderr and "nothing was changed" in result.stderr
+    assert "not a readable file" in result.stderr and "nothing was changed" in result.stderr
     assert snapshot(store.home) == before
 
 
@@ -1056,10 +1056,43 @@ def test_a_witness_pointed_at_a_new_file_is_refused_not_begun_afresh(store, run_
     elsewhere = tmp_path / "new-witness.jsonl"
     before = snapshot(store.home)
     result = run_cli(store.home, "model", "register", "m9", as_="eng", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
-    assert result.exit_code == 2 and "is missing although the log holds" in result.stderr
+    assert result.exit_code == 2 and "(or not a readable file) although the log holds" in result.stderr
     assert snapshot(store.home) == before and not elsewhere.exists()
     # an auditor who has checked the log begins a new one there, covering every event
     begun = run_cli(store.home, "audit", "witness", "--reason", "moved, checked against export 2026-11", as_="aud",
                     env={"GOVERN_WITNESS_FILE": str(elsewhere)})
     assert begun.exit_code == 0, begun.output
     assert run_cli(store.home, "status", as_="vic", env={"GOVERN_WITNESS_FILE": str(elsewhere)}).exit_code == 0
+
+
+def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_and_not_re_witnessed(store, run_cli):
+    # An event edited, every later hash recomputed, and only the confirmation lines from it on dropped: the
+    # intents still held the old hashes but were skipped as "never committed", the rewrite showed as a gap,
+    # `audit witness` closed it, and an export verified clean.
+    events = _events(store.home)
+    target = events[-3]
+    events[-3] = AuditEvent(target.seq, target.ts, "someone-else", target.action, target.entity, target.payload,
+                            target.prev_hash, target.hash)
+    _rebuild(store.home, events)
+    path = store.home / "witness" / "heads.jsonl"
+    kept = [line for line in path.read_text().splitlines()
+            if json.loads(line).get("phase") == "intent" or json.loads(line)["seq"] < target.seq]
+    path.write_text("\n".join(kept) + "\n")
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and any(f"event seq {target.seq} was altered: an intent signed before its commit" in p
+                               for p in seen.problems), seen.problems
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", as_="aud")
+    assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
+
+
+@pytest.mark.parametrize("stand_in", ["empty file", "dangling link"])
+def test_a_witness_pointed_at_an_empty_file_is_refused_too(store, run_cli, tmp_path, stand_in):
+    elsewhere = tmp_path / "witness.jsonl"
+    if stand_in == "empty file":
+        elsewhere.touch()
+    else:
+        elsewhere.symlink_to(tmp_path / "nowhere.jsonl")
+    before = snapshot(store.home)
+    result = run_cli(store.home, "model", "register", "m9", as_="eng", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
+    assert result.exit_code == 2 and "(or not a readable file) although the log holds" in result.stderr
+    assert snapshot(store.home) == before

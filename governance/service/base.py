@@ -131,7 +131,7 @@ class ServiceBase:
         return self._run(unit)
 
     def _commit(self, unit: Callable[[duckdb.DuckDBPyConnection], T], *, create: bool = False) -> T:
-        heads: list[tuple[Ed25519PrivateKey, tuple[int, int, str, str]]] = []
+        heads: list[tuple[Ed25519PrivateKey, tuple[int, int, str, str, bool]]] = []
 
         def attempt(conn: duckdb.DuckDBPyConnection) -> T:
             self._appended = []  # a retried unit appends afresh
@@ -154,13 +154,13 @@ class ServiceBase:
             self._appended = []
         return result
 
-    def _head(self) -> tuple[int, int, str, str]:
-        """(first seq, last seq, head hash, ts) of what this unit appended; a re-witness (`audit witness`)
-        stretches the range back over the gap it closes."""
+    def _head(self) -> tuple[int, int, str, str, bool]:
+        """(first seq, last seq, head hash, ts, re-witness) of what this unit appended; a re-witness (`audit
+        witness`) stretches the range back over the gap it closes, and says so in its lines."""
         first, (seq, head_hash, ts) = self._appended[0][0], self._appended[-1]
         if self._witness_from is not None:
             first = min(first, self._witness_from)
-        return first, seq, head_hash, ts
+        return first, seq, head_hash, ts, self._witness_from is not None
 
     def _signing_key(self, *, create: bool = False) -> Ed25519PrivateKey:
         from governance.keys import load_key, load_or_create_key
@@ -169,20 +169,21 @@ class ServiceBase:
         return load_or_create_key(path) if create or not path.exists() and not self.backend.exists() \
             else load_key(path)
 
-    def _record_head(self, key: Ed25519PrivateKey, head: tuple[int, int, str, str], *, intent: bool) -> None:
+    def _record_head(self, key: Ed25519PrivateKey, head: tuple[int, int, str, str, bool], *, intent: bool) -> None:
         """One signed line in the witness: the head this unit is about to commit (`intent`), or committed."""
         from governance import witness
 
-        first, seq, head_hash, ts = head
+        first, seq, head_hash, ts, rewitness = head
         path = self.settings.witness_path
-        if intent and first > 1 and not path.exists() and not path.is_symlink():
+        if intent and first > 1 and not rewitness and not witness.has_lines(path):
             # a new witness begun here would vouch for nothing before it (GOVERN_WITNESS_FILE set to a new path)
-            raise GovernError(f"the witness {path} is missing although the log holds {first - 1} events: restore it "
-                              "from a backup (or GOVERN_WITNESS_FILE points elsewhere); nothing was changed. An "
-                              "auditor who has checked the log begins a new one with `govern audit witness`.")
+            raise GovernError(f"the witness {path} is missing or empty (or not a readable file) although the log "
+                              f"holds {first - 1} events: restore it from a backup (or GOVERN_WITNESS_FILE points "
+                              "elsewhere); nothing was changed. An auditor who has checked the log begins a new one "
+                              "with `govern audit witness`.")
         try:
             witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts,
-                           intent=intent)
+                           intent=intent, rewitness=rewitness)
         except OSError as exc:
             if intent:
                 raise GovernError(f"the witness {self.settings.witness_path} cannot be written "

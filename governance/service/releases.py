@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
@@ -331,12 +331,14 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
-        issuer = credential_issuer(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
+        holders = credential_holders(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
+        issuer = next((person for person in (version.created_by, releaser) if person in holders), None)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
-        elif issuer in (version.created_by, releaser):  # they could have given it themselves
+        elif issuer is not None:  # they could have given it themselves
             excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued or could have used: an "
-                            f"API token {issuer} created, or a password {issuer} set or that was changed with one; "
+                            f"API token {issuer} created, or a password {issuer} set or that was changed with one, "
+                            f"or one issued by someone whose credential {issuer} could have used; "
                             f"someone who issued none of {signoff.reviewer}'s credentials releases it, or "
                             f"{signoff.reviewer} approves after signing in through the identity provider)")
         elif reviewer is None or not reviewer.enabled or reviewer.role not in (Role.REVIEWER, Role.ADMIN):
@@ -366,39 +368,52 @@ def _future(value: str | datetime | None) -> datetime:
 
 
 
-def credential_issuer(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> str | None:
+def credential_holders(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> set[str]:
     """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
-    on `approval_entity`); None where `user` alone held the credential, or the approval carried none (an
-    in-process library call). See `_issuer`."""
+    on `approval_entity`); empty where `user` alone held the credential, or the approval carried none (an
+    in-process library call). See `_holders`."""
     approvals = audit_log.payloads(conn, action="signoff.approve", entity=approval_entity, actor=user)
     auth = next((data.get("auth") or {} for data in approvals if data.get("revision") == revision), {})
-    return _issuer(audit_log.entity_history(conn, f"user:{user}"), user, auth.get("token"))
+    histories: dict[str, list[tuple[int, str | None, str, dict[str, Any]]]] = {}
+
+    def history(name: str) -> list[tuple[int, str | None, str, dict[str, Any]]]:
+        if name not in histories:
+            histories[name] = audit_log.entity_history(conn, f"user:{name}")
+        return histories[name]
+
+    return _holders(history, user, auth.get("token"), set()) - {user}
 
 
-def _issuer(history: list[tuple[int, str | None, str, dict[str, Any]]], user: str, token: str | None) -> str | None:
-    """Who other than `user` could have used `token`, one of `user`'s credentials (`history`: the events on
-    `user:{user}`): the admin who created it (an API token), or, for a session signed in with a password,
-    whoever set that password; where `user` set it themselves, whoever could have used the credential they
-    set it with, and so on back. A password an admin once knew stays theirs through every change made
-    with a session it opened. None for a credential only `user` held (OIDC, or a library call)."""
-    seen: set[str] = set()
-    while token and token not in seen:  # (a forged history cannot make it go round)
-        seen.add(token)
-        issued = next(((seq, actor, data.get("kind")) for seq, actor, action, data in history
-                       if data.get("token") == token and action != "signoff.approve"), None)
-        if issued is None:
-            return None
-        seq, actor, kind = issued
-        if actor != user:  # an API token an admin created for them
-            return str(actor)
-        if kind not in ("session", "dashboard"):  # signed in without a password (OIDC)
-            return None
-        setting = next(((actor, data) for at, actor, action, data in reversed(history) if at < seq
-                        and action in ("user.add", "user.passwd") and data.get("password_set")), None)
-        if setting is None:
-            return None
-        setter, data = setting
-        if setter != user:
-            return str(setter)
-        token = (data.get("auth") or {}).get("token")  # set by them: with which credential?
-    return None
+def _holders(history: Callable[[str], list[tuple[int, str | None, str, dict[str, Any]]]], user: str,
+             token: str | None, seen: set[tuple[str, str]]) -> set[str]:
+    """Everyone who could have used `token`, one of `user`'s credentials: the admin who created it (an API
+    token), or, for a session signed in with a password, whoever set that password; and, for each of them,
+    whoever could have used the credential they did it with, and so on back (an admin who set another
+    admin's password could have acted as them). A password someone once knew stays theirs through every
+    change made with a session it opened. Nobody for a credential only `user` held (OIDC, a library call)."""
+    if not token or (user, token) in seen:  # (a forged history cannot make it go round)
+        return set()
+    seen.add((user, token))
+    events = history(user)
+    issued = next(((seq, actor, data) for seq, actor, action, data in events
+                   if data.get("token") == token and action != "signoff.approve"), None)
+    if issued is None or issued[1] is None:
+        return set()
+    seq, actor, data = issued
+    if actor != user:  # an API token someone else created for them, with a credential of theirs
+        return {str(actor)} | _holders(history, str(actor), _auth_token(data), seen)
+    if data.get("kind") not in ("session", "dashboard"):  # signed in without a password (OIDC)
+        return set()
+    setting = next(((actor, data) for at, actor, action, data in reversed(events) if at < seq
+                    and action in ("user.add", "user.passwd") and data.get("password_set")), None)
+    if setting is None or setting[0] is None:
+        return set()
+    setter, data = setting
+    found = {str(setter)} if setter != user else set()
+    return found | _holders(history, str(setter), _auth_token(data), seen)
+
+
+def _auth_token(payload: dict[str, Any]) -> str | None:
+    """The credential an event was done with (its `auth` record's token), if any."""
+    token = (payload.get("auth") or {}).get("token")
+    return str(token) if token else None
