@@ -950,7 +950,7 @@ def test_forged_report_evidence_is_a_failed_verdict_not_a_crash(store, run_cli, 
     (report / "evidence.json").write_text(json.dumps(edit(evidence)))
     result = run_cli(tmp_path, "audit", "verify", export, "--key", store.as_("aud").public_key(), "--report", report)
     assert result.exit_code in (1, 2) and "unexpected" not in result.output and "Traceback" not in result.output
-    if result.exit_code == 1:
+    if result.exit_code == 1:  # and what of it can be checked is, without crashing on the rest
         assert "the report's evidence is not signed by the given key" in result.stdout
 
 

@@ -50,9 +50,16 @@ def check_report(report: Path, events: list[AuditEvent] | None, key: str) -> lis
     problems: list[str] = []
     if evidence["head"].get("public_key") != key or not _signed(key, evidence_message, evidence,
                                                                  evidence.get("signature")):
-        # forged evidence is not read further: its citations and claims are whatever a forger wrote
-        return ["the report's evidence is not signed by the given key: it was changed after it was generated, or "
-                "another installation made it; nothing in it was checked further."]
+        problems.append("the report's evidence is not signed by the given key: it was changed after it was "
+                        "generated, or another installation made it.")
+    try:  # unsigned evidence is whatever a forger wrote: what of it can be checked names the change
+        return _checked(folder, evidence, events, key, problems)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, UnicodeEncodeError, RecursionError):
+        return problems + ["the report's citations or claims are malformed, so they could not be checked."]
+
+
+def _checked(folder: Path, evidence: dict[str, Any], events: list[AuditEvent] | None, key: str,
+             problems: list[str]) -> list[str]:
     problems.extend(log_check_problems(evidence.get("log_check"), "generated"))
     if not _signed(key, head_message, evidence, evidence["head"].get("signature")):
         problems.append("the report's embedded head is not signed by the given key.")
