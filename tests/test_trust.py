@@ -793,17 +793,24 @@ def test_a_process_killed_while_witnessing_leaves_no_gap(store, run_cli, phase):
     assert store.as_("aud").verify_audit().ok
 
 
+def _reattribute_and_rebuild(home: Path, index: int, *, keep) -> AuditEvent:
+    """Give the event at `index` another actor, rebuild the chain as a careful attacker would, and keep the
+    witness lines `keep(line, edited event)` accepts; the edited event as it was."""
+    events = _events(home)
+    edited = events[index]
+    events[index] = AuditEvent(edited.seq, edited.ts, "someone-else", edited.action, edited.entity, edited.payload,
+                               edited.prev_hash, edited.hash)
+    _rebuild(home, events)
+    path = home / "witness" / "heads.jsonl"
+    kept = [line for line in path.read_text().splitlines() if keep(json.loads(line), edited)]
+    path.write_text("\n".join(kept) + "\n")
+    return edited
+
+
 def test_an_edited_tail_passed_off_as_a_crash_is_named_as_no_crash(store, run_cli):
     # The last event edited, every hash recomputed and the witness lines of that change dropped, as if the
     # writer had died before witnessing it: no crash leaves that gap, and status says so.
-    events = _events(store.home)
-    last = events[-1]
-    events[-1] = AuditEvent(last.seq, last.ts, "someone-else", last.action, last.entity, last.payload,
-                            last.prev_hash, last.hash)
-    _rebuild(store.home, events)
-    path = store.home / "witness" / "heads.jsonl"
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["seq"] < last.seq]
-    path.write_text("\n".join(kept) + "\n")
+    last = _reattribute_and_rebuild(store.home, -1, keep=lambda line, edited: line["seq"] < edited.seq)
     seen = store.as_("vic").witness_status()
     assert not seen.ok and f"events seq {last.seq} to {last.seq} are not witnessed" in seen.problems[0]
     assert "which witnesses each change before it commits it" in seen.problems[0]
@@ -1069,15 +1076,8 @@ def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_a
     # An event edited, every later hash recomputed, and only the confirmation lines from it on dropped: the
     # intents still held the old hashes but were skipped as "never committed", the rewrite showed as a gap,
     # `audit witness` closed it, and an export verified clean.
-    events = _events(store.home)
-    target = events[-3]
-    events[-3] = AuditEvent(target.seq, target.ts, "someone-else", target.action, target.entity, target.payload,
-                            target.prev_hash, target.hash)
-    _rebuild(store.home, events)
-    path = store.home / "witness" / "heads.jsonl"
-    kept = [line for line in path.read_text().splitlines()
-            if json.loads(line).get("phase") == "intent" or json.loads(line)["seq"] < target.seq]
-    path.write_text("\n".join(kept) + "\n")
+    target = _reattribute_and_rebuild(store.home, -3, keep=lambda line, edited: line.get("phase") == "intent"
+                                      or line["seq"] < edited.seq)
     seen = store.as_("vic").witness_status()
     assert not seen.ok and any(f"event seq {target.seq} was altered: an intent signed before its commit" in p
                                for p in seen.problems), seen.problems
