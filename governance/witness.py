@@ -173,13 +173,19 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
         problems.append(problem)
         first_bad = seq if first_bad is None else min(first_bad, seq)
 
-    for head in heads:
-        seen = hashlib.sha256(f"{public_key}\n{head.text}".encode("utf-8")).digest()
-        if seen in _verified:
+    # An intent that claims what a verified confirmation claims (same range, head and kind) says nothing more:
+    # its signature is not checked, which keeps verification at one check per change, as before intents.
+    confirmed: set[tuple[int, int, str, bool]] = set()
+    for head in sorted(heads, key=lambda h: h.intent):  # confirmations first
+        claim = (head.first, head.seq, head.hash, head.rewitness)
+        if head.intent and claim in confirmed:
             continue
-        if signature_valid(public_key, _message(head.first, head.seq, head.hash, head.ts, head.intent, head.rewitness),
-                           head.sig):
+        seen = hashlib.sha256(f"{public_key}\n{head.text}".encode("utf-8")).digest()
+        if seen in _verified or signature_valid(public_key, _message(head.first, head.seq, head.hash, head.ts,
+                                                                     head.intent, head.rewitness), head.sig):
             _verified.add(seen)
+            if not head.intent:
+                confirmed.add(claim)
         else:
             bad(head.seq, f"line {head.line} of the witness (seq {head.seq}) is not signed by this installation's "
                           "key: the witness was edited.")

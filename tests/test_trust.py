@@ -1096,3 +1096,18 @@ def test_a_witness_pointed_at_an_empty_file_is_refused_too(store, run_cli, tmp_p
     result = run_cli(store.home, "model", "register", "m9", as_="eng", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
     assert result.exit_code == 2 and "(or not a readable file) although the log holds" in result.stderr
     assert snapshot(store.home) == before
+
+
+def test_an_intent_is_checked_unless_a_verified_confirmation_claims_the_same(store):
+    # Each change has two lines; the intent's signature is checked only where it claims something the verified
+    # confirmation does not, so verifying costs one signature per change, as before intents.
+    path = store.home / "witness" / "heads.jsonl"
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert "phase" not in last  # the confirmation of the latest change
+    with open(path, "a") as handle:
+        handle.write(json.dumps(last | {"phase": "intent", "sig": "00" * 64}) + "\n")
+    assert store.as_("vic").witness_status().ok  # says nothing the confirmation does not
+    with open(path, "a") as handle:
+        handle.write(json.dumps(last | {"phase": "intent", "hash": "1" * 64, "sig": "00" * 64}) + "\n")
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and "is not signed by this installation's key" in seen.problems[0]
