@@ -15,7 +15,7 @@ from governance.audit_chain import GENESIS_HASH, AuditEvent, seal
 from governance.errors import Conflict, InvalidInput, NotAllowed
 from tests.support.credentials import credential_for
 from tests.support.exports import read_rows, write_rows
-from tests.support.stores import ACS_ROLES, run_sql, snapshot
+from tests.support.stores import ACS_ROLES, file_only, run_sql, snapshot
 
 LAX = "name: lax\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n"
 
@@ -634,6 +634,7 @@ def test_a_rebuilt_chain_is_caught_by_the_witness_and_by_export_consistency(stor
     assert run_cli(tmp_path, "audit", "verify", earlier, "--key", key, "--since", earlier).exit_code == 0
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 def test_two_exports_into_one_folder_cannot_both_record_their_work(store, run_cli, tmp_path):
     # Six exports at once into one folder: one won, another failed with "unexpected failure (OSError: Directory
     # not empty) … nothing was changed" although its audit.export event was committed. The folder is now
@@ -847,6 +848,7 @@ def test_an_unwritable_witness_refuses_the_change(store, run_cli):
     assert snapshot(store.home) == before
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 def test_a_stray_signing_key_is_refused_before_it_poisons_the_witness(store, run_cli, tmp_path):
     # GOVERN_KEY_FILE pointing at another key: the change's witness lines, signed by it, made `status` report a
     # forged witness for good (re-witnessing cannot absolve it). Now nothing is written with it.
@@ -941,6 +943,7 @@ def test_a_malformed_manifest_is_one_sentence(unchanged_store, copy_export, run_
     assert "unexpected" not in result.output, result.output
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 @pytest.mark.parametrize("edit", [
     lambda e: e | {"citations": [1]}, lambda e: e | {"citations": [{"seq": "abc", "hash": "h"}]},
     lambda e: e | {"citations": [{"seq": None, "hash": "h"}]}, lambda e: e | {"claims": ["x"]},
@@ -1037,6 +1040,7 @@ def test_a_stored_file_changed_on_disk_is_refused_not_evaluated(evaluated_store,
     assert "no longer matches its sha256: the file was changed on disk after it was stored" in result.stderr
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 @pytest.mark.parametrize("stand_in", ["fifo", "link to /dev/zero", "folder"])
 def test_a_stored_file_replaced_by_something_else_is_refused_not_read(evaluated_store, run_cli, stand_in):
     # A FIFO, or a link to /dev/zero, in a prediction set's place hung evaluate, predict and recompute; a
@@ -1052,12 +1056,14 @@ def test_a_stored_file_replaced_by_something_else_is_refused_not_read(evaluated_
     assert "is no longer a stored file (a link, a folder or a device now stands in its place" in result.stderr
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 def test_a_password_read_from_endless_stdin_is_refused_not_read_forever(store, run_cli):
     # `govern login admin --password-stdin < /dev/zero` grew without bound, to a MemoryError
     result = run_cli(store.home, "login", "ada", "--password-stdin", input="\0" * 50_000)
     assert result.exit_code == 2 and "longer than 1,024 characters" in result.stderr
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 def test_a_witness_pointed_at_a_new_file_is_refused_not_begun_afresh(store, run_cli, tmp_path):
     # GOVERN_WITNESS_FILE at a new path began a second witness silently; status flagged it only later
     elsewhere = tmp_path / "new-witness.jsonl"
@@ -1085,6 +1091,7 @@ def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_a
     assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 @pytest.mark.parametrize("stand_in", ["empty file", "dangling link"])
 def test_a_witness_pointed_at_an_empty_file_is_refused_too(store, run_cli, tmp_path, stand_in):
     elsewhere = tmp_path / "witness.jsonl"
@@ -1098,6 +1105,7 @@ def test_a_witness_pointed_at_an_empty_file_is_refused_too(store, run_cli, tmp_p
     assert snapshot(store.home) == before
 
 
+@file_only  # witness, artifacts and offline verification are files whatever the store
 def test_an_intent_is_checked_unless_a_verified_confirmation_claims_the_same(store):
     # Each change has two lines; the intent's signature is checked only where it claims something the verified
     # confirmation does not, so verifying costs one signature per change, as before intents.
