@@ -291,3 +291,11 @@ def test_a_damaged_block_or_a_full_disk_is_not_waited_on_as_a_lock(tmp_path):
 
     with pytest.raises(GovernError, match="could not be written .*No space left on device.*nothing was changed"):
         FileBackend(tmp_path / "govern.duckdb", lock_timeout_s=30).run(unit, create=True)
+
+    def read_damage(conn):
+        raise damaged
+
+    from governance.store.file import StoreUnreadable
+
+    with pytest.raises(StoreUnreadable, match="is damaged .*checksum.*nothing was changed: restore it from a backup"):
+        FileBackend(tmp_path / "govern.duckdb", lock_timeout_s=30).run(read_damage)

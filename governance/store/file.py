@@ -53,6 +53,9 @@ class FileBackend:
         try:
             return with_backoff(lambda: self._run_once(unit), _retryable, self.lock_timeout_s, self._exhausted)
         except duckdb.Error as exc:
+            if _damaged(exc):  # read while the unit ran, not when the file opened
+                raise StoreUnreadable(f"the store {self.path} is damaged ({first_line(exc)}); nothing was changed: "
+                                      "restore it from a backup.") from exc
             if not _disk_full(exc):
                 raise
             raise GovernError(f"the store {self.path} could not be written ({first_line(exc)}); nothing was changed: "
@@ -110,6 +113,13 @@ def _lock_conflict(exc: Exception) -> bool:
     """Another process holds the file's lock ("Could not set lock …", "Conflicting lock …"), not a failed
     read "in block at location …" (a damaged file, which waiting does not mend)."""
     return re.search(r"\block\b", str(exc), re.IGNORECASE) is not None
+
+
+def _damaged(exc: Exception) -> bool:
+    """A failed checksum or a corrupt block: DuckDB's words for a damaged file."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and not _lock_conflict(exc) and ("checksum" in text
+                                                                          or "corrupt database" in text)
 
 
 def _disk_full(exc: Exception) -> bool:
