@@ -315,6 +315,17 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
         refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
     assert not (tmp_path / "t.csv").exists() and not (tmp_path / "e.csv").exists()
+    # a date where a number was trained had been read as nanoseconds and scored without a word
+    dated = pd.read_csv(data).drop(columns=["y"]).iloc[:20].assign(x=pd.Timestamp("2026-01-01"))
+    dated.to_parquet(tmp_path / "dated.parquet")
+    result = run_cli(home, "predict", "m", "1", tmp_path / "dated.parquet", "--out", tmp_path / "d.csv", as_="eng")
+    assert result.exit_code == 0, result.stderr
+    assert "note: column 'x': 20 row(s) empty, not a number or infinite (scored as the training mean)" in result.stdout
+    as_missing = pd.read_csv(data).drop(columns=["y"]).iloc[:20].assign(x=float("nan"))
+    as_missing.to_csv(tmp_path / "missing.csv", index=False)
+    assert run_cli(home, "predict", "m", "1", tmp_path / "missing.csv", "--out", tmp_path / "m.csv",
+                   as_="eng").exit_code == 0
+    assert pd.read_csv(tmp_path / "d.csv")["score"].tolist() == pd.read_csv(tmp_path / "m.csv")["score"].tolist()
 
 
 def test_a_running_job_shows_its_last_heartbeats_progress(trained):

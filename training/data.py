@@ -85,12 +85,21 @@ FARTHEST = 1e6  # standard deviations from the training mean a number is taken t
 def _numbers(frame: pd.DataFrame, spec: TabularSpec) -> torch.Tensor:
     numbers = np.zeros((len(frame), len(spec.numeric)), dtype=np.float32)
     for j, c in enumerate(spec.numeric):
-        values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = number_values(frame[c])
         scaled = (values - spec.means[c]) / spec.stds[c]
         # a value over a million standard deviations out counts as that far: float32 holds no larger
         # product of it (1e308 scored NaN); missing and non-numbers count as the mean
         numbers[:, j] = np.where(np.isfinite(scaled), np.clip(scaled, -FARTHEST, FARTHEST), 0.0)
     return torch.from_numpy(numbers)
+
+
+def number_values(values: pd.Series) -> np.ndarray:
+    """A column read as numbers (float64): what is not a number is NaN, and so are dates and durations,
+    which pandas would read as nanoseconds (a date in an age column scored as an age of 10^18)."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values) \
+            or isinstance(values.dtype, pd.PeriodDtype):
+        return np.full(len(values), np.nan)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _codes(frame: pd.DataFrame, spec: TabularSpec, factorised: dict | None = None) -> torch.Tensor:

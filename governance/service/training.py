@@ -287,9 +287,8 @@ class TrainingActions(PolicyActions, RegistryActions):
         import os
 
         import numpy as np
-        import pandas as pd
 
-        from training.data import encode
+        from training.data import encode, number_values
         if not score_column.strip() or any(ord(c) < 32 or ord(c) == 127 for c in score_column):
             raise InvalidInput("the score column needs a name without control characters (--score-column).")
         out = Path(out)
@@ -321,7 +320,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         unseen = {column: count for column, count in counts.items() if count}
         not_numbers = {}
         for column in spec.numeric:  # empty, not a number, or infinite: scored as the training mean
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            values = number_values(frame[column])
             count = int((~np.isfinite(values)).sum())
             if count:
                 not_numbers[column] = count
