@@ -601,6 +601,13 @@ def test_integer_codes_are_noted_and_taken_as_categories_when_asked(tmp_path, ru
                           (["--categorical", "x"], "categorical column 'x' has 800 distinct values")):
         refused = run_cli(home, "train", "m", "--data", path, "--label", "y", *args, as_="ada")
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+    # A hostile name is cut, not echoed whole; a number in the config is named, not listed with the rest.
+    long = run_cli(home, "train", "m", "--data", path, "--label", "y", "--categorical", "q" * 5000, as_="ada")
+    assert long.exit_code == 2 and "(5,000 characters)" in long.stderr and len(long.stderr) < 1000, long.stderr
+    numbered = tmp_path / "numbered.yaml"
+    numbered.write_text("epochs: 1\ncategorical: [code, 3]\n")
+    odd = run_cli(home, "train", "m", "--data", path, "--label", "y", "--config", numbered, as_="ada")
+    assert odd.exit_code == 2 and "categorical must list column names; 3 is not one" in odd.stderr, odd.stderr
 
 
 def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tmp_path):

@@ -16,7 +16,7 @@ from governance.faults import failpoint
 from governance.limits import max_groups
 from governance.records import PredictionSet, Version
 from governance.roles import Action
-from governance.service.base import _require_model, check_name
+from governance.service.base import _require_model, check_name, shown
 from governance.service.evaluations import TRAINED_CHALLENGER
 from governance.service.policies import PolicyActions
 from governance.service.registry import RegistryActions, _new_prediction_set
@@ -378,26 +378,27 @@ def _next_number(conn: duckdb.DuckDBPyConnection, model: str) -> str:
     return str(max(numbers, default=0) + 1)
 
 
-def _listed(names: Sequence[str], shown: int = 15) -> str:
-    """The first `shown` names, and how many more there are."""
-    more = len(names) - shown
-    return ", ".join(map(repr, names[:shown])) + (f" and {more} more" if more > 0 else "")
+def _listed(names: Sequence[str], first: int = 15) -> str:
+    """The first `first` names (each cut where it is long), and how many more there are."""
+    more = len(names) - first
+    return ", ".join(map(shown, names[:first])) + (f" and {more} more" if more > 0 else "")
 
 
 def _check_categorical(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> None:
     """The `categorical` setting names features with at most MAX_CATEGORY_LEVELS distinct values."""
     from training.data import MAX_CATEGORY_LEVELS
 
-    if any(not isinstance(c, str) for c in categorical):
-        raise InvalidInput(f"categorical must list column names, not {list(categorical)!r}.")
+    odd = [c for c in categorical if not isinstance(c, str)]
+    if odd:
+        raise InvalidInput(f"categorical must list column names; {shown(odd[0])} is not one.")
     outside = [c for c in categorical if c not in features]
     if outside:
-        raise InvalidInput(f"categorical column{'s' * (len(outside) > 1)} {', '.join(map(repr, outside))} "
+        raise InvalidInput(f"categorical column{'s' * (len(outside) > 1)} {_listed(outside)} "
                            f"{'are' if len(outside) > 1 else 'is'} not among the features ({_listed(list(features))}).")
     for column in categorical:
         levels = frame[column].nunique(dropna=True)
         if levels > MAX_CATEGORY_LEVELS:
-            raise InvalidInput(f"categorical column {column!r} has {levels:,} distinct values; at most "
+            raise InvalidInput(f"categorical column {shown(column)} has {levels:,} distinct values; at most "
                                f"{MAX_CATEGORY_LEVELS} can be categories (leave it out of categorical to take it as "
                                "an amount).")
 
