@@ -252,8 +252,11 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
     events_path = directory / events_file_name(fmt)
     if events_file_name(fmt) not in files:
         problems.append(f"the manifest does not list {events_path.name}, so its hash is not covered.")
-    if events_path.is_file():
-        events = read_events_file(events_path, fmt)
+    try:
+        events = read_events_file(events_path, fmt) if events_path.is_file() else None
+    except InvalidInput as unreadable:  # truncated or overwritten: a failed check of the export, not an error
+        problems.append(f"{unreadable} The file was changed or cut short after the export was signed.")
+    if events is not None:
         try:
             chain = verify_chain(events)
         except (ValueError, TypeError, UnicodeEncodeError):  # a forged line: text that is not Unicode, say
@@ -268,7 +271,7 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         if chain.ok and events and events[-1].hash != manifest.get("head_hash"):
             problems.append("the chain's head does not match the manifest's head_hash: events were added or removed "
                             "at the end.")
-    else:
+    elif not events_path.is_file():
         problems.append(f"{events_path.name} is missing.")
 
     problems.extend(log_check_problems(manifest.get("log_check"), "exported"))

@@ -209,6 +209,24 @@ def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(unchang
         "the manifest's signature does not verify with its public key: the manifest was changed."]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_an_events_file_cut_short_mid_record_is_a_failed_verdict_not_an_error(unchanged_store, copy_export, run_cli,
+                                                                             tmp_path, fmt):
+    # A copy interrupted mid-file (half a parquet footer, half a JSON line) is what an auditor is handed
+    # most often: it had been an error (exit 2) that said nothing about the export's integrity.
+    store, out = unchanged_store, copy_export(fmt)
+    data = out / f"audit_events.{fmt}"
+    whole = data.read_bytes()
+    data.write_bytes(whole[: len(whole) // 2 + 7])
+    key = store.as_("aud").public_key()
+    report = verify_audit_export(out, expected_public_key=key)
+    assert not report.ok
+    assert f"{data.name} does not match its sha256 in the manifest: the file was changed." in report.problems
+    assert any("is not a readable audit event file" in p and "cut short" in p for p in report.problems), report.problems
+    result = run_cli(tmp_path, "audit", "verify", out, "--key", key)
+    assert result.exit_code == 1 and "cut short" in result.stdout, result.output
+
+
 @file_only  # two stores at once: GOVERN_STORE names one DuckLake per process
 def test_an_export_signed_by_another_key_is_refused_when_the_key_is_given(make_store, run_cli, tmp_path):
     first, second = make_store(name="first"), make_store(name="second")
