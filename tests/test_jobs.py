@@ -303,6 +303,7 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
     scores = pd.read_csv(out)["score"]
     assert scores.notna().all() and ((scores >= 0) & (scores <= 1)).all()
     assert "note: column 'x': 2 row(s) empty, not a number or infinite (scored as the training mean)" in result.stdout
+    assert "note: column 'x': 1 row(s) lie over a million standard deviations from the training mean" in result.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".govern-predict-")]
     text = huge.read_text().splitlines()
     (tmp_path / "twice.csv").write_text("\n".join([text[0] + ",x", *(line + ",1" for line in text[1:])]) + "\n")

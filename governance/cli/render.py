@@ -126,6 +126,8 @@ def scored_file(result, *, model_name: str, version_name: str) -> str:
                       "(scored as unseen)" for column, count in result.unseen.items())
             + "".join(f"\nnote: column {column!r}: {count:,} row(s) empty, not a number or infinite (scored as the "
                       "training mean)" for column, count in result.not_numbers.items())
+            + "".join(f"\nnote: column {column!r}: {count:,} row(s) lie over a million standard deviations from the "
+                      "training mean (scored as that far; check the units)" for column, count in result.far_out.items())
             + "".join(f"\nnote: column {column!r}: {count:,} row(s) empty, so without the version's group offset "
                       "for it (and `govern ingest` refuses empty sensitive cells)" for column, count
                       in result.no_group.items()))

@@ -59,8 +59,9 @@ class TrainResult:
 class ScoredFile:
     """What `predict_file` wrote: the file, its rows, the score column, the mean score, per categorical
     column the rows holding a value the model never saw in training (scored as unseen), per numeric column
-    the rows without a finite number (scored as the training mean), and per column the version shifts
-    scores by, the rows without a group (no shift)."""
+    the rows without a finite number (scored as the training mean) and those over a million standard
+    deviations from it (scored as that far: 1e308 had been clipped without a word), and per column the
+    version shifts scores by, the rows without a group (no shift)."""
 
     out: Path
     rows: int
@@ -69,11 +70,12 @@ class ScoredFile:
     unseen: dict[str, int]
     not_numbers: dict[str, int] = field(default_factory=dict)  # numeric column → rows empty, not numbers or inf
     no_group: dict[str, int] = field(default_factory=dict)  # offset column → rows without a group (no offset)
+    far_out: dict[str, int] = field(default_factory=dict)  # numeric column → rows clipped at FARTHEST deviations
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "rows": self.rows, "score_column": self.score_column,
                 "mean_score": self.mean_score, "unseen": self.unseen, "not_numbers": self.not_numbers,
-                "no_group": self.no_group}
+                "no_group": self.no_group, "far_out": self.far_out}
 
 
 def read_table(path: Path, *, what: str = "training data", delimiter: str = ",") -> pd.DataFrame:
@@ -288,7 +290,7 @@ class TrainingActions(PolicyActions, RegistryActions):
 
         import numpy as np
 
-        from training.data import encode, number_values
+        from training.data import FARTHEST, encode, number_values
         if not score_column.strip() or any(ord(c) < 32 or ord(c) == 127 for c in score_column):
             raise InvalidInput("the score column needs a name without control characters (--score-column).")
         out = Path(out)
@@ -318,12 +320,17 @@ class TrainingActions(PolicyActions, RegistryActions):
         counts = {c: int(((codes[:, j] == 0).numpy() & frame[c].notna().to_numpy()).sum())
                   for j, c in enumerate(spec.categorical)}
         unseen = {column: count for column, count in counts.items() if count}
-        not_numbers = {}
+        not_numbers, far_out = {}, {}
         for column in spec.numeric:  # empty, not a number, or infinite: scored as the training mean
             values = number_values(frame[column])
             count = int((~np.isfinite(values)).sum())
             if count:
                 not_numbers[column] = count
+            with np.errstate(over="ignore", invalid="ignore"):
+                far = int((np.isfinite(values) & (np.abs((values - spec.means[column]) / spec.stds[column])
+                                                   > FARTHEST)).sum())
+            if far:
+                far_out[column] = far
         no_group = {c: int(frame[c].isna().sum()) for c in trained.offsets if frame[c].isna().any()}
         scored = frame.assign(**{score_column: trained.predict(frame)})
         handle, name = tempfile.mkstemp(dir=out.parent, prefix=".govern-predict-", suffix=out.suffix)
@@ -338,7 +345,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         finally:
             scratch.unlink(missing_ok=True)
         return ScoredFile(out, len(scored), score_column, float(scored[score_column].mean()), unseen, not_numbers,
-                          no_group)
+                          no_group, far_out)
 
 
 LIMITS = {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "patience": (1, 10_000),
