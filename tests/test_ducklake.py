@@ -65,6 +65,30 @@ def _register(home: str, store: str, data: str, worker: int, count: int, artifac
     queue.put(outcomes)
 
 
+@ducklake_only
+def test_a_full_disk_is_one_sentence_at_once_not_a_collision_retried(make_store):
+    # On DuckLake a full disk at commit (the data path or the catalog's server) was retried for the whole lock
+    # timeout as a collision, then "kept colliding … run it again".
+    import duckdb
+
+    from governance.errors import GovernError
+
+    store = make_store(versions=())
+    backend = Service.open(home=store.home).backend
+    backend.lock_timeout_s = 30
+    calls = []
+
+    def unit(conn):
+        calls.append(1)
+        raise duckdb.TransactionException("TransactionContext Error: Failed to commit DuckLake transaction: could "
+                                          'not write file "/lake/ducklake-1.parquet": No space left on device')
+
+    with pytest.raises(GovernError, match=r"^the DuckLake store could not be written \(.*No space left on device\); "
+                                          r"nothing was changed: free some space under .* and run it again\.$"):
+        backend.run(unit)
+    assert calls == [1]  # not retried: waiting frees no space
+
+
 @pytest.mark.slow
 @ducklake_only
 def test_concurrent_writers_keep_one_linear_chain_and_unique_versions(make_store):

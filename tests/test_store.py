@@ -271,7 +271,8 @@ def test_a_damaged_block_or_a_full_disk_is_not_waited_on_as_a_lock(tmp_path):
     # "locked by another process"; a full disk at commit was retried as a collision, then "run it again".
     import duckdb
 
-    from governance.store.file import _disk_full, _lock_conflict, _retryable
+    from governance.store.backend import disk_full
+    from governance.store.file import _lock_conflict, _retryable
 
     held = duckdb.IOException('IO Error: Could not set lock on file "/x/govern.duckdb": Conflicting lock is held '
                               "in /usr/bin/python3 (PID 42)")
@@ -281,7 +282,7 @@ def test_a_damaged_block_or_a_full_disk_is_not_waited_on_as_a_lock(tmp_path):
                                        '"/x/govern.duckdb.wal": No space left on device')
     assert _lock_conflict(held) and _retryable(held)
     assert not _lock_conflict(damaged) and not _retryable(damaged)
-    assert _disk_full(full) and not _retryable(full)
+    assert disk_full(full) and not _retryable(full)
 
     from governance.errors import GovernError
     from governance.store.file import FileBackend

@@ -100,3 +100,8 @@ def _pandas_refused(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+def disk_full(exc: Exception) -> bool:
+    """The system's words for a full disk (the store's file, its WAL, a DuckLake data file or its catalog)."""
+    return "no space left on device" in str(exc).lower()

@@ -28,7 +28,7 @@ import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotFound
 from governance.private import private_dir
-from governance.store.backend import first_line, in_transaction, with_backoff
+from governance.store.backend import disk_full, first_line, in_transaction, with_backoff
 from governance.store.rows import one_int
 
 T = TypeVar("T")
@@ -151,10 +151,18 @@ class DuckLakeBackend:
             finally:
                 cursor.close()
 
-        # A concurrent commit collided with this one: run the unit again on fresh state.
-        return with_backoff(attempt, lambda exc: isinstance(exc, (duckdb.TransactionException,
-                                                                  duckdb.ConstraintException)),
-                            self.lock_timeout_s, self._exhausted)
+        # A concurrent commit collided with this one: run the unit again on fresh state. A full disk (the data
+        # path's or the catalog server's) is not retried: waiting frees no space.
+        try:
+            return with_backoff(attempt, lambda exc: isinstance(exc, (duckdb.TransactionException,
+                                                                      duckdb.ConstraintException))
+                                and not disk_full(exc), self.lock_timeout_s, self._exhausted)
+        except duckdb.Error as exc:
+            if not disk_full(exc):
+                raise
+            raise GovernError(f"the DuckLake store could not be written ({first_line(exc)}); nothing was changed: "
+                              f"free some space under {self.data_path} or on the catalog's server and run it "
+                              "again.") from exc
 
     def _exhausted(self, exc: Exception) -> Exception:
         return Conflict(f"the change kept colliding with concurrent changes for {self.lock_timeout_s:g} s and "

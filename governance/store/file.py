@@ -17,7 +17,7 @@ import duckdb
 
 from governance.errors import Conflict, GovernError, NotFound, StoreBusy
 from governance.private import private_file
-from governance.store.backend import first_line, in_transaction, with_backoff
+from governance.store.backend import disk_full, first_line, in_transaction, with_backoff
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class FileBackend:
             if _damaged(exc):  # read while the unit ran, not when the file opened
                 raise StoreUnreadable(f"the store {self.path} is damaged ({first_line(exc)}); nothing was changed: "
                                       "restore it from a backup.") from exc
-            if not _disk_full(exc):
+            if not disk_full(exc):
                 raise
             raise GovernError(f"the store {self.path} could not be written ({first_line(exc)}); nothing was changed: "
                               "free some space and run it again.") from exc
@@ -102,7 +102,7 @@ def _retryable(exc: Exception) -> bool:
     # Another process holds the file, or a concurrent transaction committed the same key first (the
     # audit head, say): run the unit again on fresh state. A real duplicate is then caught by the
     # unit's own check and reported in words; one it does not check ends as Conflict.
-    if _disk_full(exc):
+    if disk_full(exc):
         return False  # no retry frees space
     if isinstance(exc, duckdb.IOException):
         return _lock_conflict(exc)
@@ -120,10 +120,6 @@ def _damaged(exc: Exception) -> bool:
     text = str(exc).lower()
     return isinstance(exc, duckdb.Error) and not _lock_conflict(exc) and ("checksum" in text
                                                                           or "corrupt database" in text)
-
-
-def _disk_full(exc: Exception) -> bool:
-    return "no space left on device" in str(exc).lower()
 
 
 class StoreUnreadable(GovernError):
