@@ -77,6 +77,11 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     engineer = as_(home, "eng")
     assert engineer.run_worker(once=True) == []  # the job waits for its review items
     corrected = judge_all(home, label=1)
+    # Queued by the last judgment itself, by the reviewer who made it: `jobs list` had said waiting_review
+    # until a worker next looked.
+    assert engineer.show_job(job_id=outcome.jobs[0]).job.status == "queued"
+    _, [queued] = as_(home, "ada").audit_events(action="job.queue")
+    assert (queued.entity, queued.actor) == (f"job:{outcome.jobs[0]}", "rey")
     [done] = engineer.run_worker(once=True)
     assert done.status == "succeeded" and done.version == "2"
     job = engineer.show_job(job_id=outcome.jobs[0]).to_dict()

@@ -19,7 +19,7 @@ from governance.errors import GovernError, InvalidInput, NotAllowed, NotFound
 from governance.identity import digest_matches, os_user, parse_credential
 from governance.records import Job, Model, User, Version
 from governance.roles import Action, Role, authorize, needed_roles_text
-from governance.store import audit_log, auth, migrations, registry, users
+from governance.store import audit_log, auth, jobs, migrations, registry, users
 
 if TYPE_CHECKING:  # cryptography loads with the first change, not with the service
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -256,6 +256,15 @@ class ServiceBase:
         event = audit_log.append_event(conn, actor=actor or self.actor, action=action, entity=entity,
                                        payload={**payload, "auth": how})
         self._appended.append((event.seq, event.hash, event.ts))
+
+    def _queue_ready_jobs(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> list[str]:
+        """Queue the jobs whose review items are all done, each logged: when its last item is judged or
+        dismissed (so `jobs list` says queued at once, not waiting_review until a worker looks), and when a
+        worker claims (for items done some other way)."""
+        promoted = jobs.promote_waiting_jobs(conn, now)
+        for job_id in promoted:
+            self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
+        return promoted
 
 
 def after(newest: datetime | None, now: datetime) -> datetime:

@@ -88,8 +88,7 @@ class JobActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> Job | None:
             self._authorize(conn, Action.EVALUATE)
             now = _now()
-            for job_id in jobs.promote_waiting_jobs(conn, now):
-                self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
+            self._queue_ready_jobs(conn, now)
             while (job := jobs.claimable_job(conn, now, created_before)) is not None:
                 if job.status == JobStatus.RUNNING and job.attempts >= max_attempts:
                     jobs.finish_job(conn, job.id, "failed", now, error=f"its worker stopped answering "

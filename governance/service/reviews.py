@@ -227,8 +227,10 @@ class ReviewActions(ServiceBase):
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             now = _now()
             ready = _all_or_none(ids, "judged", lambda item_id: self._judgeable(conn, item_id, verdict, now))
-            return [self._record_judgment(conn, item, user, verdict, label, comment.strip(), now)
-                    for item, user in ready]
+            judged = [self._record_judgment(conn, item, user, verdict, label, comment.strip(), now)
+                      for item, user in ready]
+            self._queue_ready_jobs(conn, now)
+            return judged
 
         return self._run(unit)
 
@@ -301,8 +303,10 @@ class ReviewActions(ServiceBase):
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
-            review_items.resolve(conn, item_id, "dismissed", _now())
+            now = _now()
+            review_items.resolve(conn, item_id, "dismissed", now)
             self._log(conn, "review.dismiss", f"review_item:{item_id}", {"comment": comment.strip()})
+            self._queue_ready_jobs(conn, now)
             return _as_seen_by(_present(review_items.get_item(conn, item_id), f"review item {item_id}"), user)
 
         return self._run(unit)
