@@ -660,6 +660,34 @@ def test_an_approval_through_a_second_admin_whose_password_the_releaser_set_does
     assert store.as_("eng").release(model="credit", version="1").version == "1"  # bob and ada issued nothing of eng's
 
 
+def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_as_a_second_pair_of_eyes(
+        releasable, acs_files, run_cli):
+    # ada minted eng's token and released with it on her own approval: history said eng released it. Then she
+    # swapped in flattering eval predictions and evaluated them herself; her approval of them counted.
+    store, _ = releasable
+    home = store.home
+    admin, engineer = store.as_("ada"), store.as_("eng")
+    for reviewer in ("ada", "rey"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    as_eng = admin.create_token(user="eng", name="ci").secret
+    before = snapshot(home)
+    refused = run_cli(home, "release", "credit", "1", env={"GOVERN_TOKEN": as_eng})
+    assert refused.exit_code == 2 and "has 1 of the 2 independent approvals" in refused.stderr, refused.stderr
+    assert "ada (could have used the credential eng releases it with: a token they created for eng" in refused.stderr
+    assert snapshot(home) == before
+    current, _ = acs_files
+    admin.ingest(model="credit", version="1", file=current, split="eval", roles=ACS_ROLES)
+    admin.evaluate(model="credit", version="1", resamples=0)
+    engineer.gate(model="credit", version="1")
+    for reviewer in ("ada", "rey"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    refused = run_cli(home, "release", "credit", "1", as_="eng")
+    assert refused.exit_code == 2 and "has 1 of the 2 independent approvals" in refused.stderr, refused.stderr
+    assert "ada (ingested the eval predictions its gate judged)" in refused.stderr
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+    assert engineer.release(model="credit", version="1").version == "1"  # eng's own credential, rey and rev3
+
+
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):
     # An admin created an API token for a reviewer (or set their password and signed in with it), approved
     # as them and released alone, with no override mark: the approval's credential was the releaser's doing.

@@ -123,7 +123,7 @@ class ReleaseActions(ServiceBase):
                     raise Conflict(f"{model} version {version} is already in production, released by {basis.actor} "
                                    f"(move {basis.seq}); there is nothing to release.")
                 _check_releasable(conn, _require_model(conn, model), record, user.name,
-                                  assigned_pack(conn, model).loaded)
+                                  assigned_pack(conn, model).loaded, (self._auth or {}).get("token"))
             move = self._move(conn, model, version, "override" if override else "release",
                               gate.id if gate else None, user.name, override_reason, expires_at)
             registry.mark_released(conn, model, version)
@@ -295,9 +295,9 @@ def _gate_of_latest_evidence(conn: duckdb.DuckDBPyConnection, model: str, versio
 
 
 def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, releaser: str,
-                      binding: LoadedPolicy) -> None:
-    """Refuses (NotAllowed) unless `version` may be released by `releaser` now; `binding` is the pack the
-    model's binding gates run now."""
+                      binding: LoadedPolicy, releaser_token: str | None = None) -> None:
+    """Refuses (NotAllowed) unless `version` may be released by `releaser` (acting with the credential
+    `releaser_token`, if known) now; `binding` is the pack the model's binding gates run now."""
     name, number = model.name, version.version
     gate = _gate_of_latest_evidence(conn, name, number, "to release on; run `govern gate` first (or an admin "
                                                         "overrides with a reason)")
@@ -328,6 +328,7 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     if policy_needs > floor:
         why = f"its policy {gate.policy_name} asks for {policy_needs}"
     approvals = [s for s in signoffs.current_signoffs(conn, name, number) if s.decision == "approve"]
+    makers = _makers(conn, version, gate, releaser, releaser_token)
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
@@ -335,6 +336,8 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
         issuer = next((person for person in (version.created_by, releaser) if person in holders), None)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
+        elif signoff.reviewer in makers:  # they made the evidence, or could have acted as whoever did
+            excluded.append(f"{signoff.reviewer} ({makers[signoff.reviewer]})")
         elif issuer is not None:  # they could have given it themselves
             excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued or could have used: an "
                             f"API token {issuer} created, or a password {issuer} set or that was changed with one, "
@@ -367,13 +370,41 @@ def _future(value: str | datetime | None) -> datetime:
     return when
 
 
+def _makers(conn: duckdb.DuckDBPyConnection, version: Version, gate: GateRecord, releaser: str,
+            releaser_token: str | None) -> dict[str, str]:
+    """Who may not approve `version`'s release beyond its creator and releaser, each with why: whoever
+    ingested the eval predictions `gate` judged or ran its evaluation (an admin who swapped in flattering
+    evidence had approved it), and whoever could have used the credential the creator registered the
+    version with, any of them acted with, or the releaser releases with (an admin who minted the engineer's
+    token, or set their password, acted as them and approved: a release alone)."""
+    name, number = version.model, version.version
+    evaluation = next((e for e in evaluations.list_evaluations(conn, name, number) if e.id == gate.evaluation_id), None)
+    eval_set = registry.get_prediction_set(conn, evaluation.prediction_set_id) if evaluation else None
+    made: list[tuple[str, str, str, dict[str, str], str]] = [
+        (version.created_by, "version.register", f"version:{name}/{number}", {}, "created the version")]
+    if eval_set is not None:
+        made.append((eval_set.created_by, "predictions.ingest", f"prediction_set:{eval_set.id}", {},
+                     "ingested the eval predictions its gate judged"))
+    if evaluation is not None:
+        made.append((evaluation.created_by, "version.evaluate", f"version:{name}/{number}",
+                     {"evaluation": evaluation.id}, "ran the evaluation its gate judged"))
+    acts: list[tuple[str, str | None, str]] = [(releaser, releaser_token, "releases it")]
+    for actor, action, entity, match, what in made:
+        found = [data for data in audit_log.payloads(conn, action=action, entity=entity, actor=actor)
+                 if all(data.get(k) == v for k, v in match.items())]
+        acts.append((actor, _auth_token(found[0]) if found else None, what))
+    history = _user_histories(conn)
+    makers = {actor: what for actor, _, what in reversed(acts) if what != "releases it"}  # the earliest step named
+    for actor, token, what in acts:
+        for holder in _holders(history, actor, token, set()) - {actor}:
+            makers.setdefault(holder, f"could have used the credential {actor} {what.replace('its gate', 'the gate')} "
+                                      f"with: a token they created for {actor}, or a password they set")
+    return makers
 
-def credential_holders(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> set[str]:
-    """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
-    on `approval_entity`); empty where `user` alone held the credential, or the approval carried none (an
-    in-process library call). See `_holders`."""
-    approvals = audit_log.payloads(conn, action="signoff.approve", entity=approval_entity, actor=user)
-    auth = next((data.get("auth") or {} for data in approvals if data.get("revision") == revision), {})
+
+def _user_histories(conn: duckdb.DuckDBPyConnection) -> Callable[[str], list[tuple[int, str | None, str,
+                                                                               dict[str, Any]]]]:
+    """A reader of each user's audit history (`user:NAME` events, oldest first), each read once."""
     histories: dict[str, list[tuple[int, str | None, str, dict[str, Any]]]] = {}
 
     def history(name: str) -> list[tuple[int, str | None, str, dict[str, Any]]]:
@@ -381,7 +412,16 @@ def credential_holders(conn: duckdb.DuckDBPyConnection, user: str, approval_enti
             histories[name] = audit_log.entity_history(conn, f"user:{name}")
         return histories[name]
 
-    return _holders(history, user, auth.get("token"), set()) - {user}
+    return history
+
+
+def credential_holders(conn: duckdb.DuckDBPyConnection, user: str, approval_entity: str, revision: int) -> set[str]:
+    """Who, other than `user`, could have given `user`'s approval (the `signoff.approve` event of `revision`
+    on `approval_entity`); empty where `user` alone held the credential, or the approval carried none (an
+    in-process library call). See `_holders`."""
+    approvals = audit_log.payloads(conn, action="signoff.approve", entity=approval_entity, actor=user)
+    auth = next((data.get("auth") or {} for data in approvals if data.get("revision") == revision), {})
+    return _holders(_user_histories(conn), user, auth.get("token"), set()) - {user}
 
 
 def _holders(history: Callable[[str], list[tuple[int, str | None, str, dict[str, Any]]]], user: str,
