@@ -384,6 +384,42 @@ def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
     assert any(reason.startswith("search-guard-degenerate:") for reason in everyone_out.failing)
 
 
+def test_the_search_judges_a_regression_rule_on_the_same_rows_as_the_reference_and_with_a_margin():
+    # OJ: the plain model's held-out ROC AUC was 0.917 against the origin's 0.875 on eval; a candidate at 0.79
+    # was judged 0.085 below the origin (within 0.10) and the gate found it 0.12 below and blocked it, 4 times in 4.
+    from governance.aim import Aim
+
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.integers(0, 2, n)
+    frame = pd.DataFrame({"y": y, "sex": rng.choice(["f", "m"], n)})
+    reference = np.clip(0.5 + (y - 0.5) * 0.5 + rng.normal(0, 0.25, n), 0.01, 0.99)  # separates well
+    candidate = np.clip(0.5 + (y - 0.5) * 0.5 + rng.normal(0, 0.45, n), 0.01, 0.99)  # less so
+    measured = {name: evaluate(current=frame.assign(p=scores), label="y", score="p", sensitive=["sex"], resamples=0)
+                for name, scores in (("reference", reference), ("candidate", candidate))}
+    auc = {name: m.find("performance", "roc_auc").value for name, m in measured.items()}
+    cost = auc["reference"] - auc["candidate"]
+    assert 0.05 < cost < 0.2
+    origin_eval = evaluate(current=frame.assign(p=np.clip(candidate + (y - 0.5) * 0.05, 0, 1)), label="y", score="p",
+                           sensitive=["sex"], resamples=0)  # the origin on its own (eval) rows: a harder sample
+    bound = round(cost - 0.02, 3)
+    assert auc["candidate"] > origin_eval.find("performance", "roc_auc").value - bound  # unpaired: it would pass
+    policy = parse_policy("name: t\nversion: 1\nrules:\n  - {id: cost, metric: performance.roc_auc, "
+                          f"max_regression: {bound}, baseline: origin}}\n", source="t.yaml")
+    aim = Aim.of(policy, {"origin": ("version 1", origin_eval)}, label="y", sensitive=["sex"], threshold=0.5,
+                 flagged=[])
+    assert aim.judge(frame, candidate).passes  # against the eval value, as before
+    paired = aim.judge(frame, candidate, reference)
+    assert not paired.passes and paired.failing[0].startswith("cost:") and "estimated on the held-out rows" in \
+        paired.failing[0]
+    # a candidate within the bound on the same rows passes, but not with two standard errors of margin to spare
+    close = np.clip(reference - (y - 0.5) * 0.02, 0.01, 0.99)
+    generous = parse_policy(policy.text.replace(f"max_regression: {bound}", "max_regression: 0.03"), source="g")
+    verdict = Aim.of(generous, {"origin": ("version 1", origin_eval)}, label="y", sensitive=["sex"], threshold=0.5,
+                     flagged=[]).judge(frame, close, reference)
+    assert verdict.passes and not verdict.robust
+
+
 @file_only
 def test_train_refuses_a_bad_intersection_before_training_and_others_cannot_ingest(make_store, run_cli, tmp_path):
     store = make_store()

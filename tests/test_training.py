@@ -159,9 +159,11 @@ def test_the_search_judges_cross_fitted_offsets_on_every_held_out_row(data):
     frame = data.assign(row=np.arange(len(data)))
     config = TrainConfig(epochs=2, strategies=("recalibrate",), sensitive=("sex",))
     judged: list[tuple[pd.DataFrame, np.ndarray]] = []
+    references: list[np.ndarray] = []
 
-    def judge(rows: pd.DataFrame, scores: np.ndarray) -> Verdict:
+    def judge(rows: pd.DataFrame, scores: np.ndarray, reference: np.ndarray) -> Verdict:
         judged.append((rows, scores))
+        references.append(reference)
         return Verdict(False, 1.0 / len(judged), {"accuracy": 0.5})  # each closer to passing: the last is kept
 
     found = search(frame, label="y", features=FEATURES, config=config, judge=judge, offsets_for=("sex",))
@@ -169,6 +171,9 @@ def test_the_search_judges_cross_fitted_offsets_on_every_held_out_row(data):
     validation, calibration = frame.iloc[splits["validation"]], frame.iloc[splits["calibration"]]
     # every candidate is judged on the validation and calibration rows together, none it trained on
     assert all(list(rows["row"]) == [*validation["row"], *calibration["row"]] for rows, _ in judged)
+    # beside the first candidate's scores there (no offsets): what regression rules compare with, like for like
+    assert all(reference is references[0] for reference in references)
+    np.testing.assert_array_equal(references[0], judged[0][1])
     model = found.model
     val_logits, cal_logits = model.calibrated_logits(validation), model.calibrated_logits(calibration)
     strength = found.candidates[-1].offset_strength

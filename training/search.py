@@ -85,7 +85,9 @@ class SearchResult:
         return next(c for c in self.candidates if c.chosen)
 
 
-Judge = Callable[[pd.DataFrame, np.ndarray], Verdict]
+# judge(rows, scores, reference): `reference` is the least-changed candidate's scores on the same rows (the
+# first trained, before offsets), for rules that compare with a baseline model
+Judge = Callable[[pd.DataFrame, np.ndarray, np.ndarray], Verdict]
 
 
 def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: TrainConfig, judge: Judge,
@@ -110,6 +112,7 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     candidates: list[Candidate] = []
     models: list[tuple[Candidate, TrainedModel]] = []
     trained_count = 0
+    reference: np.ndarray | None = None
     for weight in weights:
         for reweight in reweights:
             extra = (("fairness_penalty",) if weight else ()) + (("reweight",) if reweight else ())
@@ -121,6 +124,8 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
             cal_logits = trained.calibrated_logits(calibration)
             val_logits = trained.calibrated_logits(validation)
             held_logits = np.concatenate([val_logits, cal_logits])
+            if reference is None:
+                reference = _sigmoid(held_logits)
 
             def attempt(strength: float) -> Candidate:
                 offsets: dict[str, dict[str, float]] = {}
@@ -132,7 +137,7 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
                         cal_logits + group_shift(calibration, fit_offsets(
                             val_logits, validation, offsets_for, strength, threshold, eligible=eligible))]))
                     offsets = fit_offsets(held_logits, held_out, offsets_for, strength, threshold, eligible=eligible)
-                verdict = judge(held_out, scores)
+                verdict = judge(held_out, scores, reference)
                 words = " + ".join([f"penalty {weight:g}" if weight else "no penalty"]
                                    + (["reweight"] if reweight else [])
                                    + ([f"offsets {strength:g}"] if strength else []))
