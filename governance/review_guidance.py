@@ -41,9 +41,11 @@ GUIDANCE = {g.kind: g for g in (
              "real, so that the model or its data must change? Label verdicts do not apply: a rule failure has no "
              "row to relabel (judge the rule's example items for that).", {
                  "model_wrong": "the failure is real: the model (or its training data) needs to change before "
-                                "release; a retraining job may already be waiting for this review.",
+                                "release; a retraining job waiting for this review runs once its items are "
+                                "worked.",
                  "ambiguous": "the evidence does not settle it (a small group, a metric that does not fit this "
-                              "use, a threshold in doubt); say what would.",
+                              "use, a threshold in doubt); say what would. Unless someone judges it model_wrong, "
+                              "a retraining job waiting for it is cancelled and an engineer decides.",
              }),
     Guidance(ItemKind.DRIFT_ALERT, "A production batch drifted from the version's reference data. Does the "
              "drift matter for this model? Label verdicts do not apply: there is no row to relabel.", {

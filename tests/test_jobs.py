@@ -215,6 +215,24 @@ def test_a_worker_with_nothing_to_run_names_the_jobs_waiting_for_their_review_it
         "`govern review list --model m`"]
 
 
+def test_a_retrain_its_reviewers_did_not_confirm_is_cancelled_not_run(trained, run_cli):
+    # A reviewer judged the parity failure `ambiguous` ("parity across stores is not a requirement here") and
+    # the worker retrained anyway: the verdict changed nothing.
+    home, _, _, outcome = trained
+    reviewer = as_(home, "rey")
+    for item in reviewer.list_review_items(status="open"):
+        reviewer.claim_review_item(item_id=item.id)
+        verdict = "label_correct" if item.kind == "example" else "ambiguous"
+        reviewer.judge_review_item(item_id=item.id, verdict=verdict, comment="not settled by this evidence")
+    detail = as_(home, "eng").show_job(job_id=outcome.jobs[0])
+    assert detail.job.status == "cancelled" and "its reviewers did not confirm the failure" in detail.error
+    result = run_cli(home, "worker", "--once", as_="eng")
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "no jobs to run"
+    assert [v.version for v in as_(home, "eng").list_versions(model="m")] == ["1"]
+    _, [cancelled] = as_(home, "ada").audit_events(action="job.cancel")
+    assert cancelled.actor == "rey" and "did not confirm" in cancelled.payload
+
+
 def test_a_reviewer_running_a_worker_is_told_what_a_worker_does_and_who_may_run_one(trained, run_cli):
     home, _, _, outcome = trained
     result = run_cli(home, "worker", "--once", as_="rey")

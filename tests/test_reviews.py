@@ -73,6 +73,48 @@ def test_claim_judge_resolve_and_the_log(queue):
     assert store.as_("aud").verify_audit().ok
 
 
+def test_a_versions_creator_does_not_judge_its_review_items(queue, tmp_path):
+    # An admin who registered a version claimed its sampled examples, relabelled them and built the feedback
+    # its retraining learns from: the maker judging the evidence against their own model.
+    store, _, examples = queue
+    admin = store.as_("ada")
+    artifact = tmp_path / "mine.bin"
+    artifact.write_bytes(b"the admin's own weights")
+    admin.register_version(model="credit", version="9", artifact=artifact)
+    mine = admin.add_review_item(model="credit", version="9", evidence={"row": 3})
+    before = snapshot(store.home)
+    with pytest.raises(NotAllowed, match="^user 'ada' created credit version 9; four eyes: its review items are "
+                                         "judged by someone else.$"):
+        admin.claim_review_item(item_id=mine.id)
+    assert mine.id not in [i.id for i in admin.review_worklist()] and examples[0] in [
+        i.id for i in admin.review_worklist()]  # another version's items stay hers to judge
+    assert snapshot(store.home) == before
+    assert store.as_("rey").claim_review_item(item_id=mine.id).assignee == "rey"
+
+
+def test_only_an_admin_or_whoever_filed_it_by_hand_dismisses_an_item(queue, run_cli):
+    # A reviewer dismissed, with a word and no claim, an item needing three judgments, an item another
+    # reviewer held, and the gold item measuring them; their job then ran as if it had been judged.
+    store, _, examples = queue
+    gold = store.as_("ada").add_review_item(model="credit", version="1", evidence={"row": 5},
+                                            gold={"verdict": "label_correct"})
+    triple = store.as_("eng").add_review_item(model="credit", version="1", evidence={"n": 1}, judgments=3)
+    store.as_("rev2").claim_review_item(item_id=examples[0])
+    before = snapshot(store.home)
+    for item in (gold.id, triple.id, examples[0], examples[1]):
+        refused = run_cli(store.home, "review", "dismiss", item, "--comment", "noise", as_="rey")
+        assert refused.exit_code == 2, refused.output
+        # one sentence for every item: it tells no gold item apart
+        assert refused.stderr == (f"error: dismissing review item {item} is for an admin (or whoever filed it by "
+                                  "hand, before it is judged): judge it instead (`ambiguous` where the evidence does "
+                                  "not settle it, saying what would).\n")
+    assert snapshot(store.home) == before
+    with pytest.raises(NotAllowed, match="is for an admin"):
+        store.as_("eng").dismiss_review_item(item_id=examples[1], comment="the gate's, not mine")
+    assert store.as_("eng").dismiss_review_item(item_id=triple.id, comment="filed twice").status == "dismissed"
+    assert store.as_("ada").dismiss_review_item(item_id=examples[1], comment="a duplicate row").status == "dismissed"
+
+
 def _events(store):
     return run_sql(store.home, lambda conn: conn.execute(
         "SELECT actor, action, entity FROM audit_events ORDER BY seq").fetchall())
@@ -686,6 +728,16 @@ def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_
     assert "ada (ingested the eval predictions its gate judged)" in refused.stderr
     store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
     assert engineer.release(model="credit", version="1").version == "1"  # eng's own credential, rey and rev3
+
+
+def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approver(releasable):
+    store, _ = releasable
+    open_items = store.as_("eng").list_review_items(model="credit", version="1", status="open")
+    store.as_("ada").dismiss_review_item(item_id=open_items[0].id, comment="noise")
+    for reviewer in ("ada", "rey"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    with pytest.raises(NotAllowed, match=r"has 1 of the 2 .*ada \(dismissed review items of the version\)"):
+        store.as_("eng").release(model="credit", version="1")
 
 
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):

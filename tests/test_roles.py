@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.errors import NotAllowed
+from governance.errors import Conflict, NotAllowed
 from governance.ingest import ColumnRoles
 from governance.roles import PERMISSIONS, Action, Role, authorize
 from governance.service import Service
@@ -159,3 +159,15 @@ def test_an_external_identity_gets_only_the_role_the_store_gives(store, monkeypa
                                  ("ada@evil.example", True, "is not an address at example.com")):
         with pytest.raises(NotAllowed, match=why):
             store.as_(None).sign_in_external(email=email, email_verified=verified)
+    # Mailbox names ignore case: Rey@ is rey, and no second user "Rey" can be made for it (one person had
+    # signed in as ravi and as Ravi and given two approvals no admin issued).
+    assert store.as_(None).sign_in_external(email="Rey@example.com", email_verified=True).user == "rey"
+    before = snapshot(store.home)
+    with pytest.raises(Conflict, match="^user 'rey' already exists, and names differ by more than case"):
+        store.as_("ada").add_user(name="Rey", role="reviewer", password="another passphrase")
+    assert snapshot(store.home) == before
+    run_sql(store.home, lambda conn: conn.execute(  # a store from before the rule may hold both
+        "INSERT INTO users (name, role, password_hash, created_at, created_by) SELECT 'REY', role, password_hash, "
+        "created_at, created_by FROM users WHERE name = 'rey'"))
+    with pytest.raises(NotAllowed, match=r"names more than one govern user \(REY, rey\)"):
+        store.as_(None).sign_in_external(email="rey@example.com", email_verified=True)

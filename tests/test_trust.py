@@ -278,6 +278,33 @@ def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passi
     assert store.as_("ada").rollback(model="credit").version == "1"
 
 
+def test_a_rollback_needs_the_targets_latest_evidence_gated_under_the_binding_pack_or_an_admin(passing, tmp_path):
+    # An engineer rolled back to a version whose new eval predictions a dry run had found blocked (never
+    # gated for real), and to one gated only under a pack that no longer binds the model.
+    import pandas as pd
+
+    store = passing
+    _released_then_overridden(store)
+    current, _ = _acs(store)
+    newer = tmp_path / "newer.parquet"
+    pd.read_parquet(current).iloc[:400].to_parquet(newer, index=False)
+    store.as_("eng").ingest(model="credit", version="1", file=newer, split="eval", roles=ACS_ROLES)
+    before = snapshot(store.home)
+    with pytest.raises(NotAllowed, match=r"has eval predictions \(.*\) newer than those its latest gate judged"):
+        store.as_("eng").rollback(model="credit")
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    with pytest.raises(NotAllowed, match=r"was evaluated again .* after its latest gate"):
+        store.as_("eng").rollback(model="credit")
+    assert snapshot(store.home) != before  # (the evaluation), but production did not move
+    assert store.as_("vic").production_version(model="credit") == "2"
+    assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "passed"
+    store.as_("ada").assign_policy(policy="strict", model="credit")
+    with pytest.raises(NotAllowed, match=r"its latest gate ran lax v1, and the pack binding credit now is "
+                                         r"strict-high-risk v\d+: gate it again under that pack"):
+        store.as_("eng").rollback(model="credit")
+    assert store.as_("ada").rollback(model="credit").version == "1"  # an admin puts it back
+
+
 def test_rollback_respects_rejections_and_overrides(passing):
     store = passing
     _released_then_overridden(store)
@@ -1004,6 +1031,9 @@ def test_an_expired_override_is_shown_everywhere_and_raises_one_item_for_admins(
     run_cli(store.home, "status", as_="vic")
     items = [i for i in store.as_("vic").list_review_items() if i.kind == "override_expired"]
     assert len(items) == 1 and items[0].evidence["reason"] == "incident 42"
+    # filed by govern, naming the viewer whose command noticed it: viewers may not file items themselves
+    _, [filed] = store.as_("ada").audit_events(action="review.add")
+    assert filed.actor == "govern" and '"noticed_by":"vic"' in filed.payload.replace(" ", "")
     with pytest.raises(NotAllowed, match="only admins work"):
         store.as_("rey").claim_review_item(item_id=items[0].id)
     assert store.as_("ada").claim_review_item(item_id=items[0].id).assignee == "ada"

@@ -136,7 +136,12 @@ class AuthActions(ServiceBase):
                              "name govern users.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> Credential:
-            user = users.get_user(conn, local)
+            # mailbox names ignore case: Ravi@ and ravi@ are one person, and one govern user
+            alike = users.users_named_alike(conn, local)
+            if len(alike) > 1:
+                raise NotAllowed(f"{address[:200]} names more than one govern user ({', '.join(u.name for u in alike)}"
+                                 "), whose names differ only by case; an admin disables all but one.")
+            user = alike[0] if alike else None
             if user is None or not user.enabled:
                 raise NotAllowed(f"{address[:200]} signed in, but {local[:128]!r} is not an active user of govern; "
                                  "an admin adds them with `govern user add`.")

@@ -17,9 +17,9 @@ from governance.artifacts import ArtifactStore
 from governance.config import Settings, resolve_settings
 from governance.errors import GovernError, InvalidInput, NotAllowed, NotFound
 from governance.identity import digest_matches, os_user, parse_credential
-from governance.records import Job, Model, User, Version
+from governance.records import ItemKind, Job, Model, User, Version
 from governance.roles import Action, Role, authorize, needed_roles_text
-from governance.store import audit_log, auth, jobs, migrations, registry, users
+from governance.store import audit_log, auth, jobs, judgments, migrations, registry, review_items, users
 
 if TYPE_CHECKING:  # cryptography loads with the first change, not with the service
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -258,13 +258,37 @@ class ServiceBase:
         self._appended.append((event.seq, event.hash, event.ts))
 
     def _queue_ready_jobs(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> list[str]:
-        """Queue the jobs whose review items are all done, each logged: when its last item is judged or
-        dismissed (so `jobs list` says queued at once, not waiting_review until a worker looks), and when a
-        worker claims (for items done some other way)."""
-        promoted = jobs.promote_waiting_jobs(conn, now)
-        for job_id in promoted:
-            self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
-        return promoted
+        """Settle the jobs whose review items are all done, each logged: queued where reviewers confirmed
+        the failure that filed them (a `model_wrong` judgment of a rule, drift or monitoring item), else
+        cancelled, saying so: a retrain its reviewers judged unsettled (`ambiguous`) or dismissed had run
+        anyway. Called when an item's last judgment or dismissal lands (so `jobs list` says it at once,
+        not waiting_review until a worker looks), and when a worker claims. Returns the jobs queued."""
+        queued = []
+        for job_id, items in jobs.waiting_jobs_worked(conn):
+            unconfirmed = _unconfirmed(conn, items)
+            if unconfirmed:
+                why = (f"its reviewers did not confirm the failure ({', '.join(unconfirmed)} judged ambiguous or "
+                       "dismissed), so nothing was retrained; the gate stays blocked for an engineer to decide: "
+                       "new evidence (its own review), a policy change, or an admin's override")
+                jobs.finish_job(conn, job_id, "cancelled", now, error=why)
+                self._log(conn, "job.cancel", f"job:{job_id}", {"was": "waiting_review", "reason": why})
+            else:
+                jobs.queue_job(conn, job_id, now)
+                self._log(conn, "job.queue", f"job:{job_id}", {"reason": "its review items are done"})
+                queued.append(job_id)
+        return queued
+
+
+def _unconfirmed(conn: duckdb.DuckDBPyConnection, item_ids: list[str]) -> list[str]:
+    """Of the items asking whether a failure is real (rule, drift and monitoring items) that `item_ids`
+    include, those no reviewer judged `model_wrong`; none when no such item is among them, or when one of
+    them was confirmed (one confirmed failure is reason enough to retrain)."""
+    kinds = (ItemKind.RULE_FAILURE, ItemKind.DRIFT_ALERT, ItemKind.MONITOR_ALERT)
+    asking = [item for item in (review_items.get_item(conn, i) for i in item_ids)
+              if item is not None and item.kind in kinds]
+    if any(j.verdict == "model_wrong" for item in asking for j in judgments.judgments_of(conn, item.id)):
+        return []
+    return [item.id for item in asking]
 
 
 def after(newest: datetime | None, now: datetime) -> datetime:

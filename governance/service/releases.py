@@ -203,10 +203,10 @@ class ReleaseActions(ServiceBase):
                 fresh = [(item, key) for item, key in batch if key not in known]
                 if fresh:
                     review_items.insert_items(conn, fresh)
-                    for item, _ in fresh:
+                    for item, _ in fresh:  # govern files it; whoever's command noticed the expiry is named
                         self._log(conn, "review.add", f"review_item:{item.id}", {
                             "kind": item.kind, "model": item.model, "version": item.version,
-                            "expired_at": item.evidence["expired_at"]})
+                            "expired_at": item.evidence["expired_at"], "noticed_by": self.actor}, actor="govern")
             return expired
 
         return self._run(unit)
@@ -237,8 +237,9 @@ def _blocking_rules(gate: GateRecord) -> list[str]:
 
 def _check_rollback_target(conn: duckdb.DuckDBPyConnection, model: str, target: str, moves: list[AliasMove],
                            user: User) -> None:
-    """A rollback puts back what four eyes released before: never a rejected artifact, and a version that
-    reached production only by an admin's override goes back only by an admin."""
+    """A rollback puts back what four eyes released before: never a rejected artifact; and only by an admin
+    a version that reached production only by an admin's override, or whose latest gate is blocked, judged
+    older evidence than its latest, or ran a pack that no longer binds the model."""
     # it was in production, so it is registered
     record = _present(registry.get_version(conn, model, target), f"version {model}/{target}")
     rejections = signoffs.rejections_of_artifact(conn, record.artifact_sha256)
@@ -250,10 +251,21 @@ def _check_rollback_target(conn: duckdb.DuckDBPyConnection, model: str, target: 
     if basis is not None and basis.action == "override" and user.role is not Role.ADMIN:
         raise NotAllowed(f"{model} version {target} was in production only by an admin's override; only an admin "
                          "puts it back.")
-    blocking = _blocking_rules(gate) if (gate := gates.latest_gate(conn, model, target)) is not None else []
-    if blocking and user.role is not Role.ADMIN:
+    if user.role is Role.ADMIN:
+        return
+    # what release demands of today's evidence, a rollback demands too: an engineer had put back a version
+    # whose new eval predictions a dry run found blocked, and one gated only under a pack no longer binding
+    gate = _gate_of_latest_evidence(conn, model, target, "to roll back to; only an admin puts it back")
+    blocking = _blocking_rules(gate)
+    if blocking:
         raise NotAllowed(f"cannot roll back to {model} version {target}: its latest gate is blocked by "
                          f"{', '.join(blocking)}; only an admin puts it back.")
+    binding = assigned_pack(conn, model).loaded
+    if gate.policy_sha256 != binding.sha256:
+        raise NotAllowed(f"cannot roll back to {model} version {target}: its latest gate ran {gate.policy_name} "
+                         f"v{gate.policy_version}, and the pack binding {model} now is {binding.policy.name} "
+                         f"v{binding.policy.version}: gate it again under that pack (`govern gate {model} {target}`), "
+                         "or an admin puts it back.")
 
 
 def _previous_tenure(moves: list[AliasMove]) -> str | None:
@@ -373,10 +385,11 @@ def _future(value: str | datetime | None) -> datetime:
 def _makers(conn: duckdb.DuckDBPyConnection, version: Version, gate: GateRecord, releaser: str,
             releaser_token: str | None) -> dict[str, str]:
     """Who may not approve `version`'s release beyond its creator and releaser, each with why: whoever
-    ingested the eval predictions `gate` judged or ran its evaluation (an admin who swapped in flattering
-    evidence had approved it), and whoever could have used the credential the creator registered the
-    version with, any of them acted with, or the releaser releases with (an admin who minted the engineer's
-    token, or set their password, acted as them and approved: a release alone)."""
+    ingested the eval predictions `gate` judged, ran its evaluation or dismissed the version's review items
+    (an admin who swapped in flattering evidence and dismissed its blockers had approved it), and whoever
+    could have used the credential the creator registered the version with, any of them acted with, or the
+    releaser releases with (an admin who minted the engineer's token, or set their password, acted as them
+    and approved: a release alone)."""
     name, number = version.model, version.version
     evaluation = next((e for e in evaluations.list_evaluations(conn, name, number) if e.id == gate.evaluation_id), None)
     eval_set = registry.get_prediction_set(conn, evaluation.prediction_set_id) if evaluation else None
@@ -388,6 +401,9 @@ def _makers(conn: duckdb.DuckDBPyConnection, version: Version, gate: GateRecord,
     if evaluation is not None:
         made.append((evaluation.created_by, "version.evaluate", f"version:{name}/{number}",
                      {"evaluation": evaluation.id}, "ran the evaluation its gate judged"))
+    for item in review_items.list_items(conn, model=name, version=number, status=ItemStatus.DISMISSED):
+        made += [(actor, "review.dismiss", f"review_item:{item.id}", {}, "dismissed review items of the version")
+                 for actor in audit_log.actors(conn, action="review.dismiss", entity=f"review_item:{item.id}")]
     acts: list[tuple[str, str | None, str]] = [(releaser, releaser_token, "releases it")]
     for actor, action, entity, match, what in made:
         found = [data for data in audit_log.payloads(conn, action=action, entity=entity, actor=actor)

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence, TypeVar
 import duckdb
 
 from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
-from governance.records import Dataset, FeedbackSnapshot, ItemStatus, Judgment, Priority, ReviewItem, User, Verdict
+from governance.records import (
+    Dataset,
+    FeedbackSnapshot,
+    ItemKind,
+    ItemStatus,
+    Judgment,
+    Priority,
+    ReviewItem,
+    User,
+    Verdict,
+)
 from governance.review_guidance import Guidance, guidance_for
 from governance.roles import Action, Role, allowed, authorize
 from governance.service.base import (
@@ -242,6 +252,7 @@ class ReviewActions(ServiceBase):
             raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
         if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
             raise Conflict(f"you already judged review item {item_id}.")
+        _check_not_own(conn, item, user)
         if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
             raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
                            f"{item.claim_expires_at:%Y-%m-%d %H:%M} UTC.")
@@ -253,9 +264,11 @@ class ReviewActions(ServiceBase):
         done, now = judgments.judged_by(conn, user.name), _now()
         lapsed = [i for i in review_items.list_items(conn, model=model, status=ItemStatus.CLAIMED)
                   if i.claim_expires_at is None or i.claim_expires_at < now]
+        mine = {(v.model, v.version) for v in registry.versions_created_by(conn, user.name)}
         return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN) + lapsed
                                if allowed(user.role, _action_for(i)) and i.id not in done
-                               and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)], user)
+                               and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)
+                               and ((i.model, i.version) not in mine or i.kind in _OWNERS_KINDS)], user)
 
     def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str,
                    now: datetime) -> tuple[ReviewItem, User]:
@@ -272,6 +285,7 @@ class ReviewActions(ServiceBase):
             raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
         if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):  # claiming would be refused
             raise Conflict(f"you already judged review item {item_id}.")
+        _check_not_own(conn, item, user)
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
             raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
@@ -299,7 +313,11 @@ class ReviewActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             item = _require_item(conn, item_id)
-            user = self._authorize(conn, _action_for(item))
+            if item.kind == ItemKind.ESCALATION:
+                user = self._authorize(conn, Action.RESOLVE_ESCALATION)
+            else:
+                user = self._authorize_any(conn, (Action.JUDGE, Action.GATE), "dismiss review items")
+                _check_may_dismiss(conn, item, user)
             _check_kind_allowed(item, user)
             if item.status in ("resolved", "dismissed"):
                 raise Conflict(f"review item {item_id} is already {item.status}.")
@@ -435,6 +453,37 @@ ADMIN_ITEM_KINDS = ("override_expired",)  # items about admins' own decisions
 def _action_for(item: ReviewItem) -> Action:
     """Escalations of the retraining loop are engineers' and admins' work; every other item reviewers'."""
     return Action.RESOLVE_ESCALATION if item.kind == "escalation" else Action.JUDGE
+
+
+# The kinds a version's creator works: the loop's escalations and expired overrides ask what its makers do next.
+_OWNERS_KINDS = (ItemKind.ESCALATION, ItemKind.OVERRIDE_EXPIRED)
+
+
+def _check_not_own(conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User) -> None:
+    """The version's creator does not judge its review items: an admin who trained a version had judged its
+    examples and written its training labels (`feedback`). Escalations and expired overrides are the
+    makers' to work."""
+    if item.kind in _OWNERS_KINDS:
+        return
+    version = registry.get_version(conn, item.model, item.version)
+    if version is not None and version.created_by == user.name:
+        raise NotAllowed(f"user {user.name!r} created {item.model} version {item.version}; four eyes: its review "
+                         "items are judged by someone else.")
+
+
+def _check_may_dismiss(conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User) -> None:
+    """Dismissing takes an item out of the queue unjudged: an admin's call, or that of whoever filed it by
+    hand while nobody has judged it. A reviewer had dismissed items needing three judgments, items claimed by
+    someone else and the gold items measuring them, with a word; a reviewer judges (`ambiguous` where the
+    evidence does not settle it). The same sentence for every item, so that it tells no gold item apart."""
+    if user.role is Role.ADMIN:
+        return
+    by_hand = item.kind not in set(ItemKind) - {ItemKind.MANUAL}
+    if by_hand and item.created_by == user.name and not judgments.judgments_of(conn, item.id):
+        return
+    raise NotAllowed(f"dismissing review item {item.id} is for an admin (or whoever filed it by hand, before it is "
+                     "judged): judge it instead (`ambiguous` where the evidence does not settle it, saying what "
+                     "would).")
 
 
 def _check_kind_allowed(item: ReviewItem, user: User) -> None:

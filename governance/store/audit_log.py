@@ -111,6 +111,13 @@ def payloads(conn: duckdb.DuckDBPyConnection, *, action: str, entity: str, actor
     return [json.loads(payload) for (payload,) in found]
 
 
+def actors(conn: duckdb.DuckDBPyConnection, *, action: str, entity: str) -> list[str]:
+    """Who did `action` on `entity`, each once, first first."""
+    found = conn.execute("SELECT actor FROM audit_events WHERE action = ? AND entity = ? AND actor IS NOT NULL "
+                         "ORDER BY seq", [action, entity]).fetchall()
+    return list(dict.fromkeys(actor for (actor,) in found))
+
+
 def entity_history(conn: duckdb.DuckDBPyConnection, entity: str) -> list[tuple[int, str | None, str, dict[str, Any]]]:
     """Every event on `entity`, oldest first: (seq, actor, action, payload)."""
     return [(seq, actor, action, json.loads(payload)) for seq, actor, action, payload in conn.execute(

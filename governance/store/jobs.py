@@ -77,18 +77,23 @@ def job_states(conn: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {row[0]: _state(*row[1:]) for row in conn.execute(f"SELECT id, {_JOB_STATE} FROM jobs").fetchall()}
 
 
-def promote_waiting_jobs(conn: duckdb.DuckDBPyConnection, now: datetime) -> list[str]:
-    """waiting_review → queued for jobs whose review items are all resolved or dismissed."""
-    waiting = conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review'").fetchall()
-    promoted: list[str] = []
+def waiting_jobs_worked(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]:
+    """(job id, the review items it waits for) of each waiting_review job whose items are all resolved or
+    dismissed."""
+    waiting = conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review' "
+                           "ORDER BY id").fetchall()
+    worked: list[tuple[str, list[str]]] = []
     for job_id, depends in waiting:
         items = json.loads(depends)
         open_count = one_int(conn, "SELECT count(*) FROM review_items WHERE list_contains(?, id) AND status IN "
                              "('open', 'claimed')", [items]) if items else 0
         if open_count == 0:
-            conn.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE id = ?", [now, job_id])
-            promoted.append(job_id)
-    return promoted
+            worked.append((job_id, items))
+    return worked
+
+
+def queue_job(conn: duckdb.DuckDBPyConnection, job_id: str, now: datetime) -> None:
+    conn.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE id = ?", [now, job_id])
 
 
 def claimable_job(conn: duckdb.DuckDBPyConnection, now: datetime, created_before: datetime | None = None) -> Job | None:

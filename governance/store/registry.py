@@ -59,6 +59,11 @@ def get_version(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> Ve
     return _version(row) if row else None
 
 
+def versions_created_by(conn: duckdb.DuckDBPyConnection, user: str) -> list[Version]:
+    return [_version(row) for row in conn.execute(f"SELECT {_VERSION} FROM versions WHERE created_by = ?",
+                                                  [user]).fetchall()]
+
+
 def _version(row: Row) -> Version:
     values = list(row)
     values[-1] = json.loads(values[-1]) if values[-1] else None

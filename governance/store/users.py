@@ -22,6 +22,12 @@ def get_user(conn: duckdb.DuckDBPyConnection, name: str) -> User | None:
     return _user(row) if row else None
 
 
+def users_named_alike(conn: duckdb.DuckDBPyConnection, name: str) -> list[User]:
+    """The users whose name is `name` ignoring case (Ravi and ravi)."""
+    return [_user(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM users WHERE lower(name) = lower(?) "
+                                               "ORDER BY name", [name]).fetchall()]
+
+
 def list_users(conn: duckdb.DuckDBPyConnection) -> list[User]:
     return [_user(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY name").fetchall()]
 
