@@ -488,7 +488,21 @@ def _output_types(
             for i, column in enumerate(inferred):
                 is_int, is_float = flags[2 * i], flags[2 * i + 1]
                 types[column] = "BIGINT" if is_int else "DOUBLE" if is_float else "VARCHAR"
+        if roles.id is not None and roles.id in types:
+            types[roles.id] = _id_type(conn, roles.id)
     return types
+
+
+def _id_type(conn: duckdb.DuckDBPyConnection, column: str) -> str:
+    """BIGINT when every id is written as that integer is printed, else VARCHAR. Duplicates are found on the
+    file's text and labels are matched on the stored id printed as text, so the stored id must print back as
+    the text it was read from: '01000', ' 1000', '+1000' and '1000.0' had all become 1000, and 20-digit ids
+    one DOUBLE, merging rows whose labels then went to the wrong predictions."""
+    q = _quote(column)
+    canonical = conn.execute(
+        f"SELECT count({q}) = count(CASE WHEN regexp_full_match({q}, '0|-?[1-9][0-9]*') "
+        f"THEN TRY_CAST({q} AS BIGINT) END) FROM src").fetchone()[0]
+    return "BIGINT" if canonical else "VARCHAR"
 
 
 def _cast(column: str, sql_type: str, roles: ColumnRoles) -> str:
