@@ -34,6 +34,8 @@ METHODS = {  # evidently's stattest name → (threshold, drift when the score is
 }
 PSI_THRESHOLD = 0.1
 DISTRIBUTION_BINS = 40  # bins or values kept in a drift record for charts
+# Past this magnitude a range (1e308 - -1e308) or a square (for the std) overflows a double.
+_LARGEST_SAFE = 2.0 ** 500
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Samples:
     keys: list | None = None  # category values and their counts
     reference_counts: np.ndarray | None = None
     current_counts: np.ndarray | None = None
+    scale: float = 1.0  # numbers were divided by it to keep their range finite (a power of two: exact)
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -102,7 +105,8 @@ def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, colu
         ref = np.sort(conn.execute(fetch.format(reference)).fetchnumpy()["v"])
         cur = np.sort(conn.execute(fetch.format(current)).fetchnumpy()["v"])
         if is_float_type(column.sql_type) or _distinct_sorted(cur) > INTEGER_CARDINALITY_LIMIT:
-            return Samples("num", reference=ref, current=cur)
+            scale = _scale(ref, cur)
+            return Samples("num", reference=ref / scale, current=cur / scale, scale=scale)
         keys = np.union1d(ref, cur)
         return Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(ref, keys),
                        current_counts=_counts_sorted(cur, keys))
@@ -117,6 +121,17 @@ def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, colu
     ).fetchall()
     return Samples("cat", keys=[r[0] for r in rows], reference_counts=np.array([r[1] for r in rows], dtype=float),
                    current_counts=np.array([r[2] for r in rows], dtype=float))
+
+
+def _scale(ref: np.ndarray, cur: np.ndarray) -> float:
+    """A power of two that brings finite values as large as ±1e308 within ±_LARGEST_SAFE, else 1. Every drift
+    test and PSI's equal-width bins are unchanged by scaling (dividing by a power of two rounds nothing), while
+    the range, the differences and the squares of the unscaled values overflow: the Sturges bin count had
+    been NaN and monitor crashed."""
+    largest = max((float(np.max(np.abs(a[[0, -1]]))) for a in (ref, cur) if len(a)), default=0.0)
+    if largest <= _LARGEST_SAFE:
+        return 1.0
+    return float(2.0 ** (np.frexp(largest)[1] - np.frexp(_LARGEST_SAFE)[1]))
 
 
 def _distinct_sorted(values: np.ndarray) -> int:
@@ -150,12 +165,14 @@ def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRec
     if samples.kind == "num" and method in ("chisquare", "z", "jensenshannon"):
         keys = np.union1d(samples.reference, samples.current)
         samples = Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(samples.reference, keys),
-                          current_counts=_counts_sorted(samples.current, keys))
+                          current_counts=_counts_sorted(samples.current, keys), scale=samples.scale)
     score = _score(method, samples)
     threshold, direction, method_name = METHODS[method]
     drifted = bool({"le": score <= threshold, "lt": score < threshold, "ge": score >= threshold}[direction])
     detail = base_detail | {"method": method, "method_name": method_name, "threshold": threshold,
                             "reference_rows": n_ref, "current_rows": n_cur}
+    if not np.isfinite(score):  # a constant reference (std under 0.001) and values near ±1e308
+        detail |= {"reason": "the distance overflows a double (values near ±1e308), so no score is recorded"}
     psi, binning, distribution = _psi(samples, ref_distinct)
     return [
         MetricRecord("drift", "drift_score", column.name, None, score, n_ref + n_cur, detail=detail),
@@ -182,7 +199,7 @@ def _score(method: str, s: Samples) -> float:
 
         return float(ks_2samp(s.reference, s.current)[1])
     if method == "wasserstein":
-        return wasserstein_normed(s.reference, s.current)
+        return wasserstein_normed(s.reference, s.current, scale=s.scale)
     ref, cur = s.reference_counts, s.current_counts
     if method == "chisquare":
         from scipy.special import chdtrc  # scipy.stats.chisquare's survival function
@@ -196,8 +213,9 @@ def _score(method: str, s: Samples) -> float:
     return jensenshannon(ref / ref.sum(), cur / cur.sum())
 
 
-def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
-    """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std.
+def wasserstein_normed(ref: np.ndarray, cur: np.ndarray, *, scale: float = 1.0) -> float:
+    """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std (at least
+    Evidently's 0.001), for samples that were divided by `scale`.
 
     scipy evaluates both CDFs at every point of the merged sample. A stable argsort of the two
     sorted runs merges them in linear time and tells which sample each point came from; running
@@ -215,7 +233,7 @@ def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
     np.subtract(ref_cdf, cur_cdf, out=ref_cdf)
     np.abs(ref_cdf, out=ref_cdf)
     np.multiply(ref_cdf, np.diff(values), out=ref_cdf)
-    return float(np.sum(ref_cdf)) / max(float(np.std(ref)), 0.001)
+    return float(np.sum(ref_cdf)) / max(float(np.std(ref)), 0.001 / scale)
 
 
 def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
@@ -271,7 +289,8 @@ def _psi(s: Samples, ref_distinct: int) -> tuple[float, str, dict[str, Any]]:
         edges = sturges_edges(low, high, n_ref + n_cur)
         ref_counts, cur_counts = _histogram_sorted(s.reference, edges), _histogram_sorted(s.current, edges)
         binning = f"sturges ({len(edges) - 1} bins)"
-        labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
+        shown = edges * s.scale
+        labels = [f"[{shown[i]:.4g}, {shown[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
                   for i in range(len(edges) - 1)]
     else:
         if s.kind == "num":
@@ -281,7 +300,7 @@ def _psi(s: Samples, ref_distinct: int) -> tuple[float, str, dict[str, Any]]:
             ref_counts, cur_counts = s.reference_counts, s.current_counts
             keys = s.keys
         binning = "values"
-        labels = [f"{k:g}" if isinstance(k, (float, np.floating)) else str(k) for k in keys]
+        labels = [f"{k * s.scale:g}" if isinstance(k, (float, np.floating)) else str(k) for k in keys]
     ref_pct, cur_pct = _fill_zeroes(ref_counts / n_ref), _fill_zeroes(cur_counts / n_cur)
     psi = float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct)))
     return psi, binning, _distribution(labels, ref_counts / n_ref, cur_counts / n_cur)
