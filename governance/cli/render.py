@@ -215,6 +215,8 @@ def monitored(result) -> str:
                  if r.feature == gap.feature and r.group is not None and r.value is not None]
         shown = ", ".join(f"{r.group} {r.value:.3f}" for r in rates[:8]) + (", …" if len(rates) > 8 else "")
         lines.append(f"  {gap.feature}: parity gap {gap.value:.4f} over every group (selection rate {shown})")
+    for column, reason in metric_set.params.get("fairness_unmeasured", {}).items():
+        lines.append(f"  {column}: fairness not measured: {reason}")
     if any(line.startswith("  ") and " parity gap " in line for line in lines):  # not the gate's gap
         lines.append("  (a gate's parity rule judges the groups its min_samples admits: small groups can make "
                      "these gaps larger)")

@@ -273,9 +273,12 @@ class RegistryActions(ServiceBase):
 
     def ingest_notes(self, prediction_set: PredictionSet) -> list[str]:
         """What the user should know about a set just ingested: a production batch without the sensitive
-        columns the version's eval set judges fairness by (its label-free fairness goes unmeasured), and a
-        file ingested before as another set of the same split (both are kept)."""
+        columns the version's eval set judges fairness by (its label-free fairness goes unmeasured) or with a
+        sensitive column of one group (the same), and a file ingested before as another set of the same split
+        (both are kept)."""
+        from evaluation.sources import single_groups
         ps = prediction_set
+        single = single_groups(self.prediction_set_path(ps), ps.sensitive) if ps.split == "production" else {}
 
         def unit(conn: duckdb.DuckDBPyConnection) -> list[str]:
             self._authorize(conn, Action.VIEW)
@@ -289,6 +292,9 @@ class RegistryActions(ServiceBase):
                 notes.append(f"the version's eval set judges fairness by {', '.join(left_out)}, which this batch "
                              f"does not name with --sensitive: its selection rates per group and parity gaps go "
                              f"unmeasured ({remedy}).")
+            notes += [f"column {column!r} holds one group in every row ({group!r}): its selection rates per group "
+                      "and parity gaps go unmeasured (fairness compares at least two groups)."
+                      for column, group in single.items()]
             same = [other for other in registry.list_prediction_sets(conn, ps.model, ps.version)
                     if other.id != ps.id and other.split == ps.split and other.source_sha256 == ps.source_sha256]
             if same:
