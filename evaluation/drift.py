@@ -43,6 +43,19 @@ class DriftColumn:
     name: str
     sql_type: str
     role: str  # feature | sensitive | score | label
+    reference_type: str | None = None  # None: the same as the current data's
+
+    @property
+    def numeric(self) -> bool:
+        """Numbers on both sides; a column of text in either set is compared as categories of text."""
+        return _is_number(self.sql_type) and _is_number(self.reference_type or self.sql_type)
+
+    @property
+    def mixed(self) -> bool:
+        """The sets hold the column as different types, not both numbers ('old' among ages in the reference):
+        its values are compared as text, which both types convert to."""
+        return self.reference_type is not None and not self.numeric and \
+            self.reference_type.upper() != self.sql_type.upper()
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,7 @@ def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], referenc
 def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, column: DriftColumn) -> Samples:
     """Cleaned values, and the column kind as Evidently infers it from the current data."""
     q = quote(column.name)
-    if is_float_type(column.sql_type) or is_integer_type(column.sql_type):
+    if column.numeric:
         fetch = f"SELECT CAST({q} AS DOUBLE) AS v FROM {{}} WHERE {q} IS NOT NULL AND isfinite(CAST({q} AS DOUBLE))"
         ref = np.sort(conn.execute(fetch.format(reference)).fetchnumpy()["v"])
         cur = np.sort(conn.execute(fetch.format(current)).fetchnumpy()["v"])
@@ -114,10 +127,11 @@ def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, colu
         distinct, present = conn.execute(f"SELECT count(DISTINCT {q}), count({q}) FROM {current}").fetchone()
         if distinct > present * 0.5:
             return Samples("text")
+    v = f"CAST({q} AS VARCHAR)" if column.mixed else q  # '34' in one set and 34 in the other are one value
     rows = conn.execute(
         f"SELECT v, count(*) FILTER (r = 1), count(*) FILTER (r = 0) FROM ("
-        f"SELECT {q} AS v, 1 AS r FROM {reference} WHERE {q} IS NOT NULL UNION ALL "
-        f"SELECT {q}, 0 FROM {current} WHERE {q} IS NOT NULL) GROUP BY v ORDER BY v"
+        f"SELECT {v} AS v, 1 AS r FROM {reference} WHERE {q} IS NOT NULL UNION ALL "
+        f"SELECT {v}, 0 FROM {current} WHERE {q} IS NOT NULL) GROUP BY v ORDER BY v"
     ).fetchall()
     return Samples("cat", keys=[r[0] for r in rows], reference_counts=np.array([r[1] for r in rows], dtype=float),
                    current_counts=np.array([r[2] for r in rows], dtype=float))
@@ -134,6 +148,10 @@ def _scale(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(2.0 ** (np.frexp(largest)[1] - np.frexp(_LARGEST_SAFE)[1]))
 
 
+def _is_number(sql_type: str) -> bool:
+    return is_float_type(sql_type) or is_integer_type(sql_type)
+
+
 def _distinct_sorted(values: np.ndarray) -> int:
     return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if len(values) else 0
 
@@ -143,7 +161,10 @@ def _counts_sorted(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
-    base_detail = {"role": column.role, "column_type": samples.kind}
+    base_detail: dict[str, Any] = {"role": column.role, "column_type": samples.kind}
+    if column.mixed:
+        base_detail["types"] = (f"the reference holds {column.reference_type} and the current data {column.sql_type}: "
+                                "compared as categories of text")
     if samples.kind == "text":
         reason = ("more than half of its values are distinct, so Evidently treats it as text and trains a "
                   "classifier; govern does not compute text drift")

@@ -107,11 +107,11 @@ def evaluate(
             drifted = tuple(c for c in columns.drift_columns if c not in undrifted)
             check_columns(reference_types, Columns(label, score, (), drifted), "reference", need_label_score=False)
             reference_rows = conn.execute("SELECT count(*) FROM ref").fetchone()[0]
-            drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature")
-                             for c in drifted]
+            drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature",
+                                         reference_types[c]) for c in drifted]
             for name, role in ((score, "score"), (label, "label")):
                 if name is not None and name in reference_types:
-                    drift_columns.append(DriftColumn(name, current_types[name], role))
+                    drift_columns.append(DriftColumn(name, current_types[name], role, reference_types[name]))
 
             def open_cursor() -> duckdb.DuckDBPyConnection:
                 cursor = conn.cursor()

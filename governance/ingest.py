@@ -474,23 +474,26 @@ def _output_types(
     if roles.label is not None:
         types[roles.label] = "TINYINT"
     if fmt == "csv":
-        # Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would
-        # decide with the whole file as its sample.
-        inferred = [c for c in kept if c not in (roles.label, roles.score)]
-        if inferred:
-            probes = ", ".join(
-                f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
-                f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
-                f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
-                for c in inferred
-            )
-            flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
-            for i, column in enumerate(inferred):
-                is_int, is_float = flags[2 * i], flags[2 * i + 1]
-                types[column] = "BIGINT" if is_int else "DOUBLE" if is_float else "VARCHAR"
+        types.update(_inferred_types(conn, [c for c in kept if c not in (roles.label, roles.score)]))
         if roles.id is not None and roles.id in types:
             types[roles.id] = _id_type(conn, roles.id)
     return types
+
+
+def _inferred_types(conn: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, str]:
+    """Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would decide with
+    the whole file as its sample."""
+    if not columns:
+        return {}
+    probes = ", ".join(
+        f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
+        f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
+        f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
+        for c in columns
+    )
+    flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
+    return {column: "BIGINT" if flags[2 * i] else "DOUBLE" if flags[2 * i + 1] else "VARCHAR"
+            for i, column in enumerate(columns)}
 
 
 def _id_type(conn: duckdb.DuckDBPyConnection, column: str) -> str:
@@ -503,6 +506,24 @@ def _id_type(conn: duckdb.DuckDBPyConnection, column: str) -> str:
         f"SELECT count({q}) = count(CASE WHEN regexp_full_match({q}, '0|-?[1-9][0-9]*') "
         f"THEN TRY_CAST({q} AS BIGINT) END) FROM src").fetchone()[0]
     return "BIGINT" if canonical else "VARCHAR"
+
+
+def prepare_reference_file(path: Path, scratch: Path, *, delimiter: str = ",", doing: str = "measure") -> Path:
+    """A reference file read as ingest reads files (its header checked, a CSV's columns typed from every
+    value) and written as Parquet to `scratch`, which it returns. DuckDB's sniffer had typed a column of
+    'inf' as DATE, and an empty file as one column named column0, so drift failed or named the wrong thing.
+
+    Raises NotFound for a missing file and InvalidInput for one that cannot be read or has no rows.
+    """
+    with _loaded(path, scratch, delimiter, doing) as (conn, source, fmt, header, problems):
+        columns = _column_types(conn)
+        if not conn.execute("SELECT count(*) FROM src").fetchone()[0]:
+            problems.add(None, "the file has a header but no data rows")
+            _raise(source, problems, doing)
+        types = {**columns, **_inferred_types(conn, list(columns))} if fmt == "csv" else columns
+        select = ", ".join(f"CAST({_quote(c)} AS {types[c]}) AS {_quote(c)}" for c in columns)
+        conn.execute(f"COPY (SELECT {select} FROM src ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
+    return scratch
 
 
 def _cast(column: str, sql_type: str, roles: ColumnRoles) -> str:
