@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import duckdb
 import numpy as np
@@ -77,10 +77,14 @@ class Samples:
         return int(self.reference_counts.sum()), int(self.current_counts.sum())
 
 
+ABSENT_REASON = "the current data lacks the column, so the dataset share counts it as drifted"
+
+
 def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], reference: str, current: str,
-                  columns: list[DriftColumn]) -> list[MetricRecord]:
+                  columns: list[DriftColumn], absent: Sequence[str] = ()) -> list[MetricRecord]:
     """Drift records per column plus the dataset share; `open_cursor` gives a connection on which
-    the `reference` and `current` views exist (one per worker thread)."""
+    the `reference` and `current` views exist (one per worker thread). `absent` reference features the
+    current data lacks count as drifted: leaving columns out had made a batch's share look lower."""
     records: list[MetricRecord] = []
     verdicts: list[tuple[str, bool]] = []
 
@@ -98,10 +102,17 @@ def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], referenc
         records += column_records
         if drifted is not None and column.role in ("feature", "sensitive"):
             verdicts.append((column.name, drifted))
+    for name in absent:
+        records.append(MetricRecord("drift", "drift_score", name, None, None, 0,
+                                    detail={"role": "feature", "reason": ABSENT_REASON}))
+        verdicts.append((name, True))
     if verdicts:
         drifted_names = [name for name, drifted in verdicts if drifted]
         share = len(drifted_names) / len(verdicts)
-        detail = {"drifted_columns": drifted_names, "columns": len(verdicts), "drift_share": DATASET_DRIFT_SHARE}
+        detail: dict[str, Any] = {"drifted_columns": drifted_names, "columns": len(verdicts),
+                                  "drift_share": DATASET_DRIFT_SHARE}
+        if absent:
+            detail["missing_columns"] = list(absent)
         records += [
             MetricRecord("drift", "share_of_drifted_columns", None, None, share, len(verdicts), detail=detail),
             MetricRecord("drift", "dataset_drift", None, None, float(share >= DATASET_DRIFT_SHARE), len(verdicts),

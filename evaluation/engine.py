@@ -40,6 +40,7 @@ def evaluate(
     probe: Sequence[str] = (),
     impact_min_share: float = fairness.IMPACT_MIN_SHARE,
     undrifted: Sequence[str] = (),
+    absent: Sequence[str] = (),
 ) -> MetricSet:
     """Compute performance, calibration, fairness and (with a reference) drift records.
 
@@ -50,7 +51,8 @@ def evaluate(
     sensitive columns, as the feature "sex*race" whose groups read "f & white". `probe` columns are
     checked for leakage (sanity.feature_auc: how well each alone separates the label). Impact ratios
     leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). `undrifted` sensitive columns
-    (ones the reference lacks) are judged for fairness but not for drift. With `label` None (a
+    (ones the reference lacks) are judged for fairness but not for drift; `absent` reference features the
+    current data lacks count as drifted in the dataset share. With `label` None (a
     production batch whose outcomes are not known yet) only what needs no labels is computed: the
     selection rate, the label-free fairness records (LABEL_FREE) and drift of the features and the score.
     Raises MetricInputError naming the column and the problem.
@@ -119,7 +121,7 @@ def evaluate(
                 register(cursor, "ref", reference, "reference")
                 return cursor
 
-            records += drift_records(open_cursor, "ref", "cur", drift_columns)
+            records += drift_records(open_cursor, "ref", "cur", drift_columns, absent)
     finally:
         conn.close()
     params = {

@@ -477,3 +477,28 @@ def test_a_sensitive_column_the_reference_lacks_is_judged_for_fairness_without_d
     rates = (frame["score"] >= 0.5).groupby(frame["region"]).mean()
     assert metrics.find("fairness", "demographic_parity_difference", "region").value == pytest.approx(
         rates.max() - rates.min(), abs=1e-12)
+
+
+def test_a_batch_without_some_reference_features_counts_them_as_drifted_and_says_so(store, files, tmp_path,
+                                                                                      run_cli):
+    # From a hostile trial: a batch without two of nine features reported the share over the seven left.
+    import json
+    engineer, _ = _seeded(store, files)
+    full = engineer.monitor(model="credit", version="1").metrics.find("drift", "share_of_drifted_columns")
+    path = tmp_path / "without-x2.parquet"
+    pd.read_parquet(files["unlabelled"]).drop(columns=["x2"]).to_parquet(path, index=False)
+    result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "production", "--score", "score",
+                     "--id", "row_id", "--sensitive", "group", as_="eng")
+    assert result.stdout.splitlines()[1:] == [
+        "note: the version's reference set has x2, which this batch lacks: drift counts it as a drifted column."]
+    printed = run_cli(store.home, "monitor", "credit", "1", as_="eng")
+    assert "  note: the batch lacks the reference's x2: counted as drifted columns" in printed.stdout.splitlines()
+    body = json.loads(run_cli(store.home, "monitor", "credit", "1", "--json", as_="eng").stdout)
+    assert body["evaluation"]["params"]["reference_columns_missing"] == ["x2"]
+    [share] = [r for r in body["records"] if r["metric"] == "share_of_drifted_columns"]
+    drifted = [c for c in full.detail["drifted_columns"] if c != "x2"] + ["x2"]
+    assert (share["value"], share["n"], share["detail"]["drifted_columns"], share["detail"]["missing_columns"]) == \
+        (len(drifted) / full.n, full.n, drifted, ["x2"])
+    [x2] = [r for r in body["records"] if r["feature"] == "x2"]
+    assert x2["value"] is None and x2["detail"]["reason"] == ("the current data lacks the column, so the dataset "
+                                                              "share counts it as drifted")

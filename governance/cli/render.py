@@ -200,6 +200,9 @@ def monitored(result) -> str:
     lines = [f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
              f"{_number(share.value) if share else 'n/a'}"
              + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert")]
+    absent = metric_set.params.get("reference_columns_missing")
+    if absent:
+        lines.append(f"  note: the batch lacks the reference's {', '.join(absent)}: counted as drifted columns")
     estimation = metric_set.params.get("estimation", {})
     if estimation.get("refused"):
         lines.append(f"  not estimated: {estimation['refused']}")

@@ -22,7 +22,7 @@ from governance.service.monitoring import (
     with_realised,
 )
 from governance.service.policies import PolicyActions
-from governance.service.registry import RegistryActions
+from governance.service.registry import RegistryActions, reference_columns_missing
 from governance.store import evaluations, registry, review_items
 from governance.store import labels as label_store
 
@@ -262,6 +262,7 @@ class EvaluationActions(PolicyActions, RegistryActions):
         features: tuple[str, ...] = ()
         skipped: list[str] = []
         undrifted: list[str] = []
+        absent: list[str] = []
         if reference is not None:
             reference_columns = set(reference.features) | set(reference.sensitive) | {reference.score_column}
             reference_columns |= {reference.label_column} if reference.label_column else set()
@@ -270,13 +271,14 @@ class EvaluationActions(PolicyActions, RegistryActions):
             skipped = [f for f in (*current.features, *current.sensitive) if f not in reference_columns]
             # a sensitive column the reference lacks is judged on the current rows alone, like a feature it lacks
             undrifted = [s for s in sensitive if s not in reference_columns]
+            absent = reference_columns_missing(reference, current)
         try:
             metric_set = evaluate(
                 current=self.prediction_set_path(current),
                 reference=self._reference_as(current, reference) if reference else None,
                 label=current.label_column, score=current.score_column, sensitive=sensitive,
                 features=features, threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
-                intersections=intersections, probe=current.features, undrifted=undrifted,
+                intersections=intersections, probe=current.features, undrifted=undrifted, absent=absent,
             )
         except MetricInputError as exc:
             raise InvalidInput(str(exc)) from exc
@@ -287,6 +289,8 @@ class EvaluationActions(PolicyActions, RegistryActions):
             notes["features_without_reference"] = skipped
         if unmeasured:
             notes["fairness_unmeasured"] = unmeasured
+        if absent:
+            notes["reference_columns_missing"] = absent
         return MetricSet(metric_set.records, {**metric_set.params, **notes})
 
     def _fairness_unmeasured(self, current: PredictionSet) -> dict[str, str]:
@@ -411,3 +415,4 @@ def _judged(current: PredictionSet, unmeasured: dict[str, str]) -> tuple[list[st
     columns (an intersection joining only such columns has a single group too)."""
     return ([c for c in current.sensitive if c not in unmeasured],
             [list(parts) for parts in current.intersections if not all(p in unmeasured for p in parts)])
+
