@@ -304,18 +304,37 @@ def _column_types(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute("DESCRIBE src").fetchall() if row[0] != ROW}
 
 
+NameFault = Literal["empty", "control", "reserved", "repeated"]
+
+
+def name_fault(name: str, earlier: Collection[str] = ()) -> NameFault | None:
+    """Why ingest refuses a column name, or None: empty, with control characters, starting with the reserved
+    __govern, or in `earlier` (the names already taken, lowercased: names are compared ignoring case).
+    `govern predict` names its score column by the same rules, so that what it writes can be ingested."""
+    if name.strip() == "":
+        return "empty"
+    if _BAD_NAME.search(name):
+        return "control"
+    if name.lower().startswith("__govern"):
+        return "reserved"
+    if name.lower() in earlier:
+        return "repeated"
+    return None
+
+
 def _check_names(problems: _Problems, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
-        if name.strip() == "":
-            problems.add(None, "a column has an empty name")
-        elif _BAD_NAME.search(name):
-            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
-        elif name.lower().startswith("__govern"):
-            problems.add(name, "names starting with __govern are reserved; rename it")
-        elif name.lower() in seen:
-            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
+        fault = name_fault(name, seen)
         seen.add(name.lower())
+        if fault == "empty":
+            problems.add(None, "a column has an empty name")
+        elif fault == "control":
+            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
+        elif fault == "reserved":
+            problems.add(name, "names starting with __govern are reserved; rename it")
+        elif fault == "repeated":
+            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
 
 
 def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest") -> None:
