@@ -159,6 +159,9 @@ def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
     try:
         refuse_too_wide(path, doing, delimiter)
         header = _header(path, fmt, delimiter, source.name, doing)
+        if not header:  # a file of a byte-order mark or blank lines: DuckDB's reader failed on zero columns
+            raise InvalidInput(f"cannot {doing} {source.name}: it has no header row (its first line is empty); "
+                               "the first line names the columns.")
         if _BAD_NAME.search(source.name):  # it is stored and printed as the set's source: a line break forges lines
             raise InvalidInput(f"cannot {doing} {source.name!r}: its file name has control characters (line breaks, "
                                "tabs); rename the file.")

@@ -109,6 +109,11 @@ BAD_FILES = {
                       "cannot ingest f.csv: 1 problem, nothing was written.\n"
                       "  - column 'id': duplicated in 2 rows (rows 1, 3; e.g. 'a')"),
     "empty_file": ("f.csv", "", ROLES, "cannot ingest f.csv: the file is empty."),
+    # from a hostile trial: DuckDB's "Binder Error: read_csv columns requires a struct as input"
+    "only_a_byte_order_mark": ("f.csv", b"\xef\xbb\xbf", ROLES, "cannot ingest f.csv: it has no header row (its first "
+                               "line is empty); the first line names the columns."),
+    "only_blank_lines": ("f.csv", "\n\n\n", ROLES, "cannot ingest f.csv: it has no header row (its first line is "
+                         "empty); the first line names the columns."),
     "header_only": ("f.csv", HEADER, ROLES,
                     "cannot ingest f.csv: 1 problem, nothing was written.\n"
                     "  - the file has a header but no data rows"),
