@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import duckdb
 import numpy as np
@@ -34,6 +34,8 @@ METHODS = {  # evidently's stattest name → (threshold, drift when the score is
 }
 PSI_THRESHOLD = 0.1
 DISTRIBUTION_BINS = 40  # bins or values kept in a drift record for charts
+# Past this magnitude a range (1e308 - -1e308) or a square (for the std) overflows a double.
+_LARGEST_SAFE = 2.0 ** 500
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,19 @@ class DriftColumn:
     name: str
     sql_type: str
     role: str  # feature | sensitive | score | label
+    reference_type: str | None = None  # None: the same as the current data's
+
+    @property
+    def numeric(self) -> bool:
+        """Numbers on both sides; a column of text in either set is compared as categories of text."""
+        return _is_number(self.sql_type) and _is_number(self.reference_type or self.sql_type)
+
+    @property
+    def mixed(self) -> bool:
+        """The sets hold the column as different types, not both numbers ('old' among ages in the reference):
+        its values are compared as text, which both types convert to."""
+        return self.reference_type is not None and not self.numeric and \
+            self.reference_type.upper() != self.sql_type.upper()
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ class Samples:
     keys: list | None = None  # category values and their counts
     reference_counts: np.ndarray | None = None
     current_counts: np.ndarray | None = None
+    scale: float = 1.0  # numbers were divided by it to keep their range finite (a power of two: exact)
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -61,10 +77,14 @@ class Samples:
         return int(self.reference_counts.sum()), int(self.current_counts.sum())
 
 
+ABSENT_REASON = "the current data lacks the column, so the dataset share counts it as drifted"
+
+
 def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], reference: str, current: str,
-                  columns: list[DriftColumn]) -> list[MetricRecord]:
+                  columns: list[DriftColumn], absent: Sequence[str] = ()) -> list[MetricRecord]:
     """Drift records per column plus the dataset share; `open_cursor` gives a connection on which
-    the `reference` and `current` views exist (one per worker thread)."""
+    the `reference` and `current` views exist (one per worker thread). `absent` reference features the
+    current data lacks count as drifted: leaving columns out had made a batch's share look lower."""
     records: list[MetricRecord] = []
     verdicts: list[tuple[str, bool]] = []
 
@@ -82,10 +102,17 @@ def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], referenc
         records += column_records
         if drifted is not None and column.role in ("feature", "sensitive"):
             verdicts.append((column.name, drifted))
+    for name in absent:
+        records.append(MetricRecord("drift", "drift_score", name, None, None, 0,
+                                    detail={"role": "feature", "reason": ABSENT_REASON}))
+        verdicts.append((name, True))
     if verdicts:
         drifted_names = [name for name, drifted in verdicts if drifted]
         share = len(drifted_names) / len(verdicts)
-        detail = {"drifted_columns": drifted_names, "columns": len(verdicts), "drift_share": DATASET_DRIFT_SHARE}
+        detail: dict[str, Any] = {"drifted_columns": drifted_names, "columns": len(verdicts),
+                                  "drift_share": DATASET_DRIFT_SHARE}
+        if absent:
+            detail["missing_columns"] = list(absent)
         records += [
             MetricRecord("drift", "share_of_drifted_columns", None, None, share, len(verdicts), detail=detail),
             MetricRecord("drift", "dataset_drift", None, None, float(share >= DATASET_DRIFT_SHARE), len(verdicts),
@@ -97,12 +124,13 @@ def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], referenc
 def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, column: DriftColumn) -> Samples:
     """Cleaned values, and the column kind as Evidently infers it from the current data."""
     q = quote(column.name)
-    if is_float_type(column.sql_type) or is_integer_type(column.sql_type):
+    if column.numeric:
         fetch = f"SELECT CAST({q} AS DOUBLE) AS v FROM {{}} WHERE {q} IS NOT NULL AND isfinite(CAST({q} AS DOUBLE))"
         ref = np.sort(conn.execute(fetch.format(reference)).fetchnumpy()["v"])
         cur = np.sort(conn.execute(fetch.format(current)).fetchnumpy()["v"])
         if is_float_type(column.sql_type) or _distinct_sorted(cur) > INTEGER_CARDINALITY_LIMIT:
-            return Samples("num", reference=ref, current=cur)
+            scale = _scale(ref, cur)
+            return Samples("num", reference=ref / scale, current=cur / scale, scale=scale)
         keys = np.union1d(ref, cur)
         return Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(ref, keys),
                        current_counts=_counts_sorted(cur, keys))
@@ -110,13 +138,29 @@ def _samples(conn: duckdb.DuckDBPyConnection, reference: str, current: str, colu
         distinct, present = conn.execute(f"SELECT count(DISTINCT {q}), count({q}) FROM {current}").fetchone()
         if distinct > present * 0.5:
             return Samples("text")
+    v = f"CAST({q} AS VARCHAR)" if column.mixed else q  # '34' in one set and 34 in the other are one value
     rows = conn.execute(
         f"SELECT v, count(*) FILTER (r = 1), count(*) FILTER (r = 0) FROM ("
-        f"SELECT {q} AS v, 1 AS r FROM {reference} WHERE {q} IS NOT NULL UNION ALL "
-        f"SELECT {q}, 0 FROM {current} WHERE {q} IS NOT NULL) GROUP BY v ORDER BY v"
+        f"SELECT {v} AS v, 1 AS r FROM {reference} WHERE {q} IS NOT NULL UNION ALL "
+        f"SELECT {v}, 0 FROM {current} WHERE {q} IS NOT NULL) GROUP BY v ORDER BY v"
     ).fetchall()
     return Samples("cat", keys=[r[0] for r in rows], reference_counts=np.array([r[1] for r in rows], dtype=float),
                    current_counts=np.array([r[2] for r in rows], dtype=float))
+
+
+def _scale(ref: np.ndarray, cur: np.ndarray) -> float:
+    """A power of two that brings finite values as large as ±1e308 within ±_LARGEST_SAFE, else 1. Every drift
+    test and PSI's equal-width bins are unchanged by scaling (dividing by a power of two rounds nothing), while
+    the range, the differences and the squares of the unscaled values overflow: the Sturges bin count had
+    been NaN and monitor crashed."""
+    largest = max((float(np.max(np.abs(a[[0, -1]]))) for a in (ref, cur) if len(a)), default=0.0)
+    if largest <= _LARGEST_SAFE:
+        return 1.0
+    return float(2.0 ** (np.frexp(largest)[1] - np.frexp(_LARGEST_SAFE)[1]))
+
+
+def _is_number(sql_type: str) -> bool:
+    return is_float_type(sql_type) or is_integer_type(sql_type)
 
 
 def _distinct_sorted(values: np.ndarray) -> int:
@@ -128,7 +172,10 @@ def _counts_sorted(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
-    base_detail = {"role": column.role, "column_type": samples.kind}
+    base_detail: dict[str, Any] = {"role": column.role, "column_type": samples.kind}
+    if column.mixed:
+        base_detail["types"] = (f"the reference holds {column.reference_type} and the current data {column.sql_type}: "
+                                "compared as categories of text")
     if samples.kind == "text":
         reason = ("more than half of its values are distinct, so Evidently treats it as text and trains a "
                   "classifier; govern does not compute text drift")
@@ -150,12 +197,14 @@ def _column_drift(samples: Samples, column: DriftColumn) -> tuple[list[MetricRec
     if samples.kind == "num" and method in ("chisquare", "z", "jensenshannon"):
         keys = np.union1d(samples.reference, samples.current)
         samples = Samples("cat", keys=keys.tolist(), reference_counts=_counts_sorted(samples.reference, keys),
-                          current_counts=_counts_sorted(samples.current, keys))
+                          current_counts=_counts_sorted(samples.current, keys), scale=samples.scale)
     score = _score(method, samples)
     threshold, direction, method_name = METHODS[method]
     drifted = bool({"le": score <= threshold, "lt": score < threshold, "ge": score >= threshold}[direction])
     detail = base_detail | {"method": method, "method_name": method_name, "threshold": threshold,
                             "reference_rows": n_ref, "current_rows": n_cur}
+    if not np.isfinite(score):  # a constant reference (std under 0.001) and values near ±1e308
+        detail |= {"reason": "the distance overflows a double (values near ±1e308), so no score is recorded"}
     psi, binning, distribution = _psi(samples, ref_distinct)
     return [
         MetricRecord("drift", "drift_score", column.name, None, score, n_ref + n_cur, detail=detail),
@@ -182,7 +231,7 @@ def _score(method: str, s: Samples) -> float:
 
         return float(ks_2samp(s.reference, s.current)[1])
     if method == "wasserstein":
-        return wasserstein_normed(s.reference, s.current)
+        return wasserstein_normed(s.reference, s.current, scale=s.scale)
     ref, cur = s.reference_counts, s.current_counts
     if method == "chisquare":
         from scipy.special import chdtrc  # scipy.stats.chisquare's survival function
@@ -196,8 +245,9 @@ def _score(method: str, s: Samples) -> float:
     return jensenshannon(ref / ref.sum(), cur / cur.sum())
 
 
-def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
-    """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std.
+def wasserstein_normed(ref: np.ndarray, cur: np.ndarray, *, scale: float = 1.0) -> float:
+    """scipy.stats.wasserstein_distance of two sorted samples over the reference's population std (at least
+    Evidently's 0.001), for samples that were divided by `scale`.
 
     scipy evaluates both CDFs at every point of the merged sample. A stable argsort of the two
     sorted runs merges them in linear time and tells which sample each point came from; running
@@ -215,7 +265,7 @@ def wasserstein_normed(ref: np.ndarray, cur: np.ndarray) -> float:
     np.subtract(ref_cdf, cur_cdf, out=ref_cdf)
     np.abs(ref_cdf, out=ref_cdf)
     np.multiply(ref_cdf, np.diff(values), out=ref_cdf)
-    return float(np.sum(ref_cdf)) / max(float(np.std(ref)), 0.001)
+    return float(np.sum(ref_cdf)) / max(float(np.std(ref)), 0.001 / scale)
 
 
 def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
@@ -271,7 +321,8 @@ def _psi(s: Samples, ref_distinct: int) -> tuple[float, str, dict[str, Any]]:
         edges = sturges_edges(low, high, n_ref + n_cur)
         ref_counts, cur_counts = _histogram_sorted(s.reference, edges), _histogram_sorted(s.current, edges)
         binning = f"sturges ({len(edges) - 1} bins)"
-        labels = [f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
+        shown = edges * s.scale
+        labels = [f"[{shown[i]:.4g}, {shown[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
                   for i in range(len(edges) - 1)]
     else:
         if s.kind == "num":
@@ -281,7 +332,7 @@ def _psi(s: Samples, ref_distinct: int) -> tuple[float, str, dict[str, Any]]:
             ref_counts, cur_counts = s.reference_counts, s.current_counts
             keys = s.keys
         binning = "values"
-        labels = [f"{k:g}" if isinstance(k, (float, np.floating)) else str(k) for k in keys]
+        labels = [f"{k * s.scale:g}" if isinstance(k, (float, np.floating)) else str(k) for k in keys]
     ref_pct, cur_pct = _fill_zeroes(ref_counts / n_ref), _fill_zeroes(cur_counts / n_cur)
     psi = float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct)))
     return psi, binning, _distribution(labels, ref_counts / n_ref, cur_counts / n_cur)

@@ -39,6 +39,8 @@ def evaluate(
     intersections: Sequence[Sequence[str]] = (),
     probe: Sequence[str] = (),
     impact_min_share: float = fairness.IMPACT_MIN_SHARE,
+    undrifted: Sequence[str] = (),
+    absent: Sequence[str] = (),
 ) -> MetricSet:
     """Compute performance, calibration, fairness and (with a reference) drift records.
 
@@ -48,7 +50,9 @@ def evaluate(
     `features` without one is an error. `intersections` (e.g. [("sex", "race")]) are judged like
     sensitive columns, as the feature "sex*race" whose groups read "f & white". `probe` columns are
     checked for leakage (sanity.feature_auc: how well each alone separates the label). Impact ratios
-    leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). With `label` None (a
+    leave out groups under `impact_min_share` of the rows (NYC LL144's 2 %). `undrifted` sensitive columns
+    (ones the reference lacks) are judged for fairness but not for drift; `absent` reference features the
+    current data lacks count as drifted in the dataset share. With `label` None (a
     production batch whose outcomes are not known yet) only what needs no labels is computed: the
     selection rate, the label-free fairness records (LABEL_FREE) and drift of the features and the score.
     Raises MetricInputError naming the column and the problem.
@@ -102,14 +106,14 @@ def evaluate(
         reference_rows = None
         if reference is not None:
             reference_types = register(conn, "ref", reference, "reference")
-            check_columns(reference_types, Columns(label, score, (), columns.drift_columns), "reference",
-                          need_label_score=False)
+            drifted = tuple(c for c in columns.drift_columns if c not in undrifted)
+            check_columns(reference_types, Columns(label, score, (), drifted), "reference", need_label_score=False)
             reference_rows = conn.execute("SELECT count(*) FROM ref").fetchone()[0]
-            drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature")
-                             for c in columns.drift_columns]
+            drift_columns = [DriftColumn(c, current_types[c], "sensitive" if c in columns.sensitive else "feature",
+                                         reference_types[c]) for c in drifted]
             for name, role in ((score, "score"), (label, "label")):
                 if name is not None and name in reference_types:
-                    drift_columns.append(DriftColumn(name, current_types[name], role))
+                    drift_columns.append(DriftColumn(name, current_types[name], role, reference_types[name]))
 
             def open_cursor() -> duckdb.DuckDBPyConnection:
                 cursor = conn.cursor()
@@ -117,7 +121,7 @@ def evaluate(
                 register(cursor, "ref", reference, "reference")
                 return cursor
 
-            records += drift_records(open_cursor, "ref", "cur", drift_columns)
+            records += drift_records(open_cursor, "ref", "cur", drift_columns, absent)
     finally:
         conn.close()
     params = {

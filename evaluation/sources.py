@@ -104,6 +104,21 @@ def check_groups(conn: duckdb.DuckDBPyConnection, view: str, columns: Columns, l
                                f"{limit:,} per sensitive column; GOVERN_MAX_GROUPS raises the limit).")
 
 
+def single_groups(path: Path, columns: Sequence[str]) -> dict[str, str]:
+    """The columns of the Parquet file at `path` that hold one value in every row, each with that value as
+    text: fairness compares two groups or more, so a production batch of one group has none to compare."""
+    if not columns:
+        return {}
+    conn = duckdb.connect()
+    try:
+        found = conn.execute("SELECT " + ", ".join(f"count(DISTINCT {quote(c)}), CAST(min({quote(c)}) AS VARCHAR)"
+                                                   for c in columns) + " FROM read_parquet(?)",
+                             [str(path)]).fetchone() or ()
+    finally:
+        conn.close()
+    return {c: str(found[2 * i + 1]) for i, c in enumerate(columns) if found[2 * i] == 1}
+
+
 def _numeric(sql_type: str) -> bool:
     return sql_type.upper().split("(")[0] in {
         "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",

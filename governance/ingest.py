@@ -159,6 +159,9 @@ def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
     try:
         refuse_too_wide(path, doing, delimiter)
         header = _header(path, fmt, delimiter, source.name, doing)
+        if not header:  # a file of a byte-order mark or blank lines: DuckDB's reader failed on zero columns
+            raise InvalidInput(f"cannot {doing} {source.name}: it has no header row (its first line is empty); "
+                               "the first line names the columns.")
         if _BAD_NAME.search(source.name):  # it is stored and printed as the set's source: a line break forges lines
             raise InvalidInput(f"cannot {doing} {source.name!r}: its file name has control characters (line breaks, "
                                "tabs); rename the file.")
@@ -304,18 +307,37 @@ def _column_types(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute("DESCRIBE src").fetchall() if row[0] != ROW}
 
 
+NameFault = Literal["empty", "control", "reserved", "repeated"]
+
+
+def name_fault(name: str, earlier: Collection[str] = ()) -> NameFault | None:
+    """Why ingest refuses a column name, or None: empty, with control characters, starting with the reserved
+    __govern, or in `earlier` (the names already taken, lowercased: names are compared ignoring case).
+    `govern predict` names its score column by the same rules, so that what it writes can be ingested."""
+    if name.strip() == "":
+        return "empty"
+    if _BAD_NAME.search(name):
+        return "control"
+    if name.lower().startswith("__govern"):
+        return "reserved"
+    if name.lower() in earlier:
+        return "repeated"
+    return None
+
+
 def _check_names(problems: _Problems, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
-        if name.strip() == "":
-            problems.add(None, "a column has an empty name")
-        elif _BAD_NAME.search(name):
-            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
-        elif name.lower().startswith("__govern"):
-            problems.add(name, "names starting with __govern are reserved; rename it")
-        elif name.lower() in seen:
-            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
+        fault = name_fault(name, seen)
         seen.add(name.lower())
+        if fault == "empty":
+            problems.add(None, "a column has an empty name")
+        elif fault == "control":
+            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
+        elif fault == "reserved":
+            problems.add(name, "names starting with __govern are reserved; rename it")
+        elif fault == "repeated":
+            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
 
 
 def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest") -> None:
@@ -474,21 +496,56 @@ def _output_types(
     if roles.label is not None:
         types[roles.label] = "TINYINT"
     if fmt == "csv":
-        # Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would
-        # decide with the whole file as its sample.
-        inferred = [c for c in kept if c not in (roles.label, roles.score)]
-        if inferred:
-            probes = ", ".join(
-                f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
-                f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
-                f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
-                for c in inferred
-            )
-            flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
-            for i, column in enumerate(inferred):
-                is_int, is_float = flags[2 * i], flags[2 * i + 1]
-                types[column] = "BIGINT" if is_int else "DOUBLE" if is_float else "VARCHAR"
+        types.update(_inferred_types(conn, [c for c in kept if c not in (roles.label, roles.score)]))
+        if roles.id is not None and roles.id in types:
+            types[roles.id] = _id_type(conn, roles.id)
     return types
+
+
+def _inferred_types(conn: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, str]:
+    """Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would decide with
+    the whole file as its sample."""
+    if not columns:
+        return {}
+    probes = ", ".join(
+        f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
+        f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
+        f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
+        for c in columns
+    )
+    flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
+    return {column: "BIGINT" if flags[2 * i] else "DOUBLE" if flags[2 * i + 1] else "VARCHAR"
+            for i, column in enumerate(columns)}
+
+
+def _id_type(conn: duckdb.DuckDBPyConnection, column: str) -> str:
+    """BIGINT when every id is written as that integer is printed, else VARCHAR. Duplicates are found on the
+    file's text and labels are matched on the stored id printed as text, so the stored id must print back as
+    the text it was read from: '01000', ' 1000', '+1000' and '1000.0' had all become 1000, and 20-digit ids
+    one DOUBLE, merging rows whose labels then went to the wrong predictions."""
+    q = _quote(column)
+    canonical = conn.execute(
+        f"SELECT count({q}) = count(CASE WHEN regexp_full_match({q}, '0|-?[1-9][0-9]*') "
+        f"THEN TRY_CAST({q} AS BIGINT) END) FROM src").fetchone()[0]
+    return "BIGINT" if canonical else "VARCHAR"
+
+
+def prepare_reference_file(path: Path, scratch: Path, *, delimiter: str = ",", doing: str = "measure") -> Path:
+    """A reference file read as ingest reads files (its header checked, a CSV's columns typed from every
+    value) and written as Parquet to `scratch`, which it returns. DuckDB's sniffer had typed a column of
+    'inf' as DATE, and an empty file as one column named column0, so drift failed or named the wrong thing.
+
+    Raises NotFound for a missing file and InvalidInput for one that cannot be read or has no rows.
+    """
+    with _loaded(path, scratch, delimiter, doing) as (conn, source, fmt, header, problems):
+        columns = _column_types(conn)
+        if not conn.execute("SELECT count(*) FROM src").fetchone()[0]:
+            problems.add(None, "the file has a header but no data rows")
+            _raise(source, problems, doing)
+        types = {**columns, **_inferred_types(conn, list(columns))} if fmt == "csv" else columns
+        select = ", ".join(f"CAST({_quote(c)} AS {types[c]}) AS {_quote(c)}" for c in columns)
+        conn.execute(f"COPY (SELECT {select} FROM src ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
+    return scratch
 
 
 def _cast(column: str, sql_type: str, roles: ColumnRoles) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from evaluation import evaluate
 from governance.errors import NotAllowed, NotFound
+from governance.ingest import ColumnRoles
 from tests.support.stores import ACS_ROLES as ROLES
 
 
@@ -129,3 +130,60 @@ def test_cli_metrics_refuses_a_file_it_cannot_measure(tmp_path, run_cli, monkeyp
     result = run_cli(tmp_path, "metrics", path, "--label", "y", "--score", "p")
     assert result.exit_code == 2
     assert result.stderr == f"error: {message}\n"
+
+
+def _small_sets(tmp_path):
+    """An eval file of integer ages and a reference whose ages are 'old' on every other row (text)."""
+    rows = [(i % 2, round((i % 10) / 10 + 0.05, 2), 20 + i % 7, "fm"[i % 2]) for i in range(200)]
+    current, reference = tmp_path / "current.csv", tmp_path / "reference.csv"
+    current.write_text("y,p,age,sex\n" + "".join(f"{y},{p},{a},{s}\n" for y, p, a, s in rows))
+    reference.write_text("y,p,age,sex\n" + "".join(f"{y},{p},{'old' if i % 2 else a},{s}\n"
+                                                   for i, (y, p, a, s) in enumerate(rows)))
+    return current, reference
+
+
+def test_a_feature_of_text_in_one_set_and_numbers_in_the_other_is_compared_as_categories(store, tmp_path):
+    # From a hostile trial: "unexpected failure (ConversionException: Could not convert string 'old' to DOUBLE)".
+    current, reference = _small_sets(tmp_path)
+    engineer = store.as_("eng")
+    roles = ColumnRoles(label="y", score="p", sensitive=("sex",))
+    engineer.ingest(model="credit", version="1", file=current, split="eval", roles=roles)
+    engineer.ingest(model="credit", version="1", file=reference, split="reference", roles=roles)
+    _, metric_set = engineer.evaluate(model="credit", version="1", resamples=0)
+    age = metric_set.find("drift", "drift_score", "age")
+    assert (age.detail["column_type"], age.detail["method"]) == ("cat", "chisquare")
+    assert age.detail["types"] == ("the reference holds VARCHAR and the current data BIGINT: compared as "
+                                   "categories of text")
+    psi = metric_set.find("drift", "psi", "age").detail["distribution"]
+    assert psi["bins"] == ["20", "21", "22", "23", "24", "25", "26", "old"]
+    assert psi["reference_share"][-1] == 0.5 and psi["current_share"][-1] == 0
+
+
+@pytest.mark.parametrize("column, expected", [
+    ("age", "the column has no values in the reference data, so drift is undefined"),  # inf on every row
+    (None, "error: cannot measure reference.csv: the file is empty.\n"),
+])
+def test_cli_metrics_reads_the_reference_as_it_reads_the_current_file(tmp_path, run_cli, column, expected):
+    # The reference was sniffed: 'inf' on every row was typed DATE (a crash), an empty file had a column0.
+    current, reference = _small_sets(tmp_path)
+    if column:
+        reference.write_text("y,p,age\n" + "0,0.2,inf\n1,0.7,inf\n" * 20)
+    else:
+        reference.write_text("")
+    result = run_cli(tmp_path, "metrics", current, "--reference", reference, "--label", "y", "--score", "p",
+                     "--features", "age", "--resamples", "0", "--format", "json")
+    if column is None:
+        assert result.exit_code == 2 and result.stderr == expected
+        return
+    assert result.exit_code == 0, result.output
+    [age] = [r for r in json.loads(result.stdout) if r["feature"] == "age"]
+    assert age["value"] is None and age["detail"]["reason"] == expected
+
+
+def test_cli_metrics_compares_a_reference_column_of_text_as_categories(tmp_path, run_cli):
+    current, reference = _small_sets(tmp_path)
+    result = run_cli(tmp_path, "metrics", current, "--reference", reference, "--label", "y", "--score", "p",
+                     "--features", "age", "--resamples", "0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [detected] = [r for r in json.loads(result.stdout) if r["feature"] == "age" and r["metric"] == "drift_detected"]
+    assert detected["value"] == 1.0 and detected["detail"]["column_type"] == "cat"

@@ -109,6 +109,11 @@ BAD_FILES = {
                       "cannot ingest f.csv: 1 problem, nothing was written.\n"
                       "  - column 'id': duplicated in 2 rows (rows 1, 3; e.g. 'a')"),
     "empty_file": ("f.csv", "", ROLES, "cannot ingest f.csv: the file is empty."),
+    # from a hostile trial: DuckDB's "Binder Error: read_csv columns requires a struct as input"
+    "only_a_byte_order_mark": ("f.csv", b"\xef\xbb\xbf", ROLES, "cannot ingest f.csv: it has no header row (its first "
+                               "line is empty); the first line names the columns."),
+    "only_blank_lines": ("f.csv", "\n\n\n", ROLES, "cannot ingest f.csv: it has no header row (its first line is "
+                         "empty); the first line names the columns."),
     "header_only": ("f.csv", HEADER, ROLES,
                     "cannot ingest f.csv: 1 problem, nothing was written.\n"
                     "  - the file has a header but no data rows"),
@@ -243,3 +248,24 @@ def test_a_tab_separated_file_takes_the_delimiter_the_hint_gives(store, tmp_path
     assert result.exit_code == 0, result.output
     wrong = run_cli(store.home, "ingest", "credit", "1", path, "--split", "eval", "--delimiter", ";;", as_="eng")
     assert wrong.exit_code == 2 and "must be one character (or \\t for a tab), not ';;'" in wrong.stderr
+
+
+def test_ids_are_stored_as_written_so_labels_reach_their_own_rows(store, tmp_path):
+    # From a hostile trial: '01000' and '1000' were both stored as 1000, 20-digit ids all as 5e+19, '1000.0' made
+    # the column DOUBLE; the duplicate check had passed on the text, and labels then matched two rows.
+    ids = ["1000", "01000", " 1000", "+1000", "1000.0", "50000000000000000000", "50000000000000000001"]
+    batch = _write(tmp_path, "batch.csv", "id,score,x\n" + "".join(f'"{i}",0.{n + 1},{n}\n' for n, i in enumerate(ids)))
+    engineer = store.as_("eng")
+    ps = engineer.ingest(model="credit", version="1", file=batch, split="production",
+                         roles=ColumnRoles(id="id", label=None))
+    assert _stored(store, ps)["id"].tolist() == ids
+    outcomes = _write(tmp_path, "outcomes.csv", "id,outcome\n01000,1\n50000000000000000001,1\n")
+    arrived = engineer.labels(model="credit", version="1", file=outcomes, batch=ps.id, id_column="id", label="outcome")
+    assert (arrived.arrival.new_labels, arrived.metrics.find("performance", "selection_rate").n) == (2, 7)
+    assert arrived.metrics.params["realised"]["labelled_rows"] == 2
+
+
+def test_plain_integer_ids_stay_integers(store, tmp_path):
+    path = _write(tmp_path, "f.csv", "id,label,score\n7,0,0.2\n-3,1,0.8\n0,1,0.6\n")
+    ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ColumnRoles(id="id"))
+    assert _stored(store, ps)["id"].tolist() == [7, -3, 0]

@@ -335,10 +335,19 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
                           ([huge, "--out", tmp_path / "e.csv", "--score-column", " "],
                            "the score column needs a name"),
                           ([huge, "--out", tmp_path / "c.csv", "--score-column", "a\nb"], "without control characters"),
+                          # each was written, then refused by ingest (names compared ignoring case; __govern reserved)
+                          ([huge, "--out", tmp_path / "u.csv", "--score-column", "X"],
+                           "huge.csv already has a column 'x' (ingest compares names ignoring case); name the score "
+                           "column otherwise with --score-column."),
+                          ([huge, "--out", tmp_path / "r.csv", "--score-column", "__govern_row"],
+                           "the score column '__govern_row' starts with __govern, which ingest reserves for its own "
+                           "columns; choose another --score-column."),
+                          ([huge, "--out", tmp_path / "z.csv", "--score-column", ""],
+                           "error: the score column needs a name: --score-column is empty.\n"),
                           ([huge, "--out", tmp_path / ("o" * 300 + ".csv")], "is longer than a file name may be")):
         refused = run_cli(home, "predict", "m", "1", *args, as_="eng")
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
-    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "e.csv").exists()
+    assert not [p for p in ("t.csv", "e.csv", "u.csv", "r.csv", "z.csv") if (tmp_path / p).exists()]
     # a date where a number was trained had been read as nanoseconds and scored without a word
     dated = pd.read_csv(data).drop(columns=["y"]).iloc[:20].assign(x=pd.Timestamp("2026-01-01"))
     dated.to_parquet(tmp_path / "dated.parquet")

@@ -168,3 +168,23 @@ def test_psi_records_carry_the_distributions_they_compared():
     assert city["bins"] == ["a", "b", "c", "d"]
     assert city["reference_share"][3] == 0 and city["current_share"][2] == 0
     assert city["current_share"][3] == pytest.approx((current["city"] == "d").mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize("rows", [500, 3000])  # K-S, and normed Wasserstein past 1000 reference rows
+def test_drift_of_values_near_the_largest_double_is_measured_without_overflow(rows):
+    # From a hostile trial: a production feature at ±1e308 made the Sturges bin count NaN and monitor crashed.
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    rng = np.random.default_rng(8)
+    reference = frame(rows, seed=1, x=rng.normal(0, 1, rows))
+    current = frame(rows, seed=2, x=np.concatenate([[1e308, -1e308], rng.normal(0, 1, rows - 2)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate(current=current, reference=reference, label="y", score="p", features=["x"], resamples=0)
+    ref, cur = reference["x"].to_numpy(), current["x"].to_numpy()
+    scaled = 2.0 ** -400  # scipy's own arithmetic overflows on the unscaled values; both tests ignore a scale
+    expected = ks_2samp(ref, cur)[1] if rows <= 1000 else \
+        wasserstein_distance(ref * scaled, cur * scaled) / np.std(ref * scaled)
+    assert result.find("drift", "drift_score", "x").value == pytest.approx(expected, rel=1e-9)
+    psi = result.find("drift", "psi", "x")
+    assert psi.value is not None and psi.detail["distribution"]["bins"][0].startswith("[-1e+308, ")

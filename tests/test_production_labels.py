@@ -434,3 +434,71 @@ def test_estimates_mark_a_realised_value_outside_its_band():
     assert lines[1].endswith("0.9695 2,000/2,000  outside the band")
     assert not lines[2].endswith("outside the band") and not lines[3].endswith("outside the band")
     assert lines[-1].startswith("1 realised value outside the estimate's band")
+
+
+def test_a_batch_of_one_group_is_monitored_with_that_columns_fairness_marked_unmeasured(store, files, tmp_path,
+                                                                                        run_cli):
+    # From a hostile trial: ingest took the batch, then monitor and labels refused it for good ("has a single group").
+    engineer, _ = _seeded(store, files)
+    truth = pd.read_parquet(files["batch"])
+    one_group = tmp_path / "one-group.parquet"
+    truth[truth["group"] == "a"].drop(columns=["label"]).to_parquet(one_group, index=False)
+    batch = engineer.ingest(model="credit", version="1", file=one_group, split="production", roles=BATCH)
+    assert engineer.ingest_notes(batch) == [
+        "column 'group' holds one group in every row ('a'): its selection rates per group and parity gaps go "
+        "unmeasured (fairness compares at least two groups)."]
+    printed = run_cli(store.home, "monitor", "credit", "1", as_="eng")
+    assert printed.exit_code == 0 and "  group: fairness not measured: the batch holds a single group ('a'); " \
+        "fairness compares at least two groups" in printed.stdout.splitlines()
+    metrics = engineer.monitor(model="credit", version="1").metrics
+    assert metrics.params["fairness_unmeasured"] == {
+        "group": "the batch holds a single group ('a'); fairness compares at least two groups"}
+    assert metrics.find("fairness", "demographic_parity_difference", "group") is None
+    assert metrics.find("drift", "drift_detected", "group").value == 1.0  # every row one group: it drifted
+    assert metrics.find("estimated", "accuracy").value is not None
+    outcomes = truth[truth["group"] == "a"][["row_id", "label"]].iloc[:50]
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    arrived = engineer.labels(model="credit", version="1", file=tmp_path / "outcomes.csv", batch=batch.id,
+                              id_column="row_id", label="label")
+    assert arrived.metrics.find("performance", "accuracy").n == 50
+
+
+def test_a_sensitive_column_the_reference_lacks_is_judged_for_fairness_without_drift(store, files, tmp_path):
+    # From a hostile trial: ingest took the batch with a note, then monitor refused it for good.
+    engineer, _ = _seeded(store, files)
+    frame = pd.read_parquet(files["unlabelled"]).assign(region=lambda f: np.where(f["x2"] > 0, "north", "south"))
+    path = tmp_path / "regions.parquet"
+    frame.to_parquet(path, index=False)
+    engineer.ingest(model="credit", version="1", file=path, split="production",
+                    roles=replace(BATCH, sensitive=("group", "region")))
+    metrics = engineer.monitor(model="credit", version="1").metrics
+    assert metrics.params["features_without_reference"] == ["region"]
+    assert metrics.find("drift", "drift_score", "region") is None and metrics.find("drift", "drift_score", "x1")
+    rates = (frame["score"] >= 0.5).groupby(frame["region"]).mean()
+    assert metrics.find("fairness", "demographic_parity_difference", "region").value == pytest.approx(
+        rates.max() - rates.min(), abs=1e-12)
+
+
+def test_a_batch_without_some_reference_features_counts_them_as_drifted_and_says_so(store, files, tmp_path,
+                                                                                      run_cli):
+    # From a hostile trial: a batch without two of nine features reported the share over the seven left.
+    import json
+    engineer, _ = _seeded(store, files)
+    full = engineer.monitor(model="credit", version="1").metrics.find("drift", "share_of_drifted_columns")
+    path = tmp_path / "without-x2.parquet"
+    pd.read_parquet(files["unlabelled"]).drop(columns=["x2"]).to_parquet(path, index=False)
+    result = run_cli(store.home, "ingest", "credit", "1", path, "--split", "production", "--score", "score",
+                     "--id", "row_id", "--sensitive", "group", as_="eng")
+    assert result.stdout.splitlines()[1:] == [
+        "note: the version's reference set has x2, which this batch lacks: drift counts it as a drifted column."]
+    printed = run_cli(store.home, "monitor", "credit", "1", as_="eng")
+    assert "  note: the batch lacks the reference's x2: counted as drifted columns" in printed.stdout.splitlines()
+    body = json.loads(run_cli(store.home, "monitor", "credit", "1", "--json", as_="eng").stdout)
+    assert body["evaluation"]["params"]["reference_columns_missing"] == ["x2"]
+    [share] = [r for r in body["records"] if r["metric"] == "share_of_drifted_columns"]
+    drifted = [c for c in full.detail["drifted_columns"] if c != "x2"] + ["x2"]
+    assert (share["value"], share["n"], share["detail"]["drifted_columns"], share["detail"]["missing_columns"]) == \
+        (len(drifted) / full.n, full.n, drifted, ["x2"])
+    [x2] = [r for r in body["records"] if r["feature"] == "x2"]
+    assert x2["value"] is None and x2["detail"]["reason"] == ("the current data lacks the column, so the dataset "
+                                                              "share counts it as drifted")

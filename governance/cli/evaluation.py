@@ -132,7 +132,7 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
     import tempfile
 
     from evaluation import evaluate
-    from governance.ingest import ColumnRoles, prepare_prediction_file, refuse_too_wide
+    from governance.ingest import ColumnRoles, prepare_prediction_file, prepare_reference_file, refuse_too_wide
     from governance.limits import max_groups
 
     if reference:
@@ -142,7 +142,9 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
     with tempfile.TemporaryDirectory(prefix="govern-metrics-") as scratch:
         checked = prepare_prediction_file(Path(current), roles, Path(scratch) / "current.parquet",
                                           delimiter=delimiter, doing="measure").scratch
-        metric_set = evaluate(current=checked, reference=Path(reference) if reference else None, label=label,
+        read = prepare_reference_file(Path(reference), Path(scratch) / "reference.parquet",
+                                      delimiter=delimiter) if reference else None
+        metric_set = evaluate(current=checked, reference=read, label=label,
                               score=score, sensitive=split_list(sensitive), features=split_list(features),
                               threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
                               intersections=_intersections(intersections))

@@ -200,6 +200,9 @@ def monitored(result) -> str:
     lines = [f"batch {stored.prediction_set_id}: evaluation {stored.id}; share of drifted columns "
              f"{_number(share.value) if share else 'n/a'}"
              + (f"; DRIFT ALERT filed as {alert}" if alert else "; no alert")]
+    absent = metric_set.params.get("reference_columns_missing")
+    if absent:
+        lines.append(f"  note: the batch lacks the reference's {', '.join(absent)}: counted as drifted columns")
     estimation = metric_set.params.get("estimation", {})
     if estimation.get("refused"):
         lines.append(f"  not estimated: {estimation['refused']}")
@@ -215,6 +218,8 @@ def monitored(result) -> str:
                  if r.feature == gap.feature and r.group is not None and r.value is not None]
         shown = ", ".join(f"{r.group} {r.value:.3f}" for r in rates[:8]) + (", …" if len(rates) > 8 else "")
         lines.append(f"  {gap.feature}: parity gap {gap.value:.4f} over every group (selection rate {shown})")
+    for column, reason in metric_set.params.get("fairness_unmeasured", {}).items():
+        lines.append(f"  {column}: fairness not measured: {reason}")
     if any(line.startswith("  ") and " parity gap " in line for line in lines):  # not the gate's gap
         lines.append("  (a gate's parity rule judges the groups its min_samples admits: small groups can make "
                      "these gaps larger)")

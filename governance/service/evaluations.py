@@ -22,7 +22,7 @@ from governance.service.monitoring import (
     with_realised,
 )
 from governance.service.policies import PolicyActions
-from governance.service.registry import RegistryActions
+from governance.service.registry import RegistryActions, reference_columns_missing
 from governance.store import evaluations, registry, review_items
 from governance.store import labels as label_store
 
@@ -186,12 +186,13 @@ class EvaluationActions(PolicyActions, RegistryActions):
         if eval_set is None or eval_set.label_column is None:
             note["refused"] = "the version has no eval set with labels to fit the estimate on"
         else:
+            sensitive, intersections = _judged(current, self._fairness_unmeasured(current))
             try:
                 records, calibration = estimate(
                     current=self.prediction_set_path(current), score=current.score_column,
                     reference=self.prediction_set_path(eval_set), reference_label=eval_set.label_column,
-                    reference_score=eval_set.score_column, sensitive=current.sensitive,
-                    intersections=current.intersections, threshold=threshold, max_ece=max_ece)
+                    reference_score=eval_set.score_column, sensitive=sensitive,
+                    intersections=intersections, threshold=threshold, max_ece=max_ece)
                 note.update(eval_set=eval_set.id, eval_ece=calibration.ece)
             except EstimationRefused as exc:
                 note.update(eval_set=eval_set.id, refused=str(exc))
@@ -256,33 +257,51 @@ class EvaluationActions(PolicyActions, RegistryActions):
     def _compute(self, current: PredictionSet, reference: PredictionSet | None, *, resamples: int, seed: int,
                  threshold: float) -> MetricSet:
         from evaluation import MetricInputError, MetricSet, evaluate
+        unmeasured = self._fairness_unmeasured(current)
+        sensitive, intersections = _judged(current, unmeasured)
         features: tuple[str, ...] = ()
         skipped: list[str] = []
+        undrifted: list[str] = []
+        absent: list[str] = []
         if reference is not None:
             reference_columns = set(reference.features) | set(reference.sensitive) | {reference.score_column}
             reference_columns |= {reference.label_column} if reference.label_column else set()
-            features = tuple(f for f in current.features if f in reference_columns)
-            skipped = [f for f in current.features if f not in reference_columns]
-            missing = [s for s in current.sensitive if s not in reference_columns]
-            if missing:
-                raise InvalidInput(f"the reference set {reference.id} lacks the sensitive columns "
-                                   f"{', '.join(missing)}; ingest it with the same --sensitive columns.")
+            # a sensitive column of one group is not judged for fairness, but its drift is still measured
+            features = tuple(f for f in (*current.features, *unmeasured) if f in reference_columns)
+            skipped = [f for f in (*current.features, *current.sensitive) if f not in reference_columns]
+            # a sensitive column the reference lacks is judged on the current rows alone, like a feature it lacks
+            undrifted = [s for s in sensitive if s not in reference_columns]
+            absent = reference_columns_missing(reference, current)
         try:
             metric_set = evaluate(
                 current=self.prediction_set_path(current),
                 reference=self._reference_as(current, reference) if reference else None,
-                label=current.label_column, score=current.score_column, sensitive=current.sensitive,
+                label=current.label_column, score=current.score_column, sensitive=sensitive,
                 features=features, threshold=threshold, resamples=resamples, seed=seed, max_groups=max_groups(),
-                intersections=current.intersections, probe=current.features,
+                intersections=intersections, probe=current.features, undrifted=undrifted, absent=absent,
             )
         except MetricInputError as exc:
             raise InvalidInput(str(exc)) from exc
-        notes: dict[str, str | list[str]] = {}
+        notes: dict[str, Any] = {}
         if reference is None:
             notes["drift"] = "no reference set: drift not computed"
         if skipped:
             notes["features_without_reference"] = skipped
+        if unmeasured:
+            notes["fairness_unmeasured"] = unmeasured
+        if absent:
+            notes["reference_columns_missing"] = absent
         return MetricSet(metric_set.records, {**metric_set.params, **notes})
+
+    def _fairness_unmeasured(self, current: PredictionSet) -> dict[str, str]:
+        """The sensitive columns of a production batch that hold a single group, each with why its fairness goes
+        unmeasured. Ingest refuses such a column in an eval or challenger set, which the gate judges; a batch
+        (one shop's day) may hold one group, and its drift and estimates are still worth measuring."""
+        if current.split != "production" or not current.sensitive:
+            return {}
+        from evaluation.sources import single_groups
+        return {column: f"the batch holds a single group ({group!r}); fairness compares at least two groups"
+                for column, group in single_groups(self.prediction_set_path(current), current.sensitive).items()}
 
     def latest_evaluation(self, *, model: str, version: str) -> tuple[Evaluation, MetricSet]:
         """The version's most recent evaluation and its records; NotFound if it has none."""
@@ -389,3 +408,11 @@ def newer_eval_set(conn: duckdb.DuckDBPyConnection, evaluation: Evaluation) -> s
     """The id of the version's latest eval prediction set when it is not the one `evaluation` judged."""
     newest = registry.latest_prediction_set(conn, evaluation.model, evaluation.version, "eval")
     return newest.id if newest is not None and newest.id != evaluation.prediction_set_id else None
+
+
+def _judged(current: PredictionSet, unmeasured: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The sensitive columns and intersections the set's groups can be judged by: all but the `unmeasured`
+    columns (an intersection joining only such columns has a single group too)."""
+    return ([c for c in current.sensitive if c not in unmeasured],
+            [list(parts) for parts in current.intersections if not all(p in unmeasured for p in parts)])
+

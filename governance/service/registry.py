@@ -273,9 +273,13 @@ class RegistryActions(ServiceBase):
 
     def ingest_notes(self, prediction_set: PredictionSet) -> list[str]:
         """What the user should know about a set just ingested: a production batch without the sensitive
-        columns the version's eval set judges fairness by (its label-free fairness goes unmeasured), and a
-        file ingested before as another set of the same split (both are kept)."""
+        columns the version's eval set judges fairness by (its label-free fairness goes unmeasured) or with a
+        sensitive column of one group (the same), a batch or eval set without some of the reference set's
+        features (drift counts them as drifted), and a file ingested before as another set of the same split
+        (both are kept)."""
+        from evaluation.sources import single_groups
         ps = prediction_set
+        single = single_groups(self.prediction_set_path(ps), ps.sensitive) if ps.split == "production" else {}
 
         def unit(conn: duckdb.DuckDBPyConnection) -> list[str]:
             self._authorize(conn, Action.VIEW)
@@ -289,6 +293,16 @@ class RegistryActions(ServiceBase):
                 notes.append(f"the version's eval set judges fairness by {', '.join(left_out)}, which this batch "
                              f"does not name with --sensitive: its selection rates per group and parity gaps go "
                              f"unmeasured ({remedy}).")
+            notes += [f"column {column!r} holds one group in every row ({group!r}): its selection rates per group "
+                      "and parity gaps go unmeasured (fairness compares at least two groups)."
+                      for column, group in single.items()]
+            reference = registry.latest_prediction_set(conn, ps.model, ps.version, "reference")
+            absent = reference_columns_missing(reference, ps) if reference and ps.split in ("production", "eval") \
+                else []
+            if absent:
+                notes.append(f"the version's reference set has {', '.join(absent)}, which this "
+                             f"{'batch' if ps.split == 'production' else 'set'} lacks: drift counts "
+                             f"{'it as a drifted column' if len(absent) == 1 else 'them as drifted columns'}.")
             same = [other for other in registry.list_prediction_sets(conn, ps.model, ps.version)
                     if other.id != ps.id and other.split == ps.split and other.source_sha256 == ps.source_sha256]
             if same:
@@ -354,3 +368,10 @@ def _check_new_version(conn: duckdb.DuckDBPyConnection, model: str, version: str
         raise Conflict(f"version {version!r} of model {model!r} is already registered.")
     if parent is not None and registry.get_version(conn, model, parent) is None:
         raise NotFound(f"parent version {parent!r} of model {model!r} is not registered.")
+
+
+def reference_columns_missing(reference: PredictionSet, current: PredictionSet) -> list[str]:
+    """The reference's feature and sensitive columns that `current` does not hold at all: drift counts them as
+    drifted, since a batch that leaves features out must not look as if less had drifted."""
+    held = {*current.features, *current.sensitive, current.score_column, current.label_column, current.id_column}
+    return [c for c in dict.fromkeys([*reference.features, *reference.sensitive]) if c not in held]

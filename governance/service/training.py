@@ -290,9 +290,16 @@ class TrainingActions(PolicyActions, RegistryActions):
 
         import numpy as np
 
+        from governance.ingest import name_fault
         from training.data import FARTHEST, encode, number_values
-        if not score_column.strip() or any(ord(c) < 32 or ord(c) == 127 for c in score_column):
+        fault = name_fault(score_column)
+        if fault == "empty":
+            raise InvalidInput("the score column needs a name: --score-column is empty.")
+        if fault == "control":
             raise InvalidInput("the score column needs a name without control characters (--score-column).")
+        if fault == "reserved":
+            raise InvalidInput(f"the score column {score_column!r} starts with __govern, which ingest reserves for "
+                               "its own columns; choose another --score-column.")
         out = Path(out)
         if len(out.name.encode("utf-8")) > 255:
             raise InvalidInput(f"the output name {out.name[:40]}… is longer than a file name may be (255 bytes).")
@@ -313,9 +320,11 @@ class TrainingActions(PolicyActions, RegistryActions):
         if missing:
             raise InvalidInput(f"{Path(file).name} has no column {', '.join(map(repr, missing))}, which {model} "
                                f"version {version} scores with (its columns: {_listed(list(frame.columns))}).")
-        if score_column in frame.columns:
-            raise InvalidInput(f"{Path(file).name} already has a column {score_column!r}; name the score column "
-                               "otherwise with --score-column.")
+        if name_fault(score_column, {str(c).lower() for c in frame.columns}) == "repeated":
+            taken = next(str(c) for c in frame.columns if str(c).lower() == score_column.lower())
+            ignoring_case = " (ingest compares names ignoring case)" if taken != score_column else ""
+            raise InvalidInput(f"{Path(file).name} already has a column {taken!r}{ignoring_case}; name the score "
+                               "column otherwise with --score-column.")
         _, codes = encode(frame, spec)  # code 0: a value never seen in training, or none
         counts = {c: int(((codes[:, j] == 0).numpy() & frame[c].notna().to_numpy()).sum())
                   for j, c in enumerate(spec.categorical)}
