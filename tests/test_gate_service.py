@@ -106,13 +106,38 @@ def test_a_blocked_gate_stores_its_decision_and_queues_reviews_and_one_job(gated
     assert store.as_("aud").verify_audit().ok
 
 
-def test_worst_group_examples_come_from_the_worst_group(gated):
+def test_worst_group_examples_of_a_parity_gap_come_from_the_group_it_selects_least(gated):
+    # They came from the least accurate group: on OJ with one store's purchases recorded against it, every
+    # example came from another store, and reviewers who knew the truth found nothing to correct.
     store, policy = gated
     store.as_("eng").gate(model="credit", version="1", policy=policy)
     _, metrics = store.as_("vic").latest_evaluation(model="credit", version="1")
-    worst = min(metrics.select("fairness", "accuracy", "SEX"), key=lambda r: r.value).group
+    least = min(metrics.select("fairness", "selection_rate", "SEX"), key=lambda r: r.value).group
     examples = [i for i in store.as_("vic").list_review_items() if i.kind == "example" and i.rule_id == "parity"]
-    assert {e.evidence["groups"]["SEX"] for e in examples} == {worst}
+    assert {e.evidence["groups"]["SEX"] for e in examples} == {least}
+
+
+def test_worst_group_is_the_disadvantaged_group_of_each_gap_metric_and_else_the_least_accurate():
+    from evaluation import MetricRecord, MetricSet
+    from governance.service.gates import _worst_group
+    from policies.decision import RuleResult
+
+    rates = {"selection_rate": {"a": 0.6, "b": 0.2, "c": 0.4}, "true_positive_rate": {"a": 0.5, "b": 0.9, "c": 0.3},
+             "accuracy": {"a": 0.7, "b": 0.8, "c": 0.9}}
+    metrics = MetricSet([MetricRecord("fairness", name, "g", group, value, 100)
+                         for name, by_group in rates.items() for group, value in by_group.items()], {})
+
+    def worst(metric: str, excluded=()) -> str:
+        result = RuleResult("r", "metric", "failed", True, "block", "", metric=metric, feature="g",
+                            excluded=list(excluded))
+        return _worst_group(result, metrics)[1]
+
+    assert worst("fairness.demographic_parity_difference") == "b"
+    assert worst("fairness.demographic_parity_ratio") == "b"
+    assert worst("fairness.equal_opportunity_difference") == "c"
+    assert worst("fairness.equalized_odds_difference") == "c"
+    assert worst("fairness.equalized_odds_difference", [{"feature": "g", "group": "c"}]) == "a"  # c set aside
+    assert worst("calibration.ece") == "a"  # no gap metric: the least accurate
 
 
 def test_gating_again_on_the_same_evidence_queues_nothing_new(gated):

@@ -495,20 +495,28 @@ def _judged_values(gate: GateRecord, text: str, metrics: MetricSet) -> list[Judg
 
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
-    """The group the examples come from for worst_group: the rule's failing group, or the group of
-    the rule's feature with the lowest accuracy among those the rule judged (a group it set aside for too
-    few rows would yield a handful of examples that say nothing of the failure)."""
+    """The group the examples come from for worst_group: the rule's failing group; for a gap in selection
+    rates (demographic parity) the judged group the model selects least, for a gap in true positive rates
+    (equal opportunity, equalized odds) the one whose positives it misses most: where labels recorded against
+    a group hide, so reviewers who know the truth find them (on OJ with a biased store, every example came
+    from the least accurate store and reviewers found no wrong label); else the judged group with the lowest
+    accuracy. Never a group the rule set aside for too few rows: a handful of examples says nothing."""
     first = next((f for f in result.failing if f.get("feature") and f.get("group") is not None), None)
     if first:
         return first["feature"], first["group"]
     if result.feature and result.group:
         return result.feature, result.group
     if result.feature:
-        # fairness.accuracy is reported per group: each record names its group
+        measure = _DISADVANTAGE.get((result.metric or "").removeprefix("fairness.").rsplit("_", 1)[0], "accuracy")
         set_aside = {(e.get("feature"), str(e.get("group"))) for e in result.excluded}
-        groups = [(r.value, r.group) for r in metrics.select("fairness", "accuracy", result.feature)
+        groups = [(r.value, r.group) for r in metrics.select("fairness", measure, result.feature)
                   if r.value is not None and r.group is not None and (result.feature, str(r.group)) not in set_aside]
         if groups:
             _, worst = min(groups, key=lambda value_group: value_group[0])
             return result.feature, worst
     return None
+
+
+# Per gap metric, the per-group rate whose lowest group the gap disadvantages.
+_DISADVANTAGE = {"demographic_parity": "selection_rate", "equal_opportunity": "true_positive_rate",
+                 "equalized_odds": "true_positive_rate"}
