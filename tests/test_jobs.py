@@ -602,6 +602,35 @@ def test_train_says_when_a_sensitive_column_has_too_few_large_groups_for_a_fairn
     assert chosen.exit_code == 0 and not any("model's inputs" in n for n in json.loads(chosen.stdout)["notes"])
 
 
+def test_train_notes_a_rare_label_and_groups_the_parity_rule_sets_aside(tmp_path, run_cli):
+    import json
+
+    # Caravan (6 % buyers): v1 selected nobody and passed on accuracy 0.938, the majority's, without a word.
+    # OJ: 3 of 5 stores (46 % of the eval rows) were set aside by the parity rule, and nothing said so.
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    rng = np.random.default_rng(5)
+    frame = biased(1200).assign(store=rng.choice(["a", "b", "c", "d", "e"], 1200, p=[0.35, 0.35, 0.1, 0.1, 0.1]))
+    frame["y"] = (rng.random(1200) < 0.05 + 0.03 * (frame["x"] > 1)).astype(int)
+    path = tmp_path / "rare.csv"
+    frame.to_csv(path, index=False)
+    result = run_cli(home, "train", "m", "--data", path, "--label", "y", "--sensitive", "store", "--json",
+                     "--config", _one_epoch(tmp_path), as_="ada")
+    assert result.exit_code == 0, result.stderr
+    notes = json.loads(result.stdout)["notes"]
+    rate = frame["y"].mean()
+    rare = next(n for n in notes if n.startswith("the label is 1 in "))
+    assert "answering 0 for everyone would be" in rare and "`govern evaluate m 1 --threshold T`" in rare
+    assert abs(float(rare.split("the label is 1 in ")[1].split("%")[0]) / 100 - rate) < 0.02
+    small = next(n for n in notes if n.startswith("sensitive column 'store': 3 of its 5 groups"))
+    assert "have fewer than 50 rows" in small and "judge its fairness on the other 2 only" in small
+    balanced = biased(1200)
+    balanced.to_csv(tmp_path / "balanced.csv", index=False)
+    plain = run_cli(home, "train", "m2", "--data", tmp_path / "balanced.csv", "--label", "y", "--json",
+                    "--config", _one_epoch(tmp_path), as_="ada")
+    assert not any(n.startswith("the label is 1 in") for n in json.loads(plain.stdout)["notes"])
+
+
 def test_integer_codes_are_noted_and_taken_as_categories_when_asked(tmp_path, run_cli):
     import json
 

@@ -320,6 +320,8 @@ def test_the_cli_runs_one_round_prints_the_verdict_and_lists_the_candidates(tmp_
     text = run_cli(home, "jobs", "show", job["id"], as_="eng").stdout
     assert "candidates (1, judged on the held-out validation and calibration splits; * kept: the most" in text
     assert "* no penalty" in text and "fails calibration-ece" in text
+    chosen = shown["candidates"][0]["metrics"]  # the ROC AUC a regression rule judges is in the table too
+    assert f"roc auc {chosen['roc_auc']:.3f}" in text and f"accuracy {chosen['accuracy']:.3f}" in text
     assert "  progress: succeeded" in text and "epoch -/-" not in text  # a finished job had shown "epoch -/-"
     listed = run_cli(home, "review", "list", "--kind", "escalation", as_="eng").stdout
     assert "escalation" in listed and "m/2" in listed

@@ -521,7 +521,8 @@ def job_detail(detail: JobDetail) -> str:
                      "the best calibrated among equally accurate ones):")
         for c in detail.candidates:
             metrics = c.get("metrics") or {}
-            shown = "  ".join(f"{k} {_fixed(metrics.get(k))}" for k in ("accuracy", "ece"))
+            shown = "  ".join(f"{k} {_fixed(metrics.get(name))}" for k, name in
+                              (("accuracy", "accuracy"), ("roc auc", "roc_auc"), ("ece", "ece")))
             lines.append(f"  {'*' if c['chosen'] else ' '} {c['strategy']:<36} {shown}  {_candidate_verdict(c)}")
     return "\n".join(lines)
 

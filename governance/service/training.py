@@ -159,6 +159,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         improving = still_improving(result.history)
         notes += [improving] if improving else []
         notes += _codes_taken_as_amounts(frame.iloc[train_rows], features, config.categorical)
+        notes += _imbalance_note(frame.iloc[train_rows][label], model, result.version.version)
         inputs = [c for c in sensitive if c in features]
         if asked_features is None and inputs:
             notes.append(f"the sensitive column{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))} "
@@ -557,13 +558,39 @@ def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str], policy: 
             continue
         floor = min(floors)
         judged = int((sizes >= floor).sum())
+        small = sizes[sizes < floor]
         if judged < 2:
             numeric = " It is numeric: bin it (e.g. age_40_plus: yes/no) to judge it." \
                 if eval_frame[column].dtype.kind in "iuf" and len(sizes) > 10 else ""
             notes.append(f"sensitive column {column!r} has {len(sizes):,} groups in the {len(eval_frame):,} eval rows, "
                          f"{judged} of them with {floor:,}+ rows: the {policy.name} pack's parity rules set smaller "
                          f"groups aside, so they cannot judge its fairness.{numeric}")
+        elif small.sum() >= 0.25 * len(eval_frame):  # OJ: 3 of 5 stores, 46 % of the rows, judged by nobody
+            rows = int(small.sum())
+            notes.append(f"sensitive column {column!r}: {len(small):,} of its {len(sizes):,} groups ({rows:,} of the "
+                         f"{len(eval_frame):,} eval rows, {rows / len(eval_frame):.0%}) have fewer than "
+                         f"{floor:,} rows, so the {policy.name} pack's parity rules set them aside and judge its "
+                         f"fairness on the other {judged} only; a larger eval split (--eval-fraction) or merged "
+                         "groups judge more.")
     return notes
+
+
+IMBALANCED = 0.1  # a label this rare (or this common) makes accuracy say little
+
+
+def _imbalance_note(labels: pd.Series, model: str, version: str) -> list[str]:
+    """A note when the label is rare (or nearly always 1): always answering the majority is then almost as
+    accurate as any model, and the default threshold of 0.5 may select almost nobody (on Caravan, 6 % buyers,
+    the first version selected no one and passed the default pack on accuracy 0.938, the majority's)."""
+    rate = float(labels.mean())
+    if IMBALANCED <= rate <= 1 - IMBALANCED:
+        return []
+    majority = 0 if rate < 0.5 else 1
+    return [f"the label is 1 in {rate:.1%} of the training rows: answering {majority} for everyone would be "
+            f"{max(rate, 1 - rate):.1%} accurate, so accuracy says little; judge this version by ROC AUC and recall "
+            "(`govern evaluate` prints both), and set a decision threshold for your costs "
+            f"(`govern evaluate {model} {version} --threshold T`; the gate judges at the evaluation's threshold, "
+            "0.5 by default)."]
 
 
 def _check_split(frame: pd.DataFrame, label: str, train_rows: np.ndarray, eval_rows: np.ndarray,
