@@ -507,3 +507,16 @@ def test_a_very_long_name_is_not_echoed_whole(unchanged_hostile):
     assert result.exit_code == 2 and "(10,000 characters)" in result.output and len(result.output) < 400
     result = _cli(store.home, ["evaluate", "m" * 10_000, "1"])
     assert result.exit_code == 2 and "(10,000 characters)" in result.output and len(result.output) < 400
+
+
+def test_a_review_filter_naming_no_model_is_refused_not_an_empty_queue(unchanged_hostile):
+    # `review list --model nosuch` and `review claim --next 5 --model nosuch` said "no review items" and
+    # "nothing to claim", exit 0: a typo read as an empty queue.
+    store, _ = unchanged_hostile
+    for args, user in ((["review", "list", "--model", "nosuch"], "ada"),
+                       (["review", "claim", "--next", "5", "--model", "nosuch"], "rey")):
+        result = _cli(store.home, args, user=user)
+        assert result.exit_code == 2 and "model 'nosuch' is not registered" in result.output, \
+            result.output
+    result = _cli(store.home, ["monitor", "credit", "1", "--max-ece", "0"])
+    assert result.exit_code == 2 and "0<x<=1" in result.output  # the range --help shows, not [0<=x<=1]

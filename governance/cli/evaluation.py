@@ -96,7 +96,7 @@ def evaluate_command(service, *, model_name: str, version_name: str, reference_s
 @click.option("--threshold", type=Finite(0, 1),
               help="Score at or above which we predict 1 [default: the threshold the version's latest evaluation "
                    "used, 0.5 without one].")
-@click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
+@click.option("--max-ece", type=Finite(0, 1, min_open=True), default=0.05, show_default=True,
               help="Estimate performance without labels only when the eval set's ECE is at most this.")
 @service_command(render.monitored, as_plain=render.monitored_plain)
 def monitor_command(service, *, model_name: str, version_name: str, batch: str | None, threshold: float | None,

@@ -59,7 +59,7 @@ def labels_plain(outcome) -> dict[str, Any]:
 @click.option("--threshold", type=Finite(0, 1),
               help="Score at or above which we predict 1 [default: the threshold the version's latest evaluation "
                    "used, 0.5 without one].")
-@click.option("--max-ece", type=Finite(0, 1), default=0.05, show_default=True,
+@click.option("--max-ece", type=Finite(0, 1, min_open=True), default=0.05, show_default=True,
               help="Estimate only when the eval set's ECE is at most this.")
 @click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
               help="CSV field separator (\\t for a tab).")

@@ -141,6 +141,7 @@ class ReviewActions(ServiceBase):
         `kind="example"` lists them too and `kind="gold"` nothing."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize(conn, Action.VIEW)
+            _known_model(conn, model)
             reviewer = user.role is Role.REVIEWER  # kind and status filtered as the reviewer sees them
             found = review_items.list_items(conn, model=model, version=version, status=None if reviewer else status,
                                              kind=None if reviewer else kind)
@@ -158,6 +159,7 @@ class ReviewActions(ServiceBase):
         rule)."""
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize(conn, Action.VIEW)
+            _known_model(conn, model)
             now = _now()
             held = [i for i in review_items.list_items(conn, model=model, status=ItemStatus.CLAIMED)
                     if i.assignee == user.name and i.claim_expires_at is not None and i.claim_expires_at >= now]
@@ -208,6 +210,7 @@ class ReviewActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             user = self._authorize_any(conn, (Action.JUDGE, Action.RESOLVE_ESCALATION), "claim review items")
+            _known_model(conn, model)
             now = _now()
             wanted = [i for i in self._claimable(conn, user, model)
                       if kind is None or _as_seen_by(i, user).kind == kind]
@@ -457,6 +460,12 @@ def _action_for(item: ReviewItem) -> Action:
 
 # The kinds a version's creator works: the loop's escalations and expired overrides ask what its makers do next.
 _OWNERS_KINDS = (ItemKind.ESCALATION, ItemKind.OVERRIDE_EXPIRED)
+
+
+def _known_model(conn: duckdb.DuckDBPyConnection, model: str | None) -> None:
+    """A --model filter names a model (a typo had listed "no review items" and exited 0)."""
+    if model is not None:
+        _require_model(conn, model)
 
 
 def _check_not_own(conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User) -> None:
