@@ -666,14 +666,18 @@ def test_two_exports_into_one_folder_cannot_both_record_their_work(store, run_cl
     # Six exports at once into one folder: one won, another failed with "unexpected failure (OSError: Directory
     # not empty) … nothing was changed" although its audit.export event was committed. The folder is now
     # reserved before anything is recorded: a second writer is refused first.
+    import fcntl
+
     out = tmp_path / "export"
     lock = tmp_path / ".export.govern-writing"
-    lock.touch()  # another export is writing it
+    holder = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another export is writing it
     before = len(_events(store.home))
     refused = run_cli(store.home, "audit", "export", "--out", out, as_="aud")
-    assert refused.exit_code == 2 and "another govern process is writing" in refused.stderr
-    assert str(lock) in refused.stderr and len(_events(store.home)) == before and not out.exists()
-    lock.unlink()
+    assert refused.exit_code == 2 and f"another govern process is writing {out} now" in refused.stderr
+    assert len(_events(store.home)) == before and not out.exists()
+    os.close(holder)  # it died: the file stays, held by nobody (a killed report had refused every later one)
+    assert lock.exists()
     assert run_cli(store.home, "audit", "export", "--out", out, as_="aud").exit_code == 0
     assert not lock.exists() and (out / "manifest.json").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch folder left

@@ -24,11 +24,7 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
         raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.govern-writing"
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        raise Conflict(f"another govern process is writing {out} now (or died doing so: remove {lock} if none "
-                       "is running); choose another folder.") from None
+    held = _hold(lock, out)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     keep = False  # the scratch folder, where its files are all that is left of recorded work
     try:
@@ -45,3 +41,27 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
         lock.unlink(missing_ok=True)
+        os.close(held)
+
+
+def _hold(lock: Path, out: Path) -> int:
+    """An open descriptor holding an exclusive lock on the file `lock`: the system lets it go when the
+    process dies, so a process killed while writing `out` leaves a file nobody holds, which the next one
+    takes (it had refused every later write to `out` until someone removed the file by hand). The file
+    must still be the one at `lock` once held: one removed by its finishing holder meanwhile is no lock."""
+    import fcntl
+
+    while True:
+        handle = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise Conflict(f"another govern process is writing {out} now; choose another folder, or wait for it "
+                           "to finish.") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(handle).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        os.close(handle)  # the holder finished and removed it between our open and our lock: try again
