@@ -20,12 +20,15 @@ Data sets:
 - wage: ISLR's Wage (3,000 male workers, Mid-Atlantic, CPS 2003-2009), label wage >= 100 (thousand
   USD); sensitive race and age 40+. Ships in the ISLP package: `pip install --no-deps ISLP==0.6.0`
   (BSD licence; data from the Current Population Survey via ISLR). Skipped, and said so, without it.
+- oj: ISLR's OJ (1,070 orange juice purchases, Citrus Hill or Minute Maid), label bought Minute Maid;
+  grouped by StoreID (five stores, integer codes, trained as categories): few, small groups, most of them
+  under the parity rule's 50 eval rows. Ships in the same package.
 
 Each data set also runs with a biased labelling history like the demo's (half of one group's positive
-labels recorded as 0: ACS women, German applicants 26 and over, Wage workers under 40), so the loop has
-something to correct where the published labels already pass.
+labels recorded as 0: ACS women, German applicants 26 and over, Wage workers under 40, OJ store 7's
+Minute Maid buyers), so the loop has something to correct where the published labels already pass.
 
-    python benchmarks/loop_vs_fairlearn.py [--datasets adult,acs,german,wage] [--history both] [--json] [--markdown]
+    python benchmarks/loop_vs_fairlearn.py [--datasets adult,acs,german,wage,oj] [--history both] [--json] [--markdown]
 """
 
 from __future__ import annotations
@@ -98,7 +101,22 @@ def wage() -> dict | None:
             "config": TrainConfig(epochs=40, batch_size=64, sensitive=("race", "age_40_plus"))}
 
 
-DATASETS = {"adult": adult, "acs": acs, "german": german, "wage": wage}
+def oj() -> dict | None:
+    """Orange juice purchases (1,070, five stores): a grouping column of few, small groups given as integer
+    codes, on data nobody tuned govern on (a new user's trial found the loop's regression rule judged on the
+    wrong rows here)."""
+    spec = importlib.util.find_spec("ISLP")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    frame = pd.read_csv(Path(spec.submodule_search_locations[0]) / "data" / "OJ.csv")
+    frame["bought_mm"] = (frame["Purchase"] == "MM").astype(int)
+    frame = frame.drop(columns=["Purchase", "Store7", "STORE"])  # the store again, in other codes
+    return {"frame": frame, "truth": frame["bought_mm"].to_numpy(), "label": "bought_mm", "sensitive": ["StoreID"],
+            "bias": ("StoreID", "7"),
+            "config": TrainConfig(epochs=40, batch_size=64, sensitive=("StoreID",), categorical=("StoreID",))}
+
+
+DATASETS = {"adult": adult, "acs": acs, "german": german, "wage": wage, "oj": oj}
 
 
 def with_biased_history(spec: dict, seed: int = 0) -> dict:
