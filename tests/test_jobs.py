@@ -231,6 +231,11 @@ def test_a_retrain_its_reviewers_did_not_confirm_is_cancelled_not_run(trained, r
     assert [v.version for v in as_(home, "eng").list_versions(model="m")] == ["1"]
     _, [cancelled] = as_(home, "ada").audit_events(action="job.cancel")
     assert cancelled.actor == "rey" and "did not confirm" in cancelled.payload
+    # gating again on the same, worked items queues nothing new: it had listed a job that the next worker
+    # cancelled without a word
+    again = as_(home, "eng").gate(model="m", version="1")
+    assert again.jobs == [] and not as_(home, "eng").list_jobs(status="waiting_review")
+    assert run_cli(home, "worker", "--once", as_="eng").stdout.splitlines()[0] == "no jobs to run"
 
 
 def test_a_reviewer_running_a_worker_is_told_what_a_worker_does_and_who_may_run_one(trained, run_cli):

@@ -621,7 +621,9 @@ def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(q
     assert store.as_("rey").show_review_item(item_id=every.id).item.status == "open"
     assert store.as_("eng").show_review_item(item_id=every.id).item.status == "open"
     assert store.as_("rev2").agreement().reviewers == []
-    with pytest.raises(Conflict, match=f"^you already judged review item {every.id}.$"):
+    # and claiming it again says what it says of an example resolved by their judgment ("you already judged"
+    # had told the gold item apart)
+    with pytest.raises(Conflict, match=f"^review item {every.id} is resolved; there is nothing left to judge.$"):
         store.as_("rev2").claim_review_item(item_id=every.id)
     assert store.as_("rey").show_review_item(item_id=every.id).judgments == []
     assert [j.reviewer for j in store.as_("rev2").show_review_item(item_id=every.id).judgments] == ["rev2"]
@@ -709,13 +711,15 @@ def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_
     store, _ = releasable
     home = store.home
     admin, engineer = store.as_("ada"), store.as_("eng")
-    for reviewer in ("ada", "rey"):
+    admin.add_user(name="boss", role="admin")  # a second admin, who assigned no pack here
+    for reviewer in ("boss", "rey"):
         store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
-    as_eng = admin.create_token(user="eng", name="ci").secret
+    as_eng = store.as_("boss").create_token(user="eng", name="ci").secret
     before = snapshot(home)
     refused = run_cli(home, "release", "credit", "1", env={"GOVERN_TOKEN": as_eng})
     assert refused.exit_code == 2 and "has 1 of the 2 independent approvals" in refused.stderr, refused.stderr
-    assert "ada (could have used the credential eng releases it with: a token they created for eng" in refused.stderr
+    assert "boss (could have used the credential eng releases it with: a token they created for eng" in \
+        refused.stderr
     assert snapshot(home) == before
     current, _ = acs_files
     admin.ingest(model="credit", version="1", file=current, split="eval", roles=ACS_ROLES)
@@ -728,6 +732,70 @@ def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_
     assert "ada (ingested the eval predictions its gate judged)" in refused.stderr
     store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
     assert engineer.release(model="credit", version="1").version == "1"  # eng's own credential, rey and rev3
+
+
+def test_a_token_someone_minted_for_themselves_is_followed_to_the_credential_they_minted_it_with(
+        releasable, acs_files, run_cli, tmp_path):
+    # ada set boss's password; boss minted a token for boss and released with it on ada's approval: the
+    # self-minted token began a fresh chain, so ada counted as independent.
+    store, _ = releasable
+    home = store.home
+    artifact = tmp_path / "v2.bin"
+    artifact.write_bytes(b"version 2")
+    store.as_("eng").register_version(model="credit", version="2", artifact=artifact)  # after ada's pack
+    ingest_acs(store, acs_files, version="2")
+    store.as_("eng").evaluate(model="credit", version="2", resamples=0)
+    store.as_("eng").gate(model="credit", version="2")
+    assert run_cli(home, "user", "add", "boss", "--role", "admin", "--password-stdin", input="chosen by ada 1\n",
+                   as_="ada").exit_code == 0
+    assert run_cli(home, "login", "boss", "--password-stdin", input="chosen by ada 1\n").exit_code == 0
+    minted = json.loads(run_cli(home, "--as", "boss", "token", "create", "boss", "--json").stdout)["secret"]
+    for reviewer in ("ada", "rev3"):
+        store.as_(reviewer).sign_off(model="credit", version="2", decision="approve")
+    refused = run_cli(home, "release", "credit", "2", env={"GOVERN_TOKEN": minted})
+    assert refused.exit_code == 2, refused.output
+    assert "ada (could have used the credential boss releases it with" in refused.stderr
+
+
+def test_the_readiness_board_offers_a_release_only_where_the_credential_in_use_may_make_it(releasable, run_cli):
+    # Signed in with a token an admin minted, the engineer was told "release it" and the release then failed:
+    # the board judged without the credential.
+    store, _ = releasable
+    home = store.home
+    store.as_("ada").add_user(name="boss", role="admin")
+    minted = store.as_("boss").create_token(user="eng", name="ci").secret
+    for reviewer in ("boss", "rey"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+
+    def offered(**how) -> bool:
+        board = json.loads(run_cli(home, "readiness", "--json", **how).stdout)
+        return any(t["kind"] == "release" and t["model"] == "credit" for t in board["needs_you"])
+
+    assert offered(as_="eng")  # eng's own session: boss issued nothing of it, so boss's approval counts
+    store.as_("rev3").sign_off(model="credit", version="1", decision="withdraw")
+    assert not offered(env={"GOVERN_TOKEN": minted})  # boss could act as eng: 1 of 2
+    assert run_cli(home, "release", "credit", "1", env={"GOVERN_TOKEN": minted}).exit_code == 2
+
+
+def test_an_approval_with_a_credential_an_evidence_maker_issued_does_not_count(releasable, acs_files, run_cli):
+    # ada swapped in the eval predictions; her own approval was refused, but rey's, given with the password ada
+    # set, counted: she approved through a credential she controls.
+    store, _ = releasable
+    home = store.home
+    current, reference = acs_files
+    store.as_("ada").ingest(model="credit", version="1", file=reference, split="reference", roles=ACS_ROLES)
+    store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    store.as_("eng").gate(model="credit", version="1")
+    assert run_cli(home, "signoff", "credit", "1", "--approve", "--comment", "fine", as_="rey").exit_code == 0
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+    store.as_("ada").sign_off(model="credit", version="1", decision="approve")
+    with pytest.raises(NotAllowed) as refused:
+        store.as_("eng").release(model="credit", version="1")
+    message = str(refused.value)
+    assert "has 1 of the 2 independent approvals" in message
+    assert "ada (ingested the reference predictions its gate judged)" in message
+    assert "rey (approved with a credential ada issued or could have used" in message
 
 
 def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approver(releasable):

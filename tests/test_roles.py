@@ -171,3 +171,6 @@ def test_an_external_identity_gets_only_the_role_the_store_gives(store, monkeypa
         "created_at, created_by FROM users WHERE name = 'rey'"))
     with pytest.raises(NotAllowed, match=r"names more than one govern user \(REY, rey\)"):
         store.as_(None).sign_in_external(email="rey@example.com", email_verified=True)
+    # a mailbox name no govern user can have: the database's lower() had mapped U+0130 (İ) to i, so vİc@ was vic
+    with pytest.raises(NotAllowed, match="its mailbox name is not one a govern user can have"):
+        store.as_(None).sign_in_external(email="v\u0130c@example.com", email_verified=True)

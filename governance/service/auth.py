@@ -135,6 +135,10 @@ class AuthActions(ServiceBase):
             raise NotAllowed(f"{address[:200]} is not an address at {domain} (GOVERN_OIDC_DOMAIN), whose addresses "
                              "name govern users.")
 
+        if not local.isascii() or not local.isprintable():  # user names are ASCII; a database's lower() maps İ to i
+            raise NotAllowed(f"{address[:200]!r} signed in, but its mailbox name is not one a govern user can have "
+                             "(ASCII letters, digits, '.', '_', '-').")
+
         def unit(conn: duckdb.DuckDBPyConnection) -> Credential:
             # mailbox names ignore case: Ravi@ and ravi@ are one person, and one govern user
             alike = users.users_named_alike(conn, local)

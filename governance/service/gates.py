@@ -258,6 +258,9 @@ class GateActions(PolicyActions, RegistryActions):
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
             queued = jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies)))
+            # items worked already (gating again after reviewers judged them): settled now, not at the next
+            # worker, which had cancelled it without a word while the gate said a job followed
+            self._queue_ready_jobs(conn, now)
             held = jobs.get_job(conn, queued)
             if held is not None and not held.status.finished:  # one that failed for good follows no more
                 job_ids.append(queued)

@@ -24,10 +24,11 @@ from governance.records import (
     SignOffDecision,
     User,
 )
-from governance.roles import Action, allowed
+from governance.roles import Action, Role, allowed
 from governance.service.base import _now
 from governance.service.policies import assigned_pack
 from governance.service.releases import ReleaseActions, _blocking_rules, _check_releasable
+from governance.service.reviews import _as_seen_by
 from governance.store import evaluations, gates, jobs, judgments, registry, review_items, signoffs
 from policies.decision import RuleResult
 
@@ -144,11 +145,15 @@ class ReadinessActions(ReleaseActions):
             user = self._authorize(conn, Action.VIEW)
             production = {m.model: m for m in self._production_bases(conn)}
             items = review_items.list_items(conn)
+            if user.role is Role.REVIEWER:  # counted as their queue shows them (gold items as examples)
+                judged = judgments.judgment_times(conn, user.name)
+                items = [_as_seen_by(item, user, judged) for item in items]
             active = [j for j in jobs.list_jobs(conn) if j.status in ACTIVE_JOBS]
             models = [_model_readiness(conn, model.name, model.risk_tier, production.get(model.name), items, active)
                       for model in registry.list_models(conn)]
             return Readiness(user.name, user.role.value, models,
-                             _tasks(conn, user, models, items, lambda model: assigned_pack(conn, model).loaded),
+                             _tasks(conn, user, models, items, lambda model: assigned_pack(conn, model).loaded,
+                                    (self._auth or {}).get("token")),
                              _now())
 
         return self._run(unit)
@@ -161,7 +166,8 @@ def _model_readiness(conn: duckdb.DuckDBPyConnection, model: str, risk_tier: str
     gate = latest_gates[-1] if latest_gates else None
     by_version = {g.version: g for g in latest_gates}
     production_gate = by_version.get(production.version) if production else None
-    open_items = sum(1 for i in items if i.model == model and i.status in (ItemStatus.OPEN, ItemStatus.CLAIMED))
+    open_items = sum(1 for i in items if i.model == model and i.status in (ItemStatus.OPEN, ItemStatus.CLAIMED)
+                     and i.kind != ItemKind.GOLD)  # gold items measure reviewers, not the model (count_open_items)
     verdict = "no versions" if not versions else "not gated" if gate is None else _verdict(gate)
     return ModelReadiness(
         model, risk_tier, len(versions), versions[-1].version if versions else None, production,
@@ -236,8 +242,9 @@ def _bound_words(comparison: str | None, threshold: float | None) -> str:
 
 
 def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadiness],
-           items: list[ReviewItem], binding_of: Callable[[str], LoadedPolicy]) -> list[Task]:
-    """What waits for `user`: by what their role may do (`binding_of(model)`: the pack binding it now)."""
+           items: list[ReviewItem], binding_of: Callable[[str], LoadedPolicy], token: str | None = None) -> list[Task]:
+    """What waits for `user` (acting with the credential `token`): by what their role may do
+    (`binding_of(model)`: the pack binding it now)."""
     tasks: list[Task] = []
     role = user.role
     if allowed(role, Action.JUDGE):
@@ -260,7 +267,7 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
             tasks.append(Task("sign_off", readiness.model, version, 1,
                               f"{readiness.model} v{version} passed its gate's rules and awaits your sign-off"))
         elif allowed(role, Action.RELEASE) and _releasable(conn, readiness.model, version, user.name,
-                                                           binding_of):
+                                                           binding_of, token):
             tasks.append(Task("release", readiness.model, version, 1,
                               f"{readiness.model} v{version} passed its gate and has its approvals: release it"))
     if allowed(role, Action.OVERRIDE):
@@ -299,12 +306,14 @@ def _awaits_signoff(conn: duckdb.DuckDBPyConnection, model: str, version: str, u
 
 
 def _releasable(conn: duckdb.DuckDBPyConnection, model: str, version: str, releaser: str,
-                binding_of: Callable[[str], LoadedPolicy]) -> bool:
+                binding_of: Callable[[str], LoadedPolicy], token: str | None = None) -> bool:
+    """Whether `releaser`, acting with the credential `token`, may release it now (as `release` judges it:
+    the board had offered releases its own credential made fail)."""
     found, record = registry.get_model(conn, model), registry.get_version(conn, model, version)
     if found is None or record is None:
         return False
     try:
-        _check_releasable(conn, found, record, releaser, binding_of(model))
+        _check_releasable(conn, found, record, releaser, binding_of(model), token)
     except (NotAllowed, NotFound):
         return False
     return True

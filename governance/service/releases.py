@@ -340,12 +340,12 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     if policy_needs > floor:
         why = f"its policy {gate.policy_name} asks for {policy_needs}"
     approvals = [s for s in signoffs.current_signoffs(conn, name, number) if s.decision == "approve"]
-    makers = _makers(conn, version, gate, releaser, releaser_token)
+    makers, direct = _makers(conn, model, version, gate, releaser, releaser_token, binding.policy.name)
     counted, stale, excluded = [], [], []
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
         holders = credential_holders(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
-        issuer = next((person for person in (version.created_by, releaser) if person in holders), None)
+        issuer = next((person for person in direct if person in holders), None)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
         elif signoff.reviewer in makers:  # they made the evidence, or could have acted as whoever did
@@ -382,28 +382,47 @@ def _future(value: str | datetime | None) -> datetime:
     return when
 
 
-def _makers(conn: duckdb.DuckDBPyConnection, version: Version, gate: GateRecord, releaser: str,
-            releaser_token: str | None) -> dict[str, str]:
-    """Who may not approve `version`'s release beyond its creator and releaser, each with why: whoever
-    ingested the eval predictions `gate` judged, ran its evaluation or dismissed the version's review items
-    (an admin who swapped in flattering evidence and dismissed its blockers had approved it), and whoever
-    could have used the credential the creator registered the version with, any of them acted with, or the
-    releaser releases with (an admin who minted the engineer's token, or set their password, acted as them
-    and approved: a release alone)."""
+def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gate: GateRecord, releaser: str,
+            releaser_token: str | None, binding: str) -> tuple[dict[str, str], list[str]]:
+    """Who may not approve `version`'s release beyond its creator and releaser, each with why, and who acted
+    (the creator, the makers and the releaser: an approval given with a credential any of them issued does
+    not count either).
+
+    The makers shaped what the gate judged: whoever ingested its eval or reference predictions, ran its
+    evaluation, dismissed the version's review items, or since the version was registered assigned or
+    registered the pack binding it or changed the model's risk tier (an admin who swapped in flattering
+    evidence, or a lax pack, and approved it had released alone). Whoever could have used the credential any
+    of them acted with, or the releaser releases with, counts as them (an admin who minted the engineer's
+    token, or set their password). The second list: the creator, releaser and evidence makers, whose issued
+    credentials approve nothing."""
     name, number = version.model, version.version
     evaluation = next((e for e in evaluations.list_evaluations(conn, name, number) if e.id == gate.evaluation_id), None)
-    eval_set = registry.get_prediction_set(conn, evaluation.prediction_set_id) if evaluation else None
     made: list[tuple[str, str, str, dict[str, str], str]] = [
         (version.created_by, "version.register", f"version:{name}/{number}", {}, "created the version")]
-    if eval_set is not None:
-        made.append((eval_set.created_by, "predictions.ingest", f"prediction_set:{eval_set.id}", {},
-                     "ingested the eval predictions its gate judged"))
     if evaluation is not None:
+        for set_id, which in ((evaluation.prediction_set_id, "eval"), (evaluation.reference_set_id, "reference")):
+            found_set = registry.get_prediction_set(conn, set_id) if set_id else None
+            if found_set is not None:
+                made.append((found_set.created_by, "predictions.ingest", f"prediction_set:{found_set.id}", {},
+                             f"ingested the {which} predictions its gate judged"))
         made.append((evaluation.created_by, "version.evaluate", f"version:{name}/{number}",
                      {"evaluation": evaluation.id}, "ran the evaluation its gate judged"))
     for item in review_items.list_items(conn, model=name, version=number, status=ItemStatus.DISMISSED):
         made += [(actor, "review.dismiss", f"review_item:{item.id}", {}, "dismissed review items of the version")
                  for actor in audit_log.actors(conn, action="review.dismiss", entity=f"review_item:{item.id}")]
+    registered = min((seq for seq, _, action, _ in audit_log.entity_history(conn, f"version:{name}/{number}")
+                      if action == "version.register"), default=0)
+    shaped = len(made)  # the evidence's makers above; the policy's below (their own approval only, see below)
+    assigned = "assigned the pack binding the model"
+    for entity, wanted, what in ((f"model:{name}", "policy.assign", assigned),
+                                 (f"tier:{model.risk_tier}", "policy.assign", assigned),
+                                 (f"policy:{binding}", "policy.register", "registered the pack binding the model"),
+                                 (f"model:{name}", "model.edit", "changed the model's risk tier")):
+        for seq, actor, action, data in audit_log.entity_history(conn, entity):
+            if seq > registered and actor and action == wanted and (
+                    action != "model.edit" or (data.get("before") or {}).get("risk_tier")
+                    != (data.get("after") or {}).get("risk_tier")):
+                made.append((actor, action, entity, {}, what + " after the version was registered"))
     acts: list[tuple[str, str | None, str]] = [(releaser, releaser_token, "releases it")]
     for actor, action, entity, match, what in made:
         found = [data for data in audit_log.payloads(conn, action=action, entity=entity, actor=actor)
@@ -415,7 +434,10 @@ def _makers(conn: duckdb.DuckDBPyConnection, version: Version, gate: GateRecord,
         for holder in _holders(history, actor, token, set()) - {actor}:
             makers.setdefault(holder, f"could have used the credential {actor} {what.replace('its gate', 'the gate')} "
                                       f"with: a token they created for {actor}, or a password they set")
-    return makers
+    # An approval given with a credential the creator, an evidence maker or the releaser issued does not count
+    # either. One whose issuer changed the policy does: an admin sets most passwords and assigns packs as the
+    # rules change, and every approval of every version then pending would stop counting.
+    return makers, list(dict.fromkeys(actor for actor, _, _ in acts[:shaped + 1]))
 
 
 def _user_histories(conn: duckdb.DuckDBPyConnection) -> Callable[[str], list[tuple[int, str | None, str,
@@ -458,6 +480,8 @@ def _holders(history: Callable[[str], list[tuple[int, str | None, str, dict[str,
     seq, actor, data = issued
     if actor != user:  # an API token someone else created for them, with a credential of theirs
         return {str(actor)} | _holders(history, str(actor), _auth_token(data), seen)
+    if data.get("kind") == "api":  # a token they minted themselves: whoever could use what they minted it with
+        return _holders(history, user, _auth_token(data), seen)
     if data.get("kind") not in ("session", "dashboard"):  # signed in without a password (OIDC)
         return set()
     setting = next(((actor, data) for at, actor, action, data in reversed(events) if at < seq

@@ -251,10 +251,7 @@ class ReviewActions(ServiceBase):
         item = _require_item(conn, item_id)
         user = self._authorize(conn, _action_for(item))
         _check_kind_allowed(item, user)
-        if item.status in ("resolved", "dismissed"):
-            raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
-        if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):
-            raise Conflict(f"you already judged review item {item_id}.")
+        _check_still_open(conn, item, user)
         _check_not_own(conn, item, user)
         if not review_items.claim(conn, item_id, user.name, now, now + timedelta(minutes=minutes)):
             raise Conflict(f"review item {item_id} is claimed by {item.assignee} until "
@@ -284,10 +281,7 @@ class ReviewActions(ServiceBase):
             raise InvalidInput(f"review item {item_id} is {article} {item.kind}: it has no row to relabel. Judge it "
                                f"{' or '.join(verdicts)} (`govern review show {item_id}` says what each means), "
                                "or dismiss it with a comment.")
-        if item.status in ("resolved", "dismissed"):  # said first: claiming it would be refused too
-            raise Conflict(f"review item {item_id} is {item.status}; there is nothing left to judge.")
-        if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item_id)):  # claiming would be refused
-            raise Conflict(f"you already judged review item {item_id}.")
+        _check_still_open(conn, item, user)  # said first: claiming it would be refused too
         _check_not_own(conn, item, user)
         if (item.status != ItemStatus.CLAIMED or item.assignee != user.name or item.claim_expires_at is None
                 or item.claim_expires_at < now):
@@ -460,6 +454,17 @@ def _action_for(item: ReviewItem) -> Action:
 
 # The kinds a version's creator works: the loop's escalations and expired overrides ask what its makers do next.
 _OWNERS_KINDS = (ItemKind.ESCALATION, ItemKind.OVERRIDE_EXPIRED)
+
+
+def _check_still_open(conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User) -> None:
+    """Conflict when the item, as `user` sees it, is resolved or dismissed, or they already judged it: a gold
+    item a reviewer judged shows as resolved (as the example it passes for would be), and says so here too;
+    "you already judged" had told it apart from an example's "is resolved"."""
+    seen = _as_seen_by(item, user, judgments.judgment_times(conn, user.name))
+    if seen.status in (ItemStatus.RESOLVED, ItemStatus.DISMISSED):
+        raise Conflict(f"review item {item.id} is {seen.status}; there is nothing left to judge.")
+    if any(j.reviewer == user.name for j in judgments.judgments_of(conn, item.id)):
+        raise Conflict(f"you already judged review item {item.id}.")
 
 
 def _known_model(conn: duckdb.DuckDBPyConnection, model: str | None) -> None:

@@ -72,8 +72,11 @@ def list_items(conn: duckdb.DuckDBPyConnection, *, model: str | None = None, ver
 
 
 def count_open_items(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> int:
+    """The version's open items, gold items aside: they measure reviewers, not the version, and one waiting
+    for every reviewer had blocked the gate's open-reviews rule (and shown reviewers a count their own queue
+    did not)."""
     return one_int(conn, "SELECT count(*) FROM review_items WHERE model = ? AND version = ? AND status IN "
-                   "('open', 'claimed')", [model, version])
+                   "('open', 'claimed') AND kind <> 'gold'", [model, version])
 
 
 def gold_answer(conn: duckdb.DuckDBPyConnection, item_id: str) -> dict[str, Any] | None:
