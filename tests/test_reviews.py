@@ -11,7 +11,7 @@ from governance.agreement import cohens_kappa, krippendorff_alpha
 from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.service import Service
 from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
-from tests.support.stores import ACS_ROLES, ingest_acs, run_sql, snapshot
+from tests.support.stores import ACS_ROLES, file_only, ingest_acs, run_sql, snapshot
 
 
 @pytest.fixture
@@ -73,6 +73,7 @@ def test_claim_judge_resolve_and_the_log(queue):
     assert store.as_("aud").verify_audit().ok
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_a_versions_creator_does_not_judge_its_review_items(queue, tmp_path):
     # An admin who registered a version claimed its sampled examples, relabelled them and built the feedback
     # its retraining learns from: the maker judging the evidence against their own model.
@@ -92,6 +93,7 @@ def test_a_versions_creator_does_not_judge_its_review_items(queue, tmp_path):
     assert store.as_("rey").claim_review_item(item_id=mine.id).assignee == "rey"
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_only_an_admin_or_whoever_filed_it_by_hand_dismisses_an_item(queue, run_cli):
     # A reviewer dismissed, with a word and no claim, an item needing three judgments, an item another
     # reviewer held, and the gold item measuring them; their job then ran as if it had been judged.
@@ -704,6 +706,7 @@ def test_an_approval_through_a_second_admin_whose_password_the_releaser_set_does
     assert store.as_("eng").release(model="credit", version="1").version == "1"  # bob and ada issued nothing of eng's
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_as_a_second_pair_of_eyes(
         releasable, acs_files, run_cli):
     # ada minted eng's token and released with it on her own approval: history said eng released it. Then she
@@ -734,6 +737,7 @@ def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_
     assert engineer.release(model="credit", version="1").version == "1"  # eng's own credential, rey and rev3
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_a_token_someone_minted_for_themselves_is_followed_to_the_credential_they_minted_it_with(
         releasable, acs_files, run_cli, tmp_path):
     # ada set boss's password; boss minted a token for boss and released with it on ada's approval: the
@@ -757,6 +761,7 @@ def test_a_token_someone_minted_for_themselves_is_followed_to_the_credential_the
     assert "ada (could have used the credential boss releases it with" in refused.stderr
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_the_readiness_board_offers_a_release_only_where_the_credential_in_use_may_make_it(releasable, run_cli):
     # Signed in with a token an admin minted, the engineer was told "release it" and the release then failed:
     # the board judged without the credential.
@@ -778,6 +783,7 @@ def test_the_readiness_board_offers_a_release_only_where_the_credential_in_use_m
     assert run_cli(home, "release", "credit", "1", env={"GOVERN_TOKEN": minted}).exit_code == 2
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_an_approval_with_a_credential_an_evidence_maker_issued_does_not_count(releasable, acs_files, run_cli):
     # ada swapped in the eval predictions; her own approval was refused, but rey's, given with the password ada
     # set, counted: she approved through a credential she controls.
@@ -798,6 +804,7 @@ def test_an_approval_with_a_credential_an_evidence_maker_issued_does_not_count(r
     assert "rey (approved with a credential ada issued or could have used" in message
 
 
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approver(releasable):
     store, _ = releasable
     open_items = store.as_("eng").list_review_items(model="credit", version="1", status="open")
