@@ -436,6 +436,7 @@ def test_estimates_mark_a_realised_value_outside_its_band():
     assert lines[-1].startswith("1 realised value outside the estimate's band")
 
 
+@file_only  # files whatever the store: the DuckLake run tests nothing more
 def test_a_batch_of_one_group_is_monitored_with_that_columns_fairness_marked_unmeasured(store, files, tmp_path,
                                                                                         run_cli):
     # From a hostile trial: ingest took the batch, then monitor and labels refused it for good ("has a single group").
@@ -463,6 +464,7 @@ def test_a_batch_of_one_group_is_monitored_with_that_columns_fairness_marked_unm
     assert arrived.metrics.find("performance", "accuracy").n == 50
 
 
+@file_only  # files whatever the store: the DuckLake run tests nothing more
 def test_a_sensitive_column_the_reference_lacks_is_judged_for_fairness_without_drift(store, files, tmp_path):
     # From a hostile trial: ingest took the batch with a note, then monitor refused it for good.
     engineer, _ = _seeded(store, files)
@@ -479,6 +481,7 @@ def test_a_sensitive_column_the_reference_lacks_is_judged_for_fairness_without_d
         rates.max() - rates.min(), abs=1e-12)
 
 
+@file_only  # files whatever the store: the DuckLake run tests nothing more
 def test_a_batch_without_some_reference_features_counts_them_as_drifted_and_says_so(store, files, tmp_path,
                                                                                       run_cli):
     # From a hostile trial: a batch without two of nine features reported the share over the seven left.
