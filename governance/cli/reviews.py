@@ -142,7 +142,9 @@ def review_add(service, *, model_name: str, version_name: str, evidence: str, pr
 @click.option("--comment", required=True, help="Why the item needs no judgment.")
 @service_command(lambda item: f"dismissed {item.id}")
 def review_dismiss(service, *, item_id: str, comment: str):
-    """Close an item without judging it."""
+    """Close an item without judging it (filed twice, or in error): an admin's call, or whoever filed it by
+    hand before anyone judged it; escalations, engineers' and admins'. Reviewers judge instead (`ambiguous`
+    where the evidence does not settle it)."""
     return service.dismiss_review_item(item_id=item_id, comment=comment)
 
 
