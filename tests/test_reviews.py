@@ -802,10 +802,13 @@ def test_an_approval_with_a_credential_an_evidence_maker_issued_does_not_count(r
     assert "has 1 of the 2 independent approvals" in message
     assert "ada (ingested the reference predictions its gate judged)" in message
     assert "rey (approved with a credential ada issued or could have used" in message
+    # and says how it can count: someone else redoes ada's step (a new evaluation needs new approvals)
+    assert "ada ingested the reference predictions its gate judged: someone who issued none of rey's credentials " \
+           "redoes that step" in message
 
 
 @file_only  # rules of the service: the store underneath changes nothing they test
-def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approver(releasable):
+def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approver(releasable, run_cli):
     store, _ = releasable
     open_items = store.as_("eng").list_review_items(model="credit", version="1", status="open")
     store.as_("ada").dismiss_review_item(item_id=open_items[0].id, comment="noise")
@@ -813,6 +816,10 @@ def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approv
         store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
     with pytest.raises(NotAllowed, match=r"has 1 of the 2 .*ada \(dismissed review items of the version\)"):
         store.as_("eng").release(model="credit", version="1")
+    # but credentials ada issued still approve: a dismissal cannot be undone, and every reviewer whose password
+    # the admin set had stopped counting for the version for good
+    assert run_cli(store.home, "signoff", "credit", "1", "--approve", "--comment", "fine", as_="rev3").exit_code == 0
+    assert store.as_("eng").release(model="credit", version="1").version == "1"
 
 
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):

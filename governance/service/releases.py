@@ -345,7 +345,7 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
     for signoff in approvals:
         reviewer = users.get_user(conn, signoff.reviewer)
         holders = credential_holders(conn, signoff.reviewer, f"version:{name}/{number}", signoff.revision)
-        issuer = next((person for person in direct if person in holders), None)
+        issuer = next((person for person in direct if person in holders), None)  # (dict order: releaser first)
         if signoff.reviewer in (version.created_by, releaser):
             excluded.append(f"{signoff.reviewer} (creator or releaser)")
         elif signoff.reviewer in makers:  # they made the evidence, or could have acted as whoever did
@@ -353,8 +353,8 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
         elif issuer is not None:  # they could have given it themselves
             excluded.append(f"{signoff.reviewer} (approved with a credential {issuer} issued or could have used: an "
                             f"API token {issuer} created, or a password {issuer} set or that was changed with one, "
-                            f"or one issued by someone whose credential {issuer} could have used; "
-                            f"someone who issued none of {signoff.reviewer}'s credentials releases it, or "
+                            f"or one issued by someone whose credential {issuer} could have used; {issuer} "
+                            f"{direct[issuer]}: {_remedy(direct[issuer], signoff.reviewer, issuer)}, or "
                             f"{signoff.reviewer} approves after signing in through the identity provider)")
         elif reviewer is None or not reviewer.enabled or reviewer.role not in (Role.REVIEWER, Role.ADMIN):
             excluded.append(f"{signoff.reviewer} (no longer an active reviewer)")
@@ -373,6 +373,16 @@ def _check_releasable(conn: duckdb.DuckDBPyConnection, model: Model, version: Ve
                          f"({why})" + (f"; {'; '.join(notes)}" if notes else "") + ".")
 
 
+def _remedy(what: str, reviewer: str, issuer: str) -> str:
+    """What lets an approval excluded for its issuer count: the issuer's step done by someone else."""
+    if what == "releases it":
+        return f"someone who issued none of {reviewer}'s credentials releases it"
+    if what.startswith(("ingested", "ran the evaluation")):
+        return (f"someone who issued none of {reviewer}'s credentials redoes that step (ingest or evaluate, then "
+                "gate), and the approvals are given again")
+    return f"a reviewer none of whose credentials {issuer} issued approves"
+
+
 def _future(value: str | datetime | None) -> datetime:
     if value is None:
         raise InvalidInput("an override needs an expiry (--expires ISO8601), after which it no longer holds.")
@@ -383,7 +393,7 @@ def _future(value: str | datetime | None) -> datetime:
 
 
 def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gate: GateRecord, releaser: str,
-            releaser_token: str | None, binding: str) -> tuple[dict[str, str], list[str]]:
+            releaser_token: str | None, binding: str) -> tuple[dict[str, str], dict[str, str]]:
     """Who may not approve `version`'s release beyond its creator and releaser, each with why, and who acted
     (the creator, the makers and the releaser: an approval given with a credential any of them issued does
     not count either).
@@ -393,8 +403,8 @@ def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gat
     registered the pack binding it or changed the model's risk tier (an admin who swapped in flattering
     evidence, or a lax pack, and approved it had released alone). Whoever could have used the credential any
     of them acted with, or the releaser releases with, counts as them (an admin who minted the engineer's
-    token, or set their password). The second list: the creator, releaser and evidence makers, whose issued
-    credentials approve nothing."""
+    token, or set their password). The second: the releaser, the creator and the evidence makers, each with
+    the first thing they did, whose issued credentials approve nothing."""
     name, number = version.model, version.version
     evaluation = next((e for e in evaluations.list_evaluations(conn, name, number) if e.id == gate.evaluation_id), None)
     made: list[tuple[str, str, str, dict[str, str], str]] = [
@@ -407,12 +417,12 @@ def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gat
                              f"ingested the {which} predictions its gate judged"))
         made.append((evaluation.created_by, "version.evaluate", f"version:{name}/{number}",
                      {"evaluation": evaluation.id}, "ran the evaluation its gate judged"))
+    registered = min((seq for seq, _, action, _ in audit_log.entity_history(conn, f"version:{name}/{number}")
+                      if action == "version.register"), default=0)
+    shaped = len(made)  # the evidence's makers above; the queue's and the policy's below (their own approval only)
     for item in review_items.list_items(conn, model=name, version=number, status=ItemStatus.DISMISSED):
         made += [(actor, "review.dismiss", f"review_item:{item.id}", {}, "dismissed review items of the version")
                  for actor in audit_log.actors(conn, action="review.dismiss", entity=f"review_item:{item.id}")]
-    registered = min((seq for seq, _, action, _ in audit_log.entity_history(conn, f"version:{name}/{number}")
-                      if action == "version.register"), default=0)
-    shaped = len(made)  # the evidence's makers above; the policy's below (their own approval only, see below)
     assigned = "assigned the pack binding the model"
     for entity, wanted, what in ((f"model:{name}", "policy.assign", assigned),
                                  (f"tier:{model.risk_tier}", "policy.assign", assigned),
@@ -435,9 +445,13 @@ def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gat
             makers.setdefault(holder, f"could have used the credential {actor} {what.replace('its gate', 'the gate')} "
                                       f"with: a token they created for {actor}, or a password they set")
     # An approval given with a credential the creator, an evidence maker or the releaser issued does not count
-    # either. One whose issuer changed the policy does: an admin sets most passwords and assigns packs as the
-    # rules change, and every approval of every version then pending would stop counting.
-    return makers, list(dict.fromkeys(actor for actor, _, _ in acts[:shaped + 1]))
+    # either. One whose issuer dismissed an item or changed the policy does: an admin sets most passwords,
+    # dismisses duplicates and assigns packs as the rules change, and every approval of the version would stop
+    # counting for good (a dismissal cannot be undone).
+    direct: dict[str, str] = {}
+    for actor, _, what in acts[:shaped + 1]:
+        direct.setdefault(actor, what)
+    return makers, direct
 
 
 def _user_histories(conn: duckdb.DuckDBPyConnection) -> Callable[[str], list[tuple[int, str | None, str,
