@@ -89,6 +89,7 @@ def test_a_versions_creator_does_not_judge_its_review_items(queue, tmp_path):
         admin.claim_review_item(item_id=mine.id)
     assert mine.id not in [i.id for i in admin.review_worklist()] and examples[0] in [
         i.id for i in admin.review_worklist()]  # another version's items stay hers to judge
+    assert not [t for t in admin.readiness().needs_you if t.kind == "judge" and t.version == "9"]  # nor offered
     assert snapshot(store.home) == before
     assert store.as_("rey").claim_review_item(item_id=mine.id).assignee == "rey"
 

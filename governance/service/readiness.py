@@ -251,8 +251,9 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
         mine = [i for i in items if i.status == ItemStatus.CLAIMED and i.assignee == user.name]
         tasks += _grouped("claimed", mine, "claimed by you, waiting for your judgment")
         judged = {j.item_id for j, _ in judgments.all_judgments(conn) if j.reviewer == user.name}
+        created = {(v.model, v.version) for v in registry.versions_created_by(conn, user.name)}
         waiting = [i for i in items if i.status == ItemStatus.OPEN and i.kind not in REVIEWERS_WORK
-                   and i.id not in judged]
+                   and i.id not in judged and (i.model, i.version) not in created]  # their own: someone else's
         tasks += _grouped("judge", waiting, "open for review")
     if allowed(role, Action.RESOLVE_ESCALATION):
         escalations = [i for i in items if i.kind == ItemKind.ESCALATION and i.status in (ItemStatus.OPEN,
