@@ -499,7 +499,17 @@ def _output_types(
         types.update(_inferred_types(conn, [c for c in kept if c not in (roles.label, roles.score)]))
         if roles.id is not None and roles.id in types:
             types[roles.id] = _id_type(conn, roles.id)
+    elif roles.id is not None and types.get(roles.id) in ("DOUBLE", "FLOAT") and _whole_numbers(conn, roles.id):
+        types[roles.id] = "BIGINT"
     return types
+
+
+def _whole_numbers(conn: duckdb.DuckDBPyConnection, column: str) -> bool:
+    """Every value a whole number a double holds exactly (|x| < 2**53): ids pandas wrote as float64. Stored
+    as doubles they printed as '1000.0', and a labels file naming row 1000 matched nothing."""
+    q = _quote(column)
+    return bool(conn.execute(f"SELECT bool_and(isfinite({q}) AND {q} = trunc({q}) AND abs({q}) < 9007199254740992) "
+                             "FROM src").fetchone()[0])
 
 
 def _inferred_types(conn: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, str]:

@@ -267,6 +267,24 @@ def test_ids_are_stored_as_written_so_labels_reach_their_own_rows(store, tmp_pat
 
 
 @file_only  # files whatever the store: the DuckLake run tests nothing more
+def test_whole_number_double_ids_in_parquet_are_integers_that_labels_reach(store, tmp_path):
+    # pandas writes an id column as float64 once it held a missing value; stored as doubles the ids printed as
+    # '1000.0' and an outcome file naming row 1000 matched nothing. Fractional ids stay doubles.
+    whole = tmp_path / "whole.parquet"
+    pd.DataFrame({"id": [1000.0, 2.0, -3.0], "score": [0.1, 0.7, 0.4], "x": [1, 2, 3]}).to_parquet(whole)
+    engineer, roles = store.as_("eng"), ColumnRoles(id="id", label=None)
+    ps = engineer.ingest(model="credit", version="1", file=whole, split="production", roles=roles)
+    assert _stored(store, ps)["id"].tolist() == [1000, 2, -3] and str(_stored(store, ps)["id"].dtype) == "int64"
+    outcomes = _write(tmp_path, "outcomes.csv", "id,outcome\n1000,1\n-3,0\n")
+    arrived = engineer.labels(model="credit", version="1", file=outcomes, batch=ps.id, id_column="id", label="outcome")
+    assert arrived.arrival.new_labels == 2
+    halves = tmp_path / "halves.parquet"
+    pd.DataFrame({"id": [1.5, 2.0], "score": [0.1, 0.7], "x": [1, 2]}).to_parquet(halves)
+    kept = engineer.ingest(model="credit", version="1", file=halves, split="production", roles=roles)
+    assert _stored(store, kept)["id"].tolist() == [1.5, 2.0]
+
+
+@file_only  # files whatever the store: the DuckLake run tests nothing more
 def test_plain_integer_ids_stay_integers(store, tmp_path):
     path = _write(tmp_path, "f.csv", "id,label,score\n7,0,0.2\n-3,1,0.8\n0,1,0.6\n")
     ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ColumnRoles(id="id"))
