@@ -739,6 +739,23 @@ def test_an_admin_who_acts_as_the_engineer_or_makes_the_evidence_does_not_count_
 
 
 @file_only  # rules of the service: the store underneath changes nothing they test
+def test_whoever_ingested_challenger_predictions_does_not_count_as_a_second_pair_of_eyes(releasable, acs_files,
+                                                                                         run_cli):
+    # A challenger's scores set a `baseline: challenger` rule's bound (the strict pack blocks on it): an admin who
+    # ingested a weak one by hand lowered the bar, then approved the release.
+    store, _ = releasable
+    current, _ = acs_files
+    store.as_("ada").ingest(model="credit", version="1", file=current, split="challenger", roles=ACS_ROLES)
+    for reviewer in ("ada", "rey"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    refused = run_cli(store.home, "release", "credit", "1", as_="eng")
+    assert refused.exit_code == 2 and "has 1 of the 2 independent approvals" in refused.stderr, refused.stderr
+    assert "ada (ingested challenger predictions its gate compared with)" in refused.stderr
+    store.as_("rev3").sign_off(model="credit", version="1", decision="approve")
+    assert store.as_("eng").release(model="credit", version="1").version == "1"
+
+
+@file_only  # rules of the service: the store underneath changes nothing they test
 def test_a_token_someone_minted_for_themselves_is_followed_to_the_credential_they_minted_it_with(
         releasable, acs_files, run_cli, tmp_path):
     # ada set boss's password; boss minted a token for boss and released with it on ada's approval: the

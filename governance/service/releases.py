@@ -398,8 +398,8 @@ def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gat
     (the creator, the makers and the releaser: an approval given with a credential any of them issued does
     not count either).
 
-    The makers shaped what the gate judged: whoever ingested its eval or reference predictions, ran its
-    evaluation, dismissed the version's review items, or since the version was registered assigned or
+    The makers shaped what the gate judged: whoever ingested its eval, reference or challenger predictions,
+    ran its evaluation, dismissed the version's review items, or since the version was registered assigned or
     registered the pack binding it or changed the model's risk tier (an admin who swapped in flattering
     evidence, or a lax pack, and approved it had released alone). Whoever could have used the credential any
     of them acted with, or the releaser releases with, counts as them (an admin who minted the engineer's
@@ -417,6 +417,12 @@ def _makers(conn: duckdb.DuckDBPyConnection, model: Model, version: Version, gat
                              f"ingested the {which} predictions its gate judged"))
         made.append((evaluation.created_by, "version.evaluate", f"version:{name}/{number}",
                      {"evaluation": evaluation.id}, "ran the evaluation its gate judged"))
+    # A challenger's scores set a `baseline: challenger` rule's bound (the strict pack blocks on it): a weak
+    # challenger ingested by hand lowers the bar as flattering eval predictions raise the score.
+    for found_set in registry.list_prediction_sets(conn, name, number):
+        if found_set.split == "challenger":
+            made.append((found_set.created_by, "predictions.ingest", f"prediction_set:{found_set.id}", {},
+                         "ingested challenger predictions its gate compared with"))
     registered = min((seq for seq, _, action, _ in audit_log.entity_history(conn, f"version:{name}/{number}")
                       if action == "version.register"), default=0)
     shaped = len(made)  # the evidence's makers above; the queue's and the policy's below (their own approval only)
