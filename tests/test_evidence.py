@@ -262,6 +262,13 @@ def test_the_retraining_search_judges_intersections_as_the_gate_will():
     # a column that did not fail still gets offsets (closing one gap moves the others), the failing one last
     assert Aim.of(policy, {}, label="y", sensitive=["sex", "race"], threshold=0.5, flagged=["p"],
                   failing_columns=["sex"]).offsets_for == ("race", "sex")
+    # A round queued by the calibration rule must still meet parity: round 1 had met it with offsets, round 2
+    # (flagged for ECE only) was allowed none, failed parity and escalated a version worse than its parent.
+    both = parse_policy("name: t\nversion: 1\nrules:\n  - {id: p, metric: fairness.demographic_parity_difference,"
+                        " feature: race, max: 0.1, min_samples: 50}\n  - {id: e, metric: calibration.ece, max: 0.05}\n"
+                        "  - {id: w, metric: fairness.demographic_parity_difference, feature: sex, max: 0.1,"
+                        " severity: warn}\n", source="t.yaml")
+    assert Aim.of(both, {}, label="y", sensitive=["race", "sex"], threshold=0.5, flagged=["e"]).offsets_for == ("race",)
     verdict = aim.judge(frame, frame["p"].to_numpy())
     assert not verdict.passes and any("race*sex" in reason for reason in verdict.failing)
     # min_samples scale with the rows judged: half the eval split's rows, so 25 here where the gate asks 50

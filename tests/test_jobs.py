@@ -648,11 +648,17 @@ def test_integer_codes_are_noted_and_taken_as_categories_when_asked(tmp_path, ru
     path = tmp_path / "d.csv"
     frame = biased(800)
     code = np.random.default_rng(1).integers(1, 8, len(frame))
-    frame.assign(code=code, y=np.where(code == 4, 1, frame["y"])).to_csv(path, index=False)
+    # and an id column among the inputs (a new user's, in a file sorted by outcome: the model learnt the order)
+    frame.assign(code=code, y=np.where(code == 4, 1, frame["y"]), ref=np.arange(len(frame)) * 7).to_csv(path,
+                                                                                                       index=False)
     plain = run_cli(home, "train", "m", "--data", path, "--label", "y", "--json", "--config", _one_epoch(tmp_path),
                     as_="ada")
     assert any(n.startswith("whole-number column 'code' (7 values) was trained as amounts") and
                "--categorical code" in n for n in json.loads(plain.stdout)["notes"])
+    assert [n for n in json.loads(plain.stdout)["notes"] if "as an id does" in n] == [
+        "column 'ref' holds a different value in every training row, as an id does, and the model trained on it: an "
+        "id says nothing about the outcome, or leaks it (a file sorted by outcome); train with --features leaving it "
+        "out."]
     coded = run_cli(home, "train", "m", "--data", path, "--label", "y", "--json", "--categorical", "code",
                     "--config", _one_epoch(tmp_path), as_="ada")
     assert coded.exit_code == 0, coded.stderr

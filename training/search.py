@@ -10,8 +10,8 @@ The candidates vary what a retraining job may vary:
   by a share (the strength: 0.25 to 1, then bisected below the weakest that passes), moving only the
   groups outside a band of the narrower width, placed where it costs the least expected accuracy
   (`fit_offsets`). It is the group-specific threshold of Hardt et al. (and fairlearn's
-  ThresholdOptimizer) expressed as a score the model still outputs, deterministic, and only where a
-  fairness rule is flagged.
+  ThresholdOptimizer) expressed as a score the model still outputs, deterministic, on the columns a
+  blocking fairness rule judges, and only when the candidate without offsets fails.
 
 Every candidate is recalibrated (temperature or Platt scaling on the calibration split) and judged by
 `judge` (the service runs the policy's blocking metric rules there, each in its own judge mode) on all
@@ -97,7 +97,7 @@ def search(frame: pd.DataFrame, *, label: str, features: Sequence[str], config: 
     """Train and judge the candidates on `frame` (the training rows); see the module's docstring.
 
     `judge(rows, scores)` gets the validation rows and a candidate's scores for them. `offsets_for`
-    names the sensitive columns whose flagged fairness rules make group offsets worth trying.
+    names the sensitive columns whose blocking fairness rules make group offsets worth trying.
     """
     strategies = set(config.strategies) | {"recalibrate"}
     weights = PENALTY_WEIGHTS if "fairness_penalty" in strategies else (None,)

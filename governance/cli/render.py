@@ -385,9 +385,9 @@ def review_detail(detail) -> str:
 def escalation_lines(evidence: dict[str, Any]) -> list[str]:
     """Why the loop stopped and what its last search tried, a line each (`--json` has the whole record)."""
     lines = [f"  why the loop stopped: {evidence.get('reason', '-')}",
-             f"  failing rules {', '.join(evidence.get('failing_rules') or []) or '-'}; strategies "
-             f"{', '.join(evidence.get('strategies') or []) or '-'}; retrains {evidence.get('rounds', '-')} of at most "
-             f"{evidence.get('max_rounds', '-')}"]
+             f"  failing rules {', '.join(evidence.get('failing_rules') or []) or '-'} (their on_fail would retrain "
+             f"with {', '.join(evidence.get('strategies') or []) or '-'}); retrains {evidence.get('rounds', '-')} "
+             f"of at most {evidence.get('max_rounds', '-')}"]
     candidates = evidence.get("candidates") or []
     if candidates:
         lines.append(f"  candidates the last search tried ({len(candidates)}; * kept):")

@@ -159,6 +159,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         improving = still_improving(result.history)
         notes += [improving] if improving else []
         notes += _codes_taken_as_amounts(frame.iloc[train_rows], features, config.categorical)
+        notes += _identifiers_taken_as_inputs(frame.iloc[train_rows], features)
         notes += _imbalance_note(frame.iloc[train_rows][label], model, result.version.version)
         inputs = [c for c in sensitive if c in features]
         if asked_features is None and inputs:
@@ -440,6 +441,26 @@ def _codes_taken_as_amounts(frame: pd.DataFrame, features: Sequence[str], catego
     return [f"whole-number column{'s' * (len(found) > 1)} {shown} {'were' if len(found) > 1 else 'was'} trained as "
             f"amounts; if they are codes (a race or marital-status code), train with --categorical "
             f"{','.join(c for c, _ in found[:6])} to take them as categories."]
+
+
+def _identifiers_taken_as_inputs(frame: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    """A note naming features with a different whole number or text in every training row, as an id has: a new
+    user's trial trained on a file sorted by outcome with its id column among the inputs (the default, every
+    column but the label), and the model learnt the row order: eval ROC AUC 0.9998, a leak the gate only warned
+    of."""
+    import pandas as pd
+
+    found = [column for column in features
+             if len(frame) >= 50 and (pd.api.types.is_integer_dtype(frame[column])
+                                      or pd.api.types.is_object_dtype(frame[column])
+                                      or pd.api.types.is_string_dtype(frame[column]))
+             and not pd.api.types.is_bool_dtype(frame[column]) and frame[column].nunique(dropna=False) == len(frame)]
+    if not found:
+        return []
+    named = ", ".join(map(repr, found[:6])) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+    return [f"{'columns' if len(found) > 1 else 'column'} {named} {'hold' if len(found) > 1 else 'holds'} a "
+            "different value in every training row, as an id does, and the model trained on it: an id says nothing "
+            "about the outcome, or leaks it (a file sorted by outcome); train with --features leaving it out."]
 
 
 def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
