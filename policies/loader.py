@@ -113,7 +113,8 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         raise PolicyInvalid(f"{source} is over {MAX_POLICY_BYTES:,} characters; a policy pack is a short YAML file.")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        expanded = _expanded_size(node)
+        data = yaml.safe_load(text) if expanded <= MAX_EXPANDED_VALUES else None
     except RecursionError as exc:
         raise PolicyInvalid(f"{source}: nested too deeply to be a policy.") from exc
     except ValueError as exc:  # an integer of thousands of digits, past Python's limit on reading one
@@ -122,6 +123,11 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PolicyInvalid(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
+    if expanded > MAX_EXPANDED_VALUES:
+        raise PolicyInvalid(f"{source}: its aliases (*name) expand it to "
+                            + ("a value that contains itself" if expanded == _CYCLE else
+                               f"{expanded:,} values, more than the {MAX_EXPANDED_VALUES:,} a policy may hold")
+                            + "; write the rules out.")
     if not isinstance(data, dict):
         raise PolicyInvalid(f"{source}: a policy is a mapping with name, version and rules.")
     problems: list[str] = repeated_keys(node) + _huge_numbers(node)
@@ -172,6 +178,41 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         raise PolicyInvalid(f"{source} is not a valid policy ({count} problem{'s' if count > 1 else ''}):\n  - "
                             + "\n  - ".join(problems))
     return LoadedPolicy(policy, hashlib.sha256(text.encode("utf-8")).hexdigest(), text, source, lines)
+
+
+MAX_EXPANDED_VALUES = 200_000  # an 11,000-rule pack holds about 60,000; nine nested aliases of ten held 10**9
+_CYCLE = 2**62  # the size given a node that contains itself (`&a [*a]`)
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """How many values the document holds once its aliases are expanded, counted on the composed nodes (an
+    alias shares its anchor's node, so this stays cheap): 532 bytes of nested aliases ('billion laughs') held a
+    billion values, and naming a rule's id took minutes and gigabytes before any check could refuse it."""
+    if root is None:
+        return 0
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children = ([item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(_CYCLE, 1 + sum(sizes[id(child)] for child in children))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:  # reached again inside itself
+            return _CYCLE
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                return _CYCLE
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
 
 
 def _describe(error: dict) -> str:

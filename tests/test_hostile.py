@@ -109,6 +109,11 @@ CASES = {
     "invalid UTF-8 comment": (["review", "add", "credit", "1", "--evidence", "\udcff"], "is not valid UTF-8 text"),
     "deep JSON evidence": (["review", "add", "credit", "1", "--evidence", DEEP], "nested too deeply"),
     "deep YAML policy": (["policy", "validate", "{deep_yaml}"], "nested too deeply"),
+    # 532 bytes of nested aliases held a billion values: naming the rule's id took minutes and gigabytes
+    "billion laughs policy": (["policy", "validate", "{laughs_yaml}"],
+                              "its aliases (*name) expand it to 2,345,679,032 values, more than the 200,000"),
+    "policy containing itself": (["gate", "credit", "1", "--dry-run", "--policy", "{cycle_yaml}"],
+                                 "its aliases (*name) expand it to a value that contains itself"),
     "policy from a FIFO": (["policy", "validate", "{fifo}"], "is not a regular file"),
     "artifact through a symlink": (["version", "register", "credit", "9", "--artifact", "{filelink}"],
                                    "is a symbolic link"),
@@ -135,9 +140,14 @@ def test_each_hostile_argument_gets_one_sentence_and_exit_2(unchanged_hostile, t
     store, paths = unchanged_hostile
     deep_yaml = tmp_path / "deep.yaml"
     deep_yaml.write_text("rules: " + "[" * 3000 + "]" * 3000 + "\n")
+    laughs_yaml, cycle_yaml = tmp_path / "laughs.yaml", tmp_path / "cycle.yaml"
+    laughs_yaml.write_text("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{b}: &{b} [{', '.join(['*' + a] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+        + "name: x\nversion: 1\nrules: [{id: *i, metric: calibration.ece, max: 0.1}]\n")
+    cycle_yaml.write_text("name: x\nversion: 1\nrules: &r [{id: a, metric: calibration.ece, max: 0.1, x: *r}]\n")
     args, expected = CASES[case]
     args = [a.format(csv=paths.parent / "eval.csv", deep_yaml=deep_yaml, fifo=paths / "fifo",
-                     filelink=paths / "filelink") for a in args]
+                     filelink=paths / "filelink", laughs_yaml=laughs_yaml, cycle_yaml=cycle_yaml) for a in args]
     if args[0] == "--lock-timeout":  # a global option: in front of the --home the helper adds
         args = args[2:]
         args = ["--lock-timeout", "nan", *args]
