@@ -129,10 +129,10 @@ def prepare_prediction_file(path: Path, roles: ColumnRoles, scratch: Path, *, de
             _check_values(conn, problems, roles, present=set(columns), min_groups=2 if judged_for_fairness else 1)
         if problems.items:
             _raise(source, problems, doing)
-        features = list(roles.features) if roles.features is not None else [
-            c for c in columns if c not in {r[1] for r in roles.named()}
-        ]
-        kept = [c for c in columns if c in {r[1] for r in roles.named()} | set(features)]
+        named = {r[1] for r in roles.named()}
+        features = list(roles.features) if roles.features is not None else [c for c in columns if c not in named]
+        wanted = named | set(features)  # built once: per column, 10,000 columns had taken 12 s here
+        kept = [c for c in columns if c in wanted]
         out_types = _output_types(conn, roles, kept, columns, fmt)
         select = ", ".join(f"{_cast(c, out_types[c], roles)} AS {_quote(c)}" for c in kept)
         conn.execute(f"COPY (SELECT {select} FROM src ORDER BY {ROW}) TO {_literal(scratch)} (FORMAT parquet)")
@@ -515,17 +515,22 @@ def _whole_numbers(conn: duckdb.DuckDBPyConnection, column: str) -> bool:
 def _inferred_types(conn: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, str]:
     """Text columns become BIGINT or DOUBLE when every value converts, as a type sniffer would decide with
     the whole file as its sample."""
-    if not columns:
-        return {}
-    probes = ", ".join(
-        f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
-        f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
-        f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
-        for c in columns
-    )
-    flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
-    return {column: "BIGINT" if flags[2 * i] else "DOUBLE" if flags[2 * i + 1] else "VARCHAR"
-            for i, column in enumerate(columns)}
+    types: dict[str, str] = {}
+    for start in range(0, len(columns), PROBED_AT_ONCE):  # one statement of 40,000 aggregates took DuckDB minutes
+        part = columns[start:start + PROBED_AT_ONCE]
+        probes = ", ".join(
+            f"count({_quote(c)}) = count(CASE WHEN regexp_full_match(trim({_quote(c)}), '[+-]?[0-9]+') "
+            f"THEN TRY_CAST({_quote(c)} AS BIGINT) END), "
+            f"count({_quote(c)}) = count(TRY_CAST({_quote(c)} AS DOUBLE))"
+            for c in part
+        )
+        flags = conn.execute(f"SELECT {probes} FROM src").fetchone()
+        types.update({column: "BIGINT" if flags[2 * i] else "DOUBLE" if flags[2 * i + 1] else "VARCHAR"
+                      for i, column in enumerate(part)})
+    return types
+
+
+PROBED_AT_ONCE = 200  # columns typed per statement (`_inferred_types`)
 
 
 def _id_type(conn: duckdb.DuckDBPyConnection, column: str) -> str:

@@ -285,6 +285,25 @@ def test_whole_number_double_ids_in_parquet_are_integers_that_labels_reach(store
 
 
 @file_only  # files whatever the store: the DuckLake run tests nothing more
+def test_a_wide_csv_is_typed_column_by_column_across_statements(store, tmp_path):
+    # 10,000 columns typed in one statement took DuckDB minutes: they are typed a few hundred at a time now, and
+    # every column keeps its own type across the statements' boundaries
+    from governance.ingest import PROBED_AT_ONCE
+
+    kinds = ["7", "2.5", "x"]
+    count = 2 * PROBED_AT_ONCE + 7
+    header = ["id", "label", "score", *(f"c{i}" for i in range(count))]
+    rows = [[str(r), str(r % 2), "0.5", *(kinds[i % 3] if r else kinds[(i + 1) % 3] * (i % 3 != 2) or "y"
+                                          for i in range(count))] for r in range(3)]
+    path = _write(tmp_path, "wide.csv", "\n".join(",".join(row) for row in [header, *rows]) + "\n")
+    ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ColumnRoles(id="id"))
+    stored = _stored(store, ps)
+    expected = {0: "float64", 1: "object", 2: "object"}  # 7 then 2.5: a double; 2.5 then x, x then y: text
+    assert {c: str(stored[c].dtype) for c in stored.columns if c.startswith("c")} == {
+        f"c{i}": expected[i % 3] for i in range(count)}
+
+
+@file_only  # files whatever the store: the DuckLake run tests nothing more
 def test_plain_integer_ids_stay_integers(store, tmp_path):
     path = _write(tmp_path, "f.csv", "id,label,score\n7,0,0.2\n-3,1,0.8\n0,1,0.6\n")
     ps = store.as_("eng").ingest(model="credit", version="1", file=path, split="eval", roles=ColumnRoles(id="id"))
