@@ -248,6 +248,24 @@ def test_export_into_a_non_empty_folder_is_refused_and_writes_nothing(store, run
     assert _events(store.home) == before and [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+@file_only  # the output folder, whatever the store
+@pytest.mark.parametrize("link", ["loop", "dangling"])
+def test_export_onto_a_symbolic_link_is_refused_before_it_is_recorded(store, run_cli, tmp_path, link):
+    # A hostile trial: the export was recorded, then could not be moved onto the link (exit 2, the store changed,
+    # a scratch folder left behind).
+    out = tmp_path / "out"
+    if link == "loop":
+        (tmp_path / "other").symlink_to(out)
+        out.symlink_to(tmp_path / "other")
+    else:
+        out.symlink_to(tmp_path / "nowhere")
+    before, files = _events(store.home), sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {out} is a symbolic link; give the path of a new folder.\n"
+    assert _events(store.home) == before and sorted(p.name for p in tmp_path.iterdir()) == files
+
+
 def test_verify_of_a_folder_that_is_not_an_export(tmp_path, run_cli):
     result = run_cli(tmp_path, "audit", "verify", tmp_path, "--key", "ab" * 32)
     assert result.exit_code == 2

@@ -20,16 +20,14 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
     not exist or be empty). A second process aiming at `out` meanwhile is refused before it writes
     anything. On an error inside the block the scratch folder is removed and `out` is as it was."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
+    _check_new(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.govern-writing"
     held = _hold(lock, out)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     keep = False  # the scratch folder, where its files are all that is left of recorded work
     try:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):  # filled between the check and the lock
-            raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
+        _check_new(out)  # filled, or made a link, between the check and the lock
         yield scratch
         try:
             scratch.rename(out)  # replaces an empty folder in one step
@@ -42,6 +40,16 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
             shutil.rmtree(scratch, ignore_errors=True)
         lock.unlink(missing_ok=True)
         os.close(held)
+
+
+def _check_new(out: Path) -> None:
+    """InvalidInput unless `out` is free: missing, or an empty folder. A symbolic link (dangling, or one of a
+    loop) is refused here: the folder cannot be moved onto it, and the work was found unmovable only after it
+    was recorded."""
+    if out.is_symlink():
+        raise InvalidInput(f"{out} is a symbolic link; give the path of a new folder.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new one.")
 
 
 def _hold(lock: Path, out: Path) -> int:
