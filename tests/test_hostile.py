@@ -112,6 +112,12 @@ CASES = {
     # 532 bytes of nested aliases held a billion values: naming the rule's id took minutes and gigabytes
     "billion laughs policy": (["policy", "validate", "{laughs_yaml}"],
                               "its aliases (*name) expand it to 2,345,679,032 values, more than the 200,000"),
+    # 'x@' was assigned as plain x; 'x@²' passed the digit check and failed to convert
+    "pack version left out": (["policy", "assign", "default-x@", "--model", "credit"],
+                              "policy version '' is not a version number: give name@3"),
+    "pack version in superscript": (["gate", "credit", "1", "--dry-run", "--policy", "mine@\u00b2"],
+                                    "policy version '\u00b2' is not a version number"),
+    "pack version 0": (["policy", "assign", "mine@0", "--model", "credit"], "(versions start at 1)"),
     "policy containing itself": (["gate", "credit", "1", "--dry-run", "--policy", "{cycle_yaml}"],
                                  "its aliases (*name) expand it to a value that contains itself"),
     "policy from a FIFO": (["policy", "validate", "{fifo}"], "is not a regular file"),

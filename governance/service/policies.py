@@ -82,18 +82,18 @@ class PolicyActions(ServiceBase):
             raise InvalidInput("assign a policy to exactly one of a model (--model) or a risk tier (--tier).")
         if tier is not None and tier not in RISK_TIER_PACKS:
             raise InvalidInput(f"risk tier {tier!r} is not one of {', '.join(RISK_TIER_PACKS)}.")
-        name, _, wanted = policy.partition("@")
+        name, wanted = _pack_ref(policy)
 
         def unit(conn: duckdb.DuckDBPyConnection) -> PolicyAssignment:
             user = self._authorize(conn, Action.MANAGE_POLICIES)
             if model is not None:
                 _require_model(conn, model)
             if name in shipped_packs():
-                if wanted:
+                if wanted is not None:
                     raise InvalidInput(f"the shipped pack {name!r} has no versions to pick; assign {name!r}.")
                 version = None
             else:
-                pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
+                pack = policies.get_pack(conn, name, wanted)
                 if pack is None:
                     raise NotFound(f"no registered policy pack {policy!r}; an admin registers it with "
                                    "`govern policy register FILE`.")
@@ -126,8 +126,8 @@ class PolicyActions(ServiceBase):
         from policies import PolicyInvalid, PolicyNotFound, resolve
 
         def registered(text: str) -> tuple[str, str] | None:
-            name, _, wanted = text.partition("@")
-            pack = policies.get_pack(conn, name, _version_number(wanted) if wanted else None)
+            name, wanted = _pack_ref(text)
+            pack = policies.get_pack(conn, name, wanted)
             return (f"{pack.name}@{pack.version}", pack.text) if pack is not None else None
 
         try:
@@ -182,7 +182,13 @@ def _shipped(name: str) -> LoadedPolicy | None:
     return load_policy(path) if path else None
 
 
-def _version_number(text: str) -> int:
-    if not text.isdigit():
-        raise InvalidInput(f"policy version {text!r} is not a number (name@3).")
-    return int(text)
+def _pack_ref(text: str) -> tuple[str, int | None]:
+    """A registered pack's name and version from `name@3` (None from `name`: the latest). `x@` had been read
+    as `x`, and a non-ASCII digit ('x@²') passed the check and failed to convert."""
+    name, at, wanted = text.partition("@")
+    if not at:
+        return name, None
+    if not (wanted.isascii() and wanted.isdigit()) or int(wanted) < 1:
+        raise InvalidInput(f"policy version {wanted!r} is not a version number: give name@3 (versions start at 1), "
+                           "or the name alone for its latest version.")
+    return name, int(wanted)
