@@ -96,9 +96,8 @@ class Aim:
 
     def judge(self, rows: pd.DataFrame, scores: np.ndarray, reference: np.ndarray | None = None) -> Verdict:
         """Judge a candidate's scores on `rows`. It passes when the gate would pass it there; it passes
-        robustly when it would still pass with every judged value Z_MARGIN standard errors (from the bootstrap;
-        of the difference from the gate's own measurement, `_spread`) worse, so that the choice does not sit
-        on the bound and fall over on the next sample; its `margin`
+        robustly when it would still pass with every judged value Z_MARGIN standard errors (from the bootstrap)
+        worse, so that the choice does not sit on the bound and fall over on the next sample; its `margin`
         is the largest of Z_MARGIN, FALLBACK_MARGIN and 0 it passes with.
 
         `reference`: the scores on `rows` of the search's least-changed candidate (no penalty, reweighing or
@@ -131,8 +130,7 @@ class Aim:
         degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=overall).results[0]
         if degenerate.status == "failed":
             blocking.append(degenerate)
-        spread = self._spread(len(rows))
-        margins = (z for z in (Z_MARGIN, FALLBACK_MARGIN) if self._robust(policy, metric_set, z * spread, baselines))
+        margins = (z for z in (Z_MARGIN, FALLBACK_MARGIN) if self._robust(policy, metric_set, z, baselines))
         margin = None if blocking else next(margins, 0.0)
         return Verdict(not blocking, sum(_shortfall(r) for r in blocking), metrics,
                        [f"{r.rule_id}: {r.reason}" for r in blocking], robust=margin == Z_MARGIN, margin=margin)
@@ -158,15 +156,6 @@ class Aim:
                           MetricSet([_moved(record, measured, origin[1] if origin else None)
                                      for record in reference.records], reference.params))
         return found
-
-    def _spread(self, rows: int) -> float:
-        """How much wider than a value's standard error on the `rows` judged its margin must be for the gate's
-        own sample to pass it: the gate measures the value again on the eval split, with its own sampling
-        error, so the margin is counted in standard errors of the difference, sqrt(1 + rows / eval rows) of
-        the held-out one. Counted in held-out standard errors only, the pick passed with margin there and
-        failed on eval (a new user's trial: ECE 0.053 at the gate, bound 0.05, for a candidate two held-out
-        standard errors under it, twice in a row)."""
-        return math.sqrt(1 + rows / self.eval_rows) if self.eval_rows else 1.0
 
     def _scaled(self, rows: int) -> LoadedPolicy:
         """The rules with min_samples scaled from the eval split to `rows`, so that the groups set aside
