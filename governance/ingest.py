@@ -312,7 +312,8 @@ NameFault = Literal["empty", "control", "reserved", "repeated"]
 
 def name_fault(name: str, earlier: Collection[str] = ()) -> NameFault | None:
     """Why ingest refuses a column name, or None: empty, with control characters, starting with the reserved
-    __govern, or in `earlier` (the names already taken, lowercased: names are compared ignoring case).
+    __govern, or in `earlier` (the names already taken, as `name_key` gives them: names are compared ignoring
+    case and surrounding spaces, 'AGEP ' beside 'AGEP' was two features no reader tells apart).
     `govern predict` names its score column by the same rules, so that what it writes can be ingested."""
     if name.strip() == "":
         return "empty"
@@ -320,16 +321,21 @@ def name_fault(name: str, earlier: Collection[str] = ()) -> NameFault | None:
         return "control"
     if name.lower().startswith("__govern"):
         return "reserved"
-    if name.lower() in earlier:
+    if name_key(name) in earlier:
         return "repeated"
     return None
+
+
+def name_key(name: str) -> str:
+    """What column names are compared by: lowercased, without surrounding spaces."""
+    return name.strip().lower()
 
 
 def _check_names(problems: _Problems, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
         fault = name_fault(name, seen)
-        seen.add(name.lower())
+        seen.add(name_key(name))
         if fault == "empty":
             problems.add(None, "a column has an empty name")
         elif fault == "control":
@@ -337,7 +343,8 @@ def _check_names(problems: _Problems, names: list[str]) -> None:
         elif fault == "reserved":
             problems.add(name, "names starting with __govern are reserved; rename it")
         elif fault == "repeated":
-            problems.add(name, "the name appears more than once in the header (names are compared ignoring case)")
+            problems.add(name, "the name appears more than once in the header (names are compared ignoring case "
+                               "and surrounding spaces)")
 
 
 def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest") -> None:

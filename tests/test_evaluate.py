@@ -119,7 +119,10 @@ def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, messa
     ("y;p\n0;0.2\n1;0.8\n", "cannot measure f.csv: it has a single column 'y;p'; it looks separated by ';', not ',': "
                           "pass --delimiter ';'."),  # every message names what was attempted, not "ingest"
     ("y,p,y\n0,0.2,1\n1,0.8,0\n", "cannot measure f.csv: 1 problem.\n  - column 'y': the name appears more than once "
-                                  "in the header (names are compared ignoring case)"),
+                                  "in the header (names are compared ignoring case and surrounding spaces)"),
+    # 'p ' beside 'p' had been two columns no reader tells apart
+    ("y,p,P \n0,0.2,1\n1,0.8,0\n", "cannot measure f.csv: 1 problem.\n  - column 'P ': the name appears more than "
+                                   "once in the header (names are compared ignoring case and surrounding spaces)"),
     # checked on the header, before DuckDB loads the file (a million columns never finished)
     ("y,p,a,b,c\n0,0.2,1,2,3\n", "cannot measure f.csv: it has 5 columns, more than the 4 a file may have "
                                  "(GOVERN_MAX_COLUMNS raises the limit)."),

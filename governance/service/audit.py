@@ -113,7 +113,7 @@ class AuditActions(ServiceBase):
         """
         if not 1 <= limit <= MAX_LISTED:
             raise InvalidInput(f"limit must be between 1 and {MAX_LISTED:,}, not {limit}.")
-        since, until = parse_time(since, what="since"), parse_time(until, what="until")  # 1900 to 9999, in UTC
+        since, until = parse_time(since, what="since"), parse_time(until, what="until")  # 1900 to 9998, in UTC
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
 

@@ -340,7 +340,8 @@ EARLIEST, LATEST = datetime(1900, 1, 1), datetime(9999, 1, 1)
 
 
 def parse_time(value: str | datetime | None, *, what: str = "time") -> datetime | None:
-    """A naive UTC datetime from ISO 8601 text (or a datetime), between the years 1900 and 9999."""
+    """A naive UTC datetime from ISO 8601 text (or a datetime), in the years 1900 to 9998 (9999 is refused, and
+    the message says so: a time near its end has no room left for arithmetic)."""
     if value is None or isinstance(value, datetime):
         parsed = value
     else:
@@ -353,7 +354,7 @@ def parse_time(value: str | datetime | None, *, what: str = "time") -> datetime 
         try:
             parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
         except OverflowError as exc:
-            raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9999.") from exc
+            raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9998.") from exc
     if parsed is not None and not EARLIEST <= parsed < LATEST:
-        raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9999.")
+        raise InvalidInput(f"{what} {shown} is outside the years 1900 to 9998.")
     return parsed

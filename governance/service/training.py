@@ -292,7 +292,7 @@ class TrainingActions(PolicyActions, RegistryActions):
 
         import numpy as np
 
-        from governance.ingest import name_fault
+        from governance.ingest import name_fault, name_key
         from training.data import FARTHEST, encode, number_values
         fault = name_fault(score_column)
         if fault == "empty":
@@ -322,7 +322,7 @@ class TrainingActions(PolicyActions, RegistryActions):
         if missing:
             raise InvalidInput(f"{Path(file).name} has no column {', '.join(map(repr, missing))}, which {model} "
                                f"version {version} scores with (its columns: {_listed(list(frame.columns))}).")
-        if name_fault(score_column, {str(c).lower() for c in frame.columns}) == "repeated":
+        if name_fault(score_column, {name_key(str(c)) for c in frame.columns}) == "repeated":
             taken = next(str(c) for c in frame.columns if str(c).lower() == score_column.lower())
             ignoring_case = " (ingest compares names ignoring case)" if taken != score_column else ""
             raise InvalidInput(f"{Path(file).name} already has a column {taken!r}{ignoring_case}; name the score "
