@@ -133,9 +133,19 @@ class MetricRule(RuleBase):
             right = "ci_lower" if kind == "min" else "ci_upper"
             raise ValueError(f"judge: {self.judge} on a {kind} rule judges the favourable bound, which is looser "
                              f"than the point estimate; use judge: {right} (or point)")
+        # A bound no value can meet is a typo that blocks every release (`min: 2` for accuracy, `max: -5`): every
+        # metric is 0 or more, and all but a few are shares, ratios or areas of at most 1.
+        if self.max is not None and self.max < 0:
+            raise ValueError(f"max {self.max:g} can never be met: {self.metric} is never below 0")
+        if self.min is not None and self.min > 1 and self.metric not in UNBOUNDED_METRICS:
+            raise ValueError(f"min {self.min:g} can never be met: {self.metric} is never above 1")
         if self.min_share and "group" not in spec.scopes and "feature" not in spec.scopes:
             raise ValueError(f"min_share sets groups aside; {self.metric} is not reported per group")
         return self
+
+
+# metrics whose values may exceed 1 (every metric is 0 or more)
+UNBOUNDED_METRICS = frozenset({"performance.log_loss", "drift.psi", "drift.drift_score", "fairness.count"})
 
 
 class ApprovalsRule(RuleBase):

@@ -48,6 +48,11 @@ MALFORMED = {
     "favourable_bound": (HEAD + "  - {id: a, metric: performance.accuracy, min: 0.7, judge: ci_upper}",
                          "rule 'a' (line 4): judge: ci_upper on a min rule judges the favourable bound, which is "
                          "looser than the point estimate; use judge: ci_lower (or point)"),
+    # bounds no value meets: a typo that blocks every release
+    "accuracy_above_one": (HEAD + "  - {id: a, metric: performance.accuracy, min: 2}",
+                           "rule 'a' (line 4): min 2 can never be met: performance.accuracy is never above 1"),
+    "negative_maximum": (HEAD + "  - {id: a, metric: calibration.ece, max: -5}",
+                         "rule 'a' (line 4): max -5 can never be met: calibration.ece is never below 0"),
     "unknown_kind": (HEAD + "  - {id: a, kind: approval, min: 2}",
                      "rule 'a' (line 4): unknown kind 'approval' (known: metric, approvals, open_reviews, "
                      "leakage, degenerate)"),

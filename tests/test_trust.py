@@ -200,7 +200,7 @@ def test_the_latest_eval_set_is_the_last_recorded_whatever_the_writers_clock(pas
         store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
     impossible = tmp_path / "impossible.yaml"
     impossible.write_text("name: impossible\nversion: 1\nrules:\n"
-                          "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
+                          "  - {id: auc, metric: performance.roc_auc, min: 0.9999}\n")
     store.assign_policy(impossible)
     real_gate_now = gate_service._now
     with monkeypatch.context() as behind:
@@ -275,7 +275,7 @@ def test_a_rollback_to_a_version_whose_latest_gate_is_blocked_is_an_admins(passi
     _released_then_overridden(store)
     impossible = tmp_path / "impossible.yaml"
     impossible.write_text("name: impossible\nversion: 1\nrules:\n"
-                          "  - {id: auc, metric: performance.roc_auc, min: 1.1}\n")
+                          "  - {id: auc, metric: performance.roc_auc, min: 0.9999}\n")
     store.assign_policy(impossible)
     assert store.as_("eng").gate(model="credit", version="1").decision.verdict == "blocked"  # new evidence on 1
     with pytest.raises(NotAllowed, match="cannot roll back to credit version 1: its latest gate is blocked by auc"):
