@@ -167,6 +167,10 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
         if rule_id in lines:
             problems.append(f"{label} (line {line}): the id is used twice (first on line {lines[rule_id]})")
         lines[rule_id] = line
+    if parsed and not problems and all(getattr(r, "metric", "").startswith("estimated.") for r in parsed):
+        problems.append("every rule is a monitoring rule (estimated.*, judged on production batches), so a release "
+                        "gate under this pack would judge nothing and pass; add a rule on the eval evidence (for "
+                        "example calibration.ece)")
     policy = None
     if not problems:
         try:

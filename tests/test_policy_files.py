@@ -48,6 +48,11 @@ MALFORMED = {
     "favourable_bound": (HEAD + "  - {id: a, metric: performance.accuracy, min: 0.7, judge: ci_upper}",
                          "rule 'a' (line 4): judge: ci_upper on a min rule judges the favourable bound, which is "
                          "looser than the point estimate; use judge: ci_lower (or point)"),
+    # the gate judges no estimated.* rule: such a pack passed every release with nothing judged
+    "monitoring_only": (HEAD + "  - {id: a, metric: estimated.accuracy, min: 0.8}",
+                        "every rule is a monitoring rule (estimated.*, judged on production batches), so a release "
+                        "gate under this pack would judge nothing and pass; add a rule on the eval evidence (for "
+                        "example calibration.ece)"),
     # bounds no value meets: a typo that blocks every release
     "accuracy_above_one": (HEAD + "  - {id: a, metric: performance.accuracy, min: 2}",
                            "rule 'a' (line 4): min 2 can never be met: performance.accuracy is never above 1"),
