@@ -14,6 +14,7 @@ A rule without `kind` is a metric rule. `policies/schema.json` is this module's 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
@@ -195,11 +196,24 @@ RULE_KINDS: dict[str, type[RuleBase]] = {"metric": MetricRule, "approvals": Appr
 Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule, LeakageRule, DegenerateRule]
 
 
+VERSION_LABEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 class Policy(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-    version: Union[Annotated[int, Field(ge=1)], str]
+    # a label the gate prints and the log keeps: letters, digits and . _ - (a U+202E had shown it backwards)
+    version: Union[Annotated[int, Field(ge=1)], Annotated[str, Field(pattern=VERSION_LABEL)]]
     description: str | None = None
     rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_label(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(VERSION_LABEL, value):
+            raise ValueError("give a whole number, or a label of up to 64 letters, digits and . _ - starting with a "
+                             "letter or digit")
+        return value
+
 
 
 def json_schema() -> dict:

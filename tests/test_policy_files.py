@@ -48,6 +48,10 @@ MALFORMED = {
     "favourable_bound": (HEAD + "  - {id: a, metric: performance.accuracy, min: 0.7, judge: ci_upper}",
                          "rule 'a' (line 4): judge: ci_upper on a min rule judges the favourable bound, which is "
                          "looser than the point estimate; use judge: ci_lower (or point)"),
+    # the gate prints the version and the log keeps it: a U+202E had shown it backwards
+    "reversed_version": (HEAD.replace("version: 1", "version: \"v1\u202ed\"") + "  - {id: a, metric: calibration.ece, "
+                         "max: 0.1}", "line 2: version: give a whole number, or a label of up to 64 letters, digits "
+                         "and . _ - starting with a letter or digit"),
     # the gate judges no estimated.* rule: such a pack passed every release with nothing judged
     "monitoring_only": (HEAD + "  - {id: a, metric: estimated.accuracy, min: 0.8}",
                         "every rule is a monitoring rule (estimated.*, judged on production batches), so a release "
