@@ -23,7 +23,7 @@ SESSION_LIFETIME = timedelta(hours=12)
 API_TOKEN_LIFETIME = timedelta(days=90)
 MAX_LIFETIME = timedelta(days=366)
 _TOKEN = re.compile(r"gvn_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
-_DURATION = re.compile(r"(\d{1,6})([mhd])")
+_DURATION = re.compile(r"([0-9]+)([mhd])")
 
 
 def new_secret() -> tuple[str, str, str]:
@@ -62,8 +62,9 @@ def parse_duration(text: str, *, what: str = "--expires") -> timedelta:
     found = _DURATION.fullmatch((text or "").strip())
     if not found:
         raise InvalidInput(f"{what} {text!r} is not a duration such as 30m, 12h or 90d.")
-    amount, unit = int(found.group(1)), found.group(2)
+    digits, unit = found.group(1).lstrip("0"), found.group(2)
+    amount = int(digits[:7] or "0")  # more digits than a year of minutes has: past the limit, said as such
     duration = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
-    if duration <= timedelta(0) or duration > MAX_LIFETIME:
+    if duration <= timedelta(0) or duration > MAX_LIFETIME or len(digits) > 7:
         raise InvalidInput(f"{what} {text!r} must be more than zero and at most 366 days.")
     return duration

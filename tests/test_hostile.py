@@ -112,6 +112,9 @@ CASES = {
     # 532 bytes of nested aliases held a billion values: naming the rule's id took minutes and gigabytes
     "billion laughs policy": (["policy", "validate", "{laughs_yaml}"],
                               "its aliases (*name) expand it to 2,345,679,032 values, more than the 200,000"),
+    # eight digits had been "not a duration"; it is one, past the limit
+    "token for centuries": (["token", "create", "ada", "--expires", "99999999d"],
+                            "--expires '99999999d' must be more than zero and at most 366 days."),
     # 'x@' was assigned as plain x; 'x@²' passed the digit check and failed to convert
     "pack version left out": (["policy", "assign", "default-x@", "--model", "credit"],
                               "policy version '' is not a version number: give name@3"),
