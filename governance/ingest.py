@@ -430,6 +430,10 @@ def _check_values(
         label = f"TRY_CAST({_quote(roles.label)} AS DOUBLE)"
         checks.append((roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "not 0 or 1"))
     checks += [
+        # a Parquet true/false column had been read as scores of 0 and 1 (a CSV's is refused as not a number):
+        # decisions, not the probability every calibration metric and label-free estimate assumes
+        (roles.score, f"{_quote(roles.score)} IS NOT NULL AND typeof({_quote(roles.score)}) = 'BOOLEAN'",
+         "true/false, not a probability"),
         (roles.score, f"{score} IS NOT NULL AND NOT isfinite({score})", "NaN or infinite"),
         (roles.score, f"isfinite({score}) AND ({score} < 0 OR {score} > 1)", "outside [0, 1]"),
     ]

@@ -161,6 +161,11 @@ BAD_FILES = {
                                 "cannot ingest f.parquet: 1 problem, nothing was written.\n"
                                 "  - column 'sex': nested values (STRUCT(a BIGINT)): govern reads numbers and text; "
                                 "flatten the column or leave it out of the file"),
+    # read as scores of 0 and 1 (a CSV's true/false is not a number): decisions, not probabilities
+    "true_false_scores": ("f.parquet", _parquet({"id": ["1", "2"], "label": [0, 1], "score": [True, False],
+                                                 "sex": ["f", "m"]}), ROLES,
+                          "cannot ingest f.parquet: 1 problem, nothing was written.\n"
+                          "  - column 'score': true/false, not a probability in 2 rows (rows 1, 2; e.g. 'true')"),
     "nan_group": ("f.parquet", _parquet({"id": ["1", "2", "3"], "label": [0, 1, 1], "score": [0.2, 0.8, 0.7],
                                          "sex": [1.0, float("nan"), 2.0]}), ROLES,
                   "cannot ingest f.parquet: 1 problem, nothing was written.\n"
