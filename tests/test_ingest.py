@@ -139,7 +139,7 @@ BAD_FILES = {
     "duplicate_header": ("f.csv", "id,label,score,sex,sex\n1,0,0.5,f,f\n", ROLES,
                          "cannot ingest f.csv: 1 problem, nothing was written.\n"
                          "  - column 'sex': the name appears more than once in the header (names are compared "
-                         "ignoring case)"),
+                         "ignoring case and surrounding spaces)"),
     "not_parquet": ("f.parquet", HEADER + "1,0,0.5,f\n", ROLES, None),
     # from a hostile trial: each was stored, then broke or misled what read it
     "invisible_group_name": ("f.csv", HEADER + "1,0,0.5,f\u202e\n2,1,0.5,m\n", ROLES,

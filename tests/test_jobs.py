@@ -342,8 +342,11 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
                           ([huge, "--out", tmp_path / "c.csv", "--score-column", "a\nb"], "without control characters"),
                           # each was written, then refused by ingest (names compared ignoring case; __govern reserved)
                           ([huge, "--out", tmp_path / "u.csv", "--score-column", "X"],
-                           "huge.csv already has a column 'x' (ingest compares names ignoring case); name the score "
-                           "column otherwise with --score-column."),
+                           "huge.csv already has a column 'x' (ingest compares names ignoring case and surrounding "
+                           "spaces); name the score column otherwise with --score-column."),
+                          ([huge, "--out", tmp_path / "s.csv", "--score-column", "x "],
+                           "huge.csv already has a column 'x' (ingest compares names ignoring case and surrounding "
+                           "spaces); name the score column otherwise with --score-column."),
                           ([huge, "--out", tmp_path / "r.csv", "--score-column", "__govern_row"],
                            "the score column '__govern_row' starts with __govern, which ingest reserves for its own "
                            "columns; choose another --score-column."),

@@ -323,8 +323,9 @@ class TrainingActions(PolicyActions, RegistryActions):
             raise InvalidInput(f"{Path(file).name} has no column {', '.join(map(repr, missing))}, which {model} "
                                f"version {version} scores with (its columns: {_listed(list(frame.columns))}).")
         if name_fault(score_column, {name_key(str(c)) for c in frame.columns}) == "repeated":
-            taken = next(str(c) for c in frame.columns if str(c).lower() == score_column.lower())
-            ignoring_case = " (ingest compares names ignoring case)" if taken != score_column else ""
+            taken = next(str(c) for c in frame.columns if name_key(str(c)) == name_key(score_column))
+            ignoring_case = (" (ingest compares names ignoring case and surrounding spaces)" if taken != score_column
+                             else "")
             raise InvalidInput(f"{Path(file).name} already has a column {taken!r}{ignoring_case}; name the score "
                                "column otherwise with --score-column.")
         _, codes = encode(frame, spec)  # code 0: a value never seen in training, or none
