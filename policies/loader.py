@@ -48,6 +48,15 @@ def shipped_packs() -> dict[str, Path]:
     return {path.stem: path for path in sorted(PACKS_DIR.glob("*.yaml"))}
 
 
+def shipped_by_declared_name(name: str) -> "LoadedPolicy | None":
+    """The shipped pack whose file declares `name` (strict-high-risk, the name a gate prints for `strict`)."""
+    for path in shipped_packs().values():
+        loaded = load_policy(path)
+        if loaded.policy.name == name:
+            return loaded
+    return None
+
+
 Registered = Callable[[str], "tuple[str, str] | None"]
 
 
@@ -60,7 +69,8 @@ def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = N
        registered pack shares the name;
     3. with `registered`, a registered pack's `NAME` or `NAME@VERSION` (text with no `/` that does not end
        in .yaml or .yml): `registered(ref)` returns the pack's (source, text), or None when there is none;
-    4. else the YAML file at that path.
+    4. else the YAML file at that path;
+    5. else a shipped pack by the name its file declares, the one a gate prints (strict-high-risk for strict).
 
     The result's `source` says what was read ("default.yaml", "mine@2", "pack.yaml") and `text` is its
     exact text. Raises PolicyNotFound when nothing matches, PolicyInvalid (listing every problem) when the
@@ -81,6 +91,9 @@ def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = N
             source, body = found
             return parse_policy(body, source=source)
     if not Path(text).is_file():
+        declared = shipped_by_declared_name(text)
+        if declared is not None:
+            return declared
         packs = f"a shipped pack ({', '.join(shipped)})"
         kinds = (f"a file, {packs} or a registered pack (`govern policy list`)" if registered is not None
                  else f"a file or {packs}")

@@ -16,6 +16,10 @@ def test_shipped_packs_are_valid(name, run_cli, tmp_path):
     assert loaded.policy.rules
     result = run_cli(tmp_path, "policy", "validate", name)
     assert result.exit_code == 0 and result.stdout.startswith(f"valid: {loaded.policy.name} v{loaded.policy.version}")
+    # the name a gate prints (strict-high-risk) is a reference to the same pack: a new user passed it back and
+    # was told there is no such pack
+    again = run_cli(tmp_path, "policy", "validate", loaded.policy.name)
+    assert again.exit_code == 0 and again.stdout == result.stdout
 
 
 def test_strict_pack_says_which_regulation_each_rule_serves():

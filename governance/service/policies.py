@@ -43,8 +43,12 @@ class PolicyActions(ServiceBase):
     def load_policy(self, path: Path) -> LoadedPolicy:
         """A policy file or a shipped pack's name, validated (store-free: `govern policy validate`)."""
         from policies import PolicyInvalid, load_policy
+        from policies.loader import shipped_by_declared_name
         try:
-            return _shipped(str(path)) or load_policy(Path(path))
+            found = _shipped(str(path))
+            if found is None and not Path(path).exists():  # the name a gate prints (strict-high-risk)
+                found = shipped_by_declared_name(str(path))
+            return found or load_policy(Path(path))
         except PolicyInvalid as exc:
             raise InvalidInput(str(exc)) from exc
 
