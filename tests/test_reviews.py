@@ -318,6 +318,9 @@ def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable
     assert again.version == "2"
     with pytest.raises(InvalidInput, match="was never in production before"):
         engineer.rollback(model="credit", to="7")
+    # a new user's trial: "version '2' was never in production before (production has held: 1, 2)"
+    with pytest.raises(InvalidInput, match="version '2' of 'credit' is in production now; roll back to a version"):
+        engineer.rollback(model="credit", to="2")
     history = store.as_("vic").history(model="credit")
     assert [(m.action, m.version, m.actor) for m in history] == [
         ("release", "1", "eng"), ("override", "2", "ada"), ("rollback", "1", "eng"), ("rollback", "2", "ada")]

@@ -516,9 +516,11 @@ def job_detail(detail: JobDetail) -> str:
         f"  error: {detail.error}" if detail.error else "  result: -",
     ]
     if detail.candidates:
+        kept = ("the most accurate of those passing with the most margin for sampling error, the best calibrated "
+                "among equally accurate ones" if any(c.get("passes") for c in detail.candidates) else
+                "none passed: the one closest to passing")
         lines.append(f"  candidates ({len(detail.candidates)}, judged on the held-out validation and calibration "
-                     "splits; * kept: the most accurate of those passing with the most margin for sampling error, "
-                     "the best calibrated among equally accurate ones):")
+                     f"splits; * kept: {kept}):")
         for c in detail.candidates:
             metrics = c.get("metrics") or {}
             shown = "  ".join(f"{k} {_fixed(metrics.get(name))}" for k, name in

@@ -143,7 +143,10 @@ class ReleaseActions(ServiceBase):
             released = [m.version for m in moves]
             target: str | None
             if to is not None:
-                if to not in released or to == current:
+                if to == current:
+                    raise InvalidInput(f"version {to!r} of {model!r} is in production now; roll back to a version "
+                                       "that was before it.")
+                if to not in released:
                     raise InvalidInput(f"version {to!r} of {model!r} was never in production before "
                                        f"(production has held: {', '.join(dict.fromkeys(released))}).")
                 target = to
