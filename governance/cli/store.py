@@ -32,7 +32,8 @@ def init(service, *, admin: str | None, password_stdin: bool):
 @click.command()
 @service_command(render.store_status, exit_code=lambda s: 0 if s.ok else 1)
 def status(service):
-    """Show the store: location, migrations, counts and the audit chain head."""
+    """Show the store: location, migrations, counts and the audit chain head; exit 1 when something needs
+    attention (the log differs from its witness, or a production version rests on an expired override)."""
     return service.status()
 
 
