@@ -192,7 +192,8 @@ def _pack_ref(text: str) -> tuple[str, int | None]:
     name, at, wanted = text.partition("@")
     if not at:
         return name, None
-    if not (wanted.isascii() and wanted.isdigit()) or int(wanted) < 1:
+    # 18 digits at most: a store's version is a BIGINT, and 5,000 digits had passed the check and failed int()
+    if not (wanted.isascii() and wanted.isdigit()) or len(wanted) > 18 or int(wanted) < 1:
         raise InvalidInput(f"policy version {wanted!r} is not a version number: give name@3 (versions start at 1), "
                            "or the name alone for its latest version.")
     return name, int(wanted)
