@@ -153,7 +153,8 @@ class ApprovalsRule(RuleBase):
     """At least `min` distinct reviewers approved the version (sign-off)."""
 
     kind: Literal["approvals"]
-    min: int = Field(ge=1, description="Distinct approvals required.")
+    # no release gathers more: a larger `min` (9,223,372,036,854,775,807 once passed) blocks every release forever
+    min: int = Field(ge=1, le=1000, description="Distinct approvals required, 1 to 1,000.")
 
 
 class OpenReviewsRule(RuleBase):

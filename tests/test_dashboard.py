@@ -188,13 +188,14 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
     assert at.selectbox(key="review.item").value == item_id  # "to do" keeps the claimed item in view
     form = at.get("form")[0]
     at.selectbox(key="review.verdict").set_value("label_wrong")
-    at.selectbox(key="review.label").set_value("1")
-    at.text_area(key="review.comment").input("employed after all")
+    other = 1 - store.as_("vic").show_review_item(item_id=item_id).item.evidence["label"]  # a correction changes it
+    at.selectbox(key="review.label").set_value(str(other))
+    at.text_area(key="review.comment").input("the other label after all")
     next(b for b in at.button if b.label == "Judge").click().run()
     assert not at.exception, at.exception
     assert [e.value for e in at.error] == [], ([b.label for b in at.button], [x.label for x in at.selectbox])
     judged = store.as_("vic").show_review_item(item_id=item_id)
-    assert judged.item.status == "resolved" and judged.judgments[0].corrected_label == 1
+    assert judged.item.status == "resolved" and judged.judgments[0].corrected_label == other
     assert form is not None
     alpha = "Krippendorff's alpha: n/a (no item has two judgments yet)"
     assert alpha not in [m.value for m in at.markdown]  # computed only once its expander is opened

@@ -106,6 +106,8 @@ MALFORMED = {
                          "line 3: key 'version' is given twice in one mapping (first on line 2); give it once"),
     "top_level_key": ("name: p\nversion: 1\nowner: me\nrules:\n  - {id: a, kind: approvals, min: 1}",
                       "line 3: unknown key 'owner' (allowed: description, name, rules, version)"),
+    "unreachable_approvals": (HEAD + "  - {id: a, kind: approvals, min: 9223372036854775807}",
+                              "rule 'a' (line 4): min: Input should be less than or equal to 1000"),
     "empty_rules": ("name: p\nversion: 1\nrules: []", "rules: give a non-empty list of rules"),
     # strict types: these were read as 0, 0.05 and 1
     "false_bound": (HEAD + "  - {id: a, metric: calibration.ece, max: false}",

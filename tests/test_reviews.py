@@ -63,11 +63,12 @@ def test_claim_judge_resolve_and_the_log(queue):
     store, _, examples = queue
     item = store.as_("rey").claim_review_item(item_id=examples[0])
     assert (item.status, item.assignee) == ("claimed", "rey")
-    done = store.as_("rey").judge_review_item(item_id=examples[0], verdict="label_wrong", label=1,
-                                              comment="the applicant was employed")
+    other = 1 - item.evidence["label"]  # a correction changes the recorded label
+    done = store.as_("rey").judge_review_item(item_id=examples[0], verdict="label_wrong", label=other,
+                                              comment="the applicant's label is the other one")
     assert done.status == "resolved" and done.resolved_at is not None
     detail = store.as_("vic").show_review_item(item_id=examples[0])
-    assert [(j.reviewer, j.verdict, j.corrected_label) for j in detail.judgments] == [("rey", "label_wrong", 1)]
+    assert [(j.reviewer, j.verdict, j.corrected_label) for j in detail.judgments] == [("rey", "label_wrong", other)]
     actions = [e for e in _events(store) if e[2] == f"review_item:{examples[0]}"]
     assert [(actor, action) for actor, action, _ in actions] == [("rey", "review.claim"), ("rey", "review.judge")]
     assert store.as_("aud").verify_audit().ok
@@ -189,6 +190,18 @@ def test_bad_judgments_are_refused_and_change_nothing(unchanged_queue, kwargs, e
     assert snapshot(store.home) == before
 
 
+def test_a_correction_giving_the_label_already_recorded_is_refused(queue):
+    store, _, examples = queue
+    recorded = store.as_("rey").claim_review_item(item_id=examples[0]).evidence["label"]
+    before = snapshot(store.home)
+    with pytest.raises(InvalidInput, match=f"row already has label {recorded}: a correction gives the other label"):
+        store.as_("rey").judge_review_item(item_id=examples[0], verdict="label_wrong", label=recorded, comment="x")
+    assert snapshot(store.home) == before
+    judged = store.as_("rey").judge_review_item(item_id=examples[0], verdict="label_wrong", label=1 - recorded,
+                                                comment="the other label")
+    assert judged.status == "resolved"
+
+
 def test_agreement_against_hand_computed_values():
     a, b = ["x", "x", "y", "y"], ["x", "y", "y", "y"]
     assert cohens_kappa(a, b) == pytest.approx(0.5)  # p_o 3/4, p_e (2·1 + 2·3)/16 = 1/2
@@ -249,17 +262,19 @@ def test_corrections_become_versioned_feedback_datasets(queue):
     import pandas as pd
 
     store, outcome, examples = queue
+    other = {}  # each example's label other than the recorded one: what a correction gives
     for item_id, reviewer in zip(examples[:2], ("rey", "rev2")):
-        store.as_(reviewer).claim_review_item(item_id=item_id)
-        store.as_(reviewer).judge_review_item(item_id=item_id, verdict="label_wrong", label=1, comment="relabel")
+        other[item_id] = 1 - store.as_(reviewer).claim_review_item(item_id=item_id).evidence["label"]
+        store.as_(reviewer).judge_review_item(item_id=item_id, verdict="label_wrong", label=other[item_id],
+                                              comment="relabel")
     first = store.as_("eng").build_feedback(model="credit")
     assert (first.version, first.corrections, first.new) == (1, 2, True)
     assert store.as_("eng").build_feedback(model="credit").new is False
     frame = pd.read_parquet(store.home / "artifacts" / "sha256" / first.sha256[:2] / first.sha256)
-    assert set(frame["item"]) == set(examples[:2]) and set(frame["corrected_label"]) == {1}
+    assert dict(zip(frame["item"], frame["corrected_label"])) == other
     assert set(frame["gate"]) == {outcome.gate_id} and set(frame["reviewers"]) == {"rey", "rev2"}
-    store.as_("rev3").claim_review_item(item_id=examples[2])
-    store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=0, comment="relabel")
+    third = 1 - store.as_("rev3").claim_review_item(item_id=examples[2]).evidence["label"]
+    store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=third, comment="relabel")
     assert store.as_("eng").build_feedback(model="credit").version == 2
     for user, role in (("vic", "viewer"), ("rey", "reviewer")):  # a snapshot is a training data set: engineers'
         with pytest.raises(NotAllowed, match=f"^user '{user}' is a {role} and may not register models and versions"):
@@ -371,7 +386,8 @@ def test_cli_review_signoff_release_history(releasable, run_cli):
     store, _ = releasable
     item = [i for i in store.as_("vic").list_review_items() if i.kind == "example"][0]
     assert run_cli(store.home, "review", "claim", item.id, as_="rey").exit_code == 0
-    result = run_cli(store.home, "review", "judge", item.id, "--verdict", "label_wrong", "--label", "1",
+    result = run_cli(store.home, "review", "judge", item.id, "--verdict", "label_wrong",
+                     "--label", str(1 - item.evidence["label"]),
                      "--comment", "employed", as_="rey")
     assert result.exit_code == 0 and result.stdout == f"judged {item.id}: now resolved\n"
     result = run_cli(store.home, "review", "judge", item.id, "--verdict", "ambiguous", "--comment", "x", as_="rev2")
@@ -515,14 +531,24 @@ def test_cli_claims_the_next_items_and_judges_several_in_one_step(queue, run_cli
     assert (detail["rule"]["rule_id"], detail["rule"]["status"], detail["guidance"]["kind"]) == ("ece", "failed",
                                                                                                  "example")
 
-    judged = _json(run_cli(store.home, "review", "judge", *examples[:3], "--verdict", "label_wrong", "--label", "1",
-                           "--comment", "employed per payroll", "--json", as_="rey"))
-    assert [(i["id"], i["status"]) for i in judged] == [(e, "resolved") for e in examples[:3]]
-    for item_id in examples[:3]:
+    recorded = {e: store.as_("eng").show_review_item(item_id=e).item.evidence["label"] for e in examples[:3]}
+    majority = max((0, 1), key=lambda value: list(recorded.values()).count(value))
+    wrong = [e for e in examples[:3] if recorded[e] == majority]  # at least two: one step judges them all
+    right = [e for e in examples[:3] if recorded[e] != majority]
+    before = snapshot(store.home)
+    if right:  # one item already holding the label refuses the whole step
+        refused = run_cli(store.home, "review", "judge", *examples[:3], "--verdict", "label_wrong",
+                          "--label", str(1 - majority), "--comment", "per payroll", as_="rey")
+        assert refused.exit_code == 2 and f"review item {right[0]}'s row already has label" in refused.stderr
+        assert snapshot(store.home) == before
+    judged = _json(run_cli(store.home, "review", "judge", *wrong, "--verdict", "label_wrong",
+                           "--label", str(1 - majority), "--comment", "per payroll", "--json", as_="rey"))
+    assert [(i["id"], i["status"]) for i in judged] == [(e, "resolved") for e in wrong]
+    for item_id in wrong:
         [judgment] = store.as_("vic").show_review_item(item_id=item_id).judgments
-        assert (judgment.reviewer, judgment.verdict, judgment.corrected_label) == ("rey", "label_wrong", 1)
+        assert (judgment.reviewer, judgment.verdict, judgment.corrected_label) == ("rey", "label_wrong", 1 - majority)
     judge_events = [entity for _, action, entity in _events(store) if action == "review.judge"]
-    assert judge_events == [f"review_item:{e}" for e in examples[:3]]  # one audited judgment per item
+    assert judge_events == [f"review_item:{e}" for e in wrong]  # one audited judgment per item
     assert store.as_("aud").verify_audit().ok
     rule = _json(run_cli(store.home, "review", "claim", "--next", "5", "--kind", "rule_failure", "--json", as_="rey"))
     assert [(i["kind"], i["rule_id"]) for i in rule] == [("rule_failure", "ece")]  # fewer than asked: all there is

@@ -239,7 +239,7 @@ class ReviewActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> list[ReviewItem]:
             now = _now()
-            ready = _all_or_none(ids, "judged", lambda item_id: self._judgeable(conn, item_id, verdict, now))
+            ready = _all_or_none(ids, "judged", lambda item_id: self._judgeable(conn, item_id, verdict, label, now))
             judged = [self._record_judgment(conn, item, user, verdict, label, comment.strip(), now)
                       for item, user in ready]
             self._queue_ready_jobs(conn, now)
@@ -270,7 +270,7 @@ class ReviewActions(ServiceBase):
                                and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)
                                and ((i.model, i.version) not in mine or i.kind in _OWNERS_KINDS)], user)
 
-    def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str,
+    def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str, label: int | None,
                    now: datetime) -> tuple[ReviewItem, User]:
         """The item and the acting user, when the user may judge it with `verdict` now."""
         item = _require_item(conn, item_id)
@@ -287,6 +287,7 @@ class ReviewActions(ServiceBase):
                 or item.claim_expires_at < now):
             raise NotAllowed(f"you do not hold a live claim on review item {item_id}; claim it first with "
                              f"`govern review claim {item_id}`.")
+        _check_changes_label(item, verdict, label)
         return item, user
 
     def _record_judgment(self, conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User, verdict: str,
@@ -513,6 +514,15 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
                            + (": none was given." if label is None else f", not {label!r}."))
     if verdict != "label_wrong" and label is not None:
         raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
+
+
+def _check_changes_label(item: ReviewItem, verdict: str, label: int | None) -> None:
+    """A correction must change the row's label: `label_wrong` giving the label already recorded would be
+    counted as a correction (and fed to retraining) while saying the recorded label is right."""
+    recorded = item.evidence.get("label") if isinstance(item.evidence, dict) else None
+    if verdict == "label_wrong" and isinstance(recorded, int) and recorded in (0, 1) and recorded == label:
+        raise InvalidInput(f"review item {item.id}'s row already has label {label}: a correction gives the other "
+                           "label; judge it label_correct if the recorded label is right.")
 
 
 def _parse_due(value: str | datetime | None) -> datetime | None:
