@@ -106,6 +106,10 @@ class ReviewActions(ServiceBase):
             raise InvalidInput(f"an item needs 1 to 10 judgments, not {judgments}.")
         if gold is not None:
             _check_verdict(gold.get("verdict"), gold.get("label"))
+            shown_label = evidence.get("label") if isinstance(evidence, dict) else None
+            if gold.get("verdict") == "label_wrong" and shown_label is not None and shown_label == gold.get("label"):
+                raise InvalidInput(f"the gold answer corrects the label to {gold.get('label')}, the label its evidence "
+                                   "records: no reviewer could give it (a correction must change the label).")
         due_at = _parse_due(due)
         if _depth(evidence) > MAX_EVIDENCE_DEPTH:
             raise InvalidInput(f"the evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep.")
