@@ -99,8 +99,27 @@ def judged_bars(frame: pd.DataFrame, *, category: str, value: str, low: str, hig
 
 def search_candidates(candidates: list[dict], rule: str) -> pd.DataFrame:
     """A retraining search's candidates as rows for `tradeoff`: accuracy against `rule`'s metric, whether each
-    passed the policy, which was chosen and why the others failed."""
+    passed the policy, which was chosen and why the others failed. Where the search weighed errors by a decision
+    threshold other than 0.5 (`aim.weighted_accuracy`), a "weighted accuracy" column too (`search_y`)."""
+    weighted = any(c["metrics"].get("weighted_accuracy") not in (None, c["metrics"].get("accuracy"))
+                   for c in candidates)
     return pd.DataFrame([{"candidate": c["strategy"], "accuracy": c["metrics"].get("accuracy"),
+                          **({WEIGHTED: c["metrics"].get("weighted_accuracy")} if weighted else {}),
                           rule: c["metrics"].get(rule), "ECE": c["metrics"].get("ece"),
                           "result": "passes" if c["passes"] else "fails", "chosen": c["chosen"],
                           "failing": "; ".join(c["failing"])} for c in candidates])
+
+
+WEIGHTED = "weighted accuracy"
+
+
+def search_y(frame: pd.DataFrame) -> str:
+    """The accuracy the search chose by, as `search_candidates` names its column."""
+    return WEIGHTED if WEIGHTED in frame.columns else "accuracy"
+
+
+def search_choice(chosen: dict, frame: pd.DataFrame) -> str:
+    """Why the chosen candidate, in words."""
+    why = "the most accurate that passes" if chosen["passes"] else "none passed; the closest to passing"
+    return why + ("; each error weighted by the decision threshold, as the search weighs them"
+                  if search_y(frame) == WEIGHTED else "")

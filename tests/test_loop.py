@@ -65,6 +65,25 @@ def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_vers
     assert Service.open(home=home, actor="ada").verify_audit().ok
 
 
+def test_after_an_escalation_the_reviewers_items_say_no_retraining_job_follows(tmp_path, run_cli):
+    reviewed = UNMEETABLE.replace("      retrain: {strategy: recalibrate{rounds}}",
+                                  "      review: {sample: 2}\n      retrain: {strategy: recalibrate, max_rounds: 1}")
+    home = _store(tmp_path, reviewed)
+    reviewer = Service.open(home=home, actor="rey")
+    for item in reviewer.list_review_items(status="open"):
+        assert "retraining" not in item.evidence  # v1's job waits on these
+        reviewer.claim_review_item(item_id=item.id)
+        verdict = "label_correct" if item.kind == "example" else "model_wrong"
+        reviewer.judge_review_item(item_id=item.id, verdict=verdict, comment="checked")
+    [done] = Service.open(home=home, actor="eng").run_worker(once=True)
+    assert done.version == "2" and done.escalations and not done.jobs
+    [rule_item] = [i for i in reviewer.list_review_items(version="2") if i.kind == "rule_failure"]
+    note = rule_item.evidence["retraining"]
+    assert note.startswith(f"none follows this review: the loop stopped and escalated to engineers "
+                           f"({done.escalations[0]}): the lineage had 1 retrain(s), the policy's max_rounds is 1")
+    assert f"  retraining: {note}" in run_cli(home, "review", "show", rule_item.id, as_="rey").stdout
+
+
 def test_max_rounds_from_the_policy_bounds_the_lineage(tmp_path):
     # A rule blocked for too little evidence queues no retrain; the escalation says no retrain can settle it.
     starved = ("  - {id: sex-parity, metric: fairness.demographic_parity_difference, feature: sex, max: 0.5, "

@@ -152,6 +152,51 @@ def test_the_band_moves_only_groups_outside_it_and_places_it_where_most_decision
     assert _band({"only": groups["mid"]}, 1.0) == {}
 
 
+def test_at_a_low_threshold_the_band_weighs_errors_as_the_threshold_does_and_does_not_level_down():
+    from training.search import _band
+
+    rng = np.random.default_rng(1)
+    # a rare label decided at 0.15: the groups' calibrated scores in decision order, rates 11 % and 54 %
+    scored = {g: np.sort(rng.beta(a, b, size=2000))[::-1] for g, (a, b) in {"low": (1, 14), "high": (2, 9)}.items()}
+    groups = {g: (float(np.mean(s > 0.15)), s) for g, s in scored.items()}
+    rate = {g: r for g, (r, _) in groups.items()}
+    assert rate["low"] < 0.15 < 0.5 < rate["high"]
+
+    def value(final: dict[str, float], threshold: float) -> float:  # expected weighted accuracy, up to a constant
+        return sum(float(np.sum(2 * (scored[g][:int(round(t * len(scored[g])))] - threshold)))
+                   for g, t in final.items())
+
+    common = {t: {g: _band(groups, 1.0, t).get(g, rate[g]) for g in rate} for t in (0.15, 0.5)}
+    assert len({round(r, 9) for r in common[0.15].values()}) == 1  # strength 1: one rate for both
+    for start in np.linspace(rate["low"], rate["high"], 60):  # no other common rate does better at 0.15
+        assert value(common[0.15], 0.15) >= value({g: start for g in rate}, 0.15) - 0.5
+    # counted as plain accuracy (every selection below 0.5 a loss) the band sank to the lower group's rate
+    assert common[0.5]["high"] == pytest.approx(rate["low"], abs=0.01)
+    assert common[0.15]["high"] > rate["low"] + 0.15
+
+
+def test_weighted_accuracy_is_accuracy_at_one_half_and_weighs_errors_by_the_threshold_elsewhere():
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    from governance.aim import weighted_accuracy
+
+    rng = np.random.default_rng(2)
+    labels, scores = (rng.random(5000) < 0.07).astype(int), rng.random(5000) ** 3
+    assert weighted_accuracy(labels, scores, 0.5) == pytest.approx(accuracy_score(labels, scores >= 0.5), abs=1e-12)
+    for threshold in (0.05, 0.15, 0.8):
+        _, fp, fn, _ = confusion_matrix(labels, scores >= threshold).ravel()
+        assert weighted_accuracy(labels, scores, threshold) == pytest.approx(
+            1 - 2 * (threshold * fp + (1 - threshold) * fn) / len(labels), abs=1e-12)
+    # calibrated scores of a rare label: deciding at 0.15 is less accurate than selecting nobody, and better
+    # weighted (what choosing 0.15 says a missed positive costs)
+    calibrated = rng.beta(1, 14, size=20_000)
+    outcome = (rng.random(20_000) < calibrated).astype(int)
+    nobody = np.zeros(20_000)
+    assert accuracy_score(outcome, calibrated >= 0.15) < accuracy_score(outcome, nobody >= 0.15)
+    assert weighted_accuracy(outcome, calibrated, 0.15) > weighted_accuracy(outcome, nobody, 0.15)
+    assert weighted_accuracy(labels[:0], scores[:0], 0.15) is None
+
+
 def test_the_search_judges_cross_fitted_offsets_on_every_held_out_row(data):
     from training.search import Verdict, fit_offsets, search
     from training.trainer import split_indices
@@ -425,6 +470,20 @@ def test_the_search_keeps_the_best_calibrated_of_the_candidates_as_accurate_with
     assert _choose(tried, 900).strategy == "calibrated"
     # 12,000 rows: the error is 0.004 and the most accurate is kept; a pass without margin never beats one with
     assert _choose(tried, 12_000).strategy == "sharp"
+
+
+def test_the_search_keeps_the_candidate_whose_errors_cost_least_at_the_threshold_not_the_most_accurate():
+    from training.search import Candidate, _choose
+
+    def candidate(name: str, accuracy: float, weighted: float | None) -> Candidate:
+        metrics = {"accuracy": accuracy, "ece": 0.02} | ({} if weighted is None else {"weighted_accuracy": weighted})
+        return Candidate(name, 0.0, False, 0.0, True, 0.0, metrics, [], True, margin=2.0)
+
+    # a rare label decided at 0.15: selecting almost no one is the most accurate and misses most positives
+    tried = [candidate("selects almost no one", 0.922, 0.835), candidate("keeps its recall", 0.863, 0.871)]
+    assert _choose(tried, 5000).strategy == "keeps its recall"
+    # candidates recorded before the weighing are chosen on accuracy, as they were
+    assert _choose([candidate("a", 0.922, None), candidate("b", 0.863, None)], 5000).strategy == "a"
 
 
 def test_with_no_candidate_two_standard_errors_clear_the_search_prefers_one_over_a_pass_on_the_bound():

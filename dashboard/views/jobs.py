@@ -44,21 +44,20 @@ def search_section(jobs: list[JobDetail]) -> None:
         return
     rule = st.selectbox("Flagged rule", flagged, key="jobs.search.rule") if len(flagged) > 1 else flagged[0]
     spec = aim[rule]
-    rows = [{"candidate": c["strategy"], "accuracy": c["metrics"].get("accuracy"), rule: c["metrics"].get(rule),
-             "ECE": c["metrics"].get("ece"), "result": "passes" if c["passes"] else "fails", "chosen": c["chosen"],
-             "failing": "; ".join(c["failing"])} for c in detail.candidates]
-    frame = pd.DataFrame(rows).dropna(subset=["accuracy", rule])
+    rows = charts.search_candidates(detail.candidates, rule)
+    y = charts.search_y(rows)
+    frame = rows.dropna(subset=[y, rule])
     bound = spec.get("max") if spec.get("max") is not None else spec.get("min")
     judged = {"point": "", "ci_upper": " (upper bound)", "ci_lower": " (lower bound)"}[spec.get("judge", "point")]
     if not frame.empty:
-        st.altair_chart(charts.tradeoff(frame, x=rule, y="accuracy", bound=bound,
+        st.altair_chart(charts.tradeoff(frame, x=rule, y=y, bound=bound,
                                         x_title=f"{spec['metric']}{judged} ({rule})"), width="stretch")
     chosen = next(c for c in detail.candidates if c["chosen"])
     st.caption("Judged on the held-out validation and calibration splits, which none of the candidates trained on. "
                f"Chosen: {state.plain(chosen['strategy'])}"
-               f" ({'the most accurate that passes' if chosen['passes'] else 'none passed; the closest to passing'})"
+               f" ({charts.search_choice(chosen, rows)})"
                + (f"; resulting version {detail.result_version}." if detail.result_version else "."))
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 search_section(found)

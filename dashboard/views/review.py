@@ -114,7 +114,9 @@ def show_evidence(item: ReviewItem) -> None:
                "batch time": evidence.get("batch_time"), "prediction set": evidence.get("prediction_set"),
                "evaluation": evidence.get("evaluation")})
     elif isinstance(evidence.get("rule"), dict):  # the rule is drawn by show_rule; here the rest
-        rest = {k: v for k, v in evidence.items() if k != "rule"}
+        if isinstance(evidence.get("retraining"), str):  # the loop escalated: no job waits on this review
+            st.info(state.plain(f"Retraining: {evidence['retraining']}"))
+        rest = {k: v for k, v in evidence.items() if k not in ("rule", "retraining")}
         if rest:
             table(rest)
     else:

@@ -374,17 +374,19 @@ def search_section() -> None:
     st.subheader("How the retraining search chose this version")
     rule = st.selectbox("Flagged rule", flagged, key="version.search_rule") if len(flagged) > 1 else flagged[0]
     spec = detail.aim[rule]
-    frame = charts.search_candidates(detail.candidates, rule).dropna(subset=["accuracy", rule])
+    rows = charts.search_candidates(detail.candidates, rule)
+    y = charts.search_y(rows)
+    frame = rows.dropna(subset=[y, rule])
     judged_on = {"point": "", "ci_upper": " (upper bound)", "ci_lower": " (lower bound)"}[spec.get("judge", "point")]
     if not frame.empty:
-        st.altair_chart(charts.tradeoff(frame, x=rule, y="accuracy",
+        st.altair_chart(charts.tradeoff(frame, x=rule, y=y,
                                         bound=spec.get("max") if spec.get("max") is not None else spec.get("min"),
                                         x_title=f"{spec['metric']}{judged_on} ({rule})"), width="stretch")
     chosen = next((c for c in detail.candidates if c["chosen"]), None)
     st.caption(f"Job {state.plain(job_id)} tried {len(detail.candidates)} candidates on held-out rows none trained "
                "on (the validation and calibration splits); ringed: the one chosen"
                + (f" ({state.plain(chosen['strategy'])}, "
-                  f"{'the most accurate that passes' if chosen['passes'] else 'none passed; the closest'})"
+                  f"{charts.search_choice(chosen, rows)})"
                   if chosen else "") + ". Dashed: the rule's bound.")
 
 

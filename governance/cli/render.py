@@ -369,6 +369,8 @@ def review_detail(detail) -> str:
         lines.append(f"  rule {rule['rule_id']}: {rule_bound(rule)}")
         if rule.get("reason"):
             lines.append(f"    {rule['reason']}")
+    if isinstance(i.evidence.get("retraining"), str):
+        lines.append(f"  retraining: {i.evidence['retraining']}")
     if isinstance(i.evidence.get("features"), dict):
         lines.append("  row: " + row_summary(i.evidence))
         lines.append("  features: " + ", ".join(f"{k}={v}" for k, v in i.evidence["features"].items()))

@@ -221,21 +221,15 @@ class GateActions(PolicyActions, RegistryActions):
         strategies: list[str] = []
         retrain_rules: list[str] = []
         retrains: dict[str, RetrainAction] = {}  # the retrain action of each rule in retrain_rules
-        for result in decision.results:
-            rule = rules[result.rule_id]
-            # only metric rules have an on_fail
-            if result.status not in ("failed", "warned") or not isinstance(rule, MetricRule) or rule.on_fail is None:
-                continue
-            on_fail = rule.on_fail
-            if on_fail.review:
-                ids = self._queue_items(conn, record, rule.id, on_fail.review, result, examples.get(rule.id, []),
-                                        evidence_key, now)
-                item_ids += ids
-                blocking_items += ids if on_fail.retrain else []
-            if on_fail.retrain:
-                strategies += [s for s in on_fail.retrain.strategies() if s not in strategies]
+        acting = [(result, rule) for result in decision.results
+                  # only metric rules have an on_fail
+                  if result.status in ("failed", "warned") and isinstance(rule := rules[result.rule_id], MetricRule)
+                  and rule.on_fail is not None]
+        for _, rule in acting:
+            if rule.on_fail is not None and rule.on_fail.retrain:
+                strategies += [s for s in rule.on_fail.retrain.strategies() if s not in strategies]
                 retrain_rules.append(rule.id)
-                retrains[rule.id] = on_fail.retrain
+                retrains[rule.id] = rule.on_fail.retrain
         job_ids: list[str] = []
         escalations: list[str] = []
         stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules)
@@ -244,10 +238,22 @@ class GateActions(PolicyActions, RegistryActions):
             stop = {**stop, "reason": stop["reason"] + f"; {', '.join(starved)} also block{'s' * (len(starved) == 1)}"
                     " for too little evidence (rows or groups under the rule's min_samples): more eval rows settle "
                     "that, not retraining"}
+        escalation_id = f"ri-{_key(*evidence_key, 'escalation')[:12]}"
+        for result, rule in acting:
+            on_fail = rule.on_fail
+            if on_fail is not None and on_fail.review:
+                # the loop has stopped: reviewers read that no job waits on them (the guidance says one may)
+                note = (f"none follows this review: the loop stopped and escalated to engineers ({escalation_id}): "
+                        f"{stop['reason']}. Label corrections still go into the model's next feedback dataset."
+                        if stop is not None and on_fail.retrain else None)
+                ids = self._queue_items(conn, record, rule.id, on_fail.review, result, examples.get(rule.id, []),
+                                        evidence_key, now, note)
+                item_ids += ids
+                blocking_items += ids if on_fail.retrain else []
         if stop is not None:
             evidence = {**stop, "failing_rules": retrain_rules or [r.rule_id for r in decision.results if r.blocking],
                         "strategies": strategies, "gate": record.id}
-            item = ReviewItem(f"ri-{_key(*evidence_key, 'escalation')[:12]}", model, version, "escalation", None,
+            item = ReviewItem(escalation_id, model, version, "escalation", None,
                               record.id, Priority.BLOCKING, ItemStatus.OPEN, 1, evidence, now, record.created_by)
             escalations = review_items.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
             self._log(conn, "loop.escalate", f"version:{model}/{version}", {
@@ -275,11 +281,14 @@ class GateActions(PolicyActions, RegistryActions):
 
     def _queue_items(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, rule_id: str, review: ReviewAction,
                      result: RuleResult, rows: list[dict[str, Any]], evidence_key: tuple[str, str, str, str],
-                     now: datetime) -> list[str]:
+                     now: datetime, retraining: str | None = None) -> list[str]:
+        """The rule's item and its sampled examples; `retraining`, on the rule's item: why no retraining job
+        follows (the loop escalated)."""
         priority = Priority.BLOCKING if result.blocking else Priority.NORMAL
         items: list[tuple[str, dict[str, Any], str]] = [
             ("rule_failure", {"rule": result.to_dict(), "policy": record.policy_name,
-                              "policy_version": record.policy_version}, rule_id)]
+                              "policy_version": record.policy_version}
+             | ({"retraining": retraining} if retraining else {}), rule_id)]
         items += [("example", row, f"{rule_id}:{row['row']}") for row in rows]
         batch = []
         for kind, evidence, discriminator in items:
