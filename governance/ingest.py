@@ -165,7 +165,7 @@ def _loaded(path: Path, scratch: Path, delimiter: str, doing: str
         if _BAD_NAME.search(source.name):  # it is stored and printed as the set's source: a line break forges lines
             raise InvalidInput(f"cannot {doing} {source.name!r}: its file name has control characters (line breaks, "
                                "tabs); rename the file.")
-        _refuse_single_delimited_column(source, header, delimiter, doing)
+        refuse_single_delimited_column(source, header, delimiter, doing)
         problems = _Problems()
         _check_names(problems, header)
         if problems.items:
@@ -347,15 +347,17 @@ def _check_names(problems: _Problems, names: list[str]) -> None:
                                "and surrounding spaces)")
 
 
-def _refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest") -> None:
-    """A lone column whose name holds another separator means the wrong delimiter, not missing columns."""
+def refuse_single_delimited_column(path: Path, names: list[str], delimiter: str, doing: str = "ingest",
+                                   remedy: str = "pass --delimiter {found!r}") -> None:
+    """A lone column whose name holds another separator means the wrong delimiter, not missing columns.
+    `remedy` (with {found} for the separator it looks like) says what to do."""
     if len(names) != 1:
         return
     found = next((sep for sep in (";", "\t", "|", ",") if sep != delimiter and sep in names[0]), None)
     if found:
         raise InvalidInput(
-            f"cannot {doing} {path.name}: it has a single column {names[0]!r}; it looks separated by {found!r}, "
-            f"not {delimiter!r}: pass --delimiter {found!r}."
+            f"cannot {doing} {path.name}: it has a single column {names[0][:200]!r}; it looks separated by "
+            f"{found!r}, not {delimiter!r}: {remedy.format(found=found)}."
         )
 
 
@@ -418,17 +420,13 @@ def _check_values(
     min_groups: int = 1,
 ) -> None:
     checks: list[tuple[str, str, str]] = []
-    for column in (c for c in (roles.label, roles.score) if c is not None):
-        q = _quote(column)
-        number = f"TRY_CAST({q} AS DOUBLE)"
-        checks += [
-            (column, f"{q} IS NULL", "empty"),
-            (column, f"{q} IS NOT NULL AND {number} IS NULL", "not a number"),
-        ]
+    if roles.label is not None:  # what a label must hold, whatever it held (a Yes/No label read "not a number")
+        q, label = _quote(roles.label), f"TRY_CAST({_quote(roles.label)} AS DOUBLE)"
+        checks += [(roles.label, f"{q} IS NULL", "empty"),
+                   (roles.label, f"{q} IS NOT NULL AND ({label} IS NULL OR {label} NOT IN (0, 1))", "not 0 or 1")]
     score = f"TRY_CAST({_quote(roles.score)} AS DOUBLE)"
-    if roles.label is not None:
-        label = f"TRY_CAST({_quote(roles.label)} AS DOUBLE)"
-        checks.append((roles.label, f"{label} IS NOT NULL AND {label} NOT IN (0, 1)", "not 0 or 1"))
+    checks += [(roles.score, f"{_quote(roles.score)} IS NULL", "empty"),
+               (roles.score, f"{_quote(roles.score)} IS NOT NULL AND {score} IS NULL", "not a number")]
     checks += [
         # a Parquet true/false column had been read as scores of 0 and 1 (a CSV's is refused as not a number):
         # decisions, not the probability every calibration metric and label-free estimate assumes
@@ -490,8 +488,8 @@ def _check_label_values(conn: duckdb.DuckDBPyConnection, problems: _Problems, id
         (id_column, f"{ROW} IN (SELECT {ROW} FROM (SELECT {ROW}, count(*) OVER (PARTITION BY CAST({q} AS VARCHAR)) > 1 "
                     "AS hit FROM src) WHERE hit)", "duplicated"),
         (label, f"{y} IS NULL", "empty"),
-        (label, f"{y} IS NOT NULL AND {number} IS NULL", "not a number"),
-        (label, f"{number} IS NOT NULL AND {number} NOT IN (0, 1)", "not 0 or 1"),
+        # what a label must hold, whatever it held instead (a Yes/No label had read only "not a number")
+        (label, f"{y} IS NOT NULL AND ({number} IS NULL OR {number} NOT IN (0, 1))", "not 0 or 1"),
     ]
     for column, condition, kind in checks:
         rows, sample, count = _rows(conn, condition, column)

@@ -114,7 +114,7 @@ def test_cli_metrics_bad_input_exits_2(acs_files, run_cli, tmp_path, args, messa
     ("y,p\n0,False\n1,True\n", "cannot measure f.csv: 1 problem.\n  - column 'p': not a number in 2 rows (rows 1, 2; "
                                 "e.g. 'False')"),
     # read as ingest reads it: yes/no labels were taken as 1/0, and a repeated label column's first was used
-    ("y,p\nno,0.2\nyes,0.8\n", "cannot measure f.csv: 1 problem.\n  - column 'y': not a number in 2 rows (rows 1, 2; "
+    ("y,p\nno,0.2\nyes,0.8\n", "cannot measure f.csv: 1 problem.\n  - column 'y': not 0 or 1 in 2 rows (rows 1, 2; "
                                 "e.g. 'no')"),
     ("y;p\n0;0.2\n1;0.8\n", "cannot measure f.csv: it has a single column 'y;p'; it looks separated by ';', not ',': "
                           "pass --delimiter ';'."),  # every message names what was attempted, not "ingest"

@@ -90,7 +90,7 @@ BAD_FILES = {
                         "  - column 'score': the score column is missing (the file has 'id', 'label')"),
     "strings_in_numeric": ("f.csv", HEADER + "1,0,0.2,f\n2,1,high,m\n3,yes,0.3,f\n", ROLES,
                            "cannot ingest f.csv: 2 problems, nothing was written.\n"
-                           "  - column 'label': not a number in 1 row (row 3; e.g. 'yes')\n"
+                           "  - column 'label': not 0 or 1 in 1 row (row 3; e.g. 'yes')\n"
                            "  - column 'score': not a number in 1 row (row 2; e.g. 'high')"),
     "nan_and_inf": ("f.csv", HEADER + "1,0,nan,f\n2,1,inf,m\n3,1,-Infinity,m\n4,0,0.5,f\n", ROLES,
                     "cannot ingest f.csv: 1 problem, nothing was written.\n"

@@ -446,6 +446,10 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (lambda f: f.assign(sex=np.where(f["sex"] == "m", "m\u202e", "f")), ["--sensitive", "sex"], None,
      "(they print as another name), in data rows "),
     (None, [], "validation_fraction: 0.6\ncalibration_fraction: 0.4\n", "must leave rows to train on"),
+    # a semicolon-separated file: it had said "no column 'y' (its columns: 'x;z;sex;c;y')"
+    (lambda f: pd.DataFrame({";".join(f.columns): f.astype(str).agg(";".join, axis=1)}), [], None,
+     "cannot read d.csv: it has a single column 'x;z;sex;c;y'; it looks separated by ';', not ',': `govern train` "
+     "reads comma-separated CSV; save it with commas (or as Parquet) and train again."),
 ])
 def test_train_refuses_data_and_settings_it_cannot_train_on_before_anything_is_stored(
         tmp_path, run_cli, data, args, config, message):

@@ -78,10 +78,13 @@ class ScoredFile:
                 "no_group": self.no_group, "far_out": self.far_out}
 
 
-def read_table(path: Path, *, what: str = "training data", delimiter: str = ",") -> pd.DataFrame:
+def read_table(path: Path, *, what: str = "training data", delimiter: str = ",",
+               remedy: str = "pass --delimiter {found!r}") -> pd.DataFrame:
+    """A CSV (separated by `delimiter`) or Parquet table; `remedy` says what to do when a CSV looks separated by
+    another character (`ingest.refuse_single_delimited_column`)."""
     import pandas as pd
 
-    from governance.ingest import detect_format, refuse_too_wide
+    from governance.ingest import detect_format, refuse_single_delimited_column, refuse_too_wide
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{what} {path} " + ("is not a regular file." if path.exists() else "does not exist."))
@@ -90,6 +93,7 @@ def read_table(path: Path, *, what: str = "training data", delimiter: str = ",")
         import csv
         with path.open(newline="", encoding="utf-8", errors="replace") as handle:
             header = next(csv.reader(handle, delimiter=delimiter), [])
+        refuse_single_delimited_column(path, header, delimiter, "read", remedy)
         repeated = sorted({name for name in header if header.count(name) > 1})
         if repeated:
             raise InvalidInput(f"{path.name} names column {', '.join(map(repr, repeated))} more than once in its "
@@ -128,7 +132,8 @@ class TrainingActions(PolicyActions, RegistryActions):
         check_name("model", model)
         # who may train is settled before the file is read: a viewer learns nothing about its contents
         self._run(lambda conn: self._authorize(conn, Action.REGISTER))
-        frame = read_table(Path(data))
+        frame = read_table(Path(data), remedy="`govern train` reads comma-separated CSV; save it with commas "
+                                              "(or as Parquet) and train again")
         if frame.empty:
             raise InvalidInput(f"{Path(data).name} has a header but no data rows.")
         asked_features, features = features, _check_columns(frame, label, sensitive, features)
