@@ -19,7 +19,7 @@ class Action(StrEnum):
     """What a user may be allowed to do; the value reads inside a sentence."""
 
     VIEW = "view dashboards and records"
-    REGISTER = "register models and versions"
+    REGISTER = "register models, versions and feedback datasets"
     INGEST = "ingest prediction sets"
     EVALUATE = "evaluate versions"
     GATE = "run the release gate"

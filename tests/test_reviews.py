@@ -280,7 +280,8 @@ def test_corrections_become_versioned_feedback_datasets(queue):
     store.as_("rev3").judge_review_item(item_id=examples[2], verdict="label_wrong", label=third, comment="relabel")
     assert store.as_("eng").build_feedback(model="credit").version == 2
     for user, role in (("vic", "viewer"), ("rey", "reviewer")):  # a snapshot is a training data set: engineers'
-        with pytest.raises(NotAllowed, match=f"^user '{user}' is a {role} and may not register models and versions"):
+        with pytest.raises(NotAllowed, match=f"^user '{user}' is a {role} and may not register models, versions "
+                                             "and feedback datasets"):
             store.as_(user).build_feedback(model="credit")
 
 

@@ -47,7 +47,8 @@ def test_refusal_names_the_user_their_role_and_the_roles_needed():
     with pytest.raises(NotAllowed) as caught:
         authorize(user="vic", role=Role.VIEWER, action=Action.REGISTER)
     assert str(caught.value) == (
-        "user 'vic' is a viewer and may not register models and versions: that needs the role engineer or admin."
+        "user 'vic' is a viewer and may not register models, versions and feedback datasets: that needs the role "
+        "engineer or admin."
     )
     with pytest.raises(NotAllowed) as caught:
         authorize(user="eng", role=Role.ENGINEER, action=Action.OVERRIDE)
@@ -102,7 +103,8 @@ def test_unknown_user_is_refused_with_exit_2_naming_the_role_needed(unchanged_st
     assert result.exit_code == 2
     assert result.stderr == (
         "error: you are not logged in as 'nobody' on this store: run `govern login nobody`, or set GOVERN_TOKEN to "
-        "an API token an admin created (to register models and versions you need the role engineer or admin).\n"
+        "an API token an admin created (to register models, versions and feedback datasets you need the role "
+        "engineer or admin).\n"
     )
     with pytest.raises(NotAllowed, match="^unknown user 'nobody': an admin adds users"):
         store.as_("nobody").register_model(name="m9")
