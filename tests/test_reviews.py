@@ -614,6 +614,31 @@ def test_a_rule_failure_takes_no_label_verdict_alone_or_in_a_batch(queue, run_cl
     assert judged.status == "resolved"
 
 
+def test_a_gold_item_has_the_id_an_example_of_its_row_would_have(queue, run_cli):
+    from governance.service.gates import example_key
+
+    store, outcome, examples = queue
+    example = store.as_("rey").show_review_item(item_id=examples[0]).item
+    taken = {store.as_("rey").show_review_item(item_id=e).item.evidence["row"] for e in examples}
+    row = next(r for r in range(10_000) if r not in taken)
+    gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                            evidence={**example.evidence, "row": row})
+    gate = _json(run_cli(store.home, "gate", "show", "credit", "1", "--json", as_="rey"))  # what a reviewer reads
+
+    def recomputed(item) -> str:
+        return "ri-" + example_key("credit", "1", gate["policy_sha256"], gate["metrics_sha256"], item.rule_id,
+                                   item.evidence["row"])[:12]
+
+    seen = [i for i in store.as_("rey").list_review_items(model="credit") if i.kind == "example"]
+    assert gold.id in {i.id for i in seen} and len(seen) == len(examples) + 1
+    assert all(recomputed(i) == i.id for i in seen)  # a random id had told the gold item apart
+    before = snapshot(store.home)
+    with pytest.raises(InvalidInput, match=f"row {example.evidence['row']!r} is already an example of that gate"):
+        store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                         evidence=example.evidence)
+    assert snapshot(store.home) == before
+
+
 def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(queue, run_cli):
     store, _, examples = queue
     gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_wrong", "label": 1},

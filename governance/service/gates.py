@@ -81,6 +81,14 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def example_key(model: str, version: str, policy_sha256: str, metrics_sha256: str, rule_id: str | None,
+                row: Any) -> str:
+    """The dedupe key of the example a gate samples for `rule_id` at `row` (its item id is ri- and the first 12
+    hex digits). A gold item passing for an example takes the id its own row would have (`add_review_item`):
+    with a random one, a reviewer who recomputed the examples' ids from `gate show` told it apart."""
+    return _key(model, version, policy_sha256, metrics_sha256, "example", f"{rule_id}:{row}")
+
+
 class GateActions(PolicyActions, RegistryActions):
     def gate(self, *, model: str, version: str, policy: PolicyRef | None = None,
              dry_run: bool = False) -> GateOutcome:
@@ -292,7 +300,8 @@ class GateActions(PolicyActions, RegistryActions):
         items += [("example", row, f"{rule_id}:{row['row']}") for row in rows]
         batch = []
         for kind, evidence, discriminator in items:
-            key = _key(*evidence_key, kind, discriminator)
+            key = (example_key(*evidence_key, rule_id, evidence["row"]) if kind == "example"
+                   else _key(*evidence_key, kind, discriminator))
             batch.append((ReviewItem(f"ri-{key[:12]}", record.model, record.version, kind, rule_id, record.id,
                                      priority, ItemStatus.OPEN, review.judgments, evidence, now, record.created_by),
                           key))

@@ -122,7 +122,8 @@ class ReviewActions(ServiceBase):
             _require_version(conn, model, version)
             now = _now()
             kin = review_items.sampled_example(conn, model, version) if gold is not None else None
-            item = ReviewItem(f"ri-{uuid.uuid4().hex[:12]}", model, version, "gold" if gold else kind,
+            item_id = _gold_id(conn, kin, evidence) if kin is not None else f"ri-{uuid.uuid4().hex[:12]}"
+            item = ReviewItem(item_id, model, version, "gold" if gold else kind,
                               kin.rule_id if kin else None, kin.gate_decision_id if kin else None,
                               Priority(priority or (kin.priority if kin else Priority.NORMAL)), ItemStatus.OPEN,
                               judgments, evidence, now, user.name)
@@ -518,6 +519,23 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
                            + (": none was given." if label is None else f", not {label!r}."))
     if verdict != "label_wrong" and label is not None:
         raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
+
+
+def _gold_id(conn: duckdb.DuckDBPyConnection, kin: ReviewItem, evidence: Any) -> str:
+    """A gold item's id: the one a gate would give an example of its row (`gates.example_key`, from the gate its
+    kin was sampled by), so that recomputing ids from `gate show` tells it from no example. Evidence without a
+    row passes for no example anyway: a random id."""
+    from governance.service.gates import example_key
+
+    record = gates.get_gate(conn, kin.gate_decision_id) if kin.gate_decision_id else None
+    if record is None or not isinstance(evidence, dict) or "row" not in evidence:
+        return f"ri-{uuid.uuid4().hex[:12]}"
+    item_id = "ri-" + example_key(kin.model, kin.version, record.policy_sha256, record.metrics_sha256, kin.rule_id,
+                                  evidence["row"])[:12]
+    if review_items.get_item(conn, item_id) is not None:
+        raise InvalidInput(f"row {evidence['row']!r} is already an example of that gate ({item_id}); a gold item "
+                           "passes for an example of another row.")
+    return item_id
 
 
 def _check_changes_label(item: ReviewItem, verdict: str, label: int | None) -> None:
