@@ -470,6 +470,19 @@ def test_train_refuses_data_and_settings_it_cannot_train_on_before_anything_is_s
     assert snapshot(home) == before  # no model without versions, no audit event, no stored file
 
 
+def test_a_version_name_already_taken_is_refused_before_training(trained, run_cli):
+    from tests.support.stores import snapshot
+
+    home, data, _, _ = trained
+    run_cli(home, "status", as_="eng")  # eng's API token is made on first use: not part of what is compared
+    before = snapshot(home)
+    result = run_cli(home, "train", "m", "--data", data, "--label", "y", "--version", "1", as_="eng")
+    assert result.exit_code == 2, result.output
+    assert "version '1' of model 'm' is already registered; train another with --version" in result.stderr
+    assert "epoch" not in result.stderr  # refused before the first epoch, not after the last
+    assert snapshot(home) == before
+
+
 def test_a_viewer_is_refused_training_before_the_file_is_read(tmp_path, run_cli):
     from tests.support.stores import snapshot
 

@@ -165,7 +165,7 @@ def test_an_external_identity_gets_only_the_role_the_store_gives(store, monkeypa
     # signed in as ravi and as Ravi and given two approvals no admin issued).
     assert store.as_(None).sign_in_external(email="Rey@example.com", email_verified=True).user == "rey"
     before = snapshot(store.home)
-    with pytest.raises(Conflict, match="^user 'rey' already exists, and names differ by more than case"):
+    with pytest.raises(Conflict, match="^user 'rey' already exists; names must differ by more than case"):
         store.as_("ada").add_user(name="Rey", role="reviewer", password="another passphrase")
     assert snapshot(store.home) == before
     run_sql(store.home, lambda conn: conn.execute(  # a store from before the rule may hold both

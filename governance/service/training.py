@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import duckdb
 
-from governance.errors import GovernError, InvalidInput
+from governance.errors import Conflict, GovernError, InvalidInput
 from governance.faults import failpoint
 from governance.limits import max_groups
 from governance.records import PredictionSet, Version
@@ -130,8 +130,16 @@ class TrainingActions(PolicyActions, RegistryActions):
         from governance.ingest import intersection_problems
         from training.trainer import TrainConfig
         check_name("model", model)
-        # who may train is settled before the file is read: a viewer learns nothing about its contents
-        self._run(lambda conn: self._authorize(conn, Action.REGISTER))
+        # who may train is settled before the file is read: a viewer learns nothing about its contents; a version
+        # name already taken is refused now, not after the epochs (it is checked again when it is registered)
+        def may_train(conn: duckdb.DuckDBPyConnection) -> None:
+            self._authorize(conn, Action.REGISTER)
+            if version is not None:
+                check_name("version", version)
+                if registry.get_version(conn, model, version) is not None:
+                    raise Conflict(f"version {version!r} of model {model!r} is already registered; train another "
+                                   "with --version (or leave it out for the next number).")
+        self._run(may_train)
         frame = read_table(Path(data), remedy="`govern train` reads comma-separated CSV; save it with commas "
                                               "(or as Parquet) and train again")
         if frame.empty:

@@ -118,7 +118,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
                 raise Conflict(f"user {name!r} already exists.")
             alike = users.users_named_alike(conn, name)
             if alike:  # one mailbox, two reviewers: the identity provider matches names ignoring case
-                raise Conflict(f"user {alike[0].name!r} already exists, and names differ by more than case (one "
+                raise Conflict(f"user {alike[0].name!r} already exists; names must differ by more than case (one "
                                "person signing in as Ravi@ and ravi@ would be two reviewers).")
             users.insert_user(conn, name=name, role=parsed, password_hash=password_hash,
                               created_at=_now(), created_by=self.actor)
