@@ -30,7 +30,9 @@ SPLITS: tuple[str, ...] = ("reference", "eval", "production", "challenger")
 _SHOWN_ROWS = 5
 # Quotes, semicolons and control characters have no business in a column name; refusing them
 # keeps every identifier we quote unambiguous.
-_BAD_NAME = re.compile(r'[\x00-\x1f\x7f]')  # names are always quoted in SQL; control characters only hide things
+# names are always quoted in SQL; control characters only hide things, and zero-width or direction-changing ones
+# (U+202E) make one name print as another ('cs\u202ev.lexe' shows as 'csexe.lv')
+_BAD_NAME = re.compile('[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]')
 # zero-width and bidirectional formatting characters (RE2 syntax, for DuckDB's regexp_matches)
 _INVISIBLE = "[\\x{200B}-\\x{200F}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}\\x{FEFF}]"
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
@@ -339,7 +341,8 @@ def _check_names(problems: _Problems, names: list[str]) -> None:
         if fault == "empty":
             problems.add(None, "a column has an empty name")
         elif fault == "control":
-            problems.add(None, f"column name {name!r} contains control characters (tabs, line breaks); rename it")
+            problems.add(None, f"column name {name!r} contains control, invisible or direction-changing characters "
+                               "(tabs, line breaks, U+202E); rename it")
         elif fault == "reserved":
             problems.add(name, "names starting with __govern are reserved; rename it")
         elif fault == "repeated":

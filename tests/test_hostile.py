@@ -94,6 +94,9 @@ DEEP = "[" * 5000 + "]" * 5000
 CASES = {
     "junit into a missing folder": (["gate", "credit", "1", "--dry-run", "--junit", "/nonexistent/x.xml"],
                                     "the folder /nonexistent does not exist"),
+    # opening it to check it could be written waited for a reader forever (the generated cases hung a suite on it)
+    "junit into a FIFO nobody reads": (["gate", "credit", "1", "--dry-run", "--junit", "{fifo}"],
+                                       "cannot be written (a named pipe nobody reads)"),
     "expiry before year 1": (["release", "credit", "1", "--override", "--reason", "r", "--expires",
                               "0001-01-01T00:00:00+01:00"], "outside the years 1900 to 9998"),
     "batch time before year 1": (["ingest", "credit", "1", "{csv}", "--split", "production", "--batch-time",

@@ -124,8 +124,12 @@ BAD_FILES = {
                  "cannot ingest f.csv: the file is not UTF-8 text (invalid bytes on line 3); save it as UTF-8."),
     "column_named_with_a_control_character": ("f.csv", 'id,label,score,sex,"x\x01y"\n1,0,0.5,f,1\n', ROLES,
                                               "cannot ingest f.csv: 1 problem, nothing was written.\n"
-                                              "  - column name 'x\\x01y' contains control characters (tabs, line "
-                                              "breaks); rename it"),
+                                              "  - column name 'x\\x01y' contains control, invisible or "
+                                              "direction-changing characters (tabs, line breaks, U+202E); rename it"),
+    "column_named_with_a_direction_override": ("f.csv", 'id,label,score,sex,cs\u202ev.lexe\n1,0,0.5,f,1\n', ROLES,
+                                               "cannot ingest f.csv: 1 problem, nothing was written.\n"
+                                               "  - column name 'cs\\u202ev.lexe' contains control, invisible or "
+                                               "direction-changing characters (tabs, line breaks, U+202E); rename it"),
     "sql_in_a_role_name": ("f.csv", HEADER + "1,0,0.5,f\n", ColumnRoles(sensitive=('sex"; DROP TABLE users; --',)),
                            "cannot ingest f.csv: 1 problem, nothing was written.\n"
                            "  - column 'sex\"; DROP TABLE users; --': the sensitive column is missing "

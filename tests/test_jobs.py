@@ -343,7 +343,7 @@ def test_predict_never_writes_a_score_that_is_not_a_number_and_refuses_what_inge
                            "twice.csv names column 'x' more than once in its header"),
                           ([huge, "--out", tmp_path / "e.csv", "--score-column", " "],
                            "the score column needs a name"),
-                          ([huge, "--out", tmp_path / "c.csv", "--score-column", "a\nb"], "without control characters"),
+                          ([huge, "--out", tmp_path / "c.csv", "--score-column", "a\nb"], "without control, invisible"),
                           # each was written, then refused by ingest (names compared ignoring case; __govern reserved)
                           ([huge, "--out", tmp_path / "u.csv", "--score-column", "X"],
                            "huge.csv already has a column 'x' (ingest compares names ignoring case and surrounding "

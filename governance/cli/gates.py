@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import click
@@ -59,11 +61,15 @@ def _writable(path: Path) -> None:
     if not path.parent.is_dir():
         raise InvalidInput(f"--junit {path}: the folder {path.parent} does not exist.")
     existed = path.exists()
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
+    try:  # O_NONBLOCK: a named pipe nobody reads is refused (ENXIO) where a plain open waited forever
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        try:  # then as a file to append to, as the report will be written (/proc/version opens, then refuses it)
+            os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise InvalidInput(f"--junit {path} cannot be written ({exc.strerror or exc}).") from exc
+        reason = "a named pipe nobody reads" if exc.errno == errno.ENXIO else exc.strerror or exc
+        raise InvalidInput(f"--junit {path} cannot be written ({reason}).") from exc
     if not existed:
         path.unlink(missing_ok=True)
 

@@ -311,7 +311,8 @@ class TrainingActions(PolicyActions, RegistryActions):
         if fault == "empty":
             raise InvalidInput("the score column needs a name: --score-column is empty.")
         if fault == "control":
-            raise InvalidInput("the score column needs a name without control characters (--score-column).")
+            raise InvalidInput("the score column needs a name without control, invisible or direction-changing "
+                               "characters (--score-column).")
         if fault == "reserved":
             raise InvalidInput(f"the score column {score_column!r} starts with __govern, which ingest reserves for "
                                "its own columns; choose another --score-column.")
