@@ -734,9 +734,22 @@ def test_a_sign_off_written_around_the_service_is_named(store, run_cli):
         "INSERT INTO signoffs (model, version, reviewer, revision, decision, comment, created_at) "
         "VALUES ('credit', '1', 'rey', 1, 'approve', 'forged', ?)", [datetime(2026, 1, 1)]))
     seen = store.as_("vic").witness_status()
-    assert not seen.ok and seen.problems[0] == ("1 sign-off without the event that records it (rey's approve of "
-                                                "credit version 1): written around the service, or the log lost "
-                                                "events")
+    assert not seen.ok and seen.problems[0] == ("1 sign-off without the event that records it as stored (rey's "
+                                                "approve of credit version 1): written or changed around the "
+                                                "service, or the log lost events")
+
+
+def test_a_rejection_rewritten_as_an_approval_in_the_table_is_named(store, run_cli):
+    store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="not yet",
+                              acknowledge_blocked=True)
+    assert store.as_("vic").witness_status().ok
+    # matched on the revision alone, the rewritten row had passed every check and counted at release
+    run_sql(store.home, lambda conn: conn.execute("UPDATE signoffs SET decision = 'approve' WHERE reviewer = 'rey'"))
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and seen.problems[0].startswith("1 sign-off without the event that records it as stored "
+                                                       "(rey's approve of credit version 1)")
+    status = run_cli(store.home, "status", as_="vic")
+    assert status.exit_code == 1 and "written or changed around the service" in status.stdout
 
 
 def test_truncating_or_removing_the_witness_is_reported(store, run_cli):

@@ -190,15 +190,26 @@ def verify_audit_export(directory: Path, *, expected_public_key: str | None,
     return verify_export(Path(directory), expected_public_key=expected_public_key)
 
 
+def _as_logged(signoff: tuple[Any, ...], logged: tuple[str, dict[str, Any]] | None) -> bool:
+    """Whether a stored sign-off (as `signoffs.all_signoffs` gives it) is what its event recorded: the decision,
+    and the artifact, evaluation and gate where the event names them."""
+    if logged is None:
+        return False
+    decision, fields = logged
+    stored = dict(zip(("artifact_sha256", "evaluation", "gate"), signoff[5:]))
+    return signoff[4] == decision and all(stored.get(key) == value for key, value in fields.items())
+
+
 def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
-             approvals: list[tuple[str, str, str, int, str]]) -> list[str]:
+             approvals: list[tuple[Any, ...]]) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
     around the service. Each model's moves must match its `alias.*` events in order; each sign-off
-    revision its `signoff.*` event."""
+    revision its `signoff.*` event: decision, artifact, evaluation and gate too (a rejection rewritten as an
+    approval in the table had passed, matched on the revision alone)."""
     problems = []
     logged_moves: dict[str, list[tuple[str, str]]] = {}
-    logged_signoffs = set()
+    logged_signoffs: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}  # (model, version, actor, revision)
     for event in events:
         if event.action.startswith("alias.") and event.entity.startswith("model:"):
             version = json.loads(event.payload).get("version")
@@ -206,7 +217,10 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
                                                                               str(version)))
         elif event.action.startswith("signoff.") and event.entity.startswith("version:"):
             model, _, version = event.entity[len("version:"):].partition("/")
-            logged_signoffs.add((model, version, event.actor, json.loads(event.payload).get("revision")))
+            data = json.loads(event.payload)
+            logged_signoffs[(model, version, event.actor, data.get("revision"))] = (
+                event.action[len("signoff."):], {key: data[key] for key in ("artifact_sha256", "evaluation", "gate")
+                                                 if key in data})
     recorded: dict[str, list[tuple[str, str]]] = {}
     for model, action, version in moves:
         recorded.setdefault(model, []).append((action, version))
@@ -215,11 +229,11 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
             problems.append(f"model {model}'s production history has {len(recorded[model])} moves and the log "
                             f"{len(logged_moves.get(model, []))} events for them: the log lost events, or moves were "
                             "written around it (`govern history` and `govern audit list --action alias` show both)")
-    missing = [a for a in approvals if a[:4] not in logged_signoffs]
+    missing = [a for a in approvals if not _as_logged(a, logged_signoffs.get(tuple(a[:4])))]
     if missing:
-        model, version, reviewer, revision, decision = missing[0]
+        model, version, reviewer, revision, decision, *_ = missing[0]
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         problems.append(f"{len(missing)} sign-off{'s' * (len(missing) > 1)} without the event that records "
-                        f"{'them' if len(missing) > 1 else 'it'} ({reviewer}'s {decision} of {model} version "
-                        f"{version}{more}): written around the service, or the log lost events")
+                        f"{'them' if len(missing) > 1 else 'it'} as stored ({reviewer}'s {decision} of {model} version "
+                        f"{version}{more}): written or changed around the service, or the log lost events")
     return problems

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from governance.records import SignOff, SignOffDecision, stored
@@ -48,8 +50,9 @@ def rejections_of_artifact(conn: duckdb.DuckDBPyConnection, artifact_sha256: str
     return [_signoff(row) for row in rows]
 
 
-def all_signoffs(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int, str]]:
-    """Every sign-off revision as (model, version, reviewer, revision, decision): what the log must have logged."""
-    return [(m, v, r, int(n), str(d)) for m, v, r, n, d in conn.execute(
-        "SELECT model, version, reviewer, revision, decision FROM signoffs ORDER BY model, version, reviewer, "
-        "revision").fetchall()]
+def all_signoffs(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """Every sign-off revision as (model, version, reviewer, revision, decision, artifact_sha256, evaluation_id,
+    gate_id): what the log must have logged, as its `signoff.*` event records it."""
+    return [(m, v, r, int(n), str(d), a, e, g) for m, v, r, n, d, a, e, g in conn.execute(
+        "SELECT model, version, reviewer, revision, decision, artifact_sha256, evaluation_id, gate_id FROM signoffs "
+        "ORDER BY model, version, reviewer, revision").fetchall()]
