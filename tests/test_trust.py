@@ -739,6 +739,15 @@ def test_a_sign_off_written_around_the_service_is_named(store, run_cli):
                                                 "service, or the log lost events")
 
 
+def test_an_override_extended_in_the_table_is_named(store, run_cli):
+    store.as_("ada").release(model="credit", version="1", override=True, reason="hotfix", expires="2099-01-01")
+    assert store.as_("vic").witness_status().ok
+    run_sql(store.home, lambda conn: conn.execute("UPDATE alias_history SET override_expires = '2999-01-01'"))
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and seen.problems[0].startswith("model credit's production history differs from the log's "
+                                                       "events for it (a move's version or override expiry)")
+
+
 def test_a_rejection_rewritten_as_an_approval_in_the_table_is_named(store, run_cli):
     store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="not yet",
                               acknowledge_blocked=True)

@@ -200,7 +200,15 @@ def _as_logged(signoff: tuple[Any, ...], logged: tuple[str, dict[str, Any]] | No
     return signoff[4] == decision and all(stored.get(key) == value for key, value in fields.items())
 
 
-def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
+def _instant(value: Any) -> datetime | None:
+    """A time as stored or logged (naive UTC, aware, or ISO text) as naive UTC, to compare the two."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]],
              approvals: list[tuple[Any, ...]]) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
@@ -208,24 +216,29 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[str, str, str]],
     revision its `signoff.*` event: decision, artifact, evaluation and gate too (a rejection rewritten as an
     approval in the table had passed, matched on the revision alone)."""
     problems = []
-    logged_moves: dict[str, list[tuple[str, str]]] = {}
+    logged_moves: dict[str, list[tuple[str, str, datetime | None]]] = {}
     logged_signoffs: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}  # (model, version, actor, revision)
     for event in events:
         if event.action.startswith("alias.") and event.entity.startswith("model:"):
-            version = json.loads(event.payload).get("version")
-            logged_moves.setdefault(event.entity[len("model:"):], []).append((event.action[len("alias."):],
-                                                                              str(version)))
+            data = json.loads(event.payload)
+            logged_moves.setdefault(event.entity[len("model:"):], []).append(
+                (event.action[len("alias."):], str(data.get("version")), _instant(data.get("expires"))))
         elif event.action.startswith("signoff.") and event.entity.startswith("version:"):
             model, _, version = event.entity[len("version:"):].partition("/")
             data = json.loads(event.payload)
             logged_signoffs[(model, version, event.actor, data.get("revision"))] = (
                 event.action[len("signoff."):], {key: data[key] for key in ("artifact_sha256", "evaluation", "gate")
                                                  if key in data})
-    recorded: dict[str, list[tuple[str, str]]] = {}
-    for model, action, version in moves:
-        recorded.setdefault(model, []).append((action, version))
+    recorded: dict[str, list[tuple[str, str, datetime | None]]] = {}
+    for model, action, version, expires in moves:
+        recorded.setdefault(model, []).append((action, version, _instant(expires)))
     for model in sorted(recorded):
-        if recorded[model] != logged_moves.get(model, []):
+        logged = logged_moves.get(model, [])
+        if len(recorded[model]) == len(logged) and recorded[model] != logged:
+            problems.append(f"model {model}'s production history differs from the log's events for it (a move's "
+                            "version or override expiry): changed around the service (`govern history` and "
+                            "`govern audit list --action alias` show both)")
+        elif recorded[model] != logged:
             problems.append(f"model {model}'s production history has {len(recorded[model])} moves and the log "
                             f"{len(logged_moves.get(model, []))} events for them: the log lost events, or moves were "
                             "written around it (`govern history` and `govern audit list --action alias` show both)")

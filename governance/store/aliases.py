@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from governance.records import AliasMove
@@ -45,7 +47,8 @@ def next_move_seq(conn: duckdb.DuckDBPyConnection, model: str) -> int:
     return one_int(conn, "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ?", [model])
 
 
-def all_moves(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
-    """Every alias move as (model, action, version), by model then seq: what the audit log must have logged."""
-    return [(m, a, v) for m, a, v in conn.execute(
-        "SELECT model, action, version FROM alias_history ORDER BY model, seq").fetchall()]
+def all_moves(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """Every alias move as (model, action, version, override_expires), by model then seq: what the audit log
+    must have logged."""
+    return [(m, a, v, e) for m, a, v, e in conn.execute(
+        "SELECT model, action, version, override_expires FROM alias_history ORDER BY model, seq").fetchall()]
