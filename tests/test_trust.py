@@ -739,6 +739,23 @@ def test_a_sign_off_written_around_the_service_is_named(store, run_cli):
                                                 "service, or the log lost events")
 
 
+def test_a_credential_inserted_around_the_service_is_named(store, run_cli):
+    from datetime import datetime, timedelta
+
+    from governance.identity import new_secret
+
+    assert store.as_("vic").witness_status().ok  # every seeded token and session was issued through the service
+    token_id, secret, digest = new_secret()
+    run_sql(store.home, lambda conn: conn.execute(
+        "INSERT INTO auth_tokens (id, user_name, kind, name, secret_sha256, created_at, created_by, expires_at) "
+        "VALUES (?, 'rey', 'api', 'forged', ?, ?, 'rey', ?)",
+        [token_id, digest, datetime(2026, 1, 1), datetime.now() + timedelta(days=1)]))
+    seen = store.as_("vic").witness_status()
+    assert not seen.ok and seen.problems[0].startswith(f"1 credential without the event that issued it (rey's "
+                                                       f"{token_id}): written around the service")
+    assert run_cli(store.home, "status", as_="vic").exit_code == 1
+
+
 def test_an_override_extended_in_the_table_is_named(store, run_cli):
     store.as_("ada").release(model="credit", version="1", override=True, reason="hotfix", expires="2099-01-01")
     assert store.as_("vic").witness_status().ok

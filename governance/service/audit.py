@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import duckdb
 
@@ -16,7 +16,7 @@ from governance.errors import Conflict, InvalidInput
 from governance.roles import Action
 from governance.service.base import ServiceBase, parse_time
 from governance.service.folders import new_folder
-from governance.store import aliases, audit_log, signoffs
+from governance.store import aliases, audit_log, auth, signoffs
 from governance.store.audit_log import utc_timestamp
 
 if TYPE_CHECKING:
@@ -74,16 +74,17 @@ class AuditActions(ServiceBase):
         """The live chain against the witness, and each event against its own hash: any role may see whether
         the log still matches (not what it holds). An event edited without recomputing its hash matches the
         witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
-        events, moves, approvals = self._read(Action.VIEW, lambda conn: (
-            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn)))
-        return self._log_check(events, moves, approvals)
+        events, moves, approvals, credentials = self._read(Action.VIEW, lambda conn: (
+            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
+            auth.all_credentials(conn)))
+        return self._log_check(events, moves, approvals, credentials)
 
-    def _log_check(self, events: list[AuditEvent], moves: list[tuple[str, str, str]],
-                   approvals: list[tuple[str, str, str, int, str]]) -> WitnessReport:
+    def _log_check(self, events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
+                   credentials: list[tuple[str, str]]) -> WitnessReport:
         """`witness_status` of what a unit of work read."""
         seen = self._check_witness({e.seq: e.hash for e in events})
         chain = verify_chain(events)
-        problems = unlogged(events, moves, approvals)
+        problems = unlogged(events, moves, approvals, credentials)
         if not chain.ok:
             problems.insert(0, f"the log no longer verifies at seq {chain.broken_seq}: {chain.problem} "
                                "(`govern audit verify`)")
@@ -95,7 +96,8 @@ class AuditActions(ServiceBase):
     def _live_log_check(self, conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """The live log against the witness and itself, as an export or report records it (signed with it):
         a log rewritten before it was exported must not come out looking intact."""
-        seen = self._log_check(audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn))
+        seen = self._log_check(audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
+                               auth.all_credentials(conn))
         return {"ok": seen.ok, "problems": seen.problems}
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
@@ -208,13 +210,15 @@ def _instant(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]],
-             approvals: list[tuple[Any, ...]]) -> list[str]:
+def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
+             credentials: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
     around the service. Each model's moves must match its `alias.*` events in order; each sign-off
     revision its `signoff.*` event: decision, artifact, evaluation and gate too (a rejection rewritten as an
-    approval in the table had passed, matched on the revision alone)."""
+    approval in the table had passed, matched on the revision alone); each credential (`credentials`: token and
+    session ids with their user) the `token.create` or `auth.login` event that issued it (a token row inserted
+    into the table acted as its user, and its approval counted, with no event naming who issued it)."""
     problems = []
     logged_moves: dict[str, list[tuple[str, str, datetime | None]]] = {}
     logged_signoffs: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}  # (model, version, actor, revision)
@@ -242,6 +246,15 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]],
             problems.append(f"model {model}'s production history has {len(recorded[model])} moves and the log "
                             f"{len(logged_moves.get(model, []))} events for them: the log lost events, or moves were "
                             "written around it (`govern history` and `govern audit list --action alias` show both)")
+    issued = {(json.loads(event.payload).get("token"), event.entity[len("user:"):]) for event in events
+              if event.action in ("token.create", "auth.login") and event.entity.startswith("user:")}
+    forged = [c for c in credentials if tuple(c) not in issued]
+    if forged:
+        token, user = forged[0]
+        more = f" and {len(forged) - 1} more" if len(forged) > 1 else ""
+        problems.append(f"{len(forged)} credential{'s' * (len(forged) > 1)} without the event that issued "
+                        f"{'them' if len(forged) > 1 else 'it'} ({user}'s {token}{more}): written around the "
+                        "service, or the log lost events; an admin revokes it with `govern token revoke`")
     missing = [a for a in approvals if not _as_logged(a, logged_signoffs.get(tuple(a[:4])))]
     if missing:
         model, version, reviewer, revision, decision, *_ = missing[0]

@@ -37,6 +37,11 @@ def get_token(conn: duckdb.DuckDBPyConnection, token_id: str) -> TokenRow | None
     return TokenRow(*row) if row else None
 
 
+def all_credentials(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Every token and session ever issued as (id, user): what the log must have logged issuing."""
+    return [(i, u) for i, u in conn.execute("SELECT id, user_name FROM auth_tokens ORDER BY id").fetchall()]
+
+
 def list_tokens(conn: duckdb.DuckDBPyConnection, *, user: str | None, kinds: tuple[str, ...]) -> list[TokenRow]:
     rows = conn.execute(
         f"SELECT {_TOKEN} FROM auth_tokens WHERE (? IS NULL OR user_name = ?) AND list_contains(?, kind) "
