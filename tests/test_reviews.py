@@ -254,9 +254,10 @@ def test_agreement_and_gold_accuracy_from_the_store(queue):
     assert rev3["gold_accuracy"] == pytest.approx(1 / 3)
     assert store.as_("ada").show_review_item(item_id=gold[0].id).gold_answer == {"verdict": "label_wrong", "label": 1}
     assert store.as_("rey").show_review_item(item_id=gold[0].id).gold_answer is None  # hidden from reviewers
-    with pytest.raises(InvalidInput, match="the gold answer corrects the label to 1, the label its evidence records"):
-        store.as_("ada").add_review_item(model="credit", version="1", evidence={"label": 1},
-                                         gold={"verdict": "label_wrong", "label": 1})
+    for recorded in (1, 1.0, True):  # as JSON evidence may hold it
+        with pytest.raises(InvalidInput, match="the gold answer corrects the label to 1, the label its evidence"):
+            store.as_("ada").add_review_item(model="credit", version="1", evidence={"label": recorded},
+                                             gold={"verdict": "label_wrong", "label": 1})
     with pytest.raises(NotAllowed, match="only an admin files gold items"):
         store.as_("eng").add_review_item(model="credit", version="1", evidence={}, gold={"verdict": "ambiguous"})
 

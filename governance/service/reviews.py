@@ -106,8 +106,7 @@ class ReviewActions(ServiceBase):
             raise InvalidInput(f"an item needs 1 to 10 judgments, not {judgments}.")
         if gold is not None:
             _check_verdict(gold.get("verdict"), gold.get("label"))
-            shown_label = evidence.get("label") if isinstance(evidence, dict) else None
-            if gold.get("verdict") == "label_wrong" and shown_label is not None and shown_label == gold.get("label"):
+            if _repeats_label(evidence, gold.get("verdict"), gold.get("label")):
                 raise InvalidInput(f"the gold answer corrects the label to {gold.get('label')}, the label its evidence "
                                    "records: no reviewer could give it (a correction must change the label).")
         due_at = _parse_due(due)
@@ -538,11 +537,17 @@ def _gold_id(conn: duckdb.DuckDBPyConnection, kin: ReviewItem, evidence: Any) ->
     return item_id
 
 
+def _repeats_label(evidence: Any, verdict: str | None, label: int | None) -> bool:
+    """Whether `verdict` is a correction to the label the evidence's row already records (0 or 1)."""
+    recorded = evidence.get("label") if isinstance(evidence, dict) else None
+    return (verdict == "label_wrong" and isinstance(recorded, (int, float)) and recorded in (0, 1)
+            and recorded == label)  # 1.0 in hand-filed evidence is label 1
+
+
 def _check_changes_label(item: ReviewItem, verdict: str, label: int | None) -> None:
     """A correction must change the row's label: `label_wrong` giving the label already recorded would be
     counted as a correction (and fed to retraining) while saying the recorded label is right."""
-    recorded = item.evidence.get("label") if isinstance(item.evidence, dict) else None
-    if verdict == "label_wrong" and isinstance(recorded, int) and recorded in (0, 1) and recorded == label:
+    if _repeats_label(item.evidence, verdict, label):
         raise InvalidInput(f"review item {item.id}'s row already has label {label}: a correction gives the other "
                            "label; judge it label_correct if the recorded label is right.")
 
