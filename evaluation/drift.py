@@ -14,13 +14,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Collection, Literal, Sequence
 
 import duckdb
 import numpy as np
 
 from evaluation.records import MetricRecord
-from evaluation.sources import is_float_type, is_integer_type, quote
+from evaluation.sources import column_batches, is_float_type, is_integer_type, narrowed, quote
 
 Kind = Literal["num", "cat", "text"]
 INTEGER_CARDINALITY_LIMIT = 10  # evidently: integers with at most this many values are categories
@@ -82,31 +82,41 @@ ABSENT_REASON = "the current data lacks the column, so the dataset share counts 
 
 
 def drift_records(open_cursor: Callable[[], duckdb.DuckDBPyConnection], reference: str, current: str,
-                  columns: list[DriftColumn], absent: Sequence[str] = ()) -> list[MetricRecord]:
+                  columns: list[DriftColumn], rows: int, absent: Sequence[str] = (),
+                  copied: Collection[str] = ()) -> list[MetricRecord]:
     """Drift records per column plus the dataset share; `open_cursor` gives a connection on which
-    the `reference` and `current` views exist (one per worker thread). `absent` reference features the
-    current data lacks count as drifted: leaving columns out had made a batch's share look lower."""
+    the `reference` and `current` views exist (one per worker thread). The views named in `copied` are read
+    through batches of columns copied out of them (`sources.narrowed`), sized by `rows`, the larger view's.
+    `absent` reference features the current data lacks count as drifted: leaving columns out had made a
+    batch's share look lower."""
     records: list[MetricRecord] = []
     verdicts: list[tuple[str, bool]] = []
     local = threading.local()
     opened: list[duckdb.DuckDBPyConnection] = []
 
-    def one(column: DriftColumn) -> tuple[list[MetricRecord], bool | None]:
+    def cursor() -> duckdb.DuckDBPyConnection:
         # a DuckDB connection is not shared between threads: one cursor per worker thread, opened once (one per
         # column registered both files again for every column: 9,990 columns had not finished in 550 s)
-        cursor = getattr(local, "cursor", None)
-        if cursor is None:
-            cursor = local.cursor = open_cursor()
-            opened.append(cursor)
-        return _column_drift(_samples(cursor, reference, current, column), column)
+        if getattr(local, "cursor", None) is None:
+            local.cursor = open_cursor()
+            opened.append(local.cursor)
+        return local.cursor
 
-    # Columns are independent and numpy's sorts release the GIL: two at a time use both cores.
+    def batch(numbered: tuple[int, list[DriftColumn]]) -> list[tuple[list[MetricRecord], bool | None]]:
+        number, batch_columns = numbered
+        conn, names = cursor(), list(dict.fromkeys(column.name for column in batch_columns))
+        with narrowed(conn, reference, names, f"drift_ref_{number}", copy=reference in copied) as ref, \
+                narrowed(conn, current, names, f"drift_cur_{number}", copy=current in copied) as cur:
+            return [_column_drift(_samples(conn, ref, cur, column), column) for column in batch_columns]
+
+    # Columns are independent and numpy's sorts release the GIL: two batches at a time use both cores.
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(one, columns))
+            results = [found for batch_results in pool.map(batch, enumerate(column_batches(columns, rows, at_least=4)))
+                       for found in batch_results]
     finally:
-        for cursor in opened:
-            cursor.close()
+        for conn in opened:
+            conn.close()
     for column, (column_records, drifted) in zip(columns, results):
         records += column_records
         if drifted is not None and column.role in ("feature", "sensitive"):

@@ -13,7 +13,18 @@ from evaluation.drift import DriftColumn, drift_records
 from evaluation.errors import MetricInputError
 from evaluation.intersections import INTERSECTION_SEPARATOR, intersection_name, intersection_sql
 from evaluation.records import ENGINE_VERSION, MetricRecord, MetricSet
-from evaluation.sources import Columns, Source, check_columns, check_groups, check_values, quote, register
+from evaluation.sources import (
+    Columns,
+    Source,
+    check_columns,
+    check_groups,
+    check_values,
+    column_batches,
+    narrowed,
+    quote,
+    register,
+    rescanned_slowly,
+)
 
 HEADLINE = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier_score", "ece", "mce"}
 # What a batch without labels still has exactly: who is selected and how the scores spread, per group.
@@ -101,8 +112,11 @@ def evaluate(
                               confidence, impact_min_share)
             records += found if labelled else [r for r in found if r.family == "fairness" and r.metric in LABEL_FREE]
         if labelled:
-            records += [sanity.feature_separation(conn, "cur", columns.label, column, current_types[column])
-                        for column in _probed(current_types, columns, probe)]
+            for number, batch in enumerate(column_batches(_probed(current_types, columns, probe), n)):
+                with narrowed(conn, "cur", [columns.label, *batch], f"probed_{number}",
+                              copy=rescanned_slowly(current, current_types)) as view:
+                    records += [sanity.feature_separation(conn, view, columns.label, column, current_types[column])
+                                for column in batch]
         reference_rows = None
         if reference is not None:
             reference_types = register(conn, "ref", reference, "reference")
@@ -121,7 +135,9 @@ def evaluate(
                 register(cursor, "ref", reference, "reference")
                 return cursor
 
-            records += drift_records(open_cursor, "ref", "cur", drift_columns, absent)
+            sides = (("ref", reference, reference_types), ("cur", current, current_types))
+            copied = [view for view, source, types in sides if rescanned_slowly(source, types)]
+            records += drift_records(open_cursor, "ref", "cur", drift_columns, max(n, reference_rows), absent, copied)
     finally:
         conn.close()
     params = {

@@ -3,15 +3,25 @@ with checked columns, so every metric query runs in place and out of core."""
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Iterator, Sequence, TypeVar, Union
 
 import duckdb
 
 from evaluation.errors import MetricInputError
 
 Source = Union[str, Path, Any]  # a path, a pandas DataFrame or a pyarrow Table
+T = TypeVar("T")
+# A batch of columns copied out of a source (`narrowed`) holds at most this many values (rows × columns) and
+# this many columns: 32 MB of doubles, a second or less to copy at a million rows. Each copy reads the source's
+# metadata (0.2 s at 10,000 columns) and each query on a copy costs more the wider it is: of 128, 256 and 1,024,
+# 256 was the compromise (benchmarks/evaluate_width.py).
+BATCH_VALUES = 4_000_000
+BATCH_COLUMNS = 256
+WIDE = 64  # columns past which a source's per-column queries read batches copied out of it (`narrowed`)
 
 
 def quote(identifier: str) -> str:
@@ -40,9 +50,7 @@ def register(conn: duckdb.DuckDBPyConnection, name: str, source: Source, what: s
             path = Path(source)
             if not path.is_file():
                 raise MetricInputError(f"the {what} file {path} does not exist.")
-            with open(path, "rb") as handle:
-                is_parquet = handle.read(4) == b"PAR1"
-            relation = conn.read_parquet(str(path)) if is_parquet else conn.read_csv(str(path), header=True)
+            relation = conn.read_parquet(str(path)) if _is_parquet(path) else conn.read_csv(str(path), header=True)
             relation.create_view(name)
         else:
             conn.register(name, source)  # a DataFrame or an Arrow table, scanned in place
@@ -50,6 +58,44 @@ def register(conn: duckdb.DuckDBPyConnection, name: str, source: Source, what: s
         first = str(exc).strip().splitlines()[0]
         raise MetricInputError(f"the {what} data cannot be read ({first}).") from exc
     return {row[0]: row[1] for row in conn.execute(f"DESCRIBE {name}").fetchall()}
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PAR1"
+
+
+def rescanned_slowly(source: Source, types: dict[str, str]) -> bool:
+    """Whether per-column queries should read batches copied out of `source` (`narrowed`) rather than the source:
+    every query parses a CSV file whole, and reads a wide source's metadata, which grows with its width. A
+    narrow Parquet file or frame is read faster in place (copying its columns cost 7 % at a million rows)."""
+    return len(types) > WIDE or (isinstance(source, (str, Path)) and not _is_parquet(Path(source)))
+
+
+def column_batches(columns: Sequence[T], rows: int, *, at_least: int = 1) -> list[list[T]]:
+    """`columns` in consecutive batches for `narrowed`: each at most BATCH_COLUMNS columns and BATCH_VALUES
+    values of `rows` rows, and `at_least` batches where there are that many columns (one per worker)."""
+    if not columns:
+        return []
+    size = min(BATCH_COLUMNS, max(1, BATCH_VALUES // max(rows, 1)), max(1, math.ceil(len(columns) / at_least)))
+    return [list(columns[start:start + size]) for start in range(0, len(columns), size)]
+
+
+@contextmanager
+def narrowed(conn: duckdb.DuckDBPyConnection, view: str, columns: Sequence[str], name: str, *,
+             copy: bool = True) -> Iterator[str]:
+    """With `copy` (`rescanned_slowly`), `columns` of `view` copied into the temporary table `name` for the `with`
+    block, in the view's row order; without, `view` itself. A query on a view of a file reads the file's metadata,
+    which grows with its width (a CSV it parses whole): one query per column of a file of thousands of columns
+    took time growing with the width squared; on the copy, each costs what its batch holds."""
+    if not copy:
+        yield view
+        return
+    conn.execute(f"CREATE TEMP TABLE {name} AS SELECT {', '.join(map(quote, columns))} FROM {view}")
+    try:
+        yield name
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def check_columns(types: dict[str, str], columns: Columns, what: str, *, need_label_score: bool = True) -> None:

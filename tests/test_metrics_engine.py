@@ -188,3 +188,62 @@ def test_drift_of_values_near_the_largest_double_is_measured_without_overflow(ro
     assert result.find("drift", "drift_score", "x").value == pytest.approx(expected, rel=1e-9)
     psi = result.find("drift", "psi", "x")
     assert psi.value is not None and psi.detail["distribution"]["bins"][0].startswith("[-1e+308, ")
+
+
+def _mixed_columns(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(seed / 10, 1, n)
+    numbers[:5], numbers[5:7] = np.nan, np.inf
+    return {"num": numbers, "small_ints": rng.integers(0, 4, n), "many_ints": rng.integers(0, 60, n),
+            "cat": rng.choice(["a", "b", "c", None], n), "ident": [f"id{i}" for i in range(n)],
+            "flag": rng.random(n) < 0.3,
+            "when": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 9, n), "D"),
+            **{f"w{i}": rng.normal(seed / 10, 1, n) for i in range(20)}}
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_columns_read_from_batched_copies_give_the_records_read_in_place(tmp_path, monkeypatch, kind):
+    """Wide sources (and CSV files) are read through batches of columns copied out of them: a query per column
+    on the file itself had cost time growing with the width squared. The copies must not change a record."""
+    import evaluation.sources as sources
+
+    current, reference = frame(500, seed=1, **_mixed_columns(500, 1)), frame(300, seed=2, **_mixed_columns(300, 2))
+    reference["many_ints"] = reference["many_ints"].astype(str)  # held as text in one set: compared as text
+    paths = []
+    for name, data in (("current", current), ("reference", reference)):
+        path = tmp_path / f"{name}.{kind}"
+        data.to_parquet(path) if kind == "parquet" else data.to_csv(path, index=False)
+        paths.append(path)
+    features = [c for c in current.columns if c not in ("y", "p", "sex")]
+
+    def records(wide: int, batch_values: int) -> list:
+        monkeypatch.setattr(sources, "WIDE", wide)
+        monkeypatch.setattr(sources, "BATCH_VALUES", batch_values)
+        found = evaluate(current=paths[0], reference=paths[1], label="y", score="p", sensitive=["sex"],
+                         features=features, probe=features, resamples=0).records
+        return [r for r in found if r.family in ("drift", "sanity")]
+
+    in_place = records(wide=10**6, batch_values=10**9) if kind == "parquet" else None
+    one_batch = records(wide=0, batch_values=10**9)
+    small_batches = records(wide=0, batch_values=1_500)  # 3 columns of 500 rows a batch
+    single_columns = records(wide=0, batch_values=1)
+    for family, metric in (("sanity", "feature_auc"), ("drift", "drift_score")):
+        assert {r.feature for r in one_batch if (r.family, r.metric) == (family, metric)} >= set(features)
+    assert small_batches == one_batch and single_columns == one_batch
+    if in_place is not None:
+        assert in_place == one_batch
+    assert {r.detail.get("method") for r in one_batch if r.metric == "drift_score"} >= {"ks", "chisquare", "z"}
+
+
+def test_column_batches_bound_values_and_columns_and_give_each_worker_a_batch():
+    from evaluation.sources import BATCH_COLUMNS, BATCH_VALUES, column_batches
+
+    columns = [f"c{i}" for i in range(1000)]
+    assert column_batches([], 10) == []
+    whole = 1000 // BATCH_COLUMNS
+    assert [len(b) for b in column_batches(columns, 10)] == [BATCH_COLUMNS] * whole + [1000 - whole * BATCH_COLUMNS]
+    assert {len(b) for b in column_batches(columns, BATCH_VALUES)} == {1}
+    assert max(len(b) for b in column_batches(columns, BATCH_VALUES // 5)) * BATCH_VALUES // 5 <= BATCH_VALUES
+    assert [len(b) for b in column_batches(columns[:6], 10, at_least=4)] == [2, 2, 2]
+    assert [len(b) for b in column_batches(columns[:2], 0, at_least=4)] == [1, 1]
+    assert sum(column_batches(columns, 12_345, at_least=4), []) == columns
