@@ -921,16 +921,22 @@ def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(
     # a reviewer who sets their own password with a session the admin's password opened is still the admin's
     # (with a token ada minted, or after ada reset it): ada could have done it; only their own proof counts
     assert run_cli(home, "--as", "rev3", "user", "passwd", "rev3", "--password-stdin",
-                   input="rev3 own secret\n").exit_code == 0
+                   input="chosen by ada 1\nrev3 own secret\n").exit_code == 0
     assert run_cli(home, "login", "rev3", "--password-stdin", input="rev3 own secret\n").exit_code == 0
     assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
-    assert run_cli(home, "user", "passwd", "rev2", "--password-stdin", input="rev2 new secret\n",
+    # a token ada minted cannot give rev2 a first password (an admin does that, and then it is the admin's)
+    refused = run_cli(home, "user", "passwd", "rev2", "--password-stdin", input="\nrev2 new secret\n",
+                      env={"GOVERN_TOKEN": minted})
+    assert refused.exit_code == 2 and "rev2 has no password yet: an admin sets the first one" in refused.stderr
+    admin.set_password(name="rev2", password="chosen by ada 2")
+    assert run_cli(home, "user", "passwd", "rev2", "--password-stdin", input="chosen by ada 2\nrev2 new secret\n",
                    env={"GOVERN_TOKEN": minted}).exit_code == 0
     assert run_cli(home, "login", "rev2", "--password-stdin", input="rev2 new secret\n").exit_code == 0
     assert run_cli(home, "--as", "rev2", "signoff", "credit", "1", "--approve", "--comment", "again").exit_code == 0
     refused = run_cli(home, "release", "credit", "1", as_="ada")
     assert refused.exit_code == 2 and "has 0 of the 2 independent approvals" in refused.stderr
-    store.as_("rev3").set_password(name="rev3", password="set in-process by rev3")  # a credential only rev3 held
+    store.as_("rev3").set_password(name="rev3", password="set in-process by rev3",  # a credential only rev3 held
+                                   current="rev3 own secret")
     assert run_cli(home, "login", "rev3", "--password-stdin", input="set in-process by rev3\n").exit_code == 0
     assert run_cli(home, "--as", "rev3", "signoff", "credit", "1", "--approve", "--comment", "mine").exit_code == 0
     holders = run_sql(home, lambda conn: [credential_holders(conn, who, "version:credit/1", revision)

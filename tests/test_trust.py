@@ -583,6 +583,49 @@ def test_disabling_ends_every_credential_and_a_new_password_ends_sessions(store,
     assert "was revoked" in run_cli(store.home, "whoami", env={"GOVERN_TOKEN": token}).stderr
 
 
+def test_a_session_alone_does_not_change_its_owners_password(store, run_cli):
+    """Whoever held rey's session for a moment (an unlocked laptop, a leaked GOVERN_TOKEN) could set rey's password:
+    lock rey out, and keep a way in after the session is revoked. Changing your own needs the current one."""
+    home = store.home
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    session = store.as_(None).sign_in(name="rey", password="rey's passphrase", client="t")
+    as_rey = {"GOVERN_TOKEN": session.secret}
+    before = snapshot(home)
+    result = run_cli(home, "user", "passwd", "rey", "--password-stdin", input="\nmallory's passphrase\n", env=as_rey)
+    assert result.exit_code == 2 and "changing your own password needs your current password" in result.stderr
+    assert snapshot(home) == before
+    for _ in range(3):  # a wrong current password is a failed sign-in: logged, and counted toward the back-off
+        result = run_cli(home, "user", "passwd", "rey", "--password-stdin", input="guess\nmallory's passphrase\n",
+                         env=as_rey)
+        assert result.exit_code == 2 and result.stderr == "error: the current password is wrong.\n"
+    result = run_cli(home, "user", "passwd", "rey", "--password-stdin",
+                     input="rey's passphrase\nmallory's passphrase\n", env=as_rey)
+    assert result.exit_code == 2 and "too many wrong passwords for rey; try again in" in result.stderr
+    with pytest.raises(NotAllowed, match="too many failed sign-ins"):  # guessing here slows guessing at sign-in
+        store.as_(None).sign_in(name="rey", password="rey's passphrase", client="elsewhere")
+    failures = [json.loads(e.payload) for e in _events(home) if e.action == "auth.failed"]
+    assert [(f["via"], f["reason"]) for f in failures[:4]] == [("passwd", "password")] * 3 + [("passwd", "throttled")]
+    run_sql(home, lambda conn: conn.execute("DELETE FROM signin_failures"))  # the back-off over
+    other = store.as_(None).sign_in(name="rey", password="rey's passphrase", client="laptop")
+    result = run_cli(home, "user", "passwd", "rey", "--password-stdin", input="rey's passphrase\nrey's new one\n",
+                     env=as_rey)
+    assert result.exit_code == 0, result.stderr
+    assert store.as_(None).sign_in(name="rey", password="rey's new one", client="t").user == "rey"
+    assert "was revoked" in run_cli(home, "whoami", env={"GOVERN_TOKEN": other.secret}).stderr  # the others end
+    assert run_cli(home, "whoami", env=as_rey).exit_code == 0  # the one that changed it stays
+    prompted = run_cli(home, "user", "passwd", "rey", input="rey's new one\nthird passphrase\nthird passphrase\n",
+                       env=as_rey)
+    assert prompted.exit_code == 0 and "current password for rey" in prompted.stderr, prompted.stderr
+    assert store.as_(None).sign_in(name="rey", password="third passphrase", client="t").user == "rey"
+    # an admin sets anyone else's without it; a user with none gets the first from an admin, not from a token
+    store.as_("ada").set_password(name="rey", password="reset by ada")
+    with pytest.raises(NotAllowed, match="^vic has no password yet: an admin sets the first one"):
+        store.as_("vic").set_password(name="vic", password="vic's own choice")
+    with pytest.raises(NotAllowed, match="may not manage users"):
+        store.as_("vic").set_password(name="rey", password="vic's choice for rey")
+    assert store.as_("ada").set_password(name="vic", password="first for vic").name == "vic"
+
+
 def test_an_unknown_user_costs_a_password_check_too(store, monkeypatch):
     from argon2 import PasswordHasher
 

@@ -89,13 +89,23 @@ def user_enable(service, *, name: str):
 
 @user.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin instead of prompting.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the passwords from stdin instead of prompting: for your own, your current password on the "
+                   "first line and the new one on the second; for someone else's (admins), the new one.")
 @service_command(lambda changed: f"password of {changed.name} changed")
 def user_passwd(service, *, name: str, password_stdin: bool):
-    """Set a user's password: your own, or anyone's for admins."""
-    password = read_password(True) if password_stdin else click.prompt(
-        f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
-    return service.set_password(name=name, password=password)
+    """Set a user's password: your own (you give your current one: a session alone cannot change it), or anyone's
+    for admins. A user with no password yet gets the first one from an admin. Sessions opened with the old
+    password end; API tokens stay."""
+    own = service.whoami()["user"] == name
+    if password_stdin:
+        current = read_password(own)
+        password = read_password(True)
+    else:
+        current = click.prompt(f"current password for {name} (empty if you have none)", hide_input=True, default="",
+                               show_default=False, err=True) if own else None
+        password = click.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    return service.set_password(name=name, password=password, current=current or None)
 
 
 @click.group(cls=GovernGroup)

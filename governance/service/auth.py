@@ -49,7 +49,7 @@ def backoff_seconds(failures: int, latest: datetime | None, now: datetime) -> fl
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
-def _verify(stored: str | None, password: str) -> bool:
+def password_matches(stored: str | None, password: str) -> bool:
     """argon2 verification that costs the same for a missing user or password (a dummy hash)."""
     from argon2 import PasswordHasher
     from argon2.exceptions import InvalidHashError, VerificationError
@@ -96,7 +96,7 @@ class AuthActions(ServiceBase):
         if wait > 0:
             raise NotAllowed(f"too many failed sign-ins for this user or from this client; try again in "
                              f"{math.ceil(wait)} s.")
-        ok = _verify(stored, password or "") and user is not None and user.enabled
+        ok = password_matches(stored, password or "") and user is not None and user.enabled
 
         def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
             if not ok or user is None:  # ok implies a user; the second test is for the type checker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
@@ -13,12 +14,12 @@ from governance.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from governance.identity import KINDS, SESSION_LIFETIME
 from governance.private import private_dir
 from governance.records import Record, StoreStatus, User
-from governance.roles import Action, Role, parse_role
+from governance.roles import Action, Role, allowed, parse_role
 from governance.service.audit import AuditActions
-from governance.service.auth import AuthActions, Credential
+from governance.service.auth import FAILURE_WINDOW, AuthActions, Credential, backoff_seconds, password_matches
 from governance.service.base import _now, _present, check_name
 from governance.service.releases import ReleaseActions
-from governance.store import auth, migrations, registry, users
+from governance.store import audit_log, auth, migrations, registry, users
 
 
 @dataclass(frozen=True)
@@ -152,15 +153,60 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
 
         return self._run(unit)
 
-    def set_password(self, *, name: str, password: str | None) -> User:
-        """Set or clear (None) a user's password: their own, or anyone's for admins."""
-        password_hash = _hash(password)
+    def set_password(self, *, name: str, password: str | None, current: str | None = None) -> User:
+        """Set or clear (None) a user's password: anyone's for admins; your own with your `current` password.
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> User:
+        A session or token alone does not change its owner's password: whoever held one for a moment could
+        lock the owner out, or keep a way in after it was revoked. A user without a password gets a first
+        one from an admin (an admin may give themselves theirs). A wrong current password counts as a failed
+        sign-in: it is throttled and logged as one, so a stolen session cannot guess the password through it.
+        """
+        password_hash = _hash(password)
+        now = _now()
+
+        def check(conn: duckdb.DuckDBPyConnection) -> tuple[str | None, float]:
+            """The stored hash `current` must match (None: nothing to match), the seconds to wait first."""
             me = self._authorize(conn, Action.VIEW)
+            if users.get_user(conn, name) is None:
+                self._authorize(conn, Action.MANAGE_USERS)  # whether someone else exists is for admins to learn
+                raise NotFound(f"user {name!r} does not exist.")
             if me.name != name:
                 self._authorize(conn, Action.MANAGE_USERS)
-            if users.get_user(conn, name) is None:
+                return None, 0.0
+            stored = users.password_hash(conn, name)
+            if stored is None:
+                if not allowed(me.role, Action.MANAGE_USERS):
+                    raise NotAllowed(f"{name} has no password yet: an admin sets the first one (`govern user passwd "
+                                     f"{name}`); a session or token alone cannot.")
+                return None, 0.0
+            if current is None:
+                raise NotAllowed("changing your own password needs your current password (`govern user passwd` "
+                                 "asks for it; with --password-stdin it is the first line, the new one the second).")
+            wait = _passwd_wait(conn, name, now)
+            if wait > 0:
+                self._log(conn, "auth.failed", f"user:{name}", {"user": name, "client": _PASSWD, "via": "passwd",
+                                                                "reason": "throttled"})
+                return stored, wait
+            auth.record_failure(conn, user=name, client=_PASSWD, when=now)  # until the password checks out
+            audit_log.serialise(conn)
+            return stored, 0.0
+
+        stored, wait = self._run(check)
+        if wait > 0:
+            raise NotAllowed(f"too many wrong passwords for {name}; try again in {math.ceil(wait)} s.")
+        matches = stored is None or password_matches(stored, current or "")
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> User | None:
+            self._authorize(conn, Action.VIEW if stored is not None else Action.MANAGE_USERS)
+            if stored is not None and not matches:
+                self._log(conn, "auth.failed", f"user:{name}", {"user": name, "client": _PASSWD, "via": "passwd",
+                                                                "reason": "password"})
+                return None
+            if stored is not None:
+                if users.password_hash(conn, name) != stored:
+                    raise Conflict(f"the password of {name} changed meanwhile; run the command again.")
+                auth.clear_failures(conn, user=name)
+            elif users.get_user(conn, name) is None:
                 raise NotFound(f"user {name!r} does not exist.")
             users.set_password_hash(conn, name, password_hash)
             # Sessions opened with the old password end (the caller's own stays); API tokens are separate.
@@ -170,7 +216,18 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
                                                             "sessions_revoked": revoked})
             return _present(users.get_user(conn, name), f"user {name}")
 
-        return self._run(unit)
+        changed = self._run(unit)
+        if changed is None:
+            raise NotAllowed("the current password is wrong.")
+        return changed
+
+
+_PASSWD = "user passwd"  # the client a failed current password is counted against, beside the user
+
+
+def _passwd_wait(conn: duckdb.DuckDBPyConnection, name: str, now: datetime) -> float:
+    by_user, latest, _, _ = auth.recent_failures(conn, user=name, client=_PASSWD, since=now - FAILURE_WINDOW)
+    return backoff_seconds(by_user, latest, now)
 
 
 def _hash(password: str | None) -> str | None:
