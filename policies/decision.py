@@ -65,6 +65,11 @@ class GateDecision:
     def failed(self) -> list[RuleResult]:
         return [r for r in self.results if r.status == "failed"]
 
+    @property
+    def cautions(self) -> list[RuleResult]:
+        """What a gate flags without blocking: rules that warned, and rules with too little evidence to judge."""
+        return [r for r in self.results if not r.blocking and r.status in ("warned", "insufficient")]
+
     def summary(self) -> str:
         blocking = [r.rule_id for r in self.results if r.blocking]
         warned = [r.rule_id for r in self.results if r.status == "warned" and not r.blocking]

@@ -234,12 +234,16 @@ def test_an_engineer_works_an_escalation_in_the_dashboard_and_no_reviewers_item(
 
 def test_approve_and_release_in_the_dashboard(seeded):
     store, tmp_path = seeded
-    store.assign_policy(tmp_path / "r.yaml")
-    store.as_("eng").gate(model="credit", version="1", policy=tmp_path / "r.yaml")
+    warned = tmp_path / "r.yaml"  # passes, with a warning the approvers are shown
+    warned.write_text(RELEASE_POLICY
+                      + "  - {id: auc-stretch, metric: performance.roc_auc, min: 0.999, severity: warn}\n")
+    store.assign_policy(warned)
+    store.as_("eng").gate(model="credit", version="1", policy=warned)
     for reviewer in ("rey", "rev2"):
         at = app(reviewer)
         at.run()
         at.switch_page("views/release.py").run()
+        assert any("flags without blocking" in i.value and "**auc-stretch** (warned)" in i.value for i in at.info)
         at.button(key="release.approve").click().run()
         assert not at.exception
     at = app("eng")

@@ -899,6 +899,23 @@ def test_whoever_dismissed_the_versions_review_items_does_not_count_as_an_approv
     assert store.as_("eng").release(model="credit", version="1").version == "1"
 
 
+def test_an_approval_says_what_the_gate_flags_without_blocking(queue, tmp_path, run_cli):
+    # A gate passes with warnings; the reviewer who approves it should not learn of them only from the record.
+    store, _, _ = queue
+    policy = tmp_path / "w.yaml"
+    policy.write_text("name: w\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.5}\n"
+                      "  - {id: auc-stretch, metric: performance.roc_auc, min: 0.999, severity: warn}\n")
+    store.assign_policy(policy)
+    gate = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    assert gate.decision.verdict == "passed" and [r.rule_id for r in gate.decision.cautions] == ["auc-stretch"]
+    approved = run_cli(store.home, "signoff", "credit", "1", "--approve", "--comment", "ok", as_="rev2")
+    assert approved.exit_code == 0, approved.stderr
+    assert f"note: the gate you approved ({gate.gate_id}) flags, without blocking:" in approved.stderr
+    assert "WARN         auc-stretch:" in approved.stderr
+    rejected = run_cli(store.home, "signoff", "credit", "1", "--reject", "--comment", "no", as_="rev3")
+    assert rejected.exit_code == 0 and "note:" not in rejected.stderr
+
+
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):
     # An admin created an API token for a reviewer (or set their password and signed in with it), approved
     # as them and released alone, with no override mark: the approval's credential was the releaser's doing.

@@ -42,6 +42,10 @@ if state.may(Action.SIGN_OFF):
         st.warning(f"The latest gate of {model} {version} is blocked by {', '.join(blocked)}. An approval now is "
                    "recorded as given despite the blocked gate.")
         acknowledged = st.checkbox("I have read why the gate is blocked and approve anyway", key="release.ack")
+    if gate is not None and gate.decision.cautions:
+        st.info("An approval also accepts what the gate flags without blocking:\n"
+                + "\n".join(f"- **{state.plain(r.rule_id)}** ({r.status}): {state.plain(r.reason)}"
+                             for r in gate.decision.cautions))
     comment = st.text_input("Comment", key="release.comment")
     left, right = st.columns(2)
     if left.button("Approve", key="release.approve"):

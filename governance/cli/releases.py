@@ -6,7 +6,7 @@ import click
 
 from governance.cli import render
 from governance.cli.common import model_version_args, service_command
-from governance.errors import InvalidInput
+from governance.errors import GovernError, InvalidInput
 
 
 @click.command("signoff")
@@ -23,13 +23,22 @@ def signoff_command(service, *, model_name: str, version_name: str, approve: boo
     """Approve or reject a version for release (reviewers and admins; never its creator).
 
     A decision binds to the artifact and the evaluation the latest gate judged: a new evaluation needs
-    new approvals, and a rejection blocks that artifact under any version name until withdrawn."""
+    new approvals, and a rejection blocks that artifact under any version name until withdrawn. An approval
+    lists what that gate flags without blocking (warnings, rules with too little evidence) on stderr."""
     chosen = [name for name, given in (("approve", approve), ("reject", reject), ("withdraw", withdraw)) if given]
     if len(chosen) != 1:  # two would leave the decision to the order they were typed in
         raise InvalidInput("say one of --approve, --reject or --withdraw"
                            + (f", not {' and '.join(f'--{name}' for name in chosen)}." if chosen else "."))
-    return service.sign_off(model=model_name, version=version_name, decision=chosen[0], comment=comment,
-                            acknowledge_blocked=acknowledge_blocked)
+    signoff = service.sign_off(model=model_name, version=version_name, decision=chosen[0], comment=comment,
+                               acknowledge_blocked=acknowledge_blocked)
+    if signoff.decision == "approve" and signoff.gate_id:  # warnings pass a gate: say what the approval accepted
+        try:
+            gate = service.gate_decision(model=model_name, version=version_name, gate_id=signoff.gate_id)
+        except GovernError:  # the approval is stored; the note is a courtesy
+            return signoff
+        if gate.decision.cautions:
+            click.echo(render.cautions(gate.decision, approved=gate.id), err=True)
+    return signoff
 
 
 @click.command("release")

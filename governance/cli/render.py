@@ -478,6 +478,12 @@ def signoff(signoff, *, model_name: str, version_name: str) -> str:
     return f"{signoff.reviewer} {_PAST[decision]} {model} version {version} (decision {signoff.revision}{replaces})"
 
 
+def cautions(decision, *, approved: str) -> str:
+    """For a reviewer who approved: what the gate they approved flags without blocking, one rule a line."""
+    return "\n".join([f"note: the gate you approved ({approved}) flags, without blocking:"]
+                     + [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.cautions])
+
+
 def release(move, *, model_name: str) -> str:
     return (f"{model_name} production: {move.previous_version or '-'} → {move.version}"
             + (f" (OVERRIDE by {move.actor}: {move.override_reason}; expires "
