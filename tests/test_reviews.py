@@ -452,6 +452,30 @@ def test_a_result_that_fails_to_print_is_not_reported_as_nothing_changed(releasa
         "error: the command changed nothing, but its output could not be written (RuntimeError: the terminal")
 
 
+def test_ctrl_c_says_whether_anything_was_stored(releasable, run_cli, monkeypatch):
+    # Ctrl-C had printed click's "Aborted!" whether or not the command's work was already committed.
+    from governance.cli import common
+    from governance.service import Service
+
+    store, _ = releasable
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    before, sign_off = snapshot(store.home), Service.sign_off
+    monkeypatch.setattr(Service, "sign_off", interrupted)
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey")
+    assert (result.exit_code, result.stderr) == (130, "interrupted: nothing was changed.\n")
+    assert snapshot(store.home) == before
+    monkeypatch.setattr(Service, "sign_off", sign_off)
+    monkeypatch.setattr(common, "_render", interrupted)  # the decision committed, then the interrupt
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey")
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr.startswith(
+        "interrupted: what the command had finished is stored (units of work are whole)")
+    assert [s.reviewer for s in store.as_("vic").signoffs(model="credit", version="1")] == ["rey"]
+
+
 def test_help_and_version_into_a_full_device_are_one_sentence():
     import subprocess
     import sys

@@ -204,18 +204,24 @@ def service_command(render: Callable[[Any], str] | None = None, *, json_output: 
             if wants_json:
                 options["as_json"] = as_json
             service = LazyService(lambda: open_anonymous(ctx) if anonymous else open_service(ctx))
-            result = body(service, **options)
             try:
-                if as_json:
-                    click.echo(dumps(as_plain(result) if as_plain else plain(result), indent=2, sort_keys=True))
-                elif render is not None:
-                    click.echo(_render(render, result, options))
-                    if note is not None:
-                        click.echo(note(result), err=True)
-            except (click.exceptions.Exit, click.exceptions.Abort):
-                raise
-            except Exception as exc:  # the work is done and stored: never report it as "nothing was changed"
-                raise OutputFailed(service.changed_anything()) from exc
+                result = body(service, **options)
+                try:
+                    if as_json:
+                        click.echo(dumps(as_plain(result) if as_plain else plain(result), indent=2, sort_keys=True))
+                    elif render is not None:
+                        click.echo(_render(render, result, options))
+                        if note is not None:
+                            click.echo(note(result), err=True)
+                except (click.exceptions.Exit, click.exceptions.Abort):
+                    raise
+                except Exception as exc:  # the work is done and stored: never report it as "nothing was changed"
+                    raise OutputFailed(service.changed_anything()) from exc
+            except KeyboardInterrupt:  # click's own "Aborted!" said nothing of what was stored
+                _echo_err("interrupted: " + (
+                    "what the command had finished is stored (units of work are whole); `govern audit list` shows "
+                    "what was recorded." if service.changed_anything() else "nothing was changed."))
+                ctx.exit(130)
             if exit_code is not None:
                 ctx.exit(exit_code(result))
 
