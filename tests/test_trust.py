@@ -626,6 +626,41 @@ def test_a_session_alone_does_not_change_its_owners_password(store, run_cli):
     assert store.as_("ada").set_password(name="vic", password="first for vic").name == "vic"
 
 
+def test_passwords_that_cannot_be_used_are_refused_before_anything_is_counted(store, run_cli, monkeypatch):
+    import io
+
+    from governance.cli.common import read_password
+    from governance.errors import InvalidInput
+
+    home = store.home
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    session = store.as_(None).sign_in(name="rey", password="rey's passphrase", client="t")
+    as_rey = {"GOVERN_TOKEN": session.secret}
+    failures = lambda: run_sql(home, lambda conn: conn.execute("SELECT count(*) FROM signin_failures").fetchone()[0])  # noqa: E731
+    before, counted = snapshot(home), failures()
+    # bytes that are not UTF-8 arrive from a pipe as lone surrogates (the locale's surrogateescape): they had
+    # crashed inside the check, after the attempt was counted, with no event saying so
+    for call in (lambda: store.as_("rey").set_password(name="rey", password="a new passphrase", current="\udcff\udcfe"),
+                 lambda: store.as_("rey").set_password(name="rey", password="\udcffnew passphrase",
+                                                       current="rey's passphrase"),
+                 lambda: store.as_(None).sign_in(name="rey", password="\udcff\udcfe", client="t")):
+        with pytest.raises(InvalidInput, match="is not UTF-8 text"):
+            call()
+    with monkeypatch.context() as patched, pytest.raises(InvalidInput, match="^the password on stdin is not UTF-8"):
+        patched.setattr("sys.stdin", io.StringIO("\udcff\udcfe\n"))
+        read_password(True)
+    one_line = run_cli(home, "user", "passwd", "rey", "--password-stdin", input="rey's passphrase\n", env=as_rey)
+    assert one_line.exit_code == 2 and "error: the new password is missing: give your current password on the " \
+        "first line of stdin and the new one on the second." in one_line.stderr
+    ended = run_cli(home, "user", "passwd", "rey", input="", env=as_rey)  # stdin ends at the prompt
+    assert ended.exit_code == 2 and ended.stderr.rstrip().endswith(
+        "error: a prompt got no answer (its input ended, or Ctrl-C); nothing was changed."), ended.stderr
+    other = run_cli(home, "user", "passwd", "vic", input="x\n", env=as_rey)  # refused before any prompt
+    assert other.exit_code == 2 and "may not manage users" in other.stderr and "password" not in other.stderr.split(
+        "error:")[0]
+    assert failures() == counted and snapshot(home) == before
+
+
 def test_an_unknown_user_costs_a_password_check_too(store, monkeypatch):
     from argon2 import PasswordHasher
 

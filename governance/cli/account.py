@@ -6,7 +6,8 @@ import click
 
 from governance.cli import render
 from governance.cli.common import GovernGroup, read_password, service_command, without
-from governance.roles import Role
+from governance.errors import InvalidInput
+from governance.roles import Action, Role, authorize, parse_role
 
 
 @click.command()
@@ -97,10 +98,17 @@ def user_passwd(service, *, name: str, password_stdin: bool):
     """Set a user's password: your own (you give your current one: a session alone cannot change it), or anyone's
     for admins. A user with no password yet gets the first one from an admin. Sessions opened with the old
     password end; API tokens stay."""
-    own = service.whoami()["user"] == name
+    me = service.whoami()
+    own = me["user"] == name
+    if not own:  # refused before the prompts, not after them
+        authorize(user=me["user"], role=parse_role(me["role"]), action=Action.MANAGE_USERS)
     if password_stdin:
         current = read_password(own)
         password = read_password(True)
+        if not password:
+            raise InvalidInput("the new password is missing: " + (
+                "give your current password on the first line of stdin and the new one on the second." if own
+                else "give it on the first line of stdin."))
     else:
         current = click.prompt(f"current password for {name} (empty if you have none)", hide_input=True, default="",
                                show_default=False, err=True) if own else None

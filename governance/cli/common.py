@@ -217,11 +217,15 @@ def service_command(render: Callable[[Any], str] | None = None, *, json_output: 
                     raise
                 except Exception as exc:  # the work is done and stored: never report it as "nothing was changed"
                     raise OutputFailed(service.changed_anything()) from exc
-            except KeyboardInterrupt:  # click's own "Aborted!" said nothing of what was stored
-                _echo_err("interrupted: " + (
+            except (KeyboardInterrupt, click.exceptions.Abort) as stopped:  # click's "Aborted!" said neither
+                # Abort: a prompt got no answer (its input ended, or Ctrl-C at the prompt: click tells them apart
+                # to nobody); exit 2, as for any input the command cannot use
+                interrupted = isinstance(stopped, KeyboardInterrupt)
+                _echo_err(("interrupted: " if interrupted else "error: a prompt got no answer (its input ended, or "
+                           "Ctrl-C); ") + (
                     "what the command had finished is stored (units of work are whole); `govern audit list` shows "
                     "what was recorded." if service.changed_anything() else "nothing was changed."))
-                ctx.exit(130)
+                ctx.exit(130 if interrupted else 2)
             if exit_code is not None:
                 ctx.exit(exit_code(result))
 
@@ -357,6 +361,10 @@ def read_password(enabled: bool) -> str | None:
     except UnicodeDecodeError as exc:
         raise InvalidInput("the password on stdin is not UTF-8 text.") from exc
     password = line.rstrip("\r\n")
+    try:  # a locale's surrogateescape hands bytes that are not UTF-8 over as lone surrogates
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the password on stdin is not UTF-8 text.") from None
     if len(password) > MAX_PASSWORD_CHARS:
         raise InvalidInput(f"the password on stdin is longer than {MAX_PASSWORD_CHARS:,} characters (or stdin is no "
                            "line of text).")

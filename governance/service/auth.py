@@ -49,6 +49,17 @@ def backoff_seconds(failures: int, latest: datetime | None, now: datetime) -> fl
     return max(0.0, (latest + timedelta(seconds=delay) - now).total_seconds())
 
 
+def check_password_text(password: str | None, what: str = "the password") -> None:
+    """InvalidInput unless `password` is text argon2 can take: bytes read from a terminal or pipe that are not
+    UTF-8 arrive as lone surrogates, which had failed inside the check after the attempt was counted."""
+    if password is None:
+        return
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not UTF-8 text.") from None
+
+
 def password_matches(stored: str | None, password: str) -> bool:
     """argon2 verification that costs the same for a missing user or password (a dummy hash)."""
     from argon2 import PasswordHasher
@@ -72,6 +83,7 @@ class AuthActions(ServiceBase):
         disabled, has no password or the password is wrong; NotAllowed naming the wait while the user
         or the client is backing off. Failures are recorded (throttle and audit log) before raising.
         """
+        check_password_text(password)
         attempted = (name or "")[:128]
         client = (client or "unknown")[:128]
         now = _now()

@@ -16,7 +16,14 @@ from governance.private import private_dir
 from governance.records import Record, StoreStatus, User
 from governance.roles import Action, Role, allowed, parse_role
 from governance.service.audit import AuditActions
-from governance.service.auth import FAILURE_WINDOW, AuthActions, Credential, backoff_seconds, password_matches
+from governance.service.auth import (
+    FAILURE_WINDOW,
+    AuthActions,
+    Credential,
+    backoff_seconds,
+    check_password_text,
+    password_matches,
+)
 from governance.service.base import _now, _present, check_name
 from governance.service.releases import ReleaseActions
 from governance.store import audit_log, auth, migrations, registry, users
@@ -161,6 +168,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
         one from an admin (an admin may give themselves theirs). A wrong current password counts as a failed
         sign-in: it is throttled and logged as one, so a stolen session cannot guess the password through it.
         """
+        check_password_text(current, "the current password")
         password_hash = _hash(password)
         now = _now()
 
@@ -234,6 +242,7 @@ def _hash(password: str | None) -> str | None:
     from argon2 import PasswordHasher
     if password is None:
         return None
+    check_password_text(password)
     if len(password) < 8:
         raise InvalidInput("a password needs at least 8 characters.")
     if len(password) > 1024:
