@@ -138,6 +138,10 @@ def evaluate(
             sides = (("ref", reference, reference_types), ("cur", current, current_types))
             copied = [view for view, source, types in sides if rescanned_slowly(source, types)]
             records += drift_records(open_cursor, "ref", "cur", drift_columns, max(n, reference_rows), absent, copied)
+    except duckdb.ConversionException as exc:  # a CSV value past the rows DuckDB sniffed its column's type from
+        lines = str(exc).strip().splitlines()
+        raise MetricInputError(f"the data cannot be read ({'; '.join(lines[:2])[:300]}): give the column's "
+                               "values one type, or pass Parquet.") from exc
     finally:
         conn.close()
     params = {

@@ -247,3 +247,15 @@ def test_column_batches_bound_values_and_columns_and_give_each_worker_a_batch():
     assert [len(b) for b in column_batches(columns[:6], 10, at_least=4)] == [2, 2, 2]
     assert [len(b) for b in column_batches(columns[:2], 0, at_least=4)] == [1, 1]
     assert sum(column_batches(columns, 12_345, at_least=4), []) == columns
+
+
+def test_a_csv_value_past_the_sniffed_rows_is_an_input_error_not_a_duckdb_one(tmp_path):
+    # DuckDB types a CSV column from its first rows; a text value far below them failed mid-query, raw
+    n = 60_000
+    data = frame(n, x=np.arange(n) % 100)
+    data["x"] = data["x"].astype(object)
+    data.loc[n - 3, "x"] = "oops"
+    path = tmp_path / "late.csv"
+    data.to_csv(path, index=False)
+    with pytest.raises(MetricInputError, match=r"^the data cannot be read \(Conversion Error: .*give the column's"):
+        evaluate(current=path, reference=path, label="y", score="p", sensitive=["sex"], features=["x"], probe=["x"])
