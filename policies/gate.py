@@ -225,6 +225,9 @@ def _ratio_among_admitted(rule: MetricRule, record: MetricRecord, metrics: Metri
              if r.group is not None and r.value is not None}
     own = rates.get(record.group)
     admitted = [r.value for r in rates.values() if r.n >= floor and r.value is not None]
+    if own is not None and own.value is not None and len(admitted) == 1:  # the group against itself: always 1
+        return None, [{"feature": record.feature, "group": record.group, "n": record.n,
+                       "why": f"fewer than two groups have {floor:,} rows: no other rate to compare it with"}]
     if own is None or own.value is None or not admitted or max(admitted) <= 0:
         return Judged(record, value), []
     ratio = own.value / max(admitted)

@@ -365,7 +365,8 @@ def test_overview_charts_headline_metrics_across_versions(viewed_two_versions):
     assert gated["facet"]["field"] == "rule" and gated["spec"]["layer"][3]["mark"]["type"] == "rule"
     assert gated["spec"]["layer"][3]["encoding"]["y"]["field"] == "bound"
     [verdict] = [e.value.replace("\\", "") for e in at.error]  # markdown escapes aside
-    assert re.fullmatch(r"v1 BLOCKED under q v1: ece: calibration\.ece 0\.\d+ \(max 0\.0001\) \(v2 not gated yet\)",
+    assert re.fullmatch(r"v1 BLOCKED under q v1: ece: calibration\.ece 0\.\d+ \(must be at most 0\.0001\) "
+                        r"\(v2 not gated yet\)",
                         verdict), verdict
 
 

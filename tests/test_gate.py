@@ -201,6 +201,21 @@ def test_an_impact_ratio_is_judged_against_the_groups_the_rule_admits():
     assert failed.status == "failed" and failed.failing_groups == ["s=other"]  # 0.3 / 0.5 = 0.6
 
 
+def test_an_impact_ratio_with_one_group_large_enough_is_not_judged_against_itself():
+    # Credit (ISLP) by Gender: one group of 50+ eval rows. Its ratio against the highest admitted rate was its
+    # own rate over itself, 1, and four-fifths said "the worst, Gender=Male, is 1" where the evaluation had 0.887.
+    policy = parse_policy("name: p\nversion: 1\nrules:\n  - {id: four-fifths, metric: fairness.impact_ratio, "
+                          "feature: every, group: every, min: 0.8, min_samples: 50}\n", source="p.yaml")
+    rates = {"Male": (0.2, 52), "Female": (0.9, 48)}
+    records = [MetricRecord("fairness", "count", "Gender", g, float(n), n) for g, (_, n) in rates.items()]
+    records += [MetricRecord("fairness", "selection_rate", "Gender", g, r, n) for g, (r, n) in rates.items()]
+    records += [MetricRecord("fairness", "impact_ratio", "Gender", g, r / 0.9, n) for g, (r, n) in rates.items()]
+    [result] = run_gate(policy=policy, metrics=MetricSet(records, {})).results
+    assert result.status == "insufficient" and result.observed is None
+    assert "Gender=Male (fewer than two groups have 50 rows: no other rate to compare it with)" in result.reason
+    assert {e["group"] for e in result.excluded} == {"Male", "Female"}
+
+
 def test_the_default_pack_warns_of_a_group_the_model_misjudges_more_often_than_a_coin():
     # Parity across disability on ACS employment came at 0.34-0.39 accuracy for people with a disability, and
     # the default pack passed it with no word about that group.

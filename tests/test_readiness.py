@@ -44,7 +44,8 @@ def test_a_blocked_gate_in_words_and_the_work_it_queued(gated):
     gate = store.as_("vic").latest_gate(model="credit", version="1")
     assert (ece.rule_id, ece.status, ece.blocking, ece.observed) == ("ece", "failed", True,
                                                                     gate.decision.results[0].observed)
-    assert blocked.summary == f"v1 BLOCKED under q v1: ece: calibration.ece {ece.observed:.3g} (max 0.0001)"
+    assert blocked.summary == \
+        f"v1 BLOCKED under q v1: ece: calibration.ece {ece.observed:.3g} (must be at most 0.0001)"
     assert (blocked.open_items, blocked.active_jobs) == (5, 1)
     [point] = blocked.trend  # the gated metric against its bound
     assert (point.rule_id, point.value, point.threshold, point.status) == ("ece", ece.observed, 0.0001, "failed")
@@ -62,6 +63,22 @@ def test_findings_name_every_failing_column_with_its_value(gated):
     assert result.failing and parity.where == [f"{f['feature']} {f['value']:.3g}" for f in result.failing]
     assert {f["feature"] for f in result.failing} <= {"SEX", "RAC1P"}
     assert card(store).summary.startswith("v1 BLOCKED under p v1: parity: fairness.demographic_parity_difference ")
+
+
+def test_findings_word_the_bound_as_a_requirement_and_insufficient_evidence_by_its_reason():
+    # A new user read "leakage: performance.roc_auc 0.998 (under 0.99)", "challenger-auc: ... 0.806 (at most 0.02
+    # below its baseline)" 0.097 below it, and "evidence-size: performance.accuracy 0.96" as what had failed.
+    from governance.service.readiness import Finding
+
+    leakage = Finding("leakage", "warned", False, "performance.roc_auc", "<", 0.99, 0.998, [], "…")
+    assert leakage.sentence() == "leakage: performance.roc_auc 0.998 (must be under 0.99)"
+    challenger = Finding("challenger-auc", "warned", False, "performance.roc_auc", "max_regression", 0.02, 0.806, [],
+                         "…", baseline=0.903)
+    assert challenger.sentence() == ("challenger-auc: performance.roc_auc 0.806, 0.097 below its baseline's 0.903 "
+                                     "(may fall at most 0.02 below it)")
+    size = Finding("evidence-size", "insufficient", True, "performance.accuracy", ">=", 0.0, 0.96, [],
+                   "accuracy cannot be judged: 100 rows, under 200.")
+    assert size.sentence() == "evidence-size: accuracy cannot be judged: 100 rows, under 200."
 
 
 def test_sign_off_then_release_then_the_override_each_wait_for_their_role(gated):

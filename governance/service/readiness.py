@@ -54,13 +54,20 @@ class Finding(Record):
     observed: float | None
     where: list[str]  # "RAC1P 0.218", "SEX*RAC1P=1 & 2 0.752": each failing column or group with its value
     reason: str
+    baseline: float | None = None  # a regression rule's baseline value
 
     def sentence(self) -> str:
-        """'parity-gap: fairness.demographic_parity_difference RAC1P 0.218, SEX*RAC1P 0.137 (max 0.1)'"""
+        """'parity-gap: fairness.demographic_parity_difference RAC1P 0.218, SEX*RAC1P 0.137 (must be at most 0.1)'.
+        A rule without enough evidence gives its reason: the value it would have judged is not what failed."""
+        if self.status == "insufficient":
+            return f"{self.rule_id}: {self.reason}"
         bound = f" ({_bound_words(self.comparison, self.threshold)})" if self.threshold is not None else ""
         if self.where:
             return f"{self.rule_id}: {self.metric or 'rule'} {', '.join(self.where)}{bound}"
         if self.observed is not None and self.metric:
+            if self.comparison == "max_regression" and self.baseline is not None:
+                return (f"{self.rule_id}: {self.metric} {self.observed:.3g}, {self.baseline - self.observed:.3g} below "
+                        f"its baseline's {self.baseline:.3g}{bound}")
             return f"{self.rule_id}: {self.metric} {self.observed:.3g}{bound}"
         return f"{self.rule_id}: {self.reason}"
 
@@ -191,7 +198,7 @@ def _findings(gate: GateRecord) -> list[Finding]:
     found = [r for r in gate.decision.results if r.status != "passed"]
     found.sort(key=lambda r: (not r.blocking, _ORDER.get(r.status, 3)))
     return [Finding(r.rule_id, r.status, r.blocking, r.metric, r.comparison, r.threshold, r.observed,
-                    _where(r), r.reason) for r in found]
+                    _where(r), r.reason, r.baseline_value) for r in found]
 
 
 def _where(result: RuleResult) -> list[str]:
@@ -235,10 +242,11 @@ def _trend(conn: duckdb.DuckDBPyConnection, model: str, latest_gates: list[GateR
 
 
 def _bound_words(comparison: str | None, threshold: float | None) -> str:
+    """What the rule asks, worded as a requirement: "(under 0.99)" beside 0.998 had read as a description."""
     if comparison == "max_regression":
-        return f"at most {threshold:.3g} below its baseline"
-    word = {"<=": "max", "<": "under", ">=": "min", ">": "over"}.get(comparison or "", comparison or "")
-    return f"{word} {threshold:.3g}"
+        return f"may fall at most {threshold:.3g} below it"
+    word = {"<=": "at most", "<": "under", ">=": "at least", ">": "over"}.get(comparison or "", comparison or "")
+    return f"must be {word} {threshold:.3g}"
 
 
 def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadiness],
