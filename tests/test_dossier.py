@@ -104,6 +104,21 @@ def test_the_documents_say_what_the_store_holds(dossier):
     assert "SEX\\*RAC1P" in bias and "impact ratio" in bias
 
 
+def test_a_report_cites_the_review_judgments_of_its_own_model_only(dossier):
+    # A validation report of one model cited every review.judge event in the store, another model's included,
+    # as the evidence for its agreement figure.
+    home, reports, _, _ = dossier
+    auditor = Service.open(home=home, actor="audrey")
+    entities = {e.seq: e.entity for e in auditor.audit_events(action="review.judge", limit=100_000)[1]}
+    items = {model: {f"review_item:{i.id}" for i in auditor.list_review_items(model=model)}
+             for model in ("income", "employment")}
+    assert items["income"] and items["employment"] and len(entities) > 0
+    for model, _, kind in REPORTS:
+        cited = {c["seq"] for c in json.loads((reports / f"{model}-{kind}" / "evidence.json").read_text())["citations"]}
+        judged = {entities[seq] for seq in cited if seq in entities}
+        assert judged <= items[model], (model, kind, sorted(judged - items[model])[:3])
+
+
 def test_charts_are_drawn_embedded_linked_and_hashed(dossier):
     _, reports, _, _ = dossier
     folder = reports / "employment-bias-audit"

@@ -79,6 +79,7 @@ class Sources:
     agreement: dict[str, Any] | None
     generated_at: str
     notes: dict[str, Any] = field(default_factory=dict)
+    model_review_items: list[str] = field(default_factory=list)  # every version's item ids: agreement is per model
 
 
 class Builder:
@@ -373,7 +374,8 @@ class Builder:
         blocks = [facts(rows)]
         agreement = self.src.agreement
         if agreement:
-            all_judged = [e for e in self.ev.where(action="review.judge")]
+            of_model = {f"review_item:{item}" for item in self.src.model_review_items}
+            all_judged = [e for e in self.ev.where(action="review.judge") if e.entity in of_model]
             alpha = agreement.get("krippendorff_alpha")
             blocks.append(facts([["Krippendorff's alpha (items with two or more judgments, this model)",
                                   self.ev.derived(f"{number(alpha, 3)} over {agreement.get('items', 0)} items",

@@ -83,4 +83,5 @@ def _sources(conn: duckdb.DuckDBPyConnection, model: str, version: str, agreemen
     items = [{"id": i.id, "status": str(i.status), "kind": i.kind}
              for i in review_items.list_items(conn, model=model, version=version)]
     return Sources(model=model, version=version, records=records, splits=splits, gates=decided, review_items=items,
-                   agreement=agreement, generated_at=utc_timestamp())
+                   agreement=agreement, generated_at=utc_timestamp(),
+                   model_review_items=[i.id for i in review_items.list_items(conn, model=model)])
