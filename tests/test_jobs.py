@@ -742,6 +742,32 @@ def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tm
         "rather than categories, bin them (e.g. age_40_plus: yes/no) to judge fairness between groups of people."]
 
 
+def test_train_says_when_the_eval_rows_are_too_few_for_the_packs_evidence_floor(tmp_path):
+    # ISLP's Credit (400 rows): the default split's 100 eval rows met the default pack's 200-row evidence-size
+    # floor at the gate, which blocked with no review and no job, and nothing had said why or what to do.
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    admin = as_(home, "ada")
+    admin.register_model(name="m", description="")
+    path = tmp_path / "d.csv"
+    biased(400).to_csv(path, index=False)
+    config = TrainConfig(epochs=1)
+
+    def floor_notes(version: str, fraction: float) -> list[str]:
+        notes = admin.train_version(model="m", data=path, label="y", config=config, version=version,
+                                    eval_fraction=fraction).notes
+        return [n for n in notes if "eval rows are fewer than" in n]
+
+    assert floor_notes("1", 0.25) == [
+        "the 100 eval rows are fewer than the 200 the default pack's 'evidence-size' rule needs to judge "
+        "performance.accuracy, and it blocks without them: the gate will block this version whatever its metrics; "
+        "train with --eval-fraction 0.5 (200 eval rows)."]
+    assert floor_notes("2", 0.5) == []
+    biased(300).to_csv(path, index=False)
+    [more] = floor_notes("3", 0.25)
+    assert more.endswith("with 300 rows in all, half of them would not do: more rows, or a pack with a lower floor.")
+
+
 def _one_epoch(folder: Path) -> Path:
     path = folder / "one-epoch.yaml"
     path.write_text("epochs: 1\n")

@@ -188,7 +188,8 @@ class TrainingActions(PolicyActions, RegistryActions):
             policy = self.bound_policy(model=model).loaded.policy
         except GovernError:
             return replace(result, notes=notes)
-        return replace(result, notes=notes + sensitive_notes(frame.iloc[eval_rows], sensitive, policy))
+        return replace(result, notes=notes + evidence_notes(len(eval_rows), len(frame), policy)
+                       + sensitive_notes(frame.iloc[eval_rows], sensitive, policy))
 
     def _fit_and_register(self, *, model: str, version: str | None, frame: pd.DataFrame, train_rows: np.ndarray,
                           eval_rows: np.ndarray, config: TrainConfig, meta: dict[str, Any], data: Path,
@@ -573,6 +574,29 @@ def still_improving(history: Sequence[dict[str, Any]]) -> str | None:
         return None
     return (f"the validation loss was still falling at the last epoch ({len(losses)} of {len(losses)}): more epochs "
             "(`epochs:` in --config) may fit better.")
+
+
+def evidence_notes(eval_rows: int, rows: int, policy: Policy) -> list[str]:
+    """A sentence for each rule of `policy` on an overall metric that blocks on too little evidence and needs more
+    rows than the eval split holds: its gate blocks whatever the model, and files no review and no job (a new
+    user's 400-row table met the default pack's 200-row floor at the gate, with nothing saying why or what to do)."""
+    import math
+
+    from policies.schema import MetricRule
+    notes = []
+    for rule in policy.rules:
+        if not isinstance(rule, MetricRule) or rule.feature is not None or rule.insufficient != "block":
+            continue
+        floor = max(rule.min_samples, math.ceil(rule.min_share * eval_rows - 1e-9))
+        if eval_rows >= floor:
+            continue
+        needed = math.ceil(floor / rows * 20) / 20 if rows else 1.0  # the next 5 %
+        remedy = (f"train with --eval-fraction {needed:g} ({int(round(rows * needed)):,} eval rows)" if needed <= 0.5
+                  else f"with {rows:,} rows in all, half of them would not do: more rows, or a pack with a lower floor")
+        notes.append(f"the {eval_rows:,} eval rows are fewer than the {floor:,} the {policy.name} pack's {rule.id!r} "
+                     f"rule needs to judge {rule.metric}, and it blocks without them: the gate will block this "
+                     f"version whatever its metrics; {remedy}.")
+    return notes
 
 
 def sensitive_notes(eval_frame: pd.DataFrame, sensitive: Sequence[str], policy: Policy) -> list[str]:
