@@ -187,12 +187,16 @@ def fairness_records(c: Cells, feature: str, *, impact_min_share: float = IMPACT
                   "evidence": [{"min_rows": m, "groups": len(groups) - start, "value": _finite(level[metric])}
                                for (m, start), level in zip(levels, by_level)]}
         if not np.isfinite(value):
-            detail["reason"] = "every group's rate is 0, so the ratio 0/0 is undefined"
+            detail["reason"] = f"{_RATES.get(metric, 'the rate')} is 0 in every group, so the ratio 0/0 is undefined"
         records.append(MetricRecord("fairness", metric, feature, None, float(value), total, detail=detail))
     for group in groups:
         mask = c["g"] == group
         records += calibration_records({k: v[mask] for k, v in c.items()}, feature=feature, group=group)
     return records
+
+
+_RATES = {"demographic_parity_ratio": "the selection rate", "equal_opportunity_ratio": "the true positive rate",
+          "equalized_odds_ratio": "the true or the false positive rate"}  # what a ratio's 0/0 divides
 
 
 def _finite(value) -> float | None:

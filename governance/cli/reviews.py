@@ -30,7 +30,7 @@ def review() -> None:
 @service_command(render.review_items)
 def review_list(service, *, model_name: str | None, version_name: str | None, status: str | None,
                 kind: str | None):
-    """List review items, oldest first."""
+    """List review items in queue order: by when they were filed, then rule and kind."""
     return service.list_review_items(model=model_name, version=version_name, status=status, kind=kind)
 
 
