@@ -109,6 +109,26 @@ def test_sign_off_then_release_then_the_override_each_wait_for_their_role(gated)
     assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "override"]  # admins' alone
 
 
+def test_a_version_rolled_back_from_production_is_not_simply_offered_for_release_again(gated):
+    # After a deliberate rollback from v1, the board told the engineer "v1 passed its gate and has its approvals:
+    # release it", as if nothing had happened.
+    store, folder = gated
+    store.assign_policy(folder / "r.yaml")
+    admin = store.as_("ada")
+    admin.register_version(model="credit", version="2", artifact=store.artifact)
+    admin.release(model="credit", version="2", override=True, reason="first", expires="2099-01-01T00:00:00Z")
+    store.as_("eng").gate(model="credit", version="1")
+    for reviewer in ("rey", "rev2"):
+        store.as_(reviewer).sign_off(model="credit", version="1", decision="approve")
+    store.as_("eng").release(model="credit", version="1")
+    admin.rollback(model="credit")
+    assert card(store).production.version == "2"
+    [release] = [t for t in store.as_("eng").readiness().needs_you if t.kind == "release"]
+    assert release.version == "1" and release.text.startswith(
+        "credit v1 passed its gate and has its approvals, but ada rolled it back from production at ")
+    assert release.text.endswith(": release it again once that cause is settled")
+
+
 def test_cli_readiness_text_and_json(gated, run_cli):
     store, _ = gated
     result = run_cli(store.home, "readiness", as_="rey")

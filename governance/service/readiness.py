@@ -29,7 +29,7 @@ from governance.service.base import _now
 from governance.service.policies import assigned_pack
 from governance.service.releases import ReleaseActions, _blocking_rules, _check_releasable
 from governance.service.reviews import _as_seen_by
-from governance.store import evaluations, gates, jobs, judgments, registry, review_items, signoffs
+from governance.store import aliases, evaluations, gates, jobs, judgments, registry, review_items, signoffs
 from policies.decision import RuleResult
 
 if TYPE_CHECKING:
@@ -267,6 +267,7 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
         escalations = [i for i in items if i.kind == ItemKind.ESCALATION and i.status in (ItemStatus.OPEN,
                                                                                            ItemStatus.CLAIMED)]
         tasks += _grouped("escalation", escalations, "escalated: the retraining loop stopped short of the policy")
+    latest_moves = {move.model: move for move in aliases.current_moves(conn)}
     for readiness in models:
         version = readiness.gated_version
         in_production = readiness.production is not None and readiness.production.version == version
@@ -277,8 +278,13 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
                               f"{readiness.model} v{version} passed its gate's rules and awaits your sign-off"))
         elif allowed(role, Action.RELEASE) and _releasable(conn, readiness.model, version, user.name,
                                                            binding_of, token):
-            tasks.append(Task("release", readiness.model, version, 1,
-                              f"{readiness.model} v{version} passed its gate and has its approvals: release it"))
+            moved = latest_moves.get(readiness.model)  # not the production basis: the rollback itself
+            rolled_back = moved is not None and moved.action == "rollback" and moved.previous_version == version
+            tasks.append(Task("release", readiness.model, version, 1, (
+                f"{readiness.model} v{version} passed its gate and has its approvals, but {moved.actor} rolled it "
+                f"back from production at {moved.moved_at:%Y-%m-%d %H:%M}: release it again once that cause is "
+                "settled" if moved is not None and rolled_back else
+                f"{readiness.model} v{version} passed its gate and has its approvals: release it")))
     if allowed(role, Action.OVERRIDE):
         now = _now()
         for readiness in models:
