@@ -114,6 +114,27 @@ def test_a_retrain_identical_to_its_parent_queues_nothing_more(tmp_path):
     assert engineer.run_worker(once=True) == []
 
 
+def test_a_retrain_identical_to_its_parent_files_no_examples_for_reviewers_to_judge_again(tmp_path):
+    # College (ISLP): v3 came out as v2's bytes, and its gate filed 20 examples on exactly v2's rows for reviewers
+    # to judge a second time, though the loop had stopped.
+    reviewed = UNMEETABLE.replace("      retrain: {strategy: recalibrate{rounds}}",
+                                  "      review: {sample: 3}\n      retrain: {strategy: recalibrate, max_rounds: 5}")
+    home = _store(tmp_path, reviewed, strategies=("recalibrate",))
+    reviewer = Service.open(home=home, actor="rey")
+    first = reviewer.list_review_items(status="open")
+    assert sum(i.kind == "example" for i in first) == 3
+    for item in first:
+        reviewer.claim_review_item(item_id=item.id)
+        reviewer.judge_review_item(item_id=item.id, verdict="label_correct" if item.kind == "example" else
+                                   "model_wrong", comment="checked")
+    [done] = Service.open(home=home, actor="eng").run_worker(once=True)
+    assert done.version == "2" and done.escalations
+    filed = [i for i in reviewer.list_review_items(version="2") if i.kind != "escalation"]
+    [rule_item] = filed  # the rule's item alone: no examples
+    assert rule_item.kind == "rule_failure" and rule_item.evidence["retraining"].endswith(
+        "No examples are sampled: they would be version 1's again, whose items hold their judgments.")
+
+
 WORKER = textwrap.dedent("""
     import sys
     from governance.service import Service

@@ -254,8 +254,12 @@ class GateActions(PolicyActions, RegistryActions):
                 note = (f"none follows this review: the loop stopped and escalated to engineers ({escalation_id}): "
                         f"{stop['reason']}. Label corrections still go into the model's next feedback dataset."
                         if stop is not None and on_fail.retrain else None)
-                ids = self._queue_items(conn, record, rule.id, on_fail.review, result, examples.get(rule.id, []),
-                                        evidence_key, now, note)
+                same_as = stop.get("same_as") if stop is not None else None
+                if note and same_as:  # the same model on the same rows: the same examples, judged there already
+                    note += (f" No examples are sampled: they would be version {same_as}'s again, whose items hold "
+                             "their judgments.")
+                ids = self._queue_items(conn, record, rule.id, on_fail.review, result,
+                                        [] if same_as else examples.get(rule.id, []), evidence_key, now, note)
                 item_ids += ids
                 blocking_items += ids if on_fail.retrain else []
         if stop is not None:
@@ -404,7 +408,8 @@ def _loop_stop(conn: duckdb.DuckDBPyConnection, model: str, version: str, retrai
         return None
     parent = registry.get_version(conn, model, current.parent_version) if current.parent_version else None
     if lineage.get("job") and parent is not None and parent.artifact_sha256 == current.artifact_sha256:
-        return {"reason": f"the retrain produced the same model as version {parent.version} (same sha256)", **context}
+        return {"reason": f"the retrain produced the same model as version {parent.version} (same sha256)",
+                "same_as": parent.version, **context}
     if rounds >= max_rounds:
         return {"reason": f"the lineage had {rounds} retrain(s), the policy's max_rounds is {max_rounds}",
                 **context}
