@@ -156,7 +156,9 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
     else:
         relation = ("above the maximum" if comparison == "<=" else "below the minimum") if failing else \
             ("within the maximum" if comparison == "<=" else "at or above the minimum")
-        reason = (f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}, {relation} "
+        rows = f" on {worst.record.n:,} rows (it judges {rule.min_samples:,} or more)" \
+            if rule.min_samples and worst.record.n is not None else ""  # what a floor rule is about: the rows
+        reason = (f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}{rows}, {relation} "
                   f"{_pretty(limit)}.")
     values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
                   n=worst.record.n, group=worst.record.group,

@@ -50,6 +50,10 @@ def test_max_and_min_on_the_point_estimate():
     decision, result = one("  - {id: acc, metric: performance.accuracy, min: 0.9}")
     assert (decision.verdict, result.status, result.blocking) == ("blocked", "failed", True)
     assert result.reason == "accuracy is 0.82, below the minimum 0.9."
+    # a floor on rows says how many it judged: "accuracy is 0.925, at or above the minimum 0" had said nothing
+    decision, result = one("  - {id: evidence-size, metric: performance.accuracy, min: 0, min_samples: 200}")
+    n = METRICS.find("performance", "accuracy").n
+    assert result.reason == f"accuracy is 0.82 on {n:,} rows (it judges 200 or more), at or above the minimum 0."
 
 
 def test_confidence_bounds_are_judged_when_asked():
