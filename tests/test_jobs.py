@@ -707,16 +707,21 @@ def test_integer_codes_are_noted_and_taken_as_categories_when_asked(tmp_path, ru
     assert odd.exit_code == 2 and "categorical must list column names; 3 is not one" in odd.stderr, odd.stderr
 
 
+def _model_m(tmp_path: Path) -> tuple[Service, Path]:
+    """A new store with model m: its admin ada, and where to write the training table."""
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    admin = as_(home, "ada")
+    admin.register_model(name="m", description="")
+    return admin, tmp_path / "d.csv"
+
+
 def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tmp_path):
     # The note follows the pack the model's gates run: a pack judging groups of 150+ rows cannot judge
     # sex on 200 eval rows; one judging groups of 2+ rows judges a numeric age, so it gets no note.
     import numpy as np
 
-    home = tmp_path / "home"
-    Service.open(home=home).init(admin="ada")
-    admin = as_(home, "ada")
-    admin.register_model(name="m", description="")
-    path = tmp_path / "d.csv"
+    admin, path = _model_m(tmp_path)
     biased(800).assign(age=np.random.default_rng(0).integers(18, 30, 800)).to_csv(path, index=False)
 
     def notes_with(min_samples: int, version: str) -> list[str]:
@@ -745,11 +750,7 @@ def test_train_notes_judge_sensitive_columns_with_the_bound_policys_own_floor(tm
 def test_train_says_when_the_eval_rows_are_too_few_for_the_packs_evidence_floor(tmp_path):
     # ISLP's Credit (400 rows): the default split's 100 eval rows met the default pack's 200-row evidence-size
     # floor at the gate, which blocked with no review and no job, and nothing had said why or what to do.
-    home = tmp_path / "home"
-    Service.open(home=home).init(admin="ada")
-    admin = as_(home, "ada")
-    admin.register_model(name="m", description="")
-    path = tmp_path / "d.csv"
+    admin, path = _model_m(tmp_path)
     biased(400).to_csv(path, index=False)
     config = TrainConfig(epochs=1)
 
