@@ -6,7 +6,7 @@ import click
 
 from governance.cli import render
 from governance.cli.common import model_version_args, service_command
-from governance.errors import GovernError, InvalidInput
+from governance.errors import InvalidInput
 
 
 @click.command("signoff")
@@ -34,7 +34,7 @@ def signoff_command(service, *, model_name: str, version_name: str, approve: boo
     if signoff.decision == "approve" and signoff.gate_id:  # warnings pass a gate: say what the approval accepted
         try:
             gate = service.gate_decision(model=model_name, version=version_name, gate_id=signoff.gate_id)
-        except GovernError:  # the approval is stored; the note is a courtesy
+        except Exception:  # the approval is stored: a failure here must not read as "nothing was changed"
             return signoff
         if gate.decision.cautions:
             click.echo(render.cautions(gate.decision, approved=gate.id), err=True)
