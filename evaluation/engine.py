@@ -112,9 +112,9 @@ def evaluate(
                               confidence, impact_min_share)
             records += found if labelled else [r for r in found if r.family == "fairness" and r.metric in LABEL_FREE]
         if labelled:
+            copy = rescanned_slowly(current, current_types)
             for number, batch in enumerate(column_batches(_probed(current_types, columns, probe), n)):
-                with narrowed(conn, "cur", [columns.label, *batch], f"probed_{number}",
-                              copy=rescanned_slowly(current, current_types)) as view:
+                with narrowed(conn, "cur", [columns.label, *batch], f"probed_{number}", copy=copy) as view:
                     records += [sanity.feature_separation(conn, view, columns.label, column, current_types[column])
                                 for column in batch]
         reference_rows = None
