@@ -406,13 +406,32 @@ def test_fit_encode_equals_fit_spec_then_encode():
         "wide": [f"id{i}" for i in range(n)], "count": rng.integers(0, 5, n)})
     frame.loc[::7, "age"] = np.nan
     rows = rng.permutation(n)[:1200]
+    outside = np.setdiff1d(np.arange(n), rows)
+    frame["rare"] = "common"
+    frame.loc[outside[:3], "rare"] = "only outside the fitted rows"
+    frame.loc[rows[:2], "rare"] = "fitted"
     features = list(frame.columns)
     spec, numbers, codes = fit_encode(frame, features, rows)
     expected = fit_spec(frame.iloc[rows], features)
     assert spec == expected
+    assert spec.vocab["rare"] == ["common", "fitted"]
     assert "wide" not in spec.categorical  # too many levels: left out, as fit_spec does
     expected_numbers, expected_codes = encode(frame, expected)
     assert torch.equal(numbers, expected_numbers) and torch.equal(codes, expected_codes)
+
+
+def test_sensitive_group_codes_number_the_values_text_in_sorted_order():
+    from training.trainer import _column_codes
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({
+        "int": rng.choice([9, 10, -3, 2**62, 0], 500), "small": rng.choice([1, 2, 10], 500).astype(np.int8),
+        "unsigned": rng.choice([3, 2**63 + 5], 500).astype(np.uint64),
+        "text": rng.choice(["b", "a", "10", "9"], 500), "float": rng.choice([1.0, -0.0, 0.0, np.nan], 500),
+        "nullable": pd.array(rng.choice([1, 2, None], 500), dtype="Int64"),
+        "mixed": rng.choice(np.array([1, 1.0, True, "1", None], dtype=object), 500)})
+    codes = _column_codes(frame, list(frame.columns))
+    for j, column in enumerate(frame.columns):  # the oracle: every row made text, then factorised sorted
+        assert np.array_equal(codes[:, j], pd.factorize(frame[column].astype(str), sort=True)[0]), column
 
 
 def test_training_runs_on_one_cpu_thread_and_restores_torch_setting(data):
