@@ -767,6 +767,77 @@ def test_two_exports_into_one_folder_cannot_both_record_their_work(store, run_cl
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch folder left
 
 
+DIE_WHILE_EXPORTING = """
+import os, signal, sys
+from pathlib import Path
+from governance import audit_export
+from governance.service import Service
+
+real = audit_export.write_events
+
+def write_events(*args, **kwargs):
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # the events are in the scratch folder; nothing is committed or moved
+
+audit_export.write_events = write_events
+Service.open(home=sys.argv[1], actor="aud").export_audit(out=Path(sys.argv[2]))
+"""
+
+
+@file_only  # the output folder, whatever the store
+def test_a_killed_exports_scratch_folder_is_removed_by_the_next_writer_beside_it(store, run_cli, tmp_path):
+    # A killed `audit export` left its scratch folder (a hidden copy of the whole log) for good.
+    import signal
+    import subprocess
+    import sys
+
+    def killed_export(name: str) -> list[str]:
+        child = subprocess.run([sys.executable, "-c", DIE_WHILE_EXPORTING, str(store.home), str(tmp_path / name)],
+                               cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        return sorted(p.name.split(".govern-scratch-")[0] for p in tmp_path.iterdir() if ".govern-scratch-" in p.name)
+
+    assert killed_export("first") == [".first"]
+    assert killed_export("second") == [".second"]  # its writer swept the first's: nobody held "first" any more
+    # a writer of another folder is busy with "third" meanwhile: its scratch folder is not a killed one's
+    import fcntl
+    busy = tmp_path / ".third.govern-scratch-abcd1234"
+    busy.mkdir()
+    holder = os.open(tmp_path / ".third.govern-writing", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert run_cli(store.home, "audit", "export", "--out", tmp_path / "first", as_="aud").exit_code == 0
+        # the killed exports' scratch folders and lock files are gone; the busy writer's are as they were
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [
+            ".third.govern-scratch-abcd1234", ".third.govern-writing"]
+    finally:
+        os.close(holder)  # it died in turn: the next writer beside it sweeps its scratch folder
+    assert run_cli(store.home, "audit", "export", "--out", tmp_path / "fourth", as_="aud").exit_code == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (tmp_path / "first" / "manifest.json").is_file() and (tmp_path / "fourth" / "manifest.json").is_file()
+
+
+@file_only  # the output folder, whatever the store
+def test_an_export_that_could_not_be_moved_is_set_aside_where_no_sweep_takes_it(store, run_cli, tmp_path,
+                                                                                  monkeypatch):
+    out = tmp_path / "export"
+    real = Path.rename
+
+    def refuse(self, target):
+        if Path(target) == out:
+            raise OSError(13, "Permission denied")
+        return real(self, target)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "rename", refuse)
+        result = run_cli(store.home, "audit", "export", "--out", out, as_="aud")
+    assert result.exit_code == 2 and "the export was recorded, but it could not be moved to" in result.stderr
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("export.unmoved-")]
+    assert len(kept) == 1 and f"its files are in {kept[0]}." in result.stderr
+    assert run_cli(store.home, "audit", "export", "--out", tmp_path / "again", as_="aud").exit_code == 0
+    assert (kept[0] / "manifest.json").is_file()  # the recorded work is still where the error said
+
+
 def test_an_event_edited_without_recomputing_its_hash_is_named_by_status_too(store, run_cli):
     # The witness compares stored hashes, which such an edit leaves as they were: `audit verify` caught it,
     # while `status` (and the Overview, which reads the same report) said the live chain matched.

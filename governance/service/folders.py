@@ -1,10 +1,12 @@
 """New output folders (audit exports, reports) written whole: into a scratch folder beside the target
 while the unit of work runs, moved into place once it committed, with the target reserved meanwhile so
-that two processes writing to one folder cannot both record their work and then collide."""
+that two processes writing to one folder cannot both record their work and then collide. A process killed
+meanwhile leaves its scratch folder; the next one writing a folder beside it removes it."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -22,9 +24,13 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
     out = Path(out)
     _check_new(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.govern-writing"
-    held = _hold(lock, out)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    held = _hold(_lock(out), out)
+    try:
+        _sweep(out)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}{_SCRATCH}", dir=out.parent))
+    except BaseException:
+        _release(_lock(out), held)
+        raise
     keep = False  # the scratch folder, where its files are all that is left of recorded work
     try:
         _check_new(out)  # filled, or made a link, between the check and the lock
@@ -34,12 +40,65 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
         except OSError as exc:
             keep = True
             raise GovernError(f"the {what} was recorded, but it could not be moved to {out} "
-                              f"({exc.strerror or exc}); its files are in {scratch}.") from exc
+                              f"({exc.strerror or exc}); its files are in {_set_aside(scratch, out)}.") from exc
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
-        lock.unlink(missing_ok=True)
-        os.close(held)
+        _release(_lock(out), held)
+
+
+_SCRATCH = ".govern-scratch-"  # ".{name}.govern-scratch-" and tempfile's 8 characters: name's scratch folder
+_LEFT = re.compile(r"\.(.+)" + re.escape(_SCRATCH) + r"[a-z0-9_]{8}")
+
+
+def _lock(out: Path) -> Path:
+    return out.parent / f".{out.name}.govern-writing"
+
+
+def _release(lock: Path, held: int) -> None:
+    lock.unlink(missing_ok=True)
+    os.close(held)
+
+
+def _sweep(out: Path) -> None:
+    """Remove the scratch folders beside `out` (whose lock this process holds) that no living process writes:
+    those of killed writers, which only the lock of the folder they were for tells from those being written."""
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:  # a folder it may write but not list: nothing to sweep that it can see
+        return
+    for entry in entries:
+        found = _LEFT.fullmatch(entry.name)
+        if found is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        target = out.parent / found[1]
+        if found[1] == out.name:
+            shutil.rmtree(entry, ignore_errors=True)
+            continue
+        try:
+            held = _hold(_lock(target), target)
+        except Conflict:
+            continue  # another process is writing that folder now: the scratch folder is its
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            _release(_lock(target), held)
+
+
+def _set_aside(scratch: Path, out: Path) -> Path:
+    """The unmovable scratch folder of recorded work renamed so that no later writer takes it for a killed one's
+    (where even that fails it stays, and is named, where it is)."""
+    kept = out.parent / f"{out.name}.unmoved-{scratch.name[-8:]}"
+    try:
+        os.mkdir(kept)  # fails where anything is there already; rename then replaces the empty folder
+    except OSError:
+        return scratch
+    try:
+        scratch.rename(kept)
+    except OSError:
+        kept.rmdir()
+        return scratch
+    return kept
 
 
 def _check_new(out: Path) -> None:
