@@ -458,3 +458,66 @@ def test_a_round_that_fixes_its_rule_and_breaks_another_goes_on_to_a_second_roun
     intervals = MetricSet([MetricRecord("calibration", "ece", None, None, 0.08, 900, 0.05, 0.11)], {})
     stop = gate_service._loop_stop(None, "m", "2", retrain_ece, lower, intervals, rules)
     assert stop is not None and "ece improved by 0.01 (0.09 → 0.08), its interval's half-width 0.03" in stop["reason"]
+
+
+def test_progress_on_a_rule_over_several_columns_is_judged_column_by_column(monkeypatch):
+    """A new user's trial on ISLP Wage: parity failed on race (0.2857) and marital status (0.2495); the round
+    brought race to 0.080 (passing) and marital status to 0.1879. The loop compared the worst before with the
+    worst after, race's gap with marital status's ("improved by 0.098 (0.2857 → 0.1879)"), and escalated."""
+    from types import SimpleNamespace
+
+    from evaluation import MetricSet
+    from evaluation.records import MetricRecord
+    from governance.service import gates as gate_service
+    from policies import parse_policy
+    from policies.decision import RuleResult
+
+    policy = parse_policy("name: p\nversion: 1\nrules:\n"
+                          "  - {id: parity, metric: fairness.demographic_parity_difference, feature: every, max: 0.1,"
+                          " on_fail: {retrain: {strategy: fairness_penalty}}}\n"
+                          "  - {id: worst-accuracy, metric: fairness.accuracy, feature: sex, group: worst, min: 0.8,"
+                          " on_fail: {retrain: {strategy: reweight}}}\n", source="p.yaml").policy
+    rules = {r.id: r for r in policy.rules}
+
+    def parity(**gaps: float) -> RuleResult:
+        worst = max(gaps, key=gaps.__getitem__)
+        return RuleResult("parity", "metric", "failed", True, "block", "",
+                          metric="fairness.demographic_parity_difference", feature=worst, judged=gaps[worst],
+                          comparison="<=",
+                          failing=[{"feature": f, "group": None, "value": v} for f, v in gaps.items() if v > 0.1])
+
+    parent = SimpleNamespace(version="1", parent_version=None, lineage=None, artifact_sha256="a1")
+    child = SimpleNamespace(version="2", parent_version="1", lineage={"job": "j1"}, artifact_sha256="a2")
+    monkeypatch.setattr(gate_service.registry, "lineage", lambda conn, model, version: [child, parent])
+    monkeypatch.setattr(gate_service.registry, "get_version", lambda conn, model, version: parent)
+    monkeypatch.setattr(gate_service.jobs, "job_search", lambda conn, job: {"candidates": []})
+    before = SimpleNamespace(decision=SimpleNamespace(results=[parity(race=0.2857, maritl=0.2495)]))
+    monkeypatch.setattr(gate_service.gates, "latest_gate", lambda conn, model, version: before)
+    retrain = {"parity": rules["parity"].on_fail.retrain}
+    intervals = MetricSet([MetricRecord("fairness", "demographic_parity_difference", column, None, value, 1000,
+                                        value - 0.129, value + 0.129) for column, value in
+                           (("race", 0.08), ("maritl", 0.1879))], {})
+    after = SimpleNamespace(results=[parity(race=0.08, maritl=0.1879)])
+    assert gate_service._loop_stop(None, "m", "2", retrain, after, intervals, rules) is None  # race now passes
+    # both still failing, neither beyond its interval: the reason follows each column, named
+    intervals = MetricSet([MetricRecord("fairness", "demographic_parity_difference", column, None, value, 1000,
+                                        value - 0.129, value + 0.129) for column, value in
+                           (("race", 0.25), ("maritl", 0.1879))], {})
+    stop = gate_service._loop_stop(None, "m", "2", retrain, SimpleNamespace(results=[parity(race=0.25, maritl=0.1879)]),
+                                   intervals, rules)
+    assert stop is not None
+    assert ("parity on race improved by 0.0357 (0.2857 → 0.25), its interval's half-width 0.129, parity on maritl "
+            "improved by 0.0616 (0.2495 → 0.1879), its interval's half-width 0.129") in stop["reason"]
+    # a rule judging only its worst group cannot say the other groups pass: its worst values, each named
+    def accuracy(group: str, value: float) -> RuleResult:
+        return RuleResult("worst-accuracy", "metric", "failed", True, "block", "", metric="fairness.accuracy",
+                          feature="sex", group=group, judged=value, comparison=">=",
+                          failing=[{"feature": "sex", "group": group, "value": value}])
+
+    before = SimpleNamespace(decision=SimpleNamespace(results=[accuracy("F", 0.70)]))
+    monkeypatch.setattr(gate_service.gates, "latest_gate", lambda conn, model, version: before)
+    stop = gate_service._loop_stop(None, "m", "2", {"worst-accuracy": rules["worst-accuracy"].on_fail.retrain},
+                                   SimpleNamespace(results=[accuracy("M", 0.71)]),
+                                   MetricSet([MetricRecord("fairness", "accuracy", "sex", "M", 0.71, 500, 0.68, 0.74)],
+                                             {}), rules)
+    assert stop is not None and "worst-accuracy improved by 0.01 (sex=F 0.7 → sex=M 0.71)" in stop["reason"]
