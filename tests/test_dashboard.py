@@ -273,7 +273,7 @@ def test_policy_dry_run_in_the_dashboard_stores_nothing(seeded):
     at = app("eng")
     at.run()
     at.switch_page("views/policies.py").run()
-    assert at.success[0].value.startswith("Valid: default v6")
+    assert at.success[0].value.startswith("Valid: default v7")
     at.button(key="policies.dry_run").click().run()
     assert not at.exception
     assert any(m.value.startswith("Verdict: **") for m in at.markdown)

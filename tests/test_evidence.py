@@ -446,3 +446,18 @@ def test_train_refuses_a_bad_intersection_before_training_and_others_cannot_inge
     nobody = run_cli(store.home, "gate", "show", "credit", "1")
     assert nobody.exit_code == 2 and "Traceback" not in nobody.output
     assert snapshot(store.home) == before
+
+
+@pytest.mark.parametrize("pack", ["default", "strict"])
+def test_an_eval_set_of_one_label_class_blocks_both_shipped_packs(pack):
+    # A hostile trial: 1,200 rows, every label 0, scores near 0, passed the default gate (better-than-chance only
+    # warned of too little evidence) and was released with one approval.
+    from policies import load_policy, shipped_packs
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"y": np.zeros(1200, dtype=int), "p": rng.random(1200) * 0.02,
+                          "sex": rng.choice(["f", "m"], 1200)})
+    metrics = evaluate(current=frame, reference=frame, label="y", score="p", sensitive=["sex"], resamples=50)
+    decision = run_gate(policy=load_policy(shipped_packs()[pack]), metrics=metrics)
+    [chance] = [r for r in decision.results if r.rule_id == "better-than-chance"]
+    assert chance.status == "insufficient" and chance.blocking and "only one class is present" in chance.reason
+    assert decision.verdict == "blocked"
