@@ -520,6 +520,24 @@ def test_login_session_logout_and_init_leaves_the_admin_logged_in(home, run_cli,
     assert failed["user"] == "rosa" and failed["client"].startswith("cli:")
 
 
+def test_an_empty_as_is_refused_not_taken_as_the_last_login(home, run_cli, monkeypatch):
+    # A hostile trial: `--as ""` (a script's `--as "$REVIEWER"` with the variable unset) acted as whoever logged
+    # in last, and added an admin.
+    assert run_cli(home, "init", "--admin", "ada", "--password-stdin", input="ada's long passphrase\n").exit_code == 0
+    before = snapshot(home)
+    for given in ("", "  "):
+        result = run_cli(home, "--as", given, "user", "add", "mallory", "--role", "admin", "--password-stdin",
+                         input="mallory's passphrase\n")
+        assert result.exit_code == 2 and "Invalid value for '--as': is empty; give a user's name" in result.output
+    with monkeypatch.context() as patched:
+        patched.setenv("GOVERN_USER", "")
+        result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",
+                         input="mallory's passphrase\n")
+        assert result.exit_code == 2 and "Invalid value for GOVERN_USER: is set but empty" in result.output
+    assert snapshot(home) == before
+    assert run_cli(home, "whoami").stdout.startswith("ada (admin)")  # left out, --as still means the last login
+
+
 def test_sign_in_backs_off_per_user_and_per_client_and_logs_failures(store, monkeypatch):
     store.as_("ada").set_password(name="rey", password="rey's passphrase")
     anonymous = store.as_(None)

@@ -12,6 +12,7 @@ at import time: a command imports what it needs when it runs.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -35,10 +36,22 @@ from governance.cli import (
 from governance.cli.common import Finite, GovernGroup
 
 
+def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--as given, but empty: a script's `--as "$REVIEWER"` with the variable unset had acted as whoever logged
+    in last, an admin included."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a user's name, or leave --as out to act as the last user logged "
+                                 "in.")
+    if value is None and os.environ.get("GOVERN_USER") is not None:  # click reads an empty variable as unset
+        raise click.BadParameter("is set but empty; give a user's name, or unset it to act as the last "
+                                 "user logged in.", param_hint="GOVERN_USER")
+    return value
+
+
 @click.group(cls=GovernGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--home", envvar="GOVERN_HOME", type=click.Path(file_okay=False),
               help="Data home holding govern.duckdb and artifacts/ [env GOVERN_HOME; default ./govern-data].")
-@click.option("--as", "actor", envvar="GOVERN_USER", metavar="USER",
+@click.option("--as", "actor", envvar="GOVERN_USER", metavar="USER", callback=_named,
               help="Act as this user [env GOVERN_USER], who must be logged in on this store (`govern login`); "
                    "GOVERN_TOKEN (an API token) proves the user instead. Default: the last user logged in.")
 @click.option("--lock-timeout", type=Finite(0, 3600), default=None, metavar="SECONDS",
