@@ -65,12 +65,12 @@ def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = N
     reference. In this order:
 
     1. a LoadedPolicy is itself;
-    2. a shipped pack's name (default, strict) always means the shipped pack, whatever file or
-       registered pack shares the name;
+    2. a shipped pack's name (default, strict), or the name its file declares, the one a gate prints
+       (strict-high-risk for strict), always means the shipped pack, whatever file or registered pack shares
+       the name (an admin's pack registered as strict-high-risk had taken the shipped pack's place);
     3. with `registered`, a registered pack's `NAME` or `NAME@VERSION` (text with no `/` that does not end
        in .yaml or .yml): `registered(ref)` returns the pack's (source, text), or None when there is none;
-    4. else the YAML file at that path;
-    5. else a shipped pack by the name its file declares, the one a gate prints (strict-high-risk for strict).
+    4. else the YAML file at that path.
 
     The result's `source` says what was read ("default.yaml", "mine@2", "pack.yaml") and `text` is its
     exact text. Raises PolicyNotFound when nothing matches, PolicyInvalid (listing every problem) when the
@@ -85,15 +85,15 @@ def resolve(ref: str | Path | LoadedPolicy, *, registered: Registered | None = N
     shipped = shipped_packs()
     if text in shipped:
         return load_policy(shipped[text])
+    declared = shipped_by_declared_name(text) if "/" not in text else None
+    if declared is not None:
+        return declared
     if registered is not None and "/" not in text and not text.endswith((".yaml", ".yml")):
         found = registered(text)
         if found is not None:
             source, body = found
             return parse_policy(body, source=source)
     if not Path(text).is_file():
-        declared = shipped_by_declared_name(text)
-        if declared is not None:
-            return declared
         packs = f"a shipped pack ({', '.join(shipped)})"
         kinds = (f"a file, {packs} or a registered pack (`govern policy list`)" if registered is not None
                  else f"a file or {packs}")

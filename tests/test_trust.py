@@ -401,10 +401,20 @@ def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluate
     impostor.write_text(LAX.replace("name: lax", "name: default"))
     result = run_cli(store.home, "policy", "register", impostor, as_="ada")
     assert result.exit_code == 2 and "is a shipped pack's name" in result.stderr
-    # A file called `strict` in the working folder does not shadow the shipped pack.
+    # nor the name the strict pack's file declares, which a gate prints and --policy takes: a hostile trial
+    # registered a one-rule pack as strict-high-risk and assigned it; gates then passed "under strict-high-risk"
+    from policies import load_policy, shipped_packs
+    shadow = tmp_path / "shadow.yaml"
+    shadow.write_text(LAX.replace("name: lax", "name: strict-high-risk"))
+    result = run_cli(store.home, "policy", "register", shadow, as_="ada")
+    assert result.exit_code == 2 and "'strict-high-risk' is a shipped pack's name" in result.stderr
+    # A file called `strict` (or `strict-high-risk`) in the working folder does not shadow the shipped pack.
     monkeypatch.chdir(tmp_path)
     Path("strict").write_text(LAX)
+    Path("strict-high-risk").write_text(LAX)
     store.as_("eng").evaluate(model="credit", version="1", resamples=0)
+    dry = run_cli(store.home, "gate", "credit", "1", "--policy", "strict-high-risk", "--dry-run", "--json", as_="eng")
+    assert json.loads(dry.stdout)["decision"]["policy_sha256"] == load_policy(shipped_packs()["strict"]).sha256
     dry = run_cli(store.home, "gate", "credit", "1", "--policy", "strict", "--dry-run", "--json", as_="eng")
     assert json.loads(dry.stdout)["decision"]["policy_name"] == "strict-high-risk"
     logged = [e.action for e in _events(store.home)]

@@ -56,9 +56,10 @@ class PolicyActions(ServiceBase):
         """Register a pack's text under its `name:` as that name's next version (admins); registering the
         same text again returns the version that holds it."""
         from policies import shipped_packs
+        from policies.loader import shipped_by_declared_name
         loaded = self.load_policy(Path(file))
         name = loaded.policy.name
-        if name in shipped_packs():
+        if name in shipped_packs() or shipped_by_declared_name(name) is not None:
             raise InvalidInput(f"{name!r} is a shipped pack's name, which always means the shipped pack; give "
                                "your pack another name.")
         check_name("policy", name)
