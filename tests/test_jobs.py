@@ -405,6 +405,28 @@ def test_train_refuses_bad_input_with_exit_2(tmp_path, run_cli, args, message):
     assert result.exit_code == 2 and message in result.stderr
 
 
+def test_train_and_predict_refuse_nested_parquet_columns(tmp_path, run_cli):
+    # A hostile trial: a list or struct column crashed both ("unhashable type: 'numpy.ndarray'"), which ingest
+    # refuses with a sentence.
+    from tests.support.stores import snapshot
+
+    home = tmp_path / "home"
+    Service.open(home=home).init(admin="ada")
+    frame = biased(200)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert run_cli(home, "train", "m", "--data", tmp_path / "d.csv", "--label", "y", as_="ada").exit_code == 0
+    before = snapshot(home)
+    for column, values in (("lists", [[1, 2]] * 200), ("structs", [{"a": 1}] * 200)):
+        nested = tmp_path / f"{column}.parquet"
+        frame.assign(**{column: values}).to_parquet(nested)
+        result = run_cli(home, "train", "m", "--data", nested, "--label", "y", as_="ada")
+        assert result.exit_code == 2 and f"cannot train on column {column!r}: it holds nested values" in result.stderr
+    frame.assign(c=[[1]] * 200).to_parquet(tmp_path / "score.parquet")
+    result = run_cli(home, "predict", "m", "1", tmp_path / "score.parquet", "--out", tmp_path / "s.csv", as_="ada")
+    assert result.exit_code == 2 and "cannot score column 'c': it holds nested values (ndarray)" in result.stderr
+    assert snapshot(home) == before and not (tmp_path / "s.csv").exists()
+
+
 def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(sex=frame["sex"].where(frame.index % 40 != 1))  # data rows 2, 42, 82, ...
 
@@ -446,6 +468,11 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (lambda f: f.assign(sex=np.where(f["sex"] == "m", "m\u202e", "f")), ["--sensitive", "sex"], None,
      "(they print as another name), in data rows "),
     (None, [], "validation_fraction: 0.6\ncalibration_fraction: 0.4\n", "must leave rows to train on"),
+    # a hostile trial: 1e308 in three rows trained every epoch, then failed in the challenger's fit; inf trained
+    (lambda f: f.assign(x=f["x"].where(~f.index.isin([3, 4, 5]), 1e308)), [], None,
+     "column 'x' holds infinite or too large numbers (beyond ±1e150) in data rows 4, 5, 6: fix or empty those"),
+    (lambda f: f.assign(z=f["z"].where(f.index != 9, -np.inf)), [], None,
+     "column 'z' holds infinite or too large numbers (beyond ±1e150) in data row 10:"),
     # a semicolon-separated file: it had said "no column 'y' (its columns: 'x;z;sex;c;y')"
     (lambda f: pd.DataFrame({";".join(f.columns): f.astype(str).agg(";".join, axis=1)}), [], None,
      "cannot read d.csv: it has a single column 'x;z;sex;c;y'; it looks separated by ';', not ',': `govern train` "

@@ -343,6 +343,7 @@ class TrainingActions(PolicyActions, RegistryActions):
                              else "")
             raise InvalidInput(f"{Path(file).name} already has a column {taken!r}{ignoring_case}; name the score "
                                "column otherwise with --score-column.")
+        refuse_nested(frame, needed, "score")
         _, codes = encode(frame, spec)  # code 0: a value never seen in training, or none
         counts = {c: int(((codes[:, j] == 0).numpy() & frame[c].notna().to_numpy()).sum())
                   for j, c in enumerate(spec.categorical)}
@@ -515,13 +516,51 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
             raise InvalidInput(f"sensitive column {column!r} has {names.nunique():,} distinct values, more than the "
                                f"{max_groups():,} groups a sensitive column may have (is it an id? GOVERN_MAX_GROUPS "
                                "raises the limit).")
+    refuse_nested(frame, [label, *sensitive, *(features or [c for c in frame.columns if c not in (label, ROW_ID)])],
+                  "train on")
     values = set(pd.unique(frame[label]))
     if not values <= {0, 1}:
         raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
     chosen = list(features) if features else [c for c in frame.columns if c not in (label, ROW_ID)]
     if not chosen:
         raise InvalidInput(f"the training data has no column besides the label {label!r} to learn from.")
+    _refuse_unscalable(frame, chosen)
     return chosen
+
+
+def refuse_nested(frame: pd.DataFrame, columns: Sequence[str], doing: str) -> None:
+    """InvalidInput naming the first of `columns` that holds nested values (a Parquet list, struct or map, read
+    as arrays or dicts), as ingest refuses them: encoding one failed with "unhashable type: 'numpy.ndarray'"."""
+    import numpy as np
+    for column in dict.fromkeys(columns):
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        first = values.dropna().head(1).tolist()
+        if first and isinstance(first[0], (list, tuple, dict, set, np.ndarray)):
+            raise InvalidInput(f"cannot {doing} column {column!r}: it holds nested values ({type(first[0]).__name__}"
+                               "); govern reads numbers and text: flatten the column or leave it out of the file.")
+
+
+LARGEST_NUMBER = 1e150  # past this a column's squares overflow: standardising it gave NaN after the epochs
+
+
+def _refuse_unscalable(frame: pd.DataFrame, features: Sequence[str]) -> None:
+    """Numbers training cannot standardise, refused before it starts: infinite values, and values so large that
+    their squares overflow (1e308 in three rows trained every epoch, then failed in the challenger's fit)."""
+    import numpy as np
+
+    from training.data import _is_number, number_values
+    for column in features:
+        if not _is_number(frame[column]):
+            continue
+        values = number_values(frame[column])
+        with np.errstate(invalid="ignore"):
+            bad = (np.isinf(values) | (np.abs(values) > LARGEST_NUMBER)).nonzero()[0]
+        if len(bad):
+            raise InvalidInput(f"column {column!r} holds infinite or too large numbers (beyond ±1e150) in data "
+                               f"row{'s' * (len(bad) > 1)} {_rows(bad)}: fix or empty those cells (an empty cell "
+                               "counts as missing).")
 
 
 _HIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
