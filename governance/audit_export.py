@@ -6,7 +6,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,15 +52,16 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
     """Parse an export's event file; raises InvalidInput when it is not a readable event file."""
     try:
         if fmt == "csv":
-            csv.field_size_limit(1 << 30)  # a payload may be long; the file's hash already bounds what we read
+            csv.field_size_limit(LONGEST_LINE)
             with open(path, newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
+                reader = csv.DictReader(_bounded_lines(handle))
                 rows = [dict(row) for row in reader]
             for row in rows:
                 row["actor"] = row["actor"] or None
         elif fmt == "jsonl":
             with open(path, encoding="utf-8") as handle:
-                rows = [json.loads(line, parse_constant=_no_constant) for line in handle if line.strip()]
+                rows = [json.loads(line, parse_constant=_no_constant) for line in _bounded_lines(handle)
+                        if line.strip()]
         elif fmt == "parquet":
             rows = pq.read_table(path).to_pylist()
         else:
@@ -69,6 +70,24 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
     except (KeyError, TypeError, ValueError, OverflowError, UnicodeDecodeError, RecursionError, OSError, csv.Error,
             pa.ArrowException) as exc:
         raise InvalidInput(f"{path.name} is not a readable audit event file ({str(exc)[:200]}).") from exc
+
+
+LONGEST_LINE = 64 << 20  # characters: far more than any event holds (a payload is bounded long before)
+LARGEST_MANIFEST = 16 << 20  # bytes: a manifest lists a few files and a log check
+
+
+def _bounded_lines(handle: Any) -> Iterator[str]:
+    """The lines of a text file, refusing one longer than any event: a 1 GB file without a newline had been
+    read whole into memory (twice its size) before its first line could be judged."""
+    number = 0
+    while True:
+        line = handle.readline(LONGEST_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > LONGEST_LINE:
+            raise ValueError(f"line {number:,} is longer than any event ({LONGEST_LINE >> 20} MiB characters)")
+        yield line
 
 
 def _event(row: dict[str, Any], number: int) -> AuditEvent:
@@ -220,6 +239,11 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise NotFound(f"{directory} is not a folder; is it a govern audit export?")
     if not manifest_path.is_file():
         raise NotFound(f"{directory} holds no {MANIFEST}; is it a govern audit export?")
+    if manifest_path.is_symlink():
+        raise InvalidInput(f"{manifest_path} is a symbolic link, not the export's own file.")
+    if manifest_path.stat().st_size > LARGEST_MANIFEST:
+        raise InvalidInput(f"{manifest_path} is not a readable manifest ({manifest_path.stat().st_size:,} bytes, "
+                           f"more than any manifest holds).")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -238,22 +262,39 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEvent] | None]:
-    manifest = _read_manifest(directory)
+    try:
+        manifest = _read_manifest(directory)
+    except InvalidInput as unreadable:  # there, but not a manifest: a failed check of the export, not an error
+        return ExportVerification(ok=False, directory=str(directory), row_count=None, head_hash=None, public_key=None,
+                                  problems=[f"{unreadable} It was changed, or the folder is not a govern audit "
+                                            "export."]), None
     fmt, files = manifest["format"], manifest["files"]
     problems: list[str] = []
+    plain = set()  # the listed files that are the export's own regular files
     for name, expected in sorted(files.items()):
         path = directory / name
-        if Path(name).name != name or not path.is_file():
+        if Path(name).name != name or not (path.exists() or path.is_symlink()):
             problems.append(f"{name} is listed in the manifest but missing.")
+        elif path.is_symlink() or not path.is_file():
+            problems.append(f"{name} is {'a symbolic link' if path.is_symlink() else 'not a plain file'}, not the "
+                            "file the export wrote.")
         elif sha256_file(path) != expected:
+            plain.add(name)
             problems.append(f"{name} does not match its sha256 in the manifest: the file was changed.")
+        else:
+            plain.add(name)
+    unlisted = sorted(entry.name for entry in directory.iterdir()
+                      if entry.name not in files and entry.name != MANIFEST and not entry.name.startswith("."))
+    if unlisted:
+        problems.append(f"the folder holds {_named(unlisted)}, which the manifest does not list: not part of the "
+                        "signed export (whatever it says is unverified; remove it or take the export again).")
 
     broken_seq, events = None, None
     events_path = directory / events_file_name(fmt)
     if events_file_name(fmt) not in files:
         problems.append(f"the manifest does not list {events_path.name}, so its hash is not covered.")
     try:
-        events = read_events_file(events_path, fmt) if events_path.is_file() else None
+        events = read_events_file(events_path, fmt) if events_path.name in plain else None
     except InvalidInput as unreadable:  # truncated or overwritten: a failed check of the export, not an error
         problems.append(f"{unreadable} The file was changed or cut short after the export was signed.")
     if events is not None:
@@ -271,7 +312,7 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         if chain.ok and events and events[-1].hash != manifest.get("head_hash"):
             problems.append("the chain's head does not match the manifest's head_hash: events were added or removed "
                             "at the end.")
-    elif not events_path.is_file():
+    elif events_file_name(fmt) not in files and not events_path.is_file():
         problems.append(f"{events_path.name} is missing.")
 
     problems.extend(log_check_problems(manifest.get("log_check"), "exported"))
@@ -293,3 +334,8 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         public_key=public_key if isinstance(public_key, str) else None, broken_seq=broken_seq, problems=problems,
     )
     return verdict, events
+
+
+def _named(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
+    return listed

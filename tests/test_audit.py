@@ -209,6 +209,49 @@ def test_truncation_and_rebuilt_chains_are_caught_by_the_signed_manifest(unchang
         "the manifest's signature does not verify with its public key: the manifest was changed."]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_files_beside_or_instead_of_the_exports_own_fail_verification(unchanged_store, copy_export, run_cli,
+                                                                      tmp_path, monkeypatch, fmt):
+    # A hostile trial: a hand-edited audit_events.csv beside a jsonl export, a symbolic link for the events file,
+    # a 1 GB file without a newline (read whole, at twice its size) and a garbage manifest (exit 2, an "error")
+    key = unchanged_store.as_("aud").public_key()
+    events = f"audit_events.{fmt}"
+
+    def verdict(out: Path) -> str:
+        result = run_cli(tmp_path, "audit", "verify", out, "--key", key)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        return result.stdout
+
+    out = copy_export(fmt)
+    (out / "audit_events.parquet").write_bytes(b"forged")
+    (out / ".DS_Store").write_bytes(b"a file browser's")  # hidden files are nobody's reading
+    assert ("the folder holds audit_events.parquet, which the manifest does not list: not part of the signed "
+            "export") in verdict(out)
+    (out / "audit_events.parquet").unlink()
+    assert run_cli(tmp_path, "audit", "verify", out, "--key", key).exit_code == 0
+    real = tmp_path / "the real events"
+    (out / events).rename(real)
+    (out / events).symlink_to(real)  # the same bytes, through a link
+    shown = verdict(out)
+    assert f"{events} is a symbolic link, not the file the export wrote." in shown
+    (out / events).unlink()
+    (out / events).mkdir()
+    shown = verdict(out)
+    assert f"{events} is not a plain file" in shown and "missing" not in shown
+    (out / events).rmdir()
+    monkeypatch.setattr("governance.audit_export.LONGEST_LINE", 10_000)
+    (out / events).write_text("x" * 50_000)  # no newline: one line longer than any event
+    assert "line 1 is longer than any event" in verdict(out)
+    real.rename(out / events)
+    assert run_cli(tmp_path, "audit", "verify", out, "--key", key).exit_code == 0
+    manifest = (out / "manifest.json").read_text()
+    for forged in ("{not json", "[]", "x" * 2_000):
+        monkeypatch.setattr("governance.audit_export.LARGEST_MANIFEST", 1_000)
+        (out / "manifest.json").write_text(forged)
+        assert "is not a readable manifest" in verdict(out)
+    (out / "manifest.json").write_text(manifest)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_an_events_file_cut_short_mid_record_is_a_failed_verdict_not_an_error(unchanged_store, copy_export, run_cli,
                                                                              tmp_path, fmt):

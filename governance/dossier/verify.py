@@ -22,6 +22,8 @@ from governance.dossier.evidence import lookup
 from governance.errors import InvalidInput, NotFound
 from governance.keys import signature_valid
 
+LARGEST_EVIDENCE = 256 << 20  # bytes: a report cites events by seq and hash, a few hundred bytes each
+
 
 def read_evidence(report: Path) -> tuple[Path, dict[str, Any]]:
     """(folder, evidence) of a report folder or of any file in it; NotFound / InvalidInput otherwise."""
@@ -31,6 +33,9 @@ def read_evidence(report: Path) -> tuple[Path, dict[str, Any]]:
     if not path.is_file():
         raise NotFound(f"{report} is not a govern report: {path} is missing (give the folder `govern report --out` "
                        "wrote, or a document in it).")
+    if path.stat().st_size > LARGEST_EVIDENCE:  # a 1 GB file had been read whole, at twice its size in memory
+        raise InvalidInput(f"{path} is not readable evidence ({path.stat().st_size:,} bytes, more than a report's "
+                           "evidence holds).")
     try:
         evidence = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
