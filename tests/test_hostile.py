@@ -146,6 +146,13 @@ CASES = {
                           "do not show as written (U+202E)"),
     "audit list since year 1": (["audit", "list", "--since", "0001-01-01"], "outside the years 1900 to 9998"),
     "agreement of no model": (["agreement", "--model", "nosuch"], "model 'nosuch' is not registered"),
+    # a script's `--sensitive "$COLUMNS"` with the variable unset, or `--evidence "$NOTE"`: both had been taken
+    "empty sensitive name": (["ingest", "credit", "1", "{csv}", "--split", "eval", "--sensitive", ","],
+                             "the list ',' holds an empty name"),
+    "empty feature list": (["ingest", "credit", "1", "{csv}", "--split", "eval", "--features", ""],
+                           "the list '' holds an empty name"),
+    "empty evidence": (["review", "add", "credit", "1", "--evidence", " "], "the evidence is empty"),
+    "empty JSON evidence": (["review", "add", "credit", "1", "--evidence", '{{"note": ""}}'], "the evidence is empty"),
     "reversed description": (["model", "register", "m9", "--description", "a\u202eb"],
                              "the description holds characters that do not show as written (U+202E)"),
 }

@@ -440,6 +440,7 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (_blank_sex, ["--sensitive", "sex"], None, "sensitive column 'sex' has 5 empty cells, in data rows 2, 42, 82, "
                                                "122, 162 (name the missing group"),
     (None, ["--sensitive", "y"], None, "the label column 'y' cannot also be a sensitive column"),
+    (None, ["--sensitive", "sex,,c"], None, "the list 'sex,,c' holds an empty name"),
     (None, ["--features", "y"], None, "the label column 'y' cannot also be a feature"),
     (lambda f: f[["y"]], [], None, "the training data has no column besides the label 'y' to learn from"),
     (lambda f: f.assign(**{f"extra{i}": 0 for i in range(20)}), ["--sensitive", "nope"], None,

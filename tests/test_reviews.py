@@ -259,7 +259,7 @@ def test_agreement_and_gold_accuracy_from_the_store(queue):
             store.as_("ada").add_review_item(model="credit", version="1", evidence={"label": recorded},
                                              gold={"verdict": "label_wrong", "label": 1})
     with pytest.raises(NotAllowed, match="only an admin files gold items"):
-        store.as_("eng").add_review_item(model="credit", version="1", evidence={}, gold={"verdict": "ambiguous"})
+        store.as_("eng").add_review_item(model="credit", version="1", evidence={"n": 0}, gold={"verdict": "ambiguous"})
 
 
 def test_corrections_become_versioned_feedback_datasets(queue):

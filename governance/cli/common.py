@@ -345,7 +345,17 @@ TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+    """'sex, race' → ('sex', 'race'); None → (). A list given with an empty name is refused: `--sensitive ","` (a
+    script's `--sensitive "$COLUMNS"`, say, with the variable unset) had meant "no sensitive columns"."""
+    if value is None:
+        return ()
+    parts = tuple(part.strip() for part in value.split(","))
+    if not all(parts):
+        from governance.errors import InvalidInput
+        shown = repr(value) if len(value) <= 80 else repr(value[:77]) + "…"
+        raise InvalidInput(f"the list {shown} holds an empty name; give column names separated by commas, none "
+                           "left empty.")
+    return parts
 
 
 def intersections(value: str | None) -> tuple[tuple[str, ...], ...]:

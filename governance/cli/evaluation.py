@@ -56,7 +56,7 @@ def ingest(service, *, model_name: str, version_name: str, file: str, split: str
     from governance.ingest import ColumnRoles
 
     roles = ColumnRoles(label=label, score=score, id=id_column, sensitive=split_list(sensitive),
-                        features=split_list(features) if features else None,
+                        features=split_list(features) if features is not None else None,
                         intersections=_intersections(intersections))
     prediction_set = service.ingest(model=model_name, version=version_name, file=Path(file), split=split,
                                     roles=roles, batch_time=batch_time, delimiter=delimiter)

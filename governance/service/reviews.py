@@ -113,6 +113,9 @@ class ReviewActions(ServiceBase):
         if _depth(evidence) > MAX_EVIDENCE_DEPTH:
             raise InvalidInput(f"the evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep.")
         _check_evidence(evidence)
+        if not any(value not in (None, "", [], {}) and not (isinstance(value, str) and not value.strip())
+                   for value in evidence.values()):  # `--evidence ''` had filed an item that showed nothing
+            raise InvalidInput("the evidence is empty; say what a reviewer should look at.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
             user = self._authorize_any(conn, (Action.JUDGE, Action.GATE), "file review items")
