@@ -228,7 +228,9 @@ def _require_key(expected_public_key: str | None) -> str:
         raise InvalidInput("verifying an export needs the installation's public key (--key, printed by "
                            "`govern audit key`); without it anyone could have signed the export.")
     if not is_public_key(key):
-        raise InvalidInput(f"--key {expected_public_key!r} is not an Ed25519 public key (64 hex digits, as "
+        given = expected_public_key or ""
+        shown = repr(given) if len(given) <= 80 else f"{given[:40]!r}… ({len(given):,} characters)"
+        raise InvalidInput(f"--key {shown} is not an Ed25519 public key (64 hex digits, as "
                            "`govern audit key` prints it).")
     return key
 

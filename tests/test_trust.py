@@ -487,7 +487,7 @@ def test_claiming_or_filing_items_says_what_is_wrong_with_the_credential_before_
     # claim review items: that needs the role …", where a forged or revoked token is the problem.
     store = passing
     token = credential_for(store.home, "rey")
-    for args in (["review", "claim", "--next", "3"], ["review", "add", "credit", "1", "--evidence", "{}"]):
+    for args in (["review", "claim", "--next", "3"], ["review", "add", "credit", "1", "--evidence", "look at row 3"]):
         forged = run_cli(store.home, *args, env={"GOVERN_TOKEN": "gvn_000000000000_abc"})
         assert forged.exit_code == 2 and "is not a govern token" in forged.stderr, args
         viewer = run_cli(store.home, *args, as_="vic")

@@ -227,21 +227,21 @@ class ServiceBase:
                 raise NotAllowed(f"your {what} {row.id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; log in "
                                  f"again with `govern login {row.user}`.")
             if self.actor and self.actor != row.user:
-                raise NotAllowed(f"you are signed in as {row.user!r}, not {self.actor!r}: to act as {self.actor}, "
-                                 f"run `govern login {self.actor}`.")
+                raise NotAllowed(f"you are signed in as {row.user!r}, not {shown(self.actor)}: to act as "
+                                 f"{self.actor[:60]}, run `govern login {self.actor[:60]}`.")
             name, method, token_id = row.user, row.kind, row.id
         elif self.require_proof:
             if not self.actor:
                 raise NotAllowed(f"no acting user: log in with `govern login USER` or set GOVERN_TOKEN ({needs}).")
-            raise NotAllowed(f"you are not logged in as {self.actor!r} on this store: run `govern login "
-                             f"{self.actor}`, or set GOVERN_TOKEN to an API token an admin created ({needs}).")
+            raise NotAllowed(f"you are not logged in as {shown(self.actor)} on this store: run `govern login "
+                             f"{self.actor[:60]}`, or set GOVERN_TOKEN to an API token an admin created ({needs}).")
         else:
             if not self.actor:
                 raise NotAllowed(f"no acting user: pass --as USER or set GOVERN_USER ({needs}).")
             name, method, token_id = self.actor, "library", None
         user = users.get_user(conn, name)
         if user is None:
-            raise NotAllowed(f"unknown user {name!r}: an admin adds users with `govern user add` ({needs}).")
+            raise NotAllowed(f"unknown user {shown(name)}: an admin adds users with `govern user add` ({needs}).")
         if not user.enabled:
             raise NotAllowed(f"user {name!r} is disabled; an admin enables it with `govern user enable {name}`.")
         self.actor = user.name
