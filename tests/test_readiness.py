@@ -109,6 +109,27 @@ def test_sign_off_then_release_then_the_override_each_wait_for_their_role(gated)
     assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "override"]  # admins' alone
 
 
+def test_an_answered_escalation_leaves_engineers_and_admins_the_way_out(gated):
+    # A new user's trial: once the loop's escalation was answered, readiness said "nothing waits for you" to
+    # everyone while the version stayed blocked; the way out (an admin's override) was only in the README.
+    store, _ = gated
+    item = store.as_("eng").add_review_item(model="credit", version="1", kind="escalation",
+                                            evidence={"reason": "no candidate met ece"})
+    assert [t.kind for t in store.as_("eng").readiness().needs_you if t.kind in ("escalation", "decide")] == [
+        "escalation"]
+    store.as_("eng").dismiss_review_item(item_id=item.id, comment="the bound is out of reach; weighing an override")
+    [engineer] = [t for t in store.as_("eng").readiness().needs_you if t.kind == "decide"]
+    assert engineer.text.startswith("credit v1 is blocked and its retraining loop escalated, answered ")
+    assert engineer.text.endswith(": nothing more runs by itself; an admin may release it on an override; or retrain "
+                                  "it by hand")
+    [admin] = [t for t in store.as_("ada").readiness().needs_you if t.kind == "decide"]
+    assert "release it on an override (`govern release credit 1 --override --reason … --expires …`)" in admin.text
+    assert not [t for t in store.as_("rey").readiness().needs_you if t.kind == "decide"]  # not reviewers' to decide
+    store.as_("ada").release(model="credit", version="1", override=True, reason="weighed",
+                             expires="2099-01-01T00:00:00Z")
+    assert not [t for t in store.as_("ada").readiness().needs_you if t.kind == "decide"]
+
+
 def test_a_version_rolled_back_from_production_is_not_simply_offered_for_release_again(gated):
     # After a deliberate rollback from v1, the board told the engineer "v1 passed its gate and has its approvals:
     # release it", as if nothing had happened.

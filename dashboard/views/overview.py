@@ -12,7 +12,8 @@ from governance.roles import Action
 TASK_PAGES = {"judge": ("views/review.py", Action.JUDGE), "claimed": ("views/review.py", Action.JUDGE),
               "sign_off": ("views/release.py", Action.SIGN_OFF), "release": ("views/release.py", Action.RELEASE),
               "override": ("views/release.py", Action.OVERRIDE), "failed_job": ("views/jobs.py", Action.VIEW),
-              "escalation": ("views/review.py", Action.RESOLVE_ESCALATION)}
+              "escalation": ("views/review.py", Action.RESOLVE_ESCALATION),
+              "decide": ("views/release.py", Action.VIEW)}
 STATUS_COLOURS = alt.Scale(domain=["passed", "warned", "insufficient", "failed"],
                            range=["#2e7d32", "#ef6c00", "#757575", "#c62828"])
 STATUS_RANK = {"failed": 0, "warned": 1, "insufficient": 2, "passed": 3}

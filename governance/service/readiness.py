@@ -129,7 +129,7 @@ class ModelReadiness(Record):
 class Task(Record):
     """Something waiting for the signed-in user."""
 
-    kind: str  # judge, claimed, sign_off, release, escalation, override, failed_job
+    kind: str  # judge, claimed, sign_off, release, escalation, decide, override, failed_job
     model: str
     version: str
     count: int
@@ -267,6 +267,7 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
         escalations = [i for i in items if i.kind == ItemKind.ESCALATION and i.status in (ItemStatus.OPEN,
                                                                                            ItemStatus.CLAIMED)]
         tasks += _grouped("escalation", escalations, "escalated: the retraining loop stopped short of the policy")
+        tasks += _answered_escalations(models, items, may_override=allowed(role, Action.OVERRIDE))
     latest_moves = {move.model: move for move in aliases.current_moves(conn)}
     for readiness in models:
         version = readiness.gated_version
@@ -301,6 +302,30 @@ def _tasks(conn: duckdb.DuckDBPyConnection, user: User, models: list[ModelReadin
         failed = [j for j in jobs.list_jobs(conn, status=JobStatus.FAILED)]
         tasks += [Task("failed_job", j.model, j.version, 1, f"retraining job {j.id} of {j.model} v{j.version} failed "
                                                            f"(`govern jobs show {j.id}`)") for j in failed]
+    return tasks
+
+
+def _answered_escalations(models: list[ModelReadiness], items: list[ReviewItem], *, may_override: bool) -> list[Task]:
+    """A version still blocked whose loop escalated, the escalation answered: nothing more runs by itself, and a new
+    user's trial found "nothing waits for you" for everyone, the way out (an override) only in the README."""
+    answered = {(i.model, i.version): i for i in items if i.kind == ItemKind.ESCALATION
+                and i.status in (ItemStatus.RESOLVED, ItemStatus.DISMISSED)}
+    pending = {(i.model, i.version) for i in items if i.kind == ItemKind.ESCALATION
+               and i.status in (ItemStatus.OPEN, ItemStatus.CLAIMED)}
+    tasks = []
+    for readiness in models:
+        key = (readiness.model, readiness.gated_version)
+        in_production = readiness.production is not None and readiness.production.version == key[1]
+        if readiness.verdict != "blocked" or key not in answered or key in pending or in_production:
+            continue
+        model, version = key
+        when = answered[key].resolved_at
+        what = (f"release it on an override (`govern release {model} {version} --override --reason … --expires …`), "
+                "retrain it by hand, or leave it" if may_override else
+                "an admin may release it on an override; or retrain it by hand")
+        tasks.append(Task("decide", model, str(version), 1,
+                          f"{model} v{version} is blocked and its retraining loop escalated, answered"
+                          + (f" {when:%Y-%m-%d %H:%M}" if when else "") + f": nothing more runs by itself; {what}"))
     return tasks
 
 
