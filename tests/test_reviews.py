@@ -938,6 +938,18 @@ def test_an_approval_says_what_the_gate_flags_without_blocking(queue, tmp_path, 
     assert "WARN         auc-stretch:" in approved.stderr
     rejected = run_cli(store.home, "signoff", "credit", "1", "--reject", "--comment", "no", as_="rev3")
     assert rejected.exit_code == 0 and "note:" not in rejected.stderr
+    # approving a blocked gate: it had listed the warnings alone, not the failure just acknowledged
+    policy.write_text("name: w\nversion: 2\nrules:\n  - {id: auc-high, metric: performance.roc_auc, min: 0.999}\n"
+                      "  - {id: auc-stretch, metric: performance.roc_auc, min: 0.9999, severity: warn}\n")
+    store.assign_policy(policy)
+    blocked = store.as_("eng").gate(model="credit", version="1", policy=policy)
+    assert blocked.decision.verdict == "blocked"
+    approved = run_cli(store.home, "signoff", "credit", "1", "--approve", "--acknowledge-blocked", "--comment",
+                       "weighed", as_="rev2")
+    assert approved.exit_code == 0, approved.stderr
+    assert approved.stderr.startswith(f"note: the gate you approved ({blocked.gate_id}) is blocked, as you "
+                                      "acknowledged, by:\n  FAIL         auc-high: ")
+    assert "and flags, without blocking:\n  WARN         auc-stretch:" in approved.stderr
 
 
 def test_an_approval_given_with_a_credential_the_releaser_issued_does_not_count(releasable, run_cli):

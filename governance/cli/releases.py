@@ -24,7 +24,8 @@ def signoff_command(service, *, model_name: str, version_name: str, approve: boo
 
     A decision binds to the artifact and the evaluation the latest gate judged: a new evaluation needs
     new approvals, and a rejection blocks that artifact under any version name until withdrawn. An approval
-    lists what that gate flags without blocking (warnings, rules with too little evidence) on stderr."""
+    lists on stderr what blocks that gate (with --acknowledge-blocked) and what it flags without blocking
+    (warnings, rules with too little evidence)."""
     chosen = [name for name, given in (("approve", approve), ("reject", reject), ("withdraw", withdraw)) if given]
     if len(chosen) != 1:  # two would leave the decision to the order they were typed in
         raise InvalidInput("say one of --approve, --reject or --withdraw"
@@ -36,7 +37,7 @@ def signoff_command(service, *, model_name: str, version_name: str, approve: boo
             gate = service.gate_decision(model=model_name, version=version_name, gate_id=signoff.gate_id)
         except Exception:  # the approval is stored: a failure here must not read as "nothing was changed"
             return signoff
-        if gate.decision.cautions:
+        if gate.decision.cautions or render.acknowledged(gate.decision):
             click.echo(render.cautions(gate.decision, approved=gate.id), err=True)
     return signoff
 

@@ -479,9 +479,21 @@ def signoff(signoff, *, model_name: str, version_name: str) -> str:
 
 
 def cautions(decision, *, approved: str) -> str:
-    """For a reviewer who approved: what the gate they approved flags without blocking, one rule a line."""
-    return "\n".join([f"note: the gate you approved ({approved}) flags, without blocking:"]
-                     + [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.cautions])
+    """For a reviewer who approved: what blocks the gate they approved (with --acknowledge-blocked; approval rules
+    aside, which approvals settle) and what it flags without blocking, one rule a line."""
+    blocking = acknowledged(decision)
+    lines = ([f"note: the gate you approved ({approved}) is blocked, as you acknowledged, by:"]
+             + [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in blocking]) if blocking else []
+    if decision.cautions:
+        lines += [f"note: the gate you approved ({approved}) flags, without blocking:" if not blocking else
+                  "and flags, without blocking:"]
+        lines += [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.cautions]
+    return "\n".join(lines)
+
+
+def acknowledged(decision) -> list:
+    """The blocking results an approval of a blocked gate accepts: all but the approval rules themselves."""
+    return [r for r in decision.results if r.blocking and r.kind != "approvals"]
 
 
 def release(move, *, model_name: str) -> str:
