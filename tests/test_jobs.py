@@ -801,3 +801,23 @@ def _one_epoch(folder: Path) -> Path:
     path = folder / "one-epoch.yaml"
     path.write_text("epochs: 1\n")
     return path
+
+
+def test_the_judgment_that_settles_a_job_says_so(trained, run_cli):
+    # A new user's trial: the last judgment printed only "now resolved"; that it queued the retraining job was
+    # seen only in `jobs list`.
+    home, _, _, outcome = trained
+    reviewer = as_(home, "rey")
+    items = reviewer.list_review_items(status="open")
+    *first, last = items
+    for item in first:
+        assert run_cli(home, "review", "claim", item.id, as_="rey").exit_code == 0
+        verdict = ["--verdict", "model_wrong"] if item.kind != "example" else ["--verdict", "label_correct"]
+        result = run_cli(home, "review", "judge", item.id, *verdict, "--comment", "checked", as_="rey")
+        assert result.exit_code == 0 and "note:" not in result.stderr
+    assert run_cli(home, "review", "claim", last.id, as_="rey").exit_code == 0
+    verdict = ["--verdict", "model_wrong"] if last.kind != "example" else ["--verdict", "label_correct"]
+    result = run_cli(home, "review", "judge", last.id, *verdict, "--comment", "checked", as_="rey")
+    assert result.exit_code == 0 and result.stdout == f"judged {last.id}: now resolved\n"
+    assert result.stderr == (f"note: retraining job {outcome.jobs[0]} of m v1 is queued, its review done: "
+                             "`govern worker --once` runs it.\n")

@@ -82,8 +82,28 @@ def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int
     same verdict, label and comment in one step: every item must exist, be claimed by you (the claim not
     expired) and take the verdict, or nothing is judged and the error names each item refused and why."""
     if len(item_ids) == 1:
-        return service.judge_review_item(item_id=item_ids[0], verdict=verdict, label=label, comment=comment)
-    return service.judge_review_items(item_ids=list(item_ids), verdict=verdict, label=label, comment=comment)
+        result = service.judge_review_item(item_id=item_ids[0], verdict=verdict, label=label, comment=comment)
+    else:
+        result = service.judge_review_items(item_ids=list(item_ids), verdict=verdict, label=label, comment=comment)
+    _settled_jobs(service, result if isinstance(result, list) else [result])
+    return result
+
+
+def _settled_jobs(service, items: list) -> None:
+    """Say on stderr which retraining jobs the judgments settled: the last judgment of a gate's items queued (or
+    cancelled) its job silently, seen only in `govern jobs list`."""
+    gates = {item.gate_decision_id for item in items if item.status == "resolved" and item.gate_decision_id}
+    if not gates:
+        return
+    try:  # by the gate that filed both (reviewers do not see the items a job waits for)
+        settled = [job for job in service.list_jobs() if job.gate_decision_id in gates
+                   and job.status in ("queued", "cancelled")]
+    except Exception:  # the judgments are stored: a failure here must not read as "nothing was changed"
+        return
+    for job in settled:
+        click.echo(f"note: retraining job {job.id} of {job.model} v{job.version} "
+                   + ("is queued, its review done: `govern worker --once` runs it." if job.status == "queued" else
+                      f"was cancelled: `govern jobs show {job.id}` says why."), err=True)
 
 
 class _StrictJSON(ValueError):
