@@ -102,6 +102,14 @@ def test_the_documents_say_what_the_store_holds(dossier):
     assert "OVERRIDE" in annex and "Monitored production batches" in annex
     bias = (reports / "employment-bias-audit" / "bias-audit.md").read_text()
     assert "SEX\\*RAC1P" in bias and "impact ratio" in bias
+    # a gap over every group beside a gate that judged the groups of 50+ rows: a new user read race 0.117 in a
+    # card beside a gate that said race passed at 0.08; the card now says why they differ
+    metrics = Service.open(home=dossier[0], actor="victor").latest_evaluation(model="employment", version="1")[1]
+    for feature in ("SEX", "RAC1P"):
+        smallest = min(r.value for r in metrics.select("fairness", "count", feature))
+        note = f"These gaps are over every group of {feature}, the smallest of {smallest:,.0f} rows."
+        assert (note in annex) == (smallest < 50), feature
+    assert "the smallest of" in annex  # RAC1P has groups of a few rows
 
 
 def test_a_report_cites_the_review_judgments_of_its_own_model_only(dossier):

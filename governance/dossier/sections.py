@@ -220,6 +220,13 @@ class Builder:
                                       for metric in GROUP_METRICS] for group in groups]
             kind = "intersection" if "*" in feature else "sensitive column"
             blocks.append(table(f"{feature} ({kind}): between groups", ["metric", "value"], parity))
+            counts = [records[("fairness", "count", feature, g)].get("value") for g in groups
+                      if ("fairness", "count", feature, g) in records]
+            smallest = min((c for c in counts if isinstance(c, (int, float))), default=None)
+            if parity and smallest is not None and smallest < SMALL_GROUP:  # a new user saw race 0.117 here, 0.08 gated
+                blocks.append(text(f"These gaps are over every group of {feature}, the smallest of {smallest:,.0f} "
+                                   "rows. A gate's parity rule judges the groups its min_samples admits (50 rows in "
+                                   "the default pack), so its judged gap (in the gate section) can be smaller."))
             blocks.append(self._chart(evaluation, records, feature, groups, "selection_rate"))
             blocks.append(table(f"{feature}: per group", ["group", *GROUP_METRICS], rows))
         return blocks
@@ -561,6 +568,9 @@ def build(kind: str, ev: Evidence, src: Sources) -> tuple[str, list[dict[str, An
 
 def plain(value: Any) -> Figure:
     return {"text": value if isinstance(value, str) else number(value)}
+
+
+SMALL_GROUP = 50  # rows: the default pack's parity floor, under which a group's rate is mostly noise
 
 
 def text(value: str) -> Block:
