@@ -328,14 +328,14 @@ def test_a_gate_that_escalates_says_the_loop_stopped_and_what_its_review_items_a
 
     from governance.cli.render import gate_outcome
     decision = SimpleNamespace(summary=lambda: "BLOCKED by ece", results=[])
-    outcome = SimpleNamespace(decision=decision, gate_id="g-1", review_items=["ri-a", "ri-b"], jobs=[],
+    outcome = SimpleNamespace(decision=decision, gate_id="g-1", review_items=["ri-a", "ri-b"], jobs=[], worked=[],
                               escalations=["ri-esc"])
     text = gate_outcome(outcome, dry_run=False)
     assert text.splitlines()[-1] == (
         "the retraining loop stopped and escalated to engineers (ri-esc: `govern review show ri-esc` says why); "
         "no retrain follows the review items, which are for people to judge")
     quiet = gate_outcome(SimpleNamespace(decision=decision, gate_id="g-1", review_items=[], jobs=["job-1"],
-                                         escalations=[]), dry_run=False)
+                                         escalations=[], worked=[]), dry_run=False)
     assert "escalated" not in quiet
 
 

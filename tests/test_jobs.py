@@ -821,3 +821,15 @@ def test_the_judgment_that_settles_a_job_says_so(trained, run_cli):
     assert result.exit_code == 0 and result.stdout == f"judged {last.id}: now resolved\n"
     assert result.stderr == (f"note: retraining job {outcome.jobs[0]} of m v1 is queued, its review done: "
                              "`govern worker --once` runs it.\n")
+
+
+def test_gating_again_after_the_review_does_not_call_the_worked_items_new_work(trained, run_cli):
+    # A new user's trial: `gate` run again printed "21 review item(s) and 0 job(s) follow from this gate" with none
+    # open.
+    home, _, _, outcome = trained
+    judge_all(home)
+    result = run_cli(home, "gate", "m", "1", as_="eng")  # the pack assigned to m: the same evidence as before
+    assert result.exit_code == 1, result.output
+    assert "0 review item(s) and 1 job(s) follow from this gate" in result.stdout  # the job its review queued
+    assert (f"{len(outcome.review_items)} review item(s) this gate files were worked already, after an earlier run on "
+            "the same evidence") in result.stdout

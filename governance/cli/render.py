@@ -294,10 +294,14 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
     decision = outcome.decision
     lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
     lines += [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
-    if outcome.review_items or outcome.jobs:
-        lines.append(f"{len(outcome.review_items)} review item(s) and {len(outcome.jobs)} job(s) follow from this gate "
+    waiting = len(outcome.review_items) - len(outcome.worked)
+    if waiting or outcome.jobs:
+        lines.append(f"{waiting} review item(s) and {len(outcome.jobs)} job(s) follow from this gate "
                      "(any already open from an earlier run are the same ones, not queued twice); "
                      "see `govern review list` and `govern jobs list`")
+    if outcome.worked:  # gated again after the review: it had said the worked items "follow" as new work
+        lines.append(f"{len(outcome.worked)} review item(s) this gate files were worked already, after an earlier run "
+                     "on the same evidence (`govern review list --status resolved`)")
     if outcome.escalations:  # the loop stopped: what the items are for now, and where the reason is
         lines.append(f"the retraining loop stopped and escalated to engineers ({', '.join(outcome.escalations)}: "
                      f"`govern review show {outcome.escalations[0]}` says why); no retrain follows"

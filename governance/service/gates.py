@@ -49,10 +49,11 @@ class GateOutcome:
     review_items: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     escalations: list[str] = field(default_factory=list)  # review items for engineers: the loop stopped
+    worked: list[str] = field(default_factory=list)  # of review_items, those judged or dismissed already
 
     def to_dict(self) -> dict[str, Any]:
         return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
-                "jobs": self.jobs, "escalations": self.escalations}
+                "jobs": self.jobs, "escalations": self.escalations, "worked": self.worked}
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,10 @@ class GateActions(PolicyActions, RegistryActions):
             "failed_rules": [r.rule_id for r in decision.results if r.blocking],
             "review_items": item_ids, "jobs": job_ids, "escalations": escalations,
         })
-        return GateOutcome(decision, record.id, item_ids, job_ids, escalations)
+        # gating the same evidence again finds the items it filed before: those worked already are not new work
+        worked = [i for i in item_ids if (found := review_items.get_item(conn, i)) is not None
+                  and found.status in (ItemStatus.RESOLVED, ItemStatus.DISMISSED)]
+        return GateOutcome(decision, record.id, item_ids, job_ids, escalations, worked)
 
     def _queue_items(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, rule_id: str, review: ReviewAction,
                      result: RuleResult, rows: list[dict[str, Any]], evidence_key: tuple[str, str, str, str],
