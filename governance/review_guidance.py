@@ -92,7 +92,14 @@ STRATEGIES = {
 }
 
 
-def guidance_for(kind: str) -> Guidance:
-    """The guidance for items of `kind`; a hand-filed item's own kind reads as `manual`."""
-    return GUIDANCE.get(kind) or Guidance(kind, GUIDANCE[ItemKind.MANUAL].question,
-                                          GUIDANCE[ItemKind.MANUAL].verdicts)
+def guidance_for(kind: str, evidence: dict[str, Any] | None = None) -> Guidance:
+    """The guidance for items of `kind`; a hand-filed item's own kind reads as `manual`. An item whose evidence
+    says no retraining follows it (the loop stopped) is not told that a job waiting for it runs: a new user read
+    both on one item."""
+    found = GUIDANCE.get(kind) or Guidance(kind, GUIDANCE[ItemKind.MANUAL].question,
+                                           GUIDANCE[ItemKind.MANUAL].verdicts)
+    if evidence is None or not isinstance(evidence.get("retraining"), str) or "model_wrong" not in found.verdicts:
+        return found
+    return Guidance(found.kind, found.question, {**found.verdicts, "model_wrong": (
+        "the failure is real: the model (or its training data) needs to change before release. No retraining job "
+        "follows this review (see retraining below): the engineers the loop escalated to decide what changes.")})

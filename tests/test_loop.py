@@ -81,7 +81,12 @@ def test_after_an_escalation_the_reviewers_items_say_no_retraining_job_follows(t
     note = rule_item.evidence["retraining"]
     assert note.startswith(f"none follows this review: the loop stopped and escalated to engineers "
                            f"({done.escalations[0]}): the lineage had 1 retrain(s), the policy's max_rounds is 1")
-    assert f"  retraining: {note}" in run_cli(home, "review", "show", rule_item.id, as_="rey").stdout
+    shown = run_cli(home, "review", "show", rule_item.id, as_="rey").stdout
+    assert f"  retraining: {note}" in shown
+    # its verdicts no longer say that a job waiting for it runs (a new user read both on one item)
+    assert "a retraining job waiting for this review runs" not in shown
+    assert "    model_wrong: the failure is real: the model (or its training data) needs to change before release. " \
+           "No retraining job follows this review" in shown
 
 
 def test_max_rounds_from_the_policy_bounds_the_lineage(tmp_path):

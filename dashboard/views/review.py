@@ -48,8 +48,8 @@ def table(rows: dict[str, Any], names: tuple[str, str] = ("", "value")) -> None:
                  hide_index=True, width="stretch", height="content")
 
 
-def show_guidance(kind: str) -> None:
-    guidance = guidance_for(kind)
+def show_guidance(kind: str, evidence: dict[str, Any] | None = None) -> None:
+    guidance = guidance_for(kind, evidence)
     st.info(state.plain(guidance.question))
     st.markdown("\n".join(f"- `{verdict}`: {state.plain(meaning)}" for verdict, meaning in guidance.verdicts.items()))
 
@@ -297,7 +297,7 @@ with evidence_side:
     if rule is not None and has_row:
         show_rule(rule, item)
 with judging_side:
-    show_guidance(item.kind)
+    show_guidance(item.kind, item.evidence)
     if detail.judgments:
         table({j.reviewer: f"{j.verdict}" + (f" → {j.corrected_label}" if j.corrected_label is not None else "")
                + f": {j.comment}" for j in detail.judgments}, ("reviewer", "judgment"))

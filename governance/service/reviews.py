@@ -186,7 +186,7 @@ class ReviewActions(ServiceBase):
                 # others' judgments of an open item wait until it resolves: each judgment stays independent
                 # (no anchoring on the first verdict), and a gold item's other judgments would give it away
                 seen = [j for j in seen if j.reviewer == user.name]
-            return ItemDetail(item, seen, answer, guidance_for(item.kind), _rule_result(conn, item))
+            return ItemDetail(item, seen, answer, guidance_for(item.kind, item.evidence), _rule_result(conn, item))
 
         return self._run(unit)
 
