@@ -435,6 +435,9 @@ def _blank_sex(frame: pd.DataFrame) -> pd.DataFrame:
     (lambda f: f.iloc[:0], [], None, "d.csv has a header but no data rows"),
     (lambda f: f.iloc[:1], [], None, "1 data row with eval fraction 0.25 leave 1 to train on and 0 to evaluate"),
     (lambda f: f.assign(y=0), [], None, "holds only 0 in the training rows"),
+    (lambda f: f.assign(y=np.where(f["y"] == 1, "Yes", "No")), [], None,  # ISLP's Default: said only what was wrong
+     "the label column 'y' must hold only 0 and 1 (found ['No', 'Yes']); map the outcome you predict to 1 and the "
+     "other to 0 (e.g. 'Yes' → 1, 'No' → 0) and train again."),
     (lambda f: f.assign(y=f["y"].where(f.index != 6)), [], None,
      "the label column 'y' has 1 empty cell, in data row 7."),
     (_blank_sex, ["--sensitive", "sex"], None, "sensitive column 'sex' has 5 empty cells, in data rows 2, 42, 82, "

@@ -512,6 +512,9 @@ def test_login_session_logout_and_init_leaves_the_admin_logged_in(home, run_cli,
     result = run_cli(home, "init", "--admin", "ada", "--password-stdin", input="ada's long passphrase\n")
     assert result.exit_code == 0 and "logged in until" in result.stdout
     assert run_cli(home, "whoami").stdout.startswith("ada (admin), authenticated by session")
+    again = run_cli(home, "init", "--admin", "ada", "--password-stdin", input="any other passphrase\n")
+    assert again.exit_code == 0 and "it was set up already and admin 'ada' exists, unchanged (its password was not " \
+        "checked or changed): `govern login ada` starts a session" in again.stdout  # it had read as a new setup
     saved = private_config / "sessions.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and stat.S_IMODE(private_config.stat().st_mode) == 0o700
     assert run_cli(home, "user", "add", "rosa", "--role", "reviewer", "--password-stdin",

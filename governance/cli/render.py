@@ -31,6 +31,10 @@ def _fixed(value) -> str:
 
 def bootstrap(result, *, admin: str | None) -> str:
     status = result.status
+    if admin and not result.created_admin:  # init again: it had read as if it had set the store up
+        return (f"store ready at {status.home} ({len(status.migrations)} migrations applied); it was set up "
+                f"already and admin {admin!r} exists, unchanged (its password was not checked or changed): "
+                f"`govern login {admin}` starts a session")
     return (f"store ready at {status.home} ({len(status.migrations)} migrations applied)"
             + (f"; admin {admin!r}" if admin else "")
             + (f", logged in until {result.session.expires_at:%Y-%m-%d %H:%M} UTC" if result.session else ""))

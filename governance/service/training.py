@@ -520,7 +520,10 @@ def _check_columns(frame: pd.DataFrame, label: str, sensitive: Sequence[str],
                   "train on")
     values = set(pd.unique(frame[label]))
     if not values <= {0, 1}:
-        raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {sorted(map(str, values))[:5]}).")
+        found = sorted(map(str, values))
+        hint = (f"; map the outcome you predict to 1 and the other to 0 (e.g. {found[1]!r} → 1, {found[0]!r} → 0) and "
+                "train again" if len(found) == 2 else "")
+        raise InvalidInput(f"the label column {label!r} must hold only 0 and 1 (found {found[:5]}){hint}.")
     chosen = list(features) if features else [c for c in frame.columns if c not in (label, ROW_ID)]
     if not chosen:
         raise InvalidInput(f"the training data has no column besides the label {label!r} to learn from.")

@@ -35,6 +35,7 @@ class Bootstrap(Record):
 
     status: StoreStatus
     session: Credential | None
+    created_admin: bool = False  # False where the admin named existed already (init on a store set up before)
 
 
 class UserActions(AuthActions, AuditActions, ReleaseActions):
@@ -53,18 +54,18 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
         private_dir(self.settings.artifacts_dir)
         load_or_create_key(self.settings.key_path)
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> Credential | None:
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Credential | None, bool]:
             applied = migrations.apply_pending(conn, enforces_keys=self.backend.enforces_keys)
             if applied:
                 self._log(conn, "store.init" if "m001_users_registry_artifacts" in applied else "store.migrate",
                           "store", {"applied": applied, "govern_version": __version__})
             if admin is None:
-                return None
+                return None, False
             existing = users.get_user(conn, admin)
             if existing is not None:
                 if existing.role is not Role.ADMIN:
                     raise Conflict(f"user {admin!r} already exists as {existing.role.value}, not admin.")
-                return None
+                return None, False
             if users.count_users(conn):
                 raise NotAllowed(
                     "the store already has users, so `init --admin` cannot add one; "
@@ -75,14 +76,14 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
             self._log(conn, "user.add", f"user:{admin}", {"name": admin, "role": "admin", "bootstrap": True},
                       actor=admin, auth_method="bootstrap")
             if not login:
-                return None
+                return None, True
             admin_user = _present(users.get_user(conn, admin), f"user {admin}")
             return self._issue(conn, admin_user, kind="session", name="init", lifetime=SESSION_LIFETIME,
-                               created_by=admin, client="init")
+                               created_by=admin, client="init"), True
 
-        session = self._run(unit, create=True)
+        session, created = self._run(unit, create=True)
         self._mark_migrated()
-        return Bootstrap(self._status_unchecked(), session)
+        return Bootstrap(self._status_unchecked(), session, created)
 
     def status(self) -> StoreStatus:
         """The store's state and what is wrong with it: a live chain that no longer matches the witnessed
