@@ -30,6 +30,7 @@ class FamilyAgreement:
     compared: int
     max_relative_difference: float | None  # None: a value is missing on one side
     not_recomputed: int = 0  # records the reference libraries have no counterpart for
+    not_recomputed_metrics: list[str] = field(default_factory=list)  # their metrics, named once each
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def compare(records: list[dict[str, Any]], expected: dict, *, tolerance: float =
     compared: dict[str, int] = {}
     worst: dict[str, float] = {}
     missing: dict[str, int] = {}
+    missing_metrics: dict[str, set[str]] = {}
     mismatches: list[Mismatch] = []
     for r in records:
         family, metric, feature, group = r["family"], r["metric"], r["feature"], r["group"]
@@ -159,6 +161,7 @@ def compare(records: list[dict[str, Any]], expected: dict, *, tolerance: float =
             key = (family, f"reliability_bin[{r['detail'].get('bin')}]", feature, group)
         if key not in expected:
             missing[family] = missing.get(family, 0) + 1
+            missing_metrics.setdefault(family, set()).add(metric)
             compared.setdefault(family, 0)
             continue
         theirs = expected[key]
@@ -180,7 +183,7 @@ def compare(records: list[dict[str, Any]], expected: dict, *, tolerance: float =
             if any(math.isinf(d) for d in differences):
                 worst[family] = math.inf
     families = [FamilyAgreement(f, compared[f], None if math.isinf(worst.get(f, 0.0)) else worst.get(f, 0.0),
-                                missing.get(f, 0)) for f in sorted(compared)]
+                                missing.get(f, 0), sorted(missing_metrics.get(f, ()))) for f in sorted(compared)]
     return families, mismatches
 
 

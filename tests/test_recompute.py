@@ -93,3 +93,24 @@ def test_without_the_reference_libraries_it_says_what_to_install(demo_copy, run_
     assert result.exit_code == 2
     assert "pip install 'govern[reference]'" in result.output
     assert snapshot(demo_copy) == before
+
+
+def test_records_no_reference_library_computes_are_named_by_metric():
+    # A new user's trial: "sanity 2 records … 5 not recomputed", with nothing saying which or why.
+    from types import SimpleNamespace
+
+    from governance.cli.reports import _recomputed
+    from governance.recompute import compare
+    records = [{"family": "sanity", "metric": "feature_auc", "feature": c, "group": None, "value": 0.6, "n": 9,
+                "detail": {}} for c in ("a", "b")] + [
+        {"family": "sanity", "metric": "score_range", "feature": None, "group": None, "value": 1.0, "n": 9,
+         "detail": {}}]
+    families, mismatches = compare(records, {("sanity", "score_range", None, None): 1.0})
+    [sanity] = families
+    assert (sanity.compared, sanity.not_recomputed, sanity.not_recomputed_metrics, mismatches) == (
+        1, 2, ["feature_auc"], [])
+    shown = _recomputed(SimpleNamespace(model="m", version="1", evaluation="ev-1", families=families, mismatches=[],
+                                        summary=lambda: "independently recomputed: agrees to 1e-06", seq=7,
+                                        hash="ab" * 32))
+    assert ("  sanity          1 records, max relative difference 0, 2 not recomputed (feature_auc: no reference "
+            "library computes them as the engine does)") in shown

@@ -17,7 +17,8 @@ def _recomputed(result) -> str:
     for family in result.families:
         worst = "a value missing on one side" if family.max_relative_difference is None \
             else f"max relative difference {family.max_relative_difference:.3g}"
-        skipped = f", {family.not_recomputed} not recomputed" if family.not_recomputed else ""
+        skipped = (f", {family.not_recomputed} not recomputed ({', '.join(family.not_recomputed_metrics)}: no "
+                   "reference library computes them as the engine does)" if family.not_recomputed else "")
         lines.append(f"  {family.family:<12} {family.compared:>4} records, {worst}{skipped}")
     for mismatch in result.mismatches[:20]:
         lines.append(f"  DIFFERS {mismatch.label()}: stored {mismatch.stored!r}, reference {mismatch.reference!r}")
