@@ -140,6 +140,27 @@ def test_worst_group_is_the_disadvantaged_group_of_each_gap_metric_and_else_the_
     assert worst("calibration.ece") == "a"  # no gap metric: the least accurate
 
 
+def test_worst_group_examples_come_from_each_column_the_rule_failed_in():
+    # A new user's Wage run failed parity on race and marital status; every example was race=Black, so the marital
+    # status group the model selected least got none.
+    from evaluation import MetricRecord, MetricSet
+    from governance.service.gates import _worst_groups
+    from policies.decision import RuleResult
+
+    rates = {("race", "black"): 0.05, ("race", "white"): 0.3, ("maritl", "never"): 0.08, ("maritl", "married"): 0.35,
+             ("maritl", "tiny"): 0.0}
+    metrics = MetricSet([MetricRecord("fairness", "selection_rate", column, group, value, 100)
+                         for (column, group), value in rates.items()], {})
+    both = RuleResult("parity", "metric", "failed", True, "block", "", metric="fairness.demographic_parity_difference",
+                      feature="race", failing=[{"feature": "race", "group": None, "value": 0.25},
+                                               {"feature": "maritl", "group": None, "value": 0.27}],
+                      excluded=[{"feature": "maritl", "group": "tiny", "n": 3, "why": "3 rows, under 50"}])
+    assert _worst_groups(both, metrics) == [("race", "black"), ("maritl", "never")]
+    one = RuleResult("parity", "metric", "failed", True, "block", "", metric="fairness.demographic_parity_difference",
+                     feature="race", failing=[{"feature": "race", "group": None, "value": 0.25}])
+    assert _worst_groups(one, metrics) == [("race", "black")]
+
+
 def test_gating_again_on_the_same_evidence_queues_nothing_new(gated):
     store, policy = gated
     first = store.as_("eng").gate(model="credit", version="1", policy=policy)

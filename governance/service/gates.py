@@ -207,9 +207,16 @@ class GateActions(PolicyActions, RegistryActions):
         examples = {}
         for result in failing:
             review = wanted[result.rule_id]
-            examples[result.rule_id] = sample_examples(
-                path, sampled, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
-                threshold=threshold, group=_worst_group(result, metrics))
+            groups: list[tuple[str, str] | None] = \
+                list(_worst_groups(result, metrics)) if review.strategy == "worst_group" else []
+            groups = groups or [None]
+            picked: list[dict[str, Any]] = []
+            for number, group in enumerate(groups):  # the sample shared between the failing columns
+                share = review.sample // len(groups) + (number < review.sample % len(groups))
+                picked += [example for example in sample_examples(
+                    path, sampled, strategy=review.strategy, count=share, seed=EXAMPLE_SEED, threshold=threshold,
+                    group=group) if example["row"] not in {p["row"] for p in picked}]
+            examples[result.rule_id] = [{**example, "rank": rank} for rank, example in enumerate(picked, start=1)]
         return examples
 
     def _record(self, conn: duckdb.DuckDBPyConnection, model: str, version: str, evaluation_id: str,
@@ -562,6 +569,19 @@ def _judged_values(gate: GateRecord, text: str, metrics: MetricSet) -> list[Judg
                                        record.value if group == record.group else None, None, None, aside.get("n"),
                                        str(aside.get("why", ""))))
     return out
+
+
+def _worst_groups(result: RuleResult, metrics: MetricSet) -> list[tuple[str, str]]:
+    """The groups worst_group's examples come from: `_worst_group` of each column the rule failed in (a new
+    user's Wage run failed parity on race and marital status, and every example was race=Black), else the one."""
+    from dataclasses import replace
+    columns = list(dict.fromkeys(entry["feature"] for entry in result.failing
+                                 if entry.get("feature") and entry.get("group") is None))
+    if len(columns) > 1:
+        found = [_worst_group(replace(result, feature=column, group=None, failing=[]), metrics) for column in columns]
+        return [group for group in found if group is not None]
+    one = _worst_group(result, metrics)
+    return [one] if one is not None else []
 
 
 def _worst_group(result: RuleResult, metrics: MetricSet) -> tuple[str, str] | None:
