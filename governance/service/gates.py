@@ -8,7 +8,7 @@ import math
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import duckdb
 
@@ -475,8 +475,9 @@ def _column_progress(old: RuleResult, result: RuleResult, rule: Rule, metrics: M
     from policies.schema import MetricRule
     every = isinstance(rule, MetricRule) and rule.group != "worst"  # its failing entries list every failure
     if not every or not before or not all(where[0] is not None for where in before):  # the rule's own values
-        return [(result.rule_id, (result.judged - old.judged) if higher else (old.judged - result.judged),
-                 _half_width(metrics, result, rule), f"{_at(old, old.judged)} → {_at(result, result.judged)}")]
+        was, now = cast(float, old.judged), cast(float, result.judged)  # the caller skips rules without them
+        return [(result.rule_id, (now - was) if higher else (was - now), _half_width(metrics, result, rule),
+                 f"{_at(old, was)} → {_at(result, now)}")]
     moved = []
     for where, was in before.items():
         label = f"{result.rule_id} on {named(where)}"
