@@ -36,6 +36,7 @@ _BAD_NAME = re.compile('[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]')
 # zero-width and bidirectional formatting characters (RE2 syntax, for DuckDB's regexp_matches)
 _INVISIBLE = "[\\x{200B}-\\x{200F}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}\\x{FEFF}]"
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes")
 _CSV_WIDTH = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 ROW = "__govern_row"  # our own row number: a file's column may be called rowid, which hides DuckDB's
 
@@ -285,6 +286,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str,
                 f"{found} field{'s' if found != 1 else ''} where the header has {expected}"
             raise InvalidInput(f"cannot {doing} {shown}: row {int(line.group(1)) - 1} has {has}; every row needs one "
                                "value per column.") from exc
+        longest = _CSV_LINE_SIZE.search(message)
+        if fmt == "csv" and line and longest:  # a 10 MB cell had read "(Invalid Input Error: CSV Error on Line: 2)"
+            size, most = int(longest.group(2)), int(longest.group(1))
+            raise InvalidInput(f"cannot {doing} {shown}: line {line.group(1)} is {size:,} bytes, longer than the "
+                               f"{most:,} a CSV line may be; shorten its values or save the file as Parquet.") from exc
         if fmt == "csv" and "unicode" in message.lower():
             bad_line = _first_non_utf8_line(path)
             where = f" (invalid bytes on line {bad_line})" if bad_line else ""

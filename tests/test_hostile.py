@@ -247,6 +247,9 @@ def test_gzip_csv_is_read_and_a_bomb_is_refused_without_filling_the_disk(store, 
 @pytest.mark.parametrize("text, expected", [
     ("label,score,sex\n1,0.5,f\n0,0.4\n", "row 2 has 2 fields where the header has 3"),
     ("label,score,sex\n1,0.5,f,extra\n", "row 1 has more than the header's 3 fields"),
+    # a hostile trial: a 10 MB cell read "(Invalid Input Error: CSV Error on Line: 2)"
+    ("label,score,sex\n1,0.5," + "f" * 3_000_000 + "\n", "line 2 is 3,000,006 bytes, longer than the 2,000,000 a "
+                                                          "CSV line may be; shorten its values or save the file as"),
 ])
 def test_ragged_rows_are_named(store, tmp_path, text, expected):
     from governance.errors import InvalidInput
