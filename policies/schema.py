@@ -23,6 +23,9 @@ from evaluation.catalogue import METRICS
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Unique id of the rule.")]
 Severity = Literal["block", "warn"]
+# rows: more than any evaluation holds, so a rule asking this many can never judge (a pack had made a rule vanish
+# with min_samples 9223372036854775807: always insufficient, which its pack counted as a pass)
+MAX_MIN_SAMPLES = 1_000_000_000
 ReviewStrategy = Literal["high_confidence_errors", "uncertain", "worst_group"]
 RetrainStrategy = Literal["recalibrate", "reweight", "curriculum", "fairness_penalty"]
 
@@ -88,7 +91,7 @@ class MetricRule(RuleBase):
         "parent) or a version."))
     judge: Literal["point", "ci_upper", "ci_lower"] = Field(
         "point", description="Judge the point estimate or a bound of its confidence interval.")
-    min_samples: int = Field(0, ge=0, description=(
+    min_samples: int = Field(0, ge=0, le=MAX_MIN_SAMPLES, description=(
         "Below this many rows the evidence is insufficient. For a parity metric, groups with fewer rows are "
         "set aside (listed, and counted as `insufficient` says) and the gap is judged over the others."))
     min_share: float = Field(0.0, ge=0, lt=1, description=(
@@ -182,7 +185,8 @@ class DegenerateRule(RuleBase):
     kind: Literal["degenerate"]
     min_rate: float = Field(0.01, ge=0, lt=1, description="Lowest selection rate that is not degenerate.")
     max_rate: float = Field(0.99, gt=0, le=1, description="Highest selection rate that is not degenerate.")
-    min_samples: int = Field(50, ge=0, description="Groups with fewer rows are not judged (listed instead).")
+    min_samples: int = Field(50, ge=0, le=MAX_MIN_SAMPLES,
+                             description="Groups with fewer rows are not judged (listed instead).")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DegenerateRule":

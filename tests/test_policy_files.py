@@ -98,6 +98,10 @@ MALFORMED = {
                              "'reweight', 'curriculum' or 'fairness_penalty'"),
     "negative_min_samples": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, min_samples: -5}",
                              "rule 'a' (line 4): min_samples: Input should be greater than or equal to 0"),
+    # a hostile trial: a rule that can never judge (always insufficient, counted as its pack says) vanished
+    "unreachable_min_samples": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, "
+                                "min_samples: 9223372036854775807}",
+                                "rule 'a' (line 4): min_samples: Input should be less than or equal to 1000000000"),
     "duplicate_ids": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1}\n  - {id: a, kind: approvals, min: 1}",
                       "rule 'a' (line 5): the id is used twice (first on line 4)"),
     "repeated_key": (HEAD + "  - {id: a, metric: calibration.ece, max: 0.1, max: 0.9}",
