@@ -209,13 +209,17 @@ class GateActions(PolicyActions, RegistryActions):
             review = wanted[result.rule_id]
             groups: list[tuple[str, str] | None] = \
                 list(_worst_groups(result, metrics)) if review.strategy == "worst_group" else []
-            groups = groups or [None]
-            picked: list[dict[str, Any]] = []
-            for number, group in enumerate(groups):  # the sample shared between the failing columns
-                share = review.sample // len(groups) + (number < review.sample % len(groups))
-                picked += [example for example in sample_examples(
-                    path, sampled, strategy=review.strategy, count=share, seed=EXAMPLE_SEED, threshold=threshold,
-                    group=group) if example["row"] not in {p["row"] for p in picked}]
+            queues = [sample_examples(path, sampled, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
+                                      threshold=threshold, group=group) for group in groups or [None]]
+            picked: list[dict[str, Any]] = []  # the sample shared between the failing columns, in turns
+            rows: set[int] = set()
+            while len(picked) < review.sample and any(queues):
+                for queue in queues:
+                    while queue and queue[0]["row"] in rows:  # a row of two failing groups is taken once
+                        queue.pop(0)
+                    if queue and len(picked) < review.sample:
+                        rows.add(queue[0]["row"])
+                        picked.append(queue.pop(0))
             examples[result.rule_id] = [{**example, "rank": rank} for rank, example in enumerate(picked, start=1)]
         return examples
 
