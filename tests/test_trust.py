@@ -834,18 +834,40 @@ def test_a_killed_exports_scratch_folder_is_removed_by_the_next_writer_beside_it
     import fcntl
     busy = tmp_path / ".third.govern-scratch-abcd1234"
     busy.mkdir()
+    (busy / ".govern-unfinished").touch()  # what marks a writer's scratch folder until its work is done
+    # a folder named like one but not a writer's (no mark) is nobody's to sweep: a user's own
+    mine = tmp_path / ".mine.govern-scratch-abcdefgh"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
     holder = os.open(tmp_path / ".third.govern-writing", os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         assert run_cli(store.home, "audit", "export", "--out", tmp_path / "first", as_="aud").exit_code == 0
         # the killed exports' scratch folders and lock files are gone; the busy writer's are as they were
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [
-            ".third.govern-scratch-abcd1234", ".third.govern-writing"]
+            ".mine.govern-scratch-abcdefgh", ".third.govern-scratch-abcd1234", ".third.govern-writing"]
     finally:
         os.close(holder)  # it died in turn: the next writer beside it sweeps its scratch folder
     assert run_cli(store.home, "audit", "export", "--out", tmp_path / "fourth", as_="aud").exit_code == 0
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".mine.govern-scratch-abcdefgh"]
+    assert not (tmp_path / "fourth" / ".govern-unfinished").exists()  # the mark goes before the folder is moved
     assert (tmp_path / "first" / "manifest.json").is_file() and (tmp_path / "fourth" / "manifest.json").is_file()
+
+
+@file_only  # the output folder, whatever the store
+def test_an_export_refused_or_blocked_touches_nothing_beside_its_folder(store, run_cli, tmp_path):
+    # A hostile trial: a viewer's refused export had swept the folder's scratch folders, and a symbolic link at the
+    # lock's path had made a file (as root, anywhere) where it pointed.
+    left = tmp_path / ".old.govern-scratch-abcd1234"
+    left.mkdir()
+    (left / ".govern-unfinished").touch()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refused = run_cli(store.home, "audit", "export", "--out", tmp_path / "e", as_="vic")
+    assert refused.exit_code == 2 and sorted(p.name for p in tmp_path.iterdir()) == before
+    (tmp_path / ".e.govern-writing").symlink_to(tmp_path / "elsewhere")
+    blocked = run_cli(store.home, "audit", "export", "--out", tmp_path / "e", as_="aud")
+    assert blocked.exit_code == 2 and "is in the way of the lock govern takes while writing" in blocked.stderr
+    assert not (tmp_path / "elsewhere").exists() and left.exists() and not (tmp_path / "e").exists()
 
 
 @file_only  # the output folder, whatever the store

@@ -140,6 +140,9 @@ class AuditActions(ServiceBase):
         from governance.keys import public_key_hex, sign
         if fmt not in FORMATS:
             raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(FORMATS)}.")
+        # who may export, on a store that exists, before anything is written: a viewer's refused export had swept
+        # the folder's scratch folders, and one aimed at no store had made it a signing key
+        self._run(lambda conn: self._authorize(conn, Action.AUDIT))
         key = self._signing_key()
 
         def unit(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:

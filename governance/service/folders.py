@@ -28,6 +28,7 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
     try:
         _sweep(out)
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}{_SCRATCH}", dir=out.parent))
+        (scratch / _MARK).touch()
     except BaseException:
         _release(_lock(out), held)
         raise
@@ -36,6 +37,7 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
         _check_new(out)  # filled, or made a link, between the check and the lock
         yield scratch
         try:
+            (scratch / _MARK).unlink()  # finished: no sweep takes it now, whatever happens next
             scratch.rename(out)  # replaces an empty folder in one step
         except OSError as exc:
             keep = True
@@ -48,6 +50,8 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
 
 
 _SCRATCH = ".govern-scratch-"  # ".{name}.govern-scratch-" and tempfile's 8 characters: name's scratch folder
+_MARK = ".govern-unfinished"  # in a scratch folder until its work is done: only such a folder is ever swept (a
+# user's own folder of that name, or the files of recorded work an error named, had been)
 _LEFT = re.compile(r"\.(.+)" + re.escape(_SCRATCH) + r"[a-z0-9_]{8}")
 
 
@@ -69,7 +73,8 @@ def _sweep(out: Path) -> None:
         return
     for entry in entries:
         found = _LEFT.fullmatch(entry.name)
-        if found is None or entry.is_symlink() or not entry.is_dir():
+        if found is None or found[1] in (".", "..") or entry.is_symlink() or not entry.is_dir() \
+                or (entry / _MARK).is_symlink() or not (entry / _MARK).is_file():
             continue
         target = out.parent / found[1]
         if found[1] == out.name:
@@ -77,8 +82,9 @@ def _sweep(out: Path) -> None:
             continue
         try:
             held = _hold(_lock(target), target)
-        except Conflict:
-            continue  # another process is writing that folder now: the scratch folder is its
+        except GovernError:
+            continue  # another process is writing that folder now (the scratch folder is its), or its lock is
+            # not a file to take: left for whoever writes that folder
         try:
             shutil.rmtree(entry, ignore_errors=True)
         finally:
@@ -119,7 +125,11 @@ def _hold(lock: Path, out: Path) -> int:
     import fcntl
 
     while True:
-        handle = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:  # never through a link: as root, one had made a file wherever it pointed
+            handle = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise InvalidInput(f"{lock} is in the way of the lock govern takes while writing {out} (a symbolic link or "
+                               f"a folder: {exc.strerror or exc}); remove it.") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
