@@ -48,8 +48,9 @@ def write_events(events: list[AuditEvent], path: Path, fmt: str) -> None:
         raise InvalidInput(f"unknown export format {fmt!r}; choose csv, jsonl or parquet.")
 
 
-def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
-    """Parse an export's event file; raises InvalidInput when it is not a readable event file."""
+def read_events_file(path: Path, fmt: str, *, largest: int | None = None) -> list[AuditEvent]:
+    """Parse an export's event file; raises InvalidInput when it is not a readable event file, or (with `largest`)
+    when a Parquet file unpacks to more than `largest` bytes (read a few rows at a time until then)."""
     try:
         if fmt == "csv":
             csv.field_size_limit(LONGEST_LINE)
@@ -62,8 +63,16 @@ def read_events_file(path: Path, fmt: str) -> list[AuditEvent]:
             with open(path, encoding="utf-8") as handle:
                 rows = [json.loads(line, parse_constant=_no_constant) for line in _bounded_lines(handle)
                         if line.strip()]
-        elif fmt == "parquet":
+        elif fmt == "parquet" and largest is None:
             rows = pq.read_table(path).to_pylist()
+        elif fmt == "parquet":  # a few KB of Parquet can unpack to gigabytes: counted as it unpacks
+            rows, unpacked = [], 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
+                unpacked += batch.nbytes
+                if unpacked > largest:
+                    raise InvalidInput(f"{path.name} unpacks to more than {largest:,} bytes, too large to search for "
+                                       "the first changed event.")
+                rows += batch.to_pylist()
         else:
             raise InvalidInput(f"unknown export format {fmt!r} in the manifest.")
         return [_event(row, number) for number, row in enumerate(rows, 1)]
@@ -272,7 +281,14 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
                                             "export."]), None
     fmt, files = manifest["format"], manifest["files"]
     problems: list[str] = []
+    public_key = manifest.get("public_key")
+    try:
+        signed = isinstance(public_key, str) and signature_valid(public_key, manifest_message(manifest),
+                                                                 manifest.get("signature"))
+    except (ValueError, TypeError, UnicodeEncodeError):  # NaN or a lone surrogate in it: nothing anyone signed
+        signed = False
     plain = set()  # the listed files that are the export's own regular files
+    changed = set()  # of those, the ones whose bytes are not those the manifest lists
     for name, expected in sorted(files.items()):
         path = directory / name
         if Path(name).name != name or not (path.exists() or path.is_symlink()):
@@ -282,6 +298,7 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
                             "file the export wrote.")
         elif sha256_file(path) != expected:
             plain.add(name)
+            changed.add(name)
             problems.append(f"{name} does not match its sha256 in the manifest: the file was changed.")
         else:
             plain.add(name)
@@ -295,8 +312,16 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
     events_path = directory / events_file_name(fmt)
     if events_file_name(fmt) not in files:
         problems.append(f"the manifest does not list {events_path.name}, so its hash is not covered.")
+    # The bytes this key signed are read whatever their size; any others (a changed file, or any file under a
+    # manifest the key did not sign) only where they are small enough to search for the first changed event: a
+    # forged 116 KB Parquet file had taken 6.7 GB to read, a 2.5 GB one 2.7 GB.
+    trusted = signed and public_key == key and events_path.name not in changed
+    too_large = events_path.name in plain and not trusted and _too_large(events_path, fmt)
+    if too_large:
+        problems.append(f"{events_path.name} is {too_large}, too large to search for the first changed event.")
     try:
-        events = read_events_file(events_path, fmt) if events_path.name in plain else None
+        events = read_events_file(events_path, fmt, largest=None if trusted else LARGEST_CHANGED) \
+            if events_path.name in plain and not too_large else None
     except InvalidInput as unreadable:  # truncated or overwritten: a failed check of the export, not an error
         problems.append(f"{unreadable} The file was changed or cut short after the export was signed.")
     if events is not None:
@@ -318,12 +343,6 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         problems.append(f"{events_path.name} is missing.")
 
     problems.extend(log_check_problems(manifest.get("log_check"), "exported"))
-    public_key = manifest.get("public_key")
-    try:
-        signed = isinstance(public_key, str) and signature_valid(public_key, manifest_message(manifest),
-                                                                 manifest.get("signature"))
-    except (ValueError, TypeError, UnicodeEncodeError):  # NaN or a lone surrogate in it: nothing anyone signed
-        signed = False
     if not signed:
         problems.append("the manifest's signature does not verify with its public key: the manifest was changed.")
     if public_key != key:
@@ -336,6 +355,26 @@ def _verify(directory: Path, key: str) -> tuple[ExportVerification, list[AuditEv
         public_key=public_key if isinstance(public_key, str) else None, broken_seq=broken_seq, problems=problems,
     )
     return verdict, events
+
+
+LARGEST_CHANGED = 512 << 20  # bytes of a changed events file (or of its Parquet data, uncompressed) still searched
+
+
+def _too_large(path: Path, fmt: str) -> str | None:
+    """Why a changed events file is not read, or None: its size, or for Parquet the size its metadata says it
+    unpacks to (a small file can hold gigabytes)."""
+    size = path.stat().st_size
+    if size > LARGEST_CHANGED:
+        return f"{size:,} bytes"
+    if fmt == "parquet":
+        try:
+            meta = pq.ParquetFile(path).metadata
+            unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except (pa.ArrowException, OSError):
+            return None  # not readable as Parquet: reading it says so
+        if unpacked > LARGEST_CHANGED:
+            return f"{unpacked:,} bytes once unpacked"
+    return None
 
 
 def _named(names: list[str], shown: int = 5) -> str:

@@ -252,6 +252,24 @@ def test_files_beside_or_instead_of_the_exports_own_fail_verification(unchanged_
     (out / "manifest.json").write_text(manifest)
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_changed_events_file_too_large_to_search_is_not_read(unchanged_store, copy_export, monkeypatch, fmt):
+    # A hostile trial: a forged 116 KB Parquet file unpacked to gigabytes (6.7 GB of memory), and a 2.5 GB jsonl file
+    # was read whole, though its hash had already failed.
+    out = copy_export(fmt)
+    data = out / f"audit_events.{fmt}"
+    rows = read_rows(data, fmt)
+    rows[0]["actor"] = "mallory"
+    write_rows(data, fmt, rows)
+    monkeypatch.setattr("governance.audit_export.LARGEST_CHANGED", 1_000)
+    monkeypatch.setattr("governance.audit_export.read_events_file",
+                        lambda *args: pytest.fail("a changed file over the bound was read"))
+    report = verify_audit_export(out, expected_public_key=unchanged_store.as_("aud").public_key())
+    assert not report.ok and any(p.startswith(f"{data.name} is ") and p.endswith(
+        "too large to search for the first changed event.") for p in report.problems)
+    assert f"{data.name} does not match its sha256 in the manifest: the file was changed." in report.problems
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_an_events_file_cut_short_mid_record_is_a_failed_verdict_not_an_error(unchanged_store, copy_export, run_cli,
                                                                              tmp_path, fmt):
