@@ -153,6 +153,9 @@ CASES = {
                            "the list '' holds an empty name"),
     "empty evidence": (["review", "add", "credit", "1", "--evidence", " "], "the evidence is empty"),
     "empty JSON evidence": (["review", "add", "credit", "1", "--evidence", '{{"note": ""}}'], "the evidence is empty"),
+    "nested empty evidence": (["review", "add", "credit", "1", "--evidence", '{{"a": [""], "b": {{"c": " "}}}}'],
+                              "the evidence is empty"),
+    "invisible evidence": (["review", "add", "credit", "1", "--evidence", "\u200b"], "the evidence is empty"),
     "reversed description": (["model", "register", "m9", "--description", "a\u202eb"],
                              "the description holds characters that do not show as written (U+202E)"),
 }

@@ -408,6 +408,10 @@ def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluate
     shadow.write_text(LAX.replace("name: lax", "name: strict-high-risk"))
     result = run_cli(store.home, "policy", "register", shadow, as_="ada")
     assert result.exit_code == 2 and "'strict-high-risk' is a shipped pack's name" in result.stderr
+    for variant in ("Strict-High-Risk", "STRICT", "Default"):  # nor in other letter case
+        shadow.write_text(LAX.replace("name: lax", f"name: {variant}"))
+        result = run_cli(store.home, "policy", "register", shadow, as_="ada")
+        assert result.exit_code == 2 and f"{variant!r} is a shipped pack's name" in result.stderr
     # A file called `strict` (or `strict-high-risk`) in the working folder does not shadow the shipped pack.
     monkeypatch.chdir(tmp_path)
     Path("strict").write_text(LAX)
@@ -547,6 +551,11 @@ def test_an_empty_as_is_refused_not_taken_as_the_last_login(home, run_cli, monke
         result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",
                          input="mallory's passphrase\n")
         assert result.exit_code == 2 and "Invalid value for GOVERN_USER: is set but empty" in result.output
+    with monkeypatch.context() as patched:  # the same hazard through an unset secret
+        patched.setenv("GOVERN_TOKEN", " \t")
+        result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",
+                         input="mallory's passphrase\n")
+        assert result.exit_code == 2 and "GOVERN_TOKEN is set but empty" in result.stderr
     assert snapshot(home) == before
     assert run_cli(home, "whoami").stdout.startswith("ada (admin)")  # left out, --as still means the last login
 

@@ -150,7 +150,11 @@ def open_service(ctx: click.Context) -> Service:
 
     found = settings(ctx)
     actor = ctx.find_root().obj["actor"]
-    token = os.environ.get("GOVERN_TOKEN", "").strip() or None
+    given = os.environ.get("GOVERN_TOKEN")
+    if given is not None and not given.strip():  # a CI step's GOVERN_TOKEN="$SECRET" with the secret unset
+        raise InvalidInput("GOVERN_TOKEN is set but empty; set it to an API token, or unset it to act through a "
+                           "saved session (`govern login`).")
+    token = given.strip() if given else None
     if token is None:
         token, actor = sessions.find(found.store_id, actor)
     return Service.open(settings=found, actor=actor, token=token, require_proof=True)
@@ -351,7 +355,6 @@ def split_list(value: str | None) -> tuple[str, ...]:
         return ()
     parts = tuple(part.strip() for part in value.split(","))
     if not all(parts):
-        from governance.errors import InvalidInput
         shown = repr(value) if len(value) <= 80 else repr(value[:77]) + "…"
         raise InvalidInput(f"the list {shown} holds an empty name; give column names separated by commas, none "
                            "left empty.")

@@ -55,11 +55,12 @@ class PolicyActions(ServiceBase):
     def register_policy(self, *, file: Path) -> PolicyPack:
         """Register a pack's text under its `name:` as that name's next version (admins); registering the
         same text again returns the version that holds it."""
-        from policies import shipped_packs
-        from policies.loader import shipped_by_declared_name
+        from policies import load_policy, shipped_packs
         loaded = self.load_policy(Path(file))
         name = loaded.policy.name
-        if name in shipped_packs() or shipped_by_declared_name(name) is not None:
+        shipped = {stem.casefold() for stem in shipped_packs()} | {
+            load_policy(path).policy.name.casefold() for path in shipped_packs().values()}
+        if name.casefold() in shipped:  # Strict-High-Risk had registered, and gated "under Strict-High-Risk"
             raise InvalidInput(f"{name!r} is a shipped pack's name, which always means the shipped pack; give "
                                "your pack another name.")
         check_name("policy", name)

@@ -113,8 +113,7 @@ class ReviewActions(ServiceBase):
         if _depth(evidence) > MAX_EVIDENCE_DEPTH:
             raise InvalidInput(f"the evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep.")
         _check_evidence(evidence)
-        if not any(value not in (None, "", [], {}) and not (isinstance(value, str) and not value.strip())
-                   for value in evidence.values()):  # `--evidence ''` had filed an item that showed nothing
+        if _blank(evidence):  # `--evidence ''` (or '{"a": [""]}', or a zero-width space) had filed an empty item
             raise InvalidInput("the evidence is empty; say what a reviewer should look at.")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> ReviewItem:
@@ -521,6 +520,20 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
                            + (": none was given." if label is None else f", not {label!r}."))
     if verdict != "label_wrong" and label is not None:
         raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
+
+
+_INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff")
+
+
+def _blank(value: Any) -> bool:
+    """Whether evidence shows a reader nothing: no value anywhere in it but empty or invisible text."""
+    if isinstance(value, dict):
+        return all(_blank(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_blank(v) for v in value)
+    if isinstance(value, str):
+        return not value.translate(_INVISIBLE).strip()
+    return value is None
 
 
 def _gold_id(conn: duckdb.DuckDBPyConnection, kin: ReviewItem, evidence: Any) -> str:
