@@ -195,6 +195,27 @@ def test_a_tampered_cited_event_fails_the_report_naming_it(dossier, run_cli, tmp
             "hash to it: the event was altered.") in result.output
 
 
+def test_documents_beside_or_instead_of_the_reports_own_fail_it(dossier, run_cli, tmp_path):
+    # A hostile trial: a forged bias-audit.html beside a model card, a symbolic link for one of its documents,
+    # and a path to no file at all each "matched the log".
+    home, reports, export, key = dossier
+    card = tmp_path / "card"
+    shutil.copytree(reports / "income-model-card", card)
+    assert run_cli(home, "audit", "verify", export, "--key", key, "--report", card).exit_code == 0
+    (card / "bias-audit.html").write_text("<h1>Bias audit: PASSED</h1>")
+    for given in (card, card / "bias-audit.html"):
+        result = run_cli(home, "audit", "verify", export, "--key", key, "--report", given)
+        assert result.exit_code == 1 and "holds bias-audit.html, which its evidence does not list" in result.output
+    assert "bias-audit.html is not one of the report's documents" in result.output
+    (card / "bias-audit.html").unlink()
+    (card / "model-card.md").rename(tmp_path / "elsewhere.md")
+    (card / "model-card.md").symlink_to(tmp_path / "elsewhere.md")
+    result = run_cli(home, "audit", "verify", export, "--key", key, "--report", card)
+    assert result.exit_code == 1 and "the report's document model-card.md is a symbolic link" in result.output
+    missing = run_cli(home, "audit", "verify", export, "--key", key, "--report", card / "no-such.pdf")
+    assert missing.exit_code == 2 and "no-such.pdf does not exist" in missing.output
+
+
 def test_a_changed_document_or_evidence_fails_the_report(dossier, run_cli, tmp_path):
     home, reports, export, key = dossier
     changed = tmp_path / "card"

@@ -28,6 +28,8 @@ LARGEST_EVIDENCE = 256 << 20  # bytes: a report cites events by seq and hash, a 
 def read_evidence(report: Path) -> tuple[Path, dict[str, Any]]:
     """(folder, evidence) of a report folder or of any file in it; NotFound / InvalidInput otherwise."""
     report = Path(report)
+    if not report.exists():  # its folder's evidence had been checked instead, and said to match the log
+        raise NotFound(f"{report} does not exist; give the folder `govern report --out` wrote, or a document in it.")
     folder = report if report.is_dir() else report.parent
     path = folder / EVIDENCE
     if not path.is_file():
@@ -53,6 +55,9 @@ def check_report(report: Path, events: list[AuditEvent] | None, key: str) -> lis
     """Every problem found with the report against the export's events (empty: the report matches the log)."""
     folder, evidence = read_evidence(report)
     problems: list[str] = []
+    report = Path(report)
+    if not report.is_dir() and report.name != EVIDENCE and report.name not in evidence["documents"]:
+        problems.append(f"{report.name} is not one of the report's documents: nothing vouches for what it says.")
     if evidence["head"].get("public_key") != key or not _signed(key, evidence_message, evidence,
                                                                  evidence.get("signature")):
         problems.append("the report's evidence is not signed by the given key: it was changed after it was "
@@ -71,11 +76,22 @@ def _checked(folder: Path, evidence: dict[str, Any], events: list[AuditEvent] | 
     for name, expected in sorted(evidence["documents"].items()):
         path = folder / str(name)
         inside = not Path(str(name)).is_absolute() and ".." not in Path(str(name)).parts
-        if not inside or not path.is_file():
+        if not inside or not (path.exists() or path.is_symlink()):
             problems.append(f"the report's document {name} is missing.")
+        elif path.is_symlink() or not path.is_file():
+            kind = "a symbolic link" if path.is_symlink() else "not a plain file"
+            problems.append(f"the report's document {name} is {kind}, not the file the report wrote.")
         elif sha256_file(path) != expected:
             problems.append(f"the document {name} was changed after it was generated: it does not match its sha256 "
                             "in the evidence.")
+    listed = {str(name) for name in evidence["documents"]} | {EVIDENCE}
+    names = (entry.relative_to(folder).as_posix() for entry in folder.rglob("*")
+             if not entry.is_dir() or entry.is_symlink())
+    unlisted = sorted(name for name in names if name not in listed
+                      and not any(part.startswith(".") for part in name.split("/")))
+    if unlisted:  # a forged bias-audit.html beside a model card had verified as part of it
+        problems.append(f"the report's folder holds {', '.join(unlisted[:5])}{' and more' if len(unlisted) > 5 else ''}"
+                        ", which its evidence does not list: not part of the report, and unverified.")
     if events is None:
         return problems + ["the export's events could not be read, so no cited event could be checked."]
     by_seq = {e.seq: e for e in events}
