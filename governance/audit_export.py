@@ -248,10 +248,11 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     manifest_path = directory / MANIFEST
     if not directory.is_dir():
         raise NotFound(f"{directory} is not a folder; is it a govern audit export?")
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         raise NotFound(f"{directory} holds no {MANIFEST}; is it a govern audit export?")
-    if manifest_path.is_symlink():
-        raise InvalidInput(f"{manifest_path} is a symbolic link, not the export's own file.")
+    if manifest_path.is_symlink() or not manifest_path.is_file():  # a FIFO, a folder, /dev/zero: read as forged
+        kind = "a symbolic link" if manifest_path.is_symlink() else "not a plain file"
+        raise InvalidInput(f"{manifest_path} is {kind}, not the manifest the export wrote.")
     if manifest_path.stat().st_size > LARGEST_MANIFEST:
         raise InvalidInput(f"{manifest_path} is not a readable manifest ({manifest_path.stat().st_size:,} bytes, "
                            f"more than any manifest holds).")

@@ -408,6 +408,10 @@ def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluate
     shadow.write_text(LAX.replace("name: lax", "name: strict-high-risk"))
     result = run_cli(store.home, "policy", "register", shadow, as_="ada")
     assert result.exit_code == 2 and "'strict-high-risk' is a shipped pack's name" in result.stderr
+    assigned = run_cli(store.home, "policy", "assign", "strict-high-risk", "--model", "credit", as_="ada")
+    assert assigned.exit_code == 0, assigned.output  # the shipped pack by the name a gate prints for it
+    assert store.as_("vic").bound_policy(model="credit").loaded.policy.name == "strict-high-risk"
+    assert run_cli(store.home, "policy", "assign", "lax", "--model", "credit", as_="ada").exit_code == 0
     for variant in ("Strict-High-Risk", "STRICT", "Default"):  # nor in other letter case
         shadow.write_text(LAX.replace("name: lax", f"name: {variant}"))
         result = run_cli(store.home, "policy", "register", shadow, as_="ada")
@@ -422,7 +426,7 @@ def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluate
     dry = run_cli(store.home, "gate", "credit", "1", "--policy", "strict", "--dry-run", "--json", as_="eng")
     assert json.loads(dry.stdout)["decision"]["policy_name"] == "strict-high-risk"
     logged = [e.action for e in _events(store.home)]
-    assert logged.count("policy.register") == 1 and logged.count("policy.assign") == 1
+    assert logged.count("policy.register") == 1 and logged.count("policy.assign") == 3  # lax, strict, lax
 
 
 # -- actors prove who they are -----------------------------------------------------------------------------

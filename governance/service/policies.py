@@ -83,12 +83,15 @@ class PolicyActions(ServiceBase):
     def assign_policy(self, *, policy: str, model: str | None = None, tier: str | None = None) -> PolicyAssignment:
         """Assign a pack (`name` or `name@version`; a registered name pins its latest version now, a shipped
         name the shipped pack) to a model or to every model of a risk tier (admins)."""
-        from policies import shipped_packs
+        from policies import load_policy, shipped_packs
         if (model is None) == (tier is None):
             raise InvalidInput("assign a policy to exactly one of a model (--model) or a risk tier (--tier).")
         if tier is not None and tier not in RISK_TIER_PACKS:
             raise InvalidInput(f"risk tier {tier!r} is not one of {', '.join(RISK_TIER_PACKS)}.")
         name, wanted = _pack_ref(policy)
+        declared = {load_policy(path).policy.name: stem for stem, path in shipped_packs().items()}
+        name = declared.get(name, name)  # strict-high-risk, as a gate prints it, is the shipped `strict`: it had
+        # been sent to register a pack under a name that registering refuses
 
         def unit(conn: duckdb.DuckDBPyConnection) -> PolicyAssignment:
             user = self._authorize(conn, Action.MANAGE_POLICIES)
