@@ -119,7 +119,7 @@ def run_cli() -> Callable[..., Result]:
     """run_cli(home, *args, as_=USER, input=TEXT): the real CLI in-process, as a user would call it, proving
     USER with an API token (GOVERN_TOKEN) an admin created for them."""
     def run(home: Path, *args: str, as_: str | None = None, input: str | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str | None] | None = None) -> Result:
         prefix = ["--home", str(home)] + (["--as", as_] if as_ else [])
         environment = dict(env or {})
         if as_ and "GOVERN_TOKEN" not in environment:

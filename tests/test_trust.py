@@ -433,7 +433,7 @@ def test_only_admins_register_and_assign_and_shipped_names_stay_shipped(evaluate
 
 def test_acting_as_someone_else_needs_their_credential(passing, run_cli):
     store = passing
-    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey", env={"GOVERN_TOKEN": ""})
+    result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey", env={"GOVERN_TOKEN": None})
     assert result.exit_code == 2 and "you are not logged in as 'rey' on this store" in result.stderr
     eng_token = credential_for(store.home, "eng")
     result = run_cli(store.home, "signoff", "credit", "1", "--approve", as_="rey", env={"GOVERN_TOKEN": eng_token})
