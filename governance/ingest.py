@@ -404,7 +404,10 @@ def intersection_problems(intersections: Sequence[Sequence[str]], sensitive: Seq
     found = [(name, "the intersection is given more than once")
              for name in sorted({n for n in names if names.count(n) > 1})]
     for parts, name in zip(intersections, names):
-        if len(parts) < 2 or len(set(parts)) != len(parts):
+        if any(not part.strip() for part in parts):
+            found.append((name, "an intersection names a blank column: join two or more sensitive columns with '*' "
+                                "(e.g. sex*race)"))
+        elif len(parts) < 2 or len(set(parts)) != len(parts):
             found.append((name, "an intersection joins two or more different sensitive columns (e.g. sex*race)"))
         elif any(p not in sensitive for p in parts):
             outside = ", ".join(repr(p) for p in parts if p not in sensitive)

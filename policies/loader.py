@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from policies.errors import PolicyInvalid
-from policies.schema import RULE_KINDS, Policy, Rule
+from policies.schema import RULE_KINDS, Policy, PolicyHeader, Rule
 
 _TOP_KEYS = {"name", "version", "description", "rules"}
 MAX_POLICY_BYTES = 1 << 20
@@ -147,6 +147,10 @@ def parse_policy(text: str, *, source: str = "policy") -> LoadedPolicy:
     if problems:  # the rules read may not be the rules written (a second `rules:` list wins): nothing more to say
         raise PolicyInvalid(f"{source} is not a valid policy ({len(problems)} problem{'s' * (len(problems) > 1)}):"
                             "\n  - " + "\n  - ".join(problems))
+    try:  # the header's problems come with the rules' ones, not only once the rules parse
+        PolicyHeader.model_validate({key: data[key] for key in _TOP_KEYS - {"rules"} if key in data})
+    except ValidationError as exc:
+        problems += [f"line {_key_line(node, str(e['loc'][0]))}: {_describe(e)}" for e in exc.errors()]
     for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"line {_key_line(node, key)}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
     rules_node = _child(node, "rules")

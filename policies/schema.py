@@ -204,12 +204,14 @@ Rule = Union[MetricRule, ApprovalsRule, OpenReviewsRule, LeakageRule, Degenerate
 VERSION_LABEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class Policy(Strict):
+class PolicyHeader(Strict):
+    """A pack's name, version and description: checked apart from its rules, so that a pack with a bad rule
+    hears of its bad name in the same answer."""
+
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     # a label the gate prints and the log keeps: letters, digits and . _ - (a U+202E had shown it backwards)
     version: Union[Annotated[int, Field(ge=1)], Annotated[str, Field(pattern=VERSION_LABEL)]]
     description: str | None = None
-    rules: list[Rule] = Field(min_length=1)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -219,6 +221,9 @@ class Policy(Strict):
                              "letter or digit")
         return value
 
+
+class Policy(PolicyHeader):
+    rules: list[Rule] = Field(min_length=1)
 
 
 def json_schema() -> dict:

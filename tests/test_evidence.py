@@ -435,7 +435,7 @@ def test_train_refuses_a_bad_intersection_before_training_and_others_cannot_inge
     frame.drop(columns=["p"]).to_csv(path, index=False)
     before = snapshot(store.home)
     for bad, message in (("race*nope", "add 'nope' to --sensitive"), ("race*sex,race*sex", "given more than once"),
-                         ("race*race", "two or more different")):
+                         ("race*race", "two or more different"), ("race*", "names a blank column")):
         result = run_cli(store.home, "train", "credit", "--data", path, "--label", "y", "--sensitive", "race,sex",
                          "--intersections", bad, as_="eng")
         assert result.exit_code == 2 and message in result.output and "epoch" not in result.output, result.output

@@ -163,6 +163,19 @@ def test_every_problem_is_reported_at_once():
         parse_policy(text, source="bad.yaml")
 
 
+def test_a_bad_header_is_reported_with_the_bad_rules():
+    # An outside trial: a pack with a bad name and a bad rule heard of its name only once the rule was fixed.
+    text = 'name: ""\nversion: 0\nrules:\n  - {id: a, metric: nope.x, max: 1}\n'
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(text, source="bad.yaml")
+    problems = str(raised.value).splitlines()[1:]
+    assert problems[0].startswith("  - line 1: name: String should match pattern")
+    assert problems[1].startswith("  - line 2: version")
+    assert problems[-1].startswith("  - rule 'a' (line 4): metric: unknown metric 'nope.x'")
+    with pytest.raises(PolicyInvalid, match=r"\(1 problem\):\n  - line 1: name: Field required$"):
+        parse_policy("version: 1\nrules:\n  - {id: a, metric: calibration.ece, max: 0.1}\n", source="x.yaml")
+
+
 def test_cli_validate_says_a_missing_file_does_not_exist(tmp_path, run_cli):
     result = run_cli(tmp_path, "policy", "validate", tmp_path / "missing.yaml")
     assert result.exit_code == 2 and result.stderr == f"error: policy {tmp_path / 'missing.yaml'} does not exist.\n"

@@ -555,6 +555,10 @@ def test_an_empty_as_is_refused_not_taken_as_the_last_login(home, run_cli, monke
         result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",
                          input="mallory's passphrase\n")
         assert result.exit_code == 2 and "Invalid value for GOVERN_USER: is set but empty" in result.output
+        patched.setenv("GOVERN_USER", " ")  # blank, not empty: named as the variable, not as --as
+        result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",
+                         input="mallory's passphrase\n")
+        assert result.exit_code == 2 and "Invalid value for GOVERN_USER: is blank" in result.output
     with monkeypatch.context() as patched:  # the same hazard through an unset secret
         patched.setenv("GOVERN_TOKEN", " \t")
         result = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin",

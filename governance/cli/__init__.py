@@ -40,6 +40,9 @@ def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     """--as given, but empty: a script's `--as "$REVIEWER"` with the variable unset had acted as whoever logged
     in last, an admin included."""
     if value is not None and not value.strip():
+        if ctx.get_parameter_source("actor") is click.core.ParameterSource.ENVIRONMENT:
+            raise click.BadParameter("is blank; give a user's name, or unset it to act as the last user logged in.",
+                                     param_hint="GOVERN_USER")
         raise click.BadParameter("is empty; give a user's name, or leave --as out to act as the last user logged "
                                  "in.")
     if value is None and os.environ.get("GOVERN_USER") is not None:  # click reads an empty variable as unset
