@@ -872,6 +872,25 @@ def test_a_killed_exports_scratch_folder_is_removed_by_the_next_writer_beside_it
 
 
 @file_only  # the output folder, whatever the store
+def test_an_export_to_a_folder_with_the_longest_name_allowed_is_written_and_swept(store, run_cli, tmp_path):
+    # An attack on the scratch folders: names of 231 to 255 bytes failed, as their lock's and scratch folder's
+    # suffixes took them past the 255 bytes a file name may have ("is in the way of the lock ...").
+    from governance.service.folders import _lock, _short
+
+    name = "é" * 20 + "x" * 215  # 255 bytes
+    assert len(name.encode()) == 255 and _short(_short(name)) == _short(name) != name
+    left = tmp_path / f".{_short(name)}.govern-scratch-abcd1234"  # a killed writer's, of the same folder
+    left.mkdir()
+    (left / ".govern-unfinished").touch()
+    result = run_cli(store.home, "audit", "export", "--out", tmp_path / name, as_="aud")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name / "manifest.json").is_file()
+    assert not left.exists() and not _lock(tmp_path / name).exists()
+    key = run_cli(store.home, "audit", "key", as_="aud").stdout.strip()
+    assert run_cli(tmp_path, "audit", "verify", tmp_path / name, "--key", key).exit_code == 0
+
+
+@file_only  # the output folder, whatever the store
 def test_an_export_refused_or_blocked_touches_nothing_beside_its_folder(store, run_cli, tmp_path):
     # A hostile trial: a viewer's refused export had swept the folder's scratch folders, and a symbolic link at the
     # lock's path had made a file (as root, anywhere) where it pointed.

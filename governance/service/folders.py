@@ -5,6 +5,7 @@ meanwhile leaves its scratch folder; the next one writing a folder beside it rem
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
     held = _hold(_lock(out), out)
     try:
         _sweep(out)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}{_SCRATCH}", dir=out.parent))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{_short(out.name)}{_SCRATCH}", dir=out.parent))
         (scratch / _MARK).touch()
     except BaseException:
         _release(_lock(out), held)
@@ -56,7 +57,18 @@ _LEFT = re.compile(r"\.(.+)" + re.escape(_SCRATCH) + r"[a-z0-9_]{8}")
 
 
 def _lock(out: Path) -> Path:
-    return out.parent / f".{out.name}.govern-writing"
+    return out.parent / f".{_short(out.name)}.govern-writing"
+
+
+def _short(name: str) -> str:
+    """`name`, or where the suffixes of its lock and scratch folder would take it past the 255 bytes a file
+    name may have, its first 160 bytes and a digest of the whole: the same for the same name, and its own
+    shortened form."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= 200:
+        return name
+    head = encoded[:160].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha256(encoded).hexdigest()[:16]}"
 
 
 def _release(lock: Path, held: int) -> None:
@@ -77,7 +89,7 @@ def _sweep(out: Path) -> None:
                 or (entry / _MARK).is_symlink() or not (entry / _MARK).is_file():
             continue
         target = out.parent / found[1]
-        if found[1] == out.name:
+        if found[1] == _short(out.name):
             shutil.rmtree(entry, ignore_errors=True)
             continue
         try:
