@@ -900,6 +900,10 @@ def test_an_export_refused_or_blocked_touches_nothing_beside_its_folder(store, r
     before = sorted(p.name for p in tmp_path.iterdir())
     refused = run_cli(store.home, "audit", "export", "--out", tmp_path / "e", as_="vic")
     assert refused.exit_code == 2 and sorted(p.name for p in tmp_path.iterdir()) == before
+    for where in (".", "..", "/", f"{tmp_path}/sub/.."):  # an empty working folder had read "not an empty folder"
+        dotted = run_cli(store.home, "audit", "export", "--out", where, as_="aud")
+        assert dotted.exit_code == 2 and "names a folder by where it is" in dotted.stderr, dotted.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
     (tmp_path / ".e.govern-writing").symlink_to(tmp_path / "elsewhere")
     blocked = run_cli(store.home, "audit", "export", "--out", tmp_path / "e", as_="aud")
     assert blocked.exit_code == 2 and "is in the way of the lock govern takes while writing" in blocked.stderr

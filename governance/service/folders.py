@@ -123,6 +123,9 @@ def _check_new(out: Path) -> None:
     """InvalidInput unless `out` is free: missing, or an empty folder. A symbolic link (dangling, or one of a
     loop) is refused here: the folder cannot be moved onto it, and the work was found unmovable only after it
     was recorded."""
+    if out.name in ("", ".", ".."):  # the folder it would be written beside is the folder itself, or in it
+        raise InvalidInput(f"{out} names a folder by where it is ('.', '..' or '/'), not a new folder; give a new "
+                           "folder's path (for example ./audit-export).")
     if out.is_symlink():
         raise InvalidInput(f"{out} is a symbolic link; give the path of a new folder.")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
