@@ -103,3 +103,14 @@ def guidance_for(kind: str, evidence: dict[str, Any] | None = None) -> Guidance:
     return Guidance(found.kind, found.question, {**found.verdicts, "model_wrong": (
         "the failure is real: the model (or its training data) needs to change before release. No retraining job "
         "follows this review (see retraining below): the engineers the loop escalated to decide what changes.")})
+
+
+def settled_jobs(items: list[Any], jobs: list[Any]) -> list[str]:
+    """What the judgments of `items` did to retraining jobs, one sentence each: the last judgment of a gate's
+    items queues its job (or cancels it), which had happened silently, seen only in the jobs list. `jobs` are the
+    store's, as the judge may see them: matched by the gate that filed both (reviewers do not see a job's items)."""
+    gates = {item.gate_decision_id for item in items if item.status == "resolved" and item.gate_decision_id}
+    return [f"Retraining job {job.id} of {job.model} v{job.version} "
+            + ("is queued, its review done: `govern worker --once` runs it." if job.status == "queued" else
+               f"was cancelled: `govern jobs show {job.id}` says why.")
+            for job in jobs if job.gate_decision_id in gates and job.status in ("queued", "cancelled")]

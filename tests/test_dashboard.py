@@ -205,6 +205,34 @@ def test_judging_an_item_in_the_dashboard_changes_the_store(seeded):
         c.value for c in at.caption]
 
 
+def test_the_judgment_that_queues_a_job_says_so_in_the_dashboard(seeded):
+    # The CLI said that the last judgment of a gate's items queued its retraining job; the dashboard's flash only
+    # said "now resolved".
+    from governance.review_guidance import guidance_for
+
+    store, _ = seeded
+    reviewer = store.as_("rey")
+    *first, last = reviewer.list_review_items(status="open")
+    waiting = [job for job in store.as_("vic").list_jobs() if job.status != "queued"]
+    assert len(waiting) == 1  # the gate's job waits for its review
+    for item in first:
+        reviewer.claim_review_item(item_id=item.id)
+        reviewer.judge_review_item(item_id=item.id, verdict=next(iter(guidance_for(item.kind).verdicts)),
+                                   comment="checked")
+    reviewer.claim_review_item(item_id=last.id)
+    at = app("rey")
+    at.run()
+    at.switch_page("views/review.py").run()
+    assert at.selectbox(key="review.item").value == last.id
+    at.selectbox(key="review.verdict").set_value(next(iter(guidance_for(last.kind).verdicts)))
+    at.text_area(key="review.comment").input("checked")
+    next(b for b in at.button if b.label == "Judge").click().run()
+    assert not at.exception and [e.value for e in at.error] == []
+    assert [s.value for s in at.success] == [
+        f"Judged {last.id}: now resolved. Retraining job {waiting[0].id} of credit v1 is queued, its review done: "
+        "`govern worker --once` runs it."]
+
+
 def test_an_engineer_works_an_escalation_in_the_dashboard_and_no_reviewers_item(seeded):
     store, _ = seeded
     escalation = store.as_("ada").add_review_item(model="credit", version="1", kind="escalation",

@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard import data, state
 from governance.errors import GovernError
 from governance.records import ItemKind, ItemStatus, ReviewItem, Verdict
-from governance.review_guidance import STRATEGIES, guidance_for
+from governance.review_guidance import STRATEGIES, guidance_for, settled_jobs
 from governance.roles import Action
 
 SHOW_NEXT = "review.show_next"  # the item to show after an action, applied before the picker is drawn
@@ -144,6 +144,17 @@ def act(call: Callable[[], Any], message: Callable[[Any], str], show_next: Calla
     st.rerun()
 
 
+def settled(judged: list[ReviewItem]) -> str:
+    """What the judgments did to retraining jobs (a job queued or cancelled by the last of its gate's items), as
+    sentences after the flash's first; "" when nothing."""
+    if not any(item.status == ItemStatus.RESOLVED and item.gate_decision_id for item in judged):
+        return ""
+    try:
+        return "".join(f" {sentence}" for sentence in settled_jobs(judged, service.list_jobs()))
+    except GovernError:  # the judgments are stored: the flash still says so
+        return ""
+
+
 def may_work(item: ReviewItem) -> bool:
     """Whether the signed-in role works items of this kind: escalations are engineers' and admins', the rest
     reviewers' and admins' (the service decides again when the item is claimed)."""
@@ -193,7 +204,7 @@ def bulk_form(mine: list[ReviewItem]) -> None:
             rest = [i.id for i in mine if i.id not in picked]
             act(lambda: service.judge_review_items(item_ids=picked, verdict=verdict, comment=comment,
                                                    label=int(label) if label else None),
-                lambda judged: f"Judged {len(judged)} items: {', '.join(i.id for i in judged)}.",
+                lambda judged: f"Judged {len(judged)} items: {', '.join(i.id for i in judged)}." + settled(judged),
                 lambda _: rest[0] if rest else "")
 
 
@@ -208,7 +219,7 @@ def judge_form(item: ReviewItem, following: str | None) -> None:
         if st.form_submit_button("Judge"):
             act(lambda: service.judge_review_item(item_id=item.id, verdict=verdict, comment=comment,
                                                   label=int(label) if label else None),
-                lambda judged: f"Judged {judged.id}: now {judged.status}."
+                lambda judged: f"Judged {judged.id}: now {judged.status}." + settled([judged])
                                + (" Your next claimed item is below." if following else ""),
                 lambda _: following or "")
 

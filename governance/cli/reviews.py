@@ -10,6 +10,7 @@ from governance.cli import render
 from governance.cli.common import MAX_CLAIM_MINUTES, Finite, GovernGroup, model_version_args, service_command
 from governance.errors import InvalidInput
 from governance.records import ItemStatus, Priority, Verdict
+from governance.review_guidance import settled_jobs
 
 MAX_BATCH = 500  # governance.service.reviews.MAX_BATCH, without loading the service for --help
 
@@ -90,20 +91,15 @@ def review_judge(service, *, item_ids: tuple[str, ...], verdict: str, label: int
 
 
 def _settled_jobs(service, items: list) -> None:
-    """Say on stderr which retraining jobs the judgments settled: the last judgment of a gate's items queued (or
-    cancelled) its job silently, seen only in `govern jobs list`."""
-    gates = {item.gate_decision_id for item in items if item.status == "resolved" and item.gate_decision_id}
-    if not gates:
+    """Say on stderr which retraining jobs the judgments settled (`review_guidance.settled_jobs`)."""
+    if not any(item.status == "resolved" and item.gate_decision_id for item in items):
         return
-    try:  # by the gate that filed both (reviewers do not see the items a job waits for)
-        settled = [job for job in service.list_jobs() if job.gate_decision_id in gates
-                   and job.status in ("queued", "cancelled")]
+    try:
+        settled = settled_jobs(items, service.list_jobs())
     except Exception:  # the judgments are stored: a failure here must not read as "nothing was changed"
         return
-    for job in settled:
-        click.echo(f"note: retraining job {job.id} of {job.model} v{job.version} "
-                   + ("is queued, its review done: `govern worker --once` runs it." if job.status == "queued" else
-                      f"was cancelled: `govern jobs show {job.id}` says why."), err=True)
+    for sentence in settled:
+        click.echo(f"note: {sentence[0].lower()}{sentence[1:]}", err=True)
 
 
 class _StrictJSON(ValueError):
