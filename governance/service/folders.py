@@ -53,7 +53,7 @@ def new_folder(out: Path, *, what: str) -> Iterator[Path]:
 _SCRATCH = ".govern-scratch-"  # ".{name}.govern-scratch-" and tempfile's 8 characters: name's scratch folder
 _MARK = ".govern-unfinished"  # in a scratch folder until its work is done: only such a folder is ever swept (a
 # user's own folder of that name, or the files of recorded work an error named, had been)
-_LEFT = re.compile(r"\.(.+)" + re.escape(_SCRATCH) + r"[a-z0-9_]{8}")
+_LEFT = re.compile(r"\.(.+)" + re.escape(_SCRATCH) + r"[a-z0-9_]{8}", re.DOTALL)  # a name may hold a newline
 
 
 def _lock(out: Path) -> Path:
