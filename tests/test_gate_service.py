@@ -265,8 +265,9 @@ def test_cli_exit_codes_json_and_junit(gated, run_cli, tmp_path):
 
     listed = json.loads(run_cli(store.home, "review", "list", "--status", "open", "--json", as_="vic").stdout)
     assert len(listed) == 10
-    jobs = json.loads(run_cli(store.home, "jobs", "list", "--status", "waiting_review", "--json", as_="vic").stdout)
-    assert len(jobs) == 1
+    # the version passes the pack that binds now: the retrain the earlier gate queued is cancelled, not left to run
+    jobs = json.loads(run_cli(store.home, "jobs", "list", "--json", as_="vic").stdout)
+    assert [(job["status"], job["id"]) for job in jobs] == [("cancelled", body["superseded"][0])]
 
 
 def test_cli_errors_exit_2(store, evaluated_store, run_cli, tmp_path):
@@ -350,13 +351,13 @@ def test_a_gate_that_escalates_says_the_loop_stopped_and_what_its_review_items_a
     from governance.cli.render import gate_outcome
     decision = SimpleNamespace(summary=lambda: "BLOCKED by ece", results=[])
     outcome = SimpleNamespace(decision=decision, gate_id="g-1", review_items=["ri-a", "ri-b"], jobs=[], worked=[],
-                              escalations=["ri-esc"])
+                              escalations=["ri-esc"], superseded=[])
     text = gate_outcome(outcome, dry_run=False)
     assert text.splitlines()[-1] == (
         "the retraining loop stopped and escalated to engineers (ri-esc: `govern review show ri-esc` says why); "
         "no retrain follows the review items, which are for people to judge")
     quiet = gate_outcome(SimpleNamespace(decision=decision, gate_id="g-1", review_items=[], jobs=["job-1"],
-                                         escalations=[], worked=[]), dry_run=False)
+                                         escalations=[], worked=[], superseded=[]), dry_run=False)
     assert "escalated" not in quiet
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import signal
 import subprocess
@@ -836,3 +837,30 @@ def test_gating_again_after_the_review_does_not_call_the_worked_items_new_work(t
     assert "0 review item(s) and 1 job(s) follow from this gate" in result.stdout  # the job its review queued
     assert (f"{len(outcome.review_items)} review item(s) this gate files were worked already, after an earlier run on "
             "the same evidence") in result.stdout
+
+
+def test_gating_under_a_new_pack_cancels_the_job_an_earlier_gate_queued(trained, run_cli, tmp_path):
+    # A new user's trial: gated under one pack (a job waiting for review), the model assigned another pack and
+    # gated again, both jobs ran, each searching the new pack's rules: two identical versions, twice the review.
+    home, _, _, outcome = trained
+    earlier = outcome.jobs[0]
+    pack = tmp_path / "tighter.yaml"
+    pack.write_text(POLICY.replace("name: loop", "name: tighter").replace("max: 0.05", "max: 0.04"))
+    admin = as_(home, "ada")
+    admin.assign_policy(policy=admin.register_policy(file=pack).name, model="m")
+    result = run_cli(home, "gate", "m", "1", "--json", as_="eng")
+    assert result.exit_code == 1, result.output
+    again = json.loads(result.stdout)
+    assert again["superseded"] == [earlier] and len(again["jobs"]) == 1 and again["jobs"] != [earlier]
+    job = as_(home, "eng").show_job(job_id=earlier)
+    assert job.job.status == "cancelled" and job.error == (
+        f"superseded by gate {again['gate_id']} (tighter v1), which judged version 1 again")
+    events = [e for e in as_(home, "ada").audit_events(action="job.cancel")[1] if e.entity == f"job:{earlier}"]
+    assert len(events) == 1
+    judge_all(home)
+    assert as_(home, "eng").show_job(job_id=earlier).job.status == "cancelled"  # its review done, it stays cancelled
+    ran = run_cli(home, "worker", "--once", as_="eng")
+    assert ran.exit_code in (0, 1), ran.output
+    assert [v.version for v in as_(home, "eng").list_versions(model="m")] == ["1", "2"]  # one retrain, not two
+    text = run_cli(home, "gate", "m", "1", as_="eng").stdout  # the same evidence again: nothing more to cancel
+    assert "cancelled" not in text

@@ -306,6 +306,9 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
     if outcome.worked:  # gated again after the review: it had said the worked items "follow" as new work
         lines.append(f"{len(outcome.worked)} review item(s) this gate files were worked already, after an earlier run "
                      "on the same evidence (`govern review list --status resolved`)")
+    if outcome.superseded:
+        lines.append(f"cancelled {', '.join(outcome.superseded)}, queued by an earlier gate of this version: this "
+                     "gate's decision is the one that counts now")
     if outcome.escalations:  # the loop stopped: what the items are for now, and where the reason is
         lines.append(f"the retraining loop stopped and escalated to engineers ({', '.join(outcome.escalations)}: "
                      f"`govern review show {outcome.escalations[0]}` says why); no retrain follows"

@@ -50,10 +50,12 @@ class GateOutcome:
     jobs: list[str] = field(default_factory=list)
     escalations: list[str] = field(default_factory=list)  # review items for engineers: the loop stopped
     worked: list[str] = field(default_factory=list)  # of review_items, those judged or dismissed already
+    superseded: list[str] = field(default_factory=list)  # jobs of earlier gates of the version, cancelled now
 
     def to_dict(self) -> dict[str, Any]:
         return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
-                "jobs": self.jobs, "escalations": self.escalations, "worked": self.worked}
+                "jobs": self.jobs, "escalations": self.escalations, "worked": self.worked,
+                "superseded": self.superseded}
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ class GateActions(PolicyActions, RegistryActions):
                 retrain_rules.append(rule.id)
                 retrains[rule.id] = rule.on_fail.retrain
         job_ids: list[str] = []
+        kept: str | None = None  # this gate's job: the one an earlier gate on the same evidence queued, or a new one
         escalations: list[str] = []
         stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules)
         starved = [r.rule_id for r in decision.results if r.blocking and r.status == "insufficient"]
@@ -287,13 +290,14 @@ class GateActions(PolicyActions, RegistryActions):
             status = JobStatus.WAITING_REVIEW if blocking_items else JobStatus.QUEUED
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,
                       blocking_items, record.id, 0, now, now)
-            queued = jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies)))
+            queued = kept = jobs.insert_job(conn, job, _key(*evidence_key, "retrain", ",".join(strategies)))
             # items worked already (gating again after reviewers judged them): settled now, not at the next
             # worker, which had cancelled it without a word while the gate said a job followed
             self._queue_ready_jobs(conn, now)
             held = jobs.get_job(conn, queued)
             if held is not None and not held.status.finished:  # one that failed for good follows no more
                 job_ids.append(queued)
+        superseded = self._supersede_jobs(conn, record, kept, now)
         self._log(conn, "gate.decide", f"version:{model}/{version}", {
             "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
             "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,
@@ -304,7 +308,24 @@ class GateActions(PolicyActions, RegistryActions):
         # gating the same evidence again finds the items it filed before: those worked already are not new work
         worked = [i for i in item_ids if (found := review_items.get_item(conn, i)) is not None
                   and found.status in (ItemStatus.RESOLVED, ItemStatus.DISMISSED)]
-        return GateOutcome(decision, record.id, item_ids, job_ids, escalations, worked)
+        return GateOutcome(decision, record.id, item_ids, job_ids, escalations, worked, superseded)
+
+    def _supersede_jobs(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, kept: str | None,
+                        now: datetime) -> list[str]:
+        """Cancel the version's jobs that earlier gates queued and no worker has started, but `kept`: the binding
+        gate just recorded says what follows now. A job queued under a pack since replaced (`policy assign`)
+        had still run after the new pack's job, both searching the new pack's rules: two identical versions."""
+        superseded = []
+        for job in jobs.list_jobs(conn):
+            if (job.model, job.version) != (record.model, record.version) or job.id == kept \
+                    or job.status not in (JobStatus.WAITING_REVIEW, JobStatus.QUEUED):
+                continue
+            why = (f"superseded by gate {record.id} ({record.policy_name} v{record.policy_version}), which judged "
+                   f"version {record.version} again" + ("" if kept else " and queued no retrain"))
+            jobs.finish_job(conn, job.id, "cancelled", now, error=why)
+            self._log(conn, "job.cancel", f"job:{job.id}", {"was": str(job.status), "reason": why})
+            superseded.append(job.id)
+        return superseded
 
     def _queue_items(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, rule_id: str, review: ReviewAction,
                      result: RuleResult, rows: list[dict[str, Any]], evidence_key: tuple[str, str, str, str],
