@@ -149,7 +149,8 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
             reason = (f"{label}{bound_words} is {relation} {_pretty(limit)} in {scope}; the worst, "
                       f"{_name(worst.record)}, is {_pretty(worst.value)}{_with_note(worst)}.")
         else:
-            shown = ", ".join(f"{_name(j.record)} {_pretty(j.value)}{_with_note(j)}" for j in failing[:5])
+            worst_first = sorted(failing, key=lambda j: -j.value if comparison == "<=" else j.value)
+            shown = _listed([f"{_name(j.record)} {_pretty(j.value)}{_with_note(j)}" for j in worst_first])
             side = "above the maximum" if comparison == "<=" else "below the minimum"
             reason = (f"{label}{bound_words} is {side} {_pretty(limit)} in {len(failing)} of {len(judged)} "
                       f"({scope}): {shown}.")
@@ -270,6 +271,12 @@ def _insufficient(rule, reason: str, record: MetricRecord | None, common: dict,
                       group=record.group if record else None, excluded=list(excluded or []), **common)
 
 
+def _listed(parts: list[str], most: int = 5) -> str:
+    """The first `most` parts joined, and how many more there are: a reason naming 5 of 9 failing groups had
+    read as if they were all."""
+    return ", ".join(parts[:most]) + (f" and {len(parts) - most} more" if len(parts) > most else "")
+
+
 def _name(record: MetricRecord) -> str:
     return f"{record.feature}={record.group}" if record.group is not None else str(record.feature)
 
@@ -291,8 +298,8 @@ def _leakage(rule: LeakageRule, metrics: MetricSet) -> RuleResult:
         problems.append(f"the eval ROC AUC is {_pretty(auc.value)}" + (" (the scores invert the label)"
                         if auc.value < 0.5 else "") + f", at or beyond {_pretty(rule.max_auc)}")
     if leaky:
-        problems.append("alone, " + ", ".join(f"{r.feature!r} separates the label with ROC AUC {_pretty(r.value)}"
-                                              for r in leaky[:5]) + f" (at or above {_pretty(rule.max_feature_auc)})")
+        problems.append("alone, " + _listed([f"{r.feature!r} separates the label with ROC AUC {_pretty(r.value)}"
+                                             for r in leaky]) + f" (at or above {_pretty(rule.max_feature_auc)})")
     failing = [{"feature": r.feature, "group": None, "value": r.value} for r in leaky]
     unprobed = [{"feature": r.feature, "group": None, "n": r.n, "why": r.detail.get("reason", "not probed")}
                 for r in records if r.value is None]
@@ -329,7 +336,7 @@ def _degenerate(rule: DegenerateRule, metrics: MetricSet) -> RuleResult:
 
     if bad:
         reason = ("the decisions are (nearly) all one way: selection rate "
-                  f"{', '.join(f'{name(r)} {r.value:.2%}' for r in bad[:5])}"
+                  f"{_listed([f'{name(r)} {r.value:.2%}' for r in bad])}"
                   f" (outside {rule.min_rate:.0%} to {rule.max_rate:.0%}).")
     else:
         reason = (f"the selection rate is between {rule.min_rate:.0%} and {rule.max_rate:.0%} overall "

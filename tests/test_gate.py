@@ -241,3 +241,16 @@ def test_the_default_pack_warns_of_a_group_the_model_misjudges_more_often_than_a
     [result] = [r for r in run_gate(policy=policy, metrics=MetricSet(fine, {})).results
                 if r.rule_id == "group-accuracy"]
     assert result.status == "passed"  # the 12-row group is set aside, as every rule's small groups are
+
+
+def test_a_reason_names_the_worst_failing_groups_first_and_counts_the_rest():
+    # A new user's trial: "impact ratio is below the minimum 0.8 in 9 of 13" named 5 groups, not the worst
+    # second, with nothing saying 4 more failed.
+    values = [0.5, 0.1, 0.7, 0.3, 0.6, 0.2, 0.4, 0.75, 0.65, 0.9]
+    records = MetricSet(tuple(R("fairness", "accuracy", v, feature="g", group=f"g{i}", n=500)
+                              for i, v in enumerate(values)))
+    _, result = one("  - {id: acc, metric: fairness.accuracy, feature: g, group: every, min: 0.8}", metrics=records)
+    assert result.reason.endswith(
+        "below the minimum 0.8 in 9 of 10 (every group of g): g=g1 0.1, g=g5 0.2, g=g3 0.3, g=g6 0.4, g=g0 0.5 "
+        "and 4 more.")
+    assert len(result.failing) == 9  # all of them in the record
