@@ -538,3 +538,17 @@ def test_an_optimizer_without_the_fused_kernel_takes_the_same_steps(data, monkey
     stepwise = train(data, label="y", features=FEATURES, config=config)
     assert all(torch.allclose(fused.state[k], stepwise.state[k], atol=1e-5) for k in fused.state)
     assert not all(torch.equal(fused.state[k], stepwise.state[k]) for k in fused.state)  # it did take the other path
+
+
+def test_whole_number_codes_stored_as_floats_are_noted_like_integer_ones():
+    # A new user's trial: statsmodels ships occupation codes as 1.0 to 6.0, and `train` said nothing of them.
+    from governance.service.training import _codes_taken_as_amounts
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(1, 7, 300).astype(float)
+    frame = pd.DataFrame({"occupation": np.where(rng.random(300) < 0.1, np.nan, codes),  # gaps allowed
+                          "rate": codes + 0.5,  # not whole: an amount
+                          "age": rng.normal(40, 10, 300).round(1), "flag": codes > 3})
+    notes = _codes_taken_as_amounts(frame, ["occupation", "rate", "age", "flag"], [])
+    assert len(notes) == 1 and notes[0].startswith("whole-number column 'occupation' (6 values) was trained as amounts")
+    assert _codes_taken_as_amounts(frame, ["occupation"], ["occupation"]) == []

@@ -440,13 +440,21 @@ def _check_categorical(frame: pd.DataFrame, features: Sequence[str], categorical
 
 def _codes_taken_as_amounts(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> list[str]:
     """A note naming whole-number features with few distinct values trained as amounts: codes such as a census
-    race code (1..9) read as amounts silently, and --categorical makes them categories."""
+    race code (1..9) read as amounts silently, and --categorical makes them categories. Whole numbers stored as
+    floats (1.0 to 6.0, as statsmodels ships occupation codes) count too."""
+    import numpy as np
     import pandas as pd
 
     found = []
     for column in features:
         values = frame[column]
-        if column in categorical or not pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
+        if column in categorical or pd.api.types.is_bool_dtype(values):
+            continue
+        if pd.api.types.is_float_dtype(values):
+            present = values.dropna().to_numpy(dtype=float)
+            if not len(present) or not np.all(np.isfinite(present)) or not np.all(present == np.floor(present)):
+                continue
+        elif not pd.api.types.is_integer_dtype(values):
             continue
         levels = values.nunique(dropna=True)
         if 3 <= levels <= 30:
