@@ -864,3 +864,42 @@ def test_gating_under_a_new_pack_cancels_the_job_an_earlier_gate_queued(trained,
     assert [v.version for v in as_(home, "eng").list_versions(model="m")] == ["1", "2"]  # one retrain, not two
     text = run_cli(home, "gate", "m", "1", as_="eng").stdout  # the same evidence again: nothing more to cancel
     assert "cancelled" not in text
+
+
+def test_a_retrains_cost_is_judged_against_the_origin_on_its_own_eval_rows(tmp_path, run_cli):
+    # A new user's trial: the rows reviewers corrected move from the eval set into training, and those sampled
+    # errors first are the hard ones; comparing the retrain with the origin's evaluation on all its rows had
+    # called it 0.017 ROC AUC better where on the same rows it was 0.012 worse.
+    from sklearn.metrics import roc_auc_score
+
+    costed = POLICY + ("  - id: cost\n    metric: performance.roc_auc\n    max_regression: 0.5\n"
+                       "    baseline: origin\n")
+    home, _, _, policy = trained_store(tmp_path, costed, rows=1600, resamples=0,
+                                       config=TrainConfig(epochs=4, sensitive=("sex",)))
+    assert Service.open(home=home, actor="eng").gate(model="m", version="1", policy=policy).jobs
+    corrected = judge_all(home, label=1)
+    assert corrected  # rows move from the eval set into training
+    Service.open(home=home, actor="eng").run_worker(once=True)
+    engineer = as_(home, "eng")
+    sets = {s.split: s for s in engineer.show_version(model="m", version="2").prediction_sets}
+    assert sets["origin"].source_name == "origin-version-1.parquet"
+    v2_eval = pd.read_parquet(engineer.prediction_set_path(sets["eval"]))
+    origin = pd.read_parquet(engineer.prediction_set_path(sets["origin"]))
+    id_column = sets["eval"].id_column
+    assert origin[id_column].tolist() == v2_eval[id_column].tolist()  # the origin scored the same rows
+    v1_eval = pd.read_parquet(engineer.prediction_set_path(
+        next(s for s in engineer.show_version(model="m", version="1").prediction_sets if s.split == "eval")))
+    assert len(v2_eval) == len(v1_eval) - len(corrected)
+    same_rows = v1_eval.set_index(id_column).loc[v2_eval[id_column]]
+    expected = roc_auc_score(same_rows[sets["eval"].label_column], same_rows[sets["eval"].score_column])
+    whole = roc_auc_score(v1_eval[sets["eval"].label_column], v1_eval[sets["eval"].score_column])
+    decision = engineer.gate_decision(model="m", version="2").decision
+    cost = next(r for r in decision.results if r.rule_id == "cost")
+    assert cost.baseline_value == pytest.approx(expected, abs=1e-9) and abs(expected - whole) > 1e-6
+    assert "origin, version 1, on this version's eval rows" in cost.reason
+    compared = run_cli(home, "compare", "m", "1", "2", as_="eng")  # across versions: different rows, said so
+    assert compared.exit_code == 0 and compared.stderr.startswith(
+        f"note: version 1 was evaluated on {len(v1_eval):,} rows and version 2 on {len(v2_eval):,}: ")
+    run_cli(home, "evaluate", "m", "2", "--resamples", "0", as_="eng")  # evaluated again: the origin's set too
+    again = engineer.gate(model="m", version="2", policy=policy).decision
+    assert next(r for r in again.results if r.rule_id == "cost").baseline_value == pytest.approx(expected, abs=1e-9)

@@ -10,7 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from governance.errors import NotAllowed
 from governance.service import Service
@@ -163,7 +165,7 @@ def test_a_worker_killed_anywhere_leaves_no_half_built_version_and_the_retry_bui
     [done] = engineer.run_worker(once=True)
     assert done.status == "succeeded" and done.version == "2"
     detail = engineer.show_version(model="m", version="2")
-    assert sorted(p.split for p in detail.prediction_sets) == ["challenger", "eval", "reference"]
+    assert sorted(p.split for p in detail.prediction_sets) == ["challenger", "eval", "origin", "reference"]
     sets = {p.split: p.id for p in detail.prediction_sets}
     assert engineer.latest_evaluation(model="m", version="2")[0].prediction_set_id == sets["eval"]
     assert engineer.challenger_evaluation(model="m", version="2")[1].prediction_set_id == sets["challenger"]
@@ -266,8 +268,15 @@ def test_a_retrain_may_cost_only_so_much_roc_auc_against_where_the_loop_started_
     for version in retrained:
         [result] = [r for r in engineer.latest_gate(model="m", version=version).decision.results
                     if r.rule_id == "retrain-auc-cost"]
-        assert result.status in ("passed", "failed") and result.baseline_value == pytest.approx(origin_auc)
-        assert "(origin, version 1)" in result.reason
+        # v1 scored on this version's own eval rows (where reviewers corrected none, v1's own)
+        origin = next(s for s in engineer.show_version(model="m", version=version).prediction_sets
+                      if s.split == "origin")
+        rows = pd.read_parquet(engineer.prediction_set_path(origin))
+        same_rows_auc = roc_auc_score(rows[origin.label_column], rows[origin.score_column])
+        assert result.status in ("passed", "failed") and result.baseline_value == pytest.approx(same_rows_auc)
+        assert len(rows) < engineer.latest_evaluation(model="m", version="1")[0].params["rows"] or \
+            same_rows_auc == pytest.approx(origin_auc)
+        assert "(origin, version 1, on this version's eval rows)" in result.reason
 
 
 def test_a_retrain_blocked_only_by_rules_without_a_retrain_action_escalates(tmp_path):

@@ -165,7 +165,14 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
 def compare_command(service, *, model: str, a: str, b: str, alpha: float, show_all: bool):
     """Compare two versions' latest evaluations: B − A for every shared record, and whether it is
     significant (normal test on the bootstrap intervals; conservative when both saw the same rows)."""
-    return service.compare_versions(model=model, a=a, b=b, alpha=alpha)
+    differences = service.compare_versions(model=model, a=a, b=b, alpha=alpha)
+    rows = [service.latest_evaluation(model=model, version=v)[0].params.get("rows") for v in (a, b)]
+    if rows[0] != rows[1] and None not in rows:  # a retrain moves the rows reviewers corrected into training
+        click.echo(f"note: version {a} was evaluated on {rows[0]:,} rows and version {b} on {rows[1]:,}: the "
+                   "differences mix the models with the rows (a retrain moves the rows reviewers corrected, often "
+                   f"the hardest, into training); `govern gate show {model} {b}` shows a retrain's cost judged against "
+                   "its origin on its own rows.", err=True)
+    return differences
 
 
 COMMANDS = [ingest, evaluate_command, monitor_command, metrics_command, compare_command]

@@ -27,7 +27,7 @@ from governance.records import (
 )
 from governance.roles import Action
 from governance.service.base import _now, _present, _require_model, _require_version, after, job_as_seen_by
-from governance.service.evaluations import challenger_baseline, require_current_evaluation
+from governance.service.evaluations import challenger_baseline, origin_baseline, require_current_evaluation
 from governance.service.policies import PolicyActions, PolicyRef
 from governance.service.registry import RegistryActions
 from governance.store import aliases, evaluations, gates, jobs, registry, review_items, signoffs
@@ -161,9 +161,10 @@ class GateActions(PolicyActions, RegistryActions):
         from (`origin`: its nearest ancestor no retraining job made), or a named version's."""
         if baseline == "challenger":
             return challenger_baseline(conn, model, version)
-        if baseline == "origin":
+        if baseline == "origin":  # on the version's own eval rows where its retraining job scored the origin there
             found_version = registry.get_version(conn, model, version)
-            return self._origin(conn, model, found_version.parent_version if found_version else None)
+            return origin_baseline(conn, model, version) or \
+                self._origin(conn, model, found_version.parent_version if found_version else None)
         if baseline == "production":
             target = aliases.get_alias(conn, model, "production")
             label = f"production, version {target}"

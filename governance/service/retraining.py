@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from governance.aim import Aim
     from policies import LoadedPolicy
     from policies.decision import RuleResult
+    from training.trainer import TrainedModel
 
 FEEDBACK_WEIGHT = 2.0
 EVAL_RESAMPLES = 200  # bootstrap resamples of a retrained version's evaluation, as `govern evaluate`
@@ -106,28 +107,29 @@ class Retraining:
             lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
             or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
         outcome: list[GateOutcome] = []
+        origin = self._origin_model(job)
 
-        def measure(eval_set: PredictionSet, challenger_set: PredictionSet) -> tuple[MetricSet, MetricSet]:
-            # the challenger as `govern evaluate` measures one: same options, no drift
-            return (self.evaluations._compute(eval_set, reference, resamples=EVAL_RESAMPLES, seed=0,
-                                              threshold=aim.threshold),
-                    self.evaluations._compute(challenger_set, None, resamples=EVAL_RESAMPLES, seed=0,
-                                              threshold=aim.threshold))
+        def measure(sets: dict[str, PredictionSet]) -> dict[str, MetricSet]:
+            # the challenger (and the origin on the same rows) as `govern evaluate` measures a challenger: same
+            # options, no drift
+            return {split: self.evaluations._compute(found, reference if split == "eval" else None,
+                                                     resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
+                    for split, found in sets.items() if split != "reference"}
 
-        def settle(conn: duckdb.DuckDBPyConnection, version: Version, eval_set: PredictionSet,
-                   challenger_set: PredictionSet, measured: tuple[MetricSet, MetricSet]) -> None:
+        def settle(conn: duckdb.DuckDBPyConnection, version: Version, sets: dict[str, PredictionSet],
+                   measured: dict[str, MetricSet]) -> None:
             if worker is not None:
                 state = jobs.job_state(conn, job.id)
                 if state is None or state["lease_owner"] != worker:
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
-            for predictions, against, metric_set in zip((eval_set, challenger_set), (reference, None), measured):
-                evaluation = self.evaluations._new_evaluation(job.model, version.version, predictions, against,
-                                                              metric_set)
+            for split, metric_set in measured.items():
+                evaluation = self.evaluations._new_evaluation(job.model, version.version, sets[split],
+                                                              reference if split == "eval" else None, metric_set)
                 self.evaluations._insert_evaluation(conn, evaluation, metric_set)
             # before the gate: an escalation quotes them
             jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),
                                                 "candidates": candidates})
-            outcome.append(self.gates._gate_within(conn, job.model, version.version, eval_set))
+            outcome.append(self.gates._gate_within(conn, job.model, version.version, sets["eval"]))
             jobs.finish_job(conn, job.id, "succeeded", _now(), result_version=version.version)
             self.base._log(conn, "job.succeed", f"job:{job.id}", {"error": None, "version": version.version,
                                                              "chosen": chosen.strategy,
@@ -136,8 +138,19 @@ class Retraining:
         result = self.training._publish(model=job.model, version=None, frame=frame, train_rows=train_rows,
                                eval_rows=eval_rows, trained=trained, data=data_path, parent=job.version,
                                lineage=lineage, corrections=int(len(corrected_rows)), weights=weights,
-                               measure=measure, settle=settle)
+                               measure=measure, settle=settle, origin=origin)
         return result.version, outcome[-1]
+
+    def _origin_model(self, job: Job) -> tuple[str, TrainedModel] | None:
+        """The version the job's loop started from (the nearest ancestor no job made) and its model, to score
+        the new version's eval rows: a retrain's cost is judged on the rows the new version was judged on."""
+        origin = self.base._run(lambda conn: registry.loop_origin(conn, job.model, job.version))
+        if origin is None:
+            return None
+        try:
+            return origin, self.training._trained_artifact(job.model, origin, "scored")
+        except InvalidInput:  # not a model govern trained: its own evaluation is the baseline, as before
+            return None
 
     def _aim(self, job: Job, meta: dict[str, Any]) -> Aim:
         """What the search judges candidates by: the blocking metric rules of the model's binding policy

@@ -17,7 +17,7 @@ from governance.limits import max_groups
 from governance.records import PredictionSet, Version
 from governance.roles import Action
 from governance.service.base import _require_model, check_name, shown
-from governance.service.evaluations import TRAINED_CHALLENGER
+from governance.service.evaluations import TRAINED_CHALLENGER, origin_source
 from governance.service.policies import PolicyActions
 from governance.service.registry import RegistryActions, _new_prediction_set
 from governance.store import registry
@@ -214,17 +214,20 @@ class TrainingActions(PolicyActions, RegistryActions):
                  eval_rows: np.ndarray, trained: TrainedModel, data: Path, parent: str | None,
                  lineage: dict[str, Any] | None,
                  corrections: int = 0, weights: np.ndarray | None = None,
-                 measure: Callable[[PredictionSet, PredictionSet], Any] | None = None,
-                 settle: Callable[[duckdb.DuckDBPyConnection, Version, PredictionSet, PredictionSet, Any], Any]
-                 | None = None, new_model: str | None = None) -> TrainResult:
+                 measure: Callable[[dict[str, PredictionSet]], Any] | None = None,
+                 settle: Callable[[duckdb.DuckDBPyConnection, Version, dict[str, PredictionSet], Any], Any]
+                 | None = None, new_model: str | None = None,
+                 origin: tuple[str, TrainedModel] | None = None) -> TrainResult:
         """Register a trained version with its eval predictions, a reference sample of its training rows
         and its challenger (a logistic regression fitted on the same training rows and `weights`, scoring
-        the same eval rows) in one unit of work, so the version appears whole or not at all. The files
+        the same eval rows) in one unit of work, so the version appears whole or not at all. With `origin`
+        (a version's number and model: where a retraining loop started) that model's scores on the same eval
+        rows are registered too, split "origin": what the version's cost is judged against. The files
         (artifact, training data, prediction Parquet) are stored by sha256 first; a killed process leaves
-        only such files, which the next attempt reuses. `measure(eval set, challenger set)` runs before the
-        unit (the metric engine, so the store is not held meanwhile) and `settle(conn, version, eval set,
-        challenger set, measured)` adds to the same unit (a retraining job records its evaluations, gates
-        and finishes there). With `new_model` (its description) the model is registered in that unit too
+        only such files, which the next attempt reuses. `measure(sets by split)` runs before the unit (the
+        metric engine, so the store is not held meanwhile) and `settle(conn, version, sets by split,
+        measured)` adds to the same unit (a retraining job records its evaluations, gates and finishes
+        there). With `new_model` (its description) the model is registered in that unit too
         when it is not yet: a training that fails leaves no model without versions behind."""
         import numpy as np
 
@@ -248,9 +251,13 @@ class TrainingActions(PolicyActions, RegistryActions):
             stored_artifact = (*self.artifacts.put_file(artifact), f"{model}.pt")
             training = self._store_dataset(Path(data))
             prepared = []
-            for split, rows, scorer, name in (("eval", eval_rows, trained, "eval.parquet"),
-                                              ("reference", np.sort(sample), trained, "reference.parquet"),
-                                              ("challenger", eval_rows, challenger, TRAINED_CHALLENGER)):
+            scorers: list[tuple[str, np.ndarray, Any, str]] = [
+                ("eval", eval_rows, trained, "eval.parquet"),
+                ("reference", np.sort(sample), trained, "reference.parquet"),
+                ("challenger", eval_rows, challenger, TRAINED_CHALLENGER)]
+            if origin is not None:
+                scorers.append(("origin", eval_rows, origin[1], origin_source(origin[0])))
+            for split, rows, scorer, name in scorers:
                 part = frame.iloc[rows][keep].copy()
                 part[SCORE] = scorer.predict(frame.iloc[rows])
                 path = Path(tmp) / name
@@ -258,7 +265,7 @@ class TrainingActions(PolicyActions, RegistryActions):
                 prepared.append((split, self._stage_prediction_file(path, roles)))
         drafts = [(ready, _new_prediction_set(model, version or "", split, None, roles, ready, self.actor or ""))
                   for split, ready in prepared]
-        measured = measure(drafts[0][1], drafts[2][1]) if measure is not None else None
+        measured = measure({draft.split: draft for _, draft in drafts}) if measure is not None else None
         failpoint("publish.files_stored")
 
         def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Version, list[PredictionSet]]:
@@ -268,7 +275,7 @@ class TrainingActions(PolicyActions, RegistryActions):
             registered = self._insert_version(conn, model, number, stored_artifact, training, parent, lineage)
             sets = [self._insert_prediction_set(conn, ready, replace(draft, version=number)) for ready, draft in drafts]
             if settle is not None:
-                settle(conn, registered, sets[0], sets[2], measured)
+                settle(conn, registered, {found.split: found for found in sets}, measured)
             failpoint("publish.before_commit")
             return registered, sets
 
