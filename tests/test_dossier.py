@@ -259,3 +259,25 @@ def test_reports_need_an_auditor_and_good_input_and_leave_the_store_unchanged(do
     assert snapshot(home) == before
     assert not (tmp_path / "r").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report-")] == []
+
+
+def test_the_small_group_note_names_the_floor_of_the_pack_that_gated_the_version():
+    # A new user's trial: under the strict pack (parity judged on groups of 100 rows or more) the validation
+    # report said "(50 rows in the default pack)".
+    from types import SimpleNamespace
+
+    from governance.dossier.sections import Builder, Sources
+    from policies import shipped_packs
+
+    strict = shipped_packs()["strict"].read_text()
+    event = SimpleNamespace(action="gate.decide")
+    ev = SimpleNamespace(where=lambda **_: [event],
+                         payload=lambda _: {"gate": "gd-1", "policy": "strict-high-risk", "policy_version": 3})
+
+    def sources(gates):
+        return Sources(model="m", version="1", records={}, splits={}, gates=gates, review_items=[], agreement=None,
+                       generated_at="")
+
+    assert Builder(ev, sources({"gd-1": {"results": [], "policy_text": strict}}))._parity_floor() == (
+        100, "strict-high-risk v3, its latest gate's pack")
+    assert Builder(ev, sources({}))._parity_floor() == (50, "the default pack")  # no pack on record: the default's

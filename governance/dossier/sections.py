@@ -223,13 +223,35 @@ class Builder:
             counts = [records[("fairness", "count", feature, g)].get("value") for g in groups
                       if ("fairness", "count", feature, g) in records]
             smallest = min((c for c in counts if isinstance(c, (int, float))), default=None)
-            if parity and smallest is not None and smallest < SMALL_GROUP:  # a new user saw race 0.117 here, 0.08 gated
+            floor, pack = self._parity_floor()
+            if parity and smallest is not None and smallest < floor:  # a new user saw race 0.117 here, 0.08 gated
                 blocks.append(text(f"These gaps are over every group of {feature}, the smallest of {smallest:,.0f} "
-                                   "rows. A gate's parity rule judges the groups its min_samples admits (50 rows in "
-                                   "the default pack), so its judged gap (in the gate section) can be smaller."))
+                                   f"rows. A gate's parity rule judges the groups its min_samples admits ({floor:,} "
+                                   f"rows in {pack}), so its judged gap (in the gate section) can be smaller."))
             blocks.append(self._chart(evaluation, records, feature, groups, "selection_rate"))
             blocks.append(table(f"{feature}: per group", ["group", *GROUP_METRICS], rows))
         return blocks
+
+    def _parity_floor(self) -> tuple[int, str]:
+        """The smallest group (rows) the latest gate's parity rules judge, and that gate's pack: the pack that
+        bound the version (a strict pack's 100 had been reported as the default pack's 50)."""
+        from policies import PolicyInvalid, parse_policy
+        from policies.schema import MetricRule
+        for event in reversed(self.ev.where(action="gate.decide", entity=self.entity)):
+            body = self.ev.payload(event)
+            policy_text = self.src.gates.get(body.get("gate"), {}).get("policy_text")
+            if policy_text is None:
+                continue
+            try:
+                rules = parse_policy(policy_text).policy.rules
+            except PolicyInvalid:  # a pack this installation no longer reads: the default's floor, named so
+                break
+            floors = [rule.min_samples for rule in rules if isinstance(rule, MetricRule) and rule.min_samples
+                      and rule.metric.removeprefix("fairness.") in PARITY]
+            if floors:
+                return min(floors), f"{body.get('policy')} v{body.get('policy_version')}, its latest gate's pack"
+            break
+        return SMALL_GROUP, "the default pack"
 
     def _cell(self, evaluation: str, records: dict[tuple[Any, ...], dict[str, Any]], metric: str, feature: str,
               group: str, interval: bool = True) -> Figure:
