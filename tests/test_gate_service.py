@@ -117,6 +117,25 @@ def test_worst_group_examples_of_a_parity_gap_come_from_the_group_it_selects_lea
     assert {e.evidence["groups"]["SEX"] for e in examples} == {least}
 
 
+def test_a_row_two_rules_sampled_is_one_review_item_and_each_rule_still_gets_its_sample(gated, tmp_path):
+    # A new user's trial: a gate's 120 example items covered 72 distinct rows; reviewers judged the same rows
+    # again under each rule that sampled them.
+    store, _ = gated
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: twice\nversion: 1\nrules:\n" + "".join(
+        f"  - id: {name}\n    metric: calibration.ece\n    max: 0.0001\n"
+        f"    on_fail: {{review: {{sample: 6, strategy: high_confidence_errors}}}}\n" for name in ("one", "two")))
+    store.assign_policy(twice)
+    outcome = store.as_("eng").gate(model="credit", version="1", policy=twice)
+    examples = [i for i in store.as_("vic").list_review_items() if i.kind == "example" and i.gate_decision_id
+                == outcome.gate_id]
+    by_rule = {rule: [i.evidence["row"] for i in examples if i.rule_id == rule] for rule in ("one", "two")}
+    assert len(by_rule["one"]) == len(by_rule["two"]) == 6
+    assert not set(by_rule["one"]) & set(by_rule["two"])  # the same sampling: the second rule takes the next 6
+    again = store.as_("eng").gate(model="credit", version="1", policy=twice)
+    assert sorted(again.review_items) == sorted(outcome.review_items)  # the same evidence files the same items
+
+
 def test_worst_group_is_the_disadvantaged_group_of_each_gap_metric_and_else_the_least_accurate():
     from evaluation import MetricRecord, MetricSet
     from governance.service.gates import _worst_group

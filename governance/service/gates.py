@@ -208,14 +208,16 @@ class GateActions(PolicyActions, RegistryActions):
         path = self.prediction_set_path(sampled)
         threshold = float(metrics.params.get("threshold", 0.5))
         examples = {}
+        rows: set[int] = set()  # taken by this gate's rules so far: a row is judged once, whichever rule sampled it
         for result in failing:
             review = wanted[result.rule_id]
             groups: list[tuple[str, str] | None] = \
                 list(_worst_groups(result, metrics)) if review.strategy == "worst_group" else []
-            queues = [sample_examples(path, sampled, strategy=review.strategy, count=review.sample, seed=EXAMPLE_SEED,
-                                      threshold=threshold, group=group) for group in groups or [None]]
+            # enough to fill the sample past the rows earlier rules took (a trial's 120 items held 72 rows)
+            queues = [sample_examples(path, sampled, strategy=review.strategy, count=review.sample + len(rows),
+                                      seed=EXAMPLE_SEED, threshold=threshold, group=group)
+                      for group in groups or [None]]
             picked: list[dict[str, Any]] = []  # the sample shared between the failing columns, in turns
-            rows: set[int] = set()
             while len(picked) < review.sample and any(queues):
                 for queue in queues:
                     while queue and queue[0]["row"] in rows:  # a row of two failing groups is taken once
