@@ -903,3 +903,60 @@ def test_a_retrains_cost_is_judged_against_the_origin_on_its_own_eval_rows(tmp_p
     run_cli(home, "evaluate", "m", "2", "--resamples", "0", as_="eng")  # evaluated again: the origin's set too
     again = engineer.gate(model="m", version="2", policy=policy).decision
     assert next(r for r in again.results if r.rule_id == "cost").baseline_value == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_worker_that_lost_its_lease_records_nothing_over_the_worker_that_finished_the_job(trained):
+    # A hostile trial: worker A stalled past its lease, worker B ran the job to success, then A hit an error and
+    # marked the job failed, wiping B's result: the next gate queued a second retrain of the same evidence.
+    from governance.service.jobs import LeaseLost
+
+    home, _, _, outcome = trained
+    judge_all(home)
+    stalled = as_(home, "eng")
+    job = stalled.claim_job(worker="A", lease_seconds=0)  # a lease that lapsed at once: A stalled
+    assert job is not None and job.id == outcome.jobs[0]
+    [done] = as_(home, "eng").run_worker(once=True)
+    assert done.status == "succeeded" and done.version == "2"
+    with pytest.raises(LeaseLost):
+        stalled._finish(job.id, "A", "failed", error="the store stayed locked")
+    after = as_(home, "eng").show_job(job_id=job.id)
+    assert after.job.status == "succeeded" and after.result_version == "2"
+    assert not as_(home, "ada").audit_events(action="job.failed")[1]
+
+
+def test_a_store_that_stays_locked_leaves_the_job_for_a_retry_not_failed(trained, monkeypatch):
+    from governance.errors import StoreBusy
+
+    home, _, _, outcome = trained
+    judge_all(home)
+    worker = as_(home, "eng")
+
+    def busy(*_, **__):
+        raise StoreBusy("the store stayed locked by another process for 2 s.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(worker.retraining, "retrain", busy)
+        [run] = worker.run_worker(once=True)
+    assert run.status == "abandoned" and "a worker then retries it" in run.error
+    assert as_(home, "eng").show_job(job_id=outcome.jobs[0]).job.status == "running"  # its lease lapses
+
+
+def test_a_disabled_users_worker_stops_and_writes_nothing_more(trained, monkeypatch):
+    # A hostile trial: erin's worker trained on after an admin disabled her, and wrote job.failed as erin.
+    from governance.errors import NotAllowed
+
+    home, _, _, outcome = trained
+    judge_all(home)
+    worker = as_(home, "eng")
+
+    def disabled_midway(job, *, worker, progress, report):
+        as_(home, "ada").set_user_enabled(name="eng", enabled=False)
+        progress(1, 4, {"validation_loss": 0.5})  # the next heartbeat
+        raise AssertionError("the heartbeat let a disabled user's worker go on")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(worker.retraining, "retrain", disabled_midway)
+        with pytest.raises(NotAllowed, match="disabled"):
+            worker.run_worker(once=True)
+    assert as_(home, "ada").audit_events(limit=1)[1][0].action == "user.disable"  # the last thing written
+    assert as_(home, "ada").show_job(job_id=outcome.jobs[0]).job.status == "running"

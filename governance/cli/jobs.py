@@ -47,7 +47,7 @@ def jobs_cancel(service, *, job_id: str):
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Lapsed leases after which a job is failed.")
 @service_command(render.worker_results, json_output=False, exit_code=lambda result: int(any(
-    run.status == JobStatus.FAILED for run in result[0])))
+    run.status in (JobStatus.FAILED, "abandoned") for run in result[0])))
 def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: int, max_attempts: int):
     """Claim retraining jobs with a lease and heartbeat, and run them (progress on stderr).
 
@@ -59,7 +59,10 @@ def worker_command(service, *, once: bool, max_jobs: int | None, lease_seconds: 
     engineers instead.
 
     Exits 1 when a job it ran failed (the job keeps the error: `govern jobs show ID`); gating the version
-    again queues the retrain anew, unless the job escalated (it cannot succeed as asked)."""
+    again queues the retrain anew, unless the job escalated (it cannot succeed as asked). Also exits 1 when
+    it left a job unfinished: another worker took it over after its lease lapsed (that worker's result
+    stands), or the store stayed locked past --lock-timeout (the job's lease lapses and a worker retries it).
+    A worker whose user is disabled meanwhile stops with exit 2 and writes nothing more."""
     results = service.run_worker(once=once, max_jobs=max_jobs, lease_seconds=lease_seconds,
                                  max_attempts=max_attempts, report=lambda line: click.echo(line, err=True))
     if results:

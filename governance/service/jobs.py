@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import duckdb
 
-from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound
+from governance.errors import Conflict, GovernError, InvalidInput, NotAllowed, NotFound, StoreBusy
 from governance.faults import failpoint
 from governance.records import GateVerdict, ItemStatus, Job, JobDetail, JobRun, JobStatus, Priority, ReviewItem, Version
 from governance.roles import Action, authorize
@@ -104,23 +104,32 @@ class JobActions(ServiceBase):
         return self._run(unit)
 
     def _heartbeat(self, job_id: str, worker: str, lease_seconds: int, progress: dict[str, Any]) -> None:
+        """Renew the lease, as a user still allowed to run jobs (a disabled user's worker had trained on and
+        written the job's end to the log)."""
         now = _now()
-        cancel = self._run(lambda conn: jobs.heartbeat(conn, job_id, worker, now,
-                                                        now + timedelta(seconds=lease_seconds), progress))
+
+        def unit(conn: duckdb.DuckDBPyConnection) -> bool | None:
+            self._authorize(conn, Action.EVALUATE)
+            return jobs.heartbeat(conn, job_id, worker, now, now + timedelta(seconds=lease_seconds), progress)
+
+        cancel = self._run(unit)
         if cancel is None:
             raise LeaseLost(f"worker {worker} lost the lease on job {job_id}")
         if cancel:
             raise JobCancelled()
 
-    def _finish(self, job_id: str, status: str, *, error: str | None = None, result: str | None = None,
+    def _finish(self, job_id: str, worker: str, status: str, *, error: str | None = None,
                 escalate: bool = False) -> str | None:
-        """Record how the job ended; with `escalate` (a job that cannot succeed as asked: its version was
-        not trained by govern, its artifact or data are unusable) also file an escalation item for
-        engineers, the loop's way of saying it stopped. Returns that item's id."""
+        """Record how the job `worker` ran ended, while it still holds the lease (else LeaseLost: another
+        worker's result stands); with `escalate` (a job that cannot succeed as asked: its version was not
+        trained by govern, its artifact or data are unusable) also file an escalation item for engineers, the
+        loop's way of saying it stopped. Returns that item's id."""
         def unit(conn: duckdb.DuckDBPyConnection) -> str | None:
-            jobs.finish_job(conn, job_id, status, _now(), error=error, result_version=result)
+            self._authorize(conn, Action.EVALUATE)
+            if not jobs.finish_leased_job(conn, job_id, worker, status, _now(), error=error):
+                raise LeaseLost(f"worker {worker} lost the lease on job {job_id} before recording that it {status}")
             self._log(conn, f"job.{'succeed' if status == 'succeeded' else status}", f"job:{job_id}",
-                      {"error": error, "version": result})
+                      {"error": error, "version": None})
             if not escalate:
                 return None
             job = _present(jobs.get_job(conn, job_id), f"job {job_id}")  # the job it just finished
@@ -179,18 +188,25 @@ class JobActions(ServiceBase):
             return True
 
         try:
-            version, outcome = self.retraining.retrain(job, worker=worker, progress=progress, report=report)
-        except JobCancelled:
-            self._finish(job.id, "cancelled", error="cancelled while running")
-            return JobRun(job.id, JobStatus.CANCELLED)
-        except LeaseLost as exc:
+            try:
+                version, outcome = self.retraining.retrain(job, worker=worker, progress=progress, report=report)
+            except JobCancelled:
+                self._finish(job.id, worker, "cancelled", error="cancelled while running")
+                return JobRun(job.id, JobStatus.CANCELLED)
+            except (LeaseLost, NotAllowed, StoreBusy):
+                raise
+            except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
+                detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
+                # What no retry can fix (the version, its artifact or its data) goes to an engineer.
+                escalation = self._finish(job.id, worker, "failed", error=str(detail),
+                                          escalate=isinstance(exc, (InvalidInput, NotFound)))
+                return JobRun(job.id, JobStatus.FAILED, error=str(detail),
+                              escalations=[escalation] if escalation else [])
+        except LeaseLost as exc:  # another worker has the job now: its result stands, nothing is written here
             return JobRun(job.id, "abandoned", error=str(exc))
-        except Exception as exc:  # a job's failure is recorded, not raised: the worker goes on
-            detail = exc if isinstance(exc, GovernError) else "".join(traceback.format_exception_only(exc)).strip()
-            # What no retry can fix (the version, its artifact or its data) goes to an engineer.
-            escalation = self._finish(job.id, "failed", error=str(detail),
-                                      escalate=isinstance(exc, (InvalidInput, NotFound)))
-            return JobRun(job.id, JobStatus.FAILED, error=str(detail), escalations=[escalation] if escalation else [])
+        except StoreBusy as exc:  # not the job's failure: its lease lapses and a worker retries it
+            return JobRun(job.id, "abandoned", error=f"{exc} The job stays running until its lease lapses; a worker "
+                                                     "then retries it.")
         blocked = [r.rule_id for r in outcome.decision.results if r.blocking]
         report(f"{job.model} version {version.version}: gate {outcome.decision.verdict.upper()}"
                + (f" by {', '.join(blocked)}" if blocked else "")

@@ -142,5 +142,15 @@ def finish_job(conn: duckdb.DuckDBPyConnection, job_id: str, status: str, now: d
                  "lease_expires_at = NULL, updated_at = ? WHERE id = ?", [status, error, result_version, now, job_id])
 
 
+def finish_leased_job(conn: duckdb.DuckDBPyConnection, job_id: str, worker: str, status: str, now: datetime, *,
+                      error: str | None = None) -> bool:
+    """Finish a running job only while `worker` holds its lease; False (nothing written) where it does not: a
+    worker that lost its lease had overwritten the result of the worker that finished the job after it."""
+    row = conn.execute("UPDATE jobs SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                       "updated_at = ? WHERE id = ? AND status = 'running' AND lease_owner = ? RETURNING id",
+                       [status, error, now, job_id, worker]).fetchone()
+    return row is not None
+
+
 def request_cancel(conn: duckdb.DuckDBPyConnection, job_id: str, now: datetime) -> None:
     conn.execute("UPDATE jobs SET cancel_requested = true, updated_at = ? WHERE id = ?", [now, job_id])
