@@ -297,6 +297,9 @@ def test_the_creator_cannot_sign_off_and_a_later_decision_supersedes(releasable)
     store.as_("rey").sign_off(model="credit", version="1", decision="approve", comment="ok")
     with pytest.raises(InvalidInput, match="a rejection needs a comment"):
         store.as_("rey").sign_off(model="credit", version="1", decision="reject")
+    for invisible in ("\u200b", "\u2800", " \u3164\ufeff "):  # a hostile trial's blank comments that passed
+        with pytest.raises(InvalidInput, match="a rejection needs a comment"):
+            store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment=invisible)
     store.as_("rey").sign_off(model="credit", version="1", decision="reject", comment="parity worries me")
     [current] = store.as_("vic").signoffs(model="credit", version="1")
     assert (current.reviewer, current.decision, current.revision) == ("rey", "reject", 2)
@@ -324,6 +327,10 @@ def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable
         engineer.release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01T00:00:00Z")
     with pytest.raises(InvalidInput, match="an override needs a reason"):
         store.as_("ada").release(model="credit", version="2", override=True, reason=" ", expires="2099-01-01")
+    for invisible in ("\u200b", "\u2800\u2800", "\u00ad\u034f"):  # released on an override with them
+        with pytest.raises(InvalidInput, match="an override needs a reason"):
+            store.as_("ada").release(model="credit", version="2", override=True, reason=invisible,
+                                     expires="2099-01-01")
     with pytest.raises(InvalidInput, match="is not in the future"):
         store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix", expires="2001-01-01")
     override = store.as_("ada").release(model="credit", version="2", override=True, reason="hotfix for outage",

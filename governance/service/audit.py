@@ -14,7 +14,7 @@ from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, ChainReport, verify_chain
 from governance.errors import Conflict, InvalidInput
 from governance.roles import Action
-from governance.service.base import ServiceBase, parse_time
+from governance.service.base import ServiceBase, is_blank, parse_time
 from governance.service.folders import new_folder
 from governance.store import aliases, audit_log, auth, signoffs
 from governance.store.audit_log import utc_timestamp
@@ -48,7 +48,7 @@ class AuditActions(ServiceBase):
         govern, or a store from a govern that witnessed only after committing), after checking the chain.
         Auditors and admins; audited with the reason. A head that no longer matches what was witnessed stays
         flagged: this closes gaps, it never absolves a rewrite."""
-        if not reason or not reason.strip():
+        if is_blank(reason):
             raise InvalidInput("say why the head is witnessed again (--reason), e.g. which export it was checked "
                                "against.")
 

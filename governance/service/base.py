@@ -70,6 +70,18 @@ def check_text(what: str, text: str) -> str:
     return text
 
 
+# Characters that show nothing: zero-width ones, the word joiner and byte-order mark, soft hyphen, the combining
+# grapheme joiner, invisible operators, fillers (Hangul, the blank Braille pattern) and the Mongolian vowel
+# separator. A reason made of them reads as empty ("--reason $'\u200b'" had released on an override).
+_SHOWS_NOTHING = str.maketrans("", "", "\u00ad\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u2060\u2061\u2062"
+                                       "\u2063\u2064\u2800\u3164\ufeff\uffa0")
+
+
+def is_blank(text: str | None) -> bool:
+    """Whether `text` shows a reader nothing: empty, whitespace, or characters that show nothing."""
+    return text is None or not text.translate(_SHOWS_NOTHING).strip()
+
+
 def hidden_characters(text: str) -> list[str]:
     """The code points in `text` that do not show as written (controls other than newline and tab,
     bidirectional overrides, lone surrogates, which no file can hold as UTF-8), as "U+202E"."""

@@ -29,6 +29,7 @@ from governance.service.base import (
     _require_model,
     _require_version,
     check_text,
+    is_blank,
     parse_time,
 )
 from governance.service.evaluations import newer_eval_set
@@ -55,7 +56,7 @@ class ReleaseActions(ServiceBase):
         """
         if decision not in tuple(SignOffDecision):
             raise InvalidInput(f"decision {decision!r} is not one of {', '.join(SignOffDecision)}.")
-        if decision == "reject" and not comment.strip():
+        if decision == "reject" and is_blank(comment):
             raise InvalidInput("a rejection needs a comment saying what must change.")
         check_text("the comment", comment)
 
@@ -108,7 +109,7 @@ class ReleaseActions(ServiceBase):
         with `override`, an admin, a reason and a future expiry, which the history marks.
         """
         expires_at = _future(expires) if override else None
-        if override and not (reason and reason.strip()):
+        if override and is_blank(reason):
             raise InvalidInput("an override needs a reason saying why the gate is set aside.")
         check_text("the reason", reason or "")
         override_reason = reason.strip() if override and reason else None  # checked above: an override has one

@@ -37,6 +37,7 @@ from governance.service.base import (
     _require_version,
     check_text,
     hidden_characters,
+    is_blank,
     parse_time,
 )
 from governance.store import feedback, gates, judgments, registry, review_items
@@ -239,7 +240,7 @@ class ReviewActions(ServiceBase):
         """
         ids = _batch(item_ids)
         _check_verdict(verdict, label)
-        if not comment or not comment.strip():
+        if is_blank(comment):
             raise InvalidInput("a judgment needs a comment saying why.")
         check_text("the comment", comment)
 
@@ -311,7 +312,7 @@ class ReviewActions(ServiceBase):
                            {item.id: now})
 
     def dismiss_review_item(self, *, item_id: str, comment: str) -> ReviewItem:
-        if not comment or not comment.strip():
+        if is_blank(comment):
             raise InvalidInput("dismissing an item needs a comment saying why.")
         check_text("the comment", comment)
 
@@ -522,9 +523,6 @@ def _check_verdict(verdict: str | None, label: int | None) -> None:
         raise InvalidInput("a corrected label goes only with the verdict label_wrong.")
 
 
-_INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff")
-
-
 def _blank(value: Any) -> bool:
     """Whether evidence shows a reader nothing: no value anywhere in it but empty or invisible text."""
     if isinstance(value, dict):
@@ -532,7 +530,7 @@ def _blank(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(_blank(v) for v in value)
     if isinstance(value, str):
-        return not value.translate(_INVISIBLE).strip()
+        return is_blank(value)
     return value is None
 
 
