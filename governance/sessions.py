@@ -69,6 +69,12 @@ def forget(store_id: str, user: str) -> None:
     if not entry or user not in entry.get("users", {}):
         return
     del entry["users"][user]
-    if entry.get("current") == user:
-        entry["current"] = next(iter(entry["users"]), None)
+    if entry.get("current") == user:  # nobody acts by default now: the next saved user had been the first by name,
+        entry["current"] = None       # an admin's session taking a viewer's next command
     _write(data)
+
+
+def saved_users(store_id: str) -> list[str]:
+    """The users with a saved session on this store, by name."""
+    users = (_read().get(store_id) or {}).get("users") or {}
+    return sorted(users) if isinstance(users, dict) else []

@@ -535,6 +535,12 @@ def test_login_session_logout_and_init_leaves_the_admin_logged_in(home, run_cli,
     assert run_cli(home, "--as", "ada", "whoami").stdout.startswith("ada (admin)")
     assert run_cli(home, "logout").exit_code == 0
     assert "not logged in as 'rosa'" in run_cli(home, "--as", "rosa", "whoami").stderr
+    # A hostile trial: after the last login logged out, the first saved session by name (an admin's) acted
+    after = run_cli(home, "user", "add", "mallory", "--role", "admin", "--password-stdin", input="mallory's pass\n")
+    assert after.exit_code == 2 and after.stderr == (
+        "error: no user acts by default since the last one logged out: pass --as with a user still logged in on this "
+        "store (ada), or `govern login USER`.\n")
+    assert run_cli(home, "--as", "ada", "whoami").stdout.startswith("ada (admin)")
     actions = [(e.actor, e.action) for e in _events(home)]
     assert (None, "auth.failed") in actions and ("rosa", "auth.login") in actions and ("rosa", "auth.logout") in actions
     failed = [json.loads(e.payload) for e in _events(home) if e.action == "auth.failed"][0]

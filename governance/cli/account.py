@@ -34,7 +34,10 @@ def login(service, *, name: str, password_stdin: bool, expires: str):
 @click.command()
 @service_command(render.logout, json_output=False)
 def logout(service):
-    """End your session on this store (revoked in the store, removed from your config folder)."""
+    """End your session on this store (revoked in the store, removed from your config folder).
+
+    Logging out the user commands act as by default leaves no default: later commands name a user still
+    logged in here with --as, or someone logs in again."""
     from governance import sessions
 
     revoked = service.logout()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from governance.errors import GovernError, InvalidInput
+from governance.errors import GovernError, InvalidInput, NotAllowed
 
 if TYPE_CHECKING:
     from governance.service import Service
@@ -157,6 +157,11 @@ def open_service(ctx: click.Context) -> Service:
     token = given.strip() if given else None
     if token is None:
         token, actor = sessions.find(found.store_id, actor)
+        still = sessions.saved_users(found.store_id) if actor is None else []
+        if still:
+            raise NotAllowed(f"no user acts by default since the last one logged out: pass --as with a user still "
+                             f"logged in on this store ({', '.join(name[:60] for name in still[:10])}), or `govern "
+                             "login USER`.")
     return Service.open(settings=found, actor=actor, token=token, require_proof=True)
 
 
