@@ -616,6 +616,36 @@ def test_parallel_guesses_see_each_other(store):
     assert outcomes.count("checked") == 3 and outcomes.count("throttled") == 5
 
 
+def test_parallel_correct_sign_ins_of_several_users_from_one_client_are_not_throttled(store):
+    """A hostile trial: four parallel `govern login`s from one CI runner (client cli:root) throttled each other
+    and were logged as failed sign-ins, as each attempt counted for the client before its password was checked."""
+    import threading
+
+    for n in range(8):
+        store.as_("ada").add_user(name=f"ci{n}", role="viewer", password=f"ci{n}'s passphrase")
+    outcomes: list[str] = []
+
+    def sign_in(n: int) -> None:
+        try:
+            store.as_(None).sign_in(name=f"ci{n}", password=f"ci{n}'s passphrase", client="cli:runner")
+            outcomes.append("signed in")
+        except NotAllowed as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["signed in"] * 8
+    assert not [e for e in _events(store.home) if e.action == "auth.failed"]
+    for n in range(3):  # failures from that client still count for it, once their passwords failed
+        with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
+            store.as_(None).sign_in(name=f"ci{n}", password="guess", client="cli:runner")
+    with pytest.raises(NotAllowed, match="too many failed sign-ins"):
+        store.as_(None).sign_in(name="ci7", password="ci7's passphrase", client="cli:runner")
+
+
 def test_the_os_user_comes_from_the_uid_not_the_environment(store, monkeypatch):
     import pwd
 

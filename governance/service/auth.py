@@ -98,9 +98,11 @@ class AuthActions(ServiceBase):
                                                                      "reason": "throttled"},
                           actor=None, auth_method=kind)
                 return None, None, wait
-            # Counted as a failure until the password checks out, so parallel guesses see each other (the
-            # head row makes concurrent attempts collide at commit on DuckLake too, where inserts never do).
-            auth.record_failure(conn, user=attempted, client=client, when=now)
+            # Counted as the user's failure until the password checks out, so parallel guesses see each other
+            # (the head row makes concurrent attempts collide at commit on DuckLake too, where inserts never
+            # do); as the client's once it failed, so one client's parallel correct sign-ins of several users
+            # (a CI runner's) do not throttle each other.
+            auth.record_failure(conn, user=attempted, client=auth.PENDING + client, when=now)
             audit_log.serialise(conn)
             return user, users.password_hash(conn, attempted), 0.0
 
@@ -112,6 +114,7 @@ class AuthActions(ServiceBase):
 
         def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
             if not ok or user is None:  # ok implies a user; the second test is for the type checker
+                auth.confirm_failure(conn, user=attempted, client=client, when=now)
                 self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client,
                                                                      "via": kind, "reason": "password"},
                           actor=None, auth_method=kind)

@@ -68,6 +68,16 @@ def record_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, w
     conn.execute("INSERT INTO signin_failures VALUES (?, ?, ?)", [user, client, when])
 
 
+PENDING = "pending:"  # the client of an attempt whose password is being checked: the user's count takes it, the
+# client's only once it failed (parallel correct sign-ins of several users from one client had throttled each other)
+
+
+def confirm_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, when: datetime) -> None:
+    """An attempt recorded as pending (client PENDING + client) failed: it counts for its client now too."""
+    conn.execute("UPDATE signin_failures SET client = ? WHERE user_name = ? AND client = ? AND failed_at = ?",
+                 [client, user, PENDING + client, when])
+
+
 def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str,
                     since: datetime) -> tuple[int, datetime | None, int, datetime | None]:
     """(failures for the user, the latest, failures from the client, the latest) since `since`."""
