@@ -209,6 +209,23 @@ def test_a_miscalibrated_version_is_still_monitored_and_says_why_it_was_not_esti
     assert metrics.find("fairness", "demographic_parity_difference", "group").value is not None
 
 
+def test_late_labels_estimate_under_the_bound_the_batch_was_monitored_with(store, files):
+    # A new user's trial: `monitor --max-ece 0.06` estimated a batch, then `labels` re-evaluated it at the default
+    # 0.05, the estimate was gone, and `estimates` said no batch had been monitored.
+    engineer, batch = _seeded(store, files, eval_file="miscalibrated")
+    refused = engineer.monitor(model="credit", version="1").metrics.params["estimation"]
+    ece = float(refused["refused"].split("ECE is ")[1].split(",")[0])
+    looser = min(1.0, round(ece + 0.05, 2))
+    assert engineer.monitor(model="credit", version="1", max_ece=looser).metrics.select("estimated")
+    arrived = engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                              label="outcome")
+    assert arrived.metrics.select("estimated") and arrived.metrics.params["estimation"]["max_ece"] == looser
+    assert store.as_("vic").estimate_timeline(model="credit", version="1")
+    told = engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
+                           label="outcome", max_ece=0.05)  # told otherwise: that bound, refused as monitor would
+    assert not told.metrics.select("estimated") and "refused" in told.metrics.params["estimation"]
+
+
 @file_only
 def test_monitor_prints_the_label_free_fairness_it_measured(store, files, run_cli):
     # The text output showed drift and estimates only; the parity gap and selection rates were in --json alone.

@@ -59,13 +59,14 @@ def labels_plain(outcome) -> dict[str, Any]:
 @click.option("--threshold", type=Finite(0, 1),
               help="Score at or above which we predict 1 [default: the threshold the version's latest evaluation "
                    "used, 0.5 without one].")
-@click.option("--max-ece", type=Finite(0, 1, min_open=True), default=0.05, show_default=True,
-              help="Estimate only when the eval set's ECE is at most this.")
+@click.option("--max-ece", type=Finite(0, 1, min_open=True),
+              help="Estimate only when the eval set's ECE is at most this [default: the bound the batch's last "
+                   "`monitor` used, 0.05 without one].")
 @click.option("--delimiter", type=DELIMITER, default=",", show_default=True,
               help="CSV field separator (\\t for a tab).")
 @service_command(render_labels, as_plain=labels_plain)
 def labels_command(service, *, model_name: str, version_name: str, file: str, batch: str, id_column: str, label: str,
-                   threshold: float | None, max_ece: float, delimiter: str):
+                   threshold: float | None, max_ece: float | None, delimiter: str):
     """Record outcomes of a production batch ingested without labels, matched by row id, and the realised
     metrics next to its estimates. A file may label part of the batch (later files add more); unknown ids
     or changed labels refuse the whole file, nothing written."""
@@ -76,7 +77,9 @@ def labels_command(service, *, model_name: str, version_name: str, file: str, ba
 
 def render_estimates(points) -> str:
     if not points:
-        return "no monitored production batch has estimates yet (`govern monitor MODEL VERSION`)."
+        return ("no production batch has estimates: none was monitored yet, or monitoring refused to estimate "
+                "(`govern monitor MODEL VERSION` says why; --max-ece sets how well calibrated the eval scores must "
+                "be).")
     lines = [f"{'batch':<16} {'time':<10} {'metric':<12} {'estimated':>9} {'band':<17} {'realised':>8} labelled"]
     for p in points:
         if p.feature is not None or p.metric not in _SHOWN:

@@ -16,7 +16,7 @@ from governance.roles import Action
 from governance.service.base import _now, _require_version
 from governance.service.evaluations import EvaluationActions
 from governance.service.monitoring import DEFAULT_MAX_ECE, with_realised
-from governance.store import labels, registry
+from governance.store import evaluations, labels, registry
 
 if TYPE_CHECKING:
     from evaluation import MetricSet
@@ -48,13 +48,15 @@ class LabelOutcome:
 class LabelActions(EvaluationActions):
     def labels(self, *, model: str, version: str, file: Path, batch: str, id_column: str, label: str,
                delimiter: str = ",", threshold: float | None = None,
-               max_ece: float = DEFAULT_MAX_ECE) -> LabelOutcome:
+               max_ece: float | None = None) -> LabelOutcome:
         """Record outcomes for production batch `batch` (ingested without labels, with --id): the file's
         `id_column` names the batch's rows, `label` their outcome (0/1). A file may label part of the batch
         (later files add more; rows labelled again with the same label are counted, not stored twice).
         The batch is then evaluated again: its label-free records and estimates as `monitor` makes them,
         and the realised metrics over its labelled rows beside them, at `threshold` (by default the one the
-        version's latest evaluation used).
+        version's latest evaluation used). `max_ece` defaults to the bound the batch's last evaluation
+        estimated under (`monitor --max-ece`), else DEFAULT_MAX_ECE: re-evaluating at the default had
+        dropped estimates a monitor had made under a looser bound.
 
         Raises InvalidInput naming every problem (unknown ids, changed labels, bad values), the store
         unchanged; Conflict when other labels for the batch were recorded meanwhile (run it again).
@@ -64,8 +66,11 @@ class LabelActions(EvaluationActions):
         from governance.service.evaluations import check_evaluation_options, version_threshold
         check_evaluation_options(resamples=0, seed=0, threshold=0.5 if threshold is None else threshold)
 
+        if max_ece is not None and not 0 < max_ece <= 1:
+            raise InvalidInput(f"--max-ece must lie in (0, 1], not {max_ece}.")
+
         def plan(conn: duckdb.DuckDBPyConnection) -> tuple[PredictionSet, list[LabelArrival], PredictionSet | None,
-                                                           PredictionSet | None, float]:
+                                                           PredictionSet | None, float, float]:
             self._authorize(conn, Action.INGEST)
             _require_version(conn, model, version)
             found = registry.get_prediction_set(conn, batch)
@@ -81,9 +86,10 @@ class LabelActions(EvaluationActions):
             return (found, labels.list_arrivals(conn, batch),
                     registry.latest_prediction_set(conn, model, version, "reference"),
                     registry.latest_prediction_set(conn, model, version, "eval"),
-                    version_threshold(conn, model, version, threshold))
+                    version_threshold(conn, model, version, threshold),
+                    max_ece if max_ece is not None else _batch_max_ece(conn, batch))
 
-        batch_set, earlier, reference, eval_set, threshold = self._run(plan)
+        batch_set, earlier, reference, eval_set, threshold, bound = self._run(plan)
         earlier_files = [self.artifacts.open_path(a.dataset_sha256) for a in earlier]
         scratch = self.artifacts.scratch_path(".parquet")
         try:
@@ -93,7 +99,7 @@ class LabelActions(EvaluationActions):
                                           scratch=scratch, batch_name=batch, delimiter=delimiter)
             # measured before the file is kept: a batch that cannot be evaluated leaves no artifact behind
             metric_set = self._with_realised(batch_set, reference, eval_set, [*earlier_files, scratch],
-                                             threshold=threshold, max_ece=max_ece)
+                                             threshold=threshold, max_ece=bound)
             self.artifacts.adopt(scratch, prepared.sha256)
         finally:
             self.artifacts.discard(scratch)
@@ -182,3 +188,11 @@ def _pair(rows: list[tuple[Any, ...]]) -> list[EstimatePoint]:
         out.append(EstimatePoint(ps, batch_time, ingested, evaluation, metric, feature, group, value, low, high,
                                  batch_rows, value_n[0] if value_n else None, value_n[1] if value_n else 0))
     return out
+
+
+def _batch_max_ece(conn: duckdb.DuckDBPyConnection, batch: str) -> float:
+    """The ECE bound the batch's latest evaluation estimated under, else DEFAULT_MAX_ECE."""
+    found = evaluations.latest_evaluation_of(conn, batch)
+    note = (found.params or {}).get("estimation") if found is not None else None
+    bound = note.get("max_ece") if isinstance(note, dict) else None
+    return float(bound) if isinstance(bound, (int, float)) and 0 < bound <= 1 else DEFAULT_MAX_ECE
