@@ -398,3 +398,18 @@ def test_the_default_pack_blocks_an_evaluation_of_too_few_rows(store, tmp_path):
     [size] = [r for r in decision.results if r.rule_id == "evidence-size"]
     assert decision.verdict == "blocked" and size.blocking and size.status == "insufficient"
     assert "200" in size.reason and "40" in size.reason, size.reason
+
+
+def test_an_escalation_names_the_rules_no_candidate_met():
+    # A new user's trial under the strict pack: the escalation said only that max_rounds was reached; that no
+    # candidate could meet the calibration rule was in the candidates' text alone.
+    from governance.cli.render import escalation_lines
+
+    tried = [{"strategy": s, "metrics": {"accuracy": 0.7}, "failing": failing} for s, failing in (
+        ("plain", ["ece-upper: 0.05 above 0.03", "parity: 0.2 above 0.1"]), ("penalty 0.3", ["ece-upper: 0.04"]),
+        ("offsets", ["ece-upper: 0.06", "parity: 0.12 above 0.1"]))]
+    lines = escalation_lines({"reason": "the lineage had 2 retrain(s), the policy's max_rounds is 2",
+                              "candidates": tried})
+    assert lines[2] == "  no candidate met ece-upper; parity failed 2 of 3"
+    assert escalation_lines({"reason": "r", "candidates": [{"strategy": "a", "failing": []}]})[2].startswith(
+        "  candidates the last search tried")  # nothing failed: no summary

@@ -57,6 +57,7 @@ def test_an_unmeetable_rule_ends_in_an_escalation_after_a_bounded_number_of_vers
     assert shown.exit_code == 0 and "evidence: {" not in shown.stdout
     assert f"why the loop stopped: {evidence['reason']}" in shown.stdout
     assert f"candidates the last search tried ({len(evidence['candidates'])}; * kept)" in shown.stdout
+    assert "no candidate met calibration-ece" in shown.stdout  # the rule the search could not meet, named
     last = [d for done in runs for d in done][-1]
     assert last.verdict == "blocked" and last.escalations == [escalation.id]
     # Escalations are engineers' (and admins') work, not reviewers'.

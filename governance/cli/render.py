@@ -402,6 +402,17 @@ def escalation_lines(evidence: dict[str, Any]) -> list[str]:
              f"with {', '.join(evidence.get('strategies') or []) or '-'}); retrains {evidence.get('rounds', '-')} "
              f"of at most {evidence.get('max_rounds', '-')}"]
     candidates = evidence.get("candidates") or []
+    failed_by = {}  # rule id → how many candidates failed it: the rules the search could not meet are the story
+    for c in candidates:
+        for rule in {str(f).split(":", 1)[0] for f in c.get("failing") or []}:
+            failed_by[rule] = failed_by.get(rule, 0) + 1
+    if candidates and failed_by:
+        every = [rule for rule, count in failed_by.items() if count == len(candidates)]
+        some = sorted((rule for rule in failed_by if rule not in every), key=lambda rule: -failed_by[rule])
+        lines.append("  " + (f"no candidate met {', '.join(sorted(every))}" if every else "every rule was met by some "
+                                                                                        "candidate")
+                     + ("; " if every and some else ", " if some else "")
+                     + ("; ".join(f"{rule} failed {failed_by[rule]} of {len(candidates)}" for rule in some[:5])))
     if candidates:
         lines.append(f"  candidates the last search tried ({len(candidates)}; * kept):")
         for c in candidates:
