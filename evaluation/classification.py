@@ -148,16 +148,34 @@ def selection_record(conn: duckdb.DuckDBPyConnection, view: str, score: str, thr
     return MetricRecord("performance", "selection_rate", None, None, selected / n, n)
 
 
+NOISE_DRAWS = 1_000  # label draws behind the ECE a perfectly calibrated model would show by chance
+
+
+def calibrated_noise(count: np.ndarray, score_sum: np.ndarray, draws: int = NOISE_DRAWS) -> dict[str, float]:
+    """The ECE a perfectly calibrated model with these scores would show from sampling alone: each bin's
+    positives drawn as Binomial(its rows, its mean score) (seeded; a little wider than drawing each row's label
+    from its own score, so never an underestimate by much), the median and 95th percentile of the ECEs. On a
+    few thousand rows this is a floor a bound below it cannot be met under, whatever the model."""
+    rows = count.astype(np.int64)
+    mean = np.clip(score_sum / np.maximum(count, 1), 0.0, 1.0)
+    positives = np.random.default_rng(0).binomial(rows[None, :], mean[None, :], size=(draws, len(rows)))
+    eces = np.abs(positives - score_sum[None, :]).sum(axis=1) / max(float(count.sum()), 1.0)
+    return {"calibrated_noise_median": float(np.median(eces)), "calibrated_noise_p95": float(np.quantile(eces, 0.95))}
+
+
 def calibration_records(c: Cells, feature: str | None = None, group: str | None = None) -> list[MetricRecord]:
-    """brier_score (overall only), ece, mce and the reliability bins, for all rows or one group."""
+    """brier_score (overall only), ece, mce and the reliability bins, for all rows or one group. The overall ECE
+    carries `calibrated_noise`: what sampling alone would show."""
     n = int(c["n"].sum())
     bins, count, positives, score_sum = calibration_bins(c)
     ece, mce = calibration_errors(count, positives, score_sum)
     records = []
+    noise: dict[str, float] = {}
     if feature is None:
         records.append(MetricRecord("calibration", "brier_score", None, None, c["sse"].sum() / n, n))
+        noise = calibrated_noise(count, score_sum)
     records += [
-        MetricRecord("calibration", "ece", feature, group, ece, n, detail={"n_bins": N_BINS, "norm": "l1"}),
+        MetricRecord("calibration", "ece", feature, group, ece, n, detail={"n_bins": N_BINS, "norm": "l1", **noise}),
         MetricRecord("calibration", "mce", feature, group, mce, n, detail={"n_bins": N_BINS, "norm": "max"}),
     ]
     for k, total, pos, sp in zip(bins.tolist(), count, positives, score_sum):

@@ -160,7 +160,7 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
         rows = f" on {worst.record.n:,} rows (it judges {rule.min_samples:,} or more)" \
             if rule.min_samples and worst.record.n is not None else ""  # what a floor rule is about: the rows
         reason = (f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}{rows}, {relation} "
-                  f"{_pretty(limit)}.")
+                  f"{_pretty(limit)}.") + (_noise_floor(rule, worst.record, limit) if failing else "")
     values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
                   n=worst.record.n, group=worst.record.group,
                   failing_groups=[_name(j.record) for j in failing if j.record.feature is not None],
@@ -174,6 +174,22 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
     return RuleResult(rule.id, rule.kind, "insufficient", rule.insufficient == "block", rule.severity,
                       f"{reason} Set aside, too little evidence: {_set_aside(excluded)}; the policy says this {treat}.",
                       **values)
+
+
+def _noise_floor(rule: MetricRule, record: MetricRecord, limit: float) -> str:
+    """For an ECE over its maximum: a note when sampling alone would keep a perfectly calibrated model's ECE at or
+    over the bound on these rows (its median for a point rule, its 95th percentile for one judged on the upper
+    confidence bound). The strict pack's 0.03 upper bound on 1,342 rows had failed every model a loop tried, and
+    nothing said why."""
+    detail = record.detail or {}
+    key = "calibrated_noise_p95" if rule.judge == "ci_upper" else "calibrated_noise_median"
+    floor = detail.get(key)
+    if rule.metric != "calibration.ece" or not isinstance(floor, (int, float)) or floor < limit:
+        return ""
+    return (f" On these {record.n:,} rows a perfectly calibrated model would show ECE "
+            f"{_pretty(detail.get('calibrated_noise_median'))} (median; 95 % of draws under "
+            f"{_pretty(detail.get('calibrated_noise_p95'))}) from sampling alone: this bound needs more eval rows, "
+            "not a better model.")
 
 
 def judged_evidence(rule: MetricRule, record: MetricRecord, metrics: MetricSet) -> tuple[Judged | None, list[dict]]:

@@ -254,3 +254,23 @@ def test_a_reason_names_the_worst_failing_groups_first_and_counts_the_rest():
         "below the minimum 0.8 in 9 of 10 (every group of g): g=g1 0.1, g=g5 0.2, g=g3 0.3, g=g6 0.4, g=g0 0.5 "
         "and 4 more.")
     assert len(result.failing) == 9  # all of them in the record
+
+
+def test_an_ece_bound_under_what_sampling_alone_gives_says_it_needs_more_rows():
+    # A new user's trial: the strict pack's 0.03 bound on the ECE's upper confidence bound failed every model the
+    # loop tried on 1,342 rows, where a perfectly calibrated model's ECE is about 0.03 by chance alone.
+    def ece(value, high, median, p95):
+        return MetricSet((R("calibration", "ece", value, n=1342, low=value / 2, high=high,
+                            calibrated_noise_median=median, calibrated_noise_p95=p95),))
+
+    rule = "  - {id: ece, metric: calibration.ece, max: 0.03, judge: ci_upper}"
+    _, starved = one(rule, metrics=ece(0.05, 0.062, 0.029, 0.041))
+    assert starved.status == "failed" and starved.reason.endswith(
+        "On these 1,342 rows a perfectly calibrated model would show ECE 0.029 (median; 95 % of draws under 0.041) "
+        "from sampling alone: this bound needs more eval rows, not a better model.")
+    _, fixable = one(rule, metrics=ece(0.05, 0.062, 0.01, 0.015))  # the model is the problem: no such note
+    assert fixable.status == "failed" and "sampling alone" not in fixable.reason
+    _, point = one("  - {id: ece, metric: calibration.ece, max: 0.03}", metrics=ece(0.035, 0.05, 0.031, 0.041))
+    assert point.status == "failed" and "sampling alone" in point.reason  # a point rule: the median
+    _, passed = one(rule.replace("0.03", "0.07"), metrics=ece(0.05, 0.062, 0.029, 0.071))
+    assert passed.status == "passed" and "sampling alone" not in passed.reason
