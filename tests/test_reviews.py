@@ -671,6 +671,32 @@ def test_a_gold_item_has_the_id_an_example_of_its_row_would_have(queue, run_cli)
     assert snapshot(store.home) == before
 
 
+def test_a_gates_job_waits_for_the_gold_items_filed_on_it_too(queue):
+    # A hostile trial: every real item resolved, the gate's job was queued while one "example" stayed open: the
+    # gold one, told apart by the job's status.
+    from governance.review_guidance import guidance_for
+
+    store, outcome, examples = queue
+    [job_id] = outcome.jobs
+    example = store.as_("rey").show_review_item(item_id=examples[0]).item
+    taken = {store.as_("rey").show_review_item(item_id=e).item.evidence["row"] for e in examples}
+    gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                            evidence={**example.evidence, "row": next(r for r in range(10_000)
+                                                                                      if r not in taken)})
+    assert gold.id in store.as_("eng").show_job(job_id=job_id).job.depends_on
+    assert store.as_("rey").show_job(job_id=job_id).job.depends_on == []  # reviewers do not see what it waits for
+    reviewer = store.as_("rey")
+    for item_id in outcome.review_items:
+        kind = reviewer.show_review_item(item_id=item_id).item.kind
+        reviewer.claim_review_item(item_id=item_id)
+        reviewer.judge_review_item(item_id=item_id, verdict="model_wrong" if kind == "rule_failure" else
+                                   next(iter(guidance_for(kind).verdicts)), comment="checked")
+    assert store.as_("rey").show_job(job_id=job_id).job.status == "waiting_review"  # the gold item is open
+    reviewer.claim_review_item(item_id=gold.id)
+    reviewer.judge_review_item(item_id=gold.id, verdict="label_correct", comment="checked")
+    assert store.as_("rey").show_job(job_id=job_id).job.status == "queued"
+
+
 def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(queue, run_cli):
     store, _, examples = queue
     gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_wrong", "label": 1},

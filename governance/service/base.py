@@ -311,7 +311,7 @@ def after(newest: datetime | None, now: datetime) -> datetime:
 
 def job_as_seen_by(job: Job, user: User) -> Job:
     """A job as `user` may see it: to reviewers without the review items it waits for, which would name the
-    gold items apart (a gate's job waits for the items it filed, never for the gold ones among them)."""
+    gold items apart (a gate's job waits for the gold items filed on its gate too, which its list names)."""
     return replace(job, depends_on=[]) if user.role is Role.REVIEWER else job
 
 

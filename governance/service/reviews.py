@@ -40,7 +40,7 @@ from governance.service.base import (
     is_blank,
     parse_time,
 )
-from governance.store import feedback, gates, judgments, registry, review_items
+from governance.store import feedback, gates, jobs, judgments, registry, review_items
 from governance.store.rows import Row
 
 if TYPE_CHECKING:
@@ -136,6 +136,8 @@ class ReviewActions(ServiceBase):
                          "created_at": kin.created_at.isoformat()} if kin else None
                 review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")}
                                       | ({"shown": shown} if shown else {}))
+                if kin is not None and kin.gate_decision_id:  # the gate's job waits for it as for its examples:
+                    jobs.wait_also_for(conn, kin.gate_decision_id, item.id)  # queued before it, the job had named it
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
             return _present(review_items.get_item(conn, item.id), f"review item {item.id}")  # just filed
