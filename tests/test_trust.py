@@ -646,6 +646,22 @@ def test_parallel_correct_sign_ins_of_several_users_from_one_client_are_not_thro
         store.as_(None).sign_in(name="ci7", password="ci7's passphrase", client="cli:runner")
 
 
+def test_a_burst_of_sign_ins_across_many_users_from_one_client_is_capped(store):
+    """Counting an attempt for its client only once it failed must not let one client spray a password across
+    many users at once: at most MAX_PENDING_PER_CLIENT of its attempts are checked at the same time."""
+    from governance.service.auth import MAX_PENDING_PER_CLIENT, _now
+    from governance.store import auth
+
+    now = _now()
+    for n in range(MAX_PENDING_PER_CLIENT):  # attempts of this client being checked right now
+        run_sql(store.home, lambda conn, n=n: auth.record_failure(conn, user=f"u{n}", client=auth.PENDING + "web:spray",
+                                                                  when=now))
+    with pytest.raises(NotAllowed, match="too many failed sign-ins"):
+        store.as_(None).sign_in(name="rey", password="guess", client="web:spray")
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    assert store.as_(None).sign_in(name="rey", password="rey's passphrase", client="web:elsewhere")
+
+
 def test_the_os_user_comes_from_the_uid_not_the_environment(store, monkeypatch):
     import pwd
 

@@ -22,6 +22,7 @@ from governance.store.auth import TokenRow
 
 FAILURE_WINDOW = timedelta(minutes=15)
 FREE_FAILURES = 3  # failures before back-off starts
+MAX_PENDING_PER_CLIENT = 16  # sign-ins one client may have being checked at once (a CI runner's parallel logins)
 BACKOFF_BASE_S = 5  # then 5 s, 10 s, 20 s, … (a CLI call alone takes about a second)
 MAX_BACKOFF_S = 900
 _dummy_hash: str | None = None
@@ -90,9 +91,11 @@ class AuthActions(ServiceBase):
 
         def attempt(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None, float]:
             user = users.get_user(conn, attempted)
-            by_user, user_latest, by_client, client_latest = auth.recent_failures(
+            by_user, user_latest, by_client, client_latest, pending = auth.recent_failures(
                 conn, user=attempted, client=client, since=now - FAILURE_WINDOW)
             wait = max(backoff_seconds(by_user, user_latest, now), backoff_seconds(by_client, client_latest, now))
+            if pending >= MAX_PENDING_PER_CLIENT:  # a burst across many users (spraying) from one client
+                wait = max(wait, BACKOFF_BASE_S)
             if wait > 0:
                 self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client, "via": kind,
                                                                      "reason": "throttled"},

@@ -235,7 +235,7 @@ _PASSWD = "user passwd"  # the client a failed current password is counted again
 
 
 def _passwd_wait(conn: duckdb.DuckDBPyConnection, name: str, now: datetime) -> float:
-    by_user, latest, _, _ = auth.recent_failures(conn, user=name, client=_PASSWD, since=now - FAILURE_WINDOW)
+    by_user, latest, _, _, _ = auth.recent_failures(conn, user=name, client=_PASSWD, since=now - FAILURE_WINDOW)
     return backoff_seconds(by_user, latest, now)
 
 

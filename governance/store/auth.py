@@ -79,13 +79,15 @@ def confirm_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, 
 
 
 def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str,
-                    since: datetime) -> tuple[int, datetime | None, int, datetime | None]:
-    """(failures for the user, the latest, failures from the client, the latest) since `since`."""
+                    since: datetime) -> tuple[int, datetime | None, int, datetime | None, int]:
+    """(failures for the user, the latest, failures from the client, the latest, the client's attempts still
+    pending) since `since`."""
     row = one_row(
         conn, "SELECT count(*) FILTER (WHERE user_name = ?), max(failed_at) FILTER (WHERE user_name = ?), "
-        "count(*) FILTER (WHERE client = ?), max(failed_at) FILTER (WHERE client = ?) "
-        "FROM signin_failures WHERE failed_at >= ?", [user, user, client, client, since])
-    return row[0], row[1], row[2], row[3]
+        "count(*) FILTER (WHERE client = ?), max(failed_at) FILTER (WHERE client = ?), "
+        "count(*) FILTER (WHERE client = ?) FROM signin_failures WHERE failed_at >= ?",
+        [user, user, client, client, PENDING + client, since])
+    return row[0], row[1], row[2], row[3], row[4]
 
 
 def clear_failures(conn: duckdb.DuckDBPyConnection, *, user: str) -> None:
