@@ -397,6 +397,9 @@ def test_monitoring_rules_on_estimates_queue_a_review_item_and_a_retrain(store, 
     engineer.evaluate(model="credit", version="1", resamples=0)
     gated = engineer.gate(model="credit", version="1", dry_run=True).decision
     assert [r.rule_id for r in gated.results] == ["eval-ece"]  # monitoring rules are not release rules
+    binding = engineer.gate(model="credit", version="1")  # a release gate leaves the monitoring's job alone
+    assert job.id not in binding.superseded
+    assert store.as_("vic").show_job(job_id=job.id).job.status == "waiting_review"
     engineer.labels(model="credit", version="1", file=files["first"], batch=batch.id, id_column="id",
                     label="outcome")
     _dashboard_draws_estimate_realised_and_bound(store, monkeypatch)

@@ -316,13 +316,15 @@ class GateActions(PolicyActions, RegistryActions):
     def _supersede_jobs(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, kept: str | None,
                         now: datetime) -> list[str]:
         """Cancel the version's jobs that earlier gates queued and no worker has started, but `kept`: the binding
-        gate just recorded says what follows now. A job queued under a pack since replaced (`policy assign`)
-        had still run after the new pack's job, both searching the new pack's rules: two identical versions."""
+        gate just recorded says what follows now. Jobs a production batch's monitoring queued stay. A job queued
+        under a pack since replaced (`policy assign`) had still run after the new pack's job, both searching the
+        new pack's rules: two identical versions."""
         superseded = []
         for job in jobs.list_jobs(conn):
             if (job.model, job.version) != (record.model, record.version) or job.id == kept \
-                    or job.status not in (JobStatus.WAITING_REVIEW, JobStatus.QUEUED):
-                continue
+                    or job.status not in (JobStatus.WAITING_REVIEW, JobStatus.QUEUED) \
+                    or job.gate_decision_id is None or gates.get_gate(conn, job.gate_decision_id) is None:
+                continue  # a monitoring rule's job (it names the batch's evaluation, not a gate) is not a gate's
             why = (f"superseded by gate {record.id} ({record.policy_name} v{record.policy_version}), which judged "
                    f"version {record.version} again" + ("" if kept else " and queued no retrain"))
             jobs.finish_job(conn, job.id, "cancelled", now, error=why)
