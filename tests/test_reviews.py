@@ -327,7 +327,8 @@ def test_release_needs_a_passing_gate_and_the_approvals_then_rollback(releasable
         engineer.release(model="credit", version="2", override=True, reason="hotfix", expires="2099-01-01T00:00:00Z")
     with pytest.raises(InvalidInput, match="an override needs a reason"):
         store.as_("ada").release(model="credit", version="2", override=True, reason=" ", expires="2099-01-01")
-    for invisible in ("\u200b", "\u2800\u2800", "\u00ad\u034f"):  # released on an override with them
+    for invisible in ("\u200b", "\u2800\u2800", "\u00ad\u034f", "\u200e", "\U000e0020\U000e0041", "\u0301\ufe0f",
+                      "\u2065", "\U0001d173"):  # released on an override with them (direction marks, tags, marks)
         with pytest.raises(InvalidInput, match="an override needs a reason"):
             store.as_("ada").release(model="credit", version="2", override=True, reason=invisible,
                                      expires="2099-01-01")

@@ -70,16 +70,19 @@ def check_text(what: str, text: str) -> str:
     return text
 
 
-# Characters that show nothing: zero-width ones, the word joiner and byte-order mark, soft hyphen, the combining
-# grapheme joiner, invisible operators, fillers (Hangul, the blank Braille pattern) and the Mongolian vowel
-# separator. A reason made of them reads as empty ("--reason $'\u200b'" had released on an override).
-_SHOWS_NOTHING = str.maketrans("", "", "\u00ad\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u2060\u2061\u2062"
-                                       "\u2063\u2064\u2800\u3164\ufeff\uffa0")
+# What shows a reader nothing: format characters (zero-width ones, direction marks, the word joiner, tags),
+# combining marks with nothing to combine with (and variation selectors), unassigned code points, controls and
+# whitespace, and the fillers that are letters or symbols only by category (Hangul fillers, the blank Braille
+# pattern). A reason made of them reads as empty ("--reason $'\u200b'" had released on an override).
+_SHOWS_NOTHING = frozenset({"Cf", "Mn", "Me", "Cn", "Cc", "Zs", "Zl", "Zp"})
+_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 
 
 def is_blank(text: str | None) -> bool:
-    """Whether `text` shows a reader nothing: empty, whitespace, or characters that show nothing."""
-    return text is None or not text.translate(_SHOWS_NOTHING).strip()
+    """Whether `text` shows a reader nothing: empty, or only characters that show nothing."""
+    import unicodedata
+
+    return text is None or all(c in _FILLERS or unicodedata.category(c) in _SHOWS_NOTHING for c in text)
 
 
 def hidden_characters(text: str) -> list[str]:
