@@ -183,12 +183,13 @@ def _noise_floor(rule: MetricRule, record: MetricRecord, limit: float) -> str:
     nothing said why."""
     detail = record.detail or {}
     key = "calibrated_noise_p95" if rule.judge == "ci_upper" else "calibrated_noise_median"
-    floor = detail.get(key)
-    if rule.metric != "calibration.ece" or not isinstance(floor, (int, float)) or floor < limit:
-        return ""
+    floor, p95 = detail.get(key), detail.get("calibrated_noise_p95")
+    if rule.metric != "calibration.ece" or not isinstance(floor, (int, float)) or floor < limit \
+            or not isinstance(p95, (int, float)) or record.value is None or record.value > p95:
+        return ""  # an ECE beyond what chance gives is the model's: that one does need a better model
     return (f" On these {record.n:,} rows a perfectly calibrated model would show ECE "
-            f"{_pretty(detail.get('calibrated_noise_median'))} (median; 95 % of draws under "
-            f"{_pretty(detail.get('calibrated_noise_p95'))}) from sampling alone: this bound needs more eval rows, "
+            f"{_pretty(detail.get('calibrated_noise_median'))} (median; 95 % of draws under {_pretty(p95)}) from "
+            f"sampling alone, and this one's {_pretty(record.value)} is within that: this bound needs more eval rows, "
             "not a better model.")
 
 

@@ -264,10 +264,14 @@ def test_an_ece_bound_under_what_sampling_alone_gives_says_it_needs_more_rows():
                             calibrated_noise_median=median, calibrated_noise_p95=p95),))
 
     rule = "  - {id: ece, metric: calibration.ece, max: 0.03, judge: ci_upper}"
-    _, starved = one(rule, metrics=ece(0.05, 0.062, 0.029, 0.041))
+    _, starved = one(rule, metrics=ece(0.035, 0.05, 0.029, 0.041))
     assert starved.status == "failed" and starved.reason.endswith(
         "On these 1,342 rows a perfectly calibrated model would show ECE 0.029 (median; 95 % of draws under 0.041) "
-        "from sampling alone: this bound needs more eval rows, not a better model.")
+        "from sampling alone, and this one's 0.035 is within that: this bound needs more eval rows, not a better "
+        "model.")
+    # an attack: 0.21 on 400 rows is far beyond chance (95 % under 0.085): the model, not the rows, is the problem
+    _, miscalibrated = one(rule, metrics=ece(0.2105, 0.25, 0.062, 0.085))
+    assert miscalibrated.status == "failed" and "sampling alone" not in miscalibrated.reason
     _, fixable = one(rule, metrics=ece(0.05, 0.062, 0.01, 0.015))  # the model is the problem: no such note
     assert fixable.status == "failed" and "sampling alone" not in fixable.reason
     _, point = one("  - {id: ece, metric: calibration.ece, max: 0.03}", metrics=ece(0.035, 0.05, 0.031, 0.041))
