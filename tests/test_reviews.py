@@ -698,6 +698,29 @@ def test_a_gates_job_waits_for_the_gold_items_filed_on_it_too(queue):
     assert store.as_("rey").show_job(job_id=job_id).job.status == "queued"
 
 
+def test_a_gold_item_passes_for_an_example_the_live_job_waits_for_after_a_pack_round_trip(queue, tmp_path):
+    # An attack: gated under another pack and back, the newest example was the superseded gate's; a gold item took
+    # that gate, and the job that runs did not wait for it.
+    store, outcome, examples = queue
+    other = tmp_path / "other.yaml"
+    other.write_text(QUEUE_POLICY.replace("name: q", "name: q-other").replace("max: 0.0001", "max: 0.0002"))
+    store.assign_policy(other)
+    assert store.as_("eng").gate(model="credit", version="1", policy=other).superseded == outcome.jobs
+    store.assign_policy(tmp_path / "q.yaml")  # the queue's own pack again
+    back = store.as_("eng").gate(model="credit", version="1")
+    [live] = [j for j in store.as_("eng").list_jobs(status="waiting_review")]
+    assert live.id in back.jobs
+    example = store.as_("rey").show_review_item(item_id=examples[0]).item
+    taken = {store.as_("rey").show_review_item(item_id=e).item.evidence["row"] for e in examples}
+    gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                            evidence={**example.evidence, "row": next(r for r in range(10_000)
+                                                                                      if r not in taken)})
+    assert gold.id in store.as_("eng").show_job(job_id=live.id).job.depends_on
+    kin = store.as_("eng").show_review_item(item_id=live.depends_on[-1]).item
+    seen = store.as_("rey").show_review_item(item_id=gold.id).item
+    assert (seen.rule_id, seen.gate_decision_id) == (kin.rule_id, kin.gate_decision_id)
+
+
 def test_reviewers_see_gold_items_as_examples_and_everyone_else_sees_the_truth(queue, run_cli):
     store, _, examples = queue
     gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_wrong", "label": 1},

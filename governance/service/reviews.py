@@ -123,7 +123,7 @@ class ReviewActions(ServiceBase):
                 raise NotAllowed(f"user {user.name!r} is {user.role.value}; only an admin files gold items.")
             _require_version(conn, model, version)
             now = _now()
-            kin = review_items.sampled_example(conn, model, version) if gold is not None else None
+            kin = _gold_kin(conn, model, version) if gold is not None else None
             item_id = _gold_id(conn, kin, evidence) if kin is not None else f"ri-{uuid.uuid4().hex[:12]}"
             item = ReviewItem(item_id, model, version, "gold" if gold else kind,
                               kin.rule_id if kin else None, kin.gate_decision_id if kin else None,
@@ -136,8 +136,8 @@ class ReviewActions(ServiceBase):
                          "created_at": kin.created_at.isoformat()} if kin else None
                 review_items.set_gold(conn, item.id, {"verdict": gold["verdict"], "label": gold.get("label")}
                                       | ({"shown": shown} if shown else {}))
-                if kin is not None and kin.gate_decision_id:  # the gate's job waits for it as for its examples:
-                    jobs.wait_also_for(conn, kin.gate_decision_id, item.id)  # queued before it, the job had named it
+                if kin is not None:  # the job waiting for its kin waits for it too: queued before it, the job's
+                    jobs.wait_also_for(conn, kin.id, item.id)  # status had named the one open "example" as gold
             self._log(conn, "review.add", f"review_item:{item.id}", {"model": model, "version": version,
                                                                       "kind": item.kind, "gold": gold is not None})
             return _present(review_items.get_item(conn, item.id), f"review item {item.id}")  # just filed
@@ -534,6 +534,20 @@ def _blank(value: Any) -> bool:
     if isinstance(value, str):
         return is_blank(value)
     return value is None
+
+
+def _gold_kin(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> ReviewItem | None:
+    """The example a gold item passes for: one a retraining job of the version still waits for (after a gate under
+    another pack, the newest example had been the superseded gate's, whose job no longer runs), else the newest a
+    gate sampled."""
+    for job in jobs.list_jobs(conn, status="waiting_review"):
+        if (job.model, job.version) != (model, version):
+            continue
+        for item_id in job.depends_on:
+            found = review_items.get_item(conn, item_id)
+            if found is not None and found.kind == "example" and not found.is_gold:
+                return found
+    return review_items.sampled_example(conn, model, version)
 
 
 def _gold_id(conn: duckdb.DuckDBPyConnection, kin: ReviewItem, evidence: Any) -> str:

@@ -92,13 +92,13 @@ def waiting_jobs_worked(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, list
     return worked
 
 
-def wait_also_for(conn: duckdb.DuckDBPyConnection, gate_id: str, item_id: str) -> list[str]:
-    """Make the waiting_review jobs `gate_id` queued wait for `item_id` too; the jobs changed."""
+def wait_also_for(conn: duckdb.DuckDBPyConnection, kin: str, item_id: str) -> list[str]:
+    """Make the waiting_review jobs that wait for item `kin` wait for `item_id` too; the jobs changed."""
     changed = []
-    for job_id, depends in conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review' AND "
-                                        "gate_decision_id = ? ORDER BY id", [gate_id]).fetchall():
+    for job_id, depends in conn.execute("SELECT id, depends_on_json FROM jobs WHERE status = 'waiting_review' "
+                                        "ORDER BY id").fetchall():
         items = json.loads(depends)
-        if item_id not in items:
+        if kin in items and item_id not in items:
             conn.execute("UPDATE jobs SET depends_on_json = ? WHERE id = ?", [json.dumps([*items, item_id]), job_id])
             changed.append(job_id)
     return changed
