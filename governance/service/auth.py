@@ -23,6 +23,7 @@ from governance.store.auth import TokenRow
 FAILURE_WINDOW = timedelta(minutes=15)
 FREE_FAILURES = 3  # failures before back-off starts
 MAX_PENDING_PER_CLIENT = 16  # sign-ins one client may have being checked at once (a CI runner's parallel logins)
+PENDING_WINDOW = timedelta(minutes=1)  # a check takes about a second: older pending attempts were killed midway
 BACKOFF_BASE_S = 5  # then 5 s, 10 s, 20 s, … (a CLI call alone takes about a second)
 MAX_BACKOFF_S = 900
 _dummy_hash: str | None = None
@@ -92,7 +93,7 @@ class AuthActions(ServiceBase):
         def attempt(conn: duckdb.DuckDBPyConnection) -> tuple[User | None, str | None, float]:
             user = users.get_user(conn, attempted)
             by_user, user_latest, by_client, client_latest, pending = auth.recent_failures(
-                conn, user=attempted, client=client, since=now - FAILURE_WINDOW)
+                conn, user=attempted, client=client, since=now - FAILURE_WINDOW, pending_since=now - PENDING_WINDOW)
             wait = max(backoff_seconds(by_user, user_latest, now), backoff_seconds(by_client, client_latest, now))
             if pending >= MAX_PENDING_PER_CLIENT:  # a burst across many users (spraying) from one client
                 wait = max(wait, BACKOFF_BASE_S)

@@ -78,15 +78,15 @@ def confirm_failure(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, 
                  [client, user, PENDING + client, when])
 
 
-def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str,
-                    since: datetime) -> tuple[int, datetime | None, int, datetime | None, int]:
-    """(failures for the user, the latest, failures from the client, the latest, the client's attempts still
-    pending) since `since`."""
+def recent_failures(conn: duckdb.DuckDBPyConnection, *, user: str, client: str, since: datetime,
+                    pending_since: datetime | None = None) -> tuple[int, datetime | None, int, datetime | None, int]:
+    """(failures for the user, the latest, failures from the client, the latest) since `since`, and the client's
+    attempts still pending since `pending_since` (a check takes a second; older ones are killed processes')."""
     row = one_row(
         conn, "SELECT count(*) FILTER (WHERE user_name = ?), max(failed_at) FILTER (WHERE user_name = ?), "
         "count(*) FILTER (WHERE client = ?), max(failed_at) FILTER (WHERE client = ?), "
-        "count(*) FILTER (WHERE client = ?) FROM signin_failures WHERE failed_at >= ?",
-        [user, user, client, client, PENDING + client, since])
+        "count(*) FILTER (WHERE client = ? AND failed_at >= ?) FROM signin_failures WHERE failed_at >= ?",
+        [user, user, client, client, PENDING + client, pending_since or since, since])
     return row[0], row[1], row[2], row[3], row[4]
 
 
