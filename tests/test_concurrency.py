@@ -152,7 +152,8 @@ def _assert_intact_without_partial_sets(store, before) -> None:
 
 
 def _start_big_ingest(home: Path, csv: Path) -> subprocess.Popen:
-    errors = tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False)  # why a child died, if it does
+    # why a child died, if it does; beside the store in pytest's temporary folders (in /tmp, 200 had piled up)
+    errors = tempfile.NamedTemporaryFile("w+", suffix=".stderr", dir=home.parent, delete=False)
     child = subprocess.Popen([sys.executable, "-c", INGEST_BIG, str(home), str(csv)],
                              stdout=subprocess.PIPE, stderr=errors, text=True, cwd=Path(__file__).parent.parent)
     child.errors = Path(errors.name)
