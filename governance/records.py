@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
+from evaluation.compare import Difference
 from governance.roles import Role
 from policies.decision import GateDecision
 
@@ -387,6 +388,29 @@ class TrendPoint(Record):
     ci_low: float | None
     ci_high: float | None
     n: int
+
+
+@dataclass(frozen=True)
+class Comparison(Record):
+    """Two versions' latest evaluations side by side (`compare_versions`): B − A for every record they share,
+    and the eval rows each evaluation read."""
+
+    model: str
+    a: str
+    b: str
+    differences: list[Difference]
+    rows_a: int | None
+    rows_b: int | None
+
+    def rows_note(self, where: str) -> str | None:
+        """Where the two evaluations read different numbers of rows, a sentence saying what that means and
+        `where` the retrained version's cost against its origin on its own rows is shown; else None."""
+        if self.rows_a is None or self.rows_b is None or self.rows_a == self.rows_b:
+            return None
+        return (f"version {self.a} was evaluated on {self.rows_a:,} rows and version {self.b} on {self.rows_b:,}: "
+                "the differences mix the models with the rows (a retrain moves the rows reviewers corrected, often "
+                f"the hardest, into training); {where} shows a retrain's cost judged against its origin on its own "
+                "rows.")
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,7 @@ def test_version_page_compares_versions_with_significance(viewed_two_versions):
     assert loss["difference"] > 0 and loss["change"] == "worse"  # noisier scores: more log loss, lower is better
     assert set(compared[compared["metric"] == "count"]["change"]) == {""}  # no direction is better
     p_values = {(d.family, d.metric, d.feature or "", d.group or ""): d.p_value
-                for d in store.as_("vic").compare_versions(model="credit", a="1", b="2")}
+                for d in store.as_("vic").compare_versions(model="credit", a="1", b="2").differences}
     for row in compared.to_dict("records"):
         p, shown = p_values[(row["family"], row["metric"], row["feature"], row["group"])], row["p-value"]
         if p is None or p < 0.001:
@@ -429,6 +429,34 @@ def test_version_page_compares_versions_with_significance(viewed_two_versions):
     at.checkbox(key="version.significant").check().run()
     compared = next(d.value for d in at.dataframe if "significant" in d.value.columns)
     assert set(compared["significant"]) == {"yes"}
+
+
+def test_the_comparison_says_when_the_versions_were_evaluated_on_different_rows(two_versions, acs_files):
+    # as a retrain's are: the rows reviewers corrected move into training, so its eval set is smaller
+    store, folder = two_versions
+    engineer = store.as_("eng")
+    engineer.register_version(model="credit", version="3", artifact=store.artifact)
+    fewer = pd.read_parquet(acs_files[0]).iloc[:700]
+    fewer.to_parquet(folder / "fewer.parquet", index=False)
+    engineer.ingest(model="credit", version="3", file=folder / "fewer.parquet", split="eval", roles=ACS_ROLES)
+    engineer.evaluate(model="credit", version="3", resamples=0)
+    rows_2 = len(pd.read_parquet(folder / "noisy.parquet"))
+    comparison = engineer.compare_versions(model="credit", a="2", b="3")
+    assert (comparison.rows_a, comparison.rows_b) == (rows_2, 700) and rows_2 != 700
+    at = app("vic")
+    at.run()
+    at.switch_page("views/version.py").run()
+    assert at.selectbox(key="version.version").value == "3"
+    open_tab(at, "Compare")
+    assert at.selectbox(key="version.compare").value == "2"
+    [note] = [i.value for i in at.info if "rows" in i.value]
+    assert note.startswith(f"Version 2 was evaluated on {rows_2:,} rows and version 3 on 700: ")
+    assert "**Gate and lineage**" in note
+    at.selectbox(key="version.version").set_value("2").run()
+    open_tab(at, "Compare")
+    at.selectbox(key="version.compare").set_value("1").run()  # v1 was scored on v2's rows: no note
+    assert at.selectbox(key="version.compare").value == "1" and any("significant" in d.value for d in at.dataframe)
+    assert not at.exception and not [i for i in at.info if "evaluated on" in i.value], [i.value for i in at.info]
 
 
 def test_the_version_page_opens_on_the_version_a_link_names(viewed_two_versions):

@@ -88,7 +88,7 @@ def test_trend_of_an_unknown_model_is_not_found(unchanged_store):
 
 def test_compare_finds_the_worse_model_significantly_worse(read_two_versions):
     store, first, second = read_two_versions
-    differences = store.as_("vic").compare_versions(model="credit", a="1", b="2")
+    differences = store.as_("vic").compare_versions(model="credit", a="1", b="2").differences
     auc = next(d for d in differences if d.metric == "roc_auc")
     assert auc.b < auc.a and auc.significant is True
     # the test, by hand from the stored intervals
@@ -106,7 +106,9 @@ def test_compare_finds_the_worse_model_significantly_worse(read_two_versions):
 
 def test_a_version_compared_with_itself_differs_nowhere(read_two_versions):
     store, _, _ = read_two_versions
-    differences = store.as_("vic").compare_versions(model="credit", a="1", b="1")
+    comparison = store.as_("vic").compare_versions(model="credit", a="1", b="1")
+    differences = comparison.differences
+    assert comparison.rows_a == comparison.rows_b > 0 and comparison.rows_note("`x`") is None  # the same rows
     assert differences and all(d.difference in (0, None) and d.significant in (False, None) for d in differences)
 
 

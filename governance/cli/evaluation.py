@@ -161,18 +161,16 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="Significance level of the two-sided test.")
 @click.option("--all", "show_all", is_flag=True, help="List every shared record, not only the significant ones.")
-@service_command(render.comparison)
+@service_command(render.comparison, as_plain=lambda comparison: [d.to_dict() for d in comparison.differences])
 def compare_command(service, *, model: str, a: str, b: str, alpha: float, show_all: bool):
     """Compare two versions' latest evaluations: B − A for every shared record, and whether it is
-    significant (normal test on the bootstrap intervals; conservative when both saw the same rows)."""
-    differences = service.compare_versions(model=model, a=a, b=b, alpha=alpha)
-    rows = [service.latest_evaluation(model=model, version=v)[0].params.get("rows") for v in (a, b)]
-    if rows[0] != rows[1] and None not in rows:  # a retrain moves the rows reviewers corrected into training
-        click.echo(f"note: version {a} was evaluated on {rows[0]:,} rows and version {b} on {rows[1]:,}: the "
-                   "differences mix the models with the rows (a retrain moves the rows reviewers corrected, often "
-                   f"the hardest, into training); `govern gate show {model} {b}` shows a retrain's cost judged against "
-                   "its origin on its own rows.", err=True)
-    return differences
+    significant (normal test on the bootstrap intervals; conservative when both saw the same rows). --json
+    lists the differences; a note on stderr says when the two were evaluated on different numbers of rows."""
+    comparison = service.compare_versions(model=model, a=a, b=b, alpha=alpha)
+    note = comparison.rows_note(f"`govern gate show {model} {b}`")
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return comparison
 
 
 COMMANDS = [ingest, evaluate_command, monitor_command, metrics_command, compare_command]

@@ -244,7 +244,8 @@ def monitored_plain(result) -> dict[str, Any]:
             "review_items": list(getattr(result, "items", [])), "jobs": list(getattr(result, "jobs", []))}
 
 
-def comparison(differences, *, model: str, a: str, b: str, alpha: float, show_all: bool) -> str:
+def comparison(result, *, model: str, a: str, b: str, alpha: float, show_all: bool) -> str:
+    differences = result.differences
     shown = differences if show_all else [d for d in differences if d.significant]
     lines = [f"{model}: version {b} against {a}, {len(differences)} shared records, "
              f"{sum(1 for d in differences if d.significant)} significant at alpha={alpha}"]

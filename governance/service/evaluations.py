@@ -10,7 +10,16 @@ import duckdb
 
 from governance.errors import Conflict, InvalidInput, NotFound
 from governance.limits import max_groups
-from governance.records import DriftPoint, Evaluation, ItemStatus, PredictionSet, Priority, ReviewItem, TrendPoint
+from governance.records import (
+    Comparison,
+    DriftPoint,
+    Evaluation,
+    ItemStatus,
+    PredictionSet,
+    Priority,
+    ReviewItem,
+    TrendPoint,
+)
 from governance.roles import Action
 from governance.service.base import _now, _present, _require_version, after
 from governance.service.monitoring import (
@@ -30,7 +39,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from evaluation import MetricRecord, MetricSet
-    from evaluation.compare import Difference
     from policies import LoadedPolicy
 
 # What the overview charts across versions: discrimination, accuracy, calibration, fairness gaps.
@@ -349,21 +357,27 @@ class EvaluationActions(PolicyActions, RegistryActions):
                                                      evaluations.drift_timeline(conn, model, version)],
                           require=(model, version))
 
-    def compare_versions(self, *, model: str, a: str, b: str, alpha: float = 0.05) -> list[Difference]:
+    def compare_versions(self, *, model: str, a: str, b: str, alpha: float = 0.05) -> Comparison:
         """Every record both versions' latest evaluations share: a, b, b − a and whether the difference
-        is significant at `alpha` (see evaluation.compare for the test and its assumptions)."""
+        is significant at `alpha` (see evaluation.compare for the test and its assumptions), with the rows
+        each evaluation read (a retrained version's eval set lacks the rows reviewers corrected)."""
         from evaluation.compare import compare
         if not 0 < alpha < 1:
             raise InvalidInput(f"alpha must lie strictly between 0 and 1, not {alpha}.")
 
-        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[MetricSet, MetricSet]:
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Evaluation, MetricSet, Evaluation, MetricSet]:
             self._authorize(conn, Action.VIEW)
             first, second = require_evaluation(conn, model, a), require_evaluation(conn, model, b)
-            return evaluations.metric_set(conn, first), evaluations.metric_set(conn, second)
+            return first, evaluations.metric_set(conn, first), second, evaluations.metric_set(conn, second)
 
-        first, second = self._run(unit)
-        return compare(first, second, alpha=alpha)
+        first, first_metrics, second, second_metrics = self._run(unit)
+        return Comparison(model, a, b, compare(first_metrics, second_metrics, alpha=alpha),
+                          _rows(first), _rows(second))
 
+
+def _rows(evaluation: Evaluation) -> int | None:
+    rows = (evaluation.params or {}).get("rows")
+    return int(rows) if isinstance(rows, int) else None
 
 
 def challenger_baseline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, MetricSet] | None:
