@@ -412,7 +412,9 @@ def origin_baseline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -
     evaluation = evaluations.latest_evaluation_of(conn, found.id) if found is not None else None
     if found is None or evaluation is None:
         return None
-    origin = found.source_name.removeprefix("origin-version-").removesuffix(".parquet")
+    # the version the job scored: where the loop through the job's version (this one's parent) started
+    current = registry.get_version(conn, model, version)
+    origin = registry.loop_origin(conn, model, current.parent_version if current is not None else None)
     return f"origin, version {origin}, on this version's eval rows", evaluations.metric_set(conn, evaluation)
 
 
