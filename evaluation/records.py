@@ -78,6 +78,14 @@ class MetricSet:
         text = json.dumps(self.to_list(), sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def values_sha256(self) -> str:
+        """Hash of what the records measured (each one's key, value and rows), not of their intervals or details:
+        two evaluations of the same predictions with the same settings share it whatever their bootstrap, so a
+        gate of either judges the same evidence."""
+        measured = sorted(json.dumps([*r.key(), r.value, r.n], separators=(",", ":"), allow_nan=False)
+                          for r in self.records)
+        return hashlib.sha256("\n".join(measured).encode()).hexdigest()
+
     @classmethod
     def from_dicts(cls, rows: Iterable[dict[str, Any]], params: dict[str, Any] | None = None) -> "MetricSet":
         return cls(tuple(MetricRecord(**row) for row in rows), params or {})

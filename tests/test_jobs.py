@@ -112,10 +112,11 @@ def test_the_loop_waits_for_reviews_then_retrains_with_corrections_and_lineage(t
     for evidence in corrected:
         assert reference.loc[reference["row_id"] == evidence["id"], "y"].tolist() == [1]
         assert evidence["id"] not in set(evaluation_rows)
-    # Evaluated against the parent's reference and gated with the same policy.
-    evaluation, _ = engineer.latest_evaluation(model="m", version="2")
-    parent_reference = {p.split: p for p in engineer.show_version(model="m", version="1").prediction_sets}["reference"]
-    assert evaluation.reference_set_id == parent_reference.id
+    # Evaluated against its own reference rows, as `govern evaluate` does, and gated with the same policy.
+    evaluation, measured = engineer.latest_evaluation(model="m", version="2")
+    assert evaluation.reference_set_id == sets["reference"].id
+    again = engineer.evaluate(model="m", version="2", resamples=20)[1]
+    assert again.values_sha256() == measured.values_sha256()  # evaluated again: the same evidence
     # Its own challenger: fitted on the same (corrected) training rows, scoring the same eval rows, evaluated.
     challenger_rows = pd.read_parquet(engineer.prediction_set_path(sets["challenger"]))
     assert list(challenger_rows["row_id"]) == list(evaluation_rows)

@@ -92,6 +92,38 @@ def test_after_an_escalation_the_reviewers_items_say_no_retraining_job_follows(t
            "No retraining job follows this review" in shown
 
 
+def test_gating_an_escalated_version_again_on_another_bootstrap_restarts_nothing(tmp_path):
+    # A new user's trial: `evaluate` again (to read the numbers) then `gate` filed every example a second time and
+    # queued a job the escalation had ended; the worker then made a version with v2's very bytes.
+    reviewed = UNMEETABLE.replace("      retrain: {strategy: recalibrate{rounds}}",
+                                  "      review: {sample: 2}\n      retrain: {strategy: recalibrate, max_rounds: 1}")
+    home = _store(tmp_path, reviewed)
+    reviewer, engineer = Service.open(home=home, actor="rey"), Service.open(home=home, actor="eng")
+    for item in reviewer.list_review_items(status="open"):
+        reviewer.claim_review_item(item_id=item.id)
+        reviewer.judge_review_item(item_id=item.id, verdict="label_correct" if item.kind == "example" else
+                                   "model_wrong", comment="checked")
+    [done] = engineer.run_worker(once=True)
+    items = {i.id for i in engineer.list_review_items(version="2")}
+    escalated = Service.open(home=home, actor="ada").audit_events(action="loop.escalate")[0]
+    first = engineer.latest_evaluation(model="m", version="2")[1]
+    again = engineer.evaluate(model="m", version="2", resamples=80)[1]
+    assert again.sha256() != first.sha256() and again.values_sha256() == first.values_sha256()  # other intervals
+    outcome = engineer.gate(model="m", version="2")
+    assert outcome.decision.verdict == "blocked" and outcome.jobs == [] and outcome.escalations == done.escalations
+    assert {i.id for i in engineer.list_review_items(version="2")} == items  # nothing filed twice
+    [escalation] = engineer.list_review_items(kind="escalation")
+    assert escalation.id == done.escalations[0]
+    assert Service.open(home=home, actor="ada").audit_events(action="loop.escalate")[0] == escalated
+    assert engineer.run_worker(once=True) == [] and [v.version for v in engineer.list_versions(model="m")] == ["1", "2"]
+    [rule_item] = [i for i in reviewer.list_review_items(version="2") if i.kind == "rule_failure"]
+    assert rule_item.evidence["retraining"].startswith("none follows this review")
+    # another threshold is other evidence: a gate of it judges anew (its own items), and still stops at max_rounds
+    engineer.evaluate(model="m", version="2", resamples=0, threshold=0.3)
+    other = engineer.gate(model="m", version="2")
+    assert other.jobs == [] and other.escalations and other.escalations != done.escalations
+
+
 def test_max_rounds_from_the_policy_bounds_the_lineage(tmp_path):
     # A rule blocked for too little evidence queues no retrain; the escalation says no retrain can settle it.
     starved = ("  - {id: sex-parity, metric: fairness.demographic_parity_difference, feature: sex, max: 0.5, "

@@ -657,9 +657,10 @@ def test_a_gold_item_has_the_id_an_example_of_its_row_would_have(queue, run_cli)
     gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
                                             evidence={**example.evidence, "row": row})
     gate = _json(run_cli(store.home, "gate", "show", "credit", "1", "--json", as_="rey"))  # what a reviewer reads
+    measured = store.as_("rey").latest_evaluation(model="credit", version="1")[1]  # and may read
 
     def recomputed(item) -> str:
-        return "ri-" + example_key("credit", "1", gate["policy_sha256"], gate["metrics_sha256"], item.rule_id,
+        return "ri-" + example_key("credit", "1", gate["policy_sha256"], measured.values_sha256(), item.rule_id,
                                    item.evidence["row"])[:12]
 
     seen = [i for i in store.as_("rey").list_review_items(model="credit") if i.kind == "example"]

@@ -84,12 +84,13 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
-def example_key(model: str, version: str, policy_sha256: str, metrics_sha256: str, rule_id: str | None,
+def example_key(model: str, version: str, policy_sha256: str, values_sha256: str, rule_id: str | None,
                 row: Any) -> str:
     """The dedupe key of the example a gate samples for `rule_id` at `row` (its item id is ri- and the first 12
-    hex digits). A gold item passing for an example takes the id its own row would have (`add_review_item`):
-    with a random one, a reviewer who recomputed the examples' ids from `gate show` told it apart."""
-    return _key(model, version, policy_sha256, metrics_sha256, "example", f"{rule_id}:{row}")
+    hex digits); `values_sha256` is that of the gate's evaluation (`MetricSet.values_sha256`). A gold item passing
+    for an example takes the id its own row would have (`add_review_item`): with a random one, a reviewer who
+    recomputed the examples' ids from `gate show` told it apart."""
+    return _key(model, version, policy_sha256, values_sha256, "example", f"{rule_id}:{row}")
 
 
 class GateActions(PolicyActions, RegistryActions):
@@ -239,7 +240,9 @@ class GateActions(PolicyActions, RegistryActions):
                             GateVerdict(decision.verdict), decision, now, user.name)
         gates.insert_gate(conn, record)
         gates.set_policy_text(conn, record.id, loaded.text)
-        evidence_key = (model, version, decision.policy_sha256, decision.metrics_sha256)
+        # the same evidence: the same predictions measured alike (an evaluation again with another bootstrap is
+        # not new evidence: it had filed every example again and restarted a loop that had escalated)
+        evidence_key = (model, version, decision.policy_sha256, metrics.values_sha256())
         rules = {r.id: r for r in loaded.policy.rules}
         item_ids: list[str] = []
         blocking_items: list[str] = []
@@ -258,13 +261,18 @@ class GateActions(PolicyActions, RegistryActions):
         job_ids: list[str] = []
         kept: str | None = None  # this gate's job: the one an earlier gate on the same evidence queued, or a new one
         escalations: list[str] = []
-        stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules)
+        escalation_id = f"ri-{_key(*evidence_key, 'escalation')[:12]}"
+        # the loop escalated on this evidence before: judged again, it stays stopped (whether a round made progress
+        # is judged on intervals, which another bootstrap of the same predictions moves)
+        earlier = review_items.get_item(conn, escalation_id) if retrains else None
+        stop = _loop_stop(conn, model, version, retrains, decision, metrics, rules) if earlier is None else \
+            {**earlier.evidence, "reason": f"it escalated on the same evidence before ({escalation_id}): "
+                                           f"{earlier.evidence.get('reason')}"}
         starved = [r.rule_id for r in decision.results if r.blocking and r.status == "insufficient"]
-        if stop is not None and starved:  # what no retrain can change, said where the engineer reads
+        if stop is not None and starved and earlier is None:  # what no retrain can change, said where engineers read
             stop = {**stop, "reason": stop["reason"] + f"; {', '.join(starved)} also block{'s' * (len(starved) == 1)}"
                     " for too little evidence (rows or groups under the rule's min_samples): more eval rows settle "
                     "that, not retraining"}
-        escalation_id = f"ri-{_key(*evidence_key, 'escalation')[:12]}"
         for result, rule in acting:
             on_fail = rule.on_fail
             if on_fail is not None and on_fail.review:
@@ -286,9 +294,10 @@ class GateActions(PolicyActions, RegistryActions):
             item = ReviewItem(escalation_id, model, version, "escalation", None,
                               record.id, Priority.BLOCKING, ItemStatus.OPEN, 1, evidence, now, record.created_by)
             escalations = review_items.insert_items(conn, [(item, _key(*evidence_key, "escalation"))])
-            self._log(conn, "loop.escalate", f"version:{model}/{version}", {
-                "item": escalations[0], "reason": stop["reason"], "rounds": stop["rounds"],
-                "max_rounds": stop["max_rounds"]})
+            if earlier is None:
+                self._log(conn, "loop.escalate", f"version:{model}/{version}", {
+                    "item": escalations[0], "reason": stop["reason"], "rounds": stop["rounds"],
+                    "max_rounds": stop["max_rounds"]})
         elif strategies:
             status = JobStatus.WAITING_REVIEW if blocking_items else JobStatus.QUEUED
             job = Job(f"job-{uuid.uuid4().hex[:12]}", model, version, "retrain", status, strategies, retrain_rules,

@@ -103,7 +103,10 @@ class Retraining:
                                 "corrections": feedback.corrections},
                    "corrections_applied": int(len(corrected_rows)), "config": asdict(trained.config),
                    "seed": config.seed, "search": {"chosen": chosen.to_dict(), "candidates": len(candidates)}}
-        reference = self.base._run(
+        # drift against the new version's own reference rows (a sample of its training rows, with its scores), as
+        # `govern evaluate` measures it: against its parent's, the score "drifted" by the change of model (PSI 5.9
+        # where `evaluate` then found 0.1), and evaluating again was other evidence
+        parent_reference = self.base._run(
             lambda conn: registry.latest_prediction_set(conn, job.model, job.version, "reference")
             or registry.latest_prediction_set(conn, job.model, job.version, "eval"))
         outcome: list[GateOutcome] = []
@@ -112,6 +115,7 @@ class Retraining:
         def measure(sets: dict[str, PredictionSet]) -> dict[str, MetricSet]:
             # the challenger (and the origin on the same rows) as `govern evaluate` measures a challenger: same
             # options, no drift
+            reference = sets.get("reference", parent_reference)
             return {split: self.evaluations._compute(found, reference if split == "eval" else None,
                                                      resamples=EVAL_RESAMPLES, seed=0, threshold=aim.threshold)
                     for split, found in sets.items() if split != "reference"}
@@ -123,8 +127,9 @@ class Retraining:
                 if state is None or state["lease_owner"] != worker:
                     raise LeaseLost(f"worker {worker} lost the lease on job {job.id} before publishing")
             for split, metric_set in measured.items():
-                evaluation = self.evaluations._new_evaluation(job.model, version.version, sets[split],
-                                                              reference if split == "eval" else None, metric_set)
+                evaluation = self.evaluations._new_evaluation(
+                    job.model, version.version, sets[split],
+                    sets.get("reference", parent_reference) if split == "eval" else None, metric_set)
                 self.evaluations._insert_evaluation(conn, evaluation, metric_set)
             # before the gate: an escalation quotes them
             jobs.set_job_search(conn, job.id, {"policy": aim.policy_name, "rules": aim.bounds(),

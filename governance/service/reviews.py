@@ -40,7 +40,7 @@ from governance.service.base import (
     is_blank,
     parse_time,
 )
-from governance.store import feedback, gates, jobs, judgments, registry, review_items
+from governance.store import evaluations, feedback, gates, jobs, judgments, registry, review_items
 from governance.store.rows import Row
 
 if TYPE_CHECKING:
@@ -557,9 +557,12 @@ def _gold_id(conn: duckdb.DuckDBPyConnection, kin: ReviewItem, evidence: Any) ->
     from governance.service.gates import example_key
 
     record = gates.get_gate(conn, kin.gate_decision_id) if kin.gate_decision_id else None
-    if record is None or not isinstance(evidence, dict) or "row" not in evidence:
+    judged = next((e for e in evaluations.list_evaluations(conn, record.model, record.version)
+                   if e.id == record.evaluation_id), None) if record is not None else None
+    if record is None or judged is None or not isinstance(evidence, dict) or "row" not in evidence:
         return f"ri-{uuid.uuid4().hex[:12]}"
-    item_id = "ri-" + example_key(kin.model, kin.version, record.policy_sha256, record.metrics_sha256, kin.rule_id,
+    item_id = "ri-" + example_key(kin.model, kin.version, record.policy_sha256,
+                                  evaluations.metric_set(conn, judged).values_sha256(), kin.rule_id,
                                   evidence["row"])[:12]
     if review_items.get_item(conn, item_id) is not None:
         raise InvalidInput(f"row {evidence['row']!r} is already an example of that gate ({item_id}); a gold item "
