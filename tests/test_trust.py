@@ -595,6 +595,35 @@ def test_sign_in_backs_off_per_user_and_per_client_and_logs_failures(store, monk
     assert auth.backoff_seconds(2, auth._now(), auth._now()) == 0
 
 
+@pytest.mark.parametrize("meanwhile", ["password", "disable"])
+def test_a_password_changed_or_a_user_disabled_while_a_sign_in_checks_opens_no_session(store, monkeypatch, meanwhile):
+    # A hostile trial: `login` raced `user passwd` (4 of 4) and `user disable` (5 of 6); its session, issued after
+    # the change, lived on for days with the old password, and after a disable and an enable.
+    from governance.service import auth
+
+    store.as_("ada").set_password(name="rey", password="rey's passphrase")
+    checked = auth.password_matches
+
+    def racing(stored, password):  # the admin acts while argon2 checks, outside any unit of work
+        matched = checked(stored, password)
+        if meanwhile == "password":
+            store.as_("ada").set_password(name="rey", password="rotated passphrase")
+        else:
+            store.as_("ada").set_user_enabled(name="rey", enabled=False)
+        return matched
+
+    monkeypatch.setattr(auth, "password_matches", racing)
+    with pytest.raises(NotAllowed, match="^unknown user or wrong password.$"):
+        store.as_(None).sign_in(name="rey", password="rey's passphrase", client="cli:race")
+    monkeypatch.setattr(auth, "password_matches", checked)
+    store.as_("ada").set_user_enabled(name="rey", enabled=True)
+    assert not [t for t in store.as_("ada").list_tokens(user="rey", include_sessions=True) if t.kind != "api"]
+    [failed] = [json.loads(e.payload) for e in _events(store.home) if e.action == "auth.failed"]
+    assert failed["reason"] == "changed during sign-in"
+    if meanwhile == "password":  # the new password signs in; the old one no more
+        assert store.as_(None).sign_in(name="rey", password="rotated passphrase", client="cli:race").user == "rey"
+
+
 def test_parallel_guesses_see_each_other(store):
     """Each attempt counts before its password is checked, so a burst of guesses cannot all be tried."""
     import threading

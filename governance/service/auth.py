@@ -117,14 +117,18 @@ class AuthActions(ServiceBase):
         ok = password_matches(stored, password or "") and user is not None and user.enabled
 
         def record(conn: duckdb.DuckDBPyConnection) -> Credential | None:
-            if not ok or user is None:  # ok implies a user; the second test is for the type checker
+            # The password was checked outside any unit (argon2 takes a while): a new password or a disable
+            # meanwhile ends what the check proved, else the session outlived both (a hostile trial: 4 of 4 races)
+            current = users.get_user(conn, attempted) if ok else None
+            changed = ok and (current is None or not current.enabled or users.password_hash(conn, attempted) != stored)
+            if current is None or changed:  # current is None where the password did not match
                 auth.confirm_failure(conn, user=attempted, client=client, when=now)
-                self._log(conn, "auth.failed", f"user:{attempted}", {"user": attempted, "client": client,
-                                                                     "via": kind, "reason": "password"},
-                          actor=None, auth_method=kind)
+                self._log(conn, "auth.failed", f"user:{attempted}", {
+                    "user": attempted, "client": client, "via": kind,
+                    "reason": "changed during sign-in" if changed else "password"}, actor=None, auth_method=kind)
                 return None
-            auth.clear_failures(conn, user=user.name)
-            return self._issue(conn, user, kind=kind, name=None, lifetime=lifetime, created_by=user.name,
+            auth.clear_failures(conn, user=current.name)
+            return self._issue(conn, current, kind=kind, name=None, lifetime=lifetime, created_by=current.name,
                                client=client)
 
         issued = self._run(record)
