@@ -172,6 +172,12 @@ def verify_export(directory: Path, *, expected_public_key: str | None) -> Export
     return verdict
 
 
+def verified_events(directory: Path, *, expected_public_key: str | None) -> tuple[ExportVerification, list[AuditEvent]]:
+    """`verify_export`'s verdict and, where it holds, the export's events (else none)."""
+    verdict, events = _verify(Path(directory), _require_key(expected_public_key))
+    return verdict, (events or []) if verdict.ok else []
+
+
 def verify_report_against_export(directory: Path, *, report: Path, expected_public_key: str | None,
                                  since: Path | None = None) -> ExportVerification:
     """Verify the export (and with `since`, its consistency with an earlier one), then the report's evidence

@@ -33,6 +33,7 @@ class Action(StrEnum):
     MANAGE_POLICIES = "register and assign policy packs"
     SET_RELEASE_RULES = "change a model's risk tier or approval floor"
     RESOLVE_ESCALATION = "work the retraining loop's escalations"
+    REWITNESS = "witness the decision log again over a gap"
 
 
 _ALL = frozenset(Role)
@@ -54,6 +55,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SET_RELEASE_RULES: frozenset({Role.ADMIN}),
     # The loop stopped without meeting the policy: what to try next is an engineering decision.
     Action.RESOLVE_ESCALATION: frozenset({Role.ENGINEER, Role.ADMIN}),
+    # A re-witness vouches for events no signed head covers: only whoever checks the log, not an admin, whose
+    # role could have written them (a hostile trial: a forged approval appended, re-witnessed, released alone).
+    Action.REWITNESS: frozenset({Role.AUDITOR}),
 }
 
 

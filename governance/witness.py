@@ -41,6 +41,9 @@ class WitnessReport:
     first_bad_seq: int | None = None
     problems: list[str] = field(default_factory=list)
     covered: int = 0  # seq 1 to this are witnessed without a gap
+    checked_against: str | None = None  # a re-witness: the export the live log was checked against
+    vouched: list[str] = field(default_factory=list)  # a re-witness: the gap's events, vouched for by its auditor alone
+    credential_holders: list[str] = field(default_factory=list)  # a re-witness: who else could have used its credential
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,7 +103,8 @@ def record(path: Path, key: Ed25519PrivateKey, *, first: int, seq: int, head_has
 # one (a store written by a govern from before that may hold such a gap, which an auditor closes).
 _UNWITNESSED = ("witness lines were removed, or the events were written around govern, which witnesses each "
                 "change before it commits it (only a store written by an earlier govern can hold a gap a dying "
-                "process left; an auditor who has checked the log closes it with `govern audit witness`).")
+                "process left; an auditor who has checked the log closes it with `govern audit witness --against "
+                "EXPORT`).")
 
 
 def has_lines(path: Path) -> bool:

@@ -28,6 +28,7 @@ MATRIX = {
     "manage_policies": {"admin"},
     "set_release_rules": {"admin"},
     "resolve_escalation": {"engineer", "admin"},
+    "rewitness": {"auditor"},
 }
 
 
@@ -73,6 +74,8 @@ def _actions(store, tmp_path):
     policy.write_text("name: p\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n")
     Service.open(home=store.home, actor="ada").register_policy(file=policy)
     Service.open(home=store.home, actor="ada").assign_policy(policy="p", model="credit")
+    exported = tmp_path / "exported"
+    Service.open(home=store.home, actor="ada").export_audit(out=exported)
     return {
         "view": lambda s: (s.status(), s.show_version(model="credit", version="1"), s.list_models()),
         "register": register,
@@ -82,6 +85,7 @@ def _actions(store, tmp_path):
         "gate": lambda s: s.gate(model="credit", version="1", policy=policy),
         "audit": lambda s: (s.verify_audit(), s.export_audit(out=tmp_path / f"export{next(counter)}")),
         "manage_users": lambda s: (s.add_user(name=f"u{next(counter)}", role="viewer"), s.list_users()),
+        "rewitness": lambda s: s.rewitness(reason="checked against the export", against=exported),
     }
 
 

@@ -1145,19 +1145,59 @@ def test_forged_hashes_under_old_signatures_are_reported(store):
     assert not store.as_("aud").verify_audit().ok
 
 
-def test_a_gap_is_closed_only_by_an_auditor_who_is_told_no_crash_explains_it(store, run_cli):
+def _exported(store, folder: Path) -> Path:
+    """An export of the log as it is now, which an auditor keeps (taken in-process, as the auditor)."""
+    store.as_("aud").export_audit(out=folder)
+    return folder
+
+
+def test_a_gap_is_closed_only_by_an_auditor_who_is_told_no_crash_explains_it(store, run_cli, tmp_path):
     # Each change writes two witness lines (before and after its commit); both of the last change's gone:
     # since no dying process leaves such a gap, status says what else does, and an auditor decides.
+    earlier = _exported(store, tmp_path / "earlier")
+    store.as_("eng").register_model(name="after-the-export")
     path = store.home / "witness" / "heads.jsonl"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-2]) + "\n")
     status = run_cli(store.home, "status", as_="vic")
     assert status.exit_code == 1 and "the events were written around govern" in status.stdout
-    assert run_cli(store.home, "audit", "witness", "--reason", "x", as_="eng").exit_code == 2
-    result = run_cli(store.home, "audit", "witness", "--reason", "checked against export 2026-11", as_="aud")
-    assert result.exit_code == 0 and "the live chain matches the witness" in result.stdout
+    before = snapshot(store.home)
+    for who in ("eng", "ada"):  # an admin's role could have written the gap: not theirs to vouch for
+        refused = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_=who)
+        assert refused.exit_code == 2 and "that needs the role auditor" in refused.stderr, refused.output
+    assert snapshot(store.home) == before
+    result = run_cli(store.home, "audit", "witness", "--reason", "checked against export 2026-11", "--against",
+                     earlier, as_="aud")
+    assert result.exit_code == 0 and "the live chain matches the witness" in result.stdout, result.output
+    assert f"checked against the export {earlier}: the live log begins with its events, unchanged" in result.stdout
+    gap = [e for e in _events(store.home) if e.action == "model.register" and e.entity == "model:after-the-export"]
+    assert f"no signed head vouches for these 1 event(s), only you:\n  seq {gap[0].seq} " in result.stdout
+    assert "model.register model:after-the-export by eng" in result.stdout
+    # the tests' auditor signs in with an API token the admin minted: the admin could have re-witnessed as them
+    assert "note: ada could have used your credential" in result.stdout
     assert run_cli(store.home, "status", as_="vic").exit_code == 0
-    assert [e.action for e in _events(store.home)][-1] == "audit.witness"
+    last = _events(store.home)[-1]
+    assert last.action == "audit.witness" and json.loads(last.payload)["credential_holders"] == ["ada"]
+
+
+def test_a_rewrite_passed_off_as_a_gap_is_caught_against_an_earlier_export(store, run_cli, tmp_path):
+    # A hostile trial: an earlier event rewritten, every later hash recomputed and every witness line from it on
+    # removed: a gap, which a re-witness had closed, and the rewrite (who set a password) then let an admin
+    # release alone. The export the auditor took before holds the event as it was.
+    earlier = _exported(store, tmp_path / "earlier")
+    edited = _reattribute_and_rebuild(store.home, -6, keep=lambda line, edited: line["seq"] < edited.seq)
+    before = snapshot(store.home)
+    result = run_cli(store.home, "audit", "witness", "--reason", "looks like a crash", "--against", earlier,
+                     as_="aud")
+    assert result.exit_code == 2 and f"event seq {edited.seq} ({edited.action} {edited.entity}) of the export " \
+        f"{earlier} differs in the live log: it was rewritten after that export was taken" in result.stderr
+    assert snapshot(store.home) == before
+    # an export that does not verify checks nothing
+    (earlier / "manifest.json").write_text((earlier / "manifest.json").read_text().replace('"jsonl"', '"csv"'))
+    forged = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_="aud")
+    assert forged.exit_code == 2 and "does not verify with this installation's key" in forged.stderr
+    missing = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", tmp_path / "none", as_="aud")
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
 
 
 DIE_WHILE_WITNESSING = """
@@ -1225,10 +1265,11 @@ def test_an_edited_tail_passed_off_as_a_crash_is_named_as_no_crash(store, run_cl
     assert run_cli(store.home, "audit", "verify", as_="aud").exit_code == 1
 
 
-def test_re_witnessing_cannot_absolve_a_rewritten_log(store, run_cli):
+def test_re_witnessing_cannot_absolve_a_rewritten_log(store, run_cli, tmp_path):
+    earlier = _exported(store, tmp_path / "earlier")
     events = _events(store.home)
     _rebuild(store.home, events[:-1])
-    result = run_cli(store.home, "audit", "witness", "--reason", "please", as_="aud")
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud")
     assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
 
 
@@ -1482,22 +1523,24 @@ def test_a_witness_pointed_at_a_new_file_is_refused_not_begun_afresh(store, run_
     assert result.exit_code == 2 and "(or not a readable file) although the log holds" in result.stderr
     assert snapshot(store.home) == before and not elsewhere.exists()
     # an auditor who has checked the log begins a new one there, covering every event
-    begun = run_cli(store.home, "audit", "witness", "--reason", "moved, checked against export 2026-11", as_="aud",
-                    env={"GOVERN_WITNESS_FILE": str(elsewhere)})
+    begun = run_cli(store.home, "audit", "witness", "--reason", "moved, checked against export 2026-11", "--against",
+                    _exported(store, tmp_path / "earlier"), as_="aud", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
     assert begun.exit_code == 0, begun.output
     assert run_cli(store.home, "status", as_="vic", env={"GOVERN_WITNESS_FILE": str(elsewhere)}).exit_code == 0
 
 
-def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_and_not_re_witnessed(store, run_cli):
+def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_and_not_re_witnessed(store, run_cli,
+                                                                                                      tmp_path):
     # An event edited, every later hash recomputed, and only the confirmation lines from it on dropped: the
     # intents still held the old hashes but were skipped as "never committed", the rewrite showed as a gap,
     # `audit witness` closed it, and an export verified clean.
+    earlier = _exported(store, tmp_path / "earlier")
     target = _reattribute_and_rebuild(store.home, -3, keep=lambda line, edited: line.get("phase") == "intent"
                                       or line["seq"] < edited.seq)
     seen = store.as_("vic").witness_status()
     assert not seen.ok and any(f"event seq {target.seq} was altered: an intent signed before its commit" in p
                                for p in seen.problems), seen.problems
-    result = run_cli(store.home, "audit", "witness", "--reason", "please", as_="aud")
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud")
     assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
 
 

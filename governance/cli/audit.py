@@ -83,14 +83,19 @@ def audit_export(service, *, out: str, fmt: str):
 
 
 @audit.command("witness")
-@click.option("--reason", required=True, help="Why, e.g. the export the log was checked against.")
+@click.option("--reason", required=True, help="Why, e.g. what the gap's events were checked against.")
+@click.option("--against", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="An export of this log you hold (`govern audit export`), taken before: it must verify with this "
+                   "installation's key and be the live log's beginning, unchanged.")
 @service_command(render.rewitnessed, exit_code=lambda report: 0 if report.ok else 1)
-def audit_witness(service, *, reason: str):
+def audit_witness(service, *, reason: str, against: Path):
     """Witness the current head again where no witness line covers the latest events. govern witnesses
     each change before committing it, so no crash leaves such a gap (only a store written by an earlier
-    govern may hold one): check the log against an export first. Checks the chain; a rewritten log stays
-    flagged (auditors, admins)."""
-    return service.rewitness(reason=reason)
+    govern may hold one, or a witness moved to a new file). Checks the chain, and the live log against an
+    export you took before (a log rewritten since differs from it); lists the gap's events, which only you
+    then vouch for. A rewritten log stays flagged. Auditors only, with a password they set themselves (or
+    signed in through the identity provider): an admin's role could have written the gap."""
+    return service.rewitness(reason=reason, against=against)
 
 
 @audit.command("key")

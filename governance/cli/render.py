@@ -656,5 +656,16 @@ def log_check_exit(signed: dict[str, Any]) -> int:
 
 
 def rewitnessed(report) -> str:
-    return f"witnessed up to seq {report.covered}; " + (
-        "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems))
+    lines = [f"witnessed up to seq {report.covered}; " + (
+        "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems))]
+    if report.checked_against:
+        lines.append(f"checked against the export {report.checked_against}: the live log begins with its events, "
+                     "unchanged")
+    if report.credential_holders:
+        lines.append(f"note: {', '.join(report.credential_holders)} could have used your credential (set the password "
+                     "this session opened with, or issued it): this re-witness is as independent as that (recorded in "
+                     "its event). An auditor signed in through the identity provider holds a credential nobody issued.")
+    if report.vouched:
+        lines.append(f"no signed head vouches for these {len(report.vouched)} event(s), only you:")
+        lines += [f"  {event}" for event in report.vouched]
+    return "\n".join(lines)

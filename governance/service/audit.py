@@ -43,17 +43,37 @@ class AuditActions(ServiceBase):
                            witnessed=seen.witnessed)
         return replace(report, witnessed=seen.witnessed)
 
-    def rewitness(self, *, reason: str) -> WitnessReport:
+    def rewitness(self, *, reason: str, against: Path) -> WitnessReport:
         """Record the current head for events no witness line covers (lines removed, events written around
-        govern, or a store from a govern that witnessed only after committing), after checking the chain.
-        Auditors and admins; audited with the reason. A head that no longer matches what was witnessed stays
-        flagged: this closes gaps, it never absolves a rewrite."""
+        govern, or a store from a govern that witnessed only after committing), after checking the chain and
+        the live log against `against`, an export the auditor holds (verified with this installation's key;
+        its events must be the live log's first ones, unchanged). Auditors only (an admin's role could have
+        written the gap); audited with the reason and with whoever else could have used the auditor's
+        credential. A head that no longer matches what was witnessed stays flagged: this closes gaps, it never
+        absolves a rewrite. The report lists the gap's events: no signed head vouches for them, only the
+        auditor who read them."""
+        from governance.audit_export import verified_events
+        from governance.keys import public_key_hex
+        from governance.service.releases import _holders, _user_histories
+
         if is_blank(reason):
             raise InvalidInput("say why the head is witnessed again (--reason), e.g. which export it was checked "
                                "against.")
+        self._run(lambda conn: self._authorize(conn, Action.REWITNESS))
+        export, exported = verified_events(Path(against), expected_public_key=public_key_hex(self._signing_key()))
+        if not export.ok:
+            raise InvalidInput(f"the export {against} does not verify with this installation's key, so it checks "
+                               f"nothing: {' '.join(export.problems)}")
+        gap: list[str] = []
+        holders: list[str] = []
 
         def unit(conn: duckdb.DuckDBPyConnection) -> None:
-            self._authorize(conn, Action.AUDIT)
+            user = self._authorize(conn, Action.REWITNESS)
+            # whoever could have used this credential (set its password, issued it) could have re-witnessed as this
+            # auditor: said here and recorded, as approvals name them (only an identity provider's sign-in is the
+            # auditor's alone)
+            holders.extend(sorted(_holders(_user_histories(conn), user.name, (self._auth or {}).get("token"), set())
+                                  - {user.name}))
             events = audit_log.read_events(conn)
             chain = verify_chain(events)
             if not chain.ok:
@@ -63,12 +83,23 @@ class AuditActions(ServiceBase):
             altered = [p for p in seen.problems if "altered" in p or "removed from the end" in p or "edited" in p]
             if altered:
                 raise Conflict("the witness shows a rewritten log, which re-witnessing cannot absolve: " + altered[0])
+            live = {e.seq: e for e in events}
+            for old in exported:  # the export is the live log's beginning, unchanged: else it was rewritten since
+                if old.seq not in live or live[old.seq].hash != old.hash:
+                    what = "is gone from" if old.seq not in live else "differs in"
+                    raise Conflict(f"event seq {old.seq} ({old.action} {old.entity}) of the export {against} {what} "
+                                   "the live log: it was rewritten after that export was taken, which re-witnessing "
+                                   "cannot absolve.")
+            gap.extend(f"seq {e.seq} {e.ts} {e.action} {e.entity} by {e.actor or 'nobody'} ({_auth_method(e)})"
+                       for e in events if e.seq > seen.covered)
             self._witness_from = seen.covered + 1
-            self._log(conn, "audit.witness", "audit", {"from": seen.covered + 1, "to": chain.head_seq,
-                                                        "reason": reason.strip()})
+            self._log(conn, "audit.witness", "audit", {
+                "from": seen.covered + 1, "to": chain.head_seq, "reason": reason.strip(),
+                "checked_against": {"row_count": export.row_count, "head_hash": export.head_hash},
+                "credential_holders": holders})
 
         self._run(unit)
-        return self.witness_status()
+        return replace(self.witness_status(), checked_against=str(against), vouched=gap, credential_holders=holders)
 
     def witness_status(self) -> WitnessReport:
         """The live chain against the witness, and each event against its own hash: any role may see whether
@@ -169,6 +200,15 @@ class AuditActions(ServiceBase):
         self._run(lambda conn: self._authorize(conn, Action.VIEW))
         return public_key_hex(self._signing_key())
 
+
+
+def _auth_method(event: AuditEvent) -> str:
+    """How the event's actor was authenticated, as its payload records it ("unknown" where it does not)."""
+    try:
+        how = json.loads(event.payload).get("auth") or {}
+    except (ValueError, AttributeError):
+        return "unknown"
+    return f"auth {how.get('method') or 'unknown'}"
 
 
 def _stamp(moment: datetime | None) -> str | None:

@@ -195,7 +195,7 @@ class ServiceBase:
             raise GovernError(f"the witness {path} is missing or empty (or not a readable file) although the log "
                               f"holds {first - 1} events: restore it from a backup (or GOVERN_WITNESS_FILE points "
                               "elsewhere); nothing was changed. An auditor who has checked the log begins a new one "
-                              "with `govern audit witness`.")
+                              "with `govern audit witness --against EXPORT`.")
         try:
             witness.record(self.settings.witness_path, key, first=first, seq=seq, head_hash=head_hash, ts=ts,
                            intent=intent, rewitness=rewitness)
