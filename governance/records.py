@@ -401,6 +401,18 @@ class Comparison(Record):
     differences: list[Difference]
     rows_a: int | None
     rows_b: int | None
+    threshold_a: float | None = None
+    threshold_b: float | None = None
+
+    def threshold_note(self) -> str | None:
+        """Where the two evaluations decided at different thresholds, a sentence saying the decision metrics'
+        differences are mostly the thresholds'; else None."""
+        if self.threshold_a is None or self.threshold_b is None or self.threshold_a == self.threshold_b:
+            return None
+        return (f"version {self.a} was evaluated at threshold {self.threshold_a:g} and version {self.b} at "
+                f"{self.threshold_b:g}: differences in what depends on the decision (accuracy, precision, recall, F1, "
+                "selection rates, parity and equalized-odds gaps) are largely the thresholds'; evaluate both at one "
+                "threshold (`govern evaluate --threshold`) to compare the models.")
 
     def rows_note(self, where: str) -> str | None:
         """Where the two evaluations read different numbers of rows, a sentence saying what that means and

@@ -431,18 +431,24 @@ def test_version_page_compares_versions_with_significance(viewed_two_versions):
     assert set(compared["significant"]) == {"yes"}
 
 
-def test_the_comparison_says_when_the_versions_were_evaluated_on_different_rows(two_versions, acs_files):
-    # as a retrain's are: the rows reviewers corrected move into training, so its eval set is smaller
+def test_the_comparison_says_when_the_versions_were_evaluated_on_different_rows(two_versions, acs_files, run_cli):
+    # as a retrain's are: the rows reviewers corrected move into training, so its eval set is smaller; and at
+    # another threshold (a new user's trial: 11 "significant" differences, nearly all the threshold's)
     store, folder = two_versions
     engineer = store.as_("eng")
     engineer.register_version(model="credit", version="3", artifact=store.artifact)
     fewer = pd.read_parquet(acs_files[0]).iloc[:700]
     fewer.to_parquet(folder / "fewer.parquet", index=False)
     engineer.ingest(model="credit", version="3", file=folder / "fewer.parquet", split="eval", roles=ACS_ROLES)
-    engineer.evaluate(model="credit", version="3", resamples=0)
+    engineer.evaluate(model="credit", version="3", resamples=0, threshold=0.3)
     rows_2 = len(pd.read_parquet(folder / "noisy.parquet"))
     comparison = engineer.compare_versions(model="credit", a="2", b="3")
     assert (comparison.rows_a, comparison.rows_b) == (rows_2, 700) and rows_2 != 700
+    assert (comparison.threshold_a, comparison.threshold_b) == (0.5, 0.3)
+    told = run_cli(store.home, "compare", "credit", "2", "3", as_="vic").stderr.splitlines()
+    assert told == [f"note: {comparison.threshold_note()}",
+                    f"note: {comparison.rows_note('`govern gate show credit 3`')}"]
+    assert told[0].startswith("note: version 2 was evaluated at threshold 0.5 and version 3 at 0.3: differences in")
     at = app("vic")
     at.run()
     at.switch_page("views/version.py").run()
@@ -452,6 +458,7 @@ def test_the_comparison_says_when_the_versions_were_evaluated_on_different_rows(
     [note] = [i.value for i in at.info if "rows" in i.value]
     assert note.startswith(f"Version 2 was evaluated on {rows_2:,} rows and version 3 on 700: ")
     assert "**Gate and lineage**" in note
+    assert [i.value for i in at.info if "threshold 0.5" in i.value] == ["V" + comparison.threshold_note()[1:]]
     at.selectbox(key="version.version").set_value("2").run()
     open_tab(at, "Compare")
     at.selectbox(key="version.compare").set_value("1").run()  # v1 was scored on v2's rows: no note

@@ -321,9 +321,9 @@ def compare_tab() -> None:
         st.warning(str(exc))
         return
     differences = comparison.differences
-    note = comparison.rows_note("**Gate and lineage**")
-    if note:
-        st.info(note[0].upper() + note[1:])
+    for note in (comparison.threshold_note(), comparison.rows_note("**Gate and lineage**")):
+        if note:
+            st.info(note[0].upper() + note[1:])
     only = st.checkbox("Significant differences only", key="version.significant")
     shown = sorted((d for d in differences if d.significant or not only),  # gaps between groups before groups
                    key=lambda d: (FAMILY_ORDER.index(d.family) if d.family in FAMILY_ORDER else len(FAMILY_ORDER),

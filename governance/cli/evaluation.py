@@ -165,11 +165,12 @@ def metrics_command(current: str, reference: str | None, label: str, score: str,
 def compare_command(service, *, model: str, a: str, b: str, alpha: float, show_all: bool):
     """Compare two versions' latest evaluations: B − A for every shared record, and whether it is
     significant (normal test on the bootstrap intervals; conservative when both saw the same rows). --json
-    lists the differences; a note on stderr says when the two were evaluated on different numbers of rows."""
+    lists the differences; a note on stderr says when the two were evaluated at different thresholds or on different
+    numbers of rows."""
     comparison = service.compare_versions(model=model, a=a, b=b, alpha=alpha)
-    note = comparison.rows_note(f"`govern gate show {model} {b}`")
-    if note:
-        click.echo(f"note: {note}", err=True)
+    for note in (comparison.threshold_note(), comparison.rows_note(f"`govern gate show {model} {b}`")):
+        if note:
+            click.echo(f"note: {note}", err=True)
     return comparison
 
 

@@ -372,12 +372,17 @@ class EvaluationActions(PolicyActions, RegistryActions):
 
         first, first_metrics, second, second_metrics = self._run(unit)
         return Comparison(model, a, b, compare(first_metrics, second_metrics, alpha=alpha),
-                          _rows(first), _rows(second))
+                          _rows(first), _rows(second), _threshold(first), _threshold(second))
 
 
 def _rows(evaluation: Evaluation) -> int | None:
     rows = (evaluation.params or {}).get("rows")
     return int(rows) if isinstance(rows, int) else None
+
+
+def _threshold(evaluation: Evaluation) -> float | None:
+    threshold = (evaluation.params or {}).get("threshold")
+    return float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
 
 
 def challenger_baseline(conn: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, MetricSet] | None:
