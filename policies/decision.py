@@ -60,6 +60,10 @@ class GateDecision:
     baseline: str | None
     results: tuple[RuleResult, ...]
     mode: Literal["enforce", "dry_run"] = "enforce"
+    # the evaluation's settings the rules were judged under: the score at or above which a row counts as
+    # selected (what recall, selection rates and parity depend on) and its rows; None in earlier decisions
+    decision_threshold: float | None = None
+    rows: int | None = None
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -95,7 +99,8 @@ class GateDecision:
         return cls(verdict=body["verdict"], policy_name=body["policy_name"], policy_version=body["policy_version"],
                    policy_sha256=body["policy_sha256"], metrics_sha256=body["metrics_sha256"],
                    baseline=body.get("baseline"), mode=body.get("mode", "enforce"),
-                   results=tuple(RuleResult.from_dict(r) for r in body.get("results", ())))
+                   results=tuple(RuleResult.from_dict(r) for r in body.get("results", ())),
+                   decision_threshold=body.get("decision_threshold"), rows=body.get("rows"))
 
 
 _RESULT_FIELDS = {f.name for f in fields(RuleResult)}

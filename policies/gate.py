@@ -59,8 +59,11 @@ def run_gate(*, policy: LoadedPolicy, metrics: MetricSet,
             results.append(_degenerate(rule, metrics))
     blocked = any(r.blocking for r in results)
     labels = sorted(entry[0] for entry in baseline.values() if entry is not None)
+    threshold, rows = metrics.params.get("threshold"), metrics.params.get("rows")
     return GateDecision("blocked" if blocked else "passed", policy.policy.name, str(policy.policy.version),
-                        policy.sha256, metrics.sha256(), ", ".join(labels) or None, tuple(results), mode)
+                        policy.sha256, metrics.sha256(), ", ".join(labels) or None, tuple(results), mode,
+                        float(threshold) if isinstance(threshold, (int, float)) else None,
+                        int(rows) if isinstance(rows, int) else None)
 
 
 def _outcome(rule, ok: bool, reason: str, **values: Any) -> RuleResult:

@@ -216,23 +216,26 @@ def test_gate_show_prints_the_stored_decision_for_any_role(gated, run_cli):
     assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
     decision = stored.decision
+    judged = gated.as_("vic").latest_evaluation(model="credit", version="1")[0].params  # the gate judged the latest
+    assert (decision.decision_threshold, decision.rows) == (judged["threshold"], judged["rows"]) == (0.5, 3456)
     assert lines[:7] == [
         f"credit version 1: gate BLOCKED [{stored.id}]",
         "  mode:           enforce",
         f"  decided:        {stored.created_at:%Y-%m-%d %H:%M:%S} by eng",
         f"  policy:         c v1 (sha256 {stored.policy_sha256})",
-        f"  evaluation:     {stored.evaluation_id} (metrics sha256 {stored.metrics_sha256})",
+        f"  evaluation:     {stored.evaluation_id} (metrics sha256 {stored.metrics_sha256}), at decision threshold "
+        "0.5, 3,456 eval rows",
         "  baseline:       challenger (strong.parquet)",
         "  rules:          3"]
     challenger, ece, parity = [r.to_dict() for r in decision.results]
     assert lines[7:10] == [
         "  FAIL         challenger-auc (metric, severity block, blocking)",
-        f"      performance.roc_auc: {challenger['judged']:.4f}; threshold at most 0.0200 worse than the "
+        f"      performance.roc_auc: {challenger['judged']:.4f}; limit at most 0.0200 worse than the "
         f"baseline's {challenger['baseline_value']:.4f}; n {challenger['n']}",
         f"      {challenger['reason']}"]
     assert lines[10:13] == [
         "  PASS         ece (metric, severity block)",
-        f"      calibration.ece: {ece['judged']:.4f} (judged at ci_upper); threshold <= 0.5000; n {ece['n']}",
+        f"      calibration.ece: {ece['judged']:.4f} (judged at ci_upper); limit <= 0.5000; n {ece['n']}",
         f"      {ece['reason']}"]
     assert lines[13].startswith("  FAIL         parity (metric, severity block, blocking)")
     assert lines[15] == f"      failing groups: {', '.join(parity['failing_groups'])}" and parity["failing_groups"]

@@ -368,10 +368,11 @@ def test_a_gate_that_escalates_says_the_loop_stopped_and_what_its_review_items_a
     from types import SimpleNamespace
 
     from governance.cli.render import gate_outcome
-    decision = SimpleNamespace(summary=lambda: "BLOCKED by ece", results=[])
+    decision = SimpleNamespace(summary=lambda: "BLOCKED by ece", results=[], decision_threshold=0.3, rows=1234)
     outcome = SimpleNamespace(decision=decision, gate_id="g-1", review_items=["ri-a", "ri-b"], jobs=[], worked=[],
                               escalations=["ri-esc"], superseded=[])
     text = gate_outcome(outcome, dry_run=False)
+    assert text.splitlines()[0] == "BLOCKED by ece [g-1], at decision threshold 0.3, 1,234 eval rows"
     assert text.splitlines()[-1] == (
         "the retraining loop stopped and escalated to engineers (ri-esc: `govern review show ri-esc` says why); "
         "no retrain follows the review items, which are for people to judge")

@@ -297,7 +297,8 @@ _STATUS = {"passed": "PASS", "failed": "FAIL", "warned": "WARN", "insufficient":
 def gate_outcome(outcome, *, dry_run: bool) -> str:
     """A gate just run: its summary, one line per rule, and what it queued."""
     decision = outcome.decision
-    lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")]
+    lines = [decision.summary() + (" (dry run: nothing stored)" if dry_run else f" [{outcome.gate_id}]")
+             + _judged_under(decision)]
     lines += [f"  {_STATUS[r.status]:<12} {r.rule_id}: {r.reason}" for r in decision.results]
     waiting = len(outcome.review_items) - len(outcome.worked)
     if waiting or outcome.jobs:
@@ -315,6 +316,13 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
                      f"`govern review show {outcome.escalations[0]}` says why); no retrain follows"
                      + (" the review items, which are for people to judge" if outcome.review_items else ""))
     return "\n".join(lines)
+
+
+def _judged_under(decision) -> str:
+    """", at decision threshold 0.5, 2,500 eval rows": what the rules were judged under, where recorded."""
+    parts = ([f"at decision threshold {decision.decision_threshold:g}"] if decision.decision_threshold is not None
+             else []) + ([f"{decision.rows:,} eval rows"] if decision.rows is not None else [])
+    return f", {', '.join(parts)}" if parts else ""
 
 
 def _shown(value: float | int | None) -> str:
@@ -341,7 +349,8 @@ def gate_decision(record) -> str:
              f"  mode:           {decision.mode}",
              f"  decided:        {record.created_at:%Y-%m-%d %H:%M:%S} by {record.created_by}",
              f"  policy:         {record.policy_name} v{record.policy_version} (sha256 {record.policy_sha256})",
-             f"  evaluation:     {record.evaluation_id} (metrics sha256 {record.metrics_sha256})",
+             f"  evaluation:     {record.evaluation_id} (metrics sha256 {record.metrics_sha256})"
+             + _judged_under(decision),
              f"  baseline:       {decision.baseline or '-'}",
              f"  rules:          {len(decision.results)}"]
     for result in (r.to_dict() for r in decision.results):
@@ -352,7 +361,7 @@ def gate_decision(record) -> str:
                   f"({result['kind']}, severity {result['severity']}{', blocking' if result['blocking'] else ''})",
                   f"      {what}{where}: {_shown(judged)}"
                   + (f" (judged at {result['bound']})" if result.get("bound") not in (None, "point") else "")
-                  + f"; threshold {_threshold(result)}" + (f"; n {result['n']}" if result.get("n") is not None else "")]
+                  + f"; limit {_threshold(result)}" + (f"; n {result['n']}" if result.get("n") is not None else "")]
         if result.get("failing_groups"):
             lines.append(f"      failing groups: {', '.join(result['failing_groups'])}")
         lines.append(f"      {result['reason']}")
