@@ -122,8 +122,13 @@ class Judged:
 
 def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
                  baseline: tuple[str, MetricSet] | None) -> RuleResult:
-    records = rule_records(rule, policy, metrics)
     common = dict(metric=rule.metric, feature=rule.feature, bound=rule.judge)
+    if rule.metric.startswith("drift.") and metrics.params.get("reference_rows") is None \
+            and not metrics.select("drift"):  # evaluated without a reference: the rule is not wrong, the evidence lacks
+        return _insufficient(rule, "the evaluation had no reference set to measure drift against: ingest one "
+                             "(`govern ingest MODEL VERSION FILE --split reference`, e.g. a sample of the training "
+                             "rows with the model's scores) and evaluate again; insufficient evidence.", None, common)
+    records = rule_records(rule, policy, metrics)
     if rule.max_regression is not None:
         return _regression(rule, records[0], baseline, common)
     limit, comparison = (rule.max, "<=") if rule.max is not None else (rule.min, ">=")

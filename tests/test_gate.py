@@ -89,6 +89,24 @@ def test_a_confidence_bound_the_evaluation_lacks_is_insufficient_never_the_point
     assert "no confidence interval to judge" in result.reason and "upper confidence bound" not in result.reason
 
 
+def test_a_drift_rule_on_an_evaluation_without_a_reference_is_insufficient_not_an_error():
+    # A new user's version registered with an eval set alone: the default pack's warn-only drift rule had
+    # refused the whole gate ("the evaluation has no drift.share_of_drifted_columns ... or fix the rule").
+    metrics = MetricSet((R("performance", "roc_auc", 0.9),), {"reference_rows": None, "rows": 1000})
+    rules = ("  - {id: drift, metric: drift.share_of_drifted_columns, max: 0.3, severity: warn}\n"
+             "  - {id: auc, metric: performance.roc_auc, min: 0.7}")
+    decision = gate(rules, metrics=metrics)
+    drift = decision.results[0]
+    assert decision.verdict == "passed" and (drift.status, drift.blocking) == ("insufficient", False)
+    assert drift.reason.startswith("the evaluation had no reference set to measure drift against: ingest one "
+                                   "(`govern ingest MODEL VERSION FILE --split reference`")
+    strict = gate(rules.replace("severity: warn", "insufficient: block"), metrics=metrics)
+    assert strict.verdict == "blocked" and strict.results[0].blocking  # the policy's own word on too little evidence
+    with pytest.raises(PolicyInvalid, match="has no drift.psi"):  # with a reference, a record it lacks is the rule's
+        gate("  - {id: psi, metric: drift.psi, feature: nope, max: 0.1}", metrics=MetricSet(
+            (R("drift", "share_of_drifted_columns", 0.0, n=4),), {"reference_rows": 500}))
+
+
 def test_an_undefined_value_is_insufficient_with_its_reason():
     metrics = MetricSet((R("performance", "roc_auc", None, reason="only one class is present"),))
     _, result = one("  - {id: auc, metric: performance.roc_auc, min: 0.7}", metrics=metrics)
