@@ -168,7 +168,8 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
         rows = f" on {worst.record.n:,} rows (it judges {rule.min_samples:,} or more)" \
             if rule.min_samples and worst.record.n is not None else ""  # what a floor rule is about: the rows
         reason = (f"{label}{_where(rule)} is {_pretty(worst.value)}{bound_words}{_with_note(worst)}{rows}, {relation} "
-                  f"{_pretty(limit)}.") + (_noise_floor(rule, worst.record, limit) if failing else "")
+                  f"{_pretty(limit)}.") + (_noise_floor(rule, worst.record, limit) if failing else
+                                           _loose_for_base_rate(rule, metrics, limit))
     values = dict(observed=worst.record.value, judged=worst.value, threshold=limit, comparison=comparison,
                   n=worst.record.n, group=worst.record.group,
                   failing_groups=[_name(j.record) for j in failing if j.record.feature is not None],
@@ -182,6 +183,25 @@ def _metric_rule(rule: MetricRule, policy: LoadedPolicy, metrics: MetricSet,
     return RuleResult(rule.id, rule.kind, "insufficient", rule.insufficient == "block", rule.severity,
                       f"{reason} Set aside, too little evidence: {_set_aside(excluded)}; the policy says this {treat}.",
                       **values)
+
+
+def _loose_for_base_rate(rule: MetricRule, metrics: MetricSet, limit: float | None) -> str:
+    """For an overall ECE within its maximum: a note when the bound is no tighter than the rarer class's share,
+    the ECE of a model that scores every row as the commoner class. A new user's 3.3 % default rate passed a model
+    whose scores were doubled (ECE 0.034 under 0.05), and one scoring every row 0 would have passed too."""
+    if rule.metric != "calibration.ece" or rule.feature is not None or rule.max is None or limit is None:
+        return ""
+    bins = [r for r in metrics.select("calibration", "reliability_bin") if r.feature is None and r.value is not None]
+    rows = sum(r.n for r in bins)
+    if not rows:
+        return ""
+    base = sum(float(r.value or 0.0) * r.n for r in bins) / rows
+    rare = min(base, 1 - base)
+    if limit < rare:
+        return ""
+    return (f" At a base rate of {base:.1%} the bound is loose: a model scoring every row "
+            f"{0 if base < 0.5 else 1} has ECE {_pretty(rare)}, within it; a bound of a fraction of the rarer class's "
+            f"share (a fifth: {_pretty(rare / 5)}) tells a miscalibrated model apart.")
 
 
 def _noise_floor(rule: MetricRule, record: MetricRecord, limit: float) -> str:

@@ -107,6 +107,27 @@ def test_a_drift_rule_on_an_evaluation_without_a_reference_is_insufficient_not_a
             (R("drift", "share_of_drifted_columns", 0.0, n=4),), {"reference_rows": 500}))
 
 
+def test_an_ece_bound_no_tighter_than_the_rarer_class_share_is_called_loose():
+    # A new user's 3.3 % default rate: a version whose scores were doubled passed `ece <= 0.05` (0.034).
+    import torch
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    def with_bins(positives: int, rows: int, ece: float) -> MetricSet:
+        return MetricSet((R("calibration", "ece", ece, n=rows),
+                          R("calibration", "reliability_bin", positives / rows, n=rows, bin=0)))
+
+    _, loose = one("  - {id: ece, metric: calibration.ece, max: 0.05}", metrics=with_bins(89, 2500, 0.034))
+    assert loose.status == "passed" and loose.reason == (
+        "ece is 0.034, within the maximum 0.05. At a base rate of 3.6% the bound is loose: a model scoring every row "
+        "0 has ECE 0.0356, within it; a bound of a fraction of the rarer class's share (a fifth: 0.00712) tells a "
+        "miscalibrated model apart.")
+    labels = torch.zeros(2500, dtype=torch.long)
+    labels[:89] = 1  # the claim, by the oracle: scoring every row 0 gives an ECE of the base rate
+    assert float(binary_calibration_error(torch.zeros(2500), labels, n_bins=15)) == pytest.approx(89 / 2500)
+    _, tight = one("  - {id: ece, metric: calibration.ece, max: 0.05}", metrics=with_bins(750, 2500, 0.03))
+    assert tight.reason == "ece is 0.03, within the maximum 0.05."  # 30 %: the bound tells a miscalibration apart
+
+
 def test_an_undefined_value_is_insufficient_with_its_reason():
     metrics = MetricSet((R("performance", "roc_auc", None, reason="only one class is present"),))
     _, result = one("  - {id: auc, metric: performance.roc_auc, min: 0.7}", metrics=metrics)
