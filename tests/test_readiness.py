@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.support.policies import QUEUE_POLICY, RELEASE_POLICY
+from tests.support.stores import ACS_ROLES
 
 # parity by every sensitive column (SEX, RAC1P) far below what the ACS scores reach: fails in named columns
 PARITY_POLICY = """name: p
@@ -107,6 +108,22 @@ def test_sign_off_then_release_then_the_override_each_wait_for_their_role(gated)
     [override] = [t for t in store.as_("ada").readiness().needs_you if t.kind == "override"]
     assert override.text.startswith("credit v2 is in production on an override that expires 2099-01-01 (in ")
     assert not [t for t in store.as_("eng").readiness().needs_you if t.kind == "override"]  # admins' alone
+
+
+def test_an_older_version_gated_since_does_not_call_the_newer_one_ungated(gated, acs_files):
+    # A new user's trial: v1 evaluated again at another threshold and gated after v2's blocked gate; readiness read
+    # "v1 PASSED ... (v2 not gated yet)".
+    store, folder = gated
+    engineer = store.as_("eng")
+    engineer.register_version(model="credit", version="2", artifact=store.artifact)
+    engineer.ingest(model="credit", version="2", file=acs_files[0], split="eval", roles=ACS_ROLES)
+    engineer.evaluate(model="credit", version="2", resamples=0)
+    assert engineer.gate(model="credit", version="2").decision.verdict == "blocked"
+    store.assign_policy(folder / "r.yaml")
+    engineer.gate(model="credit", version="1")
+    summary = card(store).summary
+    assert summary.startswith("v1 passed every rule of r v1 but its approvals") and "not gated yet" not in summary
+    assert summary.endswith(" (v2, newer, was gated before it: blocked)")
 
 
 def test_an_answered_escalation_leaves_engineers_and_admins_the_way_out(gated):

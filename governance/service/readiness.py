@@ -106,6 +106,7 @@ class ModelReadiness(Record):
     trend: list[GatedPoint]
     open_items: int
     active_jobs: int
+    latest_version_verdict: str | None = None  # the newest version's own latest gate verdict, where it has one
 
     @property
     def summary(self) -> str:
@@ -120,7 +121,10 @@ class ModelReadiness(Record):
             text = f"v{self.gated_version} passed every rule of {self.policy} but its approvals"
         if blocking:
             text += ": " + "; ".join(blocking)
-        if self.latest_version != self.gated_version:
+        if self.latest_version != self.gated_version and self.latest_version_verdict is not None:
+            # an older version gated since (evaluated again at another threshold, say): not "not gated yet"
+            text += f" (v{self.latest_version}, newer, was gated before it: {self.latest_version_verdict})"
+        elif self.latest_version != self.gated_version:
             text += f" (v{self.latest_version} not gated yet)"
         return text
 
@@ -182,7 +186,8 @@ def _model_readiness(conn: duckdb.DuckDBPyConnection, model: str, risk_tier: str
         f"{gate.policy_name} v{gate.policy_version}" if gate else None, gate.created_at if gate else None,
         _findings(gate) if gate else [],
         _trend(conn, model, latest_gates, [v.version for v in versions]) if gate else [], open_items,
-        sum(1 for j in active if j.model == model))
+        sum(1 for j in active if j.model == model),
+        _verdict(by_version[versions[-1].version]) if versions and versions[-1].version in by_version else None)
 
 
 def _verdict(gate: GateRecord) -> str:
