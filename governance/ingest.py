@@ -468,6 +468,8 @@ def _check_values(
             (roles.id, f"{q} IS NULL", "empty"),
             (roles.id, f"regexp_matches(CAST({q} AS VARCHAR), '[\\x00-\\x1f\\x7f]')",
              "an id with control characters (no outcome file could name it)"),
+            (roles.id, f"typeof({q}) IN ('DOUBLE', 'FLOAT') AND isnan(CAST({q} AS DOUBLE))",
+             "NaN (no outcome file could name the row)"),
             (roles.id, f"{q} IS NOT NULL AND count(*) OVER (PARTITION BY {q}) > 1", "duplicated"),
         ]
     for column, condition, kind in checks:

@@ -154,6 +154,10 @@ BAD_FILES = {
                                     "cannot ingest f.csv: 1 problem, nothing was written.\n"
                                     "  - column 'id': an id with control characters (no outcome file could name "
                                     "it) in 1 row (row 1; e.g. '1\\x01')"),
+    "nan_id": ("f.parquet", _parquet({"id": [1.5, float("nan")], "label": [0, 1], "score": [0.2, 0.8],
+                                      "sex": ["f", "m"]}), ROLES,
+               "cannot ingest f.parquet: 1 problem, nothing was written.\n"
+               "  - column 'id': NaN (no outcome file could name the row) in 1 row (row 2; e.g. 'nan')"),
     "file_name_with_a_line_break": ("a\nps-deadbeef0000  eval  9999 rows.csv", HEADER + "1,0,0.5,f\n", ROLES,
                                     "cannot ingest 'a\\nps-deadbeef0000  eval  9999 rows.csv': its file name has "
                                     "control characters (line breaks, tabs); rename the file."),
