@@ -1087,6 +1087,31 @@ def test_a_credential_inserted_around_the_service_is_named(store, run_cli):
     assert run_cli(store.home, "status", as_="vic").exit_code == 1
 
 
+def test_a_role_or_a_user_changed_around_the_service_is_named(store, run_cli):
+    # A hostile trial: `UPDATE users SET role='admin'` made a viewer an admin, who then added an admin user;
+    # status and audit verify stayed clean (roles were not held against the log).
+    from datetime import datetime
+
+    store.as_("ada").set_user_enabled(name="rey", enabled=False)
+    store.as_("ada").set_user_enabled(name="rey", enabled=True)
+    assert store.as_("vic").witness_status().ok  # every user, as the log's user.add / disable / enable left it
+    run_sql(store.home, lambda conn: conn.execute("UPDATE users SET role = 'admin' WHERE name = 'vic'"))
+    seen = store.as_("aud").witness_status()
+    assert not seen.ok and seen.problems[0] == (
+        "1 user whose role or state the log's events do not record (user vic: admin, enabled, but the log has it "
+        "viewer, enabled): changed around the service, or the log lost events (`govern user list` and `govern "
+        "audit list --action user` show both)")
+    assert run_cli(store.home, "status", as_="aud").exit_code == 1
+    run_sql(store.home, lambda conn: (conn.execute("UPDATE users SET role = 'viewer' WHERE name = 'vic'"),
+                                      conn.execute("UPDATE users SET disabled_at = ? WHERE name = 'rey'",
+                                                   [datetime(2026, 1, 1)]),
+                                      conn.execute("INSERT INTO users (name, role, created_at) VALUES "
+                                                   "('mallory', 'admin', ?)", [datetime(2026, 1, 1)])))
+    problem = store.as_("aud").witness_status().problems[0]
+    assert problem.startswith("2 users whose role or state the log's events do not record (user ")
+    assert "and 1 more" in problem
+
+
 def test_an_override_extended_in_the_table_is_named(store, run_cli):
     store.as_("ada").release(model="credit", version="1", override=True, reason="hotfix", expires="2099-01-01")
     assert store.as_("vic").witness_status().ok
@@ -1141,7 +1166,8 @@ def test_forged_hashes_under_old_signatures_are_reported(store):
     with pytest.raises(NotAllowed):  # a genuine head signed after the rewrite must not launder it
         store.as_(None).sign_in(name="nobody", password="x", client="t")
     seen = store.as_("vic").witness_status()
-    assert not seen.ok and "is not signed by this installation's key" in seen.problems[0]
+    assert not seen.ok and any("is not signed by this installation's key" in p for p in seen.problems)
+    assert seen.problems[0].startswith("1 user whose role or state the log's events do not record")  # rey, no admin
     assert not store.as_("aud").verify_audit().ok
 
 

@@ -105,17 +105,17 @@ class AuditActions(ServiceBase):
         """The live chain against the witness, and each event against its own hash: any role may see whether
         the log still matches (not what it holds). An event edited without recomputing its hash matches the
         witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
-        events, moves, approvals, credentials = self._read(Action.VIEW, lambda conn: (
+        events, moves, approvals, credentials, accounts = self._read(Action.VIEW, lambda conn: (
             audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
-            auth.all_credentials(conn)))
-        return self._log_check(events, moves, approvals, credentials)
+            auth.all_credentials(conn), _accounts(conn)))
+        return self._log_check(events, moves, approvals, credentials, accounts)
 
     def _log_check(self, events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
-                   credentials: list[tuple[str, str]]) -> WitnessReport:
+                   credentials: list[tuple[str, str]], accounts: list[tuple[str, str, bool]]) -> WitnessReport:
         """`witness_status` of what a unit of work read."""
         seen = self._check_witness({e.seq: e.hash for e in events})
         chain = verify_chain(events)
-        problems = unlogged(events, moves, approvals, credentials)
+        problems = unlogged(events, moves, approvals, credentials, accounts)
         if not chain.ok:
             problems.insert(0, f"the log no longer verifies at seq {chain.broken_seq}: {chain.problem} "
                                "(`govern audit verify`)")
@@ -128,7 +128,7 @@ class AuditActions(ServiceBase):
         """The live log against the witness and itself, as an export or report records it (signed with it):
         a log rewritten before it was exported must not come out looking intact."""
         seen = self._log_check(audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
-                               auth.all_credentials(conn))
+                               auth.all_credentials(conn), _accounts(conn))
         return {"ok": seen.ok, "problems": seen.problems}
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
@@ -253,16 +253,42 @@ def _instant(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+def _accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
+    """Every user as (name, role, enabled): what `unlogged` holds against the log's user events."""
+    from governance.store import users
+    return [(u.name, u.role.value, u.enabled) for u in users.list_users(conn)]
+
+
 def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
-             credentials: Sequence[tuple[str, str]] = ()) -> list[str]:
+             credentials: Sequence[tuple[str, str]] = (), accounts: Sequence[tuple[str, str, bool]] = ()) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
     around the service. Each model's moves must match its `alias.*` events in order; each sign-off
     revision its `signoff.*` event: decision, artifact, evaluation and gate too (a rejection rewritten as an
     approval in the table had passed, matched on the revision alone); each credential (`credentials`: token and
     session ids with their user) the `token.create` or `auth.login` event that issued it (a token row inserted
-    into the table acted as its user, and its approval counted, with no event naming who issued it)."""
+    into the table acted as its user, and its approval counted, with no event naming who issued it); each user
+    (`accounts`: name, role, enabled) the role its `user.add` event gave it and the state its last `user.disable`
+    or `user.enable` left (a viewer made admin in the table had added an admin, and status had stayed clean)."""
     problems = []
+    users_logged: dict[str, tuple[str | None, bool]] = {}  # name → (role added with, enabled)
+    for event in events:
+        if event.action in ("user.add", "user.disable", "user.enable") and event.entity.startswith("user:"):
+            name, data = event.entity[len("user:"):], json.loads(event.payload)
+            role = data.get("role") if event.action == "user.add" else users_logged.get(name, (None, True))[0]
+            users_logged[name] = (role, event.action != "user.disable")
+    differing = [(name, role, enabled) for name, role, enabled in accounts
+                 if users_logged.get(name) != (role, enabled)]
+    if differing:
+        name, role, enabled = differing[0]
+        recorded_as = users_logged.get(name)
+        what = "no event added it" if recorded_as is None else \
+            f"the log has it {recorded_as[0]}, {'enabled' if recorded_as[1] else 'disabled'}"
+        more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+        problems.append(f"{len(differing)} user{'s' * (len(differing) > 1)} whose role or state the log's events do "
+                        f"not record (user {name}: {role}, {'enabled' if enabled else 'disabled'}, but {what}{more}): "
+                        "changed around the service, or the log lost events (`govern user list` and `govern audit "
+                        "list --action user` show both)")
     logged_moves: dict[str, list[tuple[str, str, datetime | None]]] = {}
     logged_signoffs: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}  # (model, version, actor, revision)
     for event in events:
