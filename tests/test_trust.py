@@ -1050,7 +1050,9 @@ def test_a_cut_tail_with_its_witness_line_is_caught_by_what_the_store_still_hold
     _rebuild(store.home, events[:-1])
     witness = store.home / "witness" / "heads.jsonl"
     witness.write_text("\n".join(witness.read_text().splitlines()[:-1]) + "\n")
-    assert store.as_("aud").verify_audit().ok  # the chain and the witness alone cannot tell
+    # the chain and the witness alone cannot tell; audit verify, as status, holds the store's moves against the log
+    verified = store.as_("aud").verify_audit()
+    assert not verified.ok and verified.problem.startswith("model credit's production history has 1 moves")
     seen = store.as_("vic").witness_status()
     assert not seen.ok and seen.problems[0].startswith("model credit's production history has 1 moves and the log "
                                                        "0 events for them")
@@ -1102,6 +1104,8 @@ def test_a_role_or_a_user_changed_around_the_service_is_named(store, run_cli):
         "viewer, enabled): changed around the service, or the log lost events (`govern user list` and `govern "
         "audit list --action user` show both)")
     assert run_cli(store.home, "status", as_="aud").exit_code == 1
+    verified = run_cli(store.home, "audit", "verify", as_="aud")
+    assert verified.exit_code == 1 and "user vic: admin, enabled, but the log has it viewer" in verified.output
     run_sql(store.home, lambda conn: (conn.execute("UPDATE users SET role = 'viewer' WHERE name = 'vic'"),
                                       conn.execute("UPDATE users SET disabled_at = ? WHERE name = 'rey'",
                                                    [datetime(2026, 1, 1)]),

@@ -34,13 +34,21 @@ class AuditActions(ServiceBase):
     def verify_audit(self) -> ChainReport:
         """Walk the live chain and compare it with the witness of signed heads: an edit, deletion,
         insertion or reordering breaks the chain; a rebuilt chain (every later hash recomputed) or a
-        removed tail no longer matches the heads witnessed before."""
-        events = self._read(Action.AUDIT, audit_log.read_events)
+        removed tail no longer matches the heads witnessed before; a production move, sign-off, credential or
+        user changed around the service matches no event (`unlogged`)."""
+        events, moves, approvals, credentials, accounts = self._read(Action.AUDIT, lambda conn: (
+            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
+            auth.all_credentials(conn), _accounts(conn)))
         report = verify_chain(events)
         seen = self._check_witness({e.seq: e.hash for e in events})
         if report.ok and not seen.ok:
             return replace(report, ok=False, broken_seq=seen.first_bad_seq, problem=" ".join(seen.problems),
                            witnessed=seen.witnessed)
+        # the store's moves, sign-offs, credentials and users against the events that record them, as status holds
+        # them: a row changed around the service leaves the chain intact
+        around = unlogged(events, moves, approvals, credentials, accounts) if report.ok else []
+        if around:
+            return replace(report, ok=False, problem=" ".join(around), witnessed=seen.witnessed)
         return replace(report, witnessed=seen.witnessed)
 
     def rewitness(self, *, reason: str, against: Path) -> WitnessReport:
