@@ -673,6 +673,23 @@ def test_a_gold_item_has_the_id_an_example_of_its_row_would_have(queue, run_cli)
     assert snapshot(store.home) == before
 
 
+def test_whoever_filed_a_gold_item_neither_claims_nor_judges_it(queue):
+    # A hostile trial: an admin claimed and judged a gold item they had filed, and it counted as one of its judgments.
+    store, _, examples = queue
+    example = store.as_("rey").show_review_item(item_id=examples[0]).item
+    taken = {store.as_("rey").show_review_item(item_id=e).item.evidence["row"] for e in examples}
+    gold = store.as_("ada").add_review_item(model="credit", version="1", gold={"verdict": "label_correct"},
+                                            evidence={**example.evidence, "row": next(r for r in range(10_000)
+                                                                                      if r not in taken)})
+    before = snapshot(store.home)
+    with pytest.raises(NotAllowed, match=f"you filed gold item {gold.id} and know its answer"):
+        store.as_("ada").claim_review_item(item_id=gold.id)
+    assert snapshot(store.home) == before
+    assert gold.id not in [i.id for i in store.as_("ada").claim_next_review_items(count=50, model="credit")]
+    store.as_("rey").claim_review_item(item_id=gold.id)  # a reviewer judges it, without its answer
+    assert store.as_("rey").judge_review_item(item_id=gold.id, verdict="label_correct", comment="fine").id == gold.id
+
+
 def test_a_gates_job_waits_for_the_gold_items_filed_on_it_too(queue):
     # A hostile trial: every real item resolved, the gate's job was queued while one "example" stayed open: the
     # gold one, told apart by the job's status.

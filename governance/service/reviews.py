@@ -277,7 +277,8 @@ class ReviewActions(ServiceBase):
         return _working_order([i for i in review_items.list_items(conn, model=model, status=ItemStatus.OPEN) + lapsed
                                if allowed(user.role, _action_for(i)) and i.id not in done
                                and (i.kind not in ADMIN_ITEM_KINDS or user.role is Role.ADMIN)
-                               and ((i.model, i.version) not in mine or i.kind in _OWNERS_KINDS)], user)
+                               and ((i.model, i.version) not in mine or i.kind in _OWNERS_KINDS)
+                               and not (i.is_gold and i.created_by == user.name)], user)
 
     def _judgeable(self, conn: duckdb.DuckDBPyConnection, item_id: str, verdict: str, label: int | None,
                    now: datetime) -> tuple[ReviewItem, User]:
@@ -489,6 +490,9 @@ def _check_not_own(conn: duckdb.DuckDBPyConnection, item: ReviewItem, user: User
     makers' to work."""
     if item.kind in _OWNERS_KINDS:
         return
+    if item.is_gold and item.created_by == user.name:  # only its filer hears this: it tells them nothing new
+        raise NotAllowed(f"you filed gold item {item.id} and know its answer: it measures reviewers, who judge it "
+                         "without one, so your judgment would count for nothing but one of its judgments.")
     version = registry.get_version(conn, item.model, item.version)
     if version is not None and version.created_by == user.name:
         raise NotAllowed(f"user {user.name!r} created {item.model} version {item.version}; four eyes: its review "
