@@ -249,6 +249,24 @@ def test_audit_list_cli(unchanged_store, run_cli):
     assert snapshot(store.home) == before
 
 
+def test_version_metrics_prints_a_stored_evaluation_without_making_one(read_two_versions, run_cli):
+    # A new user evaluated again only to read the numbers; that new evaluation, gated, was other evidence.
+    store, first, _ = read_two_versions
+    before = snapshot(store.home)
+    latest, records = store.as_("vic").latest_evaluation(model="credit", version="1")
+    shown = run_cli(store.home, "version", "metrics", "credit", "1", "--json", as_="vic")
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    assert body["evaluation"]["id"] == latest.id and body["records"] == json.loads(json.dumps(records.to_list()))
+    text = run_cli(store.home, "version", "metrics", "credit", "1", "--evaluation", latest.id, as_="vic").stdout
+    assert text.splitlines()[0].startswith(f"credit version 1: evaluation {latest.id} of {latest.prediction_set_id}, ")
+    assert text.splitlines()[1].startswith(f"  threshold 0.5, {latest.params['rows']:,} rows, 40 resamples")
+    assert "roc_auc" in text
+    missing = run_cli(store.home, "version", "metrics", "credit", "1", "--evaluation", "ev-nope", as_="vic")
+    assert missing.exit_code == 2 and "has no evaluation 'ev-nope'" in missing.stderr
+    assert snapshot(store.home) == before  # read, nothing made
+
+
 def test_compare_cli(read_two_versions, run_cli):
     store, _, _ = read_two_versions
     result = run_cli(store.home, "compare", "credit", "1", "2", "--json", as_="vic")

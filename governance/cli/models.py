@@ -101,6 +101,18 @@ def version_show(service, *, model_name: str, version_name: str):
     return service.show_version(model=model_name, version=version_name)
 
 
+@version.command("metrics")
+@model_version_args
+@click.option("--evaluation", "evaluation_id", metavar="ID", help="A stored evaluation of the version (default: the "
+              "latest of its eval predictions).")
+@service_command(render.stored_evaluation,
+                 as_plain=lambda found: {"evaluation": found[0].to_dict(), "records": found[1].to_list()})
+def version_metrics(service, *, model_name: str, version_name: str, evaluation_id: str | None):
+    """Print a stored evaluation's records, read, not computed again (`govern evaluate` makes a new evaluation,
+    and gating that one is judging again): the settings it ran with, then each record with its interval."""
+    return service.stored_evaluation(model=model_name, version=version_name, evaluation_id=evaluation_id)
+
+
 @click.command("train")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training table (CSV or Parquet).")

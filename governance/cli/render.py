@@ -154,6 +154,20 @@ def lineage(chain) -> str:
 
 # -- metrics -------------------------------------------------------------------------------------------------
 
+def stored_evaluation(found) -> str:
+    """A stored evaluation: what it ran on and with, then its records."""
+    evaluation, metric_set = found
+    params = evaluation.params or {}
+    settings = ", ".join(part for part in (
+        f"threshold {params['threshold']:g}" if isinstance(params.get("threshold"), (int, float)) else "",
+        f"{params['rows']:,} rows" if isinstance(params.get("rows"), int) else "",
+        f"{params['resamples']} resamples" if isinstance(params.get("resamples"), int) else "",
+        f"reference {evaluation.reference_set_id}" if evaluation.reference_set_id else "no reference") if part)
+    return (f"{evaluation.model} version {evaluation.version}: evaluation {evaluation.id} of "
+            f"{evaluation.prediction_set_id}, {evaluation.created_at:%Y-%m-%d %H:%M:%S} by {evaluation.created_by}\n"
+            f"  {settings}\n" + records_table(metric_set.records))
+
+
 def records_table(records: tuple[MetricRecord, ...] | list[MetricRecord]) -> str:
     """One line per record (reliability bins summarised), aligned in columns."""
     shown = [r for r in records if r.metric != "reliability_bin"]

@@ -325,6 +325,24 @@ class EvaluationActions(PolicyActions, RegistryActions):
 
         return self._run(unit)
 
+    def stored_evaluation(self, *, model: str, version: str,
+                          evaluation_id: str | None = None) -> tuple[Evaluation, MetricSet]:
+        """A stored evaluation of the version and its records, read, not made again: the latest of its eval
+        predictions, or the one `evaluation_id` names (any of the version's: a challenger's, a batch's)."""
+        def unit(conn: duckdb.DuckDBPyConnection) -> tuple[Evaluation, MetricSet]:
+            self._authorize(conn, Action.VIEW)
+            if evaluation_id is None:
+                latest = require_evaluation(conn, model, version)
+                return latest, evaluations.metric_set(conn, latest)
+            _require_version(conn, model, version)
+            found = next((e for e in evaluations.list_evaluations(conn, model, version) if e.id == evaluation_id), None)
+            if found is None:
+                raise NotFound(f"{model} version {version} has no evaluation {evaluation_id!r}; `govern audit list "
+                               f"--model {model} --action version.evaluate` lists its evaluations.")
+            return found, evaluations.metric_set(conn, found)
+
+        return self._run(unit)
+
     def challenger_evaluation(self, *, model: str, version: str) -> tuple[str, Evaluation, MetricSet] | None:
         """The label, evaluation and records `baseline: challenger` rules judge the version against; None
         when it has no evaluated challenger predictions."""
