@@ -200,11 +200,17 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
     # event signed an intent covering it, which matches: without one, the event was altered after that
     # intent was signed (a rewrite that kept the intents and dropped the confirmations).
     vouched = [h for h in heads if not h.rewitness and live.get(h.seq) == h.hash]
-    for head in heads:
-        if head.intent and head.seq <= live_max and live.get(head.seq) != head.hash and \
-                not any(v.first <= head.seq <= v.seq for v in vouched):
-            bad(head.seq, f"event seq {head.seq} was altered: an intent signed before its commit recorded another "
-                          f"hash ({head.hash[:12]}…), and no head signed since vouches for the one it has now.")
+    altered = sorted({head.seq: head for head in heads
+                      if head.intent and head.seq <= live_max and live.get(head.seq) != head.hash
+                      and not any(v.first <= head.seq <= v.seq for v in vouched)}.items())
+    for seq, head in altered[:1]:
+        bad(seq, f"event seq {seq} was altered: an intent signed before its commit recorded another hash "
+                 f"({head.hash[:12]}…), and no head signed since vouches for the one it has now.")
+    if len(altered) > 1:  # one line, not one per event: an event deleted and the rest renumbered had read as 55
+        later = [seq for seq, _ in altered[1:]]
+        bad(later[0], f"so were {len(later)} later events (seq {later[0]} to {later[-1]}): every hash from seq "
+                      f"{altered[0][0]} on differs from what was witnessed, as when an event there is deleted or "
+                      "edited and every later hash recomputed.")
     covered = 0
     for head in sorted(heads, key=lambda h: (h.first, -h.seq)):  # a re-witnessed range spans the lines it covers
         if head.intent and live.get(head.seq) != head.hash:

@@ -1041,6 +1041,22 @@ def test_a_removed_tail_with_its_head_row_is_caught_by_the_witness(store, run_cl
     assert run_cli(store.home, "status", as_="vic").exit_code == 1
 
 
+def test_an_event_deleted_and_the_rest_renumbered_reads_as_one_finding_not_one_per_event(store, run_cli):
+    # A hostile trial: seq 100 deleted, the rest renumbered and rehashed: 55 lines of "event seq N was altered".
+    events = _events(store.home)
+    cut = len(events) // 2
+    kept = events[:cut] + [AuditEvent(e.seq - 1, e.ts, e.actor, e.action, e.entity, e.payload, e.prev_hash, e.hash)
+                           for e in events[cut + 1:]]
+    _rebuild(store.home, kept)
+    seen = store.as_("vic").witness_status()
+    altered = [p for p in seen.problems if "altered" in p or "later events" in p]
+    assert not seen.ok and len(altered) == 3, seen.problems  # the intents' finding, its summary, the confirmations'
+    assert altered[0].startswith(f"event seq {events[cut].seq} was altered: an intent signed before its commit")
+    assert altered[1].startswith(f"so were {len(events) - cut - 2} later events (seq {events[cut].seq + 1} to "
+                                 f"{events[-1].seq - 1}): every hash from seq {events[cut].seq} on differs")
+    assert run_cli(store.home, "status", as_="vic").exit_code == 1
+
+
 def test_a_cut_tail_with_its_witness_line_is_caught_by_what_the_store_still_holds(store, run_cli):
     # The last event (an override) deleted, the head row fixed and the witness's last line dropped: the chain
     # and the witness agreed, status said all was well, and the override stayed in force with no event.
