@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -27,9 +28,17 @@ from training.search import Verdict
 
 SCORE = "__govern_candidate_score"
 # Judged on the overall selection rate only (`judge` hands it no group's): a group with a genuinely low
-# rate is the pack's business (its own degenerate rule), not a reason to refuse every candidate.
-_NOT_DEGENERATE = parse_policy("name: search-guard\nversion: 1\nrules:\n"
-                               "  - {id: search-guard-degenerate, kind: degenerate}\n", source="the search's guard")
+# rate is the pack's business (its own degenerate rule), not a reason to refuse every candidate. Its floor
+# (and ceiling) is the degenerate rule's 1 % (99 %), or a tenth of the rarer class's share where that is lower:
+# at a 3.3 % default rate, candidates selecting 0.9 % had been thrown out as selecting nobody.
+
+
+@lru_cache(maxsize=64)
+def _not_degenerate(rare_share: float) -> LoadedPolicy:
+    floor = min(0.01, round(rare_share / 10, 4))
+    return parse_policy("name: search-guard\nversion: 1\nrules:\n"
+                        f"  - {{id: search-guard-degenerate, kind: degenerate, min_rate: {floor}, "
+                        f"max_rate: {1 - floor}}}\n", source="the search's guard")
 RESAMPLES = 100  # bootstrap resamples on the validation split: the margins below and ci_* judge modes
 Z_MARGIN = 2.0  # a robust pass holds with every judged value moved this many standard errors the wrong way:
 # at 1.0 the pick on Adult sat 1.2 standard errors from the race bound on a 63-row group and failed on eval
@@ -130,7 +139,8 @@ class Aim:
         # Whatever the pack's severity for it, a model that selects (nearly) everyone or no one is no
         # answer to a fairness rule: its gaps are 0 because it has stopped deciding.
         overall = MetricSet([r for r in metric_set.records if r.family == "performance"], metric_set.params)
-        degenerate = run_gate(policy=_NOT_DEGENERATE, metrics=overall).results[0]
+        base = float(rows[self.label].mean()) if len(rows) else 0.5
+        degenerate = run_gate(policy=_not_degenerate(min(base, 1 - base)), metrics=overall).results[0]
         if degenerate.status == "failed":
             blocking.append(degenerate)
         margins = (z for z in (Z_MARGIN, FALLBACK_MARGIN) if self._robust(policy, metric_set, z, baselines))

@@ -391,6 +391,23 @@ def test_the_search_never_takes_a_model_that_stopped_deciding_for_a_fair_one():
     assert any(reason.startswith("search-guard-degenerate:") for reason in everyone_out.failing)
 
 
+def test_the_search_guard_scales_with_a_rare_class():
+    # A new user's 3.3 % default rate: candidates selecting 0.9 % were thrown out as selecting nobody.
+    from governance.aim import Aim
+    rng = np.random.default_rng(5)
+    n = 6000
+    frame = pd.DataFrame({"y": (rng.random(n) < 0.033).astype(int), "g": rng.choice(["a", "b"], n)})
+    policy = parse_policy("name: t\nversion: 1\nrules:\n  - {id: auc, metric: performance.roc_auc, min: 0.0}\n",
+                          source="t.yaml")
+    aim = Aim.of(policy, {}, label="y", sensitive=["g"], threshold=0.5, flagged=["auc"])
+    scores = np.where(np.arange(n) < int(n * 0.009), 0.9, 0.1)  # selects 0.9 %: a cautious model, not none
+    assert aim.judge(frame, scores).passes
+    nobody = aim.judge(frame, np.where(np.arange(n) < 6, 0.9, 0.1))  # 0.1 %: under a tenth of 3.3 %
+    assert not nobody.passes and any(r.startswith("search-guard-degenerate:") for r in nobody.failing)
+    common = frame.assign(y=(rng.random(n) < 0.3).astype(int))  # a common class keeps the 1 % floor
+    assert not aim.judge(common, scores).passes
+
+
 def test_the_search_judges_a_regression_rule_on_the_same_rows_as_the_reference_and_with_a_margin():
     # OJ: the plain model's held-out ROC AUC was 0.917 against the origin's 0.875 on eval; a candidate at 0.79
     # was judged 0.085 below the origin (within 0.10) and the gate found it 0.12 below and blocked it, 4 times in 4.
