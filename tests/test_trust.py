@@ -1130,6 +1130,16 @@ def test_a_role_or_a_user_changed_around_the_service_is_named(store, run_cli):
     problem = store.as_("aud").witness_status().problems[0]
     assert problem.startswith("2 users whose role or state the log's events do not record (user ")
     assert "and 1 more" in problem
+    # a user deleted (govern never deletes one), and a role that is no role: named, not a crash
+    run_sql(store.home, lambda conn: (conn.execute("DELETE FROM users WHERE name IN ('mallory', 'rey')"),
+                                      conn.execute("UPDATE users SET role = 'ADMIN' WHERE name = 'vic'")))
+    problems = store.as_("aud").witness_status().problems
+    assert problems[0].startswith("1 user the log added but the store no longer holds (rey): removed around the "
+                                  "service")
+    assert problems[1].startswith("1 user whose role or state the log's events do not record (user vic: ADMIN, ")
+    as_vic = run_cli(store.home, "whoami", as_="vic")
+    assert as_vic.exit_code == 2 and "user 'vic' has the role 'ADMIN' in the store, which is none of" in as_vic.stderr
+    assert "unexpected" not in as_vic.output
 
 
 def test_an_override_extended_in_the_table_is_named(store, run_cli):

@@ -210,6 +210,10 @@ class AuditActions(ServiceBase):
 
 
 
+def _listed_names(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def _auth_method(event: AuditEvent) -> str:
     """How the event's actor was authenticated, as its payload records it ("unknown" where it does not)."""
     try:
@@ -264,11 +268,12 @@ def _instant(value: Any) -> datetime | None:
 def _accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
     """Every user as (name, role, enabled): what `unlogged` holds against the log's user events."""
     from governance.store import users
-    return [(u.name, u.role.value, u.enabled) for u in users.list_users(conn)]
+    return users.accounts(conn)
 
 
 def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
-             credentials: Sequence[tuple[str, str]] = (), accounts: Sequence[tuple[str, str, bool]] = ()) -> list[str]:
+             credentials: Sequence[tuple[str, str]] = (),
+             accounts: Sequence[tuple[str, str, bool]] | None = None) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
     around the service. Each model's moves must match its `alias.*` events in order; each sign-off
@@ -285,8 +290,14 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: 
             name, data = event.entity[len("user:"):], json.loads(event.payload)
             role = data.get("role") if event.action == "user.add" else users_logged.get(name, (None, True))[0]
             users_logged[name] = (role, event.action != "user.disable")
-    differing = [(name, role, enabled) for name, role, enabled in accounts
+    differing = [(name, role, enabled) for name, role, enabled in accounts or ()
                  if users_logged.get(name) != (role, enabled)]
+    stored = {name for name, _, _ in accounts or ()}
+    gone = sorted(name for name in users_logged if name not in stored) if accounts is not None else []
+    if gone:
+        problems.append(f"{len(gone)} user{'s' * (len(gone) > 1)} the log added but the store no longer holds "
+                        f"({_listed_names(gone)}): removed around the service (govern never deletes a user; "
+                        "`govern audit list --action user` shows their events)")
     if differing:
         name, role, enabled = differing[0]
         recorded_as = users_logged.get(name)

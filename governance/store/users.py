@@ -6,6 +6,7 @@ from datetime import datetime
 
 import duckdb
 
+from governance.errors import Conflict
 from governance.records import User
 from governance.roles import Role
 from governance.store.rows import Row, one_int
@@ -14,7 +15,20 @@ _COLUMNS = "name, role, password_hash IS NOT NULL, created_at, created_by, disab
 
 
 def _user(row: Row) -> User:
-    return User(row[0], Role(row[1]), bool(row[2]), row[3], row[4], row[5])
+    try:
+        role = Role(row[1])
+    except ValueError:  # written around the service: a sentence, not "unexpected failure (ValueError)"
+        raise Conflict(f"user {row[0]!r} has the role {row[1]!r} in the store, which is none of "
+                       f"{', '.join(r.value for r in Role)}: the users table was changed around the service "
+                       "(`govern status`, as another user, names what differs from the log).") from None
+    return User(row[0], role, bool(row[2]), row[3], row[4], row[5])
+
+
+def accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
+    """Every user as stored, (name, role as text, enabled): read raw, so a role written around the service is
+    compared with the log rather than refused."""
+    return [(str(name), str(role), disabled_at is None) for name, role, disabled_at in
+            conn.execute("SELECT name, role, disabled_at FROM users ORDER BY name").fetchall()]
 
 
 def get_user(conn: duckdb.DuckDBPyConnection, name: str) -> User | None:
