@@ -44,6 +44,7 @@ class WitnessReport:
     checked_against: str | None = None  # a re-witness: the export the live log was checked against
     vouched: list[str] = field(default_factory=list)  # a re-witness: the gap's events, vouched for by its auditor alone
     credential_holders: list[str] = field(default_factory=list)  # a re-witness: who else could have used its credential
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # (first, last) seq of each run no line witnesses
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +165,8 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
                             "removed (or GOVERN_WITNESS_FILE points elsewhere).")
         elif path.is_dir():
             problems.append(f"the witness {path} is a folder, not a file.")
-        return WitnessReport(not problems, str(path), 0, None, None, problems)
+        return WitnessReport(not problems, str(path), 0, None, None, problems,
+                             gaps=[(1, live_max)] if live_max and not path.is_dir() else [])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -212,10 +214,12 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
                       f"{altered[0][0]} on differs from what was witnessed, as when an event there is deleted or "
                       "edited and every later hash recomputed.")
     covered = 0
+    gaps: list[tuple[int, int]] = []
     for head in sorted(heads, key=lambda h: (h.first, -h.seq)):  # a re-witnessed range spans the lines it covers
         if head.intent and live.get(head.seq) != head.hash:
             continue  # a unit that never committed (checked above)
         if head.first > covered + 1:
+            gaps.append((covered + 1, head.first - 1))
             bad(covered + 1, f"events seq {covered + 1} to {head.first - 1} were never witnessed: {_UNWITNESSED}")
         covered = max(covered, head.seq)
         if head.seq > live_max:
@@ -230,6 +234,7 @@ def check(path: Path, public_key: str, live: dict[int, str]) -> WitnessReport:
             break
     contiguous = covered if first_bad is None else min(covered, first_bad - 1)
     if covered < live_max and not problems:
+        gaps.append((covered + 1, live_max))
         bad(covered + 1, f"events seq {covered + 1} to {live_max} are not witnessed: {_UNWITNESSED}")
     return WitnessReport(not problems, str(path), len(heads), heads[-1].seq if heads else None, first_bad, problems,
-                         contiguous)
+                         contiguous, gaps=gaps)

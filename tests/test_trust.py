@@ -1207,10 +1207,25 @@ def _exported(store, folder: Path) -> Path:
     return folder
 
 
+def _own_session(store) -> dict[str, str]:
+    """GOVERN_TOKEN for a session of the auditor's own, as a CLI user gets one: a first password from the admin,
+    signed in with and changed through that session, then signed in with anew (the tests' API tokens are minted
+    by the admin, who holds them too)."""
+    from governance.service import Service
+
+    store.as_("ada").set_password(name="aud", password="a first one from the admin")
+    first = store.as_(None).sign_in(name="aud", password="a first one from the admin", client="test", kind="session")
+    Service.open(home=store.home, actor="aud", token=first.secret).set_password(
+        name="aud", password="aud's own passphrase", current="a first one from the admin")
+    return {"GOVERN_TOKEN": store.as_(None).sign_in(name="aud", password="aud's own passphrase", client="test",
+                                                    kind="session").secret}
+
+
 def test_a_gap_is_closed_only_by_an_auditor_who_is_told_no_crash_explains_it(store, run_cli, tmp_path):
     # Each change writes two witness lines (before and after its commit); both of the last change's gone:
     # since no dying process leaves such a gap, status says what else does, and an auditor decides.
     earlier = _exported(store, tmp_path / "earlier")
+    own = _own_session(store)
     store.as_("eng").register_model(name="after-the-export")
     path = store.home / "witness" / "heads.jsonl"
     lines = path.read_text().splitlines()
@@ -1221,15 +1236,33 @@ def test_a_gap_is_closed_only_by_an_auditor_who_is_told_no_crash_explains_it(sto
     for who in ("eng", "ada"):  # an admin's role could have written the gap: not theirs to vouch for
         refused = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_=who)
         assert refused.exit_code == 2 and "that needs the role auditor" in refused.stderr, refused.output
+    # an API token the admin minted for the auditor is the admin's too: they could have re-witnessed as them
+    minted = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_="aud")
+    assert minted.exit_code == 2 and "ada created the API token you used" in minted.stderr, minted.output
+    assert snapshot(store.home) == before
+    store.as_("ada").add_user(name="aud2", role="auditor", password="set by the admin")  # and never changed
+    session = store.as_(None).sign_in(name="aud2", password="set by the admin", client="test", kind="session")
+    before = snapshot(store.home)
+    handed = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_="aud2",
+                     env={"GOVERN_TOKEN": session.secret})
+    assert handed.exit_code == 2 and "ada set the password this session was opened with" in handed.stderr
+    assert snapshot(store.home) == before
+    looked = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, "--dry-run", as_="aud",
+                     env=own)
+    assert looked.exit_code == 1 and looked.stdout.startswith("dry run, nothing witnessed: events seq ")
     assert snapshot(store.home) == before
     result = run_cli(store.home, "audit", "witness", "--reason", "checked against export 2026-11", "--against",
-                     earlier, as_="aud")
+                     earlier, as_="aud", env=own)
     assert result.exit_code == 0 and "the live chain matches the witness" in result.stdout, result.output
     assert f"checked against the export {earlier}: the live log begins with its events, unchanged" in result.stdout
-    gap = [e for e in _events(store.home) if e.action == "model.register" and e.entity == "model:after-the-export"]
-    assert f"no signed head vouches for these 1 event(s), only you:\n  seq {gap[0].seq} " in result.stdout
-    assert "model.register model:after-the-export by eng" in result.stdout
-    # the tests' auditor signs in with an API token the admin minted: the admin could have re-witnessed as them
+    [gap] = [e for e in _events(store.home) if e.action == "model.register" and e.entity == "model:after-the-export"]
+    # each with what it records (a role or verdict rewritten shows only there), not how its actor signed in
+    recorded = json.dumps({k: v for k, v in json.loads(gap.payload).items() if k != "auth"}, sort_keys=True,
+                          separators=(",", ":"))
+    assert (f"no signed head vouches for these 1 event(s), only you:\n  seq {gap.seq} {gap.ts} model.register "
+            f"model:after-the-export by eng (auth library): {recorded}") in result.stdout
+    assert looked.stdout.splitlines()[-1] == result.stdout.splitlines()[-1]  # the dry run listed the same
+    # a password the admin set first, then the auditor changed: the admin knew one once, which is said, not refused
     assert "note: ada could have used your credential" in result.stdout
     assert run_cli(store.home, "status", as_="vic").exit_code == 0
     last = _events(store.home)[-1]
@@ -1241,18 +1274,22 @@ def test_a_rewrite_passed_off_as_a_gap_is_caught_against_an_earlier_export(store
     # removed: a gap, which a re-witness had closed, and the rewrite (who set a password) then let an admin
     # release alone. The export the auditor took before holds the event as it was.
     earlier = _exported(store, tmp_path / "earlier")
-    edited = _reattribute_and_rebuild(store.home, -6, keep=lambda line, edited: line["seq"] < edited.seq)
+    exported = _events(store.home)[-1].seq
+    own = _own_session(store)
+    edited = _reattribute_and_rebuild(store.home, -12, keep=lambda line, edited: line["seq"] < edited.seq)
+    assert edited.seq < exported  # an event the export holds
     before = snapshot(store.home)
     result = run_cli(store.home, "audit", "witness", "--reason", "looks like a crash", "--against", earlier,
-                     as_="aud")
+                     as_="aud", env=own)
     assert result.exit_code == 2 and f"event seq {edited.seq} ({edited.action} {edited.entity}) of the export " \
         f"{earlier} differs in the live log: it was rewritten after that export was taken" in result.stderr
     assert snapshot(store.home) == before
     # an export that does not verify checks nothing
     (earlier / "manifest.json").write_text((earlier / "manifest.json").read_text().replace('"jsonl"', '"csv"'))
-    forged = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_="aud")
+    forged = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", earlier, as_="aud", env=own)
     assert forged.exit_code == 2 and "does not verify with this installation's key" in forged.stderr
-    missing = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", tmp_path / "none", as_="aud")
+    missing = run_cli(store.home, "audit", "witness", "--reason", "x", "--against", tmp_path / "none", as_="aud",
+                      env=own)
     assert missing.exit_code == 2 and "Traceback" not in missing.output
 
 
@@ -1323,9 +1360,10 @@ def test_an_edited_tail_passed_off_as_a_crash_is_named_as_no_crash(store, run_cl
 
 def test_re_witnessing_cannot_absolve_a_rewritten_log(store, run_cli, tmp_path):
     earlier = _exported(store, tmp_path / "earlier")
+    own = _own_session(store)
     events = _events(store.home)
     _rebuild(store.home, events[:-1])
-    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud")
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud", env=own)
     assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
 
 
@@ -1580,7 +1618,8 @@ def test_a_witness_pointed_at_a_new_file_is_refused_not_begun_afresh(store, run_
     assert snapshot(store.home) == before and not elsewhere.exists()
     # an auditor who has checked the log begins a new one there, covering every event
     begun = run_cli(store.home, "audit", "witness", "--reason", "moved, checked against export 2026-11", "--against",
-                    _exported(store, tmp_path / "earlier"), as_="aud", env={"GOVERN_WITNESS_FILE": str(elsewhere)})
+                    _exported(store, tmp_path / "earlier"), as_="aud",
+                    env={"GOVERN_WITNESS_FILE": str(elsewhere), **_own_session(store)})
     assert begun.exit_code == 0, begun.output
     assert run_cli(store.home, "status", as_="vic", env={"GOVERN_WITNESS_FILE": str(elsewhere)}).exit_code == 0
 
@@ -1591,12 +1630,13 @@ def test_a_rewrite_that_keeps_the_intents_and_drops_the_confirmations_is_named_a
     # intents still held the old hashes but were skipped as "never committed", the rewrite showed as a gap,
     # `audit witness` closed it, and an export verified clean.
     earlier = _exported(store, tmp_path / "earlier")
+    own = _own_session(store)
     target = _reattribute_and_rebuild(store.home, -3, keep=lambda line, edited: line.get("phase") == "intent"
                                       or line["seq"] < edited.seq)
     seen = store.as_("vic").witness_status()
     assert not seen.ok and any(f"event seq {target.seq} was altered: an intent signed before its commit" in p
                                for p in seen.problems), seen.problems
-    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud")
+    result = run_cli(store.home, "audit", "witness", "--reason", "please", "--against", earlier, as_="aud", env=own)
     assert result.exit_code == 2 and "re-witnessing cannot absolve" in result.stderr
 
 

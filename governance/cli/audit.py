@@ -87,15 +87,18 @@ def audit_export(service, *, out: str, fmt: str):
 @click.option("--against", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="An export of this log you hold (`govern audit export`), taken before: it must verify with this "
                    "installation's key and be the live log's beginning, unchanged.")
+@click.option("--dry-run", is_flag=True, help="Check and list the gap's events with what they record; witness "
+              "nothing.")
 @service_command(render.rewitnessed, exit_code=lambda report: 0 if report.ok else 1)
-def audit_witness(service, *, reason: str, against: Path):
+def audit_witness(service, *, reason: str, against: Path, dry_run: bool):
     """Witness the current head again where no witness line covers the latest events. govern witnesses
     each change before committing it, so no crash leaves such a gap (only a store written by an earlier
     govern may hold one, or a witness moved to a new file). Checks the chain, and the live log against an
     export you took before (a log rewritten since differs from it); lists the gap's events, which only you
-    then vouch for. A rewritten log stays flagged. Auditors only, with a password they set themselves (or
-    signed in through the identity provider): an admin's role could have written the gap."""
-    return service.rewitness(reason=reason, against=against)
+    then vouch for (--dry-run lists them first, witnessing nothing). A rewritten log stays flagged. Auditors
+    only, with a credential of their own: a password they set themselves last, or a sign-in through the
+    identity provider (not an API token an admin created): an admin's role could have written the gap."""
+    return service.rewitness(reason=reason, against=against, dry_run=dry_run)
 
 
 @audit.command("key")

@@ -678,9 +678,11 @@ def log_check_exit(signed: dict[str, Any]) -> int:
     return 0 if (signed.get("log_check") or {}).get("ok", True) else 1
 
 
-def rewitnessed(report) -> str:
-    lines = [f"witnessed up to seq {report.covered}; " + (
-        "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems))]
+def rewitnessed(report, *, dry_run: bool = False) -> str:
+    most = 50  # events listed; the rest counted
+    lines = ([f"dry run, nothing witnessed: {' '.join(report.problems) or 'no gap'}"] if dry_run else
+             [f"witnessed up to seq {report.covered}; " + (
+                 "the live chain matches the witness" if report.ok else "still wrong: " + " ".join(report.problems))])
     if report.checked_against:
         lines.append(f"checked against the export {report.checked_against}: the live log begins with its events, "
                      "unchanged")
@@ -689,6 +691,9 @@ def rewitnessed(report) -> str:
                      "this session opened with, or issued it): this re-witness is as independent as that (recorded in "
                      "its event). An auditor signed in through the identity provider holds a credential nobody issued.")
     if report.vouched:
-        lines.append(f"no signed head vouches for these {len(report.vouched)} event(s), only you:")
-        lines += [f"  {event}" for event in report.vouched]
+        lines.append(f"no signed head vouches for these {len(report.vouched)} event(s), "
+                     f"{'only you would' if dry_run else 'only you'}:")
+        lines += [f"  {event}" for event in report.vouched[:most]]
+        if len(report.vouched) > most:
+            lines.append(f"  … and {len(report.vouched) - most} more (`govern audit list` shows them)")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import duckdb
 
 from governance.artifacts import sha256_file
 from governance.audit_chain import AuditEvent, ChainReport, verify_chain
-from governance.errors import Conflict, InvalidInput
+from governance.errors import Conflict, InvalidInput, NotAllowed
 from governance.roles import Action
 from governance.service.base import ServiceBase, is_blank, parse_time
 from governance.service.folders import new_folder
@@ -51,15 +51,17 @@ class AuditActions(ServiceBase):
             return replace(report, ok=False, problem=" ".join(around), witnessed=seen.witnessed)
         return replace(report, witnessed=seen.witnessed)
 
-    def rewitness(self, *, reason: str, against: Path) -> WitnessReport:
+    def rewitness(self, *, reason: str, against: Path, dry_run: bool = False) -> WitnessReport:
         """Record the current head for events no witness line covers (lines removed, events written around
         govern, or a store from a govern that witnessed only after committing), after checking the chain and
         the live log against `against`, an export the auditor holds (verified with this installation's key;
         its events must be the live log's first ones, unchanged). Auditors only (an admin's role could have
         written the gap); audited with the reason and with whoever else could have used the auditor's
         credential. A head that no longer matches what was witnessed stays flagged: this closes gaps, it never
-        absolves a rewrite. The report lists the gap's events: no signed head vouches for them, only the
-        auditor who read them."""
+        absolves a rewrite. The report lists the gap's events with what they record: no signed head vouches for
+        them, only the auditor who read them (`dry_run`: list them and check, witness nothing). The credential must
+        be the auditor's own: not an API token someone else created, nor a session opened with a password someone
+        else set last (set your own, or sign in through the identity provider)."""
         from governance.audit_export import verified_events
         from governance.keys import public_key_hex
         from governance.service.releases import _holders, _user_histories
@@ -80,8 +82,14 @@ class AuditActions(ServiceBase):
             # whoever could have used this credential (set its password, issued it) could have re-witnessed as this
             # auditor: said here and recorded, as approvals name them (only an identity provider's sign-in is the
             # auditor's alone)
-            holders.extend(sorted(_holders(_user_histories(conn), user.name, (self._auth or {}).get("token"), set())
-                                  - {user.name}))
+            token_id = (self._auth or {}).get("token")
+            issuer = _issued_by(conn, user.name, token_id)
+            if issuer is not None:
+                raise NotAllowed(f"a re-witness vouches for events no signed head covers, so it takes a credential "
+                                 f"of yours alone, and {issuer}: set your own password with `govern user passwd "
+                                 f"{user.name}` (it needs the current one) and log in again, or sign in through the "
+                                 "identity provider.")
+            holders.extend(sorted(_holders(_user_histories(conn), user.name, token_id, set()) - {user.name}))
             events = audit_log.read_events(conn)
             chain = verify_chain(events)
             if not chain.ok:
@@ -98,8 +106,9 @@ class AuditActions(ServiceBase):
                     raise Conflict(f"event seq {old.seq} ({old.action} {old.entity}) of the export {against} {what} "
                                    "the live log: it was rewritten after that export was taken, which re-witnessing "
                                    "cannot absolve.")
-            gap.extend(f"seq {e.seq} {e.ts} {e.action} {e.entity} by {e.actor or 'nobody'} ({_auth_method(e)})"
-                       for e in events if e.seq > seen.covered)
+            gap.extend(_vouched_line(e) for e in events if any(first <= e.seq <= last for first, last in seen.gaps))
+            if dry_run:
+                return
             self._witness_from = seen.covered + 1
             self._log(conn, "audit.witness", "audit", {
                 "from": seen.covered + 1, "to": chain.head_seq, "reason": reason.strip(),
@@ -214,13 +223,42 @@ def _listed_names(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _auth_method(event: AuditEvent) -> str:
-    """How the event's actor was authenticated, as its payload records it ("unknown" where it does not)."""
+def _vouched_line(event: AuditEvent, most: int = 400) -> str:
+    """An event a re-witness vouches for, with what it records (its payload but how its actor was authenticated,
+    which the parentheses name): a role or a verdict changed in a rewrite shows only there."""
     try:
-        how = json.loads(event.payload).get("auth") or {}
-    except (ValueError, AttributeError):
-        return "unknown"
-    return f"auth {how.get('method') or 'unknown'}"
+        data = json.loads(event.payload)
+    except ValueError:
+        data = event.payload
+    how = (data.pop("auth", None) or {}) if isinstance(data, dict) else {}
+    method = how.get("method") if isinstance(how, dict) else None
+    recorded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    recorded = recorded if len(recorded) <= most else recorded[:most] + "…"
+    return (f"seq {event.seq} {event.ts} {event.action} {event.entity} by {event.actor or 'nobody'} "
+            f"(auth {method or 'unknown'}): {recorded}")
+
+
+def _issued_by(conn: duckdb.DuckDBPyConnection, user: str, token_id: str | None) -> str | None:
+    """Who other than `user` holds the credential `token_id` outright, in words, or None: the admin who created an
+    API token, or whoever set the password last before the session was opened. (`_holders` follows every hand a
+    credential passed through, for approvals; this refuses only what someone else plainly holds.)"""
+    if token_id is None:
+        return None  # an in-process library call: no credential
+    row = auth.get_token(conn, token_id)
+    if row is None:
+        return None
+    if row.kind == "api":
+        return None if row.created_by == user else f"{row.created_by} created the API token you used"
+    if row.kind not in ("session", "dashboard"):
+        return None  # signed in through the identity provider: nobody issued it
+    history = audit_log.entity_history(conn, f"user:{user}")
+    opened = next((seq for seq, _, action, data in history
+                   if action == "auth.login" and data.get("token") == token_id), None)
+    if opened is None:
+        return None
+    setter = next((actor for seq, actor, action, data in reversed(history) if seq < opened
+                   and action in ("user.add", "user.passwd") and data.get("password_set")), None)
+    return None if setter in (None, user) else f"{setter} set the password this session was opened with"
 
 
 def _stamp(moment: datetime | None) -> str | None:
