@@ -1112,7 +1112,21 @@ def test_a_role_or_a_user_changed_around_the_service_is_named(store, run_cli):
 
     store.as_("ada").set_user_enabled(name="rey", enabled=False)
     store.as_("ada").set_user_enabled(name="rey", enabled=True)
+    store.as_("ada").set_password(name="vic", password="vic's first passphrase")
+    store.as_("vic").set_password(name="vic", password="vic's own passphrase", current="vic's first passphrase")
+    store.as_("ada").set_password(name="ada", password="ada's passphrase")
     assert store.as_("vic").witness_status().ok  # every user, as the log's user.add / disable / enable left it
+    # a viewer's password hash copied onto the admin: the viewer's password now signs in as the admin
+    run_sql(store.home, lambda conn: conn.execute(
+        "UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE name = 'vic') WHERE name = 'ada'"))
+    assert store.as_("aud").witness_status().problems == [
+        "1 user whose stored password is not the one the log's last password event set (ada): changed around the "
+        "service (a password copied from another user signs in as this one); an admin sets a new one with `govern "
+        "user passwd`"]
+    run_sql(store.home, lambda conn: conn.execute("UPDATE users SET password_hash = NULL WHERE name = 'ada'"))
+    assert not store.as_("aud").witness_status().ok  # cleared around the service too
+    store.as_("ada").set_password(name="ada", password="ada's new passphrase")  # set through the service again
+    assert store.as_("aud").witness_status().ok
     run_sql(store.home, lambda conn: conn.execute("UPDATE users SET role = 'admin' WHERE name = 'vic'"))
     seen = store.as_("aud").witness_status()
     assert not seen.ok and seen.problems[0] == (

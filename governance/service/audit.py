@@ -18,6 +18,7 @@ from governance.service.base import ServiceBase, is_blank, parse_time
 from governance.service.folders import new_folder
 from governance.store import aliases, audit_log, auth, signoffs
 from governance.store.audit_log import utc_timestamp
+from governance.store.users import password_digest
 
 if TYPE_CHECKING:
     from governance.witness import WitnessReport
@@ -128,7 +129,8 @@ class AuditActions(ServiceBase):
         return self._log_check(events, moves, approvals, credentials, accounts)
 
     def _log_check(self, events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
-                   credentials: list[tuple[str, str]], accounts: list[tuple[str, str, bool]]) -> WitnessReport:
+                   credentials: list[tuple[str, str]],
+                   accounts: list[tuple[str, str, bool, str | None]]) -> WitnessReport:
         """`witness_status` of what a unit of work read."""
         seen = self._check_witness({e.seq: e.hash for e in events})
         chain = verify_chain(events)
@@ -303,15 +305,15 @@ def _instant(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
-    """Every user as (name, role, enabled): what `unlogged` holds against the log's user events."""
+def _accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool, str | None]]:
+    """Every user as (name, role, enabled, password hash): what `unlogged` holds against the log's user events."""
     from governance.store import users
     return users.accounts(conn)
 
 
 def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
              credentials: Sequence[tuple[str, str]] = (),
-             accounts: Sequence[tuple[str, str, bool]] | None = None) -> list[str]:
+             accounts: Sequence[tuple[str, str, bool, str | None]] | None = None) -> list[str]:
     """Production moves and sign-offs the store holds without the audit event that records each: the log's
     tail cut off after them (with the witness's last line, where the writer reaches it), or rows written
     around the service. Each model's moves must match its `alias.*` events in order; each sign-off
@@ -323,14 +325,29 @@ def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: 
     or `user.enable` left (a viewer made admin in the table had added an admin, and status had stayed clean)."""
     problems = []
     users_logged: dict[str, tuple[str | None, bool]] = {}  # name → (role added with, enabled)
+    passwords: dict[str, str | None] = {}  # name → the stored hash's sha256 its last password event logged
     for event in events:
-        if event.action in ("user.add", "user.disable", "user.enable") and event.entity.startswith("user:"):
+        if event.action in ("user.add", "user.disable", "user.enable", "user.passwd") \
+                and event.entity.startswith("user:"):
             name, data = event.entity[len("user:"):], json.loads(event.payload)
+            if "password_sha256" in data:  # (events before it was logged say nothing of the hash)
+                passwords[name] = data["password_sha256"]
+            elif event.action in ("user.add", "user.passwd"):
+                passwords.pop(name, None)
+            if event.action == "user.passwd":
+                continue
             role = data.get("role") if event.action == "user.add" else users_logged.get(name, (None, True))[0]
             users_logged[name] = (role, event.action != "user.disable")
-    differing = [(name, role, enabled) for name, role, enabled in accounts or ()
+    differing = [(name, role, enabled) for name, role, enabled, _ in accounts or ()
                  if users_logged.get(name) != (role, enabled)]
-    stored = {name for name, _, _ in accounts or ()}
+    swapped = sorted(name for name, _, _, stored_hash in accounts or ()
+                     if name in passwords and passwords[name] != password_digest(stored_hash))
+    if swapped:
+        problems.append(f"{len(swapped)} user{'s' * (len(swapped) > 1)} whose stored password is not the one the "
+                        f"log's last password event set ({_listed_names(swapped)}): changed around the service "
+                        "(a password copied from another user signs in as this one); an admin sets a new one with "
+                        "`govern user passwd`")
+    stored = {name for name, _, _, _ in accounts or ()}
     gone = sorted(name for name in users_logged if name not in stored) if accounts is not None else []
     if gone:
         problems.append(f"{len(gone)} user{'s' * (len(gone) > 1)} the log added but the store no longer holds "

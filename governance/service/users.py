@@ -27,6 +27,7 @@ from governance.service.auth import (
 from governance.service.base import _now, _present, check_name
 from governance.service.releases import ReleaseActions
 from governance.store import audit_log, auth, migrations, registry, users
+from governance.store.users import password_digest
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
                 )
             users.insert_user(conn, name=admin, role=Role.ADMIN, password_hash=password_hash,
                               created_at=_now(), created_by=None)
-            self._log(conn, "user.add", f"user:{admin}", {"name": admin, "role": "admin", "bootstrap": True},
+            self._log(conn, "user.add", f"user:{admin}", {"name": admin, "role": "admin", "bootstrap": True,
+                                                          "password_sha256": password_digest(password_hash)},
                       actor=admin, auth_method="bootstrap")
             if not login:
                 return None, True
@@ -132,7 +134,8 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
             users.insert_user(conn, name=name, role=parsed, password_hash=password_hash,
                               created_at=_now(), created_by=self.actor)
             self._log(conn, "user.add", f"user:{name}",
-                      {"name": name, "role": parsed.value, "password_set": password is not None})
+                      {"name": name, "role": parsed.value, "password_set": password is not None,
+                       "password_sha256": password_digest(password_hash)})
             return _present(users.get_user(conn, name), f"user {name}")
 
         return self._run(unit)
@@ -222,6 +225,7 @@ class UserActions(AuthActions, AuditActions, ReleaseActions):
             keep = self._auth.get("token") if self._auth else None
             revoked = auth.revoke_all(conn, name, ("session", "dashboard", "oidc"), _now(), keep=keep)
             self._log(conn, "user.passwd", f"user:{name}", {"name": name, "password_set": password is not None,
+                                                            "password_sha256": password_digest(password_hash),
                                                             "sessions_revoked": revoked})
             return _present(users.get_user(conn, name), f"user {name}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import duckdb
@@ -24,11 +25,11 @@ def _user(row: Row) -> User:
     return User(row[0], role, bool(row[2]), row[3], row[4], row[5])
 
 
-def accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
-    """Every user as stored, (name, role as text, enabled): read raw, so a role written around the service is
-    compared with the log rather than refused."""
-    return [(str(name), str(role), disabled_at is None) for name, role, disabled_at in
-            conn.execute("SELECT name, role, disabled_at FROM users ORDER BY name").fetchall()]
+def accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool, str | None]]:
+    """Every user as stored, (name, role as text, enabled, password hash): read raw, so a role written around
+    the service is compared with the log rather than refused."""
+    return [(str(name), str(role), disabled_at is None, password_hash) for name, role, disabled_at, password_hash
+            in conn.execute("SELECT name, role, disabled_at, password_hash FROM users ORDER BY name").fetchall()]
 
 
 def get_user(conn: duckdb.DuckDBPyConnection, name: str) -> User | None:
@@ -75,3 +76,10 @@ def set_disabled(conn: duckdb.DuckDBPyConnection, name: str, disabled_at: dateti
 
 def count_enabled_admins(conn: duckdb.DuckDBPyConnection) -> int:
     return one_int(conn, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL")
+
+
+def password_digest(password_hash: str | None) -> str | None:
+    """sha256 of a stored (argon2, salted) password hash, for the log: `status` holds the stored hash against the
+    last one logged, so a hash copied in around the service (signing in as an admin with a viewer's password) is
+    named. It tells nothing of the password: the salt is not in it."""
+    return hashlib.sha256(password_hash.encode()).hexdigest() if password_hash is not None else None
