@@ -75,6 +75,8 @@ def read_events_file(path: Path, fmt: str, *, largest: int | None = None) -> lis
                 rows += batch.to_pylist()
         else:
             raise InvalidInput(f"unknown export format {fmt!r} in the manifest.")
+        if fmt in ("csv", "jsonl") and _ends_mid_line(path):  # every record the export writes ends in a newline
+            raise ValueError("its last record does not end in a newline: the file ends in the middle of one")
         return [_event(row, number) for number, row in enumerate(rows, 1)]
     except (KeyError, TypeError, ValueError, OverflowError, UnicodeDecodeError, RecursionError, OSError, csv.Error,
             pa.ArrowException) as exc:
@@ -83,6 +85,17 @@ def read_events_file(path: Path, fmt: str, *, largest: int | None = None) -> lis
 
 LONGEST_LINE = 64 << 20  # characters: far more than any event holds (a payload is bounded long before)
 LARGEST_MANIFEST = 16 << 20  # bytes: a manifest lists a few files and a log check
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether a non-empty text file's last byte is not a newline (a copy cut short mid-record: the CSV reader
+    had taken the half record as a whole one)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, 2)
+        return handle.read(1) != b"\n"
 
 
 def _bounded_lines(handle: Any) -> Iterator[str]:

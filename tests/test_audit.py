@@ -288,6 +288,19 @@ def test_an_events_file_cut_short_mid_record_is_a_failed_verdict_not_an_error(un
     assert result.exit_code == 1 and "cut short" in result.stdout, result.output
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_text_export_cut_inside_its_last_record_is_named_cut_short(unchanged_store, copy_export, fmt):
+    # A CSV cut in the middle of its last record's payload parsed as a whole record: "altered", not "cut short".
+    store, out = unchanged_store, copy_export(fmt)
+    data = out / f"audit_events.{fmt}"
+    whole = data.read_bytes()
+    data.write_bytes(whole[:whole.rindex(b"\n", 0, len(whole) - 1) + 1] + whole[whole.rindex(b"\n", 0, len(whole) - 1)
+                                                                            + 1:-20])
+    report = verify_audit_export(out, expected_public_key=store.as_("aud").public_key())
+    named = [p for p in report.problems if "cut short" in p]
+    assert not report.ok and named and (fmt == "jsonl" or "does not end in a newline" in named[0]), report.problems
+
+
 @file_only  # two stores at once: GOVERN_STORE names one DuckLake per process
 def test_an_export_signed_by_another_key_is_refused_when_the_key_is_given(make_store, run_cli, tmp_path):
     first, second = make_store(name="first"), make_store(name="second")
