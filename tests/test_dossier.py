@@ -98,6 +98,10 @@ def test_the_documents_say_what_the_store_holds(dossier):
     auc = Service.open(home=dossier[0], actor="victor").latest_evaluation(model="income", version="2")[1].find(
         "performance", "roc_auc")
     assert f"{auc.value:.4f} [{auc.ci_low:.4f}, {auc.ci_high:.4f}]" in card
+    # the decision threshold each gate judged under (a new user's verdict flipped with it, and no report said so)
+    gate = Service.open(home=dossier[0], actor="victor").latest_gate(model="income", version="2").decision
+    assert re.search(r"<th>decision threshold</th><td class=\"v\">0\.5000<sup", card)
+    assert re.search(rf"<th>eval rows</th><td class=\"v\">{gate.rows:,}<sup", card) and gate.rows > 1000
     annex = (reports / "employment-annex-iv" / "annex-iv.html").read_text()
     assert "OVERRIDE" in annex and "Monitored production batches" in annex
     bias = (reports / "employment-bias-audit" / "bias-audit.md").read_text()

@@ -330,6 +330,9 @@ class Builder:
             rows = [["gate decision", self.ev.field(event, "gate")], ["verdict", self.ev.field(event, "verdict")],
                     ["policy", self.ev.field(event, "policy", f"{body.get('policy')} v{body.get('policy_version')}")],
                     ["evaluation judged", self.ev.field(event, "evaluation")],
+                    # what recall, selection rates and parity depend on: a verdict can flip with it alone
+                    *([["decision threshold", self.ev.field(event, "decision_threshold")],
+                       ["eval rows", self.ev.field(event, "rows")]] if "decision_threshold" in body else []),
                     ["metrics sha256", self.ev.field(event, "metrics_sha256")],
                     ["failed rules", self.ev.field(event, "failed_rules", ", ".join(body.get("failed_rules") or [])
                                                    or "none")]]

@@ -314,6 +314,7 @@ class GateActions(PolicyActions, RegistryActions):
             "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
             "policy_version": decision.policy_version, "policy_sha256": decision.policy_sha256,
             "metrics_sha256": decision.metrics_sha256, "evaluation": evaluation_id,
+            "decision_threshold": decision.decision_threshold, "rows": decision.rows,
             "failed_rules": [r.rule_id for r in decision.results if r.blocking],
             "review_items": item_ids, "jobs": job_ids, "escalations": escalations,
         })
