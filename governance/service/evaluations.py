@@ -337,8 +337,9 @@ class EvaluationActions(PolicyActions, RegistryActions):
             _require_version(conn, model, version)
             found = next((e for e in evaluations.list_evaluations(conn, model, version) if e.id == evaluation_id), None)
             if found is None:
-                raise NotFound(f"{model} version {version} has no evaluation {evaluation_id!r}; `govern audit list "
-                               f"--model {model} --action version.evaluate` lists its evaluations.")
+                raise NotFound(f"{model} version {version} has no evaluation {evaluation_id!r}; `govern version "
+                               f"metrics {model} {version}` prints its latest, and auditors and admins list every "
+                               f"one with `govern audit list --model {model} --action version.evaluate`.")
             return found, evaluations.metric_set(conn, found)
 
         return self._run(unit)
