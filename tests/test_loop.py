@@ -118,6 +118,13 @@ def test_gating_an_escalated_version_again_on_another_bootstrap_restarts_nothing
     assert engineer.run_worker(once=True) == [] and [v.version for v in engineer.list_versions(model="m")] == ["1", "2"]
     [rule_item] = [i for i in reviewer.list_review_items(version="2") if i.kind == "rule_failure"]
     assert rule_item.evidence["retraining"].startswith("none follows this review")
+    # the origin gated again on its own evidence: its retrain ran already, and the gate says which version it made
+    from governance.cli.render import gate_outcome
+    origin = engineer.gate(model="m", version="1")
+    [first_job] = [j.id for j in engineer.list_jobs() if j.version == "1"]
+    assert origin.jobs == [] and origin.retrained == {first_job: "2"}
+    assert f"the retrain this evidence asks for ran already: {first_job} made version 2" in gate_outcome(
+        origin, dry_run=False)
     # another threshold is other evidence: a gate of it judges anew (its own items), and still stops at max_rounds
     engineer.evaluate(model="m", version="2", resamples=0, threshold=0.3)
     other = engineer.gate(model="m", version="2")

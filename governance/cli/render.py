@@ -322,6 +322,9 @@ def gate_outcome(outcome, *, dry_run: bool) -> str:
     if outcome.worked:  # gated again after the review: it had said the worked items "follow" as new work
         lines.append(f"{len(outcome.worked)} review item(s) this gate files were worked already, after an earlier run "
                      "on the same evidence (`govern review list --status resolved`)")
+    for job, version in getattr(outcome, "retrained", {}).items():  # gated again after its loop moved on
+        lines.append(f"the retrain this evidence asks for ran already: {job} made version {version} "
+                     "(`govern lineage` follows the loop from there)")
     if outcome.superseded:
         lines.append(f"cancelled {', '.join(outcome.superseded)}, queued by an earlier gate of this version: this "
                      "gate's decision is the one that counts now")

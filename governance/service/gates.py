@@ -51,11 +51,12 @@ class GateOutcome:
     escalations: list[str] = field(default_factory=list)  # review items for engineers: the loop stopped
     worked: list[str] = field(default_factory=list)  # of review_items, those judged or dismissed already
     superseded: list[str] = field(default_factory=list)  # jobs of earlier gates of the version, cancelled now
+    retrained: dict[str, str] = field(default_factory=dict)  # job → the version it made: this evidence's retrain ran
 
     def to_dict(self) -> dict[str, Any]:
         return {"gate_id": self.gate_id, "decision": self.decision.to_dict(), "review_items": self.review_items,
                 "jobs": self.jobs, "escalations": self.escalations, "worked": self.worked,
-                "superseded": self.superseded}
+                "superseded": self.superseded, "retrained": self.retrained}
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ class GateActions(PolicyActions, RegistryActions):
                 retrain_rules.append(rule.id)
                 retrains[rule.id] = rule.on_fail.retrain
         job_ids: list[str] = []
+        retrained: dict[str, str] = {}
         kept: str | None = None  # this gate's job: the one an earlier gate on the same evidence queued, or a new one
         escalations: list[str] = []
         escalation_id = f"ri-{_key(*evidence_key, 'escalation')[:12]}"
@@ -309,6 +311,10 @@ class GateActions(PolicyActions, RegistryActions):
             held = jobs.get_job(conn, queued)
             if held is not None and not held.status.finished:  # one that failed for good follows no more
                 job_ids.append(queued)
+            elif held is not None and held.status == JobStatus.SUCCEEDED:  # gated again on this evidence
+                made = (jobs.job_state(conn, queued) or {}).get("result_version")
+                if made:
+                    retrained[queued] = str(made)
         superseded = self._supersede_jobs(conn, record, kept, now)
         self._log(conn, "gate.decide", f"version:{model}/{version}", {
             "gate": record.id, "verdict": decision.verdict, "policy": decision.policy_name,
@@ -321,7 +327,7 @@ class GateActions(PolicyActions, RegistryActions):
         # gating the same evidence again finds the items it filed before: those worked already are not new work
         worked = [i for i in item_ids if (found := review_items.get_item(conn, i)) is not None
                   and found.status in (ItemStatus.RESOLVED, ItemStatus.DISMISSED)]
-        return GateOutcome(decision, record.id, item_ids, job_ids, escalations, worked, superseded)
+        return GateOutcome(decision, record.id, item_ids, job_ids, escalations, worked, superseded, retrained)
 
     def _supersede_jobs(self, conn: duckdb.DuckDBPyConnection, record: GateRecord, kept: str | None,
                         now: datetime) -> list[str]:
