@@ -37,9 +37,7 @@ class AuditActions(ServiceBase):
         insertion or reordering breaks the chain; a rebuilt chain (every later hash recomputed) or a
         removed tail no longer matches the heads witnessed before; a production move, sign-off, credential or
         user changed around the service matches no event (`unlogged`)."""
-        events, moves, approvals, credentials, accounts = self._read(Action.AUDIT, lambda conn: (
-            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
-            auth.all_credentials(conn), _accounts(conn)))
+        events, moves, approvals, credentials, accounts = self._read(Action.AUDIT, _logged_state)
         report = verify_chain(events)
         seen = self._check_witness({e.seq: e.hash for e in events})
         if report.ok and not seen.ok:
@@ -80,9 +78,7 @@ class AuditActions(ServiceBase):
 
         def unit(conn: duckdb.DuckDBPyConnection) -> None:
             user = self._authorize(conn, Action.REWITNESS)
-            # whoever could have used this credential (set its password, issued it) could have re-witnessed as this
-            # auditor: said here and recorded, as approvals name them (only an identity provider's sign-in is the
-            # auditor's alone)
+            # someone else plainly holding this credential could have re-witnessed as the auditor: refused
             token_id = (self._auth or {}).get("token")
             issuer = _issued_by(conn, user.name, token_id)
             if issuer is not None:
@@ -90,6 +86,7 @@ class AuditActions(ServiceBase):
                                  f"of yours alone, and {issuer}: set your own password with `govern user passwd "
                                  f"{user.name}` (it needs the current one) and log in again, or sign in through the "
                                  "identity provider.")
+            # whoever ever knew one of its passwords (the admin who set the first): said and recorded, not refused
             holders.extend(sorted(_holders(_user_histories(conn), user.name, token_id, set()) - {user.name}))
             events = audit_log.read_events(conn)
             chain = verify_chain(events)
@@ -123,10 +120,7 @@ class AuditActions(ServiceBase):
         """The live chain against the witness, and each event against its own hash: any role may see whether
         the log still matches (not what it holds). An event edited without recomputing its hash matches the
         witness (its stored hash is unchanged), so `status` and the Overview said all was well."""
-        events, moves, approvals, credentials, accounts = self._read(Action.VIEW, lambda conn: (
-            audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
-            auth.all_credentials(conn), _accounts(conn)))
-        return self._log_check(events, moves, approvals, credentials, accounts)
+        return self._log_check(*self._read(Action.VIEW, _logged_state))
 
     def _log_check(self, events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
                    credentials: list[tuple[str, str]],
@@ -146,8 +140,7 @@ class AuditActions(ServiceBase):
     def _live_log_check(self, conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """The live log against the witness and itself, as an export or report records it (signed with it):
         a log rewritten before it was exported must not come out looking intact."""
-        seen = self._log_check(audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
-                               auth.all_credentials(conn), _accounts(conn))
+        seen = self._log_check(*_logged_state(conn))
         return {"ok": seen.ok, "problems": seen.problems}
 
     def _check_witness(self, live: dict[int, str]) -> WitnessReport:
@@ -305,10 +298,14 @@ def _instant(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _accounts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool, str | None]]:
-    """Every user as (name, role, enabled, password hash): what `unlogged` holds against the log's user events."""
+def _logged_state(conn: duckdb.DuckDBPyConnection) -> tuple[list[AuditEvent], list[tuple[Any, ...]],
+                                                             list[tuple[Any, ...]], list[tuple[str, str]],
+                                                             list[tuple[str, str, bool, str | None]]]:
+    """The log's events and what the store holds that they record: production moves, sign-offs, credentials and
+    users (name, role, enabled, password hash), as `unlogged` holds them against each other."""
     from governance.store import users
-    return users.accounts(conn)
+    return (audit_log.read_events(conn), aliases.all_moves(conn), signoffs.all_signoffs(conn),
+            auth.all_credentials(conn), users.accounts(conn))
 
 
 def unlogged(events: list[AuditEvent], moves: list[tuple[Any, ...]], approvals: list[tuple[Any, ...]],
